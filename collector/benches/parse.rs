@@ -1,0 +1,2 @@
+//! Placeholder replaced by the parse benches below.
+fn main() {}

@@ -1,0 +1,367 @@
+//! The normalized event: one shape for every log line, agent record and EVTX record.
+//!
+//! Field naming follows ARCHITECTURE.md "The event": a few ECS-named core fields that every
+//! consumer can rely on (`host.name`, `source.ip`, `process.command_line`, …), and `fields`
+//! holding every key/value the parser found under the name the device wrote, so Sigma and YARA
+//! rules see exactly what the device said.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Every parsed key/value, original names kept. Values are JSON so numbers (`EventID`) stay
+/// numbers and nested agent documents keep their shape.
+pub type Fields = serde_json::Map<String, serde_json::Value>;
+
+/// One normalized event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Stable id: a 128-bit hash of collector, source, sequence number and raw bytes, in hex.
+    /// The same record read again from the same place gets the same id, which is what lets the
+    /// server drop duplicates after a retry.
+    pub id: String,
+    /// When the event happened, in UTC. Device local times without a zone were read in the
+    /// configured zone; records without any time take `received_at`.
+    pub timestamp: DateTime<Utc>,
+    /// When the collector (or `citysoc parse`) read the record.
+    pub received_at: DateTime<Utc>,
+    /// The agency this event belongs to. Set from the collector's enrollment identity (or the
+    /// `--agency` flag), never from the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// The collector that read the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
+    /// Where the record came from.
+    pub source: EventSource,
+    /// Which parser understood the record.
+    pub format: Format,
+    /// Sigma's product/category/service, where the parser could tell.
+    #[serde(default, skip_serializing_if = "LogSource::is_empty")]
+    pub logsource: LogSource,
+    /// The ECS-named core fields.
+    #[serde(flatten)]
+    pub core: CoreFields,
+    /// Every parsed key/value under the device's own names.
+    #[serde(default, skip_serializing_if = "Fields::is_empty")]
+    pub fields: Fields,
+    /// Why no parser accepted the record (only on `format: unknown`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<ParseError>,
+    /// The exact bytes received, when they are valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The exact bytes received, base64-encoded, when they are not valid UTF-8 (legacy devices
+    /// still send Windows-1258).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_base64: Option<String>,
+}
+
+impl Event {
+    /// The exact bytes this event was parsed from.
+    pub fn raw_bytes(&self) -> Cow<'_, [u8]> {
+        if let Some(raw) = &self.raw {
+            return Cow::Borrowed(raw.as_bytes());
+        }
+        match &self.raw_base64 {
+            Some(encoded) => Cow::Owned(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .unwrap_or_default(),
+            ),
+            None => Cow::Borrowed(&[]),
+        }
+    }
+
+    /// Stores `bytes` byte-exact: as text when valid UTF-8, as base64 otherwise.
+    pub fn set_raw(&mut self, bytes: &[u8]) {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                self.raw = Some(text.to_owned());
+                self.raw_base64 = None;
+            }
+            Err(_) => {
+                self.raw = None;
+                self.raw_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            }
+        }
+    }
+
+    /// Looks a field up by name: the core fields by their ECS name first, then `fields`
+    /// (where a dotted name also walks into nested objects).
+    pub fn field(&self, name: &str) -> Option<Cow<'_, serde_json::Value>> {
+        if let Some(value) = self.core.get(name) {
+            return Some(Cow::Owned(value));
+        }
+        if let Some(value) = self.fields.get(name) {
+            return Some(Cow::Borrowed(value));
+        }
+        let mut parts = name.split('.');
+        let mut current = self.fields.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(Cow::Borrowed(current))
+    }
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSource {
+    /// How it arrived: `file`, `stdin`, `udp`, `tcp`, `tls`, `http`, `evtx`.
+    pub transport: String,
+    /// The peer address or the file path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Position of the record in its stream (line number for files, frame number for
+    /// connections), counting from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+}
+
+/// The parser that understood a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// BSD syslog and its real-world variants.
+    Rfc3164,
+    /// IETF syslog.
+    Rfc5424,
+    /// ArcSight Common Event Format (alone or inside syslog).
+    Cef,
+    /// IBM QRadar Log Event Extended Format 1.0/2.0.
+    Leef,
+    /// key=value lines (FortiGate, iptables, …) and pfSense/OPNsense filterlog CSV.
+    Kv,
+    /// A JSON document (one per line, or one after another).
+    Json,
+    /// A Windows event as JSON (Winlogbeat, NXLog, Sysmon shapes) or from an EVTX file.
+    Winevent,
+    /// Linux audit records grouped by serial number.
+    Auditd,
+    /// Apache/nginx common and combined access logs.
+    AccessLog,
+    /// Nothing understood the record; `parse_error` says why.
+    Unknown,
+}
+
+impl Format {
+    /// The name used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Rfc3164 => "rfc3164",
+            Format::Rfc5424 => "rfc5424",
+            Format::Cef => "cef",
+            Format::Leef => "leef",
+            Format::Kv => "kv",
+            Format::Json => "json",
+            Format::Winevent => "winevent",
+            Format::Auditd => "auditd",
+            Format::AccessLog => "access_log",
+            Format::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Sigma's logsource triple.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSource {
+    /// e.g. `windows`, `linux`, `fortios`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// e.g. `process_creation`, `webserver`, `firewall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// e.g. `sshd`, `security`, `sysmon`, `auditd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+impl LogSource {
+    /// A logsource with the given parts.
+    pub fn new(product: Option<&str>, category: Option<&str>, service: Option<&str>) -> Self {
+        LogSource {
+            product: product.map(str::to_owned),
+            category: category.map(str::to_owned),
+            service: service.map(str::to_owned),
+        }
+    }
+
+    /// True when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.product.is_none() && self.category.is_none() && self.service.is_none()
+    }
+}
+
+/// Why no parser accepted a record, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseError {
+    /// The format that was tried last (or was fixed for the source).
+    pub format: String,
+    /// What was wrong, e.g. "expecting a priority value within angle brackets".
+    pub message: String,
+    /// The byte offset in the record where the problem was found.
+    pub offset: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{}: {} at byte {}",
+            self.format, self.message, self.offset
+        )
+    }
+}
+
+macro_rules! core_fields {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty => $name:literal ),* $(,)?) => {
+        /// The ECS-named core fields (serialized flat, under their ECS names).
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct CoreFields {
+            $(
+                $(#[$doc])*
+                #[serde(rename = $name, default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl CoreFields {
+            /// The ECS names of the core fields, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// A core field's value by its ECS name.
+            pub fn get(&self, name: &str) -> Option<serde_json::Value> {
+                match name {
+                    $( $name => self.$field.as_ref().map(|value| serde_json::json!(value)), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+core_fields! {
+    /// Human-readable message (the syslog MSG part, the Windows rendered message, …).
+    message: String => "message",
+    /// The host that produced the event.
+    host_name: String => "host.name",
+    /// Source address of a connection or login.
+    source_ip: String => "source.ip",
+    /// Source port.
+    source_port: u16 => "source.port",
+    /// Destination address.
+    destination_ip: String => "destination.ip",
+    /// Destination port.
+    destination_port: u16 => "destination.port",
+    /// The user concerned.
+    user_name: String => "user.name",
+    /// Program name (syslog APP-NAME/TAG, image base name).
+    process_name: String => "process.name",
+    /// Process id.
+    process_pid: u32 => "process.pid",
+    /// Full path of the process executable.
+    process_executable: String => "process.executable",
+    /// Full command line.
+    process_command_line: String => "process.command_line",
+    /// Event code (Windows EventID, CEF signature id, syslog MSGID).
+    event_code: String => "event.code",
+    /// What happened (`accept`, `deny`, `login`, …).
+    event_action: String => "event.action",
+    /// `success` or `failure`, where the source tells.
+    event_outcome: String => "event.outcome",
+    /// Severity as the source named it (syslog severity name, CEF severity, …).
+    log_level: String => "log.level",
+    /// Requested URL (access logs, proxies).
+    url_original: String => "url.original",
+    /// HTTP method.
+    http_request_method: String => "http.request.method",
+    /// HTTP status code.
+    http_response_status_code: u16 => "http.response.status_code",
+    /// HTTP User-Agent.
+    user_agent_original: String => "user_agent.original",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_event() -> Event {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T01:02:03.456Z")
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default();
+        let mut event = Event {
+            id: "00".repeat(16),
+            timestamp: now,
+            received_at: now,
+            agency: Some("quan-1".into()),
+            collector: None,
+            source: EventSource {
+                transport: "file".into(),
+                address: Some("/var/log/auth.log".into()),
+                sequence: Some(7),
+            },
+            format: Format::Rfc3164,
+            logsource: LogSource::new(Some("linux"), None, Some("sshd")),
+            core: CoreFields {
+                message: Some("Thủ Đức".into()),
+                source_port: Some(22),
+                ..CoreFields::default()
+            },
+            fields: Fields::new(),
+            parse_error: None,
+            raw: None,
+            raw_base64: None,
+        };
+        event
+            .fields
+            .insert("EventID".into(), serde_json::Value::from(4688));
+        event
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_every_field() {
+        let mut event = sample_event();
+        event.set_raw(b"<13>Nov 22 01:02:03 host sshd[1]: Th\xe1 \xd0\xfac");
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        assert!(json.contains("\"source.port\":22"), "{json}");
+        assert!(json.contains("\"raw_base64\""), "{json}");
+        let back: Event = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(back, event);
+        assert_eq!(
+            back.raw_bytes().as_ref(),
+            b"<13>Nov 22 01:02:03 host sshd[1]: Th\xe1 \xd0\xfac"
+        );
+    }
+
+    #[test]
+    fn field_lookup_prefers_core_then_fields_then_nested() {
+        let mut event = sample_event();
+        event.fields.insert(
+            "winlog".into(),
+            serde_json::json!({"event_data": {"Image": "C:\\x.exe"}}),
+        );
+        assert_eq!(
+            event.field("source.port").as_deref(),
+            Some(&serde_json::json!(22))
+        );
+        assert_eq!(
+            event.field("EventID").as_deref(),
+            Some(&serde_json::json!(4688))
+        );
+        assert_eq!(
+            event.field("winlog.event_data.Image").as_deref(),
+            Some(&serde_json::json!("C:\\x.exe"))
+        );
+        assert!(event.field("nope").is_none());
+    }
+}

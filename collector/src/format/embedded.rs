@@ -1,0 +1,96 @@
+//! Payloads inside a syslog envelope: CEF, LEEF, pfSense/OPNsense filterlog and key=value
+//! messages are parsed at both levels, the syslog header into `syslog.*` fields and the payload
+//! into its own fields. The event's `format` becomes the innermost format understood.
+//!
+//! A payload that looks like CEF or LEEF but does not parse keeps the syslog reading and says
+//! why in `payload_parse_error`, so nothing is hidden.
+
+use serde_json::Value;
+
+use crate::event::{Event, Format};
+use crate::format::{cef, kv, leef, FormatError};
+use crate::logsource;
+use crate::parse::ParseContext;
+
+/// Parses `message` (found at byte `offset` of the record) as a payload, when it is one.
+pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, context: &ParseContext, event: &mut Event) {
+    let envelope_format = event.format;
+    let attempt = if let Some(start) = message.find("CEF:").filter(|start| *start <= 64 && is_payload_start(message, *start)) {
+        Some(("cef", start, cef::parse(&message[start..], context, event)))
+    } else if let Some(start) = message.find("LEEF:").filter(|start| *start <= 64 && is_payload_start(message, *start)) {
+        Some(("leef", start, leef::parse(&message[start..], context, event)))
+    } else if appname == Some("filterlog") {
+        Some(("filterlog", 0, kv::parse_filterlog(message, context, event)))
+    } else if kv::looks_like(message) {
+        Some(("kv", 0, kv::parse(message, context, event)))
+    } else {
+        None
+    };
+    if let Some((name, start, Err(error))) = attempt {
+        event.format = envelope_format;
+        record_payload_error(event, name, error.shifted(offset + start));
+    }
+}
+
+/// `CEF:`/`LEEF:` count as a payload at the start of the message or after a space (some
+/// senders put a host or a date before it), not in the middle of a word.
+fn is_payload_start(message: &str, start: usize) -> bool {
+    start == 0 || message.as_bytes()[start - 1] == b' '
+}
+
+fn record_payload_error(event: &mut Event, format_name: &str, error: FormatError) {
+    event.fields.insert(
+        "payload_parse_error".into(),
+        Value::from(format!("{format_name}: {} at byte {}", error.message, error.offset)),
+    );
+}
+
+/// Fills the logsource from the syslog program name when no payload parser set one.
+pub fn infer_logsource_from_program(event: &mut Event, appname: Option<&str>) {
+    if !event.logsource.is_empty() {
+        return;
+    }
+    if let Some(found) = appname.and_then(logsource::for_program) {
+        event.logsource = found;
+    }
+}
+
+/// Parses `text` as `wanted` (CEF or LEEF), bare or after a syslog header; used for a source
+/// whose format is fixed to CEF or LEEF.
+pub fn parse_enveloped(
+    text: &str,
+    wanted: Format,
+    bare: fn(&str, &ParseContext, &mut Event) -> Result<(), FormatError>,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
+    let marker = if wanted == Format::Cef { "CEF:" } else { "LEEF:" };
+    if text.starts_with(marker) {
+        return bare(text, context, event);
+    }
+    let envelope = if crate::format::rfc5424::looks_like(text) {
+        crate::format::rfc5424::parse(text, context, event)
+            .or_else(|_| crate::format::rfc3164::parse(text, context, event))
+    } else {
+        crate::format::rfc3164::parse(text, context, event)
+    };
+    match envelope {
+        Ok(()) if event.format == wanted => Ok(()),
+        Ok(()) => {
+            let reason = event
+                .fields
+                .get("payload_parse_error")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let offset = text.find(marker).unwrap_or(0);
+            Err(FormatError::new(
+                reason.unwrap_or_else(|| format!("expecting `{marker}` at the start of the record or after a syslog header")),
+                offset,
+            ))
+        }
+        Err(_) => Err(FormatError::new(
+            format!("expecting `{marker}` at the start of the record or after a syslog header"),
+            0,
+        )),
+    }
+}

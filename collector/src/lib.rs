@@ -1,0 +1,24 @@
+//! The citysoc collector library: everything that happens to a log record before it leaves an
+//! agency's network.
+//!
+//! Records enter as bytes (a syslog datagram, a TCP stream, a file, an EVTX file, an agent's
+//! NDJSON post). [`framing`] cuts streams into records, [`parse`] turns each record into one
+//! normalized [`Event`] with the pure nom parsers in [`format`], and the event leaves as JSON
+//! towards detection and the index. Nothing here does I/O; sources, the disk buffer and the
+//! forwarder will sit on top of these modules.
+//!
+//! Two promises hold everywhere in this crate: no input makes it panic, and no record is
+//! dropped (a record nothing understands becomes an event with `format: unknown` and a
+//! [`ParseError`] saying what was wrong and at which byte).
+
+mod error;
+pub mod event;
+pub mod format;
+pub mod framing;
+pub mod logsource;
+pub mod parse;
+pub mod timestamp;
+
+pub use error::CollectorError;
+pub use event::{CoreFields, Event, EventSource, Fields, Format, LogSource, ParseError};
+pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};

@@ -1,0 +1,405 @@
+//! From framed records to events: the parse context, the format choice (`auto` or fixed per
+//! source), and the [`Decoder`] that keeps the little state some formats need across records
+//! (auditd records grouped by serial number, JSON documents spread over several lines).
+//!
+//! Every record yields an event. When no parser accepts it, the event has `format: unknown`
+//! and a [`ParseError`] with the reason and the byte offset; the raw bytes are always kept.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::CollectorError;
+use crate::event::{CoreFields, Event, EventSource, Fields, Format, LogSource, ParseError};
+use crate::format::{self, FormatError};
+use crate::framing::FrameKind;
+
+/// The zone device times without one are read in, unless configured otherwise.
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Ho_Chi_Minh;
+
+/// What the parsers need to know about where and when a record was read.
+#[derive(Debug, Clone)]
+pub struct ParseContext {
+    /// Zone for device times written without one.
+    pub timezone: Tz,
+    /// When the record was read; also gives the year of BSD syslog times.
+    pub received_at: DateTime<Utc>,
+    /// The agency the record belongs to (from the collector's identity, never the payload).
+    pub agency: Option<String>,
+    /// The collector that read the record.
+    pub collector: Option<String>,
+    /// Transport and address the record came from.
+    pub source: EventSource,
+}
+
+impl ParseContext {
+    /// A context for records read now, in the default zone, from `transport`.
+    pub fn new(transport: &str) -> Self {
+        ParseContext {
+            timezone: DEFAULT_TIMEZONE,
+            received_at: Utc::now(),
+            agency: None,
+            collector: None,
+            source: EventSource {
+                transport: transport.to_owned(),
+                address: None,
+                sequence: None,
+            },
+        }
+    }
+
+    /// Parses an IANA zone name such as `Asia/Ho_Chi_Minh` or `UTC`.
+    pub fn parse_timezone(name: &str) -> Result<Tz, CollectorError> {
+        name.parse::<Tz>().map_err(|_| CollectorError::UnknownTimeZone {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Which parser to use for a source: `auto` guesses per record, the others are fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// Guess per record.
+    Auto,
+    /// BSD syslog (and CEF/LEEF/kv inside it).
+    Rfc3164,
+    /// IETF syslog (and CEF/LEEF/kv inside it).
+    Rfc5424,
+    /// CEF, bare or after a syslog header.
+    Cef,
+    /// LEEF 1.0/2.0, bare or after a syslog header.
+    Leef,
+    /// key=value, and pfSense/OPNsense filterlog CSV.
+    Kv,
+    /// JSON / NDJSON documents.
+    Json,
+    /// Windows events as JSON.
+    Winevent,
+    /// EVTX files.
+    Evtx,
+    /// auditd records.
+    Auditd,
+    /// Apache/nginx access logs.
+    Access,
+}
+
+impl InputFormat {
+    /// The names `--format` accepts.
+    pub const NAMES: &'static str = "auto, rfc3164, rfc5424, cef, leef, kv, json, winevent, evtx, auditd, access";
+}
+
+impl FromStr for InputFormat {
+    type Err = CollectorError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(match name {
+            "auto" => InputFormat::Auto,
+            "rfc3164" | "bsd" => InputFormat::Rfc3164,
+            "rfc5424" => InputFormat::Rfc5424,
+            "cef" => InputFormat::Cef,
+            "leef" => InputFormat::Leef,
+            "kv" => InputFormat::Kv,
+            "json" | "ndjson" => InputFormat::Json,
+            "winevent" => InputFormat::Winevent,
+            "evtx" => InputFormat::Evtx,
+            "auditd" => InputFormat::Auditd,
+            "access" | "access_log" => InputFormat::Access,
+            _ => {
+                return Err(CollectorError::UnknownFormat {
+                    name: name.to_owned(),
+                    expected: InputFormat::NAMES,
+                })
+            }
+        })
+    }
+}
+
+/// A fresh event for `record`: id, times, identity and raw bytes set, `format: unknown`.
+pub fn new_event(record: &[u8], context: &ParseContext, sequence: u64) -> Event {
+    let mut event = Event {
+        id: event_id(record, context, sequence),
+        timestamp: context.received_at,
+        received_at: context.received_at,
+        agency: context.agency.clone(),
+        collector: context.collector.clone(),
+        source: EventSource {
+            sequence: Some(sequence),
+            ..context.source.clone()
+        },
+        format: Format::Unknown,
+        logsource: LogSource::default(),
+        core: CoreFields::default(),
+        fields: Fields::new(),
+        parse_error: None,
+        raw: None,
+        raw_base64: None,
+    };
+    event.set_raw(record);
+    event
+}
+
+/// The stable event id: xxh3-128 over collector, source address, sequence and raw bytes. Not a
+/// security boundary (batches are HMAC-signed); its job is to make a retried record collide with
+/// its first copy and nothing else.
+fn event_id(record: &[u8], context: &ParseContext, sequence: u64) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(context.collector.as_deref().unwrap_or("").as_bytes());
+    hasher.update(&[0]);
+    hasher.update(context.source.address.as_deref().unwrap_or("").as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&sequence.to_le_bytes());
+    hasher.update(record);
+    format!("{:032x}", hasher.digest128())
+}
+
+/// Record text for the parsers: the bytes themselves when they are UTF-8, a lossy copy
+/// otherwise (the event keeps the exact bytes in `raw_base64`). A leading byte-order mark is
+/// skipped.
+fn record_text(record: &[u8]) -> Cow<'_, str> {
+    let record = record.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(record);
+    String::from_utf8_lossy(record)
+}
+
+/// Parses one record on its own (no grouping across records): the function the collector's
+/// sources, the benches and the property tests call.
+pub fn parse_record(record: &[u8], input_format: InputFormat, context: &ParseContext, sequence: u64) -> Event {
+    let mut event = new_event(record, context, sequence);
+    let text = record_text(record);
+    let attempt = match input_format {
+        InputFormat::Auto => parse_auto(&text, context, &mut event),
+        fixed => parse_fixed(fixed, &text, context, &mut event),
+    };
+    if let Err((format_name, error)) = attempt {
+        mark_unknown(&mut event, format_name, error);
+    }
+    event
+}
+
+fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
+    event.format = Format::Unknown;
+    event.logsource = LogSource::default();
+    event.core = CoreFields::default();
+    event.fields.clear();
+    event.timestamp = event.received_at;
+    event.parse_error = Some(ParseError {
+        format: format_name.to_owned(),
+        message: error.message.into_owned(),
+        offset: error.offset,
+    });
+}
+
+type Attempt = Result<(), (&'static str, FormatError)>;
+
+fn parse_fixed(input_format: InputFormat, text: &str, context: &ParseContext, event: &mut Event) -> Attempt {
+    let (name, result) = match input_format {
+        InputFormat::Rfc3164 => ("rfc3164", format::rfc3164::parse(text, context, event)),
+        InputFormat::Rfc5424 => ("rfc5424", format::rfc5424::parse(text, context, event)),
+        InputFormat::Cef => ("cef", format::cef::parse_with_optional_syslog(text, context, event)),
+        InputFormat::Leef => ("leef", format::leef::parse_with_optional_syslog(text, context, event)),
+        InputFormat::Kv => ("kv", format::kv::parse(text, context, event)),
+        InputFormat::Json => ("json", format::json::parse(text, context, event)),
+        InputFormat::Winevent => ("winevent", format::winevent::parse(text, context, event)),
+        InputFormat::Auditd => ("auditd", format::auditd::parse_single(text, context, event)),
+        InputFormat::Access => ("access", format::access_log::parse(text, context, event)),
+        InputFormat::Evtx => (
+            "evtx",
+            Err(FormatError::new("EVTX is a binary file format, not a line format; give the file itself", 0)),
+        ),
+        InputFormat::Auto => return parse_auto(text, context, event),
+    };
+    result.map_err(|error| (name, error))
+}
+
+/// Guesses the format from the record's first bytes, then falls back through the lenient
+/// parsers. The error reported is the one from the most likely format.
+fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt {
+    let trimmed = text.trim_start_matches([' ', '\t']);
+    let first = trimmed.as_bytes().first().copied();
+    let candidate = match first {
+        None => return Err(("auto", FormatError::new("empty record", 0))),
+        Some(b'<') => {
+            if format::rfc5424::looks_like(trimmed) {
+                InputFormat::Rfc5424
+            } else {
+                InputFormat::Rfc3164
+            }
+        }
+        Some(b'{') | Some(b'[') => {
+            if format::winevent::looks_like(trimmed) {
+                InputFormat::Winevent
+            } else {
+                InputFormat::Json
+            }
+        }
+        _ if trimmed.starts_with("CEF:") => InputFormat::Cef,
+        _ if trimmed.starts_with("LEEF:") => InputFormat::Leef,
+        _ if format::auditd::looks_like(trimmed) => InputFormat::Auditd,
+        _ if format::access_log::looks_like(trimmed) => InputFormat::Access,
+        _ if format::rfc3164::looks_like_headerless(trimmed) => InputFormat::Rfc3164,
+        _ if format::kv::looks_like(trimmed) => InputFormat::Kv,
+        _ => {
+            return Err((
+                "auto",
+                FormatError::new(
+                    "no parser recognised the record (not syslog, CEF, LEEF, JSON, auditd, access log or key=value)",
+                    0,
+                ),
+            ))
+        }
+    };
+    let first_attempt = parse_fixed(candidate, trimmed, context, event);
+    let Err(first_error) = first_attempt else {
+        return Ok(());
+    };
+    // A record that looked like a syslog header but did not parse strictly as RFC 5424 gets the
+    // lenient BSD parser, which takes almost anything after a PRI.
+    if candidate == InputFormat::Rfc5424 {
+        reset(event);
+        if parse_fixed(InputFormat::Rfc3164, trimmed, context, event).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(first_error)
+}
+
+fn reset(event: &mut Event) {
+    event.format = Format::Unknown;
+    event.logsource = LogSource::default();
+    event.core = CoreFields::default();
+    event.fields.clear();
+    event.timestamp = event.received_at;
+}
+
+/// Decodes a stream of framed records into events, keeping the state that spans records.
+#[derive(Debug)]
+pub struct Decoder {
+    input_format: InputFormat,
+    context: ParseContext,
+    next_sequence: u64,
+    audit_grouper: format::auditd::AuditGrouper,
+    json_continuation: format::json::Continuation,
+    stats: DecoderStats,
+    fragment_index: u64,
+}
+
+/// What a decoder has seen, for summaries and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecoderStats {
+    /// Framed records given to [`Decoder::decode`].
+    pub records: u64,
+    /// Blank records skipped in `auto` mode (the only records that yield no event).
+    pub blank_records: u64,
+    /// Events no parser understood (`format: unknown`), among those from single records.
+    pub unknown_events: u64,
+    /// Pieces of records longer than the maximum frame size (each kept as an unknown event).
+    pub fragments: u64,
+}
+
+impl Decoder {
+    /// A decoder for one stream (one file, one connection).
+    pub fn new(input_format: InputFormat, context: ParseContext) -> Self {
+        Decoder {
+            input_format,
+            context,
+            next_sequence: 1,
+            audit_grouper: format::auditd::AuditGrouper::default(),
+            json_continuation: format::json::Continuation::default(),
+            stats: DecoderStats::default(),
+            fragment_index: 0,
+        }
+    }
+
+    /// What the decoder has seen so far.
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+
+    /// The context records are parsed in.
+    pub fn context(&self) -> &ParseContext {
+        &self.context
+    }
+
+    /// Decodes one framed record, appending the events it completes to `out` (none while an
+    /// auditd event or a multi-line JSON document is still open, several when a record closes
+    /// earlier groups).
+    pub fn decode(&mut self, record: &[u8], out: &mut Vec<Event>) {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.stats.records += 1;
+
+        if self.json_continuation.is_open() || self.json_may_start(record) {
+            match self
+                .json_continuation
+                .push(record, sequence, self.input_format, &self.context)
+            {
+                format::json::Pushed::Taken(done) => {
+                    out.extend(done);
+                    return;
+                }
+                format::json::Pushed::NotJson => {}
+            }
+        }
+
+        if matches!(self.input_format, InputFormat::Auto | InputFormat::Auditd) {
+            let text = record_text(record);
+            if self.input_format == InputFormat::Auditd || format::auditd::looks_like(&text) {
+                self.audit_grouper.push(record, &text, sequence, &self.context, out);
+                return;
+            }
+            // Any other record means the audit stream was interrupted: close what is open.
+            self.audit_grouper.flush(&self.context, out);
+        }
+        if record.iter().all(u8::is_ascii_whitespace) && self.input_format == InputFormat::Auto {
+            // Blank lines separate records in many files and carry nothing; they are counted,
+            // not turned into events.
+            self.stats.blank_records += 1;
+            return;
+        }
+        let event = parse_record(record, self.input_format, &self.context, sequence);
+        if event.format == Format::Unknown {
+            self.stats.unknown_events += 1;
+        }
+        out.push(event);
+    }
+
+    /// Keeps one piece of a record longer than the maximum frame size as its own event:
+    /// `format: unknown`, raw bytes exact, the parse error saying which piece it is. Memory
+    /// stays bounded whatever the sender does, and nothing is cut away.
+    pub fn decode_fragment(&mut self, piece: &[u8], kind: FrameKind, out: &mut Vec<Event>) {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.stats.records += 1;
+        self.stats.fragments += 1;
+        self.fragment_index += 1;
+        let mut event = new_event(piece, &self.context, sequence);
+        event.fields.insert("fragment_index".into(), self.fragment_index.into());
+        event.fields.insert("fragment_last".into(), (kind == FrameKind::Final).into());
+        event.parse_error = Some(ParseError {
+            format: "framing".into(),
+            message: format!(
+                "record longer than the maximum frame size; kept raw in pieces, this is piece {}{}",
+                self.fragment_index,
+                if kind == FrameKind::Final { " (the last)" } else { "" }
+            ),
+            offset: 0,
+        });
+        if kind != FrameKind::Fragment {
+            self.fragment_index = 0;
+        }
+        out.push(event);
+    }
+
+    /// Ends the stream: everything still open becomes an event.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        out.extend(self.json_continuation.finish(&self.context));
+        self.audit_grouper.flush(&self.context, out);
+    }
+
+    fn json_may_start(&self, record: &[u8]) -> bool {
+        matches!(self.input_format, InputFormat::Auto | InputFormat::Json | InputFormat::Winevent)
+            && matches!(record.iter().find(|byte| !byte.is_ascii_whitespace()), Some(b'{') | Some(b'['))
+    }
+}

@@ -1,0 +1,35 @@
+//! The `citysoc` binary: command-line parsing and wiring only. Each subcommand lives in its
+//! own module; the work is done by the library crates.
+
+mod parse_command;
+
+use clap::{Parser, Subcommand};
+
+/// citysoc: log analytics and detection for the Ho Chi Minh City SOC.
+#[derive(Debug, Parser)]
+#[command(name = "citysoc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse log records and print one normalized JSON event per record ("does my device's
+    /// log parse?").
+    Parse(parse_command::ParseArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => parse_command::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("citysoc: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
