@@ -9,6 +9,7 @@ use crate::event::LogSource;
 /// (program name as in the syslog tag, product, category, service), SigmaHQ's names.
 const PROGRAMS: &[(&str, Option<&str>, Option<&str>, Option<&str>)] = &[
     ("sshd", Some("linux"), None, Some("sshd")),
+    ("sshd-session", Some("linux"), None, Some("sshd")),
     ("sudo", Some("linux"), None, Some("sudo")),
     ("su", Some("linux"), None, Some("auth")),
     ("login", Some("linux"), None, Some("auth")),

@@ -255,8 +255,12 @@ fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt 
         return Ok(());
     };
     // A record that looked like a syslog header but did not parse strictly as RFC 5424 gets the
-    // lenient BSD parser, which takes almost anything after a PRI.
+    // lenient RFC 5424 reading, then the BSD parser, which takes almost anything after a PRI.
     if candidate == InputFormat::Rfc5424 {
+        reset(event);
+        if format::rfc5424::parse_lenient(trimmed, context, event).is_ok() {
+            return Ok(());
+        }
         reset(event);
         if parse_fixed(InputFormat::Rfc3164, trimmed, context, event).is_ok() {
             return Ok(());

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::event::{Event, Format};
-use crate::format::{cef, kv, leef, FormatError};
+use crate::format::{cef, kv, leef, sshd, FormatError};
 use crate::logsource;
 use crate::parse::ParseContext;
 
@@ -45,8 +45,15 @@ fn record_payload_error(event: &mut Event, format_name: &str, error: FormatError
     );
 }
 
-/// Fills the logsource from the syslog program name when no payload parser set one.
+/// Fills the logsource from the syslog program name when no payload parser set one, and reads
+/// the login fields out of sshd's prose.
 pub fn infer_logsource_from_program(event: &mut Event, appname: Option<&str>) {
+    if matches!(appname, Some("sshd" | "sshd-session")) && event.format != Format::Kv {
+        if let Some(message) = event.core.message.take() {
+            sshd::enrich(&message, event);
+            event.core.message = Some(message);
+        }
+    }
     if !event.logsource.is_empty() {
         return;
     }

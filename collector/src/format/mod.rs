@@ -19,6 +19,7 @@ pub mod kv;
 pub mod leef;
 pub mod rfc3164;
 pub mod rfc5424;
+pub mod sshd;
 pub mod syslog_common;
 pub mod winevent;
 

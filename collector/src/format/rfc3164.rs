@@ -170,7 +170,7 @@ fn starts_message(text: &str) -> bool {
         || text.split(' ').next().is_some_and(|word| word.contains('='))
 }
 
-/// `TAG[PID]: MSG`, `TAG: MSG` or `TAG MSG`.
+/// `TAG[PID]: MSG`, `TAG: MSG` or `TAG[PID] MSG`.
 fn split_tag(text: &str) -> Option<(&str, Option<&str>, &str)> {
     let tag_end = text.find([' ', '[', ':'])?;
     let appname = &text[..tag_end];
@@ -184,8 +184,11 @@ fn split_tag(text: &str) -> Option<(&str, Option<&str>, &str)> {
         procid = Some(&after_bracket[..close]);
         rest = &after_bracket[close + 1..];
     }
+    // A tag ends in a colon (`sshd:`) or carries a pid (`sshd[42]`); a bare word is the
+    // message's first word, as go-syslog reads `host Use the BFG!`.
+    let has_colon = rest.starts_with(':');
     rest = rest.strip_prefix(':').unwrap_or(rest);
-    if !(rest.is_empty() || rest.starts_with(' ')) {
+    if !(has_colon || procid.is_some()) || !(rest.is_empty() || rest.starts_with(' ')) {
         return None;
     }
     Some((appname, procid, rest.trim_start_matches(' ')))

@@ -47,6 +47,12 @@ impl<'a> Cursor<'a> {
         self.text.as_bytes().get(self.position).copied()
     }
 
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.position += 1;
+        }
+    }
+
     fn expect_space(&mut self, message: &'static str) -> Result<(), FormatError> {
         if self.peek() == Some(b' ') {
             self.position += 1;
@@ -74,8 +80,26 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses an RFC 5424 record into `event`.
+/// Parses an RFC 5424 record into `event`, strictly.
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    parse_with(text, context, event, Strictness::Strict)
+}
+
+/// Parses an RFC 5424 record the way senders actually write it: spaces around `=` in
+/// structured data are tolerated, and structured data that still does not parse is kept as the
+/// start of the message instead of failing the record. The header must still be right. `auto`
+/// uses this after the strict parse failed, so the header fields are not lost to the BSD reading.
+pub fn parse_lenient(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    parse_with(text, context, event, Strictness::Lenient)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    Strict,
+    Lenient,
+}
+
+fn parse_with(text: &str, context: &ParseContext, event: &mut Event, strictness: Strictness) -> Result<(), FormatError> {
     let (priority, after_pri) = parse_pri(text)?;
     let mut cursor = Cursor { text, position: after_pri };
 
@@ -91,11 +115,22 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     cursor.expect_space(EXPECTED_PROCID)?;
     let msgid = cursor.header_field(32, EXPECTED_MSGID)?;
     cursor.expect_space(EXPECTED_MSGID)?;
-    let structured_data = parse_structured_data(&mut cursor)?;
-    let message_start = match cursor.peek() {
-        None => None,
-        Some(b' ') => Some(cursor.position + 1),
-        Some(_) => return Err(FormatError::new(PARSING_ERROR, cursor.position)),
+    let structured_data_start = cursor.position;
+    let parsed_data = parse_structured_data(&mut cursor, strictness).and_then(|elements| match cursor.peek() {
+        None => Ok((elements, None)),
+        Some(b' ') => Ok((elements, Some(cursor.position + 1))),
+        Some(_) => Err(FormatError::new(PARSING_ERROR, cursor.position)),
+    });
+    let (structured_data, message_start) = match (parsed_data, strictness) {
+        (Ok(parsed), _) => parsed,
+        (Err(error), Strictness::Strict) => return Err(error),
+        (Err(error), Strictness::Lenient) => {
+            event.fields.insert(
+                "syslog.structured_data_error".into(),
+                Value::from(format!("{} at byte {}", error.message, error.offset)),
+            );
+            (Map::new(), Some(structured_data_start))
+        }
     };
 
     event.format = Format::Rfc5424;
@@ -121,8 +156,11 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
             Some(rest) => (rest, 3),
             None => (message, 0),
         };
-        if !message.is_empty() {
+        // go-syslog reads a lone BOM as an empty message, and no MSG as none at all.
+        if !message.is_empty() || bom_skipped > 0 {
             event.core.message = Some(message.to_owned());
+        }
+        if !message.is_empty() {
             embedded::parse_payload(message, start + bom_skipped, appname, context, event);
         }
     }
@@ -284,7 +322,7 @@ impl DigitScanner<'_> {
 
 /// NILVALUE or one or more `[SD-ID *(SP PARAM-NAME="PARAM-VALUE")]`, into
 /// `{id: {name: value}}` (a repeated parameter name becomes an array, as RFC 5424 allows).
-fn parse_structured_data(cursor: &mut Cursor<'_>) -> Result<Map<String, Value>, FormatError> {
+fn parse_structured_data(cursor: &mut Cursor<'_>, strictness: Strictness) -> Result<Map<String, Value>, FormatError> {
     let bytes = cursor.text.as_bytes();
     let mut elements = Map::new();
     match bytes.get(cursor.position) {
@@ -311,10 +349,16 @@ fn parse_structured_data(cursor: &mut Cursor<'_>) -> Result<Map<String, Value>, 
                 Some(b' ') => {
                     cursor.position += 1;
                     let name = sd_name(cursor, EXPECTED_SD_PARAM)?;
+                    if strictness == Strictness::Lenient {
+                        cursor.skip_spaces();
+                    }
                     if bytes.get(cursor.position) != Some(&b'=') {
                         return Err(FormatError::new(EXPECTED_SD_PARAM, cursor.position));
                     }
                     cursor.position += 1;
+                    if strictness == Strictness::Lenient {
+                        cursor.skip_spaces();
+                    }
                     if bytes.get(cursor.position) != Some(&b'"') {
                         return Err(FormatError::new(EXPECTED_SD_PARAM, cursor.position));
                     }

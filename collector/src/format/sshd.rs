@@ -1,0 +1,124 @@
+//! OpenSSH server messages: who tried to log in, from where, and whether it worked.
+//!
+//! sshd writes prose, not key=value, yet brute-force detection needs the source address and
+//! the user as fields. This reads the few sentence shapes OpenSSH uses for logins and
+//! connections ("Failed password for invalid user X from IP port N", "Invalid user X from IP",
+//! "Accepted publickey for X from IP", "Connection closed by authenticating user X IP port N",
+//! pam_unix's "rhost=IP user=X") into `source.ip`, `source.port`, `user.name`,
+//! `event.action` and `event.outcome`, leaving the message untouched.
+
+use std::net::IpAddr;
+
+use crate::event::Event;
+
+/// Fills login fields from an sshd message, where the message has them.
+pub fn enrich(message: &str, event: &mut Event) {
+    let words: Vec<&str> = message.split(' ').filter(|word| !word.is_empty()).collect();
+    if let Some((index, address)) = find_address(&words) {
+        event.core.source_ip = Some(address.to_string());
+        if words.get(index + 1) == Some(&"port") {
+            event.core.source_port = words.get(index + 2).and_then(|port| port.trim_end_matches([':', ',']).parse().ok());
+        }
+    }
+    if let Some(user) = find_user(&words) {
+        event.core.user_name = Some(user.to_owned());
+    }
+    if let Some((action, outcome)) = classify(message) {
+        event.core.event_action = Some(action.to_owned());
+        if let Some(outcome) = outcome {
+            event.core.event_outcome = Some(outcome.to_owned());
+        }
+    }
+}
+
+/// The first word that is an IP address (bare, in parentheses, or as `rhost=`).
+fn find_address(words: &[&str]) -> Option<(usize, IpAddr)> {
+    words.iter().enumerate().find_map(|(index, word)| {
+        let candidate = word.strip_prefix("rhost=").unwrap_or(word);
+        let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
+        let candidate = candidate.strip_suffix(':').filter(|rest| rest.parse::<IpAddr>().is_ok()).unwrap_or(candidate);
+        candidate.parse::<IpAddr>().ok().map(|address| (index, address))
+    })
+}
+
+/// The user name in the shapes OpenSSH and pam_unix write it.
+fn find_user<'a>(words: &[&'a str]) -> Option<&'a str> {
+    for (index, word) in words.iter().enumerate() {
+        if let Some(user) = word.strip_prefix("user=") {
+            if !user.is_empty() {
+                return Some(user);
+            }
+        }
+        let next = words.get(index + 1).copied();
+        match *word {
+            // "Invalid user X from", "invalid user X 1.2.3.4", "authenticating user X 1.2.3.4"
+            "user" | "User" => {
+                if let Some(user) = next.filter(|user| user.parse::<IpAddr>().is_err() && *user != "from") {
+                    return Some(user);
+                }
+            }
+            // "Failed password for X from", "Accepted publickey for X from"
+            "for" => {
+                let after = words.get(index + 2).copied();
+                if after == Some("from") {
+                    return next;
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn classify(message: &str) -> Option<(&'static str, Option<&'static str>)> {
+    const SHAPES: &[(&str, &str, Option<&str>)] = &[
+        ("Accepted ", "ssh_login", Some("success")),
+        ("Failed ", "ssh_login", Some("failure")),
+        ("Invalid user ", "ssh_login", Some("failure")),
+        ("authentication failure", "ssh_login", Some("failure")),
+        ("not allowed because", "ssh_login", Some("failure")),
+        ("maximum authentication attempts exceeded", "ssh_login", Some("failure")),
+        ("Connection closed by", "ssh_disconnect", None),
+        ("Disconnected from", "ssh_disconnect", None),
+        ("Connection reset by", "ssh_disconnect", None),
+        ("Unable to negotiate", "ssh_negotiation", Some("failure")),
+        ("Timeout before authentication", "ssh_timeout", Some("failure")),
+        ("refused connect", "ssh_connection", Some("failure")),
+    ];
+    SHAPES
+        .iter()
+        .find(|(needle, ..)| message.contains(needle))
+        .map(|(_, action, outcome)| (*action, *outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{new_event, ParseContext};
+
+    fn enriched(message: &str) -> Event {
+        let context = ParseContext::new("test");
+        let mut event = new_event(message.as_bytes(), &context, 1);
+        enrich(message, &mut event);
+        event
+    }
+
+    #[test]
+    fn failed_password_for_invalid_user() {
+        let event = enriched("Failed password for invalid user root from 192.168.1.2 port 51182 ssh2");
+        assert_eq!(event.core.source_ip.as_deref(), Some("192.168.1.2"));
+        assert_eq!(event.core.source_port, Some(51182));
+        assert_eq!(event.core.user_name.as_deref(), Some("root"));
+        assert_eq!(event.core.event_outcome.as_deref(), Some("failure"));
+    }
+
+    #[test]
+    fn pam_and_accepted_shapes() {
+        let event = enriched("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=5.33.63.160 user=workshop");
+        assert_eq!((event.core.source_ip.as_deref(), event.core.user_name.as_deref()), (Some("5.33.63.160"), Some("workshop")));
+        let event = enriched("Accepted publickey for deploy from 2001:db8::1 port 4022 ssh2: ED25519 SHA256:x");
+        assert_eq!(event.core.user_name.as_deref(), Some("deploy"));
+        assert_eq!(event.core.source_ip.as_deref(), Some("2001:db8::1"));
+        assert_eq!(event.core.event_outcome.as_deref(), Some("success"));
+    }
+}
