@@ -181,7 +181,7 @@ fn syslog_loose_cases() {
             (false, false) => failures.push(format!("{name} {input:?}: {}", problems.join("; "))),
         }
     }
-    println!("syslog_loose: {matched}/{checked} cases match, {} differ on purpose", DIFFERENT_ON_PURPOSE.len());
+    println!("syslog_loose: {matched}/{checked} cases match, {} differ on purpose", checked - matched);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(matched >= 20, "only {matched} cases matched");
 }

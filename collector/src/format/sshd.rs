@@ -15,7 +15,9 @@ use crate::event::Event;
 pub fn enrich(message: &str, event: &mut Event) {
     let words: Vec<&str> = message.split(' ').filter(|word| !word.is_empty()).collect();
     if let Some((index, address)) = find_address(&words) {
-        event.core.source_ip = Some(address.to_string());
+        // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4 so the
+        // same attacker has one address across sources.
+        event.core.source_ip = Some(address.to_canonical().to_string());
         if words.get(index + 1) == Some(&"port") {
             event.core.source_port = words.get(index + 2).and_then(|port| port.trim_end_matches([':', ',']).parse().ok());
         }
