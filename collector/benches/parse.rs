@@ -1,2 +1,168 @@
-//! Placeholder replaced by the parse benches below.
-fn main() {}
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+//! Parse throughput per format, for `auto`, and a baseline that only splits lines.
+//!
+//! Each bench parses 1,000 records of one format (syslog-sized, ~200 bytes, with varying
+//! numbers so nothing is cached) into full `Event`s, as the collector does. The baseline only
+//! frames the same bytes into lines, so "ratio to baseline" says what parsing costs on top of
+//! reading. Run: `cargo bench -p citysoc-collector --bench parse`; figures in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use citysoc_collector::framing::{split_all, Framer, Framing};
+use citysoc_collector::{parse_record, Decoder, InputFormat, ParseContext};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+const RECORDS: usize = 1_000;
+
+fn lines(template: fn(usize) -> String) -> Vec<Vec<u8>> {
+    (0..RECORDS).map(|index| template(index).into_bytes()).collect()
+}
+
+fn rfc3164(index: usize) -> String {
+    format!(
+        "<38>Nov 22 10:{:02}:{:02} web-{:02}.quan1.hcm.gov.vn sshd[{}]: Failed password for invalid user admin{} from 203.113.{}.{} port {} ssh2",
+        index % 60, (index * 7) % 60, index % 17, 20_000 + index, index % 50, index % 256, (index * 3) % 256, 40_000 + index
+    )
+}
+
+fn rfc5424(index: usize) -> String {
+    format!(
+        "<165>1 2026-11-22T10:{:02}:{:02}.{:03}+07:00 portal-{:02}.dvc.hcm.gov.vn nginx {} ID{} [meta sequenceId=\"{}\" zone=\"thu-duc\"] GET /dich-vu-cong/ho-so?id={} 200",
+        index % 60, (index * 7) % 60, index % 1000, index % 13, 1000 + index, index % 90, index, index * 31
+    )
+}
+
+fn cef(index: usize) -> String {
+    format!(
+        "CEF:0|Fortinet|FortiGate|7.2|{}|traffic denied|5|src=10.{}.{}.{} dst=203.113.{}.{} spt={} dpt=443 act=deny suser=user{} msg=policy\\=blocked rt={}",
+        13_000 + index % 50, index % 256, (index * 3) % 256, (index * 7) % 256, index % 256, (index * 11) % 256, 30_000 + index, index % 40, 1_763_700_000_000u64 + index as u64
+    )
+}
+
+fn leef(index: usize) -> String {
+    format!(
+        "LEEF:2.0|Lancope|StealthWatch|1.0|41|^|src=10.{}.{}.{}^dst=172.16.{}.{}^srcPort={}^dstPort=445^usrName=nv{}^devTime=Nov 22 2026 10:{:02}:{:02}^cat=lateral",
+        index % 256, (index * 3) % 256, (index * 7) % 256, index % 256, (index * 5) % 256, 50_000 + index % 10_000, index % 99, index % 60, (index * 7) % 60
+    )
+}
+
+fn kv(index: usize) -> String {
+    format!(
+        "date=2026-11-22 time=10:{:02}:{:02} devname=\"FG100F-Q1\" devid=\"FG100FTK2200{}\" logid=\"0100032002\" type=\"event\" subtype=\"system\" level=\"alert\" user=\"admin\" srcip=185.{}.{}.{} action=\"login\" status=\"failed\"",
+        index % 60, (index * 7) % 60, index % 10, index % 256, (index * 3) % 256, (index * 7) % 256
+    )
+}
+
+fn json(index: usize) -> String {
+    format!(
+        "{{\"@timestamp\":\"2026-11-22T03:{:02}:{:02}Z\",\"service\":\"lgsp-gateway\",\"user\":\"citizen{}\",\"client_ip\":\"113.{}.{}.{}\",\"path\":\"/api/v1/ho-so/{}\",\"status\":{}}}",
+        index % 60, (index * 7) % 60, index, index % 256, (index * 3) % 256, (index * 7) % 256, index * 17, 200 + index % 3
+    )
+}
+
+fn winevent(index: usize) -> String {
+    format!(
+        "{{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Hostname\":\"PC-{:03}.ubnd.local\",\"EventTime\":\"2026-11-22 10:{:02}:{:02}\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"CommandLine\":\"cmd.exe /c whoami /all {}\",\"ParentImage\":\"C:\\\\Windows\\\\explorer.exe\",\"User\":\"UBND\\\\nv{}\"}}",
+        index % 500, index % 60, (index * 7) % 60, index, index % 80
+    )
+}
+
+fn auditd(index: usize) -> String {
+    format!(
+        "type=SYSCALL msg=audit(1763780000.{:03}:{}): arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 a2=55d3 a3=0 items=2 ppid={} pid={} auid=1000 uid=0 comm=\"bash\" exe=\"/usr/bin/bash\" key=\"exec\"",
+        index % 1000, 100_000 + index, 3000 + index, 4000 + index
+    )
+}
+
+fn access(index: usize) -> String {
+    format!(
+        "113.{}.{}.{} - - [22/Nov/2026:10:{:02}:{:02} +0700] \"GET /dich-vu-cong/tra-cuu?ma={} HTTP/1.1\" 200 {} \"https://dichvucong.hochiminhcity.gov.vn/\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64)\"",
+        index % 256, (index * 3) % 256, (index * 7) % 256, index % 60, (index * 7) % 60, index * 13, 1000 + index
+    )
+}
+
+const FORMATS: &[(&str, InputFormat, fn(usize) -> String)] = &[
+    ("rfc3164", InputFormat::Rfc3164, rfc3164),
+    ("rfc5424", InputFormat::Rfc5424, rfc5424),
+    ("cef", InputFormat::Cef, cef),
+    ("leef", InputFormat::Leef, leef),
+    ("kv", InputFormat::Kv, kv),
+    ("json", InputFormat::Json, json),
+    ("winevent", InputFormat::Winevent, winevent),
+    ("auditd", InputFormat::Auditd, auditd),
+    ("access", InputFormat::Access, access),
+];
+
+fn average_length(records: &[Vec<u8>]) -> usize {
+    records.iter().map(Vec::len).sum::<usize>() / records.len().max(1)
+}
+
+fn bench_formats(criterion: &mut Criterion) {
+    let context = ParseContext::new("bench");
+    let mut group = criterion.benchmark_group("parse");
+    for (name, input_format, template) in FORMATS {
+        let records = lines(*template);
+        eprintln!("{name}: average record {} bytes", average_length(&records));
+        group.throughput(Throughput::Elements(RECORDS as u64));
+        group.bench_function(*name, |bencher| {
+            bencher.iter(|| {
+                for (sequence, record) in records.iter().enumerate() {
+                    black_box(parse_record(black_box(record), *input_format, &context, sequence as u64));
+                }
+            })
+        });
+    }
+
+    // `auto` over a mix of every format, through the Decoder as `citysoc parse` runs it.
+    let mixed: Vec<Vec<u8>> = (0..RECORDS).map(|index| (FORMATS[index % FORMATS.len()].2)(index).into_bytes()).collect();
+    eprintln!("auto-mixed: average record {} bytes", average_length(&mixed));
+    group.bench_function("auto-mixed", |bencher| {
+        bencher.iter(|| {
+            let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
+            let mut events = Vec::with_capacity(RECORDS);
+            for record in &mixed {
+                decoder.decode(black_box(record), &mut events);
+            }
+            decoder.finish(&mut events);
+            black_box(events)
+        })
+    });
+    // `auto` over syslog only: what a collector behind a firewall farm mostly sees.
+    let syslog = lines(rfc3164);
+    group.bench_function("auto-rfc3164", |bencher| {
+        bencher.iter(|| {
+            for (sequence, record) in syslog.iter().enumerate() {
+                black_box(parse_record(black_box(record), InputFormat::Auto, &context, sequence as u64));
+            }
+        })
+    });
+    group.finish();
+}
+
+/// The baseline: newline framing of the same syslog bytes, no parsing.
+fn bench_baseline(criterion: &mut Criterion) {
+    let mut stream = Vec::new();
+    for record in lines(rfc3164) {
+        stream.extend_from_slice(&record);
+        stream.push(b'\n');
+    }
+    let mut group = criterion.benchmark_group("baseline");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.bench_function("split-lines", |bencher| {
+        bencher.iter(|| {
+            let mut framer = Framer::new(Framing::Newline, 64 * 1024);
+            let mut rest = black_box(stream.as_slice());
+            let mut count = 0usize;
+            while let Some(frame) = framer.next_frame(rest, true) {
+                count += black_box(frame.bytes).len();
+                rest = &rest[frame.consumed..];
+            }
+            count
+        })
+    });
+    group.finish();
+    debug_assert_eq!(split_all(Framing::Newline, 64 * 1024, &stream).len(), RECORDS);
+}
+
+criterion_group!(benches, bench_baseline, bench_formats);
+criterion_main!(benches);

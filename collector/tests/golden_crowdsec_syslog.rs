@@ -72,7 +72,7 @@ fn ours(event: &Event, kind: &str, key: &str) -> Option<Option<String>> {
     let text = |name: &str| event.fields.get(name).and_then(|value| value.as_str()).map(str::to_owned);
     Some(match (kind, key) {
         ("Parsed", "program") => event.core.process_name.clone(),
-        ("Parsed", "pid") => text("syslog.procid"),
+        ("Parsed", "pid") => event.core.process_pid.map(|pid| pid.to_string()).or_else(|| text("syslog.procid")),
         ("Parsed", "message") => event.core.message.clone(),
         ("Parsed", "timestamp") => text("syslog.timestamp").map(|time| squeeze(&time)),
         ("Meta", "machine") => event.core.host_name.clone(),

@@ -24,6 +24,12 @@ fn text_field<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
     event.fields.get(name).and_then(Value::as_str)
 }
 
+/// The process id as the device wrote it: numeric ids live in `process.pid`, others in
+/// `syslog.procid`.
+fn procid(event: &Event) -> Option<String> {
+    event.core.process_pid.map(|pid| pid.to_string()).or_else(|| text_field(event, "syslog.procid").map(str::to_owned))
+}
+
 fn squeeze(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -46,8 +52,8 @@ fn check_valid(event: &Event, expected: &Value) -> Vec<String> {
         check("version", event.fields.get("syslog.version").map(Value::to_string), Some(version.to_string()));
     }
     check("hostname", event.core.host_name.clone(), expected_text("hostname"));
-    check("appname", text_field(event, "syslog.appname").map(str::to_owned), expected_text("appname"));
-    check("procid", text_field(event, "syslog.procid").map(str::to_owned), expected_text("procid"));
+    check("appname", event.core.process_name.clone(), expected_text("appname"));
+    check("procid", procid(event), expected_text("procid"));
     check("msgid", text_field(event, "syslog.msgid").map(str::to_owned), expected_text("msgid"));
     let expected_message = expected_text("message_b64").map(|encoded| {
         let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
@@ -158,8 +164,8 @@ fn syslog_loose_cases() {
         }
         let event = parse_record(input.as_bytes(), InputFormat::Auto, &context, 1);
         let expect = |field: &str| expected_option(expected_text, field);
-        let ours_appname = text_field(&event, "syslog.appname").map(str::to_owned);
-        let ours_procid = text_field(&event, "syslog.procid").map(str::to_owned);
+        let ours_appname = event.core.process_name.clone();
+        let ours_procid = procid(&event);
         let comparisons = [
             ("hostname", event.core.host_name.clone(), expect("hostname")),
             ("appname", ours_appname, expect("appname")),

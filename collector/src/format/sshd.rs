@@ -11,18 +11,39 @@ use std::net::IpAddr;
 
 use crate::event::Event;
 
-/// Fills login fields from an sshd message, where the message has them.
+/// Fills login fields from an sshd message, where the message has them. One pass over the
+/// words, remembering the two before: this runs on every sshd line, so it allocates nothing.
 pub fn enrich(message: &str, event: &mut Event) {
-    let words: Vec<&str> = message.split(' ').filter(|word| !word.is_empty()).collect();
-    if let Some((index, address)) = find_address(&words) {
-        // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4 so the
-        // same attacker has one address across sources.
-        event.core.source_ip = Some(address.to_canonical().to_string());
-        if words.get(index + 1) == Some(&"port") {
-            event.core.source_port = words.get(index + 2).and_then(|port| port.trim_end_matches([':', ',']).parse().ok());
+    let mut before_previous = "";
+    let mut previous = "";
+    let mut address_found = false;
+    let mut port_expected = false;
+    let mut user: Option<&str> = None;
+    for word in message.split(' ').filter(|word| !word.is_empty()) {
+        if port_expected {
+            if previous == "port" {
+                event.core.source_port = word.trim_end_matches([':', ',']).parse().ok();
+                port_expected = false;
+            } else if word != "port" {
+                port_expected = false;
+            }
         }
+        if !address_found {
+            if let Some(address) = as_address(word) {
+                // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4
+                // so the same attacker has one address across sources.
+                event.core.source_ip = Some(address.to_canonical().to_string());
+                address_found = true;
+                port_expected = true;
+            }
+        }
+        if user.is_none() {
+            user = user_in(before_previous, previous, word);
+        }
+        before_previous = previous;
+        previous = word;
     }
-    if let Some(user) = find_user(&words) {
+    if let Some(user) = user {
         event.core.user_name = Some(user.to_owned());
     }
     if let Some((action, outcome)) = classify(message) {
@@ -33,41 +54,31 @@ pub fn enrich(message: &str, event: &mut Event) {
     }
 }
 
-/// The first word that is an IP address (bare, in parentheses, or as `rhost=`).
-fn find_address(words: &[&str]) -> Option<(usize, IpAddr)> {
-    words.iter().enumerate().find_map(|(index, word)| {
-        let candidate = word.strip_prefix("rhost=").unwrap_or(word);
-        let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
-        let candidate = candidate.strip_suffix(':').filter(|rest| rest.parse::<IpAddr>().is_ok()).unwrap_or(candidate);
-        candidate.parse::<IpAddr>().ok().map(|address| (index, address))
-    })
+/// A word that is an IP address (bare, in parentheses, or as `rhost=`).
+fn as_address(word: &str) -> Option<IpAddr> {
+    let candidate = word.strip_prefix("rhost=").unwrap_or(word);
+    let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
+    // Cheap check first: most words are not addresses, and parsing every one shows in profiles.
+    if !candidate.contains(['.', ':']) {
+        return None;
+    }
+    let candidate = candidate.strip_suffix(':').filter(|rest| rest.parse::<IpAddr>().is_ok()).unwrap_or(candidate);
+    candidate.parse::<IpAddr>().ok()
 }
 
-/// The user name in the shapes OpenSSH and pam_unix write it.
-fn find_user<'a>(words: &[&'a str]) -> Option<&'a str> {
-    for (index, word) in words.iter().enumerate() {
-        if let Some(user) = word.strip_prefix("user=") {
-            if !user.is_empty() {
-                return Some(user);
-            }
-        }
-        let next = words.get(index + 1).copied();
-        match *word {
-            // "Invalid user X from", "invalid user X 1.2.3.4", "authenticating user X 1.2.3.4"
-            "user" | "User" => {
-                if let Some(user) = next.filter(|user| user.parse::<IpAddr>().is_err() && *user != "from") {
-                    return Some(user);
-                }
-            }
-            // "Failed password for X from", "Accepted publickey for X from"
-            "for" => {
-                let after = words.get(index + 2).copied();
-                if after == Some("from") {
-                    return next;
-                }
-            }
-            _ => {}
-        }
+/// The user name in the shapes OpenSSH and pam_unix write it, judged at `word` with the two
+/// words before it.
+fn user_in<'a>(before_previous: &'a str, previous: &'a str, word: &'a str) -> Option<&'a str> {
+    if let Some(user) = word.strip_prefix("user=").filter(|user| !user.is_empty()) {
+        return Some(user);
+    }
+    // "Failed password for X from", "Accepted publickey for X from"
+    if word == "from" && before_previous == "for" {
+        return Some(previous);
+    }
+    // "Invalid user X from", "invalid user X 1.2.3.4", "authenticating user X 1.2.3.4"
+    if matches!(previous, "user" | "User") && word != "from" && as_address(word).is_none() {
+        return Some(word);
     }
     None
 }

@@ -59,7 +59,12 @@ pub fn severity_name(priority: u8) -> &'static str {
     SEVERITIES[usize::from(priority & 7)]
 }
 
-/// Stores PRI as `syslog.priority`, `syslog.facility`, `syslog.severity` and `log.level`.
+// The header lands once: fields that have an ECS home (host.name, process.name, process.pid,
+// log.level = severity) live only there, so a syslog event does not carry each value twice.
+// `fields` keeps what has no ECS home (priority, facility, version, msgid, a non-numeric procid,
+// the timestamp as written).
+
+/// Stores PRI as `syslog.priority`, `syslog.facility` and `log.level` (the severity name).
 pub fn record_priority(event: &mut Event, priority: u8) {
     event
         .fields
@@ -67,34 +72,29 @@ pub fn record_priority(event: &mut Event, priority: u8) {
     event
         .fields
         .insert("syslog.facility".into(), Value::from(facility_name(priority)));
-    event
-        .fields
-        .insert("syslog.severity".into(), Value::from(severity_name(priority)));
     event.core.log_level = Some(severity_name(priority).to_owned());
 }
 
-/// Stores the host name as `syslog.hostname` and `host.name`.
+/// Stores the host name as `host.name`.
 pub fn record_hostname(event: &mut Event, hostname: &str) {
-    event
-        .fields
-        .insert("syslog.hostname".into(), Value::from(hostname));
     event.core.host_name = Some(hostname.to_owned());
 }
 
-/// Stores the program as `syslog.appname` and `process.name`, the process id as
-/// `syslog.procid` and (when numeric) `process.pid`.
+/// Stores the program as `process.name` and the process id as `process.pid`, or as
+/// `syslog.procid` when it is not a number (RFC 5424 allows any token).
 pub fn record_program(event: &mut Event, appname: Option<&str>, procid: Option<&str>) {
     if let Some(appname) = appname {
-        event
-            .fields
-            .insert("syslog.appname".into(), Value::from(appname));
         event.core.process_name = Some(appname.to_owned());
     }
     if let Some(procid) = procid {
-        event
-            .fields
-            .insert("syslog.procid".into(), Value::from(procid));
-        event.core.process_pid = procid.parse().ok();
+        match procid.parse() {
+            Ok(pid) => event.core.process_pid = Some(pid),
+            Err(_) => {
+                event
+                    .fields
+                    .insert("syslog.procid".into(), Value::from(procid));
+            }
+        }
     }
 }
 

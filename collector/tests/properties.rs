@@ -1,0 +1,154 @@
+//! Property tests for the two promises of the collector: no input makes a parser panic or lose
+//! the record's bytes, and framing never loses or merges records.
+
+use citysoc_collector::framing::{split_all, FrameKind, Framer, Framing};
+use citysoc_collector::{parse_record, Decoder, Format, InputFormat, ParseContext};
+use proptest::prelude::*;
+
+const ALL_FORMATS: &[InputFormat] = &[
+    InputFormat::Auto,
+    InputFormat::Rfc3164,
+    InputFormat::Rfc5424,
+    InputFormat::Cef,
+    InputFormat::Leef,
+    InputFormat::Kv,
+    InputFormat::Json,
+    InputFormat::Winevent,
+    InputFormat::Auditd,
+    InputFormat::Access,
+    InputFormat::Evtx,
+];
+
+/// Bytes that look like log records often enough to reach deep into the parsers: a real
+/// prefix from each format followed by arbitrary bytes, or arbitrary bytes alone.
+fn record_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let prefixes = prop::sample::select(vec![
+        "", "<34>", "<34>1 ", "<165>1 2003-10-11T22:14:15.003Z host app - ID47 [id a=\"",
+        "<13>Feb  5 17:32:18 host sshd[12]: ", "Feb  5 17:32:18 ", "CEF:0|Vendor|Prod|1.0|100|name|5|",
+        "LEEF:2.0|V|P|1|E|^|", "LEEF:1.0|V|P|1|E|", "type=SYSCALL msg=audit(1170021493.977:293): ",
+        "{\"EventID\": 1, \"Channel\": \"", "{\"a\":", "[", "date=2019-05-10 time=11:37:47 devid=\"",
+        "127.0.0.1 - - [28/Dec/2019:16:49:07 +0000] \"GET ", "<134>filterlog: 5,,,1000,em0,match,block,in,4,",
+    ]);
+    (prefixes, prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(prefix, tail)| {
+        let mut bytes = prefix.as_bytes().to_vec();
+        bytes.extend(tail);
+        bytes
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_parser_returns_and_keeps_the_exact_bytes(bytes in record_bytes()) {
+        let context = ParseContext::new("test");
+        for input_format in ALL_FORMATS {
+            let event = parse_record(&bytes, *input_format, &context, 7);
+            let raw = event.raw_bytes();
+            prop_assert_eq!(raw.as_ref(), bytes.as_slice());
+            if event.format == Format::Unknown {
+                prop_assert!(event.parse_error.is_some(), "unknown without a reason");
+            } else {
+                prop_assert!(event.parse_error.is_none());
+            }
+            // The event must serialize and come back equal (what the forwarder relies on).
+            let json = serde_json::to_string(&event).unwrap_or_default();
+            let back: citysoc_collector::Event = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}: {json}"));
+            prop_assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn the_decoder_never_loses_a_record(lines in prop::collection::vec(record_bytes(), 1..20)) {
+        // Every input record's bytes appear in exactly one event's raw bytes, in order, for
+        // streaming formats that group (auditd) or join (JSON) records too: concatenating the
+        // events' raw bytes gives back the input. (A top-level JSON array becomes one event
+        // per element, each with its own text, so array records are left out here.)
+        let context = ParseContext::new("test");
+        prop_assume!(!lines.iter().any(|line| line.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[')));
+        for input_format in [InputFormat::Auto, InputFormat::Auditd, InputFormat::Json] {
+            let records: Vec<Vec<u8>> = lines.iter().map(|line| line.iter().copied().filter(|byte| *byte != b'\n').collect()).collect();
+            let mut decoder = Decoder::new(input_format, context.clone());
+            let mut events = Vec::new();
+            for record in &records {
+                decoder.decode(record, &mut events);
+            }
+            decoder.finish(&mut events);
+            let emitted: Vec<u8> = events.iter().flat_map(|event| { let mut raw = event.raw_bytes().into_owned(); raw.push(b'\n'); raw }).collect();
+            let kept: Vec<u8> = records
+                .iter()
+                .filter(|record| !(input_format == InputFormat::Auto && record.iter().all(u8::is_ascii_whitespace)))
+                .flat_map(|record| { let mut raw = record.clone(); raw.push(b'\n'); raw })
+                .collect();
+            prop_assert_eq!(emitted, kept, "format {:?}", input_format);
+            prop_assert_eq!(decoder.stats().records, records.len() as u64);
+        }
+    }
+
+    #[test]
+    fn newline_framing_neither_loses_nor_merges(records in prop::collection::vec(prop::collection::vec(any::<u8>().prop_filter("no LF", |byte| *byte != b'\n'), 0..50), 1..30), crlf in any::<bool>(), max in 1usize..80) {
+        let delimiter: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+        let mut stream = Vec::new();
+        for record in &records {
+            stream.extend_from_slice(record);
+            stream.extend_from_slice(delimiter);
+        }
+        let frames = split_all(Framing::Newline, max, &stream);
+        let rebuilt = reassemble(&frames);
+        let expected: Vec<Vec<u8>> = records.iter().map(|record| if crlf { record.clone() } else { strip_cr(record) }).collect();
+        prop_assert_eq!(rebuilt.len(), records.len());
+        if !crlf {
+            prop_assert_eq!(rebuilt, expected);
+        } else {
+            prop_assert_eq!(rebuilt, records);
+        }
+    }
+
+    #[test]
+    fn octet_counting_neither_loses_nor_merges(records in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..60), 1..30), max in 1usize..80, chunk in 1usize..40) {
+        let mut stream = Vec::new();
+        for record in &records {
+            stream.extend_from_slice(format!("{} ", record.len()).as_bytes());
+            stream.extend_from_slice(record);
+        }
+        // Feed the stream in small chunks, as a TCP connection delivers it.
+        let mut framer = Framer::new(Framing::OctetCounting, max);
+        let mut buffer = Vec::new();
+        let mut frames = Vec::new();
+        for piece in stream.chunks(chunk) {
+            buffer.extend_from_slice(piece);
+            while let Some(frame) = framer.next_frame(&buffer, false) {
+                frames.push((frame.bytes.to_vec(), frame.kind));
+                let used = frame.consumed;
+                buffer.drain(..used);
+            }
+        }
+        while let Some(frame) = framer.next_frame(&buffer, true) {
+            frames.push((frame.bytes.to_vec(), frame.kind));
+            let used = frame.consumed;
+            buffer.drain(..used);
+        }
+        prop_assert_eq!(reassemble(&frames), records);
+    }
+}
+
+/// Joins fragments back into whole records.
+fn reassemble(frames: &[(Vec<u8>, FrameKind)]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    let mut current = Vec::new();
+    for (bytes, kind) in frames {
+        current.extend_from_slice(bytes);
+        if *kind != FrameKind::Fragment {
+            records.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        records.push(current);
+    }
+    records
+}
+
+/// With LF framing a record's own trailing CR is taken as part of a CRLF delimiter.
+fn strip_cr(record: &[u8]) -> Vec<u8> {
+    record.strip_suffix(b"\r").unwrap_or(record).to_vec()
+}
