@@ -3,6 +3,7 @@
 //! Exit code 0 when every input was read, whatever the records held (unknown lines are events
 //! too); non-zero only when an input could not be read, with a message naming it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub struct ParseArgs {
     /// Largest record in bytes; longer records are split into flagged fragments, never cut.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
     max_record: usize,
+    /// Do not print the summary line on standard error.
+    #[arg(long, short)]
+    quiet: bool,
     /// Files to read; `-` or nothing reads standard input.
     inputs: Vec<PathBuf>,
 }
@@ -41,7 +45,7 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
     let timezone = ParseContext::parse_timezone(&args.timezone)?;
     let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
     let stdout = io::stdout();
-    let mut output = EventWriter { out: BufWriter::new(stdout.lock()), pretty: args.pretty };
+    let mut output = EventWriter { out: BufWriter::new(stdout.lock()), pretty: args.pretty, per_format: BTreeMap::new() };
 
     for input in &inputs {
         let mut context = ParseContext::new(if input.as_os_str() == "-" { "stdin" } else { "file" });
@@ -59,17 +63,25 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
         result.with_context(|| format!("cannot read {}", input.display()))?;
     }
     output.out.flush().context("cannot write to standard output")?;
+    if !args.quiet {
+        let total: u64 = output.per_format.values().sum();
+        let breakdown: Vec<String> = output.per_format.iter().map(|(format, count)| format!("{format} {count}")).collect();
+        eprintln!("citysoc parse: {total} events from {} input(s): {}", inputs.len(), breakdown.join(", "));
+    }
     Ok(())
 }
 
 struct EventWriter<W: Write> {
     out: W,
     pretty: bool,
+    /// Events written per format, for the summary on stderr.
+    per_format: BTreeMap<&'static str, u64>,
 }
 
 impl<W: Write> EventWriter<W> {
     fn write_all(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
         for event in events.drain(..) {
+            *self.per_format.entry(event.format.as_str()).or_default() += 1;
             if self.pretty {
                 serde_json::to_writer_pretty(&mut self.out, &event)?;
             } else {

@@ -157,15 +157,17 @@ fn event_id(record: &[u8], context: &ParseContext, sequence: u64) -> String {
     format!("{:032x}", hasher.digest128())
 }
 
-/// Record text for the parsers: the bytes themselves when they are UTF-8, a lossy copy
-/// otherwise (the event keeps the exact bytes in `raw_base64`). A leading byte-order mark is
-/// skipped.
+/// Record text for the parsers: the bytes themselves when they are UTF-8; otherwise the bytes
+/// read as Windows-1258, the code page legacy Vietnamese devices still use (it also maps the
+/// Latin-1 letters), so "Phòng" stays readable instead of turning into U+FFFD. Every byte maps
+/// to a character, and the event keeps the exact bytes in `raw_base64`. A leading byte-order
+/// mark is skipped.
 fn record_text(record: &[u8]) -> Cow<'_, str> {
     let record = record.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(record);
     // `from_utf8` is the fast validator; the lossy path only runs for legacy encodings.
     match std::str::from_utf8(record) {
         Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(record),
+        Err(_) => encoding_rs::WINDOWS_1258.decode_without_bom_handling(record).0,
     }
 }
 

@@ -57,8 +57,13 @@ fn check_valid(event: &Event, expected: &Value) -> Vec<String> {
     check("msgid", text_field(event, "syslog.msgid").map(str::to_owned), expected_text("msgid"));
     let expected_message = expected_text("message_b64").map(|encoded| {
         let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap_or_default();
-        // We keep the exact bytes in raw/raw_base64; the message field is text.
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // We keep the exact bytes in raw/raw_base64; the message field is text, read as
+        // Windows-1258 when the bytes are not UTF-8 (go-syslog's cases are Latin-1 letters,
+        // which Windows-1258 maps the same way).
+        let text = match String::from_utf8(bytes.clone()) {
+            Ok(text) => text,
+            Err(_) => encoding_rs::WINDOWS_1258.decode_without_bom_handling(&bytes).0.into_owned(),
+        };
         text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text)
     });
     check("message", event.core.message.clone(), expected_message);
