@@ -229,7 +229,10 @@ fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt 
     let candidate = match first {
         None => return Err(("auto", FormatError::new("empty record", 0))),
         Some(b'<') => {
-            if format::rfc5424::looks_like(trimmed) {
+            // audispd and rsyslog forward audit records behind a syslog header.
+            if format::auditd::looks_like(trimmed) {
+                InputFormat::Auditd
+            } else if format::rfc5424::looks_like(trimmed) {
                 InputFormat::Rfc5424
             } else {
                 InputFormat::Rfc3164
@@ -308,6 +311,8 @@ pub struct DecoderStats {
     pub unknown_events: u64,
     /// Pieces of records longer than the maximum frame size (each kept as an unknown event).
     pub fragments: u64,
+    /// What the auditd grouper saw (its unparsed records are unknown events too).
+    pub audit: format::auditd::AuditGrouperStats,
 }
 
 impl Decoder {
@@ -326,7 +331,10 @@ impl Decoder {
 
     /// What the decoder has seen so far.
     pub fn stats(&self) -> DecoderStats {
-        self.stats
+        DecoderStats {
+            audit: self.audit_grouper.stats(),
+            ..self.stats
+        }
     }
 
     /// The context records are parsed in.

@@ -63,11 +63,10 @@ proptest! {
         // Every input record's bytes appear in exactly one event's raw bytes, in order, for
         // streaming formats that group (auditd) or join (JSON) records too: concatenating the
         // events' raw bytes gives back the input. (A top-level JSON array becomes one event
-        // per element, each with its own text, so array records are left out here.)
+        // per element, each with its own text, so array records are changed into non-arrays.)
         let context = ParseContext::new("test");
-        prop_assume!(!lines.iter().any(|line| line.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[')));
         for input_format in [InputFormat::Auto, InputFormat::Auditd, InputFormat::Json] {
-            let records: Vec<Vec<u8>> = lines.iter().map(|line| line.iter().copied().filter(|byte| *byte != b'\n').collect()).collect();
+            let records: Vec<Vec<u8>> = lines.iter().map(|line| without_array_start(line.iter().copied().filter(|byte| *byte != b'\n').collect())).collect();
             let mut decoder = Decoder::new(input_format, context.clone());
             let mut events = Vec::new();
             for record in &records {
@@ -130,6 +129,16 @@ proptest! {
         }
         prop_assert_eq!(reassemble(&frames), records);
     }
+}
+
+/// Turns a record that opens a JSON array into one that does not (see the test's comment).
+fn without_array_start(mut record: Vec<u8>) -> Vec<u8> {
+    if let Some(first) = record.iter_mut().find(|byte| !byte.is_ascii_whitespace()) {
+        if *first == b'[' {
+            *first = b'(';
+        }
+    }
+    record
 }
 
 /// Joins fragments back into whole records.
