@@ -320,8 +320,8 @@ fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
             .map(str::to_owned)
             .unwrap_or_else(|| header.fields[5].clone().into_owned()),
     );
-    set(&mut core.source_ip, non_empty(event, &["src", "sourceAddress", "c6a2"]));
-    set(&mut core.destination_ip, non_empty(event, &["dst", "destinationAddress", "c6a3"]));
+    set(&mut core.source_ip, address(event, &["src", "sourceAddress", "c6a2"]));
+    set(&mut core.destination_ip, address(event, &["dst", "destinationAddress", "c6a3"]));
     set_parsed(&mut core.source_port, non_empty(event, &["spt", "sourcePort"]));
     set_parsed(&mut core.destination_port, non_empty(event, &["dpt", "destinationPort"]));
     set(&mut core.user_name, non_empty(event, &["suser", "sourceUserName", "duser", "destinationUserName"]));
@@ -352,6 +352,18 @@ fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
             event.timestamp = time;
         }
     }
+}
+
+/// The first value among `keys` that is an IP address: `source.ip`/`destination.ip` are
+/// addresses to every consumer, so a host name or a template placeholder stays in `fields` only.
+pub(crate) fn address<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
+    keys.iter().find_map(|key| {
+        event
+            .fields
+            .get(*key)
+            .and_then(Value::as_str)
+            .filter(|value| value.trim().parse::<std::net::IpAddr>().is_ok())
+    })
 }
 
 fn set<T: Into<String>>(slot: &mut Option<String>, value: Option<T>) {
@@ -539,6 +551,17 @@ mod tests {
         for line in ["CEF:", "CEF:|", "CEF:0|||||||", "CEF:0|a|b|c|d|e|f|=", "CEF:0|a|b|c|d|e|f| \\", "CEF:0|\\", "CEF:0|é\\|ü|||||| ké=vé"] {
             let _ = parse_record(line.as_bytes(), InputFormat::Cef, &context(), 1);
             let _ = parse_record(line.as_bytes(), InputFormat::Auto, &context(), 1);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_generated_records(body in "[0-9a-zé=|\\\\ \t^x#.]{0,60}") {
+            let line = format!("CEF:0|{body}");
+            for format in [InputFormat::Cef, InputFormat::Auto] {
+                let event = parse_record(line.as_bytes(), format, &context(), 1);
+                proptest::prop_assert_eq!(event.raw.as_deref(), Some(line.as_str()));
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use crate::event::{Event, Format, LogSource};
-use crate::format::cef::{device_time, reset};
+use crate::format::cef::{address, device_time, reset};
 use crate::format::{embedded, FormatError};
 use crate::parse::ParseContext;
 
@@ -134,16 +134,19 @@ fn decode_delimiter(field: &str) -> Option<&'static str> {
     if field.is_empty() || field == "\\t" || field == "\t" {
         return Some("\t");
     }
-    let hex = field
-        .strip_prefix("0x")
-        .or_else(|| field.strip_prefix("0X"))
-        .or_else(|| field.strip_prefix('x'))
-        .or_else(|| field.strip_prefix('X'));
-    let byte = match hex {
-        Some(digits) if !digits.is_empty() && digits.len() <= 2 => u8::from_str_radix(digits, 16).ok()?,
-        Some(_) => return None,
-        None if field.len() == 1 => field.as_bytes()[0],
-        None => return None,
+    // One byte is the delimiter itself (`x` alone is the letter x, not a hex prefix).
+    let byte = if field.len() == 1 {
+        field.as_bytes()[0]
+    } else {
+        let digits = field
+            .strip_prefix("0x")
+            .or_else(|| field.strip_prefix("0X"))
+            .or_else(|| field.strip_prefix('x'))
+            .or_else(|| field.strip_prefix('X'))?;
+        if digits.is_empty() || digits.len() > 2 {
+            return None;
+        }
+        u8::from_str_radix(digits, 16).ok()?
     };
     ASCII_STRINGS.get(usize::from(byte)).copied()
 }
@@ -224,8 +227,8 @@ fn set_parsed<T: std::str::FromStr>(slot: &mut Option<T>, value: Option<&str>) {
 fn fill_core(event_id: &str, context: &ParseContext, event: &mut Event) {
     let mut core = std::mem::take(&mut event.core);
     core.event_code = Some(event_id.to_owned());
-    set(&mut core.source_ip, non_empty(event, &["src"]));
-    set(&mut core.destination_ip, non_empty(event, &["dst"]));
+    set(&mut core.source_ip, address(event, &["src"]));
+    set(&mut core.destination_ip, address(event, &["dst"]));
     set_parsed(&mut core.source_port, non_empty(event, &["srcPort"]));
     set_parsed(&mut core.destination_port, non_empty(event, &["dstPort"]));
     set(&mut core.user_name, non_empty(event, &["usrName", "userName", "accountName", "suser", "duser"]));
@@ -311,14 +314,12 @@ fn with_java_format(value: &str, java_format: &str, zone: Tz) -> Option<chrono::
         .map(|naive| crate::timestamp::local_to_utc(naive, zone))
 }
 
-/// Sigma logsource for the few products whose LEEF output is clearly firewall or proxy traffic.
+/// Sigma logsource for the few products whose LEEF output is clearly firewall traffic.
 fn logsource_for(vendor: &str, product: &str) -> LogSource {
     let vendor = vendor.to_ascii_lowercase();
     let product = product.to_ascii_lowercase();
     if vendor == "zscaler" && product == "nss-fw" {
         LogSource::new(None, Some("firewall"), None)
-    } else if vendor == "zscaler" && product == "nss" {
-        LogSource::new(None, Some("proxy"), None)
     } else {
         LogSource::default()
     }
@@ -388,6 +389,17 @@ mod tests {
         }
         for line in ["LEEF:2.0|V|P|1|E|||", "LEEF:2.0|V|P|1|E|é|a=b", "LEEF:1.0|V|P|1|E", "LEEF:2.0|é|||||=|="] {
             let _ = parse_record(line.as_bytes(), InputFormat::Auto, &context(), 1);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_generated_records(body in "[0-9a-zé=|\\\\ \t^x#.]{0,60}") {
+            let line = format!("LEEF:2.0|{body}");
+            for format in [InputFormat::Leef, InputFormat::Auto] {
+                let event = parse_record(line.as_bytes(), format, &context(), 1);
+                proptest::prop_assert_eq!(event.raw.as_deref(), Some(line.as_str()));
+            }
         }
     }
 }
