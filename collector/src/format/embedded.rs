@@ -19,6 +19,9 @@ pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, contex
         Some(("cef", start, cef::parse(&message[start..], context, event)))
     } else if let Some(start) = message.find("LEEF:").filter(|start| *start <= 64 && is_payload_start(message, *start)) {
         Some(("leef", start, leef::parse(&message[start..], context, event)))
+    } else if appname == Some("CEF") && cef::looks_like_unmarked(message) {
+        // `CEF: 0|Vendor|…` reads as tag `CEF` and message `0|Vendor|…` (UniFi sends this).
+        Some(("cef", 0, cef::parse_without_marker(message, context, event)))
     } else if appname == Some("filterlog") {
         Some(("filterlog", 0, kv::parse_filterlog(message, context, event)))
     } else if kv::looks_like(message) {
