@@ -102,7 +102,10 @@ pub(crate) fn clf_timestamp(date: &str, zone: Option<&str>, context: &ParseConte
     match zone {
         Some(zone) => {
             let offset = numeric_zone(zone)?;
-            offset.from_local_datetime(&naive).single().map(|time| time.with_timezone(&Utc))
+            offset
+                .from_local_datetime(&naive)
+                .single()
+                .map(|time| time.with_timezone(&Utc))
         }
         None => Some(local_to_utc(naive, context.timezone)),
     }
@@ -188,7 +191,10 @@ fn split_line<'a>(text: &'a str, context: &ParseContext) -> Result<(AccessLine<'
 
     let request_start = close + 3;
     if bytes.get(close + 1..request_start) != Some(b" \"") {
-        return Err(FormatError::new("expecting a quoted request line after the timestamp", close + 1));
+        return Err(FormatError::new(
+            "expecting a quoted request line after the timestamp",
+            close + 1,
+        ));
     }
     let request_end = closing_quote(bytes, request_start)
         .ok_or_else(|| FormatError::new("unterminated quoted request line", request_start - 1))?;
@@ -197,7 +203,10 @@ fn split_line<'a>(text: &'a str, context: &ParseContext) -> Result<(AccessLine<'
     let mut position = request_end + 1;
     let (response, after) = next_word(text, position);
     if response.is_empty() || !(response == "-" || response.bytes().all(|byte| byte.is_ascii_digit())) {
-        return Err(FormatError::new("expecting an HTTP status code after the request line", position));
+        return Err(FormatError::new(
+            "expecting an HTTP status code after the request line",
+            position,
+        ));
     }
     line.response = response;
     position = after;
@@ -274,7 +283,9 @@ fn split_request(request_line: &str) -> Option<(&str, &str, Option<&str>)> {
     let (method, rest) = request_line.split_once(' ')?;
     let method_ok = !method.is_empty()
         && method.len() <= 24
-        && method.bytes().all(|byte| byte.is_ascii_uppercase() || byte == b'_' || byte == b'-');
+        && method
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || byte == b'_' || byte == b'-');
     if !method_ok || rest.is_empty() {
         return None;
     }
@@ -296,7 +307,10 @@ fn record_fields(line: &AccessLine<'_>, event: &mut Event) {
     };
     if let Some(vhost) = line.vhost {
         put(&["cs-host"], vhost);
-        match vhost.rsplit_once(':').filter(|(_, port)| port.bytes().all(|byte| byte.is_ascii_digit())) {
+        match vhost
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|byte| byte.is_ascii_digit()))
+        {
             Some((host, port)) => {
                 put(&["vhost"], host);
                 put(&["vhost_port"], port);
@@ -383,17 +397,27 @@ mod tests {
 
     #[test]
     fn looks_like_access_lines_only() {
-        assert!(looks_like(r#"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2326"#));
-        assert!(looks_like(r#"www.x.net:80 1.2.3.4 - - [08/Jun/2020:08:04:43 +0000] "GET / HTTP/1.1" 301 0"#));
-        assert!(!looks_like("[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10]"));
-        assert!(!looks_like("Feb  5 17:32:18 web01 sshd[4321]: Accepted password for root"));
+        assert!(looks_like(
+            r#"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 2326"#
+        ));
+        assert!(looks_like(
+            r#"www.x.net:80 1.2.3.4 - - [08/Jun/2020:08:04:43 +0000] "GET / HTTP/1.1" 301 0"#
+        ));
+        assert!(!looks_like(
+            "[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10]"
+        ));
+        assert!(!looks_like(
+            "Feb  5 17:32:18 web01 sshd[4321]: Accepted password for root"
+        ));
         assert!(!looks_like("a b c d e [10/Oct/2000:13:55:36 -0700] \"GET\""));
         assert!(!looks_like(""));
     }
 
     #[test]
     fn combined_line() {
-        let event = parse_line(r#"10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?a=1&b=2 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#);
+        let event = parse_line(
+            r#"10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?a=1&b=2 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)""#,
+        );
         assert_eq!(event.format, Format::AccessLog);
         assert_eq!(event.timestamp.to_rfc3339(), "2000-10-10T20:55:36+00:00");
         assert_eq!(event.core.source_ip.as_deref(), Some("10.0.0.1"));
@@ -401,7 +425,10 @@ mod tests {
         assert_eq!(event.core.http_request_method.as_deref(), Some("GET"));
         assert_eq!(event.core.url_original.as_deref(), Some("/apache_pb.gif?a=1&b=2"));
         assert_eq!(event.core.http_response_status_code, Some(200));
-        assert_eq!(event.core.user_agent_original.as_deref(), Some("Mozilla/4.08 [en] (Win98; I ;Nav)"));
+        assert_eq!(
+            event.core.user_agent_original.as_deref(),
+            Some("Mozilla/4.08 [en] (Win98; I ;Nav)")
+        );
         assert_eq!(field(&event, "cs-uri-stem"), Some("/apache_pb.gif"));
         assert_eq!(field(&event, "cs-uri-query"), Some("a=1&b=2"));
         assert_eq!(field(&event, "httpversion"), Some("1.0"));
@@ -415,10 +442,14 @@ mod tests {
         assert_eq!(field(&event, "rawrequest"), Some(r"\x16\x03\x01\x01 \x02"));
         assert!(event.core.http_request_method.is_none());
         assert!(event.core.user_agent_original.is_none());
-        let event = parse_line(r#"1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] "GET /a\"b HTTP/1.1" 200 1 "-" "ua" 0.003 "upstream""#);
+        let event = parse_line(
+            r#"1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] "GET /a\"b HTTP/1.1" 200 1 "-" "ua" 0.003 "upstream""#,
+        );
         assert_eq!(field(&event, "request"), Some(r#"/a\"b"#));
         assert_eq!(field(&event, "extra"), Some(r#"0.003 "upstream""#));
-        let event = parse_line(r#"83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] "OPTIONS /remote.php/ HTTP/1.1" - 7908 "-" "monitoring-client (v2.2)""#);
+        let event = parse_line(
+            r#"83.149.9.216 - a.user [11/Jan/2020:23:05:27 +0100] "OPTIONS /remote.php/ HTTP/1.1" - 7908 "-" "monitoring-client (v2.2)""#,
+        );
         assert_eq!(event.core.http_response_status_code, None);
         assert_eq!(field(&event, "bytes"), Some("7908"));
     }
@@ -429,9 +460,29 @@ mod tests {
         context.timezone = chrono_tz::UTC;
         let mut event = new_event(b"", &context, 1);
         let offset = |text: &str, event: &mut Event| parse(text, &context, event).err().map(|error| error.offset);
-        assert_eq!(offset("1.2.3.4 - - [99/Foo/2023:05:57:49 +1100] \"GET /\" 200 1", &mut event), Some(13));
-        assert_eq!(offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET / 200 1", &mut event), Some(41));
-        assert_eq!(offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET /\" OK 1", &mut event), Some(48));
+        assert_eq!(
+            offset("1.2.3.4 - - [99/Foo/2023:05:57:49 +1100] \"GET /\" 200 1", &mut event),
+            Some(13)
+        );
+        assert_eq!(
+            offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET / 200 1", &mut event),
+            Some(41)
+        );
+        assert_eq!(
+            offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET /\" OK 1", &mut event),
+            Some(48)
+        );
         assert!(event.fields.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "[ a-zA-Z0-9\"\\\\\\[\\]:/+-]{0,60}|1\\.2 - - \\[[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9:]{8} [+-][0-9]{4}\\] \\PC{0,40}") {
+            let mut context = ParseContext::new("test");
+            context.timezone = chrono_tz::UTC;
+            let mut event = new_event(text.as_bytes(), &context, 1);
+            let _ = looks_like(&text);
+            let _ = parse(&text, &context, &mut event);
+        }
     }
 }

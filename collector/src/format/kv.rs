@@ -168,8 +168,8 @@ enum Token<'a> {
 /// Parses key=value text into `event`.
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
-    let start = lenient_pairs_start(bytes)
-        .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
+    let start =
+        lenient_pairs_start(bytes).ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
     let tokens = tokenize(text, start)?;
     let prefix = text[..start].trim();
 
@@ -198,7 +198,11 @@ fn lenient_pairs_start(bytes: &[u8]) -> Option<usize> {
     while position < bytes.len() {
         if bytes[position] == b'[' {
             // A bracketed group (`[UFW BLOCK]`) is one token even with spaces inside.
-            if let Some(close) = bytes[position..].iter().take(MAX_PREFIX_WORD).position(|byte| *byte == b']') {
+            if let Some(close) = bytes[position..]
+                .iter()
+                .take(MAX_PREFIX_WORD)
+                .position(|byte| *byte == b']')
+            {
                 position = skip_spaces(bytes, position + close + 1);
                 continue;
             }
@@ -344,7 +348,9 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
     if let Some(port) = first_port(fields, &["dstport", "DPT", "dst_port", "dport"]) {
         core.destination_port = Some(port);
     }
-    if let Some(user) = first_of(fields, &["user", "usrName", "dstuser", "srcuser"]).filter(|user| !is_placeholder(user)) {
+    if let Some(user) =
+        first_of(fields, &["user", "usrName", "dstuser", "srcuser"]).filter(|user| !is_placeholder(user))
+    {
         core.user_name = Some(user.to_owned());
     }
     if let Some(action) = first_of(fields, &["action", "act"]) {
@@ -378,8 +384,19 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
 
 /// `success`/`failure` from a status or result word, where it is clear.
 fn outcome_of(status: &str) -> Option<&'static str> {
-    const SUCCESS: &[&str] = &["success", "succeeded", "successful", "ok", "pass", "passed", "accept", "allowed"];
-    const FAILURE: &[&str] = &["failed", "failure", "fail", "denied", "deny", "error", "rejected", "blocked"];
+    const SUCCESS: &[&str] = &[
+        "success",
+        "succeeded",
+        "successful",
+        "ok",
+        "pass",
+        "passed",
+        "accept",
+        "allowed",
+    ];
+    const FAILURE: &[&str] = &[
+        "failed", "failure", "fail", "denied", "deny", "error", "rejected", "blocked",
+    ];
     if SUCCESS.iter().any(|word| status.eq_ignore_ascii_case(word)) {
         Some("success")
     } else if FAILURE.iter().any(|word| status.eq_ignore_ascii_case(word)) {
@@ -407,10 +424,10 @@ fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>>
         if let (Some(date), Some(time)) = (date, time) {
             let naive = NaiveDateTime::new(date, time);
             return Some(match text_field(fields, "tz").and_then(zone_offset) {
-                Some(offset) => offset
-                    .from_local_datetime(&naive)
-                    .single()
-                    .map_or_else(|| local_to_utc(naive, context.timezone), |time| time.with_timezone(&Utc)),
+                Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
+                    || local_to_utc(naive, context.timezone),
+                    |time| time.with_timezone(&Utc),
+                ),
                 None => local_to_utc(naive, context.timezone),
             });
         }
@@ -457,7 +474,8 @@ fn set_logsource(event: &mut Event) {
         event.logsource = LogSource::new(Some("fortigate"), category, service);
         return;
     }
-    let netfilter = has(fields, "SRC") && has(fields, "DST") && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
+    let netfilter =
+        has(fields, "SRC") && has(fields, "DST") && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
     if netfilter {
         event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
     }
@@ -532,10 +550,10 @@ fn record_proxmox_header(prefix: &str, context: &ParseContext, event: &mut Event
     fields.insert("loglevel".into(), Value::from(loglevel));
     fields.insert("chain".into(), Value::from(chain));
     fields.insert("logdate".into(), Value::from(format!("{date} {zone}")));
-    let action = words.last().and_then(|word| word.strip_suffix(':'));
+    let action = words.next_back().and_then(|word| word.strip_suffix(':'));
     if let Some(action) = action {
+        // Also becomes `event.action`, as written, like any device `action` key.
         fields.insert("action".into(), Value::from(action));
-        event.core.event_action = Some(action.to_ascii_lowercase());
     }
     true
 }
@@ -549,7 +567,11 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     fn new(text: &'a str) -> Self {
-        Columns { text, position: 0, done: false }
+        Columns {
+            text,
+            position: 0,
+            done: false,
+        }
     }
 
     fn next_column(&mut self) -> Option<&'a str> {
@@ -584,37 +606,70 @@ pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -
     let csv = text.trim_end_matches(['\r', '\n', ' ']);
     let mut columns = Columns::new(csv);
     let mut parsed: Vec<(&'static str, &str)> = Vec::with_capacity(32);
-    const HEADER: [&str; 9] = ["rulenum", "subrulenum", "anchor", "tracker", "realint", "reason", "act", "direction", "version"];
+    const HEADER: [&str; 9] = [
+        "rulenum",
+        "subrulenum",
+        "anchor",
+        "tracker",
+        "realint",
+        "reason",
+        "act",
+        "direction",
+        "version",
+    ];
     let mut version_offset = 0;
     for name in HEADER {
         version_offset = columns.position;
         let column = columns.next_column().ok_or_else(|| {
-            FormatError::new(format!("expecting the `{name}` column of a filterlog record"), columns.position)
+            FormatError::new(
+                format!("expecting the `{name}` column of a filterlog record"),
+                columns.position,
+            )
         })?;
         parsed.push((name, column));
     }
     if !parsed[0].1.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(FormatError::new("expecting a rule number at the start of a filterlog record", 0));
+        return Err(FormatError::new(
+            "expecting a rule number at the start of a filterlog record",
+            0,
+        ));
     }
     let ip_names: &[&'static str] = match parsed[8].1 {
         "4" => &["tos", "ecn", "ttl", "id", "offset", "flags", "protoid", "proto"],
         "6" => &["class", "flowlabel", "hlim", "proto", "protoid"],
-        _ => return Err(FormatError::new("expecting IP version 4 or 6 in a filterlog record", version_offset)),
+        _ => {
+            return Err(FormatError::new(
+                "expecting IP version 4 or 6 in a filterlog record",
+                version_offset,
+            ))
+        }
     };
     take_columns(&mut columns, ip_names, &mut parsed);
     take_columns(&mut columns, &["length", "srcip", "dstip"], &mut parsed);
-    let protoid = parsed.iter().find(|(name, _)| *name == "protoid").map_or("", |(_, value)| *value);
+    let protoid = parsed
+        .iter()
+        .find(|(name, _)| *name == "protoid")
+        .map_or("", |(_, value)| *value);
     match protoid {
         "6" => take_columns(
             &mut columns,
-            &["srcport", "dstport", "datalen", "tcpflags", "seq", "ack", "window", "urg", "options"],
+            &[
+                "srcport", "dstport", "datalen", "tcpflags", "seq", "ack", "window", "urg", "options",
+            ],
             &mut parsed,
         ),
         "17" => take_columns(&mut columns, &["srcport", "dstport", "datalen"], &mut parsed),
         "1" => take_icmp_columns(&mut columns, &mut parsed),
         "112" => take_columns(
             &mut columns,
-            &["carp_type", "carp_ttl", "carp_vhid", "carp_version", "carp_advskew", "carp_advbase"],
+            &[
+                "carp_type",
+                "carp_ttl",
+                "carp_vhid",
+                "carp_version",
+                "carp_advskew",
+                "carp_advbase",
+            ],
             &mut parsed,
         ),
         _ => {}
@@ -684,7 +739,9 @@ fn filterlog_product(host_name: Option<&str>, tracker: Option<&str>) -> Option<&
     }
     let tracker = tracker?;
     let hex_or_dash = tracker.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-');
-    let opnsense_hash = hex_or_dash && (tracker.len() == 32 || tracker.len() == 36) && !tracker.bytes().all(|byte| byte.is_ascii_digit());
+    let opnsense_hash = hex_or_dash
+        && (tracker.len() == 32 || tracker.len() == 36)
+        && !tracker.bytes().all(|byte| byte.is_ascii_digit());
     opnsense_hash.then_some("opnsense")
 }
 
@@ -712,23 +769,31 @@ mod tests {
 
     #[test]
     fn looks_like_accepts_devices_and_rejects_prose() {
-        assert!(looks_like(r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid=FG100E logid="0100032001""#));
+        assert!(looks_like(
+            r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid=FG100E logid="0100032001""#
+        ));
         assert!(looks_like("[50028442.088484] IN=enp1s0 OUT= MAC=00:08 SRC=1.2.3.4"));
         assert!(looks_like("[  203.842973] IPTABLES-DROP: IN=lo OUT= MAC=00:00"));
         assert!(looks_like("[ 1234.5678] [UFW BLOCK] IN=eth0 OUT= MAC=aa SRC=1.2.3.4"));
         assert!(looks_like("SFW2-INext-DROP-DEFLT IN=ppp0 OUT= MAC= SRC=24.64.208.134"));
         assert!(looks_like("Shorewall:net2fw:DROP:IN=eth1 OUT= MAC=00:02 SRC=127.0.0.1"));
-        assert!(!looks_like("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4"));
+        assert!(!looks_like(
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4"
+        ));
         assert!(!looks_like("Accepted password for root from 10.0.0.1 port 22 ssh2"));
         assert!(!looks_like("a=1 b=2"));
         assert!(!looks_like(r#"a="unterminated b=1 c=2"#));
         assert!(!looks_like(""));
-        assert!(!looks_like("NetScreen device_id=aka1 [Root]system-notification-00257(traffic): start_time=\"x\""));
+        assert!(!looks_like(
+            "NetScreen device_id=aka1 [Root]system-notification-00257(traffic): start_time=\"x\""
+        ));
     }
 
     #[test]
     fn fortigate_login_failure() {
-        let event = parse_kv(r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid="FG100E3G16" logid="0100032001" type="event" subtype="system" level="information" user="admin" srcip=10.0.0.1 action="login" status="failed" msg="Administrator admin login failed from https(10.0.0.1) because of invalid password""#);
+        let event = parse_kv(
+            r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid="FG100E3G16" logid="0100032001" type="event" subtype="system" level="information" user="admin" srcip=10.0.0.1 action="login" status="failed" msg="Administrator admin login failed from https(10.0.0.1) because of invalid password""#,
+        );
         assert_eq!(event.format, Format::Kv);
         assert_eq!(event.core.host_name.as_deref(), Some("FG100E"));
         assert_eq!(event.core.source_ip.as_deref(), Some("10.0.0.1"));
@@ -737,7 +802,10 @@ mod tests {
         assert_eq!(event.core.event_outcome.as_deref(), Some("failure"));
         assert_eq!(event.core.event_code.as_deref(), Some("0100032001"));
         assert_eq!(event.core.log_level.as_deref(), Some("information"));
-        assert_eq!(event.core.message.as_deref(), Some("Administrator admin login failed from https(10.0.0.1) because of invalid password"));
+        assert_eq!(
+            event.core.message.as_deref(),
+            Some("Administrator admin login failed from https(10.0.0.1) because of invalid password")
+        );
         assert_eq!(event.timestamp.to_rfc3339(), "2019-05-10T11:37:47+00:00");
         assert_eq!(event.logsource, LogSource::new(Some("fortigate"), None, Some("event")));
         assert_eq!(field(&event, "subtype"), Some(&Value::from("system")));
@@ -745,7 +813,9 @@ mod tests {
 
     #[test]
     fn fortigate_zone_and_escapes() {
-        let event = parse_kv(r#"date=2024-10-14 time=13:46:40 tz="-0700" logid="1" type="traffic" subtype="forward" msg="say \"hi\" C:\temp""#);
+        let event = parse_kv(
+            r#"date=2024-10-14 time=13:46:40 tz="-0700" logid="1" type="traffic" subtype="forward" msg="say \"hi\" C:\temp""#,
+        );
         assert_eq!(event.timestamp.to_rfc3339(), "2024-10-14T20:46:40+00:00");
         assert_eq!(event.core.message.as_deref(), Some(r#"say "hi" C:\temp"#));
         assert_eq!(event.logsource.category.as_deref(), Some("firewall"));
@@ -779,7 +849,10 @@ mod tests {
         let context = context();
         let mut event = new_event(b"", &context, 1);
         let error = parse(r#"a=1 b="open"#, &context, &mut event).err();
-        assert_eq!(error.map(|error| (error.message.into_owned(), error.offset)), Some(("unterminated quoted value".into(), 6)));
+        assert_eq!(
+            error.map(|error| (error.message.into_owned(), error.offset)),
+            Some(("unterminated quoted value".into(), 6))
+        );
         assert!(event.fields.is_empty(), "nothing is written on failure");
         assert!(parse("no pairs here", &context, &mut event).is_err());
     }
@@ -811,5 +884,16 @@ mod tests {
         assert!(parse_filterlog("hello world", &context, &mut event).is_err());
         assert!(parse_filterlog("1,,,2,em0,match,block,in,5,x", &context, &mut event).is_err());
         assert!(event.fields.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "[ a-zA-Z0-9=\"\\\\\\[\\]:,./()+-]{0,80}|\\PC{0,80}") {
+            let context = context();
+            let mut event = new_event(text.as_bytes(), &context, 1);
+            let _ = looks_like(&text);
+            let _ = parse(&text, &context, &mut event);
+            let _ = parse_filterlog(&text, &context, &mut event);
+        }
     }
 }
