@@ -1,17 +1,899 @@
-//! key=value. HELPER-OWNED: to be written.
-use crate::event::Event;
+//! key=value records (FortiGate, netfilter/iptables kernel lines, Proxmox firewall, UniFi, …) and
+//! pfSense/OPNsense `filterlog` CSV.
+//!
+//! # key=value
+//! Pairs are separated by spaces; a value is either bare (up to the next space, possibly empty as
+//! in iptables' `OUT= MAC=`) or double-quoted with `\"` and `\\` escapes. Before the first pair a
+//! short prefix is allowed: kernel uptime in brackets (`[50028442.088484]`), a log prefix
+//! (`[UFW BLOCK]`, `IPTABLES-DROP:`, `SFW2-INext-DROP-DEFLT`, `Shorewall:net2fw:DROP:` glued to
+//! the first key) or the Proxmox `vmid loglevel chain date policy ACTION:` header.
+//!
+//! Choices (documented here because consumers rely on them):
+//! - Every key lands in `fields` under its original name, values as strings exactly as written
+//!   (quotes removed, escapes resolved). A key written twice (iptables writes `LEN=` for the IP
+//!   packet and again for the UDP datagram) becomes an array of the values in order.
+//! - Words without `=` (netfilter's `DF`, `SYN`, `ACK`) are flags: `fields["SYN"] = true`. A flag
+//!   followed by a parenthesised argument (`OPT (020405B4…)`) stores the argument as its value.
+//! - The prefix is kept in `log_prefix` (and the kernel time in `kernel_timestamp`).
+//! - `msg` replaces `message`: the syslog envelope set `message` to the whole key=value text,
+//!   which is still in `raw`; analysts want the device's human sentence. Without `msg`, an
+//!   enveloped record keeps the envelope's message and a bare record gets the whole text.
+//! - `devname` replaces `host.name` and `level` replaces `log.level` (the device's own name and
+//!   severity are more specific than the syslog header's); FortiGate `date`+`time`(+`tz`), or
+//!   `eventtime` without them, replace the timestamp.
+//! - Logsource: FortiGate (`logid` with `devid` or `type`+`subtype`) is product `fortigate`,
+//!   service = its `type` (`event`, `traffic`, `utm`, as SigmaHQ's fortigate rules name it), and
+//!   category `firewall` for `type=traffic`. Netfilter lines (`SRC`, `DST` and `IN`/`OUT`/`PROTO`)
+//!   are product `linux`, category `firewall`, so generic Sigma firewall rules see them.
+//!
+//! # filterlog
+//! The CSV after `filterlog[pid]:` is split into pfSense's own column names (those of pfSense's
+//! `filter_log.inc`): `rulenum, subrulenum, anchor, tracker, realint, reason, act, direction,
+//! version`, then `tos, ecn, ttl, id, offset, flags, protoid, proto` (IPv4) or `class, flowlabel,
+//! hlim, proto, protoid` (IPv6), then `length, srcip, dstip`, then per protocol (TCP/UDP
+//! `srcport, dstport, datalen`; TCP also `tcpflags, seq, ack, window, urg, options`; ICMP
+//! `icmp_type` and its type-specific columns; CARP `carp_type, carp_ttl, carp_vhid,
+//! carp_version, carp_advskew, carp_advbase`). Empty columns are left out; columns the layout
+//! does not name are kept in `extra`. Logsource category `firewall`, product `pfsense` or
+//! `opnsense` when the host name says so or the tracker is an OPNsense rule hash.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::event::{Event, Fields, Format, LogSource};
 use crate::format::FormatError;
 use crate::parse::ParseContext;
+use crate::timestamp::local_to_utc;
 
-/// True when the text looks like key=value pairs.
-pub fn looks_like(_text: &str) -> bool { false }
+/// Longest bracketed group or prefix word [`looks_like`] accepts before the first pair.
+const MAX_PREFIX_WORD: usize = 64;
+/// Pairs that must follow the prefix for [`looks_like`] to say yes.
+const PAIRS_REQUIRED: usize = 3;
+/// Longest key accepted.
+const MAX_KEY_LEN: usize = 64;
 
-/// Parses key=value text.
-pub fn parse(_text: &str, _context: &ParseContext, _event: &mut Event) -> Result<(), FormatError> {
-    Err(FormatError::new("kv parser not written yet", 0))
+/// True when the text is key=value pairs: at most two bracketed groups and one prefix word, then
+/// at least three `key=value` pairs in a row. Strict on purpose: syslog prose such as
+/// `pam_unix(sshd:auth): authentication failure; logname= uid=0 …` has pairs too, but after
+/// several words. Called on every syslog message, so it only scans bytes and never allocates.
+pub fn looks_like(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let Some(mut position) = strict_prefix_end(bytes) else {
+        return false;
+    };
+    for _ in 0..PAIRS_REQUIRED {
+        match pair_end(bytes, position) {
+            Some(end) => position = skip_spaces(bytes, end),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Where pairs may start under [`looks_like`]'s rules, or `None` when the prefix is too long.
+fn strict_prefix_end(bytes: &[u8]) -> Option<usize> {
+    let mut position = skip_spaces(bytes, 0);
+    for _ in 0..2 {
+        if bytes.get(position) != Some(&b'[') {
+            break;
+        }
+        let window = &bytes[position..bytes.len().min(position + MAX_PREFIX_WORD)];
+        let close = window.iter().position(|byte| *byte == b']')?;
+        position = skip_spaces(bytes, position + close + 1);
+    }
+    let word_end = next_space(bytes, position);
+    let word = &bytes[position..word_end];
+    match word.iter().position(|byte| *byte == b'=') {
+        // A prefix word such as `IPTABLES-DROP:` or `SFW2-INext-DROP-DEFLT`.
+        None if word.len() <= MAX_PREFIX_WORD => Some(skip_spaces(bytes, word_end)),
+        None => None,
+        // `Shorewall:net2fw:DROP:IN=eth1`: the prefix is glued to the first key.
+        Some(equals) => match word[..equals].iter().rposition(|byte| *byte == b':') {
+            Some(colon) => Some(position + colon + 1),
+            None => Some(position),
+        },
+    }
+}
+
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn skip_spaces(bytes: &[u8], from: usize) -> usize {
+    let mut position = from;
+    while bytes.get(position).copied().is_some_and(is_space) {
+        position += 1;
+    }
+    position
+}
+
+fn next_space(bytes: &[u8], from: usize) -> usize {
+    let from = from.min(bytes.len());
+    bytes[from..]
+        .iter()
+        .position(|byte| is_space(*byte))
+        .map_or(bytes.len(), |found| from + found)
+}
+
+fn is_key_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
+}
+
+/// When a key and `=` start at `position`: the position of the value.
+fn value_start(bytes: &[u8], position: usize) -> Option<usize> {
+    let key_len = bytes
+        .get(position..)?
+        .iter()
+        .take(MAX_KEY_LEN + 1)
+        .take_while(|byte| is_key_byte(**byte))
+        .count();
+    if key_len == 0 || key_len > MAX_KEY_LEN || bytes.get(position + key_len) != Some(&b'=') {
+        return None;
+    }
+    Some(position + key_len + 1)
+}
+
+/// The index of the `"` closing a quoted value that starts at `from` (just after the opening
+/// quote); a backslash escapes the byte after it.
+fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut position = from;
+    while let Some(byte) = bytes.get(position) {
+        match byte {
+            b'\\' => position += 2,
+            b'"' => return Some(position),
+            _ => position += 1,
+        }
+    }
+    None
+}
+
+/// End of the pair starting at `position` (after its value), when one starts there.
+fn pair_end(bytes: &[u8], position: usize) -> Option<usize> {
+    let start = value_start(bytes, position)?;
+    if bytes.get(start) == Some(&b'"') {
+        return closing_quote(bytes, start + 1).map(|close| close + 1);
+    }
+    Some(next_space(bytes, start))
+}
+
+/// One piece of a key=value record.
+enum Token<'a> {
+    Pair(&'a str, Cow<'a, str>),
+    Flag(&'a str, Option<&'a str>),
+}
+
+/// Parses key=value text into `event`.
+pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    let bytes = text.as_bytes();
+    let start =
+        lenient_pairs_start(bytes).ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
+    let tokens = tokenize(text, start)?;
+    let prefix = text[..start].trim();
+
+    event.format = Format::Kv;
+    if !prefix.is_empty() {
+        record_prefix(prefix, context, event);
+    }
+    for token in tokens {
+        match token {
+            Token::Pair(key, value) => insert_repeatable(&mut event.fields, key, Value::from(value.into_owned())),
+            Token::Flag(word, argument) => {
+                if !event.fields.contains_key(word) {
+                    let value = argument.map_or(Value::Bool(true), Value::from);
+                    event.fields.insert(word.to_owned(), value);
+                }
+            }
+        }
+    }
+    map_core_fields(text, context, event);
+    Ok(())
+}
+
+/// The first token where a pair starts (any prefix allowed, for sources fixed to kv).
+fn lenient_pairs_start(bytes: &[u8]) -> Option<usize> {
+    let mut position = skip_spaces(bytes, 0);
+    while position < bytes.len() {
+        if bytes[position] == b'[' {
+            // A bracketed group (`[UFW BLOCK]`) is one token even with spaces inside.
+            if let Some(close) = bytes[position..]
+                .iter()
+                .take(MAX_PREFIX_WORD)
+                .position(|byte| *byte == b']')
+            {
+                position = skip_spaces(bytes, position + close + 1);
+                continue;
+            }
+        }
+        if value_start(bytes, position).is_some() {
+            return Some(position);
+        }
+        let word_end = next_space(bytes, position);
+        let word = &bytes[position..word_end];
+        if let Some(equals) = word.iter().position(|byte| *byte == b'=') {
+            if let Some(colon) = word[..equals].iter().rposition(|byte| *byte == b':') {
+                if value_start(bytes, position + colon + 1).is_some() {
+                    return Some(position + colon + 1);
+                }
+            }
+        }
+        position = skip_spaces(bytes, word_end);
+    }
+    None
+}
+
+fn tokenize(text: &str, start: usize) -> Result<Vec<Token<'_>>, FormatError> {
+    let bytes = text.as_bytes();
+    let mut tokens = Vec::with_capacity(32);
+    let mut position = skip_spaces(bytes, start);
+    while position < bytes.len() {
+        if let Some(value_at) = value_start(bytes, position) {
+            let key = &text[position..value_at - 1];
+            if bytes.get(value_at) == Some(&b'"') {
+                let close = closing_quote(bytes, value_at + 1)
+                    .ok_or_else(|| FormatError::new("unterminated quoted value", value_at))?;
+                tokens.push(Token::Pair(key, unescape(&text[value_at + 1..close])));
+                position = close + 1;
+            } else {
+                let end = next_space(bytes, value_at);
+                tokens.push(Token::Pair(key, Cow::Borrowed(&text[value_at..end])));
+                position = end;
+            }
+        } else {
+            let end = next_space(bytes, position);
+            let word = &text[position..end];
+            let after = skip_spaces(bytes, end);
+            let argument_end = next_space(bytes, after);
+            let argument = &text[after..argument_end];
+            if argument.len() >= 2 && argument.starts_with('(') && argument.ends_with(')') {
+                tokens.push(Token::Flag(word, Some(&argument[1..argument.len() - 1])));
+                position = argument_end;
+            } else {
+                tokens.push(Token::Flag(word, None));
+                position = end;
+            }
+        }
+        position = skip_spaces(bytes, position);
+    }
+    Ok(tokens)
+}
+
+/// Resolves `\"` and `\\`; any other backslash is kept as written (Windows paths).
+fn unescape(value: &str) -> Cow<'_, str> {
+    if !value.contains('\\') {
+        return Cow::Borrowed(value);
+    }
+    let mut unescaped = String::with_capacity(value.len());
+    let mut characters = value.chars();
+    while let Some(character) = characters.next() {
+        if character != '\\' {
+            unescaped.push(character);
+            continue;
+        }
+        match characters.next() {
+            Some(escaped @ ('"' | '\\')) => unescaped.push(escaped),
+            Some(other) => {
+                unescaped.push('\\');
+                unescaped.push(other);
+            }
+            None => unescaped.push('\\'),
+        }
+    }
+    Cow::Owned(unescaped)
+}
+
+/// Inserts `key`, turning a repeated key into an array of its values in order.
+fn insert_repeatable(fields: &mut Fields, key: &str, value: Value) {
+    match fields.get_mut(key) {
+        Some(Value::Array(values)) => values.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            fields.insert(key.to_owned(), value);
+        }
+    }
+}
+
+/// The text of a field (the first value of a repeated key).
+fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
+    match fields.get(key)? {
+        Value::String(text) => Some(text),
+        Value::Array(values) => values.first()?.as_str(),
+        _ => None,
+    }
+}
+
+/// The first of `keys` with a non-empty value.
+fn first_of<'a>(fields: &'a Fields, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .filter_map(|key| text_field(fields, key))
+        .find(|value| !value.is_empty())
+}
+
+/// The first of `keys` whose value is an IP address.
+fn first_ip(fields: &Fields, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .filter_map(|key| text_field(fields, key))
+        .find(|value| value.parse::<IpAddr>().is_ok())
+        .map(str::to_owned)
+}
+
+fn first_port(fields: &Fields, keys: &[&str]) -> Option<u16> {
+    keys.iter()
+        .filter_map(|key| text_field(fields, key))
+        .find_map(|value| value.parse().ok())
+}
+
+/// Placeholders devices write where they have no user.
+fn is_placeholder(value: &str) -> bool {
+    matches!(value, "" | "-" | "N/A" | "n/a" | "none" | "unknown")
+}
+
+fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
+    let fields = &event.fields;
+    let core = &mut event.core;
+    if let Some(ip) = first_ip(fields, &["srcip", "src", "SRC", "src_ip", "remip"]) {
+        core.source_ip = Some(ip);
+    }
+    if let Some(ip) = first_ip(fields, &["dstip", "dst", "DST", "dst_ip"]) {
+        core.destination_ip = Some(ip);
+    }
+    if let Some(port) = first_port(fields, &["srcport", "SPT", "src_port", "sport"]) {
+        core.source_port = Some(port);
+    }
+    if let Some(port) = first_port(fields, &["dstport", "DPT", "dst_port", "dport"]) {
+        core.destination_port = Some(port);
+    }
+    if let Some(user) =
+        first_of(fields, &["user", "usrName", "dstuser", "srcuser"]).filter(|user| !is_placeholder(user))
+    {
+        core.user_name = Some(user.to_owned());
+    }
+    if let Some(action) = first_of(fields, &["action", "act"]) {
+        core.event_action = Some(action.to_owned());
+    }
+    let outcome = first_of(fields, &["status", "result"])
+        .and_then(outcome_of)
+        .or_else(|| first_of(fields, &["action"]).and_then(outcome_of_action));
+    if let Some(outcome) = outcome {
+        core.event_outcome = Some(outcome.to_owned());
+    }
+    if let Some(code) = first_of(fields, &["logid"]) {
+        core.event_code = Some(code.to_owned());
+    }
+    if let Some(level) = first_of(fields, &["level"]) {
+        core.log_level = Some(level.to_owned());
+    }
+    if let Some(message) = first_of(fields, &["msg"]) {
+        core.message = Some(message.to_owned());
+    } else if core.message.is_none() {
+        core.message = Some(text.to_owned());
+    }
+    if let Some(device) = first_of(fields, &["devname"]) {
+        core.host_name = Some(device.to_owned());
+    }
+    if let Some(time) = device_time(fields, context) {
+        event.timestamp = time;
+    }
+    set_logsource(event);
+}
+
+/// `success`/`failure` from a status or result word, where it is clear.
+fn outcome_of(status: &str) -> Option<&'static str> {
+    const SUCCESS: &[&str] = &[
+        "success",
+        "succeeded",
+        "successful",
+        "ok",
+        "pass",
+        "passed",
+        "accept",
+        "allowed",
+    ];
+    const FAILURE: &[&str] = &[
+        "failed", "failure", "fail", "denied", "deny", "error", "rejected", "blocked",
+    ];
+    if SUCCESS.iter().any(|word| status.eq_ignore_ascii_case(word)) {
+        Some("success")
+    } else if FAILURE.iter().any(|word| status.eq_ignore_ascii_case(word)) {
+        Some("failure")
+    } else {
+        None
+    }
+}
+
+/// FortiGate actions such as `ssl-login-fail` or `login-success` carry the outcome.
+fn outcome_of_action(action: &str) -> Option<&'static str> {
+    let last = action.rsplit(['-', '_']).next().unwrap_or(action);
+    match last {
+        "fail" | "failed" | "failure" => Some("failure"),
+        "success" | "succeeded" => Some("success"),
+        _ => None,
+    }
+}
+
+/// FortiGate's `date`+`time` (+`tz`), or `eventtime` (epoch in s, ms, µs or ns).
+fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>> {
+    if let (Some(date), Some(time)) = (text_field(fields, "date"), text_field(fields, "time")) {
+        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
+        let time = NaiveTime::parse_from_str(time, "%H:%M:%S").ok();
+        if let (Some(date), Some(time)) = (date, time) {
+            let naive = NaiveDateTime::new(date, time);
+            return Some(match text_field(fields, "tz").and_then(zone_offset) {
+                Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
+                    || local_to_utc(naive, context.timezone),
+                    |time| time.with_timezone(&Utc),
+                ),
+                None => local_to_utc(naive, context.timezone),
+            });
+        }
+    }
+    let eventtime = text_field(fields, "eventtime")?;
+    let number: i64 = eventtime.parse().ok()?;
+    match eventtime.len() {
+        17.. => Some(DateTime::from_timestamp_nanos(number)),
+        14..=16 => DateTime::from_timestamp_micros(number),
+        11..=13 => DateTime::from_timestamp_millis(number),
+        _ => DateTime::from_timestamp(number, 0),
+    }
+}
+
+/// `-0700`, `+07:00`, `+07`.
+fn zone_offset(text: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits = rest.replace(':', "");
+    if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let (hours, minutes) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
+        _ => return None,
+    };
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+}
+
+fn has(fields: &Fields, key: &str) -> bool {
+    fields.contains_key(key)
+}
+
+fn set_logsource(event: &mut Event) {
+    let fields = &event.fields;
+    let fortigate = has(fields, "logid") && (has(fields, "devid") || (has(fields, "type") && has(fields, "subtype")));
+    if fortigate {
+        let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
+        let category = (service == Some("traffic")).then_some("firewall");
+        event.logsource = LogSource::new(Some("fortigate"), category, service);
+        return;
+    }
+    let netfilter =
+        has(fields, "SRC") && has(fields, "DST") && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
+    if netfilter {
+        event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
+    }
+}
+
+/// Stores the text before the first pair: kernel time, Proxmox header, log prefix.
+fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
+    let mut rest = prefix;
+    if let Some(after_open) = rest.strip_prefix('[') {
+        if let Some(close) = after_open.find(']') {
+            let inside = after_open[..close].trim();
+            if !inside.is_empty() && inside.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+                event.fields.insert("kernel_timestamp".into(), Value::from(inside));
+                rest = after_open[close + 1..].trim_start();
+            }
+        }
+    }
+    if rest.is_empty() {
+        return;
+    }
+    event.fields.insert("log_prefix".into(), Value::from(rest));
+    if record_proxmox_header(rest, context, event) {
+        return;
+    }
+    if let Some(action) = netfilter_action(rest) {
+        event.core.event_action = Some(action.to_owned());
+    }
+}
+
+/// What a netfilter log prefix says was done (`[UFW BLOCK]` → `block`).
+fn netfilter_action(prefix: &str) -> Option<&'static str> {
+    const WORDS: &[(&str, &str)] = &[
+        ("BLOCK", "block"),
+        ("DROP", "drop"),
+        ("REJECT", "reject"),
+        ("DENY", "deny"),
+        ("ACCEPT", "accept"),
+        ("ALLOW", "allow"),
+        ("ACC", "accept"),
+    ];
+    WORDS
+        .iter()
+        .find(|(word, _)| contains_ignore_ascii_case(prefix, word))
+        .map(|(_, action)| *action)
+}
+
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Proxmox VE firewall: `vmid loglevel chain dd/Mon/yyyy:HH:MM:SS +zzzz [policy ]ACTION:`.
+fn record_proxmox_header(prefix: &str, context: &ParseContext, event: &mut Event) -> bool {
+    let mut words = prefix.split(' ').filter(|word| !word.is_empty());
+    let (Some(vmid), Some(loglevel), Some(chain), Some(date), Some(zone)) =
+        (words.next(), words.next(), words.next(), words.next(), words.next())
+    else {
+        return false;
+    };
+    let numeric = |word: &str| !word.is_empty() && word.bytes().all(|byte| byte.is_ascii_digit());
+    if !numeric(vmid) || !numeric(loglevel) {
+        return false;
+    }
+    let Some(time) = crate::format::access_log::clf_timestamp(date, Some(zone), context) else {
+        return false;
+    };
+    event.timestamp = time;
+    let fields = &mut event.fields;
+    fields.insert("vmid".into(), Value::from(vmid));
+    fields.insert("loglevel".into(), Value::from(loglevel));
+    fields.insert("chain".into(), Value::from(chain));
+    fields.insert("logdate".into(), Value::from(format!("{date} {zone}")));
+    let action = words.next_back().and_then(|word| word.strip_suffix(':'));
+    if let Some(action) = action {
+        // Also becomes `event.action`, as written, like any device `action` key.
+        fields.insert("action".into(), Value::from(action));
+    }
+    true
+}
+
+/// One comma-separated column with its byte offset.
+struct Columns<'a> {
+    text: &'a str,
+    position: usize,
+    done: bool,
+}
+
+impl<'a> Columns<'a> {
+    fn new(text: &'a str) -> Self {
+        Columns {
+            text,
+            position: 0,
+            done: false,
+        }
+    }
+
+    fn next_column(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let rest = &self.text[self.position..];
+        match rest.find(',') {
+            Some(comma) => {
+                self.position += comma + 1;
+                Some(&rest[..comma])
+            }
+            None => {
+                self.done = true;
+                self.position = self.text.len();
+                Some(rest)
+            }
+        }
+    }
+
+    fn remainder(&self) -> &'a str {
+        if self.done {
+            ""
+        } else {
+            &self.text[self.position..]
+        }
+    }
 }
 
 /// Parses pfSense/OPNsense filterlog CSV (the message after the `filterlog:` tag).
-pub fn parse_filterlog(_text: &str, _context: &ParseContext, _event: &mut Event) -> Result<(), FormatError> {
-    Err(FormatError::new("filterlog parser not written yet", 0))
+pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    let csv = text.trim_end_matches(['\r', '\n', ' ']);
+    let mut columns = Columns::new(csv);
+    let mut parsed: Vec<(&'static str, &str)> = Vec::with_capacity(32);
+    const HEADER: [&str; 9] = [
+        "rulenum",
+        "subrulenum",
+        "anchor",
+        "tracker",
+        "realint",
+        "reason",
+        "act",
+        "direction",
+        "version",
+    ];
+    let mut version_offset = 0;
+    for name in HEADER {
+        version_offset = columns.position;
+        let column = columns.next_column().ok_or_else(|| {
+            FormatError::new(
+                format!("expecting the `{name}` column of a filterlog record"),
+                columns.position,
+            )
+        })?;
+        parsed.push((name, column));
+    }
+    if !parsed[0].1.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(FormatError::new(
+            "expecting a rule number at the start of a filterlog record",
+            0,
+        ));
+    }
+    let ip_names: &[&'static str] = match parsed[8].1 {
+        "4" => &["tos", "ecn", "ttl", "id", "offset", "flags", "protoid", "proto"],
+        "6" => &["class", "flowlabel", "hlim", "proto", "protoid"],
+        _ => {
+            return Err(FormatError::new(
+                "expecting IP version 4 or 6 in a filterlog record",
+                version_offset,
+            ))
+        }
+    };
+    take_columns(&mut columns, ip_names, &mut parsed);
+    take_columns(&mut columns, &["length", "srcip", "dstip"], &mut parsed);
+    let protoid = parsed
+        .iter()
+        .find(|(name, _)| *name == "protoid")
+        .map_or("", |(_, value)| *value);
+    match protoid {
+        "6" => take_columns(
+            &mut columns,
+            &[
+                "srcport", "dstport", "datalen", "tcpflags", "seq", "ack", "window", "urg", "options",
+            ],
+            &mut parsed,
+        ),
+        "17" => take_columns(&mut columns, &["srcport", "dstport", "datalen"], &mut parsed),
+        "1" => take_icmp_columns(&mut columns, &mut parsed),
+        "112" => take_columns(
+            &mut columns,
+            &[
+                "carp_type",
+                "carp_ttl",
+                "carp_vhid",
+                "carp_version",
+                "carp_advskew",
+                "carp_advbase",
+            ],
+            &mut parsed,
+        ),
+        _ => {}
+    }
+    let extra = columns.remainder();
+
+    event.format = Format::Kv;
+    for (name, value) in &parsed {
+        if !value.is_empty() {
+            event.fields.insert((*name).to_owned(), Value::from(*value));
+        }
+    }
+    if !extra.trim_matches(',').is_empty() {
+        event.fields.insert("extra".into(), Value::from(extra));
+    }
+    let fields = &event.fields;
+    let core = &mut event.core;
+    core.source_ip = first_ip(fields, &["srcip"]);
+    core.destination_ip = first_ip(fields, &["dstip"]);
+    core.source_port = first_port(fields, &["srcport"]);
+    core.destination_port = first_port(fields, &["dstport"]);
+    core.event_action = first_of(fields, &["act"]).map(str::to_owned);
+    if core.message.is_none() {
+        core.message = Some(text.to_owned());
+    }
+    let product = filterlog_product(event.core.host_name.as_deref(), text_field(&event.fields, "tracker"));
+    event.logsource = LogSource::new(product, Some("firewall"), None);
+    Ok(())
+}
+
+fn take_columns<'a>(columns: &mut Columns<'a>, names: &[&'static str], parsed: &mut Vec<(&'static str, &'a str)>) {
+    for name in names {
+        match columns.next_column() {
+            Some(value) => parsed.push((name, value)),
+            None => return,
+        }
+    }
+}
+
+/// ICMP columns depend on the ICMP type (pfSense's `filter_log.inc`).
+fn take_icmp_columns<'a>(columns: &mut Columns<'a>, parsed: &mut Vec<(&'static str, &'a str)>) {
+    let Some(icmp_type) = columns.next_column() else {
+        return;
+    };
+    parsed.push(("icmp_type", icmp_type));
+    let names: &[&'static str] = match icmp_type {
+        "request" | "reply" | "tstamp" => &["icmp_id", "icmp_seq"],
+        "unreachproto" => &["icmp_dstip", "icmp_protoid"],
+        "unreachport" => &["icmp_dstip", "icmp_protoid", "icmp_port"],
+        "needfrag" => &["icmp_dstip", "icmp_mtu"],
+        "tstampreply" => &["icmp_id", "icmp_seq", "icmp_otime", "icmp_rtime", "icmp_ttime"],
+        _ => &["icmp_descr"],
+    };
+    take_columns(columns, names, parsed);
+}
+
+/// pfSense or OPNsense, from the host name or from OPNsense's rule hashes (32 hex digits or a
+/// UUID where pfSense writes a decimal tracker).
+fn filterlog_product(host_name: Option<&str>, tracker: Option<&str>) -> Option<&'static str> {
+    if let Some(host) = host_name {
+        if contains_ignore_ascii_case(host, "opnsense") {
+            return Some("opnsense");
+        }
+        if contains_ignore_ascii_case(host, "pfsense") {
+            return Some("pfsense");
+        }
+    }
+    let tracker = tracker?;
+    let hex_or_dash = tracker.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-');
+    let opnsense_hash = hex_or_dash
+        && (tracker.len() == 32 || tracker.len() == 36)
+        && !tracker.bytes().all(|byte| byte.is_ascii_digit());
+    opnsense_hash.then_some("opnsense")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::new_event;
+
+    fn context() -> ParseContext {
+        let mut context = ParseContext::new("test");
+        context.timezone = chrono_tz::UTC;
+        context
+    }
+
+    fn parse_kv(text: &str) -> Event {
+        let context = context();
+        let mut event = new_event(text.as_bytes(), &context, 1);
+        parse(text, &context, &mut event).unwrap_or_else(|error| panic!("{text}: {error:?}"));
+        event
+    }
+
+    fn field<'a>(event: &'a Event, key: &str) -> Option<&'a Value> {
+        event.fields.get(key)
+    }
+
+    #[test]
+    fn looks_like_accepts_devices_and_rejects_prose() {
+        assert!(looks_like(
+            r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid=FG100E logid="0100032001""#
+        ));
+        assert!(looks_like("[50028442.088484] IN=enp1s0 OUT= MAC=00:08 SRC=1.2.3.4"));
+        assert!(looks_like("[  203.842973] IPTABLES-DROP: IN=lo OUT= MAC=00:00"));
+        assert!(looks_like("[ 1234.5678] [UFW BLOCK] IN=eth0 OUT= MAC=aa SRC=1.2.3.4"));
+        assert!(looks_like("SFW2-INext-DROP-DEFLT IN=ppp0 OUT= MAC= SRC=24.64.208.134"));
+        assert!(looks_like("Shorewall:net2fw:DROP:IN=eth1 OUT= MAC=00:02 SRC=127.0.0.1"));
+        assert!(!looks_like(
+            "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4"
+        ));
+        assert!(!looks_like("Accepted password for root from 10.0.0.1 port 22 ssh2"));
+        assert!(!looks_like("a=1 b=2"));
+        assert!(!looks_like(r#"a="unterminated b=1 c=2"#));
+        assert!(!looks_like(""));
+        assert!(!looks_like(
+            "NetScreen device_id=aka1 [Root]system-notification-00257(traffic): start_time=\"x\""
+        ));
+    }
+
+    #[test]
+    fn fortigate_login_failure() {
+        let event = parse_kv(
+            r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid="FG100E3G16" logid="0100032001" type="event" subtype="system" level="information" user="admin" srcip=10.0.0.1 action="login" status="failed" msg="Administrator admin login failed from https(10.0.0.1) because of invalid password""#,
+        );
+        assert_eq!(event.format, Format::Kv);
+        assert_eq!(event.core.host_name.as_deref(), Some("FG100E"));
+        assert_eq!(event.core.source_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(event.core.user_name.as_deref(), Some("admin"));
+        assert_eq!(event.core.event_action.as_deref(), Some("login"));
+        assert_eq!(event.core.event_outcome.as_deref(), Some("failure"));
+        assert_eq!(event.core.event_code.as_deref(), Some("0100032001"));
+        assert_eq!(event.core.log_level.as_deref(), Some("information"));
+        assert_eq!(
+            event.core.message.as_deref(),
+            Some("Administrator admin login failed from https(10.0.0.1) because of invalid password")
+        );
+        assert_eq!(event.timestamp.to_rfc3339(), "2019-05-10T11:37:47+00:00");
+        assert_eq!(event.logsource, LogSource::new(Some("fortigate"), None, Some("event")));
+        assert_eq!(field(&event, "subtype"), Some(&Value::from("system")));
+    }
+
+    #[test]
+    fn fortigate_zone_and_escapes() {
+        let event = parse_kv(
+            r#"date=2024-10-14 time=13:46:40 tz="-0700" logid="1" type="traffic" subtype="forward" msg="say \"hi\" C:\temp""#,
+        );
+        assert_eq!(event.timestamp.to_rfc3339(), "2024-10-14T20:46:40+00:00");
+        assert_eq!(event.core.message.as_deref(), Some(r#"say "hi" C:\temp"#));
+        assert_eq!(event.logsource.category.as_deref(), Some("firewall"));
+    }
+
+    #[test]
+    fn iptables_flags_empty_values_and_repeated_keys() {
+        let event = parse_kv("[  203.842973] IPTABLES-DROP: IN=lo OUT= MAC=00:00 SRC=127.0.0.1 DST=127.0.0.53 LEN=76 DF PROTO=UDP SPT=49007 DPT=53 LEN=56 OPT (0204)");
+        assert_eq!(field(&event, "OUT"), Some(&Value::from("")));
+        assert_eq!(field(&event, "DF"), Some(&Value::Bool(true)));
+        assert_eq!(field(&event, "OPT"), Some(&Value::from("0204")));
+        assert_eq!(field(&event, "LEN"), Some(&serde_json::json!(["76", "56"])));
+        assert_eq!(field(&event, "kernel_timestamp"), Some(&Value::from("203.842973")));
+        assert_eq!(field(&event, "log_prefix"), Some(&Value::from("IPTABLES-DROP:")));
+        assert_eq!(event.core.source_port, Some(49007));
+        assert_eq!(event.core.destination_ip.as_deref(), Some("127.0.0.53"));
+        assert_eq!(event.core.event_action.as_deref(), Some("drop"));
+        assert_eq!(event.logsource, LogSource::new(Some("linux"), Some("firewall"), None));
+    }
+
+    #[test]
+    fn proxmox_header() {
+        let event = parse_kv("0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: IN=vmbr0.94 SRC=10.3.94.11 DST=10.3.94.12 PROTO=UDP");
+        assert_eq!(field(&event, "vmid"), Some(&Value::from("0")));
+        assert_eq!(field(&event, "action"), Some(&Value::from("DROP")));
+        assert_eq!(event.timestamp.to_rfc3339(), "2022-06-20T11:09:14+00:00");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let context = context();
+        let mut event = new_event(b"", &context, 1);
+        let error = parse(r#"a=1 b="open"#, &context, &mut event).err();
+        assert_eq!(
+            error.map(|error| (error.message.into_owned(), error.offset)),
+            Some(("unterminated quoted value".into(), 6))
+        );
+        assert!(event.fields.is_empty(), "nothing is written on failure");
+        assert!(parse("no pairs here", &context, &mut event).is_err());
+    }
+
+    #[test]
+    fn filterlog_ipv4_tcp_and_ipv6_udp() {
+        let context = context();
+        let text = "53,,,1000000301,em0,match,block,in,4,0x0,,64,420,0,none,6,tcp,460,10.0.2.2,10.0.2.15,53742,22,420,PA,29633380:29633800,3617062173,65535,,";
+        let mut event = new_event(text.as_bytes(), &context, 1);
+        parse_filterlog(text, &context, &mut event).unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(field(&event, "tcpflags"), Some(&Value::from("PA")));
+        assert_eq!(field(&event, "realint"), Some(&Value::from("em0")));
+        assert_eq!(event.core.source_port, Some(53742));
+        assert_eq!(event.core.event_action.as_deref(), Some("block"));
+        assert_eq!(event.logsource, LogSource::new(None, Some("firewall"), None));
+
+        let text = "98,,,881dd59a3e942966c90498ac104715a0,re0,match,pass,in,6,0x00,0x0ea87,51,udp,17,73,2008:8a0::1,2c02:2454::1738,6881,51918,73";
+        let mut event = new_event(text.as_bytes(), &context, 1);
+        parse_filterlog(text, &context, &mut event).unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(field(&event, "hlim"), Some(&Value::from("51")));
+        assert_eq!(event.core.destination_ip.as_deref(), Some("2c02:2454::1738"));
+        assert_eq!(event.logsource.product.as_deref(), Some("opnsense"));
+    }
+
+    #[test]
+    fn filterlog_rejects_other_text() {
+        let context = context();
+        let mut event = new_event(b"", &context, 1);
+        assert!(parse_filterlog("hello world", &context, &mut event).is_err());
+        assert!(parse_filterlog("1,,,2,em0,match,block,in,5,x", &context, &mut event).is_err());
+        assert!(event.fields.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "[ a-zA-Z0-9=\"\\\\\\[\\]:,./()+-]{0,80}|\\PC{0,80}") {
+            let context = context();
+            let mut event = new_event(text.as_bytes(), &context, 1);
+            let _ = looks_like(&text);
+            let _ = parse(&text, &context, &mut event);
+            let _ = parse_filterlog(&text, &context, &mut event);
+        }
+    }
 }
