@@ -127,7 +127,7 @@ fn fortinet_vpn_bruteforce() {
         let event = parse(&format!("<189>{line}"), InputFormat::Auto, index as u64 + 1);
         assert_eq!(event.format, Format::Kv, "{line}");
         assert_eq!(event.core.log_level.as_deref(), Some("alert"));
-        assert_eq!(last_field(&event, "syslog.severity").as_deref(), Some("notice"));
+        assert_eq!(event.fields.get("syslog.priority"), Some(&serde_json::Value::from(189)));
         assert_eq!(event.core.message.as_deref(), Some("SSL user failed to logged in"));
     }
 }

@@ -8,16 +8,16 @@
 use serde_json::Value;
 
 use crate::event::{Event, Format};
-use crate::format::{cef, kv, leef, sshd, FormatError};
+use crate::format::{access_log, cef, kv, leef, sshd, FormatError};
 use crate::logsource;
 use crate::parse::ParseContext;
 
 /// Parses `message` (found at byte `offset` of the record) as a payload, when it is one.
 pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, context: &ParseContext, event: &mut Event) {
     let envelope_format = event.format;
-    let attempt = if let Some(start) = message.find("CEF:").filter(|start| *start <= 64 && is_payload_start(message, *start)) {
+    let attempt = if let Some(start) = payload_marker(message, b"CEF:") {
         Some(("cef", start, cef::parse(&message[start..], context, event)))
-    } else if let Some(start) = message.find("LEEF:").filter(|start| *start <= 64 && is_payload_start(message, *start)) {
+    } else if let Some(start) = payload_marker(message, b"LEEF:") {
         Some(("leef", start, leef::parse(&message[start..], context, event)))
     } else if appname == Some("CEF") && cef::looks_like_unmarked(message) {
         // `CEF: 0|Vendor|…` reads as tag `CEF` and message `0|Vendor|…` (UniFi sends this).
@@ -26,6 +26,9 @@ pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, contex
         Some(("filterlog", 0, kv::parse_filterlog(message, context, event)))
     } else if kv::looks_like(message) {
         Some(("kv", 0, kv::parse(message, context, event)))
+    } else if access_log::looks_like(message) {
+        // nginx and Apache sending their access log through syslog (`nginx: 1.2.3.4 - - […]`).
+        Some(("access_log", 0, access_log::parse(message, context, event)))
     } else {
         None
     };
@@ -33,6 +36,14 @@ pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, contex
         event.format = envelope_format;
         record_payload_error(event, name, error.shifted(offset + start));
     }
+}
+
+/// Where `marker` starts within the first 64 bytes of the message, as a payload start. Only the
+/// front is searched: this runs on every syslog message, and a marker deep inside free text is
+/// not a payload.
+fn payload_marker(message: &str, marker: &[u8]) -> Option<usize> {
+    let window = &message.as_bytes()[..message.len().min(64 + marker.len())];
+    memchr::memmem::find(window, marker).filter(|start| is_payload_start(message, *start))
 }
 
 /// `CEF:`/`LEEF:` count as a payload at the start of the message or after a space (some

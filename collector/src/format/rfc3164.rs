@@ -215,7 +215,8 @@ fn take_structured_data<'a>(message: &'a str, event: &mut Event) -> &'a str {
 fn structured_element(text: &str) -> Option<(&str, serde_json::Map<String, Value>, &str)> {
     let id_end = text.find([' ', ']', '=', '"'])?;
     let id = &text[..id_end];
-    if id.is_empty() {
+    // `[50028442.088484]` is a kernel uptime stamp, not an SD-ID.
+    if id.is_empty() || id.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
         return None;
     }
     let mut params = serde_json::Map::new();
