@@ -53,13 +53,15 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
 /// Fills `event` from a JSON object: a Windows event in one of the shapes [`winevent`] knows,
 /// or a generic document otherwise.
 pub fn fill_object(document: Map<String, Value>, context: &ParseContext, event: &mut Event) {
-    if winevent::is_winevent(&document) {
-        // Cannot fail on a document `is_winevent` accepted; should it, the generic reading
-        // below still keeps everything.
-        if winevent::fill_from_value(Value::Object(document.clone()), context, event).is_ok() {
-            return;
+    let document = if winevent::is_winevent(&document) {
+        match winevent::fill_from_map(document, context, event) {
+            Ok(()) => return,
+            // Windows-looking but without a usable EventID: a plain document after all.
+            Err((_, document)) => document,
         }
-    }
+    } else {
+        document
+    };
     fill_core(&document, context, event);
     event.fields = document;
     event.format = Format::Json;
@@ -758,5 +760,58 @@ mod tests {
         let ranges = array_element_ranges(text);
         let parts: Vec<&[u8]> = ranges.iter().filter_map(|range| text.get(range.clone())).collect();
         assert_eq!(parts, [&br#"{"a":[1,2]}"#[..], br#""s,]""#, b"3", br#"{"b":{"c":"}"}}"#]);
+    }
+
+    fn counted(byte: u8) -> bool {
+        !byte.is_ascii_whitespace() && !matches!(byte, b'[' | b']' | b',')
+    }
+
+    #[test]
+    fn array_of_scalars_keeps_each_element() {
+        let events = push_all(&["[0, \"a\"]"], InputFormat::Auto);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].raw.as_deref(), Some("0"));
+        assert_eq!(events[1].raw.as_deref(), Some("\"a\""));
+        assert!(events.iter().all(|event| event.format == Format::Unknown && event.parse_error.is_some()));
+        let events = push_all(&["[]"], InputFormat::Auto);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].format, Format::Json);
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, split into whatever records: no panic, and every byte of
+        /// every record offered ends up in some event's raw (nothing is dropped), except the
+        /// whitespace between documents and the brackets and commas of a top-level array
+        /// (each element keeps its own text).
+        #[test]
+        fn arbitrary_records_never_panic_or_vanish(
+            records in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"{}[]\",:0a \n\xff".to_vec()), 0..24),
+                1..8,
+            )
+        ) {
+            let context = context();
+            let mut continuation = Continuation::default();
+            let mut events = Vec::new();
+            let mut offered = 0;
+            for (index, record) in records.iter().enumerate() {
+                let sequence = index as u64 + 1;
+                let first = record.iter().find(|byte| !byte.is_ascii_whitespace());
+                if !continuation.is_open() && !matches!(first, Some(b'{') | Some(b'[')) {
+                    continue;
+                }
+                offered += record.iter().filter(|byte| counted(**byte)).count();
+                match continuation.push(record, sequence, InputFormat::Auto, &context) {
+                    Pushed::Taken(done) => events.extend(done),
+                    Pushed::NotJson => events.push(crate::parse::parse_record(record, InputFormat::Auto, &context, sequence)),
+                }
+            }
+            events.extend(continuation.finish(&context));
+            let kept: usize = events
+                .iter()
+                .map(|event| event.raw_bytes().iter().filter(|byte| counted(**byte)).count())
+                .sum();
+            proptest::prop_assert!(kept >= offered, "kept {kept} of {offered} bytes");
+        }
     }
 }

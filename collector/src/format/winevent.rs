@@ -115,12 +115,27 @@ pub fn fill_from_value(document: Value, context: &ParseContext, event: &mut Even
     let Value::Object(document) = document else {
         return Err(FormatError::new("expecting a JSON object holding a Windows event", 0));
     };
+    fill_from_map(document, context, event).map_err(|(error, _)| error)
+}
+
+/// [`fill_from_value`] for an object, giving the object back untouched when it is not a
+/// Windows event (so the JSON reader can keep it as a plain document without a copy).
+pub fn fill_from_map(
+    document: Map<String, Value>,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), (FormatError, Map<String, Value>)> {
     let Some(shape) = shape_of(&document) else {
-        return Err(FormatError::new(
+        let error = FormatError::new(
             "not a Windows event: expecting `Event.System`, `winlog.event_id`, or `EventID` with `Channel`/`SourceName`",
             0,
-        ));
+        );
+        return Err((error, document));
     };
+    if peek_event_id(&document, shape).is_none() {
+        return Err((FormatError::new("the Windows event has no numeric EventID", 0), document));
+    }
+    // From here on nothing fails: the document is taken apart.
     let (system, mut fields) = match shape {
         Shape::EvtxJson => split_evtx_json(document),
         Shape::Winlogbeat => split_winlogbeat(document),
@@ -129,9 +144,7 @@ pub fn fill_from_value(document: Value, context: &ParseContext, event: &mut Even
             (system, document)
         }
     };
-    let Some(event_id) = system.event_id else {
-        return Err(FormatError::new("the Windows event has no numeric EventID", 0));
-    };
+    let event_id = system.event_id.unwrap_or_default();
     add_system_fields(&system, event_id, &mut fields);
     add_sigma_aliases(event_id, &mut fields);
 
@@ -150,6 +163,16 @@ pub fn fill_from_value(document: Value, context: &ParseContext, event: &mut Even
 
 // ---------------------------------------------------------------------------------------------
 // Shapes
+
+/// The EventID where each shape keeps it (the same places the `split_*` functions read).
+fn peek_event_id(document: &Map<String, Value>, shape: Shape) -> Option<u64> {
+    let value = match shape {
+        Shape::EvtxJson => document.get("Event")?.get("System")?.get("EventID").map(text_node)?,
+        Shape::Winlogbeat => document.get("winlog")?.get("event_id")?,
+        Shape::Flat => document.get("EventID")?,
+    };
+    event_id_number(value)
+}
 
 /// The evtx crate's `{"Event": {"System": …, "EventData": …}}`. Other top-level keys (the
 /// `event_record_id`/`timestamp` wrapper of `evtx_dump` jsonl) are kept.
