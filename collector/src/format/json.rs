@@ -1,20 +1,365 @@
-//! JSON. HELPER-OWNED: to be written.
-use crate::event::Event;
-use crate::format::FormatError;
-use crate::parse::{InputFormat, ParseContext};
+//! JSON documents: NDJSON (one per line), several documents one after another, a top-level
+//! array of documents, and documents pretty-printed over several lines.
+//!
+//! A document's top-level keys go into `fields` as written (nested objects stay nested, and
+//! [`Event::field`] walks them with dotted names). A small table fills the ECS core fields
+//! from the common names (ECS itself, and a few widespread alternatives). Documents shaped
+//! like Windows events are handed to [`winevent`].
+//!
+//! [`Continuation`] is the part of the stream decoder that sees JSON: it splits records into
+//! documents, and holds a document that is not complete yet until the records that complete
+//! it arrive.
 
-/// Parses one JSON document.
-pub fn parse(_text: &str, _context: &ParseContext, _event: &mut Event) -> Result<(), FormatError> {
-    Err(FormatError::new("json parser not written yet", 0))
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::event::{Event, Format, LogSource, ParseError};
+use crate::format::{winevent, FormatError};
+use crate::parse::{new_event, InputFormat, ParseContext};
+use crate::timestamp;
+
+/// The longest document held open across records. Past this the buffered bytes are kept as
+/// one unknown event: memory stays bounded whatever a sender does.
+pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Up to this size an open document is re-parsed on every record (which finds a broken
+/// document at once); beyond it only when its brackets balance, so a huge document costs
+/// linear time, not quadratic.
+const REPARSE_EVERY_RECORD_BELOW: usize = 64 * 1024;
+
+/// Parses one JSON document holding one object. Windows-shaped documents are read as
+/// `winevent`. (A stream with several documents, arrays or multi-line documents goes through
+/// [`Continuation`].)
+pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    let document: Value = serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
+    match document {
+        Value::Object(document) => {
+            fill_object(document, context, event);
+            Ok(())
+        }
+        Value::Array(_) => Err(FormatError::new(
+            "a top-level JSON array holds several documents; read it as a stream to get one event per element",
+            0,
+        )),
+        other => Err(FormatError::new(
+            format!("expecting a JSON object at the top level, found {}", kind_of(&other)),
+            0,
+        )),
+    }
 }
 
-/// A JSON document spread over several records.
+/// Fills `event` from a JSON object: a Windows event in one of the shapes [`winevent`] knows,
+/// or a generic document otherwise.
+pub fn fill_object(document: Map<String, Value>, context: &ParseContext, event: &mut Event) {
+    let document = if winevent::is_winevent(&document) {
+        match winevent::fill_from_map(document, context, event) {
+            Ok(()) => return,
+            // Windows-looking but without a usable EventID: a plain document after all.
+            Err((_, document)) => document,
+        }
+    } else {
+        document
+    };
+    fill_core(&document, context, event);
+    event.fields = document;
+    event.format = Format::Json;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Core fields
+
+/// Names tried, in order, for each text core field. Dotted names match a literal top-level
+/// key first (`"host.name": …`), then nested objects (`"host": {"name": …}`).
+const MESSAGE: &[&str] = &["message", "msg", "Message"];
+const HOST_NAME: &[&str] = &["host.name", "hostname", "host", "Hostname"];
+const SOURCE_IP: &[&str] = &["source.ip", "src_ip", "srcip", "client_ip", "id.orig_h"];
+const SOURCE_PORT: &[&str] = &["source.port", "src_port", "srcport", "id.orig_p"];
+const DESTINATION_IP: &[&str] = &["destination.ip", "dest_ip", "dst_ip", "dstip", "id.resp_h"];
+const DESTINATION_PORT: &[&str] = &["destination.port", "dest_port", "dst_port", "dstport", "id.resp_p"];
+const USER_NAME: &[&str] = &["user.name", "user", "username", "userName"];
+const PROCESS_NAME: &[&str] = &["process.name", "program"];
+const PROCESS_PID: &[&str] = &["process.pid", "pid"];
+const PROCESS_EXECUTABLE: &[&str] = &["process.executable"];
+const PROCESS_COMMAND_LINE: &[&str] = &["process.command_line"];
+const EVENT_CODE: &[&str] = &["event.code"];
+const EVENT_ACTION: &[&str] = &["event.action", "action"];
+const EVENT_OUTCOME: &[&str] = &["event.outcome", "outcome"];
+const LOG_LEVEL: &[&str] = &["log.level", "level", "severity"];
+const URL_ORIGINAL: &[&str] = &["url.original", "url"];
+const HTTP_METHOD: &[&str] = &["http.request.method", "method"];
+const HTTP_STATUS: &[&str] = &["http.response.status_code", "status"];
+const USER_AGENT: &[&str] = &["user_agent.original", "user_agent", "http_user_agent"];
+const TIMESTAMP: &[&str] = &["@timestamp", "timestamp", "time", "ts"];
+
+/// Fills the core fields and the timestamp from the common names (see the tables above).
+/// Only sets what it finds; used for generic documents and as the first pass for Winlogbeat.
+pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &mut Event) {
+    let text = |names: &[&str]| first_text(document, names);
+    let number = |names: &[&str]| names.iter().find_map(|name| lookup(document, name).and_then(as_u64));
+    let core = &mut event.core;
+    core.message = text(MESSAGE);
+    core.host_name = text(HOST_NAME);
+    core.source_ip = text(SOURCE_IP);
+    core.source_port = number(SOURCE_PORT).and_then(|port| u16::try_from(port).ok());
+    core.destination_ip = text(DESTINATION_IP);
+    core.destination_port = number(DESTINATION_PORT).and_then(|port| u16::try_from(port).ok());
+    core.user_name = text(USER_NAME);
+    core.process_name = text(PROCESS_NAME);
+    core.process_pid = number(PROCESS_PID).and_then(|pid| u32::try_from(pid).ok());
+    core.process_executable = text(PROCESS_EXECUTABLE);
+    core.process_command_line = text(PROCESS_COMMAND_LINE);
+    core.event_code = text(EVENT_CODE);
+    core.event_action = text(EVENT_ACTION);
+    core.event_outcome = text(EVENT_OUTCOME);
+    core.log_level = text(LOG_LEVEL);
+    core.url_original = text(URL_ORIGINAL);
+    core.http_request_method = text(HTTP_METHOD);
+    core.http_response_status_code = number(HTTP_STATUS).and_then(|status| u16::try_from(status).ok());
+    core.user_agent_original = text(USER_AGENT);
+    if let Some(time) = TIMESTAMP
+        .iter()
+        .find_map(|name| lookup(document, name).and_then(|value| time_of(value, context)))
+    {
+        event.timestamp = time;
+    }
+}
+
+/// A value by name: a literal top-level key first, then a walk through nested objects.
+fn lookup<'a>(document: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    if let Some(value) = document.get(name) {
+        return Some(value);
+    }
+    if !name.contains('.') {
+        return None;
+    }
+    let mut parts = name.split('.');
+    let mut current = document.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// The first of `names` holding a non-empty string or a number (objects and arrays do not
+/// count: `"user": {"id": 1}` is not a user name).
+fn first_text(document: &Map<String, Value>, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| match lookup(document, name)? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    })
+}
+
+fn as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A time as JSON writes it: ISO 8601 text (zone-less is local to `context.timezone`), or
+/// Unix epoch seconds (with fractions, as Zeek writes `ts`) or milliseconds, as a number or
+/// as digits in a string.
+fn time_of(value: &Value, context: &ParseContext) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok((_, time)) = timestamp::iso8601(text, context.timezone) {
+                return Some(time);
+            }
+            epoch_time(text)
+        }
+        Value::Number(number) => epoch_time(&number.to_string()),
+        _ => None,
+    }
+}
+
+/// Epoch digits: 13 or more integer digits are milliseconds (seconds that large are past
+/// the year 5000), fewer are seconds.
+fn epoch_time(text: &str) -> Option<DateTime<Utc>> {
+    let integer_digits = text.split('.').next().unwrap_or("");
+    if integer_digits.is_empty() || !integer_digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    if integer_digits.len() >= 13 && !text.contains('.') {
+        timestamp::epoch_millis(text)
+    } else {
+        timestamp::epoch_seconds(text)
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// serde_json's error as a [`FormatError`]: its message without the "at line L column C"
+/// suffix, and the byte offset that line and column point at in `bytes`.
+pub fn serde_error(bytes: &[u8], error: &serde_json::Error) -> FormatError {
+    let full = error.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(end) => full.get(..end).unwrap_or(&full).to_owned(),
+        None => full,
+    };
+    FormatError::new(message, byte_offset(bytes, error.line(), error.column()))
+}
+
+/// serde_json counts lines from 1 and columns (in bytes) from 1, with column 0 meaning "at
+/// the line break before". Clamped to the input.
+fn byte_offset(bytes: &[u8], line: usize, column: usize) -> usize {
+    let mut line_start = 0;
+    for _ in 1..line {
+        match memchr::memchr(b'\n', bytes.get(line_start..).unwrap_or(&[])) {
+            Some(position) => line_start += position + 1,
+            None => break,
+        }
+    }
+    (line_start + column.saturating_sub(1)).min(bytes.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Splitting a byte stream into documents
+
+/// Tracks bracket depth outside strings, to find where documents and array elements end
+/// without parsing.
+#[derive(Debug, Default, Clone, Copy)]
+struct BracketScanner {
+    depth: i64,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl BracketScanner {
+    fn feed(&mut self, byte: u8) {
+        if self.in_string {
+            match byte {
+                _ if self.escaped => self.escaped = false,
+                b'\\' => self.escaped = true,
+                b'"' => self.in_string = false,
+                _ => {}
+            }
+            return;
+        }
+        match byte {
+            b'"' => self.in_string = true,
+            b'{' | b'[' => self.depth += 1,
+            b'}' | b']' => self.depth -= 1,
+            _ => {}
+        }
+    }
+
+    fn feed_all(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.feed(*byte);
+        }
+    }
+}
+
+/// What follows the complete documents of a buffer.
+#[derive(Debug)]
+enum Tail {
+    /// Nothing but whitespace.
+    Nothing,
+    /// A document that starts at this offset and has not ended yet.
+    Incomplete { start: usize },
+    /// Bytes from `start` that are not JSON; serde's error points into the whole buffer.
+    Invalid { start: usize, error: FormatError },
+}
+
+/// Splits `bytes` into the complete JSON values it holds (with their byte ranges) and what
+/// follows them.
+fn split_documents(bytes: &[u8]) -> (Vec<(Range<usize>, Value)>, Tail) {
+    let mut documents = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let mut end = 0;
+    loop {
+        let start = end + leading_whitespace(bytes.get(end..).unwrap_or(&[]));
+        match stream.next() {
+            None => return (documents, Tail::Nothing),
+            Some(Ok(value)) => {
+                end = stream.byte_offset();
+                documents.push((start..end, value));
+            }
+            Some(Err(error)) if error.is_eof() => return (documents, Tail::Incomplete { start }),
+            Some(Err(error)) => {
+                let error = serde_error(bytes, &error);
+                return (documents, Tail::Invalid { start, error });
+            }
+        }
+    }
+}
+
+fn leading_whitespace(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|byte| byte.is_ascii_whitespace()).count()
+}
+
+/// The byte ranges of a top-level array's elements (`bytes` is the array's own text).
+fn array_element_ranges(bytes: &[u8]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut scanner = BracketScanner::default();
+    let mut element_start = None;
+    for (index, byte) in bytes.iter().enumerate() {
+        let outside_string = !scanner.in_string;
+        let depth = scanner.depth;
+        scanner.feed(*byte);
+        if !outside_string {
+            continue;
+        }
+        match (depth, *byte) {
+            (0, b'[') => element_start = Some(index + 1),
+            (1, b',') => {
+                if let Some(start) = element_start {
+                    ranges.push(trim_range(bytes, start..index));
+                }
+                element_start = Some(index + 1);
+            }
+            (1, b']') => {
+                if let Some(start) = element_start.take() {
+                    ranges.push(trim_range(bytes, start..index));
+                }
+            }
+            _ => {}
+        }
+    }
+    ranges.retain(|range| !range.is_empty());
+    ranges
+}
+
+fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
+    let slice = bytes.get(range.clone()).unwrap_or(&[]);
+    let start = range.start + leading_whitespace(slice);
+    let trailing = slice.iter().rev().take_while(|byte| byte.is_ascii_whitespace()).count();
+    start..range.end.saturating_sub(trailing).max(start)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Continuation
+
+/// JSON across records: a document pretty-printed over several lines is held here until it
+/// completes; records holding several documents, or a top-level array, yield one event each.
 #[derive(Debug, Default)]
-pub struct Continuation {}
+pub struct Continuation {
+    /// The open document's bytes (records joined with `\n`); empty when nothing is open.
+    buffer: Vec<u8>,
+    /// Sequence number of the record the open document started in.
+    first_sequence: u64,
+    /// Bracket depth of `buffer`, updated as records arrive.
+    scanner: BracketScanner,
+}
 
 /// What [`Continuation::push`] did with a record.
 pub enum Pushed {
-    /// The record belongs to JSON; these events are complete.
+    /// The record belongs to JSON; these events are complete (none while a document is still
+    /// open).
     Taken(Vec<Event>),
     /// The record is not JSON; parse it normally.
     NotJson,
@@ -22,9 +367,451 @@ pub enum Pushed {
 
 impl Continuation {
     /// True while a document is open.
-    pub fn is_open(&self) -> bool { false }
-    /// Offers a record.
-    pub fn push(&mut self, _record: &[u8], _sequence: u64, _format: InputFormat, _context: &ParseContext) -> Pushed { Pushed::NotJson }
-    /// Closes what is open.
-    pub fn finish(&mut self, _context: &ParseContext) -> Vec<Event> { Vec::new() }
+    pub fn is_open(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    /// Offers a record (the decoder offers every record while a document is open, and records
+    /// starting with `{`/`[` otherwise).
+    ///
+    /// - complete documents → one event each (`raw` = the record when it holds exactly one
+    ///   document, else the document's own text; array elements likewise);
+    /// - a document that continues past the record → held, `Taken(vec![])`;
+    /// - not JSON at all (a fresh record) → `NotJson`;
+    /// - an open document broken by this record → one `format: unknown` event holding all its
+    ///   bytes with serde's message and offset. When the record cannot continue the document
+    ///   at all (the error is at its first byte), only the held bytes become that unknown
+    ///   event and the record itself is read afresh;
+    /// - an open document past [`MAX_DOCUMENT_BYTES`] → one unknown event with its bytes.
+    pub fn push(&mut self, record: &[u8], sequence: u64, input_format: InputFormat, context: &ParseContext) -> Pushed {
+        if self.buffer.is_empty() {
+            return self.push_fresh(record, sequence, input_format, context);
+        }
+        let record_start = self.buffer.len() + 1;
+        self.buffer.push(b'\n');
+        self.buffer.extend_from_slice(record);
+        self.scanner.feed(b'\n');
+        self.scanner.feed_all(record);
+        if self.buffer.len() > MAX_DOCUMENT_BYTES {
+            let error = FormatError::new(
+                format!("JSON document longer than {MAX_DOCUMENT_BYTES} bytes; kept raw"),
+                self.buffer.len(),
+            );
+            let event = unknown_event(&self.buffer, error, self.first_sequence, context);
+            self.close();
+            return Pushed::Taken(vec![event]);
+        }
+        if self.buffer.len() > REPARSE_EVERY_RECORD_BELOW && self.scanner.depth > 0 {
+            return Pushed::Taken(Vec::new());
+        }
+
+        let buffer = std::mem::take(&mut self.buffer);
+        let first_sequence = self.first_sequence;
+        self.close();
+        let (documents, tail) = split_documents(&buffer);
+        let sequence_at = |start: usize| if start >= record_start { sequence } else { first_sequence };
+        let mut events = Vec::new();
+        for (range, value) in documents {
+            let raw = buffer.get(range.clone()).unwrap_or(&[]);
+            document_events(raw, value, sequence_at(range.start), input_format, context, &mut events);
+        }
+        match tail {
+            Tail::Nothing => {}
+            Tail::Incomplete { start } => {
+                self.open(buffer.get(start..).unwrap_or(&[]), sequence_at(start));
+            }
+            Tail::Invalid { start, error } => {
+                let record_first_byte = record_start + leading_whitespace(record);
+                if start < record_start && error.offset == record_first_byte {
+                    // The record cannot continue the held document: the held part is the
+                    // broken one, and the record gets its own reading.
+                    let held = buffer.get(start..record_start - 1).unwrap_or(&[]);
+                    let error = FormatError::new(
+                        "JSON document not complete: the next record does not continue it",
+                        held.len(),
+                    );
+                    events.push(unknown_event(held, error, first_sequence, context));
+                    match self.push_fresh(record, sequence, input_format, context) {
+                        Pushed::Taken(more) => events.extend(more),
+                        Pushed::NotJson => events.push(crate::parse::parse_record(record, input_format, context, sequence)),
+                    }
+                } else {
+                    let broken = buffer.get(start..).unwrap_or(&[]);
+                    let error = FormatError::new(error.message, error.offset.saturating_sub(start));
+                    events.push(unknown_event(broken, error, sequence_at(start), context));
+                }
+            }
+        }
+        Pushed::Taken(events)
+    }
+
+    /// Closes what is open: a document still incomplete at the end of the stream becomes one
+    /// `format: unknown` event with serde's message.
+    pub fn finish(&mut self, context: &ParseContext) -> Vec<Event> {
+        if self.buffer.is_empty() {
+            return Vec::new();
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        let error = match serde_json::from_slice::<Value>(&buffer) {
+            Err(error) => {
+                let error = serde_error(&buffer, &error);
+                FormatError::new(format!("JSON document not complete at the end of the stream: {}", error.message), error.offset)
+            }
+            Ok(_) => FormatError::new("JSON document not complete at the end of the stream", buffer.len()),
+        };
+        let event = unknown_event(&buffer, error, self.first_sequence, context);
+        self.close();
+        vec![event]
+    }
+
+    fn push_fresh(&mut self, record: &[u8], sequence: u64, input_format: InputFormat, context: &ParseContext) -> Pushed {
+        // Only objects and arrays start a JSON record: a line starting with a quote or a digit
+        // is text that happens to begin like a JSON scalar.
+        let first = record.iter().find(|byte| !byte.is_ascii_whitespace());
+        if !matches!(first, Some(b'{') | Some(b'[')) {
+            return Pushed::NotJson;
+        }
+        let (documents, tail) = split_documents(record);
+        if documents.is_empty() && matches!(tail, Tail::Invalid { .. }) {
+            return Pushed::NotJson;
+        }
+        let whole_record = documents.len() == 1 && matches!(tail, Tail::Nothing);
+        let mut events = Vec::new();
+        for (range, value) in documents {
+            let raw = if whole_record { record } else { record.get(range).unwrap_or(&[]) };
+            document_events(raw, value, sequence, input_format, context, &mut events);
+        }
+        match tail {
+            Tail::Nothing => {}
+            Tail::Incomplete { start } => self.open(record.get(start..).unwrap_or(&[]), sequence),
+            Tail::Invalid { start, error } => {
+                let rest = record.get(start..).unwrap_or(&[]);
+                let error = FormatError::new(error.message, error.offset.saturating_sub(start));
+                events.push(unknown_event(rest, error, sequence, context));
+            }
+        }
+        Pushed::Taken(events)
+    }
+
+    fn open(&mut self, bytes: &[u8], sequence: u64) {
+        self.buffer = bytes.to_vec();
+        self.first_sequence = sequence;
+        self.scanner = BracketScanner::default();
+        self.scanner.feed_all(bytes);
+    }
+
+    fn close(&mut self) {
+        self.buffer.clear();
+        self.scanner = BracketScanner::default();
+    }
+}
+
+/// The events of one complete document: one, or one per element of a top-level array.
+fn document_events(
+    raw: &[u8],
+    value: Value,
+    sequence: u64,
+    input_format: InputFormat,
+    context: &ParseContext,
+    out: &mut Vec<Event>,
+) {
+    let Value::Array(elements) = value else {
+        out.push(document_event(raw, value, sequence, input_format, context));
+        return;
+    };
+    if elements.is_empty() {
+        // An empty array holds no document, but the record is still kept as an event.
+        let mut event = new_event(raw, context, sequence);
+        event.format = Format::Json;
+        out.push(event);
+        return;
+    }
+    let ranges = array_element_ranges(raw);
+    let exact = ranges.len() == elements.len();
+    for (index, element) in elements.into_iter().enumerate() {
+        let element_raw = match ranges.get(index).filter(|_| exact) {
+            Some(range) => raw.get(range.clone()).map(<[u8]>::to_vec).unwrap_or_default(),
+            // Should not happen (the scanner and serde agree on valid JSON); re-serializing
+            // still keeps the content.
+            None => serde_json::to_vec(&element).unwrap_or_default(),
+        };
+        out.push(document_event(&element_raw, element, sequence, input_format, context));
+    }
+}
+
+fn document_event(raw: &[u8], value: Value, sequence: u64, input_format: InputFormat, context: &ParseContext) -> Event {
+    let mut event = new_event(raw, context, sequence);
+    let result = match (input_format, value) {
+        (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event).map_err(|error| ("winevent", error)),
+        (_, Value::Object(document)) => {
+            fill_object(document, context, &mut event);
+            Ok(())
+        }
+        (_, other) => Err((
+            "json",
+            FormatError::new(format!("expecting a JSON object, found {}", kind_of(&other)), 0),
+        )),
+    };
+    if let Err((format_name, error)) = result {
+        mark_unknown(&mut event, format_name, error);
+    }
+    event
+}
+
+fn unknown_event(raw: &[u8], error: FormatError, sequence: u64, context: &ParseContext) -> Event {
+    let mut event = new_event(raw, context, sequence);
+    mark_unknown(&mut event, "json", error);
+    event
+}
+
+fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
+    event.format = Format::Unknown;
+    event.logsource = LogSource::default();
+    event.core = Default::default();
+    event.fields.clear();
+    event.timestamp = event.received_at;
+    event.parse_error = Some(ParseError {
+        format: format_name.to_owned(),
+        message: error.message.into_owned(),
+        offset: error.offset,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> ParseContext {
+        let mut context = ParseContext::new("test");
+        context.timezone = chrono_tz::UTC;
+        context.received_at = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default();
+        context
+    }
+
+    fn push_all(lines: &[&str], input_format: InputFormat) -> Vec<Event> {
+        let context = context();
+        let mut continuation = Continuation::default();
+        let mut events = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            match continuation.push(line.as_bytes(), index as u64 + 1, input_format, &context) {
+                Pushed::Taken(done) => events.extend(done),
+                Pushed::NotJson => events.push(crate::parse::parse_record(line.as_bytes(), input_format, &context, index as u64 + 1)),
+            }
+        }
+        events.extend(continuation.finish(&context));
+        events
+    }
+
+    #[test]
+    fn ecs_document_fills_core_and_keeps_nesting() {
+        let text = r#"{"@timestamp":"2024-05-01T08:00:00Z","host":{"name":"web1"},"message":"hi","source":{"ip":"10.1.1.1","port":51000},"user.name":"alice","http":{"response":{"status_code":404}}}"#;
+        let context = context();
+        let mut event = new_event(text.as_bytes(), &context, 1);
+        parse(text, &context, &mut event).unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(event.format, Format::Json);
+        assert_eq!(event.core.host_name.as_deref(), Some("web1"));
+        assert_eq!(event.core.source_ip.as_deref(), Some("10.1.1.1"));
+        assert_eq!(event.core.source_port, Some(51000));
+        assert_eq!(event.core.user_name.as_deref(), Some("alice"));
+        assert_eq!(event.core.http_response_status_code, Some(404));
+        assert_eq!(event.timestamp.to_rfc3339(), "2024-05-01T08:00:00+00:00");
+        assert_eq!(event.field("source.ip").as_deref(), Some(&Value::from("10.1.1.1")));
+        assert_eq!(event.field("http.response.status_code").as_deref(), Some(&Value::from(404)));
+        let keys: Vec<&str> = event.fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["@timestamp", "host", "message", "source", "user.name", "http"]);
+    }
+
+    #[test]
+    fn epoch_times() {
+        let context = context();
+        for (text, expected) in [
+            (r#"{"ts":1591367999.305988}"#, "2020-06-05T14:39:59.305988+00:00"),
+            (r#"{"timestamp":1700000000000}"#, "2023-11-14T22:13:20+00:00"),
+            (r#"{"time":"1700000000"}"#, "2023-11-14T22:13:20+00:00"),
+        ] {
+            let mut event = new_event(text.as_bytes(), &context, 1);
+            parse(text, &context, &mut event).unwrap_or_else(|error| panic!("{error:?}"));
+            assert_eq!(event.timestamp.to_rfc3339(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_carry_serde_message_and_offset() {
+        let context = context();
+        let text = r#"{"a":1,"b":}"#;
+        let mut event = new_event(text.as_bytes(), &context, 1);
+        let error = parse(text, &context, &mut event).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(error.message, "expected value");
+        assert_eq!(error.offset, 11);
+        let error = parse("[1]", &context, &mut event).err().unwrap_or_else(|| panic!("accepted"));
+        assert!(error.message.contains("array"));
+    }
+
+    #[test]
+    fn several_documents_on_one_line_and_arrays() {
+        let events = push_all(&[r#"{"a":1} {"b":2}"#, r#"[{"c":3}, {"d":"x,]"} ]"#], InputFormat::Auto);
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0].raw.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(events[1].raw.as_deref(), Some(r#"{"b":2}"#));
+        assert_eq!(events[2].raw.as_deref(), Some(r#"{"c":3}"#));
+        assert_eq!(events[3].raw.as_deref(), Some(r#"{"d":"x,]"}"#));
+        assert!(events.iter().all(|event| event.format == Format::Json));
+        assert_ne!(events[0].id, events[1].id);
+    }
+
+    #[test]
+    fn single_document_keeps_the_whole_record_as_raw() {
+        let events = push_all(&["  {\"a\":1}  "], InputFormat::Json);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].raw.as_deref(), Some("  {\"a\":1}  "));
+    }
+
+    #[test]
+    fn pretty_printed_document_spans_records() {
+        let events = push_all(&["{", "  \"message\": \"multi\",", "  \"n\": [1,", "2]", "}", "{\"next\":true}"], InputFormat::Auto);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].core.message.as_deref(), Some("multi"));
+        assert_eq!(events[0].source.sequence, Some(1));
+        assert_eq!(events[0].raw.as_deref(), Some("{\n  \"message\": \"multi\",\n  \"n\": [1,\n2]\n}"));
+        assert_eq!(events[1].source.sequence, Some(6));
+    }
+
+    #[test]
+    fn fresh_syntax_error_is_not_json() {
+        let context = context();
+        let mut continuation = Continuation::default();
+        assert!(matches!(
+            continuation.push(b"[INFO] started", 1, InputFormat::Auto, &context),
+            Pushed::NotJson
+        ));
+        assert!(matches!(
+            continuation.push(b"{not json", 2, InputFormat::Auto, &context),
+            Pushed::NotJson
+        ));
+        assert!(!continuation.is_open());
+    }
+
+    #[test]
+    fn broken_open_document_becomes_one_unknown_event() {
+        let events = push_all(&["{", "\"a\": 1", "\"b\": 2", "}"], InputFormat::Auto);
+        // Line 3 could start a key (the error is at its first byte, a missing comma), so the
+        // held part is cut there and "\"b\": 2" and "}" are read afresh.
+        assert!(events.iter().all(|event| event.format == Format::Unknown), "{events:?}");
+        assert_eq!(events[0].raw.as_deref(), Some("{\n\"a\": 1"));
+        let error = events[0].parse_error.as_ref().unwrap_or_else(|| panic!("no error"));
+        assert_eq!(error.format, "json");
+
+        let events = push_all(&["{", "\"a\": tru"], InputFormat::Auto);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].raw.as_deref(), Some("{\n\"a\": tru"));
+        assert!(events[0].parse_error.as_ref().is_some_and(|error| error.message.contains("end of the stream")));
+    }
+
+    #[test]
+    fn stray_open_brace_does_not_swallow_the_next_syslog_line() {
+        let events = push_all(&["{", "<34>Oct 11 22:14:15 mymachine su: 'su root' failed"], InputFormat::Auto);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].format, Format::Unknown);
+        assert_eq!(events[0].raw.as_deref(), Some("{"));
+        assert_eq!(events[1].raw.as_deref(), Some("<34>Oct 11 22:14:15 mymachine su: 'su root' failed"));
+        assert_eq!(events[1].source.sequence, Some(2));
+    }
+
+    #[test]
+    fn trailing_garbage_after_a_document_is_kept() {
+        let events = push_all(&[r#"{"a":1} oops"#], InputFormat::Auto);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].format, Format::Json);
+        assert_eq!(events[1].format, Format::Unknown);
+        assert_eq!(events[1].raw.as_deref(), Some("oops"));
+        assert_eq!(events[1].parse_error.as_ref().map(|error| error.offset), Some(0));
+    }
+
+    #[test]
+    fn windows_documents_become_winevent() {
+        let events = push_all(&[r#"{"EventID":4624,"Channel":"Security","TargetUserName":"bob"}"#], InputFormat::Json);
+        assert_eq!(events[0].format, Format::Winevent);
+        let events = push_all(&[r#"{"message":"plain"}"#], InputFormat::Winevent);
+        assert_eq!(events[0].format, Format::Unknown);
+        assert_eq!(events[0].parse_error.as_ref().map(|error| error.format.as_str()), Some("winevent"));
+    }
+
+    #[test]
+    fn oversized_document_is_cut_loose() {
+        let context = context();
+        let mut continuation = Continuation::default();
+        let mut events = Vec::new();
+        let line = format!("\"k\": \"{}\",", "x".repeat(1024 * 1024));
+        assert!(matches!(continuation.push(b"{", 1, InputFormat::Auto, &context), Pushed::Taken(ref done) if done.is_empty()));
+        for sequence in 2..10 {
+            if let Pushed::Taken(done) = continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context) {
+                events.extend(done);
+            }
+        }
+        assert_eq!(events.len(), 1);
+        assert!(events[0].parse_error.as_ref().is_some_and(|error| error.message.contains("longer than")));
+    }
+
+    #[test]
+    fn array_element_ranges_handle_nesting_and_strings() {
+        let text = br#"[ {"a":[1,2]}, "s,]", 3 ,{"b":{"c":"}"}} ]"#;
+        let ranges = array_element_ranges(text);
+        let parts: Vec<&[u8]> = ranges.iter().filter_map(|range| text.get(range.clone())).collect();
+        assert_eq!(parts, [&br#"{"a":[1,2]}"#[..], br#""s,]""#, b"3", br#"{"b":{"c":"}"}}"#]);
+    }
+
+    fn counted(byte: u8) -> bool {
+        !byte.is_ascii_whitespace() && !matches!(byte, b'[' | b']' | b',')
+    }
+
+    #[test]
+    fn array_of_scalars_keeps_each_element() {
+        let events = push_all(&["[0, \"a\"]"], InputFormat::Auto);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].raw.as_deref(), Some("0"));
+        assert_eq!(events[1].raw.as_deref(), Some("\"a\""));
+        assert!(events.iter().all(|event| event.format == Format::Unknown && event.parse_error.is_some()));
+        let events = push_all(&["[]"], InputFormat::Auto);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].format, Format::Json);
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, split into whatever records: no panic, and every byte of
+        /// every record offered ends up in some event's raw (nothing is dropped), except the
+        /// whitespace between documents and the brackets and commas of a top-level array
+        /// (each element keeps its own text).
+        #[test]
+        fn arbitrary_records_never_panic_or_vanish(
+            records in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"{}[]\",:0a \n\xff".to_vec()), 0..24),
+                1..8,
+            )
+        ) {
+            let context = context();
+            let mut continuation = Continuation::default();
+            let mut events = Vec::new();
+            let mut offered = 0;
+            for (index, record) in records.iter().enumerate() {
+                let sequence = index as u64 + 1;
+                let first = record.iter().find(|byte| !byte.is_ascii_whitespace());
+                if !continuation.is_open() && !matches!(first, Some(b'{') | Some(b'[')) {
+                    continue;
+                }
+                offered += record.iter().filter(|byte| counted(**byte)).count();
+                match continuation.push(record, sequence, InputFormat::Auto, &context) {
+                    Pushed::Taken(done) => events.extend(done),
+                    Pushed::NotJson => events.push(crate::parse::parse_record(record, InputFormat::Auto, &context, sequence)),
+                }
+            }
+            events.extend(continuation.finish(&context));
+            let kept: usize = events
+                .iter()
+                .map(|event| event.raw_bytes().iter().filter(|byte| counted(**byte)).count())
+                .sum();
+            proptest::prop_assert!(kept >= offered, "kept {kept} of {offered} bytes");
+        }
+    }
 }
