@@ -81,7 +81,10 @@ fn access(index: usize) -> String {
     )
 }
 
-const FORMATS: &[(&str, InputFormat, fn(usize) -> String)] = &[
+/// A bench case: name, the fixed format, and the record generator.
+type FormatCase = (&'static str, InputFormat, fn(usize) -> String);
+
+const FORMATS: &[FormatCase] = &[
     ("rfc3164", InputFormat::Rfc3164, rfc3164),
     ("rfc5424", InputFormat::Rfc5424, rfc5424),
     ("cef", InputFormat::Cef, cef),

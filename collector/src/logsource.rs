@@ -6,8 +6,10 @@
 
 use crate::event::LogSource;
 
-/// (program name as in the syslog tag, product, category, service), SigmaHQ's names.
-const PROGRAMS: &[(&str, Option<&str>, Option<&str>, Option<&str>)] = &[
+/// One row: program name as in the syslog tag, then product, category, service (SigmaHQ's names).
+type ProgramRow = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+
+const PROGRAMS: &[ProgramRow] = &[
     ("sshd", Some("linux"), None, Some("sshd")),
     ("sshd-session", Some("linux"), None, Some("sshd")),
     ("sudo", Some("linux"), None, Some("sudo")),

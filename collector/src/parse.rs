@@ -157,6 +157,16 @@ fn event_id(record: &[u8], context: &ParseContext, sequence: u64) -> String {
     format!("{:032x}", hasher.digest128())
 }
 
+/// The id of the `part`-th event cut from one record (elements of a JSON array, several
+/// documents on one line). Identical elements would otherwise share the record-level id and be
+/// collapsed as duplicates downstream.
+pub(crate) fn part_id(record_id: &str, part: usize) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(record_id.as_bytes());
+    hasher.update(&(part as u64).to_le_bytes());
+    format!("{:032x}", hasher.digest128())
+}
+
 /// Record text for the parsers: the bytes themselves when they are UTF-8; otherwise the bytes
 /// read as Windows-1258, the code page legacy Vietnamese devices still use (it also maps the
 /// Latin-1 letters), so "Phòng" stays readable instead of turning into U+FFFD. Every byte maps
@@ -228,6 +238,15 @@ fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt 
     let first = trimmed.as_bytes().first().copied();
     let candidate = match first {
         None => return Err(("auto", FormatError::new("empty record", 0))),
+        Some(b'<') if trimmed.starts_with("<Event") => {
+            return Err((
+                "winevent",
+                FormatError::new(
+                    "Windows events in XML are not parsed; send them as JSON (Winlogbeat, NXLog, Fluent Bit) or as EVTX files",
+                    0,
+                ),
+            ))
+        }
         Some(b'<') => {
             // audispd and rsyslog forward audit records behind a syslog header.
             if format::auditd::looks_like(trimmed) {
@@ -238,13 +257,8 @@ fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt 
                 InputFormat::Rfc3164
             }
         }
-        Some(b'{') | Some(b'[') => {
-            if format::winevent::looks_like(trimmed) {
-                InputFormat::Winevent
-            } else {
-                InputFormat::Json
-            }
-        }
+        // json::parse hands Windows-shaped documents to winevent itself.
+        Some(b'{') | Some(b'[') => InputFormat::Json,
         _ if trimmed.starts_with("CEF:") => InputFormat::Cef,
         _ if trimmed.starts_with("LEEF:") => InputFormat::Leef,
         _ if format::auditd::looks_like(trimmed) => InputFormat::Auditd,

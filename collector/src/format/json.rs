@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use crate::event::{Event, Format, LogSource, ParseError};
 use crate::format::{winevent, FormatError};
-use crate::parse::{new_event, InputFormat, ParseContext};
+use crate::parse::{new_event, part_id, InputFormat, ParseContext};
 use crate::timestamp;
 
 /// The longest document held open across records. Past this the buffered bytes are kept as
@@ -415,6 +415,7 @@ impl Continuation {
             let raw = buffer.get(range.clone()).unwrap_or(&[]);
             document_events(raw, value, sequence_at(range.start), input_format, context, &mut events);
         }
+        distinguish_part_ids(&mut events);
         match tail {
             Tail::Nothing => {}
             Tail::Incomplete { start } => {
@@ -481,6 +482,7 @@ impl Continuation {
             let raw = if whole_record { record } else { record.get(range).unwrap_or(&[]) };
             document_events(raw, value, sequence, input_format, context, &mut events);
         }
+        distinguish_part_ids(&mut events);
         match tail {
             Tail::Nothing => {}
             Tail::Incomplete { start } => self.open(record.get(start..).unwrap_or(&[]), sequence),
@@ -503,6 +505,13 @@ impl Continuation {
     fn close(&mut self) {
         self.buffer.clear();
         self.scanner = BracketScanner::default();
+    }
+}
+
+/// Several events cut from one record get distinct ids (the first keeps the record-level one).
+fn distinguish_part_ids(events: &mut [Event]) {
+    for (part, event) in events.iter_mut().enumerate().skip(1) {
+        event.id = part_id(&event.id, part);
     }
 }
 

@@ -124,8 +124,8 @@ fn trailing_year(text: &str) -> Option<(&str, i32)> {
 
 /// Splits `HOSTNAME TAG[PID]: MSG` where hostname and tag are each optional.
 fn split_header(text: &str) -> (Option<&str>, Option<&str>, Option<&str>, &str) {
-    if text.starts_with(':') {
-        return (None, None, None, text[1..].trim_start_matches(' '));
+    if let Some(message) = text.strip_prefix(':') {
+        return (None, None, None, message.trim_start_matches(' '));
     }
     if starts_message(text) {
         return (None, None, None, text);
@@ -151,8 +151,8 @@ fn split_header(text: &str) -> (Option<&str>, Option<&str>, Option<&str>, &str) 
         // Two spaces after the hostname: no tag (syslog_loose's reading).
         return (Some(hostname), None, None, after_space.trim_start_matches(' '));
     }
-    if after_space.starts_with(':') {
-        return (Some(hostname), None, None, after_space[1..].trim_start_matches(' '));
+    if let Some(message) = after_space.strip_prefix(':') {
+        return (Some(hostname), None, None, message.trim_start_matches(' '));
     }
     if starts_message(after_space) {
         return (Some(hostname), None, None, after_space);
