@@ -47,6 +47,9 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut output = EventWriter { out: BufWriter::new(stdout.lock()), pretty: args.pretty, per_format: BTreeMap::new() };
 
+    // An unreadable input does not stop the others: every readable file is parsed, and each
+    // failure is reported by name at the end with a non-zero exit code.
+    let mut failures = Vec::new();
     for input in &inputs {
         let mut context = ParseContext::new(if input.as_os_str() == "-" { "stdin" } else { "file" });
         context.timezone = timezone;
@@ -57,16 +60,22 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
         let result = if input.as_os_str() == "-" {
             read_stream(io::stdin().lock(), input_format, context, args.max_record, &mut output)
         } else {
-            let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-            read_stream(BufReader::new(file), input_format, context, args.max_record, &mut output)
+            File::open(input)
+                .map_err(anyhow::Error::from)
+                .and_then(|file| read_stream(BufReader::new(file), input_format, context, args.max_record, &mut output))
         };
-        result.with_context(|| format!("cannot read {}", input.display()))?;
+        if let Err(error) = result {
+            failures.push(format!("cannot read {}: {error:#}", input.display()));
+        }
     }
     output.out.flush().context("cannot write to standard output")?;
     if !args.quiet {
         let total: u64 = output.per_format.values().sum();
         let breakdown: Vec<String> = output.per_format.iter().map(|(format, count)| format!("{format} {count}")).collect();
         eprintln!("citysoc parse: {total} events from {} input(s): {}", inputs.len(), breakdown.join(", "));
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
     }
     Ok(())
 }
