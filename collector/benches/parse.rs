@@ -12,6 +12,10 @@ use citysoc_collector::framing::{split_all, Framer, Framing};
 use citysoc_collector::{parse_record, Decoder, InputFormat, ParseContext};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+/// The same allocator as the `citysoc` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORDS: usize = 1_000;
 
 fn lines(template: fn(usize) -> String) -> Vec<Vec<u8>> {

@@ -111,8 +111,10 @@ impl Event {
 /// Where a record came from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventSource {
-    /// How it arrived: `file`, `stdin`, `udp`, `tcp`, `tls`, `http`, `evtx`.
-    pub transport: String,
+    /// How it arrived: `file`, `stdin`, `udp`, `tcp`, `tls`, `http`, `evtx`. A `Cow` because it
+    /// is nearly always one of those literals, and copying it into every event showed in
+    /// profiles.
+    pub transport: Cow<'static, str>,
     /// The peer address or the file path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -225,7 +227,9 @@ impl fmt::Display for ParseError {
 
 macro_rules! core_fields {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty => $name:literal ),* $(,)?) => {
-        /// The ECS-named core fields (serialized flat, under their ECS names).
+        /// The ECS-named core fields (serialized flat, under their ECS names). Fields whose values
+/// are mostly a few fixed words (`log.level`, `event.action`, `event.outcome`) are
+/// `Cow<'static, str>`, so parsers store those words without allocating.
         #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct CoreFields {
             $(
@@ -276,11 +280,11 @@ core_fields! {
     /// Event code (Windows EventID, CEF signature id, syslog MSGID).
     event_code: String => "event.code",
     /// What happened (`accept`, `deny`, `login`, …).
-    event_action: String => "event.action",
+    event_action: Cow<'static, str> => "event.action",
     /// `success` or `failure`, where the source tells.
-    event_outcome: String => "event.outcome",
+    event_outcome: Cow<'static, str> => "event.outcome",
     /// Severity as the source named it (syslog severity name, CEF severity, …).
-    log_level: String => "log.level",
+    log_level: Cow<'static, str> => "log.level",
     /// Requested URL (access logs, proxies).
     url_original: String => "url.original",
     /// HTTP method.

@@ -146,23 +146,20 @@ pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
 /// time closest before `received_at` (plus a day of clock skew): a December record read in
 /// January belongs to last year.
 pub fn resolve_bsd_time(bsd: BsdTime, zone: Tz, received_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let received_local = received_at.with_timezone(&zone);
-    let year = match bsd.year {
-        Some(year) => year,
-        None => {
-            let this_year = received_local.year();
-            let candidate = NaiveDate::from_ymd_opt(this_year, bsd.month, bsd.day)
-                .map(|date| local_to_utc(NaiveDateTime::new(date, bsd.time), zone));
-            match candidate {
-                Some(time) if time > received_at + Duration::days(1) => this_year - 1,
-                // Feb 29 in a year that has none: the record was written in a leap year.
-                None if bsd.month == 2 && bsd.day == 29 => last_leap_year(this_year),
-                _ => this_year,
-            }
-        }
+    let at_year = |year: i32| {
+        NaiveDate::from_ymd_opt(year, bsd.month, bsd.day).map(|date| local_to_utc(NaiveDateTime::new(date, bsd.time), zone))
     };
-    let date = NaiveDate::from_ymd_opt(year, bsd.month, bsd.day)?;
-    Some(local_to_utc(NaiveDateTime::new(date, bsd.time), zone))
+    if let Some(year) = bsd.year {
+        return at_year(year);
+    }
+    let this_year = received_at.with_timezone(&zone).year();
+    match at_year(this_year) {
+        Some(time) if time > received_at + Duration::days(1) => at_year(this_year - 1),
+        Some(time) => Some(time),
+        // Feb 29 in a year that has none: the record was written in a leap year.
+        None if bsd.month == 2 && bsd.day == 29 => at_year(last_leap_year(this_year)),
+        None => None,
+    }
 }
 
 fn last_leap_year(from: i32) -> i32 {

@@ -314,7 +314,7 @@ fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
 fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
     let mut core = std::mem::take(&mut event.core);
     core.event_code = Some(header.fields[4].clone().into_owned());
-    core.log_level = Some(header.fields[6].clone().into_owned());
+    core.log_level = Some(header.fields[6].clone().into_owned().into());
     core.message = Some(
         first(event, &["msg", "message"])
             .map(str::to_owned)
@@ -366,9 +366,9 @@ pub(crate) fn address<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     })
 }
 
-fn set<T: Into<String>>(slot: &mut Option<String>, value: Option<T>) {
+fn set<T: Into<String>, S: From<String>>(slot: &mut Option<S>, value: Option<T>) {
     if let Some(value) = value {
-        *slot = Some(value.into());
+        *slot = Some(S::from(value.into()));
     }
 }
 

@@ -43,7 +43,13 @@ pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, contex
 /// not a payload.
 fn payload_marker(message: &str, marker: &[u8]) -> Option<usize> {
     let window = &message.as_bytes()[..message.len().min(64 + marker.len())];
-    memchr::memmem::find(window, marker).filter(|start| is_payload_start(message, *start))
+    // Both markers start with an upper-case letter that is rare in the first bytes of a
+    // message: find it with memchr and compare the rest, instead of building a substring
+    // searcher per message.
+    let first = *marker.first()?;
+    memchr::memchr_iter(first, window)
+        .find(|start| window[*start..].starts_with(marker))
+        .filter(|start| is_payload_start(message, *start))
 }
 
 /// `CEF:`/`LEEF:` count as a payload at the start of the message or after a space (some

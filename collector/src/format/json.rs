@@ -111,9 +111,9 @@ pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &
     core.process_executable = text(PROCESS_EXECUTABLE);
     core.process_command_line = text(PROCESS_COMMAND_LINE);
     core.event_code = text(EVENT_CODE);
-    core.event_action = text(EVENT_ACTION);
-    core.event_outcome = text(EVENT_OUTCOME);
-    core.log_level = text(LOG_LEVEL);
+    core.event_action = text(EVENT_ACTION).map(Into::into);
+    core.event_outcome = text(EVENT_OUTCOME).map(Into::into);
+    core.log_level = text(LOG_LEVEL).map(Into::into);
     core.url_original = text(URL_ORIGINAL);
     core.http_request_method = text(HTTP_METHOD);
     core.http_response_status_code = number(HTTP_STATUS).and_then(|status| u16::try_from(status).ok());
@@ -363,6 +363,9 @@ pub enum Pushed {
     Taken(Vec<Event>),
     /// The record is not JSON; parse it normally.
     NotJson,
+    /// The record ended an open document without continuing it: these are the events of what
+    /// was held, and the record itself is to be parsed normally (after them).
+    Closed(Vec<Event>),
 }
 
 impl Continuation {
@@ -434,7 +437,9 @@ impl Continuation {
                     events.push(unknown_event(held, error, first_sequence, context));
                     match self.push_fresh(record, sequence, input_format, context) {
                         Pushed::Taken(more) => events.extend(more),
-                        Pushed::NotJson => events.push(crate::parse::parse_record(record, input_format, context, sequence)),
+                        // The caller parses the record, so it goes through auditd grouping and
+                        // the counters like any other.
+                        Pushed::NotJson | Pushed::Closed(_) => return Pushed::Closed(events),
                     }
                 } else {
                     let broken = buffer.get(start..).unwrap_or(&[]);
@@ -606,6 +611,10 @@ mod tests {
         for (index, line) in lines.iter().enumerate() {
             match continuation.push(line.as_bytes(), index as u64 + 1, input_format, &context) {
                 Pushed::Taken(done) => events.extend(done),
+                Pushed::Closed(done) => {
+                    events.extend(done);
+                    events.push(crate::parse::parse_record(line.as_bytes(), input_format, &context, index as u64 + 1));
+                }
                 Pushed::NotJson => events.push(crate::parse::parse_record(line.as_bytes(), input_format, &context, index as u64 + 1)),
             }
         }
@@ -812,6 +821,10 @@ mod tests {
                 offered += record.iter().filter(|byte| counted(**byte)).count();
                 match continuation.push(record, sequence, InputFormat::Auto, &context) {
                     Pushed::Taken(done) => events.extend(done),
+                    Pushed::Closed(done) => {
+                        events.extend(done);
+                        events.push(crate::parse::parse_record(record, InputFormat::Auto, &context, sequence));
+                    }
                     Pushed::NotJson => events.push(crate::parse::parse_record(record, InputFormat::Auto, &context, sequence)),
                 }
             }

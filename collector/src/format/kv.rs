@@ -354,19 +354,19 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
         core.user_name = Some(user.to_owned());
     }
     if let Some(action) = first_of(fields, &["action", "act"]) {
-        core.event_action = Some(action.to_owned());
+        core.event_action = Some(action.to_owned().into());
     }
     let outcome = first_of(fields, &["status", "result"])
         .and_then(outcome_of)
         .or_else(|| first_of(fields, &["action"]).and_then(outcome_of_action));
     if let Some(outcome) = outcome {
-        core.event_outcome = Some(outcome.to_owned());
+        core.event_outcome = Some(outcome.to_owned().into());
     }
     if let Some(code) = first_of(fields, &["logid"]) {
         core.event_code = Some(code.to_owned());
     }
     if let Some(level) = first_of(fields, &["level"]) {
-        core.log_level = Some(level.to_owned());
+        core.log_level = Some(level.to_owned().into());
     }
     if let Some(message) = first_of(fields, &["msg"]) {
         core.message = Some(message.to_owned());
@@ -501,7 +501,7 @@ fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
         return;
     }
     if let Some(action) = netfilter_action(rest) {
-        event.core.event_action = Some(action.to_owned());
+        event.core.event_action = Some(action.to_owned().into());
     }
 }
 
@@ -691,7 +691,7 @@ pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -
     core.destination_ip = first_ip(fields, &["dstip"]);
     core.source_port = first_port(fields, &["srcport"]);
     core.destination_port = first_port(fields, &["dstport"]);
-    core.event_action = first_of(fields, &["act"]).map(str::to_owned);
+    core.event_action = first_of(fields, &["act"]).map(|action| action.to_owned().into());
     if core.message.is_none() {
         core.message = Some(text.to_owned());
     }

@@ -211,9 +211,9 @@ fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
         .find_map(|key| event.fields.get(*key).and_then(Value::as_str).filter(|value| !value.is_empty()))
 }
 
-fn set(slot: &mut Option<String>, value: Option<&str>) {
+fn set<S: From<String>>(slot: &mut Option<S>, value: Option<&str>) {
     if let Some(value) = value {
-        *slot = Some(value.to_owned());
+        *slot = Some(S::from(value.to_owned()));
     }
 }
 

@@ -29,10 +29,13 @@ pub fn enrich(message: &str, event: &mut Event) {
             }
         }
         if !address_found {
-            if let Some(address) = as_address(word) {
+            if let Some((text, address)) = as_address(word) {
                 // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4
-                // so the same attacker has one address across sources.
-                event.core.source_ip = Some(address.to_canonical().to_string());
+                // so the same attacker has one address across sources. Otherwise the text as
+                // written is already the canonical form, and copying it is cheaper than
+                // formatting the address again.
+                let canonical = address.to_canonical();
+                event.core.source_ip = Some(if canonical == address { text.to_owned() } else { canonical.to_string() });
                 address_found = true;
                 port_expected = true;
             }
@@ -47,23 +50,23 @@ pub fn enrich(message: &str, event: &mut Event) {
         event.core.user_name = Some(user.to_owned());
     }
     if let Some((action, outcome)) = classify(message) {
-        event.core.event_action = Some(action.to_owned());
+        event.core.event_action = Some(action.into());
         if let Some(outcome) = outcome {
-            event.core.event_outcome = Some(outcome.to_owned());
+            event.core.event_outcome = Some(outcome.into());
         }
     }
 }
 
-/// A word that is an IP address (bare, in parentheses, or as `rhost=`).
-fn as_address(word: &str) -> Option<IpAddr> {
-    let candidate = word.strip_prefix("rhost=").unwrap_or(word);
-    let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
+/// A word that is an IP address (bare, in parentheses, or as `rhost=`): its text and value.
+fn as_address(word: &str) -> Option<(&str, IpAddr)> {
     // Cheap check first: most words are not addresses, and parsing every one shows in profiles.
-    if !candidate.contains(['.', ':']) {
+    if !word.bytes().any(|byte| byte == b'.' || byte == b':') {
         return None;
     }
+    let candidate = word.strip_prefix("rhost=").unwrap_or(word);
+    let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
     let candidate = candidate.strip_suffix(':').filter(|rest| rest.parse::<IpAddr>().is_ok()).unwrap_or(candidate);
-    candidate.parse::<IpAddr>().ok()
+    candidate.parse::<IpAddr>().ok().map(|address| (candidate, address))
 }
 
 /// The user name in the shapes OpenSSH and pam_unix write it, judged at `word` with the two
@@ -84,23 +87,29 @@ fn user_in<'a>(before_previous: &'a str, previous: &'a str, word: &'a str) -> Op
 }
 
 fn classify(message: &str) -> Option<(&'static str, Option<&'static str>)> {
-    const SHAPES: &[(&str, &str, Option<&str>)] = &[
+    // Most sshd sentences say what they are in their first words: a prefix test is cheap. The
+    // few that do not (pam_unix, "User x from y not allowed", "fatal: Timeout …") are searched
+    // for only when no prefix matched.
+    const PREFIXES: &[(&str, &str, Option<&str>)] = &[
         ("Accepted ", "ssh_login", Some("success")),
         ("Failed ", "ssh_login", Some("failure")),
         ("Invalid user ", "ssh_login", Some("failure")),
-        ("authentication failure", "ssh_login", Some("failure")),
-        ("not allowed because", "ssh_login", Some("failure")),
-        ("maximum authentication attempts exceeded", "ssh_login", Some("failure")),
         ("Connection closed by", "ssh_disconnect", None),
         ("Disconnected from", "ssh_disconnect", None),
         ("Connection reset by", "ssh_disconnect", None),
         ("Unable to negotiate", "ssh_negotiation", Some("failure")),
-        ("Timeout before authentication", "ssh_timeout", Some("failure")),
         ("refused connect", "ssh_connection", Some("failure")),
     ];
-    SHAPES
+    const INSIDE: &[(&str, &str, Option<&str>)] = &[
+        ("authentication failure", "ssh_login", Some("failure")),
+        ("not allowed because", "ssh_login", Some("failure")),
+        ("maximum authentication attempts exceeded", "ssh_login", Some("failure")),
+        ("Timeout before authentication", "ssh_timeout", Some("failure")),
+    ];
+    PREFIXES
         .iter()
-        .find(|(needle, ..)| message.contains(needle))
+        .find(|(prefix, ..)| message.starts_with(prefix))
+        .or_else(|| INSIDE.iter().find(|(needle, ..)| message.contains(needle)))
         .map(|(_, action, outcome)| (*action, *outcome))
 }
 

@@ -72,7 +72,7 @@ pub fn record_priority(event: &mut Event, priority: u8) {
     event
         .fields
         .insert("syslog.facility".into(), Value::from(facility_name(priority)));
-    event.core.log_level = Some(severity_name(priority).to_owned());
+    event.core.log_level = Some(severity_name(priority).into());
 }
 
 /// Stores the host name as `host.name`.

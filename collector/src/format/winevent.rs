@@ -386,10 +386,10 @@ fn fill_windows_core(system: &System, event_id: u64, fields: &Map<String, Value>
         core.destination_port = Some(port);
     }
     if let Some(outcome) = system.keywords.as_deref().and_then(audit_outcome) {
-        core.event_outcome = Some(outcome.to_owned());
+        core.event_outcome = Some(outcome.to_owned().into());
     }
     if let Some(level) = system.level.and_then(level_name) {
-        core.log_level = Some(level.to_owned());
+        core.log_level = Some(level.to_owned().into());
     }
 }
 

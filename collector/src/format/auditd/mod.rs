@@ -237,9 +237,10 @@ fn fill_core(records: &[AuditRecord], primary: &AuditRecord, fields: &Fields, ev
     core.event_action = Some(
         text(fields, "SYSCALL")
             .map(str::to_owned)
-            .unwrap_or_else(|| primary.record_type.clone()),
+            .unwrap_or_else(|| primary.record_type.clone())
+            .into(),
     );
-    core.event_outcome = outcome(fields).map(str::to_owned);
+    core.event_outcome = outcome(fields).map(|outcome| outcome.to_owned().into());
     core.host_name = primary.node.clone().or_else(|| primary.syslog_host.clone());
     core.source_ip = text(fields, "addr")
         .and_then(|addr| addr.parse::<IpAddr>().ok())
