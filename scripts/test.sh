@@ -17,6 +17,8 @@ if ! need cargo; then
     exit 1
 fi
 
+echo "== clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
 echo "== doc tests"

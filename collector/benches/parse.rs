@@ -171,5 +171,24 @@ fn bench_baseline(criterion: &mut Criterion) {
     debug_assert_eq!(split_all(Framing::Newline, 64 * 1024, &stream).len(), RECORDS);
 }
 
-criterion_group!(benches, bench_baseline, bench_formats);
+/// A peer in the same run: syslog_loose (Vector's syslog parser) on the same syslog lines. It
+/// returns borrowed header fields and does no event building (no id, no raw copy, no sshd
+/// reading), so it is an upper bound for parsing alone; the ratio says what our full event costs.
+fn bench_peer(criterion: &mut Criterion) {
+    let mut group = criterion.benchmark_group("peer");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    for (name, template) in [("syslog_loose-rfc3164", rfc3164 as fn(usize) -> String), ("syslog_loose-rfc5424", rfc5424)] {
+        let texts: Vec<String> = (0..RECORDS).map(template).collect();
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| {
+                for text in &texts {
+                    black_box(syslog_loose::parse_message(black_box(text), syslog_loose::Variant::Either));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_baseline, bench_peer, bench_formats);
 criterion_main!(benches);
