@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every citysoc test on a fresh machine: installs what the tests need, then runs the unit,
-# golden, property and integration tests of every crate, and each benchmark once in test mode
-# (so a broken bench fails here, not when someone measures).
+# Runs every citysoc test on a fresh machine: installs what the tests need, then runs clippy,
+# the unit, golden, property and integration tests of every crate, the doc tests, and each
+# benchmark once in test mode (so a broken bench fails here, not when someone measures).
+# Ends with one line totalling every test run: "tests: N passed, N failed".
 #
 # Environment:
 #   CITYSOC_SIGMA_PACK  path of a SigmaHQ rule snapshot; tests that need it say plainly when
@@ -17,9 +18,16 @@ if ! need cargo; then
     exit 1
 fi
 
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
 echo "== clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (workspace, all targets)"
-cargo test --workspace --all-targets --locked
 echo "== doc tests"
-cargo test --workspace --doc --locked
+cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
+echo "== unit, golden, property, integration tests and benches in test mode"
+cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
+
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "tests: ${passed} passed, ${failed} failed"
