@@ -208,12 +208,10 @@ pub fn parse_record(record: &[u8], input_format: InputFormat, context: &ParseCon
     event
 }
 
-fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
-    event.format = Format::Unknown;
-    event.logsource = LogSource::default();
-    event.core = CoreFields::default();
-    event.fields.clear();
-    event.timestamp = event.received_at;
+/// Turns a half-filled event into `format: unknown` with the reason: what a parser wrote before
+/// it failed is dropped, the raw bytes stay. Every format module uses this one.
+pub(crate) fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
+    reset(event);
     event.parse_error = Some(ParseError {
         format: format_name.to_owned(),
         message: error.message.into_owned(),

@@ -18,9 +18,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use evtx::{EvtxParser, ParserSettings};
 
 use crate::error::CollectorError;
-use crate::event::{Event, Format, LogSource, ParseError};
+use crate::event::Event;
 use crate::format::{winevent, FormatError};
-use crate::parse::{new_event, ParseContext};
+use crate::parse::{mark_unknown, new_event, ParseContext};
 
 /// The 8-byte magic at the start of an EVTX file.
 pub const EVTX_MAGIC: &[u8; 8] = b"ElfFile\0";
@@ -95,18 +95,6 @@ fn error_event(message: &str, index: u64, context: &ParseContext) -> Event {
     event
 }
 
-fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
-    event.format = Format::Unknown;
-    event.logsource = LogSource::default();
-    event.core = Default::default();
-    event.fields.clear();
-    event.timestamp = event.received_at;
-    event.parse_error = Some(ParseError {
-        format: format_name.to_owned(),
-        message: error.message.into_owned(),
-        offset: error.offset,
-    });
-}
 
 /// The error and its causes, joined with `: ` (the crate's top-level messages alone, such as
 /// "Failed to parse chunk number 3", do not say what was wrong).

@@ -15,9 +15,9 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::event::{Event, Format, LogSource, ParseError};
+use crate::event::{Event, Format};
 use crate::format::{winevent, FormatError};
-use crate::parse::{new_event, part_id, InputFormat, ParseContext};
+use crate::parse::{mark_unknown, new_event, part_id, InputFormat, ParseContext};
 use crate::timestamp;
 
 /// The longest document held open across records. Past this the buffered bytes are kept as
@@ -578,18 +578,6 @@ fn unknown_event(raw: &[u8], error: FormatError, sequence: u64, context: &ParseC
     event
 }
 
-fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
-    event.format = Format::Unknown;
-    event.logsource = LogSource::default();
-    event.core = Default::default();
-    event.fields.clear();
-    event.timestamp = event.received_at;
-    event.parse_error = Some(ParseError {
-        format: format_name.to_owned(),
-        message: error.message.into_owned(),
-        offset: error.offset,
-    });
-}
 
 #[cfg(test)]
 mod tests {
