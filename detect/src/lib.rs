@@ -1,7 +1,15 @@
 //! Detection for citysoc: turns normalized events into alerts.
 //!
-//! What will live here (issue "Detection"): the `SigmaEngine` (rsigma behind our own type) that
-//! loads the SigmaHQ pack and the city rules from `rules/`, logsource routing and field mappings,
-//! correlation windows, YARA scanning with yara-x, threat-intel indicator matching, and the
-//! `Alert` with its suppression and exceptions. Events enter from `citysoc-collector`'s `Event`;
-//! alerts leave to the index and the console.
+//! Events enter as `citysoc_collector::Event`. The [`sigma`] engine (rsigma behind our own
+//! `SigmaEngine`) evaluates the SigmaHQ pack and the city rules with logsource routing and
+//! field mappings, correlation rules keep bounded windows; [`yara`] scans chosen payload
+//! fields with yara-x; [`intel`] matches threat-intelligence indicators. Every hit leaves as an
+//! [`Alert`], which [`alert`] groups (suppression) and filters (exceptions) before the index
+//! and the console see it.
+
+mod error;
+
+pub mod alert;
+
+pub use alert::{Alert, AlertKind, Entities, Level};
+pub use error::DetectError;

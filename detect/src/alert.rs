@@ -1,0 +1,197 @@
+//! The alert: what detection hands to the index and the console.
+
+use chrono::{DateTime, Utc};
+use citysoc_collector::Event;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+/// How serious an alert is, with Sigma's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Informational.
+    Informational,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Level {
+    /// Reads Sigma's level names; anything else is `medium`.
+    pub fn from_sigma(name: &str) -> Self {
+        match name.to_ascii_lowercase().as_str() {
+            "informational" | "info" => Level::Informational,
+            "low" => Level::Low,
+            "high" => Level::High,
+            "critical" => Level::Critical,
+            _ => Level::Medium,
+        }
+    }
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Informational => "informational",
+            Level::Low => "low",
+            Level::Medium => "medium",
+            Level::High => "high",
+            Level::Critical => "critical",
+        }
+    }
+}
+
+/// Which detector raised the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A Sigma detection rule.
+    Sigma,
+    /// A Sigma correlation rule.
+    Correlation,
+    /// A YARA rule.
+    Yara,
+    /// A threat-intelligence indicator.
+    Intel,
+}
+
+/// The entities an alert is about: what analysts pivot on and what suppression groups by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entities {
+    /// Host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// User name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// IP address (the source where there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+impl Entities {
+    /// The entities of an event: host, user and source address (destination when no source).
+    pub fn of(event: &Event) -> Self {
+        Entities {
+            host: event.core.host_name.clone(),
+            user: event.core.user_name.clone(),
+            ip: event.core.source_ip.clone().or_else(|| event.core.destination_ip.clone()),
+        }
+    }
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable id: a hash of rule id, grouping key and first triggering event id.
+    pub id: String,
+    /// The rule, YARA rule or indicator list that fired.
+    pub rule_id: String,
+    /// Human title.
+    pub title: String,
+    /// Severity.
+    pub level: Level,
+    /// Which detector.
+    pub kind: AlertKind,
+    /// Tags, ATT&CK ones included (`attack.t1003.001`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The agency of the triggering events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// Host, user, ip.
+    pub entities: Entities,
+    /// Ids of the events that caused the alert.
+    pub event_ids: Vec<String>,
+    /// What suppression groups by: rule id and entities (or a correlation's group-by values).
+    pub grouping_key: String,
+    /// Time of the first triggering event.
+    pub first_seen: DateTime<Utc>,
+    /// Time of the last triggering event.
+    pub last_seen: DateTime<Utc>,
+    /// How many hits were folded into this alert (1 unless suppression grouped repeats).
+    pub count: u64,
+    /// Detector-specific details: matched YARA strings, the indicator and its list, the
+    /// correlation's aggregate, the rule's file.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Alert {
+    /// An alert for one event that matched one rule.
+    pub fn for_event(kind: AlertKind, rule_id: &str, title: &str, level: Level, tags: Vec<String>, event: &Event) -> Self {
+        let entities = Entities::of(event);
+        let grouping_key = grouping_key(rule_id, event.agency.as_deref(), &entities);
+        Alert {
+            id: alert_id(rule_id, &grouping_key, &event.id),
+            rule_id: rule_id.to_owned(),
+            title: title.to_owned(),
+            level,
+            kind,
+            tags,
+            agency: event.agency.clone(),
+            entities,
+            event_ids: vec![event.id.clone()],
+            grouping_key,
+            first_seen: event.timestamp,
+            last_seen: event.timestamp,
+            count: 1,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// The ATT&CK technique ids among the tags (`attack.t1003.001` → `T1003.001`).
+    pub fn attack_techniques(&self) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter_map(|tag| tag.strip_prefix("attack.t"))
+            .map(|technique| format!("T{}", technique.to_ascii_uppercase()))
+            .collect()
+    }
+}
+
+/// `rule|agency|host|user|ip`: the same rule on the same entities groups together.
+pub fn grouping_key(rule_id: &str, agency: Option<&str>, entities: &Entities) -> String {
+    format!(
+        "{rule_id}|{}|{}|{}|{}",
+        agency.unwrap_or(""),
+        entities.host.as_deref().unwrap_or(""),
+        entities.user.as_deref().unwrap_or(""),
+        entities.ip.as_deref().unwrap_or("")
+    )
+}
+
+fn alert_id(rule_id: &str, grouping_key: &str, first_event_id: &str) -> String {
+    let mut hasher = Xxh3::new();
+    for part in [rule_id, grouping_key, first_event_id] {
+        hasher.update(part.as_bytes());
+        hasher.update(&[0]);
+    }
+    format!("{:032x}", hasher.digest128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use citysoc_collector::{parse_record, InputFormat, ParseContext};
+
+    #[test]
+    fn alert_from_an_sshd_event_carries_entities_and_grouping() {
+        let mut context = ParseContext::new("test");
+        context.agency = Some("quan-1".into());
+        let event = parse_record(b"<38>Nov 22 08:20:01 gis-app-01 sshd[1]: Failed password for root from 203.0.113.45 port 4 ssh2", InputFormat::Auto, &context, 1);
+        let alert = Alert::for_event(AlertKind::Sigma, "rule-1", "SSH failure", Level::Low, vec!["attack.t1110.001".into()], &event);
+        assert_eq!(alert.entities.ip.as_deref(), Some("203.0.113.45"));
+        assert_eq!(alert.entities.user.as_deref(), Some("root"));
+        assert_eq!(alert.grouping_key, "rule-1|quan-1|gis-app-01|root|203.0.113.45");
+        assert_eq!(alert.attack_techniques(), ["T1110.001"]);
+        assert_eq!(alert.event_ids, [event.id.clone()]);
+        let json = serde_json::to_string(&alert).unwrap_or_default();
+        let back: Alert = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(back, alert);
+    }
+}
