@@ -189,7 +189,7 @@ mod tests {
         assert_eq!(alert.entities.user.as_deref(), Some("root"));
         assert_eq!(alert.grouping_key, "rule-1|quan-1|gis-app-01|root|203.0.113.45");
         assert_eq!(alert.attack_techniques(), ["T1110.001"]);
-        assert_eq!(alert.event_ids, [event.id.clone()]);
+        assert_eq!(alert.event_ids, std::slice::from_ref(&event.id));
         let json = serde_json::to_string(&alert).unwrap_or_default();
         let back: Alert = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(back, alert);

@@ -410,7 +410,7 @@ fn is_execve_argument(key: &str) -> bool {
 /// Upper-case hex of even length, as auditd writes it, decoded to bytes.
 pub(crate) fn decode_hex(value: &str) -> Option<Vec<u8>> {
     let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() % 2 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(2) {
         return None;
     }
     let digit = |byte: u8| match byte {
