@@ -175,7 +175,7 @@ impl fmt::Display for Format {
 }
 
 /// Sigma's logsource triple.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogSource {
     /// e.g. `windows`, `linux`, `fortios`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +225,43 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// A core field's value, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreValue<'a> {
+    /// Text.
+    Text(&'a str),
+    /// A port, pid or status code.
+    Number(u32),
+}
+
+trait AsCoreValue {
+    fn as_core_value(&self) -> CoreValue<'_>;
+}
+
+impl AsCoreValue for String {
+    fn as_core_value(&self) -> CoreValue<'_> {
+        CoreValue::Text(self)
+    }
+}
+
+impl AsCoreValue for Cow<'static, str> {
+    fn as_core_value(&self) -> CoreValue<'_> {
+        CoreValue::Text(self)
+    }
+}
+
+impl AsCoreValue for u16 {
+    fn as_core_value(&self) -> CoreValue<'_> {
+        CoreValue::Number(u32::from(*self))
+    }
+}
+
+impl AsCoreValue for u32 {
+    fn as_core_value(&self) -> CoreValue<'_> {
+        CoreValue::Number(*self)
+    }
+}
+
 macro_rules! core_fields {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty => $name:literal ),* $(,)?) => {
         /// The ECS-named core fields (serialized flat, under their ECS names). Fields whose values
@@ -242,6 +279,20 @@ macro_rules! core_fields {
         impl CoreFields {
             /// The ECS names of the core fields, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// A core field's value by its ECS name, borrowed (what the detection stage reads on
+            /// every event, so it must not allocate).
+            pub fn value(&self, name: &str) -> Option<CoreValue<'_>> {
+                match name {
+                    $( $name => self.$field.as_ref().map(AsCoreValue::as_core_value), )*
+                    _ => None,
+                }
+            }
+
+            /// Calls `visit` with every core field that is set, by ECS name.
+            pub fn visit<'a>(&'a self, mut visit: impl FnMut(&'static str, CoreValue<'a>)) {
+                $( if let Some(value) = &self.$field { visit($name, value.as_core_value()); } )*
+            }
 
             /// A core field's value by its ECS name.
             pub fn get(&self, name: &str) -> Option<serde_json::Value> {

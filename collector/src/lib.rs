@@ -20,5 +20,5 @@ pub mod parse;
 pub mod timestamp;
 
 pub use error::CollectorError;
-pub use event::{CoreFields, Event, EventSource, Fields, Format, LogSource, ParseError};
+pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};

@@ -10,6 +10,8 @@
 mod error;
 
 pub mod alert;
+pub mod sigma;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
 pub use error::DetectError;
+pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};
