@@ -157,6 +157,22 @@ fn rule_key(id: &Option<String>, title: &str) -> String {
     id.clone().unwrap_or_else(|| title.to_owned())
 }
 
+/// True when the rule uses the `|expand` modifier. Only those rules get the placeholder
+/// pipeline: applied to every rule, it would also rewrite `%AppData%`-like text inside regular
+/// expressions and plain values, which is not what the rule author meant.
+fn uses_expand(rule: &SigmaRule) -> bool {
+    format!("{:?}", rule.detection).contains("Expand")
+}
+
+/// The rule as it is compiled: placeholders expanded when it uses `|expand`.
+fn prepared(rule: &SigmaRule, pipeline: &Pipeline) -> Result<SigmaRule, String> {
+    let mut rule = rule.clone();
+    if uses_expand(&rule) {
+        rsigma_eval::apply_pipelines(std::slice::from_ref(pipeline), &mut rule).map_err(|error| error.to_string())?;
+    }
+    Ok(rule)
+}
+
 fn placeholder_pipeline(placeholders: &BTreeMap<String, Vec<String>>) -> Result<Pipeline, DetectError> {
     // pySigma's processing-pipeline format, which rsigma reads: expand the known placeholders,
     // then let any unknown one match anything rather than nothing.
@@ -218,8 +234,8 @@ impl SigmaEngine {
                 rule.logsource.category.as_deref(),
                 rule.logsource.service.as_deref(),
             );
-            let partition = engine.partition_for(key, &pipeline);
-            match partition.add_rule(rule) {
+            let partition = engine.partition_for(key);
+            match prepared(rule, &pipeline).and_then(|rule| partition.add_rule(&rule).map_err(|error| error.to_string())) {
                 Ok(()) => {
                     report.rules += 1;
                     engine.origins.insert(rule_key(&rule.id, &rule.title), RuleOrigin { path: path.clone() });
@@ -227,7 +243,7 @@ impl SigmaEngine {
                 Err(error) => report.problems.push(RuleProblem {
                     path: path.clone(),
                     rule_id: Some(rule_key(&rule.id, &rule.title)),
-                    reason: error.to_string(),
+                    reason: error,
                 }),
             }
         }
@@ -256,11 +272,11 @@ impl SigmaEngine {
         Ok((engine, report))
     }
 
-    fn partition_for(&mut self, key: PartitionKey, pipeline: &Pipeline) -> &mut Engine {
+    fn partition_for(&mut self, key: PartitionKey) -> &mut Engine {
         let index = match self.partition_index.get(&key) {
             Some(index) => *index,
             None => {
-                let mut partition = Engine::new_with_pipeline(pipeline.clone());
+                let mut partition = Engine::new();
                 // The literal prefilter: rules whose required strings cannot occur in the
                 // event are skipped before matching.
                 partition.set_bloom_prefilter(true);
@@ -416,7 +432,6 @@ fn build_correlation_engine(
         ..CorrelationConfig::default()
     };
     let mut engine = CorrelationEngine::new(config);
-    engine.add_pipeline(pipeline.clone());
     // The correlation engine needs the referenced detection rules to resolve names and ids;
     // detection itself runs in the partitions and is handed over per event.
     let referenced: HashSet<&str> = correlations.iter().flat_map(|(_, correlation)| correlation.rules.iter().map(String::as_str)).collect();
@@ -424,7 +439,9 @@ fn build_correlation_engine(
         let named = rule.id.as_deref().is_some_and(|id| referenced.contains(id)) || rule.name.as_deref().is_some_and(|name| referenced.contains(name));
         if named {
             // Failures were already reported by the detection load.
-            let _ = engine.add_rule(rule);
+            if let Ok(rule) = prepared(rule, pipeline) {
+                let _ = engine.add_rule(&rule);
+            }
         }
     }
     for (path, correlation) in correlations {
