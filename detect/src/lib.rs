@@ -10,8 +10,12 @@
 mod error;
 
 pub mod alert;
+pub mod exceptions;
 pub mod sigma;
+pub mod suppression;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
 pub use error::DetectError;
+pub use exceptions::Exceptions;
+pub use suppression::{Offered, Suppressor};
 pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};

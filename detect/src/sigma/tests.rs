@@ -84,7 +84,7 @@ fn a_bad_rule_is_reported_and_the_others_load() {
     let broken = "title: Broken\nid: broken-1\nlogsource: {product: windows}\ndetection:\n  selection:\n    Image|nosuchmodifier: x\n  condition: selection\n";
     let not_yaml = "title: [unclosed\n";
     let directory = rules_dir("bad", &[("whoami.yml", WHOAMI), ("broken.yml", broken), ("notyaml.yml", not_yaml)]);
-    let (_, report) = SigmaEngine::load(&[directory.clone()], SigmaOptions::default()).unwrap_or_else(|error| panic!("{error}"));
+    let (_, report) = SigmaEngine::load(std::slice::from_ref(&directory), SigmaOptions::default()).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(report.rules, 1);
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     assert!(report.problems.iter().all(|problem| problem.path.starts_with(&directory) && !problem.reason.is_empty()));
