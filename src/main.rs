@@ -1,7 +1,10 @@
 //! The `citysoc` binary: command-line parsing and wiring only. Each subcommand lives in its
 //! own module; the work is done by the library crates.
 
+mod hunt_command;
+mod input;
 mod parse_command;
+mod rules_command;
 
 /// mimalloc instead of the system allocator: parsing allocates a few small strings per event,
 /// and glibc's malloc/free showed as a fifth of the syslog hot path in profiles.
@@ -23,12 +26,19 @@ enum Command {
     /// Parse log records and print one normalized JSON event per record ("does my device's
     /// log parse?").
     Parse(parse_command::ParseArgs),
+    /// Check rules and run their samples.
+    #[command(subcommand)]
+    Rules(rules_command::RulesCommand),
+    /// Run rules over log files (syslog, NDJSON, EVTX, …) and report the alerts.
+    Hunt(hunt_command::HuntArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => parse_command::run(args),
+        Command::Rules(command) => rules_command::run(command),
+        Command::Hunt(args) => hunt_command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,14 +4,14 @@
 //! too); non-zero only when an input could not be read, with a message naming it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use citysoc_collector::format::evtx::{decode_evtx, EVTX_MAGIC};
-use citysoc_collector::framing::{FrameKind, Framer, Framing, DEFAULT_MAX_FRAME};
-use citysoc_collector::{Decoder, Event, EventSource, InputFormat, ParseContext};
+use citysoc_collector::framing::DEFAULT_MAX_FRAME;
+use citysoc_collector::{Event, InputFormat, ParseContext};
+
+use crate::input::{read_input, InputOptions};
 
 /// Arguments of `citysoc parse`.
 #[derive(Debug, clap::Args)]
@@ -47,23 +47,12 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut output = EventWriter { out: BufWriter::new(stdout.lock()), pretty: args.pretty, per_format: BTreeMap::new() };
 
+    let options = InputOptions { format: input_format, timezone, agency: args.agency.clone(), max_record: args.max_record };
     // An unreadable input does not stop the others: every readable file is parsed, and each
     // failure is reported by name at the end with a non-zero exit code.
     let mut failures = Vec::new();
     for input in &inputs {
-        let mut context = ParseContext::new(if input.as_os_str() == "-" { "stdin" } else { "file" });
-        context.timezone = timezone;
-        context.agency = args.agency.clone();
-        if input.as_os_str() != "-" {
-            context.source = EventSource { transport: "file".into(), address: Some(input.display().to_string()), sequence: None };
-        }
-        let result = if input.as_os_str() == "-" {
-            read_stream(io::stdin().lock(), input_format, context, args.max_record, &mut output)
-        } else {
-            File::open(input)
-                .map_err(anyhow::Error::from)
-                .and_then(|file| read_stream(BufReader::new(file), input_format, context, args.max_record, &mut output))
-        };
+        let result = read_input(input, &options, &mut |events| output.write_all(events).map_err(anyhow::Error::from));
         if let Err(error) = result {
             failures.push(format!("cannot read {}: {error:#}", input.display()));
         }
@@ -100,49 +89,4 @@ impl<W: Write> EventWriter<W> {
         }
         Ok(())
     }
-}
-
-fn read_stream<R: BufRead, W: Write>(
-    mut reader: R,
-    input_format: InputFormat,
-    context: ParseContext,
-    max_record: usize,
-    output: &mut EventWriter<W>,
-) -> anyhow::Result<()> {
-    let mut events = Vec::new();
-    let starts_like_evtx = reader.fill_buf()?.starts_with(EVTX_MAGIC);
-    if input_format == InputFormat::Evtx || starts_like_evtx {
-        let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes)?;
-        if !bytes.starts_with(EVTX_MAGIC) {
-            bail!("not an EVTX file (it does not start with the `ElfFile` signature)");
-        }
-        decode_evtx(bytes, &context, &mut events)?;
-        output.write_all(&mut events)?;
-        return Ok(());
-    }
-
-    let mut decoder = Decoder::new(input_format, context);
-    let mut framer = Framer::new(Framing::Newline, max_record);
-    let mut buffer: Vec<u8> = Vec::with_capacity(256 * 1024);
-    let mut at_eof = false;
-    while !at_eof {
-        let mut chunk = [0u8; 64 * 1024];
-        let read = reader.read(&mut chunk)?;
-        at_eof = read == 0;
-        buffer.extend_from_slice(&chunk[..read]);
-        let mut consumed_total = 0;
-        while let Some(frame) = framer.next_frame(&buffer[consumed_total..], at_eof) {
-            match frame.kind {
-                FrameKind::Complete => decoder.decode(frame.bytes, &mut events),
-                FrameKind::Fragment | FrameKind::Final => decoder.decode_fragment(frame.bytes, frame.kind, &mut events),
-            }
-            consumed_total += frame.consumed;
-        }
-        buffer.drain(..consumed_total);
-        output.write_all(&mut events)?;
-    }
-    decoder.finish(&mut events);
-    output.write_all(&mut events)?;
-    Ok(())
 }

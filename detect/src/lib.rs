@@ -10,12 +10,25 @@
 mod error;
 
 pub mod alert;
+pub mod detector;
 pub mod exceptions;
+pub mod samples;
 pub mod sigma;
 pub mod suppression;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
+pub use detector::{Detector, DetectorConfig};
 pub use error::DetectError;
 pub use exceptions::Exceptions;
 pub use suppression::{Offered, Suppressor};
 pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};
+
+impl samples::CaseDetector for SigmaEngine {
+    fn detect(&mut self, event: &citysoc_collector::Event) -> Vec<Alert> {
+        self.process(event)
+    }
+
+    fn rule_ids(&self) -> Vec<String> {
+        SigmaEngine::rule_ids(self)
+    }
+}

@@ -95,6 +95,8 @@ pub struct SigmaStats {
     pub events: u64,
     /// Partition evaluations (events × partitions routed to).
     pub partition_evaluations: u64,
+    /// Events that matched at least one detection rule (alerting or feeding a correlation).
+    pub matched_events: u64,
     /// Detection matches.
     pub detections: u64,
     /// Correlation firings.
@@ -110,6 +112,7 @@ pub struct SigmaEngine {
     routes: HashMap<LogSource, Route>,
     origins: HashMap<String, RuleOrigin>,
     stats: SigmaStats,
+    last_event_matched: bool,
 }
 
 impl std::fmt::Debug for SigmaEngine {
@@ -226,6 +229,7 @@ impl SigmaEngine {
             routes: HashMap::new(),
             origins: HashMap::new(),
             stats: SigmaStats::default(),
+            last_event_matched: false,
         };
 
         for (path, rule) in &rules {
@@ -293,9 +297,22 @@ impl SigmaEngine {
         self.partitions.iter().map(|(_, partition)| partition.rule_count()).sum()
     }
 
+    /// The ids (or titles, for rules without an id) of every detection and correlation rule.
+    pub fn rule_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.origins.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// Number of correlation rules loaded.
     pub fn correlation_count(&self) -> usize {
         self.correlation.as_ref().map_or(0, CorrelationEngine::correlation_rule_count)
+    }
+
+    /// True when the last processed event matched a detection rule, including the rules that
+    /// only feed correlations (a hunt keeps such events: a correlation alert refers to them).
+    pub fn last_event_matched(&self) -> bool {
+        self.last_event_matched
     }
 
     /// Counters.
@@ -328,6 +345,10 @@ impl SigmaEngine {
         }
         self.stats.partition_evaluations += route.partitions.len() as u64;
         self.stats.detections += detections.len() as u64;
+        self.last_event_matched = !detections.is_empty();
+        if self.last_event_matched {
+            self.stats.matched_events += 1;
+        }
         let results = match &mut self.correlation {
             Some(correlation) => correlation.process_with_detections(&view, detections, event.timestamp.timestamp()),
             None => detections,
