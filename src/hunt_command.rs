@@ -177,7 +177,7 @@ fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
         row.0 += 1;
         row.1 += alert.count;
     }
-    writeln!(out, "{:<13} {:>7} {:>7}  {:<60} {}", "level", "alerts", "hits", "rule", "id")?;
+    writeln!(out, "{:<13} {:>7} {:>7}  {:<60} id", "level", "alerts", "hits", "rule")?;
     for ((level, title, rule_id), (count, hits)) in &rows {
         let title: String = title.chars().take(60).collect();
         writeln!(out, "{:<13} {:>7} {:>7}  {:<60} {}", level.0.as_str(), count, hits, title, rule_id)?;
