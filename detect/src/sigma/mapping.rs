@@ -10,11 +10,19 @@
 //!
 //! A rule's field is read directly when the event has it; the aliases are tried only on a miss,
 //! so mapping never hides what the device wrote.
+//!
+//! The same files also give a logsource to events our parsers cannot name themselves (a CEF
+//! feed from cameras, the data warehouse's JSON audit log), so rules can be written for them:
+//!
+//! ```yaml
+//! - when: {format: cef, field: deviceVendor, in: [Hikvision, Dahua]}   # case-insensitive
+//!   set: {product: citysoc, service: nvr}                              # category kept
+//! ```
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use citysoc_collector::LogSource;
+use citysoc_collector::{Event, LogSource};
 use serde::Deserialize;
 
 use crate::error::DetectError;
@@ -23,11 +31,55 @@ use crate::error::DetectError;
 pub type AliasTable = HashMap<String, Vec<String>>;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum MappingEntry {
+    Aliases(AliasEntry),
+    Assignment(AssignmentEntry),
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MappingEntry {
+struct AliasEntry {
     #[serde(default)]
     logsource: LogSourceMatch,
     fields: HashMap<String, OneOrMany>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentEntry {
+    when: AssignmentCondition,
+    set: LogSourceMatch,
+}
+
+/// Which events get an assigned logsource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentCondition {
+    /// The event's format (`cef`, `json`, …).
+    format: Option<String>,
+    /// A field of the event, read like a rule reads it.
+    field: Option<String>,
+    /// Values the field may have (case-insensitive).
+    #[serde(rename = "in", default)]
+    values: Vec<String>,
+}
+
+impl AssignmentCondition {
+    fn applies_to(&self, event: &Event) -> bool {
+        if let Some(format) = &self.format {
+            if !event.format.as_str().eq_ignore_ascii_case(format) {
+                return false;
+            }
+        }
+        let Some(field) = &self.field else { return true };
+        let Some(value) = event.field(field) else { return false };
+        let text = match value.as_ref() {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        self.values.is_empty() || self.values.iter().any(|wanted| wanted.eq_ignore_ascii_case(&text))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
@@ -68,6 +120,7 @@ impl LogSourceMatch {
 #[derive(Debug, Clone, Default)]
 pub struct FieldMappings {
     entries: Vec<(LogSourceMatch, AliasTable)>,
+    assignments: Vec<(AssignmentCondition, LogSourceMatch)>,
     /// Where each entry came from, for messages.
     sources: Vec<PathBuf>,
 }
@@ -98,9 +151,14 @@ impl FieldMappings {
         let entries: Vec<MappingEntry> = yaml_serde::from_str(text)
             .map_err(|error| DetectError::InvalidFile { path: path.to_owned(), reason: error.to_string() })?;
         for entry in entries {
-            let table = entry.fields.into_iter().map(|(sigma, ours)| (sigma, ours.into_vec())).collect();
-            self.entries.push((entry.logsource, table));
-            self.sources.push(path.to_owned());
+            match entry {
+                MappingEntry::Aliases(entry) => {
+                    let table = entry.fields.into_iter().map(|(sigma, ours)| (sigma, ours.into_vec())).collect();
+                    self.entries.push((entry.logsource, table));
+                    self.sources.push(path.to_owned());
+                }
+                MappingEntry::Assignment(entry) => self.assignments.push((entry.when, entry.set)),
+            }
         }
         Ok(())
     }
@@ -125,6 +183,23 @@ impl FieldMappings {
         merged
     }
 
+    /// The logsource rules should see this event under: the first assignment that applies
+    /// sets its product/service/category over the parser's, otherwise the parser's own.
+    pub fn effective_logsource(&self, event: &Event) -> Option<LogSource> {
+        let (_, set) = self.assignments.iter().find(|(condition, _)| condition.applies_to(event))?;
+        let mut logsource = event.logsource.clone();
+        if set.product.is_some() {
+            logsource.product = set.product.clone();
+        }
+        if set.category.is_some() {
+            logsource.category = set.category.clone();
+        }
+        if set.service.is_some() {
+            logsource.service = set.service.clone();
+        }
+        Some(logsource)
+    }
+
     /// Number of mapping entries loaded.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -132,7 +207,7 @@ impl FieldMappings {
 
     /// True when nothing is loaded.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.assignments.is_empty()
     }
 }
 
@@ -151,5 +226,19 @@ mod tests {
         let linux = mappings.table_for(&LogSource::new(Some("linux"), None, Some("sshd")));
         assert!(!linux.contains_key("c-uri-query"));
         assert!(mappings.add_yaml("- fields: 3\n", Path::new("bad.yml")).is_err());
+    }
+
+    #[test]
+    fn assignments_name_sources_the_parsers_cannot() {
+        use citysoc_collector::{parse_record, InputFormat, ParseContext};
+        let mut mappings = FieldMappings::default();
+        let yaml = "- when: {format: cef, field: deviceVendor, in: [hikvision]}\n  set: {product: citysoc, service: nvr}\n";
+        mappings.add_yaml(yaml, Path::new("ls.yml")).unwrap_or_else(|error| panic!("{error}"));
+        let context = ParseContext::new("test");
+        let nvr = parse_record(b"CEF:0|Hikvision|NVR|4|login|Login|5|suser=admin", InputFormat::Auto, &context, 1);
+        let assigned = mappings.effective_logsource(&nvr).unwrap_or_default();
+        assert_eq!((assigned.product.as_deref(), assigned.service.as_deref()), (Some("citysoc"), Some("nvr")));
+        let other = parse_record(b"CEF:0|Fortinet|FortiGate|7|1|x|5|src=1.2.3.4", InputFormat::Auto, &context, 1);
+        assert!(mappings.effective_logsource(&other).is_none());
     }
 }

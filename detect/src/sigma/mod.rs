@@ -156,6 +156,33 @@ fn collect_yaml(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), DetectError
     Ok(())
 }
 
+/// The ids (or titles) of the documents of a multi-document file that fail to parse on their
+/// own, in order: what a per-document parse error is about. Only runs when a file had errors.
+fn failing_document_ids(text: &str) -> Vec<Option<String>> {
+    let mut documents = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            documents.push(String::new());
+        } else if let Some(current) = documents.last_mut() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    documents
+        .iter()
+        .filter(|document| !document.trim().is_empty())
+        .filter(|document| parse_sigma_yaml(document).map_or(true, |collection| !collection.errors.is_empty()))
+        .map(|document| top_level_value(document, "id").or_else(|| top_level_value(document, "title")))
+        .collect()
+}
+
+fn top_level_value(document: &str, key: &str) -> Option<String> {
+    document.lines().find_map(|line| {
+        let value = line.strip_prefix(key)?.strip_prefix(':')?.trim();
+        (!value.is_empty()).then(|| value.trim_matches(['\'', '"']).to_owned())
+    })
+}
+
 fn rule_key(id: &Option<String>, title: &str) -> String {
     id.clone().unwrap_or_else(|| title.to_owned())
 }
@@ -210,8 +237,10 @@ impl SigmaEngine {
             };
             match parse_sigma_yaml(&text) {
                 Ok(collection) => {
-                    for reason in &collection.errors {
-                        report.problems.push(RuleProblem { path: path.clone(), rule_id: None, reason: reason.clone() });
+                    let failing_ids = if collection.errors.is_empty() { Vec::new() } else { failing_document_ids(&text) };
+                    for (index, reason) in collection.errors.iter().enumerate() {
+                        let rule_id = failing_ids.get(index).cloned().flatten();
+                        report.problems.push(RuleProblem { path: path.clone(), rule_id, reason: reason.clone() });
                     }
                     rules.extend(collection.rules.into_iter().map(|rule| (path.clone(), rule)));
                     correlations.extend(collection.correlations.into_iter().map(|rule| (path.clone(), rule)));
@@ -337,7 +366,8 @@ impl SigmaEngine {
     /// use the event's timestamp, so replaying old logs works).
     pub fn process(&mut self, event: &Event) -> Vec<Alert> {
         self.stats.events += 1;
-        let route = self.route(&event.logsource).clone();
+        let assigned = self.mappings.effective_logsource(event);
+        let route = self.route(assigned.as_ref().unwrap_or(&event.logsource)).clone();
         let view = SigmaEventView::new(event, Some(&route.aliases));
         let mut detections: Vec<EvaluationResult> = Vec::new();
         for index in &route.partitions {
