@@ -101,8 +101,10 @@ fn bench_city(criterion: &mut Criterion) {
         eprintln!("sigma bench: no rules/sigma, the city rules bench did not run");
         return;
     }
-    let mut options = SigmaOptions::default();
-    options.mappings = citysoc_detect::sigma::mapping::FieldMappings::load_dir(&repository().join("rules/mappings")).unwrap_or_default();
+    let options = SigmaOptions {
+        mappings: citysoc_detect::sigma::mapping::FieldMappings::load_dir(&repository().join("rules/mappings")).unwrap_or_default(),
+        ..SigmaOptions::default()
+    };
     let (mut engine, report) = SigmaEngine::load(&[rules], options).unwrap_or_else(|error| panic!("{error}"));
     let samples: Vec<PathBuf> = ["quan1-fortigate.log", "portal-nginx-access.log", "linux-auth.log", "audit.log", "firewall-cef.log", "sysmon.ndjson"]
         .iter()
