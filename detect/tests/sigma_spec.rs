@@ -853,7 +853,6 @@ condition: selection",
 }
 
 #[test]
-#[ignore = "SigmaEngine gap: uses_expand() searches the Debug text of the detection for \"Expand\", so a VALUE such as 'Expand-Archive' puts the rule through the placeholder pipeline, and its literal %TEMP% becomes `*` (false positives)"]
 fn text_mentioning_expand_does_not_enable_placeholders() {
     check(
         "selection:\n    CommandLine|contains|all:\n        - 'Expand-Archive'\n        - '%TEMP%'\ncondition: selection",
@@ -1517,7 +1516,6 @@ fn generate_documents(generate: Option<bool>) -> String {
 }
 
 #[test]
-#[ignore = "SigmaEngine gap: CorrelationConfig.emit_detections is left at rsigma's default `true`, so rules referenced by a correlation still raise stand-alone alerts although `generate` defaults to false (set emit_detections: false)"]
 fn referenced_rules_do_not_alert_on_their_own_by_default() {
     // Spec: `generate` "defines if the rules referred from the correlation rule should be
     // converted as stand-alone rules or if only the correlation query should be generated
@@ -1635,7 +1633,6 @@ fn correlations_reference_rules_by_id_or_by_name() {
 }
 
 #[test]
-#[ignore = "rsigma 0.23 gap: a detection rule without `id` never feeds a correlation (CorrelationEngine::find_rule_identity looks rules up by id only), although `id` is optional and `name` is meant for correlation references"]
 fn a_rule_without_id_is_referenced_by_name() {
     let base = "title: Failed login without id\nname: failed_login_no_id\nlogsource: {}\ndetection:\n    selection:\n        EventID: 4625\n    condition: selection\n";
     let correlation = "title: Ref\nid: ref\ncorrelation:\n    type: event_count\n    rules: [failed_login_no_id]\n    group-by: [ComputerName]\n    timespan: 1h\n    condition:\n        gte: 2\n";

@@ -111,6 +111,9 @@ pub struct SigmaEngine {
     mappings: FieldMappings,
     routes: HashMap<LogSource, Route>,
     origins: HashMap<String, RuleOrigin>,
+    /// Rules referenced by a correlation without `generate: true`: per the Sigma correlation
+    /// specification they feed the correlation but raise no alert of their own.
+    correlation_only: HashSet<String>,
     stats: SigmaStats,
     last_event_matched: bool,
 }
@@ -191,7 +194,14 @@ fn rule_key(id: &Option<String>, title: &str) -> String {
 /// pipeline: applied to every rule, it would also rewrite `%AppData%`-like text inside regular
 /// expressions and plain values, which is not what the rule author meant.
 fn uses_expand(rule: &SigmaRule) -> bool {
-    format!("{:?}", rule.detection).contains("Expand")
+    // The AST's field specs print as `modifiers: [Contains, Expand]`; a value such as
+    // 'Expand-Archive' prints inside quotes elsewhere and does not count.
+    let debug = format!("{:?}", rule.detection);
+    debug.match_indices("modifiers: [").any(|(start, marker)| {
+        let list = &debug[start + marker.len()..];
+        let list = &list[..list.find(']').unwrap_or(list.len())];
+        list.split(", ").any(|modifier| modifier == "Expand")
+    })
 }
 
 /// The rule as it is compiled: placeholders expanded when it uses `|expand`.
@@ -257,10 +267,18 @@ impl SigmaEngine {
             mappings: options.mappings.clone(),
             routes: HashMap::new(),
             origins: HashMap::new(),
+            correlation_only: HashSet::new(),
             stats: SigmaStats::default(),
             last_event_matched: false,
         };
 
+        // A rule without an id that a correlation names by `name` would never feed it (rsigma
+        // keys detections by id): give such rules their name as id.
+        for (_, rule) in &mut rules {
+            if rule.id.is_none() {
+                rule.id = rule.name.clone();
+            }
+        }
         for (path, rule) in &rules {
             let key = PartitionKey::of_rule(
                 rule.logsource.product.as_deref(),
@@ -299,6 +317,7 @@ impl SigmaEngine {
             }
         }
 
+        engine.correlation_only = correlation_only_rules(&rules, &correlations);
         if !correlations.is_empty() {
             engine.correlation = Some(build_correlation_engine(&rules, &correlations, &pipeline, &options, &mut report, &mut engine.origins));
         }
@@ -383,7 +402,11 @@ impl SigmaEngine {
             Some(correlation) => correlation.process_with_detections(&view, detections, event.timestamp.timestamp()),
             None => detections,
         };
-        let alerts: Vec<Alert> = results.iter().map(|result| self.alert_for(result, event)).collect();
+        let alerts: Vec<Alert> = results
+            .iter()
+            .filter(|result| result.is_correlation() || !self.correlation_only.contains(&rule_key(&result.header.rule_id, &result.header.rule_title)))
+            .map(|result| self.alert_for(result, event))
+            .collect();
         self.stats.correlations += alerts.iter().filter(|alert| alert.kind == AlertKind::Correlation).count() as u64;
         alerts
     }
@@ -454,6 +477,30 @@ impl SigmaEngine {
     pub fn correlation_state_entries(&self) -> usize {
         self.correlation.as_ref().map_or(0, CorrelationEngine::state_count)
     }
+}
+
+/// The keys of the rules that only feed correlations (referenced by id or name by a
+/// correlation without `generate: true`, and by none that generates).
+fn correlation_only_rules(rules: &[(PathBuf, SigmaRule)], correlations: &[(PathBuf, CorrelationRule)]) -> HashSet<String> {
+    let refers_to = |reference: &str, rule: &SigmaRule| {
+        rule.id.as_deref() == Some(reference) || rule.name.as_deref() == Some(reference) || rule.title == reference
+    };
+    let mut silent = HashSet::new();
+    let mut generating = HashSet::new();
+    for (_, correlation) in correlations {
+        for reference in &correlation.rules {
+            for (_, rule) in rules.iter().filter(|(_, rule)| refers_to(reference, rule)) {
+                let key = rule_key(&rule.id, &rule.title);
+                if correlation.generate {
+                    generating.insert(key);
+                } else {
+                    silent.insert(key);
+                }
+            }
+        }
+    }
+    silent.retain(|key| !generating.contains(key));
+    silent
 }
 
 fn entities_from_group(group: &serde_json::Map<String, serde_json::Value>, fallback: &Entities) -> Entities {
