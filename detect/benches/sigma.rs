@@ -111,7 +111,21 @@ fn bench_city(criterion: &mut Criterion) {
         .map(|name| repository().join("samples").join(name))
         .collect();
     let base = decode_files(&samples);
-    let events: Vec<Event> = base.iter().cycle().take(1_000).cloned().collect();
+    // A stream, not a loop over the same records: every copy gets its own id and a later time,
+    // as a live feed would (repeating identical events would pile up in correlation windows).
+    let start = chrono::Utc::now();
+    let events: Vec<Event> = base
+        .iter()
+        .cycle()
+        .take(1_000)
+        .enumerate()
+        .map(|(index, event)| {
+            let mut event = event.clone();
+            event.id = format!("{}-{index}", event.id);
+            event.timestamp = start + chrono::Duration::seconds(index as i64);
+            event
+        })
+        .collect();
     eprintln!("sigma bench: {} city rules, {} mixed events", report.rules, events.len());
     let mut group = criterion.benchmark_group("sigma");
     group.throughput(Throughput::Elements(events.len() as u64));

@@ -60,7 +60,10 @@ pub struct SigmaOptions {
     pub mappings: FieldMappings,
     /// Upper bound on correlation state entries across all groups (memory bound).
     pub max_correlation_state: usize,
-    /// Upper bound on entries kept in one group's window.
+    /// Upper bound on entries kept in one group's window. rsigma re-reads a group's whole
+    /// window on every event of the group (value_count hashes every value), so this bounds the
+    /// cost an attacker flooding one group can cause as well as the memory; past it the oldest
+    /// entries go, which can only under-count, long after any sane threshold fired.
     pub max_group_entries: usize,
 }
 
@@ -70,7 +73,7 @@ impl Default for SigmaOptions {
             placeholders: BTreeMap::new(),
             mappings: FieldMappings::default(),
             max_correlation_state: 100_000,
-            max_group_entries: 10_000,
+            max_group_entries: 1_000,
         }
     }
 }
@@ -109,7 +112,8 @@ pub struct SigmaEngine {
     partition_index: HashMap<PartitionKey, usize>,
     correlation: Option<CorrelationEngine>,
     mappings: FieldMappings,
-    routes: HashMap<LogSource, Route>,
+    routes: HashMap<LogSource, usize>,
+    route_table: Vec<Route>,
     origins: HashMap<String, RuleOrigin>,
     /// Rules referenced by a correlation without `generate: true`: per the Sigma correlation
     /// specification they feed the correlation but raise no alert of their own.
@@ -266,6 +270,7 @@ impl SigmaEngine {
             correlation: None,
             mappings: options.mappings.clone(),
             routes: HashMap::new(),
+            route_table: Vec::new(),
             origins: HashMap::new(),
             correlation_only: HashSet::new(),
             stats: SigmaStats::default(),
@@ -332,6 +337,7 @@ impl SigmaEngine {
                 // The literal prefilter: rules whose required strings cannot occur in the
                 // event are skipped before matching.
                 partition.set_bloom_prefilter(true);
+                partition.set_cross_rule_ac(true);
                 self.partitions.push((key.clone(), partition));
                 self.partition_index.insert(key, self.partitions.len() - 1);
                 self.partitions.len() - 1
@@ -368,17 +374,19 @@ impl SigmaEngine {
         self.stats
     }
 
-    fn route(&mut self, logsource: &LogSource) -> &Route {
-        if !self.routes.contains_key(logsource) {
-            let partitions = PartitionKey::candidates_for(logsource)
-                .iter()
-                .filter_map(|key| self.partition_index.get(key).copied())
-                .collect();
-            let aliases = self.mappings.table_for(logsource);
-            self.routes.insert(logsource.clone(), Route { partitions, aliases });
+    /// The index of the route for `logsource`, computed once per distinct logsource.
+    fn route(&mut self, logsource: &LogSource) -> usize {
+        if let Some(index) = self.routes.get(logsource) {
+            return *index;
         }
-        // Present: inserted just above when missing.
-        &self.routes[logsource]
+        let partitions = PartitionKey::candidates_for(logsource)
+            .iter()
+            .filter_map(|key| self.partition_index.get(key).copied())
+            .collect();
+        let aliases = self.mappings.table_for(logsource);
+        self.route_table.push(Route { partitions, aliases });
+        self.routes.insert(logsource.clone(), self.route_table.len() - 1);
+        self.route_table.len() - 1
     }
 
     /// Runs detection and correlation on one event, in event-time order (correlation windows
@@ -386,7 +394,8 @@ impl SigmaEngine {
     pub fn process(&mut self, event: &Event) -> Vec<Alert> {
         self.stats.events += 1;
         let assigned = self.mappings.effective_logsource(event);
-        let route = self.route(assigned.as_ref().unwrap_or(&event.logsource)).clone();
+        let route_index = self.route(assigned.as_ref().unwrap_or(&event.logsource));
+        let route = &self.route_table[route_index];
         let view = SigmaEventView::new(event, Some(&route.aliases));
         let mut detections: Vec<EvaluationResult> = Vec::new();
         for index in &route.partitions {
