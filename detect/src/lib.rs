@@ -10,6 +10,8 @@
 mod error;
 
 pub mod alert;
+pub mod intel;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
 pub use error::DetectError;
+pub use intel::{IntelMatcher, IntelSet, IntelStore};
