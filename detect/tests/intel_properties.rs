@@ -39,6 +39,7 @@ proptest! {
             event.fields.insert(name.to_owned(), value.clone().into());
         }
         event.fields.insert(extra_name, serde_json::json!([values.first(), {"nested": values.last()}]));
+        event.fields.insert("dns".into(), serde_json::json!({"question": {"name": values.last()}, "answers": values}));
         event.core.source_ip = values.first().cloned();
         event.core.url_original = values.last().cloned();
         for options in [MatchOptions::default(), MatchOptions { scan_all_fields_for_addresses: false }] {

@@ -3,9 +3,13 @@
 //!
 //! Names are the ones devices and agents write (see `citysoc parse --pretty`): the ECS core
 //! fields, FortiGate/CEF/LEEF keys, Windows and Sysmon event data, W3C/IIS and nginx fields.
-//! A dotted name is looked up flat first (`"dns.question.name": …`), then as a path into nested
-//! objects (`{"dns": {"question": {"name": …}}}`), like `Event::field`. Arrays of strings are
-//! read item by item.
+//! A dotted name is matched flat (`"dns.question.name": …`) and as a path into nested objects
+//! (`{"dns": {"question": {"name": …}}}`), like `Event::field`. Arrays of strings are read item
+//! by item.
+//!
+//! Matching makes one pass over the event's fields and looks each name up in the table (a hash
+//! map built once), rather than looking every table name up in the event: an event has a couple
+//! of dozen fields, the table has seventy names.
 //!
 //! Beyond the table, [`MatchOptions::scan_all_fields_for_addresses`] (on by default) also reads
 //! every other top-level string field that is exactly an IP address: devices have more address
@@ -13,8 +17,12 @@
 //! before the address parser runs; the bench (`cargo bench -p citysoc-detect --bench intel`)
 //! measures what it costs.
 
+use std::sync::LazyLock;
+
 use citysoc_collector::Event;
 use serde_json::Value;
+
+use crate::intel::hasher::FastMap;
 
 /// How a field's text is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +55,10 @@ impl Default for MatchOptions {
     }
 }
 
-/// The fields checked against indicators, in the order alerts name them (the first field that
-/// produces a match for an indicator is the one the alert reports).
+/// The fields checked against indicators. An alert names the first field that matched its
+/// indicator: the core fields (`source.ip`, `destination.ip`, `url.original`) come first, then
+/// the event's fields in the order the parser wrote them, then dotted names found inside nested
+/// documents.
 pub const INTEL_FIELDS: &[(&str, FieldKind)] = &[
     // ECS core fields (every parser fills them where it can).
     ("source.ip", FieldKind::Ip),
@@ -129,30 +139,56 @@ pub const INTEL_FIELDS: &[(&str, FieldKind)] = &[
 /// Where a bare URL path finds its host, in order.
 pub const URL_HOST_FIELDS: &[&str] = &["cs-host", "hostname", "dhost", "url.domain", "Host", "host"];
 
-/// The text of an ECS core field that can hold an observable (these live in `event.core`,
-/// not in `fields`; reading them directly avoids `Event::field`'s JSON copy).
-fn core_text<'e>(event: &'e Event, name: &str) -> Option<&'e str> {
-    match name {
-        "source.ip" => event.core.source_ip.as_deref(),
-        "destination.ip" => event.core.destination_ip.as_deref(),
-        "url.original" => event.core.url_original.as_deref(),
-        _ => None,
-    }
+/// The ECS core fields that can hold an observable. They live in `event.core`, not in
+/// `fields`; reading them directly avoids `Event::field`'s JSON copy.
+pub(crate) fn core_fields(event: &Event) -> impl Iterator<Item = (&'static str, FieldKind, &str)> {
+    [
+        ("source.ip", FieldKind::Ip, event.core.source_ip.as_deref()),
+        ("destination.ip", FieldKind::Ip, event.core.destination_ip.as_deref()),
+        ("url.original", FieldKind::Url, event.core.url_original.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, kind, value)| Some((name, kind, value?)))
 }
 
-/// True for the names [`core_text`] answers.
+/// True for the names [`core_fields`] reads.
 fn is_core(name: &str) -> bool {
     matches!(name, "source.ip" | "destination.ip" | "url.original")
 }
 
-/// A field of `event.fields`: flat first, then as a dotted path into nested objects.
-fn field_value<'e>(event: &'e Event, name: &str) -> Option<&'e Value> {
-    if let Some(value) = event.fields.get(name) {
-        return Some(value);
-    }
-    if !name.contains('.') {
-        return None;
-    }
+/// The table as a hash map from field name to kind (core names left out), built once.
+static TABLE_INDEX: LazyLock<FastMap<&'static str, FieldKind>> = LazyLock::new(|| {
+    INTEL_FIELDS
+        .iter()
+        .filter(|(name, _)| !is_core(name))
+        .map(|(name, kind)| (*name, *kind))
+        .collect()
+});
+
+/// How the table reads the top-level field `name`, if it is in the table.
+pub(crate) fn table_kind(name: &str) -> Option<FieldKind> {
+    TABLE_INDEX.get(name).copied()
+}
+
+/// The text values of the table's dotted names found as paths into nested objects (the flat
+/// spelling is read with the other top-level fields).
+pub(crate) fn nested_table_fields(event: &Event) -> impl Iterator<Item = (&'static str, FieldKind, &str)> {
+    INTEL_FIELDS
+        .iter()
+        .filter(|(name, _)| name.contains('.') && !is_core(name))
+        .filter_map(|(name, kind)| Some((*name, *kind, nested_value(event, name)?)))
+        .flat_map(|(name, kind, value)| {
+            let texts: Vec<&str> = match value {
+                Value::String(text) => vec![text.as_str()],
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            texts.into_iter().map(move |text| (name, kind, text))
+        })
+}
+
+/// A dotted name as a path into nested objects of `event.fields`.
+fn nested_value<'e>(event: &'e Event, name: &str) -> Option<&'e Value> {
     let mut parts = name.split('.');
     let mut current = event.fields.get(parts.next()?)?;
     for part in parts {
@@ -161,42 +197,20 @@ fn field_value<'e>(event: &'e Event, name: &str) -> Option<&'e Value> {
     Some(current)
 }
 
-/// Calls `visit` with each text value of the field `name` (one string, or each string of an
-/// array).
-pub(crate) fn for_each_text<'e>(event: &'e Event, name: &str, mut visit: impl FnMut(&'e str)) {
-    if is_core(name) {
-        if let Some(text) = core_text(event, name) {
-            visit(text);
-        }
-        return;
-    }
-    match field_value(event, name) {
-        Some(Value::String(text)) => visit(text),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(visit),
-        _ => {}
-    }
-}
-
 /// The first host field a bare URL path can be combined with.
 pub(crate) fn url_host(event: &Event) -> Option<&str> {
     URL_HOST_FIELDS
         .iter()
-        .find_map(|name| field_value(event, name).and_then(Value::as_str))
+        .find_map(|name| {
+            let value = event.fields.get(*name).or_else(|| nested_value(event, name))?;
+            value.as_str()
+        })
         .map(str::trim)
         .filter(|host| !host.is_empty() && *host != "-")
 }
 
-/// The top-level string fields not in [`INTEL_FIELDS`] whose value could be an address (a
-/// cheap byte check; the caller parses).
-pub(crate) fn address_like_fields(event: &Event) -> impl Iterator<Item = (&str, &str)> {
-    event.fields.iter().filter_map(|(name, value)| {
-        let text = value.as_str()?;
-        (looks_like_address(text) && !INTEL_FIELDS.iter().any(|(known, _)| known == name)).then_some((name.as_str(), text))
-    })
-}
-
 /// Length 2 to 45 and only hex digits, dots and colons: what every IPv4 and IPv6 text is made of.
-fn looks_like_address(text: &str) -> bool {
+pub(crate) fn looks_like_address(text: &str) -> bool {
     (2..=45).contains(&text.len())
         && text.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'.' || byte == b':')
         && text.bytes().any(|byte| byte == b'.' || byte == b':')

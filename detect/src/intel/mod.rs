@@ -25,6 +25,7 @@ use citysoc_collector::Event;
 use crate::alert::Alert;
 
 pub mod fields;
+mod hasher;
 mod indicator;
 pub mod load;
 mod set;

@@ -13,70 +13,25 @@
 //! Per list, a value reports only its most specific indicator (the longest prefix, the longest
 //! domain suffix), and an event reports each (list, indicator) once.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use citysoc_collector::Event;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::alert::{Alert, AlertKind};
 use crate::intel::fields::{
-    address_like_fields, address_list_items, for_each_hash, for_each_text, strip_host_port, url_host, FieldKind, MatchOptions,
-    INTEL_FIELDS,
+    address_list_items, core_fields, for_each_hash, looks_like_address, nested_table_fields, strip_host_port, table_kind, url_host,
+    FieldKind, MatchOptions,
 };
+use crate::intel::hasher::FastMap;
 use crate::intel::indicator::{
     hash_key, network_key, normalize_domain, normalize_url_host, parse_ip_text, split_url, url_key, v4_mask, v6_mask, Indicator,
     IndicatorType, MatchKey, MAX_HOST_LEN,
 };
 use crate::intel::load::{LoadProblem, ParsedList, SkipCounts};
-
-/// A hasher for keys that come from our own lists: lookups never change a table, so the
-/// flooding resistance of the standard SipHash buys nothing here, and xxh3 (bytes) and a
-/// multiply-fold (integers) are several times faster on short keys.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn mix(&mut self, value: u64) {
-        let product = u128::from(self.0 ^ value ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x2d35_8dcc_aa6c_78a5);
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
-    }
-
-    fn write_u8(&mut self, value: u8) {
-        self.mix(u64::from(value));
-    }
-
-    fn write_u32(&mut self, value: u32) {
-        self.mix(u64::from(value));
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.mix(value);
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.mix(value as u64);
-        self.mix((value >> 64) as u64);
-    }
-
-    fn write_usize(&mut self, value: usize) {
-        self.mix(value as u64);
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// Indicator ids sharing one key (the same network or domain in several lists).
 type Ids = Vec<u32>;
@@ -248,14 +203,34 @@ impl IntelSet {
         if self.is_empty() {
             return hits.hits;
         }
-        for (field, kind) in INTEL_FIELDS {
-            for_each_text(event, field, |value| self.check(*kind, field, value, event, &mut hits));
+        // Core fields first, then one pass over the event's own fields with a hash lookup of
+        // each name in the table (cheaper than looking up every table name in the event).
+        for (field, kind, value) in core_fields(event) {
+            self.check(kind, field, value, event, &mut hits);
         }
-        if options.scan_all_fields_for_addresses && !(self.v4.is_empty() && self.v6.is_empty()) {
-            for (field, value) in address_like_fields(event) {
-                if let Some(address) = parse_ip_text(value) {
-                    self.lookup_ip(address, field, value, &mut hits);
+        let scan_addresses = options.scan_all_fields_for_addresses && !(self.v4.is_empty() && self.v6.is_empty());
+        let mut has_objects = false;
+        for (field, value) in &event.fields {
+            match (value, table_kind(field)) {
+                (Value::String(text), Some(kind)) => self.check(kind, field, text, event, &mut hits),
+                (Value::String(text), None) if scan_addresses && looks_like_address(text) => {
+                    if let Some(address) = parse_ip_text(text) {
+                        self.lookup_ip(address, field, text, &mut hits);
+                    }
                 }
+                (Value::Array(items), Some(kind)) => {
+                    for text in items.iter().filter_map(Value::as_str) {
+                        self.check(kind, field, text, event, &mut hits);
+                    }
+                }
+                (Value::Object(_), _) => has_objects = true,
+                _ => {}
+            }
+        }
+        // Dotted table names inside nested documents (`{"dns": {"question": {"name": …}}}`).
+        if has_objects {
+            for (field, kind, text) in nested_table_fields(event) {
+                self.check(kind, field, text, event, &mut hits);
             }
         }
         hits.hits
@@ -483,8 +458,9 @@ mod tests {
             .iter()
             .map(|hit| format!("{}:{}:{}", hit.indicator.list, hit.indicator.value, hit.field))
             .collect();
-        // Most specific first: the address, then the network.
-        assert_eq!(lists, ["b:203.0.113.77:dstip", "a:203.0.113.0/24:dstip"]);
+        // Most specific first (the address, then the network), from the event's first field;
+        // `dstip` finds both already reported.
+        assert_eq!(lists, ["b:203.0.113.77:remip", "a:203.0.113.0/24:remip"]);
     }
 
     #[test]
@@ -570,6 +546,21 @@ mod tests {
             [detail("list"), detail("indicator"), detail("indicator_type"), detail("field"), detail("value"), detail("description")],
             ["test", "203.0.113.0/24", "cidr", "remip", "203.0.113.77", "VPN brute force"]
         );
+    }
+
+    #[test]
+    fn nested_documents_and_arrays() {
+        let set = set_of("type,value\ndomain,evil.vn\nip,192.0.2.7\nsha256,3f1c2a9e0b5d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f\n");
+        let mut event = event_with(&[]);
+        event.fields.insert("dns".into(), serde_json::json!({"question": {"name": "www.evil.vn"}}));
+        event.fields.insert("file".into(), serde_json::json!({"hash": {"sha256": ["00", "3F1C2A9E0B5D4E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C8D9E0F"]}}));
+        event.fields.insert("x-forwarded-for".into(), serde_json::json!(["10.0.0.1, 192.0.2.7"]));
+        let found: Vec<String> = set
+            .hits(&event, &MatchOptions::default())
+            .iter()
+            .map(|hit| format!("{}={}", hit.field, hit.indicator.indicator_type.as_str()))
+            .collect();
+        assert_eq!(found, ["x-forwarded-for=ip", "dns.question.name=domain", "file.hash.sha256=sha256"]);
     }
 
     #[test]
