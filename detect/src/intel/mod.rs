@@ -15,8 +15,29 @@
 //!
 //! An alert has rule id `intel:<list>`, title `Threat-intel match: <list> (<type>)`, the
 //! indicator's level (the list's default, `high` unless the list says otherwise) and tags, and
-//! details `list`, `indicator`, `indicator_type`, `field`, `value` (plus `description` and the
-//! MISP `context` where there is one).
+//! details `list`, `indicator`, `indicator_type`, `field`, `value`, `indicator_location` (the
+//! line or JSON path in the list file), plus `description` and the MISP `context` where there
+//! is one.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use citysoc_detect::intel::{IntelMatcher, IntelStore, LoadOptions};
+//!
+//! # fn events() -> Vec<citysoc_collector::Event> { Vec::new() }
+//! let store = Arc::new(IntelStore::open(["rules/intel".into()], LoadOptions::default())?);
+//! for problem in store.current().problems() {
+//!     eprintln!("{problem}"); // `rules/intel/x.csv: line 7: `10.0.0/8` is not an IP address (type `cidr`)`
+//! }
+//! let mut matcher = IntelMatcher::new(Arc::clone(&store));
+//! for event in events() {
+//!     for alert in matcher.match_event(&event) {
+//!         println!("{} {}", alert.rule_id, alert.title);
+//!     }
+//!     // Elsewhere, every few seconds: picks up edited lists; matchers follow on their next event.
+//!     store.reload_if_changed()?;
+//! }
+//! # Ok::<(), citysoc_detect::DetectError>(())
+//! ```
 
 use std::sync::Arc;
 
