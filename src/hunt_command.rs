@@ -37,6 +37,9 @@ pub struct HuntArgs {
     /// Sigma rule files or directories (repeat for several; e.g. a SigmaHQ pack and rules/sigma).
     #[arg(long = "rules", required = true)]
     rules: Vec<PathBuf>,
+    /// Threat-intel lists (CSV or MISP JSON files, or directories of them; repeatable).
+    #[arg(long = "intel")]
+    intel: Vec<PathBuf>,
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     format: HuntOutput,
@@ -83,6 +86,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         mappings_dir: Some(args.mappings.clone()),
         placeholders_file: Some(args.placeholders.clone()),
         exceptions_dir: Some(args.exceptions.clone()),
+        intel_paths: args.intel.clone(),
     };
     let (mut detector, report) = Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
     eprintln!(

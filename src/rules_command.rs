@@ -3,7 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use citysoc_detect::samples::{read_sample_file, run_case, sample_files, CaseOutcome};
+use std::sync::Arc;
+
+use citysoc_detect::intel::LoadOptions;
+use citysoc_detect::samples::{read_sample_file, run_case, sample_files, CaseDetector, CaseOutcome};
+use citysoc_detect::{IntelMatcher, IntelStore};
 use citysoc_detect::sigma::mapping::FieldMappings;
 use citysoc_detect::{SigmaEngine, SigmaOptions};
 use serde::Serialize;
@@ -100,6 +104,30 @@ fn sigma_options(rules: &Path) -> anyhow::Result<SigmaOptions> {
     Ok(options)
 }
 
+/// One threat-intel list as a case detector: rule id `intel:<list>`.
+struct IntelCase {
+    matcher: IntelMatcher,
+    rule_id: String,
+}
+
+impl IntelCase {
+    fn open(list: &Path) -> anyhow::Result<Self> {
+        let store = IntelStore::open([list.to_owned()], LoadOptions::default())?;
+        let stem = list.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(IntelCase { matcher: IntelMatcher::new(Arc::new(store)), rule_id: format!("intel:{stem}") })
+    }
+}
+
+impl CaseDetector for IntelCase {
+    fn detect(&mut self, event: &citysoc_collector::Event) -> Vec<citysoc_detect::Alert> {
+        self.matcher.match_event(event)
+    }
+
+    fn rule_ids(&self) -> Vec<String> {
+        vec![self.rule_id.clone()]
+    }
+}
+
 fn test(args: TestArgs) -> anyhow::Result<()> {
     let rules = &args.path;
     let samples = sample_files(&rules.join("samples")).with_context(|| format!("cannot list samples in {}", rules.display()))?;
@@ -117,11 +145,27 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        if !file.rule.starts_with("sigma/") {
-            // YARA and threat-intel samples run with their own detectors.
+        let rule_path = rules.join(&file.rule);
+        if file.rule.starts_with("intel/") {
+            for case in &file.cases {
+                let mut detector = match IntelCase::open(&rule_path) {
+                    Ok(detector) => detector,
+                    Err(error) => {
+                        problems.push(format!("{}: {error}", rule_path.display()));
+                        break;
+                    }
+                };
+                match run_case(sample, &file, case, &mut detector) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(error) => problems.push(error.to_string()),
+                }
+            }
             continue;
         }
-        let rule_path = rules.join(&file.rule);
+        if !file.rule.starts_with("sigma/") {
+            // YARA samples run with the YARA scanner.
+            continue;
+        }
         for case in &file.cases {
             // A fresh engine per case: correlation windows must not leak between cases.
             let (mut engine, report) = SigmaEngine::load(std::slice::from_ref(&rule_path), options.clone())?;

@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::error::DetectError;
+use std::sync::Arc;
+
 use crate::exceptions::Exceptions;
+use crate::intel::{IntelMatcher, IntelStore, LoadOptions};
 use crate::sigma::mapping::FieldMappings;
 use crate::sigma::{LoadReport, SigmaEngine, SigmaOptions};
 
@@ -25,6 +28,8 @@ pub struct DetectorConfig {
     pub placeholders_file: Option<PathBuf>,
     /// Exceptions directory (`rules/exceptions`), optional.
     pub exceptions_dir: Option<PathBuf>,
+    /// Threat-intel list files or directories (`rules/intel`); empty: no intel matching.
+    pub intel_paths: Vec<PathBuf>,
 }
 
 /// Counters.
@@ -42,6 +47,7 @@ pub struct DetectorStats {
 #[derive(Debug)]
 pub struct Detector {
     sigma: SigmaEngine,
+    intel: Option<IntelMatcher>,
     exceptions: Exceptions,
     stats: DetectorStats,
 }
@@ -68,14 +74,30 @@ impl Detector {
             Some(directory) => Exceptions::load_dir(directory, now)?,
             None => Exceptions::none(),
         };
-        let (sigma, report) = SigmaEngine::load(&config.sigma_paths, options)?;
-        Ok((Detector { sigma, exceptions, stats: DetectorStats::default() }, report))
+        let (sigma, mut report) = SigmaEngine::load(&config.sigma_paths, options)?;
+        let intel = if config.intel_paths.is_empty() {
+            None
+        } else {
+            let store = IntelStore::open(config.intel_paths.clone(), LoadOptions { now: Some(now), ..LoadOptions::default() })?;
+            for problem in store.current().problems() {
+                let reason = match &problem.location {
+                    Some(location) => format!("{location}: {}", problem.reason),
+                    None => problem.reason.clone(),
+                };
+                report.problems.push(crate::sigma::RuleProblem { path: problem.path.clone(), rule_id: None, reason });
+            }
+            Some(IntelMatcher::new(Arc::new(store)))
+        };
+        Ok((Detector { sigma, intel, exceptions, stats: DetectorStats::default() }, report))
     }
 
     /// Every alert for one event, exceptions applied (and counted).
     pub fn process(&mut self, event: &Event) -> Vec<Alert> {
         self.stats.events += 1;
         let mut alerts = self.sigma.process(event);
+        if let Some(intel) = &mut self.intel {
+            alerts.extend(intel.match_event(event));
+        }
         let before = alerts.len();
         alerts.retain(|alert| self.exceptions.silencing(alert, event).is_none());
         self.stats.silenced += (before - alerts.len()) as u64;

@@ -12,6 +12,7 @@ mod error;
 pub mod alert;
 pub mod detector;
 pub mod exceptions;
+pub mod intel;
 pub mod samples;
 pub mod sigma;
 pub mod suppression;
@@ -20,6 +21,7 @@ pub use alert::{Alert, AlertKind, Entities, Level};
 pub use detector::{Detector, DetectorConfig};
 pub use error::DetectError;
 pub use exceptions::Exceptions;
+pub use intel::{IntelMatcher, IntelSet, IntelStore};
 pub use suppression::{Offered, Suppressor};
 pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};
 
