@@ -146,6 +146,15 @@ impl SigmaEvent for SigmaEventView<'_> {
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
         let mut keys: Vec<Cow<'_, str>> = self.event.fields.keys().map(|key| Cow::Borrowed(key.as_str())).collect();
         self.event.core.visit(|name, _| keys.push(Cow::Borrowed(name)));
+        // The engine's prefilters skip rules whose fields the event lacks: a Sigma name that
+        // an alias resolves must count as present, or mapped rules would never run.
+        if let Some(aliases) = self.aliases {
+            for (sigma_name, ours) in aliases {
+                if ours.iter().any(|name| self.direct(name).is_some()) {
+                    keys.push(Cow::Borrowed(sigma_name.as_str()));
+                }
+            }
+        }
         Some(keys)
     }
 }
