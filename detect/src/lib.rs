@@ -10,6 +10,8 @@
 mod error;
 
 pub mod alert;
+pub mod yara;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
 pub use error::DetectError;
+pub use yara::{RuleLoadProblem, YaraConfig, YaraRuleInfo, YaraRuleSet, YaraScanner, YaraStats};

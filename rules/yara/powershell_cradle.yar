@@ -1,0 +1,40 @@
+// citysoc YARA rules: PowerShell download cradles and encoded commands. The cradle rule is
+// meant for the text citysoc decodes from `-EncodedCommand` arguments (UTF-16LE base64) as
+// much as for plain command lines.
+
+rule powershell_download_cradle : powershell execution
+{
+    meta:
+        id = "citysoc-yara-powershell-download-cradle"
+        description = "PowerShell download cradle: remote script downloaded and executed in memory"
+        level = "high"
+        attack = "attack.execution, attack.t1059.001, attack.command-and-control, attack.t1105"
+        author = "citysoc SOC"
+    strings:
+        // IEX (New-Object Net.WebClient).DownloadString('http://...')
+        $iex_webclient = /(IEX|Invoke-Expression)\s*\(?\s*\(\s*New-Object\s+(System\.)?Net\.WebClient\s*\)\s*\.\s*Download(String|Data)\s*\(/ nocase
+        // (New-Object Net.WebClient).DownloadString('http://...') | IEX
+        $webclient_pipe_iex = /New-Object\s+(System\.)?Net\.WebClient\s*\)\s*\.\s*Download(String|Data)\s*\([^)]{1,200}\)\s*\|\s*(IEX|Invoke-Expression)\b/ nocase
+        // iwr http://... | iex ; irm ... | iex
+        $iwr_iex = /\b(Invoke-WebRequest|Invoke-RestMethod|iwr|irm)\s[^|\r\n]{1,200}\|\s*(IEX|Invoke-Expression)\b/ nocase
+        // IEX(iwr ...).Content / IEX (irm ...)
+        $iex_iwr = /\b(IEX|Invoke-Expression)\s*\(\s*\(?\s*(Invoke-WebRequest|Invoke-RestMethod|iwr|irm)\s/ nocase
+    condition:
+        any of them
+}
+
+rule powershell_encoded_command : powershell execution
+{
+    meta:
+        id = "citysoc-yara-powershell-encoded-command"
+        description = "PowerShell started with a base64-encoded command (-enc / -EncodedCommand)"
+        level = "medium"
+        attack = "attack.execution, attack.t1059.001, attack.defense-evasion, attack.t1027"
+        author = "citysoc SOC"
+    strings:
+        // Any abbreviation of -EncodedCommand (-e, -en, -enc, -ec, ...) followed by a long
+        // base64 argument; -ExecutionPolicy's short values never reach 20 characters.
+        $encoded = /(powershell|pwsh)(\.exe)?["']?\s[^\r\n]{0,120}\s[-\/]e[a-z]{0,13}\s+["']?[A-Za-z0-9+\/]{20,}={0,2}/ nocase
+    condition:
+        $encoded
+}
