@@ -107,11 +107,16 @@ fn bench_yara(criterion: &mut Criterion) {
         concatenated.push(b'\n');
     }
 
-    // Sanity: the per-event scanner finds the malicious events.
+    // Sanity: the scanner finds the malicious events, batched or not, with the same alerts.
     let config = YaraConfig::default();
     let mut scanner = YaraScanner::new(&rules, &config);
-    let alerts: usize = events.iter().map(|event| scanner.scan_event(event).len()).sum();
-    eprintln!("yara bench: {} events, {} raw bytes, {} rules, {alerts} alerts, stats {:?}", events.len(), raw_total, rules.len(), scanner.stats());
+    let alerts = scanner.scan_events(&events);
+    let mut one_by_one = YaraScanner::new(&rules, &config);
+    let alerts_one_by_one: Vec<_> = events.iter().flat_map(|event| one_by_one.scan_event(event)).collect();
+    assert_eq!(alerts, alerts_one_by_one);
+    eprintln!("yara bench: {} events, {} raw bytes, {} rules, {} alerts", events.len(), raw_total, rules.len(), alerts.len());
+    eprintln!("  batch stats: {:?}", scanner.stats());
+    eprintln!("  one-by-one stats: {:?}", one_by_one.stats());
 
     let mut group = criterion.benchmark_group("yara");
     group.throughput(Throughput::Bytes(raw_total as u64));
@@ -133,7 +138,22 @@ fn bench_yara(criterion: &mut Criterion) {
             black_box(matches)
         });
     });
+    group.bench_function("citysoc_scan_events_batch", |bencher| {
+        let mut scanner = YaraScanner::new(&rules, &config);
+        bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
+    });
     group.bench_function("citysoc_scan_event", |bencher| {
+        let mut scanner = YaraScanner::new(&rules, &config);
+        bencher.iter(|| {
+            let mut alerts = 0;
+            for event in &events {
+                alerts += scanner.scan_event(black_box(event)).len();
+            }
+            black_box(alerts)
+        });
+    });
+    group.bench_function("citysoc_scan_event_no_prefilter", |bencher| {
+        let config = YaraConfig { prefilter: false, ..YaraConfig::default() };
         let mut scanner = YaraScanner::new(&rules, &config);
         bencher.iter(|| {
             let mut alerts = 0;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use citysoc_collector::{Decoder, InputFormat, ParseContext};
+use citysoc_collector::{Decoder, Event, InputFormat, ParseContext};
 use citysoc_detect::{Alert, YaraConfig, YaraRuleSet, YaraScanner};
 use serde::Deserialize;
 
@@ -56,7 +56,7 @@ fn rules_of_file<'a>(rules: &'a YaraRuleSet, rule_file: &Path) -> Vec<&'a cityso
     rules.rules().filter(|info| info.file == rule_file).collect()
 }
 
-fn alerts_for(case: &Case, scanner: &mut YaraScanner<'_>) -> Vec<Alert> {
+fn events_of(case: &Case) -> Vec<Event> {
     let format: InputFormat = case
         .format
         .as_deref()
@@ -76,7 +76,7 @@ fn alerts_for(case: &Case, scanner: &mut YaraScanner<'_>) -> Vec<Alert> {
         assert!(event.parse_error.is_none(), "case `{}`: record not parsed: {:?}", case.name, event.parse_error);
         assert_eq!(event.agency, case.agency, "case `{}`: agency must come from the context", case.name);
     }
-    events.iter().flat_map(|event| scanner.scan_event(event)).collect()
+    events
 }
 
 #[test]
@@ -89,6 +89,7 @@ fn every_yara_sample_case_holds() {
     let mut scanner = YaraScanner::new(&rules, &config);
 
     let mut cases = 0;
+    let mut all_events = Vec::new();
     let mut failures = Vec::new();
     let mut rules_with_positive = BTreeSet::new();
     let mut rules_with_negative = BTreeSet::new();
@@ -113,7 +114,9 @@ fn every_yara_sample_case_holds() {
                     file_rules.iter().map(|info| info.rule_id.as_str()).collect()
                 }
             };
-            let alerts = alerts_for(case, &mut scanner);
+            let events = events_of(case);
+            let alerts: Vec<Alert> = events.iter().flat_map(|event| scanner.scan_event(event)).collect();
+            all_events.extend(events);
             let fired = alerts.iter().any(|alert| {
                 expected.iter().any(|id| alert.rule_id == *id || alert.details.get("yara_rule").and_then(|name| name.as_str()).is_some_and(|name| name.ends_with(&format!(":{id}"))))
             });
@@ -147,4 +150,20 @@ fn every_yara_sample_case_holds() {
     assert!(failures.is_empty(), "failing YARA sample cases:\n{}", failures.join("\n"));
     assert!(cases >= 30, "expected at least 30 sample cases, found {cases}");
     assert_eq!(scanner.stats().timeouts + scanner.stats().errors, 0);
+
+    // The prefilter changes the work, never the alerts: every target scanned alone, every
+    // event through scan_event, and all events in one scan_events batch agree.
+    let alone_config = YaraConfig { prefilter: false, ..YaraConfig::default() };
+    let mut alone = YaraScanner::new(&rules, &alone_config);
+    let expected: Vec<Alert> = all_events.iter().flat_map(|event| alone.scan_event(event)).collect();
+    let mut per_event = YaraScanner::new(&rules, &config);
+    let one_by_one: Vec<Alert> = all_events.iter().flat_map(|event| per_event.scan_event(event)).collect();
+    let mut batched = YaraScanner::new(&rules, &config);
+    let together = batched.scan_events(&all_events);
+    assert_eq!(one_by_one, expected);
+    assert_eq!(together, expected);
+    let stats = batched.stats();
+    assert_eq!(stats.batch_fallbacks, 0);
+    assert!(stats.single_scans < alone.stats().single_scans, "batched {stats:?} vs alone {:?}", alone.stats());
+    println!("prefilter: {} alerts; alone {} single scans, batched {} batch scans + {} single scans", expected.len(), alone.stats().single_scans, stats.batch_scans, stats.single_scans);
 }

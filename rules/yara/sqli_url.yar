@@ -15,7 +15,9 @@ rule sqli_payload : initial_access sqli
         $benchmark = /\bbenchmark\s*\(\s*\d{5,}\s*,/ nocase
         $waitfor = /\bwaitfor\s+delay\s+['"]\d{1,2}:\d{1,2}:\d{1,2}/ nocase
         $error_based = /\b(extractvalue|updatexml)\s*\([^)]{0,80}(concat|0x7e)/ nocase
-        $tautology = /'\s*(or|\|\|)\s+'?(\d+|[a-z])'?\s*=\s*'?(\d+|[a-z])(\s*(--|#|\/\*)|'\s*(--|#|$))/ nocase
+        // ' OR '1'='1 (the application adds the closing quote) and ' OR 1=1-- / #
+        $tautology_quoted = /'\s*(or|\|\|)\s+'[0-9a-z]{1,8}'\s*=\s*'[0-9a-z]{1,8}\b/ nocase
+        $tautology_comment = /'\s*(or|\|\|)\s+\d{1,8}\s*=\s*\d{1,8}\s*(--|#|\/\*)/ nocase
         $schema = /\binformation_schema\s*\.\s*(tables|columns|schemata)\b/ nocase
     condition:
         any of them

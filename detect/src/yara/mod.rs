@@ -8,8 +8,15 @@
 //! attach, and the payloads hidden in them (PowerShell `-EncodedCommand` arguments, other
 //! long base64 runs, percent-encoded URLs), each cut at a size limit, under a scan timeout.
 //! Every matching rule gives one [`Alert`](crate::Alert) per event.
+//!
+//! yara-x has a fixed cost per scan that dwarfs the scanning of a log-sized target, so the
+//! targets of a batch of events are first scanned together as one buffer (the prefilter);
+//! only targets that a pattern match touched are scanned again alone, which gives exactly the
+//! alerts of scanning every target alone (`prefilter` explains when that holds and keeps the
+//! rules for which it might not out of the batch).
 
 mod decode;
+mod prefilter;
 mod rules;
 mod scanner;
 

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::prefilter;
 use crate::{DetectError, Level};
 
 /// A rule file that could not be used, or a warning yara-x gave about one. Loading goes on
@@ -41,6 +42,9 @@ pub struct YaraRuleInfo {
     pub tags: Vec<String>,
     /// The file the rule came from.
     pub file: PathBuf,
+    /// True when the rule goes through the batch prefilter; false when its file has a rule
+    /// that must see each target alone.
+    pub prefiltered: bool,
 }
 
 /// The compiled city YARA rules: one `yara_x::Rules` shared by every worker (wrap the set in
@@ -51,7 +55,11 @@ pub struct YaraRuleInfo {
 /// scanner lives in the worker's loop while the `Arc` keeps the rules alive. On a rule reload
 /// the worker finishes its batch, drops the scanner and creates one on the new set.
 pub struct YaraRuleSet {
+    /// The rules the batch prefilter can handle (normally all of them).
     pub(crate) rules: yara_x::Rules,
+    /// The rules that must see each target alone (conditions on `filesize`, offsets, anchors,
+    /// negations …), when there are any.
+    pub(crate) per_target: Option<yara_x::Rules>,
     /// Keyed by (namespace, rule name), as yara-x reports matches.
     info: HashMap<(String, String), YaraRuleInfo>,
     files: Vec<PathBuf>,
@@ -130,26 +138,31 @@ impl YaraRuleSet {
             })
             .collect();
 
-        let mut compiler = new_compiler();
-        let mut namespaces: HashMap<String, PathBuf> = HashMap::new();
+        // Files whose every rule the batch prefilter can handle go into one rule set, the
+        // others into a second one scanned target by target (see `prefilter`).
+        let mut prefiltered = Group::default();
+        let mut per_target = Group::default();
         let mut used = BTreeSet::new();
         let mut files = Vec::new();
         for (path, bytes) in good {
+            let group = if prefilter::file_is_batch_safe(bytes) { &mut prefiltered } else { &mut per_target };
             let namespace = unique_namespace(path, &mut used);
-            compiler.new_namespace(&namespace);
+            group.compiler.new_namespace(&namespace);
             let origin = path.display().to_string();
             let source = yara_x::SourceCode::from(bytes.as_slice()).with_origin(origin);
             // Checked alone above; this can still fail on what only the whole set shows.
-            if let Err(error) = compiler.add_source(source) {
+            if let Err(error) = group.compiler.add_source(source) {
                 problems.push(RuleLoadProblem { path: path.clone(), message: error.to_string(), warning: false });
                 continue;
             }
-            namespaces.insert(namespace, path.clone());
+            group.files += 1;
+            group.namespaces.insert(namespace, path.clone());
             files.push(path.clone());
         }
-        let rules = compiler.build();
-        let info = rule_infos(&rules, &namespaces);
-        (YaraRuleSet { rules, info, files }, problems)
+        let mut info = HashMap::new();
+        let rules = prefiltered.build(true, &mut info);
+        let per_target = if per_target.files > 0 { Some(per_target.build(false, &mut info)) } else { None };
+        (YaraRuleSet { rules, per_target, info, files }, problems)
     }
 
     /// How many rules were compiled.
@@ -179,10 +192,36 @@ impl YaraRuleSet {
         self.info.get(&(namespace.to_owned(), name.to_owned()))
     }
 
-    /// The compiled yara-x rules, for scanning outside citysoc's scanner (the benchmark
-    /// compares against plain yara-x with these).
+    /// The compiled yara-x rules that go through the batch prefilter (all of the city's), for
+    /// scanning outside citysoc's scanner: the benchmark compares against plain yara-x.
     pub fn yara_rules(&self) -> &yara_x::Rules {
         &self.rules
+    }
+
+    /// How many rules must see each target alone (see [`YaraRuleInfo::prefiltered`]).
+    pub fn per_target_rules(&self) -> usize {
+        self.info.values().filter(|info| !info.prefiltered).count()
+    }
+}
+
+/// One compiler and what went into it.
+struct Group<'a> {
+    compiler: yara_x::Compiler<'a>,
+    namespaces: HashMap<String, PathBuf>,
+    files: usize,
+}
+
+impl Default for Group<'_> {
+    fn default() -> Self {
+        Group { compiler: new_compiler(), namespaces: HashMap::new(), files: 0 }
+    }
+}
+
+impl Group<'_> {
+    fn build(self, prefiltered: bool, info: &mut HashMap<(String, String), YaraRuleInfo>) -> yara_x::Rules {
+        let rules = self.compiler.build();
+        info.extend(rule_infos(&rules, &self.namespaces, prefiltered));
+        rules
     }
 }
 
@@ -259,7 +298,7 @@ fn collect_rule_files(path: &Path, given: bool, out: &mut Vec<PathBuf>) -> Resul
 }
 
 /// Reads every compiled rule's metadata into what alerts need.
-fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>) -> HashMap<(String, String), YaraRuleInfo> {
+fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>, prefiltered: bool) -> HashMap<(String, String), YaraRuleInfo> {
     rules
         .iter()
         .map(|rule| {
@@ -289,6 +328,7 @@ fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>) -> HashMa
                 level: level.unwrap_or(Level::Medium),
                 tags,
                 file: files.get(&namespace).cloned().unwrap_or_default(),
+                prefiltered,
             };
             ((namespace, name), info)
         })

@@ -15,6 +15,17 @@ use crate::{Alert, AlertKind};
 /// At most this many matched strings (identifier and offset) go into an alert's details.
 const MAX_REPORTED_STRINGS: usize = 10;
 
+/// A prefilter batch holds at most this many bytes (more events make several batches).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Targets are separated by a newline in a prefilter batch: not a word character, so
+/// `fullword` and `\b` behave at a target's edges as they do at the edges of the data.
+const SEPARATOR: u8 = b'\n';
+
+/// yara-x's default limit of matches per pattern, kept for prefilter scans: reaching it
+/// would hide the matches of later targets, so it triggers the per-target fallback.
+const PREFILTER_MAX_MATCHES: usize = 1_000_000;
+
 /// At most this many decoded payloads are scanned per event; a record stuffed with base64
 /// must not multiply the work without bound. The rest are counted as skipped.
 const MAX_DECODED_PER_EVENT: usize = 16;
@@ -38,6 +49,11 @@ pub struct YaraConfig {
     /// Decode and scan PowerShell `-EncodedCommand` arguments and base64 runs of 40
     /// characters or more found in the targets (default true).
     pub decode_base64: bool,
+    /// Scan the targets of an event (or of a batch of events) together in one yara-x scan
+    /// and rescan alone only the targets where some pattern matched (default true). Alerts
+    /// are the same as scanning each target alone; rules that need to see a target alone
+    /// (`filesize`, offsets, `not $a` …) are always scanned target by target.
+    pub prefilter: bool,
 }
 
 impl Default for YaraConfig {
@@ -61,6 +77,7 @@ impl Default for YaraConfig {
             max_scan_bytes: 1024 * 1024,
             timeout_secs: 1,
             decode_base64: true,
+            prefilter: true,
         }
     }
 }
@@ -89,6 +106,15 @@ pub struct YaraStats {
     pub skipped_decoded: u64,
     /// Alerts raised.
     pub alerts: u64,
+    /// Prefilter scans of several targets at once.
+    pub batch_scans: u64,
+    /// yara-x scans of one target alone: prefilter candidates (a pattern matched in them),
+    /// targets of rules that must see each target alone, and every target with the prefilter
+    /// off.
+    pub single_scans: u64,
+    /// Prefilter scans that failed (timeout, error, match limit), after which every target of
+    /// the batch was scanned alone.
+    pub batch_fallbacks: u64,
 }
 
 /// How a configured target is read from an event.
@@ -134,11 +160,21 @@ struct Piece<'e> {
 /// ```
 pub struct YaraScanner<'r> {
     rules: &'r YaraRuleSet,
+    /// Scans single targets with the prefiltered rules.
     scanner: yara_x::Scanner<'r>,
+    /// Scans batches with the prefiltered rules (its own match limit).
+    batch_scanner: yara_x::Scanner<'r>,
+    /// Scans single targets with the rules that must see each target alone.
+    per_target: Option<yara_x::Scanner<'r>>,
+    prefiltered_rules: bool,
     targets: Vec<TargetSpec>,
     max_scan_bytes: usize,
     decode_base64: bool,
+    prefilter: bool,
     stats: YaraStats,
+    /// Reused prefilter buffer and the start offset of each target in it.
+    batch: Vec<u8>,
+    starts: Vec<usize>,
 }
 
 impl std::fmt::Debug for YaraScanner<'_> {
@@ -155,20 +191,35 @@ impl std::fmt::Debug for YaraScanner<'_> {
 impl<'r> YaraScanner<'r> {
     /// A scanner over `rules` with the targets and limits of `config`.
     pub fn new(rules: &'r YaraRuleSet, config: &YaraConfig) -> Self {
-        let mut scanner = yara_x::Scanner::new(&rules.rules);
-        if config.timeout_secs > 0 {
-            scanner.set_timeout(Duration::from_secs(config.timeout_secs));
+        let timeout = (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs));
+        let single = |compiled: &'r yara_x::Rules| {
+            let mut scanner = yara_x::Scanner::new(compiled);
+            if let Some(timeout) = timeout {
+                scanner.set_timeout(timeout);
+            }
+            // Alerts report at most a few offsets; a pattern matching a megabyte of repeated
+            // text must not grow the match list without bound.
+            scanner.max_matches_per_pattern(1000);
+            scanner
+        };
+        let mut batch_scanner = yara_x::Scanner::new(&rules.rules);
+        if let Some(timeout) = timeout {
+            batch_scanner.set_timeout(timeout);
         }
-        // Alerts report at most a few offsets; a pattern matching a megabyte of repeated text
-        // must not grow the match list without bound.
-        scanner.max_matches_per_pattern(1000);
+        batch_scanner.max_matches_per_pattern(PREFILTER_MAX_MATCHES);
         YaraScanner {
             rules,
-            scanner,
+            scanner: single(&rules.rules),
+            batch_scanner,
+            per_target: rules.per_target.as_ref().map(single),
+            prefiltered_rules: rules.len() > rules.per_target_rules(),
             targets: config.targets.iter().map(|name| TargetSpec::new(name)).collect(),
             max_scan_bytes: config.max_scan_bytes.max(1),
             decode_base64: config.decode_base64,
+            prefilter: config.prefilter,
             stats: YaraStats::default(),
+            batch: Vec::new(),
+            starts: Vec::new(),
         }
     }
 
@@ -180,14 +231,108 @@ impl<'r> YaraScanner<'r> {
     /// Scans the configured targets of one event: one alert per matching rule (the first
     /// target that matched is in `details.target`, others in `details.other_targets`).
     pub fn scan_event(&mut self, event: &Event) -> Vec<Alert> {
-        self.stats.events += 1;
-        let pieces = self.pieces(event);
+        self.scan_events(std::slice::from_ref(event))
+    }
+
+    /// Scans several events, with the same alerts as [`YaraScanner::scan_event`] on each in
+    /// turn, but with the prefilter working over the whole batch: far fewer yara-x scans when,
+    /// as usual, few events match. Alerts come in event order.
+    pub fn scan_events(&mut self, events: &[Event]) -> Vec<Alert> {
+        let mut pieces: Vec<(usize, Piece<'_>)> = Vec::with_capacity(events.len() * 2);
+        for (index, event) in events.iter().enumerate() {
+            self.stats.events += 1;
+            pieces.extend(self.pieces(event).into_iter().map(|piece| (index, piece)));
+        }
+        for (_, piece) in &pieces {
+            self.count_piece(piece);
+        }
+        let candidates = self.candidates(&pieces);
         let mut alerts = Vec::new();
-        for piece in &pieces {
-            self.scan_piece(piece, event, &mut alerts);
+        let mut current_event = usize::MAX;
+        let mut first_alert = 0;
+        for ((index, piece), candidate) in pieces.iter().zip(candidates) {
+            let Some(event) = events.get(*index) else { continue };
+            if *index != current_event {
+                current_event = *index;
+                first_alert = alerts.len();
+            }
+            if candidate {
+                self.scan_piece(piece, event, Which::Prefiltered, &mut alerts, first_alert);
+            }
+            if self.per_target.is_some() {
+                self.scan_piece(piece, event, Which::PerTarget, &mut alerts, first_alert);
+            }
         }
         self.stats.alerts += alerts.len() as u64;
         alerts
+    }
+
+    fn count_piece(&mut self, piece: &Piece<'_>) {
+        self.stats.targets_scanned += 1;
+        self.stats.bytes_scanned += piece.bytes.len().min(self.max_scan_bytes) as u64;
+        if piece.bytes.len() > self.max_scan_bytes {
+            self.stats.truncated += 1;
+        }
+        if piece.decoding.is_some() {
+            self.stats.decoded_scanned += 1;
+        }
+    }
+
+    /// Which pieces the prefiltered rules must scan alone: those overlapped by a pattern match
+    /// in the batch scan; all of them when the prefilter is off, would not save a scan, or
+    /// fails.
+    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<bool> {
+        if !self.prefiltered_rules {
+            return vec![false; pieces.len()];
+        }
+        if !self.prefilter || pieces.len() < 2 {
+            return vec![true; pieces.len()];
+        }
+        let mut candidates = vec![false; pieces.len()];
+        let mut start = 0;
+        while start < pieces.len() {
+            // Fill one batch; a piece larger than the batch size makes a batch alone.
+            let mut end = start;
+            let mut size = 0;
+            while let Some((_, piece)) = pieces.get(end) {
+                let length = piece.bytes.len().min(self.max_scan_bytes) + 1;
+                if end > start && size + length > BATCH_BYTES {
+                    break;
+                }
+                size += length;
+                end += 1;
+            }
+            let batch = pieces.get(start..end).unwrap_or_default();
+            let marks = candidates.get_mut(start..end).unwrap_or_default();
+            if batch.len() == 1 {
+                marks.fill(true);
+            } else {
+                self.prefilter_batch(batch, marks);
+            }
+            start = end;
+        }
+        candidates
+    }
+
+    /// One prefilter scan over `batch` concatenated, marking the pieces a match touches.
+    fn prefilter_batch(&mut self, batch: &[(usize, Piece<'_>)], marks: &mut [bool]) {
+        self.batch.clear();
+        self.starts.clear();
+        for (_, piece) in batch {
+            self.starts.push(self.batch.len());
+            let limit = piece.bytes.len().min(self.max_scan_bytes);
+            self.batch.extend_from_slice(piece.bytes.get(..limit).unwrap_or_default());
+            self.batch.push(SEPARATOR);
+        }
+        self.stats.batch_scans += 1;
+        let complete = match self.batch_scanner.scan(&self.batch) {
+            Ok(results) => mark_matched_pieces(&results, &self.starts, marks),
+            Err(_) => false,
+        };
+        if !complete {
+            self.stats.batch_fallbacks += 1;
+            marks.fill(true);
+        }
     }
 
     /// The targets of `event` and the payloads decoded from them, in scan order.
@@ -293,21 +438,20 @@ impl<'r> YaraScanner<'r> {
         }
     }
 
-    /// Scans one piece and adds or extends the alerts of the rules that matched.
-    fn scan_piece(&mut self, piece: &Piece<'_>, event: &Event, alerts: &mut Vec<Alert>) {
+    /// Scans one piece alone with one of the rule sets and adds or extends the alerts of the
+    /// rules that matched; `alerts[first_alert..]` are the event's alerts so far.
+    fn scan_piece(&mut self, piece: &Piece<'_>, event: &Event, which: Which, alerts: &mut Vec<Alert>, first_alert: usize) {
         let truncated = piece.bytes.len() > self.max_scan_bytes;
-        let data = if truncated {
-            self.stats.truncated += 1;
-            piece.bytes.get(..self.max_scan_bytes).unwrap_or(&piece.bytes)
-        } else {
-            &piece.bytes
+        let data = piece.bytes.get(..self.max_scan_bytes).unwrap_or(&piece.bytes);
+        let scanner = match which {
+            Which::Prefiltered => &mut self.scanner,
+            Which::PerTarget => match self.per_target.as_mut() {
+                Some(scanner) => scanner,
+                None => return,
+            },
         };
-        self.stats.targets_scanned += 1;
-        self.stats.bytes_scanned += data.len() as u64;
-        if piece.decoding.is_some() {
-            self.stats.decoded_scanned += 1;
-        }
-        let results = match self.scanner.scan(data) {
+        self.stats.single_scans += 1;
+        let results = match scanner.scan(data) {
             Ok(results) => results,
             Err(yara_x::ScanError::Timeout) => {
                 self.stats.timeouts += 1;
@@ -321,7 +465,8 @@ impl<'r> YaraScanner<'r> {
         let target = self.targets.get(piece.target).map_or("", |spec| spec.name.as_str());
         for rule in results.matching_rules() {
             let Some(info) = self.rules.rule_info(rule.namespace(), rule.identifier()) else { continue };
-            if let Some(existing) = alerts
+            let event_alerts = alerts.get_mut(first_alert..).unwrap_or_default();
+            if let Some(existing) = event_alerts
                 .iter_mut()
                 .find(|alert| alert.details.get("yara_rule").and_then(Value::as_str) == Some(info.qualified_name.as_str()))
             {
@@ -343,6 +488,41 @@ impl<'r> YaraScanner<'r> {
             alerts.push(alert);
         }
     }
+}
+
+/// Which rule set a single-target scan uses.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Prefiltered,
+    PerTarget,
+}
+
+/// Marks every piece that a match of any pattern (of any rule, matching or not, private
+/// included) overlaps. False when the results cannot be trusted to be complete: a pattern
+/// reached the match limit, so matches in later pieces may be missing.
+fn mark_matched_pieces(results: &yara_x::ScanResults<'_, '_>, starts: &[usize], marks: &mut [bool]) -> bool {
+    let rules = results
+        .matching_rules()
+        .include_private(true)
+        .chain(results.non_matching_rules().include_private(true));
+    for rule in rules {
+        for pattern in rule.patterns().include_private(true) {
+            let matches = pattern.matches();
+            if matches.len() >= PREFILTER_MAX_MATCHES {
+                return false;
+            }
+            for found in matches {
+                let range = found.range();
+                // The piece holding the first byte, through the piece holding the last one.
+                let first = starts.partition_point(|&start| start <= range.start).saturating_sub(1);
+                let last = starts.partition_point(|&start| start < range.end.max(range.start + 1)).saturating_sub(1);
+                if let Some(span) = marks.get_mut(first..=last.max(first)) {
+                    span.fill(true);
+                }
+            }
+        }
+    }
+    true
 }
 
 fn add_other_target(alert: &mut Alert, target: &str) {

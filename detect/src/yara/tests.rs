@@ -231,3 +231,62 @@ fn odd_events_never_panic() {
     assert_eq!(scanner.stats().events, 6);
     assert_eq!(scanner.stats().errors, 0);
 }
+
+#[test]
+fn prefilter_gives_the_alerts_of_scanning_each_target_alone() {
+    // Prefiltered rules (positive pattern conditions) next to rules that must see each target
+    // alone: a negation, a filesize bound, an anchored regexp, an offset.
+    let prefiltered = r#"
+        rule two_words { meta: id = "p-two" strings: $a = "alpha" $b = "omega" condition: $a and $b }
+        rule word_edge { meta: id = "p-edge" strings: $a = "beta" fullword condition: $a }
+        rule counted { meta: id = "p-count" strings: $a = "gamma" condition: #a >= 2 }"#;
+    let per_target = r#"
+        rule without { meta: id = "t-without" strings: $a = "delta" $b = "alpha" condition: $a and not $b }
+        rule small { meta: id = "t-small" strings: $a = "eps" condition: $a and filesize < 40 }
+        rule starts { meta: id = "t-starts" strings: $a = /^<13>/ condition: $a }
+        rule first { meta: id = "t-first" strings: $a = "zeta" condition: $a at 0 }"#;
+    let (rules, problems) = YaraRuleSet::from_sources(&[("pre.yar", prefiltered), ("alone.yar", per_target)]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rules.per_target_rules(), 4);
+    let lines = [
+        "<13>Nov 22 08:00:00 host app: alpha then omega",
+        "<13>Nov 22 08:00:01 host app: alpha",
+        "<13>Nov 22 08:00:02 host app: omega delta",
+        "<13>Nov 22 08:00:03 host app: betamax beta",
+        "<13>Nov 22 08:00:04 host app: gamma",
+        "<13>Nov 22 08:00:05 host app: gamma gamma",
+        "<13>Nov 22 08:00:06 host app: delta alpha",
+        "<13>Nov 22 08:00:07 h eps",
+        "<13>Nov 22 08:00:08 host app: eps and a long tail of text",
+        "zeta at the start",
+        "{\"message\":\"x\",\"CommandLine\":\"alpha \\\"omega\\\"\"}",
+    ];
+    let events: Vec<Event> = lines.iter().map(|line| event(line, InputFormat::Auto)).collect();
+    let alone_config = YaraConfig { prefilter: false, ..YaraConfig::default() };
+    let mut alone = YaraScanner::new(&rules, &alone_config);
+    let expected: Vec<Alert> = events.iter().flat_map(|event| alone.scan_event(event)).collect();
+    let ids: Vec<&str> = alert_ids(&expected);
+    assert_eq!(ids, ["p-two", "t-starts", "t-starts", "t-without", "t-starts", "p-edge", "t-starts", "t-starts", "p-count", "t-starts", "t-starts", "t-small", "t-starts", "t-starts", "t-first", "p-two"]);
+    let mut batched = YaraScanner::new(&rules, &YaraConfig::default());
+    assert_eq!(batched.scan_events(&events), expected);
+    let stats = batched.stats();
+    assert_eq!(stats.batch_scans, 1);
+    assert_eq!(stats.batch_fallbacks, 0);
+    // One scan of each target with the per-target rules, plus rescans of the candidates only.
+    assert!(stats.single_scans < 2 * stats.targets_scanned, "{stats:?}");
+}
+
+#[test]
+fn many_events_make_several_batches() {
+    let rules = city_rules();
+    let mut batched = YaraScanner::new(&rules, &YaraConfig::default());
+    let filler = "x".repeat(3000);
+    let mut events: Vec<Event> = (0..200).map(|index| event(&format!("<13>Nov 22 08:00:00 host app: {index} {filler}"), InputFormat::Auto)).collect();
+    events.push(event("<13>Nov 22 08:00:00 host app: m.exe privilege::debug sekurlsa::logonpasswords", InputFormat::Auto));
+    let alerts = batched.scan_events(&events);
+    assert_eq!(alert_ids(&alerts), ["citysoc-yara-credential-mimikatz"]);
+    assert_eq!(alerts.first().map(|alert| alert.event_ids.clone()), events.last().map(|event| vec![event.id.clone()]));
+    let stats = batched.stats();
+    assert!(stats.batch_scans >= 3, "{stats:?}");
+    assert_eq!(stats.single_scans, 1, "{stats:?}");
+}
