@@ -207,6 +207,9 @@ impl FieldIndex {
     fn lookup<'e>(&self, event: &'e Event, found: &mut Vec<Option<&'e Value>>) {
         found.clear();
         found.resize(self.targets, None);
+        if self.buckets.iter().all(Vec::is_empty) {
+            return;
+        }
         for (key, value) in &event.fields {
             let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else { continue };
             // The first byte settles nearly every mismatch without a `memcmp` call.
