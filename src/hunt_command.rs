@@ -11,7 +11,7 @@ use anyhow::Context;
 use citysoc_collector::framing::DEFAULT_MAX_FRAME;
 use citysoc_collector::{Event, Format, InputFormat, ParseContext};
 use citysoc_detect::suppression::fold_batch;
-use citysoc_detect::{Alert, Detector, DetectorConfig};
+use citysoc_detect::{Alert, Detector, DetectorConfig, YaraConfig, YaraRuleSet, YaraScanner};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -37,6 +37,10 @@ pub struct HuntArgs {
     /// Sigma rule files or directories (repeat for several; e.g. a SigmaHQ pack and rules/sigma).
     #[arg(long = "rules", required = true)]
     rules: Vec<PathBuf>,
+    /// YARA rule files or directories (repeatable); scanned over the raw record and the
+    /// payload fields (command lines, URLs, decoded base64, attachments).
+    #[arg(long = "yara")]
+    yara: Vec<PathBuf>,
     /// Threat-intel lists (CSV or MISP JSON files, or directories of them; repeatable).
     #[arg(long = "intel")]
     intel: Vec<PathBuf>,
@@ -99,6 +103,18 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         eprintln!("  {} [{}]: {}", problem.path.display(), problem.rule_id.as_deref().unwrap_or("-"), problem.reason);
     }
 
+    let yara_rules = if args.yara.is_empty() {
+        None
+    } else {
+        let (rules, problems) = YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
+        eprintln!("citysoc hunt: YARA rules loaded, {} problem(s)", problems.len());
+        for problem in &problems {
+            eprintln!("  {}: {}", problem.path.display(), problem.message);
+        }
+        Some(rules)
+    };
+    let mut yara_scanner = yara_rules.as_ref().map(|rules| YaraScanner::new(rules, &YaraConfig::default()));
+
     let total_bytes: u64 = args.inputs.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|metadata| metadata.len()).sum();
     let progress = if std::io::stderr().is_terminal() && total_bytes > 0 {
         let bar = ProgressBar::new(total_bytes);
@@ -124,7 +140,10 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
                 if event.format == Format::Unknown {
                     unknown += 1;
                 }
-                let raised = detector.process(&event);
+                let mut raised = detector.process(&event);
+                if let Some(scanner) = &mut yara_scanner {
+                    raised.extend(scanner.scan_event(&event));
+                }
                 if (detector.last_event_matched() || !raised.is_empty()) && kept.len() < MAX_KEPT_EVENTS {
                     kept.insert(event.id.clone(), event);
                 }

@@ -16,6 +16,7 @@ pub mod intel;
 pub mod samples;
 pub mod sigma;
 pub mod suppression;
+pub mod yara;
 
 pub use alert::{Alert, AlertKind, Entities, Level};
 pub use detector::{Detector, DetectorConfig};
@@ -24,6 +25,7 @@ pub use exceptions::Exceptions;
 pub use intel::{IntelMatcher, IntelSet, IntelStore};
 pub use suppression::{Offered, Suppressor};
 pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};
+pub use yara::{RuleLoadProblem, YaraConfig, YaraRuleInfo, YaraRuleSet, YaraScanner, YaraStats};
 
 impl samples::CaseDetector for SigmaEngine {
     fn detect(&mut self, event: &citysoc_collector::Event) -> Vec<Alert> {

@@ -337,7 +337,6 @@ impl SigmaEngine {
                 // The literal prefilter: rules whose required strings cannot occur in the
                 // event are skipped before matching.
                 partition.set_bloom_prefilter(true);
-                partition.set_cross_rule_ac(true);
                 self.partitions.push((key.clone(), partition));
                 self.partition_index.insert(key, self.partitions.len() - 1);
                 self.partitions.len() - 1

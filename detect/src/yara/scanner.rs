@@ -1,0 +1,762 @@
+//! The per-worker scanner: picks the configured targets out of an event, decodes hidden
+//! payloads, scans each with yara-x and turns matches into alerts.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use citysoc_collector::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::decode::{self, Decoding};
+use super::rules::YaraRuleSet;
+use crate::{Alert, AlertKind};
+
+/// At most this many matched strings (identifier and offset) go into an alert's details.
+const MAX_REPORTED_STRINGS: usize = 10;
+
+/// A prefilter batch holds at most this many bytes (more events make several batches).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Targets are separated by a newline in a prefilter batch: not a word character, so
+/// `fullword` and `\b` behave at a target's edges as they do at the edges of the data.
+const SEPARATOR: u8 = b'\n';
+
+/// yara-x's default limit of matches per pattern, kept for prefilter scans: reaching it
+/// would hide the matches of later targets, so it triggers the per-target fallback.
+const PREFILTER_MAX_MATCHES: usize = 1_000_000;
+
+/// At most this many base64 runs are decoded per event; a record stuffed with base64 must
+/// not multiply the work without bound. The rest are counted as skipped.
+const MAX_DECODED_PER_EVENT: usize = 16;
+
+/// What the YARA scanner looks at, and its limits. In the server configuration under `yara:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YaraConfig {
+    /// The fields to scan, by the names `Event::field` knows (ECS core names or the device's
+    /// own), plus `raw` for the record as received. A field holding a list has each string
+    /// scanned. Names starting with `url.` and the W3C/IIS query fields are also scanned
+    /// percent-decoded; names ending in `base64` are attachments scanned as their decoded
+    /// bytes. A field whose text appears verbatim in the raw record is not scanned again.
+    pub targets: Vec<String>,
+    /// Bytes scanned at most per target (default 1 MiB). Longer input is scanned up to the
+    /// limit, counted in [`YaraStats::truncated`] and flagged `truncated` in alert details.
+    pub max_scan_bytes: usize,
+    /// yara-x scan timeout in seconds per target (default 1; yara-x counts whole seconds).
+    /// 0 disables the timeout. A timed-out scan is counted and gives no alert.
+    pub timeout_secs: u64,
+    /// Decode and scan PowerShell `-EncodedCommand` arguments and base64 runs of 40
+    /// characters or more found in the targets (default true).
+    pub decode_base64: bool,
+    /// Scan the targets of an event (or of a batch of events) together in one yara-x scan
+    /// and rescan alone only the targets where some pattern matched (default true). Alerts
+    /// are the same as scanning each target alone; rules that need to see a target alone
+    /// (`filesize`, offsets, `not $a` …) are always scanned target by target.
+    pub prefilter: bool,
+}
+
+impl Default for YaraConfig {
+    fn default() -> Self {
+        YaraConfig {
+            targets: [
+                "raw",
+                "process.command_line",
+                "CommandLine",
+                "ParentCommandLine",
+                "message",
+                "url.original",
+                "cs-uri-query",
+                "http.request.body.content",
+                "request_body",
+                "file.content",
+                "file_content_base64",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            max_scan_bytes: 1024 * 1024,
+            timeout_secs: 1,
+            decode_base64: true,
+            prefilter: true,
+        }
+    }
+}
+
+/// What a scanner has done, for metrics and `citysoc` summaries. Every target that was not
+/// scanned in full is counted somewhere here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YaraStats {
+    /// Events given to the scanner.
+    pub events: u64,
+    /// yara-x scans run (targets and decoded payloads).
+    pub targets_scanned: u64,
+    /// Bytes handed to yara-x.
+    pub bytes_scanned: u64,
+    /// Decoded payloads among the scans.
+    pub decoded_scanned: u64,
+    /// Targets cut at `max_scan_bytes`.
+    pub truncated: u64,
+    /// Scans aborted by the timeout.
+    pub timeouts: u64,
+    /// Scans yara-x failed for another reason.
+    pub errors: u64,
+    /// Field targets not scanned because the raw record (or an earlier target of the event)
+    /// already held their exact text.
+    pub skipped_inside_raw: u64,
+    /// Base64 runs not decoded because the event already had 16.
+    pub skipped_decoded: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Prefilter scans of several targets at once.
+    pub batch_scans: u64,
+    /// yara-x scans of one target alone: prefilter candidates (a pattern matched in them),
+    /// targets of rules that must see each target alone, and every target with the prefilter
+    /// off.
+    pub single_scans: u64,
+    /// Prefilter scans that failed (timeout, error, match limit), after which every target of
+    /// the batch was scanned alone.
+    pub batch_fallbacks: u64,
+}
+
+/// How a configured target is read from an event.
+#[derive(Debug, Clone)]
+struct TargetSpec {
+    name: String,
+    raw: bool,
+    /// Also scan the percent-decoded text.
+    url: bool,
+    /// The value is base64: scan its decoded bytes instead.
+    base64_attachment: bool,
+    /// A command line: look for PowerShell's `-EncodedCommand` flag in it.
+    command_line: bool,
+    /// The core field of that ECS name, looked at before `fields`.
+    core: Option<CoreField>,
+}
+
+impl TargetSpec {
+    fn new(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        TargetSpec {
+            name: name.to_owned(),
+            raw: name == "raw",
+            url: lower.starts_with("url.") || matches!(lower.as_str(), "cs-uri-query" | "cs-uri-stem" | "cs-uri" | "request" | "uri" | "url"),
+            base64_attachment: lower.ends_with("base64"),
+            command_line: lower.contains("command"),
+            core: CoreField::by_name(name),
+        }
+    }
+}
+
+/// A field's text in an event, before deciding what to scan.
+struct Text<'e> {
+    target: usize,
+    bytes: &'e [u8],
+    command_line: bool,
+    inside_raw: bool,
+}
+
+/// Buffers reused across the events of one batch.
+#[derive(Default)]
+struct Scratch<'e> {
+    texts: Vec<Text<'e>>,
+    found: Vec<Option<&'e Value>>,
+}
+
+/// The field targets by the top-level key of `Event::fields` they are found under, bucketed
+/// by key length: one pass over an event's fields finds them all, where a lookup per target
+/// would hash every configured name for every event.
+#[derive(Debug, Default)]
+struct FieldIndex {
+    buckets: Vec<Vec<FieldKey>>,
+    targets: usize,
+}
+
+#[derive(Debug)]
+struct FieldKey {
+    key: String,
+    target: usize,
+    /// The rest of a dotted name, walked into nested objects (`file` → `content`).
+    nested: Option<String>,
+}
+
+const KEY_BUCKETS: usize = 64;
+
+impl FieldIndex {
+    fn new(targets: &[String]) -> Self {
+        let mut index = FieldIndex { buckets: (0..KEY_BUCKETS).map(|_| Vec::new()).collect(), targets: targets.len() };
+        for (target, name) in targets.iter().enumerate() {
+            if name == "raw" {
+                continue;
+            }
+            index.add(FieldKey { key: name.clone(), target, nested: None });
+            if let Some((top, rest)) = name.split_once('.') {
+                index.add(FieldKey { key: top.to_owned(), target, nested: Some(rest.to_owned()) });
+            }
+        }
+        index
+    }
+
+    fn add(&mut self, key: FieldKey) {
+        if let Some(bucket) = self.buckets.get_mut(key.key.len().min(KEY_BUCKETS - 1)) {
+            bucket.push(key);
+        }
+    }
+
+    /// The value of each field target in `event.fields` (`None` when absent), indexed by
+    /// target. A flat key wins over a nested path, as in `Event::field`.
+    fn lookup<'e>(&self, event: &'e Event, found: &mut Vec<Option<&'e Value>>) {
+        found.clear();
+        found.resize(self.targets, None);
+        if self.buckets.iter().all(Vec::is_empty) {
+            return;
+        }
+        for (key, value) in &event.fields {
+            let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else { continue };
+            // The first byte settles nearly every mismatch without a `memcmp` call.
+            let first = key.as_bytes().first();
+            for entry in bucket.iter().filter(|entry| entry.key.as_bytes().first() == first && entry.key == *key) {
+                let resolved = match &entry.nested {
+                    None => Some(value),
+                    Some(rest) => walk(value, rest),
+                };
+                if let (Some(slot), Some(resolved)) = (found.get_mut(entry.target), resolved) {
+                    if slot.is_none() || entry.nested.is_none() {
+                        *slot = Some(resolved);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn walk<'e>(value: &'e Value, path: &str) -> Option<&'e Value> {
+    path.split('.').try_fold(value, |current, part| current.as_object()?.get(part))
+}
+
+/// One piece of bytes to scan and where it came from.
+struct Piece<'e> {
+    /// Index of the target in the scanner's target list.
+    target: usize,
+    bytes: Cow<'e, [u8]>,
+    decoding: Option<Decoding>,
+}
+
+/// One worker's YARA scanner. Create it from the shared rule set in the worker's thread and
+/// keep it for the worker's life (creating a yara-x scanner costs far more than a scan):
+///
+/// ```ignore
+/// let rules: Arc<YaraRuleSet> = shared.clone();
+/// std::thread::spawn(move || {
+///     let mut scanner = YaraScanner::new(&rules, &config);
+///     for event in events { alerts.extend(scanner.scan_event(&event)); }
+/// });
+/// ```
+pub struct YaraScanner<'r> {
+    rules: &'r YaraRuleSet,
+    /// Scans single targets with the prefiltered rules.
+    scanner: yara_x::Scanner<'r>,
+    /// Scans batches with the prefiltered rules (its own match limit).
+    batch_scanner: yara_x::Scanner<'r>,
+    /// Scans single targets with the rules that must see each target alone.
+    per_target: Option<yara_x::Scanner<'r>>,
+    prefiltered_rules: bool,
+    targets: Vec<TargetSpec>,
+    fields: FieldIndex,
+    max_scan_bytes: usize,
+    decode_base64: bool,
+    prefilter: bool,
+    stats: YaraStats,
+    /// Reused prefilter buffer and the start offset of each target in it.
+    batch: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl std::fmt::Debug for YaraScanner<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("YaraScanner")
+            .field("targets", &self.targets)
+            .field("max_scan_bytes", &self.max_scan_bytes)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl<'r> YaraScanner<'r> {
+    /// A scanner over `rules` with the targets and limits of `config`.
+    pub fn new(rules: &'r YaraRuleSet, config: &YaraConfig) -> Self {
+        let timeout = (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs));
+        let single = |compiled: &'r yara_x::Rules| {
+            let mut scanner = yara_x::Scanner::new(compiled);
+            if let Some(timeout) = timeout {
+                scanner.set_timeout(timeout);
+            }
+            // Alerts report at most a few offsets; a pattern matching a megabyte of repeated
+            // text must not grow the match list without bound.
+            scanner.max_matches_per_pattern(1000);
+            scanner
+        };
+        let mut batch_scanner = yara_x::Scanner::new(&rules.rules);
+        if let Some(timeout) = timeout {
+            batch_scanner.set_timeout(timeout);
+        }
+        batch_scanner.max_matches_per_pattern(PREFILTER_MAX_MATCHES);
+        YaraScanner {
+            rules,
+            scanner: single(&rules.rules),
+            batch_scanner,
+            per_target: rules.per_target.as_ref().map(single),
+            prefiltered_rules: rules.len() > rules.per_target_rules(),
+            targets: config.targets.iter().map(|name| TargetSpec::new(name)).collect(),
+            fields: FieldIndex::new(&config.targets),
+            max_scan_bytes: config.max_scan_bytes.max(1),
+            decode_base64: config.decode_base64,
+            prefilter: config.prefilter,
+            stats: YaraStats::default(),
+            batch: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// What this scanner has done so far.
+    pub fn stats(&self) -> YaraStats {
+        self.stats
+    }
+
+    /// Scans the configured targets of one event: one alert per matching rule (the first
+    /// target that matched is in `details.target`, others in `details.other_targets`).
+    pub fn scan_event(&mut self, event: &Event) -> Vec<Alert> {
+        self.scan_events(std::slice::from_ref(event))
+    }
+
+    /// Scans several events, with the same alerts as [`YaraScanner::scan_event`] on each in
+    /// turn, but with the prefilter working over the whole batch: far fewer yara-x scans when,
+    /// as usual, few events match. Alerts come in event order.
+    pub fn scan_events(&mut self, events: &[Event]) -> Vec<Alert> {
+        let mut pieces: Vec<(usize, Piece<'_>)> = Vec::with_capacity(events.len() * 2);
+        let mut scratch = Scratch::default();
+        for (index, event) in events.iter().enumerate() {
+            self.stats.events += 1;
+            self.collect_pieces(index, event, &mut scratch, &mut pieces);
+        }
+        for (_, piece) in &pieces {
+            self.count_piece(piece);
+        }
+        let candidates = self.candidates(&pieces);
+        let mut alerts = Vec::new();
+        let mut current_event = usize::MAX;
+        let mut first_alert = 0;
+        for ((index, piece), candidate) in pieces.iter().zip(candidates) {
+            let Some(event) = events.get(*index) else { continue };
+            if *index != current_event {
+                current_event = *index;
+                first_alert = alerts.len();
+            }
+            if candidate {
+                self.scan_piece(piece, event, Which::Prefiltered, &mut alerts, first_alert);
+            }
+            if self.per_target.is_some() {
+                self.scan_piece(piece, event, Which::PerTarget, &mut alerts, first_alert);
+            }
+        }
+        self.stats.alerts += alerts.len() as u64;
+        alerts
+    }
+
+    fn count_piece(&mut self, piece: &Piece<'_>) {
+        self.stats.targets_scanned += 1;
+        self.stats.bytes_scanned += piece.bytes.len().min(self.max_scan_bytes) as u64;
+        if piece.bytes.len() > self.max_scan_bytes {
+            self.stats.truncated += 1;
+        }
+        if piece.decoding.is_some() {
+            self.stats.decoded_scanned += 1;
+        }
+    }
+
+    /// Which pieces the prefiltered rules must scan alone: those overlapped by a pattern match
+    /// in the batch scan; all of them when the prefilter is off, would not save a scan, or
+    /// fails.
+    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<bool> {
+        if !self.prefiltered_rules {
+            return vec![false; pieces.len()];
+        }
+        if !self.prefilter || pieces.len() < 2 {
+            return vec![true; pieces.len()];
+        }
+        let mut candidates = vec![false; pieces.len()];
+        let mut start = 0;
+        while start < pieces.len() {
+            // Fill one batch; a piece larger than the batch size makes a batch alone.
+            let mut end = start;
+            let mut size = 0;
+            while let Some((_, piece)) = pieces.get(end) {
+                let length = piece.bytes.len().min(self.max_scan_bytes) + 1;
+                if end > start && size + length > BATCH_BYTES {
+                    break;
+                }
+                size += length;
+                end += 1;
+            }
+            let batch = pieces.get(start..end).unwrap_or_default();
+            let marks = candidates.get_mut(start..end).unwrap_or_default();
+            if batch.len() == 1 {
+                marks.fill(true);
+            } else {
+                self.prefilter_batch(batch, marks);
+            }
+            start = end;
+        }
+        candidates
+    }
+
+    /// One prefilter scan over `batch` concatenated, marking the pieces a match touches.
+    fn prefilter_batch(&mut self, batch: &[(usize, Piece<'_>)], marks: &mut [bool]) {
+        self.batch.clear();
+        self.starts.clear();
+        for (_, piece) in batch {
+            self.starts.push(self.batch.len());
+            let limit = piece.bytes.len().min(self.max_scan_bytes);
+            self.batch.extend_from_slice(piece.bytes.get(..limit).unwrap_or_default());
+            self.batch.push(SEPARATOR);
+        }
+        self.stats.batch_scans += 1;
+        let complete = match self.batch_scanner.scan(&self.batch) {
+            Ok(results) => mark_matched_pieces(&results, &self.starts, marks),
+            Err(_) => false,
+        };
+        if !complete {
+            self.stats.batch_fallbacks += 1;
+            marks.fill(true);
+        }
+    }
+
+    /// Appends the targets of `event` (number `index` in the batch) and the payloads decoded
+    /// from them to `out`, in scan order.
+    fn collect_pieces<'e>(&mut self, index: usize, event: &'e Event, scratch: &mut Scratch<'e>, out: &mut Vec<(usize, Piece<'e>)>) {
+        scratch.texts.clear();
+        self.fields.lookup(event, &mut scratch.found);
+        let mut raw_text: Option<Cow<'e, [u8]>> = None;
+        for target in 0..self.targets.len() {
+            let Some(spec) = self.targets.get(target) else { continue };
+            if spec.raw {
+                let raw = event.raw_bytes();
+                if !raw.is_empty() {
+                    raw_text = Some(raw);
+                }
+                continue;
+            }
+            let (url, base64_attachment, command_line) = (spec.url, spec.base64_attachment, spec.command_line);
+            for value in field_strings(event, spec, scratch.found.get(target).copied().flatten()) {
+                if value.is_empty() {
+                    continue;
+                }
+                if base64_attachment {
+                    self.push_attachment(index, target, value, out);
+                    continue;
+                }
+                if url {
+                    if let Some(decoded) = decode::percent_decode(value.as_bytes()) {
+                        out.push((index, Piece { target, bytes: Cow::Owned(decoded), decoding: Some(Decoding::Percent) }));
+                    }
+                }
+                scratch.texts.push(Text { target, bytes: value.as_bytes(), command_line, inside_raw: false });
+            }
+        }
+        // A field whose exact text the raw record (or an earlier field) holds is not scanned
+        // again: that scan sees the same bytes. (`process.command_line` is usually the
+        // device's `CommandLine`.) Deciding "not inside" wrongly only costs a second scan.
+        let json_raw = raw_text.as_deref().is_some_and(|raw| raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'));
+        for current in 0..scratch.texts.len() {
+            let Some(text) = scratch.texts.get(current) else { continue };
+            let repeated = scratch.texts.get(..current).unwrap_or_default().iter().any(|earlier| earlier.bytes == text.bytes);
+            let inside = repeated
+                || raw_text.as_deref().is_some_and(|raw| {
+                    // JSON escapes quotes and backslashes inside strings, so a text holding
+                    // one is never verbatim in a JSON record.
+                    if json_raw && memchr::memchr2(b'"', b'\\', text.bytes).is_some() {
+                        return false;
+                    }
+                    decode::contains(raw.get(..raw.len().min(self.max_scan_bytes)).unwrap_or(raw), text.bytes)
+                });
+            if let Some(text) = scratch.texts.get_mut(current) {
+                text.inside_raw = inside;
+            }
+        }
+        let raw_target = self.targets.iter().position(|spec| spec.raw).unwrap_or_default();
+        if let Some(raw) = &raw_text {
+            out.push((index, Piece { target: raw_target, bytes: raw.clone(), decoding: None }));
+        }
+        for text in &scratch.texts {
+            if text.inside_raw {
+                self.stats.skipped_inside_raw += 1;
+            } else {
+                out.push((index, Piece { target: text.target, bytes: Cow::Borrowed(text.bytes), decoding: None }));
+            }
+        }
+        if self.decode_base64 {
+            self.decode_event_payloads(index, raw_text.as_deref(), raw_target, &scratch.texts, out);
+        }
+    }
+
+    /// Base64 payloads of one event, decoded. Runs are looked for in the raw record and in the
+    /// fields that are not inside it (the others' runs are in the raw record too); a run found
+    /// in the raw record is reported under the first field holding it. PowerShell's
+    /// `-EncodedCommand` flag is looked for in command-line fields, which also finds encoded
+    /// commands shorter than a base64 run.
+    fn decode_event_payloads<'e>(&mut self, index: usize, raw: Option<&[u8]>, raw_target: usize, texts: &[Text<'e>], out: &mut Vec<(usize, Piece<'e>)>) {
+        let mut seen: Vec<u64> = Vec::new();
+        for text in texts.iter().filter(|text| text.command_line) {
+            let runs = decode::powershell_encoded_arguments(self.limited(text.bytes));
+            self.decode_runs(index, text.target, text.bytes, runs, &mut seen, out, &[]);
+        }
+        for text in texts.iter().filter(|text| !text.inside_raw) {
+            let runs = decode::base64_runs(self.limited(text.bytes), decode::MIN_BASE64_RUN);
+            self.decode_runs(index, text.target, text.bytes, runs, &mut seen, out, &[]);
+        }
+        if let Some(raw) = raw {
+            let runs = decode::base64_runs(self.limited(raw), decode::MIN_BASE64_RUN);
+            self.decode_runs(index, raw_target, raw, runs, &mut seen, out, texts);
+        }
+    }
+
+    fn limited<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
+        bytes.get(..bytes.len().min(self.max_scan_bytes)).unwrap_or(bytes)
+    }
+
+    /// A base64 attachment (`file_content_base64`): scanned as its decoded bytes.
+    fn push_attachment<'e>(&mut self, index: usize, target: usize, value: &'e str, out: &mut Vec<(usize, Piece<'e>)>) {
+        let compact: Vec<u8> = value.bytes().filter(|byte| !byte.is_ascii_whitespace()).take(self.max_base64_chars()).collect();
+        let piece = match decode::decode_base64(&compact) {
+            Some(bytes) => Piece { target, bytes: Cow::Owned(bytes), decoding: Some(Decoding::Base64) },
+            // Not base64 after all: scan the text as it is.
+            None => Piece { target, bytes: Cow::Borrowed(value.as_bytes()), decoding: None },
+        };
+        out.push((index, piece));
+    }
+
+    fn max_base64_chars(&self) -> usize {
+        // Enough characters to decode to the scan limit, rounded to whole base64 groups.
+        (self.max_scan_bytes / 3 + 1).saturating_mul(4)
+    }
+
+    /// Decodes the `runs` of `text` (already cut at the scan limit), skipping runs seen
+    /// before in the event. A run is reported under the first of `holders` whose text holds
+    /// it, else under `target`.
+    #[allow(clippy::too_many_arguments)]
+    fn decode_runs<'e>(
+        &mut self,
+        index: usize,
+        target: usize,
+        text: &[u8],
+        runs: Vec<std::ops::Range<usize>>,
+        seen: &mut Vec<u64>,
+        out: &mut Vec<(usize, Piece<'e>)>,
+        holders: &[Text<'e>],
+    ) {
+        for run in runs {
+            let Some(run_bytes) = text.get(run.start..run.end.min(run.start.saturating_add(self.max_base64_chars()))) else {
+                continue;
+            };
+            let hash = xxhash_rust::xxh3::xxh3_64(run_bytes);
+            if seen.contains(&hash) {
+                continue;
+            }
+            if seen.len() >= MAX_DECODED_PER_EVENT {
+                self.stats.skipped_decoded += 1;
+                continue;
+            }
+            seen.push(hash);
+            let Some((bytes, decoding)) = decode::decode_payload(run_bytes) else { continue };
+            let holder = holders.iter().find(|holder| decode::contains(holder.bytes, run_bytes)).map_or(target, |holder| holder.target);
+            out.push((index, Piece { target: holder, bytes: Cow::Owned(bytes), decoding: Some(decoding) }));
+        }
+    }
+
+    /// Scans one piece alone with one of the rule sets and adds or extends the alerts of the
+    /// rules that matched; `alerts[first_alert..]` are the event's alerts so far.
+    fn scan_piece(&mut self, piece: &Piece<'_>, event: &Event, which: Which, alerts: &mut Vec<Alert>, first_alert: usize) {
+        let truncated = piece.bytes.len() > self.max_scan_bytes;
+        let data = piece.bytes.get(..self.max_scan_bytes).unwrap_or(&piece.bytes);
+        let scanner = match which {
+            Which::Prefiltered => &mut self.scanner,
+            Which::PerTarget => match self.per_target.as_mut() {
+                Some(scanner) => scanner,
+                None => return,
+            },
+        };
+        self.stats.single_scans += 1;
+        let results = match scanner.scan(data) {
+            Ok(results) => results,
+            Err(yara_x::ScanError::Timeout) => {
+                self.stats.timeouts += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.errors += 1;
+                return;
+            }
+        };
+        let target = self.targets.get(piece.target).map_or("", |spec| spec.name.as_str());
+        for rule in results.matching_rules() {
+            let Some(info) = self.rules.rule_info(rule.namespace(), rule.identifier()) else { continue };
+            let event_alerts = alerts.get_mut(first_alert..).unwrap_or_default();
+            if let Some(existing) = event_alerts
+                .iter_mut()
+                .find(|alert| alert.details.get("yara_rule").and_then(Value::as_str) == Some(info.qualified_name.as_str()))
+            {
+                add_other_target(existing, target);
+                continue;
+            }
+            let mut alert = Alert::for_event(AlertKind::Yara, &info.rule_id, &info.title, info.level, info.tags.clone(), event);
+            let strings = matched_strings(&rule);
+            let details = &mut alert.details;
+            details.insert("yara_rule".into(), Value::from(info.qualified_name.as_str()));
+            details.insert("rule_file".into(), Value::from(info.file.display().to_string()));
+            details.insert("target".into(), Value::from(target));
+            details.insert("decoded".into(), Value::from(piece.decoding.is_some()));
+            if let Some(decoding) = piece.decoding {
+                details.insert("decoding".into(), Value::from(decoding.as_str()));
+            }
+            details.insert("truncated".into(), Value::from(truncated));
+            details.insert("strings".into(), Value::Array(strings));
+            alerts.push(alert);
+        }
+    }
+}
+
+/// Which rule set a single-target scan uses.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Prefiltered,
+    PerTarget,
+}
+
+/// Marks every piece that a match of any pattern (of any rule, matching or not, private
+/// included) overlaps. False when the results cannot be trusted to be complete: a pattern
+/// reached the match limit, so matches in later pieces may be missing.
+fn mark_matched_pieces(results: &yara_x::ScanResults<'_, '_>, starts: &[usize], marks: &mut [bool]) -> bool {
+    let rules = results
+        .matching_rules()
+        .include_private(true)
+        .chain(results.non_matching_rules().include_private(true));
+    for rule in rules {
+        for pattern in rule.patterns().include_private(true) {
+            let matches = pattern.matches();
+            if matches.len() >= PREFILTER_MAX_MATCHES {
+                return false;
+            }
+            for found in matches {
+                let range = found.range();
+                // The piece holding the first byte, through the piece holding the last one.
+                let first = starts.partition_point(|&start| start <= range.start).saturating_sub(1);
+                let last = starts.partition_point(|&start| start < range.end.max(range.start + 1)).saturating_sub(1);
+                if let Some(span) = marks.get_mut(first..=last.max(first)) {
+                    span.fill(true);
+                }
+            }
+        }
+    }
+    true
+}
+
+fn add_other_target(alert: &mut Alert, target: &str) {
+    if alert.details.get("target").and_then(Value::as_str) == Some(target) {
+        return;
+    }
+    let entry = alert.details.entry("other_targets").or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = entry {
+        if !list.iter().any(|value| value.as_str() == Some(target)) {
+            list.push(Value::from(target));
+        }
+    }
+}
+
+/// Identifiers and offsets of the matched strings, at most [`MAX_REPORTED_STRINGS`]; never the
+/// matched data (it may hold credentials or personal data).
+fn matched_strings(rule: &yara_x::Rule<'_, '_>) -> Vec<Value> {
+    let mut strings = Vec::new();
+    for pattern in rule.patterns() {
+        for found in pattern.matches() {
+            if strings.len() >= MAX_REPORTED_STRINGS {
+                return strings;
+            }
+            let range = found.range();
+            strings.push(json!({"id": pattern.identifier(), "offset": range.start, "length": range.len()}));
+        }
+    }
+    strings
+}
+
+/// The core fields a target can name, resolved once when the scanner is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoreField {
+    Message,
+    CommandLine,
+    Executable,
+    ProcessName,
+    Url,
+    UserAgent,
+    UserName,
+    HostName,
+}
+
+impl CoreField {
+    fn by_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "message" => CoreField::Message,
+            "process.command_line" => CoreField::CommandLine,
+            "process.executable" => CoreField::Executable,
+            "process.name" => CoreField::ProcessName,
+            "url.original" => CoreField::Url,
+            "user_agent.original" => CoreField::UserAgent,
+            "user.name" => CoreField::UserName,
+            "host.name" => CoreField::HostName,
+            _ => return None,
+        })
+    }
+
+    fn of(self, event: &Event) -> Option<&str> {
+        let core = &event.core;
+        match self {
+            CoreField::Message => core.message.as_deref(),
+            CoreField::CommandLine => core.process_command_line.as_deref(),
+            CoreField::Executable => core.process_executable.as_deref(),
+            CoreField::ProcessName => core.process_name.as_deref(),
+            CoreField::Url => core.url_original.as_deref(),
+            CoreField::UserAgent => core.user_agent_original.as_deref(),
+            CoreField::UserName => core.user_name.as_deref(),
+            CoreField::HostName => core.host_name.as_deref(),
+        }
+    }
+}
+
+/// The string values of a field target: the core field by its ECS name when set, else the
+/// value found in `fields` (by the device's name or a dotted walk). Lists give each string.
+fn field_strings<'e>(event: &'e Event, spec: &TargetSpec, found: Option<&'e Value>) -> FieldStrings<'e> {
+    if let Some(value) = spec.core.and_then(|core| core.of(event)) {
+        return FieldStrings::One(Some(value));
+    }
+    match found {
+        Some(Value::String(text)) => FieldStrings::One(Some(text)),
+        Some(Value::Array(items)) => FieldStrings::Many(items.iter()),
+        _ => FieldStrings::One(None),
+    }
+}
+
+/// The strings of one field without collecting them.
+enum FieldStrings<'e> {
+    One(Option<&'e str>),
+    Many(std::slice::Iter<'e, Value>),
+}
+
+impl<'e> Iterator for FieldStrings<'e> {
+    type Item = &'e str;
+
+    fn next(&mut self) -> Option<&'e str> {
+        match self {
+            FieldStrings::One(value) => value.take(),
+            FieldStrings::Many(items) => items.by_ref().find_map(Value::as_str),
+        }
+    }
+}
