@@ -28,6 +28,13 @@ cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 echo "== unit, golden, property, integration tests and benches in test mode"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 
+echo "== SigmaHQ pack tests"
+if [ -n "${CITYSOC_SIGMA_PACK:-}" ] && [ -d "${CITYSOC_SIGMA_PACK}" ]; then
+    cargo test -p citysoc-detect --locked --test sigmahq_pack --test otrf_attacks -- --ignored 2>&1 | tee -a "$log"
+else
+    echo "NOT RUN: the SigmaHQ pack tests (sigmahq_pack, otrf_attacks) need CITYSOC_SIGMA_PACK=<path of a SigmaHQ snapshot>"
+fi
+
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "tests: ${passed} passed, ${failed} failed"

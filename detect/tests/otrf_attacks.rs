@@ -1,7 +1,7 @@
 //! The OTRF Security-Datasets recordings in `tests/data/` are labelled with the ATT&CK
 //! technique they simulate. With the SigmaHQ pack available (`CITYSOC_SIGMA_PACK`), each
-//! labelled attack must raise the SigmaHQ rules that describe it; without the pack the test
-//! says plainly that it did not run.
+//! labelled attack must raise the SigmaHQ rules that describe it. `#[ignore]`d by default; the
+//! test command runs it with `--ignored` when the pack is there and prints `NOT RUN` otherwise.
 
 use std::path::PathBuf;
 
@@ -27,11 +27,13 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
 ];
 
 #[test]
+#[ignore = "needs the SigmaHQ pack: scripts/test.sh runs it with --ignored when CITYSOC_SIGMA_PACK is set"]
 fn labelled_attacks_raise_the_sigmahq_rules_that_describe_them() {
-    let Some(pack) = std::env::var_os("CITYSOC_SIGMA_PACK").map(PathBuf::from).filter(|path| path.is_dir()) else {
-        println!("NOT RUN: set CITYSOC_SIGMA_PACK to a SigmaHQ snapshot to hunt the OTRF recordings with it");
-        return;
-    };
+    // Ignored by default (see sigmahq_pack.rs); run on purpose, it must have the pack.
+    let pack = std::env::var_os("CITYSOC_SIGMA_PACK")
+        .map(PathBuf::from)
+        .filter(|path| path.is_dir())
+        .unwrap_or_else(|| panic!("CITYSOC_SIGMA_PACK must name a SigmaHQ snapshot to run this test"));
     let (mut engine, report) = SigmaEngine::load(&[pack.join("rules")], SigmaOptions::default()).unwrap_or_else(|error| panic!("{error}"));
     assert!(report.problems.is_empty());
     for (file, technique, rules) in EXPECTED {

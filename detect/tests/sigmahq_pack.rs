@@ -1,6 +1,6 @@
-//! The public SigmaHQ rule pack, read from the path in `CITYSOC_SIGMA_PACK` (the test command
-//! sets it when the snapshot is there). Without it these tests say plainly that they did not
-//! run; they never pass silently.
+//! The public SigmaHQ rule pack, read from the path in `CITYSOC_SIGMA_PACK`. These tests are
+//! `#[ignore]`d, so a plain `cargo test` lists them as ignored, never as passed; the test
+//! command runs them with `--ignored` when the variable is set and prints `NOT RUN` otherwise.
 
 use std::path::PathBuf;
 
@@ -26,11 +26,10 @@ fn production_folders(pack: &std::path::Path) -> Vec<PathBuf> {
 }
 
 #[test]
+#[ignore = "needs the SigmaHQ pack: scripts/test.sh runs it with --ignored when CITYSOC_SIGMA_PACK is set"]
 fn every_production_rule_of_the_sigmahq_pack_loads() {
-    let Some(pack) = pack() else {
-        println!("NOT RUN: set CITYSOC_SIGMA_PACK to a SigmaHQ snapshot to load the public rule pack");
-        return;
-    };
+    // Ignored by default; run on purpose, it must have the pack rather than pass without it.
+    let pack = pack().unwrap_or_else(|| panic!("CITYSOC_SIGMA_PACK must name a SigmaHQ snapshot to run this test"));
     let folders = production_folders(&pack);
     let files = citysoc_detect::sigma::rule_files(&folders).unwrap_or_default();
     let (engine, report) = SigmaEngine::load(&folders, SigmaOptions::default()).unwrap_or_else(|error| panic!("{error}"));
