@@ -142,7 +142,9 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
                 }
                 let mut raised = detector.process(&event);
                 if let Some(scanner) = &mut yara_scanner {
-                    raised.extend(scanner.scan_event(&event));
+                    let mut yara_alerts = scanner.scan_event(&event);
+                    detector.apply_exceptions(&mut yara_alerts, &event);
+                    raised.extend(yara_alerts);
                 }
                 if (detector.last_event_matched() || !raised.is_empty()) && kept.len() < MAX_KEPT_EVENTS {
                     kept.insert(event.id.clone(), event);

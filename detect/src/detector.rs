@@ -98,11 +98,17 @@ impl Detector {
         if let Some(intel) = &mut self.intel {
             alerts.extend(intel.match_event(event));
         }
+        self.apply_exceptions(&mut alerts, event);
+        alerts
+    }
+
+    /// Applies the exceptions to alerts another detector (a YARA scanner beside this one)
+    /// raised for `event`, counting what they silence like the Detector's own.
+    pub fn apply_exceptions(&mut self, alerts: &mut Vec<Alert>, event: &Event) {
         let before = alerts.len();
         alerts.retain(|alert| self.exceptions.silencing(alert, event).is_none());
         self.stats.silenced += (before - alerts.len()) as u64;
         self.stats.alerts += alerts.len() as u64;
-        alerts
     }
 
     /// True when the last event matched any detection rule (see
