@@ -92,7 +92,8 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         exceptions_dir: Some(args.exceptions.clone()),
         intel_paths: args.intel.clone(),
     };
-    let (mut detector, report) = Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
+    let (mut detector, report) =
+        Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
     eprintln!(
         "citysoc hunt: {} detection rules and {} correlations loaded, {} failed to load",
         report.rules,
@@ -100,22 +101,38 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         report.problems.len()
     );
     for problem in report.problems.iter().take(20) {
-        eprintln!("  {} [{}]: {}", problem.path.display(), problem.rule_id.as_deref().unwrap_or("-"), problem.reason);
+        eprintln!(
+            "  {} [{}]: {}",
+            problem.path.display(),
+            problem.rule_id.as_deref().unwrap_or("-"),
+            problem.reason
+        );
     }
 
     let yara_rules = if args.yara.is_empty() {
         None
     } else {
-        let (rules, problems) = YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
-        eprintln!("citysoc hunt: YARA rules loaded, {} problem(s)", problems.len());
+        let (rules, problems) =
+            YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
+        eprintln!(
+            "citysoc hunt: YARA rules loaded, {} problem(s)",
+            problems.len()
+        );
         for problem in &problems {
             eprintln!("  {}: {}", problem.path.display(), problem.message);
         }
         Some(rules)
     };
-    let mut yara_scanner = yara_rules.as_ref().map(|rules| YaraScanner::new(rules, &YaraConfig::default()));
+    let mut yara_scanner = yara_rules
+        .as_ref()
+        .map(|rules| YaraScanner::new(rules, &YaraConfig::default()));
 
-    let total_bytes: u64 = args.inputs.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|metadata| metadata.len()).sum();
+    let total_bytes: u64 = args
+        .inputs
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|metadata| metadata.len())
+        .sum();
     let progress = if std::io::stderr().is_terminal() && total_bytes > 0 {
         let bar = ProgressBar::new(total_bytes);
         bar.set_style(
@@ -127,7 +144,12 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         ProgressBar::hidden()
     };
 
-    let options = InputOptions { format: input_format, timezone, agency: args.agency.clone(), max_record: DEFAULT_MAX_FRAME };
+    let options = InputOptions {
+        format: input_format,
+        timezone,
+        agency: args.agency.clone(),
+        max_record: DEFAULT_MAX_FRAME,
+    };
     let started = Instant::now();
     let mut alerts: Vec<Alert> = Vec::new();
     let mut kept: HashMap<String, Event> = HashMap::new();
@@ -146,7 +168,9 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
                     detector.apply_exceptions(&mut yara_alerts, &event);
                     raised.extend(yara_alerts);
                 }
-                if (detector.last_event_matched() || !raised.is_empty()) && kept.len() < MAX_KEPT_EVENTS {
+                if (detector.last_event_matched() || !raised.is_empty())
+                    && kept.len() < MAX_KEPT_EVENTS
+                {
                     kept.insert(event.id.clone(), event);
                 }
                 alerts.extend(raised);
@@ -165,13 +189,22 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
 
-    let alerts = if args.suppress_seconds > 0 { fold_batch(alerts, chrono::Duration::seconds(args.suppress_seconds)) } else { alerts };
+    let alerts = if args.suppress_seconds > 0 {
+        fold_batch(alerts, chrono::Duration::seconds(args.suppress_seconds))
+    } else {
+        alerts
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
         HuntOutput::Json => {
             for alert in &alerts {
-                let events = alert.event_ids.iter().filter_map(|id| kept.get(id)).take(MAX_EVENTS_PER_ALERT).collect();
+                let events = alert
+                    .event_ids
+                    .iter()
+                    .filter_map(|id| kept.get(id))
+                    .take(MAX_EVENTS_PER_ALERT)
+                    .collect();
                 serde_json::to_writer(&mut out, &AlertWithEvents { alert, events })?;
                 out.write_all(b"\n")?;
             }
@@ -196,16 +229,35 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
 
 fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
     // (level, title, rule id) → (alerts, hits)
-    let mut rows: BTreeMap<(std::cmp::Reverse<citysoc_detect::Level>, String, String), (u64, u64)> = BTreeMap::new();
+    let mut rows: BTreeMap<(std::cmp::Reverse<citysoc_detect::Level>, String, String), (u64, u64)> =
+        BTreeMap::new();
     for alert in alerts {
-        let row = rows.entry((std::cmp::Reverse(alert.level), alert.title.clone(), alert.rule_id.clone())).or_default();
+        let row = rows
+            .entry((
+                std::cmp::Reverse(alert.level),
+                alert.title.clone(),
+                alert.rule_id.clone(),
+            ))
+            .or_default();
         row.0 += 1;
         row.1 += alert.count;
     }
-    writeln!(out, "{:<13} {:>7} {:>7}  {:<60} id", "level", "alerts", "hits", "rule")?;
+    writeln!(
+        out,
+        "{:<13} {:>7} {:>7}  {:<60} id",
+        "level", "alerts", "hits", "rule"
+    )?;
     for ((level, title, rule_id), (count, hits)) in &rows {
         let title: String = title.chars().take(60).collect();
-        writeln!(out, "{:<13} {:>7} {:>7}  {:<60} {}", level.0.as_str(), count, hits, title, rule_id)?;
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7}  {:<60} {}",
+            level.0.as_str(),
+            count,
+            hits,
+            title,
+            rule_id
+        )?;
     }
     if rows.is_empty() {
         writeln!(out, "(no alerts)")?;

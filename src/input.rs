@@ -46,7 +46,11 @@ pub fn read_input(
     context.timezone = options.timezone;
     context.agency = options.agency.clone();
     if !stdin {
-        context.source = EventSource { transport: "file".into(), address: Some(path.display().to_string()), sequence: None };
+        context.source = EventSource {
+            transport: "file".into(),
+            address: Some(path.display().to_string()),
+            sequence: None,
+        };
     }
     if stdin {
         read_stream(io::stdin().lock(), options, context, sink)
@@ -91,7 +95,9 @@ fn read_stream<R: BufRead>(
         while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
             match frame.kind {
                 FrameKind::Complete => decoder.decode(frame.bytes, &mut events),
-                FrameKind::Fragment | FrameKind::Final => decoder.decode_fragment(frame.bytes, frame.kind, &mut events),
+                FrameKind::Fragment | FrameKind::Final => {
+                    decoder.decode_fragment(frame.bytes, frame.kind, &mut events)
+                }
             }
             consumed += frame.consumed;
         }

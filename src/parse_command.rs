@@ -43,25 +43,51 @@ pub struct ParseArgs {
 pub fn run(args: ParseArgs) -> anyhow::Result<()> {
     let input_format: InputFormat = args.format.parse()?;
     let timezone = ParseContext::parse_timezone(&args.timezone)?;
-    let inputs = if args.inputs.is_empty() { vec![PathBuf::from("-")] } else { args.inputs.clone() };
+    let inputs = if args.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.inputs.clone()
+    };
     let stdout = io::stdout();
-    let mut output = EventWriter { out: BufWriter::new(stdout.lock()), pretty: args.pretty, per_format: BTreeMap::new() };
+    let mut output = EventWriter {
+        out: BufWriter::new(stdout.lock()),
+        pretty: args.pretty,
+        per_format: BTreeMap::new(),
+    };
 
-    let options = InputOptions { format: input_format, timezone, agency: args.agency.clone(), max_record: args.max_record };
+    let options = InputOptions {
+        format: input_format,
+        timezone,
+        agency: args.agency.clone(),
+        max_record: args.max_record,
+    };
     // An unreadable input does not stop the others: every readable file is parsed, and each
     // failure is reported by name at the end with a non-zero exit code.
     let mut failures = Vec::new();
     for input in &inputs {
-        let result = read_input(input, &options, &mut |events| output.write_all(events).map_err(anyhow::Error::from));
+        let result = read_input(input, &options, &mut |events| {
+            output.write_all(events).map_err(anyhow::Error::from)
+        });
         if let Err(error) = result {
             failures.push(format!("cannot read {}: {error:#}", input.display()));
         }
     }
-    output.out.flush().context("cannot write to standard output")?;
+    output
+        .out
+        .flush()
+        .context("cannot write to standard output")?;
     if !args.quiet {
         let total: u64 = output.per_format.values().sum();
-        let breakdown: Vec<String> = output.per_format.iter().map(|(format, count)| format!("{format} {count}")).collect();
-        eprintln!("citysoc parse: {total} events from {} input(s): {}", inputs.len(), breakdown.join(", "));
+        let breakdown: Vec<String> = output
+            .per_format
+            .iter()
+            .map(|(format, count)| format!("{format} {count}"))
+            .collect();
+        eprintln!(
+            "citysoc parse: {total} events from {} input(s): {}",
+            inputs.len(),
+            breakdown.join(", ")
+        );
     }
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));

@@ -6,9 +6,11 @@ use anyhow::{bail, Context};
 use std::sync::Arc;
 
 use citysoc_detect::intel::LoadOptions;
-use citysoc_detect::samples::{read_sample_file, run_case, sample_files, CaseDetector, CaseOutcome};
-use citysoc_detect::{IntelMatcher, IntelStore};
+use citysoc_detect::samples::{
+    read_sample_file, run_case, sample_files, CaseDetector, CaseOutcome,
+};
 use citysoc_detect::sigma::mapping::FieldMappings;
+use citysoc_detect::{IntelMatcher, IntelStore};
 use citysoc_detect::{SigmaEngine, SigmaOptions};
 use serde::Serialize;
 
@@ -75,7 +77,11 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         errors: report
             .problems
             .iter()
-            .map(|problem| CheckError { path: problem.path.display().to_string(), rule_id: problem.rule_id.as_deref(), reason: &problem.reason })
+            .map(|problem| CheckError {
+                path: problem.path.display().to_string(),
+                rule_id: problem.rule_id.as_deref(),
+                reason: &problem.reason,
+            })
             .collect(),
     };
     if args.json {
@@ -86,7 +92,12 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             report.files, report.rules, report.correlations, output.failed
         );
         for error in &output.errors {
-            println!("  {} [{}]: {}", error.path, error.rule_id.unwrap_or("-"), error.reason);
+            println!(
+                "  {} [{}]: {}",
+                error.path,
+                error.rule_id.unwrap_or("-"),
+                error.reason
+            );
         }
     }
     if output.failed > 0 {
@@ -96,7 +107,10 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
 }
 
 fn sigma_options(rules: &Path) -> anyhow::Result<SigmaOptions> {
-    let mut options = SigmaOptions { mappings: FieldMappings::load_dir(&rules.join("mappings"))?, ..SigmaOptions::default() };
+    let mut options = SigmaOptions {
+        mappings: FieldMappings::load_dir(&rules.join("mappings"))?,
+        ..SigmaOptions::default()
+    };
     let placeholders = rules.join("placeholders.yml");
     if placeholders.exists() {
         options.placeholders = citysoc_detect::detector::read_placeholders(&placeholders)?;
@@ -113,8 +127,14 @@ struct IntelCase {
 impl IntelCase {
     fn open(list: &Path) -> anyhow::Result<Self> {
         let store = IntelStore::open([list.to_owned()], LoadOptions::default())?;
-        let stem = list.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(IntelCase { matcher: IntelMatcher::new(Arc::new(store)), rule_id: format!("intel:{stem}") })
+        let stem = list
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(IntelCase {
+            matcher: IntelMatcher::new(Arc::new(store)),
+            rule_id: format!("intel:{stem}"),
+        })
     }
 }
 
@@ -130,7 +150,8 @@ impl CaseDetector for IntelCase {
 
 fn test(args: TestArgs) -> anyhow::Result<()> {
     let rules = &args.path;
-    let samples = sample_files(&rules.join("samples")).with_context(|| format!("cannot list samples in {}", rules.display()))?;
+    let samples = sample_files(&rules.join("samples"))
+        .with_context(|| format!("cannot list samples in {}", rules.display()))?;
     if samples.is_empty() {
         bail!("no sample files under {}", rules.join("samples").display());
     }
@@ -168,9 +189,14 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
         }
         for case in &file.cases {
             // A fresh engine per case: correlation windows must not leak between cases.
-            let (mut engine, report) = SigmaEngine::load(std::slice::from_ref(&rule_path), options.clone())?;
+            let (mut engine, report) =
+                SigmaEngine::load(std::slice::from_ref(&rule_path), options.clone())?;
             if let Some(problem) = report.problems.first() {
-                problems.push(format!("{}: rule did not load: {}", rule_path.display(), problem.reason));
+                problems.push(format!(
+                    "{}: rule did not load: {}",
+                    rule_path.display(),
+                    problem.reason
+                ));
                 break;
             }
             match run_case(sample, &file, case, &mut engine) {
@@ -194,16 +220,28 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
                 outcome.expect,
                 outcome.matching_alerts,
                 outcome.events,
-                if outcome.unknown_events > 0 { format!(", {} unknown", outcome.unknown_events) } else { String::new() }
+                if outcome.unknown_events > 0 {
+                    format!(", {} unknown", outcome.unknown_events)
+                } else {
+                    String::new()
+                }
             );
         }
     }
     for problem in &problems {
         eprintln!("problem: {problem}");
     }
-    eprintln!("rules test: {} passed, {} failed", outcomes.len() - failed.len(), failed.len() + problems.len());
+    eprintln!(
+        "rules test: {} passed, {} failed",
+        outcomes.len() - failed.len(),
+        failed.len() + problems.len()
+    );
     if !failed.is_empty() || !problems.is_empty() {
-        bail!("{} case(s) failed, {} problem(s)", failed.len(), problems.len());
+        bail!(
+            "{} case(s) failed, {} problem(s)",
+            failed.len(),
+            problems.len()
+        );
     }
     Ok(())
 }

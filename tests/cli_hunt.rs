@@ -9,17 +9,31 @@ fn repository(path: &str) -> String {
 }
 
 fn samples() -> Vec<String> {
-    ["quan1-fortigate.log", "portal-nginx-access.log", "linux-auth.log", "sysmon.ndjson", "audit.log", "firewall-cef.log"]
-        .iter()
-        .map(|name| repository(&format!("samples/{name}")))
-        .collect()
+    [
+        "quan1-fortigate.log",
+        "portal-nginx-access.log",
+        "linux-auth.log",
+        "sysmon.ndjson",
+        "audit.log",
+        "firewall-cef.log",
+    ]
+    .iter()
+    .map(|name| repository(&format!("samples/{name}")))
+    .collect()
 }
 
 fn hunt(extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_citysoc"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("hunt")
-        .args(["--rules", "rules/sigma", "--yara", "rules/yara", "--intel", "rules/intel"])
+        .args([
+            "--rules",
+            "rules/sigma",
+            "--yara",
+            "rules/yara",
+            "--intel",
+            "rules/intel",
+        ])
         .args(extra)
         .args(samples())
         .output()
@@ -29,23 +43,45 @@ fn hunt(extra: &[&str]) -> std::process::Output {
 #[test]
 fn json_alerts_carry_rule_title_level_and_their_events() {
     let output = hunt(&["--format", "json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let alerts: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
         .collect();
     assert!(alerts.len() >= 10, "{} alerts", alerts.len());
     for alert in &alerts {
-        assert!(alert["rule_id"].is_string() && alert["title"].is_string() && alert["level"].is_string(), "{alert}");
+        assert!(
+            alert["rule_id"].is_string()
+                && alert["title"].is_string()
+                && alert["level"].is_string(),
+            "{alert}"
+        );
         let events = alert["events"].as_array().map(Vec::len).unwrap_or(0);
         assert!(events >= 1, "no triggering event in {alert}");
         assert_eq!(alert["event_ids"][0], alert["events"][0]["id"]);
     }
-    let kinds: std::collections::BTreeSet<&str> = alerts.iter().filter_map(|alert| alert["kind"].as_str()).collect();
-    assert_eq!(kinds, ["intel", "sigma", "yara"].into_iter().collect(), "every detector raised something");
-    let mimikatz = alerts.iter().find(|alert| alert["rule_id"] == "46f39cf0-d697-4647-bb63-75cac0f378dc").unwrap_or_else(|| panic!("no mimikatz alert"));
+    let kinds: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .filter_map(|alert| alert["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["intel", "sigma", "yara"].into_iter().collect(),
+        "every detector raised something"
+    );
+    let mimikatz = alerts
+        .iter()
+        .find(|alert| alert["rule_id"] == "46f39cf0-d697-4647-bb63-75cac0f378dc")
+        .unwrap_or_else(|| panic!("no mimikatz alert"));
     assert_eq!(mimikatz["level"], "critical");
-    assert!(mimikatz["events"][0]["CommandLine"].is_string() || mimikatz["events"][0]["fields"]["CommandLine"].is_string());
+    assert!(
+        mimikatz["events"][0]["CommandLine"].is_string()
+            || mimikatz["events"][0]["fields"]["CommandLine"].is_string()
+    );
 }
 
 #[test]
@@ -54,7 +90,12 @@ fn the_table_summarises_by_level_and_rule() {
     assert!(output.status.success());
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.starts_with("level"), "{table}");
-    assert!(table.lines().any(|line| line.starts_with("critical") && line.contains("Mimikatz")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|line| line.starts_with("critical") && line.contains("Mimikatz")),
+        "{table}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("events (0 unknown)"), "{stderr}");
 }
@@ -73,8 +114,14 @@ fn a_brute_force_correlation_fires_across_lines() {
         .output()
         .unwrap_or_else(|error| panic!("{error}"));
     assert!(output.status.success());
-    let alerts: Vec<Value> = String::from_utf8_lossy(&output.stdout).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
-    let brute = alerts.iter().find(|alert| alert["kind"] == "correlation").unwrap_or_else(|| panic!("no correlation in {alerts:?}"));
+    let alerts: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let brute = alerts
+        .iter()
+        .find(|alert| alert["kind"] == "correlation")
+        .unwrap_or_else(|| panic!("no correlation in {alerts:?}"));
     assert_eq!(brute["entities"]["ip"], "203.0.113.45");
     assert!(brute["event_ids"].as_array().map(Vec::len).unwrap_or(0) >= 10);
 }

@@ -32,19 +32,35 @@ fn every_bundled_sample_record_becomes_an_event() {
         "firewall-cef.log",
         "legacy-windows-1258.log",
     ];
-    let output = citysoc().arg("parse").arg("--agency").arg("quan-1").args(names.map(sample)).output().unwrap_or_else(|error| panic!("{error}"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = citysoc()
+        .arg("parse")
+        .arg("--agency")
+        .arg("quan-1")
+        .args(names.map(sample))
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let events = events(&output.stdout);
     // auditd's four records are one event; every other line is one event.
     assert_eq!(events.len(), 3 + 3 + 6 + 3 + 1 + 2 + 2);
-    let formats: Vec<&str> = events.iter().filter_map(|event| event["format"].as_str()).collect();
+    let formats: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event["format"].as_str())
+        .collect();
     assert!(!formats.contains(&"unknown"), "{formats:?}");
     for expected in ["kv", "access_log", "rfc3164", "winevent", "auditd", "cef"] {
         assert!(formats.contains(&expected), "no {expected} in {formats:?}");
     }
     assert!(events.iter().all(|event| event["agency"] == "quan-1"));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("{} events from 7 input(s)", events.len())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} events from 7 input(s)", events.len())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -59,13 +75,18 @@ fn unknown_lines_are_events_with_a_reason_and_exit_zero() {
     if let Some(stdin) = child.stdin.as_mut() {
         stdin.write_all(b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - ok\n<192>1 - - - - - -\n\xff\xfe binary\n").unwrap_or_else(|error| panic!("{error}"));
     }
-    let output = child.wait_with_output().unwrap_or_else(|error| panic!("{error}"));
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("{error}"));
     assert!(output.status.success());
     let events = events(&output.stdout);
     assert_eq!(events.len(), 3);
     assert_eq!(events[0]["format"], "rfc5424");
     assert_eq!(events[1]["format"], "unknown");
-    assert_eq!(events[1]["parse_error"]["message"], "expecting a priority value in the range 1-191 or equal to 0");
+    assert_eq!(
+        events[1]["parse_error"]["message"],
+        "expecting a priority value in the range 1-191 or equal to 0"
+    );
     assert_eq!(events[1]["parse_error"]["offset"], 3);
     assert_eq!(events[2]["raw_base64"], "//4gYmluYXJ5");
     assert_eq!(events[0]["source"]["transport"], "stdin");
@@ -78,30 +99,55 @@ fn a_missing_file_fails_naming_it_and_the_others_are_still_read() {
         .output()
         .unwrap_or_else(|error| panic!("{error}"));
     assert!(!output.status.success());
-    assert_eq!(events(&output.stdout).len(), 6, "the readable file was still parsed");
+    assert_eq!(
+        events(&output.stdout).len(),
+        6,
+        "the readable file was still parsed"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/quan1.log"), "{stderr}");
 }
 
 #[test]
 fn bad_options_are_refused_with_the_accepted_values() {
-    let output = citysoc().args(["parse", "--format", "xml", "-"]).output().unwrap_or_else(|error| panic!("{error}"));
+    let output = citysoc()
+        .args(["parse", "--format", "xml", "-"])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("auto, rfc3164"));
-    let output = citysoc().args(["parse", "--timezone", "Mars/Olympus", "-"]).output().unwrap_or_else(|error| panic!("{error}"));
+    let output = citysoc()
+        .args(["parse", "--timezone", "Mars/Olympus", "-"])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("Mars/Olympus"));
 }
 
 #[test]
 fn evtx_files_are_recognised_by_their_signature() {
-    let path = format!("{}/tests/data/windows-evtx-omerbenamram-evtx-samples/evtx/new-user-security.evtx", env!("CARGO_MANIFEST_DIR"));
-    let output = citysoc().args(["parse", &path]).output().unwrap_or_else(|error| panic!("{error}"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let path = format!(
+        "{}/tests/data/windows-evtx-omerbenamram-evtx-samples/evtx/new-user-security.evtx",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let output = citysoc()
+        .args(["parse", &path])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let events = events(&output.stdout);
     assert!(!events.is_empty());
     assert!(events.iter().all(|event| event["format"] == "winevent"));
-    assert!(events.iter().any(|event| event["EventID"] == 4720 || event["fields"]["EventID"] == 4720), "a user-creation event");
+    assert!(
+        events
+            .iter()
+            .any(|event| event["EventID"] == 4720 || event["fields"]["EventID"] == 4720),
+        "a user-creation event"
+    );
 }
 
 #[test]
@@ -115,10 +161,17 @@ fn the_zone_flag_changes_how_local_times_are_read() {
             .spawn()
             .unwrap_or_else(|error| panic!("{error}"));
         if let Some(stdin) = child.stdin.as_mut() {
-            stdin.write_all(b"<13>2026-11-22T08:00:00 host app: local time\n").unwrap_or_else(|error| panic!("{error}"));
+            stdin
+                .write_all(b"<13>2026-11-22T08:00:00 host app: local time\n")
+                .unwrap_or_else(|error| panic!("{error}"));
         }
-        let output = child.wait_with_output().unwrap_or_else(|error| panic!("{error}"));
-        events(&output.stdout)[0]["timestamp"].as_str().unwrap_or_default().to_owned()
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|error| panic!("{error}"));
+        events(&output.stdout)[0]["timestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     assert_eq!(run("Asia/Ho_Chi_Minh"), "2026-11-22T01:00:00Z");
     assert_eq!(run("UTC"), "2026-11-22T08:00:00Z");

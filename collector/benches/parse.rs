@@ -19,7 +19,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RECORDS: usize = 1_000;
 
 fn lines(template: fn(usize) -> String) -> Vec<Vec<u8>> {
-    (0..RECORDS).map(|index| template(index).into_bytes()).collect()
+    (0..RECORDS)
+        .map(|index| template(index).into_bytes())
+        .collect()
 }
 
 fn rfc3164(index: usize) -> String {
@@ -114,15 +116,25 @@ fn bench_formats(criterion: &mut Criterion) {
         group.bench_function(*name, |bencher| {
             bencher.iter(|| {
                 for (sequence, record) in records.iter().enumerate() {
-                    black_box(parse_record(black_box(record), *input_format, &context, sequence as u64));
+                    black_box(parse_record(
+                        black_box(record),
+                        *input_format,
+                        &context,
+                        sequence as u64,
+                    ));
                 }
             })
         });
     }
 
     // `auto` over a mix of every format, through the Decoder as `citysoc parse` runs it.
-    let mixed: Vec<Vec<u8>> = (0..RECORDS).map(|index| (FORMATS[index % FORMATS.len()].2)(index).into_bytes()).collect();
-    eprintln!("auto-mixed: average record {} bytes", average_length(&mixed));
+    let mixed: Vec<Vec<u8>> = (0..RECORDS)
+        .map(|index| (FORMATS[index % FORMATS.len()].2)(index).into_bytes())
+        .collect();
+    eprintln!(
+        "auto-mixed: average record {} bytes",
+        average_length(&mixed)
+    );
     group.bench_function("auto-mixed", |bencher| {
         bencher.iter(|| {
             let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
@@ -139,7 +151,12 @@ fn bench_formats(criterion: &mut Criterion) {
     group.bench_function("auto-rfc3164", |bencher| {
         bencher.iter(|| {
             for (sequence, record) in syslog.iter().enumerate() {
-                black_box(parse_record(black_box(record), InputFormat::Auto, &context, sequence as u64));
+                black_box(parse_record(
+                    black_box(record),
+                    InputFormat::Auto,
+                    &context,
+                    sequence as u64,
+                ));
             }
         })
     });
@@ -168,7 +185,10 @@ fn bench_baseline(criterion: &mut Criterion) {
         })
     });
     group.finish();
-    debug_assert_eq!(split_all(Framing::Newline, 64 * 1024, &stream).len(), RECORDS);
+    debug_assert_eq!(
+        split_all(Framing::Newline, 64 * 1024, &stream).len(),
+        RECORDS
+    );
 }
 
 /// A peer in the same run: syslog_loose (Vector's syslog parser) on the same syslog lines. It
@@ -177,12 +197,18 @@ fn bench_baseline(criterion: &mut Criterion) {
 fn bench_peer(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("peer");
     group.throughput(Throughput::Elements(RECORDS as u64));
-    for (name, template) in [("syslog_loose-rfc3164", rfc3164 as fn(usize) -> String), ("syslog_loose-rfc5424", rfc5424)] {
+    for (name, template) in [
+        ("syslog_loose-rfc3164", rfc3164 as fn(usize) -> String),
+        ("syslog_loose-rfc5424", rfc5424),
+    ] {
         let texts: Vec<String> = (0..RECORDS).map(template).collect();
         group.bench_function(name, |bencher| {
             bencher.iter(|| {
                 for text in &texts {
-                    black_box(syslog_loose::parse_message(black_box(text), syslog_loose::Variant::Either));
+                    black_box(syslog_loose::parse_message(
+                        black_box(text),
+                        syslog_loose::Variant::Either,
+                    ));
                 }
             })
         });

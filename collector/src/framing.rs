@@ -85,15 +85,16 @@ impl Framer {
                     OctetCount::Length { length, prefix } => {
                         self.remaining_octets = Some(length);
                         let frame = self.continue_counted(&buffer[prefix..], length, at_eof);
-                        frame.map(|frame| Frame {
-                            consumed: frame.consumed + prefix,
-                            ..frame
-                        })
-                        .or_else(|| {
-                            // Not enough bytes yet: forget the prefix, it is read again.
-                            self.remaining_octets = None;
-                            None
-                        })
+                        frame
+                            .map(|frame| Frame {
+                                consumed: frame.consumed + prefix,
+                                ..frame
+                            })
+                            .or_else(|| {
+                                // Not enough bytes yet: forget the prefix, it is read again.
+                                self.remaining_octets = None;
+                                None
+                            })
                     }
                     OctetCount::NeedMore if !at_eof => None,
                     OctetCount::NeedMore | OctetCount::NotCounted => {
@@ -200,16 +201,19 @@ enum OctetCount {
 /// Reads `MSG-LEN SP` (RFC 6587 §3.4.1): a non-zero decimal without leading zero, at most 9
 /// digits (a larger count is certainly not a length), then one space.
 fn parse_octet_count(buffer: &[u8]) -> OctetCount {
-    let digits = buffer.iter().take_while(|byte| byte.is_ascii_digit()).count();
+    let digits = buffer
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
     if digits == 0 || buffer[0] == b'0' || digits > 9 {
         return OctetCount::NotCounted;
     }
     match buffer.get(digits) {
         None => OctetCount::NeedMore,
         Some(b' ') => {
-            let length = buffer[..digits]
-                .iter()
-                .fold(0usize, |total, digit| total * 10 + usize::from(digit - b'0'));
+            let length = buffer[..digits].iter().fold(0usize, |total, digit| {
+                total * 10 + usize::from(digit - b'0')
+            });
             OctetCount::Length {
                 length,
                 prefix: digits + 1,
@@ -220,7 +224,11 @@ fn parse_octet_count(buffer: &[u8]) -> OctetCount {
 }
 
 /// Cuts a whole buffer into frames (convenience for tests, benches and small inputs).
-pub fn split_all(framing: Framing, max_frame: usize, mut buffer: &[u8]) -> Vec<(Vec<u8>, FrameKind)> {
+pub fn split_all(
+    framing: Framing,
+    max_frame: usize,
+    mut buffer: &[u8],
+) -> Vec<(Vec<u8>, FrameKind)> {
     let mut framer = Framer::new(framing, max_frame);
     let mut frames = Vec::new();
     while let Some(frame) = framer.next_frame(buffer, true) {
@@ -289,7 +297,10 @@ mod tests {
         assert_eq!(framer.next_frame(b"10 abc", false), None);
         assert_eq!(framer.next_frame(b"1", false), None);
         let frame = framer.next_frame(b"10 abcdefghij", false);
-        assert_eq!(frame.map(|frame| (frame.bytes, frame.consumed)), Some((&b"abcdefghij"[..], 13)));
+        assert_eq!(
+            frame.map(|frame| (frame.bytes, frame.consumed)),
+            Some((&b"abcdefghij"[..], 13))
+        );
     }
 
     #[test]

@@ -7,7 +7,12 @@
 use crate::event::LogSource;
 
 /// One row: program name as in the syslog tag, then product, category, service (SigmaHQ's names).
-type ProgramRow = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+type ProgramRow = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
 
 const PROGRAMS: &[ProgramRow] = &[
     ("sshd", Some("linux"), None, Some("sshd")),
@@ -53,7 +58,10 @@ mod tests {
 
     #[test]
     fn known_and_unknown_programs() {
-        assert_eq!(for_program("sshd"), Some(LogSource::new(Some("linux"), None, Some("sshd"))));
+        assert_eq!(
+            for_program("sshd"),
+            Some(LogSource::new(Some("linux"), None, Some("sshd")))
+        );
         assert_eq!(for_program("my-app"), None);
     }
 }

@@ -53,9 +53,10 @@ impl ParseContext {
 
     /// Parses an IANA zone name such as `Asia/Ho_Chi_Minh` or `UTC`.
     pub fn parse_timezone(name: &str) -> Result<Tz, CollectorError> {
-        name.parse::<Tz>().map_err(|_| CollectorError::UnknownTimeZone {
-            name: name.to_owned(),
-        })
+        name.parse::<Tz>()
+            .map_err(|_| CollectorError::UnknownTimeZone {
+                name: name.to_owned(),
+            })
     }
 }
 
@@ -88,7 +89,8 @@ pub enum InputFormat {
 
 impl InputFormat {
     /// The names `--format` accepts.
-    pub const NAMES: &'static str = "auto, rfc3164, rfc5424, cef, leef, kv, json, winevent, evtx, auditd, access";
+    pub const NAMES: &'static str =
+        "auto, rfc3164, rfc5424, cef, leef, kv, json, winevent, evtx, auditd, access";
 }
 
 impl FromStr for InputFormat {
@@ -189,13 +191,22 @@ fn record_text(record: &[u8]) -> Cow<'_, str> {
     // `from_utf8` is the fast validator; the lossy path only runs for legacy encodings.
     match std::str::from_utf8(record) {
         Ok(text) => Cow::Borrowed(text),
-        Err(_) => encoding_rs::WINDOWS_1258.decode_without_bom_handling(record).0,
+        Err(_) => {
+            encoding_rs::WINDOWS_1258
+                .decode_without_bom_handling(record)
+                .0
+        }
     }
 }
 
 /// Parses one record on its own (no grouping across records): the function the collector's
 /// sources, the benches and the property tests call.
-pub fn parse_record(record: &[u8], input_format: InputFormat, context: &ParseContext, sequence: u64) -> Event {
+pub fn parse_record(
+    record: &[u8],
+    input_format: InputFormat,
+    context: &ParseContext,
+    sequence: u64,
+) -> Event {
     let mut event = new_event(record, context, sequence);
     let text = record_text(record);
     let attempt = match input_format {
@@ -221,12 +232,23 @@ pub(crate) fn mark_unknown(event: &mut Event, format_name: &str, error: FormatEr
 
 type Attempt = Result<(), (&'static str, FormatError)>;
 
-fn parse_fixed(input_format: InputFormat, text: &str, context: &ParseContext, event: &mut Event) -> Attempt {
+fn parse_fixed(
+    input_format: InputFormat,
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Attempt {
     let (name, result) = match input_format {
         InputFormat::Rfc3164 => ("rfc3164", format::rfc3164::parse(text, context, event)),
         InputFormat::Rfc5424 => ("rfc5424", format::rfc5424::parse(text, context, event)),
-        InputFormat::Cef => ("cef", format::cef::parse_with_optional_syslog(text, context, event)),
-        InputFormat::Leef => ("leef", format::leef::parse_with_optional_syslog(text, context, event)),
+        InputFormat::Cef => (
+            "cef",
+            format::cef::parse_with_optional_syslog(text, context, event),
+        ),
+        InputFormat::Leef => (
+            "leef",
+            format::leef::parse_with_optional_syslog(text, context, event),
+        ),
         InputFormat::Kv => ("kv", format::kv::parse(text, context, event)),
         InputFormat::Json => ("json", format::json::parse(text, context, event)),
         InputFormat::Winevent => ("winevent", format::winevent::parse(text, context, event)),
@@ -234,7 +256,10 @@ fn parse_fixed(input_format: InputFormat, text: &str, context: &ParseContext, ev
         InputFormat::Access => ("access", format::access_log::parse(text, context, event)),
         InputFormat::Evtx => (
             "evtx",
-            Err(FormatError::new("EVTX is a binary file format, not a line format; give the file itself", 0)),
+            Err(FormatError::new(
+                "EVTX is a binary file format, not a line format; give the file itself",
+                0,
+            )),
         ),
         InputFormat::Auto => return parse_auto(text, context, event),
     };
@@ -397,7 +422,8 @@ impl Decoder {
         if matches!(self.input_format, InputFormat::Auto | InputFormat::Auditd) {
             let text = record_text(record);
             if self.input_format == InputFormat::Auditd || format::auditd::looks_like(&text) {
-                self.audit_grouper.push(record, &text, sequence, &self.context, out);
+                self.audit_grouper
+                    .push(record, &text, sequence, &self.context, out);
                 return;
             }
             // Any other record means the audit stream was interrupted: close what is open.
@@ -426,17 +452,22 @@ impl Decoder {
         self.stats.fragments += 1;
         self.fragment_index += 1;
         let mut event = new_event(piece, &self.context, sequence);
-        event.fields.insert("fragment_index".into(), self.fragment_index.into());
-        event.fields.insert("fragment_last".into(), (kind == FrameKind::Final).into());
-        event.parse_error = Some(ParseError {
-            format: "framing".into(),
-            message: format!(
+        event
+            .fields
+            .insert("fragment_index".into(), self.fragment_index.into());
+        event
+            .fields
+            .insert("fragment_last".into(), (kind == FrameKind::Final).into());
+        event.parse_error =
+            Some(ParseError {
+                format: "framing".into(),
+                message: format!(
                 "record longer than the maximum frame size; kept raw in pieces, this is piece {}{}",
                 self.fragment_index,
                 if kind == FrameKind::Final { " (the last)" } else { "" }
             ),
-            offset: 0,
-        });
+                offset: 0,
+            });
         if kind != FrameKind::Fragment {
             self.fragment_index = 0;
         }
@@ -450,8 +481,13 @@ impl Decoder {
     }
 
     fn json_may_start(&self, record: &[u8]) -> bool {
-        matches!(self.input_format, InputFormat::Auto | InputFormat::Json | InputFormat::Winevent)
-            && matches!(record.iter().find(|byte| !byte.is_ascii_whitespace()), Some(b'{') | Some(b'['))
+        matches!(
+            self.input_format,
+            InputFormat::Auto | InputFormat::Json | InputFormat::Winevent
+        ) && matches!(
+            record.iter().find(|byte| !byte.is_ascii_whitespace()),
+            Some(b'{') | Some(b'[')
+        )
     }
 }
 
@@ -459,7 +495,12 @@ impl Decoder {
 mod hex_tests {
     #[test]
     fn hex128_matches_format() {
-        for value in [0u128, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+        for value in [
+            0u128,
+            1,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
             assert_eq!(super::hex128(value), format!("{value:032x}"));
         }
     }

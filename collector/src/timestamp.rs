@@ -4,7 +4,10 @@
 //! against the [`ParseContext`](crate::ParseContext): the configured zone (default
 //! Asia/Ho_Chi_Minh) and the time the record was received, which gives the year.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset,
+    TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use nom::bytes::complete::{tag, take_while_m_n};
 use nom::character::complete::{char, one_of};
@@ -31,9 +34,10 @@ pub struct BsdTime {
 
 fn digits_u32(min: usize, max: usize) -> impl Fn(&str) -> IResult<&str, u32> {
     move |input| {
-        map_res(take_while_m_n(min, max, |c: char| c.is_ascii_digit()), |text: &str| {
-            text.parse::<u32>()
-        })
+        map_res(
+            take_while_m_n(min, max, |c: char| c.is_ascii_digit()),
+            |text: &str| text.parse::<u32>(),
+        )
         .parse(input)
     }
 }
@@ -45,37 +49,64 @@ pub fn bsd_timestamp(input: &str) -> IResult<&str, BsdTime> {
     let (rest, _) = take_while_m_n(1, 2, |c| c == ' ').parse(rest)?;
     let (rest, day) = digits_u32(1, 2)(rest)?;
     let (rest, _) = char(' ').parse(rest)?;
-    let (rest, year) = opt((digits_u32(4, 4), char(' ')).map(|(year, _)| year as i32)).parse(rest)?;
+    let (rest, year) =
+        opt((digits_u32(4, 4), char(' ')).map(|(year, _)| year as i32)).parse(rest)?;
     let (rest, time) = time_of_day(rest)?;
     if !(1..=31).contains(&day) {
-        return Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Verify)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        )));
     }
-    Ok((rest, BsdTime { year, month, day, time }))
+    Ok((
+        rest,
+        BsdTime {
+            year,
+            month,
+            day,
+            time,
+        },
+    ))
 }
 
 fn month_abbreviation(input: &str) -> IResult<&str, u32> {
     let Some(prefix) = input.get(..3) else {
-        return Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Tag)));
+        return Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Tag,
+        )));
     };
     for (index, name) in MONTHS.iter().enumerate() {
         if prefix.eq_ignore_ascii_case(name) {
             return Ok((&input[3..], index as u32 + 1));
         }
     }
-    Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Tag)))
+    Err(nom::Err::Error(nom::error::Error::new(
+        input,
+        nom::error::ErrorKind::Tag,
+    )))
 }
 
 /// Parses `hh:mm:ss[.frac]` (fractions up to nanoseconds; more digits are read and ignored).
 pub fn time_of_day(input: &str) -> IResult<&str, NaiveTime> {
     let start = input;
-    let (rest, (hour, _, minute, _, second)) =
-        (digits_u32(2, 2), char(':'), digits_u32(2, 2), char(':'), digits_u32(2, 2)).parse(input)?;
+    let (rest, (hour, _, minute, _, second)) = (
+        digits_u32(2, 2),
+        char(':'),
+        digits_u32(2, 2),
+        char(':'),
+        digits_u32(2, 2),
+    )
+        .parse(input)?;
     let (rest, nanos) = opt(fraction).parse(rest)?;
     // A leap second (60) is clamped rather than rejected: the record is still worth keeping.
     let second = second.min(59);
     match NaiveTime::from_hms_nano_opt(hour, minute, second, nanos.unwrap_or(0)) {
         Some(time) => Ok((rest, time)),
-        None => Err(nom::Err::Error(nom::error::Error::new(start, nom::error::ErrorKind::Verify))),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            start,
+            nom::error::ErrorKind::Verify,
+        ))),
     }
 }
 
@@ -93,8 +124,14 @@ fn fraction(input: &str) -> IResult<&str, u32> {
 /// Without a zone the time is local to `zone`.
 pub fn iso8601(input: &str, zone: Tz) -> IResult<&str, DateTime<Utc>> {
     let start = input;
-    let (rest, (year, _, month, _, day)) =
-        (digits_u32(4, 4), char('-'), digits_u32(2, 2), char('-'), digits_u32(2, 2)).parse(input)?;
+    let (rest, (year, _, month, _, day)) = (
+        digits_u32(4, 4),
+        char('-'),
+        digits_u32(2, 2),
+        char('-'),
+        digits_u32(2, 2),
+    )
+        .parse(input)?;
     let (rest, _) = one_of("T ").parse(rest)?;
     let (rest, time) = time_of_day(rest)?;
     let (rest, offset) = opt(zone_offset).parse(rest)?;
@@ -124,7 +161,10 @@ fn zone_offset(input: &str) -> IResult<&str, FixedOffset> {
     let seconds = if sign == '-' { -seconds } else { seconds };
     match FixedOffset::east_opt(seconds) {
         Some(offset) => Ok((rest, offset)),
-        None => Err(nom::Err::Error(nom::error::Error::new(input, nom::error::ErrorKind::Verify))),
+        None => Err(nom::Err::Error(nom::error::Error::new(
+            input,
+            nom::error::ErrorKind::Verify,
+        ))),
     }
 }
 
@@ -145,9 +185,14 @@ pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
 /// Turns a BSD time into UTC. The year, when the device left it out, is the one that puts the
 /// time closest before `received_at` (plus a day of clock skew): a December record read in
 /// January belongs to last year.
-pub fn resolve_bsd_time(bsd: BsdTime, zone: Tz, received_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn resolve_bsd_time(
+    bsd: BsdTime,
+    zone: Tz,
+    received_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let at_year = |year: i32| {
-        NaiveDate::from_ymd_opt(year, bsd.month, bsd.day).map(|date| local_to_utc(NaiveDateTime::new(date, bsd.time), zone))
+        NaiveDate::from_ymd_opt(year, bsd.month, bsd.day)
+            .map(|date| local_to_utc(NaiveDateTime::new(date, bsd.time), zone))
     };
     if let Some(year) = bsd.year {
         return at_year(year);
@@ -204,11 +249,16 @@ mod tests {
 
     #[test]
     fn bsd_time_variants() {
-        let (rest, time) = bsd_timestamp("Feb  5 17:32:18.123 host").unwrap_or_else(|e| panic!("{e}"));
+        let (rest, time) =
+            bsd_timestamp("Feb  5 17:32:18.123 host").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((time.month, time.day, time.year), (2, 5, None));
-        assert_eq!(time.time, NaiveTime::from_hms_milli_opt(17, 32, 18, 123).unwrap_or_default());
+        assert_eq!(
+            time.time,
+            NaiveTime::from_hms_milli_opt(17, 32, 18, 123).unwrap_or_default()
+        );
         assert_eq!(rest, " host");
-        let (_, time) = bsd_timestamp("Jun 11 2013 19:41:20: %ASA").unwrap_or_else(|e| panic!("{e}"));
+        let (_, time) =
+            bsd_timestamp("Jun 11 2013 19:41:20: %ASA").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(time.year, Some(2013));
         assert!(bsd_timestamp("Foo 11 19:41:20").is_err());
         assert!(bsd_timestamp("Feb 45 19:41:20").is_err());
@@ -218,18 +268,35 @@ mod tests {
     fn yearless_time_takes_the_year_that_puts_it_in_the_past() {
         let zone = chrono_tz::Asia::Ho_Chi_Minh;
         let received = utc("2026-01-02T00:00:00Z");
-        let december = BsdTime { year: None, month: 12, day: 31, time: NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default() };
-        assert_eq!(resolve_bsd_time(december, zone, received), Some(utc("2025-12-31T16:00:00Z")));
-        let january = BsdTime { month: 1, day: 1, ..december };
-        assert_eq!(resolve_bsd_time(january, zone, received), Some(utc("2026-01-01T16:00:00Z")));
+        let december = BsdTime {
+            year: None,
+            month: 12,
+            day: 31,
+            time: NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default(),
+        };
+        assert_eq!(
+            resolve_bsd_time(december, zone, received),
+            Some(utc("2025-12-31T16:00:00Z"))
+        );
+        let january = BsdTime {
+            month: 1,
+            day: 1,
+            ..december
+        };
+        assert_eq!(
+            resolve_bsd_time(january, zone, received),
+            Some(utc("2026-01-01T16:00:00Z"))
+        );
     }
 
     #[test]
     fn iso8601_with_and_without_zone() {
         let zone = chrono_tz::Asia::Ho_Chi_Minh;
-        let (_, time) = iso8601("2003-10-11T22:14:15.003Z x", zone).unwrap_or_else(|e| panic!("{e}"));
+        let (_, time) =
+            iso8601("2003-10-11T22:14:15.003Z x", zone).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(time, utc("2003-10-11T22:14:15.003Z"));
-        let (_, time) = iso8601("2003-08-24T05:14:15.000003-07:00", zone).unwrap_or_else(|e| panic!("{e}"));
+        let (_, time) =
+            iso8601("2003-08-24T05:14:15.000003-07:00", zone).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(time, utc("2003-08-24T12:14:15.000003Z"));
         let (_, time) = iso8601("2024-03-01 08:00:00", zone).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(time, utc("2024-03-01T01:00:00Z"));
@@ -238,8 +305,14 @@ mod tests {
 
     #[test]
     fn epochs() {
-        assert_eq!(epoch_seconds("1170021493.977"), Some(utc("2007-01-28T21:58:13.977Z")));
-        assert_eq!(epoch_millis("1170021493977"), Some(utc("2007-01-28T21:58:13.977Z")));
+        assert_eq!(
+            epoch_seconds("1170021493.977"),
+            Some(utc("2007-01-28T21:58:13.977Z"))
+        );
+        assert_eq!(
+            epoch_millis("1170021493977"),
+            Some(utc("2007-01-28T21:58:13.977Z"))
+        );
         assert_eq!(epoch_seconds("12x"), None);
     }
 }

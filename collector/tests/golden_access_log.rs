@@ -32,7 +32,13 @@ fn our_field(key: &str) -> Result<&'static str, &'static str> {
 }
 
 /// `error_lines`: lines of the file that are error-log lines, which this parser does not take.
-fn run(folder: &str, log: &str, parser: &str, format: InputFormat, error_lines: &[usize]) -> (Tally, Vec<Event>) {
+fn run(
+    folder: &str,
+    log: &str,
+    parser: &str,
+    format: InputFormat,
+    error_lines: &[usize],
+) -> (Tally, Vec<Event>) {
     let lines = log_lines(&format!("{CROWDSEC}/{folder}/{log}"));
     let events: Vec<Event> = lines
         .iter()
@@ -40,11 +46,17 @@ fn run(folder: &str, log: &str, parser: &str, format: InputFormat, error_lines: 
         .map(|(index, line)| parse(line, format, index as u64 + 1))
         .collect();
     let mut tally = Tally::default();
-    for assertion in assertions(&format!("{CROWDSEC}/{folder}/parser.assert"), "s01-parse", parser) {
+    for assertion in assertions(
+        &format!("{CROWDSEC}/{folder}/parser.assert"),
+        "s01-parse",
+        parser,
+    ) {
         let event = &events[assertion.line];
         if error_lines.contains(&assertion.line) {
             tally.skipped += 1;
-            tally.skip_reasons.insert("error-log line, not an access log");
+            tally
+                .skip_reasons
+                .insert("error-log line, not an access log");
             continue;
         }
         if assertion.kind != "Parsed" {
@@ -86,7 +98,10 @@ fn run(folder: &str, log: &str, parser: &str, format: InputFormat, error_lines: 
 }
 
 fn access_events(events: &[Event]) -> usize {
-    events.iter().filter(|event| event.format == Format::AccessLog).count()
+    events
+        .iter()
+        .filter(|event| event.format == Format::AccessLog)
+        .count()
 }
 
 #[test]
@@ -112,12 +127,18 @@ fn nginx_access_logs() {
             core(event, "url.original").as_deref(),
             Some("/solr/admin/info/system?wt=json")
         );
-        assert_eq!(core(event, "http.response.status_code").as_deref(), Some("500"));
+        assert_eq!(
+            core(event, "http.response.status_code").as_deref(),
+            Some("500")
+        );
         assert_eq!(
             last_field(event, "cs-uri-stem").as_deref(),
             Some("/solr/admin/info/system")
         );
-        assert_eq!(last_field(event, "cs-uri-query").as_deref(), Some("wt=json"));
+        assert_eq!(
+            last_field(event, "cs-uri-query").as_deref(),
+            Some("wt=json")
+        );
         assert_eq!(event.logsource.category.as_deref(), Some("webserver"));
         assert_eq!(core(&events[6], "user.name").as_deref(), Some("user123"));
     }
@@ -136,10 +157,18 @@ fn nginx_malformed_requests() {
         assert!(tally.mismatches.is_empty());
         assert_eq!((tally.matched, tally.skipped), (96, 120));
         assert_eq!(access_events(&events), 12);
-        assert!(events.iter().all(|event| event.core.http_request_method.is_none()));
-        assert_eq!(last_field(&events[4], "rawrequest").as_deref(), Some("HELP"));
+        assert!(events
+            .iter()
+            .all(|event| event.core.http_request_method.is_none()));
+        assert_eq!(
+            last_field(&events[4], "rawrequest").as_deref(),
+            Some("HELP")
+        );
         // 29/Jul/2023:10:26:06 -0700
-        assert_eq!(events[0].timestamp.to_rfc3339(), "2023-07-29T17:26:06+00:00");
+        assert_eq!(
+            events[0].timestamp.to_rfc3339(),
+            "2023-07-29T17:26:06+00:00"
+        );
     }
 }
 
@@ -159,7 +188,10 @@ fn apache_access_logs() {
         assert_eq!(access_events(&events), 7);
         // A common-log line (no referrer or agent).
         assert_eq!(core(&events[5], "user_agent.original"), None);
-        assert_eq!(last_field(&events[6], "cs-host").as_deref(), Some("website.com:443"));
+        assert_eq!(
+            last_field(&events[6], "cs-host").as_deref(),
+            Some("website.com:443")
+        );
     }
 }
 
@@ -231,7 +263,10 @@ fn logstash_httpd_combined() {
             let event = parse(input, format, *row as u64);
             assert_eq!(event.format, Format::AccessLog, "{input}");
             for (name, expected) in *expectations {
-                assert!(rspec.contains(expected), "row {row}: {expected} is not in the spec");
+                assert!(
+                    rspec.contains(expected),
+                    "row {row}: {expected} is not in the spec"
+                );
                 let ours = if name.contains('.') {
                     core(&event, name)
                 } else {
@@ -267,7 +302,8 @@ fn error_logs_are_not_access_logs() {
         "/../tests/data/syslog-firewall-web-logstash-patterns-core/logstash-patterns-core-spec-cases.jsonl"
     );
     for line in read(path).lines() {
-        let row: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}"));
+        let row: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}"));
         let input = row["input"].as_str().unwrap_or_default();
         let is_access = row["pattern"] == "HTTPD_COMBINEDLOG";
         assert_eq!(

@@ -17,7 +17,10 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 fn context() -> ParseContext {
     let mut context = ParseContext::new("file");
     context.timezone = chrono_tz::UTC;
-    context.received_at = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).single().unwrap_or_default();
+    context.received_at = Utc
+        .with_ymd_and_hms(2025, 6, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     context
 }
 
@@ -57,9 +60,16 @@ fn string_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 /// The record's own key/values: `fields.auditd.<TYPE>` of a single-record event.
 fn record_fields<'a>(event: &'a Event, record_type: &str) -> &'a serde_json::Map<String, Value> {
-    match event.fields.get("auditd").and_then(|types| types.get(record_type)) {
+    match event
+        .fields
+        .get("auditd")
+        .and_then(|types| types.get(record_type))
+    {
         Some(Value::Object(map)) => map,
-        Some(Value::Array(items)) => items.first().and_then(Value::as_object).unwrap_or_else(|| panic!("empty {record_type}")),
+        Some(Value::Array(items)) => items
+            .first()
+            .and_then(Value::as_object)
+            .unwrap_or_else(|| panic!("empty {record_type}")),
         _ => panic!("no auditd.{record_type} in {:?}", event.fields),
     }
 }
@@ -92,13 +102,23 @@ struct Tally {
     mismatches: Vec<String>,
 }
 
-fn compare_key(key: &str, expected: &str, ours: &serde_json::Map<String, Value>, event: &Event) -> Option<bool> {
+fn compare_key(
+    key: &str,
+    expected: &str,
+    ours: &serde_json::Map<String, Value>,
+    event: &Event,
+) -> Option<bool> {
     let our = |name: &str| ours.get(name).and_then(Value::as_str);
     if INTERPRETED_KEYS.contains(&key) {
         return None;
     }
-    if let Some((base, part)) = key.split_once('_').filter(|(base, _)| *base == "subj" || *base == "obj") {
-        let index = ["user", "role", "domain", "level", "category"].iter().position(|name| *name == part)?;
+    if let Some((base, part)) = key
+        .split_once('_')
+        .filter(|(base, _)| *base == "subj" || *base == "obj")
+    {
+        let index = ["user", "role", "domain", "level", "category"]
+            .iter()
+            .position(|name| *name == part)?;
         let parts: Vec<&str> = our(base)?.splitn(5, ':').collect();
         return Some(parts.get(index).copied() == Some(expected));
     }
@@ -114,7 +134,9 @@ fn compare_key(key: &str, expected: &str, ours: &serde_json::Map<String, Value>,
             "success" => event.core.event_outcome.as_deref() == Some("success"),
             _ => event.core.event_outcome.as_deref() == Some("failure"),
         }),
-        "family" | "addr" | "port" | "path" if ours.contains_key("saddr") && our(key).is_none() => None,
+        "family" | "addr" | "port" | "path" if ours.contains_key("saddr") && our(key).is_none() => {
+            None
+        }
         _ if expected == "unset" => Some(matches!(our(key), Some("4294967295" | "-1"))),
         _ => Some(our(key) == Some(expected)),
     }
@@ -127,14 +149,26 @@ fn auparse_goldens_per_record() {
     let mut unexplained_extra: Vec<String> = Vec::new();
     for log in files("auditd-go-libaudit/auparse", ".log") {
         let golden_path = PathBuf::from(format!("{}.golden", log.display()));
-        let golden: Vec<Value> = serde_json::from_str(&read(&golden_path)).unwrap_or_else(|error| panic!("{error}"));
+        let golden: Vec<Value> =
+            serde_json::from_str(&read(&golden_path)).unwrap_or_else(|error| panic!("{error}"));
         let text = read(&log);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), golden.len(), "{}", log.display());
         for (index, (line, expected)) in lines.iter().zip(&golden).enumerate() {
             tally.records += 1;
-            let event = parse_record(line.as_bytes(), InputFormat::Auditd, &context, index as u64 + 1);
-            let name = format!("{}:{}", log.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), index + 1);
+            let event = parse_record(
+                line.as_bytes(),
+                InputFormat::Auditd,
+                &context,
+                index as u64 + 1,
+            );
+            let name = format!(
+                "{}:{}",
+                log.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                index + 1
+            );
             if expected.is_null() {
                 // go-libaudit rejects it too (`type=UNKNOWN[1329] msg=?`).
                 assert_eq!(event.format, Format::Unknown, "{name}");
@@ -142,13 +176,25 @@ fn auparse_goldens_per_record() {
                 tally.records_matching += 1;
                 continue;
             }
-            assert_eq!(event.format, Format::Auditd, "{name}: {:?}", event.parse_error);
-            let record_type = event.fields.get("record_type").and_then(Value::as_str).unwrap_or_default().to_owned();
+            assert_eq!(
+                event.format,
+                Format::Auditd,
+                "{name}: {:?}",
+                event.parse_error
+            );
+            let record_type = event
+                .fields
+                .get("record_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let mut record_ok = true;
             let expected_type = string_at(expected, &["record_type"]).unwrap_or_default();
             if !record_type.eq_ignore_ascii_case(expected_type) {
                 record_ok = false;
-                tally.mismatches.push(format!("{name}: record_type {record_type} vs {expected_type}"));
+                tally.mismatches.push(format!(
+                    "{name}: record_type {record_type} vs {expected_type}"
+                ));
             }
             let serial = event.fields.get("serial").and_then(Value::as_u64);
             if serial != expected.get("sequence").and_then(Value::as_u64) {
@@ -160,10 +206,17 @@ fn auparse_goldens_per_record() {
                 .map(|time| time.with_timezone(&Utc));
             if expected_time != Some(event.timestamp) {
                 record_ok = false;
-                tally.mismatches.push(format!("{name}: timestamp {} vs {expected_time:?}", event.timestamp));
+                tally.mismatches.push(format!(
+                    "{name}: timestamp {} vs {expected_time:?}",
+                    event.timestamp
+                ));
             }
             let ours = record_fields(&event, &record_type);
-            let data = expected.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+            let data = expected
+                .get("data")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             for (key, value) in &data {
                 let expected_value = value.as_str().unwrap_or_default();
                 match compare_key(key, expected_value, ours, &event) {
@@ -194,14 +247,18 @@ fn auparse_goldens_per_record() {
                     tally.keys_matching += 1;
                 } else {
                     record_ok = false;
-                    tally.mismatches.push(format!("{name}: keys {our_keys} vs {keys}"));
+                    tally
+                        .mismatches
+                        .push(format!("{name}: keys {our_keys} vs {keys}"));
                 }
             }
             // Every key we found that go-libaudit does not list must be one it drops by design.
             for (key, value) in ours {
                 let value = value.as_str().unwrap_or("");
                 let listed = data.contains_key(key)
-                    || data.keys().any(|listed| listed.starts_with(&format!("{key}_")));
+                    || data
+                        .keys()
+                        .any(|listed| listed.starts_with(&format!("{key}_")));
                 if !listed && !dropped_by_go_libaudit(key, value) {
                     unexplained_extra.push(format!("{name}: {key}={value}"));
                 }
@@ -213,7 +270,11 @@ fn auparse_goldens_per_record() {
     }
     println!(
         "auditd auparse golden: {}/{} records match, {}/{} keys match, {} interpreted keys skipped",
-        tally.records_matching, tally.records, tally.keys_matching, tally.keys_compared, tally.keys_skipped
+        tally.records_matching,
+        tally.records,
+        tally.keys_matching,
+        tally.keys_compared,
+        tally.keys_skipped
     );
     for mismatch in &tally.mismatches {
         println!("  mismatch {mismatch}");
@@ -224,7 +285,10 @@ fn auparse_goldens_per_record() {
     assert_eq!(tally.records, 84);
     assert_eq!(tally.records_matching, 84, "{:?}", tally.mismatches);
     assert_eq!((tally.keys_matching, tally.keys_compared), (981, 981));
-    assert!(tally.keys_skipped <= 28, "more interpreted keys skipped than documented");
+    assert!(
+        tally.keys_skipped <= 28,
+        "more interpreted keys skipped than documented"
+    );
     assert!(unexplained_extra.is_empty(), "{unexplained_extra:?}");
 }
 
@@ -255,7 +319,13 @@ fn distinct_stamps(lines: &[&str]) -> Vec<(String, u64)> {
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -268,7 +338,12 @@ fn check_grouping(name: &str, lines: &[&str], events: &[Event]) {
     }
     let mut seen_lines: BTreeMap<String, usize> = BTreeMap::new();
     for event in events {
-        assert_eq!(event.format, Format::Auditd, "{name}: {:?}", event.parse_error);
+        assert_eq!(
+            event.format,
+            Format::Auditd,
+            "{name}: {:?}",
+            event.parse_error
+        );
         let raw = event.raw.as_deref().unwrap_or_default();
         for line in raw.split('\n') {
             *seen_lines.entry(line.to_owned()).or_default() += 1;
@@ -280,25 +355,51 @@ fn check_grouping(name: &str, lines: &[&str], events: &[Event]) {
             .filter(|record_type| *record_type != "EOE")
             .map(str::to_owned)
             .collect();
-        assert_eq!(strings(event.fields.get("record_types")), own_types, "{name}");
+        assert_eq!(
+            strings(event.fields.get("record_types")),
+            own_types,
+            "{name}"
+        );
         let stamps = distinct_stamps(&own_lines);
-        assert_eq!(stamps.len(), 1, "{name}: one stamp per event, got {stamps:?}");
+        assert_eq!(
+            stamps.len(),
+            1,
+            "{name}: one stamp per event, got {stamps:?}"
+        );
     }
-    let expected_lines: BTreeMap<String, usize> =
-        expected_lines.into_iter().map(|(line, count)| (line.to_owned(), count)).collect();
-    assert_eq!(seen_lines, expected_lines, "{name}: every line in exactly one event");
-    assert_eq!(events.len(), distinct_stamps(lines).len(), "{name}: one event per serial");
+    let expected_lines: BTreeMap<String, usize> = expected_lines
+        .into_iter()
+        .map(|(line, count)| (line.to_owned(), count))
+        .collect();
+    assert_eq!(
+        seen_lines, expected_lines,
+        "{name}: every line in exactly one event"
+    );
+    assert_eq!(
+        events.len(),
+        distinct_stamps(lines).len(),
+        "{name}: one event per serial"
+    );
 }
 
 #[test]
 fn reassembly_streams_give_one_event_per_serial() {
     let mut summary = Vec::new();
-    for name in ["normal.log", "out_of_order.log", "lost_messages.log", "rollover.log"] {
+    for name in [
+        "normal.log",
+        "out_of_order.log",
+        "lost_messages.log",
+        "rollover.log",
+    ] {
         let text = read(&Path::new(DATA).join("auditd-go-libaudit/stream").join(name));
         let lines: Vec<&str> = text.lines().collect();
         let events = decode_stream(&text, InputFormat::Auto);
         check_grouping(name, &lines, &events);
-        summary.push(format!("{name} {} lines -> {} events", lines.len(), events.len()));
+        summary.push(format!(
+            "{name} {} lines -> {} events",
+            lines.len(),
+            events.len()
+        ));
     }
     println!("auditd streams: {}", summary.join(", "));
     assert_eq!(
@@ -322,8 +423,15 @@ fn aucoalesce_tests(yaml: &str) -> Vec<(String, Vec<String>)> {
                     records.push(content.trim_end().to_owned());
                 }
             }
-        } else if let Some(header) = line.strip_prefix("  ").filter(|header| !header.starts_with('#')) {
-            let name = header.trim_end().trim_end_matches(['|', '>']).trim_end().trim_end_matches(':');
+        } else if let Some(header) = line
+            .strip_prefix("  ")
+            .filter(|header| !header.starts_with('#'))
+        {
+            let name = header
+                .trim_end()
+                .trim_end_matches(['|', '>'])
+                .trim_end()
+                .trim_end_matches(':');
             tests.push((name.to_owned(), Vec::new()));
         }
     }
@@ -332,10 +440,17 @@ fn aucoalesce_tests(yaml: &str) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn aucoalesce_events_are_grouped_like_go_libaudit() {
-    let (mut tests_seen, mut checks, mut checks_matching, mut documented_differences) = (0, 0, 0, 0);
+    let (mut tests_seen, mut checks, mut checks_matching, mut documented_differences) =
+        (0, 0, 0, 0);
     for yaml_path in files("auditd-go-libaudit/aucoalesce", ".yaml") {
-        let golden_path = PathBuf::from(yaml_path.display().to_string().replace(".yaml", ".json.golden"));
-        let golden: Vec<Value> = serde_json::from_str(&read(&golden_path)).unwrap_or_else(|error| panic!("{error}"));
+        let golden_path = PathBuf::from(
+            yaml_path
+                .display()
+                .to_string()
+                .replace(".yaml", ".json.golden"),
+        );
+        let golden: Vec<Value> =
+            serde_json::from_str(&read(&golden_path)).unwrap_or_else(|error| panic!("{error}"));
         for (name, records) in aucoalesce_tests(&read(&yaml_path)) {
             tests_seen += 1;
             let lines: Vec<&str> = records.iter().map(String::as_str).collect();
@@ -349,7 +464,10 @@ fn aucoalesce_events_are_grouped_like_go_libaudit() {
                 panic!("no golden for {name}");
             };
             let serial = expected.get("sequence").and_then(Value::as_u64);
-            let Some(event) = events.iter().find(|event| event.fields.get("serial").and_then(Value::as_u64) == serial) else {
+            let Some(event) = events
+                .iter()
+                .find(|event| event.fields.get("serial").and_then(Value::as_u64) == serial)
+            else {
                 panic!("{name}: no event with serial {serial:?}");
             };
             let mut check = |what: &str, ok: bool| {
@@ -360,39 +478,76 @@ fn aucoalesce_events_are_grouped_like_go_libaudit() {
                     println!("  aucoalesce {name}: {what} differs");
                 }
             };
-            let record_type = event.fields.get("record_type").and_then(Value::as_str).unwrap_or_default();
-            check("record_type", record_type.eq_ignore_ascii_case(string_at(expected, &["record_type"]).unwrap_or_default()));
+            let record_type = event
+                .fields
+                .get("record_type")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            check(
+                "record_type",
+                record_type.eq_ignore_ascii_case(
+                    string_at(expected, &["record_type"]).unwrap_or_default(),
+                ),
+            );
             if let Some(exe) = string_at(expected, &["process", "exe"]) {
-                check("process.exe", event.core.process_executable.as_deref() == Some(exe));
+                check(
+                    "process.exe",
+                    event.core.process_executable.as_deref() == Some(exe),
+                );
             }
             if let Some(pid) = string_at(expected, &["process", "pid"]) {
-                check("process.pid", event.core.process_pid.map(|pid| pid.to_string()).as_deref() == Some(pid));
+                check(
+                    "process.pid",
+                    event.core.process_pid.map(|pid| pid.to_string()).as_deref() == Some(pid),
+                );
             }
             match string_at(expected, &["result"]) {
-                Some("success") => check("result", event.core.event_outcome.as_deref() == Some("success")),
-                Some("fail") => check("result", event.core.event_outcome.as_deref() == Some("failure")),
+                Some("success") => check(
+                    "result",
+                    event.core.event_outcome.as_deref() == Some("success"),
+                ),
+                Some("fail") => check(
+                    "result",
+                    event.core.event_outcome.as_deref() == Some("failure"),
+                ),
                 _ => check("result", event.core.event_outcome.is_none()),
             }
             let expected_time = string_at(expected, &["@timestamp"])
                 .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
                 .map(|time| time.with_timezone(&Utc));
             check("@timestamp", expected_time == Some(event.timestamp));
-            if let Some(args) = expected.get("process").and_then(|process| process.get("args")) {
+            if let Some(args) = expected
+                .get("process")
+                .and_then(|process| process.get("args"))
+            {
                 let joined = strings(Some(args)).join(" ");
-                check("process.args", event.core.process_command_line.as_deref() == Some(joined.as_str()));
+                check(
+                    "process.args",
+                    event.core.process_command_line.as_deref() == Some(joined.as_str()),
+                );
             }
             if let Some(tags) = expected.get("tags") {
                 // go-libaudit reports `key="key=net"` as the tag `net`; we keep what auditd wrote.
                 let ours: Vec<String> = match event.fields.get("key") {
-                    Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-                    Some(Value::String(single)) => vec![single.strip_prefix("key=").unwrap_or(single).to_owned()],
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                    Some(Value::String(single)) => {
+                        vec![single.strip_prefix("key=").unwrap_or(single).to_owned()]
+                    }
                     _ => Vec::new(),
                 };
                 if ours == ["(null)"] && tags == &serde_json::json!(["x86_64"]) {
                     // `key=(null)ARCH=x86_64` (ENRICHED record whose 0x1D separator was lost):
                     // go-libaudit reads the rule key as `x86_64`; we read key (null) and ARCH.
                     documented_differences += 1;
-                    assert_eq!(event.fields.get("ARCH"), Some(&Value::from("x86_64")), "{name}");
+                    assert_eq!(
+                        event.fields.get("ARCH"),
+                        Some(&Value::from("x86_64")),
+                        "{name}"
+                    );
                 } else {
                     check("tags/key", strings(Some(tags)) == ours);
                 }
@@ -420,11 +575,21 @@ fn crowdsec_unmarshaled(assertions: &str) -> Vec<(usize, String, String)> {
     const PREFIX: &str = r#"results["s01-parse"]["crowdsecurity/auditd-logs"]["#;
     let mut found = Vec::new();
     for line in assertions.lines() {
-        let Some(rest) = line.strip_prefix(PREFIX) else { continue };
-        let Some((index, rest)) = rest.split_once(']') else { continue };
-        let Some(rest) = rest.strip_prefix(r#".Evt.Unmarshaled["auditd"][""#) else { continue };
-        let Some((key, rest)) = rest.split_once(r#""] == ""#) else { continue };
-        let Some(value) = rest.strip_suffix('"') else { continue };
+        let Some(rest) = line.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some((index, rest)) = rest.split_once(']') else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix(r#".Evt.Unmarshaled["auditd"][""#) else {
+            continue;
+        };
+        let Some((key, rest)) = rest.split_once(r#""] == ""#) else {
+            continue;
+        };
+        let Some(value) = rest.strip_suffix('"') else {
+            continue;
+        };
         if let Ok(index) = index.parse() {
             found.push((index, key.to_owned(), value.replace(r#"\""#, "\"")));
         }
@@ -435,12 +600,30 @@ fn crowdsec_unmarshaled(assertions: &str) -> Vec<(usize, String, String)> {
 #[test]
 fn crowdsec_hub_samples() {
     let mut grouped = Vec::new();
-    for folder in ["auditd-base64-exec", "auditd-logs", "auditd-postexploit-exec-from-net", "auditd-postexploit-rm", "auditd-suid-crash"] {
-        let text = read(&Path::new(DATA).join("syslog-firewall-crowdsec-hub").join(folder).join(format!("{folder}.log")));
-        let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    for folder in [
+        "auditd-base64-exec",
+        "auditd-logs",
+        "auditd-postexploit-exec-from-net",
+        "auditd-postexploit-rm",
+        "auditd-suid-crash",
+    ] {
+        let text = read(
+            &Path::new(DATA)
+                .join("syslog-firewall-crowdsec-hub")
+                .join(folder)
+                .join(format!("{folder}.log")),
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
         let events = decode_stream(&text, InputFormat::Auto);
         check_grouping(folder, &lines, &events);
-        grouped.push(format!("{folder}: {} lines -> {} events", lines.len(), events.len()));
+        grouped.push(format!(
+            "{folder}: {} lines -> {} events",
+            lines.len(),
+            events.len()
+        ));
         for event in &events {
             assert_eq!(event.logsource.service.as_deref(), Some("auditd"));
             if let Some(syscall) = event.fields.get("SYSCALL").and_then(Value::as_str) {
@@ -449,14 +632,30 @@ fn crowdsec_hub_samples() {
         }
         if folder == "auditd-logs" {
             // CrowdSec's parser expectations: every SYSCALL key/value it reports, we read the same.
-            let assertions = read(&Path::new(DATA).join("syslog-firewall-crowdsec-hub/auditd-logs/parser.assert"));
+            let assertions = read(
+                &Path::new(DATA).join("syslog-firewall-crowdsec-hub/auditd-logs/parser.assert"),
+            );
             let (mut compared, mut matching) = (0, 0);
             for (index, key, value) in crowdsec_unmarshaled(&assertions) {
-                let event = events.get(index).unwrap_or_else(|| panic!("no event {index}"));
+                let event = events
+                    .get(index)
+                    .unwrap_or_else(|| panic!("no event {index}"));
                 let ours = match key.as_str() {
-                    "type" => event.fields.get("record_type").and_then(Value::as_str).map(str::to_owned),
-                    "msg" => event.fields.get("serial").map(|serial| serial.to_string()).filter(|serial| value.contains(serial.as_str())).map(|_| value.clone()),
-                    _ => record_fields(event, "SYSCALL").get(&key).and_then(Value::as_str).map(str::to_owned),
+                    "type" => event
+                        .fields
+                        .get("record_type")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    "msg" => event
+                        .fields
+                        .get("serial")
+                        .map(|serial| serial.to_string())
+                        .filter(|serial| value.contains(serial.as_str()))
+                        .map(|_| value.clone()),
+                    _ => record_fields(event, "SYSCALL")
+                        .get(&key)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 };
                 compared += 1;
                 if ours.as_deref() == Some(value.as_str()) {
@@ -471,7 +670,10 @@ fn crowdsec_hub_samples() {
         if folder == "auditd-suid-crash" {
             // ENRICHED records whose 0x1D separator was lost on the way.
             let bash = event_with_serial(&events, 8272);
-            assert_eq!(strings(bash.fields.get("type")), ["SYSCALL", "EXECVE", "PATH", "PROCTITLE"]);
+            assert_eq!(
+                strings(bash.fields.get("type")),
+                ["SYSCALL", "EXECVE", "PATH", "PROCTITLE"]
+            );
             assert_eq!(bash.core.process_command_line.as_deref(), Some("-bash"));
             assert_eq!(bash.core.user_name.as_deref(), Some("bui"));
             assert_eq!(bash.fields.get("key"), Some(&Value::from("susp_shell")));
@@ -479,12 +681,21 @@ fn crowdsec_hub_samples() {
             assert_eq!(bash.fields.get("cap_frootid"), Some(&Value::from("0")));
             assert_eq!(bash.fields.get("OUID"), Some(&Value::from("root")));
             let su = event_with_serial(&events, 8282);
-            assert_eq!(su.core.process_command_line.as_deref(), Some("/usr/bin/su --help"));
-            assert_eq!(su.fields.get("proctitle"), Some(&Value::from("/usr/bin/su --help")));
+            assert_eq!(
+                su.core.process_command_line.as_deref(),
+                Some("/usr/bin/su --help")
+            );
+            assert_eq!(
+                su.fields.get("proctitle"),
+                Some(&Value::from("/usr/bin/su --help"))
+            );
             assert_eq!(su.fields.get("euid"), Some(&Value::from("0")));
             assert_eq!(su.core.process_executable.as_deref(), Some("/usr/bin/su"));
             let crash = event_with_serial(&events, 8283);
-            assert_eq!(crash.fields.get("type"), Some(&serde_json::json!(["ANOM_ABEND"])));
+            assert_eq!(
+                crash.fields.get("type"),
+                Some(&serde_json::json!(["ANOM_ABEND"]))
+            );
             assert_eq!(crash.fields.get("sig"), Some(&Value::from("11")));
             assert_eq!(crash.fields.get("res"), Some(&Value::from("1")));
         }
@@ -512,28 +723,47 @@ fn otrf_attack_simulations_group_execve_with_decoded_command_lines() {
         let events = decode_stream(&text, InputFormat::Auto);
         check_grouping(&log.display().to_string(), &lines, &events);
         for event in &events {
-            assert_eq!(strings(event.fields.get("type")), ["SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"]);
+            assert_eq!(
+                strings(event.fields.get("type")),
+                ["SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"]
+            );
             assert_eq!(strings(event.fields.get("record_types")).len(), 6);
             // The EXECVE arguments and the hex proctitle say the same thing.
-            assert_eq!(event.fields.get("proctitle").and_then(Value::as_str), event.core.process_command_line.as_deref());
+            assert_eq!(
+                event.fields.get("proctitle").and_then(Value::as_str),
+                event.core.process_command_line.as_deref()
+            );
             assert_eq!(event.fields.get("SYSCALL"), Some(&Value::from("execve")));
             assert_eq!(event.core.user_name.as_deref(), Some("1000"));
             assert_eq!(event.core.event_outcome.as_deref(), Some("success"));
             assert_eq!(event.fields.get("cwd"), Some(&Value::from("/home/wardog")));
             // Sigma EXECVE rules: `type: EXECVE` and `a0` at the top level, the program, not a
             // SYSCALL register; PATH rules see every `name`.
-            let a0 = event.fields.get("a0").and_then(Value::as_str).unwrap_or_default();
+            let a0 = event
+                .fields
+                .get("a0")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             assert_eq!(Some(a0), event.core.process_name.as_deref());
             assert_eq!(strings(event.fields.get("name")).len(), 2);
             command_lines.push(event.core.process_command_line.clone().unwrap_or_default());
         }
     }
     println!("auditd otrf command lines: {command_lines:?}");
-    assert_eq!(command_lines, ["arp -a", "grep -v ^?", "dd if=/dev/zero bs=1 count=1"]);
+    assert_eq!(
+        command_lines,
+        ["arp -a", "grep -v ^?", "dd if=/dev/zero bs=1 count=1"]
+    );
     // The metadata's adversary view shows the same commands.
-    let arp = read(&Path::new(DATA).join("windows-linux-attack-otrf-security-datasets/metadata/SDLIN-201110074812.yaml"));
+    let arp = read(
+        &Path::new(DATA)
+            .join("windows-linux-attack-otrf-security-datasets/metadata/SDLIN-201110074812.yaml"),
+    );
     assert!(arp.contains("arp -a | grep -v '^?'"));
-    let dd = read(&Path::new(DATA).join("windows-linux-attack-otrf-security-datasets/metadata/SDLIN-201110081941.yaml"));
+    let dd = read(
+        &Path::new(DATA)
+            .join("windows-linux-attack-otrf-security-datasets/metadata/SDLIN-201110081941.yaml"),
+    );
     assert!(dd.contains("dd if=/dev/zero bs=1 count=1"));
 }
 
@@ -553,7 +783,10 @@ fn syslog_wrapped_and_fixed_mode_non_audit_lines() {
     // Auto mode: the syslog-wrapped records reach the grouper too.
     let events = decode_stream(text, InputFormat::Auto);
     assert_eq!(events[0].format, Format::Auditd);
-    assert_eq!(strings(events[0].fields.get("record_types")), ["SYSCALL", "EXECVE"]);
+    assert_eq!(
+        strings(events[0].fields.get("record_types")),
+        ["SYSCALL", "EXECVE"]
+    );
 }
 
 proptest::proptest! {

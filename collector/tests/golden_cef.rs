@@ -27,7 +27,8 @@ fn utc(text: &str) -> DateTime<Utc> {
 }
 
 fn read(path: &str) -> String {
-    std::fs::read_to_string(format!("{DATA}/{path}")).unwrap_or_else(|error| panic!("{path}: {error}"))
+    std::fs::read_to_string(format!("{DATA}/{path}"))
+        .unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
 fn field<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
@@ -59,14 +60,20 @@ const RUBY_LETS: &[(&str, &str)] = &[
     ("literal_backslash", "\\"),
     ("cef_formatted_timestamp", "Jul 19 2017 10:50:21.127"),
     ("zone_name", "Europe/Moscow"),
-    ("escaped_query_string", "key1\\=value1&key2\\=value3 aa.bc&key3\\=value4"),
+    (
+        "escaped_query_string",
+        "key1\\=value1&key2\\=value3 aa.bc&key3\\=value4",
+    ),
     ("query_string", "key1=value1&key2=value3 aa.bc&key3=value4"),
     ("backslash", "\\"),
     ("pipe", "|"),
 ];
 
 fn ruby_let(name: &str) -> Option<&'static str> {
-    RUBY_LETS.iter().find(|(let_name, _)| *let_name == name).map(|(_, value)| *value)
+    RUBY_LETS
+        .iter()
+        .find(|(let_name, _)| *let_name == name)
+        .map(|(_, value)| *value)
 }
 
 /// logstash's legacy (ecs disabled) field names → the CEF key the inputs used. Our parser keeps
@@ -120,8 +127,14 @@ const ECS_TO_CORE: &[(&str, &str)] = &[
 
 /// Spec cases that are not single-record decodes, with why.
 const NOT_SINGLE_RECORD: &[(usize, &str)] = &[
-    (476, "`delimiter` streaming test: its expectations mix two records split across decode calls"),
-    (489, "`delimiter` streaming test: its expectations mix two records split across decode calls"),
+    (
+        476,
+        "`delimiter` streaming test: its expectations mix two records split across decode calls",
+    ),
+    (
+        489,
+        "`delimiter` streaming test: its expectations mix two records split across decode calls",
+    ),
 ];
 
 /// Where our reading deliberately differs from logstash's: (spec line, name, why).
@@ -185,7 +198,11 @@ fn ruby_term(text: &str) -> Option<(String, &str)> {
                 '#' if body[index + 1..].starts_with('{') => {
                     let close = body[index..].find('}')? + index;
                     out.push_str(ruby_let(&body[index + 2..close])?);
-                    while chars.clone().next().is_some_and(|(position, _)| position <= close) {
+                    while chars
+                        .clone()
+                        .next()
+                        .is_some_and(|(position, _)| position <= close)
+                    {
                         chars.next();
                     }
                 }
@@ -198,7 +215,10 @@ fn ruby_term(text: &str) -> Option<(String, &str)> {
         let close = body.find('}')?;
         return Some((body[..close].to_owned(), &body[close + 1..]));
     }
-    let length = text.bytes().take_while(|byte| byte.is_ascii_alphanumeric() || *byte == b'_').count();
+    let length = text
+        .bytes()
+        .take_while(|byte| byte.is_ascii_alphanumeric() || *byte == b'_')
+        .count();
     Some((ruby_let(&text[..length])?.to_owned(), &text[length..]))
 }
 
@@ -209,7 +229,11 @@ fn spec_input(case: &Value) -> Option<String> {
     let mut input = case["input"].as_str()?.to_owned();
     if input.ends_with("|double backslash") {
         let following = case["expected_rspec_following_lines"].as_str()?;
-        let backslashes = following.lines().take(4).filter(|line| line.contains("backslash + backslash")).count();
+        let backslashes = following
+            .lines()
+            .take(4)
+            .filter(|line| line.contains("backslash + backslash"))
+            .count();
         input.push_str(&"\\\\".repeat(backslashes));
         let tail_start = following.find("\"|10|")?;
         input.push_str(&ruby_expression(&following[tail_start..])?);
@@ -240,7 +264,9 @@ fn spec_expectations(let_name: &str, following: &str) -> Vec<Expectation> {
         .iter()
         .find(|line| {
             let trimmed = line.trim_start();
-            ["it ", "it(", "let", "context", "if "].iter().any(|start| trimmed.starts_with(start))
+            ["it ", "it(", "let", "context", "if "]
+                .iter()
+                .any(|start| trimmed.starts_with(start))
         })
         .map_or(0, |line| indentation(line));
     let mut expectations = Vec::new();
@@ -256,7 +282,9 @@ fn spec_expectations(let_name: &str, following: &str) -> Vec<Expectation> {
         }
         let block_indent = indentation(line);
         index += 1;
-        while index < lines.len() && !(lines[index].trim() == "end" && indentation(lines[index]) <= block_indent) {
+        while index < lines.len()
+            && !(lines[index].trim() == "end" && indentation(lines[index]) <= block_indent)
+        {
             if let Some(expectation) = expectation_in(lines[index]) {
                 expectations.push(expectation);
             }
@@ -267,18 +295,32 @@ fn spec_expectations(let_name: &str, following: &str) -> Vec<Expectation> {
 }
 
 fn decodes(line: &str, let_name: &str) -> bool {
-    ["decode_one(subject, ", "decode_one(codec, ", "do_decode(subject, ", "do_decode(subject,"]
-        .iter()
-        .any(|call| {
-            line.split(call).skip(1).any(|after| {
-                after.starts_with(let_name)
-                    && after[let_name.len()..].starts_with([')', '.', ','])
-            })
+    [
+        "decode_one(subject, ",
+        "decode_one(codec, ",
+        "do_decode(subject, ",
+        "do_decode(subject,",
+    ]
+    .iter()
+    .any(|call| {
+        line.split(call).skip(1).any(|after| {
+            after.starts_with(let_name) && after[let_name.len()..].starts_with([')', '.', ','])
         })
+    })
 }
 
 fn expectation_in(line: &str) -> Option<Expectation> {
-    if [".encoding", ".bytes", "be nil", "to include", "'tags'", "\"tags\""].iter().any(|skip| line.contains(skip)) {
+    if [
+        ".encoding",
+        ".bytes",
+        "be nil",
+        "to include",
+        "'tags'",
+        "\"tags\"",
+    ]
+    .iter()
+    .any(|skip| line.contains(skip))
+    {
         return None;
     }
     let after_get = &line[line.find(".get(")? + 5..];
@@ -315,7 +357,10 @@ fn legacy_value(event: &Event, name: &str) -> Option<String> {
     if let Some((_, key)) = LEGACY_TO_KEY.iter().find(|(legacy, _)| *legacy == name) {
         return field(event, key).map(str::to_owned);
     }
-    let path = name.strip_prefix('[')?.strip_suffix(']')?.replace("][", "[");
+    let path = name
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .replace("][", "[");
     let key = format!("{}]", path);
     field(event, &key).map(str::to_owned)
 }
@@ -327,45 +372,71 @@ fn logstash_codec_cef_spec_cases() {
     let (mut cases, mut matched_cases, mut checked, mut matched, mut differences) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
     for (number, line) in text.lines().enumerate() {
-        let case: Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("row {number}: {error}"));
+        let case: Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("row {number}: {error}"));
         let spec_line = case["line"].as_u64().unwrap_or_default() as usize;
         let let_name = case["let_name"].as_str().unwrap_or_default();
-        let input = spec_input(&case).unwrap_or_else(|| panic!("spec line {spec_line}: unknown template in input"));
+        let input = spec_input(&case)
+            .unwrap_or_else(|| panic!("spec line {spec_line}: unknown template in input"));
         cases += 1;
         let event = parse_record(input.as_bytes(), InputFormat::Cef, &context, 1);
         if event.format != Format::Cef {
-            failures.push(format!("spec line {spec_line} `{let_name}`: not parsed: {:?}", event.parse_error));
+            failures.push(format!(
+                "spec line {spec_line} `{let_name}`: not parsed: {:?}",
+                event.parse_error
+            ));
             continue;
         }
         if input.starts_with("CEF:") {
             let auto = parse_record(input.as_bytes(), InputFormat::Auto, &context, 1);
-            assert_eq!(auto.fields, event.fields, "spec line {spec_line}: auto and fixed CEF disagree");
+            assert_eq!(
+                auto.fields, event.fields,
+                "spec line {spec_line}: auto and fixed CEF disagree"
+            );
         }
         if NOT_SINGLE_RECORD.iter().any(|(line, _)| *line == spec_line) {
             matched_cases += 1;
             continue;
         }
-        if let Some((_, name, why)) = DOCUMENTED_DIFFERENCES.iter().find(|(line, ..)| *line == spec_line) {
+        if let Some((_, name, why)) = DOCUMENTED_DIFFERENCES
+            .iter()
+            .find(|(line, ..)| *line == spec_line)
+        {
             println!("documented difference, spec line {spec_line} ({name}): {why}");
             assert!(field(&event, "cef_extension_error").is_some());
             assert_eq!(field(&event, "deviceVendor"), Some("security"));
             differences += 1;
             continue;
         }
-        let expectations = spec_expectations(let_name, case["expected_rspec_following_lines"].as_str().unwrap_or(""));
-        println!("spec line {spec_line} `{let_name}`: {} expectations", expectations.len());
+        let expectations = spec_expectations(
+            let_name,
+            case["expected_rspec_following_lines"]
+                .as_str()
+                .unwrap_or(""),
+        );
+        println!(
+            "spec line {spec_line} `{let_name}`: {} expectations",
+            expectations.len()
+        );
         let mut case_ok = true;
         for expectation in &expectations {
             if let Some(legacy) = &expectation.legacy {
                 checked += 1;
                 let ours = legacy_value(&event, legacy);
                 // `message` is also our core message (logstash's `message` is the `msg` value).
-                let ours = if legacy == "message" { event.core.message.clone() } else { ours };
+                let ours = if legacy == "message" {
+                    event.core.message.clone()
+                } else {
+                    ours
+                };
                 if ours.as_deref() == Some(expectation.value.as_str()) {
                     matched += 1;
                 } else {
                     case_ok = false;
-                    failures.push(format!("spec line {spec_line} `{legacy}`: expected {:?}, got {ours:?}", expectation.value));
+                    failures.push(format!(
+                        "spec line {spec_line} `{legacy}`: expected {:?}, got {ours:?}",
+                        expectation.value
+                    ));
                 }
             }
             let core = expectation
@@ -379,7 +450,10 @@ fn logstash_codec_cef_spec_cases() {
                     matched += 1;
                 } else {
                     case_ok = false;
-                    failures.push(format!("spec line {spec_line} {ecs} → {core_name}: expected {:?}, got {ours:?}", expectation.value));
+                    failures.push(format!(
+                        "spec line {spec_line} {ecs} → {core_name}: expected {:?}, got {ours:?}",
+                        expectation.value
+                    ));
                 }
             }
         }
@@ -392,7 +466,10 @@ fn logstash_codec_cef_spec_cases() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!((cases, matched_cases, differences), (32, 31, 1));
-    assert_eq!((checked, matched), (EXPECTED_LOGSTASH_CHECKS, EXPECTED_LOGSTASH_CHECKS));
+    assert_eq!(
+        (checked, matched),
+        (EXPECTED_LOGSTASH_CHECKS, EXPECTED_LOGSTASH_CHECKS)
+    );
 }
 
 /// How many expectations the spec text yields (extraction regressions change this number).
@@ -416,7 +493,10 @@ fn logstash_codec_cef_time_and_core_fields() {
     let zoned = by_line(704);
     assert_eq!(zoned.timestamp, utc("2017-07-19T07:50:21.127Z"));
     assert_eq!(zoned.core.host_name.as_deref(), Some("client1"));
-    assert_eq!(zoned.core.message.as_deref(), Some("Worm successfully stopped"));
+    assert_eq!(
+        zoned.core.message.as_deref(),
+        Some("Worm successfully stopped")
+    );
     assert_eq!(zoned.core.log_level.as_deref(), Some("Very-High"));
     // Zone-less `rt` without `dtz`: the configured zone (UTC here).
     let gateway = by_line(744);
@@ -434,7 +514,10 @@ fn logstash_codec_cef_time_and_core_fields() {
     assert!(error.contains("bytes 68..164"), "{error}");
     // A prefix that is not a syslog header: accepted by a fixed CEF source, kept as written.
     let prefixed = by_line(942);
-    assert_eq!(field(&prefixed, "syslog.header"), Some("Syslogdate Sysloghost"));
+    assert_eq!(
+        field(&prefixed, "syslog.header"),
+        Some("Syslogdate Sysloghost")
+    );
     assert_eq!(prefixed.core.source_port, Some(1232));
 }
 
@@ -454,11 +537,16 @@ fn malformed_cef_becomes_unknown_with_a_reason() {
                 // Inside syslog the envelope is kept and the payload error recorded.
                 assert_eq!(event.format, Format::Rfc3164, "{line}");
                 let error = field(&event, "payload_parse_error").unwrap_or_default();
-                assert!(error.contains(message) && error.contains(&format!("byte {offset}")), "{line}: {error}");
+                assert!(
+                    error.contains(message) && error.contains(&format!("byte {offset}")),
+                    "{line}: {error}"
+                );
                 continue;
             }
             assert_eq!(event.format, Format::Unknown, "{line}");
-            let error = event.parse_error.unwrap_or_else(|| panic!("{line}: no error"));
+            let error = event
+                .parse_error
+                .unwrap_or_else(|| panic!("{line}: no error"));
             assert!(error.message.contains(message), "{line}: {error}");
             assert_eq!(error.offset, *offset, "{line}: {error}");
             assert_eq!(event.raw.as_deref(), Some(*line));
@@ -526,15 +614,27 @@ const CROWDSEC_NAMES: &[(&str, Ours)] = &[
     ("source_zone", Ours::Field("UNIFIsrcZone")),
     ("source_region", Ours::Field("UNIFIsrcRegion")),
     ("destination_zone", Ours::Field("UNIFIdstZone")),
-    ("destination_client_alias", Ours::Field("UNIFIdstClientAlias")),
+    (
+        "destination_client_alias",
+        Ours::Field("UNIFIdstClientAlias"),
+    ),
     ("destination_client_mac", Ours::Field("UNIFIdstClientMac")),
 ];
 
 /// CrowdSec values with no counterpart in our event, with why.
 const CROWDSEC_NOT_COMPARED: &[(&str, &str)] = &[
-    ("Parsed.message", "CrowdSec keeps the raw extension text; we keep its parsed pairs (and the raw record)"),
-    ("program", "CrowdSec copies the vendor into `program`; we keep it as deviceVendor"),
-    ("service", "CrowdSec's own label `unifi`; we set the Sigma logsource instead"),
+    (
+        "Parsed.message",
+        "CrowdSec keeps the raw extension text; we keep its parsed pairs (and the raw record)",
+    ),
+    (
+        "program",
+        "CrowdSec copies the vendor into `program`; we keep it as deviceVendor",
+    ),
+    (
+        "service",
+        "CrowdSec's own label `unifi`; we set the Sigma logsource instead",
+    ),
     ("datasource_path", "acquisition metadata"),
     ("datasource_type", "acquisition metadata"),
 ];
@@ -546,15 +646,35 @@ fn crowdsec_assertions(text: &str) -> BTreeSet<(usize, String, String, String)> 
         if line.starts_with("basename(") {
             continue; // acquisition metadata (the log file's name)
         }
-        let Some((left, right)) = line.split_once(" == ") else { continue };
-        let Some(expected) = right.strip_prefix('"').and_then(|value| value.strip_suffix('"')) else { continue };
-        let Some(evt) = left.find("].Evt.") else { continue };
-        let Some(open) = left[..evt].rfind('[') else { continue };
-        let Ok(index) = left[open + 1..evt].parse::<usize>() else { continue };
+        let Some((left, right)) = line.split_once(" == ") else {
+            continue;
+        };
+        let Some(expected) = right
+            .strip_prefix('"')
+            .and_then(|value| value.strip_suffix('"'))
+        else {
+            continue;
+        };
+        let Some(evt) = left.find("].Evt.") else {
+            continue;
+        };
+        let Some(open) = left[..evt].rfind('[') else {
+            continue;
+        };
+        let Ok(index) = left[open + 1..evt].parse::<usize>() else {
+            continue;
+        };
         let accessor = &left[evt + 6..];
-        let Some((kind, key_part)) = accessor.split_once('[') else { continue };
+        let Some((kind, key_part)) = accessor.split_once('[') else {
+            continue;
+        };
         let bracketed = format!("[{key_part}");
-        let key = bracketed.rsplit("[\"").next().unwrap_or("").trim_end_matches("\"]").to_owned();
+        let key = bracketed
+            .rsplit("[\"")
+            .next()
+            .unwrap_or("")
+            .trim_end_matches("\"]")
+            .to_owned();
         found.insert((index, kind.to_owned(), key, expected.replace("\\\"", "\"")));
     }
     found
@@ -565,7 +685,10 @@ fn crowdsec_value(event: &Event, kind: &str, key: &str) -> Result<Option<String>
         return Ok(field(event, key).map(str::to_owned));
     }
     let qualified = format!("{kind}.{key}");
-    if let Some((_, why)) = CROWDSEC_NOT_COMPARED.iter().find(|(name, _)| *name == qualified || *name == key) {
+    if let Some((_, why)) = CROWDSEC_NOT_COMPARED
+        .iter()
+        .find(|(name, _)| *name == qualified || *name == key)
+    {
         return Err(why);
     }
     let ours = CROWDSEC_NAMES
@@ -573,19 +696,33 @@ fn crowdsec_value(event: &Event, kind: &str, key: &str) -> Result<Option<String>
         .find(|(name, _)| *name == qualified)
         .or_else(|| CROWDSEC_NAMES.iter().find(|(name, _)| *name == key))
         .map(|(_, ours)| ours)
-        .unwrap_or_else(|| panic!("crowdsec key {qualified} has no mapping and no reason to skip it"));
+        .unwrap_or_else(|| {
+            panic!("crowdsec key {qualified} has no mapping and no reason to skip it")
+        });
     Ok(match ours {
         Ours::Field(name) => field(event, name).map(str::to_owned),
         Ours::Core(name) => core_text(event, name),
         Ours::FormatIsCef => (event.format == Format::Cef).then(|| "cef".to_owned()),
-        Ours::Timestamp => Some(event.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        Ours::Timestamp => Some(
+            event
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
     })
 }
 
 /// Lines our `auto` mode does not route to CEF, with why (a fixed CEF source reads them).
 const AUTO_NOT_CEF: &[(&str, usize, &str)] = &[
-    ("cef-logs", 2, "no `CEF:` marker at all (`0|Ubiquiti|…`): nothing says it is CEF"),
-    ("unifi-cef", 1, "no `CEF:` marker at all (`0|Ubiquiti|…`): nothing says it is CEF"),
+    (
+        "cef-logs",
+        2,
+        "no `CEF:` marker at all (`0|Ubiquiti|…`): nothing says it is CEF",
+    ),
+    (
+        "unifi-cef",
+        1,
+        "no `CEF:` marker at all (`0|Ubiquiti|…`): nothing says it is CEF",
+    ),
 ];
 
 #[test]
@@ -594,24 +731,50 @@ fn crowdsec_cef_fixtures() {
     let (mut checked, mut matched, mut skipped) = (0, 0, 0);
     let mut failures = Vec::new();
     for folder in ["cef-logs", "unifi-cef"] {
-        let lines: Vec<String> = read(&format!("syslog-firewall-crowdsec-hub/{folder}/cef-logs.log"))
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        let lines: Vec<String> = read(&format!(
+            "syslog-firewall-crowdsec-hub/{folder}/cef-logs.log"
+        ))
+        .lines()
+        .map(str::to_owned)
+        .collect();
         let fixed: Vec<Event> = lines
             .iter()
             .enumerate()
-            .map(|(index, line)| parse_record(line.as_bytes(), InputFormat::Cef, &context, index as u64 + 1))
+            .map(|(index, line)| {
+                parse_record(
+                    line.as_bytes(),
+                    InputFormat::Cef,
+                    &context,
+                    index as u64 + 1,
+                )
+            })
             .collect();
         for (index, line) in lines.iter().enumerate() {
-            let auto = parse_record(line.as_bytes(), InputFormat::Auto, &context, index as u64 + 1);
-            let expected_auto_cef = !AUTO_NOT_CEF.iter().any(|(name, line_index, _)| *name == folder && *line_index == index);
-            assert_eq!(auto.format == Format::Cef, expected_auto_cef, "{folder} line {index} in auto mode: {:?}", auto.parse_error);
+            let auto = parse_record(
+                line.as_bytes(),
+                InputFormat::Auto,
+                &context,
+                index as u64 + 1,
+            );
+            let expected_auto_cef = !AUTO_NOT_CEF
+                .iter()
+                .any(|(name, line_index, _)| *name == folder && *line_index == index);
+            assert_eq!(
+                auto.format == Format::Cef,
+                expected_auto_cef,
+                "{folder} line {index} in auto mode: {:?}",
+                auto.parse_error
+            );
             if expected_auto_cef {
-                assert_eq!(auto.fields, fixed[index].fields, "{folder} line {index}: auto and fixed disagree");
+                assert_eq!(
+                    auto.fields, fixed[index].fields,
+                    "{folder} line {index}: auto and fixed disagree"
+                );
             }
         }
-        for (index, kind, key, expected) in crowdsec_assertions(&read(&format!("syslog-firewall-crowdsec-hub/{folder}/parser.assert"))) {
+        for (index, kind, key, expected) in crowdsec_assertions(&read(&format!(
+            "syslog-firewall-crowdsec-hub/{folder}/parser.assert"
+        ))) {
             let Some(event) = fixed.get(index) else {
                 failures.push(format!("{folder}[{index}]: no such line"));
                 continue;
@@ -623,7 +786,9 @@ fn crowdsec_cef_fixtures() {
                     if ours.as_deref() == Some(expected.as_str()) {
                         matched += 1;
                     } else {
-                        failures.push(format!("{folder}[{index}] {kind}[{key}]: expected {expected:?}, got {ours:?}"));
+                        failures.push(format!(
+                            "{folder}[{index}] {kind}[{key}]: expected {expected:?}, got {ours:?}"
+                        ));
                     }
                 }
             }
@@ -632,7 +797,10 @@ fn crowdsec_cef_fixtures() {
     }
     println!("cef golden (crowdsec hub): {matched}/{checked} values match, {skipped} not comparable (see CROWDSEC_NOT_COMPARED)");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!((checked, matched), (EXPECTED_CROWDSEC_CHECKS, EXPECTED_CROWDSEC_CHECKS));
+    assert_eq!(
+        (checked, matched),
+        (EXPECTED_CROWDSEC_CHECKS, EXPECTED_CROWDSEC_CHECKS)
+    );
 }
 
 const EXPECTED_CROWDSEC_CHECKS: usize = 199;
@@ -650,17 +818,40 @@ fn tenzir_cef_over_bsd_syslog() {
     for format in [InputFormat::Auto, InputFormat::Cef, InputFormat::Rfc3164] {
         for line in &cef_lines {
             let event = parse_record(line.as_bytes(), format, &context, 1);
-            assert_eq!(event.format, Format::Cef, "{format:?} {line}: {:?}", event.parse_error);
+            assert_eq!(
+                event.format,
+                Format::Cef,
+                "{format:?} {line}: {:?}",
+                event.parse_error
+            );
             assert_eq!(field(&event, "deviceVendor"), Some("Cynet"));
             assert_eq!(field(&event, "deviceProduct"), Some("Cynet 360"));
-            assert_eq!(field(&event, "name"), Some("Memory Pattern - Cobalt Strike Beacon ReflectiveLoader"));
+            assert_eq!(
+                field(&event, "name"),
+                Some("Memory Pattern - Cobalt Strike Beacon ReflectiveLoader")
+            );
             assert_eq!(field(&event, "externalId"), Some("6"));
-            assert_eq!(field(&event, "scanGroupName"), Some("Manually Installed Agents"));
-            assert_eq!(field(&event, "filePath"), Some("c:\\windows\\temp\\javac.exe"));
-            assert_eq!(field(&event, "pParams"), Some("\"C:\\Windows\\Temp\\javac.exe\""));
+            assert_eq!(
+                field(&event, "scanGroupName"),
+                Some("Manually Installed Agents")
+            );
+            assert_eq!(
+                field(&event, "filePath"),
+                Some("c:\\windows\\temp\\javac.exe")
+            );
+            assert_eq!(
+                field(&event, "pParams"),
+                Some("\"C:\\Windows\\Temp\\javac.exe\"")
+            );
             assert_eq!(field(&event, "actRem"), Some("Kill, Rename"));
-            assert_eq!(field(&event, "pct"), Some("2022-03-30 10:55:27.140, 2022-03-30 10:52:40.222, 2022-03-30 10:52:39.609"));
-            assert_eq!(event.core.user_name.as_deref(), Some("tikasrv01\\administrator"));
+            assert_eq!(
+                field(&event, "pct"),
+                Some("2022-03-30 10:55:27.140, 2022-03-30 10:52:40.222, 2022-03-30 10:52:39.609")
+            );
+            assert_eq!(
+                event.core.user_name.as_deref(),
+                Some("tikasrv01\\administrator")
+            );
             assert_eq!(event.core.source_ip.as_deref(), Some("172.31.5.93"));
             assert_eq!(event.core.event_code.as_deref(), Some("0"));
             assert_eq!(event.core.log_level.as_deref(), Some("8"));

@@ -25,11 +25,21 @@ fn read_assertions(text: &str) -> (Assertions, BTreeMap<(String, usize), bool>) 
     let mut values = Assertions::new();
     let mut successes = BTreeMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("results[\"") else { continue };
-        let Some((stage, rest)) = rest.split_once("\"][\"") else { continue };
-        let Some((_parser, rest)) = rest.split_once("\"][") else { continue };
-        let Some((index, rest)) = rest.split_once(']') else { continue };
-        let Ok(index) = index.parse::<usize>() else { continue };
+        let Some(rest) = line.strip_prefix("results[\"") else {
+            continue;
+        };
+        let Some((stage, rest)) = rest.split_once("\"][\"") else {
+            continue;
+        };
+        let Some((_parser, rest)) = rest.split_once("\"][") else {
+            continue;
+        };
+        let Some((index, rest)) = rest.split_once(']') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
         if let Some(success) = rest.strip_prefix(".Success == ") {
             successes.insert((stage.to_owned(), index), success.trim() == "true");
             continue;
@@ -39,7 +49,10 @@ fn read_assertions(text: &str) -> (Assertions, BTreeMap<(String, usize), bool>) 
             if let Some(rest) = rest.strip_prefix(prefix.as_str()) {
                 if let Some((key, value)) = rest.split_once("\"] == ") {
                     let value = unquote_go(value.trim());
-                    values.insert((stage.to_owned(), index, kind.to_owned(), key.to_owned()), value);
+                    values.insert(
+                        (stage.to_owned(), index, kind.to_owned(), key.to_owned()),
+                        value,
+                    );
                 }
             }
         }
@@ -49,7 +62,10 @@ fn read_assertions(text: &str) -> (Assertions, BTreeMap<(String, usize), bool>) 
 
 /// A Go string literal's content: `\"` and `\\` are the characters themselves.
 fn unquote_go(literal: &str) -> String {
-    let body = literal.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(literal);
+    let body = literal
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or(literal);
     let mut text = String::with_capacity(body.len());
     let mut characters = body.chars();
     while let Some(character) = characters.next() {
@@ -69,10 +85,20 @@ fn squeeze(text: &str) -> String {
 }
 
 fn ours(event: &Event, kind: &str, key: &str) -> Option<Option<String>> {
-    let text = |name: &str| event.fields.get(name).and_then(|value| value.as_str()).map(str::to_owned);
+    let text = |name: &str| {
+        event
+            .fields
+            .get(name)
+            .and_then(|value| value.as_str())
+            .map(str::to_owned)
+    };
     Some(match (kind, key) {
         ("Parsed", "program") => event.core.process_name.clone(),
-        ("Parsed", "pid") => event.core.process_pid.map(|pid| pid.to_string()).or_else(|| text("syslog.procid")),
+        ("Parsed", "pid") => event
+            .core
+            .process_pid
+            .map(|pid| pid.to_string())
+            .or_else(|| text("syslog.procid")),
         ("Parsed", "message") => event.core.message.clone(),
         ("Parsed", "timestamp") => text("syslog.timestamp").map(|time| squeeze(&time)),
         ("Meta", "machine") => event.core.host_name.clone(),
@@ -86,11 +112,17 @@ fn ours(event: &Event, kind: &str, key: &str) -> Option<Option<String>> {
 fn crowdsec_syslog_and_sshd_expectations() {
     let mut context = ParseContext::new("file");
     context.timezone = chrono_tz::UTC;
-    context.received_at = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).single().unwrap_or_default();
+    context.received_at = Utc
+        .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
     let (mut compared, mut matched) = (0, 0);
     let mut failures = Vec::new();
     for folder in FOLDERS {
-        let directory = format!("{}/../tests/data/syslog-firewall-crowdsec-hub/{folder}", env!("CARGO_MANIFEST_DIR"));
+        let directory = format!(
+            "{}/../tests/data/syslog-firewall-crowdsec-hub/{folder}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let log = std::fs::read_dir(&directory)
             .unwrap_or_else(|error| panic!("{directory}: {error}"))
             .filter_map(Result::ok)
@@ -100,14 +132,24 @@ fn crowdsec_syslog_and_sshd_expectations() {
         let bytes = std::fs::read(&log).unwrap_or_default();
         let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
         let mut events = Vec::new();
-        for line in bytes.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+        for line in bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+        {
             decoder.decode(line, &mut events);
         }
         decoder.finish(&mut events);
         for event in &events {
-            assert_ne!(event.format, Format::Unknown, "{folder}: {:?} {:?}", event.raw, event.parse_error);
+            assert_ne!(
+                event.format,
+                Format::Unknown,
+                "{folder}: {:?} {:?}",
+                event.raw,
+                event.parse_error
+            );
         }
-        let assertions = std::fs::read_to_string(format!("{directory}/parser.assert")).unwrap_or_default();
+        let assertions =
+            std::fs::read_to_string(format!("{directory}/parser.assert")).unwrap_or_default();
         let (expected, successes) = read_assertions(&assertions);
         for ((stage, index, kind, key), value) in &expected {
             // Later stages only list the lines their parser took; count them in order.
@@ -125,9 +167,15 @@ fn crowdsec_syslog_and_sshd_expectations() {
             if !folder.starts_with("ssh") && matches!(key.as_str(), "source_ip" | "target_user") {
                 continue;
             }
-            let Some(ours) = ours(event, kind, key) else { continue };
+            let Some(ours) = ours(event, kind, key) else {
+                continue;
+            };
             compared += 1;
-            let (ours, value) = if key == "timestamp" { (ours.map(|time| squeeze(&time)), squeeze(value)) } else { (ours, value.clone()) };
+            let (ours, value) = if key == "timestamp" {
+                (ours.map(|time| squeeze(&time)), squeeze(value))
+            } else {
+                (ours, value.clone())
+            };
             if ours.as_deref() == Some(value.as_str()) {
                 matched += 1;
             } else {
@@ -137,7 +185,12 @@ fn crowdsec_syslog_and_sshd_expectations() {
     }
     println!("crowdsec syslog/sshd: {matched}/{compared} expected values match");
     assert!(compared > 300, "only {compared} values compared");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The Elastic Beats system-module samples have no expectations upstream; what we can hold
@@ -146,8 +199,16 @@ fn crowdsec_syslog_and_sshd_expectations() {
 #[test]
 fn elastic_beats_linux_samples_parse_as_syslog() {
     let context = ParseContext::new("file");
-    for file in ["auth/test/test.log", "syslog/test/test-syslog.log", "syslog/test/suse-syslog.log", "syslog/test/tz-offset.log"] {
-        let path = format!("{}/../tests/data/linux-syslog-elastic-beats-oss/{file}", env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "auth/test/test.log",
+        "syslog/test/test-syslog.log",
+        "syslog/test/suse-syslog.log",
+        "syslog/test/tz-offset.log",
+    ] {
+        let path = format!(
+            "{}/../tests/data/linux-syslog-elastic-beats-oss/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
         let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
         let mut events = Vec::new();
@@ -155,21 +216,60 @@ fn elastic_beats_linux_samples_parse_as_syslog() {
             decoder.decode(line.as_bytes(), &mut events);
         }
         decoder.finish(&mut events);
-        assert_eq!(events.len() as u64 + decoder.stats().blank_records, text.lines().count() as u64, "{file}");
+        assert_eq!(
+            events.len() as u64 + decoder.stats().blank_records,
+            text.lines().count() as u64,
+            "{file}"
+        );
         // test-syslog.log is Beats' multiline test: its second line ("syslog") continues the
         // first. We do not join lines, so it is kept as an unknown event of its own, flagged.
-        let unknown: Vec<_> = events.iter().filter(|event| event.format == Format::Unknown).filter_map(|event| event.raw.clone()).collect();
-        let expected_unknown: &[&str] = if file.ends_with("test-syslog.log") { &["syslog"] } else { &[] };
+        let unknown: Vec<_> = events
+            .iter()
+            .filter(|event| event.format == Format::Unknown)
+            .filter_map(|event| event.raw.clone())
+            .collect();
+        let expected_unknown: &[&str] = if file.ends_with("test-syslog.log") {
+            &["syslog"]
+        } else {
+            &[]
+        };
         assert_eq!(unknown, expected_unknown, "{file}");
-        for event in events.iter().filter(|event| event.format != Format::Unknown) {
-            assert_eq!(event.format, Format::Rfc3164, "{file}: {:?} {:?}", event.raw, event.parse_error);
-            assert!(event.core.host_name.is_some(), "{file}: no host in {:?}", event.raw);
+        for event in events
+            .iter()
+            .filter(|event| event.format != Format::Unknown)
+        {
+            assert_eq!(
+                event.format,
+                Format::Rfc3164,
+                "{file}: {:?} {:?}",
+                event.raw,
+                event.parse_error
+            );
+            assert!(
+                event.core.host_name.is_some(),
+                "{file}: no host in {:?}",
+                event.raw
+            );
         }
-        let events: Vec<_> = events.into_iter().filter(|event| event.format != Format::Unknown).collect();
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|event| event.format != Format::Unknown)
+            .collect();
         // The multiline test file has continuation lines that carry a timestamp and host but no
         // program; every other line names its program.
-        let without_program: Vec<_> = events.iter().filter(|event| event.core.process_name.is_none()).filter_map(|event| event.raw.clone()).collect();
-        let allowed = if file.ends_with("test-syslog.log") { 1 } else { 0 };
-        assert!(without_program.len() <= allowed, "{file}: no program in {without_program:?}");
+        let without_program: Vec<_> = events
+            .iter()
+            .filter(|event| event.core.process_name.is_none())
+            .filter_map(|event| event.raw.clone())
+            .collect();
+        let allowed = if file.ends_with("test-syslog.log") {
+            1
+        } else {
+            0
+        };
+        assert!(
+            without_program.len() <= allowed,
+            "{file}: no program in {without_program:?}"
+        );
     }
 }

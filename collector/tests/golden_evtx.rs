@@ -21,7 +21,10 @@ use citysoc_collector::format::evtx::{decode_evtx, EvtxSummary};
 use citysoc_collector::{CollectorError, Event, Format, ParseContext};
 use serde_json::Value;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/windows-evtx-omerbenamram-evtx-samples");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/windows-evtx-omerbenamram-evtx-samples"
+);
 
 fn context() -> ParseContext {
     let mut context = ParseContext::new("evtx");
@@ -38,13 +41,18 @@ fn read(path: &str) -> Vec<u8> {
 
 fn decode(name: &str) -> (Vec<Event>, EvtxSummary) {
     let mut events = Vec::new();
-    let summary = decode_evtx(read(&format!("{DATA}/evtx/{name}.evtx")), &context(), &mut events)
-        .unwrap_or_else(|error| panic!("{name}: {error}"));
+    let summary = decode_evtx(
+        read(&format!("{DATA}/evtx/{name}.evtx")),
+        &context(),
+        &mut events,
+    )
+    .unwrap_or_else(|error| panic!("{name}: {error}"));
     (events, summary)
 }
 
 fn reference(name: &str) -> Vec<Value> {
-    let text = String::from_utf8(read(&format!("{DATA}/jsonl/{name}.jsonl"))).unwrap_or_else(|error| panic!("{error}"));
+    let text = String::from_utf8(read(&format!("{DATA}/jsonl/{name}.jsonl")))
+        .unwrap_or_else(|error| panic!("{error}"));
     text.lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{name}: {error}")))
@@ -56,7 +64,10 @@ fn normalize(value: &Value) -> Value {
     let Value::String(text) = value else {
         return value.clone();
     };
-    let unbraced = text.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')).unwrap_or(text);
+    let unbraced = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or(text);
     let is_guid = unbraced.len() == 36
         && unbraced.bytes().enumerate().all(|(index, byte)| {
             if [8, 13, 18, 23].contains(&index) {
@@ -92,7 +103,9 @@ fn compare(name: &str, events: &[Event], reference: &[Value], tally: &mut Tally)
         .collect();
     let mut missing = 0;
     for record in reference {
-        let id = record["event_record_id"].as_u64().unwrap_or_else(|| panic!("{name}: no record id"));
+        let id = record["event_record_id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: no record id"));
         let Some(event) = by_id.get(&id) else {
             missing += 1;
             continue;
@@ -118,17 +131,28 @@ fn compare(name: &str, events: &[Event], reference: &[Value], tally: &mut Tally)
                 expected.push((key.clone(), value));
             }
         }
-        assert_eq!(event.core.event_code.as_deref(), Some(event_id.to_string().as_str()), "{name} #{id}");
-        assert_eq!(event.core.host_name.as_ref(), system["Computer"].as_str().map(str::to_owned).as_ref());
+        assert_eq!(
+            event.core.event_code.as_deref(),
+            Some(event_id.to_string().as_str()),
+            "{name} #{id}"
+        );
+        assert_eq!(
+            event.core.host_name.as_ref(),
+            system["Computer"].as_str().map(str::to_owned).as_ref()
+        );
         for (key, value) in expected {
             tally.checked += 1;
             let ours = event.fields.get(&key);
             if ours == Some(&value) {
                 tally.exact += 1;
-            } else if ours.map(normalize) == Some(normalize(&value)) || (ours.is_none() && value.is_null()) {
+            } else if ours.map(normalize) == Some(normalize(&value))
+                || (ours.is_none() && value.is_null())
+            {
                 tally.normalized += 1;
             } else {
-                tally.mismatched.push(format!("{name} #{id} {key}: expected {value}, got {ours:?}"));
+                tally.mismatched.push(format!(
+                    "{name} #{id} {key}: expected {value}, got {ours:?}"
+                ));
             }
         }
     }
@@ -153,7 +177,11 @@ fn samples_match_the_crate_rendering() {
         let (events, summary) = decode(name);
         let reference = reference(name);
         assert_eq!(reference.len(), reference_records, "{name}");
-        assert_eq!((summary.records, summary.errors), (records, errors), "{name}");
+        assert_eq!(
+            (summary.records, summary.errors),
+            (records, errors),
+            "{name}"
+        );
         assert_eq!(events.len() as u64, records + errors, "{name}");
         let missing = compare(name, &events, &reference, &mut tally);
         assert_eq!(missing, 0, "{name}: reference records we did not produce");
@@ -161,15 +189,24 @@ fn samples_match_the_crate_rendering() {
             match event.format {
                 Format::Winevent => {
                     let raw: Value = serde_json::from_str(event.raw.as_deref().unwrap_or(""))
-                        .unwrap_or_else(|error| panic!("{name}: raw is not the record's JSON: {error}"));
+                        .unwrap_or_else(|error| {
+                            panic!("{name}: raw is not the record's JSON: {error}")
+                        });
                     // `source.sequence` is the EVTX record number (checked against the reference in
                     // `compare`); System/EventRecordID is usually the same, but a forwarded (WEC)
                     // event keeps its origin's, so here it is only checked to be carried over.
-                    assert_eq!(raw["Event"]["System"].get("EventRecordID"), event.fields.get("EventRecordID"), "{name}");
+                    assert_eq!(
+                        raw["Event"]["System"].get("EventRecordID"),
+                        event.fields.get("EventRecordID"),
+                        "{name}"
+                    );
                     assert_eq!(event.logsource.product.as_deref(), Some("windows"));
                 }
                 Format::Unknown => {
-                    let error = event.parse_error.as_ref().unwrap_or_else(|| panic!("{name}: unknown without error"));
+                    let error = event
+                        .parse_error
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("{name}: unknown without error"));
                     assert_eq!(error.format, "evtx");
                     assert!(error.message.contains("chunk"), "{name}: {}", error.message);
                     assert_eq!(event.source.sequence, None);
@@ -197,23 +234,37 @@ fn samples_match_the_crate_rendering() {
 fn sysmon_events_get_sigma_logsource_and_fields() {
     let (events, _) = decode("sysmon");
     let mut categories: BTreeMap<(u64, String), usize> = BTreeMap::new();
-    for event in events.iter().filter(|event| event.format == Format::Winevent) {
-        let event_id = event.fields["EventID"].as_u64().unwrap_or_else(|| panic!("EventID not numeric"));
+    for event in events
+        .iter()
+        .filter(|event| event.format == Format::Winevent)
+    {
+        let event_id = event.fields["EventID"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("EventID not numeric"));
         assert_eq!(event.logsource.service.as_deref(), Some("sysmon"));
-        assert_eq!(event.fields["Provider_Name"], Value::from("Microsoft-Windows-Sysmon"));
+        assert_eq!(
+            event.fields["Provider_Name"],
+            Value::from("Microsoft-Windows-Sysmon")
+        );
         let category = event.logsource.category.clone().unwrap_or_default();
         *categories.entry((event_id, category)).or_default() += 1;
         if event_id == 1 {
             assert!(event.fields.contains_key("Image") && event.fields.contains_key("CommandLine"));
             assert!(event.fields.contains_key("ParentImage"));
-            assert_eq!(event.core.process_executable.as_ref(), event.fields["Image"].as_str().map(str::to_owned).as_ref());
+            assert_eq!(
+                event.core.process_executable.as_ref(),
+                event.fields["Image"].as_str().map(str::to_owned).as_ref()
+            );
             assert!(event.core.process_pid.is_some());
         }
         if event_id == 3 {
             assert!(event.core.source_ip.is_some() && event.core.destination_ip.is_some());
         }
     }
-    let summary: Vec<String> = categories.iter().map(|((id, category), count)| format!("{id}:{category}={count}")).collect();
+    let summary: Vec<String> = categories
+        .iter()
+        .map(|((id, category), count)| format!("{id}:{category}={count}"))
+        .collect();
     println!("sysmon.evtx categories: {}", summary.join(", "));
     for (event_id, category) in [
         (1, "process_creation"),
@@ -225,11 +276,15 @@ fn sysmon_events_get_sigma_logsource_and_fields() {
         (16, "sysmon_status"),
     ] {
         assert!(
-            categories.keys().any(|(id, found)| *id == event_id && found == category),
+            categories
+                .keys()
+                .any(|(id, found)| *id == event_id && found == category),
             "no Sysmon {event_id} → {category}: {summary:?}"
         );
     }
-    assert!(categories.keys().all(|(id, found)| *id != 12 || found == "registry_add" || found == "registry_delete"));
+    assert!(categories
+        .keys()
+        .all(|(id, found)| *id != 12 || found == "registry_add" || found == "registry_delete"));
 }
 
 #[test]
@@ -246,11 +301,20 @@ fn security_log_core_fields_and_times() {
         assert!(event.core.user_name.is_some(), "{:?}", event.fields);
     }
     // The first record: 2016-07-08T18:12:51.681640Z (System/TimeCreated).
-    let first = events.iter().find(|event| event.source.sequence == Some(1)).unwrap_or_else(|| panic!("no record 1"));
-    assert_eq!(first.timestamp.to_rfc3339(), "2016-07-08T18:12:51.681640800+00:00");
+    let first = events
+        .iter()
+        .find(|event| event.source.sequence == Some(1))
+        .unwrap_or_else(|| panic!("no record 1"));
+    assert_eq!(
+        first.timestamp.to_rfc3339(),
+        "2016-07-08T18:12:51.681640800+00:00"
+    );
     // Same records, same ids: reading the file again must give the same event ids.
     let (again, _) = decode("security");
-    assert_eq!(events.iter().map(|event| &event.id).collect::<Vec<_>>(), again.iter().map(|event| &event.id).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|event| &event.id).collect::<Vec<_>>(),
+        again.iter().map(|event| &event.id).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -258,7 +322,12 @@ fn damaged_string_cache_reads_like_the_intact_file() {
     let (damaged, summary) = decode("security_bad_string_cache");
     let (intact, _) = decode("security");
     assert_eq!(summary.records, 2261);
-    let ids = |events: &[Event]| events.iter().map(|event| (event.source.sequence, event.fields.get("EventID").cloned())).collect::<Vec<_>>();
+    let ids = |events: &[Event]| {
+        events
+            .iter()
+            .map(|event| (event.source.sequence, event.fields.get("EventID").cloned()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&damaged), ids(&intact));
 }
 
@@ -268,8 +337,12 @@ fn truncated_and_garbled_files_never_panic() {
     let context = context();
     // Cut inside the third chunk: the first two chunks read completely.
     let mut events = Vec::new();
-    let summary = decode_evtx(bytes[..4096 + 2 * 65536 + 30_000].to_vec(), &context, &mut events)
-        .unwrap_or_else(|error| panic!("{error}"));
+    let summary = decode_evtx(
+        bytes[..4096 + 2 * 65536 + 30_000].to_vec(),
+        &context,
+        &mut events,
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
     assert!(summary.records > 0);
     assert_eq!(events.len() as u64, summary.records + summary.errors);
     // Flip bytes all over the record area.
@@ -278,11 +351,18 @@ fn truncated_and_garbled_files_never_panic() {
         garbled[index] ^= 0x5a;
     }
     let mut events = Vec::new();
-    let summary = decode_evtx(garbled, &context, &mut events).unwrap_or_else(|error| panic!("{error}"));
-    println!("garbled security.evtx: {} records, {} unreadable parts", summary.records, summary.errors);
+    let summary =
+        decode_evtx(garbled, &context, &mut events).unwrap_or_else(|error| panic!("{error}"));
+    println!(
+        "garbled security.evtx: {} records, {} unreadable parts",
+        summary.records, summary.errors
+    );
     assert_eq!(events.len() as u64, summary.records + summary.errors);
     assert!(summary.errors > 0);
     // A file whose header is gone is refused as a whole.
     let result = decode_evtx(bytes[..2000].to_vec(), &context, &mut Vec::new());
-    assert!(matches!(result, Err(CollectorError::EvtxUnreadable { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(CollectorError::EvtxUnreadable { .. })),
+        "{result:?}"
+    );
 }

@@ -5,7 +5,9 @@
 mod kv_access_support;
 
 use citysoc_collector::{Event, Format, InputFormat};
-use kv_access_support::{as_text, assertions, core, first_field, last_field, log_lines, parse, read, Tally, CROWDSEC};
+use kv_access_support::{
+    as_text, assertions, core, first_field, last_field, log_lines, parse, read, Tally, CROWDSEC,
+};
 
 /// How a CrowdSec key is checked against our event.
 enum Check {
@@ -35,23 +37,36 @@ fn run(
         .map(|(index, line)| parse(line, format, index as u64 + 1))
         .collect();
     let mut tally = Tally::default();
-    for assertion in assertions(&format!("{CROWDSEC}/{folder}/parser.assert"), "s01-parse", parser) {
+    for assertion in assertions(
+        &format!("{CROWDSEC}/{folder}/parser.assert"),
+        "s01-parse",
+        parser,
+    ) {
         let Some(event) = events.get(assertion.line) else {
-            tally.mismatches.push(format!("{folder}: no line {}", assertion.line));
+            tally
+                .mismatches
+                .push(format!("{folder}: no line {}", assertion.line));
             continue;
         };
-        let what = format!("{folder}[{}] {}[{}]", assertion.line, assertion.kind, assertion.key);
+        let what = format!(
+            "{folder}[{}] {}[{}]",
+            assertion.line, assertion.kind, assertion.key
+        );
         let ours = match map(&assertion.kind, &assertion.key) {
             Check::Field(name) => last_field(event, name),
             Check::SameField => last_field(event, &assertion.key),
             Check::Core(name) => core(event, name),
-            Check::Flag => event.fields.get(&assertion.value).and_then(as_text).map(|flag| {
-                if flag == "true" {
-                    assertion.value.clone()
-                } else {
-                    flag
-                }
-            }),
+            Check::Flag => event
+                .fields
+                .get(&assertion.value)
+                .and_then(as_text)
+                .map(|flag| {
+                    if flag == "true" {
+                        assertion.value.clone()
+                    } else {
+                        flag
+                    }
+                }),
             Check::Skip(reason) => {
                 tally.skipped += 1;
                 tally.skip_reasons.insert(reason);
@@ -116,19 +131,31 @@ fn fortinet_vpn_bruteforce() {
             assert_eq!(event.core.event_code.as_deref(), Some("1234567890"));
         }
         // date=2024-10-14 time=13:46:40 tz="-0700"
-        assert_eq!(events[0].timestamp.to_rfc3339(), "2024-10-14T20:46:40+00:00");
+        assert_eq!(
+            events[0].timestamp.to_rfc3339(),
+            "2024-10-14T20:46:40+00:00"
+        );
         // user="N/A" stays in fields but is no user.name.
         assert_eq!(events[0].core.user_name, None);
         assert_eq!(events[1].core.user_name.as_deref(), Some("sapservicecq1"));
     }
     // The same records behind a syslog PRI (how FortiGates send them): the payload is parsed
     // too, and the device's `level` replaces the syslog severity.
-    for (index, line) in log_lines(&format!("{CROWDSEC}/fortinet-vpn-bf/fortinet-vpn-bf.log")).iter().enumerate() {
+    for (index, line) in log_lines(&format!("{CROWDSEC}/fortinet-vpn-bf/fortinet-vpn-bf.log"))
+        .iter()
+        .enumerate()
+    {
         let event = parse(&format!("<189>{line}"), InputFormat::Auto, index as u64 + 1);
         assert_eq!(event.format, Format::Kv, "{line}");
         assert_eq!(event.core.log_level.as_deref(), Some("alert"));
-        assert_eq!(event.fields.get("syslog.priority"), Some(&serde_json::Value::from(189)));
-        assert_eq!(event.core.message.as_deref(), Some("SSL user failed to logged in"));
+        assert_eq!(
+            event.fields.get("syslog.priority"),
+            Some(&serde_json::Value::from(189))
+        );
+        assert_eq!(
+            event.core.message.as_deref(),
+            Some("SSL user failed to logged in")
+        );
     }
 }
 
@@ -199,7 +226,9 @@ fn proxmox_map(kind: &str, key: &str) -> Check {
         ("Parsed", "logdate") => Check::Field("logdate"),
         // CrowdSec strips `0x` from TOS/PREC, splits MAC into its destination half and derives
         // the interface from the chain name; we keep the values as the kernel wrote them.
-        ("Parsed", "tos" | "prec" | "dst_mac" | "int_eth") => Check::Skip("CrowdSec reinterprets the value"),
+        ("Parsed", "tos" | "prec" | "dst_mac" | "int_eth") => {
+            Check::Skip("CrowdSec reinterprets the value")
+        }
         _ => Check::Skip("CrowdSec bookkeeping or raw message"),
     }
 }
@@ -233,7 +262,10 @@ fn proxmox_firewall() {
         assert_eq!(event.format, Format::Kv);
     }
     // 20/Jun/2022:13:09:14 +0200
-    assert_eq!(events[0].timestamp.to_rfc3339(), "2022-06-20T11:09:14+00:00");
+    assert_eq!(
+        events[0].timestamp.to_rfc3339(),
+        "2022-06-20T11:09:14+00:00"
+    );
     assert_eq!(events[0].core.event_action.as_deref(), Some("DROP"));
 }
 
@@ -331,7 +363,10 @@ fn opnsense_prose_is_not_kv() {
         ("opnsense-sshd", "opnsense-sshd.log"),
         ("opnsense-gui-auth", "opnsense-gui-auth.log"),
     ] {
-        for (index, line) in log_lines(&format!("{CROWDSEC}/{folder}/{log}")).iter().enumerate() {
+        for (index, line) in log_lines(&format!("{CROWDSEC}/{folder}/{log}"))
+            .iter()
+            .enumerate()
+        {
             let event = parse(line, InputFormat::Auto, index as u64 + 1);
             assert_eq!(event.format, Format::Rfc5424, "{line}");
         }
@@ -428,7 +463,10 @@ fn logstash_netfilter_lines() {
         assert_eq!(event.format, Format::Kv, "{input}");
         assert_eq!(event.logsource.category.as_deref(), Some("firewall"));
         for (name, expected) in *expectations {
-            assert!(rspec.contains(expected), "row {row}: {expected} is not in the spec");
+            assert!(
+                rspec.contains(expected),
+                "row {row}: {expected} is not in the spec"
+            );
             let ours = if name.contains('.') {
                 core(&event, name)
             } else {

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use citysoc_collector::{parse_record, Decoder, Event, Format, InputFormat, ParseContext};
 use serde_json::Value;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/leef-cef-syslog-tenzir");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/leef-cef-syslog-tenzir"
+);
 
 fn context() -> ParseContext {
     let mut context = ParseContext::new("file");
@@ -38,11 +41,35 @@ fn parse_file(path: &str) -> Vec<Event> {
         .iter()
         .enumerate()
         .map(|(index, line)| {
-            let fixed = parse_record(line.as_bytes(), InputFormat::Leef, &context, index as u64 + 1);
-            let auto = parse_record(line.as_bytes(), InputFormat::Auto, &context, index as u64 + 1);
-            assert_eq!(fixed.format, Format::Leef, "{path}:{index}: {:?}", fixed.parse_error);
-            assert_eq!(auto.format, Format::Leef, "{path}:{index} (auto): {:?}", auto.parse_error);
-            assert_eq!((&auto.fields, &auto.core, auto.timestamp), (&fixed.fields, &fixed.core, fixed.timestamp), "{path}:{index}");
+            let fixed = parse_record(
+                line.as_bytes(),
+                InputFormat::Leef,
+                &context,
+                index as u64 + 1,
+            );
+            let auto = parse_record(
+                line.as_bytes(),
+                InputFormat::Auto,
+                &context,
+                index as u64 + 1,
+            );
+            assert_eq!(
+                fixed.format,
+                Format::Leef,
+                "{path}:{index}: {:?}",
+                fixed.parse_error
+            );
+            assert_eq!(
+                auto.format,
+                Format::Leef,
+                "{path}:{index} (auto): {:?}",
+                auto.parse_error
+            );
+            assert_eq!(
+                (&auto.fields, &auto.core, auto.timestamp),
+                (&fixed.fields, &fixed.core, fixed.timestamp),
+                "{path}:{index}"
+            );
             fixed
         })
         .collect()
@@ -55,7 +82,12 @@ fn field<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
 /// (field, expected) pairs checked on one event; returns how many were checked.
 fn expect_fields(event: &Event, expected: &[(&str, &str)]) -> usize {
     for (name, value) in expected {
-        assert_eq!(field(event, name), Some(*value), "{name} in {:?}", event.raw);
+        assert_eq!(
+            field(event, name),
+            Some(*value),
+            "{name} in {:?}",
+            event.raw
+        );
     }
     expected.len()
 }
@@ -81,7 +113,10 @@ fn leef1_cyberark_and_edge_cases() {
             ("userName", "mike"),
             ("dst", "192.168.0.1"),
             ("EventID", "52b06812ec3500ed864c461e"),
-            ("PTALink", "https://1.1.1.1/incidents/52b06812ec3500ed864c461e"),
+            (
+                "PTALink",
+                "https://1.1.1.1/incidents/52b06812ec3500ed864c461e",
+            ),
             ("suser", "mike2"),
             ("ExternalLink", "None"),
             ("devTime", "1388577600000"),
@@ -95,12 +130,17 @@ fn leef1_cyberark_and_edge_cases() {
     // No `key=` at all: the header is kept, the attribute error says which bytes were skipped.
     let junk = &events[1];
     checked += expect_fields(junk, &[("vendor", "Tenzir"), ("eventId", "42")]);
-    assert_eq!(field(junk, "leef_attribute_error"), Some("text without `key=` at bytes 31..52 of the record was not parsed"));
+    assert_eq!(
+        field(junk, "leef_attribute_error"),
+        Some("text without `key=` at bytes 31..52 of the record was not parsed")
+    );
 
     checked += expect_fields(&events[2], &[("key", "")]);
     checked += expect_fields(&events[3], &[("key", "trailing tab next")]);
     checked += expect_fields(&events[4], &[("key", "yikes")]);
-    assert!(events[2..].iter().all(|event| field(event, "leef_attribute_error").is_none()));
+    assert!(events[2..]
+        .iter()
+        .all(|event| field(event, "leef_attribute_error").is_none()));
     println!("leef golden (leef1.log): 5/5 lines parsed, {checked} values checked");
     assert_eq!(checked, 18);
 }
@@ -133,9 +173,26 @@ fn leef2_pan_os_templates() {
         // An unreadable devTime leaves the receive time.
         assert_eq!(event.timestamp, event.received_at);
     }
-    expect_fields(&events[0], &[("version", "4.0"), ("serial", "$serial"), ("sequence", "$seqno")]);
-    expect_fields(&events[1], &[("version", "$sender_sw_version"), ("DeviceName", "$device_name"), ("SerialNumber", "$serial")]);
-    expect_fields(&events[2], &[("DeviceSN", "$serial"), ("TimeReceived", "$receive_time")]);
+    expect_fields(
+        &events[0],
+        &[
+            ("version", "4.0"),
+            ("serial", "$serial"),
+            ("sequence", "$seqno"),
+        ],
+    );
+    expect_fields(
+        &events[1],
+        &[
+            ("version", "$sender_sw_version"),
+            ("DeviceName", "$device_name"),
+            ("SerialNumber", "$serial"),
+        ],
+    );
+    expect_fields(
+        &events[2],
+        &[("DeviceSN", "$serial"), ("TimeReceived", "$receive_time")],
+    );
     assert_eq!(events[1].fields.len(), 5 + 21);
 }
 
@@ -158,18 +215,35 @@ fn leef_over_rfc5424() {
         ],
     );
     assert_eq!(windows.core.host_name.as_deref(), Some("LAPTOP-45Q5L6E5"));
-    assert_eq!(windows.core.process_name.as_deref(), Some("Microsoft-Windows-Security-Mitigations"));
+    assert_eq!(
+        windows.core.process_name.as_deref(),
+        Some("Microsoft-Windows-Security-Mitigations")
+    );
     assert_eq!(windows.core.process_pid, Some(4340));
     assert_eq!(windows.core.log_level.as_deref(), Some("6"));
-    assert_eq!(windows.core.message.as_deref(), Some("Process 'chrome.exe' was blocked"));
+    assert_eq!(
+        windows.core.message.as_deref(),
+        Some("Process 'chrome.exe' was blocked")
+    );
     // devTime (zone-less, configured zone UTC) wins over the syslog header's time.
     assert_eq!(windows.timestamp, utc("2019-11-21T13:44:35Z"));
 
     let zscaler = &events[1];
-    expect_fields(zscaler, &[("vendor", "Zscaler"), ("product", "NSS"), ("eventId", "ALLOW"), ("cat", "firewall")]);
+    expect_fields(
+        zscaler,
+        &[
+            ("vendor", "Zscaler"),
+            ("product", "NSS"),
+            ("eventId", "ALLOW"),
+            ("cat", "firewall"),
+        ],
+    );
     assert_eq!(zscaler.core.user_name.as_deref(), Some("jane.doe"));
     assert_eq!(zscaler.core.source_ip.as_deref(), Some("203.0.113.10"));
-    assert_eq!(zscaler.core.destination_ip.as_deref(), Some("198.51.100.20"));
+    assert_eq!(
+        zscaler.core.destination_ip.as_deref(),
+        Some("198.51.100.20")
+    );
     assert_eq!(zscaler.core.host_name.as_deref(), Some("ZSCALER"));
     assert_eq!(zscaler.timestamp, utc("2019-11-21T13:44:37Z"));
 }
@@ -205,7 +279,12 @@ fn zscaler_nss_firewall_over_bsd_syslog() {
     // `Jun 02` read on 2026-01-15 is last June.
     assert_eq!(event.timestamp, utc("2025-06-02T16:34:55Z"));
     // syslog.timestamp (the host name lives in host.name only), 34 attributes, 5 header fields.
-    assert_eq!(event.fields.len(), 1 + 34 + 5, "{:?}", event.fields.keys().collect::<Vec<_>>());
+    assert_eq!(
+        event.fields.len(),
+        1 + 34 + 5,
+        "{:?}",
+        event.fields.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -233,8 +312,13 @@ fn junk_is_unknown_with_a_reason_never_a_panic() {
         let event = parse_record(line.as_bytes(), InputFormat::Leef, &context, 1);
         assert_eq!(event.raw.as_deref(), Some(line.as_str()));
         if event.format == Format::Unknown {
-            let error = event.parse_error.unwrap_or_else(|| panic!("{line}: unknown without a reason"));
-            assert!(!error.message.is_empty() && error.offset <= line.len(), "{line}: {error}");
+            let error = event
+                .parse_error
+                .unwrap_or_else(|| panic!("{line}: unknown without a reason"));
+            assert!(
+                !error.message.is_empty() && error.offset <= line.len(),
+                "{line}: {error}"
+            );
             unknown += 1;
         }
         let _ = parse_record(line.as_bytes(), InputFormat::Auto, &context, 1);

@@ -15,21 +15,66 @@ use citysoc_collector::format::evtx::decode_evtx;
 use citysoc_collector::{Decoder, Event, Format, InputFormat, ParseContext};
 use serde_json::Value;
 
-const OTRF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/windows-linux-attack-otrf-security-datasets");
-const EVTX_SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/windows-evtx-omerbenamram-evtx-samples");
-const CROWDSEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/syslog-firewall-crowdsec-hub");
+const OTRF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/windows-linux-attack-otrf-security-datasets"
+);
+const EVTX_SAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/windows-evtx-omerbenamram-evtx-samples"
+);
+const CROWDSEC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/data/syslog-firewall-crowdsec-hub"
+);
 
 /// (recording, metadata id, lines), from the folder's PROVENANCE.md.
 const RECORDINGS: &[(&str, &str, usize)] = &[
-    ("cmd_discover_iexplorer_version_registry_2020-10-2123281491", "SDWIN-201021232814", 68),
-    ("cmd_lsass_memory_dumpert_syscalls_2020-10-1822561997", "SDWIN-201018225619", 118),
-    ("cmd_psexec_lsa_secrets_dump_2020-10-1903305471", "SDWIN-201019033054", 286),
-    ("cmd_service_mod_fax_2020-10-2120454410", "SDWIN-201021204544", 437),
-    ("cmd_userinitmprlogonscript_batch_2020-10-1922471810", "SDWIN-201019224718", 122),
-    ("covenant_copy_smb_CreateRequest_2020-09-22145302", "SDWIN-200806015757", 506),
-    ("psh_lsass_memory_dump_comsvcs_2020-10-18T19500924", "SDWIN-201018195009", 184),
-    ("psh_powershell_httplistener_2020-11-0204130683", "SDWIN-201102041306", 110),
-    ("psh_windows_vault_web_credentials_2020-10-2819191483", "SDWIN-201028191914", 120),
+    (
+        "cmd_discover_iexplorer_version_registry_2020-10-2123281491",
+        "SDWIN-201021232814",
+        68,
+    ),
+    (
+        "cmd_lsass_memory_dumpert_syscalls_2020-10-1822561997",
+        "SDWIN-201018225619",
+        118,
+    ),
+    (
+        "cmd_psexec_lsa_secrets_dump_2020-10-1903305471",
+        "SDWIN-201019033054",
+        286,
+    ),
+    (
+        "cmd_service_mod_fax_2020-10-2120454410",
+        "SDWIN-201021204544",
+        437,
+    ),
+    (
+        "cmd_userinitmprlogonscript_batch_2020-10-1922471810",
+        "SDWIN-201019224718",
+        122,
+    ),
+    (
+        "covenant_copy_smb_CreateRequest_2020-09-22145302",
+        "SDWIN-200806015757",
+        506,
+    ),
+    (
+        "psh_lsass_memory_dump_comsvcs_2020-10-18T19500924",
+        "SDWIN-201018195009",
+        184,
+    ),
+    (
+        "psh_powershell_httplistener_2020-11-0204130683",
+        "SDWIN-201102041306",
+        110,
+    ),
+    (
+        "psh_windows_vault_web_credentials_2020-10-2819191483",
+        "SDWIN-201028191914",
+        120,
+    ),
 ];
 
 fn context(address: &str) -> ParseContext {
@@ -68,7 +113,11 @@ fn text<'a>(event: &'a Event, name: &str) -> &'a str {
 }
 
 fn event_id(event: &Event) -> u64 {
-    event.fields.get("EventID").and_then(Value::as_u64).unwrap_or(0)
+    event
+        .fields
+        .get("EventID")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -77,26 +126,51 @@ fn every_recorded_event_is_a_windows_event() {
     let mut hosts: BTreeMap<String, usize> = BTreeMap::new();
     let mut total = 0;
     for (name, metadata_id, lines) in RECORDINGS {
-        let metadata = String::from_utf8(read(&format!("{OTRF}/metadata/{metadata_id}.yaml"))).unwrap_or_default();
-        assert!(metadata.contains(&format!("id: {metadata_id}")), "{metadata_id}");
+        let metadata = String::from_utf8(read(&format!("{OTRF}/metadata/{metadata_id}.yaml")))
+            .unwrap_or_default();
+        assert!(
+            metadata.contains(&format!("id: {metadata_id}")),
+            "{metadata_id}"
+        );
         let events = recording(name);
         assert_eq!(events.len(), *lines, "{name}");
         for event in &events {
-            assert_eq!(event.format, Format::Winevent, "{name}: {:?}", event.parse_error);
-            assert!(event.fields["EventID"].is_u64(), "{name}: EventID must stay a number");
+            assert_eq!(
+                event.format,
+                Format::Winevent,
+                "{name}: {:?}",
+                event.parse_error
+            );
+            assert!(
+                event.fields["EventID"].is_u64(),
+                "{name}: EventID must stay a number"
+            );
             assert_eq!(event.logsource.product.as_deref(), Some("windows"));
-            assert!(event.logsource.service.is_some(), "{name}: {}", text(event, "Channel"));
-            assert_eq!(event.core.host_name.as_deref(), Some(text(event, "Hostname")), "{name}");
+            assert!(
+                event.logsource.service.is_some(),
+                "{name}: {}",
+                text(event, "Channel")
+            );
+            assert_eq!(
+                event.core.host_name.as_deref(),
+                Some(text(event, "Hostname")),
+                "{name}"
+            );
             *hosts.entry(text(event, "Hostname").to_owned()).or_default() += 1;
             assert_eq!(event.core.event_code, Some(event_id(event).to_string()));
-            *channels.entry(text(event, "Channel").to_owned()).or_default() += 1;
+            *channels
+                .entry(text(event, "Channel").to_owned())
+                .or_default() += 1;
         }
         total += events.len();
     }
     println!("otrf golden: {total} events, channels {channels:?}");
     // PROVENANCE.md: Sysmon/Operational 1,615, Security 279 + 50 written `security`, System 7.
     assert_eq!(total, 1951);
-    assert_eq!(channels.get("Microsoft-Windows-Sysmon/Operational"), Some(&1615));
+    assert_eq!(
+        channels.get("Microsoft-Windows-Sysmon/Operational"),
+        Some(&1615)
+    );
     assert_eq!(channels.get("Security"), Some(&279));
     assert_eq!(channels.get("security"), Some(&50));
     assert_eq!(channels.get("System"), Some(&7));
@@ -112,14 +186,26 @@ fn every_recorded_event_is_a_windows_event() {
 #[test]
 fn lsass_dumps_show_process_access_to_lsass() {
     for (name, source_image, access) in [
-        ("cmd_lsass_memory_dumpert_syscalls_2020-10-1822561997", "Outflank-Dumpert.exe", "0x1fffff"),
-        ("psh_lsass_memory_dump_comsvcs_2020-10-18T19500924", "rundll32.exe", "0x1fffff"),
+        (
+            "cmd_lsass_memory_dumpert_syscalls_2020-10-1822561997",
+            "Outflank-Dumpert.exe",
+            "0x1fffff",
+        ),
+        (
+            "psh_lsass_memory_dump_comsvcs_2020-10-18T19500924",
+            "rundll32.exe",
+            "0x1fffff",
+        ),
     ] {
         let events = recording(name);
         let lsass_access: Vec<&Event> = events
             .iter()
             .filter(|event| event.logsource.category.as_deref() == Some("process_access"))
-            .filter(|event| text(event, "TargetImage").to_ascii_lowercase().ends_with("\\lsass.exe"))
+            .filter(|event| {
+                text(event, "TargetImage")
+                    .to_ascii_lowercase()
+                    .ends_with("\\lsass.exe")
+            })
             .collect();
         assert!(!lsass_access.is_empty(), "{name}");
         let attack = lsass_access
@@ -128,9 +214,20 @@ fn lsass_dumps_show_process_access_to_lsass() {
             .unwrap_or_else(|| panic!("{name}: no access from {source_image}"));
         assert_eq!(event_id(attack), 10);
         assert_eq!(attack.logsource.service.as_deref(), Some("sysmon"));
-        assert_eq!(text(attack, "GrantedAccess").to_ascii_lowercase(), access, "{name}");
-        assert!(text(attack, "CallTrace").contains("dbgcore.DLL") || text(attack, "CallTrace").contains("dbghelp"), "{name}");
-        println!("{name}: {} process_access events to lsass.exe", lsass_access.len());
+        assert_eq!(
+            text(attack, "GrantedAccess").to_ascii_lowercase(),
+            access,
+            "{name}"
+        );
+        assert!(
+            text(attack, "CallTrace").contains("dbgcore.DLL")
+                || text(attack, "CallTrace").contains("dbghelp"),
+            "{name}"
+        );
+        println!(
+            "{name}: {} process_access events to lsass.exe",
+            lsass_access.len()
+        );
     }
     // The comsvcs recording also has the process creation Sigma rules look for.
     let events = recording("psh_lsass_memory_dump_comsvcs_2020-10-18T19500924");
@@ -157,7 +254,10 @@ fn psexec_installs_a_service() {
         .find(|event| event_id(event) == 4697)
         .unwrap_or_else(|| panic!("no 4697"));
     assert_eq!(text(install_4697, "ServiceName"), "PSEXESVC");
-    assert_eq!(text(install_4697, "ServiceFileName"), "%SystemRoot%\\PSEXESVC.exe");
+    assert_eq!(
+        text(install_4697, "ServiceFileName"),
+        "%SystemRoot%\\PSEXESVC.exe"
+    );
     assert_eq!(install_4697.logsource.service.as_deref(), Some("security"));
     assert_eq!(install_4697.core.user_name.as_deref(), Some("wardog"));
 
@@ -166,14 +266,24 @@ fn psexec_installs_a_service() {
         .find(|event| event_id(event) == 7045)
         .unwrap_or_else(|| panic!("no 7045"));
     assert_eq!(text(install_7045, "ServiceName"), "PSEXESVC");
-    assert_eq!(text(install_7045, "ImagePath"), "%SystemRoot%\\PSEXESVC.exe");
-    assert_eq!(text(install_7045, "Provider_Name"), "Service Control Manager");
+    assert_eq!(
+        text(install_7045, "ImagePath"),
+        "%SystemRoot%\\PSEXESVC.exe"
+    );
+    assert_eq!(
+        text(install_7045, "Provider_Name"),
+        "Service Control Manager"
+    );
     assert_eq!(install_7045.logsource.service.as_deref(), Some("system"));
     // NXLog's zone-less TimeCreated, read in the context's zone (UTC here).
-    assert_eq!(install_7045.timestamp.to_rfc3339(), "2020-10-19T03:30:46.416+00:00");
+    assert_eq!(
+        install_7045.timestamp.to_rfc3339(),
+        "2020-10-19T03:30:46.416+00:00"
+    );
 
     assert!(events.iter().any(|event| {
-        event_id(event) == 1 && text(event, "CommandLine").contains("reg\" save HKLM\\security\\policy\\secrets")
+        event_id(event) == 1
+            && text(event, "CommandLine").contains("reg\" save HKLM\\security\\policy\\secrets")
     }));
 }
 
@@ -200,7 +310,9 @@ fn logon_script_registry_value() {
     let events = recording("cmd_userinitmprlogonscript_batch_2020-10-1922471810");
     let set = events
         .iter()
-        .find(|event| text(event, "TargetObject").ends_with("\\Environment\\UserInitMprLogonScript"))
+        .find(|event| {
+            text(event, "TargetObject").ends_with("\\Environment\\UserInitMprLogonScript")
+        })
         .unwrap_or_else(|| panic!("no registry event for UserInitMprLogonScript"));
     assert_eq!(set.logsource.category.as_deref(), Some("registry_set"));
     assert_eq!(event_id(set), 13);
@@ -209,28 +321,62 @@ fn logon_script_registry_value() {
 /// The evtx crate's JSON lines, read as text, agree with reading the EVTX file itself.
 #[test]
 fn evtx_json_lines_read_like_the_evtx_file() {
-    for name in ["sysmon", "security", "new-user-security", "Application_no_crc32"] {
-        let from_lines = decode_lines(&format!("{EVTX_SAMPLES}/jsonl/{name}.jsonl"), InputFormat::Auto);
+    for name in [
+        "sysmon",
+        "security",
+        "new-user-security",
+        "Application_no_crc32",
+    ] {
+        let from_lines = decode_lines(
+            &format!("{EVTX_SAMPLES}/jsonl/{name}.jsonl"),
+            InputFormat::Auto,
+        );
         let mut from_file = Vec::new();
-        decode_evtx(read(&format!("{EVTX_SAMPLES}/evtx/{name}.evtx")), &context(name), &mut from_file)
-            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        decode_evtx(
+            read(&format!("{EVTX_SAMPLES}/evtx/{name}.evtx")),
+            &context(name),
+            &mut from_file,
+        )
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
         let by_record: BTreeMap<u64, &Event> = from_file
             .iter()
             .filter_map(|event| Some((event.source.sequence?, event)))
             .collect();
         let mut compared = 0;
         for event in &from_lines {
-            assert_eq!(event.format, Format::Winevent, "{name}: {:?}", event.parse_error);
-            let record_id = event.fields["event_record_id"].as_u64().unwrap_or_else(|| panic!("{name}: record id"));
-            let twin = by_record.get(&record_id).unwrap_or_else(|| panic!("{name}: record {record_id}"));
+            assert_eq!(
+                event.format,
+                Format::Winevent,
+                "{name}: {:?}",
+                event.parse_error
+            );
+            let record_id = event.fields["event_record_id"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: record id"));
+            let twin = by_record
+                .get(&record_id)
+                .unwrap_or_else(|| panic!("{name}: record {record_id}"));
             assert_eq!(event.fields["EventID"], twin.fields["EventID"]);
             assert_eq!(event.logsource, twin.logsource, "{name} #{record_id}");
-            assert_eq!(event.core.user_name, twin.core.user_name, "{name} #{record_id}");
-            assert_eq!(event.core.process_executable, twin.core.process_executable, "{name} #{record_id}");
+            assert_eq!(
+                event.core.user_name, twin.core.user_name,
+                "{name} #{record_id}"
+            );
+            assert_eq!(
+                event.core.process_executable, twin.core.process_executable,
+                "{name} #{record_id}"
+            );
             assert_eq!(event.core.host_name, twin.core.host_name);
             // 0.14 rendered SystemTime with microseconds, 0.15 with 100 ns: same to the µs.
-            let delta = (event.timestamp - twin.timestamp).num_microseconds().unwrap_or(i64::MAX);
-            assert!(delta.abs() < 1, "{name} #{record_id}: {} vs {}", event.timestamp, twin.timestamp);
+            let delta = (event.timestamp - twin.timestamp)
+                .num_microseconds()
+                .unwrap_or(i64::MAX);
+            assert!(
+                delta.abs() < 1,
+                "{name} #{record_id}: {} vs {}",
+                event.timestamp,
+                twin.timestamp
+            );
             compared += 1;
         }
         println!("{name}.jsonl: {compared} events agree with {name}.evtx");
@@ -243,13 +389,20 @@ fn evtx_json_lines_read_like_the_evtx_file() {
 /// become one event, `format: unknown`, bytes kept, with a parse error.
 #[test]
 fn windows_event_xml_is_kept_as_unknown() {
-    for (file, lines) in [("windows-logs/windows-logs.log", 1), ("windows-bf/windows-bf.log", 6)] {
+    for (file, lines) in [
+        ("windows-logs/windows-logs.log", 1),
+        ("windows-bf/windows-bf.log", 6),
+    ] {
         let events = decode_lines(&format!("{CROWDSEC}/{file}"), InputFormat::Auto);
         assert_eq!(events.len(), lines, "{file}");
         for event in &events {
             assert_eq!(event.format, Format::Unknown, "{file}");
             assert!(event.parse_error.is_some());
-            assert!(event.raw.as_deref().unwrap_or("").contains("<EventID>4625</EventID>"));
+            assert!(event
+                .raw
+                .as_deref()
+                .unwrap_or("")
+                .contains("<EventID>4625</EventID>"));
         }
     }
 }

@@ -23,11 +23,22 @@ const ALL_FORMATS: &[InputFormat] = &[
 /// prefix from each format followed by arbitrary bytes, or arbitrary bytes alone.
 fn record_bytes() -> impl Strategy<Value = Vec<u8>> {
     let prefixes = prop::sample::select(vec![
-        "", "<34>", "<34>1 ", "<165>1 2003-10-11T22:14:15.003Z host app - ID47 [id a=\"",
-        "<13>Feb  5 17:32:18 host sshd[12]: ", "Feb  5 17:32:18 ", "CEF:0|Vendor|Prod|1.0|100|name|5|",
-        "LEEF:2.0|V|P|1|E|^|", "LEEF:1.0|V|P|1|E|", "type=SYSCALL msg=audit(1170021493.977:293): ",
-        "{\"EventID\": 1, \"Channel\": \"", "{\"a\":", "[", "date=2019-05-10 time=11:37:47 devid=\"",
-        "127.0.0.1 - - [28/Dec/2019:16:49:07 +0000] \"GET ", "<134>filterlog: 5,,,1000,em0,match,block,in,4,",
+        "",
+        "<34>",
+        "<34>1 ",
+        "<165>1 2003-10-11T22:14:15.003Z host app - ID47 [id a=\"",
+        "<13>Feb  5 17:32:18 host sshd[12]: ",
+        "Feb  5 17:32:18 ",
+        "CEF:0|Vendor|Prod|1.0|100|name|5|",
+        "LEEF:2.0|V|P|1|E|^|",
+        "LEEF:1.0|V|P|1|E|",
+        "type=SYSCALL msg=audit(1170021493.977:293): ",
+        "{\"EventID\": 1, \"Channel\": \"",
+        "{\"a\":",
+        "[",
+        "date=2019-05-10 time=11:37:47 devid=\"",
+        "127.0.0.1 - - [28/Dec/2019:16:49:07 +0000] \"GET ",
+        "<134>filterlog: 5,,,1000,em0,match,block,in,4,",
     ]);
     (prefixes, prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(prefix, tail)| {
         let mut bytes = prefix.as_bytes().to_vec();

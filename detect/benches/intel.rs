@@ -38,12 +38,36 @@ fn indicator_csv(count: usize) -> String {
         let random = mix(index as u64);
         let octets = random.to_be_bytes();
         let _ = match index % 20 {
-            0..=7 => writeln!(csv, "ip,{}.{}.{}.{}", 11 + octets[0] % 200, octets[1], octets[2], octets[3]),
-            8 => writeln!(csv, "cidr,{}.{}.{}.0/24", 11 + octets[0] % 200, octets[1], octets[2]),
+            0..=7 => writeln!(
+                csv,
+                "ip,{}.{}.{}.{}",
+                11 + octets[0] % 200,
+                octets[1],
+                octets[2],
+                octets[3]
+            ),
+            8 => writeln!(
+                csv,
+                "cidr,{}.{}.{}.0/24",
+                11 + octets[0] % 200,
+                octets[1],
+                octets[2]
+            ),
             9 => writeln!(csv, "cidr,2001:db8:{:x}::/48", random & 0xffff),
             10..=14 => writeln!(csv, "domain,d{random:x}.example"),
-            15 | 16 => writeln!(csv, "url,http://u{:x}.example/p/{:x}.php", random >> 40, random & 0xffff),
-            17 | 18 => writeln!(csv, "sha256,{random:016x}{:016x}{:016x}{:016x}", mix(random), mix(random + 1), mix(random + 2)),
+            15 | 16 => writeln!(
+                csv,
+                "url,http://u{:x}.example/p/{:x}.php",
+                random >> 40,
+                random & 0xffff
+            ),
+            17 | 18 => writeln!(
+                csv,
+                "sha256,{random:016x}{:016x}{:016x}{:016x}",
+                mix(random),
+                mix(random + 1),
+                mix(random + 2)
+            ),
             _ => writeln!(csv, "md5,{random:016x}{:016x}", mix(random)),
         };
     }
@@ -55,7 +79,11 @@ fn set_of(count: usize) -> IntelSet {
     let list = parse_list(&path, &indicator_csv(count), &LoadOptions::default());
     assert!(list.problems.is_empty(), "{:?}", list.problems.first());
     let set = IntelSet::build([(path, list)]);
-    assert!(set.indicators().len() >= count * 99 / 100, "{} indicators", set.indicators().len());
+    assert!(
+        set.indicators().len() >= count * 99 / 100,
+        "{} indicators",
+        set.indicators().len()
+    );
     set
 }
 
@@ -65,46 +93,109 @@ fn record(index: usize) -> String {
     let listed = (index / 5).is_multiple_of(10);
     match index % 5 {
         0 => {
-            let source = if listed { "203.0.113.77".to_owned() } else { format!("10.{}.{}.{}", random[0], random[1], random[2]) };
-            format!(r#"<189>date=2026-11-22 time=08:02:40 devname="FG100F-QUAN1" devid="FG100FTK22001234" logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root" srcip={source} srcport=51234 srcintf="lan" dstip=172.16.{}.{} dstport=443 dstintf="wan1" proto=6 action="accept" policyid=7 service="HTTPS" transip=100.64.0.1 sentbyte=1200 rcvdbyte=5400"#, random[3], random[4])
+            let source = if listed {
+                "203.0.113.77".to_owned()
+            } else {
+                format!("10.{}.{}.{}", random[0], random[1], random[2])
+            };
+            format!(
+                r#"<189>date=2026-11-22 time=08:02:40 devname="FG100F-QUAN1" devid="FG100FTK22001234" logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root" srcip={source} srcport=51234 srcintf="lan" dstip=172.16.{}.{} dstport=443 dstintf="wan1" proto=6 action="accept" policyid=7 service="HTTPS" transip=100.64.0.1 sentbyte=1200 rcvdbyte=5400"#,
+                random[3], random[4]
+            )
         }
         1 => {
-            let hash = if listed { "3F1C2A9E0B5D4E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C8D9E0F".to_owned() } else { format!("{:016X}{:016X}{:016X}{:016X}", mix(index as u64), mix(index as u64 + 1), mix(index as u64 + 2), mix(index as u64 + 3)) };
-            format!(r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"PC-{index}.ubnd-q3.local","EventTime":"2026-11-22 08:30:12","Image":"C:\\Windows\\System32\\svchost.exe","CommandLine":"svchost.exe -k netsvcs","ParentImage":"C:\\Windows\\System32\\services.exe","User":"NT AUTHORITY\\SYSTEM","Hashes":"MD5={:016X}{:016X},SHA256={hash},IMPHASH={:016X}{:016X}"}}"#, mix(7), mix(8), mix(9), mix(10))
+            let hash = if listed {
+                "3F1C2A9E0B5D4E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C8D9E0F".to_owned()
+            } else {
+                format!(
+                    "{:016X}{:016X}{:016X}{:016X}",
+                    mix(index as u64),
+                    mix(index as u64 + 1),
+                    mix(index as u64 + 2),
+                    mix(index as u64 + 3)
+                )
+            };
+            format!(
+                r#"{{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"PC-{index}.ubnd-q3.local","EventTime":"2026-11-22 08:30:12","Image":"C:\\Windows\\System32\\svchost.exe","CommandLine":"svchost.exe -k netsvcs","ParentImage":"C:\\Windows\\System32\\services.exe","User":"NT AUTHORITY\\SYSTEM","Hashes":"MD5={:016X}{:016X},SHA256={hash},IMPHASH={:016X}{:016X}"}}"#,
+                mix(7),
+                mix(8),
+                mix(9),
+                mix(10)
+            )
         }
         2 => {
-            let name = if listed { "cdn.evil.example".to_owned() } else { format!("www{}.site{}.com.vn", random[0], random[1]) };
-            format!(r#"{{"EventID":22,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"PC-{index}.motcua.local","EventTime":"2026-11-22 09:00:02","Image":"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe","QueryName":"{name}","QueryStatus":"0","QueryResults":"::ffff:93.184.{}.{};"}}"#, random[2], random[3])
+            let name = if listed {
+                "cdn.evil.example".to_owned()
+            } else {
+                format!("www{}.site{}.com.vn", random[0], random[1])
+            };
+            format!(
+                r#"{{"EventID":22,"Channel":"Microsoft-Windows-Sysmon/Operational","Hostname":"PC-{index}.motcua.local","EventTime":"2026-11-22 09:00:02","Image":"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe","QueryName":"{name}","QueryStatus":"0","QueryResults":"::ffff:93.184.{}.{};"}}"#,
+                random[2], random[3]
+            )
         }
-        3 => format!(r#"203.0.{}.{} - - [22/Nov/2026:08:10:01 +0700] "GET /dich-vu-cong/tra-cuu-ho-so?ma=HS2026-{index:06} HTTP/1.1" 200 5123 "https://dichvucong.example.gov.vn/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0""#, random[0], random[1]),
+        3 => format!(
+            r#"203.0.{}.{} - - [22/Nov/2026:08:10:01 +0700] "GET /dich-vu-cong/tra-cuu-ho-so?ma=HS2026-{index:06} HTTP/1.1" 200 5123 "https://dichvucong.example.gov.vn/" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0""#,
+            random[0], random[1]
+        ),
         _ => {
-            let url = if listed { "http://update.evil.example/dl/m.exe".to_owned() } else { format!("https://cdn{}.example.com/assets/{index}.js", random[0]) };
-            format!(r#"<134>Nov 22 08:40:00 proxy-01 CEF:0|CityProxy|WebGW|2.0|100|URL request|3|src=10.3.{}.{} dst=198.18.0.{} request={url} requestMethod=GET act=allowed suser=user{index}"#, random[1], random[2], random[3])
+            let url = if listed {
+                "http://update.evil.example/dl/m.exe".to_owned()
+            } else {
+                format!("https://cdn{}.example.com/assets/{index}.js", random[0])
+            };
+            format!(
+                r#"<134>Nov 22 08:40:00 proxy-01 CEF:0|CityProxy|WebGW|2.0|100|URL request|3|src=10.3.{}.{} dst=198.18.0.{} request={url} requestMethod=GET act=allowed suser=user{index}"#,
+                random[1], random[2], random[3]
+            )
         }
     }
 }
 
 fn events() -> Vec<Event> {
     let context = ParseContext::new("bench");
-    (0..EVENTS).map(|index| parse_record(record(index).as_bytes(), InputFormat::Auto, &context, index as u64)).collect()
+    (0..EVENTS)
+        .map(|index| {
+            parse_record(
+                record(index).as_bytes(),
+                InputFormat::Auto,
+                &context,
+                index as u64,
+            )
+        })
+        .collect()
 }
 
 fn bench_matching(criterion: &mut Criterion) {
     let events = events();
     let large = set_of(100_000);
     let small = set_of(10);
-    let matches = |set: &IntelSet| events.iter().map(|event| set.alerts(event, &MatchOptions::default()).len()).sum::<usize>();
+    let matches = |set: &IntelSet| {
+        events
+            .iter()
+            .map(|event| set.alerts(event, &MatchOptions::default()).len())
+            .sum::<usize>()
+    };
     let (large_matches, small_matches) = (matches(&large), matches(&small));
-    assert_eq!(large_matches, small_matches, "the same events match in both sets");
+    assert_eq!(
+        large_matches, small_matches,
+        "the same events match in both sets"
+    );
     assert!(large_matches >= EVENTS * 8 / 100, "{large_matches} matches");
 
     let mut group = criterion.benchmark_group("intel");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    let table_only = MatchOptions { scan_all_fields_for_addresses: false };
+    let table_only = MatchOptions {
+        scan_all_fields_for_addresses: false,
+    };
     for (name, set, options) in [
         ("match_100k_indicators", &large, MatchOptions::default()),
         ("match_10_indicators", &small, MatchOptions::default()),
-        ("match_100k_indicators_table_fields_only", &large, table_only),
+        (
+            "match_100k_indicators_table_fields_only",
+            &large,
+            table_only,
+        ),
     ] {
         group.bench_function(name, |bencher| {
             bencher.iter(|| {

@@ -35,8 +35,16 @@ fn decode_files(paths: &[PathBuf]) -> Vec<Event> {
 }
 
 fn otrf_windows_events() -> Vec<Event> {
-    let directory = repository().join("tests/data/windows-linux-attack-otrf-security-datasets/windows");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(directory).map(|entries| entries.filter_map(Result::ok).map(|entry| entry.path()).collect()).unwrap_or_default();
+    let directory =
+        repository().join("tests/data/windows-linux-attack-otrf-security-datasets/windows");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(directory)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .collect()
+        })
+        .unwrap_or_default();
     paths.sort();
     decode_files(&paths)
 }
@@ -46,10 +54,20 @@ fn bench_pack(criterion: &mut Criterion) {
         eprintln!("sigma bench: CITYSOC_SIGMA_PACK not set, the SigmaHQ pack benches did not run");
         return;
     };
-    let folders: Vec<PathBuf> = ["rules", "rules-emerging-threats", "rules-threat-hunting"].iter().map(|name| pack.join(name)).filter(|path| path.is_dir()).collect();
-    let (mut engine, report) = SigmaEngine::load(&folders, SigmaOptions::default()).unwrap_or_else(|error| panic!("{error}"));
+    let folders: Vec<PathBuf> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
+        .iter()
+        .map(|name| pack.join(name))
+        .filter(|path| path.is_dir())
+        .collect();
+    let (mut engine, report) = SigmaEngine::load(&folders, SigmaOptions::default())
+        .unwrap_or_else(|error| panic!("{error}"));
     let events = otrf_windows_events();
-    eprintln!("sigma bench: {} rules loaded ({} problems), {} Windows events", report.rules, report.problems.len(), events.len());
+    eprintln!(
+        "sigma bench: {} rules loaded ({} problems), {} Windows events",
+        report.rules,
+        report.problems.len(),
+        events.len()
+    );
 
     let mut group = criterion.benchmark_group("sigma");
     group.throughput(Throughput::Elements(events.len() as u64));
@@ -65,7 +83,9 @@ fn bench_pack(criterion: &mut Criterion) {
     // The peer: all rules in one rsigma Engine, events as flat JSON, no routing by us.
     let mut peer = Engine::new();
     for file in citysoc_detect::sigma::rule_files(&folders).unwrap_or_default() {
-        if let Ok(collection) = rsigma_parser::parse_sigma_yaml(&std::fs::read_to_string(&file).unwrap_or_default()) {
+        if let Ok(collection) =
+            rsigma_parser::parse_sigma_yaml(&std::fs::read_to_string(&file).unwrap_or_default())
+        {
             for rule in &collection.rules {
                 let _ = peer.add_rule(rule);
             }
@@ -102,14 +122,25 @@ fn bench_city(criterion: &mut Criterion) {
         return;
     }
     let options = SigmaOptions {
-        mappings: citysoc_detect::sigma::mapping::FieldMappings::load_dir(&repository().join("rules/mappings")).unwrap_or_default(),
+        mappings: citysoc_detect::sigma::mapping::FieldMappings::load_dir(
+            &repository().join("rules/mappings"),
+        )
+        .unwrap_or_default(),
         ..SigmaOptions::default()
     };
-    let (mut engine, report) = SigmaEngine::load(&[rules], options).unwrap_or_else(|error| panic!("{error}"));
-    let samples: Vec<PathBuf> = ["quan1-fortigate.log", "portal-nginx-access.log", "linux-auth.log", "audit.log", "firewall-cef.log", "sysmon.ndjson"]
-        .iter()
-        .map(|name| repository().join("samples").join(name))
-        .collect();
+    let (mut engine, report) =
+        SigmaEngine::load(&[rules], options).unwrap_or_else(|error| panic!("{error}"));
+    let samples: Vec<PathBuf> = [
+        "quan1-fortigate.log",
+        "portal-nginx-access.log",
+        "linux-auth.log",
+        "audit.log",
+        "firewall-cef.log",
+        "sysmon.ndjson",
+    ]
+    .iter()
+    .map(|name| repository().join("samples").join(name))
+    .collect();
     let base = decode_files(&samples);
     // A stream, not a loop over the same records: every copy gets its own id and a later time,
     // as a live feed would (repeating identical events would pile up in correlation windows).
@@ -126,7 +157,11 @@ fn bench_city(criterion: &mut Criterion) {
             event
         })
         .collect();
-    eprintln!("sigma bench: {} city rules, {} mixed events", report.rules, events.len());
+    eprintln!(
+        "sigma bench: {} city rules, {} mixed events",
+        report.rules,
+        events.len()
+    );
     let mut group = criterion.benchmark_group("sigma");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("city-rules/mixed-samples", |bencher| {

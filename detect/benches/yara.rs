@@ -20,7 +20,13 @@ const EVENTS: usize = 1_000;
 /// A realistic record of one of the city's sources, varied by `index`.
 fn record(index: usize) -> String {
     let host = index % 250 + 1;
-    let user = ["nguyenvana", "tranthib", "lequangc", "phamthid", "svc_backup"][index % 5];
+    let user = [
+        "nguyenvana",
+        "tranthib",
+        "lequangc",
+        "phamthid",
+        "svc_backup",
+    ][index % 5];
     match index % 10 {
         0 | 1 => format!(
             "203.0.113.{host} - - [22/Nov/2026:08:{:02}:{:02} +0700] \"GET /dich-vu-cong/tra-cuu-ho-so?ma=HS2026-{index:06}&lang=vi HTTP/1.1\" 200 {} \"https://dichvucong.example.gov.vn/\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36\"",
@@ -77,7 +83,11 @@ fn events() -> Vec<Event> {
     let mut decoder = Decoder::new(InputFormat::Auto, context);
     let mut events = Vec::with_capacity(EVENTS);
     for index in 0..EVENTS {
-        let line = if index % 33 == 32 { malicious(index / 33) } else { record(index) };
+        let line = if index % 33 == 32 {
+            malicious(index / 33)
+        } else {
+            record(index)
+        };
         decoder.decode(line.as_bytes(), &mut events);
     }
     decoder.finish(&mut events);
@@ -112,9 +122,18 @@ fn bench_yara(criterion: &mut Criterion) {
     let mut scanner = YaraScanner::new(&rules, &config);
     let alerts = scanner.scan_events(&events);
     let mut one_by_one = YaraScanner::new(&rules, &config);
-    let alerts_one_by_one: Vec<_> = events.iter().flat_map(|event| one_by_one.scan_event(event)).collect();
+    let alerts_one_by_one: Vec<_> = events
+        .iter()
+        .flat_map(|event| one_by_one.scan_event(event))
+        .collect();
     assert_eq!(alerts, alerts_one_by_one);
-    eprintln!("yara bench: {} events, {} raw bytes, {} rules, {} alerts", events.len(), raw_total, rules.len(), alerts.len());
+    eprintln!(
+        "yara bench: {} events, {} raw bytes, {} rules, {} alerts",
+        events.len(),
+        raw_total,
+        rules.len(),
+        alerts.len()
+    );
     eprintln!("  batch stats: {:?}", scanner.stats());
     eprintln!("  one-by-one stats: {:?}", one_by_one.stats());
 
@@ -123,7 +142,9 @@ fn bench_yara(criterion: &mut Criterion) {
     group.bench_function("yara_x_one_buffer", |bencher| {
         let mut scanner = yara_x::Scanner::new(rules.yara_rules());
         bencher.iter(|| {
-            let results = scanner.scan(black_box(&concatenated)).map(|results| results.matching_rules().len());
+            let results = scanner
+                .scan(black_box(&concatenated))
+                .map(|results| results.matching_rules().len());
             black_box(results.unwrap_or_default())
         });
     });
@@ -133,7 +154,10 @@ fn bench_yara(criterion: &mut Criterion) {
             let mut matches = 0;
             for event in &events {
                 let raw = event.raw_bytes();
-                matches += scanner.scan(black_box(&raw)).map(|results| results.matching_rules().len()).unwrap_or_default();
+                matches += scanner
+                    .scan(black_box(&raw))
+                    .map(|results| results.matching_rules().len())
+                    .unwrap_or_default();
             }
             black_box(matches)
         });
@@ -145,7 +169,11 @@ fn bench_yara(criterion: &mut Criterion) {
     group.bench_function("citysoc_scan_events_raw_only", |bencher| {
         // Only the raw record, nothing decoded: per-event alerts over exactly the bytes that
         // `yara_x_one_buffer` scans.
-        let config = YaraConfig { targets: vec!["raw".into()], decode_base64: false, ..YaraConfig::default() };
+        let config = YaraConfig {
+            targets: vec!["raw".into()],
+            decode_base64: false,
+            ..YaraConfig::default()
+        };
         let mut scanner = YaraScanner::new(&rules, &config);
         bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
     });
@@ -160,7 +188,10 @@ fn bench_yara(criterion: &mut Criterion) {
         });
     });
     group.bench_function("citysoc_scan_event_no_prefilter", |bencher| {
-        let config = YaraConfig { prefilter: false, ..YaraConfig::default() };
+        let config = YaraConfig {
+            prefilter: false,
+            ..YaraConfig::default()
+        };
         let mut scanner = YaraScanner::new(&rules, &config);
         bencher.iter(|| {
             let mut alerts = 0;

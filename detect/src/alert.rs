@@ -79,7 +79,11 @@ impl Entities {
         Entities {
             host: event.core.host_name.clone(),
             user: event.core.user_name.clone(),
-            ip: event.core.source_ip.clone().or_else(|| event.core.destination_ip.clone()),
+            ip: event
+                .core
+                .source_ip
+                .clone()
+                .or_else(|| event.core.destination_ip.clone()),
         }
     }
 }
@@ -123,7 +127,14 @@ pub struct Alert {
 
 impl Alert {
     /// An alert for one event that matched one rule.
-    pub fn for_event(kind: AlertKind, rule_id: &str, title: &str, level: Level, tags: Vec<String>, event: &Event) -> Self {
+    pub fn for_event(
+        kind: AlertKind,
+        rule_id: &str,
+        title: &str,
+        level: Level,
+        tags: Vec<String>,
+        event: &Event,
+    ) -> Self {
         let entities = Entities::of(event);
         let grouping_key = grouping_key(rule_id, event.agency.as_deref(), &entities);
         Alert {
@@ -184,10 +195,20 @@ mod tests {
         let mut context = ParseContext::new("test");
         context.agency = Some("quan-1".into());
         let event = parse_record(b"<38>Nov 22 08:20:01 gis-app-01 sshd[1]: Failed password for root from 203.0.113.45 port 4 ssh2", InputFormat::Auto, &context, 1);
-        let alert = Alert::for_event(AlertKind::Sigma, "rule-1", "SSH failure", Level::Low, vec!["attack.t1110.001".into()], &event);
+        let alert = Alert::for_event(
+            AlertKind::Sigma,
+            "rule-1",
+            "SSH failure",
+            Level::Low,
+            vec!["attack.t1110.001".into()],
+            &event,
+        );
         assert_eq!(alert.entities.ip.as_deref(), Some("203.0.113.45"));
         assert_eq!(alert.entities.user.as_deref(), Some("root"));
-        assert_eq!(alert.grouping_key, "rule-1|quan-1|gis-app-01|root|203.0.113.45");
+        assert_eq!(
+            alert.grouping_key,
+            "rule-1|quan-1|gis-app-01|root|203.0.113.45"
+        );
         assert_eq!(alert.attack_techniques(), ["T1110.001"]);
         assert_eq!(alert.event_ids, std::slice::from_ref(&event.id));
         let json = serde_json::to_string(&alert).unwrap_or_default();

@@ -54,13 +54,22 @@ pub struct Detector {
 
 /// Reads `name: [values]` placeholder lists.
 pub fn read_placeholders(path: &Path) -> Result<BTreeMap<String, Vec<String>>, DetectError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DetectError::Read { path: path.to_owned(), source })?;
-    yaml_serde::from_str(&text).map_err(|error| DetectError::InvalidFile { path: path.to_owned(), reason: error.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| DetectError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    yaml_serde::from_str(&text).map_err(|error| DetectError::InvalidFile {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 impl Detector {
     /// Loads everything; rule problems are in the report, configuration problems are errors.
-    pub fn build(config: &DetectorConfig, now: DateTime<Utc>) -> Result<(Detector, LoadReport), DetectError> {
+    pub fn build(
+        config: &DetectorConfig,
+        now: DateTime<Utc>,
+    ) -> Result<(Detector, LoadReport), DetectError> {
         let mut options = SigmaOptions::default();
         if let Some(directory) = &config.mappings_dir {
             options.mappings = FieldMappings::load_dir(directory)?;
@@ -78,17 +87,35 @@ impl Detector {
         let intel = if config.intel_paths.is_empty() {
             None
         } else {
-            let store = IntelStore::open(config.intel_paths.clone(), LoadOptions { now: Some(now), ..LoadOptions::default() })?;
+            let store = IntelStore::open(
+                config.intel_paths.clone(),
+                LoadOptions {
+                    now: Some(now),
+                    ..LoadOptions::default()
+                },
+            )?;
             for problem in store.current().problems() {
                 let reason = match &problem.location {
                     Some(location) => format!("{location}: {}", problem.reason),
                     None => problem.reason.clone(),
                 };
-                report.problems.push(crate::sigma::RuleProblem { path: problem.path.clone(), rule_id: None, reason });
+                report.problems.push(crate::sigma::RuleProblem {
+                    path: problem.path.clone(),
+                    rule_id: None,
+                    reason,
+                });
             }
             Some(IntelMatcher::new(Arc::new(store)))
         };
-        Ok((Detector { sigma, intel, exceptions, stats: DetectorStats::default() }, report))
+        Ok((
+            Detector {
+                sigma,
+                intel,
+                exceptions,
+                stats: DetectorStats::default(),
+            },
+            report,
+        ))
     }
 
     /// Every alert for one event, exceptions applied (and counted).

@@ -81,13 +81,20 @@ fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.with_timezone(&Utc));
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?.and_hms_opt(23, 59, 59).map(|time| time.and_utc())
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(23, 59, 59)
+        .map(|time| time.and_utc())
 }
 
 impl Exceptions {
     /// No exceptions.
     pub fn none() -> Self {
-        Exceptions { entries: Vec::new(), hits: HashMap::new(), expired: Vec::new() }
+        Exceptions {
+            entries: Vec::new(),
+            hits: HashMap::new(),
+            expired: Vec::new(),
+        }
     }
 
     /// Loads every `.yml`/`.yaml` file in `directory` (missing directory: none), applying those
@@ -101,24 +108,47 @@ impl Exceptions {
         let mut paths = crate::sigma::rule_files(&[directory.to_owned()])?;
         paths.sort();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read {
+                path: path.clone(),
+                source,
+            })?;
             exceptions.add_yaml(&text, &path, now)?;
         }
         Ok(exceptions)
     }
 
     /// Adds the exceptions of one YAML document (a list).
-    pub fn add_yaml(&mut self, text: &str, path: &Path, now: DateTime<Utc>) -> Result<(), DetectError> {
-        let invalid = |reason: String| DetectError::InvalidFile { path: path.to_owned(), reason };
-        let files: Vec<ExceptionFile> = yaml_serde::from_str(text).map_err(|error| invalid(error.to_string()))?;
+    pub fn add_yaml(
+        &mut self,
+        text: &str,
+        path: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<(), DetectError> {
+        let invalid = |reason: String| DetectError::InvalidFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let files: Vec<ExceptionFile> =
+            yaml_serde::from_str(text).map_err(|error| invalid(error.to_string()))?;
         for file in files {
-            let expires = parse_expiry(&file.expires)
-                .ok_or_else(|| invalid(format!("exception `{}`: `expires` must be a date (YYYY-MM-DD) or an RFC 3339 time", file.id)))?;
+            let expires = parse_expiry(&file.expires).ok_or_else(|| {
+                invalid(format!(
+                    "exception `{}`: `expires` must be a date (YYYY-MM-DD) or an RFC 3339 time",
+                    file.id
+                ))
+            })?;
             if file.owner.trim().is_empty() || file.reason.trim().is_empty() {
-                return Err(invalid(format!("exception `{}` needs an owner and a reason", file.id)));
+                return Err(invalid(format!(
+                    "exception `{}` needs an owner and a reason",
+                    file.id
+                )));
             }
-            let selection = yaml_serde::to_string(&file.condition).map_err(|error| invalid(error.to_string()))?;
-            let indented: String = selection.lines().map(|line| format!("    {line}\n")).collect();
+            let selection = yaml_serde::to_string(&file.condition)
+                .map_err(|error| invalid(error.to_string()))?;
+            let indented: String = selection
+                .lines()
+                .map(|line| format!("    {line}\n"))
+                .collect();
             let rule_yaml = format!(
                 "title: exception {id}\nid: exception-{id}\nlogsource: {{}}\ndetection:\n  selection:\n{indented}  condition: selection\n",
                 id = file.id
@@ -129,7 +159,9 @@ impl Exceptions {
                 return Err(invalid(format!("exception `{}`: {problem}", file.id)));
             }
             let mut engine = Engine::new();
-            engine.add_collection(&collection).map_err(|error| invalid(format!("exception `{}`: {error}", file.id)))?;
+            engine
+                .add_collection(&collection)
+                .map_err(|error| invalid(format!("exception `{}`: {error}", file.id)))?;
             let info = ExceptionInfo {
                 id: file.id,
                 rule: file.rule,
@@ -151,7 +183,9 @@ impl Exceptions {
     pub fn silencing(&mut self, alert: &Alert, event: &Event) -> Option<&ExceptionInfo> {
         let view = SigmaEventView::new(event, None);
         let position = self.entries.iter().position(|(info, engine)| {
-            (info.rule == "*" || info.rule == alert.rule_id) && event.timestamp <= info.expires && !engine.evaluate(&view).is_empty()
+            (info.rule == "*" || info.rule == alert.rule_id)
+                && event.timestamp <= info.expires
+                && !engine.evaluate(&view).is_empty()
         })?;
         let info = &self.entries[position].0;
         *self.hits.entry(info.id.clone()).or_default() += 1;
@@ -182,7 +216,12 @@ mod tests {
 
     fn sshd(user: &str, address: &str) -> Event {
         let line = format!("<38>Nov 22 08:20:01 host sshd[1]: Accepted password for {user} from {address} port 4 ssh2");
-        parse_record(line.as_bytes(), InputFormat::Auto, &ParseContext::new("test"), 1)
+        parse_record(
+            line.as_bytes(),
+            InputFormat::Auto,
+            &ParseContext::new("test"),
+            1,
+        )
     }
 
     const YAML: &str = "- id: exc-backup\n  rule: root-login\n  owner: tran.thi.b\n  reason: nightly backup\n  expires: 2999-01-01\n  match:\n    source.ip|cidr: 10.20.0.0/24\n    user.name: root\n- id: exc-old\n  rule: '*'\n  owner: a\n  reason: b\n  expires: 2001-01-01\n  match:\n    user.name: root\n";
@@ -190,15 +229,44 @@ mod tests {
     #[test]
     fn exceptions_apply_to_their_rule_and_are_counted() {
         let mut exceptions = Exceptions::none();
-        exceptions.add_yaml(YAML, Path::new("exc.yml"), Utc::now()).unwrap_or_else(|error| panic!("{error}"));
+        exceptions
+            .add_yaml(YAML, Path::new("exc.yml"), Utc::now())
+            .unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(exceptions.expired().len(), 1);
         let backup = sshd("root", "10.20.0.7");
-        let alert = Alert::for_event(AlertKind::Sigma, "root-login", "Root login", Level::High, vec![], &backup);
-        assert_eq!(exceptions.silencing(&alert, &backup).map(|info| info.id.clone()).as_deref(), Some("exc-backup"));
+        let alert = Alert::for_event(
+            AlertKind::Sigma,
+            "root-login",
+            "Root login",
+            Level::High,
+            vec![],
+            &backup,
+        );
+        assert_eq!(
+            exceptions
+                .silencing(&alert, &backup)
+                .map(|info| info.id.clone())
+                .as_deref(),
+            Some("exc-backup")
+        );
         let attacker = sshd("root", "203.0.113.9");
-        let alert = Alert::for_event(AlertKind::Sigma, "root-login", "Root login", Level::High, vec![], &attacker);
+        let alert = Alert::for_event(
+            AlertKind::Sigma,
+            "root-login",
+            "Root login",
+            Level::High,
+            vec![],
+            &attacker,
+        );
         assert!(exceptions.silencing(&alert, &attacker).is_none());
-        let other_rule = Alert::for_event(AlertKind::Sigma, "other", "Other", Level::High, vec![], &backup);
+        let other_rule = Alert::for_event(
+            AlertKind::Sigma,
+            "other",
+            "Other",
+            Level::High,
+            vec![],
+            &backup,
+        );
         assert!(exceptions.silencing(&other_rule, &backup).is_none());
         assert_eq!(exceptions.hits().get("exc-backup"), Some(&1));
     }
@@ -207,8 +275,13 @@ mod tests {
     fn malformed_exceptions_fail_loudly() {
         let mut exceptions = Exceptions::none();
         let no_owner = "- id: x\n  rule: r\n  owner: ''\n  reason: b\n  expires: 2999-01-01\n  match: {a: b}\n";
-        assert!(exceptions.add_yaml(no_owner, Path::new("e.yml"), Utc::now()).is_err());
-        let bad_date = "- id: x\n  rule: r\n  owner: a\n  reason: b\n  expires: soon\n  match: {a: b}\n";
-        assert!(exceptions.add_yaml(bad_date, Path::new("e.yml"), Utc::now()).is_err());
+        assert!(exceptions
+            .add_yaml(no_owner, Path::new("e.yml"), Utc::now())
+            .is_err());
+        let bad_date =
+            "- id: x\n  rule: r\n  owner: a\n  reason: b\n  expires: soon\n  match: {a: b}\n";
+        assert!(exceptions
+            .add_yaml(bad_date, Path::new("e.yml"), Utc::now())
+            .is_err());
     }
 }

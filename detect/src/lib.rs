@@ -23,8 +23,8 @@ pub use detector::{Detector, DetectorConfig};
 pub use error::DetectError;
 pub use exceptions::Exceptions;
 pub use intel::{IntelMatcher, IntelSet, IntelStore};
-pub use suppression::{Offered, Suppressor};
 pub use sigma::{LoadReport, RuleProblem, SigmaEngine, SigmaOptions};
+pub use suppression::{Offered, Suppressor};
 pub use yara::{RuleLoadProblem, YaraConfig, YaraRuleInfo, YaraRuleSet, YaraScanner, YaraStats};
 
 impl samples::CaseDetector for SigmaEngine {

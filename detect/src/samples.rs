@@ -109,21 +109,24 @@ pub fn sample_files(directory: &Path) -> Result<Vec<PathBuf>, DetectError> {
 
 /// Reads one sample file.
 pub fn read_sample_file(path: &Path) -> Result<SampleFile, DetectError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DetectError::Read { path: path.to_owned(), source })?;
-    yaml_serde::from_str(&text).map_err(|error| DetectError::InvalidFile { path: path.to_owned(), reason: error.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| DetectError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    yaml_serde::from_str(&text).map_err(|error| DetectError::InvalidFile {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    })
 }
 
 /// The events of a case's records, parsed as `citysoc parse` would.
 pub fn case_events(case: &SampleCase, sample: &Path) -> Result<Vec<Event>, DetectError> {
-    let input_format: InputFormat = case
-        .format
-        .as_deref()
-        .unwrap_or("auto")
-        .parse()
-        .map_err(|error: citysoc_collector::CollectorError| DetectError::InvalidFile {
+    let input_format: InputFormat = case.format.as_deref().unwrap_or("auto").parse().map_err(
+        |error: citysoc_collector::CollectorError| DetectError::InvalidFile {
             path: sample.to_owned(),
             reason: format!("case `{}`: {error}", case.name),
-        })?;
+        },
+    )?;
     let mut context = ParseContext::new("sample");
     // A fixed receive time: BSD syslog samples have no year, and a run must not depend on
     // the day it runs. Late December keeps every sample month in the same year.
@@ -142,7 +145,12 @@ pub fn case_events(case: &SampleCase, sample: &Path) -> Result<Vec<Event>, Detec
 }
 
 /// Runs one case against a detector built for it.
-pub fn run_case(sample: &Path, file: &SampleFile, case: &SampleCase, detector: &mut dyn CaseDetector) -> Result<CaseOutcome, DetectError> {
+pub fn run_case(
+    sample: &Path,
+    file: &SampleFile,
+    case: &SampleCase,
+    detector: &mut dyn CaseDetector,
+) -> Result<CaseOutcome, DetectError> {
     let rule_id = match &case.rule_id {
         Some(rule_id) => rule_id.clone(),
         None => {
@@ -152,14 +160,21 @@ pub fn run_case(sample: &Path, file: &SampleFile, case: &SampleCase, detector: &
                 _ => {
                     return Err(DetectError::InvalidFile {
                         path: sample.to_owned(),
-                        reason: format!("case `{}`: the rule file has {} rules; say which with `rule_id`", case.name, ids.len()),
+                        reason: format!(
+                            "case `{}`: the rule file has {} rules; say which with `rule_id`",
+                            case.name,
+                            ids.len()
+                        ),
                     })
                 }
             }
         }
     };
     let events = case_events(case, sample)?;
-    let unknown_events = events.iter().filter(|event| event.format == citysoc_collector::Format::Unknown).count();
+    let unknown_events = events
+        .iter()
+        .filter(|event| event.format == citysoc_collector::Format::Unknown)
+        .count();
     let matching_alerts = events
         .iter()
         .flat_map(|event| detector.detect(event))

@@ -51,13 +51,20 @@ pub struct Suppressor {
 impl Suppressor {
     /// Groups repeats within `window`, holding at most `max_open` groups.
     pub fn new(window: Duration, max_open: usize) -> Self {
-        Suppressor { window, max_open: max_open.max(1), open: HashMap::new(), stats: SuppressionStats::default() }
+        Suppressor {
+            window,
+            max_open: max_open.max(1),
+            open: HashMap::new(),
+            stats: SuppressionStats::default(),
+        }
     }
 
     /// Offers one alert.
     pub fn offer(&mut self, alert: Alert) -> Offered {
         if let Some(open) = self.open.get_mut(&alert.grouping_key) {
-            if alert.first_seen <= open.last_seen + self.window && alert.first_seen + self.window >= open.first_seen {
+            if alert.first_seen <= open.last_seen + self.window
+                && alert.first_seen + self.window >= open.first_seen
+            {
                 open.count += alert.count;
                 open.first_seen = open.first_seen.min(alert.first_seen);
                 open.last_seen = open.last_seen.max(alert.last_seen);
@@ -68,7 +75,10 @@ impl Suppressor {
                         }
                     } else {
                         self.stats.event_ids_dropped += 1;
-                        let dropped = open.details.entry("event_ids_not_listed").or_insert(0.into());
+                        let dropped = open
+                            .details
+                            .entry("event_ids_not_listed")
+                            .or_insert(0.into());
                         *dropped = (dropped.as_u64().unwrap_or(0) + 1).into();
                     }
                 }
@@ -85,7 +95,11 @@ impl Suppressor {
     }
 
     fn evict_oldest(&mut self) {
-        let oldest = self.open.iter().min_by_key(|(_, alert)| alert.last_seen).map(|(key, _)| key.clone());
+        let oldest = self
+            .open
+            .iter()
+            .min_by_key(|(_, alert)| alert.last_seen)
+            .map(|(key, _)| key.clone());
         if let Some(key) = oldest {
             self.open.remove(&key);
             self.stats.evicted += 1;
@@ -95,8 +109,16 @@ impl Suppressor {
     /// Closes the groups whose window ended before `now` (event time); returns them.
     pub fn close_expired(&mut self, now: DateTime<Utc>) -> Vec<Alert> {
         let window = self.window;
-        let expired: Vec<String> = self.open.iter().filter(|(_, alert)| alert.last_seen + window < now).map(|(key, _)| key.clone()).collect();
-        expired.into_iter().filter_map(|key| self.open.remove(&key)).collect()
+        let expired: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(_, alert)| alert.last_seen + window < now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        expired
+            .into_iter()
+            .filter_map(|key| self.open.remove(&key))
+            .collect()
     }
 
     /// Counters.
@@ -131,34 +153,65 @@ pub fn fold_batch(alerts: Vec<Alert>, window: Duration) -> Vec<Alert> {
             }
         }
     }
-    order.into_iter().filter_map(|key| latest.remove(&key)).collect()
+    order
+        .into_iter()
+        .filter_map(|key| latest.remove(&key))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::{AlertKind, Level};
-    use citysoc_collector::{parse_record, InputFormat, ParseContext};
     use chrono::TimeZone;
+    use citysoc_collector::{parse_record, InputFormat, ParseContext};
 
     fn alert_at(seconds: i64, address: &str) -> Alert {
         let mut context = ParseContext::new("test");
-        context.received_at = Utc.timestamp_opt(1_763_800_000 + seconds, 0).single().unwrap_or_default();
-        let time = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).single().unwrap_or_default() + Duration::seconds(seconds);
-        let line = format!("<38>{} host sshd[1]: Failed password for root from {address} port 4 ssh2", time.format("%Y-%m-%dT%H:%M:%SZ"));
+        context.received_at = Utc
+            .timestamp_opt(1_763_800_000 + seconds, 0)
+            .single()
+            .unwrap_or_default();
+        let time = Utc
+            .with_ymd_and_hms(2026, 11, 22, 8, 0, 0)
+            .single()
+            .unwrap_or_default()
+            + Duration::seconds(seconds);
+        let line = format!(
+            "<38>{} host sshd[1]: Failed password for root from {address} port 4 ssh2",
+            time.format("%Y-%m-%dT%H:%M:%SZ")
+        );
         let event = parse_record(line.as_bytes(), InputFormat::Auto, &context, seconds as u64);
-        Alert::for_event(AlertKind::Sigma, "ssh-fail", "SSH failure", Level::Low, vec![], &event)
+        Alert::for_event(
+            AlertKind::Sigma,
+            "ssh-fail",
+            "SSH failure",
+            Level::Low,
+            vec![],
+            &event,
+        )
     }
 
     #[test]
     fn repeats_in_the_window_fold_and_others_do_not() {
         let mut suppressor = Suppressor::new(Duration::minutes(5), 10);
-        assert!(matches!(suppressor.offer(alert_at(0, "203.0.113.1")), Offered::New(_)));
-        let Offered::Folded(folded) = suppressor.offer(alert_at(60, "203.0.113.1")) else { panic!("not folded") };
+        assert!(matches!(
+            suppressor.offer(alert_at(0, "203.0.113.1")),
+            Offered::New(_)
+        ));
+        let Offered::Folded(folded) = suppressor.offer(alert_at(60, "203.0.113.1")) else {
+            panic!("not folded")
+        };
         assert_eq!((folded.count, folded.event_ids.len()), (2, 2));
-        assert!(matches!(suppressor.offer(alert_at(61, "203.0.113.2")), Offered::New(_)));
+        assert!(matches!(
+            suppressor.offer(alert_at(61, "203.0.113.2")),
+            Offered::New(_)
+        ));
         // Outside the window: a new alert for the same key.
-        assert!(matches!(suppressor.offer(alert_at(60 * 20, "203.0.113.1")), Offered::New(_)));
+        assert!(matches!(
+            suppressor.offer(alert_at(60 * 20, "203.0.113.1")),
+            Offered::New(_)
+        ));
         assert_eq!(suppressor.stats().folded, 1);
     }
 
@@ -174,8 +227,14 @@ mod tests {
 
     #[test]
     fn batches_fold_per_window() {
-        let alerts = (0..10).map(|index| alert_at(index * 10, "203.0.113.1")).chain([alert_at(3600, "203.0.113.1")]).collect();
+        let alerts = (0..10)
+            .map(|index| alert_at(index * 10, "203.0.113.1"))
+            .chain([alert_at(3600, "203.0.113.1")])
+            .collect();
         let folded = fold_batch(alerts, Duration::minutes(5));
-        assert_eq!(folded.iter().map(|alert| alert.count).collect::<Vec<_>>(), [10, 1]);
+        assert_eq!(
+            folded.iter().map(|alert| alert.count).collect::<Vec<_>>(),
+            [10, 1]
+        );
     }
 }

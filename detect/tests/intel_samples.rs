@@ -71,28 +71,63 @@ fn samples_of_the_example_lists() {
     files.sort();
     assert_eq!(files.len(), 2);
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-        let sample: SampleFile = yaml_serde::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-        let list = file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-        assert_eq!(sample.rule, format!("intel/{list}.{}", if list.starts_with("misp") { "json" } else { "csv" }));
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        let sample: SampleFile = yaml_serde::from_str(&text)
+            .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        let list = file
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            sample.rule,
+            format!(
+                "intel/{list}.{}",
+                if list.starts_with("misp") {
+                    "json"
+                } else {
+                    "csv"
+                }
+            )
+        );
         assert!(rules_dir().join(&sample.rule).is_file(), "{}", sample.rule);
         for case in &sample.cases {
-            let format: InputFormat = case.format.as_deref().unwrap_or("auto").parse().unwrap_or_else(|error| panic!("{}: {error:?}", case.name));
-            let rule_id = case.rule_id.clone().unwrap_or_else(|| format!("intel:{list}"));
+            let format: InputFormat = case
+                .format
+                .as_deref()
+                .unwrap_or("auto")
+                .parse()
+                .unwrap_or_else(|error| panic!("{}: {error:?}", case.name));
+            let rule_id = case
+                .rule_id
+                .clone()
+                .unwrap_or_else(|| format!("intel:{list}"));
             let mut alerts: Vec<Alert> = Vec::new();
             for line in case.records.lines().filter(|line| !line.trim().is_empty()) {
                 let event = parse(line, format, case.agency.as_deref());
-                assert_ne!(event.format, citysoc_collector::Format::Unknown, "{}: {:?}", case.name, event.parse_error);
+                assert_ne!(
+                    event.format,
+                    citysoc_collector::Format::Unknown,
+                    "{}: {:?}",
+                    case.name,
+                    event.parse_error
+                );
                 alerts.extend(matcher.match_event(&event));
             }
             let fired = alerts.iter().any(|alert| alert.rule_id == rule_id);
             match case.expect.as_str() {
                 "alert" => assert!(fired, "{}: expected {rule_id}, got {alerts:#?}", case.name),
-                "no_alert" => assert!(alerts.is_empty(), "{}: expected no alert, got {alerts:#?}", case.name),
+                "no_alert" => assert!(
+                    alerts.is_empty(),
+                    "{}: expected no alert, got {alerts:#?}",
+                    case.name
+                ),
                 other => panic!("{}: unknown expectation {other}", case.name),
             }
             if let (true, Some(agency)) = (fired, &case.agency) {
-                assert!(alerts.iter().all(|alert| alert.agency.as_deref() == Some(agency.as_str())));
+                assert!(alerts
+                    .iter()
+                    .all(|alert| alert.agency.as_deref() == Some(agency.as_str())));
             }
             checked += 1;
         }
@@ -102,7 +137,11 @@ fn samples_of_the_example_lists() {
 }
 
 fn detail<'a>(alert: &'a Alert, name: &str) -> &'a str {
-    alert.details.get(name).and_then(|value| value.as_str()).unwrap_or("")
+    alert
+        .details
+        .get(name)
+        .and_then(|value| value.as_str())
+        .unwrap_or("")
 }
 
 #[test]
@@ -122,9 +161,21 @@ fn fortigate_vpn_failure_from_a_listed_address() {
     assert_eq!(alert.agency.as_deref(), Some("quan-1"));
     assert_eq!(alert.event_ids, std::slice::from_ref(&event.id));
     assert_eq!(
-        [detail(alert, "list"), detail(alert, "indicator"), detail(alert, "indicator_type"), detail(alert, "field"), detail(alert, "value")],
+        [
+            detail(alert, "list"),
+            detail(alert, "indicator"),
+            detail(alert, "indicator_type"),
+            detail(alert, "field"),
+            detail(alert, "value")
+        ],
         // The kv parser also puts `remip` in `source.ip`; the core field comes first.
-        ["city-blocklist", "203.0.113.77", "ip", "source.ip", "203.0.113.77"]
+        [
+            "city-blocklist",
+            "203.0.113.77",
+            "ip",
+            "source.ip",
+            "203.0.113.77"
+        ]
     );
     assert_eq!(detail(alert, "indicator_location"), "line 7");
 }
@@ -135,7 +186,10 @@ fn fortigate_admin_login_from_a_listed_network() {
     let line = r#"<189>date=2026-11-22 time=08:01:12 devname="FG100F-QUAN1" logid="0100032002" type="event" subtype="system" level="alert" user="admin" ui="https(198.51.100.23)" srcip=198.51.100.23 dstip=10.1.0.1 action="login" status="failed""#;
     let alerts = matcher.match_event(&parse(line, InputFormat::Auto, None));
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    assert_eq!((detail(&alerts[0], "indicator"), detail(&alerts[0], "field")), ("198.51.100.0/25", "source.ip"));
+    assert_eq!(
+        (detail(&alerts[0], "indicator"), detail(&alerts[0], "field")),
+        ("198.51.100.0/25", "source.ip")
+    );
     assert_eq!(alerts[0].level, Level::Medium);
     assert_eq!(alerts[0].entities.ip.as_deref(), Some("198.51.100.23"));
 }
@@ -147,13 +201,28 @@ fn misp_event_alerts_carry_the_event_context() {
     let alerts = matcher.match_event(&parse(line, InputFormat::Auto, None));
     let found: Vec<(&str, &str, &str)> = alerts
         .iter()
-        .map(|alert| (detail(alert, "indicator_type"), detail(alert, "indicator"), detail(alert, "field")))
+        .map(|alert| {
+            (
+                detail(alert, "indicator_type"),
+                detail(alert, "indicator"),
+                detail(alert, "field"),
+            )
+        })
         .collect();
-    assert_eq!(found, [("domain", "login-dvc.phish.example", "QueryName"), ("ip", "203.0.113.200", "QueryResults")]);
+    assert_eq!(
+        found,
+        [
+            ("domain", "login-dvc.phish.example", "QueryName"),
+            ("ip", "203.0.113.200", "QueryResults")
+        ]
+    );
     for alert in &alerts {
         assert_eq!(alert.rule_id, "intel:misp-phishing-ward-offices");
         assert_eq!(alert.level, Level::High);
-        assert_eq!(detail(alert, "context"), "MISP event 1042: Phishing wave against ward offices: fake public-services login page");
+        assert_eq!(
+            detail(alert, "context"),
+            "MISP event 1042: Phishing wave against ward offices: fake public-services login page"
+        );
         assert!(alert.tags.iter().any(|tag| tag == "tlp:amber"));
     }
 }

@@ -34,7 +34,9 @@ const RULE_ID: &str = "spec-rule";
 static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
 fn base_time() -> DateTime<Utc> {
-    Utc.timestamp_opt(BASE_SECONDS, 0).single().unwrap_or_default()
+    Utc.timestamp_opt(BASE_SECONDS, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn context() -> ParseContext {
@@ -50,13 +52,22 @@ fn context() -> ParseContext {
 fn event_at(seconds: i64, document: &Value) -> Event {
     let mut document = document.clone();
     if let Value::Object(map) = &mut document {
-        let time = Utc.timestamp_opt(BASE_SECONDS + seconds, 0).single().unwrap_or_default();
-        map.entry("@timestamp").or_insert_with(|| Value::from(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        let time = Utc
+            .timestamp_opt(BASE_SECONDS + seconds, 0)
+            .single()
+            .unwrap_or_default();
+        map.entry("@timestamp").or_insert_with(|| {
+            Value::from(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        });
     }
     let text = document.to_string();
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let event = parse_record(text.as_bytes(), InputFormat::Json, &context(), sequence);
-    assert!(event.parse_error.is_none(), "test event did not parse: {text}: {:?}", event.parse_error);
+    assert!(
+        event.parse_error.is_none(),
+        "test event did not parse: {text}: {:?}",
+        event.parse_error
+    );
     event
 }
 
@@ -72,10 +83,12 @@ fn load_with(options: SigmaOptions, documents: &[&str]) -> (SigmaEngine, LoadRep
         SEQUENCE.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
+    std::fs::create_dir_all(&directory)
+        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()));
     for (index, document) in documents.iter().enumerate() {
         let path = directory.join(format!("rule_{index:02}.yml"));
-        std::fs::write(&path, document).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        std::fs::write(&path, document)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     }
     let loaded = SigmaEngine::load(&[PathBuf::from(&directory)], options);
     let _ = std::fs::remove_dir_all(&directory);
@@ -85,7 +98,12 @@ fn load_with(options: SigmaOptions, documents: &[&str]) -> (SigmaEngine, LoadRep
 /// Loads `documents`, which must all load without a problem.
 fn engine_with(options: SigmaOptions, documents: &[&str]) -> SigmaEngine {
     let (engine, report) = load_with(options, documents);
-    assert!(report.problems.is_empty(), "rules did not load: {:#?}\n{}", report.problems, documents.join("\n---\n"));
+    assert!(
+        report.problems.is_empty(),
+        "rules did not load: {:#?}\n{}",
+        report.problems,
+        documents.join("\n---\n")
+    );
     engine
 }
 
@@ -96,13 +114,19 @@ fn engine(documents: &[&str]) -> SigmaEngine {
 /// Indents every line of `text` by `spaces`.
 fn indent(text: &str, spaces: usize) -> String {
     let pad = " ".repeat(spaces);
-    text.trim_matches('\n').lines().map(|line| format!("{pad}{line}\n")).collect()
+    text.trim_matches('\n')
+        .lines()
+        .map(|line| format!("{pad}{line}\n"))
+        .collect()
 }
 
 /// A detection rule with id `id`, the given logsource (YAML flow mapping) and detection body
 /// (written flush left; indented here).
 fn rule_with_logsource(id: &str, logsource: &str, detection: &str) -> String {
-    format!("title: Spec test {id}\nid: {id}\nlogsource: {logsource}\ndetection:\n{}level: medium\n", indent(detection, 4))
+    format!(
+        "title: Spec test {id}\nid: {id}\nlogsource: {logsource}\ndetection:\n{}level: medium\n",
+        indent(detection, 4)
+    )
 }
 
 /// A detection rule seen by every event (`logsource: {}`).
@@ -115,7 +139,10 @@ fn rule_ids(alerts: &[Alert]) -> Vec<&str> {
 }
 
 fn fires(engine: &mut SigmaEngine, event: &Event, rule_id: &str) -> bool {
-    engine.process(event).iter().any(|alert| alert.rule_id == rule_id)
+    engine
+        .process(event)
+        .iter()
+        .any(|alert| alert.rule_id == rule_id)
 }
 
 /// The detection `body` (as a rule seen by every event) matches every positive document and
@@ -124,10 +151,16 @@ fn check_with(options: SigmaOptions, body: &str, positives: &[Value], negatives:
     let text = rule(RULE_ID, body);
     let mut engine = engine_with(options, &[&text]);
     for document in positives {
-        assert!(fires(&mut engine, &event(document), RULE_ID), "expected a match\nrule:\n{text}\nevent: {document}");
+        assert!(
+            fires(&mut engine, &event(document), RULE_ID),
+            "expected a match\nrule:\n{text}\nevent: {document}"
+        );
     }
     for document in negatives {
-        assert!(!fires(&mut engine, &event(document), RULE_ID), "expected NO match\nrule:\n{text}\nevent: {document}");
+        assert!(
+            !fires(&mut engine, &event(document), RULE_ID),
+            "expected NO match\nrule:\n{text}\nevent: {document}"
+        );
     }
 }
 
@@ -172,13 +205,28 @@ level: high
 fn spec_example_whoami_matches_the_whole_value_ignoring_case() {
     let mut engine = engine(&[SPEC_WHOAMI]);
     // No id: the alert names the rule by its title.
-    let hit = engine.process(&event(&sysmon_process(r"C:\Windows\System32\whoami.exe", "whoami")));
+    let hit = engine.process(&event(&sysmon_process(
+        r"C:\Windows\System32\whoami.exe",
+        "whoami",
+    )));
     assert_eq!(rule_ids(&hit), ["Whoami Execution"]);
     assert_eq!(hit[0].kind, AlertKind::Sigma);
-    assert!(fires(&mut engine, &event(&sysmon_process(r"c:\windows\system32\WHOAMI.EXE", "whoami")), "Whoami Execution"));
+    assert!(fires(
+        &mut engine,
+        &event(&sysmon_process(r"c:\windows\system32\WHOAMI.EXE", "whoami")),
+        "Whoami Execution"
+    ));
     // A plain value is the whole field, not a part of it.
-    assert!(!fires(&mut engine, &event(&sysmon_process(r"C:\Windows\System32\whoami.exe.bak", "x")), "Whoami Execution"));
-    assert!(!fires(&mut engine, &event(&sysmon_process(r"D:\C:\Windows\System32\whoami.exe", "x")), "Whoami Execution"));
+    assert!(!fires(
+        &mut engine,
+        &event(&sysmon_process(r"C:\Windows\System32\whoami.exe.bak", "x")),
+        "Whoami Execution"
+    ));
+    assert!(!fires(
+        &mut engine,
+        &event(&sysmon_process(r"D:\C:\Windows\System32\whoami.exe", "x")),
+        "Whoami Execution"
+    ));
 }
 
 #[test]
@@ -196,8 +244,15 @@ fn star_is_any_number_of_characters() {
     // Spec: `antivirus_V1.exe or antivirus_V21.2.1.exe or ...` will be `antivirus_V*.exe`.
     check(
         "selection:\n    Image: 'antivirus_V*.exe'\ncondition: selection",
-        &[json!({"Image": "antivirus_V1.exe"}), json!({"Image": "antivirus_V21.2.1.exe"}), json!({"Image": "antivirus_V.exe"})],
-        &[json!({"Image": "antivirus_V1.dll"}), json!({"Image": "my_antivirus_V1.exe"})],
+        &[
+            json!({"Image": "antivirus_V1.exe"}),
+            json!({"Image": "antivirus_V21.2.1.exe"}),
+            json!({"Image": "antivirus_V.exe"}),
+        ],
+        &[
+            json!({"Image": "antivirus_V1.dll"}),
+            json!({"Image": "my_antivirus_V1.exe"}),
+        ],
     );
 }
 
@@ -208,7 +263,9 @@ fn wildcards_span_line_breaks() {
     // character, line breaks included.
     check(
         "selection:\n    ScriptBlockText: 'New-Object*DownloadString*'\ncondition: selection",
-        &[json!({"ScriptBlockText": "New-Object Net.WebClient\r\n$c.DownloadString('http://x/a.ps1')"})],
+        &[
+            json!({"ScriptBlockText": "New-Object Net.WebClient\r\n$c.DownloadString('http://x/a.ps1')"}),
+        ],
         &[json!({"ScriptBlockText": "$c.DownloadString('http://x/a.ps1')"})],
     );
     check(
@@ -240,7 +297,11 @@ condition: selection",
 fn backslash_escaping_follows_the_specification_table() {
     // Plain backslash not followed by a wildcard: single `\` or double `\\`.
     for value in [r"'a\b'", r"'a\\b'"] {
-        check(&format!("selection:\n    Path: {value}\ncondition: selection"), &[json!({"Path": r"a\b"})], &[json!({"Path": "ab"}), json!({"Path": r"a\\b"})]);
+        check(
+            &format!("selection:\n    Path: {value}\ncondition: selection"),
+            &[json!({"Path": r"a\b"})],
+            &[json!({"Path": "ab"}), json!({"Path": r"a\\b"})],
+        );
     }
     // `\\*`: a backslash followed by a wildcard.
     check(
@@ -260,7 +321,11 @@ condition: selection",
     );
     // Three or four backslashes are a double backslash.
     for value in [r"'a\\\b'", r"'a\\\\b'"] {
-        check(&format!("selection:\n    Path: {value}\ncondition: selection"), &[json!({"Path": r"a\\b"})], &[json!({"Path": r"a\b"})]);
+        check(
+            &format!("selection:\n    Path: {value}\ncondition: selection"),
+            &[json!({"Path": r"a\\b"})],
+            &[json!({"Path": r"a\b"})],
+        );
     }
 }
 
@@ -268,7 +333,10 @@ condition: selection",
 fn values_are_case_insensitive_by_default() {
     check(
         "selection:\n    User: 'Administrator'\ncondition: selection",
-        &[json!({"User": "ADMINISTRATOR"}), json!({"User": "administrator"})],
+        &[
+            json!({"User": "ADMINISTRATOR"}),
+            json!({"User": "administrator"}),
+        ],
         &[json!({"User": "Administrators"})],
     );
 }
@@ -284,8 +352,15 @@ fn spec_example_lists_are_or_and_maps_are_and() {
 condition: selection";
     check(
         body,
-        &[json!({"EventLog": "Security", "EventID": 517}), json!({"EventLog": "security", "EventID": 1102})],
-        &[json!({"EventLog": "Security", "EventID": 4624}), json!({"EventLog": "System", "EventID": 517}), json!({"EventID": 517})],
+        &[
+            json!({"EventLog": "Security", "EventID": 517}),
+            json!({"EventLog": "security", "EventID": 1102}),
+        ],
+        &[
+            json!({"EventLog": "Security", "EventID": 4624}),
+            json!({"EventLog": "System", "EventID": 517}),
+            json!({"EventID": 517}),
+        ],
     );
 }
 
@@ -315,21 +390,44 @@ fn spec_example_list_of_maps_is_or() {
 condition: selection";
     check(
         body,
-        &[json!({"Image": r"C:\tmp\example.exe"}), json!({"Image": "x", "Description": "A test executable of ours"})],
-        &[json!({"Image": r"C:\tmp\example.exe.txt", "Description": "Production build"}), json!({"Image": r"C:\tmp\notexample.exe"})],
+        &[
+            json!({"Image": r"C:\tmp\example.exe"}),
+            json!({"Image": "x", "Description": "A test executable of ours"}),
+        ],
+        &[
+            json!({"Image": r"C:\tmp\example.exe.txt", "Description": "Production build"}),
+            json!({"Image": r"C:\tmp\notexample.exe"}),
+        ],
     );
 }
 
 #[test]
 fn numbers_match_numbers_and_numeric_strings() {
-    let negatives = [json!({"EventID": 4689}), json!({"EventID": "46880"}), json!({"EventID": "4688x"}), json!({"EventID": 46880})];
-    check("selection:\n    EventID: 4688\ncondition: selection", &[json!({"EventID": 4688}), json!({"EventID": "4688"})], &negatives);
-    check("selection:\n    EventID: '4688'\ncondition: selection", &[json!({"EventID": 4688}), json!({"EventID": "4688"})], &negatives);
+    let negatives = [
+        json!({"EventID": 4689}),
+        json!({"EventID": "46880"}),
+        json!({"EventID": "4688x"}),
+        json!({"EventID": 46880}),
+    ];
+    check(
+        "selection:\n    EventID: 4688\ncondition: selection",
+        &[json!({"EventID": 4688}), json!({"EventID": "4688"})],
+        &negatives,
+    );
+    check(
+        "selection:\n    EventID: '4688'\ncondition: selection",
+        &[json!({"EventID": 4688}), json!({"EventID": "4688"})],
+        &negatives,
+    );
 }
 
 #[test]
 fn empty_value_matches_an_empty_string() {
-    check("selection:\n    FieldB: ''\ncondition: selection", &[json!({"FieldB": ""})], &[json!({"FieldB": "x"}), json!({"FieldB": " "})]);
+    check(
+        "selection:\n    FieldB: ''\ncondition: selection",
+        &[json!({"FieldB": ""})],
+        &[json!({"FieldB": "x"}), json!({"FieldB": " "})],
+    );
 }
 
 #[test]
@@ -344,7 +442,11 @@ condition: selection and not filter";
     check(
         body,
         &[json!({"EventID": 4738, "PasswordLastSet": "2024-05-01 08:00:00"})],
-        &[json!({"EventID": 4738}), json!({"EventID": 4738, "PasswordLastSet": null}), json!({"EventID": 4624, "PasswordLastSet": "x"})],
+        &[
+            json!({"EventID": 4738}),
+            json!({"EventID": 4738, "PasswordLastSet": null}),
+            json!({"EventID": 4624, "PasswordLastSet": "x"}),
+        ],
     );
 }
 
@@ -359,8 +461,15 @@ selection_empty2:
 condition: selection_main and 1 of selection_empty*";
     check(
         body,
-        &[json!({"FieldA": "something", "FieldB": ""}), json!({"FieldA": "something"}), json!({"FieldA": "something", "FieldB": null})],
-        &[json!({"FieldA": "something", "FieldB": "x"}), json!({"FieldA": "other", "FieldB": ""})],
+        &[
+            json!({"FieldA": "something", "FieldB": ""}),
+            json!({"FieldA": "something"}),
+            json!({"FieldA": "something", "FieldB": null}),
+        ],
+        &[
+            json!({"FieldA": "something", "FieldB": "x"}),
+            json!({"FieldA": "other", "FieldB": ""}),
+        ],
     );
 }
 
@@ -371,8 +480,16 @@ fn a_value_matches_when_any_element_of_an_event_array_matches() {
         &[json!({"Tags": ["good", "EVIL"]}), json!({"Tags": ["evil"]})],
         &[json!({"Tags": ["good", "evil-ish"]}), json!({"Tags": []})],
     );
-    check("selection:\n    Ports: 445\ncondition: selection", &[json!({"Ports": [80, 445]})], &[json!({"Ports": [80, 4450]})]);
-    check("selection:\n    Tags|contains: 'vil'\ncondition: selection", &[json!({"Tags": ["good", "devil"]})], &[json!({"Tags": ["good"]})]);
+    check(
+        "selection:\n    Ports: 445\ncondition: selection",
+        &[json!({"Ports": [80, 445]})],
+        &[json!({"Ports": [80, 4450]})],
+    );
+    check(
+        "selection:\n    Tags|contains: 'vil'\ncondition: selection",
+        &[json!({"Tags": ["good", "devil"]})],
+        &[json!({"Tags": ["good"]})],
+    );
 }
 
 #[test]
@@ -388,7 +505,10 @@ condition: mimikatz_keywords";
             json!({"Payload": "EVENT::DROP", "Other": "x"}),
             json!({"Nested": {"deep": ["a", "privilege::debug event::drop exit"]}}),
         ],
-        &[json!({"message": "event clear", "Payload": "event:drop"}), json!({"event::clear": "the key is not the value"})],
+        &[
+            json!({"message": "event clear", "Payload": "event:drop"}),
+            json!({"event::clear": "the key is not the value"}),
+        ],
     );
 }
 
@@ -406,7 +526,10 @@ condition: keywords_cmdlet";
             json!({"ScriptBlockText": "Set-OabVirtualDirectory -Identity x -ExternalUrl 'http://evil'"}),
             json!({"A": "set-oabvirtualdirectory", "B": "x -externalurl y"}),
         ],
-        &[json!({"ScriptBlockText": "Set-OabVirtualDirectory -Identity x"}), json!({"ScriptBlockText": "x -ExternalUrl y"})],
+        &[
+            json!({"ScriptBlockText": "Set-OabVirtualDirectory -Identity x"}),
+            json!({"ScriptBlockText": "x -ExternalUrl y"}),
+        ],
     );
 }
 
@@ -417,8 +540,14 @@ condition: keywords_cmdlet";
 fn contains_matches_anywhere() {
     check(
         "selection:\n    CommandLine|contains: 'whoami'\ncondition: selection",
-        &[json!({"CommandLine": "cmd /c WhoAmI /all"}), json!({"CommandLine": "whoami"})],
-        &[json!({"CommandLine": "who ami"}), json!({"Other": "whoami"})],
+        &[
+            json!({"CommandLine": "cmd /c WhoAmI /all"}),
+            json!({"CommandLine": "whoami"}),
+        ],
+        &[
+            json!({"CommandLine": "who ami"}),
+            json!({"Other": "whoami"}),
+        ],
     );
 }
 
@@ -437,8 +566,14 @@ fn endswith_matches_the_end() {
         r"selection:
     Image|endswith: '\cmd.exe'
 condition: selection",
-        &[json!({"Image": r"C:\Windows\System32\cmd.exe"}), json!({"Image": r"c:\x\CMD.EXE"})],
-        &[json!({"Image": r"C:\x\cmd.exe.bak"}), json!({"Image": r"C:\x\notcmd.exe"})],
+        &[
+            json!({"Image": r"C:\Windows\System32\cmd.exe"}),
+            json!({"Image": r"c:\x\CMD.EXE"}),
+        ],
+        &[
+            json!({"Image": r"C:\x\cmd.exe.bak"}),
+            json!({"Image": r"C:\x\notcmd.exe"}),
+        ],
     );
 }
 
@@ -451,13 +586,19 @@ fn all_turns_a_value_list_into_and() {
         - ' -w hidden '
 condition: selection",
         &[json!({"CommandLine": "powershell -w hidden -nop -c x"})],
-        &[json!({"CommandLine": "powershell -nop -c x"}), json!({"CommandLine": "powershell -w hidden -c x"})],
+        &[
+            json!({"CommandLine": "powershell -nop -c x"}),
+            json!({"CommandLine": "powershell -w hidden -c x"}),
+        ],
     );
 }
 
 #[test]
 fn all_on_a_single_value_is_rejected() {
-    let text = rule(RULE_ID, "selection:\n    CommandLine|contains|all: 'whoami'\ncondition: selection");
+    let text = rule(
+        RULE_ID,
+        "selection:\n    CommandLine|contains|all: 'whoami'\ncondition: selection",
+    );
     let (_, report) = load_with(SigmaOptions::default(), &[&text]);
     assert_eq!((report.rules, report.problems.len()), (0, 1), "{report:?}");
 }
@@ -471,8 +612,14 @@ fn exists_checks_presence_only() {
     EventID: 4738
     PasswordLastSet|exists: true
 condition: selection",
-        &[json!({"EventID": 4738, "PasswordLastSet": "2024-05-01"}), json!({"EventID": 4738, "PasswordLastSet": ""})],
-        &[json!({"EventID": 4738}), json!({"EventID": 4624, "PasswordLastSet": "x"})],
+        &[
+            json!({"EventID": 4738, "PasswordLastSet": "2024-05-01"}),
+            json!({"EventID": 4738, "PasswordLastSet": ""}),
+        ],
+        &[
+            json!({"EventID": 4738}),
+            json!({"EventID": 4624, "PasswordLastSet": "x"}),
+        ],
     );
     check(
         "selection:
@@ -480,7 +627,10 @@ condition: selection",
     PasswordLastSet|exists: false
 condition: selection",
         &[json!({"EventID": 4738})],
-        &[json!({"EventID": 4738, "PasswordLastSet": "2024-05-01"}), json!({"EventID": 4738, "PasswordLastSet": ""})],
+        &[
+            json!({"EventID": 4738, "PasswordLastSet": "2024-05-01"}),
+            json!({"EventID": 4738, "PasswordLastSet": ""}),
+        ],
     );
 }
 
@@ -492,12 +642,20 @@ fn exists_is_true_for_a_field_holding_null() {
         &[json!({"PasswordLastSet": null})],
         &[json!({"Other": null})],
     );
-    check("selection:\n    PasswordLastSet|exists: false\ncondition: selection", &[json!({"Other": 1})], &[json!({"PasswordLastSet": null})]);
+    check(
+        "selection:\n    PasswordLastSet|exists: false\ncondition: selection",
+        &[json!({"Other": 1})],
+        &[json!({"PasswordLastSet": null})],
+    );
 }
 
 #[test]
 fn cased_makes_matching_case_sensitive() {
-    check("selection:\n    User|cased: 'Admin'\ncondition: selection", &[json!({"User": "Admin"})], &[json!({"User": "admin"}), json!({"User": "ADMIN"})]);
+    check(
+        "selection:\n    User|cased: 'Admin'\ncondition: selection",
+        &[json!({"User": "Admin"})],
+        &[json!({"User": "admin"}), json!({"User": "ADMIN"})],
+    );
     check(
         "selection:\n    CommandLine|contains|cased: 'WhoAmI'\ncondition: selection",
         &[json!({"CommandLine": "cmd /c WhoAmI"})],
@@ -507,7 +665,11 @@ fn cased_makes_matching_case_sensitive() {
 
 #[test]
 fn neq_matches_different_values() {
-    check("selection:\n    User|neq: 'admin'\ncondition: selection", &[json!({"User": "bob"})], &[json!({"User": "admin"}), json!({"User": "ADMIN"})]);
+    check(
+        "selection:\n    User|neq: 'admin'\ncondition: selection",
+        &[json!({"User": "bob"})],
+        &[json!({"User": "admin"}), json!({"User": "ADMIN"})],
+    );
     check(
         "selection:\n    EventID|neq: 4624\ncondition: selection",
         &[json!({"EventID": 4625}), json!({"EventID": "4625"})],
@@ -529,7 +691,10 @@ fn windash_accepts_every_dash_variant() {
             json!({"CommandLine": "powershell \u{2014}enc SQBFAFgA"}),
             json!({"CommandLine": "powershell \u{2015}enc SQBFAFgA"}),
         ],
-        &[json!({"CommandLine": "powershell +enc SQBFAFgA"}), json!({"CommandLine": "powershell enc SQBFAFgA"})],
+        &[
+            json!({"CommandLine": "powershell +enc SQBFAFgA"}),
+            json!({"CommandLine": "powershell enc SQBFAFgA"}),
+        ],
     );
 }
 
@@ -538,7 +703,10 @@ fn windash_accepts_every_dash_variant() {
 fn windash_keeps_wildcards() {
     check(
         "selection:\n    CommandLine|windash: '*powershell* -enc *'\ncondition: selection",
-        &[json!({"CommandLine": r"C:\x\powershell.exe /enc abc"}), json!({"CommandLine": "powershell.exe -enc abc"})],
+        &[
+            json!({"CommandLine": r"C:\x\powershell.exe /enc abc"}),
+            json!({"CommandLine": "powershell.exe -enc abc"}),
+        ],
         &[json!({"CommandLine": "powershell.exe -x abc"})],
     );
 }
@@ -547,8 +715,15 @@ fn windash_keeps_wildcards() {
 fn re_is_case_sensitive_by_default() {
     check(
         "selection:\n    CommandLine|re: '^cmd.+(whoami|hostname)$'\ncondition: selection",
-        &[json!({"CommandLine": "cmd.exe /c whoami"}), json!({"CommandLine": "cmd /c hostname"})],
-        &[json!({"CommandLine": "CMD.EXE /C WHOAMI"}), json!({"CommandLine": "cmd.exe /c whoami /all"}), json!({"CommandLine": "x cmd /c whoami"})],
+        &[
+            json!({"CommandLine": "cmd.exe /c whoami"}),
+            json!({"CommandLine": "cmd /c hostname"}),
+        ],
+        &[
+            json!({"CommandLine": "CMD.EXE /C WHOAMI"}),
+            json!({"CommandLine": "cmd.exe /c whoami /all"}),
+            json!({"CommandLine": "x cmd /c whoami"}),
+        ],
     );
 }
 
@@ -556,7 +731,10 @@ fn re_is_case_sensitive_by_default() {
 fn re_i_is_case_insensitive() {
     check(
         "selection:\n    CommandLine|re|i: '^cmd.+(whoami|hostname)$'\ncondition: selection",
-        &[json!({"CommandLine": "CMD.EXE /C WHOAMI"}), json!({"CommandLine": "cmd /c hostname"})],
+        &[
+            json!({"CommandLine": "CMD.EXE /C WHOAMI"}),
+            json!({"CommandLine": "cmd /c hostname"}),
+        ],
         &[json!({"CommandLine": "CMD.EXE /C WHOAMI /ALL"})],
     );
 }
@@ -564,15 +742,31 @@ fn re_i_is_case_insensitive() {
 #[test]
 fn re_m_anchors_match_at_line_boundaries() {
     let multi_line = json!({"Text": "line one\nwhoami\nline three"});
-    check("selection:\n    Text|re|m: '^whoami$'\ncondition: selection", &[multi_line.clone(), json!({"Text": "whoami"})], &[json!({"Text": "x whoami"})]);
-    check("selection:\n    Text|re: '^whoami$'\ncondition: selection", &[json!({"Text": "whoami"})], &[multi_line]);
+    check(
+        "selection:\n    Text|re|m: '^whoami$'\ncondition: selection",
+        &[multi_line.clone(), json!({"Text": "whoami"})],
+        &[json!({"Text": "x whoami"})],
+    );
+    check(
+        "selection:\n    Text|re: '^whoami$'\ncondition: selection",
+        &[json!({"Text": "whoami"})],
+        &[multi_line],
+    );
 }
 
 #[test]
 fn re_s_lets_dot_match_a_line_break() {
     let multi_line = json!({"Text": "begin\nend"});
-    check("selection:\n    Text|re|s: 'begin.end'\ncondition: selection", &[multi_line.clone(), json!({"Text": "beginXend"})], &[json!({"Text": "begin\n\nend"})]);
-    check("selection:\n    Text|re: 'begin.end'\ncondition: selection", &[json!({"Text": "beginXend"})], &[multi_line]);
+    check(
+        "selection:\n    Text|re|s: 'begin.end'\ncondition: selection",
+        &[multi_line.clone(), json!({"Text": "beginXend"})],
+        &[json!({"Text": "begin\n\nend"})],
+    );
+    check(
+        "selection:\n    Text|re: 'begin.end'\ncondition: selection",
+        &[json!({"Text": "beginXend"})],
+        &[multi_line],
+    );
 }
 
 #[test]
@@ -606,9 +800,16 @@ fn base64_matches_the_encoded_value() {
     check(
         "selection:\n    Data|base64: 'http://'\ncondition: selection",
         &[json!({"Data": "aHR0cDovLw=="})],
-        &[json!({"Data": "http://"}), json!({"Data": "x aHR0cDovLw=="})],
+        &[
+            json!({"Data": "http://"}),
+            json!({"Data": "x aHR0cDovLw=="}),
+        ],
     );
-    check("selection:\n    Data|base64|contains: 'http://'\ncondition: selection", &[json!({"Data": "x aHR0cDovLw== y"})], &[json!({"Data": "aHR0cDovL"})]);
+    check(
+        "selection:\n    Data|base64|contains: 'http://'\ncondition: selection",
+        &[json!({"Data": "x aHR0cDovLw== y"})],
+        &[json!({"Data": "aHR0cDovL"})],
+    );
 }
 
 #[test]
@@ -621,7 +822,10 @@ fn base64offset_finds_the_value_at_every_offset() {
     check(
         "selection:\n    CommandLine|base64offset|contains: 'http://'\ncondition: selection",
         &positives,
-        &[json!({"CommandLine": format!("powershell -e {}", base64_of(b"", b"htp://evil.example/a"))}), json!({"CommandLine": "http://evil.example"})],
+        &[
+            json!({"CommandLine": format!("powershell -e {}", base64_of(b"", b"htp://evil.example/a"))}),
+            json!({"CommandLine": "http://evil.example"}),
+        ],
     );
 }
 
@@ -633,7 +837,10 @@ fn base64offset_finds_a_value_that_ends_the_encoded_text() {
     check(
         "selection:\n    CommandLine|base64offset|contains: 'http://'\ncondition: selection",
         &positives,
-        &[json!({"CommandLine": format!("powershell -e {}", base64_of(b"", b"htp://"))}), json!({"CommandLine": "http://"})],
+        &[
+            json!({"CommandLine": format!("powershell -e {}", base64_of(b"", b"htp://"))}),
+            json!({"CommandLine": "http://"}),
+        ],
     );
 }
 
@@ -685,7 +892,9 @@ fn utf16be_encodes_before_base64offset() {
         "selection:\n    CommandLine|utf16be|base64offset|contains: 'ping '\ncondition: selection",
         &encoded_powershell(utf16be, &prefixes),
         // (UTF-16LE text shifted by one byte IS UTF-16BE, so the negative is UTF-8.)
-        &[json!({"CommandLine": format!("powershell -enc {}", base64_of(b"", b"cmd /c ping 10.0.0.1 -n 1"))})],
+        &[
+            json!({"CommandLine": format!("powershell -enc {}", base64_of(b"", b"cmd /c ping 10.0.0.1 -n 1"))}),
+        ],
     );
 }
 
@@ -698,7 +907,10 @@ fn utf16_prepends_a_byte_order_mark() {
     check(
         "selection:\n    Data|utf16|base64: 'cmd'\ncondition: selection",
         &[json!({"Data": BASE64.encode(&with_bom)})],
-        &[json!({"Data": BASE64.encode(utf16le("cmd"))}), json!({"Data": BASE64.encode(utf16be("cmd"))})],
+        &[
+            json!({"Data": BASE64.encode(utf16le("cmd"))}),
+            json!({"Data": BASE64.encode(utf16be("cmd"))}),
+        ],
     );
 }
 
@@ -719,19 +931,47 @@ fn wide_alone_matches_utf16le_text_in_a_field() {
 
 #[test]
 fn numeric_comparisons() {
-    check("selection:\n    Size|gt: 100\ncondition: selection", &[json!({"Size": 101}), json!({"Size": 100.5})], &[json!({"Size": 100}), json!({"Size": 99})]);
-    check("selection:\n    Size|gte: 100\ncondition: selection", &[json!({"Size": 100}), json!({"Size": 101})], &[json!({"Size": 99})]);
-    check("selection:\n    Size|lt: 100\ncondition: selection", &[json!({"Size": 99}), json!({"Size": -5})], &[json!({"Size": 100}), json!({"Size": 101})]);
-    check("selection:\n    Size|lte: 100\ncondition: selection", &[json!({"Size": 100}), json!({"Size": 0})], &[json!({"Size": 101})]);
-    check("selection:\n    Ratio|gt: 0.5\ncondition: selection", &[json!({"Ratio": 0.75})], &[json!({"Ratio": 0.25}), json!({"Ratio": 0.5})]);
+    check(
+        "selection:\n    Size|gt: 100\ncondition: selection",
+        &[json!({"Size": 101}), json!({"Size": 100.5})],
+        &[json!({"Size": 100}), json!({"Size": 99})],
+    );
+    check(
+        "selection:\n    Size|gte: 100\ncondition: selection",
+        &[json!({"Size": 100}), json!({"Size": 101})],
+        &[json!({"Size": 99})],
+    );
+    check(
+        "selection:\n    Size|lt: 100\ncondition: selection",
+        &[json!({"Size": 99}), json!({"Size": -5})],
+        &[json!({"Size": 100}), json!({"Size": 101})],
+    );
+    check(
+        "selection:\n    Size|lte: 100\ncondition: selection",
+        &[json!({"Size": 100}), json!({"Size": 0})],
+        &[json!({"Size": 101})],
+    );
+    check(
+        "selection:\n    Ratio|gt: 0.5\ncondition: selection",
+        &[json!({"Ratio": 0.75})],
+        &[json!({"Ratio": 0.25}), json!({"Ratio": 0.5})],
+    );
     // A missing field or a non-number is not greater than anything.
-    check("selection:\n    Size|gt: 100\ncondition: selection", &[], &[json!({"Other": 1000}), json!({"Size": "big"})]);
+    check(
+        "selection:\n    Size|gt: 100\ncondition: selection",
+        &[],
+        &[json!({"Other": 1000}), json!({"Size": "big"})],
+    );
 }
 
 #[test]
 fn numeric_comparisons_read_numbers_written_as_text() {
     // Windows event data arrives as text ("EventData" values); the comparison is numeric.
-    check("selection:\n    Size|gt: 100\ncondition: selection", &[json!({"Size": "101"})], &[json!({"Size": "99"}), json!({"Size": "100"})]);
+    check(
+        "selection:\n    Size|gt: 100\ncondition: selection",
+        &[json!({"Size": "101"})],
+        &[json!({"Size": "99"}), json!({"Size": "100"})],
+    );
 }
 
 #[test]
@@ -739,8 +979,19 @@ fn time_modifiers_extract_parts_of_a_date() {
     // 2024-05-01T03:15:42Z is a Wednesday in ISO week 18.
     let hit = json!({"LogonTime": "2024-05-01T03:15:42Z"});
     let miss = json!({"LogonTime": "2023-12-31T22:45:00Z"});
-    for (modifier, value) in [("minute", 15), ("hour", 3), ("day", 1), ("week", 18), ("month", 5), ("year", 2024)] {
-        check(&format!("selection:\n    LogonTime|{modifier}: {value}\ncondition: selection"), std::slice::from_ref(&hit), &[miss.clone(), json!({"Other": "x"})]);
+    for (modifier, value) in [
+        ("minute", 15),
+        ("hour", 3),
+        ("day", 1),
+        ("week", 18),
+        ("month", 5),
+        ("year", 2024),
+    ] {
+        check(
+            &format!("selection:\n    LogonTime|{modifier}: {value}\ncondition: selection"),
+            std::slice::from_ref(&hit),
+            &[miss.clone(), json!({"Other": "x"})],
+        );
     }
 }
 
@@ -759,8 +1010,15 @@ fn cidr_matches_ipv4_and_ipv6_ranges() {
     // Spec example: `DestinationIp|cidr: 10.0.0.0/8`.
     check(
         "selection:\n    DestinationIp|cidr: 10.0.0.0/8\ncondition: selection",
-        &[json!({"DestinationIp": "10.1.2.3"}), json!({"DestinationIp": "10.255.255.255"})],
-        &[json!({"DestinationIp": "11.0.0.1"}), json!({"DestinationIp": "9.255.255.255"}), json!({"DestinationIp": "not an ip"})],
+        &[
+            json!({"DestinationIp": "10.1.2.3"}),
+            json!({"DestinationIp": "10.255.255.255"}),
+        ],
+        &[
+            json!({"DestinationIp": "11.0.0.1"}),
+            json!({"DestinationIp": "9.255.255.255"}),
+            json!({"DestinationIp": "not an ip"}),
+        ],
     );
     check(
         "selection:\n    DestinationIp|cidr:\n        - '192.168.0.0/16'\n        - '172.16.0.0/12'\ncondition: selection",
@@ -769,15 +1027,24 @@ fn cidr_matches_ipv4_and_ipv6_ranges() {
     );
     check(
         "selection:\n    DestinationIp|cidr: '2001:db8::/32'\ncondition: selection",
-        &[json!({"DestinationIp": "2001:db8:1::1"}), json!({"DestinationIp": "2001:DB8::ff"})],
-        &[json!({"DestinationIp": "2001:db9::1"}), json!({"DestinationIp": "10.0.0.1"})],
+        &[
+            json!({"DestinationIp": "2001:db8:1::1"}),
+            json!({"DestinationIp": "2001:DB8::ff"}),
+        ],
+        &[
+            json!({"DestinationIp": "2001:db9::1"}),
+            json!({"DestinationIp": "10.0.0.1"}),
+        ],
     );
 }
 
 fn placeholders(entries: &[(&str, &[&str])]) -> SigmaOptions {
     let mut options = SigmaOptions::default();
     for (name, values) in entries {
-        options.placeholders.insert((*name).to_owned(), values.iter().map(|value| (*value).to_owned()).collect());
+        options.placeholders.insert(
+            (*name).to_owned(),
+            values.iter().map(|value| (*value).to_owned()).collect(),
+        );
     }
     options
 }
@@ -810,7 +1077,10 @@ fn expand_keeps_the_other_modifiers() {
     check_with(
         placeholders(&[("userdomain", &["CORP"])]),
         "selection:\n    CommandLine|contains|expand: '%userdomain%'\ncondition: selection",
-        &[json!({"CommandLine": "net group \"Domain Admins\" /domain CORP"}), json!({"CommandLine": "CORP"})],
+        &[
+            json!({"CommandLine": "net group \"Domain Admins\" /domain CORP"}),
+            json!({"CommandLine": "CORP"}),
+        ],
         &[json!({"CommandLine": "net group /domain OTHER"})],
     );
 }
@@ -867,7 +1137,11 @@ fn unknown_placeholder_falls_back_to_a_wildcard() {
     // Not the specification's choice (it says a tool that cannot handle a placeholder must
     // reject the rule; a wildcard is pySigma's "last resort"); this is SigmaEngine's
     // documented behaviour, pinned so a change is deliberate.
-    check("selection:\n    Computer|expand: '%JumpServers%'\ncondition: selection", &[json!({"Computer": "anything"})], &[json!({"Other": "x"})]);
+    check(
+        "selection:\n    Computer|expand: '%JumpServers%'\ncondition: selection",
+        &[json!({"Computer": "anything"})],
+        &[json!({"Other": "x"})],
+    );
 }
 
 #[test]
@@ -875,7 +1149,10 @@ fn fieldref_compares_two_fields_of_the_event() {
     check(
         "selection:\n    TargetUserName|fieldref: SubjectUserName\ncondition: selection",
         &[json!({"TargetUserName": "bob", "SubjectUserName": "bob"})],
-        &[json!({"TargetUserName": "bob", "SubjectUserName": "alice"}), json!({"TargetUserName": "bob"})],
+        &[
+            json!({"TargetUserName": "bob", "SubjectUserName": "alice"}),
+            json!({"TargetUserName": "bob"}),
+        ],
     );
 }
 
@@ -908,41 +1185,96 @@ fn with_condition(selections: &str, condition: &str) -> String {
 #[test]
 fn and_or_not() {
     let body = with_condition(FOUR_SELECTIONS, "selection_a and selection_b");
-    check(&body, &[json!({"A": "yes", "B": "yes"})], &[json!({"A": "yes"}), json!({"B": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes", "B": "yes"})],
+        &[json!({"A": "yes"}), json!({"B": "yes"})],
+    );
     let body = with_condition(FOUR_SELECTIONS, "selection_a or selection_b");
-    check(&body, &[json!({"A": "yes"}), json!({"B": "yes"})], &[json!({"C": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes"}), json!({"B": "yes"})],
+        &[json!({"C": "yes"})],
+    );
     let body = with_condition(FOUR_SELECTIONS, "selection_a and not filter_x");
-    check(&body, &[json!({"A": "yes"}), json!({"A": "yes", "X": "no"})], &[json!({"A": "yes", "X": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes"}), json!({"A": "yes", "X": "no"})],
+        &[json!({"A": "yes", "X": "yes"})],
+    );
 }
 
 #[test]
 fn parentheses_group() {
     // Spec: `selection1 and (keywords1 or keywords2)`.
-    let body = with_condition(FOUR_SELECTIONS, "selection_a and (selection_b or selection_c)");
-    check(&body, &[json!({"A": "yes", "B": "yes"}), json!({"A": "yes", "C": "yes"})], &[json!({"A": "yes"}), json!({"B": "yes", "C": "yes"})]);
-    let body = with_condition(FOUR_SELECTIONS, "not (selection_a or selection_b) and selection_c");
-    check(&body, &[json!({"C": "yes"})], &[json!({"A": "yes", "C": "yes"}), json!({"B": "yes", "C": "yes"})]);
+    let body = with_condition(
+        FOUR_SELECTIONS,
+        "selection_a and (selection_b or selection_c)",
+    );
+    check(
+        &body,
+        &[
+            json!({"A": "yes", "B": "yes"}),
+            json!({"A": "yes", "C": "yes"}),
+        ],
+        &[json!({"A": "yes"}), json!({"B": "yes", "C": "yes"})],
+    );
+    let body = with_condition(
+        FOUR_SELECTIONS,
+        "not (selection_a or selection_b) and selection_c",
+    );
+    check(
+        &body,
+        &[json!({"C": "yes"})],
+        &[
+            json!({"A": "yes", "C": "yes"}),
+            json!({"B": "yes", "C": "yes"}),
+        ],
+    );
 }
 
 #[test]
 fn operator_precedence_is_or_and_not() {
     // or binds least: `a or b and c` is `a or (b and c)`.
-    let body = with_condition(FOUR_SELECTIONS, "selection_a or selection_b and selection_c");
-    check(&body, &[json!({"A": "yes"}), json!({"B": "yes", "C": "yes"})], &[json!({"B": "yes"}), json!({"C": "yes"})]);
+    let body = with_condition(
+        FOUR_SELECTIONS,
+        "selection_a or selection_b and selection_c",
+    );
+    check(
+        &body,
+        &[json!({"A": "yes"}), json!({"B": "yes", "C": "yes"})],
+        &[json!({"B": "yes"}), json!({"C": "yes"})],
+    );
     // not binds more than and: `not a and b` is `(not a) and b`.
     let body = with_condition(FOUR_SELECTIONS, "not selection_a and selection_b");
-    check(&body, &[json!({"B": "yes"})], &[json!({"A": "yes", "B": "yes"}), json!({})]);
+    check(
+        &body,
+        &[json!({"B": "yes"})],
+        &[json!({"A": "yes", "B": "yes"}), json!({})],
+    );
     // `x of` binds more than not.
     let body = with_condition(FOUR_SELECTIONS, "not 1 of selection_* and filter_x");
-    check(&body, &[json!({"X": "yes"})], &[json!({"X": "yes", "C": "yes"})]);
+    check(
+        &body,
+        &[json!({"X": "yes"})],
+        &[json!({"X": "yes", "C": "yes"})],
+    );
 }
 
 #[test]
 fn one_of_and_all_of_a_pattern() {
     let body = with_condition(FOUR_SELECTIONS, "1 of selection_*");
-    check(&body, &[json!({"A": "yes"}), json!({"C": "yes"})], &[json!({"X": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes"}), json!({"C": "yes"})],
+        &[json!({"X": "yes"})],
+    );
     let body = with_condition(FOUR_SELECTIONS, "all of selection_*");
-    check(&body, &[json!({"A": "yes", "B": "yes", "C": "yes"})], &[json!({"A": "yes", "B": "yes", "X": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes", "B": "yes", "C": "yes"})],
+        &[json!({"A": "yes", "B": "yes", "X": "yes"})],
+    );
     // "Matching is done with * wildcards (any number of characters) at arbitrary positions".
     let body = with_condition(FOUR_SELECTIONS, "1 of *_x");
     check(&body, &[json!({"X": "yes"})], &[json!({"A": "yes"})]);
@@ -959,34 +1291,71 @@ filter1:
 filter2:
     Y: 'yes'
 condition: 1 of selection* and not 1 of filter*";
-    check(body, &[json!({"A": "yes"}), json!({"B": "yes", "X": "no"})], &[json!({"A": "yes", "X": "yes"}), json!({"B": "yes", "Y": "yes"}), json!({"X": "yes"})]);
+    check(
+        body,
+        &[json!({"A": "yes"}), json!({"B": "yes", "X": "no"})],
+        &[
+            json!({"A": "yes", "X": "yes"}),
+            json!({"B": "yes", "Y": "yes"}),
+            json!({"X": "yes"}),
+        ],
+    );
 }
 
 #[test]
 fn them_excludes_identifiers_starting_with_an_underscore() {
-    let selections = "selection_a:\n    A: 'yes'\nselection_b:\n    B: 'yes'\n_helper:\n    H: 'yes'\n";
+    let selections =
+        "selection_a:\n    A: 'yes'\nselection_b:\n    B: 'yes'\n_helper:\n    H: 'yes'\n";
     let body = with_condition(selections, "1 of them");
-    check(&body, &[json!({"A": "yes"}), json!({"B": "yes"})], &[json!({"H": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes"}), json!({"B": "yes"})],
+        &[json!({"H": "yes"})],
+    );
     let body = with_condition(selections, "all of them");
-    check(&body, &[json!({"A": "yes", "B": "yes"})], &[json!({"A": "yes", "H": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes", "B": "yes"})],
+        &[json!({"A": "yes", "H": "yes"})],
+    );
 }
 
 #[test]
 fn a_number_of_a_pattern() {
     let body = with_condition(FOUR_SELECTIONS, "2 of selection_*");
-    check(&body, &[json!({"A": "yes", "B": "yes"}), json!({"A": "yes", "B": "yes", "C": "yes"})], &[json!({"A": "yes"}), json!({"A": "yes", "X": "yes"})]);
+    check(
+        &body,
+        &[
+            json!({"A": "yes", "B": "yes"}),
+            json!({"A": "yes", "B": "yes", "C": "yes"}),
+        ],
+        &[json!({"A": "yes"}), json!({"A": "yes", "X": "yes"})],
+    );
     let body = with_condition(FOUR_SELECTIONS, "3 of them");
-    check(&body, &[json!({"A": "yes", "B": "yes", "X": "yes"})], &[json!({"A": "yes", "B": "yes"})]);
+    check(
+        &body,
+        &[json!({"A": "yes", "B": "yes", "X": "yes"})],
+        &[json!({"A": "yes", "B": "yes"})],
+    );
 }
 
 #[test]
 fn a_condition_list_is_or() {
     let body = "selection_a:\n    A: 'yes'\nselection_b:\n    B: 'yes'\ncondition:\n    - selection_a\n    - selection_b";
-    check(body, &[json!({"A": "yes"}), json!({"B": "yes"})], &[json!({"C": "yes"})]);
+    check(
+        body,
+        &[json!({"A": "yes"}), json!({"B": "yes"})],
+        &[json!({"C": "yes"})],
+    );
     // One alert per event even when both conditions hold.
     let text = rule(RULE_ID, body);
     let mut engine = engine(&[&text]);
-    assert_eq!(engine.process(&event(&json!({"A": "yes", "B": "yes"}))).len(), 1);
+    assert_eq!(
+        engine
+            .process(&event(&json!({"A": "yes", "B": "yes"})))
+            .len(),
+        1
+    );
 }
 
 // =============================================================================================
@@ -994,29 +1363,56 @@ fn a_condition_list_is_or() {
 
 #[test]
 fn rules_only_see_events_of_their_logsource() {
-    let windows = rule_with_logsource("windows-rule", "{product: windows, category: process_creation}", "selection:\n    CommandLine|contains: 'whoami'\ncondition: selection");
-    let linux = rule_with_logsource("linux-rule", "{product: linux, service: sshd}", "keywords:\n    - 'whoami'\ncondition: keywords");
+    let windows = rule_with_logsource(
+        "windows-rule",
+        "{product: windows, category: process_creation}",
+        "selection:\n    CommandLine|contains: 'whoami'\ncondition: selection",
+    );
+    let linux = rule_with_logsource(
+        "linux-rule",
+        "{product: linux, service: sshd}",
+        "keywords:\n    - 'whoami'\ncondition: keywords",
+    );
     let anything = rule("any-rule", "keywords:\n    - 'whoami'\ncondition: keywords");
     let definition_only = "title: Definition only\nid: definition-rule\nlogsource:\n    definition: 'any source that logs command lines'\ndetection:\n    keywords:\n        - 'whoami'\n    condition: keywords\n";
     let mut engine = engine(&[&windows, &linux, &anything, definition_only]);
 
-    let sysmon = event(&sysmon_process(r"C:\Windows\System32\cmd.exe", "cmd /c whoami"));
+    let sysmon = event(&sysmon_process(
+        r"C:\Windows\System32\cmd.exe",
+        "cmd /c whoami",
+    ));
     assert_eq!(sysmon.logsource.product.as_deref(), Some("windows"));
-    let mut hits = rule_ids(&engine.process(&sysmon)).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let mut hits = rule_ids(&engine.process(&sysmon))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     hits.sort();
     assert_eq!(hits, ["any-rule", "definition-rule", "windows-rule"]);
 
     let mut context = context();
     context.timezone = chrono_tz::UTC;
     let sshd = parse_record(b"<38>May  1 00:00:00 host sshd[1]: Invalid user whoami CommandLine=whoami from 203.0.113.4 port 4 ssh2", InputFormat::Auto, &context, 1);
-    assert_eq!((sshd.logsource.product.as_deref(), sshd.logsource.service.as_deref()), (Some("linux"), Some("sshd")));
-    let mut hits = rule_ids(&engine.process(&sshd)).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        (
+            sshd.logsource.product.as_deref(),
+            sshd.logsource.service.as_deref()
+        ),
+        (Some("linux"), Some("sshd"))
+    );
+    let mut hits = rule_ids(&engine.process(&sshd))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     hits.sort();
     assert_eq!(hits, ["any-rule", "definition-rule", "linux-rule"]);
 
     // A generic document with the same fields has no logsource: only logsource-free rules.
-    let generic = event(&json!({"CommandLine": "cmd /c whoami", "Image": r"C:\Windows\System32\cmd.exe"}));
-    let mut hits = rule_ids(&engine.process(&generic)).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let generic =
+        event(&json!({"CommandLine": "cmd /c whoami", "Image": r"C:\Windows\System32\cmd.exe"}));
+    let mut hits = rule_ids(&engine.process(&generic))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     hits.sort();
     assert_eq!(hits, ["any-rule", "definition-rule"]);
 }
@@ -1025,17 +1421,26 @@ fn rules_only_see_events_of_their_logsource() {
 // Correlation rules
 
 fn correlations(alerts: &[Alert]) -> Vec<&Alert> {
-    alerts.iter().filter(|alert| alert.kind == AlertKind::Correlation).collect()
+    alerts
+        .iter()
+        .filter(|alert| alert.kind == AlertKind::Correlation)
+        .collect()
 }
 
 /// Runs `(seconds, document)` through `engine` in order; every alert that came out.
 fn run(engine: &mut SigmaEngine, events: &[(i64, Value)]) -> Vec<Alert> {
-    events.iter().flat_map(|(seconds, document)| engine.process(&event_at(*seconds, document))).collect()
+    events
+        .iter()
+        .flat_map(|(seconds, document)| engine.process(&event_at(*seconds, document)))
+        .collect()
 }
 
 /// How many correlation alerts `rule_id` raised over `events`.
 fn correlation_count(engine: &mut SigmaEngine, events: &[(i64, Value)], rule_id: &str) -> usize {
-    run(engine, events).iter().filter(|alert| alert.kind == AlertKind::Correlation && alert.rule_id == rule_id).count()
+    run(engine, events)
+        .iter()
+        .filter(|alert| alert.kind == AlertKind::Correlation && alert.rule_id == rule_id)
+        .count()
 }
 
 const FAILED_LOGIN: &str = "title: Failed login
@@ -1071,28 +1476,60 @@ level: high
 #[test]
 fn event_count_counts_per_group_inside_the_timespan() {
     let mut engine = engine(&[FAILED_LOGIN, MANY_FAILED_LOGINS]);
-    let events: Vec<(i64, Value)> = (0..3).map(|i| (i * 600, failed_login("dc1", &format!("u{i}"), "ws1"))).collect();
+    let events: Vec<(i64, Value)> = (0..3)
+        .map(|i| (i * 600, failed_login("dc1", &format!("u{i}"), "ws1")))
+        .collect();
     let alerts = run(&mut engine, &events);
     let fired = correlations(&alerts);
     assert_eq!(fired.len(), 1, "{alerts:#?}");
     let alert = fired[0];
     assert_eq!(alert.rule_id, "0e95725d-7320-415d-80f7-004da920fc11");
-    assert_eq!(alert.details.get("group"), Some(&json!({"ComputerName": "dc1"})));
-    assert_eq!(alert.details.get("aggregated_value").and_then(Value::as_f64), Some(3.0));
+    assert_eq!(
+        alert.details.get("group"),
+        Some(&json!({"ComputerName": "dc1"}))
+    );
+    assert_eq!(
+        alert
+            .details
+            .get("aggregated_value")
+            .and_then(Value::as_f64),
+        Some(3.0)
+    );
     assert_eq!(alert.event_ids.len(), 3, "{:?}", alert.event_ids);
     assert_eq!(alert.agency.as_deref(), Some("quan-1"));
 
     // Two events are not enough.
     let mut engine = self::engine(&[FAILED_LOGIN, MANY_FAILED_LOGINS]);
-    assert_eq!(correlation_count(&mut engine, &events[..2], "0e95725d-7320-415d-80f7-004da920fc11"), 0);
+    assert_eq!(
+        correlation_count(
+            &mut engine,
+            &events[..2],
+            "0e95725d-7320-415d-80f7-004da920fc11"
+        ),
+        0
+    );
     // Three events over two groups are not enough.
     let mut engine = self::engine(&[FAILED_LOGIN, MANY_FAILED_LOGINS]);
-    let split = [(0, failed_login("dc1", "a", "w")), (1, failed_login("dc2", "a", "w")), (2, failed_login("dc1", "a", "w"))];
-    assert_eq!(correlation_count(&mut engine, &split, "0e95725d-7320-415d-80f7-004da920fc11"), 0);
+    let split = [
+        (0, failed_login("dc1", "a", "w")),
+        (1, failed_login("dc2", "a", "w")),
+        (2, failed_login("dc1", "a", "w")),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &split, "0e95725d-7320-415d-80f7-004da920fc11"),
+        0
+    );
     // Three events over more than the hour are not enough.
     let mut engine = self::engine(&[FAILED_LOGIN, MANY_FAILED_LOGINS]);
-    let spread = [(0, failed_login("dc1", "a", "w")), (1800, failed_login("dc1", "a", "w")), (3700, failed_login("dc1", "a", "w"))];
-    assert_eq!(correlation_count(&mut engine, &spread, "0e95725d-7320-415d-80f7-004da920fc11"), 0);
+    let spread = [
+        (0, failed_login("dc1", "a", "w")),
+        (1800, failed_login("dc1", "a", "w")),
+        (3700, failed_login("dc1", "a", "w")),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &spread, "0e95725d-7320-415d-80f7-004da920fc11"),
+        0
+    );
 }
 
 fn pair_within(timespan: &str, gap: i64) -> usize {
@@ -1100,7 +1537,14 @@ fn pair_within(timespan: &str, gap: i64) -> usize {
         "title: Two failures\nid: two-failures\ncorrelation:\n    type: event_count\n    rules: [failed_login]\n    group-by: [ComputerName]\n    timespan: {timespan}\n    condition:\n        gte: 2\n"
     );
     let mut engine = engine(&[FAILED_LOGIN, &correlation]);
-    correlation_count(&mut engine, &[(0, failed_login("dc1", "a", "w")), (gap, failed_login("dc1", "a", "w"))], "two-failures")
+    correlation_count(
+        &mut engine,
+        &[
+            (0, failed_login("dc1", "a", "w")),
+            (gap, failed_login("dc1", "a", "w")),
+        ],
+        "two-failures",
+    )
 }
 
 #[test]
@@ -1131,7 +1575,9 @@ fn count_condition(condition: &str, events: usize) -> usize {
         indent(condition, 8)
     );
     let mut engine = engine(&[FAILED_LOGIN, &correlation]);
-    let documents: Vec<(i64, Value)> = (0..events).map(|i| (i as i64, failed_login("dc1", "a", "w"))).collect();
+    let documents: Vec<(i64, Value)> = (0..events)
+        .map(|i| (i as i64, failed_login("dc1", "a", "w")))
+        .collect();
     correlation_count(&mut engine, &documents, "counted")
 }
 
@@ -1144,16 +1590,28 @@ fn correlation_condition_operators_and_ranges() {
     assert_eq!(count_condition("gte: 2", 2), 1);
     assert_eq!(count_condition("eq: 2", 1), 0);
     assert_eq!(count_condition("eq: 2", 2), 1);
-    assert_eq!(count_condition("eq: 2", 3), 1, "eq holds at the second event only");
+    assert_eq!(
+        count_condition("eq: 2", 3),
+        1,
+        "eq holds at the second event only"
+    );
     // Spec: "101 to 200" as `gt: 100` and `lte: 200`.
     assert_eq!(count_condition("gt: 1\nlte: 2", 1), 0);
-    assert_eq!(count_condition("gt: 1\nlte: 2", 3), 1, "the range holds at the second event only");
+    assert_eq!(
+        count_condition("gt: 1\nlte: 2", 3),
+        1,
+        "the range holds at the second event only"
+    );
 }
 
 #[test]
 fn correlation_condition_lt_lte_neq() {
     assert_eq!(count_condition("lt: 2", 1), 1);
-    assert_eq!(count_condition("lt: 2", 3), 1, "lt holds at the first event only");
+    assert_eq!(
+        count_condition("lt: 2", 3),
+        1,
+        "lt holds at the first event only"
+    );
     assert_eq!(count_condition("lte: 1", 2), 1);
     assert_eq!(count_condition("neq: 1", 1), 0);
     assert_eq!(count_condition("neq: 1", 2), 1);
@@ -1179,23 +1637,52 @@ correlation:
 fn value_count_counts_distinct_values_per_group() {
     let id = "0e95725d-7320-415d-80f7-004da920fc12";
     let mut engine = engine(&[FAILED_LOGIN, FAILED_LOGIN_USERS]);
-    let distinct = [(0, failed_login("dc1", "a", "ws1")), (60, failed_login("dc1", "b", "ws1")), (120, failed_login("dc1", "c", "ws1"))];
+    let distinct = [
+        (0, failed_login("dc1", "a", "ws1")),
+        (60, failed_login("dc1", "b", "ws1")),
+        (120, failed_login("dc1", "c", "ws1")),
+    ];
     let alerts = run(&mut engine, &distinct);
     let fired = correlations(&alerts);
     assert_eq!(fired.len(), 1, "{alerts:#?}");
-    assert_eq!(fired[0].details.get("group"), Some(&json!({"ComputerName": "dc1", "WorkstationName": "ws1"})));
-    assert_eq!(fired[0].details.get("aggregated_value").and_then(Value::as_f64), Some(3.0));
+    assert_eq!(
+        fired[0].details.get("group"),
+        Some(&json!({"ComputerName": "dc1", "WorkstationName": "ws1"}))
+    );
+    assert_eq!(
+        fired[0]
+            .details
+            .get("aggregated_value")
+            .and_then(Value::as_f64),
+        Some(3.0)
+    );
 
     let mut engine = self::engine(&[FAILED_LOGIN, FAILED_LOGIN_USERS]);
-    let repeated = [(0, failed_login("dc1", "a", "ws1")), (60, failed_login("dc1", "b", "ws1")), (120, failed_login("dc1", "a", "ws1"))];
-    assert_eq!(correlation_count(&mut engine, &repeated, id), 0, "two distinct users");
+    let repeated = [
+        (0, failed_login("dc1", "a", "ws1")),
+        (60, failed_login("dc1", "b", "ws1")),
+        (120, failed_login("dc1", "a", "ws1")),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &repeated, id),
+        0,
+        "two distinct users"
+    );
     // group-by fields are linked with AND: another workstation is another group.
     let mut engine = self::engine(&[FAILED_LOGIN, FAILED_LOGIN_USERS]);
-    let other_workstation = [(0, failed_login("dc1", "a", "ws1")), (60, failed_login("dc1", "b", "ws1")), (120, failed_login("dc1", "c", "ws2"))];
+    let other_workstation = [
+        (0, failed_login("dc1", "a", "ws1")),
+        (60, failed_login("dc1", "b", "ws1")),
+        (120, failed_login("dc1", "c", "ws2")),
+    ];
     assert_eq!(correlation_count(&mut engine, &other_workstation, id), 0);
     // Outside the day.
     let mut engine = self::engine(&[FAILED_LOGIN, FAILED_LOGIN_USERS]);
-    let late = [(0, failed_login("dc1", "a", "ws1")), (60, failed_login("dc1", "b", "ws1")), (86_461, failed_login("dc1", "c", "ws1"))];
+    let late = [
+        (0, failed_login("dc1", "a", "ws1")),
+        (60, failed_login("dc1", "b", "ws1")),
+        (86_461, failed_login("dc1", "c", "ws1")),
+    ];
     assert_eq!(correlation_count(&mut engine, &late, id), 0);
 }
 
@@ -1204,10 +1691,18 @@ fn value_count_over_several_fields_counts_distinct_combinations() {
     // "When you use multiple values in `field` they are linked by an AND."
     let correlation = "title: Pairs\nid: pairs\ncorrelation:\n    type: value_count\n    rules: [failed_login]\n    group-by: [ComputerName]\n    timespan: 1h\n    condition:\n        field:\n            - User\n            - WorkstationName\n        gte: 3\n";
     let mut engine = engine(&[FAILED_LOGIN, correlation]);
-    let three_pairs = [(0, failed_login("dc1", "a", "w1")), (1, failed_login("dc1", "a", "w2")), (2, failed_login("dc1", "b", "w1"))];
+    let three_pairs = [
+        (0, failed_login("dc1", "a", "w1")),
+        (1, failed_login("dc1", "a", "w2")),
+        (2, failed_login("dc1", "b", "w1")),
+    ];
     assert_eq!(correlation_count(&mut engine, &three_pairs, "pairs"), 1);
     let mut engine = self::engine(&[FAILED_LOGIN, correlation]);
-    let two_pairs = [(0, failed_login("dc1", "a", "w1")), (1, failed_login("dc1", "a", "w2")), (2, failed_login("dc1", "a", "w1"))];
+    let two_pairs = [
+        (0, failed_login("dc1", "a", "w1")),
+        (1, failed_login("dc1", "a", "w2")),
+        (2, failed_login("dc1", "a", "w1")),
+    ];
     assert_eq!(correlation_count(&mut engine, &two_pairs, "pairs"), 0);
 }
 
@@ -1218,7 +1713,11 @@ fn recon_rule(letter: &str, command: &str) -> String {
 }
 
 fn recon_rules() -> Vec<String> {
-    vec![recon_rule("a", "whoami"), recon_rule("b", "ipconfig"), recon_rule("c", "net user")]
+    vec![
+        recon_rule("a", "whoami"),
+        recon_rule("b", "ipconfig"),
+        recon_rule("c", "net user"),
+    ]
 }
 
 fn recon_event(command: &str, user: &str) -> Value {
@@ -1228,7 +1727,9 @@ fn recon_event(command: &str, user: &str) -> Value {
 /// The specification's temporal examples (tests/schema/correlation/temporal*.yml) with ids,
 /// and optionally an explicit condition.
 fn recon_correlation(kind: &str, condition: Option<&str>) -> String {
-    let condition = condition.map(|condition| format!("    condition:\n{}", indent(condition, 8))).unwrap_or_default();
+    let condition = condition
+        .map(|condition| format!("    condition:\n{}", indent(condition, 8)))
+        .unwrap_or_default();
     format!(
         "title: Recon {kind}\nid: recon-{kind}\ncorrelation:\n    type: {kind}\n    rules:\n        - recon_cmd_a\n        - recon_cmd_b\n        - recon_cmd_c\n    group-by:\n        - ComputerName\n        - User\n    timespan: 5m\n{condition}"
     )
@@ -1250,14 +1751,49 @@ fn recon_count(kind: &str, events: &[(i64, Value)]) -> usize {
 fn temporal_cases() -> Vec<(Vec<(i64, Value)>, usize)> {
     vec![
         // Any order.
-        (vec![(0, recon_event("net user /domain", "bob")), (60, recon_event("whoami /all", "bob")), (120, recon_event("ipconfig /all", "bob"))], 1),
+        (
+            vec![
+                (0, recon_event("net user /domain", "bob")),
+                (60, recon_event("whoami /all", "bob")),
+                (120, recon_event("ipconfig /all", "bob")),
+            ],
+            1,
+        ),
         // Two of the three rules.
-        (vec![(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (120, recon_event("whoami", "bob"))], 0),
+        (
+            vec![
+                (0, recon_event("whoami", "bob")),
+                (60, recon_event("ipconfig", "bob")),
+                (120, recon_event("whoami", "bob")),
+            ],
+            0,
+        ),
         // group-by: the third one is another user.
-        (vec![(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (120, recon_event("net user", "alice"))], 0),
+        (
+            vec![
+                (0, recon_event("whoami", "bob")),
+                (60, recon_event("ipconfig", "bob")),
+                (120, recon_event("net user", "alice")),
+            ],
+            0,
+        ),
         // Outside, then inside the five minutes.
-        (vec![(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (301, recon_event("net user", "bob"))], 0),
-        (vec![(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (299, recon_event("net user", "bob"))], 1),
+        (
+            vec![
+                (0, recon_event("whoami", "bob")),
+                (60, recon_event("ipconfig", "bob")),
+                (301, recon_event("net user", "bob")),
+            ],
+            0,
+        ),
+        (
+            vec![
+                (0, recon_event("whoami", "bob")),
+                (60, recon_event("ipconfig", "bob")),
+                (299, recon_event("net user", "bob")),
+            ],
+            1,
+        ),
     ]
 }
 
@@ -1276,19 +1812,41 @@ fn temporal_with_a_count_of_rules_condition() {
     // "For a temporal or temporal_ordered correlation it specified the count of different
     // event types (Sigma rules matching) in the given time frame."
     for (index, (events, expected)) in temporal_cases().into_iter().enumerate() {
-        assert_eq!(recon_count_with("temporal", Some("gte: 3"), &events), expected, "case {index}");
+        assert_eq!(
+            recon_count_with("temporal", Some("gte: 3"), &events),
+            expected,
+            "case {index}"
+        );
     }
-    let two_of_three = [(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob"))];
-    assert_eq!(recon_count_with("temporal", Some("gte: 2"), &two_of_three), 1);
+    let two_of_three = [
+        (0, recon_event("whoami", "bob")),
+        (60, recon_event("ipconfig", "bob")),
+    ];
+    assert_eq!(
+        recon_count_with("temporal", Some("gte: 2"), &two_of_three),
+        1
+    );
 }
 
 #[test]
 fn temporal_ordered_needs_the_rules_in_order() {
-    let in_order = [(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (120, recon_event("net user", "bob"))];
+    let in_order = [
+        (0, recon_event("whoami", "bob")),
+        (60, recon_event("ipconfig", "bob")),
+        (120, recon_event("net user", "bob")),
+    ];
     assert_eq!(recon_count("temporal_ordered", &in_order), 1);
-    let reversed = [(0, recon_event("net user", "bob")), (60, recon_event("ipconfig", "bob")), (120, recon_event("whoami", "bob"))];
+    let reversed = [
+        (0, recon_event("net user", "bob")),
+        (60, recon_event("ipconfig", "bob")),
+        (120, recon_event("whoami", "bob")),
+    ];
     assert_eq!(recon_count("temporal_ordered", &reversed), 0);
-    let too_slow = [(0, recon_event("whoami", "bob")), (60, recon_event("ipconfig", "bob")), (301, recon_event("net user", "bob"))];
+    let too_slow = [
+        (0, recon_event("whoami", "bob")),
+        (60, recon_event("ipconfig", "bob")),
+        (301, recon_event("net user", "bob")),
+    ];
     assert_eq!(recon_count("temporal_ordered", &too_slow), 0);
 }
 
@@ -1324,17 +1882,39 @@ correlation:
         gt: 1000000
 ";
     let mut engine = engine(&[WEBSITE_ACCESS, correlation]);
-    let big = [(0, web("10.0.0.5", "bob", "bytes_sent", 600_000)), (60, web("10.0.0.5", "bob", "bytes_sent", 600_000))];
+    let big = [
+        (0, web("10.0.0.5", "bob", "bytes_sent", 600_000)),
+        (60, web("10.0.0.5", "bob", "bytes_sent", 600_000)),
+    ];
     let alerts = run(&mut engine, &big);
     let fired = correlations(&alerts);
     assert_eq!(fired.len(), 1, "{alerts:#?}");
-    assert_eq!(fired[0].details.get("aggregated_value").and_then(Value::as_f64), Some(1_200_000.0));
+    assert_eq!(
+        fired[0]
+            .details
+            .get("aggregated_value")
+            .and_then(Value::as_f64),
+        Some(1_200_000.0)
+    );
     let mut engine = self::engine(&[WEBSITE_ACCESS, correlation]);
-    let small = [(0, web("10.0.0.5", "bob", "bytes_sent", 400_000)), (60, web("10.0.0.5", "bob", "bytes_sent", 600_000))];
-    assert_eq!(correlation_count(&mut engine, &small, "exfiltration"), 0, "exactly 1000000 is not greater");
+    let small = [
+        (0, web("10.0.0.5", "bob", "bytes_sent", 400_000)),
+        (60, web("10.0.0.5", "bob", "bytes_sent", 600_000)),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &small, "exfiltration"),
+        0,
+        "exactly 1000000 is not greater"
+    );
     let mut engine = self::engine(&[WEBSITE_ACCESS, correlation]);
-    let two_users = [(0, web("10.0.0.5", "bob", "bytes_sent", 600_000)), (60, web("10.0.0.5", "eve", "bytes_sent", 600_000))];
-    assert_eq!(correlation_count(&mut engine, &two_users, "exfiltration"), 0);
+    let two_users = [
+        (0, web("10.0.0.5", "bob", "bytes_sent", 600_000)),
+        (60, web("10.0.0.5", "eve", "bytes_sent", 600_000)),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &two_users, "exfiltration"),
+        0
+    );
 }
 
 #[test]
@@ -1354,21 +1934,41 @@ correlation:
         gt: 500
 ";
     let mut engine = engine(&[WEBSITE_ACCESS, correlation]);
-    let high = [(0, web("10.0.0.5", "bob", "BytesOut", 400)), (60, web("10.0.0.5", "bob", "BytesOut", 700))];
+    let high = [
+        (0, web("10.0.0.5", "bob", "BytesOut", 400)),
+        (60, web("10.0.0.5", "bob", "BytesOut", 700)),
+    ];
     let alerts = run(&mut engine, &high);
     let fired = correlations(&alerts);
     assert_eq!(fired.len(), 1, "{alerts:#?}");
-    assert_eq!(fired[0].details.get("aggregated_value").and_then(Value::as_f64), Some(550.0));
+    assert_eq!(
+        fired[0]
+            .details
+            .get("aggregated_value")
+            .and_then(Value::as_f64),
+        Some(550.0)
+    );
     let mut engine = self::engine(&[WEBSITE_ACCESS, correlation]);
-    let low = [(0, web("10.0.0.5", "bob", "BytesOut", 600)), (60, web("10.0.0.5", "bob", "BytesOut", 300))];
-    assert_eq!(correlation_count(&mut engine, &low, "average-traffic"), 1, "the first event alone averages 600");
+    let low = [
+        (0, web("10.0.0.5", "bob", "BytesOut", 600)),
+        (60, web("10.0.0.5", "bob", "BytesOut", 300)),
+    ];
+    assert_eq!(
+        correlation_count(&mut engine, &low, "average-traffic"),
+        1,
+        "the first event alone averages 600"
+    );
     let mut engine = self::engine(&[WEBSITE_ACCESS, correlation]);
-    let low = [(0, web("10.0.0.5", "bob", "BytesOut", 400)), (60, web("10.0.0.5", "bob", "BytesOut", 500))];
+    let low = [
+        (0, web("10.0.0.5", "bob", "BytesOut", 400)),
+        (60, web("10.0.0.5", "bob", "BytesOut", 500)),
+    ];
     assert_eq!(correlation_count(&mut engine, &low, "average-traffic"), 0);
 }
 
 /// The specification's value_percentile example, verbatim apart from the id.
-const RARE_PROCESS: &str = "title: A computer spawned a processes name in the last 24h than 1% of all the processes.
+const RARE_PROCESS: &str =
+    "title: A computer spawned a processes name in the last 24h than 1% of all the processes.
 id: rare-process
 correlation:
     type: value_percentile
@@ -1403,8 +2003,18 @@ fn value_percentile_spec_example_loads() {
 #[ignore = "rsigma 0.23 gap: value_percentile aggregates a NUMERIC field (the value at a percentile rank, median by default); the spec's example asks for a process name seen in at most 1% of a computer's processes, which a text field like `image` can never satisfy there"]
 fn value_percentile_flags_a_rare_value() {
     let mut engine = engine(&[PROCESS_CREATION, RARE_PROCESS]);
-    let mut events: Vec<(i64, Value)> = (0..199).map(|i| (i, json!({"EventID": 1, "ComputerName": "pc1", "image": r"C:\Windows\explorer.exe"}))).collect();
-    events.push((300, json!({"EventID": 1, "ComputerName": "pc1", "image": r"C:\Users\Public\rare.exe"})));
+    let mut events: Vec<(i64, Value)> = (0..199)
+        .map(|i| {
+            (
+                i,
+                json!({"EventID": 1, "ComputerName": "pc1", "image": r"C:\Windows\explorer.exe"}),
+            )
+        })
+        .collect();
+    events.push((
+        300,
+        json!({"EventID": 1, "ComputerName": "pc1", "image": r"C:\Users\Public\rare.exe"}),
+    ));
     assert!(correlation_count(&mut engine, &events, "rare-process") >= 1);
 }
 
@@ -1485,31 +2095,51 @@ fn spec_example_failed_logins_followed_by_success_chains_correlations() {
     let mut events: Vec<(i64, Value)> = (0..10).map(|i| (i * 10, security(4625, "bob"))).collect();
     events.push((200, security(4624, "bob")));
     let alerts = run(&mut engine, &events);
-    let chained: Vec<&Alert> = alerts.iter().filter(|alert| alert.rule_id == FAILED_THEN_SUCCESS_ID).collect();
+    let chained: Vec<&Alert> = alerts
+        .iter()
+        .filter(|alert| alert.rule_id == FAILED_THEN_SUCCESS_ID)
+        .collect();
     assert_eq!(chained.len(), 1, "{:#?}", rule_ids(&alerts));
     assert_eq!(chained[0].kind, AlertKind::Correlation);
-    assert_eq!(chained[0].details.get("group"), Some(&json!({"User": "bob"})));
-    assert!(alerts.iter().any(|alert| alert.rule_id == "a8418a5a-5fc4-46b5-b23b-6c73beb19d41"));
+    assert_eq!(
+        chained[0].details.get("group"),
+        Some(&json!({"User": "bob"}))
+    );
+    assert!(alerts
+        .iter()
+        .any(|alert| alert.rule_id == "a8418a5a-5fc4-46b5-b23b-6c73beb19d41"));
 
     // Nine failures are not "multiple" here.
     let mut engine = self::engine(&[SPEC_FAILED_THEN_SUCCESS]);
     let mut nine: Vec<(i64, Value)> = (0..9).map(|i| (i * 10, security(4625, "bob"))).collect();
     nine.push((200, security(4624, "bob")));
-    assert_eq!(correlation_count(&mut engine, &nine, FAILED_THEN_SUCCESS_ID), 0);
+    assert_eq!(
+        correlation_count(&mut engine, &nine, FAILED_THEN_SUCCESS_ID),
+        0
+    );
     // Success first, then the failures: wrong order.
     let mut engine = self::engine(&[SPEC_FAILED_THEN_SUCCESS]);
     let mut reversed = vec![(0, security(4624, "bob"))];
     reversed.extend((1..11).map(|i| (i * 10, security(4625, "bob"))));
-    assert_eq!(correlation_count(&mut engine, &reversed, FAILED_THEN_SUCCESS_ID), 0);
+    assert_eq!(
+        correlation_count(&mut engine, &reversed, FAILED_THEN_SUCCESS_ID),
+        0
+    );
     // Another user's success does not complete bob's sequence.
     let mut engine = self::engine(&[SPEC_FAILED_THEN_SUCCESS]);
-    let mut other_user: Vec<(i64, Value)> = (0..10).map(|i| (i * 10, security(4625, "bob"))).collect();
+    let mut other_user: Vec<(i64, Value)> =
+        (0..10).map(|i| (i * 10, security(4625, "bob"))).collect();
     other_user.push((200, security(4624, "alice")));
-    assert_eq!(correlation_count(&mut engine, &other_user, FAILED_THEN_SUCCESS_ID), 0);
+    assert_eq!(
+        correlation_count(&mut engine, &other_user, FAILED_THEN_SUCCESS_ID),
+        0
+    );
 }
 
 fn generate_documents(generate: Option<bool>) -> String {
-    let generate = generate.map(|flag| format!("generate: {flag}\n")).unwrap_or_default();
+    let generate = generate
+        .map(|flag| format!("generate: {flag}\n"))
+        .unwrap_or_default();
     format!(
         "{FAILED_LOGIN}---\ntitle: Two failures\nid: two-failures\ncorrelation:\n    type: event_count\n    rules: [5638f7c0-ac70-491d-8465-2a65075e0d86]\n    group-by: [ComputerName]\n    timespan: 1h\n    condition:\n        gte: 2\n{generate}"
     )
@@ -1522,7 +2152,13 @@ fn referenced_rules_do_not_alert_on_their_own_by_default() {
     // (default)".
     for documents in [generate_documents(None), generate_documents(Some(false))] {
         let mut engine = engine(&[&documents]);
-        let alerts = run(&mut engine, &[(0, failed_login("dc1", "a", "w")), (1, failed_login("dc1", "a", "w"))]);
+        let alerts = run(
+            &mut engine,
+            &[
+                (0, failed_login("dc1", "a", "w")),
+                (1, failed_login("dc1", "a", "w")),
+            ],
+        );
         assert_eq!(rule_ids(&alerts), ["two-failures"], "{documents}");
     }
 }
@@ -1530,10 +2166,23 @@ fn referenced_rules_do_not_alert_on_their_own_by_default() {
 #[test]
 fn generate_true_keeps_the_referenced_rules_alerting() {
     let mut engine = engine(&[&generate_documents(Some(true))]);
-    let alerts = run(&mut engine, &[(0, failed_login("dc1", "a", "w")), (1, failed_login("dc1", "a", "w"))]);
+    let alerts = run(
+        &mut engine,
+        &[
+            (0, failed_login("dc1", "a", "w")),
+            (1, failed_login("dc1", "a", "w")),
+        ],
+    );
     let mut ids = rule_ids(&alerts);
     ids.sort_unstable();
-    assert_eq!(ids, ["5638f7c0-ac70-491d-8465-2a65075e0d86", "5638f7c0-ac70-491d-8465-2a65075e0d86", "two-failures"]);
+    assert_eq!(
+        ids,
+        [
+            "5638f7c0-ac70-491d-8465-2a65075e0d86",
+            "5638f7c0-ac70-491d-8465-2a65075e0d86",
+            "two-failures"
+        ]
+    );
 }
 
 /// The specification's field name aliases example (the two rules get titles, ids and a
@@ -1589,13 +2238,37 @@ fn connection(from: &str, to: &str) -> Value {
 fn alias_cases() -> Vec<(Vec<(i64, Value)>, usize)> {
     vec![
         // The web server 10.0.0.5 answered 203.0.113.9 with a 500, then connected to it.
-        (vec![(0, http_error("203.0.113.9", "10.0.0.5")), (5, connection("10.0.0.5", "203.0.113.9"))], 1),
+        (
+            vec![
+                (0, http_error("203.0.113.9", "10.0.0.5")),
+                (5, connection("10.0.0.5", "203.0.113.9")),
+            ],
+            1,
+        ),
         // The connection goes the other way: the aliases do not line up.
-        (vec![(0, http_error("203.0.113.9", "10.0.0.5")), (5, connection("203.0.113.9", "10.0.0.5"))], 0),
+        (
+            vec![
+                (0, http_error("203.0.113.9", "10.0.0.5")),
+                (5, connection("203.0.113.9", "10.0.0.5")),
+            ],
+            0,
+        ),
         // Another remote.
-        (vec![(0, http_error("203.0.113.9", "10.0.0.5")), (5, connection("10.0.0.5", "198.51.100.1"))], 0),
+        (
+            vec![
+                (0, http_error("203.0.113.9", "10.0.0.5")),
+                (5, connection("10.0.0.5", "198.51.100.1")),
+            ],
+            0,
+        ),
         // Outside the 10 seconds.
-        (vec![(0, http_error("203.0.113.9", "10.0.0.5")), (11, connection("10.0.0.5", "203.0.113.9"))], 0),
+        (
+            vec![
+                (0, http_error("203.0.113.9", "10.0.0.5")),
+                (11, connection("10.0.0.5", "203.0.113.9")),
+            ],
+            0,
+        ),
     ]
 }
 
@@ -1604,21 +2277,36 @@ fn alias_cases() -> Vec<(Vec<(i64, Value)>, usize)> {
 fn spec_example_aliases() {
     for (index, (events, expected)) in alias_cases().into_iter().enumerate() {
         let mut engine = engine(&[ALIASES]);
-        assert_eq!(correlation_count(&mut engine, &events, "error-then-connection"), expected, "case {index}");
+        assert_eq!(
+            correlation_count(&mut engine, &events, "error-then-connection"),
+            expected,
+            "case {index}"
+        );
     }
 }
 
 #[test]
 fn aliases_group_different_fields_of_different_rules() {
     // The spec's example with an explicit condition (both rules), which rsigma needs.
-    let documents = ALIASES.replace("    timespan: 10s\n", "    timespan: 10s\n    condition:\n        gte: 2\n");
+    let documents = ALIASES.replace(
+        "    timespan: 10s\n",
+        "    timespan: 10s\n    condition:\n        gte: 2\n",
+    );
     for (index, (events, expected)) in alias_cases().into_iter().enumerate() {
         let mut engine = engine(&[&documents]);
         let alerts = run(&mut engine, &events);
         let fired = correlations(&alerts);
-        assert_eq!(fired.len(), expected, "case {index}: {:#?}", rule_ids(&alerts));
+        assert_eq!(
+            fired.len(),
+            expected,
+            "case {index}: {:#?}",
+            rule_ids(&alerts)
+        );
         if let Some(alert) = fired.first() {
-            assert_eq!(alert.details.get("group"), Some(&json!({"internal_ip": "10.0.0.5", "remote_ip": "203.0.113.9"})));
+            assert_eq!(
+                alert.details.get("group"),
+                Some(&json!({"internal_ip": "10.0.0.5", "remote_ip": "203.0.113.9"}))
+            );
         }
     }
 }
@@ -1628,7 +2316,18 @@ fn correlations_reference_rules_by_id_or_by_name() {
     for reference in ["5638f7c0-ac70-491d-8465-2a65075e0d86", "failed_login"] {
         let correlation = format!("title: Ref\nid: ref\ncorrelation:\n    type: event_count\n    rules: [{reference}]\n    group-by: [ComputerName]\n    timespan: 1h\n    condition:\n        gte: 2\n");
         let mut engine = engine(&[FAILED_LOGIN, &correlation]);
-        assert_eq!(correlation_count(&mut engine, &[(0, failed_login("dc1", "a", "w")), (1, failed_login("dc1", "a", "w"))], "ref"), 1, "{reference}");
+        assert_eq!(
+            correlation_count(
+                &mut engine,
+                &[
+                    (0, failed_login("dc1", "a", "w")),
+                    (1, failed_login("dc1", "a", "w"))
+                ],
+                "ref"
+            ),
+            1,
+            "{reference}"
+        );
     }
 }
 
@@ -1637,7 +2336,17 @@ fn a_rule_without_id_is_referenced_by_name() {
     let base = "title: Failed login without id\nname: failed_login_no_id\nlogsource: {}\ndetection:\n    selection:\n        EventID: 4625\n    condition: selection\n";
     let correlation = "title: Ref\nid: ref\ncorrelation:\n    type: event_count\n    rules: [failed_login_no_id]\n    group-by: [ComputerName]\n    timespan: 1h\n    condition:\n        gte: 2\n";
     let mut engine = engine(&[base, correlation]);
-    assert_eq!(correlation_count(&mut engine, &[(0, failed_login("dc1", "a", "w")), (1, failed_login("dc1", "a", "w"))], "ref"), 1);
+    assert_eq!(
+        correlation_count(
+            &mut engine,
+            &[
+                (0, failed_login("dc1", "a", "w")),
+                (1, failed_login("dc1", "a", "w"))
+            ],
+            "ref"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -1652,7 +2361,13 @@ fn correlation_alerts_name_the_group_entities() {
     assert_eq!(fired.len(), 1, "{alerts:#?}");
     assert_eq!(fired[0].entities.ip.as_deref(), Some("203.0.113.7"));
     assert_eq!(fired[0].entities.user.as_deref(), Some("bob"));
-    assert_eq!(fired[0].details.get("timespan_secs").and_then(Value::as_u64), Some(300));
+    assert_eq!(
+        fired[0]
+            .details
+            .get("timespan_secs")
+            .and_then(Value::as_u64),
+        Some(300)
+    );
 }
 
 // =============================================================================================
@@ -1706,15 +2421,34 @@ filter:
 
 #[test]
 fn a_filter_excludes_matches_of_the_rules_it_names() {
-    let (mut engine, report) = load_with(SigmaOptions::default(), &[RAR_RULE, RAR_RULE_COPY, FILTER_ADMINS]);
+    let (mut engine, report) = load_with(
+        SigmaOptions::default(),
+        &[RAR_RULE, RAR_RULE_COPY, FILTER_ADMINS],
+    );
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.filters, 1);
-    let mut admin = rule_ids(&engine.process(&rar_by("adm_alice"))).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    let mut admin = rule_ids(&engine.process(&rar_by("adm_alice")))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     admin.sort();
-    assert_eq!(admin, ["11111111-2222-3333-4444-555555555555"], "only the rule the filter does not name");
-    let mut user = rule_ids(&engine.process(&rar_by("CORP\\bob"))).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        admin,
+        ["11111111-2222-3333-4444-555555555555"],
+        "only the rule the filter does not name"
+    );
+    let mut user = rule_ids(&engine.process(&rar_by("CORP\\bob")))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     user.sort();
-    assert_eq!(user, ["11111111-2222-3333-4444-555555555555", "6f3e2987-db24-4c78-a860-b4f4095a7095"]);
+    assert_eq!(
+        user,
+        [
+            "11111111-2222-3333-4444-555555555555",
+            "6f3e2987-db24-4c78-a860-b4f4095a7095"
+        ]
+    );
 }
 
 #[test]
@@ -1723,15 +2457,26 @@ fn a_filter_only_applies_to_rules_of_its_logsource() {
     let (mut engine, _) = load_with(SigmaOptions::default(), &[linux_rule, FILTER_ADMINS]);
     let mut context = context();
     context.timezone = chrono_tz::UTC;
-    let line = parse_record(b"<38>May  1 00:00:00 host sshd[1]: adm_alice ran rar a x.rar", InputFormat::Auto, &context, 7);
+    let line = parse_record(
+        b"<38>May  1 00:00:00 host sshd[1]: adm_alice ran rar a x.rar",
+        InputFormat::Auto,
+        &context,
+        7,
+    );
     assert_eq!(line.logsource.product.as_deref(), Some("linux"));
-    assert_eq!(rule_ids(&engine.process(&line)), ["6f3e2987-db24-4c78-a860-b4f4095a7095"]);
+    assert_eq!(
+        rule_ids(&engine.process(&line)),
+        ["6f3e2987-db24-4c78-a860-b4f4095a7095"]
+    );
 }
 
 #[test]
 #[ignore = "rsigma 0.23 gap: filter `rules` entries are compared with the rule's id and title, not its `name` (the spec says a filter refers to Sigma rules; correlations accept id or name)"]
 fn a_filter_names_a_rule_by_its_name() {
-    let by_name = FILTER_ADMINS.replace("6f3e2987-db24-4c78-a860-b4f4095a7095 # Data Compressed - rar.exe", "data_compressed_rar");
+    let by_name = FILTER_ADMINS.replace(
+        "6f3e2987-db24-4c78-a860-b4f4095a7095 # Data Compressed - rar.exe",
+        "data_compressed_rar",
+    );
     let mut engine = engine(&[RAR_RULE, &by_name]);
     assert!(engine.process(&rar_by("adm_alice")).is_empty());
     assert_eq!(engine.process(&rar_by("bob")).len(), 1);
@@ -1742,14 +2487,26 @@ fn a_filter_names_a_rule_by_its_name() {
 fn spec_example_filter_suppresses_the_administrators() {
     let spec_filter = FILTER_ADMINS.replace("condition: not selection", "condition: selection");
     let mut engine = engine(&[RAR_RULE, &spec_filter]);
-    assert!(engine.process(&rar_by("adm_alice")).is_empty(), "the filter names valid administrator activity");
+    assert!(
+        engine.process(&rar_by("adm_alice")).is_empty(),
+        "the filter names valid administrator activity"
+    );
     assert_eq!(engine.process(&rar_by("bob")).len(), 1);
 }
 
 #[test]
 #[ignore = "SigmaEngine gap: Engine::apply_filter returns Ok when the filter names no loaded rule, so the `filter applies to no loaded rule` problem is never reported and LoadReport.filters counts it"]
 fn a_filter_naming_no_loaded_rule_is_reported() {
-    let (_, report) = load_with(SigmaOptions::default(), &[RAR_RULE, &FILTER_ADMINS.replace("6f3e2987-db24-4c78-a860-b4f4095a7095", "99999999-0000-0000-0000-000000000000")]);
+    let (_, report) = load_with(
+        SigmaOptions::default(),
+        &[
+            RAR_RULE,
+            &FILTER_ADMINS.replace(
+                "6f3e2987-db24-4c78-a860-b4f4095a7095",
+                "99999999-0000-0000-0000-000000000000",
+            ),
+        ],
+    );
     assert_eq!(report.filters, 0, "{report:?}");
     assert_eq!(report.problems.len(), 1, "{report:?}");
 }

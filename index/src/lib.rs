@@ -1,6 +1,23 @@
 //! Storage and search for citysoc.
 //!
-//! What will live here (issue "Storage and search"): day-partitioned tantivy indexes (the
-//! embedded default), the ClickHouse sink and queries for long retention and scale-out, and one
-//! search/aggregation API over both. Events enter from the pipeline after detection; queries
-//! enter from the CLI and the console, always with the caller's agency scope.
+//! Every event is stored in the embedded [`tantivy`](crate::tantivy_store) indexes (one per
+//! agency and day) and, where configured, in [`ClickHouse`](crate::clickhouse_store). Both answer
+//! the same [`SearchRequest`]s and aggregations: a [`query`] string resolved against one
+//! [`fields`] catalogue, a time range, and the caller's [`AgencyScope`], which the store applies
+//! itself. Matching is defined once, in [`text`] (folding, tokens) and [`document`] (which
+//! values of an event are indexed), so the two stores give the same answers.
+
+mod error;
+
+pub mod document;
+pub mod fields;
+pub mod query;
+pub mod request;
+pub mod text;
+
+pub use error::IndexError;
+pub use query::{parse, Query};
+pub use request::{
+    AgencyScope, AggregationRequest, Cursor, HistogramBucket, Interval, Order, SearchPage,
+    SearchRequest, TermCount, Terms, TimeRange,
+};

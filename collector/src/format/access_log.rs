@@ -70,7 +70,9 @@ fn is_clf_date(date: &[u8]) -> bool {
         && digit(0)
         && digit(1)
         && date[2] == b'/'
-        && MONTHS.iter().any(|month| date[3..6].eq_ignore_ascii_case(&month[..]))
+        && MONTHS
+            .iter()
+            .any(|month| date[3..6].eq_ignore_ascii_case(&month[..]))
         && date[6] == b'/'
         && (7..11).all(digit)
         && date[11] == b':'
@@ -86,7 +88,11 @@ fn is_clf_date(date: &[u8]) -> bool {
 
 /// Reads `dd/Mon/yyyy:HH:MM:SS` with an optional `±hhmm` zone (without one, the time is local
 /// to the context's zone). Also used for the Proxmox firewall header, which writes the same.
-pub(crate) fn clf_timestamp(date: &str, zone: Option<&str>, context: &ParseContext) -> Option<DateTime<Utc>> {
+pub(crate) fn clf_timestamp(
+    date: &str,
+    zone: Option<&str>,
+    context: &ParseContext,
+) -> Option<DateTime<Utc>> {
     let bytes = date.as_bytes();
     if !is_clf_date(bytes) {
         return None;
@@ -171,10 +177,14 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     Ok(())
 }
 
-fn split_line<'a>(text: &'a str, context: &ParseContext) -> Result<(AccessLine<'a>, DateTime<Utc>), FormatError> {
+fn split_line<'a>(
+    text: &'a str,
+    context: &ParseContext,
+) -> Result<(AccessLine<'a>, DateTime<Utc>), FormatError> {
     let bytes = text.as_bytes();
-    let open = memchr::memchr(b'[', bytes)
-        .ok_or_else(|| FormatError::new("expecting a `[dd/Mon/yyyy:HH:MM:SS +zzzz]` timestamp", 0))?;
+    let open = memchr::memchr(b'[', bytes).ok_or_else(|| {
+        FormatError::new("expecting a `[dd/Mon/yyyy:HH:MM:SS +zzzz]` timestamp", 0)
+    })?;
     let mut line = AccessLine::default();
     read_client(&text[..open], &mut line)?;
 
@@ -186,8 +196,12 @@ fn split_line<'a>(text: &'a str, context: &ParseContext) -> Result<(AccessLine<'
         Some((date, zone)) => (date, Some(zone)),
         None => (line.timestamp, None),
     };
-    let time = clf_timestamp(date, zone, context)
-        .ok_or_else(|| FormatError::new("expecting a `dd/Mon/yyyy:HH:MM:SS +zzzz` timestamp", open + 1))?;
+    let time = clf_timestamp(date, zone, context).ok_or_else(|| {
+        FormatError::new(
+            "expecting a `dd/Mon/yyyy:HH:MM:SS +zzzz` timestamp",
+            open + 1,
+        )
+    })?;
 
     let request_start = close + 3;
     if bytes.get(close + 1..request_start) != Some(b" \"") {
@@ -202,7 +216,9 @@ fn split_line<'a>(text: &'a str, context: &ParseContext) -> Result<(AccessLine<'
 
     let mut position = request_end + 1;
     let (response, after) = next_word(text, position);
-    if response.is_empty() || !(response == "-" || response.bytes().all(|byte| byte.is_ascii_digit())) {
+    if response.is_empty()
+        || !(response == "-" || response.bytes().all(|byte| byte.is_ascii_digit()))
+    {
         return Err(FormatError::new(
             "expecting an HTTP status code after the request line",
             position,
@@ -232,7 +248,10 @@ fn read_client<'a>(head: &'a str, line: &mut AccessLine<'a>) -> Result<(), Forma
     let mut count = 0;
     for word in head.split(' ').filter(|word| !word.is_empty()) {
         if count == words.len() {
-            return Err(FormatError::new("expecting at most four words before the timestamp", 0));
+            return Err(FormatError::new(
+                "expecting at most four words before the timestamp",
+                0,
+            ));
         }
         words[count] = word;
         count += 1;
@@ -243,7 +262,12 @@ fn read_client<'a>(head: &'a str, line: &mut AccessLine<'a>) -> Result<(), Forma
         // `$remote_addr - [time]`: nginx formats that drop one of the two columns.
         2 => (None, words[0], None, Some(words[1])),
         1 => (None, words[0], None, None),
-        _ => return Err(FormatError::new("expecting the client address before the timestamp", 0)),
+        _ => {
+            return Err(FormatError::new(
+                "expecting the client address before the timestamp",
+                0,
+            ))
+        }
     };
     line.vhost = vhost;
     line.clientip = Some(clientip);
@@ -409,7 +433,9 @@ mod tests {
         assert!(!looks_like(
             "Feb  5 17:32:18 web01 sshd[4321]: Accepted password for root"
         ));
-        assert!(!looks_like("a b c d e [10/Oct/2000:13:55:36 -0700] \"GET\""));
+        assert!(!looks_like(
+            "a b c d e [10/Oct/2000:13:55:36 -0700] \"GET\""
+        ));
         assert!(!looks_like(""));
     }
 
@@ -423,7 +449,10 @@ mod tests {
         assert_eq!(event.core.source_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(event.core.user_name.as_deref(), Some("frank"));
         assert_eq!(event.core.http_request_method.as_deref(), Some("GET"));
-        assert_eq!(event.core.url_original.as_deref(), Some("/apache_pb.gif?a=1&b=2"));
+        assert_eq!(
+            event.core.url_original.as_deref(),
+            Some("/apache_pb.gif?a=1&b=2")
+        );
         assert_eq!(event.core.http_response_status_code, Some(200));
         assert_eq!(
             event.core.user_agent_original.as_deref(),
@@ -432,13 +461,18 @@ mod tests {
         assert_eq!(field(&event, "cs-uri-stem"), Some("/apache_pb.gif"));
         assert_eq!(field(&event, "cs-uri-query"), Some("a=1&b=2"));
         assert_eq!(field(&event, "httpversion"), Some("1.0"));
-        assert_eq!(field(&event, "cs-referer"), Some("http://www.example.com/start.html"));
+        assert_eq!(
+            field(&event, "cs-referer"),
+            Some("http://www.example.com/start.html")
+        );
         assert_eq!(event.logsource.category.as_deref(), Some("webserver"));
     }
 
     #[test]
     fn malformed_request_and_escaped_quote_and_extras() {
-        let event = parse_line(r#"1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] "\x16\x03\x01\x01 \x02" 400 226 "-" "-""#);
+        let event = parse_line(
+            r#"1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] "\x16\x03\x01\x01 \x02" 400 226 "-" "-""#,
+        );
         assert_eq!(field(&event, "rawrequest"), Some(r"\x16\x03\x01\x01 \x02"));
         assert!(event.core.http_request_method.is_none());
         assert!(event.core.user_agent_original.is_none());
@@ -459,17 +493,28 @@ mod tests {
         let mut context = ParseContext::new("test");
         context.timezone = chrono_tz::UTC;
         let mut event = new_event(b"", &context, 1);
-        let offset = |text: &str, event: &mut Event| parse(text, &context, event).err().map(|error| error.offset);
+        let offset = |text: &str, event: &mut Event| {
+            parse(text, &context, event).err().map(|error| error.offset)
+        };
         assert_eq!(
-            offset("1.2.3.4 - - [99/Foo/2023:05:57:49 +1100] \"GET /\" 200 1", &mut event),
+            offset(
+                "1.2.3.4 - - [99/Foo/2023:05:57:49 +1100] \"GET /\" 200 1",
+                &mut event
+            ),
             Some(13)
         );
         assert_eq!(
-            offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET / 200 1", &mut event),
+            offset(
+                "1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET / 200 1",
+                &mut event
+            ),
             Some(41)
         );
         assert_eq!(
-            offset("1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET /\" OK 1", &mut event),
+            offset(
+                "1.2.3.4 - - [17/Oct/2023:05:57:49 +1100] \"GET /\" OK 1",
+                &mut event
+            ),
             Some(48)
         );
         assert!(event.fields.is_empty());

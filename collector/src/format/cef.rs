@@ -27,7 +27,9 @@ use serde_json::Value;
 use crate::event::{Event, Format, LogSource};
 use crate::format::{embedded, FormatError};
 use crate::parse::ParseContext;
-use crate::timestamp::{bsd_timestamp, epoch_millis, epoch_seconds, iso8601, local_to_utc, resolve_bsd_time};
+use crate::timestamp::{
+    bsd_timestamp, epoch_millis, epoch_seconds, iso8601, local_to_utc, resolve_bsd_time,
+};
 
 /// The names the seven header fields are stored under (logstash-codec-cef's names).
 pub const HEADER_NAMES: [&str; 7] = [
@@ -46,14 +48,21 @@ pub const EXTENSION_ERROR_FIELD: &str = "cef_extension_error";
 /// Parses a bare CEF record (text starts with `CEF:`).
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
     if !text.starts_with("CEF:") {
-        return Err(FormatError::new("expecting `CEF:` at the start of the record", 0));
+        return Err(FormatError::new(
+            "expecting `CEF:` at the start of the record",
+            0,
+        ));
     }
     parse_from(text, 4, context, event)
 }
 
 /// Parses a CEF record whose `CEF:` marker was dropped by a relay or split off as a syslog tag
 /// (`CEF: 0|Vendor|…` read as tag `CEF`): the text starts at the version, `0|Vendor|…`.
-pub fn parse_without_marker(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_without_marker(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     parse_from(text, 0, context, event)
 }
 
@@ -61,7 +70,9 @@ pub fn parse_without_marker(text: &str, context: &ParseContext, event: &mut Even
 pub fn looks_like_unmarked(text: &str) -> bool {
     let trimmed = text.trim_start_matches(' ');
     let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
-    (1..=3).contains(&digits) && trimmed[digits..].starts_with('|') && trimmed.bytes().filter(|b| *b == b'|').count() >= 7
+    (1..=3).contains(&digits)
+        && trimmed[digits..].starts_with('|')
+        && trimmed.bytes().filter(|b| *b == b'|').count() >= 7
 }
 
 /// Parses CEF with or without a syslog header before it.
@@ -69,16 +80,26 @@ pub fn looks_like_unmarked(text: &str) -> bool {
 /// Besides a real syslog header, a source fixed to CEF also accepts what logstash-codec-cef
 /// accepts: any short prefix before ` CEF:` (`Syslogdate Sysloghost CEF:0|…`, kept in
 /// `syslog.header`), and records whose `CEF:` marker was dropped (`0|Vendor|…`).
-pub fn parse_with_optional_syslog(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_with_optional_syslog(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let error = match embedded::parse_enveloped(text, Format::Cef, parse, context, event) {
         Ok(()) => return Ok(()),
         Err(error) => error,
     };
-    if let Some(start) = text.find(" CEF:").map(|space| space + 1).filter(|start| *start <= 256) {
+    if let Some(start) = text
+        .find(" CEF:")
+        .map(|space| space + 1)
+        .filter(|start| *start <= 256)
+    {
         reset(event);
         parse(&text[start..], context, event).map_err(|error| error.shifted(start))?;
         let header = text[..start].trim_end_matches(' ');
-        event.fields.insert("syslog.header".into(), Value::from(header));
+        event
+            .fields
+            .insert("syslog.header".into(), Value::from(header));
         return Ok(());
     }
     if looks_like_unmarked(text) {
@@ -98,7 +119,12 @@ pub(crate) fn reset(event: &mut Event) {
 }
 
 /// Parses from `start` (just after `CEF:`, or 0 when the marker is missing) to the end.
-fn parse_from(text: &str, start: usize, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+fn parse_from(
+    text: &str,
+    start: usize,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let (header, extension_start) = split_header(text, start)?;
     check_version(text, &header)?;
     event.format = Format::Cef;
@@ -109,7 +135,11 @@ fn parse_from(text: &str, start: usize, context: &ParseContext, event: &mut Even
     // (rare) does not get to overwrite them.
     for (index, (name, value)) in HEADER_NAMES.iter().zip(header.fields.iter()).enumerate() {
         // The version is stored without the spaces `CEF: 0|` puts around it.
-        let value = if index == 0 { value.trim_matches(' ') } else { value.as_ref() };
+        let value = if index == 0 {
+            value.trim_matches(' ')
+        } else {
+            value.as_ref()
+        };
         event.fields.insert((*name).into(), Value::from(value));
     }
     fill_core(&header, context, event);
@@ -140,7 +170,11 @@ fn split_header(text: &str, start: usize) -> Result<(Header<'_>, usize), FormatE
             ));
         };
         let raw = &text[field_start..end];
-        fields[index] = if escaped { Cow::Owned(unescape_header(raw)) } else { Cow::Borrowed(raw) };
+        fields[index] = if escaped {
+            Cow::Owned(unescape_header(raw))
+        } else {
+            Cow::Borrowed(raw)
+        };
         starts[index] = field_start;
         field_start = end + 1;
     }
@@ -189,12 +223,17 @@ fn unescape_header(raw: &str) -> String {
 fn check_version(text: &str, header: &Header<'_>) -> Result<(), FormatError> {
     let version = header.fields[0].trim_matches(' ');
     let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
-    let numeric = |part: &str| !part.is_empty() && part.len() <= 3 && part.bytes().all(|byte| byte.is_ascii_digit());
+    let numeric = |part: &str| {
+        !part.is_empty() && part.len() <= 3 && part.bytes().all(|byte| byte.is_ascii_digit())
+    };
     if numeric(major) && numeric(minor) {
         return Ok(());
     }
     let offset = header.starts[0].min(text.len());
-    Err(FormatError::new("expecting a CEF version number (such as 0 or 1) after `CEF:`", offset))
+    Err(FormatError::new(
+        "expecting a CEF version number (such as 0 or 1) after `CEF:`",
+        offset,
+    ))
 }
 
 /// Parses the space-separated `key=value` extension. A value runs until the next ` key=`, so
@@ -232,7 +271,10 @@ fn parse_extension(extension: &str, base: usize, event: &mut Event) {
             .get(value_start..value_end)
             .unwrap_or("")
             .trim_end_matches([' ', '\t', '\r', '\n']);
-        event.fields.insert(key.to_owned(), Value::from(unescape_value(value).into_owned()));
+        event.fields.insert(
+            key.to_owned(),
+            Value::from(unescape_value(value).into_owned()),
+        );
         match next {
             Some(next) => position = next,
             None => return,
@@ -254,7 +296,9 @@ fn is_key_byte(byte: u8) -> bool {
 }
 
 fn key_length(bytes: &[u8], from: usize) -> usize {
-    bytes.get(from..).map_or(0, |rest| rest.iter().take_while(|byte| is_key_byte(**byte)).count())
+    bytes.get(from..).map_or(0, |rest| {
+        rest.iter().take_while(|byte| is_key_byte(**byte)).count()
+    })
 }
 
 /// Start of the next key after `from`: a key-shaped word after a space, directly followed by an
@@ -303,12 +347,18 @@ fn unescape_value(value: &str) -> Cow<'_, str> {
 
 /// First string value among `keys` (short CEF name first, then the long form).
 fn first<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|key| event.fields.get(*key).and_then(Value::as_str))
+    keys.iter()
+        .find_map(|key| event.fields.get(*key).and_then(Value::as_str))
 }
 
 fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|key| event.fields.get(*key).and_then(Value::as_str).filter(|value| !value.is_empty()))
+    keys.iter().find_map(|key| {
+        event
+            .fields
+            .get(*key)
+            .and_then(Value::as_str)
+            .filter(|value| !value.is_empty())
+    })
 }
 
 fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
@@ -320,26 +370,86 @@ fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
             .map(str::to_owned)
             .unwrap_or_else(|| header.fields[5].clone().into_owned()),
     );
-    set(&mut core.source_ip, address(event, &["src", "sourceAddress", "c6a2"]));
-    set(&mut core.destination_ip, address(event, &["dst", "destinationAddress", "c6a3"]));
-    set_parsed(&mut core.source_port, non_empty(event, &["spt", "sourcePort"]));
-    set_parsed(&mut core.destination_port, non_empty(event, &["dpt", "destinationPort"]));
-    set(&mut core.user_name, non_empty(event, &["suser", "sourceUserName", "duser", "destinationUserName"]));
-    set(&mut core.event_action, non_empty(event, &["act", "deviceAction"]));
-    set(&mut core.event_outcome, non_empty(event, &["outcome", "eventOutcome"]).map(normalize_outcome));
-    set(&mut core.url_original, non_empty(event, &["request", "requestUrl"]));
-    set(&mut core.http_request_method, non_empty(event, &["requestMethod"]));
-    set(&mut core.user_agent_original, non_empty(event, &["requestClientApplication"]));
+    set(
+        &mut core.source_ip,
+        address(event, &["src", "sourceAddress", "c6a2"]),
+    );
+    set(
+        &mut core.destination_ip,
+        address(event, &["dst", "destinationAddress", "c6a3"]),
+    );
+    set_parsed(
+        &mut core.source_port,
+        non_empty(event, &["spt", "sourcePort"]),
+    );
+    set_parsed(
+        &mut core.destination_port,
+        non_empty(event, &["dpt", "destinationPort"]),
+    );
+    set(
+        &mut core.user_name,
+        non_empty(
+            event,
+            &["suser", "sourceUserName", "duser", "destinationUserName"],
+        ),
+    );
+    set(
+        &mut core.event_action,
+        non_empty(event, &["act", "deviceAction"]),
+    );
+    set(
+        &mut core.event_outcome,
+        non_empty(event, &["outcome", "eventOutcome"]).map(normalize_outcome),
+    );
+    set(
+        &mut core.url_original,
+        non_empty(event, &["request", "requestUrl"]),
+    );
+    set(
+        &mut core.http_request_method,
+        non_empty(event, &["requestMethod"]),
+    );
+    set(
+        &mut core.user_agent_original,
+        non_empty(event, &["requestClientApplication"]),
+    );
     set(
         &mut core.process_name,
-        non_empty(event, &["sproc", "sourceProcessName", "dproc", "destinationProcessName", "deviceProcessName"]),
+        non_empty(
+            event,
+            &[
+                "sproc",
+                "sourceProcessName",
+                "dproc",
+                "destinationProcessName",
+                "deviceProcessName",
+            ],
+        ),
     );
-    set_parsed(&mut core.process_pid, non_empty(event, &["spid", "sourceProcessId", "dpid", "destinationProcessId", "dvcpid"]));
+    set_parsed(
+        &mut core.process_pid,
+        non_empty(
+            event,
+            &[
+                "spid",
+                "sourceProcessId",
+                "dpid",
+                "destinationProcessId",
+                "dvcpid",
+            ],
+        ),
+    );
     // The device's own name beats the syslog relay's host name; a bare address only fills in
     // when nothing named the host.
-    set(&mut core.host_name, non_empty(event, &["dvchost", "deviceHostName"]));
+    set(
+        &mut core.host_name,
+        non_empty(event, &["dvchost", "deviceHostName"]),
+    );
     if core.host_name.is_none() {
-        set(&mut core.host_name, non_empty(event, &["dvc", "deviceAddress"]));
+        set(
+            &mut core.host_name,
+            non_empty(event, &["dvc", "deviceAddress"]),
+        );
     }
     event.core = core;
 
@@ -407,13 +517,24 @@ fn logsource_for(vendor: &str, product: &str) -> LogSource {
 /// Reads a device time as CEF and LEEF devices write it: epoch milliseconds (or seconds),
 /// `MMM dd [yyyy] HH:mm:ss[.SSS] [zone]`, ISO 8601, or `M/d/yyyy h:mm:ss AM`. Zone-less times are
 /// local to `zone`; a missing year is inferred from `received_at`.
-pub(crate) fn device_time(value: &str, zone: Tz, received_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn device_time(
+    value: &str,
+    zone: Tz,
+    received_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
         // Milliseconds per the spec; ten digits or fewer can only be seconds in any sane era.
-        return if value.len() <= 10 { epoch_seconds(value) } else { epoch_millis(value) };
+        return if value.len() <= 10 {
+            epoch_seconds(value)
+        } else {
+            epoch_millis(value)
+        };
     }
-    if value.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
+    if value
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || byte == b'.')
+    {
         return epoch_seconds(value);
     }
     if let Ok((rest, bsd)) = bsd_timestamp(value) {
@@ -454,13 +575,28 @@ fn explicit_zone(text: &str) -> Option<ExplicitZone> {
     if offset_part.is_empty() || offset_part == "Z" {
         return Some(ExplicitZone::Named(chrono_tz::UTC));
     }
-    if let Some(sign) = offset_part.chars().next().filter(|sign| *sign == '+' || *sign == '-') {
-        let digits: String = offset_part[1..].chars().filter(char::is_ascii_digit).collect();
-        if digits.len() == 4 && offset_part[1..].bytes().all(|byte| byte.is_ascii_digit() || byte == b':') {
+    if let Some(sign) = offset_part
+        .chars()
+        .next()
+        .filter(|sign| *sign == '+' || *sign == '-')
+    {
+        let digits: String = offset_part[1..]
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.len() == 4
+            && offset_part[1..]
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b':')
+        {
             let hours: i32 = digits[..2].parse().ok()?;
             let minutes: i32 = digits[2..].parse().ok()?;
             let seconds = hours * 3600 + minutes * 60;
-            return Some(ExplicitZone::Offset(if sign == '-' { -seconds } else { seconds }));
+            return Some(ExplicitZone::Offset(if sign == '-' {
+                -seconds
+            } else {
+                seconds
+            }));
         }
         return None;
     }
@@ -518,7 +654,10 @@ mod tests {
     fn malformed_records_are_errors_with_offsets() {
         let mut event = parse_record(b"CEF:0|a|b|c", InputFormat::Cef, &context(), 1);
         assert_eq!(event.format, Format::Unknown);
-        let error = event.parse_error.take().unwrap_or_else(|| panic!("error expected"));
+        let error = event
+            .parse_error
+            .take()
+            .unwrap_or_else(|| panic!("error expected"));
         assert!(error.message.contains("found 3"), "{error}");
         let event = parse_record(b"CEF:x|a|b|c|d|e|f|", InputFormat::Cef, &context(), 1);
         assert_eq!(event.parse_error.map(|error| error.offset), Some(4));
@@ -536,19 +675,46 @@ mod tests {
     #[test]
     fn device_times() {
         let received = context().received_at;
-        let utc = |text: &str| device_time(text, chrono_tz::UTC, received).map(|time| time.to_rfc3339());
-        assert_eq!(utc("Jul 19 2017 10:50:21.127").as_deref(), Some("2017-07-19T10:50:21.127+00:00"));
-        assert_eq!(utc("Jul 19 2017 10:50:21 +0300").as_deref(), Some("2017-07-19T07:50:21+00:00"));
-        assert_eq!(utc("Jul 19 2017 10:50:21 Europe/Moscow").as_deref(), Some("2017-07-19T07:50:21+00:00"));
-        assert_eq!(utc("1500464384").as_deref(), Some("2017-07-19T11:39:44+00:00"));
-        assert_eq!(utc("3/30/2022 10:55:34 AM").as_deref(), Some("2022-03-30T10:55:34+00:00"));
-        assert_eq!(utc("2022-03-30T10:55:34Z").as_deref(), Some("2022-03-30T10:55:34+00:00"));
+        let utc =
+            |text: &str| device_time(text, chrono_tz::UTC, received).map(|time| time.to_rfc3339());
+        assert_eq!(
+            utc("Jul 19 2017 10:50:21.127").as_deref(),
+            Some("2017-07-19T10:50:21.127+00:00")
+        );
+        assert_eq!(
+            utc("Jul 19 2017 10:50:21 +0300").as_deref(),
+            Some("2017-07-19T07:50:21+00:00")
+        );
+        assert_eq!(
+            utc("Jul 19 2017 10:50:21 Europe/Moscow").as_deref(),
+            Some("2017-07-19T07:50:21+00:00")
+        );
+        assert_eq!(
+            utc("1500464384").as_deref(),
+            Some("2017-07-19T11:39:44+00:00")
+        );
+        assert_eq!(
+            utc("3/30/2022 10:55:34 AM").as_deref(),
+            Some("2022-03-30T10:55:34+00:00")
+        );
+        assert_eq!(
+            utc("2022-03-30T10:55:34Z").as_deref(),
+            Some("2022-03-30T10:55:34+00:00")
+        );
         assert_eq!(utc("whenever"), None);
     }
 
     #[test]
     fn never_panics_on_odd_input() {
-        for line in ["CEF:", "CEF:|", "CEF:0|||||||", "CEF:0|a|b|c|d|e|f|=", "CEF:0|a|b|c|d|e|f| \\", "CEF:0|\\", "CEF:0|é\\|ü|||||| ké=vé"] {
+        for line in [
+            "CEF:",
+            "CEF:|",
+            "CEF:0|||||||",
+            "CEF:0|a|b|c|d|e|f|=",
+            "CEF:0|a|b|c|d|e|f| \\",
+            "CEF:0|\\",
+            "CEF:0|é\\|ü|||||| ké=vé",
+        ] {
             let _ = parse_record(line.as_bytes(), InputFormat::Cef, &context(), 1);
             let _ = parse_record(line.as_bytes(), InputFormat::Auto, &context(), 1);
         }

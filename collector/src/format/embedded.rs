@@ -13,12 +13,22 @@ use crate::logsource;
 use crate::parse::ParseContext;
 
 /// Parses `message` (found at byte `offset` of the record) as a payload, when it is one.
-pub fn parse_payload(message: &str, offset: usize, appname: Option<&str>, context: &ParseContext, event: &mut Event) {
+pub fn parse_payload(
+    message: &str,
+    offset: usize,
+    appname: Option<&str>,
+    context: &ParseContext,
+    event: &mut Event,
+) {
     let envelope_format = event.format;
     let attempt = if let Some(start) = payload_marker(message, b"CEF:") {
         Some(("cef", start, cef::parse(&message[start..], context, event)))
     } else if let Some(start) = payload_marker(message, b"LEEF:") {
-        Some(("leef", start, leef::parse(&message[start..], context, event)))
+        Some((
+            "leef",
+            start,
+            leef::parse(&message[start..], context, event),
+        ))
     } else if appname == Some("CEF") && cef::looks_like_unmarked(message) {
         // `CEF: 0|Vendor|…` reads as tag `CEF` and message `0|Vendor|…` (UniFi sends this).
         Some(("cef", 0, cef::parse_without_marker(message, context, event)))
@@ -61,7 +71,10 @@ fn is_payload_start(message: &str, start: usize) -> bool {
 fn record_payload_error(event: &mut Event, format_name: &str, error: FormatError) {
     event.fields.insert(
         "payload_parse_error".into(),
-        Value::from(format!("{format_name}: {} at byte {}", error.message, error.offset)),
+        Value::from(format!(
+            "{format_name}: {} at byte {}",
+            error.message, error.offset
+        )),
     );
 }
 
@@ -91,7 +104,11 @@ pub fn parse_enveloped(
     context: &ParseContext,
     event: &mut Event,
 ) -> Result<(), FormatError> {
-    let marker = if wanted == Format::Cef { "CEF:" } else { "LEEF:" };
+    let marker = if wanted == Format::Cef {
+        "CEF:"
+    } else {
+        "LEEF:"
+    };
     if text.starts_with(marker) {
         return bare(text, context, event);
     }
@@ -111,7 +128,11 @@ pub fn parse_enveloped(
                 .map(str::to_owned);
             let offset = text.find(marker).unwrap_or(0);
             Err(FormatError::new(
-                reason.unwrap_or_else(|| format!("expecting `{marker}` at the start of the record or after a syslog header")),
+                reason.unwrap_or_else(|| {
+                    format!(
+                        "expecting `{marker}` at the start of the record or after a syslog header"
+                    )
+                }),
                 offset,
             ))
         }

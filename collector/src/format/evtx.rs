@@ -37,10 +37,15 @@ pub struct EvtxSummary {
 /// Decodes a whole EVTX file into events, appended to `out` in record order. Only a file
 /// whose header cannot be read at all is an error; damaged chunks and records become unknown
 /// events (see the module docs).
-pub fn decode_evtx(bytes: Vec<u8>, context: &ParseContext, out: &mut Vec<Event>) -> Result<EvtxSummary, CollectorError> {
-    let parser = EvtxParser::from_buffer(bytes).map_err(|error| CollectorError::EvtxUnreadable {
-        reason: error_chain(&error),
-    })?;
+pub fn decode_evtx(
+    bytes: Vec<u8>,
+    context: &ParseContext,
+    out: &mut Vec<Event>,
+) -> Result<EvtxSummary, CollectorError> {
+    let parser =
+        EvtxParser::from_buffer(bytes).map_err(|error| CollectorError::EvtxUnreadable {
+            reason: error_chain(&error),
+        })?;
     // Compact JSON: it becomes `raw`, and is parsed again right away.
     let mut parser = parser.with_configuration(ParserSettings::new().indent(false));
     let mut summary = EvtxSummary::default();
@@ -95,7 +100,6 @@ fn error_event(message: &str, index: u64, context: &ParseContext) -> Event {
     event
 }
 
-
 /// The error and its causes, joined with `: ` (the crate's top-level messages alone, such as
 /// "Failed to parse chunk number 3", do not say what was wrong).
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -120,9 +124,16 @@ mod tests {
     fn unreadable_header_is_an_error() {
         let context = ParseContext::new("test");
         let mut out = Vec::new();
-        for bytes in [Vec::new(), b"ElfFile\0".to_vec(), b"not an evtx file at all".to_vec()] {
+        for bytes in [
+            Vec::new(),
+            b"ElfFile\0".to_vec(),
+            b"not an evtx file at all".to_vec(),
+        ] {
             let result = decode_evtx(bytes, &context, &mut out);
-            assert!(matches!(result, Err(CollectorError::EvtxUnreadable { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(CollectorError::EvtxUnreadable { .. })),
+                "{result:?}"
+            );
         }
         assert!(out.is_empty());
     }
@@ -143,7 +154,10 @@ mod tests {
         }
         let mut out = Vec::new();
         match decode_evtx(bytes, &context, &mut out) {
-            Ok(summary) => assert_eq!(summary.errors as usize + summary.records as usize, out.len()),
+            Ok(summary) => assert_eq!(
+                summary.errors as usize + summary.records as usize,
+                out.len()
+            ),
             Err(CollectorError::EvtxUnreadable { .. }) => {}
             Err(other) => panic!("{other}"),
         }

@@ -33,7 +33,8 @@ const REPARSE_EVERY_RECORD_BELOW: usize = 64 * 1024;
 /// `winevent`. (A stream with several documents, arrays or multi-line documents goes through
 /// [`Continuation`].)
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
-    let document: Value = serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
+    let document: Value =
+        serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
     match document {
         Value::Object(document) => {
             fill_object(document, context, event);
@@ -77,7 +78,13 @@ const HOST_NAME: &[&str] = &["host.name", "hostname", "host", "Hostname"];
 const SOURCE_IP: &[&str] = &["source.ip", "src_ip", "srcip", "client_ip", "id.orig_h"];
 const SOURCE_PORT: &[&str] = &["source.port", "src_port", "srcport", "id.orig_p"];
 const DESTINATION_IP: &[&str] = &["destination.ip", "dest_ip", "dst_ip", "dstip", "id.resp_h"];
-const DESTINATION_PORT: &[&str] = &["destination.port", "dest_port", "dst_port", "dstport", "id.resp_p"];
+const DESTINATION_PORT: &[&str] = &[
+    "destination.port",
+    "dest_port",
+    "dst_port",
+    "dstport",
+    "id.resp_p",
+];
 const USER_NAME: &[&str] = &["user.name", "user", "username", "userName"];
 const PROCESS_NAME: &[&str] = &["process.name", "program"];
 const PROCESS_PID: &[&str] = &["process.pid", "pid"];
@@ -97,7 +104,11 @@ const TIMESTAMP: &[&str] = &["@timestamp", "timestamp", "time", "ts"];
 /// Only sets what it finds; used for generic documents and as the first pass for Winlogbeat.
 pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &mut Event) {
     let text = |names: &[&str]| first_text(document, names);
-    let number = |names: &[&str]| names.iter().find_map(|name| lookup(document, name).and_then(as_u64));
+    let number = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|name| lookup(document, name).and_then(as_u64))
+    };
     let core = &mut event.core;
     core.message = text(MESSAGE);
     core.host_name = text(HOST_NAME);
@@ -116,7 +127,8 @@ pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &
     core.log_level = text(LOG_LEVEL).map(Into::into);
     core.url_original = text(URL_ORIGINAL);
     core.http_request_method = text(HTTP_METHOD);
-    core.http_response_status_code = number(HTTP_STATUS).and_then(|status| u16::try_from(status).ok());
+    core.http_response_status_code =
+        number(HTTP_STATUS).and_then(|status| u16::try_from(status).ok());
     core.user_agent_original = text(USER_AGENT);
     if let Some(time) = TIMESTAMP
         .iter()
@@ -299,7 +311,10 @@ fn split_documents(bytes: &[u8]) -> (Vec<(Range<usize>, Value)>, Tail) {
 }
 
 fn leading_whitespace(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|byte| byte.is_ascii_whitespace()).count()
+    bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_whitespace())
+        .count()
 }
 
 /// The byte ranges of a top-level array's elements (`bytes` is the array's own text).
@@ -337,7 +352,11 @@ fn array_element_ranges(bytes: &[u8]) -> Vec<Range<usize>> {
 fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
     let slice = bytes.get(range.clone()).unwrap_or(&[]);
     let start = range.start + leading_whitespace(slice);
-    let trailing = slice.iter().rev().take_while(|byte| byte.is_ascii_whitespace()).count();
+    let trailing = slice
+        .iter()
+        .rev()
+        .take_while(|byte| byte.is_ascii_whitespace())
+        .count();
     start..range.end.saturating_sub(trailing).max(start)
 }
 
@@ -386,7 +405,13 @@ impl Continuation {
     ///   at all (the error is at its first byte), only the held bytes become that unknown
     ///   event and the record itself is read afresh;
     /// - an open document past [`MAX_DOCUMENT_BYTES`] → one unknown event with its bytes.
-    pub fn push(&mut self, record: &[u8], sequence: u64, input_format: InputFormat, context: &ParseContext) -> Pushed {
+    pub fn push(
+        &mut self,
+        record: &[u8],
+        sequence: u64,
+        input_format: InputFormat,
+        context: &ParseContext,
+    ) -> Pushed {
         if self.buffer.is_empty() {
             return self.push_fresh(record, sequence, input_format, context);
         }
@@ -412,11 +437,24 @@ impl Continuation {
         let first_sequence = self.first_sequence;
         self.close();
         let (documents, tail) = split_documents(&buffer);
-        let sequence_at = |start: usize| if start >= record_start { sequence } else { first_sequence };
+        let sequence_at = |start: usize| {
+            if start >= record_start {
+                sequence
+            } else {
+                first_sequence
+            }
+        };
         let mut events = Vec::new();
         for (range, value) in documents {
             let raw = buffer.get(range.clone()).unwrap_or(&[]);
-            document_events(raw, value, sequence_at(range.start), input_format, context, &mut events);
+            document_events(
+                raw,
+                value,
+                sequence_at(range.start),
+                input_format,
+                context,
+                &mut events,
+            );
         }
         distinguish_part_ids(&mut events);
         match tail {
@@ -461,16 +499,31 @@ impl Continuation {
         let error = match serde_json::from_slice::<Value>(&buffer) {
             Err(error) => {
                 let error = serde_error(&buffer, &error);
-                FormatError::new(format!("JSON document not complete at the end of the stream: {}", error.message), error.offset)
+                FormatError::new(
+                    format!(
+                        "JSON document not complete at the end of the stream: {}",
+                        error.message
+                    ),
+                    error.offset,
+                )
             }
-            Ok(_) => FormatError::new("JSON document not complete at the end of the stream", buffer.len()),
+            Ok(_) => FormatError::new(
+                "JSON document not complete at the end of the stream",
+                buffer.len(),
+            ),
         };
         let event = unknown_event(&buffer, error, self.first_sequence, context);
         self.close();
         vec![event]
     }
 
-    fn push_fresh(&mut self, record: &[u8], sequence: u64, input_format: InputFormat, context: &ParseContext) -> Pushed {
+    fn push_fresh(
+        &mut self,
+        record: &[u8],
+        sequence: u64,
+        input_format: InputFormat,
+        context: &ParseContext,
+    ) -> Pushed {
         // Only objects and arrays start a JSON record: a line starting with a quote or a digit
         // is text that happens to begin like a JSON scalar.
         let first = record.iter().find(|byte| !byte.is_ascii_whitespace());
@@ -484,7 +537,11 @@ impl Continuation {
         let whole_record = documents.len() == 1 && matches!(tail, Tail::Nothing);
         let mut events = Vec::new();
         for (range, value) in documents {
-            let raw = if whole_record { record } else { record.get(range).unwrap_or(&[]) };
+            let raw = if whole_record {
+                record
+            } else {
+                record.get(range).unwrap_or(&[])
+            };
             document_events(raw, value, sequence, input_format, context, &mut events);
         }
         distinguish_part_ids(&mut events);
@@ -544,26 +601,45 @@ fn document_events(
     let exact = ranges.len() == elements.len();
     for (index, element) in elements.into_iter().enumerate() {
         let element_raw = match ranges.get(index).filter(|_| exact) {
-            Some(range) => raw.get(range.clone()).map(<[u8]>::to_vec).unwrap_or_default(),
+            Some(range) => raw
+                .get(range.clone())
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             // Should not happen (the scanner and serde agree on valid JSON); re-serializing
             // still keeps the content.
             None => serde_json::to_vec(&element).unwrap_or_default(),
         };
-        out.push(document_event(&element_raw, element, sequence, input_format, context));
+        out.push(document_event(
+            &element_raw,
+            element,
+            sequence,
+            input_format,
+            context,
+        ));
     }
 }
 
-fn document_event(raw: &[u8], value: Value, sequence: u64, input_format: InputFormat, context: &ParseContext) -> Event {
+fn document_event(
+    raw: &[u8],
+    value: Value,
+    sequence: u64,
+    input_format: InputFormat,
+    context: &ParseContext,
+) -> Event {
     let mut event = new_event(raw, context, sequence);
     let result = match (input_format, value) {
-        (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event).map_err(|error| ("winevent", error)),
+        (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event)
+            .map_err(|error| ("winevent", error)),
         (_, Value::Object(document)) => {
             fill_object(document, context, &mut event);
             Ok(())
         }
         (_, other) => Err((
             "json",
-            FormatError::new(format!("expecting a JSON object, found {}", kind_of(&other)), 0),
+            FormatError::new(
+                format!("expecting a JSON object, found {}", kind_of(&other)),
+                0,
+            ),
         )),
     };
     if let Err((format_name, error)) = result {
@@ -577,7 +653,6 @@ fn unknown_event(raw: &[u8], error: FormatError, sequence: u64, context: &ParseC
     mark_unknown(&mut event, "json", error);
     event
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -601,9 +676,19 @@ mod tests {
                 Pushed::Taken(done) => events.extend(done),
                 Pushed::Closed(done) => {
                     events.extend(done);
-                    events.push(crate::parse::parse_record(line.as_bytes(), input_format, &context, index as u64 + 1));
+                    events.push(crate::parse::parse_record(
+                        line.as_bytes(),
+                        input_format,
+                        &context,
+                        index as u64 + 1,
+                    ));
                 }
-                Pushed::NotJson => events.push(crate::parse::parse_record(line.as_bytes(), input_format, &context, index as u64 + 1)),
+                Pushed::NotJson => events.push(crate::parse::parse_record(
+                    line.as_bytes(),
+                    input_format,
+                    &context,
+                    index as u64 + 1,
+                )),
             }
         }
         events.extend(continuation.finish(&context));
@@ -623,18 +708,40 @@ mod tests {
         assert_eq!(event.core.user_name.as_deref(), Some("alice"));
         assert_eq!(event.core.http_response_status_code, Some(404));
         assert_eq!(event.timestamp.to_rfc3339(), "2024-05-01T08:00:00+00:00");
-        assert_eq!(event.field("source.ip").as_deref(), Some(&Value::from("10.1.1.1")));
-        assert_eq!(event.field("http.response.status_code").as_deref(), Some(&Value::from(404)));
+        assert_eq!(
+            event.field("source.ip").as_deref(),
+            Some(&Value::from("10.1.1.1"))
+        );
+        assert_eq!(
+            event.field("http.response.status_code").as_deref(),
+            Some(&Value::from(404))
+        );
         let keys: Vec<&str> = event.fields.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["@timestamp", "host", "message", "source", "user.name", "http"]);
+        assert_eq!(
+            keys,
+            [
+                "@timestamp",
+                "host",
+                "message",
+                "source",
+                "user.name",
+                "http"
+            ]
+        );
     }
 
     #[test]
     fn epoch_times() {
         let context = context();
         for (text, expected) in [
-            (r#"{"ts":1591367999.305988}"#, "2020-06-05T14:39:59.305988+00:00"),
-            (r#"{"timestamp":1700000000000}"#, "2023-11-14T22:13:20+00:00"),
+            (
+                r#"{"ts":1591367999.305988}"#,
+                "2020-06-05T14:39:59.305988+00:00",
+            ),
+            (
+                r#"{"timestamp":1700000000000}"#,
+                "2023-11-14T22:13:20+00:00",
+            ),
             (r#"{"time":"1700000000"}"#, "2023-11-14T22:13:20+00:00"),
         ] {
             let mut event = new_event(text.as_bytes(), &context, 1);
@@ -648,16 +755,23 @@ mod tests {
         let context = context();
         let text = r#"{"a":1,"b":}"#;
         let mut event = new_event(text.as_bytes(), &context, 1);
-        let error = parse(text, &context, &mut event).err().unwrap_or_else(|| panic!("accepted"));
+        let error = parse(text, &context, &mut event)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert_eq!(error.message, "expected value");
         assert_eq!(error.offset, 11);
-        let error = parse("[1]", &context, &mut event).err().unwrap_or_else(|| panic!("accepted"));
+        let error = parse("[1]", &context, &mut event)
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert!(error.message.contains("array"));
     }
 
     #[test]
     fn several_documents_on_one_line_and_arrays() {
-        let events = push_all(&[r#"{"a":1} {"b":2}"#, r#"[{"c":3}, {"d":"x,]"} ]"#], InputFormat::Auto);
+        let events = push_all(
+            &[r#"{"a":1} {"b":2}"#, r#"[{"c":3}, {"d":"x,]"} ]"#],
+            InputFormat::Auto,
+        );
         assert_eq!(events.len(), 4);
         assert_eq!(events[0].raw.as_deref(), Some(r#"{"a":1}"#));
         assert_eq!(events[1].raw.as_deref(), Some(r#"{"b":2}"#));
@@ -676,11 +790,24 @@ mod tests {
 
     #[test]
     fn pretty_printed_document_spans_records() {
-        let events = push_all(&["{", "  \"message\": \"multi\",", "  \"n\": [1,", "2]", "}", "{\"next\":true}"], InputFormat::Auto);
+        let events = push_all(
+            &[
+                "{",
+                "  \"message\": \"multi\",",
+                "  \"n\": [1,",
+                "2]",
+                "}",
+                "{\"next\":true}",
+            ],
+            InputFormat::Auto,
+        );
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].core.message.as_deref(), Some("multi"));
         assert_eq!(events[0].source.sequence, Some(1));
-        assert_eq!(events[0].raw.as_deref(), Some("{\n  \"message\": \"multi\",\n  \"n\": [1,\n2]\n}"));
+        assert_eq!(
+            events[0].raw.as_deref(),
+            Some("{\n  \"message\": \"multi\",\n  \"n\": [1,\n2]\n}")
+        );
         assert_eq!(events[1].source.sequence, Some(6));
     }
 
@@ -704,24 +831,39 @@ mod tests {
         let events = push_all(&["{", "\"a\": 1", "\"b\": 2", "}"], InputFormat::Auto);
         // Line 3 could start a key (the error is at its first byte, a missing comma), so the
         // held part is cut there and "\"b\": 2" and "}" are read afresh.
-        assert!(events.iter().all(|event| event.format == Format::Unknown), "{events:?}");
+        assert!(
+            events.iter().all(|event| event.format == Format::Unknown),
+            "{events:?}"
+        );
         assert_eq!(events[0].raw.as_deref(), Some("{\n\"a\": 1"));
-        let error = events[0].parse_error.as_ref().unwrap_or_else(|| panic!("no error"));
+        let error = events[0]
+            .parse_error
+            .as_ref()
+            .unwrap_or_else(|| panic!("no error"));
         assert_eq!(error.format, "json");
 
         let events = push_all(&["{", "\"a\": tru"], InputFormat::Auto);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].raw.as_deref(), Some("{\n\"a\": tru"));
-        assert!(events[0].parse_error.as_ref().is_some_and(|error| error.message.contains("end of the stream")));
+        assert!(events[0]
+            .parse_error
+            .as_ref()
+            .is_some_and(|error| error.message.contains("end of the stream")));
     }
 
     #[test]
     fn stray_open_brace_does_not_swallow_the_next_syslog_line() {
-        let events = push_all(&["{", "<34>Oct 11 22:14:15 mymachine su: 'su root' failed"], InputFormat::Auto);
+        let events = push_all(
+            &["{", "<34>Oct 11 22:14:15 mymachine su: 'su root' failed"],
+            InputFormat::Auto,
+        );
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].format, Format::Unknown);
         assert_eq!(events[0].raw.as_deref(), Some("{"));
-        assert_eq!(events[1].raw.as_deref(), Some("<34>Oct 11 22:14:15 mymachine su: 'su root' failed"));
+        assert_eq!(
+            events[1].raw.as_deref(),
+            Some("<34>Oct 11 22:14:15 mymachine su: 'su root' failed")
+        );
         assert_eq!(events[1].source.sequence, Some(2));
     }
 
@@ -732,16 +874,28 @@ mod tests {
         assert_eq!(events[0].format, Format::Json);
         assert_eq!(events[1].format, Format::Unknown);
         assert_eq!(events[1].raw.as_deref(), Some("oops"));
-        assert_eq!(events[1].parse_error.as_ref().map(|error| error.offset), Some(0));
+        assert_eq!(
+            events[1].parse_error.as_ref().map(|error| error.offset),
+            Some(0)
+        );
     }
 
     #[test]
     fn windows_documents_become_winevent() {
-        let events = push_all(&[r#"{"EventID":4624,"Channel":"Security","TargetUserName":"bob"}"#], InputFormat::Json);
+        let events = push_all(
+            &[r#"{"EventID":4624,"Channel":"Security","TargetUserName":"bob"}"#],
+            InputFormat::Json,
+        );
         assert_eq!(events[0].format, Format::Winevent);
         let events = push_all(&[r#"{"message":"plain"}"#], InputFormat::Winevent);
         assert_eq!(events[0].format, Format::Unknown);
-        assert_eq!(events[0].parse_error.as_ref().map(|error| error.format.as_str()), Some("winevent"));
+        assert_eq!(
+            events[0]
+                .parse_error
+                .as_ref()
+                .map(|error| error.format.as_str()),
+            Some("winevent")
+        );
     }
 
     #[test]
@@ -750,22 +904,40 @@ mod tests {
         let mut continuation = Continuation::default();
         let mut events = Vec::new();
         let line = format!("\"k\": \"{}\",", "x".repeat(1024 * 1024));
-        assert!(matches!(continuation.push(b"{", 1, InputFormat::Auto, &context), Pushed::Taken(ref done) if done.is_empty()));
+        assert!(
+            matches!(continuation.push(b"{", 1, InputFormat::Auto, &context), Pushed::Taken(ref done) if done.is_empty())
+        );
         for sequence in 2..10 {
-            if let Pushed::Taken(done) = continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context) {
+            if let Pushed::Taken(done) =
+                continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context)
+            {
                 events.extend(done);
             }
         }
         assert_eq!(events.len(), 1);
-        assert!(events[0].parse_error.as_ref().is_some_and(|error| error.message.contains("longer than")));
+        assert!(events[0]
+            .parse_error
+            .as_ref()
+            .is_some_and(|error| error.message.contains("longer than")));
     }
 
     #[test]
     fn array_element_ranges_handle_nesting_and_strings() {
         let text = br#"[ {"a":[1,2]}, "s,]", 3 ,{"b":{"c":"}"}} ]"#;
         let ranges = array_element_ranges(text);
-        let parts: Vec<&[u8]> = ranges.iter().filter_map(|range| text.get(range.clone())).collect();
-        assert_eq!(parts, [&br#"{"a":[1,2]}"#[..], br#""s,]""#, b"3", br#"{"b":{"c":"}"}}"#]);
+        let parts: Vec<&[u8]> = ranges
+            .iter()
+            .filter_map(|range| text.get(range.clone()))
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                &br#"{"a":[1,2]}"#[..],
+                br#""s,]""#,
+                b"3",
+                br#"{"b":{"c":"}"}}"#
+            ]
+        );
     }
 
     fn counted(byte: u8) -> bool {
@@ -778,7 +950,9 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].raw.as_deref(), Some("0"));
         assert_eq!(events[1].raw.as_deref(), Some("\"a\""));
-        assert!(events.iter().all(|event| event.format == Format::Unknown && event.parse_error.is_some()));
+        assert!(events
+            .iter()
+            .all(|event| event.format == Format::Unknown && event.parse_error.is_some()));
         let events = push_all(&["[]"], InputFormat::Auto);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].format, Format::Json);

@@ -168,8 +168,8 @@ enum Token<'a> {
 /// Parses key=value text into `event`.
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
-    let start =
-        lenient_pairs_start(bytes).ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
+    let start = lenient_pairs_start(bytes)
+        .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
     let tokens = tokenize(text, start)?;
     let prefix = text[..start].trim();
 
@@ -179,7 +179,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     }
     for token in tokens {
         match token {
-            Token::Pair(key, value) => insert_repeatable(&mut event.fields, key, Value::from(value.into_owned())),
+            Token::Pair(key, value) => {
+                insert_repeatable(&mut event.fields, key, Value::from(value.into_owned()))
+            }
             Token::Flag(word, argument) => {
                 if !event.fields.contains_key(word) {
                     let value = argument.map_or(Value::Bool(true), Value::from);
@@ -348,8 +350,8 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
     if let Some(port) = first_port(fields, &["dstport", "DPT", "dst_port", "dport"]) {
         core.destination_port = Some(port);
     }
-    if let Some(user) =
-        first_of(fields, &["user", "usrName", "dstuser", "srcuser"]).filter(|user| !is_placeholder(user))
+    if let Some(user) = first_of(fields, &["user", "usrName", "dstuser", "srcuser"])
+        .filter(|user| !is_placeholder(user))
     {
         core.user_name = Some(user.to_owned());
     }
@@ -455,7 +457,10 @@ fn zone_offset(text: &str) -> Option<FixedOffset> {
     }
     let (hours, minutes) = match digits.len() {
         2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
         _ => return None,
     };
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
@@ -467,15 +472,17 @@ fn has(fields: &Fields, key: &str) -> bool {
 
 fn set_logsource(event: &mut Event) {
     let fields = &event.fields;
-    let fortigate = has(fields, "logid") && (has(fields, "devid") || (has(fields, "type") && has(fields, "subtype")));
+    let fortigate = has(fields, "logid")
+        && (has(fields, "devid") || (has(fields, "type") && has(fields, "subtype")));
     if fortigate {
         let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
         let category = (service == Some("traffic")).then_some("firewall");
         event.logsource = LogSource::new(Some("fortigate"), category, service);
         return;
     }
-    let netfilter =
-        has(fields, "SRC") && has(fields, "DST") && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
+    let netfilter = has(fields, "SRC")
+        && has(fields, "DST")
+        && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
     if netfilter {
         event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
     }
@@ -487,8 +494,14 @@ fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
     if let Some(after_open) = rest.strip_prefix('[') {
         if let Some(close) = after_open.find(']') {
             let inside = after_open[..close].trim();
-            if !inside.is_empty() && inside.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.') {
-                event.fields.insert("kernel_timestamp".into(), Value::from(inside));
+            if !inside.is_empty()
+                && inside
+                    .bytes()
+                    .all(|byte| byte.is_ascii_digit() || byte == b'.')
+            {
+                event
+                    .fields
+                    .insert("kernel_timestamp".into(), Value::from(inside));
                 rest = after_open[close + 1..].trim_start();
             }
         }
@@ -532,9 +545,13 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
 /// Proxmox VE firewall: `vmid loglevel chain dd/Mon/yyyy:HH:MM:SS +zzzz [policy ]ACTION:`.
 fn record_proxmox_header(prefix: &str, context: &ParseContext, event: &mut Event) -> bool {
     let mut words = prefix.split(' ').filter(|word| !word.is_empty());
-    let (Some(vmid), Some(loglevel), Some(chain), Some(date), Some(zone)) =
-        (words.next(), words.next(), words.next(), words.next(), words.next())
-    else {
+    let (Some(vmid), Some(loglevel), Some(chain), Some(date), Some(zone)) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
         return false;
     };
     let numeric = |word: &str| !word.is_empty() && word.bytes().all(|byte| byte.is_ascii_digit());
@@ -602,7 +619,11 @@ impl<'a> Columns<'a> {
 }
 
 /// Parses pfSense/OPNsense filterlog CSV (the message after the `filterlog:` tag).
-pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_filterlog(
+    text: &str,
+    _context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let csv = text.trim_end_matches(['\r', '\n', ' ']);
     let mut columns = Columns::new(csv);
     let mut parsed: Vec<(&'static str, &str)> = Vec::with_capacity(32);
@@ -635,7 +656,9 @@ pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -
         ));
     }
     let ip_names: &[&'static str] = match parsed[8].1 {
-        "4" => &["tos", "ecn", "ttl", "id", "offset", "flags", "protoid", "proto"],
+        "4" => &[
+            "tos", "ecn", "ttl", "id", "offset", "flags", "protoid", "proto",
+        ],
         "6" => &["class", "flowlabel", "hlim", "proto", "protoid"],
         _ => {
             return Err(FormatError::new(
@@ -654,11 +677,16 @@ pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -
         "6" => take_columns(
             &mut columns,
             &[
-                "srcport", "dstport", "datalen", "tcpflags", "seq", "ack", "window", "urg", "options",
+                "srcport", "dstport", "datalen", "tcpflags", "seq", "ack", "window", "urg",
+                "options",
             ],
             &mut parsed,
         ),
-        "17" => take_columns(&mut columns, &["srcport", "dstport", "datalen"], &mut parsed),
+        "17" => take_columns(
+            &mut columns,
+            &["srcport", "dstport", "datalen"],
+            &mut parsed,
+        ),
         "1" => take_icmp_columns(&mut columns, &mut parsed),
         "112" => take_columns(
             &mut columns,
@@ -695,12 +723,19 @@ pub fn parse_filterlog(text: &str, _context: &ParseContext, event: &mut Event) -
     if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
-    let product = filterlog_product(event.core.host_name.as_deref(), text_field(&event.fields, "tracker"));
+    let product = filterlog_product(
+        event.core.host_name.as_deref(),
+        text_field(&event.fields, "tracker"),
+    );
     event.logsource = LogSource::new(product, Some("firewall"), None);
     Ok(())
 }
 
-fn take_columns<'a>(columns: &mut Columns<'a>, names: &[&'static str], parsed: &mut Vec<(&'static str, &'a str)>) {
+fn take_columns<'a>(
+    columns: &mut Columns<'a>,
+    names: &[&'static str],
+    parsed: &mut Vec<(&'static str, &'a str)>,
+) {
     for name in names {
         match columns.next_column() {
             Some(value) => parsed.push((name, value)),
@@ -720,7 +755,13 @@ fn take_icmp_columns<'a>(columns: &mut Columns<'a>, parsed: &mut Vec<(&'static s
         "unreachproto" => &["icmp_dstip", "icmp_protoid"],
         "unreachport" => &["icmp_dstip", "icmp_protoid", "icmp_port"],
         "needfrag" => &["icmp_dstip", "icmp_mtu"],
-        "tstampreply" => &["icmp_id", "icmp_seq", "icmp_otime", "icmp_rtime", "icmp_ttime"],
+        "tstampreply" => &[
+            "icmp_id",
+            "icmp_seq",
+            "icmp_otime",
+            "icmp_rtime",
+            "icmp_ttime",
+        ],
         _ => &["icmp_descr"],
     };
     take_columns(columns, names, parsed);
@@ -738,7 +779,9 @@ fn filterlog_product(host_name: Option<&str>, tracker: Option<&str>) -> Option<&
         }
     }
     let tracker = tracker?;
-    let hex_or_dash = tracker.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-');
+    let hex_or_dash = tracker
+        .bytes()
+        .all(|byte| byte.is_ascii_hexdigit() || byte == b'-');
     let opnsense_hash = hex_or_dash
         && (tracker.len() == 32 || tracker.len() == 36)
         && !tracker.bytes().all(|byte| byte.is_ascii_digit());
@@ -772,15 +815,27 @@ mod tests {
         assert!(looks_like(
             r#"date=2019-05-10 time=11:37:47 devname="FG100E" devid=FG100E logid="0100032001""#
         ));
-        assert!(looks_like("[50028442.088484] IN=enp1s0 OUT= MAC=00:08 SRC=1.2.3.4"));
-        assert!(looks_like("[  203.842973] IPTABLES-DROP: IN=lo OUT= MAC=00:00"));
-        assert!(looks_like("[ 1234.5678] [UFW BLOCK] IN=eth0 OUT= MAC=aa SRC=1.2.3.4"));
-        assert!(looks_like("SFW2-INext-DROP-DEFLT IN=ppp0 OUT= MAC= SRC=24.64.208.134"));
-        assert!(looks_like("Shorewall:net2fw:DROP:IN=eth1 OUT= MAC=00:02 SRC=127.0.0.1"));
+        assert!(looks_like(
+            "[50028442.088484] IN=enp1s0 OUT= MAC=00:08 SRC=1.2.3.4"
+        ));
+        assert!(looks_like(
+            "[  203.842973] IPTABLES-DROP: IN=lo OUT= MAC=00:00"
+        ));
+        assert!(looks_like(
+            "[ 1234.5678] [UFW BLOCK] IN=eth0 OUT= MAC=aa SRC=1.2.3.4"
+        ));
+        assert!(looks_like(
+            "SFW2-INext-DROP-DEFLT IN=ppp0 OUT= MAC= SRC=24.64.208.134"
+        ));
+        assert!(looks_like(
+            "Shorewall:net2fw:DROP:IN=eth1 OUT= MAC=00:02 SRC=127.0.0.1"
+        ));
         assert!(!looks_like(
             "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4"
         ));
-        assert!(!looks_like("Accepted password for root from 10.0.0.1 port 22 ssh2"));
+        assert!(!looks_like(
+            "Accepted password for root from 10.0.0.1 port 22 ssh2"
+        ));
         assert!(!looks_like("a=1 b=2"));
         assert!(!looks_like(r#"a="unterminated b=1 c=2"#));
         assert!(!looks_like(""));
@@ -804,10 +859,15 @@ mod tests {
         assert_eq!(event.core.log_level.as_deref(), Some("information"));
         assert_eq!(
             event.core.message.as_deref(),
-            Some("Administrator admin login failed from https(10.0.0.1) because of invalid password")
+            Some(
+                "Administrator admin login failed from https(10.0.0.1) because of invalid password"
+            )
         );
         assert_eq!(event.timestamp.to_rfc3339(), "2019-05-10T11:37:47+00:00");
-        assert_eq!(event.logsource, LogSource::new(Some("fortigate"), None, Some("event")));
+        assert_eq!(
+            event.logsource,
+            LogSource::new(Some("fortigate"), None, Some("event"))
+        );
         assert_eq!(field(&event, "subtype"), Some(&Value::from("system")));
     }
 
@@ -828,12 +888,21 @@ mod tests {
         assert_eq!(field(&event, "DF"), Some(&Value::Bool(true)));
         assert_eq!(field(&event, "OPT"), Some(&Value::from("0204")));
         assert_eq!(field(&event, "LEN"), Some(&serde_json::json!(["76", "56"])));
-        assert_eq!(field(&event, "kernel_timestamp"), Some(&Value::from("203.842973")));
-        assert_eq!(field(&event, "log_prefix"), Some(&Value::from("IPTABLES-DROP:")));
+        assert_eq!(
+            field(&event, "kernel_timestamp"),
+            Some(&Value::from("203.842973"))
+        );
+        assert_eq!(
+            field(&event, "log_prefix"),
+            Some(&Value::from("IPTABLES-DROP:"))
+        );
         assert_eq!(event.core.source_port, Some(49007));
         assert_eq!(event.core.destination_ip.as_deref(), Some("127.0.0.53"));
         assert_eq!(event.core.event_action.as_deref(), Some("drop"));
-        assert_eq!(event.logsource, LogSource::new(Some("linux"), Some("firewall"), None));
+        assert_eq!(
+            event.logsource,
+            LogSource::new(Some("linux"), Some("firewall"), None)
+        );
     }
 
     #[test]
@@ -867,13 +936,19 @@ mod tests {
         assert_eq!(field(&event, "realint"), Some(&Value::from("em0")));
         assert_eq!(event.core.source_port, Some(53742));
         assert_eq!(event.core.event_action.as_deref(), Some("block"));
-        assert_eq!(event.logsource, LogSource::new(None, Some("firewall"), None));
+        assert_eq!(
+            event.logsource,
+            LogSource::new(None, Some("firewall"), None)
+        );
 
         let text = "98,,,881dd59a3e942966c90498ac104715a0,re0,match,pass,in,6,0x00,0x0ea87,51,udp,17,73,2008:8a0::1,2c02:2454::1738,6881,51918,73";
         let mut event = new_event(text.as_bytes(), &context, 1);
         parse_filterlog(text, &context, &mut event).unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(field(&event, "hlim"), Some(&Value::from("51")));
-        assert_eq!(event.core.destination_ip.as_deref(), Some("2c02:2454::1738"));
+        assert_eq!(
+            event.core.destination_ip.as_deref(),
+            Some("2c02:2454::1738")
+        );
         assert_eq!(event.logsource.product.as_deref(), Some("opnsense"));
     }
 

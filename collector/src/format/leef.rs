@@ -33,7 +33,10 @@ pub const ATTRIBUTE_ERROR_FIELD: &str = "leef_attribute_error";
 /// Parses a bare LEEF record (text starts with `LEEF:`).
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
     let Some(after_marker) = text.strip_prefix("LEEF:") else {
-        return Err(FormatError::new("expecting `LEEF:` at the start of the record", 0));
+        return Err(FormatError::new(
+            "expecting `LEEF:` at the start of the record",
+            0,
+        ));
     };
     let (version_text, _) = after_marker
         .split_once('|')
@@ -42,7 +45,12 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     let major = match version {
         "1" | "1.0" => 1,
         "2" | "2.0" => 2,
-        _ => return Err(FormatError::new("expecting LEEF version 1.0 or 2.0 after `LEEF:`", 5)),
+        _ => {
+            return Err(FormatError::new(
+                "expecting LEEF version 1.0 or 2.0 after `LEEF:`",
+                5,
+            ))
+        }
     };
     let mut position = 5 + version_text.len() + 1;
     let mut header = [""; 4];
@@ -77,8 +85,15 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
         }
     }
     event.format = Format::Leef;
-    parse_attributes(attributes, attributes_offset, effective_delimiter(attributes, delimiter), event);
-    event.fields.insert(HEADER_NAMES[0].into(), Value::from(version));
+    parse_attributes(
+        attributes,
+        attributes_offset,
+        effective_delimiter(attributes, delimiter),
+        event,
+    );
+    event
+        .fields
+        .insert(HEADER_NAMES[0].into(), Value::from(version));
     for (name, value) in HEADER_NAMES[1..].iter().zip(header.iter()) {
         event.fields.insert((*name).into(), Value::from(*value));
     }
@@ -89,17 +104,26 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
 
 /// Parses LEEF with or without a syslog header before it (or any short prefix before
 /// ` LEEF:`, kept in `syslog.header`).
-pub fn parse_with_optional_syslog(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_with_optional_syslog(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let error = match embedded::parse_enveloped(text, Format::Leef, parse, context, event) {
         Ok(()) => return Ok(()),
         Err(error) => error,
     };
-    if let Some(start) = text.find(" LEEF:").map(|space| space + 1).filter(|start| *start <= 256) {
+    if let Some(start) = text
+        .find(" LEEF:")
+        .map(|space| space + 1)
+        .filter(|start| *start <= 256)
+    {
         reset(event);
         parse(&text[start..], context, event).map_err(|error| error.shifted(start))?;
-        event
-            .fields
-            .insert("syslog.header".into(), Value::from(text[..start].trim_end_matches(' ')));
+        event.fields.insert(
+            "syslog.header".into(),
+            Value::from(text[..start].trim_end_matches(' ')),
+        );
         return Ok(());
     }
     Err(error)
@@ -153,14 +177,14 @@ fn decode_delimiter(field: &str) -> Option<&'static str> {
 
 /// One static string per ASCII byte, so a decoded delimiter needs no allocation.
 const ASCII_STRINGS: [&str; 128] = [
-    "\x00", "\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x0e", "\x0f",
-    "\x10", "\x11", "\x12", "\x13", "\x14", "\x15", "\x16", "\x17", "\x18", "\x19", "\x1a", "\x1b", "\x1c", "\x1d", "\x1e", "\x1f",
-    " ", "!", "\"", "#", "$", "%", "&", "'", "(", ")", "*", "+", ",", "-", ".", "/",
-    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ":", ";", "<", "=", ">", "?",
-    "@", "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O",
-    "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "[", "\\", "]", "^", "_",
-    "`", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o",
-    "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", "{", "|", "}", "~", "\x7f",
+    "\x00", "\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\x08", "\t", "\n", "\x0b",
+    "\x0c", "\r", "\x0e", "\x0f", "\x10", "\x11", "\x12", "\x13", "\x14", "\x15", "\x16", "\x17",
+    "\x18", "\x19", "\x1a", "\x1b", "\x1c", "\x1d", "\x1e", "\x1f", " ", "!", "\"", "#", "$", "%",
+    "&", "'", "(", ")", "*", "+", ",", "-", ".", "/", "0", "1", "2", "3", "4", "5", "6", "7", "8",
+    "9", ":", ";", "<", "=", ">", "?", "@", "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K",
+    "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z", "[", "\\", "]", "^",
+    "_", "`", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q",
+    "r", "s", "t", "u", "v", "w", "x", "y", "z", "{", "|", "}", "~", "\x7f",
 ];
 
 /// A tab delimiter that never occurs was rewritten on the way: rsyslog escapes it as `#011`,
@@ -190,7 +214,9 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
         }
         match attribute.split_once('=') {
             Some((key, value)) if !key.trim().is_empty() => {
-                event.fields.insert(key.trim().to_owned(), Value::from(value));
+                event
+                    .fields
+                    .insert(key.trim().to_owned(), Value::from(value));
             }
             _ => skipped.push(format!("{}..{}", start, start + attribute.len())),
         }
@@ -207,8 +233,13 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
 }
 
 fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|key| event.fields.get(*key).and_then(Value::as_str).filter(|value| !value.is_empty()))
+    keys.iter().find_map(|key| {
+        event
+            .fields
+            .get(*key)
+            .and_then(Value::as_str)
+            .filter(|value| !value.is_empty())
+    })
 }
 
 fn set<S: From<String>>(slot: &mut Option<S>, value: Option<&str>) {
@@ -231,14 +262,32 @@ fn fill_core(event_id: &str, context: &ParseContext, event: &mut Event) {
     set(&mut core.destination_ip, address(event, &["dst"]));
     set_parsed(&mut core.source_port, non_empty(event, &["srcPort"]));
     set_parsed(&mut core.destination_port, non_empty(event, &["dstPort"]));
-    set(&mut core.user_name, non_empty(event, &["usrName", "userName", "accountName", "suser", "duser"]));
+    set(
+        &mut core.user_name,
+        non_empty(
+            event,
+            &["usrName", "userName", "accountName", "suser", "duser"],
+        ),
+    );
     set(&mut core.log_level, non_empty(event, &["sev", "severity"]));
     set(&mut core.event_action, non_empty(event, &["action", "act"]));
     set(&mut core.url_original, non_empty(event, &["url"]));
-    set(&mut core.http_request_method, non_empty(event, &["method", "requestMethod"]));
-    set(&mut core.user_agent_original, non_empty(event, &["userAgent", "useragent", "ua"]));
-    set(&mut core.message, non_empty(event, &["msg", "Message", "message"]));
-    set(&mut core.host_name, non_empty(event, &["identHostName", "devName", "hostname"]));
+    set(
+        &mut core.http_request_method,
+        non_empty(event, &["method", "requestMethod"]),
+    );
+    set(
+        &mut core.user_agent_original,
+        non_empty(event, &["userAgent", "useragent", "ua"]),
+    );
+    set(
+        &mut core.message,
+        non_empty(event, &["msg", "Message", "message"]),
+    );
+    set(
+        &mut core.host_name,
+        non_empty(event, &["identHostName", "devName", "hostname"]),
+    );
     event.core = core;
 
     if let Some(time) = non_empty(event, &["devTime"]) {
@@ -256,14 +305,21 @@ fn fill_core(event_id: &str, context: &ParseContext, event: &mut Event) {
 /// Reads `devTime` with the Java `SimpleDateFormat` pattern the sender gave in `devTimeFormat`
 /// (translated to chrono's syntax for the usual letters). A pattern with a zone (`z`, `Z`, `X`)
 /// is read with its offset; without one, in the configured zone.
-fn with_java_format(value: &str, java_format: &str, zone: Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+fn with_java_format(
+    value: &str,
+    java_format: &str,
+    zone: Tz,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     let mut format = String::with_capacity(java_format.len() + 8);
     let mut has_zone = false;
     let bytes = java_format.as_bytes();
     let mut index = 0;
     while index < bytes.len() {
         let letter = bytes[index];
-        let run = bytes[index..].iter().take_while(|byte| **byte == letter).count();
+        let run = bytes[index..]
+            .iter()
+            .take_while(|byte| **byte == letter)
+            .count();
         let piece = match (letter, run) {
             (b'y', 2) => "%y",
             (b'y', _) => "%Y",
@@ -359,14 +415,34 @@ mod tests {
 
     #[test]
     fn leef2_delimiters() {
-        for (spec, separator) in [("^", "^"), ("x5E", "^"), ("0x09", "\t"), ("\\t", "\t"), ("", "\t")] {
+        for (spec, separator) in [
+            ("^", "^"),
+            ("x5E", "^"),
+            ("0x09", "\t"),
+            ("\\t", "\t"),
+            ("", "\t"),
+        ] {
             let line = format!("LEEF:2.0|V|P|1|E|{spec}|src=1.1.1.1{separator}dst=2.2.2.2");
             let event = parse_record(line.as_bytes(), InputFormat::Leef, &context(), 1);
-            assert_eq!(event.core.destination_ip.as_deref(), Some("2.2.2.2"), "{line}");
+            assert_eq!(
+                event.core.destination_ip.as_deref(),
+                Some("2.2.2.2"),
+                "{line}"
+            );
         }
-        let event = parse_record(b"LEEF:2.0|V|P|1|E|src=1.1.1.1#011dst=2.2.2.2", InputFormat::Leef, &context(), 1);
+        let event = parse_record(
+            b"LEEF:2.0|V|P|1|E|src=1.1.1.1#011dst=2.2.2.2",
+            InputFormat::Leef,
+            &context(),
+            1,
+        );
         assert_eq!(event.core.destination_ip.as_deref(), Some("2.2.2.2"));
-        let event = parse_record(b"LEEF:2.0|V|P|1|E|xZZ|src=1", InputFormat::Leef, &context(), 1);
+        let event = parse_record(
+            b"LEEF:2.0|V|P|1|E|xZZ|src=1",
+            InputFormat::Leef,
+            &context(),
+            1,
+        );
         assert_eq!(event.format, Format::Unknown);
     }
 
@@ -374,7 +450,10 @@ mod tests {
     fn dev_time_with_java_format() {
         let line = "LEEF:2.0|V|P|1|E|^|devTime=2024-05-31 17:00:00.250^devTimeFormat=yyyy-MM-dd HH:mm:ss.SSS";
         let event = parse_record(line.as_bytes(), InputFormat::Leef, &context(), 1);
-        assert_eq!(event.timestamp.to_rfc3339(), "2024-05-31T17:00:00.250+00:00");
+        assert_eq!(
+            event.timestamp.to_rfc3339(),
+            "2024-05-31T17:00:00.250+00:00"
+        );
         let line = "LEEF:1.0|V|P|1|E|devTime=May 31 2024 17:00:00 +0700\tdevTimeFormat=MMM dd yyyy HH:mm:ss Z";
         let event = parse_record(line.as_bytes(), InputFormat::Leef, &context(), 1);
         assert_eq!(event.timestamp.to_rfc3339(), "2024-05-31T10:00:00+00:00");
@@ -387,7 +466,12 @@ mod tests {
             assert_eq!(event.format, Format::Unknown, "{line}");
             assert!(event.parse_error.is_some());
         }
-        for line in ["LEEF:2.0|V|P|1|E|||", "LEEF:2.0|V|P|1|E|é|a=b", "LEEF:1.0|V|P|1|E", "LEEF:2.0|é|||||=|="] {
+        for line in [
+            "LEEF:2.0|V|P|1|E|||",
+            "LEEF:2.0|V|P|1|E|é|a=b",
+            "LEEF:1.0|V|P|1|E",
+            "LEEF:2.0|é|||||=|=",
+        ] {
             let _ = parse_record(line.as_bytes(), InputFormat::Auto, &context(), 1);
         }
     }

@@ -27,7 +27,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     let (priority, mut rest) = match parse_pri(text) {
         Ok((priority, used)) => (Some(priority), &text[used..]),
         Err(_) if text.starts_with('<') => {
-            return Err(parse_pri(text).err().unwrap_or_else(|| FormatError::new("bad PRI", 0)));
+            return Err(parse_pri(text)
+                .err()
+                .unwrap_or_else(|| FormatError::new("bad PRI", 0)));
         }
         Err(_) => (None, text),
     };
@@ -49,7 +51,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     if let Some((time, after)) = timestamp {
         event.timestamp = time;
         let original = &timestamp_start[..offset_in(timestamp_start, after)];
-        event.fields.insert("syslog.timestamp".into(), Value::from(original));
+        event
+            .fields
+            .insert("syslog.timestamp".into(), Value::from(original));
         rest = after.strip_prefix(':').unwrap_or(after);
         rest = rest.trim_start_matches(' ');
         let (hostname, appname, procid, message) = split_header(rest);
@@ -65,7 +69,13 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     Ok(())
 }
 
-fn finish_message(text: &str, message: &str, appname: Option<&str>, context: &ParseContext, event: &mut Event) {
+fn finish_message(
+    text: &str,
+    message: &str,
+    appname: Option<&str>,
+    context: &ParseContext,
+    event: &mut Event,
+) {
     let mut message = message;
     if message.starts_with('[') {
         message = take_structured_data(message, event);
@@ -90,11 +100,20 @@ fn skip_cisco_sequence(text: &str) -> &str {
     rest.strip_prefix(['*', '.']).unwrap_or(rest)
 }
 
-fn read_timestamp<'a>(text: &'a str, context: &ParseContext) -> Option<(chrono::DateTime<chrono::Utc>, &'a str)> {
+fn read_timestamp<'a>(
+    text: &'a str,
+    context: &ParseContext,
+) -> Option<(chrono::DateTime<chrono::Utc>, &'a str)> {
     if let Ok((rest, bsd)) = bsd_timestamp(text) {
         // `Mmm dd hh:mm:ss yyyy` (some appliances put the year last).
         let (rest, bsd) = match trailing_year(rest) {
-            Some((after, year)) if bsd.year.is_none() => (after, crate::timestamp::BsdTime { year: Some(year), ..bsd }),
+            Some((after, year)) if bsd.year.is_none() => (
+                after,
+                crate::timestamp::BsdTime {
+                    year: Some(year),
+                    ..bsd
+                },
+            ),
             _ => (rest, bsd),
         };
         if rest.is_empty() || rest.starts_with([' ', ':']) {
@@ -142,14 +161,24 @@ fn split_header(text: &str) -> (Option<&str>, Option<&str>, Option<&str>, &str) 
     let after_host = &text[token_end..];
     if token.ends_with(':') {
         // `mymachine: a message`: syslog_loose reads the word as the hostname.
-        return (Some(hostname), None, None, after_host.trim_start_matches(' '));
+        return (
+            Some(hostname),
+            None,
+            None,
+            after_host.trim_start_matches(' '),
+        );
     }
     let Some(after_space) = after_host.strip_prefix(' ') else {
         return (Some(hostname), None, None, "");
     };
     if after_space.starts_with(' ') {
         // Two spaces after the hostname: no tag (syslog_loose's reading).
-        return (Some(hostname), None, None, after_space.trim_start_matches(' '));
+        return (
+            Some(hostname),
+            None,
+            None,
+            after_space.trim_start_matches(' '),
+        );
     }
     if let Some(message) = after_space.strip_prefix(':') {
         return (Some(hostname), None, None, message.trim_start_matches(' '));
@@ -167,7 +196,10 @@ fn split_header(text: &str) -> (Option<&str>, Option<&str>, Option<&str>, &str) 
 /// key=value.
 fn starts_message(text: &str) -> bool {
     text.starts_with(['[', '{', '"', '%', '<'])
-        || text.split(' ').next().is_some_and(|word| word.contains('='))
+        || text
+            .split(' ')
+            .next()
+            .is_some_and(|word| word.contains('='))
 }
 
 /// `TAG[PID]: MSG`, `TAG: MSG` or `TAG[PID] MSG`.
@@ -208,7 +240,9 @@ fn take_structured_data<'a>(message: &'a str, event: &mut Event) -> &'a str {
     if elements.is_empty() || !(rest.is_empty() || rest.starts_with(' ')) {
         return message;
     }
-    event.fields.insert("structured_data".into(), Value::Object(elements));
+    event
+        .fields
+        .insert("structured_data".into(), Value::Object(elements));
     rest.trim_start_matches(' ')
 }
 
@@ -258,7 +292,9 @@ fn cisco_message_id(message: &str) -> Option<&str> {
     let end = after.find(':')?;
     let id = &after[..end];
     let well_formed = id.matches('-').count() >= 2
-        && id.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
     well_formed.then_some(id)
 }
 
@@ -288,21 +324,34 @@ mod tests {
     #[test]
     fn classic_header() {
         let event = parse_text("<38>Feb  5 17:32:18 web01 sshd[4321]: Accepted password for root");
-        assert_eq!(header(&event), (Some("web01"), Some("sshd"), Some(4321), Some("Accepted password for root")));
+        assert_eq!(
+            header(&event),
+            (
+                Some("web01"),
+                Some("sshd"),
+                Some(4321),
+                Some("Accepted password for root")
+            )
+        );
         assert_eq!(event.logsource.service.as_deref(), Some("sshd"));
     }
 
     #[test]
     fn missing_pri_and_missing_hostname() {
-        let event = parse_text("Feb  5 17:32:18 web01 sudo: pam_unix(sudo:session): session opened");
+        let event =
+            parse_text("Feb  5 17:32:18 web01 sudo: pam_unix(sudo:session): session opened");
         assert_eq!(header(&event).1, Some("sudo"));
         let event = parse_text("<133>Jan 13 16:33:35 haproxy[73411]: Proxy started.");
-        assert_eq!(header(&event), (None, Some("haproxy"), Some(73411), Some("Proxy started.")));
+        assert_eq!(
+            header(&event),
+            (None, Some("haproxy"), Some(73411), Some("Proxy started."))
+        );
     }
 
     #[test]
     fn cisco_asa_with_year_and_message_id() {
-        let event = parse_text("<166>Jun 11 2013 19:41:20: %ASA-6-302013: Built outbound TCP connection");
+        let event =
+            parse_text("<166>Jun 11 2013 19:41:20: %ASA-6-302013: Built outbound TCP connection");
         assert_eq!(event.core.event_code.as_deref(), Some("ASA-6-302013"));
         assert_eq!(event.timestamp.to_rfc3339(), "2013-06-11T12:41:20+00:00");
         assert!(event.core.host_name.is_none());
@@ -312,7 +361,10 @@ mod tests {
     fn iso_timestamp_and_rsyslog_structured_data() {
         let event = parse_text("<190>2019-02-13T21:53:30.605850+00:00 host liblogging-stdlog:  [origin software=\"rsyslogd\" x-pid=\"9043\"] start");
         assert_eq!(event.core.message.as_deref(), Some("start"));
-        assert_eq!(event.field("structured_data.origin.x-pid").as_deref(), Some(&Value::from("9043")));
+        assert_eq!(
+            event.field("structured_data.origin.x-pid").as_deref(),
+            Some(&Value::from("9043"))
+        );
     }
 
     #[test]

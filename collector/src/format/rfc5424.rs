@@ -15,14 +15,19 @@ use crate::parse::ParseContext;
 
 const EXPECTED_VERSION: &str = "expecting a version value in the range 1-999";
 const EXPECTED_TIMESTAMP: &str = "expecting a RFC3339MICRO timestamp or a nil value";
-const EXPECTED_HOSTNAME: &str = "expecting an hostname (from 1 to max 255 US-ASCII characters) or a nil value";
-const EXPECTED_APPNAME: &str = "expecting an app-name (from 1 to max 48 US-ASCII characters) or a nil value";
-const EXPECTED_PROCID: &str = "expecting a procid (from 1 to max 128 US-ASCII characters) or a nil value";
-const EXPECTED_MSGID: &str = "expecting a msgid (from 1 to max 32 US-ASCII characters) or a nil value";
+const EXPECTED_HOSTNAME: &str =
+    "expecting an hostname (from 1 to max 255 US-ASCII characters) or a nil value";
+const EXPECTED_APPNAME: &str =
+    "expecting an app-name (from 1 to max 48 US-ASCII characters) or a nil value";
+const EXPECTED_PROCID: &str =
+    "expecting a procid (from 1 to max 128 US-ASCII characters) or a nil value";
+const EXPECTED_MSGID: &str =
+    "expecting a msgid (from 1 to max 32 US-ASCII characters) or a nil value";
 const EXPECTED_SD: &str = "expecting a structured data section containing one or more elements (`[id( key=\"value\")*]+`) or a nil value";
 const EXPECTED_SD_ID: &str = "expecting a structured data element id (from 1 to max 32 US-ASCII characters; except `=`, ` `, `]`, and `\"`";
 const EXPECTED_SD_PARAM: &str = "expecting a structured data parameter (`key=\"value\"`, both part from 1 to max 32 US-ASCII characters; key cannot contain `=`, ` `, `]`, and `\"`, while value cannot contain `]`, backslash, and `\"` unless escaped)";
-const EXPECTED_ESCAPE: &str = "expecting chars `]`, `\"`, and `\\` to be escaped within param value";
+const EXPECTED_ESCAPE: &str =
+    "expecting chars `]`, `\"`, and `\\` to be escaped within param value";
 const DUPLICATE_SD_ID: &str = "duplicate structured data element id";
 const PARSING_ERROR: &str = "parsing error";
 
@@ -64,7 +69,11 @@ impl<'a> Cursor<'a> {
 
     /// Reads a header field: NILVALUE, or 1..=max printable US-ASCII characters, followed by a
     /// space (not consumed). The error is at the first byte that cannot be part of the field.
-    fn header_field(&mut self, max: usize, message: &'static str) -> Result<Option<&'a str>, FormatError> {
+    fn header_field(
+        &mut self,
+        max: usize,
+        message: &'static str,
+    ) -> Result<Option<&'a str>, FormatError> {
         let start = self.position;
         let bytes = self.text.as_bytes();
         let mut end = start;
@@ -89,7 +98,11 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
 /// structured data are tolerated, and structured data that still does not parse is kept as the
 /// start of the message instead of failing the record. The header must still be right. `auto`
 /// uses this after the strict parse failed, so the header fields are not lost to the BSD reading.
-pub fn parse_lenient(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_lenient(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     parse_with(text, context, event, Strictness::Lenient)
 }
 
@@ -99,9 +112,17 @@ enum Strictness {
     Lenient,
 }
 
-fn parse_with(text: &str, context: &ParseContext, event: &mut Event, strictness: Strictness) -> Result<(), FormatError> {
+fn parse_with(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+    strictness: Strictness,
+) -> Result<(), FormatError> {
     let (priority, after_pri) = parse_pri(text)?;
-    let mut cursor = Cursor { text, position: after_pri };
+    let mut cursor = Cursor {
+        text,
+        position: after_pri,
+    };
 
     let version = parse_version(&mut cursor)?;
     cursor.expect_space(PARSING_ERROR)?;
@@ -116,11 +137,12 @@ fn parse_with(text: &str, context: &ParseContext, event: &mut Event, strictness:
     let msgid = cursor.header_field(32, EXPECTED_MSGID)?;
     cursor.expect_space(EXPECTED_MSGID)?;
     let structured_data_start = cursor.position;
-    let parsed_data = parse_structured_data(&mut cursor, strictness).and_then(|elements| match cursor.peek() {
-        None => Ok((elements, None)),
-        Some(b' ') => Ok((elements, Some(cursor.position + 1))),
-        Some(_) => Err(FormatError::new(PARSING_ERROR, cursor.position)),
-    });
+    let parsed_data =
+        parse_structured_data(&mut cursor, strictness).and_then(|elements| match cursor.peek() {
+            None => Ok((elements, None)),
+            Some(b' ') => Ok((elements, Some(cursor.position + 1))),
+            Some(_) => Err(FormatError::new(PARSING_ERROR, cursor.position)),
+        });
     let (structured_data, message_start) = match (parsed_data, strictness) {
         (Ok(parsed), _) => parsed,
         (Err(error), Strictness::Strict) => return Err(error),
@@ -135,20 +157,28 @@ fn parse_with(text: &str, context: &ParseContext, event: &mut Event, strictness:
 
     event.format = Format::Rfc5424;
     record_priority(event, priority);
-    event.fields.insert("syslog.version".into(), Value::from(version));
+    event
+        .fields
+        .insert("syslog.version".into(), Value::from(version));
     if let Some((time, original)) = timestamp {
         event.timestamp = time;
-        event.fields.insert("syslog.timestamp".into(), Value::from(original));
+        event
+            .fields
+            .insert("syslog.timestamp".into(), Value::from(original));
     }
     if let Some(hostname) = hostname {
         record_hostname(event, hostname);
     }
     record_program(event, appname, procid);
     if let Some(msgid) = msgid {
-        event.fields.insert("syslog.msgid".into(), Value::from(msgid));
+        event
+            .fields
+            .insert("syslog.msgid".into(), Value::from(msgid));
     }
     if !structured_data.is_empty() {
-        event.fields.insert("structured_data".into(), Value::Object(structured_data));
+        event
+            .fields
+            .insert("structured_data".into(), Value::Object(structured_data));
     }
     if let Some(start) = message_start {
         let message = &text[start..];
@@ -190,14 +220,19 @@ fn parse_version(cursor: &mut Cursor<'_>) -> Result<u16, FormatError> {
 
 /// NILVALUE or `FULL-DATE "T" FULL-TIME` with at most 6 fraction digits, as RFC 5424 allows.
 /// Returns the time in UTC and the text as written.
-fn parse_timestamp<'a>(cursor: &mut Cursor<'a>) -> Result<Option<(DateTime<Utc>, &'a str)>, FormatError> {
+fn parse_timestamp<'a>(
+    cursor: &mut Cursor<'a>,
+) -> Result<Option<(DateTime<Utc>, &'a str)>, FormatError> {
     let bytes = cursor.text.as_bytes();
     let start = cursor.position;
     if bytes.get(start) == Some(&b'-') {
         cursor.position += 1;
         return Ok(None);
     }
-    let mut scanner = DigitScanner { bytes, position: start };
+    let mut scanner = DigitScanner {
+        bytes,
+        position: start,
+    };
     let year = scanner.number(4, 0, 9)?;
     scanner.literal(b'-')?;
     let month_tens = scanner.digit(0, 1)?;
@@ -209,9 +244,13 @@ fn parse_timestamp<'a>(cursor: &mut Cursor<'a>) -> Result<Option<(DateTime<Utc>,
     let hour_tens = scanner.digit(0, 2)?;
     let hour_units = scanner.digit(0, if hour_tens == 2 { 3 } else { 9 })?;
     scanner.literal(b':')?;
-    let minute = scanner.number(2, 0, 9).and_then(|minute| scanner.check_below(minute, 60, 2))?;
+    let minute = scanner
+        .number(2, 0, 9)
+        .and_then(|minute| scanner.check_below(minute, 60, 2))?;
     scanner.literal(b':')?;
-    let second = scanner.number(2, 0, 9).and_then(|second| scanner.check_below(second, 60, 2))?;
+    let second = scanner
+        .number(2, 0, 9)
+        .and_then(|second| scanner.check_below(second, 60, 2))?;
     let mut nanos = 0;
     if scanner.peek() == Some(b'.') {
         scanner.position += 1;
@@ -241,7 +280,8 @@ fn parse_timestamp<'a>(cursor: &mut Cursor<'a>) -> Result<Option<(DateTime<Utc>,
             scanner.literal(b':')?;
             let minute_tens = scanner.digit(0, 5)?;
             let minute_units = scanner.digit(0, 9)?;
-            let seconds = ((hour_tens * 10 + hour_units) * 3600 + (minute_tens * 10 + minute_units) * 60) as i32;
+            let seconds = ((hour_tens * 10 + hour_units) * 3600
+                + (minute_tens * 10 + minute_units) * 60) as i32;
             if sign == b'-' {
                 -seconds
             } else {
@@ -252,7 +292,12 @@ fn parse_timestamp<'a>(cursor: &mut Cursor<'a>) -> Result<Option<(DateTime<Utc>,
     };
     let end = scanner.position;
     let original = &cursor.text[start..end];
-    let out_of_range = || FormatError::new(format!("parsing time \"{original}\": day out of range"), end);
+    let out_of_range = || {
+        FormatError::new(
+            format!("parsing time \"{original}\": day out of range"),
+            end,
+        )
+    };
     let date = NaiveDate::from_ymd_opt(
         year as i32,
         month_tens * 10 + month_units,
@@ -306,7 +351,11 @@ impl DigitScanner<'_> {
             return Ok(value);
         }
         let first_digit = self.position - width;
-        let position = if value / 10 >= limit / 10 { first_digit } else { first_digit + 1 };
+        let position = if value / 10 >= limit / 10 {
+            first_digit
+        } else {
+            first_digit + 1
+        };
         Err(FormatError::new(EXPECTED_TIMESTAMP, position))
     }
 
@@ -322,7 +371,10 @@ impl DigitScanner<'_> {
 
 /// NILVALUE or one or more `[SD-ID *(SP PARAM-NAME="PARAM-VALUE")]`, into
 /// `{id: {name: value}}` (a repeated parameter name becomes an array, as RFC 5424 allows).
-fn parse_structured_data(cursor: &mut Cursor<'_>, strictness: Strictness) -> Result<Map<String, Value>, FormatError> {
+fn parse_structured_data(
+    cursor: &mut Cursor<'_>,
+    strictness: Strictness,
+) -> Result<Map<String, Value>, FormatError> {
     let bytes = cursor.text.as_bytes();
     let mut elements = Map::new();
     match bytes.get(cursor.position) {
@@ -452,32 +504,60 @@ mod tests {
         )
         .unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(event.format, Format::Rfc5424);
-        assert_eq!(event.core.host_name.as_deref(), Some("mymachine.example.com"));
+        assert_eq!(
+            event.core.host_name.as_deref(),
+            Some("mymachine.example.com")
+        );
         assert_eq!(event.core.message.as_deref(), Some("An application event"));
         assert_eq!(
-            event.field("structured_data.exampleSDID@32473.eventSource").as_deref(),
+            event
+                .field("structured_data.exampleSDID@32473.eventSource")
+                .as_deref(),
             Some(&Value::from("App\"li]cation"))
         );
-        assert_eq!(event.timestamp.to_rfc3339(), "2003-10-11T22:14:15.003+00:00");
+        assert_eq!(
+            event.timestamp.to_rfc3339(),
+            "2003-10-11T22:14:15.003+00:00"
+        );
     }
 
     #[test]
     fn nil_values_and_bom() {
-        let event = parse_text("<34>1 - - - - - - \u{feff}hello").unwrap_or_else(|error| panic!("{error:?}"));
+        let event = parse_text("<34>1 - - - - - - \u{feff}hello")
+            .unwrap_or_else(|error| panic!("{error:?}"));
         assert_eq!(event.core.message.as_deref(), Some("hello"));
         assert!(event.core.host_name.is_none());
     }
 
     #[test]
     fn errors_land_where_go_syslog_puts_them() {
-        let offset = |text: &str| parse_text(text).err().map(|error| (error.offset, error.message.into_owned()));
+        let offset = |text: &str| {
+            parse_text(text)
+                .err()
+                .map(|error| (error.offset, error.message.into_owned()))
+        };
         assert_eq!(offset("<1>1").map(|e| e.0), Some(4));
         assert_eq!(offset("<101>1000 2018-11-22").map(|e| e.0), Some(8));
-        assert_eq!(offset("<101>125 2003-09-29T22:99:16Z").map(|e| e.0), Some(23));
-        assert_eq!(offset("<101>127 2003-09-29T22:09:01.000000000009Z").map(|e| e.0), Some(35));
+        assert_eq!(
+            offset("<101>125 2003-09-29T22:99:16Z").map(|e| e.0),
+            Some(23)
+        );
+        assert_eq!(
+            offset("<101>127 2003-09-29T22:09:01.000000000009Z").map(|e| e.0),
+            Some(35)
+        );
         assert_eq!(offset("<101>123 2018-02-32").map(|e| e.0), Some(18));
-        assert_eq!(offset("<101>12 2003-09-31T22:14:16Z").map(|e| e.0), Some(28));
-        assert_eq!(offset("<1>1 - - - - - [abcdefghilmnopqrstuvzabcdefghilmX]").map(|e| e.0), Some(48));
-        assert_eq!(offset("<29>3 2016-01-15T01:00:43Z hn S - - [meta escape=\"]\"] x").map(|e| e.0), Some(50));
+        assert_eq!(
+            offset("<101>12 2003-09-31T22:14:16Z").map(|e| e.0),
+            Some(28)
+        );
+        assert_eq!(
+            offset("<1>1 - - - - - [abcdefghilmnopqrstuvzabcdefghilmX]").map(|e| e.0),
+            Some(48)
+        );
+        assert_eq!(
+            offset("<29>3 2016-01-15T01:00:43Z hn S - - [meta escape=\"]\"] x").map(|e| e.0),
+            Some(50)
+        );
     }
 }

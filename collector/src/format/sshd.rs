@@ -35,7 +35,11 @@ pub fn enrich(message: &str, event: &mut Event) {
                 // written is already the canonical form, and copying it is cheaper than
                 // formatting the address again.
                 let canonical = address.to_canonical();
-                event.core.source_ip = Some(if canonical == address { text.to_owned() } else { canonical.to_string() });
+                event.core.source_ip = Some(if canonical == address {
+                    text.to_owned()
+                } else {
+                    canonical.to_string()
+                });
                 address_found = true;
                 port_expected = true;
             }
@@ -65,8 +69,14 @@ fn as_address(word: &str) -> Option<(&str, IpAddr)> {
     }
     let candidate = word.strip_prefix("rhost=").unwrap_or(word);
     let candidate = candidate.trim_matches(|c| matches!(c, '(' | ')' | ',' | ';' | '[' | ']'));
-    let candidate = candidate.strip_suffix(':').filter(|rest| rest.parse::<IpAddr>().is_ok()).unwrap_or(candidate);
-    candidate.parse::<IpAddr>().ok().map(|address| (candidate, address))
+    let candidate = candidate
+        .strip_suffix(':')
+        .filter(|rest| rest.parse::<IpAddr>().is_ok())
+        .unwrap_or(candidate);
+    candidate
+        .parse::<IpAddr>()
+        .ok()
+        .map(|address| (candidate, address))
 }
 
 /// The user name in the shapes OpenSSH and pam_unix write it, judged at `word` with the two
@@ -103,8 +113,16 @@ fn classify(message: &str) -> Option<(&'static str, Option<&'static str>)> {
     const INSIDE: &[(&str, &str, Option<&str>)] = &[
         ("authentication failure", "ssh_login", Some("failure")),
         ("not allowed because", "ssh_login", Some("failure")),
-        ("maximum authentication attempts exceeded", "ssh_login", Some("failure")),
-        ("Timeout before authentication", "ssh_timeout", Some("failure")),
+        (
+            "maximum authentication attempts exceeded",
+            "ssh_login",
+            Some("failure"),
+        ),
+        (
+            "Timeout before authentication",
+            "ssh_timeout",
+            Some("failure"),
+        ),
     ];
     PREFIXES
         .iter()
@@ -127,7 +145,8 @@ mod tests {
 
     #[test]
     fn failed_password_for_invalid_user() {
-        let event = enriched("Failed password for invalid user root from 192.168.1.2 port 51182 ssh2");
+        let event =
+            enriched("Failed password for invalid user root from 192.168.1.2 port 51182 ssh2");
         assert_eq!(event.core.source_ip.as_deref(), Some("192.168.1.2"));
         assert_eq!(event.core.source_port, Some(51182));
         assert_eq!(event.core.user_name.as_deref(), Some("root"));
@@ -137,8 +156,16 @@ mod tests {
     #[test]
     fn pam_and_accepted_shapes() {
         let event = enriched("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=5.33.63.160 user=workshop");
-        assert_eq!((event.core.source_ip.as_deref(), event.core.user_name.as_deref()), (Some("5.33.63.160"), Some("workshop")));
-        let event = enriched("Accepted publickey for deploy from 2001:db8::1 port 4022 ssh2: ED25519 SHA256:x");
+        assert_eq!(
+            (
+                event.core.source_ip.as_deref(),
+                event.core.user_name.as_deref()
+            ),
+            (Some("5.33.63.160"), Some("workshop"))
+        );
+        let event = enriched(
+            "Accepted publickey for deploy from 2001:db8::1 port 4022 ssh2: ED25519 SHA256:x",
+        );
         assert_eq!(event.core.user_name.as_deref(), Some("deploy"));
         assert_eq!(event.core.source_ip.as_deref(), Some("2001:db8::1"));
         assert_eq!(event.core.event_outcome.as_deref(), Some("success"));

@@ -12,9 +12,30 @@ pub const EXPECTED_PRI_BRACKETS: &str = "expecting a priority value within angle
 pub const EXPECTED_PRI_RANGE: &str = "expecting a priority value in the range 1-191 or equal to 0";
 
 const FACILITIES: [&str; 24] = [
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
-    "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7",
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
 ];
 
 const SEVERITIES: [&str; 8] = [
@@ -69,9 +90,10 @@ pub fn record_priority(event: &mut Event, priority: u8) {
     event
         .fields
         .insert("syslog.priority".into(), Value::from(priority));
-    event
-        .fields
-        .insert("syslog.facility".into(), Value::from(facility_name(priority)));
+    event.fields.insert(
+        "syslog.facility".into(),
+        Value::from(facility_name(priority)),
+    );
     event.core.log_level = Some(severity_name(priority).into());
 }
 
@@ -120,6 +142,9 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!((facility_name(34), severity_name(34)), ("auth", "crit"));
-        assert_eq!((facility_name(191), severity_name(191)), ("local7", "debug"));
+        assert_eq!(
+            (facility_name(191), severity_name(191)),
+            ("local7", "debug")
+        );
     }
 }

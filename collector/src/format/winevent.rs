@@ -45,8 +45,8 @@ fn head_bytes(bytes: &[u8], limit: usize) -> &[u8] {
 
 /// Parses one Windows event JSON document (any of the shapes in the module docs).
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
-    let document: Value =
-        serde_json::from_str(text).map_err(|error| crate::format::json::serde_error(text.as_bytes(), &error))?;
+    let document: Value = serde_json::from_str(text)
+        .map_err(|error| crate::format::json::serde_error(text.as_bytes(), &error))?;
     fill_from_value(document, context, event)
 }
 
@@ -111,9 +111,16 @@ struct System {
 /// whole document with `winlog.event_data`/`winlog.user_data` MOVED to the top level (not
 /// copied, so the index does not hold every value twice); for NXLog-style flat documents,
 /// the document as it is.
-pub fn fill_from_value(document: Value, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn fill_from_value(
+    document: Value,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let Value::Object(document) = document else {
-        return Err(FormatError::new("expecting a JSON object holding a Windows event", 0));
+        return Err(FormatError::new(
+            "expecting a JSON object holding a Windows event",
+            0,
+        ));
     };
     fill_from_map(document, context, event).map_err(|(error, _)| error)
 }
@@ -133,7 +140,10 @@ pub fn fill_from_map(
         return Err((error, document));
     };
     if peek_event_id(&document, shape).is_none() {
-        return Err((FormatError::new("the Windows event has no numeric EventID", 0), document));
+        return Err((
+            FormatError::new("the Windows event has no numeric EventID", 0),
+            document,
+        ));
     }
     // From here on nothing fails: the document is taken apart.
     let (system, mut fields) = match shape {
@@ -167,7 +177,11 @@ pub fn fill_from_map(
 /// The EventID where each shape keeps it (the same places the `split_*` functions read).
 fn peek_event_id(document: &Map<String, Value>, shape: Shape) -> Option<u64> {
     let value = match shape {
-        Shape::EvtxJson => document.get("Event")?.get("System")?.get("EventID").map(text_node)?,
+        Shape::EvtxJson => document
+            .get("Event")?
+            .get("System")?
+            .get("EventID")
+            .map(text_node)?,
         Shape::Winlogbeat => document.get("winlog")?.get("event_id")?,
         Shape::Flat => document.get("EventID")?,
     };
@@ -200,7 +214,14 @@ fn split_evtx_json(mut document: Map<String, Value>) -> (System, Map<String, Val
 /// Reads `Event.System` of the evtx crate's JSON, adding its plain values (EventRecordID,
 /// Level, Task, …) to `fields`.
 fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> System {
-    for name in ["EventRecordID", "Version", "Level", "Task", "Opcode", "Keywords"] {
+    for name in [
+        "EventRecordID",
+        "Version",
+        "Level",
+        "Task",
+        "Opcode",
+        "Keywords",
+    ] {
         if let Some(value) = system.get(name).filter(|value| is_scalar(value)) {
             fields.insert(name.to_owned(), value.clone());
         }
@@ -216,8 +237,14 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
     if let Some(user) = attribute("Security", "UserID") {
         fields.insert("UserID".into(), Value::from(user));
     }
-    if let Some(process) = system.get("Execution").and_then(|value| value.get("#attributes")) {
-        for (from, to) in [("ProcessID", "ExecutionProcessID"), ("ThreadID", "ExecutionThreadID")] {
+    if let Some(process) = system
+        .get("Execution")
+        .and_then(|value| value.get("#attributes"))
+    {
+        for (from, to) in [
+            ("ProcessID", "ExecutionProcessID"),
+            ("ThreadID", "ExecutionThreadID"),
+        ] {
             if let Some(value) = process.get(from).filter(|value| is_scalar(value)) {
                 fields.insert(to.to_owned(), value.clone());
             }
@@ -225,7 +252,9 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
     }
     System {
         // A qualified EventID is `{"#attributes": {"Qualifiers": …}, "#text": 7045}`.
-        event_id: system.get("EventID").and_then(|value| event_id_number(text_node(value))),
+        event_id: system
+            .get("EventID")
+            .and_then(|value| event_id_number(text_node(value))),
         channel: text_of(system.get("Channel")),
         provider: attribute("Provider", "Name"),
         computer: text_of(system.get("Computer")),
@@ -256,7 +285,9 @@ fn split_winlogbeat(mut document: Map<String, Value>) -> (System, Map<String, Va
             keywords: None,
         };
         if let Some(Value::Array(keywords)) = winlog.get("keywords") {
-            system.keywords = keywords.iter().find_map(|keyword| keyword.as_str().map(str::to_owned));
+            system.keywords = keywords
+                .iter()
+                .find_map(|keyword| keyword.as_str().map(str::to_owned));
         }
     }
     let mut flattened = Map::new();
@@ -299,7 +330,9 @@ fn flatten_event_data(data: Value, fields: &mut Map<String, Value>) {
             continue;
         }
         let value = match value {
-            Value::Object(mut node) if node.contains_key("#text") => node.shift_remove("#text").unwrap_or(Value::Null),
+            Value::Object(mut node) if node.contains_key("#text") => {
+                node.shift_remove("#text").unwrap_or(Value::Null)
+            }
             other => other,
         };
         fields.insert(key, value);
@@ -325,7 +358,9 @@ fn add_system_fields(system: &System, event_id: u64, fields: &mut Map<String, Va
         ("Computer", &system.computer),
     ] {
         if let Some(value) = value {
-            fields.entry(name).or_insert_with(|| Value::from(value.as_str()));
+            fields
+                .entry(name)
+                .or_insert_with(|| Value::from(value.as_str()));
         }
     }
 }
@@ -337,7 +372,10 @@ fn add_sigma_aliases(event_id: u64, fields: &mut Map<String, Value>) {
     if event_id != 4688 {
         return;
     }
-    for (alias, original) in [("Image", "NewProcessName"), ("ParentImage", "ParentProcessName")] {
+    for (alias, original) in [
+        ("Image", "NewProcessName"),
+        ("ParentImage", "ParentProcessName"),
+    ] {
         if !fields.contains_key(alias) {
             if let Some(value) = fields.get(original).cloned() {
                 fields.insert(alias.to_owned(), value);
@@ -349,7 +387,12 @@ fn add_sigma_aliases(event_id: u64, fields: &mut Map<String, Value>) {
 // ---------------------------------------------------------------------------------------------
 // Core fields, time, logsource
 
-fn fill_windows_core(system: &System, event_id: u64, fields: &Map<String, Value>, event: &mut Event) {
+fn fill_windows_core(
+    system: &System,
+    event_id: u64,
+    fields: &Map<String, Value>,
+    event: &mut Event,
+) {
     let first = |names: &[&str]| first_meaningful(fields, names);
     let core = &mut event.core;
     core.event_code = Some(event_id.to_string());
@@ -366,8 +409,16 @@ fn fill_windows_core(system: &System, event_id: u64, fields: &Map<String, Value>
     if let Some(command_line) = first(&["CommandLine"]) {
         core.process_command_line = Some(command_line);
     }
-    let pid_field = if event_id == 4688 { "NewProcessId" } else { "ProcessId" };
-    if let Some(pid) = fields.get(pid_field).and_then(number_of).and_then(|pid| u32::try_from(pid).ok()) {
+    let pid_field = if event_id == 4688 {
+        "NewProcessId"
+    } else {
+        "ProcessId"
+    };
+    if let Some(pid) = fields
+        .get(pid_field)
+        .and_then(number_of)
+        .and_then(|pid| u32::try_from(pid).ok())
+    {
         core.process_pid = Some(pid);
     }
     if let Some(user) = first(&["TargetUserName", "SubjectUserName", "User", "AccountName"]) {
@@ -405,7 +456,12 @@ fn first_meaningful(fields: &Map<String, Value>, names: &[&str]) -> Option<Strin
 fn first_port(fields: &Map<String, Value>, names: &[&str]) -> Option<u16> {
     names
         .iter()
-        .find_map(|name| fields.get(*name).and_then(number_of).and_then(|port| u16::try_from(port).ok()))
+        .find_map(|name| {
+            fields
+                .get(*name)
+                .and_then(number_of)
+                .and_then(|port| u16::try_from(port).ok())
+        })
         .filter(|port| *port != 0)
 }
 
@@ -416,7 +472,10 @@ fn base_name(path: &str) -> &str {
 /// Security events carry the audit result in the Keywords bit mask (0x0010… failure,
 /// 0x0020… success); agents sometimes write the names instead.
 fn audit_outcome(keywords: &str) -> Option<&'static str> {
-    if let Some(hex) = keywords.strip_prefix("0x").or_else(|| keywords.strip_prefix("0X")) {
+    if let Some(hex) = keywords
+        .strip_prefix("0x")
+        .or_else(|| keywords.strip_prefix("0X"))
+    {
         let mask = u64::from_str_radix(hex, 16).ok()?;
         return if mask & 0x0010_0000_0000_0000 != 0 {
             Some("failure")
@@ -447,7 +506,11 @@ fn level_name(level: u64) -> Option<&'static str> {
 /// The event time: the System time first (UTC with `Z` in the evtx and Winlogbeat shapes),
 /// then the time fields agents add. NXLog's `2020-10-19 22:47:18` has no zone and is read in
 /// `context.timezone`.
-fn event_time(system: &System, fields: &Map<String, Value>, context: &ParseContext) -> Option<DateTime<Utc>> {
+fn event_time(
+    system: &System,
+    fields: &Map<String, Value>,
+    context: &ParseContext,
+) -> Option<DateTime<Utc>> {
     let from_text = |text: &str| {
         timestamp::iso8601(text.trim(), context.timezone)
             .ok()
@@ -458,7 +521,12 @@ fn event_time(system: &System, fields: &Map<String, Value>, context: &ParseConte
     }
     ["TimeCreated", "EventTime", "@timestamp", "timestamp"]
         .iter()
-        .find_map(|name| fields.get(*name).and_then(Value::as_str).and_then(from_text))
+        .find_map(|name| {
+            fields
+                .get(*name)
+                .and_then(Value::as_str)
+                .and_then(from_text)
+        })
 }
 
 /// (channel, Sigma service), from SigmaHQ's logsource config (tests/thor.yml). Compared
@@ -472,50 +540,128 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
     ("PowerShellCore/Operational", "powershell"),
     ("Windows PowerShell", "powershell-classic"),
     ("Microsoft-Windows-NTLM/Operational", "ntlm"),
-    ("Microsoft-Windows-TaskScheduler/Operational", "taskscheduler"),
+    (
+        "Microsoft-Windows-TaskScheduler/Operational",
+        "taskscheduler",
+    ),
     ("Microsoft-Windows-WMI-Activity/Operational", "wmi"),
     ("Microsoft-Windows-DHCP-Server/Operational", "dhcp"),
     ("Microsoft-Windows-PrintService/Admin", "printservice-admin"),
-    ("Microsoft-Windows-PrintService/Operational", "printservice-operational"),
+    (
+        "Microsoft-Windows-PrintService/Operational",
+        "printservice-operational",
+    ),
     ("Microsoft-Windows-SmbClient/Security", "smbclient-security"),
-    ("Microsoft-Windows-SmbClient/Connectivity", "smbclient-connectivity"),
-    ("Microsoft-Windows-SMBServer/Connectivity", "smbserver-connectivity"),
-    ("Microsoft-Windows-TerminalServices-LocalSessionManager/Operational", "terminalservices-localsessionmanager"),
-    ("Microsoft-Windows-CodeIntegrity/Operational", "codeintegrity-operational"),
+    (
+        "Microsoft-Windows-SmbClient/Connectivity",
+        "smbclient-connectivity",
+    ),
+    (
+        "Microsoft-Windows-SMBServer/Connectivity",
+        "smbserver-connectivity",
+    ),
+    (
+        "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
+        "terminalservices-localsessionmanager",
+    ),
+    (
+        "Microsoft-Windows-CodeIntegrity/Operational",
+        "codeintegrity-operational",
+    ),
     ("Microsoft-Windows-AppLocker/MSI and Script", "applocker"),
     ("Microsoft-Windows-AppLocker/EXE and DLL", "applocker"),
-    ("Microsoft-Windows-AppLocker/Packaged app-Deployment", "applocker"),
-    ("Microsoft-Windows-AppLocker/Packaged app-Execution", "applocker"),
+    (
+        "Microsoft-Windows-AppLocker/Packaged app-Deployment",
+        "applocker",
+    ),
+    (
+        "Microsoft-Windows-AppLocker/Packaged app-Execution",
+        "applocker",
+    ),
     ("MSExchange Management", "msexchange-management"),
-    ("Microsoft-Windows-Windows Defender/Operational", "windefend"),
-    ("Microsoft-Windows-Windows Firewall With Advanced Security/Firewall", "firewall-as"),
+    (
+        "Microsoft-Windows-Windows Defender/Operational",
+        "windefend",
+    ),
+    (
+        "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall",
+        "firewall-as",
+    ),
     ("Microsoft-Windows-Bits-Client/Operational", "bits-client"),
-    ("Microsoft-Windows-Security-Mitigations/Kernel Mode", "security-mitigations"),
-    ("Microsoft-Windows-Security-Mitigations/User Mode", "security-mitigations"),
-    ("Microsoft-Windows-Diagnosis-Scripted/Operational", "diagnosis-scripted"),
+    (
+        "Microsoft-Windows-Security-Mitigations/Kernel Mode",
+        "security-mitigations",
+    ),
+    (
+        "Microsoft-Windows-Security-Mitigations/User Mode",
+        "security-mitigations",
+    ),
+    (
+        "Microsoft-Windows-Diagnosis-Scripted/Operational",
+        "diagnosis-scripted",
+    ),
     ("Microsoft-Windows-Shell-Core/Operational", "shell-core"),
     ("OpenSSH/Operational", "openssh"),
     ("Microsoft-Windows-LDAP-Client/Debug", "ldap"),
-    ("Microsoft-Windows-BitLocker/BitLocker Management", "bitlocker"),
+    (
+        "Microsoft-Windows-BitLocker/BitLocker Management",
+        "bitlocker",
+    ),
     ("Microsoft-Windows-VHDMP/Operational", "vhdmp"),
-    ("Microsoft-Windows-AppXDeploymentServer/Operational", "appxdeployment-server"),
+    (
+        "Microsoft-Windows-AppXDeploymentServer/Operational",
+        "appxdeployment-server",
+    ),
     ("Microsoft-Windows-LSA/Operational", "lsa-server"),
-    ("Microsoft-Windows-AppxPackaging/Operational", "appxpackaging-om"),
-    ("Microsoft-Windows-DNS Client Events/Operational", "dns-client"),
-    ("Microsoft-Windows-AppModel-Runtime/Admin", "appmodel-runtime"),
+    (
+        "Microsoft-Windows-AppxPackaging/Operational",
+        "appxpackaging-om",
+    ),
+    (
+        "Microsoft-Windows-DNS Client Events/Operational",
+        "dns-client",
+    ),
+    (
+        "Microsoft-Windows-AppModel-Runtime/Admin",
+        "appmodel-runtime",
+    ),
     ("Microsoft-Windows-CAPI2/Operational", "capi2"),
-    ("Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational", "certificateservicesclient-lifecycle-system"),
-    ("Microsoft-Windows-Kernel-ShimEngine/Operational", "kernel-shimengine"),
-    ("Microsoft-Windows-Kernel-ShimEngine/Diagnostic", "kernel-shimengine"),
-    ("Microsoft-Windows-Application-Experience/Program-Telemetry", "application-experience"),
-    ("Microsoft-Windows-Application-Experience/Program-Compatibility-Assistant", "application-experience"),
+    (
+        "Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational",
+        "certificateservicesclient-lifecycle-system",
+    ),
+    (
+        "Microsoft-Windows-Kernel-ShimEngine/Operational",
+        "kernel-shimengine",
+    ),
+    (
+        "Microsoft-Windows-Kernel-ShimEngine/Diagnostic",
+        "kernel-shimengine",
+    ),
+    (
+        "Microsoft-Windows-Application-Experience/Program-Telemetry",
+        "application-experience",
+    ),
+    (
+        "Microsoft-Windows-Application-Experience/Program-Compatibility-Assistant",
+        "application-experience",
+    ),
     ("Microsoft-Windows-Ntfs/Operational", "ntfs"),
     ("Microsoft-Windows-Hyper-V-Worker", "hyper-v-worker"),
-    ("Microsoft-Windows-Kernel-EventTracing", "kernel-event-tracing"),
+    (
+        "Microsoft-Windows-Kernel-EventTracing",
+        "kernel-event-tracing",
+    ),
     ("Microsoft-Windows-SENSE/Operational", "sense"),
     ("Microsoft-ServiceBus-Client/Admin", "servicebus-client"),
-    ("Microsoft-ServiceBus-Client/Operational", "servicebus-client"),
-    ("Microsoft-IIS-Configuration/Operational", "iis-configuration"),
+    (
+        "Microsoft-ServiceBus-Client/Operational",
+        "servicebus-client",
+    ),
+    (
+        "Microsoft-IIS-Configuration/Operational",
+        "iis-configuration",
+    ),
 ];
 
 /// Sysmon EventID → Sigma category (SigmaHQ tests/thor.yml). EventID 12 is split by
@@ -585,8 +731,15 @@ fn logsource_for(channel: Option<&str>, event_id: u64, fields: &Map<String, Valu
 /// `CreateKey` and registry_delete for `DeleteKey`/`DeleteValue`.
 fn sysmon_category(event_id: u64, fields: &Map<String, Value>) -> Option<&'static str> {
     if event_id == 12 {
-        let event_type = fields.get("EventType").and_then(Value::as_str).unwrap_or("");
-        return Some(if event_type.starts_with("Delete") { "registry_delete" } else { "registry_add" });
+        let event_type = fields
+            .get("EventType")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Some(if event_type.starts_with("Delete") {
+            "registry_delete"
+        } else {
+            "registry_add"
+        });
     }
     SYSMON_CATEGORIES
         .iter()
@@ -686,17 +839,32 @@ mod tests {
         );
         assert_eq!(event.format, Format::Winevent);
         assert_eq!(event.fields.get("EventID"), Some(&Value::from(1)));
-        assert_eq!(event.fields.get("Image"), Some(&Value::from("C:\\Windows\\System32\\cmd.exe")));
-        assert_eq!(event.fields.get("Provider_Name"), Some(&Value::from("Microsoft-Windows-Sysmon")));
-        assert!(event.field("winlog.event_data").is_none(), "event data is moved, not copied");
+        assert_eq!(
+            event.fields.get("Image"),
+            Some(&Value::from("C:\\Windows\\System32\\cmd.exe"))
+        );
+        assert_eq!(
+            event.fields.get("Provider_Name"),
+            Some(&Value::from("Microsoft-Windows-Sysmon"))
+        );
+        assert!(
+            event.field("winlog.event_data").is_none(),
+            "event data is moved, not copied"
+        );
         assert_eq!(event.core.host_name.as_deref(), Some("WS1.corp.local"));
         assert_eq!(event.core.process_name.as_deref(), Some("cmd.exe"));
-        assert_eq!(event.core.process_command_line.as_deref(), Some("cmd /c whoami"));
+        assert_eq!(
+            event.core.process_command_line.as_deref(),
+            Some("cmd /c whoami")
+        );
         assert_eq!(event.core.process_pid, Some(4242));
         assert_eq!(event.core.user_name.as_deref(), Some("CORP\\alice"));
         assert_eq!(event.core.event_code.as_deref(), Some("1"));
         assert_eq!(event.core.message.as_deref(), Some("Process Create"));
-        assert_eq!(event.timestamp.to_rfc3339(), "2024-03-01T10:00:00.123+00:00");
+        assert_eq!(
+            event.timestamp.to_rfc3339(),
+            "2024-03-01T10:00:00.123+00:00"
+        );
         assert_eq!(
             event.logsource,
             LogSource::new(Some("windows"), Some("process_creation"), Some("sysmon"))
@@ -714,10 +882,16 @@ mod tests {
         assert_eq!(event.core.event_outcome.as_deref(), Some("failure"));
         assert_eq!(event.core.host_name.as_deref(), Some("DC01"));
         assert_eq!(event.fields.get("Computer"), Some(&Value::from("DC01")));
-        assert_eq!(event.fields.get("Provider_Name"), Some(&Value::from("Microsoft-Windows-Security-Auditing")));
+        assert_eq!(
+            event.fields.get("Provider_Name"),
+            Some(&Value::from("Microsoft-Windows-Security-Auditing"))
+        );
         // Ho Chi Minh City is UTC+7.
         assert_eq!(event.timestamp.to_rfc3339(), "2020-10-19T15:47:18+00:00");
-        assert_eq!(event.logsource, LogSource::new(Some("windows"), None, Some("security")));
+        assert_eq!(
+            event.logsource,
+            LogSource::new(Some("windows"), None, Some("security"))
+        );
     }
 
     #[test]
@@ -725,11 +899,20 @@ mod tests {
         let event = parsed(
             r#"{"EventID":4688,"Channel":"Security","NewProcessName":"C:\\x\\a.exe","ParentProcessName":"C:\\y\\b.exe","NewProcessId":"0x1a74","CommandLine":"a.exe -z","SubjectUserName":"bob","TargetUserName":"-"}"#,
         );
-        assert_eq!(event.fields.get("Image"), Some(&Value::from("C:\\x\\a.exe")));
-        assert_eq!(event.fields.get("ParentImage"), Some(&Value::from("C:\\y\\b.exe")));
+        assert_eq!(
+            event.fields.get("Image"),
+            Some(&Value::from("C:\\x\\a.exe"))
+        );
+        assert_eq!(
+            event.fields.get("ParentImage"),
+            Some(&Value::from("C:\\y\\b.exe"))
+        );
         assert_eq!(event.core.process_pid, Some(0x1a74));
         assert_eq!(event.core.user_name.as_deref(), Some("bob"));
-        assert_eq!(event.logsource.category.as_deref(), Some("process_creation"));
+        assert_eq!(
+            event.logsource.category.as_deref(),
+            Some("process_creation")
+        );
     }
 
     #[test]
@@ -738,30 +921,55 @@ mod tests {
             r##"{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":{"Name":"Service Control Manager"}},"EventID":{"#attributes":{"Qualifiers":"16384"},"#text":"7045"},"Level":4,"Keywords":"0x8080000000000000","TimeCreated":{"#attributes":{"SystemTime":"2020-10-19T03:30:46.416Z"}},"EventRecordID":7,"Channel":"System","Computer":"WS5","Security":{"#attributes":{"UserID":"S-1-5-18"}}},"EventData":{"ServiceName":"PSEXESVC","ImagePath":"%SystemRoot%\\PSEXESVC.exe","Data":{"#text":["a","b"]}}}}"##,
         );
         assert_eq!(event.fields.get("EventID"), Some(&Value::from(7045)));
-        assert_eq!(event.fields.get("Provider_Name"), Some(&Value::from("Service Control Manager")));
-        assert_eq!(event.fields.get("ServiceName"), Some(&Value::from("PSEXESVC")));
+        assert_eq!(
+            event.fields.get("Provider_Name"),
+            Some(&Value::from("Service Control Manager"))
+        );
+        assert_eq!(
+            event.fields.get("ServiceName"),
+            Some(&Value::from("PSEXESVC"))
+        );
         assert_eq!(event.fields.get("UserID"), Some(&Value::from("S-1-5-18")));
-        assert_eq!(event.fields.get("Data"), Some(&serde_json::json!(["a", "b"])));
+        assert_eq!(
+            event.fields.get("Data"),
+            Some(&serde_json::json!(["a", "b"]))
+        );
         assert!(!event.fields.contains_key("Event"));
-        assert_eq!(event.timestamp.to_rfc3339(), "2020-10-19T03:30:46.416+00:00");
+        assert_eq!(
+            event.timestamp.to_rfc3339(),
+            "2020-10-19T03:30:46.416+00:00"
+        );
         assert_eq!(event.logsource.service.as_deref(), Some("system"));
         assert_eq!(event.core.log_level.as_deref(), Some("information"));
     }
 
     #[test]
     fn sysmon_registry_categories_follow_event_type() {
-        let create = parsed(r#"{"EventID":12,"Channel":"Microsoft-Windows-Sysmon/Operational","EventType":"CreateKey"}"#);
-        let delete = parsed(r#"{"EventID":12,"Channel":"Microsoft-Windows-Sysmon/Operational","EventType":"DeleteValue"}"#);
+        let create = parsed(
+            r#"{"EventID":12,"Channel":"Microsoft-Windows-Sysmon/Operational","EventType":"CreateKey"}"#,
+        );
+        let delete = parsed(
+            r#"{"EventID":12,"Channel":"Microsoft-Windows-Sysmon/Operational","EventType":"DeleteValue"}"#,
+        );
         let set = parsed(r#"{"EventID":13,"Channel":"microsoft-windows-sysmon/operational"}"#);
         assert_eq!(create.logsource.category.as_deref(), Some("registry_add"));
-        assert_eq!(delete.logsource.category.as_deref(), Some("registry_delete"));
+        assert_eq!(
+            delete.logsource.category.as_deref(),
+            Some("registry_delete")
+        );
         assert_eq!(set.logsource.category.as_deref(), Some("registry_set"));
     }
 
     #[test]
     fn non_windows_documents_are_rejected() {
         let context = context();
-        for text in [r#"{"message":"x"}"#, "[1,2]", r#"{"EventID":"abc","Channel":"Security"}"#, "{", "\u{0}"] {
+        for text in [
+            r#"{"message":"x"}"#,
+            "[1,2]",
+            r#"{"EventID":"abc","Channel":"Security"}"#,
+            "{",
+            "\u{0}",
+        ] {
             let mut event = new_event(text.as_bytes(), &context, 1);
             assert!(parse(text, &context, &mut event).is_err(), "{text}");
         }

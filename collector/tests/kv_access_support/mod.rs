@@ -58,7 +58,10 @@ pub struct Assertion {
 /// The string-valued assertions of `parser` at `stage` (e.g. `s01-parse`).
 pub fn assertions(path: &str, stage: &str, parser: &str) -> Vec<Assertion> {
     let head = format!("results[\"{stage}\"][\"{parser}\"][");
-    read(path).lines().filter_map(|line| assertion(line, &head)).collect()
+    read(path)
+        .lines()
+        .filter_map(|line| assertion(line, &head))
+        .collect()
 }
 
 fn assertion(line: &str, head: &str) -> Option<Assertion> {

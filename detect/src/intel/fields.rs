@@ -52,7 +52,9 @@ pub struct MatchOptions {
 
 impl Default for MatchOptions {
     fn default() -> Self {
-        MatchOptions { scan_all_fields_for_addresses: true }
+        MatchOptions {
+            scan_all_fields_for_addresses: true,
+        }
     }
 }
 
@@ -66,35 +68,35 @@ pub const INTEL_FIELDS: &[(&str, FieldKind)] = &[
     ("destination.ip", FieldKind::Ip),
     ("url.original", FieldKind::Url),
     // Addresses as devices name them.
-    ("srcip", FieldKind::Ip),                 // FortiGate
-    ("dstip", FieldKind::Ip),                 // FortiGate
-    ("remip", FieldKind::Ip),                 // FortiGate VPN
-    ("src", FieldKind::Ip),                   // CEF, LEEF, kv
-    ("dst", FieldKind::Ip),                   // CEF, LEEF, kv
-    ("SRC", FieldKind::Ip),                   // iptables
-    ("DST", FieldKind::Ip),                   // iptables
+    ("srcip", FieldKind::Ip), // FortiGate
+    ("dstip", FieldKind::Ip), // FortiGate
+    ("remip", FieldKind::Ip), // FortiGate VPN
+    ("src", FieldKind::Ip),   // CEF, LEEF, kv
+    ("dst", FieldKind::Ip),   // CEF, LEEF, kv
+    ("SRC", FieldKind::Ip),   // iptables
+    ("DST", FieldKind::Ip),   // iptables
     ("src_ip", FieldKind::Ip),
     ("dst_ip", FieldKind::Ip),
-    ("sourceAddress", FieldKind::Ip),         // CEF full names
+    ("sourceAddress", FieldKind::Ip), // CEF full names
     ("destinationAddress", FieldKind::Ip),
-    ("SourceIp", FieldKind::Ip),              // Sysmon 3
-    ("DestinationIp", FieldKind::Ip),         // Sysmon 3
-    ("IpAddress", FieldKind::Ip),             // Windows 4624/4625/4768/4776…
-    ("SourceAddress", FieldKind::Ip),         // Windows 5156 (filtering platform)
-    ("DestAddress", FieldKind::Ip),           // Windows 5156
-    ("ClientAddress", FieldKind::Ip),         // Windows 4769 and others
-    ("c-ip", FieldKind::Ip),                  // W3C/IIS
-    ("s-ip", FieldKind::Ip),                  // W3C/IIS
+    ("SourceIp", FieldKind::Ip),      // Sysmon 3
+    ("DestinationIp", FieldKind::Ip), // Sysmon 3
+    ("IpAddress", FieldKind::Ip),     // Windows 4624/4625/4768/4776…
+    ("SourceAddress", FieldKind::Ip), // Windows 5156 (filtering platform)
+    ("DestAddress", FieldKind::Ip),   // Windows 5156
+    ("ClientAddress", FieldKind::Ip), // Windows 4769 and others
+    ("c-ip", FieldKind::Ip),          // W3C/IIS
+    ("s-ip", FieldKind::Ip),          // W3C/IIS
     ("client_ip", FieldKind::Ip),
     ("clientip", FieldKind::Ip),
-    ("remote_addr", FieldKind::Ip),           // nginx JSON
+    ("remote_addr", FieldKind::Ip), // nginx JSON
     ("ip", FieldKind::Ip),
-    ("client.ip", FieldKind::Ip),             // ECS JSON
+    ("client.ip", FieldKind::Ip), // ECS JSON
     ("server.ip", FieldKind::Ip),
-    ("source.address", FieldKind::Host),      // ECS: address or name
+    ("source.address", FieldKind::Host), // ECS: address or name
     ("destination.address", FieldKind::Host),
-    ("rhost", FieldKind::Host),               // PAM
-    ("addr", FieldKind::Host),                // auditd
+    ("rhost", FieldKind::Host), // PAM
+    ("addr", FieldKind::Host),  // auditd
     ("x-forwarded-for", FieldKind::AddressList),
     ("X-Forwarded-For", FieldKind::AddressList),
     ("http_x_forwarded_for", FieldKind::AddressList),
@@ -112,23 +114,23 @@ pub const INTEL_FIELDS: &[(&str, FieldKind)] = &[
     ("destination.domain", FieldKind::Host),  // ECS
     ("server_name", FieldKind::Host),
     // URLs.
-    ("url", FieldKind::Url),                  // FortiGate (a path, with `hostname`), LEEF, JSON
-    ("url.full", FieldKind::Url),             // ECS
-    ("request", FieldKind::Url),              // CEF
-    ("requestUrl", FieldKind::Url),           // CEF
-    ("cs-uri", FieldKind::Url),               // W3C
-    ("cs-uri-stem", FieldKind::Url),          // W3C/IIS (a path, with `cs-host`)
+    ("url", FieldKind::Url), // FortiGate (a path, with `hostname`), LEEF, JSON
+    ("url.full", FieldKind::Url), // ECS
+    ("request", FieldKind::Url), // CEF
+    ("requestUrl", FieldKind::Url), // CEF
+    ("cs-uri", FieldKind::Url), // W3C
+    ("cs-uri-stem", FieldKind::Url), // W3C/IIS (a path, with `cs-host`)
     // Hashes.
-    ("Hashes", FieldKind::Hashes),            // Sysmon 1, 6, 7, 23, 26, 29
-    ("Hash", FieldKind::Hashes),              // Sysmon 15
+    ("Hashes", FieldKind::Hashes), // Sysmon 1, 6, 7, 23, 26, 29
+    ("Hash", FieldKind::Hashes),   // Sysmon 15
     ("hash", FieldKind::Hashes),
     ("md5", FieldKind::Hashes),
     ("sha1", FieldKind::Hashes),
     ("sha256", FieldKind::Hashes),
     ("sha512", FieldKind::Hashes),
-    ("fileHash", FieldKind::Hashes),          // CEF
-    ("filehash", FieldKind::Hashes),          // FortiGate
-    ("file.hash.md5", FieldKind::Hashes),     // ECS
+    ("fileHash", FieldKind::Hashes),      // CEF
+    ("filehash", FieldKind::Hashes),      // FortiGate
+    ("file.hash.md5", FieldKind::Hashes), // ECS
     ("file.hash.sha1", FieldKind::Hashes),
     ("file.hash.sha256", FieldKind::Hashes),
     ("file.hash.sha512", FieldKind::Hashes),
@@ -138,15 +140,24 @@ pub const INTEL_FIELDS: &[(&str, FieldKind)] = &[
 ];
 
 /// Where a bare URL path finds its host, in order.
-pub const URL_HOST_FIELDS: &[&str] = &["cs-host", "hostname", "dhost", "url.domain", "Host", "host"];
+pub const URL_HOST_FIELDS: &[&str] =
+    &["cs-host", "hostname", "dhost", "url.domain", "Host", "host"];
 
 /// The ECS core fields that can hold an observable. They live in `event.core`, not in
 /// `fields`; reading them directly avoids `Event::field`'s JSON copy.
 pub(crate) fn core_fields(event: &Event) -> impl Iterator<Item = (&'static str, FieldKind, &str)> {
     [
         ("source.ip", FieldKind::Ip, event.core.source_ip.as_deref()),
-        ("destination.ip", FieldKind::Ip, event.core.destination_ip.as_deref()),
-        ("url.original", FieldKind::Url, event.core.url_original.as_deref()),
+        (
+            "destination.ip",
+            FieldKind::Ip,
+            event.core.destination_ip.as_deref(),
+        ),
+        (
+            "url.original",
+            FieldKind::Url,
+            event.core.url_original.as_deref(),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, kind, value)| Some((name, kind, value?)))
@@ -173,7 +184,9 @@ pub(crate) fn table_kind(name: &str) -> Option<FieldKind> {
 
 /// The text values of the table's dotted names found as paths into nested objects (the flat
 /// spelling is read with the other top-level fields).
-pub(crate) fn nested_table_fields(event: &Event) -> impl Iterator<Item = (&'static str, FieldKind, &str)> {
+pub(crate) fn nested_table_fields(
+    event: &Event,
+) -> impl Iterator<Item = (&'static str, FieldKind, &str)> {
     INTEL_FIELDS
         .iter()
         .filter(|(name, _)| name.contains('.') && !is_core(name))
@@ -203,7 +216,10 @@ pub(crate) fn url_host(event: &Event) -> Option<&str> {
     URL_HOST_FIELDS
         .iter()
         .find_map(|name| {
-            let value = event.fields.get(*name).or_else(|| nested_value(event, name))?;
+            let value = event
+                .fields
+                .get(*name)
+                .or_else(|| nested_value(event, name))?;
             value.as_str()
         })
         .map(str::trim)
@@ -213,7 +229,9 @@ pub(crate) fn url_host(event: &Event) -> Option<&str> {
 /// Length 2 to 45 and only hex digits, dots and colons: what every IPv4 and IPv6 text is made of.
 pub(crate) fn looks_like_address(text: &str) -> bool {
     (2..=45).contains(&text.len())
-        && text.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'.' || byte == b':')
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit() || byte == b'.' || byte == b':')
         && text.bytes().any(|byte| byte == b'.' || byte == b':')
 }
 
@@ -226,11 +244,15 @@ pub(crate) fn for_each_hash(text: &str, mut visit: impl FnMut(&str)) {
         return;
     }
     for part in text.split([',', ';', ' ']) {
-        let Some((algorithm, hex)) = part.split_once('=') else { continue };
+        let Some((algorithm, hex)) = part.split_once('=') else {
+            continue;
+        };
         let algorithm = algorithm.trim();
-        let wanted = ["MD5", "SHA1", "SHA256", "SHA512", "SHA-1", "SHA-256", "SHA-512"]
-            .iter()
-            .any(|name| algorithm.eq_ignore_ascii_case(name));
+        let wanted = [
+            "MD5", "SHA1", "SHA256", "SHA512", "SHA-1", "SHA-256", "SHA-512",
+        ]
+        .iter()
+        .any(|name| algorithm.eq_ignore_ascii_case(name));
         if wanted {
             visit(hex.trim());
         }
@@ -239,14 +261,20 @@ pub(crate) fn for_each_hash(text: &str, mut visit: impl FnMut(&str)) {
 
 /// The items of an address list.
 pub(crate) fn address_list_items(text: &str) -> impl Iterator<Item = &str> {
-    text.split([',', ';', ' ', '\t']).map(str::trim).filter(|item| !item.is_empty())
+    text.split([',', ';', ' ', '\t'])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
 }
 
 /// A host value without its port (`evil.example:8080` → `evil.example`); addresses are left
 /// to the address parser, which knows the bracketed IPv6 form.
 pub(crate) fn strip_host_port(text: &str) -> &str {
     match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.bytes().all(|byte| byte.is_ascii_digit()) => host,
+        Some((host, port))
+            if !host.contains(':') && port.bytes().all(|byte| byte.is_ascii_digit()) =>
+        {
+            host
+        }
         _ => text,
     }
 }
@@ -258,7 +286,9 @@ mod tests {
     #[test]
     fn sysmon_hashes_field() {
         let mut seen = Vec::new();
-        for_each_hash("SHA1=AAA,MD5=BBB,SHA256=CCC,IMPHASH=DDD", |hash| seen.push(hash.to_owned()));
+        for_each_hash("SHA1=AAA,MD5=BBB,SHA256=CCC,IMPHASH=DDD", |hash| {
+            seen.push(hash.to_owned())
+        });
         assert_eq!(seen, ["AAA", "BBB", "CCC"]);
         seen.clear();
         for_each_hash(" 0123abcd ", |hash| seen.push(hash.to_owned()));
@@ -271,7 +301,10 @@ mod tests {
     #[test]
     fn table_names_are_unique() {
         for (index, (name, _)) in INTEL_FIELDS.iter().enumerate() {
-            assert!(!INTEL_FIELDS[..index].iter().any(|(other, _)| other == name), "{name} twice");
+            assert!(
+                !INTEL_FIELDS[..index].iter().any(|(other, _)| other == name),
+                "{name} twice"
+            );
         }
     }
 
@@ -279,7 +312,13 @@ mod tests {
     fn address_prefilter() {
         assert!(looks_like_address("203.0.113.7"));
         assert!(looks_like_address("2001:db8::1"));
-        for text in ["12", "deadbeef", "evil.example", "10.0.0.1 ", &"1.".repeat(30)] {
+        for text in [
+            "12",
+            "deadbeef",
+            "evil.example",
+            "10.0.0.1 ",
+            &"1.".repeat(30),
+        ] {
             assert!(!looks_like_address(text), "{text}");
         }
     }

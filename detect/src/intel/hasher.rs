@@ -11,7 +11,8 @@ pub(crate) struct KeyHasher(u64);
 
 impl KeyHasher {
     fn mix(&mut self, value: u64) {
-        let product = u128::from(self.0 ^ value ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x2d35_8dcc_aa6c_78a5);
+        let product =
+            u128::from(self.0 ^ value ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x2d35_8dcc_aa6c_78a5);
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 }
@@ -49,4 +50,3 @@ impl Hasher for KeyHasher {
 
 /// A hash map with [`KeyHasher`].
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
-

@@ -175,7 +175,9 @@ fn parse_network_value(text: &str) -> Result<ParsedValue, String> {
             .parse::<u8>()
             .ok()
             .filter(|length| *length <= max_length)
-            .ok_or_else(|| format!("`/{length_text}` is not a prefix length (0 to {max_length})"))?,
+            .ok_or_else(|| {
+                format!("`/{length_text}` is not a prefix length (0 to {max_length})")
+            })?,
     };
     let key = network_key(address, length);
     let display = display_network(&key);
@@ -183,39 +185,62 @@ fn parse_network_value(text: &str) -> Result<ParsedValue, String> {
         MatchKey::V4 { length: 32, .. } | MatchKey::V6 { length: 128, .. } => IndicatorType::Ip,
         _ => IndicatorType::Cidr,
     };
-    Ok(ParsedValue { indicator_type, key, display })
+    Ok(ParsedValue {
+        indicator_type,
+        key,
+        display,
+    })
 }
 
 /// The key of `address/length`, host bits cleared. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`,
 /// what Windows logs for IPv4 clients of dual-stack sockets) become IPv4 so both spellings meet.
 pub(crate) fn network_key(address: IpAddr, length: u8) -> MatchKey {
     match address {
-        IpAddr::V4(v4) => MatchKey::V4 { network: u32::from(v4) & v4_mask(length), length },
+        IpAddr::V4(v4) => MatchKey::V4 {
+            network: u32::from(v4) & v4_mask(length),
+            length,
+        },
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) if length >= 96 => {
                 let length = length - 96;
-                MatchKey::V4 { network: u32::from(v4) & v4_mask(length), length }
+                MatchKey::V4 {
+                    network: u32::from(v4) & v4_mask(length),
+                    length,
+                }
             }
-            _ => MatchKey::V6 { network: u128::from(v6) & v6_mask(length), length },
+            _ => MatchKey::V6 {
+                network: u128::from(v6) & v6_mask(length),
+                length,
+            },
         },
     }
 }
 
 /// The netmask of a prefix length (0 to 32; longer counts as 32).
 pub(crate) fn v4_mask(length: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(length.min(32))).unwrap_or(0)
+    u32::MAX
+        .checked_shl(32 - u32::from(length.min(32)))
+        .unwrap_or(0)
 }
 
 /// The netmask of a prefix length (0 to 128; longer counts as 128).
 pub(crate) fn v6_mask(length: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(length.min(128))).unwrap_or(0)
+    u128::MAX
+        .checked_shl(128 - u32::from(length.min(128)))
+        .unwrap_or(0)
 }
 
 fn display_network(key: &MatchKey) -> String {
     match *key {
-        MatchKey::V4 { network, length: 32 } => Ipv4Addr::from(network).to_string(),
+        MatchKey::V4 {
+            network,
+            length: 32,
+        } => Ipv4Addr::from(network).to_string(),
         MatchKey::V4 { network, length } => format!("{}/{length}", Ipv4Addr::from(network)),
-        MatchKey::V6 { network, length: 128 } => Ipv6Addr::from(network).to_string(),
+        MatchKey::V6 {
+            network,
+            length: 128,
+        } => Ipv6Addr::from(network).to_string(),
         MatchKey::V6 { network, length } => format!("{}/{length}", Ipv6Addr::from(network)),
         _ => String::new(),
     }
@@ -227,9 +252,14 @@ fn parse_domain_value(text: &str) -> Result<ParsedValue, String> {
         return parse_network_value(&address.to_string());
     }
     let without_wildcard = text.strip_prefix("*.").unwrap_or(text);
-    let domain = normalize_domain(without_wildcard).ok_or_else(|| format!("`{text}` is not a domain name"))?;
+    let domain = normalize_domain(without_wildcard)
+        .ok_or_else(|| format!("`{text}` is not a domain name"))?;
     let domain = domain.into_owned();
-    Ok(ParsedValue { indicator_type: IndicatorType::Domain, key: MatchKey::Domain(domain.clone()), display: domain })
+    Ok(ParsedValue {
+        indicator_type: IndicatorType::Domain,
+        key: MatchKey::Domain(domain.clone()),
+        display: domain,
+    })
 }
 
 /// Lower-cases a host name and drops a final dot; `None` when it cannot be one (empty, too
@@ -242,7 +272,23 @@ pub(crate) fn normalize_domain(text: &str) -> Option<std::borrow::Cow<'_, str>> 
     }
     let bytes = text.as_bytes();
     let bad_byte = |byte: &u8| {
-        byte.is_ascii_whitespace() || matches!(byte, b'/' | b'\\' | b':' | b'@' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'=' | b',' | b';' | b'|')
+        byte.is_ascii_whitespace()
+            || matches!(
+                byte,
+                b'/' | b'\\'
+                    | b':'
+                    | b'@'
+                    | b'?'
+                    | b'#'
+                    | b'"'
+                    | b'\''
+                    | b'<'
+                    | b'>'
+                    | b'='
+                    | b','
+                    | b';'
+                    | b'|'
+            )
     };
     if bytes.iter().any(bad_byte) || text.split('.').any(str::is_empty) {
         return None;
@@ -274,7 +320,11 @@ pub(crate) fn parse_ip_text(text: &str) -> Option<IpAddr> {
         return strip_zone(inside).parse::<Ipv6Addr>().ok().map(IpAddr::V6);
     }
     if let Some((host, port)) = text.rsplit_once(':') {
-        if host.contains('.') && !host.contains(':') && !port.is_empty() && port.bytes().all(|byte| byte.is_ascii_digit()) {
+        if host.contains('.')
+            && !host.contains(':')
+            && !port.is_empty()
+            && port.bytes().all(|byte| byte.is_ascii_digit())
+        {
             return host.parse::<Ipv4Addr>().ok().map(IpAddr::V4);
         }
     }
@@ -293,13 +343,18 @@ fn parse_url_value(text: &str) -> Result<ParsedValue, String> {
     if parts.host.is_empty() {
         return Err(format!("`{text}` has no host"));
     }
-    let host = normalize_url_host(parts.host).ok_or_else(|| format!("`{}` is not a host name", parts.host))?;
+    let host = normalize_url_host(parts.host)
+        .ok_or_else(|| format!("`{}` is not a host name", parts.host))?;
     let key = url_key(&host, parts.port_to_keep(), parts.path);
     let display = match parts.scheme {
         Some(scheme) => format!("{}://{key}", scheme.to_ascii_lowercase()),
         None => key.clone(),
     };
-    Ok(ParsedValue { indicator_type: IndicatorType::Url, key: MatchKey::Url(key), display })
+    Ok(ParsedValue {
+        indicator_type: IndicatorType::Url,
+        key: MatchKey::Url(key),
+        display,
+    })
 }
 
 /// A URL cut into the parts matching cares about.
@@ -345,14 +400,23 @@ pub(crate) fn split_url(text: &str) -> Option<UrlParts<'_>> {
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     let path = path.split_once('#').map_or(path, |(before, _)| before);
-    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host_and_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let (host, port) = split_host_port(host_and_port)?;
-    Some(UrlParts { scheme, host, port, path })
+    Some(UrlParts {
+        scheme,
+        host,
+        port,
+        path,
+    })
 }
 
 fn is_scheme(text: &str) -> bool {
     let mut bytes = text.bytes();
-    bytes.next().is_some_and(|first| first.is_ascii_alphabetic())
+    bytes
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic())
         && bytes.all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'-' | b'.'))
 }
 
@@ -368,7 +432,9 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
             if port.is_empty() {
                 return Some((host, None));
             }
-            port.bytes().all(|byte| byte.is_ascii_digit()).then_some((host, Some(port)))
+            port.bytes()
+                .all(|byte| byte.is_ascii_digit())
+                .then_some((host, Some(port)))
         }
         // Unbracketed IPv6 literal: no port can be told apart.
         Some(_) => Some((text, None)),
@@ -407,7 +473,8 @@ pub(crate) fn url_key(host: &str, port: Option<&str>, path: &str) -> String {
 }
 
 fn parse_hash_value(text: &str, expected: Option<IndicatorType>) -> Result<ParsedValue, String> {
-    let key = hash_key(text).ok_or_else(|| format!("`{text}` is not an MD5, SHA-1, SHA-256 or SHA-512 hash in hex"))?;
+    let key = hash_key(text)
+        .ok_or_else(|| format!("`{text}` is not an MD5, SHA-1, SHA-256 or SHA-512 hash in hex"))?;
     let indicator_type = hash_type(&key);
     if let Some(expected) = expected.filter(|expected| *expected != indicator_type) {
         return Err(format!(
@@ -416,7 +483,11 @@ fn parse_hash_value(text: &str, expected: Option<IndicatorType>) -> Result<Parse
             expected.as_str()
         ));
     }
-    Ok(ParsedValue { indicator_type, key, display: text.to_ascii_lowercase() })
+    Ok(ParsedValue {
+        indicator_type,
+        key,
+        display: text.to_ascii_lowercase(),
+    })
 }
 
 /// The key of a hex hash, its algorithm told by its length.
@@ -474,15 +545,36 @@ mod tests {
     #[test]
     fn networks_are_masked_and_typed() {
         let value = parsed(ValueKind::Network, "203.0.113.77/24");
-        assert_eq!((value.indicator_type, value.display.as_str()), (IndicatorType::Cidr, "203.0.113.0/24"));
+        assert_eq!(
+            (value.indicator_type, value.display.as_str()),
+            (IndicatorType::Cidr, "203.0.113.0/24")
+        );
         let value = parsed(ValueKind::Network, "198.51.100.9/32");
-        assert_eq!((value.indicator_type, value.display.as_str()), (IndicatorType::Ip, "198.51.100.9"));
+        assert_eq!(
+            (value.indicator_type, value.display.as_str()),
+            (IndicatorType::Ip, "198.51.100.9")
+        );
         let value = parsed(ValueKind::Network, "2001:DB8::/32");
-        assert_eq!((value.indicator_type, value.display.as_str()), (IndicatorType::Cidr, "2001:db8::/32"));
+        assert_eq!(
+            (value.indicator_type, value.display.as_str()),
+            (IndicatorType::Cidr, "2001:db8::/32")
+        );
         let value = parsed(ValueKind::Network, "::ffff:192.0.2.1");
-        assert_eq!(value.key, MatchKey::V4 { network: 0xc000_0201, length: 32 });
+        assert_eq!(
+            value.key,
+            MatchKey::V4 {
+                network: 0xc000_0201,
+                length: 32
+            }
+        );
         let value = parsed(ValueKind::Network, "0.0.0.0/0");
-        assert_eq!(value.key, MatchKey::V4 { network: 0, length: 0 });
+        assert_eq!(
+            value.key,
+            MatchKey::V4 {
+                network: 0,
+                length: 0
+            }
+        );
         assert!(parse_value(ValueKind::Network, "10.0.0.0/33").is_err());
         assert!(parse_value(ValueKind::Network, "10.0.0/8").is_err());
         assert!(parse_value(ValueKind::Network, "10.0.0.0/").is_err());
@@ -502,10 +594,25 @@ mod tests {
 
     #[test]
     fn domains_are_lowercased_and_checked() {
-        assert_eq!(parsed(ValueKind::Domain, "Evil.EXAMPLE.").display, "evil.example");
-        assert_eq!(parsed(ValueKind::Domain, "*.evil.example").display, "evil.example");
-        assert_eq!(parsed(ValueKind::Domain, "192.0.2.5").indicator_type, IndicatorType::Ip);
-        for bad in ["evil..example", "evil example", "http://evil.example", ".", "a/b"] {
+        assert_eq!(
+            parsed(ValueKind::Domain, "Evil.EXAMPLE.").display,
+            "evil.example"
+        );
+        assert_eq!(
+            parsed(ValueKind::Domain, "*.evil.example").display,
+            "evil.example"
+        );
+        assert_eq!(
+            parsed(ValueKind::Domain, "192.0.2.5").indicator_type,
+            IndicatorType::Ip
+        );
+        for bad in [
+            "evil..example",
+            "evil example",
+            "http://evil.example",
+            ".",
+            "a/b",
+        ] {
             assert!(parse_value(ValueKind::Domain, bad).is_err(), "{bad}");
         }
     }
@@ -515,12 +622,32 @@ mod tests {
         let value = parsed(ValueKind::Url, "HTTP://Evil.Example:80/Path?q=A#frag");
         assert_eq!(value.key, MatchKey::Url("evil.example/Path?q=A".into()));
         assert_eq!(value.display, "http://evil.example/Path?q=A");
-        assert_eq!(parsed(ValueKind::Url, "https://evil.example:443").key, MatchKey::Url("evil.example/".into()));
-        assert_eq!(parsed(ValueKind::Url, "https://evil.example:8443/x").key, MatchKey::Url("evil.example:8443/x".into()));
-        assert_eq!(parsed(ValueKind::Url, "http://user:pw@[2001:DB8::1]:80/x").key, MatchKey::Url("2001:db8::1/x".into()));
-        assert_eq!(parsed(ValueKind::Url, "evil.example/dl.php").key, MatchKey::Url("evil.example/dl.php".into()));
-        assert_eq!(parsed(ValueKind::Url, "http://evil.example?x=1").key, MatchKey::Url("evil.example/?x=1".into()));
-        for bad in ["/only/a/path", "http:///x", "1nvalid scheme://x", "http://evil example/"] {
+        assert_eq!(
+            parsed(ValueKind::Url, "https://evil.example:443").key,
+            MatchKey::Url("evil.example/".into())
+        );
+        assert_eq!(
+            parsed(ValueKind::Url, "https://evil.example:8443/x").key,
+            MatchKey::Url("evil.example:8443/x".into())
+        );
+        assert_eq!(
+            parsed(ValueKind::Url, "http://user:pw@[2001:DB8::1]:80/x").key,
+            MatchKey::Url("2001:db8::1/x".into())
+        );
+        assert_eq!(
+            parsed(ValueKind::Url, "evil.example/dl.php").key,
+            MatchKey::Url("evil.example/dl.php".into())
+        );
+        assert_eq!(
+            parsed(ValueKind::Url, "http://evil.example?x=1").key,
+            MatchKey::Url("evil.example/?x=1".into())
+        );
+        for bad in [
+            "/only/a/path",
+            "http:///x",
+            "1nvalid scheme://x",
+            "http://evil example/",
+        ] {
             assert!(parse_value(ValueKind::Url, bad).is_err(), "{bad}");
         }
     }
@@ -528,8 +655,14 @@ mod tests {
     #[test]
     fn hashes_by_length_and_declared_type() {
         let md5 = "D41D8CD98F00B204E9800998ECF8427E";
-        assert_eq!(parsed(ValueKind::Hash(None), md5).indicator_type, IndicatorType::Md5);
-        assert_eq!(parsed(ValueKind::Hash(Some(IndicatorType::Md5)), md5).display, md5.to_ascii_lowercase());
+        assert_eq!(
+            parsed(ValueKind::Hash(None), md5).indicator_type,
+            IndicatorType::Md5
+        );
+        assert_eq!(
+            parsed(ValueKind::Hash(Some(IndicatorType::Md5)), md5).display,
+            md5.to_ascii_lowercase()
+        );
         assert!(parse_value(ValueKind::Hash(Some(IndicatorType::Sha256)), md5).is_err());
         assert!(parse_value(ValueKind::Hash(None), "xyz").is_err());
         assert!(parse_value(ValueKind::Hash(None), &"g".repeat(32)).is_err());

@@ -58,7 +58,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { to_ids_only: true, default_level: Level::High, now: None }
+        LoadOptions {
+            to_ids_only: true,
+            default_level: Level::High,
+            now: None,
+        }
     }
 }
 
@@ -77,7 +81,12 @@ pub struct LoadProblem {
 impl fmt::Display for LoadProblem {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Some(location) => write!(formatter, "{}: {location}: {}", self.path.display(), self.reason),
+            Some(location) => write!(
+                formatter,
+                "{}: {location}: {}",
+                self.path.display(),
+                self.reason
+            ),
             None => write!(formatter, "{}: {}", self.path.display(), self.reason),
         }
     }
@@ -125,7 +134,10 @@ impl ParsedList {
 
 /// The list name of a file: its stem.
 pub fn list_name(path: &Path) -> String {
-    path.file_stem().map_or_else(|| path.display().to_string(), |stem| stem.to_string_lossy().into_owned())
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |stem| stem.to_string_lossy().into_owned(),
+    )
 }
 
 /// Reads one list file's text, choosing CSV or MISP JSON by the extension (`.json` is MISP;
@@ -190,7 +202,10 @@ impl<'a> ListBuilder<'a> {
                 return;
             }
             TypeClass::Unknown => {
-                self.problem(Some(location), format!("unknown indicator type `{type_name}`"));
+                self.problem(
+                    Some(location),
+                    format!("unknown indicator type `{type_name}`"),
+                );
                 return;
             }
         };
@@ -201,7 +216,13 @@ impl<'a> ListBuilder<'a> {
         let parts = split_composite(type_name, value, kinds.len());
         for (kind, part) in kinds.iter().zip(parts) {
             let Some(part) = part else {
-                self.problem(Some(location.clone()), format!("`{value}` should have {} `|`-separated parts for type `{type_name}`", kinds.len() + usize::from(is_filename_composite(type_name))));
+                self.problem(
+                    Some(location.clone()),
+                    format!(
+                        "`{value}` should have {} `|`-separated parts for type `{type_name}`",
+                        kinds.len() + usize::from(is_filename_composite(type_name))
+                    ),
+                );
                 continue;
             };
             match parse_value(*kind, part) {
@@ -219,7 +240,10 @@ impl<'a> ListBuilder<'a> {
                     };
                     self.list.entries.push((indicator, parsed.key));
                 }
-                Err(reason) => self.problem(Some(location.clone()), format!("{reason} (type `{type_name}`)")),
+                Err(reason) => self.problem(
+                    Some(location.clone()),
+                    format!("{reason} (type `{type_name}`)"),
+                ),
             }
         }
     }
@@ -247,9 +271,8 @@ fn classify_type(name: &str) -> TypeClass {
     const SHA512: &[ValueKind] = &[ValueKind::Hash(Some(IndicatorType::Sha512))];
     let lower = name.trim().to_ascii_lowercase();
     match lower.as_str() {
-        "ip" | "ipv4" | "ipv6" | "ip-src" | "ip-dst" | "ip-src|port" | "ip-dst|port" | "cidr" | "network" => {
-            TypeClass::Supported(NETWORK)
-        }
+        "ip" | "ipv4" | "ipv6" | "ip-src" | "ip-dst" | "ip-src|port" | "ip-dst|port" | "cidr"
+        | "network" => TypeClass::Supported(NETWORK),
         "domain" | "hostname" | "fqdn" | "host" | "hostname|port" => TypeClass::Supported(DOMAIN),
         "domain|ip" => TypeClass::Supported(DOMAIN_AND_IP),
         "url" => TypeClass::Supported(URL),
@@ -266,15 +289,97 @@ fn classify_type(name: &str) -> TypeClass {
 /// Common MISP attribute types we do not match on; a list exported from MISP is full of them,
 /// and reporting each would bury the real problems.
 fn is_known_misp_type(name: &str) -> bool {
-    const PREFIXES: &[&str] = &["email", "filename", "regkey", "x509-", "whois-", "pattern-in-", "ja3", "jarm", "ssdeep", "imphash", "tlsh", "authentihash", "impfuzzy", "pehash", "sha224", "sha384", "sha3-", "sha512/", "cdhash", "vhash", "telfhash"];
+    const PREFIXES: &[&str] = &[
+        "email",
+        "filename",
+        "regkey",
+        "x509-",
+        "whois-",
+        "pattern-in-",
+        "ja3",
+        "jarm",
+        "ssdeep",
+        "imphash",
+        "tlsh",
+        "authentihash",
+        "impfuzzy",
+        "pehash",
+        "sha224",
+        "sha384",
+        "sha3-",
+        "sha512/",
+        "cdhash",
+        "vhash",
+        "telfhash",
+    ];
     const NAMES: &[&str] = &[
-        "text", "comment", "other", "link", "uri", "user-agent", "vulnerability", "weakness", "as", "port", "yara", "snort", "sigma", "mutex", "named pipe", "attachment", "btc", "xmr", "phone-number", "threat-actor", "campaign-name", "campaign-id", "size-in-bytes", "counter", "datetime", "float", "hex", "http-method", "mac-address", "mac-eui-64", "target-user", "target-email", "target-machine", "target-org", "target-location", "target-external", "windows-service-name", "windows-service-displayname", "windows-scheduled-task", "process-state", "cookie", "hassh-md5", "hasshserver-md5", "stix2-pattern", "zeek", "bro", "community-id", "dns-soa-email", "mime-type", "full-name", "first-name", "last-name", "anonymised", "cpe", "github-username", "github-repository", "github-organisation",
+        "text",
+        "comment",
+        "other",
+        "link",
+        "uri",
+        "user-agent",
+        "vulnerability",
+        "weakness",
+        "as",
+        "port",
+        "yara",
+        "snort",
+        "sigma",
+        "mutex",
+        "named pipe",
+        "attachment",
+        "btc",
+        "xmr",
+        "phone-number",
+        "threat-actor",
+        "campaign-name",
+        "campaign-id",
+        "size-in-bytes",
+        "counter",
+        "datetime",
+        "float",
+        "hex",
+        "http-method",
+        "mac-address",
+        "mac-eui-64",
+        "target-user",
+        "target-email",
+        "target-machine",
+        "target-org",
+        "target-location",
+        "target-external",
+        "windows-service-name",
+        "windows-service-displayname",
+        "windows-scheduled-task",
+        "process-state",
+        "cookie",
+        "hassh-md5",
+        "hasshserver-md5",
+        "stix2-pattern",
+        "zeek",
+        "bro",
+        "community-id",
+        "dns-soa-email",
+        "mime-type",
+        "full-name",
+        "first-name",
+        "last-name",
+        "anonymised",
+        "cpe",
+        "github-username",
+        "github-repository",
+        "github-organisation",
     ];
     PREFIXES.iter().any(|prefix| name.starts_with(prefix)) || NAMES.contains(&name)
 }
 
 fn is_filename_composite(type_name: &str) -> bool {
-    type_name.trim().to_ascii_lowercase().starts_with("filename|") || type_name.trim().eq_ignore_ascii_case("malware-sample")
+    type_name
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("filename|")
+        || type_name.trim().eq_ignore_ascii_case("malware-sample")
 }
 
 /// The parts of a value that carry indicators, one per value kind: `filename|hash` keeps the
@@ -308,7 +413,11 @@ struct CsvRecord<'t> {
 }
 
 /// Records, leading comment lines and syntax problems (each with its line number).
-type CsvSplit<'t> = (Vec<CsvRecord<'t>>, Vec<(usize, &'t str)>, Vec<(usize, String)>);
+type CsvSplit<'t> = (
+    Vec<CsvRecord<'t>>,
+    Vec<(usize, &'t str)>,
+    Vec<(usize, String)>,
+);
 
 /// Splits CSV text into records, RFC 4180 style: quoted fields may hold commas, doubled quotes
 /// and line breaks. Lines starting with `#` outside a record are comments, blank lines are
@@ -343,7 +452,10 @@ fn csv_records(text: &str) -> CsvSplit<'_> {
             Ok((fields, consumed)) => {
                 line += rest[..consumed].matches('\n').count();
                 rest = &rest[consumed..];
-                records.push(CsvRecord { line: start_line, fields });
+                records.push(CsvRecord {
+                    line: start_line,
+                    fields,
+                });
             }
             Err(reason) => {
                 problems.push((start_line, reason));
@@ -363,7 +475,8 @@ fn csv_record(text: &str) -> Result<(Vec<std::borrow::Cow<'_, str>>, usize), Str
     loop {
         let rest = &text[position..];
         if let Some(quoted) = rest.strip_prefix('"') {
-            let (value, used) = quoted_field(quoted).ok_or_else(|| "unterminated quoted field".to_owned())?;
+            let (value, used) =
+                quoted_field(quoted).ok_or_else(|| "unterminated quoted field".to_owned())?;
             fields.push(value);
             position += 1 + used;
             let after = &text[position..];
@@ -371,8 +484,15 @@ fn csv_record(text: &str) -> Result<(Vec<std::borrow::Cow<'_, str>>, usize), Str
             position += after.len() - after_trimmed.len();
             match after_trimmed.as_bytes().first() {
                 Some(b',') => position += 1,
-                Some(b'\r') | Some(b'\n') | None => return Ok((fields, end_of_line(text, position))),
-                Some(_) => return Err("text after a closing quote (a quote inside a field must be doubled)".to_owned()),
+                Some(b'\r') | Some(b'\n') | None => {
+                    return Ok((fields, end_of_line(text, position)))
+                }
+                Some(_) => {
+                    return Err(
+                        "text after a closing quote (a quote inside a field must be doubled)"
+                            .to_owned(),
+                    )
+                }
             }
         } else {
             let end = rest.find([',', '\n']).unwrap_or(rest.len());
@@ -398,7 +518,9 @@ fn quoted_field(text: &str) -> Option<(std::borrow::Cow<'_, str>, usize)> {
     loop {
         let at = start + text[start..].find('"')?;
         if text.as_bytes().get(at + 1) == Some(&b'"') {
-            value.get_or_insert_with(String::new).push_str(&text[start..=at]);
+            value
+                .get_or_insert_with(String::new)
+                .push_str(&text[start..=at]);
             start = at + 2;
             continue;
         }
@@ -415,7 +537,9 @@ fn quoted_field(text: &str) -> Option<(std::borrow::Cow<'_, str>, usize)> {
 
 /// The byte after the line break at or after `position` (or the end).
 fn end_of_line(text: &str, position: usize) -> usize {
-    text[position..].find('\n').map_or(text.len(), |at| position + at + 1)
+    text[position..]
+        .find('\n')
+        .map_or(text.len(), |at| position + at + 1)
 }
 
 /// The columns a CSV header names.
@@ -433,15 +557,19 @@ struct CsvColumns {
 impl CsvColumns {
     fn from_header(fields: &[std::borrow::Cow<'_, str>]) -> Result<Self, String> {
         let find = |names: &[&str]| {
-            fields
-                .iter()
-                .position(|field| names.iter().any(|name| field.trim().eq_ignore_ascii_case(name)))
+            fields.iter().position(|field| {
+                names
+                    .iter()
+                    .any(|name| field.trim().eq_ignore_ascii_case(name))
+            })
         };
         let type_column = find(&["type"]);
         let value_column = find(&["value"]);
         let (Some(type_column), Some(value_column)) = (type_column, value_column) else {
             let header = fields.join(",");
-            return Err(format!("the header `{header}` needs `type` and `value` columns"));
+            return Err(format!(
+                "the header `{header}` needs `type` and `value` columns"
+            ));
         };
         Ok(CsvColumns {
             count: fields.len(),
@@ -486,7 +614,10 @@ fn parse_csv(text: &str, builder: &mut ListBuilder<'_>) {
         csv_row(&record, &columns, &defaults, builder);
     }
     // Syntax problems were found in a first pass; report everything in file order.
-    builder.list.problems.sort_by_key(|problem| problem.location.as_deref().and_then(line_number));
+    builder
+        .list
+        .problems
+        .sort_by_key(|problem| problem.location.as_deref().and_then(line_number));
 }
 
 /// The number in a `line N` location.
@@ -497,12 +628,17 @@ fn line_number(location: &str) -> Option<usize> {
 fn csv_defaults(comments: &[(usize, &str)], builder: &mut ListBuilder<'_>) -> CsvDefaults {
     let mut defaults = CsvDefaults::default();
     for (line, comment) in comments {
-        let Some((key, value)) = comment.split_once(':') else { continue };
+        let Some((key, value)) = comment.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match key.trim().to_ascii_lowercase().as_str() {
             "level" => match parse_level(value) {
                 Some(level) => defaults.level = Some(level),
-                None => builder.problem(Some(format!("line {line}")), format!("unknown level `{value}`")),
+                None => builder.problem(
+                    Some(format!("line {line}")),
+                    format!("unknown level `{value}`"),
+                ),
             },
             "tags" => defaults.tags = split_tags(value),
             "description" => defaults.description = Some(value.to_owned()),
@@ -512,12 +648,21 @@ fn csv_defaults(comments: &[(usize, &str)], builder: &mut ListBuilder<'_>) -> Cs
     defaults
 }
 
-fn csv_row(record: &CsvRecord<'_>, columns: &CsvColumns, defaults: &CsvDefaults, builder: &mut ListBuilder<'_>) {
+fn csv_row(
+    record: &CsvRecord<'_>,
+    columns: &CsvColumns,
+    defaults: &CsvDefaults,
+    builder: &mut ListBuilder<'_>,
+) {
     let location = format!("line {}", record.line);
     if record.fields.len() != columns.count {
         builder.problem(
             Some(location),
-            format!("{} fields where the header has {} (quote values that contain commas)", record.fields.len(), columns.count),
+            format!(
+                "{} fields where the header has {} (quote values that contain commas)",
+                record.fields.len(),
+                columns.count
+            ),
         );
         return;
     }
@@ -527,7 +672,10 @@ fn csv_row(record: &CsvRecord<'_>, columns: &CsvColumns, defaults: &CsvDefaults,
             .map(|value| value.trim())
             .filter(|value| !value.is_empty())
     };
-    let (Some(type_name), value) = (cell(Some(columns.type_column)), cell(Some(columns.value_column)).unwrap_or("")) else {
+    let (Some(type_name), value) = (
+        cell(Some(columns.type_column)),
+        cell(Some(columns.value_column)).unwrap_or(""),
+    ) else {
         builder.problem(Some(location), "empty type");
         return;
     };
@@ -539,7 +687,10 @@ fn csv_row(record: &CsvRecord<'_>, columns: &CsvColumns, defaults: &CsvDefaults,
         Some(text) => match parse_level(text) {
             Some(level) => Some(level),
             None => {
-                builder.problem(Some(location), format!("unknown level `{text}` (informational, low, medium, high, critical)"));
+                builder.problem(
+                    Some(location),
+                    format!("unknown level `{text}` (informational, low, medium, high, critical)"),
+                );
                 return;
             }
         },
@@ -549,7 +700,10 @@ fn csv_row(record: &CsvRecord<'_>, columns: &CsvColumns, defaults: &CsvDefaults,
         Some(text) => match parse_expiry(text) {
             Some(time) => Some(time),
             None => {
-                builder.problem(Some(location), format!("`{text}` is not an expiry time (RFC 3339 or YYYY-MM-DD)"));
+                builder.problem(
+                    Some(location),
+                    format!("`{text}` is not an expiry time (RFC 3339 or YYYY-MM-DD)"),
+                );
                 return;
             }
         },
@@ -560,7 +714,9 @@ fn csv_row(record: &CsvRecord<'_>, columns: &CsvColumns, defaults: &CsvDefaults,
     let extras = RowExtras {
         level,
         tags,
-        description: cell(columns.description).map(str::to_owned).or_else(|| defaults.description.clone()),
+        description: cell(columns.description)
+            .map(str::to_owned)
+            .or_else(|| defaults.description.clone()),
         context: None,
         expires,
     };
@@ -580,11 +736,18 @@ fn parse_level(text: &str) -> Option<Level> {
 }
 
 fn split_tags(text: &str) -> Vec<String> {
-    text.split(';').map(str::trim).filter(|tag| !tag.is_empty()).map(str::to_owned).collect()
+    text.split(';')
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn is_true(text: &str) -> bool {
-    matches!(text.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "y")
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "y"
+    )
 }
 
 /// RFC 3339, or `YYYY-MM-DD` meaning the end of that day (UTC): a list that says "expires
@@ -604,7 +767,8 @@ fn parse_expiry(text: &str) -> Option<DateTime<Utc>> {
 /// Reads MISP's JSON export: `{"Event": {…}}`, `{"response": [{"Event": {…}}, …]}`, a bare
 /// array of those, or a bare event object.
 fn parse_misp(text: &str, builder: &mut ListBuilder<'_>) {
-    let document: Value = match serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)) {
+    let document: Value = match serde_json::from_str(text.strip_prefix('\u{feff}').unwrap_or(text))
+    {
         Ok(document) => document,
         Err(error) => {
             builder.problem(
@@ -637,7 +801,9 @@ fn misp_events(document: &Value) -> Vec<(String, &serde_json::Map<String, Value>
                 .enumerate()
                 .filter_map(|(index, item)| wrapped_event(item, format!("response[{index}].")))
                 .collect(),
-            Some(item @ Value::Object(_)) => wrapped_event(item, "response.".to_owned()).into_iter().collect(),
+            Some(item @ Value::Object(_)) => wrapped_event(item, "response.".to_owned())
+                .into_iter()
+                .collect(),
             _ => wrapped_event(document, String::new()).into_iter().collect(),
         },
         _ => Vec::new(),
@@ -645,7 +811,10 @@ fn misp_events(document: &Value) -> Vec<(String, &serde_json::Map<String, Value>
 }
 
 /// `{"Event": {…}}`, or an event object itself (it has attributes or objects).
-fn wrapped_event(item: &Value, prefix: String) -> Option<(String, &serde_json::Map<String, Value>)> {
+fn wrapped_event(
+    item: &Value,
+    prefix: String,
+) -> Option<(String, &serde_json::Map<String, Value>)> {
     if let Some(event) = item.get("Event").and_then(Value::as_object) {
         return Some((format!("{prefix}Event"), event));
     }
@@ -674,7 +843,12 @@ fn misp_event(path: &str, event: &serde_json::Map<String, Value>, builder: &mut 
     if let Some(objects) = event.get("Object").and_then(Value::as_array) {
         for (index, object) in objects.iter().enumerate() {
             if let Some(attributes) = object.get("Attribute") {
-                misp_attributes(&format!("{path}.Object[{index}].Attribute"), attributes, &defaults, builder);
+                misp_attributes(
+                    &format!("{path}.Object[{index}].Attribute"),
+                    attributes,
+                    &defaults,
+                    builder,
+                );
             }
         }
     }
@@ -682,10 +856,18 @@ fn misp_event(path: &str, event: &serde_json::Map<String, Value>, builder: &mut 
 
 /// `info`, with the event id or uuid when there is one: what an analyst searches MISP for.
 fn misp_context(event: &serde_json::Map<String, Value>) -> Option<String> {
-    let info = event.get("info").and_then(Value::as_str).map(str::trim).filter(|info| !info.is_empty());
+    let info = event
+        .get("info")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|info| !info.is_empty());
     let id = event
         .get("id")
-        .and_then(|id| id.as_str().map(str::to_owned).or_else(|| id.as_u64().map(|id| id.to_string())))
+        .and_then(|id| {
+            id.as_str()
+                .map(str::to_owned)
+                .or_else(|| id.as_u64().map(|id| id.to_string()))
+        })
         .or_else(|| event.get("uuid").and_then(Value::as_str).map(str::to_owned));
     match (info, id) {
         (Some(info), Some(id)) => Some(format!("MISP event {id}: {info}")),
@@ -697,7 +879,9 @@ fn misp_context(event: &serde_json::Map<String, Value>) -> Option<String> {
 
 /// MISP's threat levels: 1 high, 2 medium, 3 low, 4 undefined (the list default).
 fn misp_threat_level(value: &Value) -> Option<Level> {
-    let number = value.as_u64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))?;
+    let number = value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))?;
     match number {
         1 => Some(Level::High),
         2 => Some(Level::Medium),
@@ -711,14 +895,23 @@ fn misp_tags(value: Option<&Value>) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|tags| {
             tags.iter()
-                .filter_map(|tag| tag.get("name").and_then(Value::as_str).or_else(|| tag.as_str()))
+                .filter_map(|tag| {
+                    tag.get("name")
+                        .and_then(Value::as_str)
+                        .or_else(|| tag.as_str())
+                })
                 .map(str::to_owned)
                 .collect()
         })
         .unwrap_or_default()
 }
 
-fn misp_attributes(path: &str, attributes: &Value, defaults: &MispEventDefaults, builder: &mut ListBuilder<'_>) {
+fn misp_attributes(
+    path: &str,
+    attributes: &Value,
+    defaults: &MispEventDefaults,
+    builder: &mut ListBuilder<'_>,
+) {
     let Some(attributes) = attributes.as_array() else {
         builder.problem(Some(path.to_owned()), "expecting an array of attributes");
         return;
@@ -728,11 +921,19 @@ fn misp_attributes(path: &str, attributes: &Value, defaults: &MispEventDefaults,
     }
 }
 
-fn misp_attribute(location: String, attribute: &Value, defaults: &MispEventDefaults, builder: &mut ListBuilder<'_>) {
+fn misp_attribute(
+    location: String,
+    attribute: &Value,
+    defaults: &MispEventDefaults,
+    builder: &mut ListBuilder<'_>,
+) {
     let type_name = attribute.get("type").and_then(Value::as_str);
     let value = attribute.get("value").and_then(Value::as_str);
     let (Some(type_name), Some(value)) = (type_name, value) else {
-        builder.problem(Some(location), "an attribute needs string `type` and `value`");
+        builder.problem(
+            Some(location),
+            "an attribute needs string `type` and `value`",
+        );
         return;
     };
     let deleted = attribute.get("deleted").is_some_and(misp_flag);
@@ -783,7 +984,9 @@ mod tests {
 
     fn options() -> LoadOptions {
         LoadOptions {
-            now: DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z").ok().map(|time| time.with_timezone(&Utc)),
+            now: DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+                .ok()
+                .map(|time| time.with_timezone(&Utc)),
             ..LoadOptions::default()
         }
     }
@@ -793,20 +996,30 @@ mod tests {
     }
 
     fn values(list: &ParsedList) -> Vec<String> {
-        list.indicators().map(|indicator| format!("{}:{}", indicator.indicator_type.as_str(), indicator.value)).collect()
+        list.indicators()
+            .map(|indicator| format!("{}:{}", indicator.indicator_type.as_str(), indicator.value))
+            .collect()
     }
 
     #[test]
     fn csv_with_defaults_quotes_and_optional_columns() {
         let list = csv("\u{feff}# level: critical\n# tags: tlp:amber; intel.city\ntype,value,description,tags\r\nip,203.0.113.7,\"scanner, seen twice\",attack.t1595\r\ncidr,198.51.100.0/24,\"said \"\"hi\"\"\",\ndomain,\"multi\nline.example\",x,\n");
         assert_eq!(values(&list), ["ip:203.0.113.7", "cidr:198.51.100.0/24"]);
-        let first = list.indicators().next().unwrap_or_else(|| panic!("no indicator"));
+        let first = list
+            .indicators()
+            .next()
+            .unwrap_or_else(|| panic!("no indicator"));
         assert_eq!(first.list.as_ref(), "city-blocklist");
         assert_eq!(first.level, Level::Critical);
         assert_eq!(first.tags, ["tlp:amber", "intel.city", "attack.t1595"]);
         assert_eq!(first.description.as_deref(), Some("scanner, seen twice"));
         assert_eq!(first.location, "line 4");
-        assert_eq!(list.indicators().nth(1).and_then(|indicator| indicator.description.as_deref()), Some("said \"hi\""));
+        assert_eq!(
+            list.indicators()
+                .nth(1)
+                .and_then(|indicator| indicator.description.as_deref()),
+            Some("said \"hi\"")
+        );
         // The quoted line break is inside the value, which then is no domain: reported at the
         // record's first line.
         assert_eq!(list.problems.len(), 1, "{:?}", list.problems);
@@ -818,13 +1031,46 @@ mod tests {
         let list = csv("type,value,level\nip,203.0.113.1,high\nip,not-an-ip,high\nbogus,x,high\nip,203.0.113.2\nip,203.0.113.3,urgent\nip,\"203.0.113.4,low\ndomain,evil.example,low\nsha256,abcd,low\nip,2\"03.0.113.5,low\n");
         assert_eq!(values(&list), ["ip:203.0.113.1", "domain:evil.example"]);
         let problems: Vec<String> = list.problems.iter().map(ToString::to_string).collect();
-        let lines: Vec<&str> = list.problems.iter().filter_map(|problem| problem.location.as_deref()).collect();
-        assert_eq!(lines, ["line 3", "line 4", "line 5", "line 6", "line 7", "line 9", "line 10"], "{problems:#?}");
-        assert!(problems.iter().any(|problem| problem.contains("line 3: `not-an-ip` is not an IP address")), "{problems:#?}");
-        assert!(problems.iter().any(|problem| problem.contains("unknown indicator type `bogus`")), "{problems:#?}");
-        assert!(problems.iter().any(|problem| problem.contains("2 fields where the header has 3")), "{problems:#?}");
-        assert!(problems.iter().any(|problem| problem.contains("unknown level `urgent`")), "{problems:#?}");
-        assert!(problems.iter().all(|problem| problem.starts_with("/lists/city-blocklist.csv: line ")), "{problems:#?}");
+        let lines: Vec<&str> = list
+            .problems
+            .iter()
+            .filter_map(|problem| problem.location.as_deref())
+            .collect();
+        assert_eq!(
+            lines,
+            ["line 3", "line 4", "line 5", "line 6", "line 7", "line 9", "line 10"],
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("line 3: `not-an-ip` is not an IP address")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("unknown indicator type `bogus`")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("2 fields where the header has 3")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|problem| problem.contains("unknown level `urgent`")),
+            "{problems:#?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|problem| problem.starts_with("/lists/city-blocklist.csv: line ")),
+            "{problems:#?}"
+        );
     }
 
     #[test]
@@ -833,7 +1079,10 @@ mod tests {
         assert_eq!(list.entries.len(), 0);
         assert_eq!(list.problems.len(), 1);
         assert!(list.problems[0].reason.contains("needs `type` and `value`"));
-        assert_eq!(csv("# only comments\n").problems[0].reason, "no header row (`type,value,…`)");
+        assert_eq!(
+            csv("# only comments\n").problems[0].reason,
+            "no header row (`type,value,…`)"
+        );
     }
 
     #[test]
@@ -847,7 +1096,15 @@ mod tests {
     #[test]
     fn misp_csv_export_columns_and_types() {
         let list = csv("uuid,event_id,category,type,value,comment,to_ids,date\n1,7,Network activity,ip-dst|port,192.0.2.10|443,c2,1,x\n2,7,Network activity,domain|ip,evil.example|192.0.2.11,,1,x\n3,7,Payload delivery,filename|sha1,a.exe|da39a3ee5e6b4b0d3255bfef95601890afd80709,,1,x\n4,7,Other,text,hello,,1,x\n5,7,Network activity,ip-src,192.0.2.12,,0,x\n6,7,Payload delivery,filename|md5,nohash,,1,x\n");
-        assert_eq!(values(&list), ["ip:192.0.2.10", "domain:evil.example", "ip:192.0.2.11", "sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709"]);
+        assert_eq!(
+            values(&list),
+            [
+                "ip:192.0.2.10",
+                "domain:evil.example",
+                "ip:192.0.2.11",
+                "sha1:da39a3ee5e6b4b0d3255bfef95601890afd80709"
+            ]
+        );
         assert_eq!(list.skipped.unsupported_type, 1);
         assert_eq!(list.skipped.not_to_ids, 1);
         assert_eq!(list.problems.len(), 1, "{:?}", list.problems);
@@ -875,30 +1132,70 @@ mod tests {
         let list = parse_list(Path::new("misp-phishing.json"), MISP_EVENT, &options());
         assert_eq!(
             values(&list),
-            ["ip:203.0.113.66", "domain:login-hcmc.evil.example", "sha256:3f1c2a9e0b5d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f"]
+            [
+                "ip:203.0.113.66",
+                "domain:login-hcmc.evil.example",
+                "sha256:3f1c2a9e0b5d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f"
+            ]
         );
-        let domain = list.indicators().nth(1).unwrap_or_else(|| panic!("no domain"));
+        let domain = list
+            .indicators()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no domain"));
         assert_eq!(domain.list.as_ref(), "misp-phishing");
         assert_eq!(domain.level, Level::Medium);
         assert_eq!(domain.tags, ["tlp:amber", "phishing"]);
-        assert_eq!(domain.context.as_deref(), Some("MISP event 42: Phishing wave against ward offices"));
-        assert_eq!(list.indicators().next().and_then(|indicator| indicator.description.as_deref()), Some("C2"));
-        assert_eq!(list.skipped, SkipCounts { not_to_ids: 3, unsupported_type: 1, ..SkipCounts::default() });
-        let locations: Vec<&str> = list.problems.iter().filter_map(|problem| problem.location.as_deref()).collect();
+        assert_eq!(
+            domain.context.as_deref(),
+            Some("MISP event 42: Phishing wave against ward offices")
+        );
+        assert_eq!(
+            list.indicators()
+                .next()
+                .and_then(|indicator| indicator.description.as_deref()),
+            Some("C2")
+        );
+        assert_eq!(
+            list.skipped,
+            SkipCounts {
+                not_to_ids: 3,
+                unsupported_type: 1,
+                ..SkipCounts::default()
+            }
+        );
+        let locations: Vec<&str> = list
+            .problems
+            .iter()
+            .filter_map(|problem| problem.location.as_deref())
+            .collect();
         assert_eq!(locations, ["Event.Attribute[4]", "Event.Attribute[5]"]);
-        assert_eq!(list.indicators().nth(2).map(|indicator| indicator.location.as_str()), Some("Event.Object[0].Attribute[0]"));
+        assert_eq!(
+            list.indicators()
+                .nth(2)
+                .map(|indicator| indicator.location.as_str()),
+            Some("Event.Object[0].Attribute[0]")
+        );
     }
 
     #[test]
     fn misp_response_shape_and_all_attributes_option() {
         let text = format!("{{\"response\": [{MISP_EVENT}, {{\"Event\": {{\"info\": \"second\", \"Attribute\": [{{\"type\": \"hostname\", \"value\": \"c2.evil.example\", \"to_ids\": 1}}]}}}}]}}");
-        let all = LoadOptions { to_ids_only: false, ..options() };
+        let all = LoadOptions {
+            to_ids_only: false,
+            ..options()
+        };
         let list = parse_list(Path::new("feed.JSON"), &text, &all);
         let counts = count_by_type(&list);
         assert_eq!(counts.get(&IndicatorType::Domain), Some(&2));
         assert_eq!(counts.get(&IndicatorType::Url), Some(&1));
-        let last = list.indicators().last().unwrap_or_else(|| panic!("no indicator"));
-        assert_eq!((last.location.as_str(), last.context.as_deref()), ("response[1].Event.Attribute[0]", Some("MISP event: second")));
+        let last = list
+            .indicators()
+            .last()
+            .unwrap_or_else(|| panic!("no indicator"));
+        assert_eq!(
+            (last.location.as_str(), last.context.as_deref()),
+            ("response[1].Event.Attribute[0]", Some("MISP event: second"))
+        );
         assert_eq!(last.level, Level::High);
         // Only the deleted attribute is left out when to_ids is not required.
         assert_eq!(list.skipped.not_to_ids, 1);
@@ -908,10 +1205,17 @@ mod tests {
     fn misp_garbage_is_one_problem() {
         let list = parse_list(Path::new("x.json"), "{\"Event\": [", &options());
         assert_eq!(list.problems.len(), 1);
-        assert!(list.problems[0].location.as_deref().is_some_and(|location| location.starts_with("line 1")));
+        assert!(list.problems[0]
+            .location
+            .as_deref()
+            .is_some_and(|location| location.starts_with("line 1")));
         let list = parse_list(Path::new("x.json"), "{\"hello\": 1}", &options());
         assert!(list.problems[0].reason.starts_with("no MISP event found"));
-        let list = parse_list(Path::new("x.json"), "{\"Event\": {\"Attribute\": {}}}", &options());
+        let list = parse_list(
+            Path::new("x.json"),
+            "{\"Event\": {\"Attribute\": {}}}",
+            &options(),
+        );
         assert_eq!(list.problems[0].reason, "expecting an array of attributes");
     }
 }

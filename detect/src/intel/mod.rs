@@ -78,7 +78,12 @@ impl IntelMatcher {
     pub fn with_options(store: Arc<IntelStore>, options: MatchOptions) -> Self {
         let generation = store.generation();
         let set = store.current();
-        IntelMatcher { store, set, generation, options }
+        IntelMatcher {
+            store,
+            set,
+            generation,
+            options,
+        }
     }
 
     /// The alerts for one event: one per (list, indicator) it matches, each naming the list,

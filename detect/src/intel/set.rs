@@ -23,13 +23,13 @@ use serde_json::Value;
 
 use crate::alert::{Alert, AlertKind};
 use crate::intel::fields::{
-    address_list_items, core_fields, for_each_hash, looks_like_address, nested_table_fields, strip_host_port, table_kind, url_host,
-    FieldKind, MatchOptions,
+    address_list_items, core_fields, for_each_hash, looks_like_address, nested_table_fields,
+    strip_host_port, table_kind, url_host, FieldKind, MatchOptions,
 };
 use crate::intel::hasher::FastMap;
 use crate::intel::indicator::{
-    hash_key, network_key, normalize_domain, normalize_url_host, parse_ip_text, split_url, url_key, v4_mask, v6_mask, Indicator,
-    IndicatorType, MatchKey, MAX_HOST_LEN,
+    hash_key, network_key, normalize_domain, normalize_url_host, parse_ip_text, split_url, url_key,
+    v4_mask, v6_mask, Indicator, IndicatorType, MatchKey, MAX_HOST_LEN,
 };
 use crate::intel::load::{LoadProblem, ParsedList, SkipCounts};
 
@@ -45,7 +45,14 @@ struct PrefixTable<A> {
 impl<A: Copy + Eq + Hash> PrefixTable<A> {
     fn ids_mut(&mut self, network: A, length: u8) -> &mut Ids {
         let position = match self.levels.iter().position(|(level, _)| *level <= length) {
-            Some(position) if self.levels.get(position).is_some_and(|(level, _)| *level == length) => position,
+            Some(position)
+                if self
+                    .levels
+                    .get(position)
+                    .is_some_and(|(level, _)| *level == length) =>
+            {
+                position
+            }
             Some(position) => {
                 self.levels.insert(position, (length, FastMap::default()));
                 position
@@ -134,7 +141,12 @@ impl IntelSet {
                 set.insert(indicator, key);
             }
             let name = super::load::list_name(&path);
-            set.lists.push(ListSummary { name, path, indicators: set.indicators.len() - before, problems });
+            set.lists.push(ListSummary {
+                name,
+                path,
+                indicators: set.indicators.len() - before,
+                problems,
+            });
         }
         set
     }
@@ -154,9 +166,11 @@ impl IntelSet {
             MatchKey::Sha512(bytes) => self.sha512.entry(bytes).or_default(),
         };
         let indicators = &self.indicators;
-        let duplicate = ids
-            .iter()
-            .any(|other| indicators.get(*other as usize).is_some_and(|other| other.list == indicator.list));
+        let duplicate = ids.iter().any(|other| {
+            indicators
+                .get(*other as usize)
+                .is_some_and(|other| other.list == indicator.list)
+        });
         if duplicate {
             self.skipped.duplicate += 1;
             return;
@@ -198,8 +212,16 @@ impl IntelSet {
 
     /// The indicators an event matches, each (list, indicator) once, with the field that
     /// matched first. Expired indicators (by the wall clock) no longer match.
-    pub fn hits<'s, 'e>(&'s self, event: &'e Event, options: &MatchOptions) -> Vec<IntelHit<'s, 'e>> {
-        let mut hits = HitCollector { set: self, hits: Vec::new(), now: None };
+    pub fn hits<'s, 'e>(
+        &'s self,
+        event: &'e Event,
+        options: &MatchOptions,
+    ) -> Vec<IntelHit<'s, 'e>> {
+        let mut hits = HitCollector {
+            set: self,
+            hits: Vec::new(),
+            now: None,
+        };
         if self.is_empty() {
             return hits.hits;
         }
@@ -208,11 +230,14 @@ impl IntelSet {
         for (field, kind, value) in core_fields(event) {
             self.check(kind, field, value, event, &mut hits);
         }
-        let scan_addresses = options.scan_all_fields_for_addresses && !(self.v4.is_empty() && self.v6.is_empty());
+        let scan_addresses =
+            options.scan_all_fields_for_addresses && !(self.v4.is_empty() && self.v6.is_empty());
         let mut has_objects = false;
         for (field, value) in &event.fields {
             match (value, table_kind(field)) {
-                (Value::String(text), Some(kind)) => self.check(kind, field, text, event, &mut hits),
+                (Value::String(text), Some(kind)) => {
+                    self.check(kind, field, text, event, &mut hits)
+                }
                 (Value::String(text), None) if scan_addresses && looks_like_address(text) => {
                     if let Some(address) = parse_ip_text(text) {
                         self.lookup_ip(address, field, text, &mut hits);
@@ -238,10 +263,20 @@ impl IntelSet {
 
     /// The alerts for an event: one per (list, indicator) it matches.
     pub fn alerts(&self, event: &Event, options: &MatchOptions) -> Vec<Alert> {
-        self.hits(event, options).iter().map(|hit| intel_alert(hit, event)).collect()
+        self.hits(event, options)
+            .iter()
+            .map(|hit| intel_alert(hit, event))
+            .collect()
     }
 
-    fn check<'s, 'e>(&'s self, kind: FieldKind, field: &'e str, value: &'e str, event: &'e Event, hits: &mut HitCollector<'s, 'e>) {
+    fn check<'s, 'e>(
+        &'s self,
+        kind: FieldKind,
+        field: &'e str,
+        value: &'e str,
+        event: &'e Event,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         match kind {
             FieldKind::Ip => {
                 if let Some(address) = parse_ip_text(value) {
@@ -263,21 +298,41 @@ impl IntelSet {
         }
     }
 
-    fn lookup_ip<'s, 'e>(&'s self, address: IpAddr, field: &'e str, value: &'e str, hits: &mut HitCollector<'s, 'e>) {
+    fn lookup_ip<'s, 'e>(
+        &'s self,
+        address: IpAddr,
+        field: &'e str,
+        value: &'e str,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         let start = hits.value_start();
         match network_key(address, if address.is_ipv4() { 32 } else { 128 }) {
             MatchKey::V4 { network, .. } => {
-                self.v4.lookup(network, |address, length| address & v4_mask(length), |ids| hits.offer(ids, start, field, value));
+                self.v4.lookup(
+                    network,
+                    |address, length| address & v4_mask(length),
+                    |ids| hits.offer(ids, start, field, value),
+                );
             }
             MatchKey::V6 { network, .. } => {
-                self.v6.lookup(network, |address, length| address & v6_mask(length), |ids| hits.offer(ids, start, field, value));
+                self.v6.lookup(
+                    network,
+                    |address, length| address & v6_mask(length),
+                    |ids| hits.offer(ids, start, field, value),
+                );
             }
             _ => {}
         }
     }
 
     /// A host as an address, or as a domain and each of its parent domains.
-    fn lookup_host<'s, 'e>(&'s self, host: &str, field: &'e str, value: &'e str, hits: &mut HitCollector<'s, 'e>) {
+    fn lookup_host<'s, 'e>(
+        &'s self,
+        host: &str,
+        field: &'e str,
+        value: &'e str,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         if let Some(address) = parse_ip_text(host) {
             self.lookup_ip(address, field, value, hits);
             return;
@@ -285,7 +340,9 @@ impl IntelSet {
         if self.domains.is_empty() || host.len() > MAX_HOST_LEN + 6 {
             return;
         }
-        let Some(domain) = normalize_domain(strip_host_port(host.trim())) else { return };
+        let Some(domain) = normalize_domain(strip_host_port(host.trim())) else {
+            return;
+        };
         let start = hits.value_start();
         let mut suffix: &str = &domain;
         loop {
@@ -299,7 +356,13 @@ impl IntelSet {
         }
     }
 
-    fn lookup_url<'s, 'e>(&'s self, value: &'e str, field: &'e str, event: &'e Event, hits: &mut HitCollector<'s, 'e>) {
+    fn lookup_url<'s, 'e>(
+        &'s self,
+        value: &'e str,
+        field: &'e str,
+        event: &'e Event,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         if let Some(parts) = split_url(value) {
             if parts.host.is_empty() || parts.host.len() > MAX_HOST_LEN {
                 return;
@@ -317,21 +380,37 @@ impl IntelSet {
         if self.urls.is_empty() || !value.starts_with('/') {
             return;
         }
-        let Some(host_parts) = url_host(event).and_then(split_url) else { return };
-        let Some(host) = normalize_url_host(host_parts.host) else { return };
+        let Some(host_parts) = url_host(event).and_then(split_url) else {
+            return;
+        };
+        let Some(host) = normalize_url_host(host_parts.host) else {
+            return;
+        };
         let path = value.split_once('#').map_or(value, |(before, _)| before);
         let key = url_key(&host, host_parts.port_to_keep(), path.trim_end());
         self.lookup_url_key(&key, field, value, hits);
     }
 
-    fn lookup_url_key<'s, 'e>(&'s self, key: &str, field: &'e str, value: &'e str, hits: &mut HitCollector<'s, 'e>) {
+    fn lookup_url_key<'s, 'e>(
+        &'s self,
+        key: &str,
+        field: &'e str,
+        value: &'e str,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         if let Some(ids) = self.urls.get(key) {
             let start = hits.value_start();
             hits.offer(ids, start, field, value);
         }
     }
 
-    fn lookup_hash<'s, 'e>(&'s self, hex: &str, field: &'e str, value: &'e str, hits: &mut HitCollector<'s, 'e>) {
+    fn lookup_hash<'s, 'e>(
+        &'s self,
+        hex: &str,
+        field: &'e str,
+        value: &'e str,
+        hits: &mut HitCollector<'s, 'e>,
+    ) {
         let ids = match hash_key(hex) {
             Some(MatchKey::Md5(bytes)) => self.md5.get(&bytes),
             Some(MatchKey::Sha1(bytes)) => self.sha1.get(&bytes),
@@ -364,9 +443,12 @@ impl<'s, 'e> HitCollector<'s, 'e> {
     /// one and is left out; an indicator already reported for this event is left out too.
     fn offer(&mut self, ids: &[u32], start: usize, field: &'e str, value: &'e str) {
         for id in ids {
-            let Some(indicator) = self.set.indicators.get(*id as usize) else { continue };
+            let Some(indicator) = self.set.indicators.get(*id as usize) else {
+                continue;
+            };
             let already = self.hits.iter().enumerate().any(|(index, hit)| {
-                std::ptr::eq(hit.indicator, indicator) || (index >= start && hit.indicator.list == indicator.list)
+                std::ptr::eq(hit.indicator, indicator)
+                    || (index >= start && hit.indicator.list == indicator.list)
             });
             if already {
                 continue;
@@ -377,7 +459,11 @@ impl<'s, 'e> HitCollector<'s, 'e> {
                     continue;
                 }
             }
-            self.hits.push(IntelHit { indicator, field, value });
+            self.hits.push(IntelHit {
+                indicator,
+                field,
+                value,
+            });
         }
     }
 }
@@ -387,15 +473,32 @@ impl<'s, 'e> HitCollector<'s, 'e> {
 fn intel_alert(hit: &IntelHit<'_, '_>, event: &Event) -> Alert {
     let indicator = hit.indicator;
     let rule_id = format!("intel:{}", indicator.list);
-    let title = format!("Threat-intel match: {} ({})", indicator.list, indicator.indicator_type.as_str());
-    let mut alert = Alert::for_event(AlertKind::Intel, &rule_id, &title, indicator.level, indicator.tags.clone(), event);
+    let title = format!(
+        "Threat-intel match: {} ({})",
+        indicator.list,
+        indicator.indicator_type.as_str()
+    );
+    let mut alert = Alert::for_event(
+        AlertKind::Intel,
+        &rule_id,
+        &title,
+        indicator.level,
+        indicator.tags.clone(),
+        event,
+    );
     let details = &mut alert.details;
     details.insert("list".into(), indicator.list.as_ref().into());
     details.insert("indicator".into(), indicator.value.clone().into());
-    details.insert("indicator_type".into(), indicator.indicator_type.as_str().into());
+    details.insert(
+        "indicator_type".into(),
+        indicator.indicator_type.as_str().into(),
+    );
     details.insert("field".into(), hit.field.into());
     details.insert("value".into(), hit.value.into());
-    details.insert("indicator_location".into(), indicator.location.clone().into());
+    details.insert(
+        "indicator_location".into(),
+        indicator.location.clone().into(),
+    );
     if let Some(description) = &indicator.description {
         details.insert("description".into(), description.clone().into());
     }
@@ -420,7 +523,11 @@ mod tests {
     }
 
     fn event_with(fields: &[(&str, &str)]) -> Event {
-        let mut event = citysoc_collector::parse::new_event(b"x", &citysoc_collector::ParseContext::new("test"), 1);
+        let mut event = citysoc_collector::parse::new_event(
+            b"x",
+            &citysoc_collector::ParseContext::new("test"),
+            1,
+        );
         for (name, value) in fields {
             event.fields.insert((*name).to_owned(), (*value).into());
         }
@@ -437,26 +544,55 @@ mod tests {
 
     #[test]
     fn longest_prefix_per_list() {
-        let set = set_of("type,value\ncidr,10.0.0.0/8\ncidr,10.1.0.0/16\nip,10.1.2.3\ncidr,0.0.0.0/0\n");
+        let set =
+            set_of("type,value\ncidr,10.0.0.0/8\ncidr,10.1.0.0/16\nip,10.1.2.3\ncidr,0.0.0.0/0\n");
         assert_eq!(matched(&set, &[("srcip", "10.1.2.3")]), ["srcip=10.1.2.3"]);
-        assert_eq!(matched(&set, &[("srcip", "10.1.9.9")]), ["srcip=10.1.0.0/16"]);
-        assert_eq!(matched(&set, &[("srcip", "10.200.0.1")]), ["srcip=10.0.0.0/8"]);
-        assert_eq!(matched(&set, &[("srcip", "192.0.2.1")]), ["srcip=0.0.0.0/0"]);
+        assert_eq!(
+            matched(&set, &[("srcip", "10.1.9.9")]),
+            ["srcip=10.1.0.0/16"]
+        );
+        assert_eq!(
+            matched(&set, &[("srcip", "10.200.0.1")]),
+            ["srcip=10.0.0.0/8"]
+        );
+        assert_eq!(
+            matched(&set, &[("srcip", "192.0.2.1")]),
+            ["srcip=0.0.0.0/0"]
+        );
         // Two values in different networks of the same list: two indicators, two hits.
-        assert_eq!(matched(&set, &[("srcip", "10.1.9.9"), ("dstip", "10.2.0.1")]), ["srcip=10.1.0.0/16", "dstip=10.0.0.0/8"]);
+        assert_eq!(
+            matched(&set, &[("srcip", "10.1.9.9"), ("dstip", "10.2.0.1")]),
+            ["srcip=10.1.0.0/16", "dstip=10.0.0.0/8"]
+        );
     }
 
     #[test]
     fn each_list_reports_its_own_indicator() {
-        let first = parse_list(Path::new("a.csv"), "type,value\ncidr,203.0.113.0/24\n", &LoadOptions::default());
-        let second = parse_list(Path::new("b.csv"), "type,value\nip,203.0.113.77\nip,203.0.113.77\n", &LoadOptions::default());
-        let set = IntelSet::build([(PathBuf::from("a.csv"), first), (PathBuf::from("b.csv"), second)]);
+        let first = parse_list(
+            Path::new("a.csv"),
+            "type,value\ncidr,203.0.113.0/24\n",
+            &LoadOptions::default(),
+        );
+        let second = parse_list(
+            Path::new("b.csv"),
+            "type,value\nip,203.0.113.77\nip,203.0.113.77\n",
+            &LoadOptions::default(),
+        );
+        let set = IntelSet::build([
+            (PathBuf::from("a.csv"), first),
+            (PathBuf::from("b.csv"), second),
+        ]);
         assert_eq!(set.skipped().duplicate, 1);
         let event = event_with(&[("remip", "203.0.113.77"), ("dstip", "203.0.113.77")]);
         let lists: Vec<String> = set
             .hits(&event, &MatchOptions::default())
             .iter()
-            .map(|hit| format!("{}:{}:{}", hit.indicator.list, hit.indicator.value, hit.field))
+            .map(|hit| {
+                format!(
+                    "{}:{}:{}",
+                    hit.indicator.list, hit.indicator.value, hit.field
+                )
+            })
             .collect();
         // Most specific first (the address, then the network), from the event's first field;
         // `dstip` finds both already reported.
@@ -466,18 +602,36 @@ mod tests {
     #[test]
     fn ipv6_and_mapped_addresses() {
         let set = set_of("type,value\ncidr,2001:db8:abcd::/48\nip,2001:db8::1\nip,192.0.2.9\n");
-        assert_eq!(matched(&set, &[("SourceIp", "2001:DB8:ABCD:1::5")]), ["SourceIp=2001:db8:abcd::/48"]);
-        assert_eq!(matched(&set, &[("SourceIp", "[2001:db8::1]:443")]), ["SourceIp=2001:db8::1"]);
-        assert_eq!(matched(&set, &[("IpAddress", "::ffff:192.0.2.9")]), ["IpAddress=192.0.2.9"]);
+        assert_eq!(
+            matched(&set, &[("SourceIp", "2001:DB8:ABCD:1::5")]),
+            ["SourceIp=2001:db8:abcd::/48"]
+        );
+        assert_eq!(
+            matched(&set, &[("SourceIp", "[2001:db8::1]:443")]),
+            ["SourceIp=2001:db8::1"]
+        );
+        assert_eq!(
+            matched(&set, &[("IpAddress", "::ffff:192.0.2.9")]),
+            ["IpAddress=192.0.2.9"]
+        );
         assert!(matched(&set, &[("SourceIp", "2001:db8:abce::1")]).is_empty());
     }
 
     #[test]
     fn domain_suffixes_but_not_lookalikes() {
         let set = set_of("type,value\ndomain,evil.vn\ndomain,cdn.evil.vn\n");
-        assert_eq!(matched(&set, &[("QueryName", "a.b.EVIL.vn.")]), ["QueryName=evil.vn"]);
-        assert_eq!(matched(&set, &[("QueryName", "x.cdn.evil.vn")]), ["QueryName=cdn.evil.vn"]);
-        assert_eq!(matched(&set, &[("cs-host", "evil.vn:8080")]), ["cs-host=evil.vn"]);
+        assert_eq!(
+            matched(&set, &[("QueryName", "a.b.EVIL.vn.")]),
+            ["QueryName=evil.vn"]
+        );
+        assert_eq!(
+            matched(&set, &[("QueryName", "x.cdn.evil.vn")]),
+            ["QueryName=cdn.evil.vn"]
+        );
+        assert_eq!(
+            matched(&set, &[("cs-host", "evil.vn:8080")]),
+            ["cs-host=evil.vn"]
+        );
         for miss in ["notevil.vn", "evil.vn.example", "vn", "evil", "evil-vn", ""] {
             assert!(matched(&set, &[("QueryName", miss)]).is_empty(), "{miss}");
         }
@@ -485,15 +639,46 @@ mod tests {
 
     #[test]
     fn urls_exact_after_normalization_and_host_as_domain() {
-        let set = set_of("type,value\nurl,http://Portal.Evil.example/dl/payload.exe\ndomain,c2.example\n");
-        assert_eq!(matched(&set, &[("request", "HTTP://portal.evil.EXAMPLE:80/dl/payload.exe#x")]), ["request=http://portal.evil.example/dl/payload.exe"]);
-        assert_eq!(matched(&set, &[("request", "https://portal.evil.example/dl/payload.exe")]), ["request=http://portal.evil.example/dl/payload.exe"]);
-        assert!(matched(&set, &[("request", "http://portal.evil.example/dl/Payload.exe")]).is_empty());
-        assert!(matched(&set, &[("request", "http://portal.evil.example:8080/dl/payload.exe")]).is_empty());
-        assert_eq!(matched(&set, &[("url", "https://www.c2.example/x?y=1")]), ["url=c2.example"]);
+        let set = set_of(
+            "type,value\nurl,http://Portal.Evil.example/dl/payload.exe\ndomain,c2.example\n",
+        );
+        assert_eq!(
+            matched(
+                &set,
+                &[("request", "HTTP://portal.evil.EXAMPLE:80/dl/payload.exe#x")]
+            ),
+            ["request=http://portal.evil.example/dl/payload.exe"]
+        );
+        assert_eq!(
+            matched(
+                &set,
+                &[("request", "https://portal.evil.example/dl/payload.exe")]
+            ),
+            ["request=http://portal.evil.example/dl/payload.exe"]
+        );
+        assert!(matched(
+            &set,
+            &[("request", "http://portal.evil.example/dl/Payload.exe")]
+        )
+        .is_empty());
+        assert!(matched(
+            &set,
+            &[("request", "http://portal.evil.example:8080/dl/payload.exe")]
+        )
+        .is_empty());
+        assert_eq!(
+            matched(&set, &[("url", "https://www.c2.example/x?y=1")]),
+            ["url=c2.example"]
+        );
         // A FortiGate web-filter event: path in `url`, host in `hostname`.
         assert_eq!(
-            matched(&set, &[("hostname", "portal.evil.example"), ("url", "/dl/payload.exe")]),
+            matched(
+                &set,
+                &[
+                    ("hostname", "portal.evil.example"),
+                    ("url", "/dl/payload.exe")
+                ]
+            ),
             ["url=http://portal.evil.example/dl/payload.exe"]
         );
     }
@@ -504,8 +689,14 @@ mod tests {
         let md5 = "0123456789abcdef0123456789abcdef";
         let set = set_of(&format!("type,value\nsha256,{sha256}\nmd5,{md5}\n"));
         let sysmon = format!("SHA1=da39a3ee5e6b4b0d3255bfef95601890afd80709,MD5=00000000000000000000000000000000,SHA256={},IMPHASH={md5}", sha256.to_ascii_uppercase());
-        assert_eq!(matched(&set, &[("Hashes", &sysmon)]), [format!("Hashes={sha256}")]);
-        assert_eq!(matched(&set, &[("md5", &md5.to_ascii_uppercase())]), [format!("md5={md5}")]);
+        assert_eq!(
+            matched(&set, &[("Hashes", &sysmon)]),
+            [format!("Hashes={sha256}")]
+        );
+        assert_eq!(
+            matched(&set, &[("md5", &md5.to_ascii_uppercase())]),
+            [format!("md5={md5}")]
+        );
     }
 
     #[test]
@@ -513,16 +704,27 @@ mod tests {
         let set = set_of("type,value\nip,198.51.100.23\n");
         let event = event_with(&[("transip", "198.51.100.23")]);
         assert_eq!(set.hits(&event, &MatchOptions::default()).len(), 1);
-        let table_only = MatchOptions { scan_all_fields_for_addresses: false };
+        let table_only = MatchOptions {
+            scan_all_fields_for_addresses: false,
+        };
         assert!(set.hits(&event, &table_only).is_empty());
     }
 
     #[test]
     fn expired_indicators_stop_matching() {
         let path = PathBuf::from("x.csv");
-        let then = DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z").ok().map(|time| time.with_timezone(&Utc));
-        let options = LoadOptions { now: then, ..LoadOptions::default() };
-        let list = parse_list(&path, "type,value,expires\nip,192.0.2.1,2021-01-01\nip,192.0.2.2,2999-01-01\n", &options);
+        let then = DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z")
+            .ok()
+            .map(|time| time.with_timezone(&Utc));
+        let options = LoadOptions {
+            now: then,
+            ..LoadOptions::default()
+        };
+        let list = parse_list(
+            &path,
+            "type,value,expires\nip,192.0.2.1,2021-01-01\nip,192.0.2.2,2999-01-01\n",
+            &options,
+        );
         let set = IntelSet::build([(path, list)]);
         assert_eq!(set.indicators().len(), 2);
         assert!(matched(&set, &[("srcip", "192.0.2.1")]).is_empty());
@@ -541,10 +743,31 @@ mod tests {
         assert_eq!(alert.kind, AlertKind::Intel);
         assert_eq!(alert.level, crate::alert::Level::Critical);
         assert_eq!(alert.tags, ["intel.city"]);
-        let detail = |name: &str| alert.details.get(name).and_then(|value| value.as_str()).unwrap_or_default().to_owned();
+        let detail = |name: &str| {
+            alert
+                .details
+                .get(name)
+                .and_then(|value| value.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
         assert_eq!(
-            [detail("list"), detail("indicator"), detail("indicator_type"), detail("field"), detail("value"), detail("description")],
-            ["test", "203.0.113.0/24", "cidr", "remip", "203.0.113.77", "VPN brute force"]
+            [
+                detail("list"),
+                detail("indicator"),
+                detail("indicator_type"),
+                detail("field"),
+                detail("value"),
+                detail("description")
+            ],
+            [
+                "test",
+                "203.0.113.0/24",
+                "cidr",
+                "remip",
+                "203.0.113.77",
+                "VPN brute force"
+            ]
         );
     }
 
@@ -552,20 +775,35 @@ mod tests {
     fn nested_documents_and_arrays() {
         let set = set_of("type,value\ndomain,evil.vn\nip,192.0.2.7\nsha256,3f1c2a9e0b5d4e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f\n");
         let mut event = event_with(&[]);
-        event.fields.insert("dns".into(), serde_json::json!({"question": {"name": "www.evil.vn"}}));
+        event.fields.insert(
+            "dns".into(),
+            serde_json::json!({"question": {"name": "www.evil.vn"}}),
+        );
         event.fields.insert("file".into(), serde_json::json!({"hash": {"sha256": ["00", "3F1C2A9E0B5D4E6F7A8B9C0D1E2F3A4B5C6D7E8F9A0B1C2D3E4F5A6B7C8D9E0F"]}}));
-        event.fields.insert("x-forwarded-for".into(), serde_json::json!(["10.0.0.1, 192.0.2.7"]));
+        event.fields.insert(
+            "x-forwarded-for".into(),
+            serde_json::json!(["10.0.0.1, 192.0.2.7"]),
+        );
         let found: Vec<String> = set
             .hits(&event, &MatchOptions::default())
             .iter()
             .map(|hit| format!("{}={}", hit.field, hit.indicator.indicator_type.as_str()))
             .collect();
-        assert_eq!(found, ["x-forwarded-for=ip", "dns.question.name=domain", "file.hash.sha256=sha256"]);
+        assert_eq!(
+            found,
+            [
+                "x-forwarded-for=ip",
+                "dns.question.name=domain",
+                "file.hash.sha256=sha256"
+            ]
+        );
     }
 
     #[test]
     fn empty_set_matches_nothing() {
         let event = event_with(&[("srcip", "203.0.113.77")]);
-        assert!(IntelSet::empty().hits(&event, &MatchOptions::default()).is_empty());
+        assert!(IntelSet::empty()
+            .hits(&event, &MatchOptions::default())
+            .is_empty());
     }
 }

@@ -82,7 +82,10 @@ pub struct IntelStore {
 impl IntelStore {
     /// Loads every list of `sources` (directories or files). Fails only when a source cannot be
     /// read at all; bad rows and unreadable list files are [`IntelSet::problems`].
-    pub fn open(sources: impl IntoIterator<Item = PathBuf>, options: LoadOptions) -> Result<Self, DetectError> {
+    pub fn open(
+        sources: impl IntoIterator<Item = PathBuf>,
+        options: LoadOptions,
+    ) -> Result<Self, DetectError> {
         let sources: Vec<PathBuf> = sources.into_iter().collect();
         let stamps = list_files(&sources)?;
         let set = load_set(&stamps, &options);
@@ -199,7 +202,10 @@ fn load_set(stamps: &[FileStamp], options: &LoadOptions) -> IntelSet {
 fn list_files(sources: &[PathBuf]) -> Result<Vec<FileStamp>, DetectError> {
     let mut stamps = Vec::new();
     for source in sources {
-        let read_error = |source_error| DetectError::Read { path: source.clone(), source: source_error };
+        let read_error = |source_error| DetectError::Read {
+            path: source.clone(),
+            source: source_error,
+        };
         let metadata = std::fs::metadata(source).map_err(read_error)?;
         if !metadata.is_dir() {
             stamps.push(stamp(source.clone(), &metadata));
@@ -227,7 +233,11 @@ fn list_files(sources: &[PathBuf]) -> Result<Vec<FileStamp>, DetectError> {
 }
 
 fn stamp(path: PathBuf, metadata: &std::fs::Metadata) -> FileStamp {
-    FileStamp { path, len: metadata.len(), modified: metadata.modified().ok() }
+    FileStamp {
+        path,
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+    }
 }
 
 /// `*.csv` and `*.json`, not hidden (editors' swap and backup files start with a dot or end
@@ -240,13 +250,21 @@ fn is_list_file(path: &Path) -> bool {
     let extension_ok = path
         .extension()
         .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv") || extension.eq_ignore_ascii_case("json"));
+        .is_some_and(|extension| {
+            extension.eq_ignore_ascii_case("csv") || extension.eq_ignore_ascii_case("json")
+        });
     !hidden && extension_ok
 }
 
 fn compare(before: &[FileStamp], after: &[FileStamp]) -> ReloadReport {
-    let old: BTreeMap<&Path, &FileStamp> = before.iter().map(|stamp| (stamp.path.as_path(), stamp)).collect();
-    let new: BTreeMap<&Path, &FileStamp> = after.iter().map(|stamp| (stamp.path.as_path(), stamp)).collect();
+    let old: BTreeMap<&Path, &FileStamp> = before
+        .iter()
+        .map(|stamp| (stamp.path.as_path(), stamp))
+        .collect();
+    let new: BTreeMap<&Path, &FileStamp> = after
+        .iter()
+        .map(|stamp| (stamp.path.as_path(), stamp))
+        .collect();
     let mut report = ReloadReport::default();
     for (path, stamp) in &new {
         match old.get(path) {
@@ -255,6 +273,10 @@ fn compare(before: &[FileStamp], after: &[FileStamp]) -> ReloadReport {
             Some(_) => {}
         }
     }
-    report.removed = old.keys().filter(|path| !new.contains_key(*path)).map(|path| path.to_path_buf()).collect();
+    report.removed = old
+        .keys()
+        .filter(|path| !new.contains_key(*path))
+        .map(|path| path.to_path_buf())
+        .collect();
     report
 }

@@ -72,13 +72,21 @@ impl AssignmentCondition {
                 return false;
             }
         }
-        let Some(field) = &self.field else { return true };
-        let Some(value) = event.field(field) else { return false };
+        let Some(field) = &self.field else {
+            return true;
+        };
+        let Some(value) = event.field(field) else {
+            return false;
+        };
         let text = match value.as_ref() {
             serde_json::Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        self.values.is_empty() || self.values.iter().any(|wanted| wanted.eq_ignore_ascii_case(&text))
+        self.values.is_empty()
+            || self
+                .values
+                .iter()
+                .any(|wanted| wanted.eq_ignore_ascii_case(&text))
     }
 }
 
@@ -110,9 +118,13 @@ impl LogSourceMatch {
     fn applies_to(&self, event: &LogSource) -> bool {
         let same = |wanted: &Option<String>, actual: &Option<String>| match wanted {
             None => true,
-            Some(wanted) => actual.as_deref().is_some_and(|actual| actual.eq_ignore_ascii_case(wanted)),
+            Some(wanted) => actual
+                .as_deref()
+                .is_some_and(|actual| actual.eq_ignore_ascii_case(wanted)),
         };
-        same(&self.product, &event.product) && same(&self.category, &event.category) && same(&self.service, &event.service)
+        same(&self.product, &event.product)
+            && same(&self.category, &event.category)
+            && same(&self.service, &event.service)
     }
 }
 
@@ -133,14 +145,23 @@ impl FieldMappings {
             return Ok(mappings);
         }
         let mut paths: Vec<PathBuf> = std::fs::read_dir(directory)
-            .map_err(|source| DetectError::Read { path: directory.to_owned(), source })?
+            .map_err(|source| DetectError::Read {
+                path: directory.to_owned(),
+                source,
+            })?
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|extension| extension == "yml" || extension == "yaml"))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "yml" || extension == "yaml")
+            })
             .collect();
         paths.sort();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| DetectError::Read {
+                path: path.clone(),
+                source,
+            })?;
             mappings.add_yaml(&text, &path)?;
         }
         Ok(mappings)
@@ -148,12 +169,19 @@ impl FieldMappings {
 
     /// Adds the entries of one mapping document.
     pub fn add_yaml(&mut self, text: &str, path: &Path) -> Result<(), DetectError> {
-        let entries: Vec<MappingEntry> = yaml_serde::from_str(text)
-            .map_err(|error| DetectError::InvalidFile { path: path.to_owned(), reason: error.to_string() })?;
+        let entries: Vec<MappingEntry> =
+            yaml_serde::from_str(text).map_err(|error| DetectError::InvalidFile {
+                path: path.to_owned(),
+                reason: error.to_string(),
+            })?;
         for entry in entries {
             match entry {
                 MappingEntry::Aliases(entry) => {
-                    let table = entry.fields.into_iter().map(|(sigma, ours)| (sigma, ours.into_vec())).collect();
+                    let table = entry
+                        .fields
+                        .into_iter()
+                        .map(|(sigma, ours)| (sigma, ours.into_vec()))
+                        .collect();
                     self.entries.push((entry.logsource, table));
                     self.sources.push(path.to_owned());
                 }
@@ -186,7 +214,10 @@ impl FieldMappings {
     /// The logsource rules should see this event under: the first assignment that applies
     /// sets its product/service/category over the parser's, otherwise the parser's own.
     pub fn effective_logsource(&self, event: &Event) -> Option<LogSource> {
-        let (_, set) = self.assignments.iter().find(|(condition, _)| condition.applies_to(event))?;
+        let (_, set) = self
+            .assignments
+            .iter()
+            .find(|(condition, _)| condition.applies_to(event))?;
         let mut logsource = event.logsource.clone();
         if set.product.is_some() {
             logsource.product = set.product.clone();
@@ -219,13 +250,20 @@ mod tests {
     fn tables_merge_by_logsource() {
         let mut mappings = FieldMappings::default();
         let yaml = "- logsource: {category: webserver}\n  fields:\n    c-uri-query: cs-uri-query\n- fields:\n    SourceIp: [source.ip]\n";
-        mappings.add_yaml(yaml, Path::new("test.yml")).unwrap_or_else(|error| panic!("{error}"));
+        mappings
+            .add_yaml(yaml, Path::new("test.yml"))
+            .unwrap_or_else(|error| panic!("{error}"));
         let web = mappings.table_for(&LogSource::new(None, Some("webserver"), None));
-        assert_eq!(web.get("c-uri-query"), Some(&vec!["cs-uri-query".to_owned()]));
+        assert_eq!(
+            web.get("c-uri-query"),
+            Some(&vec!["cs-uri-query".to_owned()])
+        );
         assert_eq!(web.get("SourceIp"), Some(&vec!["source.ip".to_owned()]));
         let linux = mappings.table_for(&LogSource::new(Some("linux"), None, Some("sshd")));
         assert!(!linux.contains_key("c-uri-query"));
-        assert!(mappings.add_yaml("- fields: 3\n", Path::new("bad.yml")).is_err());
+        assert!(mappings
+            .add_yaml("- fields: 3\n", Path::new("bad.yml"))
+            .is_err());
     }
 
     #[test]
@@ -233,12 +271,27 @@ mod tests {
         use citysoc_collector::{parse_record, InputFormat, ParseContext};
         let mut mappings = FieldMappings::default();
         let yaml = "- when: {format: cef, field: deviceVendor, in: [hikvision]}\n  set: {product: citysoc, service: nvr}\n";
-        mappings.add_yaml(yaml, Path::new("ls.yml")).unwrap_or_else(|error| panic!("{error}"));
+        mappings
+            .add_yaml(yaml, Path::new("ls.yml"))
+            .unwrap_or_else(|error| panic!("{error}"));
         let context = ParseContext::new("test");
-        let nvr = parse_record(b"CEF:0|Hikvision|NVR|4|login|Login|5|suser=admin", InputFormat::Auto, &context, 1);
+        let nvr = parse_record(
+            b"CEF:0|Hikvision|NVR|4|login|Login|5|suser=admin",
+            InputFormat::Auto,
+            &context,
+            1,
+        );
         let assigned = mappings.effective_logsource(&nvr).unwrap_or_default();
-        assert_eq!((assigned.product.as_deref(), assigned.service.as_deref()), (Some("citysoc"), Some("nvr")));
-        let other = parse_record(b"CEF:0|Fortinet|FortiGate|7|1|x|5|src=1.2.3.4", InputFormat::Auto, &context, 1);
+        assert_eq!(
+            (assigned.product.as_deref(), assigned.service.as_deref()),
+            (Some("citysoc"), Some("nvr"))
+        );
+        let other = parse_record(
+            b"CEF:0|Fortinet|FortiGate|7|1|x|5|src=1.2.3.4",
+            InputFormat::Auto,
+            &context,
+            1,
+        );
         assert!(mappings.effective_logsource(&other).is_none());
     }
 }

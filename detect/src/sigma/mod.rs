@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use citysoc_collector::{Event, LogSource};
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult, Pipeline, ResultBody};
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, CorrelationEventMode, Engine, EvaluationResult, Pipeline,
+    ResultBody,
+};
 use rsigma_parser::{parse_sigma_yaml, CorrelationRule, FilterRule, SigmaRule};
 use serde::Serialize;
 
@@ -145,18 +148,30 @@ pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DetectError> {
 }
 
 fn collect_yaml(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), DetectError> {
-    let metadata = std::fs::metadata(path).map_err(|source| DetectError::Read { path: path.to_owned(), source })?;
+    let metadata = std::fs::metadata(path).map_err(|source| DetectError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     if metadata.is_file() {
         files.push(path.to_owned());
         return Ok(());
     }
-    let entries = std::fs::read_dir(path).map_err(|source| DetectError::Read { path: path.to_owned(), source })?;
+    let entries = std::fs::read_dir(path).map_err(|source| DetectError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| DetectError::Read { path: path.to_owned(), source })?;
+        let entry = entry.map_err(|source| DetectError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let child = entry.path();
         if child.is_dir() {
             collect_yaml(&child, files)?;
-        } else if child.extension().is_some_and(|extension| extension == "yml" || extension == "yaml") {
+        } else if child
+            .extension()
+            .is_some_and(|extension| extension == "yml" || extension == "yaml")
+        {
             files.push(child);
         }
     }
@@ -178,8 +193,12 @@ fn failing_document_ids(text: &str) -> Vec<Option<String>> {
     documents
         .iter()
         .filter(|document| !document.trim().is_empty())
-        .filter(|document| parse_sigma_yaml(document).map_or(true, |collection| !collection.errors.is_empty()))
-        .map(|document| top_level_value(document, "id").or_else(|| top_level_value(document, "title")))
+        .filter(|document| {
+            parse_sigma_yaml(document).map_or(true, |collection| !collection.errors.is_empty())
+        })
+        .map(|document| {
+            top_level_value(document, "id").or_else(|| top_level_value(document, "title"))
+        })
         .collect()
 }
 
@@ -212,12 +231,15 @@ fn uses_expand(rule: &SigmaRule) -> bool {
 fn prepared(rule: &SigmaRule, pipeline: &Pipeline) -> Result<SigmaRule, String> {
     let mut rule = rule.clone();
     if uses_expand(&rule) {
-        rsigma_eval::apply_pipelines(std::slice::from_ref(pipeline), &mut rule).map_err(|error| error.to_string())?;
+        rsigma_eval::apply_pipelines(std::slice::from_ref(pipeline), &mut rule)
+            .map_err(|error| error.to_string())?;
     }
     Ok(rule)
 }
 
-fn placeholder_pipeline(placeholders: &BTreeMap<String, Vec<String>>) -> Result<Pipeline, DetectError> {
+fn placeholder_pipeline(
+    placeholders: &BTreeMap<String, Vec<String>>,
+) -> Result<Pipeline, DetectError> {
     // pySigma's processing-pipeline format, which rsigma reads: expand the known placeholders,
     // then let any unknown one match anything rather than nothing.
     let vars = serde_json::to_string(placeholders).unwrap_or_else(|_| "{}".to_owned());
@@ -233,7 +255,10 @@ fn placeholder_pipeline(placeholders: &BTreeMap<String, Vec<String>>) -> Result<
 impl SigmaEngine {
     /// Loads every rule under `paths`. Problems with single rules or files are in the report;
     /// only an unreadable path or a bad placeholder configuration is an error.
-    pub fn load(paths: &[PathBuf], options: SigmaOptions) -> Result<(SigmaEngine, LoadReport), DetectError> {
+    pub fn load(
+        paths: &[PathBuf],
+        options: SigmaOptions,
+    ) -> Result<(SigmaEngine, LoadReport), DetectError> {
         let pipeline = placeholder_pipeline(&options.placeholders)?;
         let mut report = LoadReport::default();
         let mut rules: Vec<(PathBuf, SigmaRule)> = Vec::new();
@@ -245,22 +270,53 @@ impl SigmaEngine {
             let text = match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(error) => {
-                    report.problems.push(RuleProblem { path, rule_id: None, reason: format!("cannot read: {error}") });
+                    report.problems.push(RuleProblem {
+                        path,
+                        rule_id: None,
+                        reason: format!("cannot read: {error}"),
+                    });
                     continue;
                 }
             };
             match parse_sigma_yaml(&text) {
                 Ok(collection) => {
-                    let failing_ids = if collection.errors.is_empty() { Vec::new() } else { failing_document_ids(&text) };
+                    let failing_ids = if collection.errors.is_empty() {
+                        Vec::new()
+                    } else {
+                        failing_document_ids(&text)
+                    };
                     for (index, reason) in collection.errors.iter().enumerate() {
                         let rule_id = failing_ids.get(index).cloned().flatten();
-                        report.problems.push(RuleProblem { path: path.clone(), rule_id, reason: reason.clone() });
+                        report.problems.push(RuleProblem {
+                            path: path.clone(),
+                            rule_id,
+                            reason: reason.clone(),
+                        });
                     }
-                    rules.extend(collection.rules.into_iter().map(|rule| (path.clone(), rule)));
-                    correlations.extend(collection.correlations.into_iter().map(|rule| (path.clone(), rule)));
-                    filters.extend(collection.filters.into_iter().map(|rule| (path.clone(), rule)));
+                    rules.extend(
+                        collection
+                            .rules
+                            .into_iter()
+                            .map(|rule| (path.clone(), rule)),
+                    );
+                    correlations.extend(
+                        collection
+                            .correlations
+                            .into_iter()
+                            .map(|rule| (path.clone(), rule)),
+                    );
+                    filters.extend(
+                        collection
+                            .filters
+                            .into_iter()
+                            .map(|rule| (path.clone(), rule)),
+                    );
                 }
-                Err(error) => report.problems.push(RuleProblem { path, rule_id: None, reason: error.to_string() }),
+                Err(error) => report.problems.push(RuleProblem {
+                    path,
+                    rule_id: None,
+                    reason: error.to_string(),
+                }),
             }
         }
 
@@ -291,10 +347,15 @@ impl SigmaEngine {
                 rule.logsource.service.as_deref(),
             );
             let partition = engine.partition_for(key);
-            match prepared(rule, &pipeline).and_then(|rule| partition.add_rule(&rule).map_err(|error| error.to_string())) {
+            match prepared(rule, &pipeline)
+                .and_then(|rule| partition.add_rule(&rule).map_err(|error| error.to_string()))
+            {
                 Ok(()) => {
                     report.rules += 1;
-                    engine.origins.insert(rule_key(&rule.id, &rule.title), RuleOrigin { path: path.clone() });
+                    engine.origins.insert(
+                        rule_key(&rule.id, &rule.title),
+                        RuleOrigin { path: path.clone() },
+                    );
                 }
                 Err(error) => report.problems.push(RuleProblem {
                     path: path.clone(),
@@ -324,7 +385,14 @@ impl SigmaEngine {
 
         engine.correlation_only = correlation_only_rules(&rules, &correlations);
         if !correlations.is_empty() {
-            engine.correlation = Some(build_correlation_engine(&rules, &correlations, &pipeline, &options, &mut report, &mut engine.origins));
+            engine.correlation = Some(build_correlation_engine(
+                &rules,
+                &correlations,
+                &pipeline,
+                &options,
+                &mut report,
+                &mut engine.origins,
+            ));
         }
         Ok((engine, report))
     }
@@ -347,7 +415,10 @@ impl SigmaEngine {
 
     /// Number of detection rules loaded.
     pub fn rule_count(&self) -> usize {
-        self.partitions.iter().map(|(_, partition)| partition.rule_count()).sum()
+        self.partitions
+            .iter()
+            .map(|(_, partition)| partition.rule_count())
+            .sum()
     }
 
     /// The ids (or titles, for rules without an id) of every detection and correlation rule.
@@ -359,7 +430,9 @@ impl SigmaEngine {
 
     /// Number of correlation rules loaded.
     pub fn correlation_count(&self) -> usize {
-        self.correlation.as_ref().map_or(0, CorrelationEngine::correlation_rule_count)
+        self.correlation
+            .as_ref()
+            .map_or(0, CorrelationEngine::correlation_rule_count)
     }
 
     /// True when the last processed event matched a detection rule, including the rules that
@@ -383,8 +456,12 @@ impl SigmaEngine {
             .filter_map(|key| self.partition_index.get(key).copied())
             .collect();
         let aliases = self.mappings.table_for(logsource);
-        self.route_table.push(Route { partitions, aliases });
-        self.routes.insert(logsource.clone(), self.route_table.len() - 1);
+        self.route_table.push(Route {
+            partitions,
+            aliases,
+        });
+        self.routes
+            .insert(logsource.clone(), self.route_table.len() - 1);
         self.route_table.len() - 1
     }
 
@@ -407,26 +484,51 @@ impl SigmaEngine {
             self.stats.matched_events += 1;
         }
         let results = match &mut self.correlation {
-            Some(correlation) => correlation.process_with_detections(&view, detections, event.timestamp.timestamp()),
+            Some(correlation) => {
+                correlation.process_with_detections(&view, detections, event.timestamp.timestamp())
+            }
             None => detections,
         };
         let alerts: Vec<Alert> = results
             .iter()
-            .filter(|result| result.is_correlation() || !self.correlation_only.contains(&rule_key(&result.header.rule_id, &result.header.rule_title)))
+            .filter(|result| {
+                result.is_correlation()
+                    || !self
+                        .correlation_only
+                        .contains(&rule_key(&result.header.rule_id, &result.header.rule_title))
+            })
             .map(|result| self.alert_for(result, event))
             .collect();
-        self.stats.correlations += alerts.iter().filter(|alert| alert.kind == AlertKind::Correlation).count() as u64;
+        self.stats.correlations += alerts
+            .iter()
+            .filter(|alert| alert.kind == AlertKind::Correlation)
+            .count() as u64;
         alerts
     }
 
     fn alert_for(&self, result: &EvaluationResult, event: &Event) -> Alert {
         let header = &result.header;
         let rule_id = rule_key(&header.rule_id, &header.rule_title);
-        let level = header.level.map_or(Level::Medium, |level| Level::from_sigma(&format!("{level:?}")));
-        let kind = if result.is_correlation() { AlertKind::Correlation } else { AlertKind::Sigma };
-        let mut alert = Alert::for_event(kind, &rule_id, &header.rule_title, level, header.tags.clone(), event);
+        let level = header.level.map_or(Level::Medium, |level| {
+            Level::from_sigma(&format!("{level:?}"))
+        });
+        let kind = if result.is_correlation() {
+            AlertKind::Correlation
+        } else {
+            AlertKind::Sigma
+        };
+        let mut alert = Alert::for_event(
+            kind,
+            &rule_id,
+            &header.rule_title,
+            level,
+            header.tags.clone(),
+            event,
+        );
         if let Some(origin) = self.origins.get(&rule_id) {
-            alert.details.insert("rule_path".into(), origin.path.display().to_string().into());
+            alert
+                .details
+                .insert("rule_path".into(), origin.path.display().to_string().into());
         }
         match &result.body {
             ResultBody::Detection(body) => {
@@ -437,25 +539,46 @@ impl SigmaEngine {
                     .map(|field| serde_json::json!({"field": field.field, "value": field.value}))
                     .collect();
                 if !matched.is_empty() {
-                    alert.details.insert("matched_fields".into(), matched.into());
+                    alert
+                        .details
+                        .insert("matched_fields".into(), matched.into());
                 }
             }
             ResultBody::Correlation(body) => {
-                alert.details.insert("correlation_type".into(), format!("{:?}", body.correlation_type).to_lowercase().into());
-                alert.details.insert("aggregated_value".into(), body.aggregated_value.into());
-                alert.details.insert("timespan_secs".into(), body.timespan_secs.into());
-                let group: serde_json::Map<String, serde_json::Value> =
-                    body.group_key.iter().map(|(field, value)| (field.clone(), value.clone().into())).collect();
+                alert.details.insert(
+                    "correlation_type".into(),
+                    format!("{:?}", body.correlation_type).to_lowercase().into(),
+                );
+                alert
+                    .details
+                    .insert("aggregated_value".into(), body.aggregated_value.into());
+                alert
+                    .details
+                    .insert("timespan_secs".into(), body.timespan_secs.into());
+                let group: serde_json::Map<String, serde_json::Value> = body
+                    .group_key
+                    .iter()
+                    .map(|(field, value)| (field.clone(), value.clone().into()))
+                    .collect();
                 // The correlation is about the group, not about whoever sent the last event.
                 alert.entities = entities_from_group(&group, &alert.entities);
-                alert.grouping_key = format!("{rule_id}|{}|{}", event.agency.as_deref().unwrap_or(""), serde_json::Value::Object(group.clone()));
+                alert.grouping_key = format!(
+                    "{rule_id}|{}|{}",
+                    event.agency.as_deref().unwrap_or(""),
+                    serde_json::Value::Object(group.clone())
+                );
                 alert.details.insert("group".into(), group.into());
                 if let Some(references) = &body.event_refs {
-                    let ids: Vec<String> = references.iter().filter_map(|reference| reference.id.clone()).collect();
+                    let ids: Vec<String> = references
+                        .iter()
+                        .filter_map(|reference| reference.id.clone())
+                        .collect();
                     if !ids.is_empty() {
                         alert.event_ids = ids;
                     }
-                    if let Some(first) = references.iter().map(|reference| reference.timestamp).min() {
+                    if let Some(first) =
+                        references.iter().map(|reference| reference.timestamp).min()
+                    {
                         if let Some(first) = chrono::DateTime::from_timestamp(first, 0) {
                             alert.first_seen = first;
                         }
@@ -468,13 +591,17 @@ impl SigmaEngine {
 
     /// The correlation windows' state, to persist across a restart.
     pub fn correlation_state(&self) -> Option<serde_json::Value> {
-        self.correlation.as_ref().and_then(|correlation| serde_json::to_value(correlation.export_state()).ok())
+        self.correlation
+            .as_ref()
+            .and_then(|correlation| serde_json::to_value(correlation.export_state()).ok())
     }
 
     /// Restores correlation state saved by [`correlation_state`](Self::correlation_state);
     /// false when it does not fit the loaded rules.
     pub fn restore_correlation_state(&mut self, state: serde_json::Value) -> bool {
-        let Some(correlation) = &mut self.correlation else { return false };
+        let Some(correlation) = &mut self.correlation else {
+            return false;
+        };
         match serde_json::from_value(state) {
             Ok(snapshot) => correlation.import_state(snapshot),
             Err(_) => false,
@@ -483,15 +610,22 @@ impl SigmaEngine {
 
     /// Number of live correlation state entries (bounded by the options).
     pub fn correlation_state_entries(&self) -> usize {
-        self.correlation.as_ref().map_or(0, CorrelationEngine::state_count)
+        self.correlation
+            .as_ref()
+            .map_or(0, CorrelationEngine::state_count)
     }
 }
 
 /// The keys of the rules that only feed correlations (referenced by id or name by a
 /// correlation without `generate: true`, and by none that generates).
-fn correlation_only_rules(rules: &[(PathBuf, SigmaRule)], correlations: &[(PathBuf, CorrelationRule)]) -> HashSet<String> {
+fn correlation_only_rules(
+    rules: &[(PathBuf, SigmaRule)],
+    correlations: &[(PathBuf, CorrelationRule)],
+) -> HashSet<String> {
     let refers_to = |reference: &str, rule: &SigmaRule| {
-        rule.id.as_deref() == Some(reference) || rule.name.as_deref() == Some(reference) || rule.title == reference
+        rule.id.as_deref() == Some(reference)
+            || rule.name.as_deref() == Some(reference)
+            || rule.title == reference
     };
     let mut silent = HashSet::new();
     let mut generating = HashSet::new();
@@ -511,14 +645,42 @@ fn correlation_only_rules(rules: &[(PathBuf, SigmaRule)], correlations: &[(PathB
     silent
 }
 
-fn entities_from_group(group: &serde_json::Map<String, serde_json::Value>, fallback: &Entities) -> Entities {
+fn entities_from_group(
+    group: &serde_json::Map<String, serde_json::Value>,
+    fallback: &Entities,
+) -> Entities {
     let find = |names: &[&str]| {
-        names.iter().find_map(|name| group.get(*name).and_then(|value| value.as_str()).map(str::to_owned))
+        names.iter().find_map(|name| {
+            group
+                .get(*name)
+                .and_then(|value| value.as_str())
+                .map(str::to_owned)
+        })
     };
     Entities {
-        host: find(&["host.name", "Computer", "Hostname", "devname", "dvchost"]).or_else(|| fallback.host.clone()),
-        user: find(&["user.name", "User", "TargetUserName", "SubjectUserName", "user", "suser", "usrName"]).or_else(|| fallback.user.clone()),
-        ip: find(&["source.ip", "SourceIp", "IpAddress", "srcip", "src", "remip", "c-ip", "clientip"]).or_else(|| fallback.ip.clone()),
+        host: find(&["host.name", "Computer", "Hostname", "devname", "dvchost"])
+            .or_else(|| fallback.host.clone()),
+        user: find(&[
+            "user.name",
+            "User",
+            "TargetUserName",
+            "SubjectUserName",
+            "user",
+            "suser",
+            "usrName",
+        ])
+        .or_else(|| fallback.user.clone()),
+        ip: find(&[
+            "source.ip",
+            "SourceIp",
+            "IpAddress",
+            "srcip",
+            "src",
+            "remip",
+            "c-ip",
+            "clientip",
+        ])
+        .or_else(|| fallback.ip.clone()),
     }
 }
 
@@ -540,9 +702,16 @@ fn build_correlation_engine(
     let mut engine = CorrelationEngine::new(config);
     // The correlation engine needs the referenced detection rules to resolve names and ids;
     // detection itself runs in the partitions and is handed over per event.
-    let referenced: HashSet<&str> = correlations.iter().flat_map(|(_, correlation)| correlation.rules.iter().map(String::as_str)).collect();
+    let referenced: HashSet<&str> = correlations
+        .iter()
+        .flat_map(|(_, correlation)| correlation.rules.iter().map(String::as_str))
+        .collect();
     for (_, rule) in rules {
-        let named = rule.id.as_deref().is_some_and(|id| referenced.contains(id)) || rule.name.as_deref().is_some_and(|name| referenced.contains(name));
+        let named = rule.id.as_deref().is_some_and(|id| referenced.contains(id))
+            || rule
+                .name
+                .as_deref()
+                .is_some_and(|name| referenced.contains(name));
         if named {
             // Failures were already reported by the detection load.
             if let Ok(rule) = prepared(rule, pipeline) {
@@ -554,7 +723,10 @@ fn build_correlation_engine(
         match engine.add_correlation(correlation) {
             Ok(()) => {
                 report.correlations += 1;
-                origins.insert(rule_key(&correlation.id, &correlation.title), RuleOrigin { path: path.clone() });
+                origins.insert(
+                    rule_key(&correlation.id, &correlation.title),
+                    RuleOrigin { path: path.clone() },
+                );
             }
             Err(error) => report.problems.push(RuleProblem {
                 path: path.clone(),

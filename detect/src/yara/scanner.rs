@@ -139,7 +139,11 @@ impl TargetSpec {
         TargetSpec {
             name: name.to_owned(),
             raw: name == "raw",
-            url: lower.starts_with("url.") || matches!(lower.as_str(), "cs-uri-query" | "cs-uri-stem" | "cs-uri" | "request" | "uri" | "url"),
+            url: lower.starts_with("url.")
+                || matches!(
+                    lower.as_str(),
+                    "cs-uri-query" | "cs-uri-stem" | "cs-uri" | "request" | "uri" | "url"
+                ),
             base64_attachment: lower.ends_with("base64"),
             command_line: lower.contains("command"),
             core: CoreField::by_name(name),
@@ -183,14 +187,25 @@ const KEY_BUCKETS: usize = 64;
 
 impl FieldIndex {
     fn new(targets: &[String]) -> Self {
-        let mut index = FieldIndex { buckets: (0..KEY_BUCKETS).map(|_| Vec::new()).collect(), targets: targets.len() };
+        let mut index = FieldIndex {
+            buckets: (0..KEY_BUCKETS).map(|_| Vec::new()).collect(),
+            targets: targets.len(),
+        };
         for (target, name) in targets.iter().enumerate() {
             if name == "raw" {
                 continue;
             }
-            index.add(FieldKey { key: name.clone(), target, nested: None });
+            index.add(FieldKey {
+                key: name.clone(),
+                target,
+                nested: None,
+            });
             if let Some((top, rest)) = name.split_once('.') {
-                index.add(FieldKey { key: top.to_owned(), target, nested: Some(rest.to_owned()) });
+                index.add(FieldKey {
+                    key: top.to_owned(),
+                    target,
+                    nested: Some(rest.to_owned()),
+                });
             }
         }
         index
@@ -211,10 +226,15 @@ impl FieldIndex {
             return;
         }
         for (key, value) in &event.fields {
-            let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else { continue };
+            let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else {
+                continue;
+            };
             // The first byte settles nearly every mismatch without a `memcmp` call.
             let first = key.as_bytes().first();
-            for entry in bucket.iter().filter(|entry| entry.key.as_bytes().first() == first && entry.key == *key) {
+            for entry in bucket
+                .iter()
+                .filter(|entry| entry.key.as_bytes().first() == first && entry.key == *key)
+            {
                 let resolved = match &entry.nested {
                     None => Some(value),
                     Some(rest) => walk(value, rest),
@@ -230,7 +250,8 @@ impl FieldIndex {
 }
 
 fn walk<'e>(value: &'e Value, path: &str) -> Option<&'e Value> {
-    path.split('.').try_fold(value, |current, part| current.as_object()?.get(part))
+    path.split('.')
+        .try_fold(value, |current, part| current.as_object()?.get(part))
 }
 
 /// One piece of bytes to scan and where it came from.
@@ -307,7 +328,11 @@ impl<'r> YaraScanner<'r> {
             batch_scanner,
             per_target: rules.per_target.as_ref().map(single),
             prefiltered_rules: rules.len() > rules.per_target_rules(),
-            targets: config.targets.iter().map(|name| TargetSpec::new(name)).collect(),
+            targets: config
+                .targets
+                .iter()
+                .map(|name| TargetSpec::new(name))
+                .collect(),
             fields: FieldIndex::new(&config.targets),
             max_scan_bytes: config.max_scan_bytes.max(1),
             decode_base64: config.decode_base64,
@@ -347,7 +372,9 @@ impl<'r> YaraScanner<'r> {
         let mut current_event = usize::MAX;
         let mut first_alert = 0;
         for ((index, piece), candidate) in pieces.iter().zip(candidates) {
-            let Some(event) = events.get(*index) else { continue };
+            let Some(event) = events.get(*index) else {
+                continue;
+            };
             if *index != current_event {
                 current_event = *index;
                 first_alert = alerts.len();
@@ -417,7 +444,8 @@ impl<'r> YaraScanner<'r> {
         for (_, piece) in batch {
             self.starts.push(self.batch.len());
             let limit = piece.bytes.len().min(self.max_scan_bytes);
-            self.batch.extend_from_slice(piece.bytes.get(..limit).unwrap_or_default());
+            self.batch
+                .extend_from_slice(piece.bytes.get(..limit).unwrap_or_default());
             self.batch.push(SEPARATOR);
         }
         self.stats.batch_scans += 1;
@@ -433,12 +461,20 @@ impl<'r> YaraScanner<'r> {
 
     /// Appends the targets of `event` (number `index` in the batch) and the payloads decoded
     /// from them to `out`, in scan order.
-    fn collect_pieces<'e>(&mut self, index: usize, event: &'e Event, scratch: &mut Scratch<'e>, out: &mut Vec<(usize, Piece<'e>)>) {
+    fn collect_pieces<'e>(
+        &mut self,
+        index: usize,
+        event: &'e Event,
+        scratch: &mut Scratch<'e>,
+        out: &mut Vec<(usize, Piece<'e>)>,
+    ) {
         scratch.texts.clear();
         self.fields.lookup(event, &mut scratch.found);
         let mut raw_text: Option<Cow<'e, [u8]>> = None;
         for target in 0..self.targets.len() {
-            let Some(spec) = self.targets.get(target) else { continue };
+            let Some(spec) = self.targets.get(target) else {
+                continue;
+            };
             if spec.raw {
                 let raw = event.raw_bytes();
                 if !raw.is_empty() {
@@ -446,7 +482,8 @@ impl<'r> YaraScanner<'r> {
                 }
                 continue;
             }
-            let (url, base64_attachment, command_line) = (spec.url, spec.base64_attachment, spec.command_line);
+            let (url, base64_attachment, command_line) =
+                (spec.url, spec.base64_attachment, spec.command_line);
             for value in field_strings(event, spec, scratch.found.get(target).copied().flatten()) {
                 if value.is_empty() {
                     continue;
@@ -457,19 +494,40 @@ impl<'r> YaraScanner<'r> {
                 }
                 if url {
                     if let Some(decoded) = decode::percent_decode(value.as_bytes()) {
-                        out.push((index, Piece { target, bytes: Cow::Owned(decoded), decoding: Some(Decoding::Percent) }));
+                        out.push((
+                            index,
+                            Piece {
+                                target,
+                                bytes: Cow::Owned(decoded),
+                                decoding: Some(Decoding::Percent),
+                            },
+                        ));
                     }
                 }
-                scratch.texts.push(Text { target, bytes: value.as_bytes(), command_line, inside_raw: false });
+                scratch.texts.push(Text {
+                    target,
+                    bytes: value.as_bytes(),
+                    command_line,
+                    inside_raw: false,
+                });
             }
         }
         // A field whose exact text the raw record (or an earlier field) holds is not scanned
         // again: that scan sees the same bytes. (`process.command_line` is usually the
         // device's `CommandLine`.) Deciding "not inside" wrongly only costs a second scan.
-        let json_raw = raw_text.as_deref().is_some_and(|raw| raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'));
+        let json_raw = raw_text
+            .as_deref()
+            .is_some_and(|raw| raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'));
         for current in 0..scratch.texts.len() {
-            let Some(text) = scratch.texts.get(current) else { continue };
-            let repeated = scratch.texts.get(..current).unwrap_or_default().iter().any(|earlier| earlier.bytes == text.bytes);
+            let Some(text) = scratch.texts.get(current) else {
+                continue;
+            };
+            let repeated = scratch
+                .texts
+                .get(..current)
+                .unwrap_or_default()
+                .iter()
+                .any(|earlier| earlier.bytes == text.bytes);
             let inside = repeated
                 || raw_text.as_deref().is_some_and(|raw| {
                     // JSON escapes quotes and backslashes inside strings, so a text holding
@@ -477,21 +535,42 @@ impl<'r> YaraScanner<'r> {
                     if json_raw && memchr::memchr2(b'"', b'\\', text.bytes).is_some() {
                         return false;
                     }
-                    decode::contains(raw.get(..raw.len().min(self.max_scan_bytes)).unwrap_or(raw), text.bytes)
+                    decode::contains(
+                        raw.get(..raw.len().min(self.max_scan_bytes)).unwrap_or(raw),
+                        text.bytes,
+                    )
                 });
             if let Some(text) = scratch.texts.get_mut(current) {
                 text.inside_raw = inside;
             }
         }
-        let raw_target = self.targets.iter().position(|spec| spec.raw).unwrap_or_default();
+        let raw_target = self
+            .targets
+            .iter()
+            .position(|spec| spec.raw)
+            .unwrap_or_default();
         if let Some(raw) = &raw_text {
-            out.push((index, Piece { target: raw_target, bytes: raw.clone(), decoding: None }));
+            out.push((
+                index,
+                Piece {
+                    target: raw_target,
+                    bytes: raw.clone(),
+                    decoding: None,
+                },
+            ));
         }
         for text in &scratch.texts {
             if text.inside_raw {
                 self.stats.skipped_inside_raw += 1;
             } else {
-                out.push((index, Piece { target: text.target, bytes: Cow::Borrowed(text.bytes), decoding: None }));
+                out.push((
+                    index,
+                    Piece {
+                        target: text.target,
+                        bytes: Cow::Borrowed(text.bytes),
+                        decoding: None,
+                    },
+                ));
             }
         }
         if self.decode_base64 {
@@ -504,7 +583,14 @@ impl<'r> YaraScanner<'r> {
     /// in the raw record is reported under the first field holding it. PowerShell's
     /// `-EncodedCommand` flag is looked for in command-line fields, which also finds encoded
     /// commands shorter than a base64 run.
-    fn decode_event_payloads<'e>(&mut self, index: usize, raw: Option<&[u8]>, raw_target: usize, texts: &[Text<'e>], out: &mut Vec<(usize, Piece<'e>)>) {
+    fn decode_event_payloads<'e>(
+        &mut self,
+        index: usize,
+        raw: Option<&[u8]>,
+        raw_target: usize,
+        texts: &[Text<'e>],
+        out: &mut Vec<(usize, Piece<'e>)>,
+    ) {
         let mut seen: Vec<u64> = Vec::new();
         for text in texts.iter().filter(|text| text.command_line) {
             let runs = decode::powershell_encoded_arguments(self.limited(text.bytes));
@@ -521,16 +607,36 @@ impl<'r> YaraScanner<'r> {
     }
 
     fn limited<'b>(&self, bytes: &'b [u8]) -> &'b [u8] {
-        bytes.get(..bytes.len().min(self.max_scan_bytes)).unwrap_or(bytes)
+        bytes
+            .get(..bytes.len().min(self.max_scan_bytes))
+            .unwrap_or(bytes)
     }
 
     /// A base64 attachment (`file_content_base64`): scanned as its decoded bytes.
-    fn push_attachment<'e>(&mut self, index: usize, target: usize, value: &'e str, out: &mut Vec<(usize, Piece<'e>)>) {
-        let compact: Vec<u8> = value.bytes().filter(|byte| !byte.is_ascii_whitespace()).take(self.max_base64_chars()).collect();
+    fn push_attachment<'e>(
+        &mut self,
+        index: usize,
+        target: usize,
+        value: &'e str,
+        out: &mut Vec<(usize, Piece<'e>)>,
+    ) {
+        let compact: Vec<u8> = value
+            .bytes()
+            .filter(|byte| !byte.is_ascii_whitespace())
+            .take(self.max_base64_chars())
+            .collect();
         let piece = match decode::decode_base64(&compact) {
-            Some(bytes) => Piece { target, bytes: Cow::Owned(bytes), decoding: Some(Decoding::Base64) },
+            Some(bytes) => Piece {
+                target,
+                bytes: Cow::Owned(bytes),
+                decoding: Some(Decoding::Base64),
+            },
             // Not base64 after all: scan the text as it is.
-            None => Piece { target, bytes: Cow::Borrowed(value.as_bytes()), decoding: None },
+            None => Piece {
+                target,
+                bytes: Cow::Borrowed(value.as_bytes()),
+                decoding: None,
+            },
         };
         out.push((index, piece));
     }
@@ -555,7 +661,12 @@ impl<'r> YaraScanner<'r> {
         holders: &[Text<'e>],
     ) {
         for run in runs {
-            let Some(run_bytes) = text.get(run.start..run.end.min(run.start.saturating_add(self.max_base64_chars()))) else {
+            let Some(run_bytes) = text.get(
+                run.start
+                    ..run
+                        .end
+                        .min(run.start.saturating_add(self.max_base64_chars())),
+            ) else {
                 continue;
             };
             let hash = xxhash_rust::xxh3::xxh3_64(run_bytes);
@@ -567,17 +678,39 @@ impl<'r> YaraScanner<'r> {
                 continue;
             }
             seen.push(hash);
-            let Some((bytes, decoding)) = decode::decode_payload(run_bytes) else { continue };
-            let holder = holders.iter().find(|holder| decode::contains(holder.bytes, run_bytes)).map_or(target, |holder| holder.target);
-            out.push((index, Piece { target: holder, bytes: Cow::Owned(bytes), decoding: Some(decoding) }));
+            let Some((bytes, decoding)) = decode::decode_payload(run_bytes) else {
+                continue;
+            };
+            let holder = holders
+                .iter()
+                .find(|holder| decode::contains(holder.bytes, run_bytes))
+                .map_or(target, |holder| holder.target);
+            out.push((
+                index,
+                Piece {
+                    target: holder,
+                    bytes: Cow::Owned(bytes),
+                    decoding: Some(decoding),
+                },
+            ));
         }
     }
 
     /// Scans one piece alone with one of the rule sets and adds or extends the alerts of the
     /// rules that matched; `alerts[first_alert..]` are the event's alerts so far.
-    fn scan_piece(&mut self, piece: &Piece<'_>, event: &Event, which: Which, alerts: &mut Vec<Alert>, first_alert: usize) {
+    fn scan_piece(
+        &mut self,
+        piece: &Piece<'_>,
+        event: &Event,
+        which: Which,
+        alerts: &mut Vec<Alert>,
+        first_alert: usize,
+    ) {
         let truncated = piece.bytes.len() > self.max_scan_bytes;
-        let data = piece.bytes.get(..self.max_scan_bytes).unwrap_or(&piece.bytes);
+        let data = piece
+            .bytes
+            .get(..self.max_scan_bytes)
+            .unwrap_or(&piece.bytes);
         let scanner = match which {
             Which::Prefiltered => &mut self.scanner,
             Which::PerTarget => match self.per_target.as_mut() {
@@ -597,22 +730,40 @@ impl<'r> YaraScanner<'r> {
                 return;
             }
         };
-        let target = self.targets.get(piece.target).map_or("", |spec| spec.name.as_str());
+        let target = self
+            .targets
+            .get(piece.target)
+            .map_or("", |spec| spec.name.as_str());
         for rule in results.matching_rules() {
-            let Some(info) = self.rules.rule_info(rule.namespace(), rule.identifier()) else { continue };
+            let Some(info) = self.rules.rule_info(rule.namespace(), rule.identifier()) else {
+                continue;
+            };
             let event_alerts = alerts.get_mut(first_alert..).unwrap_or_default();
-            if let Some(existing) = event_alerts
-                .iter_mut()
-                .find(|alert| alert.details.get("yara_rule").and_then(Value::as_str) == Some(info.qualified_name.as_str()))
-            {
+            if let Some(existing) = event_alerts.iter_mut().find(|alert| {
+                alert.details.get("yara_rule").and_then(Value::as_str)
+                    == Some(info.qualified_name.as_str())
+            }) {
                 add_other_target(existing, target);
                 continue;
             }
-            let mut alert = Alert::for_event(AlertKind::Yara, &info.rule_id, &info.title, info.level, info.tags.clone(), event);
+            let mut alert = Alert::for_event(
+                AlertKind::Yara,
+                &info.rule_id,
+                &info.title,
+                info.level,
+                info.tags.clone(),
+                event,
+            );
             let strings = matched_strings(&rule);
             let details = &mut alert.details;
-            details.insert("yara_rule".into(), Value::from(info.qualified_name.as_str()));
-            details.insert("rule_file".into(), Value::from(info.file.display().to_string()));
+            details.insert(
+                "yara_rule".into(),
+                Value::from(info.qualified_name.as_str()),
+            );
+            details.insert(
+                "rule_file".into(),
+                Value::from(info.file.display().to_string()),
+            );
             details.insert("target".into(), Value::from(target));
             details.insert("decoded".into(), Value::from(piece.decoding.is_some()));
             if let Some(decoding) = piece.decoding {
@@ -635,7 +786,11 @@ enum Which {
 /// Marks every piece that a match of any pattern (of any rule, matching or not, private
 /// included) overlaps. False when the results cannot be trusted to be complete: a pattern
 /// reached the match limit, so matches in later pieces may be missing.
-fn mark_matched_pieces(results: &yara_x::ScanResults<'_, '_>, starts: &[usize], marks: &mut [bool]) -> bool {
+fn mark_matched_pieces(
+    results: &yara_x::ScanResults<'_, '_>,
+    starts: &[usize],
+    marks: &mut [bool],
+) -> bool {
     let rules = results
         .matching_rules()
         .include_private(true)
@@ -649,8 +804,12 @@ fn mark_matched_pieces(results: &yara_x::ScanResults<'_, '_>, starts: &[usize], 
             for found in matches {
                 let range = found.range();
                 // The piece holding the first byte, through the piece holding the last one.
-                let first = starts.partition_point(|&start| start <= range.start).saturating_sub(1);
-                let last = starts.partition_point(|&start| start < range.end.max(range.start + 1)).saturating_sub(1);
+                let first = starts
+                    .partition_point(|&start| start <= range.start)
+                    .saturating_sub(1);
+                let last = starts
+                    .partition_point(|&start| start < range.end.max(range.start + 1))
+                    .saturating_sub(1);
                 if let Some(span) = marks.get_mut(first..=last.max(first)) {
                     span.fill(true);
                 }
@@ -664,7 +823,10 @@ fn add_other_target(alert: &mut Alert, target: &str) {
     if alert.details.get("target").and_then(Value::as_str) == Some(target) {
         return;
     }
-    let entry = alert.details.entry("other_targets").or_insert_with(|| Value::Array(Vec::new()));
+    let entry = alert
+        .details
+        .entry("other_targets")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if let Value::Array(list) = entry {
         if !list.iter().any(|value| value.as_str() == Some(target)) {
             list.push(Value::from(target));
@@ -682,7 +844,9 @@ fn matched_strings(rule: &yara_x::Rule<'_, '_>) -> Vec<Value> {
                 return strings;
             }
             let range = found.range();
-            strings.push(json!({"id": pattern.identifier(), "offset": range.start, "length": range.len()}));
+            strings.push(
+                json!({"id": pattern.identifier(), "offset": range.start, "length": range.len()}),
+            );
         }
     }
     strings
@@ -733,7 +897,11 @@ impl CoreField {
 
 /// The string values of a field target: the core field by its ECS name when set, else the
 /// value found in `fields` (by the device's name or a dotted walk). Lists give each string.
-fn field_strings<'e>(event: &'e Event, spec: &TargetSpec, found: Option<&'e Value>) -> FieldStrings<'e> {
+fn field_strings<'e>(
+    event: &'e Event,
+    spec: &TargetSpec,
+    found: Option<&'e Value>,
+) -> FieldStrings<'e> {
     if let Some(value) = spec.core.and_then(|core| core.of(event)) {
         return FieldStrings::One(Some(value));
     }

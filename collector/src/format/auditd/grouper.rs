@@ -39,9 +39,31 @@ const RECENTLY_CLOSED: usize = 64;
 /// Userspace record types (auditctl, PAM, sshd, systemd, …). Each is an event of its own, so it
 /// closes at once instead of waiting for the window.
 const STANDALONE_PREFIXES: &[&str] = &[
-    "USER_", "CRED_", "DAEMON_", "SERVICE_", "SYSTEM_", "ADD_USER", "ADD_GROUP", "DEL_USER", "DEL_GROUP", "GRP_",
-    "ACCT_", "ROLE_", "USYS_", "CRYPTO_", "VIRT_", "RESP_", "CHGRP_ID", "CHUSER_ID", "LABEL_", "TRUSTED_APP",
-    "ANOM_LOGIN_", "ANOM_ADD_ACCT", "ANOM_DEL_ACCT", "ANOM_MOD_ACCT", "ANOM_ROOT_TRANS",
+    "USER_",
+    "CRED_",
+    "DAEMON_",
+    "SERVICE_",
+    "SYSTEM_",
+    "ADD_USER",
+    "ADD_GROUP",
+    "DEL_USER",
+    "DEL_GROUP",
+    "GRP_",
+    "ACCT_",
+    "ROLE_",
+    "USYS_",
+    "CRYPTO_",
+    "VIRT_",
+    "RESP_",
+    "CHGRP_ID",
+    "CHUSER_ID",
+    "LABEL_",
+    "TRUSTED_APP",
+    "ANOM_LOGIN_",
+    "ANOM_ADD_ACCT",
+    "ANOM_DEL_ACCT",
+    "ANOM_MOD_ACCT",
+    "ANOM_ROOT_TRANS",
 ];
 
 /// What the grouper has done, for summaries and metrics.
@@ -111,7 +133,14 @@ pub struct AuditGrouper {
 impl AuditGrouper {
     /// Offers one record (its exact bytes and its text); appends the events it completes to
     /// `out`.
-    pub fn push(&mut self, record: &[u8], text: &str, sequence: u64, context: &ParseContext, out: &mut Vec<Event>) {
+    pub fn push(
+        &mut self,
+        record: &[u8],
+        text: &str,
+        sequence: u64,
+        context: &ParseContext,
+        out: &mut Vec<Event>,
+    ) {
         self.record_index += 1;
         self.stats.records += 1;
         let parsed = match parse_record(text) {
@@ -153,8 +182,8 @@ impl AuditGrouper {
         let record_type = parsed.record_type.clone();
         open.records.push(parsed);
 
-        let complete = record_type == "EOE"
-            || (open.records.len() == 1 && is_standalone(&record_type));
+        let complete =
+            record_type == "EOE" || (open.records.len() == 1 && is_standalone(&record_type));
         if complete {
             self.close(position, Closed::Complete, context, out);
         } else if open.records.len() >= MAX_RECORDS_PER_EVENT {
@@ -191,7 +220,13 @@ impl AuditGrouper {
     }
 
     /// Starts an event for `key`, making room first; returns its position.
-    fn open_event(&mut self, key: EventKey, sequence: u64, context: &ParseContext, out: &mut Vec<Event>) -> usize {
+    fn open_event(
+        &mut self,
+        key: EventKey,
+        sequence: u64,
+        context: &ParseContext,
+        out: &mut Vec<Event>,
+    ) -> usize {
         let previous = self
             .recently_closed
             .iter()
@@ -222,7 +257,13 @@ impl AuditGrouper {
         self.open.len() - 1
     }
 
-    fn close(&mut self, position: usize, how: Closed, context: &ParseContext, out: &mut Vec<Event>) {
+    fn close(
+        &mut self,
+        position: usize,
+        how: Closed,
+        context: &ParseContext,
+        out: &mut Vec<Event>,
+    ) {
         let Some(open) = self.open.remove(position) else {
             return;
         };
@@ -232,10 +273,14 @@ impl AuditGrouper {
             event.fields.insert("audit_group_late".into(), true.into());
         }
         if open.continued {
-            event.fields.insert("audit_group_continued".into(), true.into());
+            event
+                .fields
+                .insert("audit_group_continued".into(), true.into());
         }
         if how == Closed::Split {
-            event.fields.insert("audit_group_truncated".into(), true.into());
+            event
+                .fields
+                .insert("audit_group_truncated".into(), true.into());
         }
         self.stats.events += 1;
         out.push(event);
@@ -247,7 +292,9 @@ impl AuditGrouper {
 }
 
 fn is_standalone(record_type: &str) -> bool {
-    STANDALONE_PREFIXES.iter().any(|prefix| record_type.starts_with(prefix))
+    STANDALONE_PREFIXES
+        .iter()
+        .any(|prefix| record_type.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -282,13 +329,27 @@ mod tests {
         assert_eq!(first.raw.as_deref(), Some(lines[..5].join("\n").as_str()));
         assert_eq!(first.format, Format::Auditd);
         assert_eq!(first.source.sequence, Some(1));
-        assert_eq!(first.fields.get("type"), Some(&serde_json::json!(["SYSCALL", "EXECVE", "PATH"])));
+        assert_eq!(
+            first.fields.get("type"),
+            Some(&serde_json::json!(["SYSCALL", "EXECVE", "PATH"]))
+        );
         assert_eq!(first.fields.get("a0"), Some(&serde_json::json!("ls")));
-        assert_eq!(first.fields.get("name"), Some(&serde_json::json!(["/bin/ls", "/lib64/ld.so"])));
-        assert_eq!(first.fields.get("nametype"), Some(&serde_json::json!("NORMAL")));
+        assert_eq!(
+            first.fields.get("name"),
+            Some(&serde_json::json!(["/bin/ls", "/lib64/ld.so"]))
+        );
+        assert_eq!(
+            first.fields.get("nametype"),
+            Some(&serde_json::json!("NORMAL"))
+        );
         assert_eq!(first.core.process_command_line.as_deref(), Some("ls -l"));
         assert_eq!(first.core.event_action.as_deref(), Some("execve"));
-        assert_eq!(first.field("auditd.PATH").and_then(|paths| paths.as_array().map(Vec::len)), Some(2));
+        assert_eq!(
+            first
+                .field("auditd.PATH")
+                .and_then(|paths| paths.as_array().map(Vec::len)),
+            Some(2)
+        );
         assert_eq!(stats.events, 2);
     }
 
@@ -302,7 +363,10 @@ mod tests {
         ];
         let (events, stats) = run(&lines);
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].raw.as_deref(), Some(format!("{}\n{}", lines[0], lines[2]).as_str()));
+        assert_eq!(
+            events[0].raw.as_deref(),
+            Some(format!("{}\n{}", lines[0], lines[2]).as_str())
+        );
         assert_eq!(stats.out_of_order_records, 1);
     }
 
@@ -311,18 +375,24 @@ mod tests {
         let context = ParseContext::new("test");
         let mut grouper = AuditGrouper::default();
         let mut out = Vec::new();
-        let login = "type=USER_LOGIN msg=audit(2.0:5): pid=1 msg='op=login acct=\"root\" res=success'";
+        let login =
+            "type=USER_LOGIN msg=audit(2.0:5): pid=1 msg='op=login acct=\"root\" res=success'";
         grouper.push(login.as_bytes(), login, 1, &context, &mut out);
         assert_eq!(out.len(), 1);
         grouper.push(login.as_bytes(), login, 2, &context, &mut out);
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].fields.get("audit_group_late"), Some(&serde_json::json!(true)));
+        assert_eq!(
+            out[1].fields.get("audit_group_late"),
+            Some(&serde_json::json!(true))
+        );
         assert_eq!(grouper.stats().late_records, 1);
     }
 
     #[test]
     fn open_events_are_bounded() {
-        let lines: Vec<String> = (0..40).map(|serial| format!("type=SYSCALL msg=audit(1.0:{serial}): syscall=1")).collect();
+        let lines: Vec<String> = (0..40)
+            .map(|serial| format!("type=SYSCALL msg=audit(1.0:{serial}): syscall=1"))
+            .collect();
         let context = ParseContext::new("test");
         let mut grouper = AuditGrouper::default();
         let mut out = Vec::new();
@@ -338,25 +408,39 @@ mod tests {
 
     #[test]
     fn long_events_are_split_not_dropped() {
-        let lines: Vec<String> =
-            (0..300).map(|item| format!("type=PATH msg=audit(1.0:7): item={item} name=\"/x\"")).collect();
+        let lines: Vec<String> = (0..300)
+            .map(|item| format!("type=PATH msg=audit(1.0:7): item={item} name=\"/x\""))
+            .collect();
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let (events, stats) = run(&refs);
         assert_eq!(events.len(), 2);
-        assert_eq!(events[0].fields.get("audit_group_truncated"), Some(&serde_json::json!(true)));
-        assert_eq!(events[1].fields.get("audit_group_continued"), Some(&serde_json::json!(true)));
+        assert_eq!(
+            events[0].fields.get("audit_group_truncated"),
+            Some(&serde_json::json!(true))
+        );
+        assert_eq!(
+            events[1].fields.get("audit_group_continued"),
+            Some(&serde_json::json!(true))
+        );
         assert_eq!(stats.split_events, 1);
         assert_eq!(stats.late_records, 0);
     }
 
     #[test]
     fn a_line_that_is_not_audit_becomes_unknown_in_order() {
-        let lines = ["type=SYSCALL msg=audit(1.0:1): syscall=59", "hello world", "type=SYSCALL msg=audit(1.0:2): syscall=59"];
+        let lines = [
+            "type=SYSCALL msg=audit(1.0:1): syscall=59",
+            "hello world",
+            "type=SYSCALL msg=audit(1.0:2): syscall=59",
+        ];
         let (events, stats) = run(&lines);
         assert_eq!(events.len(), 3);
         assert_eq!(events[1].format, Format::Unknown);
         assert_eq!(events[1].raw.as_deref(), Some("hello world"));
-        assert!(events[1].parse_error.as_ref().is_some_and(|error| error.format == "auditd"));
+        assert!(events[1]
+            .parse_error
+            .as_ref()
+            .is_some_and(|error| error.format == "auditd"));
         assert_eq!(stats.unparsed_records, 1);
     }
 }

@@ -42,7 +42,11 @@ pub fn looks_like(text: &str) -> bool {
 }
 
 /// Parses one audit record as an event on its own (no grouping).
-pub fn parse_single(text: &str, _context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+pub fn parse_single(
+    text: &str,
+    _context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
     let record = record::parse_record(text)?;
     fill_event(std::slice::from_ref(&record), event);
     Ok(())
@@ -55,7 +59,14 @@ const TOP_LEVEL_PRECEDENCE: [&str; 2] = ["EXECVE", "SYSCALL"];
 const REPEATING_TYPES: [&str; 1] = ["PATH"];
 
 /// Top-level names the event itself uses; record keys of the same name stay in `auditd.<TYPE>`.
-const RESERVED_NAMES: [&str; 6] = ["type", "record_type", "record_types", "serial", "auditd", "node"];
+const RESERVED_NAMES: [&str; 6] = [
+    "type",
+    "record_type",
+    "record_types",
+    "serial",
+    "auditd",
+    "node",
+];
 
 /// The record that names the event: the first one that is not the end marker, as go-libaudit
 /// and ausearch do (an `AVC` before its `SYSCALL` names the event `AVC`).
@@ -75,7 +86,10 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
     event.timestamp = primary.timestamp;
     event.logsource = LogSource::new(Some("linux"), None, Some("auditd"));
 
-    let content: Vec<&AuditRecord> = records.iter().filter(|record| record.record_type != "EOE").collect();
+    let content: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|record| record.record_type != "EOE")
+        .collect();
     let mut fields = Fields::new();
     merge_top_level(&content, &mut fields);
     fields.insert("auditd".into(), Value::Object(per_type_fields(&content)));
@@ -90,9 +104,17 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
     fields.insert("type".into(), Value::Array(distinct_types));
     fields.insert(
         "record_types".into(),
-        Value::Array(content.iter().map(|record| Value::from(record.record_type.as_str())).collect()),
+        Value::Array(
+            content
+                .iter()
+                .map(|record| Value::from(record.record_type.as_str()))
+                .collect(),
+        ),
     );
-    fields.insert("record_type".into(), Value::from(primary.record_type.as_str()));
+    fields.insert(
+        "record_type".into(),
+        Value::from(primary.record_type.as_str()),
+    );
     fields.insert("serial".into(), Value::from(primary.serial));
     if let Some(node) = &primary.node {
         fields.insert("node".into(), Value::from(node.as_str()));
@@ -105,7 +127,12 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
     }
     let warnings: Vec<Value> = records
         .iter()
-        .flat_map(|record| record.warnings.iter().map(|warning| Value::from(warning.as_str())))
+        .flat_map(|record| {
+            record
+                .warnings
+                .iter()
+                .map(|warning| Value::from(warning.as_str()))
+        })
         .collect();
     if !warnings.is_empty() {
         fields.insert("parse_warnings".into(), Value::Array(warnings));
@@ -161,7 +188,10 @@ fn merge_top_level(records: &[&AuditRecord], fields: &mut Fields) {
             if RESERVED_NAMES.contains(&key.as_str()) {
                 continue;
             }
-            let from = origin.iter().find(|(name, _)| name == key).map(|(_, from)| *from);
+            let from = origin
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, from)| *from);
             match from {
                 None => {
                     fields.insert(key.clone(), value.clone());
@@ -214,18 +244,26 @@ fn syscall_name(fields: &Fields) -> Option<&'static str> {
 
 /// A value that stands for "nothing": auditd writes `?`, `(null)`, `(none)` or an unset id.
 fn is_unset(value: &str) -> bool {
-    matches!(value, "" | "?" | "(null)" | "(none)" | "4294967295" | "-1" | "unset")
+    matches!(
+        value,
+        "" | "?" | "(null)" | "(none)" | "4294967295" | "-1" | "unset"
+    )
 }
 
 fn fill_core(records: &[AuditRecord], primary: &AuditRecord, fields: &Fields, event: &mut Event) {
     let core = &mut event.core;
-    core.process_executable = text(fields, "exe").filter(|exe| !is_unset(exe)).map(str::to_owned);
+    core.process_executable = text(fields, "exe")
+        .filter(|exe| !is_unset(exe))
+        .map(str::to_owned);
     core.process_name = text(fields, "comm")
         .filter(|comm| !is_unset(comm))
         .map(str::to_owned)
         .or_else(|| {
             let exe = core.process_executable.as_deref()?;
-            exe.rsplit('/').next().filter(|name| !name.is_empty()).map(str::to_owned)
+            exe.rsplit('/')
+                .next()
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
         });
     core.process_pid = text(fields, "pid").and_then(|pid| pid.parse().ok());
     core.process_command_line = command_line(records, fields);
@@ -251,14 +289,22 @@ fn fill_core(records: &[AuditRecord], primary: &AuditRecord, fields: &Fields, ev
 /// record's `cmd` (sudo).
 fn command_line(records: &[AuditRecord], fields: &Fields) -> Option<String> {
     if let Some(execve) = records.iter().find(|record| record.record_type == "EXECVE") {
-        let argc: Option<usize> = execve.fields.get("argc").and_then(Value::as_str).and_then(|argc| argc.parse().ok());
+        let argc: Option<usize> = execve
+            .fields
+            .get("argc")
+            .and_then(Value::as_str)
+            .and_then(|argc| argc.parse().ok());
         let mut arguments: Vec<&str> = Vec::new();
         let mut index = 0usize;
         loop {
             if argc.is_some_and(|argc| index >= argc) {
                 break;
             }
-            match execve.fields.get(&format!("a{index}")).and_then(Value::as_str) {
+            match execve
+                .fields
+                .get(&format!("a{index}"))
+                .and_then(Value::as_str)
+            {
                 Some(argument) => arguments.push(argument),
                 None if argc.is_some() => {}
                 None => break,
@@ -272,7 +318,9 @@ fn command_line(records: &[AuditRecord], fields: &Fields) -> Option<String> {
             return Some(arguments.join(" "));
         }
     }
-    text(fields, "proctitle").or_else(|| text(fields, "cmd")).map(str::to_owned)
+    text(fields, "proctitle")
+        .or_else(|| text(fields, "cmd"))
+        .map(str::to_owned)
 }
 
 /// `success=yes|no` (syscalls) or `res=success|failed|1|0` (userspace and config records).
@@ -293,7 +341,8 @@ mod tests {
     fn single(text: &str) -> Event {
         let context = ParseContext::new("test");
         let mut event = new_event(text.as_bytes(), &context, 1);
-        parse_single(text, &context, &mut event).unwrap_or_else(|error| panic!("{text}: {error:?}"));
+        parse_single(text, &context, &mut event)
+            .unwrap_or_else(|error| panic!("{text}: {error:?}"));
         event
     }
 
@@ -305,17 +354,32 @@ mod tests {
         assert_eq!(event.format, Format::Auditd);
         assert_eq!(event.timestamp.timestamp(), 1170021493);
         assert_eq!(event.core.process_name.as_deref(), Some("pickup"));
-        assert_eq!(event.core.process_executable.as_deref(), Some("/usr/libexec/postfix/pickup"));
+        assert_eq!(
+            event.core.process_executable.as_deref(),
+            Some("/usr/libexec/postfix/pickup")
+        );
         assert_eq!(event.core.process_pid, Some(13010));
         assert_eq!(event.core.user_name.as_deref(), Some("890"));
         assert_eq!(event.core.event_action.as_deref(), Some("open"));
         assert_eq!(event.core.event_outcome.as_deref(), Some("failure"));
         assert_eq!(event.core.host_name.as_deref(), Some("web1"));
-        assert_eq!(event.fields.get("type"), Some(&serde_json::json!(["SYSCALL"])));
-        assert_eq!(event.fields.get("SYSCALL"), Some(&serde_json::json!("open")));
+        assert_eq!(
+            event.fields.get("type"),
+            Some(&serde_json::json!(["SYSCALL"]))
+        );
+        assert_eq!(
+            event.fields.get("SYSCALL"),
+            Some(&serde_json::json!("open"))
+        );
         assert_eq!(event.fields.get("serial"), Some(&serde_json::json!(293)));
-        assert_eq!(event.field("auditd.SYSCALL.exe").as_deref(), Some(&serde_json::json!("/usr/libexec/postfix/pickup")));
-        assert_eq!(event.logsource, LogSource::new(Some("linux"), None, Some("auditd")));
+        assert_eq!(
+            event.field("auditd.SYSCALL.exe").as_deref(),
+            Some(&serde_json::json!("/usr/libexec/postfix/pickup"))
+        );
+        assert_eq!(
+            event.logsource,
+            LogSource::new(Some("linux"), None, Some("auditd"))
+        );
     }
 
     #[test]
@@ -335,7 +399,10 @@ mod tests {
         let event = single("Nov  2 10:00:00 web1 audispd: type=USER_CMD msg=audit(1.2:3): pid=1 uid=0 msg='cwd=\"/\" cmd=6C73202D6C terminal=pts/0 res=success'");
         assert_eq!(event.core.host_name.as_deref(), Some("web1"));
         assert_eq!(event.core.process_command_line.as_deref(), Some("ls -l"));
-        assert_eq!(event.fields.get("syslog.appname"), Some(&serde_json::json!("audispd")));
+        assert_eq!(
+            event.fields.get("syslog.appname"),
+            Some(&serde_json::json!("audispd"))
+        );
     }
 
     #[test]

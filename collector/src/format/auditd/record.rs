@@ -31,7 +31,18 @@ const ENRICHED_SEPARATOR: u8 = 0x1D;
 /// Keys whose unquoted values auditd writes hex-encoded (untrusted strings). Decoded to text the
 /// way `ausearch -i` does. EXECVE arguments are handled separately (`a0`, `a1[2]`, …).
 const HEX_ENCODED_KEYS: &[&str] = &[
-    "proctitle", "exe", "comm", "name", "cwd", "data", "acct", "cmd", "dir", "path", "new_name", "old_name",
+    "proctitle",
+    "exe",
+    "comm",
+    "name",
+    "cwd",
+    "data",
+    "acct",
+    "cmd",
+    "dir",
+    "path",
+    "new_name",
+    "old_name",
 ];
 
 /// One parsed audit record, owned so the grouper can keep it until its event is complete.
@@ -72,7 +83,12 @@ pub fn looks_like(text: &str) -> bool {
 fn last_type_key(prefix: &str) -> Option<usize> {
     let mut search_end = prefix.len();
     while let Some(position) = prefix.get(..search_end)?.rfind("type=") {
-        if position == 0 || prefix.as_bytes().get(position - 1).is_some_and(u8::is_ascii_whitespace) {
+        if position == 0
+            || prefix
+                .as_bytes()
+                .get(position - 1)
+                .is_some_and(u8::is_ascii_whitespace)
+        {
             return Some(position);
         }
         search_end = position;
@@ -85,7 +101,12 @@ fn first_type_key(text: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(found) = text.get(from..)?.find("type=") {
         let position = from + found;
-        if position == 0 || text.as_bytes().get(position - 1).is_some_and(u8::is_ascii_whitespace) {
+        if position == 0
+            || text
+                .as_bytes()
+                .get(position - 1)
+                .is_some_and(u8::is_ascii_whitespace)
+        {
             return Some(position);
         }
         from = position + 1;
@@ -114,7 +135,10 @@ pub(crate) fn parse_record(text: &str) -> Result<AuditRecord, FormatError> {
     let type_length = after_type.find([' ', '\t']).unwrap_or(after_type.len());
     let record_type = &after_type[..type_length];
     if record_type.is_empty() {
-        return Err(FormatError::new("expecting a record type after `type=`", type_start));
+        return Err(FormatError::new(
+            "expecting a record type after `type=`",
+            type_start,
+        ));
     }
 
     let stamp_search = type_start + type_length;
@@ -129,7 +153,10 @@ pub(crate) fn parse_record(text: &str) -> Result<AuditRecord, FormatError> {
     let inner_start = stamp_start + STAMP_PREFIX.len();
     let (seconds, serial, after_stamp) = parse_stamp(stamp_inner, inner_start)?;
     let timestamp = epoch_seconds(seconds).ok_or_else(|| {
-        FormatError::new("the event time in `audit(...)` is out of range", inner_start)
+        FormatError::new(
+            "the event time in `audit(...)` is out of range",
+            inner_start,
+        )
     })?;
 
     let body = after_stamp.strip_prefix(':').unwrap_or(after_stamp);
@@ -145,7 +172,12 @@ pub(crate) fn parse_record(text: &str) -> Result<AuditRecord, FormatError> {
         warnings: Vec::new(),
     };
     read_selinux_avc_verdict(body, &mut record.fields);
-    scan_pairs(body, &record.record_type, &mut record.fields, &mut record.warnings);
+    scan_pairs(
+        body,
+        &record.record_type,
+        &mut record.fields,
+        &mut record.warnings,
+    );
     if record.record_type == "EXECVE" {
         join_split_arguments(&mut record.fields);
     }
@@ -174,7 +206,10 @@ fn parse_stamp(inner: &str, offset: usize) -> Result<(&str, u64, &str), FormatEr
     let serial_start = seconds_length + 1;
     let serial_length = after_colon.bytes().take_while(u8::is_ascii_digit).count();
     let serial = after_colon[..serial_length].parse::<u64>().map_err(|_| {
-        FormatError::new("expecting a serial number after `:` in `audit(...)`", offset + serial_start)
+        FormatError::new(
+            "expecting a serial number after `:` in `audit(...)`",
+            offset + serial_start,
+        )
     })?;
     let Some(rest) = after_colon[serial_length..].strip_prefix(')') else {
         return Err(FormatError::new(
@@ -193,7 +228,11 @@ fn parse_prefix(prefix: &str) -> (Option<&str>, Option<&str>, Option<&str>) {
     }
     let (envelope, node) = match prefix.rfind("node=") {
         Some(position)
-            if position == 0 || prefix.as_bytes().get(position - 1).is_some_and(u8::is_ascii_whitespace) =>
+            if position == 0
+                || prefix
+                    .as_bytes()
+                    .get(position - 1)
+                    .is_some_and(u8::is_ascii_whitespace) =>
         {
             let value = &prefix[position + "node=".len()..];
             let value = value.split_ascii_whitespace().next().unwrap_or("");
@@ -227,7 +266,11 @@ fn parse_envelope(envelope: &str) -> (Option<&str>, Option<&str>) {
         return (None, None);
     };
     let program = program.split('[').next().unwrap_or(program);
-    let host = words.len().checked_sub(2).and_then(|index| words.get(index)).copied();
+    let host = words
+        .len()
+        .checked_sub(2)
+        .and_then(|index| words.get(index))
+        .copied();
     (host, (!program.is_empty()).then_some(program))
 }
 
@@ -304,13 +347,22 @@ fn scan_pairs(body: &str, record_type: &str, fields: &mut Fields, warnings: &mut
             scan_pairs(value, record_type, fields, warnings);
             continue;
         }
-        let value = if quoting == Quoting::Bare { trim_bare_value(value) } else { value };
+        let value = if quoting == Quoting::Bare {
+            trim_bare_value(value)
+        } else {
+            value
+        };
         fields.insert(key_name, decode_value(record_type, key, value, quoting));
     }
 }
 
 /// Reads the value starting at `position`; returns it, how it was quoted, and where to go on.
-fn read_value<'a>(body: &'a str, position: usize, key: &str, warnings: &mut Vec<String>) -> (&'a str, Quoting, usize) {
+fn read_value<'a>(
+    body: &'a str,
+    position: usize,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> (&'a str, Quoting, usize) {
     let bytes = body.as_bytes();
     let quote = match bytes.get(position) {
         Some(b'"') => Some((b'"', Quoting::Double)),
@@ -339,7 +391,11 @@ fn read_value<'a>(body: &'a str, position: usize, key: &str, warnings: &mut Vec<
         .unwrap_or(bytes.len().saturating_sub(position));
     let value = body.get(position..position + length).unwrap_or("");
     let length = without_glued_enriched_key(value).len();
-    (body.get(position..position + length).unwrap_or(""), Quoting::Bare, position + length)
+    (
+        body.get(position..position + length).unwrap_or(""),
+        Quoting::Bare,
+        position + length,
+    )
 }
 
 /// ENRICHED records relayed by tools that drop the 0x1D byte arrive as `key=(null)ARCH=x86_64`
@@ -378,7 +434,8 @@ fn decode_value(record_type: &str, key: &str, value: &str, quoting: Quoting) -> 
     if quoting != Quoting::Bare {
         return Value::from(value);
     }
-    let hex_key = HEX_ENCODED_KEYS.contains(&key) || (record_type == "EXECVE" && is_execve_argument(key));
+    let hex_key =
+        HEX_ENCODED_KEYS.contains(&key) || (record_type == "EXECVE" && is_execve_argument(key));
     if hex_key {
         if let Some(decoded) = decode_hex(value) {
             return Value::from(nuls_to_spaces(&decoded));
@@ -427,7 +484,10 @@ pub(crate) fn decode_hex(value: &str) -> Option<Vec<u8>> {
 /// Text from decoded bytes: NULs separate arguments (proctitle, cmd), so they become spaces
 /// and trailing ones go; bytes that are not UTF-8 are replaced, the raw record keeps them.
 fn nuls_to_spaces(decoded: &[u8]) -> String {
-    let trimmed_length = decoded.iter().rposition(|byte| *byte != 0).map_or(0, |last| last + 1);
+    let trimmed_length = decoded
+        .iter()
+        .rposition(|byte| *byte != 0)
+        .map_or(0, |last| last + 1);
     let text: Vec<u8> = decoded[..trimmed_length]
         .iter()
         .map(|byte| if *byte == 0 { b' ' } else { *byte })
@@ -440,7 +500,8 @@ fn nuls_to_spaces(decoded: &[u8]) -> String {
 fn join_split_arguments(fields: &mut Fields) {
     let mut pieces: Vec<(u64, u64, String)> = Vec::new();
     for (key, value) in fields.iter() {
-        let Some((argument, index)) = key.strip_prefix('a').and_then(|rest| rest.split_once('[')) else {
+        let Some((argument, index)) = key.strip_prefix('a').and_then(|rest| rest.split_once('['))
+        else {
             continue;
         };
         let (Ok(argument), Some(Ok(index))) = (
@@ -449,7 +510,11 @@ fn join_split_arguments(fields: &mut Fields) {
         ) else {
             continue;
         };
-        pieces.push((argument, index, value.as_str().unwrap_or_default().to_owned()));
+        pieces.push((
+            argument,
+            index,
+            value.as_str().unwrap_or_default().to_owned(),
+        ));
     }
     if pieces.is_empty() {
         return;
@@ -479,16 +544,30 @@ mod tests {
     }
 
     fn field<'a>(record: &'a AuditRecord, key: &str) -> &'a str {
-        record.fields.get(key).and_then(Value::as_str).unwrap_or_else(|| panic!("no {key} in {:?}", record.fields))
+        record
+            .fields
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no {key} in {:?}", record.fields))
     }
 
     #[test]
     fn detects_bare_node_and_syslog_wrapped_records() {
-        assert!(looks_like("type=SYSCALL msg=audit(1170021493.977:293): arch=c000003e"));
-        assert!(looks_like("node=web1 type=EXECVE msg=audit(1.2:3): argc=1 a0=\"x\""));
-        assert!(looks_like("Nov  2 10:00:00 web1 audispd: type=USER_LOGIN msg=audit(1.2:3): pid=1"));
-        assert!(looks_like("<14>Nov  2 10:00:00 web1 audispd: node=a type=X msg=audit(1.2:3):"));
-        assert!(!looks_like("Nov  2 10:00:00 web1 sshd[1]: Accepted password for root"));
+        assert!(looks_like(
+            "type=SYSCALL msg=audit(1170021493.977:293): arch=c000003e"
+        ));
+        assert!(looks_like(
+            "node=web1 type=EXECVE msg=audit(1.2:3): argc=1 a0=\"x\""
+        ));
+        assert!(looks_like(
+            "Nov  2 10:00:00 web1 audispd: type=USER_LOGIN msg=audit(1.2:3): pid=1"
+        ));
+        assert!(looks_like(
+            "<14>Nov  2 10:00:00 web1 audispd: node=a type=X msg=audit(1.2:3):"
+        ));
+        assert!(!looks_like(
+            "Nov  2 10:00:00 web1 sshd[1]: Accepted password for root"
+        ));
         assert!(!looks_like("subtype=x msg=audit(1.2:3)"));
         assert!(!looks_like("type=UNKNOWN[1329] msg=?"));
     }
@@ -512,7 +591,8 @@ mod tests {
     fn proctitle_nuls_become_spaces_and_execve_args_decode() {
         let record = parsed("type=PROCTITLE msg=audit(1.5:7): proctitle=617270002D6100");
         assert_eq!(field(&record, "proctitle"), "arp -a");
-        let record = parsed("type=EXECVE msg=audit(1.5:7): argc=3 a0=\"jq\" a1=\".\" a2=7B0A7D a2_len=3");
+        let record =
+            parsed("type=EXECVE msg=audit(1.5:7): argc=3 a0=\"jq\" a1=\".\" a2=7B0A7D a2_len=3");
         assert_eq!(field(&record, "a2"), "{\n}");
         assert_eq!(field(&record, "a2_len"), "3");
         // A SYSCALL record's a0 is a register value, never text.
@@ -522,7 +602,9 @@ mod tests {
 
     #[test]
     fn split_long_arguments_are_joined() {
-        let record = parsed("type=EXECVE msg=audit(1.5:7): argc=2 a0=\"echo\" a1_len=6 a1[0]=\"abc\" a1[1]=646566");
+        let record = parsed(
+            "type=EXECVE msg=audit(1.5:7): argc=2 a0=\"echo\" a1_len=6 a1[0]=\"abc\" a1[1]=646566",
+        );
         assert_eq!(field(&record, "a1"), "abcdef");
         assert!(!record.fields.contains_key("a1[0]"));
     }
@@ -545,7 +627,9 @@ mod tests {
 
     #[test]
     fn login_old_new_and_avc_verdict() {
-        let record = parsed("type=LOGIN msg=audit(1.2:296): login pid=13015 uid=0 old auid=4294967295 new auid=0");
+        let record = parsed(
+            "type=LOGIN msg=audit(1.2:296): login pid=13015 uid=0 old auid=4294967295 new auid=0",
+        );
         assert_eq!(field(&record, "old_auid"), "4294967295");
         assert_eq!(field(&record, "new_auid"), "0");
         let record = parsed("type=AVC msg=audit(1.2:293): avc:  denied  { read write } for  pid=13010 comm=\"pickup\"");
@@ -564,7 +648,8 @@ mod tests {
         assert_eq!(field(&record, "AUID"), "bui");
         assert_eq!(field(&record, "key"), "x");
         // Relays that dropped the 0x1D byte glue the enriched keys to the quoted value.
-        let record = parsed("type=SYSCALL msg=audit(1.2:3): key=\"priv_esc\"ARCH=x86_64 SYSCALL=execve");
+        let record =
+            parsed("type=SYSCALL msg=audit(1.2:3): key=\"priv_esc\"ARCH=x86_64 SYSCALL=execve");
         assert_eq!(field(&record, "key"), "priv_esc");
         assert_eq!(field(&record, "ARCH"), "x86_64");
         let record = parsed("type=PATH msg=audit(1.2:3): cap_frootid=0OUID=\"root\" key=(null)ARCH=x86_64 res=1AUID=\"bui\" x=a=b");
@@ -580,18 +665,22 @@ mod tests {
     #[test]
     fn hex_rule_keys_split_on_0x01() {
         let record = parsed("type=SYSCALL msg=audit(1.2:3): key=65786563013634626974\" x=1");
-        assert_eq!(record.fields.get("key"), Some(&serde_json::json!(["exec", "64bit"])));
+        assert_eq!(
+            record.fields.get("key"),
+            Some(&serde_json::json!(["exec", "64bit"]))
+        );
         assert_eq!(field(&record, "x"), "1");
     }
 
     #[test]
     fn errors_name_the_problem_and_the_byte() {
-        let error = |text: &str| parse_record(text).err().map(|error| (error.message.into_owned(), error.offset));
+        let error = |text: &str| {
+            parse_record(text)
+                .err()
+                .map(|error| (error.message.into_owned(), error.offset))
+        };
         assert_eq!(error("hello").map(|e| e.1), Some(0));
-        assert_eq!(
-            error("type=UNKNOWN[1329] msg=?").map(|e| e.1),
-            Some(19),
-        );
+        assert_eq!(error("type=UNKNOWN[1329] msg=?").map(|e| e.1), Some(19),);
         assert_eq!(error("type=X msg=audit(abc:1)").map(|e| e.1), Some(17));
         assert_eq!(error("type=X msg=audit(1.5-1)").map(|e| e.1), Some(20));
         assert_eq!(error("type=X msg=audit(1.5:1").map(|e| e.1), Some(22));
@@ -607,7 +696,14 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        for text in ["type=", "type=X msg=audit(", "type=X msg=audit(1:", "a=\"", "type=X msg=audit(1.1:1): \u{e9}=\u{e9} ==\"", "type=X msg=audit(1.1:1):a"] {
+        for text in [
+            "type=",
+            "type=X msg=audit(",
+            "type=X msg=audit(1:",
+            "a=\"",
+            "type=X msg=audit(1.1:1): \u{e9}=\u{e9} ==\"",
+            "type=X msg=audit(1.1:1):a",
+        ] {
             let _ = parse_record(text);
             let _ = looks_like(text);
         }

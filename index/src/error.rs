@@ -1,0 +1,57 @@
+//! The one error type of the `index` crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong storing or searching events.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The query string is malformed or names an unknown field; `position` is the byte offset
+    /// in the query where the problem is.
+    #[error("query error at position {position}: {message}")]
+    Query {
+        /// Byte offset into the query string.
+        position: usize,
+        /// What is wrong, for people.
+        message: String,
+    },
+    /// A request that cannot be answered as asked (time range backwards, bad cursor, …).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A file or directory of the data folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// tantivy failed.
+    #[error("tantivy index {path}: {source}")]
+    Tantivy {
+        /// The day index.
+        path: PathBuf,
+        /// The cause.
+        source: tantivy::TantivyError,
+    },
+    /// The ClickHouse server failed or is unreachable.
+    #[error("ClickHouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// A stored event could not be read back.
+    #[error("stored event {id} is corrupt: {message}")]
+    CorruptEvent {
+        /// The event id, or where it was stored.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl IndexError {
+    /// A query error at `position`.
+    pub fn query(position: usize, message: impl Into<String>) -> Self {
+        IndexError::Query {
+            position,
+            message: message.into(),
+        }
+    }
+}
