@@ -13,6 +13,7 @@ pub mod document;
 pub mod fields;
 pub mod query;
 pub mod request;
+pub mod tantivy_store;
 pub mod text;
 
 pub use error::IndexError;
@@ -21,3 +22,4 @@ pub use request::{
     AgencyScope, AggregationRequest, Cursor, HistogramBucket, Interval, Order, SearchPage,
     SearchRequest, TermCount, Terms, TimeRange,
 };
+pub use tantivy_store::{RetentionPolicy, RetentionReport, TantivyConfig, TantivyStore};

@@ -121,15 +121,15 @@ impl<T: PartialOrd + Copy> Range<T> {
 }
 
 /// Translates a glob (`*`, `?`) into an anchored regular expression for the Rust `regex` and
-/// RE2 syntaxes (tantivy's `RegexQuery`, ClickHouse's `match`); every other character is
-/// escaped.
+/// RE2 syntaxes (tantivy's `RegexQuery`, ClickHouse's `match`); ASCII punctuation is escaped,
+/// other characters (letters, digits, non-ASCII symbols) stand for themselves.
 pub fn glob_to_regex(glob: &str) -> String {
     let mut regex = String::with_capacity(glob.len() + 8);
     for c in glob.chars() {
         match c {
             '*' => regex.push_str(".*"),
             '?' => regex.push('.'),
-            c if c.is_alphanumeric() || c == ' ' => regex.push(c),
+            c if !c.is_ascii_punctuation() => regex.push(c),
             c => {
                 regex.push('\\');
                 regex.push(c);

@@ -1,0 +1,595 @@
+//! The embedded store: one tantivy index per agency and UTC day under a data directory.
+//!
+//! Writes go to the day index of each event ([`partition::partition_day`]); commits happen
+//! on time or on size ([`TantivyConfig`]) and atomically (tantivy's `meta.json`), so after a
+//! crash every committed event is there and nothing half-written is. Searches open only the
+//! day indexes of the caller's agencies whose committed time bounds overlap the asked range,
+//! run one tantivy query each, and merge by time.
+
+mod collect;
+mod partition;
+mod retention;
+mod schema;
+mod translate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use citysoc_collector::Event;
+use tantivy::collector::Count;
+use tantivy::query::{BooleanQuery, Occur, Query as TantivyQuery};
+use tantivy::schema::Value;
+use tantivy::{IndexWriter, Searcher, TantivyDocument, Term};
+
+use crate::fields::{self, FieldKind, ORIGINAL_FIELDS_PREFIX};
+use crate::query::{Bound, Range};
+use crate::request::{
+    AgencyScope, AggregationRequest, Cursor, HistogramBucket, Interval, SearchPage, SearchRequest,
+    TermCount, Terms, TimeRange,
+};
+use crate::IndexError;
+use collect::{HistogramCollector, SortKey, TermsCollector, TermsSource, TopByTime};
+use partition::{partition_day, DayIndex};
+pub use retention::{RetentionPolicy, RetentionReport};
+use schema::{id_key, tantivy_name, EventSchema};
+
+/// When and how the store writes.
+#[derive(Debug, Clone)]
+pub struct TantivyConfig {
+    /// Commit at least this often while events arrive.
+    pub commit_interval: Duration,
+    /// Commit after this many uncommitted events.
+    pub commit_events: u64,
+    /// Indexing memory per open writer, bytes (tantivy needs at least 15 MB).
+    pub writer_memory: usize,
+    /// At most this many day indexes are open for writing; the least recently used one is
+    /// committed and closed to open another.
+    pub max_open_writers: usize,
+    /// Replace an event already stored with the same id (collectors re-send after a lost
+    /// acknowledgement; imports get re-run), instead of storing it twice.
+    pub dedup: bool,
+}
+
+impl Default for TantivyConfig {
+    fn default() -> Self {
+        TantivyConfig {
+            commit_interval: Duration::from_secs(5),
+            commit_events: 200_000,
+            writer_memory: 64 << 20,
+            max_open_writers: 4,
+            dedup: true,
+        }
+    }
+}
+
+/// Counters of the store since it was opened.
+#[derive(Debug, Default)]
+pub struct TantivyStats {
+    /// Events handed to tantivy.
+    pub added: AtomicU64,
+    /// Events made durable by a commit.
+    pub committed: AtomicU64,
+    /// Commits done.
+    pub commits: AtomicU64,
+}
+
+type PartitionKey = (Option<String>, NaiveDate);
+
+/// The embedded event store.
+pub struct TantivyStore {
+    root: PathBuf,
+    schema: EventSchema,
+    config: TantivyConfig,
+    partitions: Mutex<HashMap<PartitionKey, Arc<DayIndex>>>,
+    last_commit: Mutex<Instant>,
+    stats: TantivyStats,
+}
+
+impl TantivyStore {
+    /// Opens (or creates) the store in `root`, removing what a crash may have left half-made
+    /// (staging and trash directories; tantivy itself ignores uncommitted segment files).
+    pub fn open(root: impl Into<PathBuf>, config: TantivyConfig) -> Result<Self, IndexError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| IndexError::Io {
+            path: root.clone(),
+            source,
+        })?;
+        retention::remove_leftovers(&root)?;
+        Ok(TantivyStore {
+            root,
+            schema: EventSchema::new(),
+            config,
+            partitions: Mutex::new(HashMap::new()),
+            last_commit: Mutex::new(Instant::now()),
+            stats: TantivyStats::default(),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &TantivyStats {
+        &self.stats
+    }
+
+    /// Adds events; they become searchable and durable at the next commit, which this call
+    /// makes itself when the configured interval or size is reached.
+    pub fn add(&self, events: &[Event]) -> Result<(), IndexError> {
+        for event in events {
+            self.add_one(event)?;
+        }
+        if self.commit_due() {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn add_one(&self, event: &Event) -> Result<(), IndexError> {
+        let day = partition_day(event.timestamp, event.received_at);
+        let partition = self.partition(event.agency.as_deref(), day, true)?;
+        let Some(partition) = partition else {
+            return Ok(());
+        };
+        let document = self
+            .schema
+            .document(event)
+            .map_err(|error| IndexError::CorruptEvent {
+                id: event.id.clone(),
+                message: error.to_string(),
+            })?;
+        let tantivy_error = |source| IndexError::Tantivy {
+            path: partition.path.clone(),
+            source,
+        };
+        let needs_writer = partition.writing().writer.is_none();
+        if needs_writer {
+            self.make_room_for_writer()?;
+        }
+        let mut writing = partition.writing();
+        if writing.writer.is_none() {
+            let writer: IndexWriter = partition
+                .index
+                .writer_with_num_threads(1, self.config.writer_memory.max(15 << 20))
+                .map_err(tantivy_error)?;
+            writing.writer = Some(writer);
+        }
+        writing.last_used = Instant::now();
+        if let Some(writer) = &writing.writer {
+            if self.config.dedup {
+                writer.delete_term(Term::from_field_text(
+                    self.id_field(),
+                    &crate::text::keyword(&event.id),
+                ));
+            }
+            writer.add_document(document).map_err(tantivy_error)?;
+        }
+        writing.summary.include(event.timestamp.timestamp_micros());
+        writing.pending += 1;
+        self.stats.added.fetch_add(1, AtomicOrdering::Relaxed);
+        Ok(())
+    }
+
+    fn id_field(&self) -> tantivy::schema::Field {
+        // `id` is in the catalogue as a keyword, so the schema always has it.
+        self.schema.field("id").unwrap_or(self.schema.present)
+    }
+
+    fn commit_due(&self) -> bool {
+        let pending: u64 = self
+            .lock_partitions()
+            .values()
+            .map(|partition| partition.writing().pending)
+            .sum();
+        let elapsed = self
+            .last_commit
+            .lock()
+            .map(|last| last.elapsed())
+            .unwrap_or_default();
+        pending >= self.config.commit_events
+            || (pending > 0 && elapsed >= self.config.commit_interval)
+    }
+
+    /// Commits every day index with uncommitted events; returns how many events became
+    /// durable.
+    pub fn commit(&self) -> Result<u64, IndexError> {
+        let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
+        let mut committed = 0;
+        for partition in partitions {
+            committed += commit_partition(&partition)?;
+        }
+        if let Ok(mut last) = self.last_commit.lock() {
+            *last = Instant::now();
+        }
+        self.stats
+            .committed
+            .fetch_add(committed, AtomicOrdering::Relaxed);
+        if committed > 0 {
+            self.stats.commits.fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        Ok(committed)
+    }
+
+    /// Commits and closes every writer, waiting for background merges to finish.
+    pub fn close(&self) -> Result<u64, IndexError> {
+        let committed = self.commit()?;
+        let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
+        for partition in partitions {
+            let writer = partition.writing().writer.take();
+            if let Some(writer) = writer {
+                writer
+                    .wait_merging_threads()
+                    .map_err(|source| IndexError::Tantivy {
+                        path: partition.path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(committed)
+    }
+
+    fn make_room_for_writer(&self) -> Result<(), IndexError> {
+        let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
+        let mut open: Vec<(Instant, Arc<DayIndex>)> = partitions
+            .into_iter()
+            .filter_map(|partition| {
+                let writing = partition.writing();
+                let last_used = writing.last_used;
+                let is_open = writing.writer.is_some();
+                drop(writing);
+                is_open.then_some((last_used, partition))
+            })
+            .collect();
+        open.sort_by_key(|(last_used, _)| *last_used);
+        while open.len() >= self.config.max_open_writers.max(1) {
+            let (_, oldest) = open.remove(0);
+            let committed = commit_partition(&oldest)?;
+            self.stats
+                .committed
+                .fetch_add(committed, AtomicOrdering::Relaxed);
+            let writer = oldest.writing().writer.take();
+            if let Some(writer) = writer {
+                writer
+                    .wait_merging_threads()
+                    .map_err(|source| IndexError::Tantivy {
+                        path: oldest.path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_partitions(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, Arc<DayIndex>>> {
+        // The map only ever gains or loses whole entries; a panic elsewhere cannot leave it
+        // half-updated.
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn partition(
+        &self,
+        agency: Option<&str>,
+        day: NaiveDate,
+        create: bool,
+    ) -> Result<Option<Arc<DayIndex>>, IndexError> {
+        let key = (agency.map(str::to_owned), day);
+        let mut partitions = self.lock_partitions();
+        if let Some(partition) = partitions.get(&key) {
+            return Ok(Some(partition.clone()));
+        }
+        let Some(opened) = DayIndex::open(&self.root, agency, day, &self.schema, create)? else {
+            return Ok(None);
+        };
+        let opened = Arc::new(opened);
+        partitions.insert(key, opened.clone());
+        Ok(Some(opened))
+    }
+
+    /// The day indexes a request may touch: the scope's agencies, committed time bounds
+    /// overlapping `time`.
+    fn partitions_for(
+        &self,
+        scope: &AgencyScope,
+        time: &TimeRange,
+    ) -> Result<Vec<Arc<DayIndex>>, IndexError> {
+        let (from, to) = micros_range(time);
+        let mut found = Vec::new();
+        for (agency, day) in partition::list(&self.root)? {
+            if !scope.allows(agency.as_deref()) {
+                continue;
+            }
+            if let Some(partition) = self.partition(agency.as_deref(), day, false)? {
+                if partition.summary().overlaps(from, to) {
+                    found.push(partition);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn prepared_query(
+        &self,
+        query: &crate::Query,
+        time: &TimeRange,
+    ) -> Result<Box<dyn TantivyQuery>, IndexError> {
+        let (from, to) = micros_range(time);
+        let range = Range {
+            lower: Bound::Included(from),
+            upper: Bound::Excluded(to),
+        };
+        Ok(Box::new(BooleanQuery::new(vec![
+            (Occur::Must, translate::translate(&self.schema, query)?),
+            (
+                Occur::Must,
+                translate::i64_range(self.schema.timestamp, &range),
+            ),
+        ])))
+    }
+
+    /// One page of events matching the request, in the requested order.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
+        let query = self.prepared_query(&request.query, &request.time)?;
+        let after = request.after.as_ref().map(sort_key_of_cursor);
+        let mut total = 0;
+        let mut ranked = Vec::new();
+        let mut searchers: Vec<(Searcher, Arc<DayIndex>)> = Vec::new();
+        for (ordinal, partition) in self
+            .partitions_for(&request.scope, &request.time)?
+            .into_iter()
+            .enumerate()
+        {
+            let searcher = partition.reader.searcher();
+            let top = TopByTime {
+                limit: request.limit,
+                order: request.order,
+                after,
+                index_ordinal: ordinal,
+            };
+            let (count, mut found) =
+                searcher
+                    .search(&query, &(Count, top))
+                    .map_err(|source| IndexError::Tantivy {
+                        path: partition.path.clone(),
+                        source,
+                    })?;
+            total += count as u64;
+            ranked.append(&mut found);
+            searchers.push((searcher, partition));
+        }
+        let best = collect::best(ranked, request.limit);
+        let mut events = Vec::with_capacity(best.len());
+        for (_, _, ordinal, address) in best {
+            let Some((searcher, partition)) = searchers.get(ordinal) else {
+                continue;
+            };
+            let event = self.load_event(searcher, partition, address)?;
+            if !request.scope.allows(event.agency.as_deref()) {
+                return Err(IndexError::CorruptEvent {
+                    id: event.id,
+                    message: format!(
+                        "stored under {} but its agency is {:?}",
+                        partition.path.display(),
+                        event.agency
+                    ),
+                });
+            }
+            events.push(event);
+        }
+        let next = (request.limit > 0 && events.len() == request.limit)
+            .then(|| events.last().map(Cursor::after))
+            .flatten();
+        Ok(SearchPage {
+            events,
+            total,
+            next,
+        })
+    }
+
+    fn load_event(
+        &self,
+        searcher: &Searcher,
+        partition: &DayIndex,
+        address: tantivy::DocAddress,
+    ) -> Result<Event, IndexError> {
+        let document: TantivyDocument =
+            searcher
+                .doc(address)
+                .map_err(|source| IndexError::Tantivy {
+                    path: partition.path.clone(),
+                    source,
+                })?;
+        let corrupt = |message: String| IndexError::CorruptEvent {
+            id: format!("{}#{:?}", partition.path.display(), address),
+            message,
+        };
+        let bytes = document
+            .get_first(self.schema.event)
+            .and_then(|value| value.as_bytes())
+            .ok_or_else(|| corrupt("no stored event".into()))?;
+        serde_json::from_slice(bytes).map_err(|error| corrupt(error.to_string()))
+    }
+
+    /// How many events match.
+    pub fn count(&self, request: &AggregationRequest) -> Result<u64, IndexError> {
+        let query = self.prepared_query(&request.query, &request.time)?;
+        let mut total = 0;
+        for partition in self.partitions_for(&request.scope, &request.time)? {
+            total += partition
+                .reader
+                .searcher()
+                .search(&query, &Count)
+                .map_err(|source| IndexError::Tantivy {
+                    path: partition.path.clone(),
+                    source,
+                })? as u64;
+        }
+        Ok(total)
+    }
+
+    /// Matches per time bucket, ascending, empty buckets left out.
+    pub fn histogram(
+        &self,
+        request: &AggregationRequest,
+        interval: Interval,
+    ) -> Result<Vec<HistogramBucket>, IndexError> {
+        let query = self.prepared_query(&request.query, &request.time)?;
+        let mut maps = Vec::new();
+        for partition in self.partitions_for(&request.scope, &request.time)? {
+            maps.push(
+                partition
+                    .reader
+                    .searcher()
+                    .search(&query, &HistogramCollector { interval })
+                    .map_err(|source| IndexError::Tantivy {
+                        path: partition.path.clone(),
+                        source,
+                    })?,
+            );
+        }
+        let mut buckets: Vec<HistogramBucket> = collect::merge_counts(maps)
+            .into_iter()
+            .map(|(start, count)| HistogramBucket {
+                start: micros_to_time(start),
+                count,
+            })
+            .collect();
+        buckets.sort_by_key(|bucket| bucket.start);
+        Ok(buckets)
+    }
+
+    /// The `size` most frequent values of `field` among the matches.
+    pub fn count_by(
+        &self,
+        request: &AggregationRequest,
+        field: &str,
+        size: usize,
+    ) -> Result<Terms, IndexError> {
+        let source = terms_source(field)?;
+        let query = self.prepared_query(&request.query, &request.time)?;
+        let mut values = Vec::new();
+        let mut missing = 0;
+        for partition in self.partitions_for(&request.scope, &request.time)? {
+            let counts = partition
+                .reader
+                .searcher()
+                .search(
+                    &query,
+                    &TermsCollector {
+                        source: source.clone(),
+                    },
+                )
+                .map_err(|source| IndexError::Tantivy {
+                    path: partition.path.clone(),
+                    source,
+                })?;
+            missing += counts.missing;
+            values.push(counts.values);
+        }
+        Ok(top_terms(collect::merge_counts(values), missing, size))
+    }
+
+    /// Drops whole day indexes older than the policy keeps, per agency.
+    pub fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        today: NaiveDate,
+    ) -> Result<RetentionReport, IndexError> {
+        let mut report = RetentionReport::default();
+        for (agency, day) in partition::list(&self.root)? {
+            if !policy.expired(agency.as_deref(), day, today) {
+                continue;
+            }
+            let key = (agency.clone(), day);
+            let cached = self.lock_partitions().remove(&key);
+            if let Some(partition) = cached {
+                // Events still waiting in its writer were about to be dropped with the day.
+                let writer = partition.writing().writer.take();
+                drop(writer);
+            }
+            retention::remove_day(&self.root, agency.as_deref(), day)?;
+            report.dropped.push((agency, day));
+        }
+        Ok(report)
+    }
+}
+
+fn commit_partition(partition: &DayIndex) -> Result<u64, IndexError> {
+    let mut writing = partition.writing();
+    let pending = writing.pending;
+    if pending == 0 {
+        return Ok(0);
+    }
+    let payload = serde_json::to_string(&writing.summary).unwrap_or_default();
+    let tantivy_error = |source| IndexError::Tantivy {
+        path: partition.path.clone(),
+        source,
+    };
+    if let Some(writer) = writing.writer.as_mut() {
+        let mut prepared = writer.prepare_commit().map_err(tantivy_error)?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(tantivy_error)?;
+    }
+    writing.pending = 0;
+    drop(writing);
+    partition.reader.reload().map_err(tantivy_error)?;
+    Ok(pending)
+}
+
+fn terms_source(field: &str) -> Result<TermsSource, IndexError> {
+    if !fields::can_count_by(field) {
+        return Err(IndexError::InvalidRequest(format!(
+            "cannot count by {field:?}: count by a keyword or number field, or fields.<name>"
+        )));
+    }
+    if let Some(path) = field.strip_prefix(ORIGINAL_FIELDS_PREFIX) {
+        return Ok(TermsSource::Original {
+            column: "original".to_owned(),
+            prefix: format!("{path}{}", crate::document::PATH_VALUE_SEPARATOR),
+        });
+    }
+    match fields::lookup(field).map(|spec| spec.kind) {
+        Some(FieldKind::Number) => Ok(TermsSource::Number(tantivy_name(field))),
+        _ => Ok(TermsSource::Keyword(tantivy_name(field))),
+    }
+}
+
+/// Sorts value counts (count descending, then value) into [`Terms`].
+pub(crate) fn top_terms(values: HashMap<String, u64>, missing: u64, size: usize) -> Terms {
+    let mut all: Vec<TermCount> = values
+        .into_iter()
+        .map(|(value, count)| TermCount { value, count })
+        .collect();
+    all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    let other = all.iter().skip(size).map(|term| term.count).sum();
+    all.truncate(size);
+    Terms {
+        buckets: all,
+        other,
+        missing,
+    }
+}
+
+fn micros_range(time: &TimeRange) -> (i64, i64) {
+    (time.from.timestamp_micros(), time.to.timestamp_micros())
+}
+
+fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn sort_key_of_cursor(cursor: &Cursor) -> SortKey {
+    let (id_high, id_low) = id_key(&cursor.id);
+    SortKey {
+        timestamp: cursor.timestamp_micros,
+        id_high,
+        id_low,
+    }
+}

@@ -1,0 +1,342 @@
+//! One tantivy index per agency and UTC day: `DATA/<agency>/<YYYY-MM-DD>/`.
+//!
+//! Per-agency directories make isolation structural (a scoped search never opens another
+//! agency's files) and retention per agency a directory removal. A day index is created in a
+//! hidden directory and renamed into place, so a crash never leaves a half-created index where
+//! a search would open it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
+
+use super::schema::EventSchema;
+use crate::IndexError;
+
+/// Directory name of events that carry no agency. Agency names are percent-encoded with `_`
+/// among the encoded characters, so no agency can be named like this.
+pub const NO_AGENCY_DIR: &str = "_none";
+
+/// An agency's directory name: ASCII letters, digits, `-` and `.` kept, every other byte as
+/// `_XX` (hex), so any agency name is a safe, reversible file name.
+pub fn agency_dir(agency: Option<&str>) -> String {
+    let Some(agency) = agency else {
+        return NO_AGENCY_DIR.to_owned();
+    };
+    let mut name = String::with_capacity(agency.len());
+    for byte in agency.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || (byte == b'.' && !name.is_empty()) {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("_{byte:02x}"));
+        }
+    }
+    if name.is_empty() {
+        // The empty agency name.
+        name.push('_');
+    }
+    name
+}
+
+/// The agency of a directory name (`None` for [`NO_AGENCY_DIR`]); an error for names this
+/// store did not make.
+pub fn agency_of_dir(name: &str) -> Result<Option<String>, ()> {
+    if name == NO_AGENCY_DIR {
+        return Ok(None);
+    }
+    if name == "_" {
+        return Ok(Some(String::new()));
+    }
+    let mut bytes = Vec::with_capacity(name.len());
+    let mut rest = name.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'_' {
+            let hex = tail.get(..2).ok_or(())?;
+            let hex = std::str::from_utf8(hex).map_err(|_| ())?;
+            bytes.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(first);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).map(Some).map_err(|_| ())
+}
+
+/// The directory name of a day.
+pub fn day_dir(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+/// The day of an event's partition: the UTC day of `timestamp`, unless the device's clock is
+/// implausible (more than a day ahead of arrival, or over a year behind), then the day it
+/// arrived — so retention keeps it as long as anything received that day, instead of dropping
+/// an event stamped 2003 on the night it arrives.
+pub fn partition_day(timestamp: DateTime<Utc>, received_at: DateTime<Utc>) -> NaiveDate {
+    let ahead = timestamp - received_at > TimeDelta::days(1);
+    let behind = received_at - timestamp > TimeDelta::days(366);
+    if ahead || behind {
+        received_at.date_naive()
+    } else {
+        timestamp.date_naive()
+    }
+}
+
+/// What a commit records about the events in a day index (the commit payload), so searches
+/// skip day indexes whose events are all outside the asked time range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySummary {
+    /// Smallest `timestamp` (microseconds), if any event.
+    pub min_timestamp: Option<i64>,
+    /// Largest `timestamp` (microseconds), if any event.
+    pub max_timestamp: Option<i64>,
+}
+
+impl DaySummary {
+    /// Widens the summary to include `timestamp`.
+    pub fn include(&mut self, timestamp: i64) {
+        self.min_timestamp = Some(
+            self.min_timestamp
+                .map_or(timestamp, |min| min.min(timestamp)),
+        );
+        self.max_timestamp = Some(
+            self.max_timestamp
+                .map_or(timestamp, |max| max.max(timestamp)),
+        );
+    }
+
+    /// Whether any event could lie in `[from, to)` (microseconds).
+    pub fn overlaps(&self, from: i64, to: i64) -> bool {
+        match (self.min_timestamp, self.max_timestamp) {
+            (Some(min), Some(max)) => min < to && max >= from,
+            _ => false,
+        }
+    }
+}
+
+/// One agency-day index: its reader, and its writer while events are being added.
+pub struct DayIndex {
+    /// Where it lives.
+    pub path: PathBuf,
+    /// The tantivy index.
+    pub index: Index,
+    /// Reader; reloaded after each commit.
+    pub reader: IndexReader,
+    writing: Mutex<Writing>,
+}
+
+/// The writer side of a day index.
+pub struct Writing {
+    /// Open writer (opened on the first add, closed on eviction).
+    pub writer: Option<IndexWriter>,
+    /// Summary as of the last commit plus the events added since.
+    pub summary: DaySummary,
+    /// Events added since the last commit.
+    pub pending: u64,
+    /// When an event was last added (the writer least recently used is closed first).
+    pub last_used: Instant,
+}
+
+impl DayIndex {
+    /// Opens the index at `path`, or creates it (through a hidden directory renamed into
+    /// place) when `create` is set and it does not exist.
+    pub fn open(
+        root: &Path,
+        agency: Option<&str>,
+        day: NaiveDate,
+        schema: &EventSchema,
+        create: bool,
+    ) -> Result<Option<Self>, IndexError> {
+        let agency_path = root.join(agency_dir(agency));
+        let path = agency_path.join(day_dir(day));
+        let tantivy_error = |source| IndexError::Tantivy {
+            path: path.clone(),
+            source,
+        };
+        if !path.join("meta.json").exists() {
+            if !create {
+                return Ok(None);
+            }
+            create_atomically(&agency_path, &path, schema)?;
+        }
+        let index = Index::open_in_dir(&path).map_err(tantivy_error)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_error)?;
+        let summary = read_summary(&index);
+        Ok(Some(DayIndex {
+            path: path.clone(),
+            index,
+            reader,
+            writing: Mutex::new(Writing {
+                writer: None,
+                summary,
+                pending: 0,
+                last_used: Instant::now(),
+            }),
+        }))
+    }
+
+    /// The writer state, locked.
+    pub fn writing(&self) -> MutexGuard<'_, Writing> {
+        // A panic while holding the lock would have aborted the indexing of one batch; the
+        // state itself (an Option and two counters) stays consistent, so keep going.
+        self.writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The committed summary (time bounds) as last read or written.
+    pub fn summary(&self) -> DaySummary {
+        self.writing().summary
+    }
+}
+
+fn create_atomically(
+    agency_path: &Path,
+    path: &Path,
+    schema: &EventSchema,
+) -> Result<(), IndexError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| IndexError::Io { path, source }
+    };
+    std::fs::create_dir_all(agency_path).map_err(io_error(agency_path))?;
+    let staging = agency_path.join(format!(
+        ".new-{}-{}",
+        path.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("day"),
+        std::process::id()
+    ));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+    Index::create_in_dir(&staging, schema.schema.clone()).map_err(|source| {
+        IndexError::Tantivy {
+            path: staging.clone(),
+            source,
+        }
+    })?;
+    if path.exists() {
+        // A directory without meta.json: left by a crash of a version that did not stage.
+        std::fs::remove_dir_all(path).map_err(io_error(path))?;
+    }
+    std::fs::rename(&staging, path).map_err(io_error(path))?;
+    Ok(())
+}
+
+fn read_summary(index: &Index) -> DaySummary {
+    index
+        .load_metas()
+        .ok()
+        .and_then(|metas| metas.payload)
+        .and_then(|payload| serde_json::from_str(&payload).ok())
+        .unwrap_or_default()
+}
+
+/// Every agency-day index under `root`, as (agency, day). Hidden directories (staging,
+/// trash) and names this store did not make are skipped.
+pub fn list(root: &Path) -> Result<Vec<(Option<String>, NaiveDate)>, IndexError> {
+    let mut found = Vec::new();
+    for agency_entry in read_dir(root)? {
+        let Some(agency) = agency_entry
+            .to_str()
+            .and_then(|name| agency_of_dir(name).ok())
+        else {
+            continue;
+        };
+        for day_entry in read_dir(&root.join(&agency_entry))? {
+            let day = day_entry
+                .to_str()
+                .and_then(|name| NaiveDate::parse_from_str(name, "%Y-%m-%d").ok());
+            if let Some(day) = day {
+                found.push((agency.clone(), day));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Names of the visible subdirectories of `dir`.
+pub fn read_dir(dir: &Path) -> Result<Vec<std::ffi::OsString>, IndexError> {
+    let io_error = |source| IndexError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') || !entry.file_type().map_err(io_error)?.is_dir()
+        {
+            continue;
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agency_dir_names_round_trip() {
+        for agency in [
+            "quan-1",
+            "so-y-te",
+            "Sở Y tế",
+            "_none",
+            "../etc",
+            ".hidden",
+            "a_b",
+            "",
+            "a.b",
+        ] {
+            let dir = agency_dir(Some(agency));
+            assert!(!dir.starts_with('.'), "{dir}");
+            assert!(!dir.contains('/'), "{dir}");
+            assert_ne!(dir, NO_AGENCY_DIR);
+            assert_eq!(agency_of_dir(&dir), Ok(Some(agency.to_owned())), "{dir}");
+        }
+        assert_eq!(agency_of_dir(NO_AGENCY_DIR), Ok(None));
+        assert!(agency_of_dir("_zz").is_err());
+    }
+
+    #[test]
+    fn implausible_device_clocks_partition_by_arrival_day() {
+        let arrived = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default();
+        let day = |time: &str| {
+            let time = DateTime::parse_from_rfc3339(time)
+                .map(|time| time.with_timezone(&Utc))
+                .unwrap_or_default();
+            day_dir(partition_day(time, arrived))
+        };
+        assert_eq!(day("2026-11-21T23:59:59Z"), "2026-11-21");
+        assert_eq!(day("2026-11-23T09:00:00Z"), "2026-11-23");
+        assert_eq!(day("2003-01-01T00:00:00Z"), "2026-11-22");
+        assert_eq!(day("2027-01-01T00:00:00Z"), "2026-11-22");
+    }
+
+    #[test]
+    fn summary_overlap() {
+        let mut summary = DaySummary::default();
+        assert!(!summary.overlaps(i64::MIN, i64::MAX));
+        summary.include(10);
+        summary.include(20);
+        assert!(summary.overlaps(20, 21));
+        assert!(!summary.overlaps(21, 30));
+        assert!(!summary.overlaps(0, 10));
+        assert!(summary.overlaps(0, 11));
+    }
+}

@@ -1,0 +1,210 @@
+//! The tantivy schema of an event and the document built from one.
+//!
+//! Matching never relies on tantivy's analyzers: keyword values arrive folded
+//! ([`text::keyword`]) and text arrives as tokens ([`text::for_each_token`]) through
+//! `PreTokenizedString`, so the terms are exactly those the ClickHouse store compares.
+
+use std::collections::BTreeSet;
+
+use citysoc_collector::Event;
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
+    INDEXED, STORED,
+};
+use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::TantivyDocument;
+
+use crate::document::{self, FieldValue};
+use crate::fields::{FieldKind, FIELDS};
+use crate::text;
+
+/// Tokenizer name for keyword fields: values are folded before they reach tantivy, so the
+/// whole value is one term.
+const RAW: &str = "raw";
+
+/// Field handles of the event schema.
+#[derive(Debug, Clone)]
+pub struct EventSchema {
+    /// The schema itself.
+    pub schema: Schema,
+    /// `timestamp`, microseconds (indexed for ranges, fast for sorting and histograms).
+    pub timestamp: Field,
+    /// `received_at`, microseconds.
+    pub received_at: Field,
+    /// High and low 64 bits of the event id: the sort tie-breaker.
+    pub id_high: Field,
+    /// See `id_high`.
+    pub id_low: Field,
+    /// The catalogue fields (keyword, number, text), by catalogue name.
+    named: Vec<(&'static str, FieldKind, Field)>,
+    /// Original fields as `path \u{1f} folded value` terms (indexed and fast).
+    pub original: Field,
+    /// Names of the fields an event has (`user.name`, `fields.EventID`): `_exists_` queries.
+    pub present: Field,
+    /// The whole event as JSON (stored only).
+    pub event: Field,
+}
+
+/// The tantivy name of a catalogue field (tantivy reads dots in names as JSON paths).
+pub fn tantivy_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+impl EventSchema {
+    /// Builds the schema every day index uses.
+    pub fn new() -> Self {
+        let mut builder = Schema::builder();
+        let time = NumericOptions::default() | INDEXED | FAST;
+        let timestamp = builder.add_i64_field("timestamp", time.clone());
+        let received_at = builder.add_i64_field("received_at", time);
+        let id_high = builder.add_u64_field("id_high", FAST);
+        let id_low = builder.add_u64_field("id_low", FAST);
+        let keyword = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(RAW)
+                    .set_index_option(IndexRecordOption::Basic),
+            )
+            .set_fast(RAW);
+        let text = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(RAW)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        let number = NumericOptions::default() | INDEXED | FAST;
+        let mut named = Vec::new();
+        for spec in FIELDS {
+            let name = tantivy_name(spec.name);
+            let field = match spec.kind {
+                FieldKind::Time => continue,
+                FieldKind::Keyword => builder.add_text_field(&name, keyword.clone()),
+                FieldKind::Text => builder.add_text_field(&name, text.clone()),
+                FieldKind::Number => builder.add_u64_field(&name, number.clone()),
+            };
+            named.push((spec.name, spec.kind, field));
+        }
+        let original = builder.add_text_field("original", keyword.clone());
+        let present = builder.add_text_field(
+            "present",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(RAW)
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        );
+        let event = builder.add_bytes_field("event", STORED);
+        EventSchema {
+            schema: builder.build(),
+            timestamp,
+            received_at,
+            id_high,
+            id_low,
+            named,
+            original,
+            present,
+            event,
+        }
+    }
+
+    /// The handle of a catalogue field (`None` for time fields and unknown names).
+    pub fn field(&self, name: &str) -> Option<Field> {
+        self.named
+            .iter()
+            .find(|(named, _, _)| *named == name)
+            .map(|(_, _, field)| *field)
+    }
+
+    /// The tantivy document of `event`.
+    pub fn document(&self, event: &Event) -> Result<TantivyDocument, serde_json::Error> {
+        let mut doc = TantivyDocument::new();
+        doc.add_i64(self.timestamp, event.timestamp.timestamp_micros());
+        doc.add_i64(self.received_at, event.received_at.timestamp_micros());
+        let (high, low) = id_key(&event.id);
+        doc.add_u64(self.id_high, high);
+        doc.add_u64(self.id_low, low);
+        let mut present = BTreeSet::new();
+        document::visit_fields(event, |name, kind, value| {
+            let Some(field) = self.field(name) else {
+                return;
+            };
+            match (kind, value) {
+                (FieldKind::Number, FieldValue::Number(number)) => doc.add_u64(field, number),
+                (FieldKind::Keyword, FieldValue::Text(value)) => {
+                    doc.add_text(field, text::keyword(&value))
+                }
+                (FieldKind::Text, FieldValue::Text(value)) => {
+                    doc.add_pre_tokenized_text(field, pre_tokenized(&value))
+                }
+                _ => return,
+            }
+            present.insert(name.to_owned());
+        });
+        for (path, value) in document::original_fields(event) {
+            doc.add_text(self.original, document::original_field_term(&path, &value));
+            present.insert(format!("{}{path}", crate::fields::ORIGINAL_FIELDS_PREFIX));
+        }
+        for name in present {
+            doc.add_text(self.present, name);
+        }
+        doc.add_bytes(self.event, &serde_json::to_vec(event)?);
+        Ok(doc)
+    }
+}
+
+impl Default for EventSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn pre_tokenized(value: &str) -> PreTokenizedString {
+    let mut tokens = Vec::new();
+    text::for_each_token(value, |token| {
+        tokens.push(Token {
+            offset_from: 0,
+            offset_to: 0,
+            position: tokens.len(),
+            text: token.to_owned(),
+            position_length: 1,
+        });
+    });
+    // The original text is not stored (the event JSON is); offsets are not used.
+    PreTokenizedString {
+        text: String::new(),
+        tokens,
+    }
+}
+
+/// The sort tie-breaker of an event id: its 128 bits when it is 32 hex digits (every id the
+/// collector makes), otherwise a hash of the text. For hex ids the numeric order equals the
+/// text order, which is how ClickHouse sorts them.
+pub fn id_key(id: &str) -> (u64, u64) {
+    let parsed = (id.len() == 32)
+        .then(|| u128::from_str_radix(id, 16).ok())
+        .flatten();
+    let key = parsed.unwrap_or_else(|| xxhash_rust::xxh3::xxh3_128(id.as_bytes()));
+    ((key >> 64) as u64, key as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tantivy_names_are_unique() {
+        let names: BTreeSet<String> = FIELDS.iter().map(|spec| tantivy_name(spec.name)).collect();
+        assert_eq!(names.len(), FIELDS.len());
+        for reserved in ["original", "present", "event", "id_high", "id_low"] {
+            assert!(!names.contains(reserved), "{reserved}");
+        }
+    }
+
+    #[test]
+    fn hex_ids_sort_like_their_text() {
+        let a = "0000000000000000ffffffffffffffff";
+        let b = "00000000000000010000000000000000";
+        assert!(a < b);
+        assert!(id_key(a) < id_key(b));
+        assert_ne!(id_key("not-hex"), id_key("not-hex2"));
+    }
+}

@@ -1,0 +1,515 @@
+//! The embedded store against the shared city sample: matching, scope, order and paging,
+//! aggregations, dedup, retention, and reopening.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chrono::{NaiveDate, TimeDelta};
+use citysoc_index::query::{Bound, Condition, FieldMatch, Range, Target};
+use citysoc_index::request::{AggregationRequest, Order};
+use citysoc_index::{
+    AgencyScope, Interval, Query, RetentionPolicy, SearchRequest, TantivyConfig, TantivyStore,
+    TimeRange,
+};
+use common::{at, city_events, event, id};
+
+fn store_with(events: &[citysoc_collector::Event]) -> (tempfile::TempDir, TantivyStore) {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    store.add(events).unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    (dir, store)
+}
+
+fn field(name: &'static str, condition: Condition) -> Query {
+    Query::Match(FieldMatch {
+        target: Target::Field(name),
+        condition,
+    })
+}
+
+fn words(tokens: &[&str]) -> Query {
+    Query::Match(FieldMatch {
+        target: Target::DefaultText,
+        condition: Condition::Phrase(tokens.iter().map(|token| token.to_string()).collect()),
+    })
+}
+
+fn ids(store: &TantivyStore, query: Query, scope: AgencyScope) -> BTreeSet<String> {
+    let request = SearchRequest::new(query, TimeRange::everything(), scope, 1000);
+    let page = store
+        .search(&request)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(page.total as usize, page.events.len());
+    page.events.into_iter().map(|event| event.id).collect()
+}
+
+fn expect(numbers: &[u64]) -> BTreeSet<String> {
+    numbers.iter().map(|n| id(*n)).collect()
+}
+
+#[test]
+fn stored_events_come_back_equal_newest_first() {
+    let events = city_events();
+    let (_dir, store) = store_with(&events);
+    let page = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            100,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(page.total, 12);
+    assert!(page.next.is_none());
+    let mut expected = events.clone();
+    expected.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then_with(|| b.id.cmp(&a.id)));
+    assert_eq!(page.events, expected);
+}
+
+#[test]
+fn vietnamese_text_is_found_without_diacritics_or_case() {
+    let (_dir, store) = store_with(&city_events());
+    assert_eq!(
+        ids(&store, words(&["thu", "duc"]), AgencyScope::All),
+        expect(&[1])
+    );
+    assert_eq!(
+        ids(&store, words(&["quan", "1"]), AgencyScope::All),
+        expect(&[9, 10, 11])
+    );
+    assert_eq!(
+        ids(&store, words(&["duc", "thu"]), AgencyScope::All),
+        expect(&[])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("user.name", Condition::Exact("nguyen van an".into())),
+            AgencyScope::All
+        ),
+        expect(&[1])
+    );
+    // The array element of an original field.
+    let tag = Query::Match(FieldMatch {
+        target: Target::Original("tags".into()),
+        condition: Condition::Exact("thu duc".into()),
+    });
+    assert_eq!(ids(&store, tag, AgencyScope::All), expect(&[7]));
+}
+
+#[test]
+fn ips_and_hashes_match_exactly() {
+    let (_dir, store) = store_with(&city_events());
+    assert_eq!(
+        ids(
+            &store,
+            field("source.ip", Condition::Exact("10.0.0.5".into())),
+            AgencyScope::All
+        ),
+        expect(&[1, 3, 8])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("source.ip", Condition::Exact("fe80::1".into())),
+            AgencyScope::All
+        ),
+        expect(&[9])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("source.ip", Condition::Wildcard("10.0.0.5*".into())),
+            AgencyScope::All
+        ),
+        expect(&[1, 2, 3, 8])
+    );
+    let hash = Query::Match(FieldMatch {
+        target: Target::Original("Hashes".into()),
+        condition: Condition::Exact(
+            "sha256=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        ),
+    });
+    assert_eq!(ids(&store, hash, AgencyScope::All), expect(&[5]));
+    let number = Query::Match(FieldMatch {
+        target: Target::Original("EventID".into()),
+        condition: Condition::Exact("4625".into()),
+    });
+    assert_eq!(ids(&store, number, AgencyScope::All), expect(&[7]));
+}
+
+#[test]
+fn every_condition_kind() {
+    let (_dir, store) = store_with(&city_events());
+    let ports = Range {
+        lower: Bound::Included(1),
+        upper: Bound::Excluded(1024),
+    };
+    assert_eq!(
+        ids(
+            &store,
+            field("source.port", Condition::NumberRange(ports)),
+            AgencyScope::All
+        ),
+        expect(&[2])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field(
+                "destination.port",
+                Condition::NumberRange(Range::exactly(443))
+            ),
+            AgencyScope::All
+        ),
+        expect(&[9, 10])
+    );
+    let day_two = Range {
+        lower: Bound::Included(at(86_400)),
+        upper: Bound::Excluded(at(2 * 86_400)),
+    };
+    assert_eq!(
+        ids(
+            &store,
+            field("timestamp", Condition::TimeRange(day_two)),
+            AgencyScope::All
+        ),
+        expect(&[5, 6, 7, 8])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("host.name", Condition::Exists),
+            AgencyScope::All
+        ),
+        expect(&[4])
+    );
+    let exists = Query::Match(FieldMatch {
+        target: Target::Original("EventID".into()),
+        condition: Condition::Exists,
+    });
+    assert_eq!(ids(&store, exists, AgencyScope::All), expect(&[5, 7]));
+    assert_eq!(
+        ids(
+            &store,
+            field("process.command_line", Condition::Wildcard("power*".into())),
+            AgencyScope::All
+        ),
+        expect(&[5])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field(
+                "process.executable",
+                Condition::Wildcard("*\\powershell.exe".into())
+            ),
+            AgencyScope::All
+        ),
+        expect(&[5])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field(
+                "url.original",
+                Condition::Phrase(vec!["1".into(), "or".into(), "1".into()])
+            ),
+            AgencyScope::All
+        ),
+        expect(&[6])
+    );
+    let original_glob = Query::Match(FieldMatch {
+        target: Target::Original("system".into()),
+        condition: Condition::Wildcard("kho-*".into()),
+    });
+    assert_eq!(ids(&store, original_glob, AgencyScope::All), expect(&[12]));
+    // Boolean structure, including NOT matching events that lack the field.
+    let deny_or_accept = Query::Or(vec![
+        field("event.action", Condition::Exact("deny".into())),
+        field("event.action", Condition::Exact("accept".into())),
+    ]);
+    assert_eq!(
+        ids(&store, deny_or_accept, AgencyScope::All),
+        expect(&[9, 10, 11])
+    );
+    let not_root = Query::Not(Box::new(field(
+        "user.name",
+        Condition::Exact("root".into()),
+    )));
+    assert_eq!(
+        ids(&store, not_root, AgencyScope::All),
+        expect(&[1, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    );
+    let failed_not_root = Query::And(vec![
+        words(&["failed"]),
+        Query::Not(Box::new(field(
+            "user.name",
+            Condition::Exact("root".into()),
+        ))),
+    ]);
+    assert_eq!(
+        ids(&store, failed_not_root, AgencyScope::All),
+        expect(&[1, 7])
+    );
+}
+
+#[test]
+fn agency_scope_never_shows_another_agency() {
+    let (_dir, store) = store_with(&city_events());
+    let quan_3 = AgencyScope::agency("quan-3");
+    assert_eq!(ids(&store, Query::All, quan_3.clone()), expect(&[4, 5, 6]));
+    // Naming another agency in the query only narrows inside the scope.
+    assert_eq!(
+        ids(
+            &store,
+            field("agency", Condition::Exact("quan-1".into())),
+            quan_3.clone()
+        ),
+        expect(&[])
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("source.ip", Condition::Exact("10.0.0.5".into())),
+            quan_3
+        ),
+        expect(&[])
+    );
+    assert_eq!(
+        ids(&store, Query::All, AgencyScope::Only(BTreeSet::new())),
+        expect(&[])
+    );
+    // Events without agency: only for the whole-city scope.
+    assert!(!ids(&store, Query::All, AgencyScope::agency("quan-1")).contains(&id(8)));
+    assert!(ids(&store, Query::All, AgencyScope::All).contains(&id(8)));
+    let request = AggregationRequest {
+        query: Query::All,
+        time: TimeRange::everything(),
+        scope: AgencyScope::agency("so-y-te"),
+    };
+    assert_eq!(store.count(&request).unwrap_or_default(), 1);
+    let terms = store
+        .count_by(&request, "agency", 10)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(terms.buckets.len(), 1);
+    assert_eq!(terms.buckets[0].value, "so-y-te");
+}
+
+#[test]
+fn pages_neither_skip_nor_repeat_across_equal_timestamps() {
+    let events: Vec<_> = (0..25)
+        .map(|n| event(100 + n, Some("quan-5"), 30, serde_json::json!({})))
+        .collect();
+    let (_dir, store) = store_with(&events);
+    for order in [Order::NewestFirst, Order::OldestFirst] {
+        let mut request =
+            SearchRequest::new(Query::All, TimeRange::everything(), AgencyScope::All, 10);
+        request.order = order;
+        let mut seen = Vec::new();
+        loop {
+            let page = store
+                .search(&request)
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(page.total, 25);
+            seen.extend(page.events.iter().map(|event| event.id.clone()));
+            match page.next {
+                Some(next) => request.after = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..25).map(|n| id(100 + n)).collect();
+        if order == Order::NewestFirst {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}");
+    }
+}
+
+#[test]
+fn time_range_is_half_open() {
+    let (_dir, store) = store_with(&city_events());
+    let time = TimeRange::new(at(120), at(180)).unwrap_or_else(|error| panic!("{error}"));
+    let page = store
+        .search(&SearchRequest::new(Query::All, time, AgencyScope::All, 100))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let found: BTreeSet<String> = page.events.into_iter().map(|event| event.id).collect();
+    assert_eq!(found, expect(&[2, 3]));
+}
+
+#[test]
+fn histogram_and_count_by() {
+    let (_dir, store) = store_with(&city_events());
+    let request = AggregationRequest {
+        query: Query::All,
+        time: TimeRange::everything(),
+        scope: AgencyScope::All,
+    };
+    let day = Interval::parse("1d").unwrap_or_else(|error| panic!("{error}"));
+    let buckets = store
+        .histogram(&request, day)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let counts: Vec<(String, u64)> = buckets
+        .iter()
+        .map(|bucket| (bucket.start.to_rfc3339(), bucket.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("2026-11-20T00:00:00+00:00".to_owned(), 4),
+            ("2026-11-21T00:00:00+00:00".to_owned(), 4),
+            ("2026-11-22T00:00:00+00:00".to_owned(), 4)
+        ]
+    );
+    let ips = store
+        .count_by(&request, "source.ip", 2)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(ips.buckets[0].value, "10.0.0.5");
+    assert_eq!(ips.buckets[0].count, 3);
+    assert_eq!(ips.buckets.len(), 2);
+    assert_eq!(ips.other, 9 - 3 - ips.buckets[1].count);
+    assert_eq!(ips.missing, 12 - 9);
+    let ports = store
+        .count_by(&request, "destination.port", 5)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(ports.buckets[0].value, "443");
+    assert_eq!(ports.buckets[0].count, 2);
+    let tags = store
+        .count_by(&request, "fields.tags", 5)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let values: Vec<&str> = tags
+        .buckets
+        .iter()
+        .map(|term| term.value.as_str())
+        .collect();
+    assert_eq!(values, ["thu duc", "vpn"]);
+    assert_eq!(tags.missing, 11);
+    assert!(store.count_by(&request, "message", 5).is_err());
+}
+
+#[test]
+fn the_same_event_stored_twice_is_kept_once() {
+    let events = city_events();
+    let (_dir, store) = store_with(&events);
+    store.add(&events).unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    let request = AggregationRequest {
+        query: Query::All,
+        time: TimeRange::everything(),
+        scope: AgencyScope::All,
+    };
+    assert_eq!(store.count(&request).unwrap_or_default(), 12);
+}
+
+#[test]
+fn reopening_finds_every_committed_event_and_no_uncommitted_one() {
+    let events = city_events();
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    {
+        let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+            .unwrap_or_else(|error| panic!("{error}"));
+        store
+            .add(&events[..8])
+            .unwrap_or_else(|error| panic!("{error}"));
+        store.commit().unwrap_or_else(|error| panic!("{error}"));
+        // Five day indexes and four writers: one was committed early to make room.
+        assert_eq!(
+            store
+                .stats()
+                .committed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            8
+        );
+        store
+            .add(&events[8..])
+            .unwrap_or_else(|error| panic!("{error}"));
+        // Dropped without commit: what a crash before the next commit leaves.
+    }
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        ids(&store, Query::All, AgencyScope::All),
+        expect(&[1, 2, 3, 4, 5, 6, 7, 8])
+    );
+}
+
+#[test]
+fn retention_drops_exactly_the_expired_days() {
+    let (dir, store) = store_with(&city_events());
+    let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap_or_default();
+    let policy = RetentionPolicy {
+        default_days: Some(2),
+        agencies: [("quan-3".to_owned(), 1)].into_iter().collect(),
+    };
+    let report = store
+        .apply_retention(&policy, today)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let day = |offset: i64| today - TimeDelta::days(offset);
+    assert_eq!(
+        report.dropped,
+        [
+            (Some("quan-1".to_owned()), day(2)),
+            (Some("quan-3".to_owned()), day(2)),
+            (Some("quan-3".to_owned()), day(1)),
+        ]
+    );
+    // Kept: quan-1's last two days, events without agency from yesterday, so-y-te today.
+    assert_eq!(
+        ids(&store, Query::All, AgencyScope::All),
+        expect(&[7, 8, 9, 10, 11, 12])
+    );
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        ids(&store, Query::All, AgencyScope::All),
+        expect(&[7, 8, 9, 10, 11, 12])
+    );
+}
+
+#[test]
+fn commits_happen_by_size_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        commit_events: 5,
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    let events: Vec<_> = (0..12)
+        .map(|n| event(n, Some("quan-7"), n as i64, serde_json::json!({})))
+        .collect();
+    for chunk in events.chunks(3) {
+        store.add(chunk).unwrap_or_else(|error| panic!("{error}"));
+    }
+    // 12 added in threes: commits after 6 and 12.
+    let committed = store
+        .stats()
+        .committed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(committed, 12);
+}
+
+#[test]
+fn writers_beyond_the_limit_are_committed_and_closed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        max_open_writers: 2,
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    let events: Vec<_> = (0..6)
+        .map(|n| {
+            event(
+                n,
+                Some(["a", "b", "c"][n as usize % 3]),
+                n as i64 * 86_400,
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    store.add(&events).unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(ids(&store, Query::All, AgencyScope::All).len(), 6);
+}
