@@ -7,14 +7,14 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use citysoc_collector::framing::DEFAULT_MAX_FRAME;
 use citysoc_collector::{Event, Format, InputFormat, ParseContext};
 use citysoc_detect::suppression::fold_batch;
-use citysoc_detect::{Alert, Detector, DetectorConfig, YaraConfig, YaraRuleSet, YaraScanner};
+use citysoc_detect::Alert;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::detection::{self, LoadedRules, RuleArgs};
 use crate::input::{read_input, InputOptions};
 
 /// Events kept for attaching to alerts; beyond it alerts list ids only.
@@ -34,16 +34,8 @@ pub enum HuntOutput {
 /// Arguments of `citysoc hunt`.
 #[derive(Debug, clap::Args)]
 pub struct HuntArgs {
-    /// Sigma rule files or directories (repeat for several; e.g. a SigmaHQ pack and rules/sigma).
-    #[arg(long = "rules", required = true)]
-    rules: Vec<PathBuf>,
-    /// YARA rule files or directories (repeatable); scanned over the raw record and the
-    /// payload fields (command lines, URLs, decoded base64, attachments).
-    #[arg(long = "yara")]
-    yara: Vec<PathBuf>,
-    /// Threat-intel lists (CSV or MISP JSON files, or directories of them; repeatable).
-    #[arg(long = "intel")]
-    intel: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
     /// Output form.
     #[arg(long, value_enum, default_value = "table")]
     format: HuntOutput,
@@ -56,15 +48,6 @@ pub struct HuntArgs {
     /// Agency the records belong to.
     #[arg(long)]
     agency: Option<String>,
-    /// Field mappings directory.
-    #[arg(long, default_value = "rules/mappings")]
-    mappings: PathBuf,
-    /// Placeholder lists for `|expand`.
-    #[arg(long, default_value = "rules/placeholders.yml")]
-    placeholders: PathBuf,
-    /// Exceptions directory.
-    #[arg(long, default_value = "rules/exceptions")]
-    exceptions: PathBuf,
     /// Fold repeats of a rule on the same entities within this many seconds into one alert
     /// with a count (0: every hit is its own alert).
     #[arg(long, default_value_t = 300)]
@@ -85,47 +68,11 @@ struct AlertWithEvents<'a> {
 pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     let input_format: InputFormat = args.input_format.parse()?;
     let timezone = ParseContext::parse_timezone(&args.timezone)?;
-    let config = DetectorConfig {
-        sigma_paths: args.rules.clone(),
-        mappings_dir: Some(args.mappings.clone()),
-        placeholders_file: Some(args.placeholders.clone()),
-        exceptions_dir: Some(args.exceptions.clone()),
-        intel_paths: args.intel.clone(),
-    };
-    let (mut detector, report) =
-        Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
-    eprintln!(
-        "citysoc hunt: {} detection rules and {} correlations loaded, {} failed to load",
-        report.rules,
-        report.correlations,
-        report.problems.len()
-    );
-    for problem in report.problems.iter().take(20) {
-        eprintln!(
-            "  {} [{}]: {}",
-            problem.path.display(),
-            problem.rule_id.as_deref().unwrap_or("-"),
-            problem.reason
-        );
+    if args.rules.rules.is_empty() {
+        anyhow::bail!("name the Sigma rules to hunt with: --rules DIR (e.g. --rules rules/sigma)");
     }
-
-    let yara_rules = if args.yara.is_empty() {
-        None
-    } else {
-        let (rules, problems) =
-            YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
-        eprintln!(
-            "citysoc hunt: YARA rules loaded, {} problem(s)",
-            problems.len()
-        );
-        for problem in &problems {
-            eprintln!("  {}: {}", problem.path.display(), problem.message);
-        }
-        Some(rules)
-    };
-    let mut yara_scanner = yara_rules
-        .as_ref()
-        .map(|rules| YaraScanner::new(rules, &YaraConfig::default()));
+    let LoadedRules { mut detector, yara } = detection::load(&args.rules, "hunt")?;
+    let mut yara_scanner = detection::yara_scanner(yara.as_ref());
 
     let total_bytes: u64 = args
         .inputs
@@ -162,12 +109,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
                 if event.format == Format::Unknown {
                     unknown += 1;
                 }
-                let mut raised = detector.process(&event);
-                if let Some(scanner) = &mut yara_scanner {
-                    let mut yara_alerts = scanner.scan_event(&event);
-                    detector.apply_exceptions(&mut yara_alerts, &event);
-                    raised.extend(yara_alerts);
-                }
+                let raised = detection::detect(&mut detector, yara_scanner.as_mut(), &event);
                 if (detector.last_event_matched() || !raised.is_empty())
                     && kept.len() < MAX_KEPT_EVENTS
                 {

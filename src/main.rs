@@ -1,10 +1,13 @@
 //! The `citysoc` binary: command-line parsing and wiring only. Each subcommand lives in its
 //! own module; the work is done by the library crates.
 
+mod detection;
 mod hunt_command;
+mod import_command;
 mod input;
 mod parse_command;
 mod rules_command;
+mod store_location;
 
 /// mimalloc instead of the system allocator: parsing allocates a few small strings per event,
 /// and glibc's malloc/free showed as a fifth of the syslog hot path in profiles.
@@ -31,6 +34,8 @@ enum Command {
     Rules(rules_command::RulesCommand),
     /// Run rules over log files (syslog, NDJSON, EVTX, …) and report the alerts.
     Hunt(hunt_command::HuntArgs),
+    /// Parse log files, run detection and store the events for search.
+    Import(import_command::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => parse_command::run(args),
         Command::Rules(command) => rules_command::run(command),
         Command::Hunt(args) => hunt_command::run(args),
+        Command::Import(args) => import_command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
