@@ -206,7 +206,10 @@ fn failure<T>(at: &str, message: impl Into<Cow<'static, str>>) -> LexResult<'_, 
 
 /// Not this alternative: the next one is tried.
 fn no_match<T>(at: &str) -> LexResult<'_, T> {
-    Err(nom::Err::Error(LexError::from_error_kind(at, ErrorKind::Alt)))
+    Err(nom::Err::Error(LexError::from_error_kind(
+        at,
+        ErrorKind::Alt,
+    )))
 }
 
 struct Lexer<'a> {
@@ -374,10 +377,7 @@ impl<'a> Lexer<'a> {
         let (rest, value) = match parsed {
             Ok(parsed) => parsed,
             Err(nom::Err::Error(_)) => {
-                return failure(
-                    value_input,
-                    format!("expected a value after `{operator}`"),
-                )
+                return failure(value_input, format!("expected a value after `{operator}`"))
             }
             Err(error) => return Err(error),
         };
@@ -416,14 +416,14 @@ fn operator(input: &str) -> LexResult<'_, TokenKind> {
     .parse(input)
 }
 
-fn keyword<'a>(
-    word: &'static str,
-) -> impl Parser<&'a str, Output = &'a str, Error = LexError<'a>> {
+fn keyword<'a>(word: &'static str) -> impl Parser<&'a str, Output = &'a str, Error = LexError<'a>> {
     terminated(
         tag(word),
         peek(alt((
             eof,
-            recognize(satisfy(|c| c.is_whitespace() || matches!(c, '(' | ')' | '"'))),
+            recognize(satisfy(|c| {
+                c.is_whitespace() || matches!(c, '(' | ')' | '"')
+            })),
         ))),
     )
 }
@@ -488,7 +488,10 @@ fn quoted(input: &str) -> LexResult<'_, String> {
         return failure(rest, "`~` (proximity and fuzzy search) is not supported");
     }
     if rest.starts_with('^') {
-        return failure(rest, "`^` (boosts) is not supported: results are ordered by time");
+        return failure(
+            rest,
+            "`^` (boosts) is not supported: results are ordered by time",
+        );
     }
     Ok((rest, text))
 }

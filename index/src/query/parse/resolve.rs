@@ -240,7 +240,11 @@ fn default_text(value: Value, position: usize) -> Result<Query, IndexError> {
     }))
 }
 
-fn keyword_condition(field: &Field, value: Value, position: usize) -> Result<Condition, IndexError> {
+fn keyword_condition(
+    field: &Field,
+    value: Value,
+    position: usize,
+) -> Result<Condition, IndexError> {
     match value {
         Value::Bare(bare) if bare.is_star() => Ok(Condition::Exists),
         Value::Bare(bare) if bare.wildcards => {
@@ -397,14 +401,16 @@ fn time_bound(
     let Some(value) = &end.value else {
         return Ok(Bound::Unbounded);
     };
-    Ok(match (time(field, value, end.position)?, lower, end.inclusive) {
-        (TimeValue::Instant(instant), _, true) => Bound::Included(instant),
-        (TimeValue::Instant(instant), _, false) => Bound::Excluded(instant),
-        (TimeValue::Day { start, .. }, true, true) => Bound::Included(start),
-        (TimeValue::Day { next, .. }, true, false) => Bound::Included(next),
-        (TimeValue::Day { next, .. }, false, true) => Bound::Excluded(next),
-        (TimeValue::Day { start, .. }, false, false) => Bound::Excluded(start),
-    })
+    Ok(
+        match (time(field, value, end.position)?, lower, end.inclusive) {
+            (TimeValue::Instant(instant), _, true) => Bound::Included(instant),
+            (TimeValue::Instant(instant), _, false) => Bound::Excluded(instant),
+            (TimeValue::Day { start, .. }, true, true) => Bound::Included(start),
+            (TimeValue::Day { next, .. }, true, false) => Bound::Included(next),
+            (TimeValue::Day { next, .. }, false, true) => Bound::Excluded(next),
+            (TimeValue::Day { start, .. }, false, false) => Bound::Excluded(start),
+        },
+    )
 }
 
 fn time(field: &Field, value: &str, position: usize) -> Result<TimeValue, IndexError> {
