@@ -462,7 +462,7 @@ fn checked_range<T: PartialOrd + Copy>(
         if low > high || (low == high && !(low_included && high_included)) {
             return Err(IndexError::query(
                 position,
-                "the range is empty: its lower end is above its upper end",
+                "the range is empty: no value is both above its lower end and below its upper end",
             ));
         }
     }
