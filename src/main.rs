@@ -7,6 +7,7 @@ mod import_command;
 mod input;
 mod parse_command;
 mod rules_command;
+mod search_command;
 mod store_location;
 
 /// mimalloc instead of the system allocator: parsing allocates a few small strings per event,
@@ -36,6 +37,8 @@ enum Command {
     Hunt(hunt_command::HuntArgs),
     /// Parse log files, run detection and store the events for search.
     Import(import_command::ImportArgs),
+    /// Search stored events, or count them by field or time.
+    Search(search_command::SearchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Rules(command) => rules_command::run(command),
         Command::Hunt(args) => hunt_command::run(args),
         Command::Import(args) => import_command::run(args),
+        Command::Search(args) => search_command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
