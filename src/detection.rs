@@ -55,7 +55,8 @@ pub fn load(args: &RuleArgs, command: &str) -> anyhow::Result<LoadedRules> {
         exceptions_dir: Some(args.exceptions.clone()),
         intel_paths: args.intel.clone(),
     };
-    let (detector, report) = Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
+    let (detector, report) =
+        Detector::build(&config, chrono::Utc::now()).context("cannot load the rules")?;
     eprintln!(
         "citysoc {command}: {} detection rules and {} correlations loaded, {} failed to load",
         report.rules,
@@ -73,8 +74,12 @@ pub fn load(args: &RuleArgs, command: &str) -> anyhow::Result<LoadedRules> {
     let yara = if args.yara.is_empty() {
         None
     } else {
-        let (rules, problems) = YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
-        eprintln!("citysoc {command}: YARA rules loaded, {} problem(s)", problems.len());
+        let (rules, problems) =
+            YaraRuleSet::load(&args.yara).context("cannot load the YARA rules")?;
+        eprintln!(
+            "citysoc {command}: YARA rules loaded, {} problem(s)",
+            problems.len()
+        );
         for problem in &problems {
             eprintln!("  {}: {}", problem.path.display(), problem.message);
         }
@@ -89,7 +94,11 @@ pub fn yara_scanner(yara: Option<&YaraRuleSet>) -> Option<YaraScanner<'_>> {
 }
 
 /// Runs Sigma, intel and YARA on one event; YARA hits go through the exceptions too.
-pub fn detect(detector: &mut Detector, scanner: Option<&mut YaraScanner<'_>>, event: &Event) -> Vec<Alert> {
+pub fn detect(
+    detector: &mut Detector,
+    scanner: Option<&mut YaraScanner<'_>>,
+    event: &Event,
+) -> Vec<Alert> {
     let mut raised = detector.process(event);
     if let Some(scanner) = scanner {
         let mut yara_alerts = scanner.scan_event(event);

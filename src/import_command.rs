@@ -56,8 +56,11 @@ pub struct ImportArgs {
 }
 
 /// The rules `import` runs when none are named: the city's own, where they are.
-const DEFAULT_RULES: [(&str, RuleKind); 3] =
-    [("rules/sigma", RuleKind::Sigma), ("rules/yara", RuleKind::Yara), ("rules/intel", RuleKind::Intel)];
+const DEFAULT_RULES: [(&str, RuleKind); 3] = [
+    ("rules/sigma", RuleKind::Sigma),
+    ("rules/yara", RuleKind::Yara),
+    ("rules/intel", RuleKind::Intel),
+];
 
 #[derive(Debug, Clone, Copy)]
 enum RuleKind {
@@ -128,7 +131,10 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
             if args.verbose && commits != reported_commits {
                 reported_commits = commits;
                 progress.suspend(|| {
-                    eprintln!("citysoc import: {} events committed", stats.committed.load(Ordering::Relaxed))
+                    eprintln!(
+                        "citysoc import: {} events committed",
+                        stats.committed.load(Ordering::Relaxed)
+                    )
                 });
             }
             progress.set_message(format!("{events} events, {} alerts", alerts.len()));
@@ -183,7 +189,9 @@ fn use_default_rules(rules: &mut RuleArgs) {
         list.push(PathBuf::from(path));
     }
     if rules.is_empty() {
-        eprintln!("citysoc import: no rules named and no rules/ folder here: storing without detection");
+        eprintln!(
+            "citysoc import: no rules named and no rules/ folder here: storing without detection"
+        );
     } else {
         eprintln!("citysoc import: using the bundled rules in rules/ (name others with --rules/--yara/--intel)");
     }
@@ -218,7 +226,10 @@ fn append_alerts(path: &Path, alerts: &[Alert]) -> anyhow::Result<()> {
         serde_json::to_writer(&mut out, alert)?;
         out.write_all(b"\n")?;
     }
-    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
-    out.get_ref().sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.get_ref()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use citysoc_collector::Event;
 use citysoc_index::request::{AggregationRequest, Order};
 use citysoc_index::{
-    AgencyScope, Cursor, HistogramBucket, IndexError, Interval, SearchPage, SearchRequest, TantivyConfig,
-    TantivyStore, Terms, TimeRange,
+    AgencyScope, Cursor, HistogramBucket, IndexError, Interval, SearchPage, SearchRequest,
+    TantivyConfig, TantivyStore, Terms, TimeRange,
 };
 use serde::Serialize;
 
@@ -67,10 +67,19 @@ pub struct SearchArgs {
 
 /// Runs `citysoc search`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let query = citysoc_index::parse(&args.query).map_err(|error| explain_query_error(&args.query, error))?;
+    let query = citysoc_index::parse(&args.query)
+        .map_err(|error| explain_query_error(&args.query, error))?;
     let now = Utc::now();
-    let from = args.from.as_deref().map(|text| parse_time(text, now, false)).transpose()?;
-    let to = args.to.as_deref().map(|text| parse_time(text, now, true)).transpose()?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|text| parse_time(text, now, false))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|text| parse_time(text, now, true))
+        .transpose()?;
     let everything = TimeRange::everything();
     let time = TimeRange::new(from.unwrap_or(everything.from), to.unwrap_or(everything.to))?;
     let scope = if args.agency.is_empty() {
@@ -96,7 +105,11 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     } else {
         let mut request = SearchRequest::new(query, time, scope, args.limit);
         request.after = args.after.as_deref().map(Cursor::parse).transpose()?;
-        request.order = if args.oldest_first { Order::OldestFirst } else { Order::NewestFirst };
+        request.order = if args.oldest_first {
+            Order::OldestFirst
+        } else {
+            Order::NewestFirst
+        };
         let page = store.search(&request)?;
         write_page(&mut out, args.format, &page)?;
     }
@@ -109,7 +122,9 @@ fn explain_query_error(query: &str, error: IndexError) -> anyhow::Error {
     let IndexError::Query { position, message } = &error else {
         return error.into();
     };
-    let column = query.get(..*position).map_or(0, |before| before.chars().count());
+    let column = query
+        .get(..*position)
+        .map_or(0, |before| before.chars().count());
     anyhow::anyhow!(
         "invalid query at position {position}: {message}\n  {query}\n  {}^",
         " ".repeat(column)
@@ -122,7 +137,11 @@ fn parse_time(text: &str, now: DateTime<Utc>, end: bool) -> anyhow::Result<DateT
         return Ok(time.with_timezone(&Utc));
     }
     if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let day = if end { day.succ_opt().unwrap_or(day) } else { day };
+        let day = if end {
+            day.succ_opt().unwrap_or(day)
+        } else {
+            day
+        };
         return Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }
     if text == "now" {
@@ -150,7 +169,11 @@ fn write_page(out: &mut impl Write, format: SearchOutput, page: &SearchPage) -> 
             }
         }
         SearchOutput::Table => {
-            writeln!(out, "{:<20} {:<12} {:<16} {:<11} event", "time (UTC)", "agency", "host", "format")?;
+            writeln!(
+                out,
+                "{:<20} {:<12} {:<16} {:<11} event",
+                "time (UTC)", "agency", "host", "format"
+            )?;
             for event in &page.events {
                 writeln!(
                     out,
@@ -166,7 +189,10 @@ fn write_page(out: &mut impl Write, format: SearchOutput, page: &SearchPage) -> 
     }
     let shown = page.events.len();
     match &page.next {
-        Some(next) => eprintln!("citysoc search: {shown} of {} events; next page: --after {next}", page.total),
+        Some(next) => eprintln!(
+            "citysoc search: {shown} of {} events; next page: --after {next}",
+            page.total
+        ),
         None => eprintln!("citysoc search: {shown} of {} events", page.total),
     }
     Ok(())
@@ -197,11 +223,22 @@ struct TermLine<'a> {
     count: u64,
 }
 
-fn write_terms(out: &mut impl Write, format: SearchOutput, field: &str, terms: &Terms) -> anyhow::Result<()> {
+fn write_terms(
+    out: &mut impl Write,
+    format: SearchOutput,
+    field: &str,
+    terms: &Terms,
+) -> anyhow::Result<()> {
     match format {
         SearchOutput::Json => {
             for term in &terms.buckets {
-                serde_json::to_writer(&mut *out, &TermLine { value: &term.value, count: term.count })?;
+                serde_json::to_writer(
+                    &mut *out,
+                    &TermLine {
+                        value: &term.value,
+                        count: term.count,
+                    },
+                )?;
                 out.write_all(b"\n")?;
             }
         }
@@ -227,22 +264,45 @@ struct BucketLine {
     count: u64,
 }
 
-fn write_histogram(out: &mut impl Write, format: SearchOutput, buckets: &[HistogramBucket]) -> anyhow::Result<()> {
-    let widest = buckets.iter().map(|bucket| bucket.count).max().unwrap_or(1).max(1);
+fn write_histogram(
+    out: &mut impl Write,
+    format: SearchOutput,
+    buckets: &[HistogramBucket],
+) -> anyhow::Result<()> {
+    let widest = buckets
+        .iter()
+        .map(|bucket| bucket.count)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     for bucket in buckets {
         match format {
             SearchOutput::Json => {
-                serde_json::to_writer(&mut *out, &BucketLine { start: bucket.start, count: bucket.count })?;
+                serde_json::to_writer(
+                    &mut *out,
+                    &BucketLine {
+                        start: bucket.start,
+                        count: bucket.count,
+                    },
+                )?;
                 out.write_all(b"\n")?;
             }
             SearchOutput::Table => {
                 let bar = "█".repeat(((bucket.count * 50).div_ceil(widest)) as usize);
-                writeln!(out, "{}  {:>10}  {bar}", bucket.start.format("%Y-%m-%d %H:%M:%S"), bucket.count)?;
+                writeln!(
+                    out,
+                    "{}  {:>10}  {bar}",
+                    bucket.start.format("%Y-%m-%d %H:%M:%S"),
+                    bucket.count
+                )?;
             }
         }
     }
     let total: u64 = buckets.iter().map(|bucket| bucket.count).sum();
-    eprintln!("citysoc search: {total} events in {} buckets", buckets.len());
+    eprintln!(
+        "citysoc search: {total} events in {} buckets",
+        buckets.len()
+    );
     Ok(())
 }
 
@@ -252,11 +312,20 @@ mod tests {
 
     #[test]
     fn times_read_every_documented_form() {
-        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default();
-        let show = |text: &str, end: bool| parse_time(text, now, end).map(|t| t.to_rfc3339()).unwrap_or_else(|e| e.to_string());
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let show = |text: &str, end: bool| {
+            parse_time(text, now, end)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|e| e.to_string())
+        };
         assert_eq!(show("2026-11-20", false), "2026-11-20T00:00:00+00:00");
         assert_eq!(show("2026-11-20", true), "2026-11-21T00:00:00+00:00");
-        assert_eq!(show("2026-11-20T08:00:00+07:00", false), "2026-11-20T01:00:00+00:00");
+        assert_eq!(
+            show("2026-11-20T08:00:00+07:00", false),
+            "2026-11-20T01:00:00+00:00"
+        );
         assert_eq!(show("now-24h", false), "2026-11-21T10:00:00+00:00");
         assert_eq!(show("now", true), "2026-11-22T10:00:00+00:00");
         assert!(show("yesterday", false).starts_with("invalid time"));
@@ -265,8 +334,13 @@ mod tests {
 
     #[test]
     fn query_errors_point_at_the_position() {
-        let error = citysoc_index::parse("source.ip:1 AND (x").err().map(|error| explain_query_error("source.ip:1 AND (x", error).to_string());
+        let error = citysoc_index::parse("source.ip:1 AND (x")
+            .err()
+            .map(|error| explain_query_error("source.ip:1 AND (x", error).to_string());
         let text = error.unwrap_or_default();
-        assert!(text.contains("\n  source.ip:1 AND (x\n                  ^"), "{text}");
+        assert!(
+            text.contains("\n  source.ip:1 AND (x\n                  ^"),
+            "{text}"
+        );
     }
 }

@@ -13,8 +13,11 @@ pub struct DataDir {
 impl DataDir {
     /// Opens `root`, creating it if missing (import, server).
     pub fn create(root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
-        Ok(DataDir { root: root.to_path_buf() })
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Opens an existing `root` (search): a missing directory is an error, not an empty result.
@@ -25,7 +28,9 @@ impl DataDir {
                 root.display()
             );
         }
-        Ok(DataDir { root: root.to_path_buf() })
+        Ok(DataDir {
+            root: root.to_path_buf(),
+        })
     }
 
     /// The directory itself.

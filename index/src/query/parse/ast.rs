@@ -174,7 +174,9 @@ impl Parser<'_> {
             }
             TokenKind::Open => self.group(token.position),
             TokenKind::FieldOpen(field) => {
-                let inner = self.group(token.position)?;
+                // Errors about the group point at its `(`, after `name:`.
+                let open = field.position + field.name.len() + 1;
+                let inner = self.group(open)?;
                 Ok(Node::FieldGroup {
                     field,
                     inner: Box::new(inner),
