@@ -250,19 +250,18 @@ impl Collector for TermsCollector {
     ) -> tantivy::Result<TermsSegment> {
         let fast = reader.fast_fields();
         let column = match &self.source {
-            TermsSource::Keyword(name) => SegmentColumn::Str(fast.str(name)?, None),
+            TermsSource::Keyword(name) => SegmentColumn::Str(fast.str(name)?, 0..u64::MAX, 0),
             TermsSource::Original { column, prefix } => {
-                SegmentColumn::Str(fast.str(column)?, Some(prefix.clone()))
+                let column = fast.str(column)?;
+                let range = match &column {
+                    Some(column) => prefix_range(column, prefix)?,
+                    None => 0..0,
+                };
+                SegmentColumn::Str(column, range, prefix.len())
             }
             TermsSource::Number(name) => SegmentColumn::Number(fast.u64(name)?),
         };
-        Ok(TermsSegment {
-            column,
-            ords: HashMap::new(),
-            numbers: HashMap::new(),
-            prefix_match: HashMap::new(),
-            missing: 0,
-        })
+        Ok(TermsSegment::new(column))
     }
 
     fn requires_scoring(&self) -> bool {
@@ -277,19 +276,52 @@ impl Collector for TermsCollector {
 }
 
 enum SegmentColumn {
-    /// A string column; with a prefix, only values starting with it count (and it is cut).
-    Str(Option<StrColumn>, Option<String>),
+    /// A string column, the ordinal range of the values counted (all, or those starting with
+    /// a prefix: the dictionary is sorted, so they are one range) and the prefix length cut
+    /// from each value.
+    Str(Option<StrColumn>, std::ops::Range<u64>, usize),
     Number(Column<u64>),
 }
 
 /// [`TermsCollector`] for one segment: counts by ordinal, resolved to text at harvest.
 pub struct TermsSegment {
     column: SegmentColumn,
-    ords: HashMap<u64, u64>,
+    /// Count per ordinal, dense (ordinals are 0..num_terms).
+    ords: Vec<u64>,
     numbers: HashMap<u64, u64>,
-    /// Per ordinal: does its value start with the prefix (cached).
-    prefix_match: HashMap<u64, bool>,
     missing: u64,
+}
+
+impl TermsSegment {
+    fn new(column: SegmentColumn) -> Self {
+        let terms = match &column {
+            SegmentColumn::Str(Some(column), _, _) => column.num_terms(),
+            _ => 0,
+        };
+        TermsSegment {
+            column,
+            ords: vec![0; terms],
+            numbers: HashMap::new(),
+            missing: 0,
+        }
+    }
+}
+
+/// The ordinals of the values starting with `prefix` in `column`'s sorted dictionary.
+fn prefix_range(column: &StrColumn, prefix: &str) -> tantivy::Result<std::ops::Range<u64>> {
+    let ord_at_or_after = |key: &[u8]| -> tantivy::Result<u64> {
+        Ok(match column.dictionary().term_ord_or_next(key)? {
+            tantivy::columnar::TermOrdHit::Exact(ord)
+            | tantivy::columnar::TermOrdHit::Next(ord) => ord,
+        })
+    };
+    // Every value with the prefix sorts before the prefix with its last byte incremented
+    // (the prefix ends in the ASCII separator, so the increment cannot overflow).
+    let mut upper = prefix.as_bytes().to_vec();
+    if let Some(last) = upper.last_mut() {
+        *last = last.saturating_add(1);
+    }
+    Ok(ord_at_or_after(prefix.as_bytes())?..ord_at_or_after(&upper)?)
 }
 
 impl SegmentCollector for TermsSegment {
@@ -298,20 +330,14 @@ impl SegmentCollector for TermsSegment {
     fn collect(&mut self, doc: DocId, _score: Score) {
         let mut any = false;
         match &self.column {
-            SegmentColumn::Str(None, _) => {}
-            SegmentColumn::Str(Some(column), prefix) => {
+            SegmentColumn::Str(None, _, _) => {}
+            SegmentColumn::Str(Some(column), range, _) => {
                 for ord in column.term_ords(doc) {
-                    let counted = match prefix {
-                        None => true,
-                        Some(prefix) => *self.prefix_match.entry(ord).or_insert_with(|| {
-                            let mut value = String::new();
-                            column.ord_to_str(ord, &mut value).unwrap_or(false)
-                                && value.starts_with(prefix.as_str())
-                        }),
-                    };
-                    if counted {
+                    if range.contains(&ord) {
                         any = true;
-                        *self.ords.entry(ord).or_insert(0) += 1;
+                        if let Some(count) = self.ords.get_mut(ord as usize) {
+                            *count += 1;
+                        }
                     }
                 }
             }
@@ -330,20 +356,25 @@ impl SegmentCollector for TermsSegment {
     fn harvest(self) -> ValueCounts {
         let mut values = HashMap::new();
         match &self.column {
-            SegmentColumn::Str(Some(column), prefix) => {
-                let mut text = String::new();
-                for (ord, count) in self.ords {
-                    text.clear();
-                    if column.ord_to_str(ord, &mut text).unwrap_or(false) {
-                        let value = match prefix {
-                            Some(prefix) => text.get(prefix.len()..).unwrap_or_default(),
-                            None => text.as_str(),
-                        };
-                        *values.entry(value.to_owned()).or_insert(0) += count;
-                    }
-                }
+            SegmentColumn::Str(Some(column), _, prefix_len) => {
+                let (ords, counts): (Vec<u64>, Vec<u64>) = self
+                    .ords
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, count)| **count > 0)
+                    .map(|(ord, count)| (ord as u64, *count))
+                    .unzip();
+                // One pass over the dictionary's blocks instead of a lookup per value.
+                let mut counts = counts.into_iter();
+                let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
+                    let count = counts.next().unwrap_or(0);
+                    let value =
+                        String::from_utf8_lossy(bytes.get(*prefix_len..).unwrap_or_default())
+                            .into_owned();
+                    *values.entry(value).or_insert(0) += count;
+                });
             }
-            SegmentColumn::Str(None, _) => {}
+            SegmentColumn::Str(None, _, _) => {}
             SegmentColumn::Number(_) => {
                 for (number, count) in self.numbers {
                     values.insert(number.to_string(), count);

@@ -1,0 +1,260 @@
+//! Storage and search at city scale, as a bench binary (criterion's repeated sampling does not
+//! fit a 10-million-event index). Run:
+//!
+//! ```text
+//! cargo bench -p citysoc-index --bench store            # 10,000,000 events
+//! CITYSOC_BENCH_EVENTS=1000000 cargo bench -p citysoc-index --bench store
+//! ```
+//!
+//! 1. Indexing, one writer thread: our store (folded keywords, tokens, original fields, the
+//!    event JSON stored, dedup by id) against a peer in the same run on the same events: plain
+//!    tantivy indexing the raw line into one default-tokenized text field plus a fast
+//!    timestamp — the least a log index does. Reported as events/s, MB/s of raw log and the
+//!    ratio to the peer.
+//! 2. Search over one agency-day holding every event (24 hours): a needle IP (10 events), a
+//!    needle word, a 24-hour histogram by hour, and a count-by; p50 and p95 of repeated runs.
+//! Figures go to BENCHMARKS.md.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use citysoc_collector::{parse_record, Event, InputFormat, ParseContext};
+use citysoc_index::request::AggregationRequest;
+use citysoc_index::{AgencyScope, Interval, SearchRequest, TantivyConfig, TantivyStore, TimeRange};
+use tantivy::schema::{Schema, FAST, INDEXED, TEXT};
+use tantivy::{doc, Index, IndexWriter};
+
+const NEEDLE_EVERY: u64 = 1_000_000;
+const CHUNK: u64 = 100_000;
+
+fn day_start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn line(n: u64) -> String {
+    let ip = if n % NEEDLE_EVERY == 7 {
+        "198.51.100.77".to_owned()
+    } else {
+        format!("10.{}.{}.{}", n % 7, (n / 7) % 250, n % 251)
+    };
+    let word = if n % NEEDLE_EVERY == 11 {
+        "mimikatz"
+    } else {
+        "sekurlsa"
+    };
+    match n % 4 {
+        0 => format!(
+            "<38>Nov 20 10:11:12 gis-app-{:02} sshd[{}]: Failed password for invalid user user{} from {ip} port {} ssh2",
+            n % 23, 1000 + n % 30000, n % 5000, 1024 + n % 60000
+        ),
+        1 => format!(
+            "<189>date=2026-11-20 time=10:11:12 devname=\"FG100F-QUAN{}\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" srcip={ip} srcport={} dstip=192.0.2.{} dstport={} action=\"{}\" policyid={} service=\"HTTPS\" sentbyte={} rcvdbyte={}",
+            n % 24, 1024 + n % 60000, n % 250, [443, 80, 23, 3389][(n / 4 % 4) as usize], if n % 3 == 0 { "deny" } else { "accept" }, n % 90, n % 100000, n % 70000
+        ),
+        2 => format!(
+            "{ip} - - [20/Nov/2026:10:11:12 +0700] \"GET /dich-vu-cong/tra-cuu-ho-so?ma=HS2026-{:06} HTTP/1.1\" {} {} \"-\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0\"",
+            n % 1_000_000, [200, 200, 304, 404, 500][(n % 5) as usize], n % 9000
+        ),
+        _ => format!(
+            "<134>Nov 20 10:11:12 sw-core-{:02} CEF:0|CitySwitch|CoreFW|3.1|{}|Thủ Đức process {word} alert|{}|src={ip} dst=10.3.0.{} dpt={} act=blocked suser=nguyen{} cs1Label=zone cs1=thu-duc",
+            n % 9, 2000 + n % 40, n % 10, n % 250, n % 65535, n % 3000
+        ),
+    }
+}
+
+/// Events `from..to` of `total`, spread evenly over the day, with their raw byte count.
+fn events(from: u64, to: u64, total: u64) -> (Vec<Event>, u64) {
+    let mut context = ParseContext::new("udp");
+    context.agency = Some("quan-1".into());
+    context.received_at = day_start() + TimeDelta::days(1);
+    let mut bytes = 0;
+    let events = (from..to)
+        .map(|n| {
+            let line = line(n);
+            bytes += line.len() as u64 + 1;
+            let mut event = parse_record(line.as_bytes(), InputFormat::Auto, &context, n);
+            event.timestamp = day_start()
+                + TimeDelta::microseconds((86_400_000_000i128 * n as i128 / total as i128) as i64);
+            event
+        })
+        .collect();
+    (events, bytes)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn time_runs(runs: usize, mut run: impl FnMut()) -> (Duration, Duration) {
+    run(); // warm the page cache and the readers
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .collect();
+    (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.95),
+    )
+}
+
+fn peer_index(events: &[Event]) -> f64 {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let mut builder = Schema::builder();
+    let raw = builder.add_text_field("raw", TEXT);
+    let timestamp = builder.add_i64_field("timestamp", INDEXED | FAST);
+    let index =
+        Index::create_in_dir(dir.path(), builder.build()).unwrap_or_else(|error| panic!("{error}"));
+    let mut writer: IndexWriter = index
+        .writer_with_num_threads(1, 64 << 20)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let started = Instant::now();
+    for event in events {
+        writer
+            .add_document(doc!(raw => event.raw.clone().unwrap_or_default(), timestamp => event.timestamp.timestamp_micros()))
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    writer.commit().unwrap_or_else(|error| panic!("{error}"));
+    started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo test --all-targets` runs this binary without `--bench`: a smoke run that only
+    // shows the code paths work.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let default_total = if measuring { 10_000_000 } else { 4_000 };
+    let total: u64 = std::env::var("CITYSOC_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_total);
+    let compare = total.min(1_000_000);
+
+    // 1. Indexing, ours against the peer on the same first `compare` events.
+    let (sample, sample_bytes) = events(0, compare, total);
+    let peer_seconds = peer_index(&sample);
+    let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        commit_events: u64::MAX,
+        commit_interval: Duration::from_secs(3600),
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(scratch.path(), config.clone())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let started = Instant::now();
+    store.add(&sample).unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    let ours_seconds = started.elapsed().as_secs_f64();
+    drop(store);
+    drop(sample);
+    let mb = sample_bytes as f64 / 1e6;
+    println!("indexing {compare} events ({mb:.1} MB raw), one writer thread:");
+    println!(
+        "  citysoc store : {:>9.0} events/s  {:>6.1} MB/s",
+        compare as f64 / ours_seconds,
+        mb / ours_seconds
+    );
+    println!(
+        "  peer (raw text): {:>9.0} events/s  {:>6.1} MB/s",
+        compare as f64 / peer_seconds,
+        mb / peer_seconds
+    );
+    println!("  ratio citysoc/peer: {:.2}", peer_seconds / ours_seconds);
+
+    // 2. The full day, then searches.
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    let mut indexing = Duration::ZERO;
+    let mut raw_bytes = 0;
+    let mut from = 0;
+    while from < total {
+        let to = (from + CHUNK).min(total);
+        let (chunk, bytes) = events(from, to, total);
+        raw_bytes += bytes;
+        let started = Instant::now();
+        store.add(&chunk).unwrap_or_else(|error| panic!("{error}"));
+        indexing += started.elapsed();
+        from = to;
+    }
+    let started = Instant::now();
+    store.close().unwrap_or_else(|error| panic!("{error}"));
+    indexing += started.elapsed();
+    let on_disk: u64 = walk_size(dir.path());
+    println!(
+        "indexed {total} events ({:.0} MB raw) in {:.1} s: {:.0} events/s, {:.1} MB/s; index {:.0} MB on disk",
+        raw_bytes as f64 / 1e6,
+        indexing.as_secs_f64(),
+        total as f64 / indexing.as_secs_f64(),
+        raw_bytes as f64 / 1e6 / indexing.as_secs_f64(),
+        on_disk as f64 / 1e6
+    );
+    drop(store);
+
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let day = TimeRange::new(day_start(), day_start() + TimeDelta::days(1))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let search = |text: &str| {
+        let query = citysoc_index::parse(text).unwrap_or_else(|error| panic!("{error}"));
+        SearchRequest::new(query, day, AgencyScope::agency("quan-1"), 100)
+    };
+    for (name, text) in [
+        ("needle IP", "source.ip:198.51.100.77"),
+        ("needle word", "mimikatz"),
+        ("match-all, newest 100", "*"),
+    ] {
+        let request = search(text);
+        let found = store
+            .search(&request)
+            .map(|page| page.total)
+            .unwrap_or_default();
+        let (p50, p95) = time_runs(30, || {
+            let _ = store.search(&request);
+        });
+        println!(
+            "search {name:<24} ({found:>9} matches): p50 {:>8.2} ms  p95 {:>8.2} ms",
+            ms(p50),
+            ms(p95)
+        );
+    }
+    let all = AggregationRequest {
+        query: citysoc_index::Query::All,
+        time: day,
+        scope: AgencyScope::agency("quan-1"),
+    };
+    let hour = Interval::parse("1h").unwrap_or_else(|error| panic!("{error}"));
+    let (p50, p95) = time_runs(10, || {
+        let _ = store.histogram(&all, hour);
+    });
+    println!(
+        "histogram 24 h by hour over {total}: p50 {:>8.2} ms  p95 {:>8.2} ms",
+        ms(p50),
+        ms(p95)
+    );
+    let (p50, p95) = time_runs(5, || {
+        let _ = store.count_by(&all, "source.ip", 10);
+    });
+    println!(
+        "count-by source.ip (top 10) over {total}: p50 {:>8.2} ms  p95 {:>8.2} ms",
+        ms(p50),
+        ms(p95)
+    );
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn walk_size(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    };
+    entries
+        .flatten()
+        .map(|entry| walk_size(&entry.path()))
+        .sum()
+}
