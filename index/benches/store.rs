@@ -11,8 +11,10 @@
 //!    tantivy indexing the raw line into one default-tokenized text field plus a fast
 //!    timestamp — the least a log index does. Reported as events/s, MB/s of raw log and the
 //!    ratio to the peer.
+//!
 //! 2. Search over one agency-day holding every event (24 hours): a needle IP (10 events), a
 //!    needle word, a 24-hour histogram by hour, and a count-by; p50 and p95 of repeated runs.
+//!
 //! Figures go to BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
@@ -51,7 +53,7 @@ fn line(n: u64) -> String {
         ),
         1 => format!(
             "<189>date=2026-11-20 time=10:11:12 devname=\"FG100F-QUAN{}\" logid=\"0000000013\" type=\"traffic\" subtype=\"forward\" level=\"notice\" srcip={ip} srcport={} dstip=192.0.2.{} dstport={} action=\"{}\" policyid={} service=\"HTTPS\" sentbyte={} rcvdbyte={}",
-            n % 24, 1024 + n % 60000, n % 250, [443, 80, 23, 3389][(n / 4 % 4) as usize], if n % 3 == 0 { "deny" } else { "accept" }, n % 90, n % 100000, n % 70000
+            n % 24, 1024 + n % 60000, n % 250, [443, 80, 23, 3389][(n / 4 % 4) as usize], if n.is_multiple_of(3) { "deny" } else { "accept" }, n % 90, n % 100000, n % 70000
         ),
         2 => format!(
             "{ip} - - [20/Nov/2026:10:11:12 +0700] \"GET /dich-vu-cong/tra-cuu-ho-so?ma=HS2026-{:06} HTTP/1.1\" {} {} \"-\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0\"",
