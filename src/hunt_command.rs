@@ -169,7 +169,8 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
+/// The alert summary: one row per rule and level with alert and hit counts.
+pub fn write_table(out: &mut impl Write, alerts: &[Alert]) -> std::io::Result<()> {
     // (level, title, rule id) → (alerts, hits)
     let mut rows: BTreeMap<(std::cmp::Reverse<citysoc_detect::Level>, String, String), (u64, u64)> =
         BTreeMap::new();

@@ -158,6 +158,12 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         alerts
     };
     append_alerts(&data.alerts(), &alerts)?;
+    if detector.is_some() {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        crate::hunt_command::write_table(&mut out, &alerts)?;
+        out.flush()?;
+    }
     let committed = store.stats().committed.load(Ordering::Relaxed);
     if args.verbose {
         eprintln!("citysoc import: {committed} events committed");

@@ -26,6 +26,10 @@ use citysoc_index::{AgencyScope, Interval, SearchRequest, TantivyConfig, Tantivy
 use tantivy::schema::{Schema, FAST, INDEXED, TEXT};
 use tantivy::{doc, Index, IndexWriter};
 
+/// The same allocator as the `citysoc` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NEEDLE_EVERY: u64 = 1_000_000;
 const CHUNK: u64 = 100_000;
 

@@ -10,6 +10,7 @@ mod collect;
 mod partition;
 mod retention;
 mod schema;
+mod tokenizer;
 mod translate;
 
 use std::collections::HashMap;

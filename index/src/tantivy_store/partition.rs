@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 
 use super::schema::EventSchema;
+use super::tokenizer::{FoldedTokenizer, FOLDED};
 use crate::IndexError;
 
 /// Directory name of events that carry no agency. Agency names are percent-encoded with `_`
@@ -163,6 +164,7 @@ impl DayIndex {
             create_atomically(&agency_path, &path, schema)?;
         }
         let index = Index::open_in_dir(&path).map_err(tantivy_error)?;
+        index.tokenizers().register(FOLDED, FoldedTokenizer::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

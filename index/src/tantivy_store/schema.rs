@@ -1,19 +1,17 @@
 //! The tantivy schema of an event and the document built from one.
 //!
-//! Matching never relies on tantivy's analyzers: keyword values arrive folded
-//! ([`text::keyword`]) and text arrives as tokens ([`text::for_each_token`]) through
-//! `PreTokenizedString`, so the terms are exactly those the ClickHouse store compares.
-
-use std::collections::BTreeSet;
+//! Matching never relies on tantivy's own analyzers: keyword values arrive folded
+//! ([`text::keyword`]) and text is split by our tokenizer ([`super::tokenizer`], which is
+//! [`text::for_each_token`]), so the terms are exactly those the ClickHouse store compares.
 
 use citysoc_collector::Event;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST,
     INDEXED, STORED,
 };
-use tantivy::tokenizer::{PreTokenizedString, Token};
 use tantivy::TantivyDocument;
 
+use super::tokenizer::FOLDED;
 use crate::document::{self, FieldValue};
 use crate::fields::{FieldKind, FIELDS};
 use crate::text;
@@ -39,7 +37,8 @@ pub struct EventSchema {
     named: Vec<(&'static str, FieldKind, Field)>,
     /// Original fields as `path \u{1f} folded value` terms (indexed and fast).
     pub original: Field,
-    /// Names of the fields an event has (`user.name`, `fields.EventID`): `_exists_` queries.
+    /// Names of the text fields an event has, for `_exists_` (keyword and number fields answer
+    /// it from their fast columns, original fields from their terms' prefix).
     pub present: Field,
     /// The whole event as JSON (stored only).
     pub event: Field,
@@ -68,7 +67,7 @@ impl EventSchema {
             .set_fast(RAW);
         let text = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer(RAW)
+                .set_tokenizer(FOLDED)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         let number = NumericOptions::default() | INDEXED | FAST;
@@ -122,7 +121,6 @@ impl EventSchema {
         let (high, low) = id_key(&event.id);
         doc.add_u64(self.id_high, high);
         doc.add_u64(self.id_low, low);
-        let mut present = BTreeSet::new();
         document::visit_fields(event, |name, kind, value| {
             let Some(field) = self.field(name) else {
                 return;
@@ -133,18 +131,15 @@ impl EventSchema {
                     doc.add_text(field, text::keyword(&value))
                 }
                 (FieldKind::Text, FieldValue::Text(value)) => {
-                    doc.add_pre_tokenized_text(field, pre_tokenized(&value))
+                    doc.add_text(field, &value);
+                    // Text fields have no fast column for `_exists_` to read.
+                    doc.add_text(self.present, name);
                 }
-                _ => return,
+                _ => {}
             }
-            present.insert(name.to_owned());
         });
         for (path, value) in document::original_fields(event) {
             doc.add_text(self.original, document::original_field_term(&path, &value));
-            present.insert(format!("{}{path}", crate::fields::ORIGINAL_FIELDS_PREFIX));
-        }
-        for name in present {
-            doc.add_text(self.present, name);
         }
         doc.add_bytes(self.event, &serde_json::to_vec(event)?);
         Ok(doc)
@@ -154,24 +149,6 @@ impl EventSchema {
 impl Default for EventSchema {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-fn pre_tokenized(value: &str) -> PreTokenizedString {
-    let mut tokens = Vec::new();
-    text::for_each_token(value, |token| {
-        tokens.push(Token {
-            offset_from: 0,
-            offset_to: 0,
-            position: tokens.len(),
-            text: token.to_owned(),
-            position_length: 1,
-        });
-    });
-    // The original text is not stored (the event JSON is); offsets are not used.
-    PreTokenizedString {
-        text: String::new(),
-        tokens,
     }
 }
 
@@ -188,6 +165,8 @@ pub fn id_key(id: &str) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]

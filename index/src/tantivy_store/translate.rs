@@ -4,13 +4,13 @@
 use std::ops::Bound as StdBound;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query as TantivyQuery, RangeQuery,
+    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query as TantivyQuery, RangeQuery,
     RegexQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::EventSchema;
+use super::schema::{tantivy_name, EventSchema};
 use crate::document::original_field_term;
 use crate::fields::{self, FieldKind, DEFAULT_TEXT_FIELDS, ORIGINAL_FIELDS_PREFIX};
 use crate::query::{glob_to_regex, Bound, Condition, FieldMatch, Query, Range, Target};
@@ -76,7 +76,11 @@ fn translate_match(
         Target::Field(name) => {
             let spec = fields::lookup(name).ok_or_else(|| unsupported(name, condition))?;
             if *condition == Condition::Exists {
-                return Ok(present(schema, name));
+                return Ok(match spec.kind {
+                    FieldKind::Text => present(schema, name),
+                    // Keyword, number and time fields all have fast columns.
+                    _ => Box::new(ExistsQuery::new(tantivy_name(name), false)),
+                });
             }
             match spec.kind {
                 FieldKind::Time => match condition {
@@ -148,7 +152,7 @@ fn original_condition(
             schema.original,
             &format!("{}{}", escape_path(path), glob_to_regex(glob)),
         ),
-        Condition::Exists => Ok(present(schema, &format!("{ORIGINAL_FIELDS_PREFIX}{path}"))),
+        Condition::Exists => regex(schema.original, &format!("{}.*", escape_path(path))),
         _ => Err(unsupported(
             &format!("{ORIGINAL_FIELDS_PREFIX}{path}"),
             condition,
