@@ -9,12 +9,14 @@
 
 mod error;
 
+pub mod clickhouse_store;
 pub mod document;
 pub mod fields;
 pub mod query;
 pub mod request;
 pub mod text;
 
+pub use clickhouse_store::{ClickHouseSink, ClickHouseStore};
 pub use error::IndexError;
 pub use query::{parse, Query};
 pub use request::{

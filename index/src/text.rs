@@ -43,10 +43,10 @@ fn push_folded(c: char, out: &mut String) {
                     base = Some(part);
                 }
             });
-            match base {
-                Some(base) => out.extend(base.to_lowercase()),
-                // A lone combining mark (text already in NFD form): dropped like the others.
-                None => {}
+            // A lone combining mark (text already in NFD form) has no base: dropped like
+            // the others.
+            if let Some(base) = base {
+                out.extend(base.to_lowercase());
             }
         }
     }
