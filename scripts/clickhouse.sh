@@ -125,8 +125,14 @@ start() {
     local url="http://127.0.0.1:$http_port"
     local deadline=$((SECONDS + 60))
     until [ "$(curl -fsS --max-time 2 "$url/ping" 2>/dev/null || true)" = "Ok." ]; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            echo "ClickHouse did not answer on $url/ping within 60s; its log ends with:" >&2
+        local why=""
+        if ! kill -0 "$pid" 2>/dev/null; then
+            why="exited before answering on $url/ping"
+        elif [ "$SECONDS" -ge "$deadline" ]; then
+            why="did not answer on $url/ping within 60s"
+        fi
+        if [ -n "$why" ]; then
+            echo "ClickHouse $why; its log ends with:" >&2
             tail -n 40 "$dir/log/console.log" "$dir/log/clickhouse-server.err.log" >&2 2>/dev/null || true
             kill "$pid" 2>/dev/null || true
             exit 1

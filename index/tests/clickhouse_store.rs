@@ -203,6 +203,18 @@ async fn schema_is_created_once_and_the_version_read() {
     assert!(version.major >= 18, "{version}");
     // A second call finds everything in place.
     db.store.ensure_schema().await.unwrap();
+
+    // Server errors come back as errors with the server's message (18.16 sends no exception
+    // header, the message is read from the body).
+    let missing = ClickHouseStore::new(&server_url(), "citysoc_test_never_created").unwrap();
+    let request = SearchRequest::new(Query::All, TimeRange::everything(), AgencyScope::All, 10);
+    let error = missing.search(&request).await.unwrap_err().to_string();
+    assert!(error.contains("citysoc_test_never_created"), "{error}");
+    // An unreachable server fails to connect.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    assert!(ClickHouseStore::connect(&url, "citysoc").await.is_err());
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The schema: which `CREATE TABLE` a server gets, chosen from its version.
 //!
-//! Every version gets the same columns ([`super::row::COLUMNS`]) and the same engine: a
+//! Every version gets the same columns (`row::COLUMNS`) and the same engine: a
 //! `ReplacingMergeTree` partitioned by UTC day and ordered by `(agency, timestamp_us, id)`, so
 //! an event inserted twice (a collector retry, a replayed file) collapses into one row when
 //! parts merge, and queries read with `FINAL` so the duplicate never shows before that. Newer

@@ -1,10 +1,10 @@
 //! Events in ClickHouse, with the same matching as the tantivy store.
 //!
-//! One `events` table ([`ddl`]) holds a row per event ([`row`]): the event as JSON (what
+//! One `events` table ([`ddl`]) holds a row per event (`row.rs`): the event as JSON (what
 //! searches return), keyword fields folded with [`crate::text::keyword`], text fields as
 //! token lines ([`crate::text::token_line`], `" tok tok "`), numbers, microsecond
 //! timestamps, and the original fields as parallel `(path, folded value)` arrays. A
-//! [`crate::Query`] becomes a SQL condition with bound values ([`sql`]): keyword equality or
+//! [`crate::Query`] becomes a SQL condition with bound values (`sql.rs`): keyword equality or
 //! an anchored regex, a phrase as the substring `" t1 t2 "` of a token line, a text wildcard
 //! as a regex over one token. [`ClickHouseStore`] inserts and queries; [`ClickHouseSink`]
 //! queues batches in memory and inserts them with retries.

@@ -310,3 +310,89 @@ async fn run(store: ClickHouseStore, shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(size: usize) -> Vec<Event> {
+        (0..size)
+            .map(|index| {
+                serde_json::from_value(serde_json::json!({
+                    "id": format!("e{index}"), "timestamp": "2026-11-22T00:00:00Z",
+                    "received_at": "2026-11-22T00:00:00Z", "source": {"transport": "udp"},
+                    "format": "json"
+                }))
+                .unwrap_or_else(|error| panic!("{error}"))
+            })
+            .collect()
+    }
+
+    async fn wait_for_retry(sink: &ClickHouseSink) {
+        for _ in 0..500 {
+            if sink.stats().retries > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no insert attempt failed: {:?}", sink.stats());
+    }
+
+    /// No server at all (port 1 on the loopback is closed): the queue holds, drop-oldest
+    /// counts exactly, close reports what is left.
+    #[tokio::test]
+    async fn unreachable_server_keeps_the_queue_and_counts_drops() {
+        let store = ClickHouseStore::new("http://127.0.0.1:1", "citysoc")
+            .unwrap_or_else(|error| panic!("{error}"));
+        let sink = ClickHouseSink::start(
+            store,
+            SinkConfig {
+                max_waiting_batches: 2,
+                when_full: WhenFull::DropOldest,
+                retry_initial: Duration::from_millis(5),
+                retry_max: Duration::from_millis(20),
+            },
+        );
+        assert!(sink.send(batch(2)).await.is_ok());
+        wait_for_retry(&sink).await;
+        for size in [3, 4, 5, 6] {
+            assert!(sink.send(batch(size)).await.is_ok());
+        }
+        assert!(sink.send(Vec::new()).await.is_ok());
+        let stats = sink.stats();
+        // In flight: 2; waiting: 5 and 6; dropped: 3 and 4.
+        assert_eq!(
+            (stats.queued, stats.inserted, stats.dropped, stats.pending),
+            (20, 0, 7, 13)
+        );
+        assert!(stats.last_error.is_some());
+        assert!(sink.flush().await.is_err());
+        let error = sink.close(Duration::from_millis(50)).await;
+        assert!(
+            matches!(&error, Err(IndexError::Sink(message)) if message.contains("13 events not inserted")),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_sender_blocks_while_full_and_closed_sink_refuses() {
+        let store = ClickHouseStore::new("http://127.0.0.1:1", "citysoc")
+            .unwrap_or_else(|error| panic!("{error}"));
+        let sink = ClickHouseSink::start(
+            store,
+            SinkConfig {
+                max_waiting_batches: 1,
+                retry_initial: Duration::from_millis(5),
+                retry_max: Duration::from_millis(20),
+                ..SinkConfig::default()
+            },
+        );
+        assert!(sink.send(batch(1)).await.is_ok());
+        wait_for_retry(&sink).await;
+        assert!(sink.send(batch(1)).await.is_ok());
+        let blocked = tokio::time::timeout(Duration::from_millis(100), sink.send(batch(1))).await;
+        assert!(blocked.is_err(), "send must wait while the queue is full");
+        assert_eq!(sink.stats().queued, 2);
+        let _ = sink.close(Duration::from_millis(10)).await;
+    }
+}

@@ -330,10 +330,12 @@ fn original_condition(path: &str, condition: &Condition) -> Result<Sql, IndexErr
             sql.bind_str(keyword_regex(glob));
             sql.push("), field_paths, field_values)");
         }
-        other => return Err(IndexError::InvalidRequest(format!(
+        other => {
+            return Err(IndexError::InvalidRequest(format!(
             "{} does not apply to fields.{path}: original fields match whole values and wildcards",
             describe(other)
-        ))),
+        )))
+        }
     }
     Ok(sql)
 }
