@@ -4,6 +4,9 @@
 # benchmark once in test mode (so a broken bench fails here, not when someone measures).
 # Ends with one line totalling every test run: "tests: N passed, N failed".
 #
+# The ClickHouse store tests run against a server started here with scripts/clickhouse.sh
+# (Debian's clickhouse-server, installed when missing) and stopped at the end.
+#
 # Environment:
 #   CITYSOC_SIGMA_PACK  path of a SigmaHQ rule snapshot; tests that need it say plainly when
 #                       it is missing that they did not run.
@@ -27,6 +30,16 @@ echo "== doc tests"
 cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 echo "== unit, golden, property, integration tests and benches in test mode"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
+
+echo "== ClickHouse store tests (a throwaway server from scripts/clickhouse.sh)"
+clickhouse_dir="$(mktemp -d)"
+trap 'scripts/clickhouse.sh stop "$clickhouse_dir" >/dev/null 2>&1 || true; rm -rf "$log" "$clickhouse_dir"' EXIT
+if clickhouse_url="$(scripts/clickhouse.sh start "$clickhouse_dir")"; then
+    CITYSOC_CLICKHOUSE_URL="$clickhouse_url" cargo test -p citysoc-index --locked --test clickhouse_store -- --ignored 2>&1 | tee -a "$log"
+    scripts/clickhouse.sh stop "$clickhouse_dir"
+else
+    echo "NOT RUN: the ClickHouse store tests (clickhouse_store) need a ClickHouse server, and scripts/clickhouse.sh could not start one"
+fi
 
 echo "== SigmaHQ pack tests"
 if [ -n "${CITYSOC_SIGMA_PACK:-}" ] && [ -d "${CITYSOC_SIGMA_PACK}" ]; then

@@ -36,6 +36,10 @@ pub enum IndexError {
     /// The ClickHouse server failed or is unreachable.
     #[error("ClickHouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),
+    /// The ClickHouse sink did not insert everything it was given (yet): an insert failed
+    /// while flushing (the events stay queued and are retried), or the sink is closed.
+    #[error("ClickHouse sink: {0}")]
+    Sink(String),
     /// A stored event could not be read back.
     #[error("stored event {id} is corrupt: {message}")]
     CorruptEvent {

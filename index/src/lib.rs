@@ -9,6 +9,7 @@
 
 mod error;
 
+pub mod clickhouse_store;
 pub mod document;
 pub mod fields;
 pub mod query;
@@ -16,6 +17,7 @@ pub mod request;
 pub mod tantivy_store;
 pub mod text;
 
+pub use clickhouse_store::{ClickHouseSink, ClickHouseStore};
 pub use error::IndexError;
 pub use query::{parse, Query};
 pub use request::{
