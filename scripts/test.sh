@@ -31,15 +31,18 @@ cargo test --workspace --doc --locked 2>&1 | tee -a "$log"
 echo "== unit, golden, property, integration tests and benches in test mode"
 cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 
-echo "== ClickHouse store tests (a throwaway server from scripts/clickhouse.sh)"
+echo "== ClickHouse tests (a throwaway server from scripts/clickhouse.sh)"
 clickhouse_dir="$(mktemp -d)"
 trap 'scripts/clickhouse.sh stop "$clickhouse_dir" >/dev/null 2>&1 || true; rm -rf "$log" "$clickhouse_dir"' EXIT
-if clickhouse_url="$(scripts/clickhouse.sh start "$clickhouse_dir")"; then
-    CITYSOC_CLICKHOUSE_URL="$clickhouse_url" cargo test -p citysoc-index --locked --test clickhouse_store -- --ignored 2>&1 | tee -a "$log"
-    scripts/clickhouse.sh stop "$clickhouse_dir"
-else
-    echo "NOT RUN: the ClickHouse store tests (clickhouse_store) need a ClickHouse server, and scripts/clickhouse.sh could not start one"
+if ! clickhouse_url="$(scripts/clickhouse.sh start "$clickhouse_dir")"; then
+    echo "FAILED: scripts/clickhouse.sh could not start a ClickHouse server; the storage tests need one" >&2
+    exit 1
 fi
+export CITYSOC_CLICKHOUSE_URL="$clickhouse_url"
+cargo test -p citysoc-index --locked --test clickhouse_store --test conformance -- --ignored 2>&1 | tee -a "$log"
+cargo test -p citysoc --locked --test cli_clickhouse -- --ignored 2>&1 | tee -a "$log"
+scripts/clickhouse.sh stop "$clickhouse_dir"
+unset CITYSOC_CLICKHOUSE_URL
 
 echo "== SigmaHQ pack tests"
 if [ -n "${CITYSOC_SIGMA_PACK:-}" ] && [ -d "${CITYSOC_SIGMA_PACK}" ]; then

@@ -14,6 +14,7 @@ use citysoc_detect::Alert;
 use citysoc_index::{TantivyConfig, TantivyStore};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::clickhouse_target::{ClickHouseArgs, ClickHouseWriter};
 use crate::detection::{self, LoadedRules, RuleArgs};
 use crate::input::{read_input, InputOptions};
 use crate::store_location::DataDir;
@@ -50,6 +51,8 @@ pub struct ImportArgs {
     /// Fold repeats of a rule on the same entities within this many seconds into one alert.
     #[arg(long, default_value_t = 300)]
     suppress_seconds: i64,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
     /// Files to import; `-` reads standard input.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -96,6 +99,8 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
     let store = TantivyStore::open(data.events(), config)
         .with_context(|| format!("cannot open the event store in {}", data.events().display()))?;
 
+    let mut clickhouse = ClickHouseWriter::open(&args.clickhouse)?;
+
     let total_bytes: u64 = args
         .inputs
         .iter()
@@ -126,6 +131,9 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
                 }
             }
             store.add(batch)?;
+            if let Some(clickhouse) = clickhouse.as_mut() {
+                clickhouse.send(batch)?;
+            }
             let stats = store.stats();
             let commits = stats.commits.load(Ordering::Relaxed);
             if args.verbose && commits != reported_commits {
@@ -149,6 +157,7 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         }
     }
     store.close().context("cannot commit the last events")?;
+    let clickhouse_report = clickhouse.map(ClickHouseWriter::finish).transpose()?;
     progress.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
 
@@ -176,6 +185,9 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         if detector.is_none() { " (detection off)" } else { "" },
         bytes as f64 / 1e6 / elapsed
     );
+    if let Some(report) = clickhouse_report {
+        eprintln!("citysoc import: {report}");
+    }
     if !failures.is_empty() {
         anyhow::bail!("{}", failures.join("\n"));
     }

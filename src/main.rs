@@ -1,6 +1,7 @@
 //! The `citysoc` binary: command-line parsing and wiring only. Each subcommand lives in its
 //! own module; the work is done by the library crates.
 
+mod clickhouse_target;
 mod detection;
 mod hunt_command;
 mod import_command;

@@ -9,11 +9,12 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use citysoc_collector::Event;
 use citysoc_index::request::{AggregationRequest, Order};
 use citysoc_index::{
-    AgencyScope, Cursor, HistogramBucket, IndexError, Interval, SearchPage, SearchRequest,
-    TantivyConfig, TantivyStore, Terms, TimeRange,
+    AgencyScope, ClickHouseStore, Cursor, HistogramBucket, IndexError, Interval, SearchPage,
+    SearchRequest, TantivyConfig, TantivyStore, Terms, TimeRange,
 };
 use serde::Serialize;
 
+use crate::clickhouse_target::{self, ClickHouseArgs};
 use crate::store_location::DataDir;
 
 /// Output forms.
@@ -25,12 +26,97 @@ pub enum SearchOutput {
     Json,
 }
 
+/// The stores `search` can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The data directory's tantivy indexes.
+    Tantivy,
+    /// A ClickHouse server.
+    Clickhouse,
+}
+
+/// An opened store.
+enum Store {
+    Tantivy(TantivyStore),
+    ClickHouse(tokio::runtime::Runtime, ClickHouseStore),
+}
+
+impl Store {
+    fn open(args: &SearchArgs) -> anyhow::Result<Self> {
+        match args.backend {
+            Backend::Tantivy => {
+                let Some(data) = &args.data else {
+                    anyhow::bail!("name the data directory: --data DIR");
+                };
+                let data = DataDir::existing(data)?;
+                let store = TantivyStore::open(data.events(), TantivyConfig::default())
+                    .with_context(|| {
+                        format!("cannot open the event store in {}", data.events().display())
+                    })?;
+                Ok(Store::Tantivy(store))
+            }
+            Backend::Clickhouse => {
+                let Some(url) = &args.clickhouse.clickhouse_url else {
+                    anyhow::bail!("--backend clickhouse needs --clickhouse-url URL");
+                };
+                let runtime = clickhouse_target::runtime()?;
+                let store = clickhouse_target::connect(
+                    &runtime,
+                    url,
+                    &args.clickhouse.clickhouse_database,
+                )?;
+                Ok(Store::ClickHouse(runtime, store))
+            }
+        }
+    }
+
+    fn search(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
+        match self {
+            Store::Tantivy(store) => store.search(request),
+            Store::ClickHouse(runtime, store) => runtime.block_on(store.search(request)),
+        }
+    }
+
+    fn count_by(
+        &self,
+        request: &AggregationRequest,
+        field: &str,
+        size: usize,
+    ) -> Result<Terms, IndexError> {
+        match self {
+            Store::Tantivy(store) => store.count_by(request, field, size),
+            Store::ClickHouse(runtime, store) => {
+                runtime.block_on(store.count_by(request, field, size))
+            }
+        }
+    }
+
+    fn histogram(
+        &self,
+        request: &AggregationRequest,
+        interval: Interval,
+    ) -> Result<Vec<HistogramBucket>, IndexError> {
+        match self {
+            Store::Tantivy(store) => store.histogram(request, interval),
+            Store::ClickHouse(runtime, store) => {
+                runtime.block_on(store.histogram(request, interval))
+            }
+        }
+    }
+}
+
 /// Arguments of `citysoc search`.
 #[derive(Debug, clap::Args)]
 pub struct SearchArgs {
-    /// Data directory written by `citysoc import` or `citysoc server`.
-    #[arg(long)]
-    data: PathBuf,
+    /// Data directory written by `citysoc import` or `citysoc server` (the tantivy backend).
+    #[arg(long, required_if_eq("backend", "tantivy"))]
+    data: Option<PathBuf>,
+    /// Which store answers: the embedded tantivy indexes in `--data`, or ClickHouse at
+    /// `--clickhouse-url`.
+    #[arg(long, value_enum, default_value = "tantivy")]
+    backend: Backend,
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
     /// Start of the time range (included): RFC 3339 time, a date (its start, UTC), `now` or
     /// `now-24h` / `now-7d` / `now-30m`. Default: the beginning.
     #[arg(long)]
@@ -87,9 +173,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     } else {
         AgencyScope::Only(args.agency.iter().cloned().collect())
     };
-    let data = DataDir::existing(&args.data)?;
-    let store = TantivyStore::open(data.events(), TantivyConfig::default())
-        .with_context(|| format!("cannot open the event store in {}", data.events().display()))?;
+    let store = Store::open(&args)?;
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -144,3 +144,134 @@ fn tantivy_finds_what_every_case_expects() {
         Some(12)
     );
 }
+
+/// The same table against a real ClickHouse server, and every answer compared with tantivy's:
+/// search pages, counts, count-by over several fields, histograms, and paging in both orders.
+#[tokio::test]
+#[ignore = "needs a ClickHouse server: scripts/test.sh starts one (CITYSOC_CLICKHOUSE_URL)"]
+async fn clickhouse_and_tantivy_give_the_same_answers() {
+    use citysoc_index::request::Order;
+    use citysoc_index::ClickHouseStore;
+
+    let url = std::env::var("CITYSOC_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| panic!("CITYSOC_CLICKHOUSE_URL is not set"));
+    let database = format!("citysoc_conformance_{}", std::process::id());
+    let clickhouse = ClickHouseStore::connect(&url, &database)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    clickhouse
+        .ensure_schema()
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let events = city_events();
+    // Inserted twice: a retried batch must not show twice.
+    clickhouse
+        .insert(&events)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    clickhouse
+        .insert(&events)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let tantivy = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    tantivy
+        .add(&events)
+        .unwrap_or_else(|error| panic!("{error}"));
+    tantivy.commit().unwrap_or_else(|error| panic!("{error}"));
+
+    let mut failures = Vec::new();
+    for (text, agency, numbers) in CASES {
+        let query = citysoc_index::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        for order in [Order::NewestFirst, Order::OldestFirst] {
+            let mut request =
+                SearchRequest::new(query.clone(), TimeRange::everything(), scope(*agency), 100);
+            request.order = order;
+            let from_clickhouse = clickhouse.search(&request).await;
+            let from_tantivy = tantivy.search(&request);
+            match (from_clickhouse, from_tantivy) {
+                (Ok(a), Ok(b)) if a == b => {
+                    let found: BTreeSet<String> =
+                        a.events.iter().map(|event| event.id.clone()).collect();
+                    if found != expected(numbers) {
+                        failures.push(format!("{text:?}: both found {found:?}"));
+                    }
+                }
+                (a, b) => failures.push(format!(
+                    "{text:?} {order:?}: clickhouse {a:?}\n  tantivy {b:?}"
+                )),
+            }
+        }
+        let aggregation = AggregationRequest {
+            query,
+            time: TimeRange::everything(),
+            scope: scope(*agency),
+        };
+        for field in [
+            "source.ip",
+            "agency",
+            "destination.port",
+            "fields.EventID",
+            "fields.tags",
+            "user.name",
+        ] {
+            let a = clickhouse
+                .count_by(&aggregation, field, 3)
+                .await
+                .map_err(|error| error.to_string());
+            let b = tantivy
+                .count_by(&aggregation, field, 3)
+                .map_err(|error| error.to_string());
+            if a != b {
+                failures.push(format!(
+                    "{text:?} count-by {field}: clickhouse {a:?}, tantivy {b:?}"
+                ));
+            }
+        }
+        let hour = Interval::parse("1h").unwrap_or_else(|error| panic!("{error}"));
+        let a = clickhouse
+            .histogram(&aggregation, hour)
+            .await
+            .map_err(|error| error.to_string());
+        let b = tantivy
+            .histogram(&aggregation, hour)
+            .map_err(|error| error.to_string());
+        if a != b {
+            failures.push(format!(
+                "{text:?} histogram: clickhouse {a:?}, tantivy {b:?}"
+            ));
+        }
+    }
+
+    // Paging: the same pages, cursor for cursor.
+    let mut request = SearchRequest::new(
+        citysoc_index::Query::All,
+        TimeRange::everything(),
+        AgencyScope::All,
+        5,
+    );
+    loop {
+        let a = clickhouse
+            .search(&request)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let b = tantivy
+            .search(&request)
+            .unwrap_or_else(|error| panic!("{error}"));
+        if a != b {
+            failures.push(format!(
+                "page after {:?}: clickhouse {a:?}\n  tantivy {b:?}",
+                request.after
+            ));
+            break;
+        }
+        match a.next {
+            Some(next) => request.after = Some(next),
+            None => break,
+        }
+    }
+    let _ = clickhouse.drop_database().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

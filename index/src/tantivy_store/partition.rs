@@ -164,7 +164,9 @@ impl DayIndex {
             create_atomically(&agency_path, &path, schema)?;
         }
         let index = Index::open_in_dir(&path).map_err(tantivy_error)?;
-        index.tokenizers().register(FOLDED, FoldedTokenizer::default());
+        index
+            .tokenizers()
+            .register(FOLDED, FoldedTokenizer::default());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -36,7 +36,11 @@ impl Tokenizer for FoldedTokenizer {
             slot.offset_to = 0;
             count += 1;
         });
-        FoldedTokenStream { tokens: &mut self.tokens[..count], next: 0, empty: Token::default() }
+        FoldedTokenStream {
+            tokens: &mut self.tokens[..count],
+            next: 0,
+            empty: Token::default(),
+        }
     }
 }
 
@@ -80,13 +84,23 @@ mod tests {
     #[test]
     fn streams_the_same_tokens_as_text_tokens() {
         let mut tokenizer = FoldedTokenizer::default();
-        for input in ["Đăng nhập thất bại tại Thủ Đức", "a b", "", "10.0.0.5 port 22", "x"] {
+        for input in [
+            "Đăng nhập thất bại tại Thủ Đức",
+            "a b",
+            "",
+            "10.0.0.5 port 22",
+            "x",
+        ] {
             let mut stream = tokenizer.token_stream(input);
             let mut seen = Vec::new();
             while stream.advance() {
                 seen.push((stream.token().text.clone(), stream.token().position));
             }
-            let expected: Vec<(String, usize)> = text::tokens(input).into_iter().enumerate().map(|(i, t)| (t, i)).collect();
+            let expected: Vec<(String, usize)> = text::tokens(input)
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (t, i))
+                .collect();
             assert_eq!(seen, expected, "{input}");
         }
     }
