@@ -35,10 +35,10 @@ pub enum Backend {
     Clickhouse,
 }
 
-/// An opened store.
+/// An opened store (the ClickHouse client boxed with the runtime that drives it).
 enum Store {
     Tantivy(TantivyStore),
-    ClickHouse(tokio::runtime::Runtime, ClickHouseStore),
+    ClickHouse(Box<(tokio::runtime::Runtime, ClickHouseStore)>),
 }
 
 impl Store {
@@ -65,7 +65,7 @@ impl Store {
                     url,
                     &args.clickhouse.clickhouse_database,
                 )?;
-                Ok(Store::ClickHouse(runtime, store))
+                Ok(Store::ClickHouse(Box::new((runtime, store))))
             }
         }
     }
@@ -73,7 +73,7 @@ impl Store {
     fn search(&self, request: &SearchRequest) -> Result<SearchPage, IndexError> {
         match self {
             Store::Tantivy(store) => store.search(request),
-            Store::ClickHouse(runtime, store) => runtime.block_on(store.search(request)),
+            Store::ClickHouse(client) => client.0.block_on(client.1.search(request)),
         }
     }
 
@@ -85,9 +85,7 @@ impl Store {
     ) -> Result<Terms, IndexError> {
         match self {
             Store::Tantivy(store) => store.count_by(request, field, size),
-            Store::ClickHouse(runtime, store) => {
-                runtime.block_on(store.count_by(request, field, size))
-            }
+            Store::ClickHouse(client) => client.0.block_on(client.1.count_by(request, field, size)),
         }
     }
 
@@ -98,9 +96,7 @@ impl Store {
     ) -> Result<Vec<HistogramBucket>, IndexError> {
         match self {
             Store::Tantivy(store) => store.histogram(request, interval),
-            Store::ClickHouse(runtime, store) => {
-                runtime.block_on(store.histogram(request, interval))
-            }
+            Store::ClickHouse(client) => client.0.block_on(client.1.histogram(request, interval)),
         }
     }
 }
