@@ -35,10 +35,12 @@ pub enum Backend {
     Clickhouse,
 }
 
-/// An opened store (the ClickHouse client boxed with the runtime that drives it).
+/// An opened store (the ClickHouse client with the runtime that drives it).
+// One per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Store {
     Tantivy(TantivyStore),
-    ClickHouse(Box<(tokio::runtime::Runtime, ClickHouseStore)>),
+    ClickHouse((tokio::runtime::Runtime, ClickHouseStore)),
 }
 
 impl Store {
@@ -65,7 +67,7 @@ impl Store {
                     url,
                     &args.clickhouse.clickhouse_database,
                 )?;
-                Ok(Store::ClickHouse(Box::new((runtime, store))))
+                Ok(Store::ClickHouse((runtime, store)))
             }
         }
     }
