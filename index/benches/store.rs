@@ -15,6 +15,11 @@
 //! 2. Search over one agency-day holding every event (24 hours): a needle IP (10 events), a
 //!    needle word, a 24-hour histogram by hour, and a count-by; p50 and p95 of repeated runs.
 //!
+//! 3. With `CITYSOC_CLICKHOUSE_URL` set (a server from `scripts/clickhouse.sh start DIR`):
+//!    inserting the first events into ClickHouse through our store (RowBinary, batches of
+//!    10,000), against a peer in the same run: curl posting the same raw lines as TSV into a
+//!    one-column table over the same HTTP interface.
+//!
 //! Figures go to BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
@@ -156,7 +161,6 @@ fn main() {
     store.commit().unwrap_or_else(|error| panic!("{error}"));
     let ours_seconds = started.elapsed().as_secs_f64();
     drop(store);
-    drop(sample);
     let mb = sample_bytes as f64 / 1e6;
     println!("indexing {compare} events ({mb:.1} MB raw), one writer thread:");
     println!(
@@ -170,6 +174,11 @@ fn main() {
         mb / peer_seconds
     );
     println!("  ratio citysoc/peer: {:.2}", peer_seconds / ours_seconds);
+
+    if let Ok(url) = std::env::var("CITYSOC_CLICKHOUSE_URL") {
+        clickhouse_inserts(&url, &sample);
+    }
+    drop(sample);
 
     // 2. The full day, then searches.
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
@@ -249,6 +258,67 @@ fn main() {
         ms(p50),
         ms(p95)
     );
+}
+
+fn clickhouse_inserts(url: &str, events: &[Event]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap_or_else(|error| panic!("{error}"));
+    let database = format!("citysoc_bench_{}", std::process::id());
+    let store = runtime
+        .block_on(async {
+            let store = citysoc_index::ClickHouseStore::connect(url, &database).await?;
+            store.ensure_schema().await?;
+            Ok::<_, citysoc_index::IndexError>(store)
+        })
+        .unwrap_or_else(|error| panic!("{error}"));
+    let started = Instant::now();
+    for batch in events.chunks(10_000) {
+        runtime.block_on(store.insert(batch)).unwrap_or_else(|error| panic!("{error}"));
+    }
+    let ours = started.elapsed().as_secs_f64();
+
+    // The peer: the raw lines, TSV-escaped, posted by curl in the same 10,000-line batches.
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let sql = |query: &str| {
+        let status = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--data-binary", query, url])
+            .status()
+            .unwrap_or_else(|error| panic!("curl: {error}"));
+        assert!(status.success(), "{query}");
+    };
+    sql(&format!("CREATE TABLE {database}.peer_raw (raw String) ENGINE = MergeTree ORDER BY tuple()"));
+    let files: Vec<std::path::PathBuf> = events
+        .chunks(10_000)
+        .enumerate()
+        .map(|(n, batch)| {
+            let path = dir.path().join(format!("batch-{n}.tsv"));
+            let mut text = String::new();
+            for event in batch {
+                let raw = event.raw.clone().unwrap_or_default();
+                text.push_str(&raw.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n"));
+                text.push('\n');
+            }
+            std::fs::write(&path, text).unwrap_or_else(|error| panic!("{error}"));
+            path
+        })
+        .collect();
+    let insert_url = format!("{url}/?query=INSERT%20INTO%20{database}.peer_raw%20FORMAT%20TSV");
+    let started = Instant::now();
+    for path in &files {
+        let status = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "--data-binary"])
+            .arg(format!("@{}", path.display()))
+            .arg(&insert_url)
+            .status()
+            .unwrap_or_else(|error| panic!("curl: {error}"));
+        assert!(status.success());
+    }
+    let peer = started.elapsed().as_secs_f64();
+    sql(&format!("DROP DATABASE {database}"));
+    let rows = events.len() as f64;
+    println!("ClickHouse inserts of {} events, batches of 10,000:", events.len());
+    println!("  citysoc store (all columns): {:>9.0} rows/s", rows / ours);
+    println!("  peer (curl, raw line only) : {:>9.0} rows/s", rows / peer);
+    println!("  ratio citysoc/peer: {:.2}", peer / ours);
 }
 
 fn ms(duration: Duration) -> f64 {
