@@ -7,6 +7,7 @@ mod hunt_command;
 mod import_command;
 mod input;
 mod parse_command;
+mod retention_command;
 mod rules_command;
 mod search_command;
 mod store_location;
@@ -40,6 +41,8 @@ enum Command {
     Import(import_command::ImportArgs),
     /// Search stored events, or count them by field or time.
     Search(search_command::SearchArgs),
+    /// Drop stored days older than each agency's retention.
+    Retention(retention_command::RetentionArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Hunt(args) => hunt_command::run(args),
         Command::Import(args) => import_command::run(args),
         Command::Search(args) => search_command::run(args),
+        Command::Retention(args) => retention_command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

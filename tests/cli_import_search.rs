@@ -309,3 +309,48 @@ fn killing_an_import_keeps_every_committed_event_and_a_rerun_completes_it() {
     let stored: BTreeSet<String> = stored_raws(&data).into_iter().collect();
     assert_eq!(stored, lines);
 }
+
+#[test]
+fn retention_drops_the_days_past_each_agencys_limit() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let data = dir.path().join("data");
+    let data_text = data.to_string_lossy().into_owned();
+    let today = chrono::Utc::now().date_naive();
+    for (agency, ages) in [("quan-1", [0i64, 3, 10]), ("so-y-te", [0, 3, 10])] {
+        let input = dir.path().join(format!("{agency}.log"));
+        let lines: Vec<String> = ages
+            .iter()
+            .map(|age| {
+                let day = today - chrono::TimeDelta::days(*age);
+                format!("<38>1 {day}T06:00:00Z web-01 sshd 1 - - Failed password for root from 10.0.0.{age} port 22 ssh2")
+            })
+            .collect();
+        std::fs::write(&input, lines.join("\n")).unwrap_or_else(|error| panic!("{error}"));
+        let output = citysoc(&["import", "--no-detect", "--data", &data_text, "--agency", agency, &input.to_string_lossy()]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let dry = citysoc(&["retention", "--data", &data_text, "--days", "5", "--agency-days", "so-y-te=30", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let expected = format!("would drop quan-1 {}\n", today - chrono::TimeDelta::days(10));
+    assert_eq!(text(&dry.stdout), expected);
+    assert_eq!(stored_raws(&data).len(), 6, "a dry run dropped something");
+
+    let run = citysoc(&["retention", "--data", &data_text, "--days", "2", "--agency-days", "so-y-te=30"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(
+        text(&run.stdout),
+        format!(
+            "dropped quan-1 {}\ndropped quan-1 {}\n",
+            today - chrono::TimeDelta::days(10),
+            today - chrono::TimeDelta::days(3)
+        )
+    );
+    let left = json_lines(&citysoc(&["search", "--data", &data_text, "--format", "json", "--count-by", "agency"]));
+    let counts: Vec<(String, u64)> = left
+        .iter()
+        .map(|line| (line["value"].as_str().unwrap_or_default().to_owned(), line["count"].as_u64().unwrap_or_default()))
+        .collect();
+    assert_eq!(counts, [("so-y-te".to_owned(), 3), ("quan-1".to_owned(), 1)]);
+    let refused = citysoc(&["retention", "--data", &data_text, "--days", "0"]);
+    assert!(!refused.status.success());
+}

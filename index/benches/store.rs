@@ -261,7 +261,11 @@ fn main() {
 }
 
 fn clickhouse_inserts(url: &str, events: &[Event]) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap_or_else(|error| panic!("{error}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
     let database = format!("citysoc_bench_{}", std::process::id());
     let store = runtime
         .block_on(async {
@@ -272,7 +276,9 @@ fn clickhouse_inserts(url: &str, events: &[Event]) {
         .unwrap_or_else(|error| panic!("{error}"));
     let started = Instant::now();
     for batch in events.chunks(10_000) {
-        runtime.block_on(store.insert(batch)).unwrap_or_else(|error| panic!("{error}"));
+        runtime
+            .block_on(store.insert(batch))
+            .unwrap_or_else(|error| panic!("{error}"));
     }
     let ours = started.elapsed().as_secs_f64();
 
@@ -285,7 +291,9 @@ fn clickhouse_inserts(url: &str, events: &[Event]) {
             .unwrap_or_else(|error| panic!("curl: {error}"));
         assert!(status.success(), "{query}");
     };
-    sql(&format!("CREATE TABLE {database}.peer_raw (raw String) ENGINE = MergeTree ORDER BY tuple()"));
+    sql(&format!(
+        "CREATE TABLE {database}.peer_raw (raw String) ENGINE = MergeTree ORDER BY tuple()"
+    ));
     let files: Vec<std::path::PathBuf> = events
         .chunks(10_000)
         .enumerate()
@@ -294,7 +302,11 @@ fn clickhouse_inserts(url: &str, events: &[Event]) {
             let mut text = String::new();
             for event in batch {
                 let raw = event.raw.clone().unwrap_or_default();
-                text.push_str(&raw.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n"));
+                text.push_str(
+                    &raw.replace('\\', "\\\\")
+                        .replace('\t', "\\t")
+                        .replace('\n', "\\n"),
+                );
                 text.push('\n');
             }
             std::fs::write(&path, text).unwrap_or_else(|error| panic!("{error}"));
@@ -315,7 +327,10 @@ fn clickhouse_inserts(url: &str, events: &[Event]) {
     let peer = started.elapsed().as_secs_f64();
     sql(&format!("DROP DATABASE {database}"));
     let rows = events.len() as f64;
-    println!("ClickHouse inserts of {} events, batches of 10,000:", events.len());
+    println!(
+        "ClickHouse inserts of {} events, batches of 10,000:",
+        events.len()
+    );
     println!("  citysoc store (all columns): {:>9.0} rows/s", rows / ours);
     println!("  peer (curl, raw line only) : {:>9.0} rows/s", rows / peer);
     println!("  ratio citysoc/peer: {:.2}", peer / ours);

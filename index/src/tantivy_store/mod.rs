@@ -182,6 +182,17 @@ impl TantivyStore {
         self.schema.field("id").unwrap_or(self.schema.present)
     }
 
+    /// Commits when the interval or size is reached. `add` does this itself; a long-running
+    /// server also calls it from a timer, so events that arrive just before a quiet spell do
+    /// not wait for the next one to become searchable and durable.
+    pub fn commit_if_due(&self) -> Result<u64, IndexError> {
+        if self.commit_due() {
+            self.commit()
+        } else {
+            Ok(0)
+        }
+    }
+
     fn commit_due(&self) -> bool {
         let pending: u64 = self
             .lock_partitions()
@@ -495,6 +506,18 @@ impl TantivyStore {
             values.push(counts.values);
         }
         Ok(top_terms(collect::merge_counts(values), missing, size))
+    }
+
+    /// The (agency, day) indexes past retention on `today`, without touching them.
+    pub fn expired(
+        &self,
+        policy: &RetentionPolicy,
+        today: NaiveDate,
+    ) -> Result<Vec<(Option<String>, NaiveDate)>, IndexError> {
+        Ok(partition::list(&self.root)?
+            .into_iter()
+            .filter(|(agency, day)| policy.expired(agency.as_deref(), *day, today))
+            .collect())
     }
 
     /// Drops whole day indexes older than the policy keeps, per agency.
