@@ -326,16 +326,44 @@ fn retention_drops_the_days_past_each_agencys_limit() {
             })
             .collect();
         std::fs::write(&input, lines.join("\n")).unwrap_or_else(|error| panic!("{error}"));
-        let output = citysoc(&["import", "--no-detect", "--data", &data_text, "--agency", agency, &input.to_string_lossy()]);
+        let output = citysoc(&[
+            "import",
+            "--no-detect",
+            "--data",
+            &data_text,
+            "--agency",
+            agency,
+            &input.to_string_lossy(),
+        ]);
         assert!(output.status.success(), "{}", text(&output.stderr));
     }
-    let dry = citysoc(&["retention", "--data", &data_text, "--days", "5", "--agency-days", "so-y-te=30", "--dry-run"]);
+    let dry = citysoc(&[
+        "retention",
+        "--data",
+        &data_text,
+        "--days",
+        "5",
+        "--agency-days",
+        "so-y-te=30",
+        "--dry-run",
+    ]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
-    let expected = format!("would drop quan-1 {}\n", today - chrono::TimeDelta::days(10));
+    let expected = format!(
+        "would drop quan-1 {}\n",
+        today - chrono::TimeDelta::days(10)
+    );
     assert_eq!(text(&dry.stdout), expected);
     assert_eq!(stored_raws(&data).len(), 6, "a dry run dropped something");
 
-    let run = citysoc(&["retention", "--data", &data_text, "--days", "2", "--agency-days", "so-y-te=30"]);
+    let run = citysoc(&[
+        "retention",
+        "--data",
+        &data_text,
+        "--days",
+        "2",
+        "--agency-days",
+        "so-y-te=30",
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert_eq!(
         text(&run.stdout),
@@ -345,12 +373,28 @@ fn retention_drops_the_days_past_each_agencys_limit() {
             today - chrono::TimeDelta::days(3)
         )
     );
-    let left = json_lines(&citysoc(&["search", "--data", &data_text, "--format", "json", "--count-by", "agency"]));
+    let left = json_lines(&citysoc(&[
+        "search",
+        "--data",
+        &data_text,
+        "--format",
+        "json",
+        "--count-by",
+        "agency",
+    ]));
     let counts: Vec<(String, u64)> = left
         .iter()
-        .map(|line| (line["value"].as_str().unwrap_or_default().to_owned(), line["count"].as_u64().unwrap_or_default()))
+        .map(|line| {
+            (
+                line["value"].as_str().unwrap_or_default().to_owned(),
+                line["count"].as_u64().unwrap_or_default(),
+            )
+        })
         .collect();
-    assert_eq!(counts, [("so-y-te".to_owned(), 3), ("quan-1".to_owned(), 1)]);
+    assert_eq!(
+        counts,
+        [("so-y-te".to_owned(), 3), ("quan-1".to_owned(), 1)]
+    );
     let refused = citysoc(&["retention", "--data", &data_text, "--days", "0"]);
     assert!(!refused.status.success());
 }

@@ -32,4 +32,7 @@ pub enum CollectorError {
         /// What the evtx crate said.
         reason: String,
     },
+    /// A collector–server protocol violation (bad signature, body, batch line).
+    #[error("{0}")]
+    Protocol(String),
 }

@@ -17,6 +17,7 @@ pub mod format;
 pub mod framing;
 pub mod logsource;
 pub mod parse;
+pub mod protocol;
 pub mod timestamp;
 
 pub use error::CollectorError;

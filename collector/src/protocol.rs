@@ -1,0 +1,358 @@
+//! The wire protocol between a collector and the SOC server: what a batch looks like, how it
+//! is signed, and the JSON bodies of enrollment, key rotation and heartbeats. Both sides use
+//! this module, so they cannot drift apart. Pure: no I/O.
+//!
+//! A batch is `POST INTAKE_PATH` with
+//!
+//! - body: zstd-compressed NDJSON, one [`Event`] per line;
+//! - `x-citysoc-collector`: the collector id the server issued at enrollment;
+//! - `x-citysoc-sequence`: the batch's number, from 1, increasing by one per batch; a batch is
+//!   re-sent with the same number until the server acknowledges it;
+//! - `x-citysoc-time`: when this attempt was signed, Unix milliseconds (each retry is signed
+//!   again, so a long outage does not make the batch expire);
+//! - `x-citysoc-signature`: base64 of HMAC-SHA256 with the collector's key over
+//!   [`signing_input`]: the protocol version, the request path, the collector id, the sequence
+//!   number, the time and the body exactly as sent.
+//!
+//! The server answers 200 with an [`IntakeAck`] only once the batch is durable; 4xx answers
+//! are final (the batch is wrong and retrying will not help), 5xx and network errors are
+//! retried. Heartbeats and key rotation are signed the same way (their own paths, sequence 0).
+
+use std::io::{Read, Write};
+
+use base64::Engine as _;
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+use crate::{CollectorError, Event};
+
+/// Where batches are posted.
+pub const INTAKE_PATH: &str = "/api/v1/intake";
+/// Where a collector exchanges a one-time token for its key.
+pub const ENROLL_PATH: &str = "/api/v1/enroll";
+/// Where a collector reports its health.
+pub const HEARTBEAT_PATH: &str = "/api/v1/heartbeat";
+/// Where a collector asks for a new key.
+pub const ROTATE_PATH: &str = "/api/v1/rotate";
+
+/// Header: the collector id.
+pub const HEADER_COLLECTOR: &str = "x-citysoc-collector";
+/// Header: the batch sequence number.
+pub const HEADER_SEQUENCE: &str = "x-citysoc-sequence";
+/// Header: signing time, Unix milliseconds.
+pub const HEADER_TIME: &str = "x-citysoc-time";
+/// Header: base64 HMAC-SHA256.
+pub const HEADER_SIGNATURE: &str = "x-citysoc-signature";
+
+/// Largest compressed body the server reads.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+/// Largest decompressed batch (a zstd bomb stops here).
+pub const MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
+/// How far a signing time may be from the server's clock, in milliseconds.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Length of a collector key, bytes.
+pub const KEY_BYTES: usize = 32;
+
+const VERSION: &str = "citysoc-batch-v1";
+
+/// The signed fields of a request besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// Collector id.
+    pub collector: String,
+    /// Batch number (0 for heartbeats and rotation).
+    pub sequence: u64,
+    /// Signing time, Unix milliseconds.
+    pub time_ms: i64,
+}
+
+/// The bytes the HMAC covers: version, path, collector, sequence and time, each followed by a
+/// newline, then the body. Fields cannot run into each other: none may contain a newline
+/// (collector ids are checked at enrollment, the rest are numbers and fixed paths).
+pub fn signing_input(path: &str, signed: &Signed, body: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(body.len() + 96);
+    for part in [
+        VERSION,
+        path,
+        &signed.collector,
+        &signed.sequence.to_string(),
+        &signed.time_ms.to_string(),
+    ] {
+        input.extend_from_slice(part.as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(body);
+    input
+}
+
+/// The signature header value for a request.
+pub fn sign(key: &[u8], path: &str, signed: &Signed, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let tag = hmac::sign(&key, &signing_input(path, signed, body));
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+}
+
+/// Checks a signature in constant time.
+pub fn verify(
+    key: &[u8],
+    path: &str,
+    signed: &Signed,
+    body: &[u8],
+    signature: &str,
+) -> Result<(), CollectorError> {
+    let tag = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| CollectorError::Protocol("signature is not base64".into()))?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hmac::verify(&key, &signing_input(path, signed, body), &tag)
+        .map_err(|_| CollectorError::Protocol("signature does not match".into()))
+}
+
+/// A new random collector key.
+pub fn generate_key() -> Result<[u8; KEY_BYTES], CollectorError> {
+    let mut key = [0u8; KEY_BYTES];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| CollectorError::Protocol("the system random generator failed".into()))?;
+    Ok(key)
+}
+
+/// A new random token (one-time enrollment tokens, collector ids): `bytes` random bytes as
+/// URL-safe base64 without padding.
+pub fn random_token(bytes: usize) -> Result<String, CollectorError> {
+    let mut raw = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| CollectorError::Protocol("the system random generator failed".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// A batch body from lines that are already one JSON event each (what the disk buffer holds).
+pub fn encode_lines<'a>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, CollectorError> {
+    let mut encoder = zstd::Encoder::new(Vec::new(), 3).map_err(compression)?;
+    for line in lines {
+        encoder.write_all(line).map_err(compression)?;
+        encoder.write_all(b"\n").map_err(compression)?;
+    }
+    encoder.finish().map_err(compression)
+}
+
+/// A batch body from events.
+pub fn encode_events(events: &[Event]) -> Result<Vec<u8>, CollectorError> {
+    let lines = events
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| CollectorError::Protocol(format!("cannot serialize an event: {error}")))?;
+    encode_lines(lines.iter().map(Vec::as_slice))
+}
+
+/// Reads a batch body: decompresses (at most [`MAX_DECOMPRESSED_BYTES`]) and parses every
+/// line. Any bad line rejects the whole batch, naming the line: a batch is stored whole or not
+/// at all.
+pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
+    let decoder = zstd::Decoder::new(body)
+        .map_err(|error| CollectorError::Protocol(format!("body is not zstd: {error}")))?;
+    let mut text = Vec::new();
+    decoder
+        .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|error| {
+            CollectorError::Protocol(format!("body is not valid zstd (truncated?): {error}"))
+        })?;
+    if text.len() > MAX_DECOMPRESSED_BYTES {
+        return Err(CollectorError::Protocol(format!(
+            "batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"
+        )));
+    }
+    let mut events = Vec::new();
+    for (number, line) in text.split(|byte| *byte == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let event = serde_json::from_slice(line).map_err(|error| {
+            CollectorError::Protocol(format!("line {}: not an event: {error}", number + 1))
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn compression(error: std::io::Error) -> CollectorError {
+    CollectorError::Protocol(format!("zstd: {error}"))
+}
+
+/// The server's answer to a batch, sent once the batch is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntakeAck {
+    /// The sequence number acknowledged.
+    pub sequence: u64,
+    /// Events stored from this batch.
+    pub stored: u64,
+    /// Events of this batch the server already had (re-sent after a lost acknowledgement).
+    pub duplicates: u64,
+}
+
+/// The server's answer to a rejected request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Machine-readable reason (`bad_signature`, `replay`, `expired`, `too_large`, …).
+    pub reason: String,
+    /// For people.
+    pub message: String,
+}
+
+/// Enrollment request: a one-time token from an agency admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The one-time token.
+    pub token: String,
+    /// A name for the collector (defaults to its host name).
+    pub name: String,
+    /// Host name of the machine.
+    pub hostname: String,
+    /// Collector version.
+    pub version: String,
+}
+
+/// Enrollment answer: the collector's identity and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// Collector id for the `x-citysoc-collector` header.
+    pub collector_id: String,
+    /// The agency the token was made for: every event the collector sends belongs to it.
+    pub agency: String,
+    /// The HMAC key, base64.
+    pub key: String,
+}
+
+/// Rotation answer: the new key (the old one keeps working until the new one is first used,
+/// so a lost answer does not lock the collector out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateResponse {
+    /// The new HMAC key, base64.
+    pub key: String,
+}
+
+/// Counters of one source, in a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// Records read.
+    pub events_in: u64,
+    /// Events written to the buffer.
+    pub events_out: u64,
+    /// Records lost before the buffer (UDP overruns, oversized datagrams cut), by reason.
+    pub drops: u64,
+    /// Errors (connections refused, unreadable files).
+    pub errors: u64,
+}
+
+/// A collector's health report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Collector version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Per source name.
+    pub sources: std::collections::BTreeMap<String, SourceHealth>,
+    /// Bytes in the disk buffer.
+    pub buffer_bytes: u64,
+    /// Events in the disk buffer not yet acknowledged.
+    pub buffer_events: u64,
+    /// The buffer's size limit.
+    pub buffer_max_bytes: u64,
+    /// Events dropped by the buffer (`drop_oldest` when full).
+    pub buffer_dropped: u64,
+    /// Batches acknowledged by the server.
+    pub batches_acked: u64,
+    /// Failed send attempts.
+    pub send_errors: u64,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+    /// SHA-256 of the configuration, hex.
+    pub config_hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed() -> Signed {
+        Signed {
+            collector: "c-1".into(),
+            sequence: 7,
+            time_ms: 1_795_000_000_000,
+        }
+    }
+
+    #[test]
+    fn signatures_verify_and_any_change_breaks_them() {
+        let key = [7u8; KEY_BYTES];
+        let body = b"compressed bytes";
+        let signature = sign(&key, INTAKE_PATH, &signed(), body);
+        assert!(verify(&key, INTAKE_PATH, &signed(), body, &signature).is_ok());
+        assert!(verify(&[8u8; KEY_BYTES], INTAKE_PATH, &signed(), body, &signature).is_err());
+        assert!(verify(
+            &key,
+            INTAKE_PATH,
+            &signed(),
+            b"compressed byteS",
+            &signature
+        )
+        .is_err());
+        assert!(verify(&key, HEARTBEAT_PATH, &signed(), body, &signature).is_err());
+        for changed in [
+            Signed {
+                collector: "c-2".into(),
+                ..signed()
+            },
+            Signed {
+                sequence: 8,
+                ..signed()
+            },
+            Signed {
+                time_ms: 1_795_000_000_001,
+                ..signed()
+            },
+        ] {
+            assert!(
+                verify(&key, INTAKE_PATH, &changed, body, &signature).is_err(),
+                "{changed:?}"
+            );
+        }
+        assert!(verify(&key, INTAKE_PATH, &signed(), body, "not base64!").is_err());
+    }
+
+    #[test]
+    fn batches_round_trip_and_bad_bodies_are_rejected() {
+        let line = br#"{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{"transport":"udp"},"format":"unknown","raw":"x"}"#;
+        let body = encode_lines([line.as_slice(), line.as_slice()]).unwrap_or_default();
+        let events = decode_batch(&body).unwrap_or_default();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            decode_batch(&encode_events(&events).unwrap_or_default()).ok(),
+            Some(events)
+        );
+        assert!(decode_batch(b"plain text").is_err());
+        assert!(decode_batch(&body[..body.len() / 2]).is_err(), "truncated");
+        let bad = encode_lines([line.as_slice(), b"{not json".as_slice()]).unwrap_or_default();
+        let error = decode_batch(&bad)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn keys_and_tokens_are_random() {
+        let a = generate_key().unwrap_or([0; KEY_BYTES]);
+        let b = generate_key().unwrap_or([0; KEY_BYTES]);
+        assert_ne!(a, b);
+        let token = random_token(24).unwrap_or_default();
+        assert_eq!(token.len(), 32);
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}
