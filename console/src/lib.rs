@@ -1,6 +1,33 @@
-//! The citysoc server and console (axum).
+//! The citysoc server (and, in later issues, the console).
 //!
-//! What will live here (issues "Collector" and the triage/console issues): the signed intake
-//! endpoint collectors forward batches to, the triage JSON API and web console for SOC analysts,
-//! agency admins and incident responders, authentication, agency scoping, the SQLite triage store
-//! and the hash-chained audit log.
+//! Collectors talk to it with the wire protocol of [`citysoc_collector::protocol`]: they
+//! enroll with a one-time token ([`registry`] issues an id and a key), then post signed
+//! zstd NDJSON batches to the intake, heartbeats and key rotations. Batches enter as HTTP
+//! bodies and leave as events in the `index` crate's [`TantivyStore`](citysoc_index::TantivyStore)
+//! (and alerts in `DATA/alerts.ndjson` when detection is on); the answer is sent only once
+//! they are durable. [`Server`] wires it up: routes, TLS, a commit timer and a graceful
+//! shutdown; `/metrics` counts every refusal by reason.
+//!
+//! Still to come here: the triage JSON API and web console, authentication of people, the
+//! triage store and the audit log.
+
+mod app;
+mod control;
+mod dedup;
+mod detection;
+mod enroll;
+mod error;
+mod intake;
+pub mod metrics;
+pub mod registry;
+mod rejection;
+mod server;
+mod signed;
+mod tls;
+
+pub use detection::Detection;
+pub use error::ConsoleError;
+pub use metrics::Metrics;
+pub use registry::{CollectorRecord, Registry};
+pub use server::{shutdown_signal, Server, ServerConfig, HEALTH_PATH, METRICS_PATH};
+pub use tls::{server_config, TlsFiles};

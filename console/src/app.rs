@@ -1,0 +1,122 @@
+//! The state every handler shares, and the two things every handler does the same way:
+//! running registry and store work off the async threads, and answering a refusal (counted in
+//! the metrics and against the collector the request named).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use citysoc_collector::protocol::HEADER_COLLECTOR;
+use citysoc_index::TantivyStore;
+use serde::Serialize;
+
+use crate::detection::Detection;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::rejection::Rejected;
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    pub registry: Arc<Registry>,
+    pub store: Arc<TantivyStore>,
+    pub metrics: Arc<Metrics>,
+    pub detection: Option<Mutex<Detection>>,
+    pub alerts_path: PathBuf,
+    /// One lock per collector, so the sequence bookkeeping and key changes of one collector
+    /// happen one request at a time. Entries are made only for enrolled collectors.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Shared handle to the state.
+pub(crate) type App = Arc<AppState>;
+
+impl AppState {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<TantivyStore>,
+        metrics: Arc<Metrics>,
+        detection: Option<Detection>,
+        alerts_path: PathBuf,
+    ) -> Self {
+        AppState {
+            registry,
+            store,
+            metrics,
+            detection: detection.map(Mutex::new),
+            alerts_path,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock of an enrolled collector.
+    pub fn collector_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(id.to_owned()).or_default().clone()
+    }
+}
+
+/// Runs registry or store work on the blocking pool.
+pub(crate) async fn blocking<T, F>(app: &App, work: F) -> Result<T, Rejected>
+where
+    F: FnOnce(&AppState) -> Result<T, Rejected> + Send + 'static,
+    T: Send + 'static,
+{
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || work(&app)).await {
+        Ok(result) => result,
+        Err(error) => Err(Rejected::from(crate::ConsoleError::Invalid(format!(
+            "request worker failed: {error}"
+        )))),
+    }
+}
+
+/// The collector id a request names, if it names one in a readable header.
+pub(crate) fn named_collector(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(HEADER_COLLECTOR)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The answer to a request: the JSON body, or the refusal, counted.
+pub(crate) async fn respond<T: Serialize>(
+    app: &App,
+    endpoint: &'static str,
+    collector: Option<String>,
+    result: Result<T, Rejected>,
+) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(rejected) => {
+            app.metrics.reject(endpoint, rejected.reason);
+            tracing::info!(
+                endpoint,
+                collector = collector.as_deref().unwrap_or("-"),
+                reason = rejected.reason,
+                status = rejected.status.as_u16(),
+                message = %rejected.message,
+                "request refused"
+            );
+            if let Some(collector) = collector {
+                let reason = rejected.reason;
+                let counted = blocking(app, move |app| {
+                    app.registry
+                        .count_rejection(&collector, reason)
+                        .map_err(Rejected::from)
+                })
+                .await;
+                if let Err(error) = counted {
+                    tracing::error!(message = %error.message, "cannot count a refusal in the registry");
+                }
+            }
+            rejected.into_response()
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The signed requests besides batches: `POST HEARTBEAT_PATH` (a health report) and
+//! `POST ROTATE_PATH` (a new key). Both carry batch number 0, and each must be signed later
+//! than the last one of its kind, so a captured request cannot be played again.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine as _;
+use chrono::Utc;
+use citysoc_collector::protocol::{
+    generate_key, Heartbeat, RotateResponse, HEARTBEAT_PATH, ROTATE_PATH,
+};
+use serde::Serialize;
+
+use crate::app::{blocking, named_collector, respond, App, AppState};
+use crate::metrics::Metrics;
+use crate::rejection::Rejected;
+use crate::signed::{collector_id, known_collector, verify, Verified};
+
+/// Largest heartbeat or rotation body.
+pub(crate) const CONTROL_BODY_BYTES: usize = 256 << 10;
+
+/// What the heartbeat endpoint answers.
+#[derive(Debug, Serialize)]
+struct HeartbeatAck {
+    /// Always true: the report is stored.
+    stored: bool,
+}
+
+/// The heartbeat handler.
+pub(crate) async fn heartbeat(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let named = named_collector(&headers);
+    let result = signed_request(&app, headers, body, HEARTBEAT_PATH, store_heartbeat).await;
+    respond(&app, "heartbeat", named, result).await
+}
+
+/// The key rotation handler.
+pub(crate) async fn rotate(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let named = named_collector(&headers);
+    let result = signed_request(&app, headers, body, ROTATE_PATH, rotate_key).await;
+    respond(&app, "rotate", named, result).await
+}
+
+type Work<T> = fn(&AppState, &str, Verified, &[u8]) -> Result<T, Rejected>;
+
+/// Reads the body, checks the collector and the signature under its lock, then does `work`.
+async fn signed_request<T: Send + 'static>(
+    app: &App,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    path: &'static str,
+    work: Work<T>,
+) -> Result<T, Rejected> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            Rejected::too_large(CONTROL_BODY_BYTES)
+        } else {
+            Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
+        }
+    })?;
+    let id = collector_id(&headers)?;
+    let lock = {
+        let id = id.clone();
+        blocking(app, move |app| {
+            known_collector(app, &id)?;
+            Ok(app.collector_lock(&id))
+        })
+        .await?
+    };
+    let guard = lock.lock_owned().await;
+    blocking(app, move |app| {
+        let verified = verify(app, &id, path, &headers, &body, Utc::now())?;
+        if verified.signed.sequence != 0 {
+            return Err(Rejected::bad_headers(format!(
+                "{path} requests carry sequence 0, not {}",
+                verified.signed.sequence
+            )));
+        }
+        let answer = work(app, &id, verified, &body);
+        drop(guard);
+        answer
+    })
+    .await
+}
+
+fn store_heartbeat(
+    app: &AppState,
+    id: &str,
+    verified: Verified,
+    body: &[u8],
+) -> Result<HeartbeatAck, Rejected> {
+    let time_ms = verified.signed.time_ms;
+    if time_ms <= verified.state.last_heartbeat_time {
+        return Err(Rejected::replay(format!(
+            "a heartbeat signed at {time_ms} ms is not newer than the last one"
+        )));
+    }
+    let heartbeat: Heartbeat = serde_json::from_slice(body)
+        .map_err(|error| Rejected::bad_body(format!("not a heartbeat: {error}")))?;
+    app.registry
+        .record_heartbeat(id, &heartbeat, time_ms, Utc::now())?;
+    Metrics::add(&app.metrics.heartbeats, 1);
+    Ok(HeartbeatAck { stored: true })
+}
+
+fn rotate_key(
+    app: &AppState,
+    id: &str,
+    verified: Verified,
+    _body: &[u8],
+) -> Result<RotateResponse, Rejected> {
+    let time_ms = verified.signed.time_ms;
+    if time_ms <= verified.state.last_rotate_time {
+        return Err(Rejected::replay(format!(
+            "a rotation signed at {time_ms} ms is not newer than the last one"
+        )));
+    }
+    let key = generate_key().map_err(crate::ConsoleError::from)?;
+    app.registry
+        .rotate_key(id, &key, verified.key_used, time_ms, Utc::now())?;
+    Metrics::add(&app.metrics.rotations, 1);
+    tracing::info!(collector = id, signed_with = ?verified.key_used, "key rotated");
+    Ok(RotateResponse {
+        key: base64::engine::general_purpose::STANDARD.encode(key),
+    })
+}

@@ -1,0 +1,146 @@
+//! `POST INTAKE_PATH`: a collector's signed batch.
+//!
+//! The checks, in order, each refusal a 4xx counted by reason: body over the limit (413),
+//! unknown collector (401), revoked (403), headers (400), signing time (401 `expired`),
+//! signature (401 `bad_signature`), batch number (409 `replay` when older than the last
+//! acknowledged; the same number again is a re-send and answered again), body (400 `bad_body`:
+//! not zstd, cut short, a line that is not an event; nothing of the batch is stored). Then
+//! every event's `agency` and `collector` are set from the registry, never taken from the
+//! payload; new events go through detection and into the store, which commits before the
+//! answer, so a 200 means durable.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::Utc;
+use citysoc_collector::protocol::{self, IntakeAck, INTAKE_PATH, MAX_BODY_BYTES};
+
+use crate::app::{blocking, named_collector, respond, App, AppState};
+use crate::dedup::split_new;
+use crate::detection::append_alerts;
+use crate::metrics::Metrics;
+use crate::registry::BatchRecord;
+use crate::rejection::Rejected;
+use crate::signed::{collector_id, known_collector, verify};
+
+/// The handler.
+pub(crate) async fn intake(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let named = named_collector(&headers);
+    let result = receive(&app, headers, body).await;
+    respond(&app, "intake", named, result).await
+}
+
+async fn receive(
+    app: &App,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<IntakeAck, Rejected> {
+    let body = body.map_err(body_rejection)?;
+    let id = collector_id(&headers)?;
+    let lock = {
+        let id = id.clone();
+        blocking(app, move |app| {
+            known_collector(app, &id)?;
+            Ok(app.collector_lock(&id))
+        })
+        .await?
+    };
+    let guard = lock.lock_owned().await;
+    blocking(app, move |app| {
+        let answer = process(app, &id, &headers, &body);
+        drop(guard);
+        answer
+    })
+    .await
+}
+
+fn body_rejection(rejection: BytesRejection) -> Rejected {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        Rejected::too_large(MAX_BODY_BYTES)
+    } else {
+        Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
+    }
+}
+
+/// Everything after the body is read, under the collector's lock.
+fn process(
+    app: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<IntakeAck, Rejected> {
+    let now = Utc::now();
+    let verified = verify(app, id, INTAKE_PATH, headers, body, now)?;
+    let sequence = verified.signed.sequence;
+    let last = verified.state.last_sequence_acked;
+    if sequence == 0 || i64::try_from(sequence).is_err() {
+        return Err(Rejected::bad_headers(format!(
+            "batch number {sequence} is out of range (batches count from 1)"
+        )));
+    }
+    if sequence < last {
+        return Err(Rejected::replay(format!(
+            "batch {sequence} is older than batch {last}, already acknowledged"
+        )));
+    }
+    let resent = sequence == last;
+    let gap = (sequence > last.saturating_add(1)).then(|| (last.saturating_add(1), sequence - 1));
+
+    let mut events =
+        protocol::decode_batch(body).map_err(|error| Rejected::bad_body(error.to_string()))?;
+    let agency = verified.state.agency.clone();
+    for event in &mut events {
+        event.agency = Some(agency.clone());
+        event.collector = Some(id.to_owned());
+    }
+    let split = split_new(&app.store, &agency, events)?;
+    if let Some(detection) = &app.detection {
+        let alerts = detection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .run(&split.new);
+        append_alerts(&app.alerts_path, &alerts)?;
+        Metrics::add(&app.metrics.alerts, alerts.len() as u64);
+    }
+    app.store
+        .add(&split.new)
+        .map_err(crate::ConsoleError::from)?;
+    app.store.commit().map_err(crate::ConsoleError::from)?;
+
+    let stored = split.new.len() as u64;
+    let record = BatchRecord {
+        sequence,
+        stored,
+        duplicates: split.duplicates,
+        gap,
+    };
+    app.registry.record_batch(id, &record, now)?;
+    let metrics = &app.metrics;
+    Metrics::add(&metrics.batches, 1);
+    Metrics::add(&metrics.events, stored);
+    Metrics::add(&metrics.duplicates, split.duplicates);
+    if resent {
+        Metrics::add(&metrics.batches_resent, 1);
+    }
+    if let Some((first, last_missing)) = gap {
+        Metrics::add(&metrics.gaps, 1);
+        Metrics::add(&metrics.missing_batches, last_missing - first + 1);
+        tracing::warn!(
+            collector = id,
+            first_missing = first,
+            last_missing,
+            "batches never arrived"
+        );
+    }
+    Ok(IntakeAck {
+        sequence,
+        stored,
+        duplicates: split.duplicates,
+    })
+}

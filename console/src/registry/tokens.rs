@@ -1,0 +1,207 @@
+//! One-time enrollment tokens: created by an agency admin, exchanged once for a collector
+//! identity and key. Only a SHA-256 of each token is stored, so a copy of the database does
+//! not hold usable tokens.
+
+use chrono::{DateTime, Utc};
+use citysoc_collector::protocol::{generate_key, random_token, KEY_BYTES};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{from_millis, millis, Registry};
+use crate::ConsoleError;
+
+/// Random bytes in a token (32 characters of URL-safe base64).
+const TOKEN_BYTES: usize = 24;
+/// Random bytes in a collector id.
+const COLLECTOR_ID_BYTES: usize = 12;
+/// Longest agency name accepted.
+const MAX_AGENCY_BYTES: usize = 128;
+
+/// A token just created: the only time its text exists outside the admin's hands.
+#[derive(Debug, Clone)]
+pub struct CreatedToken {
+    /// The token to give to the collector's `enroll` command.
+    pub token: String,
+    /// The agency every event of the enrolled collector will belong to.
+    pub agency: String,
+    /// After this the token is refused.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// No such token was ever created.
+    Unknown,
+    /// The token already enrolled a collector.
+    Used,
+    /// The token's time to live is over.
+    Expired,
+}
+
+/// A new collector's identity.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The id for the `x-citysoc-collector` header.
+    pub collector_id: String,
+    /// The agency of the token.
+    pub agency: String,
+    /// The HMAC key.
+    pub key: [u8; KEY_BYTES],
+}
+
+/// SHA-256 of a token, hex.
+fn token_hash(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Checks an agency name: it names directories and scopes every search, so it must be plain.
+pub fn validate_agency(agency: &str) -> Result<(), ConsoleError> {
+    if agency.is_empty() || agency.trim() != agency {
+        return Err(ConsoleError::Invalid(format!(
+            "agency {agency:?}: must be non-empty, without leading or trailing spaces"
+        )));
+    }
+    if agency.len() > MAX_AGENCY_BYTES || agency.chars().any(char::is_control) {
+        return Err(ConsoleError::Invalid(format!(
+            "agency {agency:?}: at most {MAX_AGENCY_BYTES} bytes, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Creates a one-time token for `agency`, valid for `ttl` from `now`.
+    pub fn create_token(
+        &self,
+        agency: &str,
+        ttl: chrono::Duration,
+        created_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedToken, ConsoleError> {
+        validate_agency(agency)?;
+        if ttl <= chrono::Duration::zero() {
+            return Err(ConsoleError::Invalid(
+                "a token must live for some time: give a positive --ttl".into(),
+            ));
+        }
+        let expires_at = now
+            .checked_add_signed(ttl)
+            .ok_or_else(|| ConsoleError::Invalid("--ttl is too long".into()))?;
+        let token = random_token(TOKEN_BYTES)?;
+        self.lock()
+            .execute(
+                "INSERT INTO enrollment_tokens (hash, agency, created_at, expires_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    token_hash(&token),
+                    agency,
+                    millis(now),
+                    millis(expires_at),
+                    created_by
+                ],
+            )
+            .map_err(|source| self.error(source))?;
+        Ok(CreatedToken {
+            token,
+            agency: agency.to_owned(),
+            expires_at,
+        })
+    }
+
+    /// Exchanges a token for a new collector: checks it is known, unused and unexpired, marks
+    /// it used and creates the collector, all in one transaction, so one token can never
+    /// enroll two collectors (a second caller waits for the first and then finds it used).
+    pub fn enroll(
+        &self,
+        token: &str,
+        name: &str,
+        hostname: &str,
+        version: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Enrolled, TokenProblem>, ConsoleError> {
+        let hash = token_hash(token);
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| self.error(source))?;
+        let found: Option<(String, i64, Option<i64>)> = transaction
+            .query_row(
+                "SELECT agency, expires_at, used_at FROM enrollment_tokens WHERE hash = ?1",
+                params![hash],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()
+            .map_err(|source| self.error(source))?;
+        let Some((agency, expires_at, used_at)) = found else {
+            return Ok(Err(TokenProblem::Unknown));
+        };
+        if used_at.is_some() {
+            return Ok(Err(TokenProblem::Used));
+        }
+        if from_millis(expires_at) <= now {
+            return Ok(Err(TokenProblem::Expired));
+        }
+        let collector_id = format!("c-{}", random_token(COLLECTOR_ID_BYTES)?);
+        let key = generate_key()?;
+        let marked = transaction
+            .execute(
+                "UPDATE enrollment_tokens SET used_at = ?1, used_by = ?2
+                 WHERE hash = ?3 AND used_at IS NULL",
+                params![millis(now), collector_id, hash],
+            )
+            .map_err(|source| self.error(source))?;
+        if marked != 1 {
+            // Unreachable while the transaction holds the write lock; kept as the guard the
+            // promise rests on.
+            return Ok(Err(TokenProblem::Used));
+        }
+        transaction
+            .execute(
+                "INSERT INTO collectors (id, name, hostname, version, agency, key, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    collector_id,
+                    name,
+                    hostname,
+                    version,
+                    agency,
+                    key.as_slice(),
+                    millis(now)
+                ],
+            )
+            .map_err(|source| self.error(source))?;
+        transaction.commit().map_err(|source| self.error(source))?;
+        Ok(Ok(Enrolled {
+            collector_id,
+            agency,
+            key,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_hash_is_sha256_hex() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn agency_names_are_checked() {
+        assert!(validate_agency("quan-1").is_ok());
+        assert!(validate_agency("Sở Y tế").is_ok());
+        for bad in ["", " quan-1", "a\nb", &"x".repeat(129)] {
+            assert!(validate_agency(bad).is_err(), "{bad:?}");
+        }
+    }
+}

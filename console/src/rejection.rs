@@ -1,0 +1,131 @@
+//! Refused requests: a status, a machine-readable reason, and a message for people, sent as a
+//! [`Rejection`] JSON body. Every one is counted where it is answered ([`crate::app`]).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use citysoc_collector::protocol::Rejection;
+
+use crate::ConsoleError;
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The HTTP status (4xx: the request is wrong and retrying it will not help; 5xx: the
+    /// server failed and the collector retries).
+    pub status: StatusCode,
+    /// The reason label (also the counter's label).
+    pub reason: &'static str,
+    /// What was wrong, for people.
+    pub message: String,
+}
+
+impl Rejected {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Rejected {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("body is larger than {limit} bytes: send smaller batches"),
+        )
+    }
+
+    /// 400: the body could not be read for another reason.
+    pub fn unreadable_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_body", message)
+    }
+
+    /// 401: no collector with this id.
+    pub fn unknown_collector(id: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unknown_collector",
+            format!("no collector `{id}` is enrolled: enroll it again with a new token"),
+        )
+    }
+
+    /// 403: the collector was revoked.
+    pub fn revoked(id: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "revoked",
+            format!("collector `{id}` was revoked"),
+        )
+    }
+
+    /// 400: a protocol header is missing or unreadable.
+    pub fn bad_headers(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_headers", message)
+    }
+
+    /// 401: the signing time is too far from the server's clock.
+    pub fn expired(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "expired", message)
+    }
+
+    /// 401: the signature does not match any of the collector's keys.
+    pub fn bad_signature() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "signature does not match the collector's key",
+        )
+    }
+
+    /// 409: a request the server already processed, or an older one.
+    pub fn replay(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "replay", message)
+    }
+
+    /// 400: the batch is not zstd NDJSON of events; nothing of it was stored.
+    pub fn bad_body(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_body", message)
+    }
+
+    /// 400: a JSON request body is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 401/403: an enrollment token that cannot be used.
+    pub fn token(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, reason, message)
+    }
+
+    /// 500: the server failed (the store, the registry); the collector retries.
+    pub fn internal(error: &ConsoleError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("server error: {error}"),
+        )
+    }
+}
+
+impl From<ConsoleError> for Rejected {
+    fn from(error: ConsoleError) -> Self {
+        tracing::error!(%error, "request failed");
+        Rejected::internal(&error)
+    }
+}
+
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(Rejection {
+                reason: self.reason.to_owned(),
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,436 @@
+//! The intake over real HTTP: what is stored, what is refused (with which status and reason),
+//! and that a refused batch leaves nothing in the store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use citysoc_collector::protocol::{
+    self, IntakeAck, HEADER_COLLECTOR, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, INTAKE_PATH,
+    MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
+};
+use common::{
+    batch, event, events, expect_rejection, metric, now_ms, rejected_metric, TestCollector,
+    TestServer,
+};
+
+#[tokio::test]
+async fn events_are_stored_under_the_registry_agency_not_the_payload_one() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let sent = vec![
+        event("aa01", Some("so-tai-chinh"), "claims another agency"),
+        event("aa02", None, "claims none"),
+    ];
+    let response = collector.send(&server, INTAKE_PATH, 1, batch(&sent)).await;
+    assert_eq!(response.status(), 200);
+    let ack: IntakeAck = response.json().await.unwrap();
+    assert_eq!(
+        ack,
+        IntakeAck {
+            sequence: 1,
+            stored: 2,
+            duplicates: 0
+        }
+    );
+    let stored = server.stored();
+    assert_eq!(stored.len(), 2);
+    for event in &stored {
+        assert_eq!(event.agency.as_deref(), Some("quan-1"));
+        assert_eq!(event.collector.as_deref(), Some(collector.id.as_str()));
+    }
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(record.last_sequence_acked, 1);
+    assert_eq!(
+        (record.batches, record.events, record.duplicates),
+        (1, 2, 0)
+    );
+    assert!(record.last_seen.is_some());
+    // The agency-scoped search of the claimed agency sees nothing.
+    let request = citysoc_index::AggregationRequest {
+        query: citysoc_index::Query::All,
+        time: citysoc_index::TimeRange::everything(),
+        scope: citysoc_index::AgencyScope::agency("so-tai-chinh"),
+    };
+    assert_eq!(server.store.count(&request).unwrap(), 0);
+}
+
+/// Sends a refused request and checks: the status and reason, the counter in /metrics and in
+/// the registry, and an empty store.
+async fn refused(
+    server: &TestServer,
+    collector: Option<&TestCollector>,
+    response: reqwest::Response,
+    status: u16,
+    reason: &str,
+    expected_count: u64,
+) {
+    refused_counted(
+        server,
+        collector.map(|collector| (collector, expected_count)),
+        response,
+        status,
+        reason,
+        expected_count,
+    )
+    .await;
+}
+
+/// As `refused`, when the collector's own count differs from the server's (some refusals
+/// named no collector).
+async fn refused_counted(
+    server: &TestServer,
+    collector: Option<(&TestCollector, u64)>,
+    response: reqwest::Response,
+    status: u16,
+    reason: &str,
+    expected_count: u64,
+) {
+    expect_rejection(response, status, reason).await;
+    let text = server.metrics_text().await;
+    assert_eq!(
+        metric(&text, &rejected_metric("intake", reason)),
+        expected_count,
+        "{reason}"
+    );
+    if let Some((collector, count)) = collector {
+        let record = server.registry.collector(&collector.id).unwrap().unwrap();
+        assert_eq!(
+            record.rejected.get(reason).copied(),
+            Some(count),
+            "{reason}"
+        );
+    }
+    assert_eq!(server.stored_count(), 0, "{reason}: nothing stored");
+}
+
+#[tokio::test]
+async fn bad_batches_are_refused_counted_and_not_stored() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let body = batch(&events("bb", 10));
+
+    // Tampered body: signed, then one byte changed.
+    let mut tampered = body.clone();
+    let signed = protocol::Signed {
+        collector: collector.id.clone(),
+        sequence: 1,
+        time_ms: now_ms(),
+    };
+    let signature = protocol::sign(&collector.key, INTAKE_PATH, &signed, &body);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .header(HEADER_COLLECTOR, &collector.id)
+        .header(HEADER_SEQUENCE, "1")
+        .header(HEADER_TIME, signed.time_ms.to_string())
+        .header(HEADER_SIGNATURE, signature)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 401, "bad_signature", 1).await;
+
+    // Signed with another key.
+    let impostor = TestCollector {
+        id: collector.id.clone(),
+        key: vec![7u8; 32],
+    };
+    let response = impostor.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    refused(&server, Some(&collector), response, 401, "bad_signature", 2).await;
+
+    // Signed for another path (a heartbeat signature replayed on the intake).
+    let time = now_ms();
+    let heartbeat_signature = protocol::sign(
+        &collector.key,
+        protocol::HEARTBEAT_PATH,
+        &protocol::Signed {
+            collector: collector.id.clone(),
+            sequence: 1,
+            time_ms: time,
+        },
+        &body,
+    );
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .header(HEADER_COLLECTOR, &collector.id)
+        .header(HEADER_SEQUENCE, "1")
+        .header(HEADER_TIME, time.to_string())
+        .header(HEADER_SIGNATURE, heartbeat_signature)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 401, "bad_signature", 3).await;
+
+    // Signing time too old and too far ahead.
+    let old = now_ms() - MAX_CLOCK_SKEW_MS - 60_000;
+    let response = collector
+        .request(&server, INTAKE_PATH, 1, old, body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 401, "expired", 1).await;
+    let ahead = now_ms() + MAX_CLOCK_SKEW_MS + 60_000;
+    let response = collector
+        .request(&server, INTAKE_PATH, 1, ahead, body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 401, "expired", 2).await;
+
+    // Truncated zstd, correctly signed.
+    let truncated = body[..body.len() / 2].to_vec();
+    let response = collector.send(&server, INTAKE_PATH, 1, truncated).await;
+    refused(&server, Some(&collector), response, 400, "bad_body", 1).await;
+
+    // Not zstd at all.
+    let response = collector
+        .send(&server, INTAKE_PATH, 1, b"plain text".to_vec())
+        .await;
+    refused(&server, Some(&collector), response, 400, "bad_body", 2).await;
+
+    // One bad NDJSON line among good ones: the whole batch is refused.
+    let good = serde_json::to_vec(&event("cc01", None, "good")).unwrap();
+    let with_bad_line =
+        protocol::encode_lines([good.as_slice(), b"{\"id\": 5".as_slice(), good.as_slice()])
+            .unwrap();
+    let response = collector.send(&server, INTAKE_PATH, 1, with_bad_line).await;
+    let rejection = expect_rejection(response, 400, "bad_body").await;
+    assert!(
+        rejection.message.contains("line 2"),
+        "{}",
+        rejection.message
+    );
+    assert_eq!(server.stored_count(), 0);
+
+    // Missing and garbled headers.
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .header(HEADER_COLLECTOR, &collector.id)
+        .header(HEADER_SEQUENCE, "one")
+        .header(HEADER_TIME, now_ms().to_string())
+        .header(HEADER_SIGNATURE, "AAAA")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 400, "bad_headers", 1).await;
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .header(HEADER_COLLECTOR, &collector.id)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, Some(&collector), response, 400, "bad_headers", 2).await;
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    refused(&server, None, response, 400, "bad_headers", 3).await;
+    // Batch numbers start at 1.
+    let response = collector.send(&server, INTAKE_PATH, 0, body.clone()).await;
+    refused_counted(
+        &server,
+        Some((&collector, 3)),
+        response,
+        400,
+        "bad_headers",
+        4,
+    )
+    .await;
+
+    // Unknown collector.
+    let stranger = TestCollector {
+        id: "c-nobody".into(),
+        key: collector.key.clone(),
+    };
+    let response = stranger.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    refused(&server, None, response, 401, "unknown_collector", 1).await;
+
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(record.last_sequence_acked, 0);
+    assert_eq!(record.batches, 0);
+
+    // After all that, the right batch is accepted.
+    let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.stored_count(), 10);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    // Random bytes do not compress: a real body over the limit, signed correctly.
+    let mut body = vec![0u8; MAX_BODY_BYTES + 1];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for byte in body.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+    refused(&server, Some(&collector), response, 413, "too_large", 1).await;
+
+    // Exactly at the limit is read (and then refused for what it is, not for its size).
+    let at_limit = vec![b'x'; MAX_BODY_BYTES];
+    let response = collector.send(&server, INTAKE_PATH, 1, at_limit).await;
+    refused(&server, Some(&collector), response, 400, "bad_body", 1).await;
+}
+
+#[tokio::test]
+async fn a_revoked_collector_is_refused() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let body = batch(&events("rv", 3));
+    server
+        .registry
+        .revoke(&collector.id, chrono::Utc::now())
+        .unwrap();
+    let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+    refused(&server, Some(&collector), response, 403, "revoked", 1).await;
+    let response = collector
+        .send(
+            &server,
+            protocol::HEARTBEAT_PATH,
+            0,
+            serde_json::to_vec(&protocol::Heartbeat::default()).unwrap(),
+        )
+        .await;
+    expect_rejection(response, 403, "revoked").await;
+}
+
+#[tokio::test]
+async fn a_batch_sent_twice_is_stored_once_and_acknowledged_twice() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let body = batch(&events("dd", 50));
+    let first: IntakeAck = collector
+        .send(&server, INTAKE_PATH, 1, body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((first.stored, first.duplicates), (50, 0));
+    // The acknowledgement was lost: the collector sends the same batch again.
+    let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let second: IntakeAck = response.json().await.unwrap();
+    assert_eq!(
+        second,
+        IntakeAck {
+            sequence: 1,
+            stored: 0,
+            duplicates: 50
+        }
+    );
+    assert_eq!(server.stored_count(), 50);
+
+    // A later batch re-carrying some events (a collector restarted mid-batch) stores only the
+    // new ones; a batch repeating an id within itself stores it once.
+    let mut mixed = events("dd", 50)[40..].to_vec();
+    mixed.extend(events("ee", 5));
+    mixed.push(event("ee0000", None, "line 0"));
+    let third: IntakeAck = collector
+        .send(&server, INTAKE_PATH, 2, batch(&mixed))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((third.stored, third.duplicates), (5, 11));
+    assert_eq!(server.stored_count(), 55);
+
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            record.batches,
+            record.events,
+            record.duplicates,
+            record.last_sequence_acked
+        ),
+        (3, 55, 61, 2)
+    );
+    // Older than the last acknowledged: a replay.
+    let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+    refused_but_stored(&server, response, "replay", 55).await;
+}
+
+async fn refused_but_stored(
+    server: &TestServer,
+    response: reqwest::Response,
+    reason: &str,
+    stored: u64,
+) {
+    expect_rejection(response, 409, reason).await;
+    assert_eq!(server.stored_count(), stored);
+}
+
+#[tokio::test]
+async fn a_skipped_batch_number_is_accepted_and_counted_as_a_gap() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-7").await;
+    for (sequence, prefix) in [(1, "g1"), (2, "g2"), (5, "g5"), (6, "g6"), (10, "g10")] {
+        let response = collector
+            .send(&server, INTAKE_PATH, sequence, batch(&events(prefix, 2)))
+            .await;
+        assert_eq!(response.status(), 200, "batch {sequence}");
+    }
+    assert_eq!(server.stored_count(), 10);
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!((record.gaps, record.missing_batches), (2, 5));
+    let gaps: Vec<(u64, u64)> = server
+        .registry
+        .gaps(&collector.id)
+        .unwrap()
+        .into_iter()
+        .map(|gap| (gap.first_missing, gap.last_missing))
+        .collect();
+    assert_eq!(gaps, vec![(3, 4), (7, 9)]);
+    // The missing batches arriving late are older than the last acknowledged.
+    let response = collector
+        .send(&server, INTAKE_PATH, 3, batch(&events("g3", 2)))
+        .await;
+    refused_but_stored(&server, response, "replay", 10).await;
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, "citysoc_intake_gaps_total"), 2);
+    assert_eq!(metric(&text, "citysoc_intake_missing_batches_total"), 5);
+}
+
+#[tokio::test]
+async fn batches_of_one_collector_are_handled_one_at_a_time() {
+    let server = std::sync::Arc::new(TestServer::start().await);
+    let collector = server.enroll("quan-1").await;
+    // The same batch, eight times at once: exactly one stores it, the others see it stored.
+    let body = batch(&events("pp", 200));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let server = server.clone();
+        let collector = collector.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+            assert_eq!(response.status(), 200);
+            response.json::<IntakeAck>().await.unwrap()
+        }));
+    }
+    let mut stored = 0;
+    let mut duplicates = 0;
+    for task in tasks {
+        let ack = task.await.unwrap();
+        stored += ack.stored;
+        duplicates += ack.duplicates;
+    }
+    assert_eq!((stored, duplicates), (200, 7 * 200));
+    assert_eq!(server.stored_count(), 200);
+}
