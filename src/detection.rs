@@ -38,6 +38,43 @@ impl RuleArgs {
     }
 }
 
+/// The rules `import` and `server` run when none are named: the city's own, where they are.
+const DEFAULT_RULES: [(&str, RuleKind); 3] = [
+    ("rules/sigma", RuleKind::Sigma),
+    ("rules/yara", RuleKind::Yara),
+    ("rules/intel", RuleKind::Intel),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum RuleKind {
+    Sigma,
+    Yara,
+    Intel,
+}
+
+/// Names the bundled rules in `rules/` (where they exist) when none were named, saying so on
+/// stderr as `citysoc <command>: …`.
+pub fn use_default_rules(rules: &mut RuleArgs, command: &str) {
+    for (path, kind) in DEFAULT_RULES {
+        if !std::path::Path::new(path).is_dir() {
+            continue;
+        }
+        let list = match kind {
+            RuleKind::Sigma => &mut rules.rules,
+            RuleKind::Yara => &mut rules.yara,
+            RuleKind::Intel => &mut rules.intel,
+        };
+        list.push(PathBuf::from(path));
+    }
+    if rules.is_empty() {
+        eprintln!(
+            "citysoc {command}: no rules named and no rules/ folder here: storing without detection"
+        );
+    } else {
+        eprintln!("citysoc {command}: using the bundled rules in rules/ (name others with --rules/--yara/--intel)");
+    }
+}
+
 /// The loaded rules: the Sigma/intel detector and the compiled YARA rules.
 pub struct LoadedRules {
     /// Sigma, correlations, exceptions, intel.

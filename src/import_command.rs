@@ -58,20 +58,6 @@ pub struct ImportArgs {
     inputs: Vec<PathBuf>,
 }
 
-/// The rules `import` runs when none are named: the city's own, where they are.
-const DEFAULT_RULES: [(&str, RuleKind); 3] = [
-    ("rules/sigma", RuleKind::Sigma),
-    ("rules/yara", RuleKind::Yara),
-    ("rules/intel", RuleKind::Intel),
-];
-
-#[derive(Debug, Clone, Copy)]
-enum RuleKind {
-    Sigma,
-    Yara,
-    Intel,
-}
-
 /// Runs `citysoc import`.
 pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
     let input_format: InputFormat = args.input_format.parse()?;
@@ -81,7 +67,7 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         None
     } else {
         if args.rules.is_empty() {
-            use_default_rules(&mut args.rules);
+            detection::use_default_rules(&mut args.rules, "import");
         }
         Some(detection::load(&args.rules, "import")?)
     };
@@ -192,27 +178,6 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         anyhow::bail!("{}", failures.join("\n"));
     }
     Ok(())
-}
-
-fn use_default_rules(rules: &mut RuleArgs) {
-    for (path, kind) in DEFAULT_RULES {
-        if !Path::new(path).is_dir() {
-            continue;
-        }
-        let list = match kind {
-            RuleKind::Sigma => &mut rules.rules,
-            RuleKind::Yara => &mut rules.yara,
-            RuleKind::Intel => &mut rules.intel,
-        };
-        list.push(PathBuf::from(path));
-    }
-    if rules.is_empty() {
-        eprintln!(
-            "citysoc import: no rules named and no rules/ folder here: storing without detection"
-        );
-    } else {
-        eprintln!("citysoc import: using the bundled rules in rules/ (name others with --rules/--yara/--intel)");
-    }
 }
 
 fn progress_bar(total_bytes: u64) -> ProgressBar {

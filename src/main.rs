@@ -10,6 +10,7 @@ mod parse_command;
 mod retention_command;
 mod rules_command;
 mod search_command;
+mod server_command;
 mod store_location;
 
 /// mimalloc instead of the system allocator: parsing allocates a few small strings per event,
@@ -43,6 +44,8 @@ enum Command {
     Search(search_command::SearchArgs),
     /// Drop stored days older than each agency's retention.
     Retention(retention_command::RetentionArgs),
+    /// Run the server collectors forward to; manage enrollment tokens and collectors.
+    Server(server_command::ServerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(args) => import_command::run(args),
         Command::Search(args) => search_command::run(args),
         Command::Retention(args) => retention_command::run(args),
+        Command::Server(args) => server_command::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -70,8 +70,8 @@ where
     let app = app.clone();
     match tokio::task::spawn_blocking(move || work(&app)).await {
         Ok(result) => result,
-        Err(error) => Err(Rejected::from(crate::ConsoleError::Invalid(format!(
-            "request worker failed: {error}"
+        Err(error) => Err(Rejected::from(crate::ConsoleError::Task(format!(
+            "request worker: {error}"
         )))),
     }
 }

@@ -58,6 +58,9 @@ pub enum ConsoleError {
     /// The protocol helpers failed (random generator, encoding).
     #[error("{0}")]
     Protocol(#[from] citysoc_collector::CollectorError),
+    /// A server task (a request worker, the store's closing) stopped before finishing.
+    #[error("server task failed: {0}")]
+    Task(String),
     /// Accepting connections failed.
     #[error("listener: {0}")]
     Listen(std::io::Error),

@@ -208,7 +208,7 @@ impl Server {
         let store = self.app.store.clone();
         let closed = tokio::task::spawn_blocking(move || store.close())
             .await
-            .map_err(|error| ConsoleError::Invalid(format!("store close failed: {error}")))?;
+            .map_err(|error| ConsoleError::Task(format!("closing the store: {error}")))?;
         let committed = closed?;
         tracing::info!(committed, "store closed");
         Ok(())

@@ -115,6 +115,18 @@ async fn the_registry_is_private_and_keeps_no_token_in_clear() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // SQLite's write-ahead log and shared memory files hold the same data.
+        for entry in std::fs::read_dir(server.data.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("citysoc.db")
+            {
+                let mode = entry.metadata().unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "{:?} {mode:o}", entry.file_name());
+            }
+        }
     }
     // Checkpoint the WAL into the main file, then look for the token's text anywhere.
     let connection = rusqlite::Connection::open(&path).unwrap();
