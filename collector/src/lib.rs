@@ -11,15 +11,19 @@
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
 //! [`ParseError`] saying what was wrong and at which byte).
 
+pub mod buffer;
 mod error;
 pub mod event;
 pub mod format;
+pub mod forward;
 pub mod framing;
 pub mod logsource;
 pub mod parse;
 pub mod protocol;
 pub mod timestamp;
 
+pub use buffer::{BufferConfig, BufferStats, DiskBuffer, Offset, SyncPolicy, WhenFull};
 pub use error::CollectorError;
+pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};
