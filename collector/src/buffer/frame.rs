@@ -88,6 +88,7 @@ pub(crate) fn verify(header: &FrameHeader, payload: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -396,4 +396,5 @@ fn sync_periodically(shared: &Weak<Shared>, interval: Duration) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -138,6 +138,7 @@ pub(crate) fn store(dir: &Path, state: &State) -> Result<(), CollectorError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -214,6 +214,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, CollectorE
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
