@@ -24,6 +24,6 @@ pub mod timestamp;
 
 pub use buffer::{BufferConfig, BufferStats, DiskBuffer, Offset, SyncPolicy, WhenFull};
 pub use error::CollectorError;
-pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
+pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};

@@ -28,7 +28,8 @@ fn config() -> BufferConfig {
 /// parent rebuilds it to check the bytes.
 fn payload(round: u64, group: u64, index: u64) -> Vec<u8> {
     let len = 30 + ((round * 7919 + group * 131 + index * 17) % 400) as usize;
-    let mut bytes = format!("{{\"round\":{round},\"group\":{group},\"index\":{index},\"pad\":\"").into_bytes();
+    let mut bytes =
+        format!("{{\"round\":{round},\"group\":{group},\"index\":{index},\"pad\":\"").into_bytes();
     while bytes.len() < len {
         bytes.push(b'a' + ((bytes.len() as u64 + group) % 26) as u8);
     }
@@ -49,7 +50,9 @@ fn crash_child() {
     let buffer = DiskBuffer::open(Path::new(&dir), config()).unwrap();
     println!("READY");
     for group in 0.. {
-        let records: Vec<Vec<u8>> = (0..1 + group % 5).map(|index| payload(round, group, index)).collect();
+        let records: Vec<Vec<u8>> = (0..1 + group % 5)
+            .map(|index| payload(round, group, index))
+            .collect();
         let (first, last) = buffer
             .append_with_offsets(&records, Duration::from_secs(5))
             .unwrap()
@@ -102,16 +105,27 @@ fn kill_9_never_loses_a_reported_append_nor_revives_an_acknowledged_one() {
                 child.kill().unwrap(); // SIGKILL
                 killed_at = Some(Instant::now());
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "child never got going");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "child never got going"
+            );
         }
         child.wait().unwrap();
         reader.join().unwrap();
         assert!(killed_at.is_some(), "the child stopped by itself");
         for line in &reported {
-            let fields: Vec<u64> = line[3..].split(' ').map(|field| field.parse().unwrap()).collect();
+            let fields: Vec<u64> = line[3..]
+                .split(' ')
+                .map(|field| field.parse().unwrap())
+                .collect();
             let (round, group, first, last) = (fields[0], fields[1], fields[2], fields[3]);
             for (index, offset) in (first..=last).enumerate() {
-                assert!(expected.insert(offset, (round, group, index as u64)).is_none(), "offset {offset} reported twice");
+                assert!(
+                    expected
+                        .insert(offset, (round, group, index as u64))
+                        .is_none(),
+                    "offset {offset} reported twice"
+                );
             }
         }
 
@@ -121,14 +135,26 @@ fn kill_9_never_loses_a_reported_append_nor_revives_an_acknowledged_one() {
             .unwrap();
         let mut seen = std::collections::HashSet::new();
         for (offset, bytes) in &records {
-            assert!(offset.0 >= acked_below, "acknowledged offset {} came back", offset.0);
+            assert!(
+                offset.0 >= acked_below,
+                "acknowledged offset {} came back",
+                offset.0
+            );
             assert!(seen.insert(offset.0), "offset {} read twice", offset.0);
             if let Some((round, group, index)) = expected.get(&offset.0) {
-                assert_eq!(bytes, &payload(*round, *group, *index), "offset {} damaged", offset.0);
+                assert_eq!(
+                    bytes,
+                    &payload(*round, *group, *index),
+                    "offset {} damaged",
+                    offset.0
+                );
             }
         }
         for offset in expected.keys() {
-            assert!(seen.contains(offset), "round {round}: reported offset {offset} is missing");
+            assert!(
+                seen.contains(offset),
+                "round {round}: reported offset {offset} is missing"
+            );
         }
         let stats = buffer.stats();
         assert_eq!(stats.corrupt_records_skipped, 0, "{stats:?}");

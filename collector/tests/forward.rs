@@ -86,7 +86,9 @@ async fn intake(
 ) -> Response {
     let signed = Signed {
         collector: header(&headers, protocol::HEADER_COLLECTOR),
-        sequence: header(&headers, protocol::HEADER_SEQUENCE).parse().unwrap_or(0),
+        sequence: header(&headers, protocol::HEADER_SEQUENCE)
+            .parse()
+            .unwrap_or(0),
         time_ms: header(&headers, protocol::HEADER_TIME).parse().unwrap_or(0),
     };
     let signature = header(&headers, protocol::HEADER_SIGNATURE);
@@ -105,7 +107,12 @@ async fn intake(
         intake.bad_requests.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let reply = intake.script.lock().unwrap().pop_front().unwrap_or(Reply::Ack);
+    let reply = intake
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Ack);
     let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
     intake.seen.lock().unwrap().push(Seen {
         sequence: signed.sequence,
@@ -151,7 +158,11 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(listener: TcpListener, intake: Arc<Intake>, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+async fn serve(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> TestServer {
     let address = listener.local_addr().unwrap();
     let router = Router::new()
         .route(protocol::INTAKE_PATH, post(self::intake))
@@ -162,7 +173,8 @@ async fn serve(listener: TcpListener, intake: Arc<Intake>, tls: Option<tokio_rus
                 continue;
             };
             let hang_up = Arc::new(Notify::new());
-            let service = TowerToHyperService::new(router.clone().layer(Extension(Arc::clone(&hang_up))));
+            let service =
+                TowerToHyperService::new(router.clone().layer(Extension(Arc::clone(&hang_up))));
             let tls = tls.clone();
             tokio::spawn(async move {
                 let builder = hyper::server::conn::http1::Builder::new();
@@ -259,10 +271,20 @@ async fn batches_arrive_signed_in_order_with_increasing_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..95);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{}", server.address))).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     append(&buffer, 95..120);
-    wait_until("the buffer drains again", Duration::from_secs(20), || drained(&buffer)).await;
+    wait_until("the buffer drains again", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     let stats = forwarder.stats();
     forwarder.shutdown().await;
     let stats = stats.snapshot();
@@ -278,26 +300,46 @@ async fn batches_arrive_signed_in_order_with_increasing_numbers() {
     assert_eq!(stats.events_acked, 120);
     assert_eq!(stats.retries, 0);
     assert!(stats.last_ack_time_ms > 0);
-    assert_eq!(buffer.next_sequence(), seen.len() as u64 + 1, "the next number is stored with the ack");
+    assert_eq!(
+        buffer.next_sequence(),
+        seen.len() as u64 + 1,
+        "the next number is stored with the ack"
+    );
     assert_eq!(buffer.stats().segments, 0, "delivered segments are deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_with_the_same_number_and_nothing_is_lost() {
     let server = start_server().await;
-    server.intake.script(&[Reply::Status(503), Reply::Status(503), Reply::Status(500), Reply::Ack, Reply::Status(429)]);
+    server.intake.script(&[
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(500),
+        Reply::Ack,
+        Reply::Status(429),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..10);
     append(&buffer, 10..20);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{}", server.address))).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     let stats = forwarder.stats();
     forwarder.shutdown().await;
     let stats = stats.snapshot();
 
     let seen = server.intake.seen();
-    let summary: Vec<(u64, Reply)> = seen.iter().map(|seen| (seen.sequence, seen.reply)).collect();
+    let summary: Vec<(u64, Reply)> = seen
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -309,7 +351,10 @@ async fn server_errors_are_retried_with_the_same_number_and_nothing_is_lost() {
             (2, Reply::Ack),
         ]
     );
-    assert!(seen[..4].iter().all(|attempt| attempt.ids == ids(0..10)), "the same batch each time");
+    assert!(
+        seen[..4].iter().all(|attempt| attempt.ids == ids(0..10)),
+        "the same batch each time"
+    );
     assert_eq!(server.intake.stored(), ids(0..20));
     assert_eq!(stats.retries, 4);
     assert_eq!(stats.batches_sent, 6);
@@ -326,22 +371,49 @@ async fn a_server_down_for_a_while_finds_everything_waiting() {
     };
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{address}"))).unwrap();
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{address}")),
+    )
+    .unwrap();
     let stats = forwarder.stats();
     for chunk in 0..10 {
         append(&buffer, chunk * 10..chunk * 10 + 10);
     }
-    wait_until("some retries", Duration::from_secs(20), || stats.snapshot().retries >= 5).await;
-    assert_eq!(buffer.stats().records, 100, "the buffer holds everything while the server is down");
-    assert!(stats.snapshot().last_error.unwrap_or_default().contains("batch 1"));
+    wait_until("some retries", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 5
+    })
+    .await;
+    assert_eq!(
+        buffer.stats().records,
+        100,
+        "the buffer holds everything while the server is down"
+    );
+    assert!(stats
+        .snapshot()
+        .last_error
+        .unwrap_or_default()
+        .contains("batch 1"));
 
     let listener = TcpListener::bind(address).await.unwrap();
     let server = serve(listener, Arc::new(Intake::default()), None).await;
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     forwarder.shutdown().await;
     assert_eq!(server.intake.stored(), ids(0..100));
-    let sequences: Vec<u64> = server.intake.seen().iter().map(|seen| seen.sequence).collect();
-    assert_eq!(sequences, (1..=10).collect::<Vec<_>>(), "numbering starts where it was");
+    let sequences: Vec<u64> = server
+        .intake
+        .seen()
+        .iter()
+        .map(|seen| seen.sequence)
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=10).collect::<Vec<_>>(),
+        "numbering starts where it was"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,20 +423,38 @@ async fn a_lost_acknowledgement_resends_exactly_that_batch() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..30);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{}", server.address))).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     let stats = forwarder.stats();
     forwarder.shutdown().await;
     let stats = stats.snapshot();
 
     let seen = server.intake.seen();
-    let summary: Vec<(u64, Reply)> = seen.iter().map(|seen| (seen.sequence, seen.reply)).collect();
+    let summary: Vec<(u64, Reply)> = seen
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
     assert_eq!(
         summary,
-        vec![(1, Reply::Ack), (2, Reply::StoreThenHangUp), (2, Reply::Ack), (3, Reply::Ack)]
+        vec![
+            (1, Reply::Ack),
+            (2, Reply::StoreThenHangUp),
+            (2, Reply::Ack),
+            (3, Reply::Ack)
+        ]
     );
     assert_eq!(seen[1].ids, ids(10..20));
-    assert_eq!(seen[2].ids, seen[1].ids, "the same records under the same number");
+    assert_eq!(
+        seen[2].ids, seen[1].ids,
+        "the same records under the same number"
+    );
     // The server saw batch 2 twice: dropping the copy is its job (by event id).
     let mut expected = ids(0..20);
     expected.extend(ids(10..30));
@@ -377,7 +467,12 @@ async fn a_lost_acknowledgement_resends_exactly_that_batch() {
 async fn a_batch_in_flight_at_a_stop_goes_again_with_its_number_and_records() {
     let server = start_server().await;
     // The first attempt is stored but never answered; everything after fails until restart.
-    server.intake.script(&[Reply::StoreThenHangUp, Reply::Status(503), Reply::Status(503), Reply::Status(503)]);
+    server.intake.script(&[
+        Reply::StoreThenHangUp,
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(503),
+    ]);
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..5);
@@ -385,7 +480,10 @@ async fn a_batch_in_flight_at_a_stop_goes_again_with_its_number_and_records() {
     config.retry_initial = Duration::from_millis(200);
     config.retry_max = Duration::from_millis(200);
     let forwarder = Forwarder::start(Arc::clone(&buffer), config.clone()).unwrap();
-    wait_until("a retry", Duration::from_secs(20), || server.intake.seen().len() >= 2).await;
+    wait_until("a retry", Duration::from_secs(20), || {
+        server.intake.seen().len() >= 2
+    })
+    .await;
     forwarder.shutdown().await;
     assert_eq!(buffer.stats().records, 5, "nothing acknowledged");
     // More records arrive while the collector is down; the batch in flight must not grow.
@@ -393,8 +491,15 @@ async fn a_batch_in_flight_at_a_stop_goes_again_with_its_number_and_records() {
     drop(buffer);
 
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{}", server.address))).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     forwarder.shutdown().await;
     let acked: Vec<(u64, Vec<String>)> = server
         .intake
@@ -413,26 +518,53 @@ async fn a_refused_batch_is_saved_and_counted_and_the_next_ones_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..40);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{}", server.address))).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     let stats = forwarder.stats();
     forwarder.shutdown().await;
     let stats = stats.snapshot();
 
-    let summary: Vec<(u64, Reply)> = server.intake.seen().iter().map(|seen| (seen.sequence, seen.reply)).collect();
-    assert_eq!(summary, vec![(1, Reply::Ack), (2, Reply::Refuse), (3, Reply::Ack), (4, Reply::Ack)]);
+    let summary: Vec<(u64, Reply)> = server
+        .intake
+        .seen()
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, Reply::Ack),
+            (2, Reply::Refuse),
+            (3, Reply::Ack),
+            (4, Reply::Ack)
+        ]
+    );
     let mut expected = ids(0..10);
     expected.extend(ids(20..40));
     assert_eq!(server.intake.stored(), expected);
-    assert_eq!((stats.rejected_batches, stats.rejected_events, stats.retries), (1, 10, 0));
+    assert_eq!(
+        (stats.rejected_batches, stats.rejected_events, stats.retries),
+        (1, 10, 0)
+    );
 
     let rejected = dir.path().join(citysoc_collector::forward::REJECTED_DIR);
     let events = std::fs::read_to_string(rejected.join(format!("{:020}-10-19.ndjson", 2))).unwrap();
     let lines: Vec<String> = events.lines().map(str::to_string).collect();
-    let expected_lines: Vec<String> = (10..20).map(|n| String::from_utf8(event_line(n)).unwrap()).collect();
+    let expected_lines: Vec<String> = (10..20)
+        .map(|n| String::from_utf8(event_line(n)).unwrap())
+        .collect();
     assert_eq!(lines, expected_lines);
-    let reason: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(rejected.join(format!("{:020}-10-19.rejection.json", 2))).unwrap()).unwrap();
+    let reason: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rejected.join(format!("{:020}-10-19.rejection.json", 2))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(reason["status"], 400);
     assert_eq!(reason["reason"], "bad_batch");
     assert_eq!(reason["events"], 10);
@@ -448,10 +580,17 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
     // Room for about 20 events.
     let frame = event_line(0).len() as u64 + 20;
     let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
-    let forwarder = Forwarder::start(Arc::clone(&buffer), forwarder_config(format!("http://{address}"))).unwrap();
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{address}")),
+    )
+    .unwrap();
     let stats = forwarder.stats();
     append(&buffer, 0..10);
-    wait_until("a batch is in flight", Duration::from_secs(20), || stats.snapshot().retries >= 2).await;
+    wait_until("a batch is in flight", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 2
+    })
+    .await;
     for chunk in 1..10 {
         append(&buffer, chunk * 10..chunk * 10 + 10);
     }
@@ -460,12 +599,23 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
 
     let listener = TcpListener::bind(address).await.unwrap();
     let server = serve(listener, Arc::new(Intake::default()), None).await;
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     forwarder.shutdown().await;
     let forwarder_stats = stats.snapshot();
     let stored = server.intake.stored();
-    assert_eq!(stored, ids(80..100), "the newest survive, the oldest are gone");
-    assert_eq!(stored.len() as u64 + dropped, 100, "delivered + dropped = appended");
+    assert_eq!(
+        stored,
+        ids(80..100),
+        "the newest survive, the oldest are gone"
+    );
+    assert_eq!(
+        stored.len() as u64 + dropped,
+        100,
+        "delivered + dropped = appended"
+    );
     // The waiting batch lost its records (and maybe a later one read while still down).
     assert!(
         (10..=dropped).contains(&forwarder_stats.dropped_before_delivery),
@@ -483,23 +633,34 @@ async fn tls_with_a_self_signed_certificate_and_its_ca_file() {
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
         certified.signing_key.serialize_der(),
     ));
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![certified.cert.der().clone()], key)
-        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(listener, Arc::new(Intake::default()), Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await;
+    let server = serve(
+        listener,
+        Arc::new(Intake::default()),
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+    )
+    .await;
     let url = format!("https://localhost:{}", server.address.port());
 
     // Without the CA file the server is not trusted: nothing is sent, the error says why.
     let untrusted_dir = tempfile::tempdir().unwrap();
     let untrusted = open_buffer(untrusted_dir.path(), WhenFull::Block, 1 << 20);
     append(&untrusted, 0..5);
-    let forwarder = Forwarder::start(Arc::clone(&untrusted), forwarder_config(url.clone())).unwrap();
+    let forwarder =
+        Forwarder::start(Arc::clone(&untrusted), forwarder_config(url.clone())).unwrap();
     let stats = forwarder.stats();
-    wait_until("a failed attempt", Duration::from_secs(20), || stats.snapshot().retries >= 1).await;
+    wait_until("a failed attempt", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 1
+    })
+    .await;
     forwarder.shutdown().await;
     let error = stats.snapshot().last_error.unwrap_or_default();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
@@ -511,7 +672,10 @@ async fn tls_with_a_self_signed_certificate_and_its_ca_file() {
     let mut config = forwarder_config(url);
     config.ca_file = Some(ca_file);
     let forwarder = Forwarder::start(Arc::clone(&buffer), config).unwrap();
-    wait_until("the buffer drains", Duration::from_secs(20), || drained(&buffer)).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
     forwarder.shutdown().await;
     assert_eq!(server.intake.stored(), ids(0..25));
     assert_eq!(server.intake.bad_requests.load(Ordering::Relaxed), 0);
@@ -531,10 +695,17 @@ async fn shutdown_is_prompt_while_waiting_to_retry() {
     config.retry_max = Duration::from_secs(30);
     let forwarder = Forwarder::start(Arc::clone(&buffer), config).unwrap();
     let stats = forwarder.stats();
-    wait_until("a failed attempt", Duration::from_secs(20), || stats.snapshot().retries >= 1).await;
+    wait_until("a failed attempt", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 1
+    })
+    .await;
     let started = Instant::now();
     forwarder.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(buffer.stats().records, 3);
 }
 
@@ -544,10 +715,22 @@ fn settings_are_checked_with_every_problem_listed() {
     config.batch_max_events = 0;
     config.ca_file = Some("/nonexistent/ca.pem".into());
     let error = config.validate().unwrap_err().to_string();
-    for expected in ["plain http", "collector id", "key is empty", "batch_max_events", "ca.pem"] {
-        assert!(error.contains(expected), "`{expected}` missing from: {error}");
+    for expected in [
+        "plain http",
+        "collector id",
+        "key is empty",
+        "batch_max_events",
+        "ca.pem",
+    ] {
+        assert!(
+            error.contains(expected),
+            "`{expected}` missing from: {error}"
+        );
     }
-    assert!(!format!("{config:?}").contains("0123"), "the key never shows in logs");
+    assert!(
+        !format!("{config:?}").contains("0123"),
+        "the key never shows in logs"
+    );
     let good = ForwarderConfig::new("https://soc.example.vn", "c-1", KEY.to_vec());
     good.validate().unwrap();
     assert!(!format!("{good:?}").contains("0123456789"));

@@ -281,7 +281,10 @@ impl DiskBuffer {
         let first = log.write_group(records)?;
         drop(log);
         self.shared.appended.notify_all();
-        Ok(Some((Offset(first), Offset(first + records.len() as u64 - 1))))
+        Ok(Some((
+            Offset(first),
+            Offset(first + records.len() as u64 - 1),
+        )))
     }
 
     /// Up to `max_records` records after `after` (from the oldest unacknowledged one when
@@ -328,7 +331,11 @@ impl DiskBuffer {
 
     /// [`DiskBuffer::ack`] and [`DiskBuffer::set_sequence`] in one durable write: the
     /// forwarder's batch number moves on exactly when its records leave the buffer.
-    pub fn ack_with_sequence(&self, upto: Offset, next_sequence: u64) -> Result<(), CollectorError> {
+    pub fn ack_with_sequence(
+        &self,
+        upto: Offset,
+        next_sequence: u64,
+    ) -> Result<(), CollectorError> {
         self.ack_inner(upto, Some(next_sequence))
     }
 

@@ -95,7 +95,8 @@ impl<'a> ChunkReader<'a> {
         let buffer_end = self.buffer_start + self.buffer.len() as u64;
         if position < self.buffer_start || end > buffer_end {
             let want = len.max(CHUNK_BYTES as u64).min(self.file_len - position);
-            self.buffer.resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
+            self.buffer
+                .resize(usize::try_from(want).unwrap_or(usize::MAX), 0);
             self.file.read_exact_at(&mut self.buffer, position)?;
             self.buffer_start = position;
         }
@@ -106,7 +107,10 @@ impl<'a> ChunkReader<'a> {
 
     /// The valid frame at `position`, if there is one.
     pub(crate) fn frame_at(&mut self, position: u64) -> io::Result<Option<FrameHeader>> {
-        let Some(header) = self.get(position, HEADER_BYTES)?.and_then(frame::parse_header) else {
+        let Some(header) = self
+            .get(position, HEADER_BYTES)?
+            .and_then(frame::parse_header)
+        else {
             return Ok(None);
         };
         if u64::from(header.payload_len) > MAX_PAYLOAD_BYTES {
@@ -293,7 +297,12 @@ mod tests {
         assert_eq!(segment_name(42), "00000000000000000042.seg");
         assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
-        for name in ["42.seg", "0000000000000000004x.seg", "00000000000000000042.tmp", ""] {
+        for name in [
+            "42.seg",
+            "0000000000000000004x.seg",
+            "00000000000000000042.tmp",
+            "",
+        ] {
             assert_eq!(parse_segment_name(name), None, "{name}");
         }
     }

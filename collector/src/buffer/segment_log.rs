@@ -131,7 +131,8 @@ impl SegmentLog {
             let is_last = index + 1 == count;
             // Records between the last segment's end and this one's name are gone (a damaged
             // tail, or a file removed by hand).
-            let missing = segment::lost(previous_end.unwrap_or(first_unacked), first, first_unacked);
+            let missing =
+                segment::lost(previous_end.unwrap_or(first_unacked), first, first_unacked);
             if missing > 0 {
                 tracing::error!(path = %path.display(), records = missing, "buffered records missing before this segment");
                 self.corrupt_records_skipped += missing;
@@ -148,7 +149,8 @@ impl SegmentLog {
             self.corrupt_records_skipped += outcome.corrupt_records;
             self.torn_bytes_truncated += outcome.truncated_bytes;
             previous_end = Some(expected.max(outcome.segment.end));
-            if outcome.segment.end <= first_unacked || outcome.segment.end == outcome.segment.first {
+            if outcome.segment.end <= first_unacked || outcome.segment.end == outcome.segment.first
+            {
                 obsolete.push(outcome.segment.path);
                 continue;
             }
@@ -183,7 +185,10 @@ impl SegmentLog {
     }
 
     fn live_records(&self) -> u64 {
-        self.segments.iter().map(|segment| segment.live_records).sum()
+        self.segments
+            .iter()
+            .map(|segment| segment.live_records)
+            .sum()
     }
 
     pub(crate) fn next_offset(&self) -> u64 {
@@ -217,7 +222,10 @@ impl SegmentLog {
 
     /// Writes one append group; the caller has made room. Returns the first offset.
     pub(crate) fn write_group(&mut self, records: &[Vec<u8>]) -> Result<u64, CollectorError> {
-        let need: u64 = records.iter().map(|record| frame::frame_bytes(record.len())).sum();
+        let need: u64 = records
+            .iter()
+            .map(|record| frame::frame_bytes(record.len()))
+            .sum();
         let rolls = self.segments.back().is_some_and(|back| {
             back.len > 0 && back.len.saturating_add(need) > self.config.segment_bytes
         });
@@ -238,7 +246,12 @@ impl SegmentLog {
         let first = self.next_offset;
         let mut bytes = Vec::with_capacity(usize::try_from(need).unwrap_or(0));
         for (index, record) in records.iter().enumerate() {
-            frame::encode(&mut bytes, first + index as u64, record, index + 1 < records.len());
+            frame::encode(
+                &mut bytes,
+                first + index as u64,
+                record,
+                index + 1 < records.len(),
+            );
         }
         let written = writer.write_all_at(&bytes, segment.len).and_then(|()| {
             if matches!(self.config.sync, SyncPolicy::EveryAppend) {
@@ -330,7 +343,10 @@ impl SegmentLog {
             .saturating_sub(1);
         let mut position = if index == 0 { self.head_position } else { 0 };
         if let Some(cursor) = self.read_cursor {
-            if self.segments.get(index).is_some_and(|s| s.first == cursor.segment_first)
+            if self
+                .segments
+                .get(index)
+                .is_some_and(|s| s.first == cursor.segment_first)
                 && cursor.offset <= start
                 && cursor.position >= position
             {
@@ -358,7 +374,10 @@ impl SegmentLog {
                         return Ok(Step::Stop);
                     }
                     payload_bytes += len;
-                    out.push((Offset(header.offset), reader.payload(frame_position, header)?));
+                    out.push((
+                        Offset(header.offset),
+                        reader.payload(frame_position, header)?,
+                    ));
                     Ok(Step::Next)
                 },
             )?;
@@ -379,7 +398,11 @@ impl SegmentLog {
     }
 
     /// Marks every record up to `upto` delivered (and the next batch number, when given).
-    pub(crate) fn ack(&mut self, upto: u64, next_sequence: Option<u64>) -> Result<(), CollectorError> {
+    pub(crate) fn ack(
+        &mut self,
+        upto: u64,
+        next_sequence: Option<u64>,
+    ) -> Result<(), CollectorError> {
         if upto >= self.next_offset {
             return Err(CollectorError::InvalidAck {
                 upto,
@@ -389,7 +412,9 @@ impl SegmentLog {
         let new_first = upto + 1;
         if new_first <= self.state.first_unacked {
             return match next_sequence {
-                Some(sequence) if sequence != self.state.next_sequence => self.set_sequence(sequence),
+                Some(sequence) if sequence != self.state.next_sequence => {
+                    self.set_sequence(sequence)
+                }
                 _ => Ok(()),
             };
         }
@@ -474,7 +499,10 @@ impl SegmentLog {
             ..self.state
         };
         self.persist(state)?;
-        tracing::debug!(records = dropped, "disk buffer full: dropped the oldest records");
+        tracing::debug!(
+            records = dropped,
+            "disk buffer full: dropped the oldest records"
+        );
         self.remove_files(files)?;
         Ok(dropped)
     }
@@ -535,7 +563,11 @@ impl SegmentLog {
     /// were and which segment files are now empty of live records.
     fn release_until(&mut self, new_first: u64) -> Result<Released, CollectorError> {
         let mut released = Released::default();
-        while self.segments.front().is_some_and(|front| front.end <= new_first) {
+        while self
+            .segments
+            .front()
+            .is_some_and(|front| front.end <= new_first)
+        {
             if let Some(segment) = self.segments.pop_front() {
                 released.records += segment.live_records;
                 released.files.push(segment.path);
@@ -619,8 +651,13 @@ fn walk_segment(
             let Some(header) = frame else {
                 // Damage that appeared after the buffer was opened.
                 let (end, lost) = match reader.resync(position, expected)? {
-                    Some((next, header)) => (next, segment::lost(expected, header.offset, first_unacked)),
-                    None => (segment.len, segment::lost(expected, segment.end, first_unacked)),
+                    Some((next, header)) => {
+                        (next, segment::lost(expected, header.offset, first_unacked))
+                    }
+                    None => (
+                        segment.len,
+                        segment::lost(expected, segment.end, first_unacked),
+                    ),
                 };
                 tracing::error!(path = %segment.path.display(), position, records = lost, "skipped damaged records in the disk buffer");
                 *corrupt_counter += lost;

@@ -66,7 +66,11 @@ fn checksum(state: &State) -> u64 {
 }
 
 /// An I/O error on a buffer file.
-pub(crate) fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> CollectorError {
+pub(crate) fn io_error(
+    action: &'static str,
+    path: &Path,
+    source: std::io::Error,
+) -> CollectorError {
     CollectorError::BufferIo {
         action,
         path: path.to_path_buf(),
@@ -93,7 +97,8 @@ pub(crate) fn load(dir: &Path) -> Result<Option<State>, CollectorError> {
         path: path.clone(),
         reason,
     };
-    let file: StateFile = serde_json::from_slice(&text).map_err(|error| corrupt(error.to_string()))?;
+    let file: StateFile =
+        serde_json::from_slice(&text).map_err(|error| corrupt(error.to_string()))?;
     if file.version != VERSION {
         return Err(corrupt(format!(
             "state version {} is not the supported {VERSION}",

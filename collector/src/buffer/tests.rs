@@ -82,9 +82,14 @@ fn appends_read_in_order_and_offsets_continue_after_reopen() {
 
     let buffer = DiskBuffer::open(dir.path(), config(1 << 20, 256, WhenFull::Block)).unwrap();
     let records = read_all(&buffer);
-    assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
     assert_eq!(
-        buffer.append_with_offsets(&[record(10, 5)], NO_WAIT).unwrap(),
+        records.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![5, 6, 7, 8, 9]
+    );
+    assert_eq!(
+        buffer
+            .append_with_offsets(&[record(10, 5)], NO_WAIT)
+            .unwrap(),
         Some((Offset(10), Offset(10)))
     );
     let stats = buffer.stats();
@@ -108,7 +113,9 @@ fn reads_wait_for_appends() {
         std::thread::sleep(Duration::from_millis(50));
         writer.append(&[b"late".to_vec()], NO_WAIT).unwrap();
     });
-    let records = buffer.read(None, 10, 1000, Duration::from_secs(10)).unwrap();
+    let records = buffer
+        .read(None, 10, 1000, Duration::from_secs(10))
+        .unwrap();
     assert_eq!(records, vec![(Offset(0), b"late".to_vec())]);
     thread.join().unwrap();
 }
@@ -124,7 +131,11 @@ fn acknowledged_segments_are_deleted_and_never_come_back() {
     assert_eq!(segment_files(dir.path()).len(), 10);
     assert_eq!(buffer.stats().segments, 10);
     buffer.ack(Offset(6)).unwrap();
-    assert_eq!(segment_files(dir.path()).len(), 7, "offsets 0..=5 were in 3 segments");
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        7,
+        "offsets 0..=5 were in 3 segments"
+    );
     assert_eq!(buffer.stats().records, 13);
     assert_eq!(buffer.stats().bytes, 13 * 80);
     buffer.ack(Offset(19)).unwrap();
@@ -134,7 +145,11 @@ fn acknowledged_segments_are_deleted_and_never_come_back() {
     let buffer = DiskBuffer::open(dir.path(), config(1 << 20, 200, WhenFull::Block)).unwrap();
     assert!(read_all(&buffer).is_empty());
     buffer.append(&[record(20, 10)], NO_WAIT).unwrap();
-    assert_eq!(read_all(&buffer)[0].0, 20, "offsets go on after a full drain");
+    assert_eq!(
+        read_all(&buffer)[0].0,
+        20,
+        "offsets go on after a full drain"
+    );
 }
 
 #[test]
@@ -143,7 +158,10 @@ fn acknowledging_records_never_appended_is_an_error() {
     let buffer = DiskBuffer::open(dir.path(), BufferConfig::default()).unwrap();
     assert!(matches!(
         buffer.ack(Offset(0)),
-        Err(CollectorError::InvalidAck { upto: 0, newest: None })
+        Err(CollectorError::InvalidAck {
+            upto: 0,
+            newest: None
+        })
     ));
     buffer.append(&[b"x".to_vec()], NO_WAIT).unwrap();
     assert!(buffer.ack(Offset(1)).is_err());
@@ -156,7 +174,9 @@ fn the_batch_number_is_stored_with_the_acknowledgement() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = DiskBuffer::open(dir.path(), BufferConfig::default()).unwrap();
     assert_eq!(buffer.next_sequence(), 1);
-    buffer.append(&[b"x".to_vec(), b"y".to_vec()], NO_WAIT).unwrap();
+    buffer
+        .append(&[b"x".to_vec(), b"y".to_vec()], NO_WAIT)
+        .unwrap();
     buffer.ack_with_sequence(Offset(0), 2).unwrap();
     buffer.set_sequence(3).unwrap();
     drop(buffer);
@@ -186,8 +206,16 @@ fn invalid_settings_are_listed() {
     .validate()
     .unwrap_err()
     .to_string();
-    assert!(error.contains("max_bytes") && error.contains("segment_bytes") && error.contains("interval"), "{error}");
-    assert_eq!("drop_oldest".parse::<WhenFull>().unwrap(), WhenFull::DropOldest);
+    assert!(
+        error.contains("max_bytes")
+            && error.contains("segment_bytes")
+            && error.contains("interval"),
+        "{error}"
+    );
+    assert_eq!(
+        "drop_oldest".parse::<WhenFull>().unwrap(),
+        WhenFull::DropOldest
+    );
     assert!("drop".parse::<WhenFull>().is_err());
 }
 
@@ -203,12 +231,22 @@ fn block_waits_then_fails_with_nothing_written() {
         .append(&[record(3, 50)], Duration::from_millis(100))
         .unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(100));
-    assert!(matches!(
-        error,
-        CollectorError::BufferFull { bytes: 210, needed: 70, max_bytes: 210 }
-    ), "{error}");
+    assert!(
+        matches!(
+            error,
+            CollectorError::BufferFull {
+                bytes: 210,
+                needed: 70,
+                max_bytes: 210
+            }
+        ),
+        "{error}"
+    );
     let stats = buffer.stats();
-    assert_eq!((stats.records, stats.appended, stats.next_offset), (3, 3, Offset(3)));
+    assert_eq!(
+        (stats.records, stats.appended, stats.next_offset),
+        (3, 3, Offset(3))
+    );
     assert_eq!(read_all(&buffer).len(), 3);
     assert!(matches!(
         buffer.append(&[record(9, 500)], NO_WAIT),
@@ -219,7 +257,8 @@ fn block_waits_then_fails_with_nothing_written() {
 #[test]
 fn block_resumes_when_the_forwarder_acknowledges() {
     let dir = tempfile::tempdir().unwrap();
-    let buffer = Arc::new(DiskBuffer::open(dir.path(), config(210, 1 << 20, WhenFull::Block)).unwrap());
+    let buffer =
+        Arc::new(DiskBuffer::open(dir.path(), config(210, 1 << 20, WhenFull::Block)).unwrap());
     buffer
         .append(&(0..3).map(|i| record(i, 50)).collect::<Vec<_>>(), NO_WAIT)
         .unwrap();
@@ -228,7 +267,9 @@ fn block_resumes_when_the_forwarder_acknowledges() {
         std::thread::sleep(Duration::from_millis(100));
         forwarder.ack(Offset(0)).unwrap();
     });
-    buffer.append(&[record(3, 50)], Duration::from_secs(10)).unwrap();
+    buffer
+        .append(&[record(3, 50)], Duration::from_secs(10))
+        .unwrap();
     thread.join().unwrap();
     let offsets: Vec<u64> = read_all(&buffer).iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![1, 2, 3]);
@@ -238,7 +279,8 @@ fn block_resumes_when_the_forwarder_acknowledges() {
 fn drop_oldest_counts_exactly_what_it_dropped_and_keeps_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let max_bytes = 1000;
-    let buffer = DiskBuffer::open(dir.path(), config(max_bytes, 300, WhenFull::DropOldest)).unwrap();
+    let buffer =
+        DiskBuffer::open(dir.path(), config(max_bytes, 300, WhenFull::DropOldest)).unwrap();
     let mut appended = 0u64;
     for i in 0..200u64 {
         let size = 1 + (i * 37 % 90) as usize;
@@ -263,10 +305,18 @@ fn drop_oldest_counts_exactly_what_it_dropped_and_keeps_the_limit() {
     let offsets: Vec<u64> = present.iter().map(|r| r.0).collect();
     assert_eq!(offsets.last().copied(), Some(stats.next_offset.0 - 1));
     assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1));
-    assert!(segment_files(dir.path()).len() <= 5, "dropped segments are deleted");
+    assert!(
+        segment_files(dir.path()).len() <= 5,
+        "dropped segments are deleted"
+    );
     drop(buffer);
-    let buffer = DiskBuffer::open(dir.path(), config(max_bytes, 300, WhenFull::DropOldest)).unwrap();
-    assert_eq!(buffer.stats().dropped, stats.dropped, "the drop count survives restarts");
+    let buffer =
+        DiskBuffer::open(dir.path(), config(max_bytes, 300, WhenFull::DropOldest)).unwrap();
+    assert_eq!(
+        buffer.stats().dropped,
+        stats.dropped,
+        "the drop count survives restarts"
+    );
     assert_eq!(read_all(&buffer).len() as u64, stats.records);
 }
 
@@ -319,7 +369,10 @@ fn a_torn_last_segment_loses_only_the_unfinished_append() {
     for cut in 0..=last_len {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(original.path(), copy.path());
-        let file = fs::OpenOptions::new().write(true).open(copy.path().join(&last_name)).unwrap();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(copy.path().join(&last_name))
+            .unwrap();
         file.set_len(cut).unwrap();
         drop(file);
 
@@ -331,19 +384,34 @@ fn a_torn_last_segment_loses_only_the_unfinished_append() {
             .max()
             .unwrap_or(first_in_last);
         let records = read_all(&buffer);
-        assert_eq!(records, written[..survivors as usize].to_vec(), "cut at {cut}");
+        assert_eq!(
+            records,
+            written[..survivors as usize].to_vec(),
+            "cut at {cut}"
+        );
         let stats = buffer.stats();
-        let kept = group_ends.iter().filter(|end| **end <= cut).max().copied().unwrap_or(0);
+        let kept = group_ends
+            .iter()
+            .filter(|end| **end <= cut)
+            .max()
+            .copied()
+            .unwrap_or(0);
         assert_eq!(stats.torn_bytes_truncated, cut - kept, "cut at {cut}");
         assert_eq!(stats.corrupt_records_skipped, 0, "cut at {cut}");
         // Appends go on right after the survivors.
         assert_eq!(
-            buffer.append_with_offsets(&[b"next".to_vec()], NO_WAIT).unwrap(),
+            buffer
+                .append_with_offsets(&[b"next".to_vec()], NO_WAIT)
+                .unwrap(),
             Some((Offset(survivors), Offset(survivors)))
         );
         drop(buffer);
         let buffer = DiskBuffer::open(copy.path(), config(1 << 20, 300, WhenFull::Block)).unwrap();
-        assert_eq!(read_all(&buffer).len() as u64, survivors + 1, "cut at {cut}");
+        assert_eq!(
+            read_all(&buffer).len() as u64,
+            survivors + 1,
+            "cut at {cut}"
+        );
         assert_eq!(buffer.stats().torn_bytes_truncated, 0);
     }
 }
@@ -364,7 +432,9 @@ fn a_flipped_byte_costs_exactly_the_record_it_hit() {
         let mut offset = first;
         let mut last_frame_start = 0;
         while position < bytes.len() {
-            let len = frame::parse_header(&bytes[position..]).unwrap().frame_bytes() as usize;
+            let len = frame::parse_header(&bytes[position..])
+                .unwrap()
+                .frame_bytes() as usize;
             last_frame_start = position;
             owner.extend(std::iter::repeat_n(offset, len));
             position += len;
@@ -381,7 +451,8 @@ fn a_flipped_byte_costs_exactly_the_record_it_hit() {
             damaged[index] ^= 0x5a;
             fs::write(copy.path().join(&name), &damaged).unwrap();
 
-            let buffer = DiskBuffer::open(copy.path(), config(1 << 20, 300, WhenFull::Block)).unwrap();
+            let buffer =
+                DiskBuffer::open(copy.path(), config(1 << 20, 300, WhenFull::Block)).unwrap();
             let expected: Vec<(u64, Vec<u8>)> = written
                 .iter()
                 .filter(|(offset, _)| *offset != owner[index])
@@ -427,7 +498,10 @@ fn a_crash_while_writing_the_state_keeps_the_old_state() {
     // What a crash between writing the temporary state and renaming it leaves.
     fs::write(dir.path().join(state::STATE_TEMP_FILE), b"{\"first_unack").unwrap();
     let buffer = DiskBuffer::open(dir.path(), BufferConfig::default()).unwrap();
-    assert_eq!(read_all(&buffer), vec![(1, b"b".to_vec()), (2, b"c".to_vec())]);
+    assert_eq!(
+        read_all(&buffer),
+        vec![(1, b"b".to_vec()), (2, b"c".to_vec())]
+    );
     assert_eq!(buffer.next_sequence(), 2);
     assert!(!dir.path().join(state::STATE_TEMP_FILE).exists());
     drop(buffer);
@@ -441,7 +515,10 @@ fn a_crash_while_writing_the_state_keeps_the_old_state() {
     // A damaged state is an error that names the file, not a guess.
     fs::write(dir.path().join(state::STATE_FILE), b"garbage").unwrap();
     let error = DiskBuffer::open(dir.path(), BufferConfig::default()).unwrap_err();
-    assert!(matches!(error, CollectorError::BufferCorrupt { .. }), "{error}");
+    assert!(
+        matches!(error, CollectorError::BufferCorrupt { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -450,12 +527,19 @@ fn a_segment_removed_by_hand_is_counted_as_lost() {
     let written = written_buffer(dir.path());
     let segments = segment_files(dir.path());
     let second = &segments[1];
-    let next: u64 = segments[2].file_name().unwrap().to_str().unwrap()[..20].parse().unwrap();
-    let first: u64 = second.file_name().unwrap().to_str().unwrap()[..20].parse().unwrap();
+    let next: u64 = segments[2].file_name().unwrap().to_str().unwrap()[..20]
+        .parse()
+        .unwrap();
+    let first: u64 = second.file_name().unwrap().to_str().unwrap()[..20]
+        .parse()
+        .unwrap();
     fs::remove_file(second).unwrap();
     let buffer = DiskBuffer::open(dir.path(), config(1 << 20, 300, WhenFull::Block)).unwrap();
     assert_eq!(buffer.stats().corrupt_records_skipped, next - first);
-    assert_eq!(read_all(&buffer).len() as u64, written.len() as u64 - (next - first));
+    assert_eq!(
+        read_all(&buffer).len() as u64,
+        written.len() as u64 - (next - first)
+    );
 }
 
 #[test]
@@ -508,11 +592,18 @@ struct Model {
 
 impl Model {
     fn bytes(&self) -> u64 {
-        self.unacked.iter().map(|(_, p)| frame::frame_bytes(p.len())).sum()
+        self.unacked
+            .iter()
+            .map(|(_, p)| frame::frame_bytes(p.len()))
+            .sum()
     }
 
     fn ack(&mut self, upto: u64) {
-        while self.unacked.front().is_some_and(|(offset, _)| *offset <= upto) {
+        while self
+            .unacked
+            .front()
+            .is_some_and(|(offset, _)| *offset <= upto)
+        {
             self.unacked.pop_front();
         }
     }
@@ -639,7 +730,11 @@ fn the_in_flight_batch_is_remembered_until_its_number_moves_on() {
     let buffer = DiskBuffer::open(dir.path(), BufferConfig::default()).unwrap();
     assert_eq!(buffer.in_flight(), Some((1, Offset(1))));
     buffer.ack(Offset(0)).unwrap();
-    assert_eq!(buffer.in_flight(), Some((1, Offset(1))), "same batch number");
+    assert_eq!(
+        buffer.in_flight(),
+        Some((1, Offset(1))),
+        "same batch number"
+    );
     buffer.ack_with_sequence(Offset(1), 2).unwrap();
     assert_eq!(buffer.in_flight(), None);
     assert_eq!(buffer.next_sequence(), 2);

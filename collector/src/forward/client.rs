@@ -53,7 +53,9 @@ impl IntakeClient {
             .no_proxy()
             .build()
             .map_err(|error| {
-                CollectorError::InvalidForwarderConfig(format!("cannot build the HTTP client: {error}"))
+                CollectorError::InvalidForwarderConfig(format!(
+                    "cannot build the HTTP client: {error}"
+                ))
             })?;
         Ok(Self {
             http,
@@ -103,7 +105,9 @@ fn classify(status: StatusCode, body: &[u8], sequence: u64) -> Attempt {
                 "server acknowledged batch {} while batch {sequence} was sent",
                 ack.sequence
             )),
-            Err(error) => Attempt::Failed(format!("server answered 200 without an acknowledgement: {error}")),
+            Err(error) => Attempt::Failed(format!(
+                "server answered 200 without an acknowledgement: {error}"
+            )),
         };
     }
     let retryable = status.is_server_error()
@@ -143,7 +147,9 @@ fn describe(error: &reqwest::Error) -> String {
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// The intake URL on `server`: HTTPS, or plain HTTP to a loopback address (tests, a local
@@ -160,12 +166,22 @@ pub(crate) fn intake_url(server: &str) -> Result<reqwest::Url, CollectorError> {
                 "server URL `{server}`: plain http is only allowed to a loopback address; use https"
             )))
         }
-        other => return Err(invalid(format!("server URL `{server}`: unsupported scheme `{other}`"))),
+        other => {
+            return Err(invalid(format!(
+                "server URL `{server}`: unsupported scheme `{other}`"
+            )))
+        }
     }
     if base.query().is_some() || base.fragment().is_some() {
-        return Err(invalid(format!("server URL `{server}` must not have a query or fragment")));
+        return Err(invalid(format!(
+            "server URL `{server}` must not have a query or fragment"
+        )));
     }
-    let joined = format!("{}{}", base.as_str().trim_end_matches('/'), protocol::INTAKE_PATH);
+    let joined = format!(
+        "{}{}",
+        base.as_str().trim_end_matches('/'),
+        protocol::INTAKE_PATH
+    );
     reqwest::Url::parse(&joined).map_err(|error| invalid(format!("server URL `{server}`: {error}")))
 }
 
@@ -234,7 +250,13 @@ mod tests {
             intake_url("https://soc.example.vn/prefix/").unwrap().path(),
             "/prefix/api/v1/intake"
         );
-        for bad in ["http://soc.example.vn", "http://10.0.0.1", "ftp://x", "soc", "https://x/?a=1"] {
+        for bad in [
+            "http://soc.example.vn",
+            "http://10.0.0.1",
+            "ftp://x",
+            "soc",
+            "https://x/?a=1",
+        ] {
             assert!(intake_url(bad).is_err(), "{bad}");
         }
     }
@@ -242,11 +264,26 @@ mod tests {
     #[test]
     fn answers_are_classified() {
         let ack = br#"{"sequence":4,"stored":2,"duplicates":0}"#;
-        assert!(matches!(classify(StatusCode::OK, ack, 4), Attempt::Acked(_)));
-        assert!(matches!(classify(StatusCode::OK, ack, 5), Attempt::Failed(_)));
-        assert!(matches!(classify(StatusCode::OK, b"{}", 4), Attempt::Failed(_)));
-        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, b"", 4), Attempt::Failed(_)));
-        assert!(matches!(classify(StatusCode::TOO_MANY_REQUESTS, b"", 4), Attempt::Failed(_)));
+        assert!(matches!(
+            classify(StatusCode::OK, ack, 4),
+            Attempt::Acked(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::OK, ack, 5),
+            Attempt::Failed(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::OK, b"{}", 4),
+            Attempt::Failed(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, b"", 4),
+            Attempt::Failed(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, b"", 4),
+            Attempt::Failed(_)
+        ));
         let body = br#"{"reason":"bad_signature","message":"no"}"#;
         match classify(StatusCode::UNAUTHORIZED, body, 4) {
             Attempt::Rejected { status, rejection } => {

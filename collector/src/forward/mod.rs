@@ -87,7 +87,11 @@ impl std::fmt::Debug for ForwarderConfig {
 
 impl ForwarderConfig {
     /// Settings for `server_url` with the usual batch sizes and timings.
-    pub fn new(server_url: impl Into<String>, collector_id: impl Into<String>, key: Vec<u8>) -> Self {
+    pub fn new(
+        server_url: impl Into<String>,
+        collector_id: impl Into<String>,
+        key: Vec<u8>,
+    ) -> Self {
         Self {
             server_url: server_url.into(),
             collector_id: collector_id.into(),
@@ -105,7 +109,9 @@ impl ForwarderConfig {
     /// Every problem with the settings, or nothing.
     pub fn validate(&self) -> Result<(), CollectorError> {
         let mut problems = Vec::new();
-        if let Err(CollectorError::InvalidForwarderConfig(problem)) = client::intake_url(&self.server_url) {
+        if let Err(CollectorError::InvalidForwarderConfig(problem)) =
+            client::intake_url(&self.server_url)
+        {
             problems.push(problem);
         }
         if self.collector_id.is_empty() || self.collector_id.contains(['\n', '\r']) {
@@ -132,7 +138,10 @@ impl ForwarderConfig {
         }
         if let Some(path) = &self.ca_file {
             if !path.is_file() {
-                problems.push(format!("CA file `{}` is not a readable file", path.display()));
+                problems.push(format!(
+                    "CA file `{}` is not a readable file",
+                    path.display()
+                ));
             }
         }
         if problems.is_empty() {
@@ -206,7 +215,10 @@ impl ForwarderStats {
     }
 
     fn error(&self, message: String) {
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(message);
     }
 }
 
@@ -342,7 +354,10 @@ impl Worker {
                     // The batch in flight at the last stop is gone (acknowledged or dropped):
                     // its number was used on the wire, so it is not used again.
                     sequence += 1;
-                    if let Err(error) = self.blocking(move |buffer| buffer.set_sequence(sequence)).await {
+                    if let Err(error) = self
+                        .blocking(move |buffer| buffer.set_sequence(sequence))
+                        .await
+                    {
                         self.failed(format!("cannot store the batch number: {error}"));
                     }
                 }
@@ -354,7 +369,10 @@ impl Worker {
                 Err(error) => {
                     // Cannot happen with in-memory compression; keep the records for later.
                     self.failed(format!("cannot compress a batch: {error}"));
-                    cursor = records.first().and_then(|(offset, _)| offset.0.checked_sub(1)).map(Offset);
+                    cursor = records
+                        .first()
+                        .and_then(|(offset, _)| offset.0.checked_sub(1))
+                        .map(Offset);
                     if !self.stop.sleep(backoff.next_delay()).await {
                         break;
                     }
@@ -387,9 +405,13 @@ impl Worker {
         let max_bytes = self.config.batch_max_bytes;
         if let Some(upto) = resend_upto {
             let first = self.buffer.first_unacked();
-            let count = usize::try_from(upto.0.saturating_sub(first.0).saturating_add(1)).unwrap_or(usize::MAX);
+            let count = usize::try_from(upto.0.saturating_sub(first.0).saturating_add(1))
+                .unwrap_or(usize::MAX);
             let records = self.read(cursor, count, usize::MAX, Duration::ZERO).await?;
-            return Ok(records.into_iter().filter(|(offset, _)| *offset <= upto).collect());
+            return Ok(records
+                .into_iter()
+                .filter(|(offset, _)| *offset <= upto)
+                .collect());
         }
         let mut records = Vec::new();
         while records.is_empty() {
@@ -407,7 +429,12 @@ impl Worker {
             }
             let after = records.last().map(|(offset, _)| *offset);
             let more = self
-                .read(after, max_events - records.len(), max_bytes - bytes, (deadline - now).min(READ_SLICE))
+                .read(
+                    after,
+                    max_events - records.len(),
+                    max_bytes - bytes,
+                    (deadline - now).min(READ_SLICE),
+                )
                 .await?;
             bytes += more.iter().map(|(_, record)| record.len()).sum::<usize>();
             records.extend(more);
@@ -425,7 +452,9 @@ impl Worker {
         let buffer = Arc::clone(&self.buffer);
         tokio::task::spawn_blocking(move || buffer.read(after, max_records, max_bytes, wait))
             .await
-            .map_err(|error| CollectorError::Protocol(format!("buffer read task failed: {error}")))?
+            .map_err(|error| {
+                CollectorError::Protocol(format!("buffer read task failed: {error}"))
+            })?
     }
 
     async fn blocking<T: Send + 'static>(
@@ -450,7 +479,10 @@ impl Worker {
             };
             if !batch.sent {
                 let sequence = batch.sequence;
-                if let Err(error) = self.blocking(move |buffer| buffer.set_in_flight(sequence, last)).await {
+                if let Err(error) = self
+                    .blocking(move |buffer| buffer.set_in_flight(sequence, last))
+                    .await
+                {
                     self.failed(format!("cannot record the batch in flight: {error}"));
                     if !self.stop.sleep(backoff.next_delay()).await {
                         return Delivered::Stopped;
@@ -463,18 +495,25 @@ impl Worker {
             let outcome = self.client.send(batch.sequence, &batch.body).await;
             let problem = match outcome {
                 Attempt::Acked(ack) => {
-                    self.stats.duplicates.fetch_add(ack.duplicates, Ordering::Relaxed);
+                    self.stats
+                        .duplicates
+                        .fetch_add(ack.duplicates, Ordering::Relaxed);
                     match self.finish(batch, last).await {
                         Ok(()) => {
                             self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
                             self.stats
                                 .events_acked
                                 .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                            self.stats.last_ack_time_ms.store(now_ms(), Ordering::Relaxed);
+                            self.stats
+                                .last_ack_time_ms
+                                .store(now_ms(), Ordering::Relaxed);
                             return Delivered::Done;
                         }
                         // The server has the batch; sending it again is only a duplicate.
-                        Err(error) => format!("cannot record the acknowledgement of batch {}: {error}", batch.sequence),
+                        Err(error) => format!(
+                            "cannot record the acknowledgement of batch {}: {error}",
+                            batch.sequence
+                        ),
                     }
                 }
                 Attempt::Rejected { status, rejection } => {
@@ -483,7 +522,14 @@ impl Worker {
                     let sequence = batch.sequence;
                     let saved = self
                         .blocking(move |buffer| {
-                            rejected::save(buffer.dir(), sequence, status, &rejection, &records, now_ms())
+                            rejected::save(
+                                buffer.dir(),
+                                sequence,
+                                status,
+                                &rejection,
+                                &records,
+                                now_ms(),
+                            )
                         })
                         .await;
                     match saved {
@@ -496,9 +542,13 @@ impl Worker {
                                     .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                                 return Delivered::Done;
                             }
-                            Err(error) => format!("cannot record rejected batch {}: {error}", batch.sequence),
+                            Err(error) => {
+                                format!("cannot record rejected batch {}: {error}", batch.sequence)
+                            }
                         },
-                        Err(error) => format!("cannot save rejected batch {}: {error}", batch.sequence),
+                        Err(error) => {
+                            format!("cannot save rejected batch {}: {error}", batch.sequence)
+                        }
                     }
                 }
                 Attempt::Failed(problem) => problem,
@@ -517,7 +567,8 @@ impl Worker {
     /// The batch is done with: its records leave the buffer and the next number is stored.
     async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
         let next = batch.sequence + 1;
-        self.blocking(move |buffer| buffer.ack_with_sequence(last, next)).await
+        self.blocking(move |buffer| buffer.ack_with_sequence(last, next))
+            .await
     }
 
     /// Takes records `drop_oldest` removed out of the batch; false when none is left.
@@ -579,5 +630,7 @@ fn encode(records: &[(Offset, Vec<u8>)]) -> Result<Vec<u8>, CollectorError> {
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }

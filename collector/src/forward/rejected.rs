@@ -59,7 +59,8 @@ pub(crate) fn save(
         events: records.len(),
         rejected_at_ms: now_ms,
     };
-    let mut reason = serde_json::to_vec_pretty(&record).map_err(|error| CollectorError::Protocol(error.to_string()))?;
+    let mut reason = serde_json::to_vec_pretty(&record)
+        .map_err(|error| CollectorError::Protocol(error.to_string()))?;
     reason.push(b'\n');
 
     let events_path = dir.join(format!("{stem}.ndjson"));
