@@ -594,8 +594,7 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
     for chunk in 1..10 {
         append(&buffer, chunk * 10..chunk * 10 + 10);
     }
-    let dropped = buffer.stats().dropped;
-    assert_eq!(dropped, 80);
+    assert_eq!(buffer.stats().dropped, 80);
 
     let listener = TcpListener::bind(address).await.unwrap();
     let server = serve(listener, Arc::new(Intake::default()), None).await;
@@ -606,22 +605,27 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
     forwarder.shutdown().await;
     let forwarder_stats = stats.snapshot();
     let stored = server.intake.stored();
+    let dropped = buffer.stats().dropped;
+    // The newest survive, the oldest are gone; a batch already on the wire when its records
+    // were dropped may still arrive, and then they are not counted as dropped.
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "nothing twice: {stored:?}");
     assert_eq!(
-        stored,
+        stored[stored.len() - 20..],
         ids(80..100),
-        "the newest survive, the oldest are gone"
+        "{forwarder_stats:?}"
     );
     assert_eq!(
         stored.len() as u64 + dropped,
         100,
         "delivered + dropped = appended"
     );
-    // The waiting batch lost its records (and maybe a later one read while still down).
     assert!(
-        (10..=dropped).contains(&forwarder_stats.dropped_before_delivery),
+        (70..=80).contains(&dropped) && forwarder_stats.dropped_before_delivery >= 10,
         "{forwarder_stats:?}"
     );
-    assert_eq!(forwarder_stats.events_acked, 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,4 +738,13 @@ fn settings_are_checked_with_every_problem_listed() {
     let good = ForwarderConfig::new("https://soc.example.vn", "c-1", KEY.to_vec());
     good.validate().unwrap();
     assert!(!format!("{good:?}").contains("0123456789"));
+}
+
+#[test]
+fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    let error =
+        Forwarder::start(buffer, forwarder_config("http://127.0.0.1:9".into())).unwrap_err();
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
 }

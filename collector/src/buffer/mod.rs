@@ -339,8 +339,26 @@ impl DiskBuffer {
         self.ack_inner(upto, Some(next_sequence))
     }
 
+    /// The forwarder's acknowledgement of a batch the server took, records `first..=last`: like
+    /// [`DiskBuffer::ack_with_sequence`], and records of the batch that `drop_oldest` dropped
+    /// while the batch was on the wire are taken back out of the drop count (they arrived), so
+    /// `dropped` stays exactly the records the server never got.
+    pub fn ack_batch(
+        &self,
+        first: Offset,
+        last: Offset,
+        next_sequence: u64,
+    ) -> Result<(), CollectorError> {
+        let result = self
+            .shared
+            .lock()
+            .ack(last.0, Some(next_sequence), Some(first.0));
+        self.shared.freed.notify_all();
+        result
+    }
+
     fn ack_inner(&self, upto: Offset, next_sequence: Option<u64>) -> Result<(), CollectorError> {
-        let result = self.shared.lock().ack(upto.0, next_sequence);
+        let result = self.shared.lock().ack(upto.0, next_sequence, None);
         self.shared.freed.notify_all();
         result
     }

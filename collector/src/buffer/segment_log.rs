@@ -402,6 +402,7 @@ impl SegmentLog {
         &mut self,
         upto: u64,
         next_sequence: Option<u64>,
+        delivered_from: Option<u64>,
     ) -> Result<(), CollectorError> {
         if upto >= self.next_offset {
             return Err(CollectorError::InvalidAck {
@@ -409,24 +410,29 @@ impl SegmentLog {
                 newest: self.next_offset.checked_sub(1),
             });
         }
-        let new_first = upto + 1;
-        if new_first <= self.state.first_unacked {
-            return match next_sequence {
-                Some(sequence) if sequence != self.state.next_sequence => {
-                    self.set_sequence(sequence)
-                }
-                _ => Ok(()),
-            };
-        }
+        // Records of the delivered batch that `drop_oldest` took while it was on the wire
+        // reached the server after all: they are not drops.
+        let delivered_anyway = delivered_from.map_or(0, |first| {
+            self.state
+                .first_unacked
+                .min(upto + 1)
+                .saturating_sub(first)
+                .min(self.state.dropped_total)
+        });
+        let new_first = (upto + 1).max(self.state.first_unacked);
         let released = self.release_until(new_first)?;
         self.acked += released.records;
+        let next_sequence = next_sequence.unwrap_or(self.state.next_sequence);
         let state = State {
             first_unacked: new_first,
-            next_sequence: next_sequence.unwrap_or(self.state.next_sequence),
-            in_flight_last: self.in_flight_after(next_sequence),
-            ..self.state
+            next_sequence,
+            in_flight_last: self.in_flight_after(Some(next_sequence)),
+            dropped_total: self.state.dropped_total - delivered_anyway,
         };
-        self.persist(state)?;
+        if state != self.state {
+            self.persist(state)?;
+        }
+        self.dropped_since_open = self.dropped_since_open.saturating_sub(delivered_anyway);
         self.remove_files(released.files)
     }
 

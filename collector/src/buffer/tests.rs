@@ -739,3 +739,31 @@ fn the_in_flight_batch_is_remembered_until_its_number_moves_on() {
     assert_eq!(buffer.in_flight(), None);
     assert_eq!(buffer.next_sequence(), 2);
 }
+
+#[test]
+fn records_dropped_while_their_batch_was_on_the_wire_are_not_counted_as_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for four 40-byte frames.
+    let buffer = DiskBuffer::open(dir.path(), config(160, 1 << 20, WhenFull::DropOldest)).unwrap();
+    buffer
+        .append(&(0..4).map(|i| record(i, 20)).collect::<Vec<_>>(), NO_WAIT)
+        .unwrap();
+    buffer.set_in_flight(1, Offset(1)).unwrap();
+    let batch = buffer.read(None, 2, usize::MAX, NO_WAIT).unwrap();
+    // Three more push out offsets 0..=2 while batch 0..=1 is being sent.
+    buffer
+        .append(&(4..7).map(|i| record(i, 20)).collect::<Vec<_>>(), NO_WAIT)
+        .unwrap();
+    assert_eq!(buffer.stats().dropped, 3);
+    // The server took the batch: two of the three arrived after all.
+    buffer.ack_batch(batch[0].0, batch[1].0, 2).unwrap();
+    let stats = buffer.stats();
+    assert_eq!((stats.dropped, stats.records), (1, 4));
+    assert_eq!(buffer.next_sequence(), 2);
+    assert_eq!(buffer.in_flight(), None);
+    drop(buffer);
+    let buffer = DiskBuffer::open(dir.path(), config(160, 1 << 20, WhenFull::DropOldest)).unwrap();
+    assert_eq!(buffer.stats().dropped, 1, "durably");
+    let offsets: Vec<u64> = read_all(&buffer).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![3, 4, 5, 6]);
+}

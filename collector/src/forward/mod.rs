@@ -266,6 +266,11 @@ impl Forwarder {
     /// runtime.
     pub fn start(buffer: Arc<DiskBuffer>, config: ForwarderConfig) -> Result<Self, CollectorError> {
         config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            CollectorError::InvalidForwarderConfig(
+                "the forwarder must be started inside a tokio runtime".into(),
+            )
+        })?;
         let client = IntakeClient::new(&config)?;
         let stop = Arc::new(StopSignal::default());
         let stats = Arc::new(ForwarderStats::default());
@@ -277,7 +282,7 @@ impl Forwarder {
             stop: Arc::clone(&stop),
             stats: Arc::clone(&stats),
         };
-        let task = tokio::spawn(worker.run());
+        let task = runtime.spawn(worker.run());
         Ok(Self {
             stop,
             task,
@@ -567,7 +572,8 @@ impl Worker {
     /// The batch is done with: its records leave the buffer and the next number is stored.
     async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
         let next = batch.sequence + 1;
-        self.blocking(move |buffer| buffer.ack_with_sequence(last, next))
+        let first = batch.records.first().map_or(last, |(offset, _)| *offset);
+        self.blocking(move |buffer| buffer.ack_batch(first, last, next))
             .await
     }
 
