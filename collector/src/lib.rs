@@ -4,8 +4,10 @@
 //! Records enter as bytes (a syslog datagram, a TCP stream, a file, an EVTX file, an agent's
 //! NDJSON post). [`framing`] cuts streams into records, [`parse`] turns each record into one
 //! normalized [`Event`] with the pure nom parsers in [`format`], and the event leaves as JSON
-//! towards detection and the index. Nothing here does I/O; sources, the disk buffer and the
-//! forwarder will sit on top of these modules.
+//! towards detection and the index. Those modules do no I/O. On top of them, [`buffer`] keeps
+//! serialized events on disk (a write-ahead log that survives kill -9 and power loss) and
+//! [`forward`] sends them to the SOC server as signed batches ([`protocol`]), removing them from
+//! the buffer only once the server has acknowledged them.
 //!
 //! Two promises hold everywhere in this crate: no input makes it panic, and no record is
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
