@@ -110,7 +110,12 @@ fn classify(status: StatusCode, body: &[u8], sequence: u64) -> Attempt {
             )),
         };
     }
+    // 401 and 403 say nothing about the batch (a wrong clock, a key being rotated, a revoked
+    // collector): retrying keeps the events in the buffer, where the admin can still recover
+    // them, instead of filing the whole buffer under rejected/ in a few seconds.
     let retryable = status.is_server_error()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
         || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || !status.is_client_error();
@@ -284,11 +289,15 @@ mod tests {
             classify(StatusCode::TOO_MANY_REQUESTS, b"", 4),
             Attempt::Failed(_)
         ));
+        // Authentication problems keep the batch for later, they are not its fault.
         let body = br#"{"reason":"bad_signature","message":"no"}"#;
-        match classify(StatusCode::UNAUTHORIZED, body, 4) {
+        assert!(matches!(classify(StatusCode::UNAUTHORIZED, body, 4), Attempt::Failed(_)));
+        assert!(matches!(classify(StatusCode::FORBIDDEN, b"", 4), Attempt::Failed(_)));
+        let body = br#"{"reason":"bad_batch","message":"line 2: not an event"}"#;
+        match classify(StatusCode::BAD_REQUEST, body, 4) {
             Attempt::Rejected { status, rejection } => {
-                assert_eq!(status, 401);
-                assert_eq!(rejection.reason, "bad_signature");
+                assert_eq!(status, 400);
+                assert_eq!(rejection.reason, "bad_batch");
             }
             other => panic!("{other:?}"),
         }
