@@ -32,6 +32,14 @@ pub enum CollectorError {
         /// What the evtx crate said.
         reason: String,
     },
+    /// The collector's key file cannot be read or written.
+    #[error("collector key file {path}: {reason}")]
+    Identity {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A collector–server protocol violation (bad signature, body, batch line).
     #[error("{0}")]
     Protocol(String),

@@ -19,6 +19,7 @@ pub mod event;
 pub mod format;
 pub mod forward;
 pub mod framing;
+pub mod identity;
 pub mod logsource;
 pub mod parse;
 pub mod protocol;

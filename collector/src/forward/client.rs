@@ -43,20 +43,7 @@ pub(crate) struct IntakeClient {
 impl IntakeClient {
     pub(crate) fn new(config: &ForwarderConfig) -> Result<Self, CollectorError> {
         let url = intake_url(&config.server_url)?;
-        let tls = tls_config(config.ca_file.as_deref())?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            // Collectors talk to one known server; a proxy from the environment would be a
-            // surprise (and would see every batch).
-            .no_proxy()
-            .build()
-            .map_err(|error| {
-                CollectorError::InvalidForwarderConfig(format!(
-                    "cannot build the HTTP client: {error}"
-                ))
-            })?;
+        let http = http_client(config.ca_file.as_deref(), config.request_timeout)?;
         Ok(Self {
             http,
             url,
@@ -149,7 +136,7 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {
@@ -157,9 +144,34 @@ fn now_ms() -> i64 {
         })
 }
 
-/// The intake URL on `server`: HTTPS, or plain HTTP to a loopback address (tests, a local
-/// relay); a path prefix on the server URL is kept.
+/// The HTTP client every request to the server uses: TLS with ring (the CA file as the only
+/// trust anchor when given), the timeout, and no proxy.
+pub(crate) fn http_client(
+    ca_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<reqwest::Client, CollectorError> {
+    let tls = tls_config(ca_file)?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        // Collectors talk to one known server; a proxy from the environment would be a
+        // surprise (and would see every batch).
+        .no_proxy()
+        .build()
+        .map_err(|error| {
+            CollectorError::InvalidForwarderConfig(format!("cannot build the HTTP client: {error}"))
+        })
+}
+
+/// The intake URL on `server`.
 pub(crate) fn intake_url(server: &str) -> Result<reqwest::Url, CollectorError> {
+    endpoint_url(server, protocol::INTAKE_PATH)
+}
+
+/// The URL of `path` on `server`: HTTPS, or plain HTTP to a loopback address (tests, a local
+/// relay); a path prefix on the server URL is kept.
+pub(crate) fn endpoint_url(server: &str, path: &str) -> Result<reqwest::Url, CollectorError> {
     let invalid = |reason: String| CollectorError::InvalidForwarderConfig(reason);
     let base = reqwest::Url::parse(server)
         .map_err(|error| invalid(format!("server URL `{server}`: {error}")))?;
@@ -182,11 +194,7 @@ pub(crate) fn intake_url(server: &str) -> Result<reqwest::Url, CollectorError> {
             "server URL `{server}` must not have a query or fragment"
         )));
     }
-    let joined = format!(
-        "{}{}",
-        base.as_str().trim_end_matches('/'),
-        protocol::INTAKE_PATH
-    );
+    let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
     reqwest::Url::parse(&joined).map_err(|error| invalid(format!("server URL `{server}`: {error}")))
 }
 
@@ -291,8 +299,14 @@ mod tests {
         ));
         // Authentication problems keep the batch for later, they are not its fault.
         let body = br#"{"reason":"bad_signature","message":"no"}"#;
-        assert!(matches!(classify(StatusCode::UNAUTHORIZED, body, 4), Attempt::Failed(_)));
-        assert!(matches!(classify(StatusCode::FORBIDDEN, b"", 4), Attempt::Failed(_)));
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, body, 4),
+            Attempt::Failed(_)
+        ));
+        assert!(matches!(
+            classify(StatusCode::FORBIDDEN, b"", 4),
+            Attempt::Failed(_)
+        ));
         let body = br#"{"reason":"bad_batch","message":"line 2: not an event"}"#;
         match classify(StatusCode::BAD_REQUEST, body, 4) {
             Attempt::Rejected { status, rejection } => {

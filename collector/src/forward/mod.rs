@@ -19,7 +19,7 @@
 //! of the next attempt: the buffer counted them as dropped, so the server must not get them.
 
 mod backoff;
-mod client;
+pub(crate) mod client;
 mod rejected;
 
 use std::path::PathBuf;
