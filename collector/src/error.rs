@@ -32,7 +32,72 @@ pub enum CollectorError {
         /// What the evtx crate said.
         reason: String,
     },
+    /// The collector's key file cannot be read or written.
+    #[error("collector key file {path}: {reason}")]
+    Identity {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A collector–server protocol violation (bad signature, body, batch line).
     #[error("{0}")]
     Protocol(String),
+    /// A file operation of the disk buffer (or the forwarder's `rejected/` files) failed.
+    #[error("could not {action} `{path}`: {source}")]
+    BufferIo {
+        /// What was being done.
+        action: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A buffer file that cannot be trusted and cannot be repaired without losing track of
+    /// what was delivered.
+    #[error("disk buffer file `{path}` is damaged: {reason}")]
+    BufferCorrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process has the buffer directory open.
+    #[error("disk buffer `{path}` is in use by another process (only one collector per buffer directory)")]
+    BufferLocked {
+        /// The directory.
+        path: std::path::PathBuf,
+    },
+    /// The buffer stayed full for the whole wait of a `block` append; nothing was written.
+    #[error("disk buffer is full: {bytes} of {max_bytes} bytes hold unacknowledged records and {needed} more are needed")]
+    BufferFull {
+        /// Bytes of unacknowledged records.
+        bytes: u64,
+        /// Bytes the refused append needed.
+        needed: u64,
+        /// The configured limit.
+        max_bytes: u64,
+    },
+    /// An append that could never fit in the buffer, however empty.
+    #[error("an append of {bytes} bytes can never fit: {reason}")]
+    RecordTooLarge {
+        /// Bytes the append needed on disk.
+        bytes: u64,
+        /// Which limit it breaks.
+        reason: String,
+    },
+    /// An acknowledgement of records that were never appended.
+    #[error("cannot acknowledge up to offset {upto}: the newest record has offset {newest:?}")]
+    InvalidAck {
+        /// The offset given.
+        upto: u64,
+        /// The newest offset appended, if any.
+        newest: Option<u64>,
+    },
+    /// A buffer setting that cannot work.
+    #[error("invalid disk buffer configuration: {0}")]
+    InvalidBufferConfig(String),
+    /// A forwarder setting that cannot work (server URL, key, CA file, sizes).
+    #[error("invalid forwarder configuration: {0}")]
+    InvalidForwarderConfig(String),
 }

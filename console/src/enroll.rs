@@ -34,13 +34,11 @@ pub(crate) async fn enroll(
 
 async fn exchange(app: &App, request: EnrollRequest) -> Result<EnrollResponse, Rejected> {
     let hostname = label("hostname", &request.hostname)?;
-    let name = match label("name", &request.name)? {
-        name if name.is_empty() => hostname.clone(),
-        name => name,
-    };
-    if name.is_empty() {
-        return Err(Rejected::bad_request("give a name or a host name"));
-    }
+    // A machine without a host name (some containers) still enrolls; the id tells it apart.
+    let name = [label("name", &request.name)?, hostname.clone()]
+        .into_iter()
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "unnamed".to_owned());
     let version = label("version", &request.version)?;
     let token = request.token;
     let enrolled = blocking(app, move |app| {

@@ -1,0 +1,642 @@
+//! The forwarder: takes batches of events out of the [`DiskBuffer`], sends them to the SOC
+//! server signed and numbered (see [`crate::protocol`]), and acknowledges them in the buffer
+//! only once the server has said they are durable.
+//!
+//! ```text
+//! DiskBuffer ──read──► batch (≤ batch_max_events, ≤ batch_max_bytes, waits ≤ linger to fill)
+//!     ▲                  │ zstd NDJSON, HMAC signed again at every attempt
+//!     │                  ▼
+//!     │ ack + next   POST {server}/api/v1/intake ──► 200 IntakeAck ──┐
+//!     │ batch number     │ network error, 5xx, 408, 429: same batch, │
+//!     │ (one write)      │   same number, after a backoff            │
+//!     └──────────────────┴─ 4xx: batch saved in rejected/, counted ◄─┘
+//! ```
+//!
+//! A batch keeps its number until the server acknowledges it, and the number is written in
+//! the buffer before the first attempt together with the batch's last record, so after a crash
+//! the same number goes out again with the same records (the server re-acknowledges a batch it
+//! already stored). Records `drop_oldest` removed while their batch was waiting are left out
+//! of the next attempt: the buffer counted them as dropped, so the server must not get them.
+
+mod backoff;
+pub(crate) mod client;
+mod rejected;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::buffer::{DiskBuffer, Offset};
+use crate::protocol;
+use crate::CollectorError;
+use backoff::Backoff;
+use client::{Attempt, IntakeClient};
+pub use rejected::REJECTED_DIR;
+
+/// How long one blocking buffer read waits, so a stop is noticed quickly.
+const READ_SLICE: Duration = Duration::from_millis(200);
+
+/// Settings of a [`Forwarder`].
+#[derive(Clone)]
+pub struct ForwarderConfig {
+    /// `https://host[:port][/prefix]`; plain `http://` only to a loopback address.
+    pub server_url: String,
+    /// The id the server issued at enrollment.
+    pub collector_id: String,
+    /// The HMAC key the server issued at enrollment.
+    pub key: Vec<u8>,
+    /// PEM file of the CA (or self-signed certificate) to trust instead of the system's store.
+    pub ca_file: Option<PathBuf>,
+    /// Most events in one batch.
+    pub batch_max_events: usize,
+    /// About the most bytes of events in one batch, before compression (a single larger event
+    /// still goes, alone).
+    pub batch_max_bytes: usize,
+    /// How long a batch waits to fill up once it has its first event.
+    pub linger: Duration,
+    /// First delay before a retry.
+    pub retry_initial: Duration,
+    /// Longest delay between retries.
+    pub retry_max: Duration,
+    /// Limit on one request, connection included.
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for ForwarderConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ForwarderConfig")
+            .field("server_url", &self.server_url)
+            .field("collector_id", &self.collector_id)
+            .field("key", &"<redacted>")
+            .field("ca_file", &self.ca_file)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_bytes", &self.batch_max_bytes)
+            .field("linger", &self.linger)
+            .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl ForwarderConfig {
+    /// Settings for `server_url` with the usual batch sizes and timings.
+    pub fn new(
+        server_url: impl Into<String>,
+        collector_id: impl Into<String>,
+        key: Vec<u8>,
+    ) -> Self {
+        Self {
+            server_url: server_url.into(),
+            collector_id: collector_id.into(),
+            key,
+            ca_file: None,
+            batch_max_events: 5_000,
+            batch_max_bytes: 4 << 20,
+            linger: Duration::from_millis(500),
+            retry_initial: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Every problem with the settings, or nothing.
+    pub fn validate(&self) -> Result<(), CollectorError> {
+        let mut problems = Vec::new();
+        if let Err(CollectorError::InvalidForwarderConfig(problem)) =
+            client::intake_url(&self.server_url)
+        {
+            problems.push(problem);
+        }
+        if self.collector_id.is_empty() || self.collector_id.contains(['\n', '\r']) {
+            problems.push("collector id must be non-empty and on one line".into());
+        }
+        if self.key.is_empty() {
+            problems.push("the key is empty (enroll the collector first)".into());
+        }
+        if self.batch_max_events == 0 {
+            problems.push("batch_max_events must be at least 1".into());
+        }
+        if self.batch_max_bytes == 0 || self.batch_max_bytes > protocol::MAX_BODY_BYTES / 2 {
+            problems.push(format!(
+                "batch_max_bytes must be between 1 and {} (the server reads bodies up to {} bytes)",
+                protocol::MAX_BODY_BYTES / 2,
+                protocol::MAX_BODY_BYTES
+            ));
+        }
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            problems.push("retry_initial must be above zero and at most retry_max".into());
+        }
+        if self.request_timeout.is_zero() {
+            problems.push("request_timeout must be above zero".into());
+        }
+        if let Some(path) = &self.ca_file {
+            if !path.is_file() {
+                problems.push(format!(
+                    "CA file `{}` is not a readable file",
+                    path.display()
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CollectorError::InvalidForwarderConfig(problems.join("; ")))
+        }
+    }
+}
+
+/// Counters of a [`Forwarder`], updated as it works.
+#[derive(Debug, Default)]
+pub struct ForwarderStats {
+    batches_sent: AtomicU64,
+    batches_acked: AtomicU64,
+    events_acked: AtomicU64,
+    duplicates: AtomicU64,
+    retries: AtomicU64,
+    rejected_batches: AtomicU64,
+    rejected_events: AtomicU64,
+    dropped_before_delivery: AtomicU64,
+    last_ack_time_ms: AtomicI64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A copy of [`ForwarderStats`] at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ForwarderStatsSnapshot {
+    /// Requests sent (every attempt of every batch).
+    pub batches_sent: u64,
+    /// Batches the server acknowledged.
+    pub batches_acked: u64,
+    /// Events in those batches.
+    pub events_acked: u64,
+    /// Events the server said it already had (re-sent after a lost acknowledgement).
+    pub duplicates: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+    /// Batches the server refused (saved in `rejected/`).
+    pub rejected_batches: u64,
+    /// Events in those batches.
+    pub rejected_events: u64,
+    /// Events taken out of a waiting batch because `drop_oldest` dropped them from the buffer
+    /// (already counted in the buffer's `dropped`).
+    pub dropped_before_delivery: u64,
+    /// When the last acknowledgement came, Unix milliseconds (0: never).
+    pub last_ack_time_ms: i64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+}
+
+impl ForwarderStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> ForwarderStatsSnapshot {
+        ForwarderStatsSnapshot {
+            batches_sent: self.batches_sent.load(Ordering::Relaxed),
+            batches_acked: self.batches_acked.load(Ordering::Relaxed),
+            events_acked: self.events_acked.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            rejected_batches: self.rejected_batches.load(Ordering::Relaxed),
+            rejected_events: self.rejected_events.load(Ordering::Relaxed),
+            dropped_before_delivery: self.dropped_before_delivery.load(Ordering::Relaxed),
+            last_ack_time_ms: self.last_ack_time_ms.load(Ordering::Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn error(&self, message: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+}
+
+/// Tells the task to stop.
+#[derive(Debug, Default)]
+struct StopSignal {
+    stopping: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    fn is_set(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Sleeps `duration`; false when the stop signal came first.
+    async fn sleep(&self, duration: Duration) -> bool {
+        let notified = self.notify.notified();
+        if self.is_set() {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(duration) => !self.is_set(),
+            () = notified => false,
+        }
+    }
+}
+
+/// The running forwarder task.
+#[derive(Debug)]
+pub struct Forwarder {
+    stop: Arc<StopSignal>,
+    task: JoinHandle<()>,
+    stats: Arc<ForwarderStats>,
+    request_timeout: Duration,
+}
+
+impl Forwarder {
+    /// Checks the settings, builds the HTTPS client and starts the task on the current tokio
+    /// runtime.
+    pub fn start(buffer: Arc<DiskBuffer>, config: ForwarderConfig) -> Result<Self, CollectorError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            CollectorError::InvalidForwarderConfig(
+                "the forwarder must be started inside a tokio runtime".into(),
+            )
+        })?;
+        let client = IntakeClient::new(&config)?;
+        let stop = Arc::new(StopSignal::default());
+        let stats = Arc::new(ForwarderStats::default());
+        let request_timeout = config.request_timeout;
+        let worker = Worker {
+            buffer,
+            client,
+            config,
+            stop: Arc::clone(&stop),
+            stats: Arc::clone(&stats),
+        };
+        let task = runtime.spawn(worker.run());
+        Ok(Self {
+            stop,
+            task,
+            stats,
+            request_timeout,
+        })
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> Arc<ForwarderStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Stops: a request in flight is finished (at most the request timeout, plus a moment
+    /// for its acknowledgement to be written); a batch not acknowledged stays in the buffer.
+    pub async fn shutdown(self) {
+        self.stop.set();
+        let mut task = self.task;
+        let bound = self.request_timeout + Duration::from_secs(5);
+        if tokio::time::timeout(bound, &mut task).await.is_err() {
+            tracing::warn!("forwarder did not stop in time; abandoning its request");
+            task.abort();
+        }
+    }
+}
+
+/// What the task owns.
+struct Worker {
+    buffer: Arc<DiskBuffer>,
+    client: IntakeClient,
+    config: ForwarderConfig,
+    stop: Arc<StopSignal>,
+    stats: Arc<ForwarderStats>,
+}
+
+/// A batch on its way.
+struct Batch {
+    sequence: u64,
+    records: Vec<(Offset, Vec<u8>)>,
+    body: Vec<u8>,
+    /// The number was used on the wire: it stays taken even if the records all go.
+    sent: bool,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut cursor: Option<Offset> = None;
+        let mut sequence = self.buffer.next_sequence();
+        // A batch sent before the last stop and not acknowledged goes again as it was.
+        let mut resend_upto = self
+            .buffer
+            .in_flight()
+            .filter(|(in_flight, _)| *in_flight == sequence)
+            .map(|(_, last)| last);
+        let mut backoff = Backoff::new(self.config.retry_initial, self.config.retry_max);
+        while !self.stop.is_set() {
+            let resending = resend_upto.is_some();
+            let records = match self.gather(cursor, resend_upto.take()).await {
+                Ok(records) => records,
+                Err(error) => {
+                    self.failed(format!("cannot read the buffer: {error}"));
+                    if !self.stop.sleep(backoff.next_delay()).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if self.stop.is_set() {
+                // Not started: the records stay in the buffer for the next run.
+                break;
+            }
+            let Some((last, _)) = records.last() else {
+                if resending {
+                    // The batch in flight at the last stop is gone (acknowledged or dropped):
+                    // its number was used on the wire, so it is not used again.
+                    sequence += 1;
+                    if let Err(error) = self
+                        .blocking(move |buffer| buffer.set_sequence(sequence))
+                        .await
+                    {
+                        self.failed(format!("cannot store the batch number: {error}"));
+                    }
+                }
+                continue;
+            };
+            cursor = Some(*last);
+            let body = match encode(&records) {
+                Ok(body) => body,
+                Err(error) => {
+                    // Cannot happen with in-memory compression; keep the records for later.
+                    self.failed(format!("cannot compress a batch: {error}"));
+                    cursor = records
+                        .first()
+                        .and_then(|(offset, _)| offset.0.checked_sub(1))
+                        .map(Offset);
+                    if !self.stop.sleep(backoff.next_delay()).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let mut batch = Batch {
+                sequence,
+                records,
+                body,
+                sent: resending,
+            };
+            match self.deliver(&mut batch, &mut backoff).await {
+                Delivered::Done => sequence = batch.sequence + 1,
+                Delivered::Emptied => sequence = batch.sequence,
+                Delivered::Stopped => break,
+            }
+            backoff.reset();
+        }
+    }
+
+    /// The next batch after `cursor`: waits for a first record, then up to `linger` for more.
+    /// With `resend_upto`, exactly the records of the batch that was in flight at the last stop.
+    async fn gather(
+        &self,
+        cursor: Option<Offset>,
+        resend_upto: Option<Offset>,
+    ) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
+        let max_events = self.config.batch_max_events;
+        let max_bytes = self.config.batch_max_bytes;
+        if let Some(upto) = resend_upto {
+            let first = self.buffer.first_unacked();
+            let count = usize::try_from(upto.0.saturating_sub(first.0).saturating_add(1))
+                .unwrap_or(usize::MAX);
+            let records = self.read(cursor, count, usize::MAX, Duration::ZERO).await?;
+            return Ok(records
+                .into_iter()
+                .filter(|(offset, _)| *offset <= upto)
+                .collect());
+        }
+        let mut records = Vec::new();
+        while records.is_empty() {
+            if self.stop.is_set() {
+                return Ok(records);
+            }
+            records = self.read(cursor, max_events, max_bytes, READ_SLICE).await?;
+        }
+        let deadline = Instant::now() + self.config.linger;
+        let mut bytes: usize = records.iter().map(|(_, record)| record.len()).sum();
+        while records.len() < max_events && bytes < max_bytes && !self.stop.is_set() {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let after = records.last().map(|(offset, _)| *offset);
+            let more = self
+                .read(
+                    after,
+                    max_events - records.len(),
+                    max_bytes - bytes,
+                    (deadline - now).min(READ_SLICE),
+                )
+                .await?;
+            bytes += more.iter().map(|(_, record)| record.len()).sum::<usize>();
+            records.extend(more);
+        }
+        Ok(records)
+    }
+
+    async fn read(
+        &self,
+        after: Option<Offset>,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
+        let buffer = Arc::clone(&self.buffer);
+        tokio::task::spawn_blocking(move || buffer.read(after, max_records, max_bytes, wait))
+            .await
+            .map_err(|error| {
+                CollectorError::Protocol(format!("buffer read task failed: {error}"))
+            })?
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&DiskBuffer) -> Result<T, CollectorError> + Send + 'static,
+    ) -> Result<T, CollectorError> {
+        let buffer = Arc::clone(&self.buffer);
+        tokio::task::spawn_blocking(move || work(&buffer))
+            .await
+            .map_err(|error| CollectorError::Protocol(format!("buffer task failed: {error}")))?
+    }
+
+    /// Sends `batch` until the server acknowledges it, refuses it (saved and counted), the
+    /// buffer dropped all of it, or the forwarder stops.
+    async fn deliver(&self, batch: &mut Batch, backoff: &mut Backoff) -> Delivered {
+        loop {
+            if !self.leave_out_dropped(batch) {
+                return Delivered::Emptied;
+            }
+            let Some(last) = batch.records.last().map(|(offset, _)| *offset) else {
+                return Delivered::Emptied;
+            };
+            if !batch.sent {
+                let sequence = batch.sequence;
+                if let Err(error) = self
+                    .blocking(move |buffer| buffer.set_in_flight(sequence, last))
+                    .await
+                {
+                    self.failed(format!("cannot record the batch in flight: {error}"));
+                    if !self.stop.sleep(backoff.next_delay()).await {
+                        return Delivered::Stopped;
+                    }
+                    continue;
+                }
+                batch.sent = true;
+            }
+            self.stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.client.send(batch.sequence, &batch.body).await;
+            let problem = match outcome {
+                Attempt::Acked(ack) => {
+                    self.stats
+                        .duplicates
+                        .fetch_add(ack.duplicates, Ordering::Relaxed);
+                    match self.finish(batch, last).await {
+                        Ok(()) => {
+                            self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                            self.stats
+                                .events_acked
+                                .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                            self.stats
+                                .last_ack_time_ms
+                                .store(now_ms(), Ordering::Relaxed);
+                            return Delivered::Done;
+                        }
+                        // The server has the batch; sending it again is only a duplicate.
+                        Err(error) => format!(
+                            "cannot record the acknowledgement of batch {}: {error}",
+                            batch.sequence
+                        ),
+                    }
+                }
+                Attempt::Rejected { status, rejection } => {
+                    tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
+                    let records = batch.records.clone();
+                    let sequence = batch.sequence;
+                    let saved = self
+                        .blocking(move |buffer| {
+                            rejected::save(
+                                buffer.dir(),
+                                sequence,
+                                status,
+                                &rejection,
+                                &records,
+                                now_ms(),
+                            )
+                        })
+                        .await;
+                    match saved {
+                        Ok(path) => match self.finish(batch, last).await {
+                            Ok(()) => {
+                                tracing::warn!(path = %path.display(), "rejected batch saved");
+                                self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
+                                self.stats
+                                    .rejected_events
+                                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                                return Delivered::Done;
+                            }
+                            Err(error) => {
+                                format!("cannot record rejected batch {}: {error}", batch.sequence)
+                            }
+                        },
+                        Err(error) => {
+                            format!("cannot save rejected batch {}: {error}", batch.sequence)
+                        }
+                    }
+                }
+                Attempt::Failed(problem) => problem,
+            };
+            self.failed(format!("batch {}: {problem}", batch.sequence));
+            if self.stop.is_set() {
+                return Delivered::Stopped;
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if !self.stop.sleep(backoff.next_delay()).await {
+                return Delivered::Stopped;
+            }
+        }
+    }
+
+    /// The batch is done with: its records leave the buffer and the next number is stored.
+    async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
+        let next = batch.sequence + 1;
+        let first = batch.records.first().map_or(last, |(offset, _)| *offset);
+        self.blocking(move |buffer| buffer.ack_batch(first, last, next))
+            .await
+    }
+
+    /// Takes records `drop_oldest` removed out of the batch; false when none is left.
+    fn leave_out_dropped(&self, batch: &mut Batch) -> bool {
+        let first_unacked = self.buffer.first_unacked();
+        let before = batch.records.len();
+        batch.records.retain(|(offset, _)| *offset >= first_unacked);
+        let gone = before - batch.records.len();
+        if gone == 0 {
+            return true;
+        }
+        self.stats
+            .dropped_before_delivery
+            .fetch_add(gone as u64, Ordering::Relaxed);
+        if batch.records.is_empty() {
+            if batch.sent {
+                // The number was seen by the server (maybe stored): never reuse it.
+                let next = batch.sequence + 1;
+                if let Err(error) = self.buffer.set_sequence(next) {
+                    self.failed(format!("cannot store the batch number: {error}"));
+                }
+                batch.sequence = next;
+                return false;
+            }
+            return false;
+        }
+        match encode(&batch.records) {
+            Ok(body) => {
+                batch.body = body;
+                true
+            }
+            Err(error) => {
+                self.failed(format!("cannot compress a batch: {error}"));
+                true
+            }
+        }
+    }
+
+    fn failed(&self, message: String) {
+        tracing::warn!(error = %message, "forwarder");
+        self.stats.error(message);
+    }
+}
+
+/// How a batch ended.
+enum Delivered {
+    /// Acknowledged (or rejected and saved): its number is used up.
+    Done,
+    /// Every record was dropped by the buffer before the server took it.
+    Emptied,
+    /// The forwarder is stopping; the batch stays in the buffer.
+    Stopped,
+}
+
+fn encode(records: &[(Offset, Vec<u8>)]) -> Result<Vec<u8>, CollectorError> {
+    protocol::encode_lines(records.iter().map(|(_, record)| record.as_slice()))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

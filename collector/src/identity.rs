@@ -1,0 +1,253 @@
+//! The collector's identity: what enrollment returns (server, collector id, agency, key),
+//! kept in a file only its owner can read, and the signed requests that use it besides batches
+//! (key rotation, heartbeats).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::forward::client::{endpoint_url, http_client, now_ms};
+use crate::protocol::{self, EnrollRequest, EnrollResponse, Heartbeat, RotateResponse, Signed};
+use crate::CollectorError;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An enrolled collector's identity, as stored in its key file.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The SOC server's base URL.
+    pub server: String,
+    /// The id the server issued.
+    pub collector_id: String,
+    /// The agency the collector belongs to (every event it sends is stamped with it).
+    pub agency: String,
+    /// The HMAC key, base64.
+    pub key: String,
+    /// CA certificate file that signs the server's certificate, when not a public CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("Identity")
+            .field("server", &self.server)
+            .field("collector_id", &self.collector_id)
+            .field("agency", &self.agency)
+            .field("ca_file", &self.ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    /// Reads a key file.
+    pub fn load(path: &Path) -> Result<Self, CollectorError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CollectorError::Identity {
+            path: path.to_path_buf(),
+            reason: source.to_string(),
+        })?;
+        let identity: Identity =
+            serde_json::from_str(&text).map_err(|error| CollectorError::Identity {
+                path: path.to_path_buf(),
+                reason: format!("not a collector key file: {error}"),
+            })?;
+        identity.key_bytes().map_err(|_| CollectorError::Identity {
+            path: path.to_path_buf(),
+            reason: "the key is not base64".into(),
+        })?;
+        Ok(identity)
+    }
+
+    /// Writes the key file atomically (temp file, fsync, rename), readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), CollectorError> {
+        let failed = |reason: String| CollectorError::Identity {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = serde_json::to_vec_pretty(self).map_err(|error| failed(error.to_string()))?;
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| failed(error.to_string()))?;
+        }
+        let temporary = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options
+                .open(&temporary)
+                .map_err(|error| failed(error.to_string()))?;
+            #[cfg(unix)]
+            {
+                // The mode above applies only to a new file; an old temp file keeps its own.
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|error| failed(error.to_string()))?;
+            }
+            file.write_all(&text)
+                .map_err(|error| failed(error.to_string()))?;
+            file.sync_all().map_err(|error| failed(error.to_string()))?;
+        }
+        std::fs::rename(&temporary, path).map_err(|error| failed(error.to_string()))
+    }
+
+    /// The key's bytes.
+    pub fn key_bytes(&self) -> Result<Vec<u8>, CollectorError> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.key)
+            .map_err(|_| CollectorError::Protocol("the collector key is not base64".into()))
+    }
+
+    /// Asks the server for a new key and saves it to `path` before using it (the server keeps
+    /// the old key valid until the new one is first used, so a lost answer is harmless).
+    pub async fn rotate(&mut self, path: &Path) -> Result<(), CollectorError> {
+        let answer = self
+            .signed_post(protocol::ROTATE_PATH, b"{}".to_vec())
+            .await?;
+        let rotated: RotateResponse = serde_json::from_slice(&answer)
+            .map_err(|error| CollectorError::Protocol(format!("rotation answer: {error}")))?;
+        let mut next = self.clone();
+        next.key = rotated.key;
+        next.key_bytes()?;
+        next.save(path)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Sends a heartbeat.
+    pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), CollectorError> {
+        let body = serde_json::to_vec(heartbeat)
+            .map_err(|error| CollectorError::Protocol(format!("heartbeat: {error}")))?;
+        self.signed_post(protocol::HEARTBEAT_PATH, body)
+            .await
+            .map(|_| ())
+    }
+
+    async fn signed_post(&self, path: &str, body: Vec<u8>) -> Result<Vec<u8>, CollectorError> {
+        let client = http_client(self.ca_file.as_deref(), REQUEST_TIMEOUT)?;
+        let url = endpoint_url(&self.server, path)?;
+        let signed = Signed {
+            collector: self.collector_id.clone(),
+            sequence: 0,
+            time_ms: now_ms(),
+        };
+        let signature = protocol::sign(&self.key_bytes()?, path, &signed, &body);
+        let response = client
+            .post(url)
+            .header(protocol::HEADER_COLLECTOR, &signed.collector)
+            .header(protocol::HEADER_SEQUENCE, "0")
+            .header(protocol::HEADER_TIME, signed.time_ms.to_string())
+            .header(protocol::HEADER_SIGNATURE, signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| CollectorError::Protocol(format!("{}: {error}", self.server)))?;
+        read_answer(response).await
+    }
+}
+
+/// Exchanges a one-time enrollment token for an identity.
+pub async fn enroll(
+    server: &str,
+    token: &str,
+    name: &str,
+    ca_file: Option<&Path>,
+) -> Result<Identity, CollectorError> {
+    let client = http_client(ca_file, REQUEST_TIMEOUT)?;
+    let url = endpoint_url(server, protocol::ENROLL_PATH)?;
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default();
+    let request = EnrollRequest {
+        token: token.trim().to_owned(),
+        name: if name.is_empty() {
+            hostname.clone()
+        } else {
+            name.to_owned()
+        },
+        hostname,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let body = serde_json::to_vec(&request)
+        .map_err(|error| CollectorError::Protocol(format!("enrollment request: {error}")))?;
+    let response = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| CollectorError::Protocol(format!("{server}: {error}")))?;
+    let answer = read_answer(response).await?;
+    let enrolled: EnrollResponse = serde_json::from_slice(&answer)
+        .map_err(|error| CollectorError::Protocol(format!("enrollment answer: {error}")))?;
+    let identity = Identity {
+        server: server.trim_end_matches('/').to_owned(),
+        collector_id: enrolled.collector_id,
+        agency: enrolled.agency,
+        key: enrolled.key,
+        ca_file: ca_file.map(Path::to_path_buf),
+    };
+    identity.key_bytes()?;
+    Ok(identity)
+}
+
+async fn read_answer(response: reqwest::Response) -> Result<Vec<u8>, CollectorError> {
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| CollectorError::Protocol(format!("reading the answer: {error}")))?;
+    if status.is_success() {
+        return Ok(body.to_vec());
+    }
+    let message = serde_json::from_slice::<protocol::Rejection>(&body)
+        .map(|rejection| format!("{} ({})", rejection.message, rejection.reason))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
+    Err(CollectorError::Protocol(format!(
+        "the server answered {status}: {message}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_are_private_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = dir.path().join("etc/collector.key");
+        let identity = Identity {
+            server: "https://soc.example".into(),
+            collector_id: "c1".into(),
+            agency: "quan-1".into(),
+            key: base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+            ca_file: None,
+        };
+        identity
+            .save(&path)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(Identity::load(&path).ok(), Some(identity.clone()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(!format!("{identity:?}").contains(&identity.key));
+        std::fs::write(&path, "{}").unwrap_or_else(|error| panic!("{error}"));
+        assert!(Identity::load(&path).is_err());
+    }
+}

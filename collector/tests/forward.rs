@@ -1,0 +1,750 @@
+//! The forwarder against a real intake server on loopback (axum over hyper, plain HTTP and
+//! TLS with a self-signed certificate): the server checks every signature with
+//! `protocol::verify`, decodes every batch with `protocol::decode_batch`, and answers as the
+//! test scripts it to (acknowledge, fail with a status, refuse, or store and hang up).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use citysoc_collector::protocol::{self, IntakeAck, Rejection, Signed};
+use citysoc_collector::{
+    BufferConfig, DiskBuffer, Forwarder, ForwarderConfig, SyncPolicy, WhenFull,
+};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+const COLLECTOR: &str = "c-test";
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// What the server does with the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Ack,
+    Status(u16),
+    Refuse,
+    StoreThenHangUp,
+}
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    sequence: u64,
+    ids: Vec<String>,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Intake {
+    script: Mutex<VecDeque<Reply>>,
+    seen: Mutex<Vec<Seen>>,
+    /// Event ids stored, in order, duplicates included.
+    stored: Mutex<Vec<String>>,
+    bad_requests: AtomicU64,
+}
+
+impl Intake {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn stored(&self) -> Vec<String> {
+        self.stored.lock().unwrap().clone()
+    }
+
+    fn script(&self, replies: &[Reply]) {
+        self.script.lock().unwrap().extend(replies.iter().copied());
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn intake(
+    State(intake): State<Arc<Intake>>,
+    Extension(hang_up): Extension<Arc<Notify>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signed = Signed {
+        collector: header(&headers, protocol::HEADER_COLLECTOR),
+        sequence: header(&headers, protocol::HEADER_SEQUENCE)
+            .parse()
+            .unwrap_or(0),
+        time_ms: header(&headers, protocol::HEADER_TIME).parse().unwrap_or(0),
+    };
+    let signature = header(&headers, protocol::HEADER_SIGNATURE);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let valid = signed.collector == COLLECTOR
+        && (now - signed.time_ms).abs() < protocol::MAX_CLOCK_SKEW_MS
+        && protocol::verify(KEY, protocol::INTAKE_PATH, &signed, &body, &signature).is_ok();
+    let Ok(events) = protocol::decode_batch(&body) else {
+        intake.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !valid {
+        intake.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let reply = intake
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Ack);
+    let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    intake.seen.lock().unwrap().push(Seen {
+        sequence: signed.sequence,
+        ids: ids.clone(),
+        reply,
+    });
+    match reply {
+        Reply::Ack | Reply::StoreThenHangUp => {
+            intake.stored.lock().unwrap().extend(ids.iter().cloned());
+            if reply == Reply::StoreThenHangUp {
+                // Stored, and the answer never leaves: the connection is closed under it.
+                hang_up.notify_one();
+                std::future::pending::<()>().await;
+            }
+            Json(IntakeAck {
+                sequence: signed.sequence,
+                stored: ids.len() as u64,
+                duplicates: 0,
+            })
+            .into_response()
+        }
+        Reply::Status(status) => StatusCode::from_u16(status).unwrap().into_response(),
+        Reply::Refuse => (
+            StatusCode::BAD_REQUEST,
+            Json(Rejection {
+                reason: "bad_batch".into(),
+                message: "refused by the test".into(),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+struct TestServer {
+    address: SocketAddr,
+    intake: Arc<Intake>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> TestServer {
+    let address = listener.local_addr().unwrap();
+    let router = Router::new()
+        .route(protocol::INTAKE_PATH, post(self::intake))
+        .with_state(Arc::clone(&intake));
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let hang_up = Arc::new(Notify::new());
+            let service =
+                TowerToHyperService::new(router.clone().layer(Extension(Arc::clone(&hang_up))));
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let builder = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = builder.serve_connection(TokioIo::new(stream), service) => {}
+                            () = hang_up.notified() => {}
+                        }
+                    }
+                    None => {
+                        tokio::select! {
+                            _ = builder.serve_connection(TokioIo::new(stream), service) => {}
+                            () = hang_up.notified() => {}
+                        }
+                    }
+                }
+            });
+        }
+    });
+    TestServer {
+        address,
+        intake,
+        task,
+    }
+}
+
+async fn start_server() -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, Arc::new(Intake::default()), None).await
+}
+
+fn event_line(number: u64) -> Vec<u8> {
+    format!(
+        r#"{{"id":"event-{number:06}","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"unknown","raw":"line {number:06}"}}"#
+    )
+    .into_bytes()
+}
+
+fn ids(range: std::ops::Range<u64>) -> Vec<String> {
+    range.map(|number| format!("event-{number:06}")).collect()
+}
+
+fn open_buffer(dir: &Path, when_full: WhenFull, max_bytes: u64) -> Arc<DiskBuffer> {
+    Arc::new(
+        DiskBuffer::open(
+            dir,
+            BufferConfig {
+                max_bytes,
+                segment_bytes: 16 << 10,
+                when_full,
+                sync: SyncPolicy::EveryAppend,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+fn append(buffer: &DiskBuffer, range: std::ops::Range<u64>) {
+    let records: Vec<Vec<u8>> = range.map(event_line).collect();
+    buffer.append(&records, Duration::from_secs(5)).unwrap();
+}
+
+fn forwarder_config(url: String) -> ForwarderConfig {
+    ForwarderConfig {
+        batch_max_events: 10,
+        batch_max_bytes: 1 << 20,
+        linger: Duration::from_millis(20),
+        retry_initial: Duration::from_millis(20),
+        retry_max: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(5),
+        ..ForwarderConfig::new(url, COLLECTOR, KEY.to_vec())
+    }
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn drained(buffer: &DiskBuffer) -> bool {
+    buffer.stats().records == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_arrive_signed_in_order_with_increasing_numbers() {
+    let server = start_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..95);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    append(&buffer, 95..120);
+    wait_until("the buffer drains again", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+
+    assert_eq!(server.intake.stored(), ids(0..120));
+    assert_eq!(server.intake.bad_requests.load(Ordering::Relaxed), 0);
+    let seen = server.intake.seen();
+    let sequences: Vec<u64> = seen.iter().map(|seen| seen.sequence).collect();
+    assert_eq!(sequences, (1..=seen.len() as u64).collect::<Vec<_>>());
+    assert!(seen.iter().all(|seen| seen.ids.len() <= 10));
+    assert_eq!(stats.batches_acked, seen.len() as u64);
+    assert_eq!(stats.batches_sent, seen.len() as u64);
+    assert_eq!(stats.events_acked, 120);
+    assert_eq!(stats.retries, 0);
+    assert!(stats.last_ack_time_ms > 0);
+    assert_eq!(
+        buffer.next_sequence(),
+        seen.len() as u64 + 1,
+        "the next number is stored with the ack"
+    );
+    assert_eq!(buffer.stats().segments, 0, "delivered segments are deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_with_the_same_number_and_nothing_is_lost() {
+    let server = start_server().await;
+    server.intake.script(&[
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(500),
+        Reply::Ack,
+        Reply::Status(429),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..10);
+    append(&buffer, 10..20);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+
+    let seen = server.intake.seen();
+    let summary: Vec<(u64, Reply)> = seen
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, Reply::Status(503)),
+            (1, Reply::Status(503)),
+            (1, Reply::Status(500)),
+            (1, Reply::Ack),
+            (2, Reply::Status(429)),
+            (2, Reply::Ack),
+        ]
+    );
+    assert!(
+        seen[..4].iter().all(|attempt| attempt.ids == ids(0..10)),
+        "the same batch each time"
+    );
+    assert_eq!(server.intake.stored(), ids(0..20));
+    assert_eq!(stats.retries, 4);
+    assert_eq!(stats.batches_sent, 6);
+    assert_eq!(stats.batches_acked, 2);
+    assert!(stats.last_error.unwrap_or_default().contains("429"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_down_for_a_while_finds_everything_waiting() {
+    // A port with nobody listening, then a server on it.
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{address}")),
+    )
+    .unwrap();
+    let stats = forwarder.stats();
+    for chunk in 0..10 {
+        append(&buffer, chunk * 10..chunk * 10 + 10);
+    }
+    wait_until("some retries", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 5
+    })
+    .await;
+    assert_eq!(
+        buffer.stats().records,
+        100,
+        "the buffer holds everything while the server is down"
+    );
+    assert!(stats
+        .snapshot()
+        .last_error
+        .unwrap_or_default()
+        .contains("batch 1"));
+
+    let listener = TcpListener::bind(address).await.unwrap();
+    let server = serve(listener, Arc::new(Intake::default()), None).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    assert_eq!(server.intake.stored(), ids(0..100));
+    let sequences: Vec<u64> = server
+        .intake
+        .seen()
+        .iter()
+        .map(|seen| seen.sequence)
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=10).collect::<Vec<_>>(),
+        "numbering starts where it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_acknowledgement_resends_exactly_that_batch() {
+    let server = start_server().await;
+    server.intake.script(&[Reply::Ack, Reply::StoreThenHangUp]);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..30);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+
+    let seen = server.intake.seen();
+    let summary: Vec<(u64, Reply)> = seen
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, Reply::Ack),
+            (2, Reply::StoreThenHangUp),
+            (2, Reply::Ack),
+            (3, Reply::Ack)
+        ]
+    );
+    assert_eq!(seen[1].ids, ids(10..20));
+    assert_eq!(
+        seen[2].ids, seen[1].ids,
+        "the same records under the same number"
+    );
+    // The server saw batch 2 twice: dropping the copy is its job (by event id).
+    let mut expected = ids(0..20);
+    expected.extend(ids(10..30));
+    assert_eq!(server.intake.stored(), expected);
+    assert_eq!(stats.retries, 1);
+    assert_eq!(stats.events_acked, 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_in_flight_at_a_stop_goes_again_with_its_number_and_records() {
+    let server = start_server().await;
+    // The first attempt is stored but never answered; everything after fails until restart.
+    server.intake.script(&[
+        Reply::StoreThenHangUp,
+        Reply::Status(503),
+        Reply::Status(503),
+        Reply::Status(503),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..5);
+    let mut config = forwarder_config(format!("http://{}", server.address));
+    config.retry_initial = Duration::from_millis(200);
+    config.retry_max = Duration::from_millis(200);
+    let forwarder = Forwarder::start(Arc::clone(&buffer), config.clone()).unwrap();
+    wait_until("a retry", Duration::from_secs(20), || {
+        server.intake.seen().len() >= 2
+    })
+    .await;
+    forwarder.shutdown().await;
+    assert_eq!(buffer.stats().records, 5, "nothing acknowledged");
+    // More records arrive while the collector is down; the batch in flight must not grow.
+    append(&buffer, 5..9);
+    drop(buffer);
+
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    let acked: Vec<(u64, Vec<String>)> = server
+        .intake
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.reply == Reply::Ack)
+        .map(|seen| (seen.sequence, seen.ids))
+        .collect();
+    assert_eq!(acked, vec![(1, ids(0..5)), (2, ids(5..9))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_is_saved_and_counted_and_the_next_ones_go_on() {
+    let server = start_server().await;
+    server.intake.script(&[Reply::Ack, Reply::Refuse]);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..40);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+
+    let summary: Vec<(u64, Reply)> = server
+        .intake
+        .seen()
+        .iter()
+        .map(|seen| (seen.sequence, seen.reply))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, Reply::Ack),
+            (2, Reply::Refuse),
+            (3, Reply::Ack),
+            (4, Reply::Ack)
+        ]
+    );
+    let mut expected = ids(0..10);
+    expected.extend(ids(20..40));
+    assert_eq!(server.intake.stored(), expected);
+    assert_eq!(
+        (stats.rejected_batches, stats.rejected_events, stats.retries),
+        (1, 10, 0)
+    );
+
+    let rejected = dir.path().join(citysoc_collector::forward::REJECTED_DIR);
+    let events = std::fs::read_to_string(rejected.join(format!("{:020}-10-19.ndjson", 2))).unwrap();
+    let lines: Vec<String> = events.lines().map(str::to_string).collect();
+    let expected_lines: Vec<String> = (10..20)
+        .map(|n| String::from_utf8(event_line(n)).unwrap())
+        .collect();
+    assert_eq!(lines, expected_lines);
+    let reason: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rejected.join(format!("{:020}-10-19.rejection.json", 2))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reason["status"], 400);
+    assert_eq!(reason["reason"], "bad_batch");
+    assert_eq!(reason["events"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Room for about 20 events.
+    let frame = event_line(0).len() as u64 + 20;
+    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{address}")),
+    )
+    .unwrap();
+    let stats = forwarder.stats();
+    append(&buffer, 0..10);
+    wait_until("a batch is in flight", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 2
+    })
+    .await;
+    for chunk in 1..10 {
+        append(&buffer, chunk * 10..chunk * 10 + 10);
+    }
+    assert_eq!(buffer.stats().dropped, 80);
+
+    let listener = TcpListener::bind(address).await.unwrap();
+    let server = serve(listener, Arc::new(Intake::default()), None).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    let forwarder_stats = stats.snapshot();
+    let stored = server.intake.stored();
+    let dropped = buffer.stats().dropped;
+    // The newest survive, the oldest are gone; a batch already on the wire when its records
+    // were dropped may still arrive, and then they are not counted as dropped.
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "nothing twice: {stored:?}");
+    assert_eq!(
+        stored[stored.len() - 20..],
+        ids(80..100),
+        "{forwarder_stats:?}"
+    );
+    assert_eq!(
+        stored.len() as u64 + dropped,
+        100,
+        "delivered + dropped = appended"
+    );
+    assert!(
+        (70..=80).contains(&dropped) && forwarder_stats.dropped_before_delivery >= 10,
+        "{forwarder_stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_self_signed_certificate_and_its_ca_file() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("server-ca.pem");
+    std::fs::write(&ca_file, certified.cert.pem()).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(rustls_pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = serve(
+        listener,
+        Arc::new(Intake::default()),
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))),
+    )
+    .await;
+    let url = format!("https://localhost:{}", server.address.port());
+
+    // Without the CA file the server is not trusted: nothing is sent, the error says why.
+    let untrusted_dir = tempfile::tempdir().unwrap();
+    let untrusted = open_buffer(untrusted_dir.path(), WhenFull::Block, 1 << 20);
+    append(&untrusted, 0..5);
+    let forwarder =
+        Forwarder::start(Arc::clone(&untrusted), forwarder_config(url.clone())).unwrap();
+    let stats = forwarder.stats();
+    wait_until("a failed attempt", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 1
+    })
+    .await;
+    forwarder.shutdown().await;
+    let error = stats.snapshot().last_error.unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(server.intake.seen().is_empty());
+    assert_eq!(untrusted.stats().records, 5);
+
+    let buffer = open_buffer(&dir.path().join("buffer"), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..25);
+    let mut config = forwarder_config(url);
+    config.ca_file = Some(ca_file);
+    let forwarder = Forwarder::start(Arc::clone(&buffer), config).unwrap();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    assert_eq!(server.intake.stored(), ids(0..25));
+    assert_eq!(server.intake.bad_requests.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_prompt_while_waiting_to_retry() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..3);
+    let mut config = forwarder_config(format!("http://{address}"));
+    config.retry_initial = Duration::from_secs(30);
+    config.retry_max = Duration::from_secs(30);
+    let forwarder = Forwarder::start(Arc::clone(&buffer), config).unwrap();
+    let stats = forwarder.stats();
+    wait_until("a failed attempt", Duration::from_secs(20), || {
+        stats.snapshot().retries >= 1
+    })
+    .await;
+    let started = Instant::now();
+    forwarder.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(buffer.stats().records, 3);
+}
+
+#[test]
+fn settings_are_checked_with_every_problem_listed() {
+    let mut config = ForwarderConfig::new("http://soc.example.vn", "", Vec::new());
+    config.batch_max_events = 0;
+    config.ca_file = Some("/nonexistent/ca.pem".into());
+    let error = config.validate().unwrap_err().to_string();
+    for expected in [
+        "plain http",
+        "collector id",
+        "key is empty",
+        "batch_max_events",
+        "ca.pem",
+    ] {
+        assert!(
+            error.contains(expected),
+            "`{expected}` missing from: {error}"
+        );
+    }
+    assert!(
+        !format!("{config:?}").contains("0123"),
+        "the key never shows in logs"
+    );
+    let good = ForwarderConfig::new("https://soc.example.vn", "c-1", KEY.to_vec());
+    good.validate().unwrap();
+    assert!(!format!("{good:?}").contains("0123456789"));
+}
+
+#[test]
+fn starting_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    let error =
+        Forwarder::start(buffer, forwarder_config("http://127.0.0.1:9".into())).unwrap_err();
+    assert!(error.to_string().contains("tokio runtime"), "{error}");
+}

@@ -1,0 +1,135 @@
+//! The real collector code (identity, disk buffer, forwarder from the `collector` crate)
+//! against the real server over TLS: both sides of the protocol agree.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use citysoc_collector::identity::{self, Identity};
+use citysoc_collector::protocol::Heartbeat;
+use citysoc_collector::{
+    BufferConfig, DiskBuffer, Forwarder, ForwarderConfig, SyncPolicy, WhenFull,
+};
+use citysoc_console::{ServerConfig, TlsFiles};
+use common::TestServer;
+
+fn line(number: u64) -> Vec<u8> {
+    format!(
+        r#"{{"id":"ev-{number:06}","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","agency":"forged","source":{{"transport":"udp"}},"format":"unknown","raw":"line {number}"}}"#
+    )
+    .into_bytes()
+}
+
+async fn drain(buffer: &Arc<DiskBuffer>, identity: &Identity, ca: &Path) {
+    let config = ForwarderConfig {
+        batch_max_events: 100,
+        linger: Duration::from_millis(20),
+        retry_initial: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
+        ca_file: Some(ca.to_path_buf()),
+        ..ForwarderConfig::new(
+            identity.server.clone(),
+            identity.collector_id.clone(),
+            identity.key_bytes().unwrap(),
+        )
+    };
+    let forwarder = Forwarder::start(buffer.clone(), config).unwrap();
+    let started = Instant::now();
+    while buffer.stats().records > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "buffer not drained: {:?}",
+            forwarder.stats().snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = forwarder.stats().snapshot();
+    assert_eq!(stats.rejected_batches, 0, "{stats:?}");
+    forwarder.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_enrolls_forwards_rotates_and_reports_to_the_server() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let ca = work.path().join("server-ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let tls = TlsFiles {
+        cert: work.path().join("server.crt"),
+        key: work.path().join("server.key"),
+    };
+    std::fs::write(&tls.cert, certified.cert.pem()).unwrap();
+    std::fs::write(&tls.key, certified.signing_key.serialize_pem()).unwrap();
+    let config = ServerConfig {
+        tls: Some(tls),
+        ..ServerConfig::new(data.path())
+    };
+    let server = TestServer::start_with(data, config, "https", common::plain_client()).await;
+    let url = format!("https://localhost:{}", server.address.port());
+
+    let token = server.token("phuong-ben-nghe");
+    let mut identity = identity::enroll(&url, &token, "log01", Some(&ca))
+        .await
+        .unwrap();
+    assert_eq!(identity.agency, "phuong-ben-nghe");
+    let identity_file = work.path().join("identity.json");
+    identity.save(&identity_file).unwrap();
+
+    let buffer = Arc::new(
+        DiskBuffer::open(
+            &work.path().join("buffer"),
+            BufferConfig {
+                max_bytes: 64 << 20,
+                segment_bytes: 1 << 20,
+                when_full: WhenFull::Block,
+                sync: SyncPolicy::EveryAppend,
+            },
+        )
+        .unwrap(),
+    );
+    let records: Vec<Vec<u8>> = (0..1000).map(line).collect();
+    buffer.append(&records, Duration::from_secs(5)).unwrap();
+    drain(&buffer, &identity, &ca).await;
+    assert_eq!(server.stored_count(), 1000);
+    assert!(server
+        .stored()
+        .iter()
+        .all(|event| event.agency.as_deref() == Some("phuong-ben-nghe")));
+
+    // Rotate, then forward more with the new key; the old key stops working after that.
+    let old_key = identity.key_bytes().unwrap();
+    identity.rotate(&identity_file).await.unwrap();
+    assert_ne!(identity.key_bytes().unwrap(), old_key);
+    let records: Vec<Vec<u8>> = (1000..1500).map(line).collect();
+    buffer.append(&records, Duration::from_secs(5)).unwrap();
+    drain(&buffer, &identity, &ca).await;
+    assert_eq!(server.stored_count(), 1500);
+
+    identity
+        .send_heartbeat(&Heartbeat {
+            version: "0.1.0".into(),
+            uptime_seconds: 42,
+            ..Heartbeat::default()
+        })
+        .await
+        .unwrap();
+    let record = server
+        .registry
+        .collector(&identity.collector_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.last_heartbeat.map(|h| h.uptime_seconds), Some(42));
+    assert_eq!(record.events, 1500);
+    assert_eq!(record.gaps, 0);
+    assert_eq!(
+        record.rejected.values().sum::<u64>(),
+        0,
+        "{:?}",
+        record.rejected
+    );
+}
