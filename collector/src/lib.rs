@@ -4,22 +4,37 @@
 //! Records enter as bytes (a syslog datagram, a TCP stream, a file, an EVTX file, an agent's
 //! NDJSON post). [`framing`] cuts streams into records, [`parse`] turns each record into one
 //! normalized [`Event`] with the pure nom parsers in [`format`], and the event leaves as JSON
-//! towards detection and the index. Nothing here does I/O; sources, the disk buffer and the
-//! forwarder will sit on top of these modules.
+//! towards detection and the index. Those modules do no I/O. On top of them, the running
+//! collector: [`config`] (`collector.toml`, every problem listed), the sources (UDP, TCP, TLS,
+//! file tail, HTTP intake) that read sockets and files and feed the [`pipeline`], which hands
+//! serialized events to an [`EventSink`] (the local archive [`NdjsonFileSink`], the disk
+//! buffer), [`metrics`] for `/metrics` and heartbeats, and [`RunningCollector`] tying them
+//! together.
 //!
 //! Two promises hold everywhere in this crate: no input makes it panic, and no record is
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
 //! [`ParseError`] saying what was wrong and at which byte).
 
+pub mod config;
 mod error;
 pub mod event;
 pub mod format;
 pub mod framing;
 pub mod logsource;
+pub mod metrics;
 pub mod parse;
+pub mod pipeline;
 pub mod protocol;
+mod service;
+pub mod sink;
+pub mod sources;
 pub mod timestamp;
+pub mod tls;
 
+pub use config::CollectorConfig;
 pub use error::CollectorError;
 pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};
+pub use service::RunningCollector;
+pub use sink::{EventSink, NdjsonFileSink, TeeSink};
+pub use sources::CollectorIdentity;
