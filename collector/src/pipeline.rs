@@ -18,9 +18,10 @@ use tokio::task::JoinHandle;
 use crate::metrics::{CollectorMetrics, DropReason};
 use crate::sink::EventSink;
 
-/// Batches waiting for the sink, at most. With a few hundred events per batch this is a few
-/// seconds of a busy collector: enough to ride out an fsync, small enough to bound memory.
-pub const CHANNEL_BATCHES: usize = 256;
+/// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 500
+/// syslog lines, 350 KB of JSON), so this bounds the pipeline to about 11 MB, and holds tens
+/// of milliseconds of a busy collector: enough to ride out an fsync.
+pub const CHANNEL_BATCHES: usize = 32;
 /// The writer joins queued batches into one sink write up to this many lines.
 const COALESCE_LINES: usize = 8192;
 

@@ -210,7 +210,14 @@ fn read_table<T: DeserializeOwned + Default>(
             Ok(_) => {
                 good.insert(key.clone(), value.clone());
             }
-            Err(error) => problems.add(key_path, clean_serde_message(&error.to_string())),
+            Err(error) => {
+                let message = clean_serde_message(&error.to_string());
+                // The path already names the key.
+                let message = message
+                    .strip_suffix(&format!(" in `{key}`"))
+                    .map_or(message.clone(), str::to_owned);
+                problems.add(key_path, message);
+            }
         }
     }
     match toml::Value::Table(good).try_into::<T>() {
