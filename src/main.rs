@@ -2,6 +2,7 @@
 //! own module; the work is done by the library crates.
 
 mod clickhouse_target;
+mod collector_command;
 mod detection;
 mod hunt_command;
 mod import_command;
@@ -43,6 +44,10 @@ enum Command {
     Search(search_command::SearchArgs),
     /// Drop stored days older than each agency's retention.
     Retention(retention_command::RetentionArgs),
+    /// Run a collector (syslog UDP/TCP/TLS, file tail, agent HTTP intake) or check its
+    /// configuration.
+    #[command(subcommand)]
+    Collector(collector_command::CollectorCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -54,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Import(args) => import_command::run(args),
         Command::Search(args) => search_command::run(args),
         Command::Retention(args) => retention_command::run(args),
+        Command::Collector(command) => collector_command::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
