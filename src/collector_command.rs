@@ -21,7 +21,7 @@ pub enum CollectorCommand {
     /// Check a configuration file and list every problem (exit code 1 if there is any).
     Check(CheckArgs),
     /// Run the collector until SIGTERM or Ctrl-C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Arguments of `citysoc collector check`.
@@ -81,7 +81,7 @@ pub struct RunArgs {
 pub fn run(command: CollectorCommand) -> anyhow::Result<()> {
     match command {
         CollectorCommand::Check(args) => check(args),
-        CollectorCommand::Run(args) => run_collector(args),
+        CollectorCommand::Run(args) => run_collector(*args),
     }
 }
 

@@ -127,3 +127,27 @@ receive_buffer = "256 KiB"
         "delivered {delivered} + pipeline drops {pipeline} + kernel drops {kernel} must equal sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_datagram_from_the_same_port_after_a_restart_is_a_new_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let harness = start_in(dir.path(), UDP_SOURCE).await;
+        sender
+            .send_to(b"<14>camera-03: tamper alarm", harness.address("fw"))
+            .unwrap();
+        harness.wait_for_events("fw", 1).await;
+        harness.collector.stop().await;
+    }
+    for event in read_events(&dir.path().join("archive.ndjson")) {
+        assert_eq!(event["raw"], "<14>camera-03: tamper alarm");
+        ids.push(event["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 2);
+    assert_ne!(
+        ids[0], ids[1],
+        "the server would drop the second as a duplicate"
+    );
+}

@@ -41,8 +41,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 struct IntakeState {
     source: Arc<SourceRuntime>,
-    /// Record numbers are reserved per request from one counter, so two requests never give
-    /// the same event id to different records.
+    /// Record numbers are reserved per request from one counter that starts at the start
+    /// time (see `run_sequence_base`), so two requests, in this run or another, never give the
+    /// same event id to different records.
     next_sequence: Arc<AtomicU64>,
     max_body: usize,
 }
@@ -83,7 +84,7 @@ pub(crate) async fn run(
 ) {
     let state = IntakeState {
         source: source.clone(),
-        next_sequence: Arc::new(AtomicU64::new(1)),
+        next_sequence: Arc::new(AtomicU64::new(super::run_sequence_base())),
         max_body,
     };
     let app = router(state).into_make_service_with_connect_info::<PeerAddress>();

@@ -97,6 +97,18 @@ impl SourceRuntime {
     }
 }
 
+/// The first record number of a source whose records are not numbered within a connection
+/// or a file (UDP datagrams, HTTP posts): the start time in microseconds since 1970. Event
+/// ids hash the peer address, the record number and the bytes, so a number that restarted at
+/// 1 after a restart would give a record the id of an identical one from the previous run
+/// (a device that sends the same text from the same port), and the server would drop it as a
+/// duplicate. Runs of a source cannot overlap: that would take more than one record per
+/// microsecond for the whole of the previous run. (The number fits a JSON double exactly.)
+pub(crate) fn run_sequence_base() -> u64 {
+    let micros = chrono::Utc::now().timestamp_micros();
+    u64::try_from(micros).unwrap_or(0).max(1)
+}
+
 /// What [`decode_frames`] did with a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Framed {

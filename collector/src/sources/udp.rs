@@ -3,6 +3,9 @@
 //! `datagram_truncated` and counted, never dropped silently. UDP cannot push back, so when
 //! the pipeline stays full for [`PIPELINE_WAIT`] the datagrams are counted as dropped; the
 //! kernel's own drops (receive buffer full) are read from the kernel every second.
+//!
+//! Datagrams are numbered across the source (`source.sequence`) from the source's start time
+//! in microseconds, so event ids never repeat across restarts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,7 +52,8 @@ pub(crate) async fn run(
     // One byte more than the limit: a datagram that fills it was longer than the limit.
     let mut datagram = vec![0u8; max_frame + 1];
     let mut context = source.context(None);
-    let mut sequence: u64 = 0;
+    // Numbered from the start time, not from 1: see `run_sequence_base`.
+    let mut sequence: u64 = super::run_sequence_base() - 1;
     let mut events = Vec::new();
     let mut next_kernel_check = Instant::now();
     loop {
