@@ -2,6 +2,7 @@
 //! own module; the work is done by the library crates.
 
 mod clickhouse_target;
+mod collector_command;
 mod detection;
 mod hunt_command;
 mod import_command;
@@ -46,6 +47,10 @@ enum Command {
     Retention(retention_command::RetentionArgs),
     /// Run the server collectors forward to; manage enrollment tokens and collectors.
     Server(server_command::ServerArgs),
+    /// Run a collector (syslog UDP/TCP/TLS, file tail, agent HTTP intake) or check its
+    /// configuration.
+    #[command(subcommand)]
+    Collector(collector_command::CollectorCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Search(args) => search_command::run(args),
         Command::Retention(args) => retention_command::run(args),
         Command::Server(args) => server_command::run(args),
+        Command::Collector(command) => collector_command::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

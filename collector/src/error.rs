@@ -100,4 +100,50 @@ pub enum CollectorError {
     /// A forwarder setting that cannot work (server URL, key, CA file, sizes).
     #[error("invalid forwarder configuration: {0}")]
     InvalidForwarderConfig(String),
+    /// An I/O operation on a named thing (a file, a socket, an address) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the file or address.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The collector configuration has problems; every one found is listed.
+    #[error("{}", format_config_problems(.file, .problems))]
+    Config {
+        /// The configuration file (or `command line` for the quick start).
+        file: String,
+        /// Every problem found, each with the key it is about.
+        problems: Vec<crate::config::ConfigProblem>,
+    },
+    /// A TLS certificate, key or CA file that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A sink (local archive, disk buffer) refused a write.
+    #[error("sink: {0}")]
+    Sink(String),
+}
+
+impl CollectorError {
+    /// An [`CollectorError::Io`] saying what was being done.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        CollectorError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+fn format_config_problems(file: &str, problems: &[crate::config::ConfigProblem]) -> String {
+    let mut text = format!(
+        "{file}: {} problem{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        text.push_str("\n  - ");
+        text.push_str(&problem.to_string());
+    }
+    text
 }

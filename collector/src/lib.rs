@@ -4,16 +4,21 @@
 //! Records enter as bytes (a syslog datagram, a TCP stream, a file, an EVTX file, an agent's
 //! NDJSON post). [`framing`] cuts streams into records, [`parse`] turns each record into one
 //! normalized [`Event`] with the pure nom parsers in [`format`], and the event leaves as JSON
-//! towards detection and the index. Those modules do no I/O. On top of them, [`buffer`] keeps
-//! serialized events on disk (a write-ahead log that survives kill -9 and power loss) and
-//! [`forward`] sends them to the SOC server as signed batches ([`protocol`]), removing them from
-//! the buffer only once the server has acknowledged them.
+//! towards detection and the index. Those modules do no I/O. On top of them, the running
+//! collector: [`config`] (`collector.toml`, every problem listed), the sources (UDP, TCP, TLS,
+//! file tail, HTTP intake) that read sockets and files and feed the [`pipeline`], which hands
+//! serialized events to an [`EventSink`] (the local archive [`NdjsonFileSink`], the disk
+//! [`buffer`], a write-ahead log that survives kill -9 and power loss), [`forward`] sending
+//! the buffer to the SOC server as signed batches ([`protocol`]) and removing them only once
+//! acknowledged, [`identity`] (enrollment, key file), [`metrics`] for `/metrics` and
+//! heartbeats, and [`RunningCollector`] tying them together.
 //!
 //! Two promises hold everywhere in this crate: no input makes it panic, and no record is
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
 //! [`ParseError`] saying what was wrong and at which byte).
 
 pub mod buffer;
+pub mod config;
 mod error;
 pub mod event;
 pub mod format;
@@ -21,12 +26,22 @@ pub mod forward;
 pub mod framing;
 pub mod identity;
 pub mod logsource;
+pub mod metrics;
 pub mod parse;
+pub mod pipeline;
 pub mod protocol;
+mod service;
+pub mod sink;
+pub mod sources;
 pub mod timestamp;
+pub mod tls;
 
 pub use buffer::{BufferConfig, BufferStats, DiskBuffer, Offset, SyncPolicy, WhenFull};
+pub use config::CollectorConfig;
 pub use error::CollectorError;
 pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
 pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};
+pub use service::RunningCollector;
+pub use sink::{EventSink, NdjsonFileSink, TeeSink};
+pub use sources::CollectorIdentity;

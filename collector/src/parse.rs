@@ -391,6 +391,33 @@ impl Decoder {
         &self.context
     }
 
+    /// Sets when the next records were read: a long-lived stream (a TCP connection, a tailed
+    /// file) is read over hours, and each record's `received_at` (and the year of BSD times)
+    /// must be the time of its own read.
+    pub fn set_received_at(&mut self, received_at: DateTime<Utc>) {
+        self.context.received_at = received_at;
+    }
+
+    /// The sequence number the next record gets.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// Continues numbering at `sequence` (at least 1): a tailed file resumed from its checkpoint
+    /// gives its records the numbers, and so the event ids, they had before the restart, so a
+    /// record read twice after a crash is a duplicate the server drops, and a new record never
+    /// collides with an old one.
+    pub fn set_next_sequence(&mut self, sequence: u64) {
+        self.next_sequence = sequence.max(1);
+    }
+
+    /// True while records given to [`Decoder::decode`] have not yet come out as events (an
+    /// auditd event or a JSON document still open). A source that checkpoints its position
+    /// only does so when this is false, or after [`Decoder::finish`].
+    pub fn holds_records(&self) -> bool {
+        self.json_continuation.is_open() || self.audit_grouper.has_open_events()
+    }
+
     /// Decodes one framed record, appending the events it completes to `out` (none while an
     /// auditd event or a multi-line JSON document is still open, several when a record closes
     /// earlier groups).

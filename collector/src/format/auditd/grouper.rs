@@ -199,6 +199,11 @@ impl AuditGrouper {
         }
     }
 
+    /// True while some audit event is open (records received, event not yet handed out).
+    pub fn has_open_events(&self) -> bool {
+        !self.open.is_empty()
+    }
+
     /// What the grouper has done so far.
     pub fn stats(&self) -> AuditGrouperStats {
         self.stats

@@ -1,0 +1,583 @@
+//! Counters of every source and of the sink, read as [`SourceHealth`] for heartbeats and as
+//! Prometheus text on `/metrics`. Every place a record can be dropped has its own
+//! [`DropReason`], so "how many were lost, and why" always has an answer.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::protocol::SourceHealth;
+
+/// Why records were lost before reaching the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A UDP datagram longer than `max_frame`: the first `max_frame` bytes are kept in an
+    /// event flagged `datagram_truncated`, the rest is lost.
+    DatagramTruncated,
+    /// UDP datagrams that arrived while the pipeline stayed full (the sink blocked).
+    PipelineFull,
+    /// The sink refused a write.
+    SinkFailed,
+    /// Datagrams the kernel dropped because the socket's receive buffer was full.
+    KernelReceiveBuffer,
+    /// An event that could not be serialized.
+    EncodeFailed,
+}
+
+impl DropReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [DropReason; 5] = [
+        DropReason::DatagramTruncated,
+        DropReason::PipelineFull,
+        DropReason::SinkFailed,
+        DropReason::KernelReceiveBuffer,
+        DropReason::EncodeFailed,
+    ];
+
+    /// The label value in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::DatagramTruncated => "datagram_truncated",
+            DropReason::PipelineFull => "pipeline_full",
+            DropReason::SinkFailed => "sink_failed",
+            DropReason::KernelReceiveBuffer => "kernel_receive_buffer",
+            DropReason::EncodeFailed => "encode_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Kinds of errors a source meets (none of them loses a record by itself; drops are counted
+/// separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceErrorKind {
+    /// `accept` failed (out of file descriptors, …).
+    Accept,
+    /// Reading a socket or file failed.
+    Read,
+    /// A TLS client failed the handshake (wrong CA, plain text sent to the TLS port, …).
+    TlsHandshake,
+    /// A connection refused because the source had `max_connections` already.
+    TooManyConnections,
+    /// A file could not be opened or examined.
+    File,
+    /// A tailed file was rotated away while the collector was stopped and could not be found
+    /// again: lines written to it after the last checkpoint may be missing.
+    RotatedWhileStopped,
+    /// An HTTP request was refused (bad encoding, too large, bad method).
+    HttpRequest,
+    /// An HTTP request was answered 503 because the pipeline stayed full.
+    HttpBusy,
+}
+
+impl SourceErrorKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [SourceErrorKind; 8] = [
+        SourceErrorKind::Accept,
+        SourceErrorKind::Read,
+        SourceErrorKind::TlsHandshake,
+        SourceErrorKind::TooManyConnections,
+        SourceErrorKind::File,
+        SourceErrorKind::RotatedWhileStopped,
+        SourceErrorKind::HttpRequest,
+        SourceErrorKind::HttpBusy,
+    ];
+
+    /// The label value in `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceErrorKind::Accept => "accept",
+            SourceErrorKind::Read => "read",
+            SourceErrorKind::TlsHandshake => "tls_handshake",
+            SourceErrorKind::TooManyConnections => "too_many_connections",
+            SourceErrorKind::File => "file",
+            SourceErrorKind::RotatedWhileStopped => "rotated_while_stopped",
+            SourceErrorKind::HttpRequest => "http_request",
+            SourceErrorKind::HttpBusy => "http_busy",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The counters of one source.
+#[derive(Debug)]
+pub struct SourceMetrics {
+    name: String,
+    source_type: &'static str,
+    records_in: AtomicU64,
+    bytes_in: AtomicU64,
+    events_out: AtomicU64,
+    unparsed_events: AtomicU64,
+    fragments: AtomicU64,
+    blank_records: AtomicU64,
+    connections_active: AtomicU64,
+    connections_total: AtomicU64,
+    rotations: AtomicU64,
+    truncations: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+    errors: [AtomicU64; SourceErrorKind::ALL.len()],
+}
+
+impl SourceMetrics {
+    /// Zeroed counters for a source.
+    pub fn new(name: &str, source_type: &'static str) -> Self {
+        SourceMetrics {
+            name: name.to_owned(),
+            source_type,
+            records_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            unparsed_events: AtomicU64::new(0),
+            fragments: AtomicU64::new(0),
+            blank_records: AtomicU64::new(0),
+            connections_active: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
+            truncations: AtomicU64::new(0),
+            drops: Default::default(),
+            errors: Default::default(),
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Records (datagrams, frames, lines, posted documents) read, and their bytes.
+    pub fn add_records_in(&self, records: u64, bytes: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes read (for streams, counted as they arrive).
+    pub fn add_bytes_in(&self, bytes: u64) {
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records read (for streams, counted when framed).
+    pub fn add_records(&self, records: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Events the sink accepted.
+    pub fn add_events_out(&self, events: u64) {
+        self.events_out.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// Events no parser understood (kept as `format: unknown`).
+    pub fn add_unparsed(&self, events: u64) {
+        self.unparsed_events.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// Pieces of records longer than `max_frame` (each kept as its own event).
+    pub fn add_fragments(&self, pieces: u64) {
+        self.fragments.fetch_add(pieces, Ordering::Relaxed);
+    }
+
+    /// Empty datagrams and blank lines: nothing to keep, counted so they are not invisible.
+    pub fn add_blank(&self, records: u64) {
+        self.blank_records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Records lost, and why.
+    pub fn add_drops(&self, reason: DropReason, records: u64) {
+        self.drops[reason.index()].fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Sets the kernel's drop count for the source's socket (read from the kernel, which
+    /// keeps the running total itself).
+    pub fn set_kernel_drops(&self, total: u64) {
+        self.drops[DropReason::KernelReceiveBuffer.index()].store(total, Ordering::Relaxed);
+    }
+
+    /// An error.
+    pub fn add_error(&self, kind: SourceErrorKind) {
+        self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection opened.
+    pub fn connection_opened(&self) {
+        self.connections_active.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn connection_closed(&self) {
+        // Saturating: a close is never counted without its open, but a gauge must not wrap.
+        let _ =
+            self.connections_active
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |active| {
+                    Some(active.saturating_sub(1))
+                });
+    }
+
+    /// Connections open now.
+    pub fn connections_active(&self) -> u64 {
+        self.connections_active.load(Ordering::Relaxed)
+    }
+
+    /// A tailed file was rotated (renamed away and replaced).
+    pub fn add_rotation(&self) {
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A tailed file was truncated in place (copytruncate).
+    pub fn add_truncation(&self) {
+        self.truncations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records read so far.
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+
+    /// Events the sink accepted so far.
+    pub fn events_out(&self) -> u64 {
+        self.events_out.load(Ordering::Relaxed)
+    }
+
+    /// Records dropped for `reason` so far.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Errors of `kind` so far.
+    pub fn errors(&self, kind: SourceErrorKind) -> u64 {
+        self.errors[kind.index()].load(Ordering::Relaxed)
+    }
+
+    /// Unparsed events so far.
+    pub fn unparsed(&self) -> u64 {
+        self.unparsed_events.load(Ordering::Relaxed)
+    }
+
+    /// Rotations seen so far.
+    pub fn rotations(&self) -> u64 {
+        self.rotations.load(Ordering::Relaxed)
+    }
+
+    /// Truncations seen so far.
+    pub fn truncations(&self) -> u64 {
+        self.truncations.load(Ordering::Relaxed)
+    }
+
+    /// The heartbeat's view.
+    pub fn health(&self) -> SourceHealth {
+        SourceHealth {
+            events_in: self.records_in(),
+            events_out: self.events_out(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|reason| self.drops(*reason))
+                .sum(),
+            errors: SourceErrorKind::ALL
+                .iter()
+                .map(|kind| self.errors(*kind))
+                .sum(),
+        }
+    }
+}
+
+/// Counters of the sink side of the pipeline.
+#[derive(Debug, Default)]
+pub struct SinkMetrics {
+    /// Successful writes (batches).
+    pub writes: AtomicU64,
+    /// Events written.
+    pub events: AtomicU64,
+    /// Failed writes.
+    pub write_errors: AtomicU64,
+    /// Flushes.
+    pub flushes: AtomicU64,
+    /// Failed flushes.
+    pub flush_errors: AtomicU64,
+}
+
+type ExtraRenderer = Box<dyn Fn(&mut String) + Send + Sync>;
+
+/// All counters of a running collector.
+pub struct CollectorMetrics {
+    sources: Vec<Arc<SourceMetrics>>,
+    /// The sink's counters.
+    pub sink: SinkMetrics,
+    started: Instant,
+    config_hash: String,
+    extra: Mutex<Vec<ExtraRenderer>>,
+}
+
+impl std::fmt::Debug for CollectorMetrics {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CollectorMetrics")
+            .field("sources", &self.sources)
+            .field("sink", &self.sink)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CollectorMetrics {
+    /// Counters for these sources.
+    pub fn new(sources: Vec<Arc<SourceMetrics>>, config_hash: &str) -> Self {
+        CollectorMetrics {
+            sources,
+            sink: SinkMetrics::default(),
+            started: Instant::now(),
+            config_hash: config_hash.to_owned(),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Every source's counters, in configuration order.
+    pub fn sources(&self) -> &[Arc<SourceMetrics>] {
+        &self.sources
+    }
+
+    /// One source's counters.
+    pub fn source(&self, name: &str) -> Option<&Arc<SourceMetrics>> {
+        self.sources.iter().find(|source| source.name == name)
+    }
+
+    /// Per source name, for the heartbeat.
+    pub fn health(&self) -> BTreeMap<String, SourceHealth> {
+        self.sources
+            .iter()
+            .map(|source| (source.name.clone(), source.health()))
+            .collect()
+    }
+
+    /// Seconds since start.
+    pub fn uptime_seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Adds text to `/metrics` (the disk buffer and the forwarder register theirs here).
+    pub fn add_renderer(&self, renderer: impl Fn(&mut String) + Send + Sync + 'static) {
+        if let Ok(mut extra) = self.extra.lock() {
+            extra.push(Box::new(renderer));
+        }
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        header(
+            &mut out,
+            "citysoc_collector_info",
+            "gauge",
+            "Collector version and configuration hash.",
+        );
+        let _ = writeln!(
+            out,
+            "citysoc_collector_info{{version=\"{}\",config_hash=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            self.config_hash
+        );
+        header(
+            &mut out,
+            "citysoc_collector_uptime_seconds",
+            "gauge",
+            "Seconds since the collector started.",
+        );
+        let _ = writeln!(
+            out,
+            "citysoc_collector_uptime_seconds {}",
+            self.uptime_seconds()
+        );
+
+        type Reader = fn(&SourceMetrics) -> u64;
+        let per_source: [(&str, &str, &str, Reader); 10] = [
+            (
+                "citysoc_collector_records_in_total",
+                "counter",
+                "Records read (datagrams, frames, lines, posted documents).",
+                |s| s.records_in(),
+            ),
+            (
+                "citysoc_collector_bytes_in_total",
+                "counter",
+                "Bytes read.",
+                |s| s.bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "citysoc_collector_events_out_total",
+                "counter",
+                "Events accepted by the sink.",
+                |s| s.events_out(),
+            ),
+            (
+                "citysoc_collector_unparsed_events_total",
+                "counter",
+                "Events no parser understood (kept with format unknown).",
+                |s| s.unparsed(),
+            ),
+            (
+                "citysoc_collector_fragments_total",
+                "counter",
+                "Pieces of records longer than max_frame (each kept as an event).",
+                |s| s.fragments.load(Ordering::Relaxed),
+            ),
+            (
+                "citysoc_collector_blank_records_total",
+                "counter",
+                "Empty datagrams and blank lines (nothing to keep).",
+                |s| s.blank_records.load(Ordering::Relaxed),
+            ),
+            (
+                "citysoc_collector_connections_active",
+                "gauge",
+                "Connections open now.",
+                |s| s.connections_active(),
+            ),
+            (
+                "citysoc_collector_connections_total",
+                "counter",
+                "Connections accepted.",
+                |s| s.connections_total.load(Ordering::Relaxed),
+            ),
+            (
+                "citysoc_collector_file_rotations_total",
+                "counter",
+                "Rotations of tailed files followed.",
+                |s| s.rotations(),
+            ),
+            (
+                "citysoc_collector_file_truncations_total",
+                "counter",
+                "Truncations of tailed files followed.",
+                |s| s.truncations(),
+            ),
+        ];
+        for (name, kind, help, read) in per_source {
+            header(&mut out, name, kind, help);
+            for source in &self.sources {
+                let _ = writeln!(
+                    out,
+                    "{name}{{source=\"{}\",type=\"{}\"}} {}",
+                    source.name,
+                    source.source_type,
+                    read(source)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "citysoc_collector_dropped_total",
+            "counter",
+            "Records lost before the sink, by reason.",
+        );
+        for source in &self.sources {
+            for reason in DropReason::ALL {
+                let _ = writeln!(
+                    out,
+                    "citysoc_collector_dropped_total{{source=\"{}\",type=\"{}\",reason=\"{}\"}} {}",
+                    source.name,
+                    source.source_type,
+                    reason.as_str(),
+                    source.drops(reason)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "citysoc_collector_source_errors_total",
+            "counter",
+            "Source errors, by kind.",
+        );
+        for source in &self.sources {
+            for kind in SourceErrorKind::ALL {
+                let _ = writeln!(
+                    out,
+                    "citysoc_collector_source_errors_total{{source=\"{}\",type=\"{}\",kind=\"{}\"}} {}",
+                    source.name,
+                    source.source_type,
+                    kind.as_str(),
+                    source.errors(kind)
+                );
+            }
+        }
+        let sink: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "citysoc_collector_sink_writes_total",
+                "Batches written to the sink.",
+                &self.sink.writes,
+            ),
+            (
+                "citysoc_collector_sink_events_total",
+                "Events written to the sink.",
+                &self.sink.events,
+            ),
+            (
+                "citysoc_collector_sink_write_errors_total",
+                "Failed sink writes (their events are counted as dropped, reason sink_failed).",
+                &self.sink.write_errors,
+            ),
+            (
+                "citysoc_collector_sink_flushes_total",
+                "Sink flushes.",
+                &self.sink.flushes,
+            ),
+            (
+                "citysoc_collector_sink_flush_errors_total",
+                "Failed sink flushes.",
+                &self.sink.flush_errors,
+            ),
+        ];
+        for (name, help, value) in sink {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        if let Ok(extra) = self.extra.lock() {
+            for render in extra.iter() {
+                render(&mut out);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_sums_drops_and_errors_and_text_names_every_reason() {
+        let source = Arc::new(SourceMetrics::new("fw", "udp"));
+        source.add_records_in(10, 1000);
+        source.add_events_out(9);
+        source.add_drops(DropReason::DatagramTruncated, 1);
+        source.set_kernel_drops(5);
+        source.add_error(SourceErrorKind::Read);
+        let metrics = CollectorMetrics::new(vec![source], "abc");
+        let health = metrics.health();
+        assert_eq!(
+            health.get("fw"),
+            Some(&SourceHealth {
+                events_in: 10,
+                events_out: 9,
+                drops: 6,
+                errors: 1
+            })
+        );
+        metrics.add_renderer(|out| out.push_str("extra_metric 1\n"));
+        let text = metrics.render_prometheus();
+        assert!(text.contains(
+            "citysoc_collector_dropped_total{source=\"fw\",type=\"udp\",reason=\"kernel_receive_buffer\"} 5"
+        ));
+        assert!(text.contains("citysoc_collector_records_in_total{source=\"fw\",type=\"udp\"} 10"));
+        assert!(text.contains("config_hash=\"abc\""));
+        assert!(text.ends_with("extra_metric 1\n"));
+    }
+}

@@ -1,0 +1,320 @@
+//! Where parsed events go: the [`EventSink`] trait, the local NDJSON archive
+//! ([`NdjsonFileSink`]) and [`TeeSink`] (one primary sink plus copies).
+//!
+//! A sink receives lines that are already one serialized event each (no newline inside). The
+//! pipeline calls it from a blocking thread, one write at a time, in arrival order.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::CollectorError;
+
+/// Where parsed events go. Implementations: [`NdjsonFileSink`], the disk buffer.
+pub trait EventSink: Send + Sync {
+    /// Takes a batch of lines (each one serialized event, no trailing newline). May block
+    /// while the sink is full: that is how backpressure reaches the sources. `Ok` means the
+    /// sink has the lines; an error means it does not, and the pipeline counts them as
+    /// dropped (reason `sink_failed`).
+    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError>;
+    /// Makes what was written durable (fsync).
+    fn flush(&self) -> Result<(), CollectorError>;
+}
+
+/// The local archive: appends NDJSON to a file, starts a new file when it reaches a size, and
+/// fsyncs on flush. A rotated file is renamed to `PATH.YYYYMMDDTHHMMSSZ` (with `-N` added when
+/// that name exists) and never deleted by the collector.
+#[derive(Debug)]
+pub struct NdjsonFileSink {
+    path: PathBuf,
+    max_file_bytes: u64,
+    state: Mutex<ArchiveFile>,
+    rotations: AtomicU64,
+    lines: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ArchiveFile {
+    writer: BufWriter<File>,
+    bytes: u64,
+}
+
+impl NdjsonFileSink {
+    /// Opens (or creates, with its directory) the archive file for appending.
+    pub fn open(path: &Path, max_file_bytes: u64) -> Result<Self, CollectorError> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|error| {
+                CollectorError::io(
+                    format!("cannot create directory {}", parent.display()),
+                    error,
+                )
+            })?;
+        }
+        let file = open_append(path)?;
+        let bytes = file
+            .metadata()
+            .map_err(|error| {
+                CollectorError::io(format!("cannot examine {}", path.display()), error)
+            })?
+            .len();
+        Ok(NdjsonFileSink {
+            path: path.to_owned(),
+            max_file_bytes: max_file_bytes.max(1),
+            state: Mutex::new(ArchiveFile {
+                writer: BufWriter::with_capacity(256 * 1024, file),
+                bytes,
+            }),
+            rotations: AtomicU64::new(0),
+            lines: AtomicU64::new(0),
+        })
+    }
+
+    /// The file events are appended to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Files renamed aside so far.
+    pub fn rotations(&self) -> u64 {
+        self.rotations.load(Ordering::Relaxed)
+    }
+
+    /// Lines written so far.
+    pub fn lines_written(&self) -> u64 {
+        self.lines.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ArchiveFile> {
+        // A panic while holding the lock cannot leave the file in a state worse than a crash
+        // would; keep writing.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn rotate(&self, state: &mut ArchiveFile) -> Result<(), CollectorError> {
+        self.sync(state)?;
+        let target = rotated_name(&self.path);
+        std::fs::rename(&self.path, &target).map_err(|error| {
+            CollectorError::io(
+                format!(
+                    "cannot rename {} to {}",
+                    self.path.display(),
+                    target.display()
+                ),
+                error,
+            )
+        })?;
+        state.writer = BufWriter::with_capacity(256 * 1024, open_append(&self.path)?);
+        state.bytes = 0;
+        sync_directory(&self.path);
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sync(&self, state: &mut ArchiveFile) -> Result<(), CollectorError> {
+        state
+            .writer
+            .flush()
+            .and_then(|()| state.writer.get_ref().sync_data())
+            .map_err(|error| {
+                CollectorError::io(format!("cannot flush {}", self.path.display()), error)
+            })
+    }
+}
+
+impl EventSink for NdjsonFileSink {
+    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        let mut state = self.lock();
+        for line in &lines {
+            let length = line.len() as u64 + 1;
+            if state.bytes > 0 && state.bytes + length > self.max_file_bytes {
+                self.rotate(&mut state)?;
+            }
+            state
+                .writer
+                .write_all(line)
+                .and_then(|()| state.writer.write_all(b"\n"))
+                .map_err(|error| {
+                    CollectorError::io(format!("cannot write to {}", self.path.display()), error)
+                })?;
+            state.bytes += length;
+        }
+        self.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), CollectorError> {
+        let mut state = self.lock();
+        self.sync(&mut state)
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, CollectorError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|error| CollectorError::io(format!("cannot open {}", path.display()), error))
+}
+
+/// `PATH.20261122T101500Z`, or `PATH.20261122T101500Z-2` when rotations come faster than
+/// once a second.
+fn rotated_name(path: &Path) -> PathBuf {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = format!("{}.{stamp}", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut counter = 2;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}-{counter}"));
+        counter += 1;
+    }
+    candidate
+}
+
+/// Makes a rename durable. Best effort: some file systems refuse to fsync a directory, and
+/// the data itself is already synced.
+pub(crate) fn sync_directory(path: &Path) {
+    if let Some(parent) = path.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        if let Ok(directory) = File::open(parent) {
+            let _ = directory.sync_all();
+        }
+    }
+}
+
+/// One primary sink plus copies (the local archive beside the forwarder's buffer). The
+/// primary decides the result: a copy that fails is counted and logged, and does not hold the
+/// events back from the primary.
+pub struct TeeSink {
+    primary: Arc<dyn EventSink>,
+    copies: Vec<Arc<dyn EventSink>>,
+    copy_errors: AtomicU64,
+}
+
+impl std::fmt::Debug for TeeSink {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("TeeSink")
+            .field("copies", &self.copies.len())
+            .field("copy_errors", &self.copy_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TeeSink {
+    /// Writes to `primary` and to each of `copies`.
+    pub fn new(primary: Arc<dyn EventSink>, copies: Vec<Arc<dyn EventSink>>) -> Self {
+        TeeSink {
+            primary,
+            copies,
+            copy_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Failed writes and flushes of the copies.
+    pub fn copy_errors(&self) -> u64 {
+        self.copy_errors.load(Ordering::Relaxed)
+    }
+}
+
+impl EventSink for TeeSink {
+    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        for copy in &self.copies {
+            if let Err(error) = copy.write(lines.clone()) {
+                self.copy_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "copy sink write failed");
+            }
+        }
+        self.primary.write(lines)
+    }
+
+    fn flush(&self) -> Result<(), CollectorError> {
+        for copy in &self.copies {
+            if let Err(error) = copy.flush() {
+                self.copy_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "copy sink flush failed");
+            }
+        }
+        self.primary.flush()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn lines(texts: &[&str]) -> Vec<Vec<u8>> {
+        texts.iter().map(|text| text.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn archive_appends_and_rotates_by_size_without_losing_a_line() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("archive/events.ndjson");
+        let sink = NdjsonFileSink::open(&path, 40).unwrap();
+        for index in 0..10 {
+            sink.write(lines(&[&format!("{{\"n\":{index:02}}}")]))
+                .unwrap();
+        }
+        sink.flush().unwrap();
+        assert!(sink.rotations() >= 2);
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert!(text.len() <= 40, "{text}");
+            all.extend(text.lines().map(str::to_owned));
+        }
+        all.sort();
+        let expected: Vec<String> = (0..10)
+            .map(|index| format!("{{\"n\":{index:02}}}"))
+            .collect();
+        assert_eq!(all, expected);
+
+        // Reopening appends to the current file.
+        drop(sink);
+        let before = std::fs::read_to_string(&path).unwrap();
+        let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
+        sink.write(lines(&["{\"n\":10}"])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{before}{{\"n\":10}}\n")
+        );
+    }
+
+    struct Failing;
+    impl EventSink for Failing {
+        fn write(&self, _lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+            Err(CollectorError::Sink("disk full".into()))
+        }
+        fn flush(&self) -> Result<(), CollectorError> {
+            Err(CollectorError::Sink("disk full".into()))
+        }
+    }
+
+    #[test]
+    fn tee_counts_a_failing_copy_and_still_writes_the_primary() {
+        let directory = tempfile::tempdir().unwrap();
+        let primary =
+            Arc::new(NdjsonFileSink::open(&directory.path().join("p.ndjson"), 1 << 20).unwrap());
+        let tee = TeeSink::new(primary.clone(), vec![Arc::new(Failing)]);
+        tee.write(lines(&["a", "b"])).unwrap();
+        tee.flush().unwrap();
+        assert_eq!(tee.copy_errors(), 2);
+        assert_eq!(primary.lines_written(), 2);
+        let failing_primary = TeeSink::new(Arc::new(Failing), vec![primary.clone()]);
+        assert!(failing_primary.write(lines(&["c"])).is_err());
+        assert_eq!(primary.lines_written(), 3);
+    }
+}

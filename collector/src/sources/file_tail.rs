@@ -1,0 +1,527 @@
+//! Following a log file as it grows, like `tail -F`, with a checkpoint that survives restarts.
+//!
+//! - The checkpoint (see `file_checkpoint.rs`) holds the offset of the first byte whose events
+//!   the sink has confirmed and flushed, and the next record number. It is only written at a
+//!   record boundary with nothing held in the decoder, so a restart neither skips nor re-reads
+//!   a line. (After a crash between a sink write and the next checkpoint, the lines since the
+//!   checkpoint are read again with the same record numbers, so with the same event ids: the
+//!   server drops them as duplicates.)
+//! - Rotation by rename (logrotate's default): when the path names another file, the old one
+//!   is read to its end (its last line even without a newline), then the new one from its
+//!   start. If that happened while the collector was stopped, the old file is looked for by
+//!   inode in the same directory and finished first.
+//! - Truncation in place (`copytruncate`): when the file is shorter than what was read,
+//!   reading restarts at 0.
+//! - A partial last line is left for later (the writer is still writing it); at shutdown it
+//!   stays unread and the checkpoint stops before it.
+//!
+//! The loop is blocking (plain file reads, a poll interval) and runs on its own thread.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
+use super::{decode_frames, SourceRuntime};
+use crate::config::FileSourceConfig;
+use crate::framing::{Framer, Framing};
+use crate::metrics::SourceErrorKind;
+use crate::parse::Decoder;
+
+/// How much is read at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Checkpoints are written at most this often (each one waits for a sink flush).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// An auditd event or JSON document still open after this long at the end of the file is
+/// handed out as it is.
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Follows the configured file until `shutdown`.
+pub(crate) fn run(
+    settings: FileSourceConfig,
+    checkpoint_path: PathBuf,
+    source: Arc<SourceRuntime>,
+    shutdown: CancellationToken,
+) {
+    let mut tailer = Tailer {
+        address: settings.path.display().to_string(),
+        settings,
+        checkpoint_path,
+        source,
+        shutdown,
+        reading: None,
+        next_sequence: 1,
+        last_checkpoint: None,
+        last_checkpoint_at: Instant::now(),
+        last_data_at: Instant::now(),
+        reported_problem: false,
+    };
+    tailer.resume();
+    loop {
+        if tailer.shutdown.is_cancelled() {
+            tailer.stop();
+            return;
+        }
+        match tailer.step() {
+            Step::Progress => {}
+            Step::Idle => tailer.sleep(),
+            Step::Closed => return,
+        }
+    }
+}
+
+enum Step {
+    /// Something was read or changed: go on at once.
+    Progress,
+    /// At the end of the file: wait a poll interval.
+    Idle,
+    /// The pipeline is gone.
+    Closed,
+}
+
+/// The file being read.
+struct Reading {
+    file: File,
+    identity: FileIdentity,
+    /// Offset in the file of `buffer`'s first byte: everything before it has been framed.
+    consumed: u64,
+    buffer: Vec<u8>,
+    framer: Framer,
+    decoder: Decoder,
+    inside_fragment: bool,
+    /// A file renamed away while the collector was stopped: read to its end, then the path.
+    rotated: bool,
+}
+
+struct Tailer {
+    settings: FileSourceConfig,
+    /// The configured path, as written in each event's `source.address` (it stays the same
+    /// across rotations: it names the log, not the inode).
+    address: String,
+    checkpoint_path: PathBuf,
+    source: Arc<SourceRuntime>,
+    shutdown: CancellationToken,
+    reading: Option<Reading>,
+    /// The record number the next opened file continues from.
+    next_sequence: u64,
+    last_checkpoint: Option<Checkpoint>,
+    last_checkpoint_at: Instant,
+    last_data_at: Instant,
+    /// A missing or unreadable file is reported once, not at every poll.
+    reported_problem: bool,
+}
+
+impl Tailer {
+    fn name(&self) -> &str {
+        &self.source.config.name
+    }
+
+    /// Picks up where the checkpoint says.
+    fn resume(&mut self) {
+        let checkpoint = match file_checkpoint::load(&self.checkpoint_path) {
+            Ok(checkpoint) => checkpoint,
+            Err(error) => {
+                // Reading from the start again gives the same record numbers, so the same
+                // event ids, for the lines already sent: the server drops them as duplicates.
+                self.source.metrics.add_error(SourceErrorKind::File);
+                tracing::error!(source = %self.name(), %error, "checkpoint unusable; reading the file from its start");
+                None
+            }
+        };
+        let Some(checkpoint) = checkpoint else {
+            return;
+        };
+        self.next_sequence = checkpoint.next_sequence;
+        self.last_checkpoint = Some(checkpoint.clone());
+        if let Ok(mut file) = File::open(&self.settings.path) {
+            if let Ok(metadata) = file.metadata() {
+                if FileIdentity::of(&metadata) == checkpoint.identity()
+                    && checkpoint.head_matches(&mut file)
+                {
+                    let offset = if metadata.len() < checkpoint.offset {
+                        self.source.metrics.add_truncation();
+                        tracing::info!(source = %self.name(), "file truncated while stopped; reading it from its start");
+                        0
+                    } else {
+                        checkpoint.offset
+                    };
+                    self.reading = self.open_at(file, metadata, offset, false);
+                    return;
+                }
+            }
+        }
+        match find_by_identity(&self.settings.path, &checkpoint) {
+            Some((rotated_path, file, metadata)) => {
+                tracing::info!(source = %self.name(), rotated = %rotated_path.display(), "file rotated while stopped; finishing the rotated file first");
+                self.source.metrics.add_rotation();
+                self.reading = self.open_at(file, metadata, checkpoint.offset, true);
+            }
+            None => {
+                self.source
+                    .metrics
+                    .add_error(SourceErrorKind::RotatedWhileStopped);
+                tracing::warn!(
+                    source = %self.name(),
+                    "the file read before the restart was rotated away and is not in its directory any more; lines written to it after the checkpoint cannot be read"
+                );
+            }
+        }
+    }
+
+    fn open_at(
+        &mut self,
+        mut file: File,
+        metadata: std::fs::Metadata,
+        offset: u64,
+        rotated: bool,
+    ) -> Option<Reading> {
+        if let Err(error) = file.seek(SeekFrom::Start(offset)) {
+            self.source.metrics.add_error(SourceErrorKind::File);
+            tracing::error!(source = %self.name(), %error, "cannot seek in the file");
+            return None;
+        }
+        let mut decoder = self.source.decoder(Some(self.address.clone()));
+        decoder.set_next_sequence(self.next_sequence);
+        self.reported_problem = false;
+        Some(Reading {
+            file,
+            identity: FileIdentity::of(&metadata),
+            consumed: offset,
+            buffer: Vec::with_capacity(READ_CHUNK * 2),
+            framer: Framer::new(Framing::Newline, self.source.config.max_frame),
+            decoder,
+            inside_fragment: false,
+            rotated,
+        })
+    }
+
+    /// Opens the configured path from its start (first start, or after a rotation).
+    fn open_path(&mut self) -> Option<Reading> {
+        let opened = File::open(&self.settings.path).and_then(|file| {
+            let metadata = file.metadata()?;
+            Ok((file, metadata))
+        });
+        match opened {
+            Ok((file, metadata)) => self.open_at(file, metadata, 0, false),
+            Err(error) => {
+                if !self.reported_problem {
+                    self.reported_problem = true;
+                    if error.kind() == std::io::ErrorKind::NotFound {
+                        tracing::info!(source = %self.name(), path = %self.settings.path.display(), "waiting for the file to appear");
+                    } else {
+                        self.source.metrics.add_error(SourceErrorKind::File);
+                        tracing::error!(source = %self.name(), path = %self.settings.path.display(), %error, "cannot open the file");
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn step(&mut self) -> Step {
+        if self.reading.is_none() {
+            self.reading = self.open_path();
+            if self.reading.is_none() {
+                return Step::Idle;
+            }
+            if self.checkpoint(true).is_err() {
+                return Step::Closed;
+            }
+        }
+        match self.read_chunk() {
+            Ok(true) => {
+                self.last_data_at = Instant::now();
+                return match self.checkpoint(false) {
+                    Ok(()) => Step::Progress,
+                    Err(()) => Step::Closed,
+                };
+            }
+            Ok(false) => {}
+            Err(()) => return Step::Closed,
+        }
+        // At the end of the file: has it been rotated or truncated?
+        let Some(reading) = self.reading.as_ref() else {
+            return Step::Idle;
+        };
+        if reading.rotated {
+            if self.finish_reading().is_err() {
+                return Step::Closed;
+            }
+            return Step::Progress;
+        }
+        let read_so_far = reading.consumed + reading.buffer.len() as u64;
+        let identity = reading.identity;
+        match std::fs::metadata(&self.settings.path) {
+            Ok(metadata) if FileIdentity::of(&metadata) != identity => {
+                // Renamed away and replaced: whatever the writer added before the rename is
+                // read first, then the old file is closed.
+                loop {
+                    match self.read_chunk() {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(()) => return Step::Closed,
+                    }
+                }
+                self.source.metrics.add_rotation();
+                tracing::info!(source = %self.name(), "file rotated; reading the new file");
+                if self.finish_reading().is_err() {
+                    return Step::Closed;
+                }
+                return Step::Progress;
+            }
+            Ok(metadata) if metadata.len() < read_so_far => {
+                self.source.metrics.add_truncation();
+                tracing::info!(source = %self.name(), "file truncated; reading it again from its start");
+                if self.restart_truncated().is_err() {
+                    return Step::Closed;
+                }
+                return Step::Progress;
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                // Renamed away, new file not created yet: keep the old one until it is.
+            }
+            Err(error) => {
+                if !self.reported_problem {
+                    self.reported_problem = true;
+                    self.source.metrics.add_error(SourceErrorKind::File);
+                    tracing::warn!(source = %self.name(), %error, "cannot examine the file's path");
+                }
+            }
+        }
+        if let Some(reading) = self.reading.as_mut() {
+            if reading.decoder.holds_records() && self.last_data_at.elapsed() >= IDLE_FLUSH {
+                let mut events = Vec::new();
+                reading.decoder.finish(&mut events);
+                if self.send(&mut events).is_err() {
+                    return Step::Closed;
+                }
+            }
+        }
+        match self.checkpoint(false) {
+            Ok(()) => Step::Idle,
+            Err(()) => Step::Closed,
+        }
+    }
+
+    /// Reads one chunk and hands out its complete records. `Ok(false)` at the end of the file;
+    /// `Err` when the pipeline is gone.
+    fn read_chunk(&mut self) -> Result<bool, ()> {
+        let Some(reading) = self.reading.as_mut() else {
+            return Ok(false);
+        };
+        let filled = reading.buffer.len();
+        reading.buffer.resize(filled + READ_CHUNK, 0);
+        let read = reading.file.read(&mut reading.buffer[filled..]);
+        let count = match read {
+            Ok(count) => count,
+            Err(error) => {
+                reading.buffer.truncate(filled);
+                if !self.reported_problem {
+                    self.reported_problem = true;
+                    self.source.metrics.add_error(SourceErrorKind::Read);
+                    tracing::error!(source = %self.source.config.name, %error, "cannot read the file");
+                }
+                return Ok(false);
+            }
+        };
+        reading.buffer.truncate(filled + count);
+        if count == 0 {
+            return Ok(false);
+        }
+        self.source.metrics.add_bytes_in(count as u64);
+        reading.decoder.set_received_at(chrono::Utc::now());
+        let mut events = Vec::new();
+        let framed = decode_frames(
+            &mut reading.framer,
+            &mut reading.decoder,
+            &reading.buffer,
+            false,
+            &mut events,
+            &self.source.metrics,
+        );
+        reading.buffer.drain(..framed.consumed);
+        reading.consumed += framed.consumed as u64;
+        reading.inside_fragment = framed.inside_fragmented_record;
+        self.send(&mut events)?;
+        Ok(true)
+    }
+
+    /// Hands out everything of the current file (also a last line without newline: nobody
+    /// writes to a rotated file any more), records its final position, and switches to the
+    /// configured path.
+    fn finish_reading(&mut self) -> Result<(), ()> {
+        let Some(reading) = self.reading.as_mut() else {
+            return Ok(());
+        };
+        let mut events = Vec::new();
+        let framed = decode_frames(
+            &mut reading.framer,
+            &mut reading.decoder,
+            &reading.buffer,
+            true,
+            &mut events,
+            &self.source.metrics,
+        );
+        reading.buffer.drain(..framed.consumed);
+        reading.consumed += framed.consumed as u64;
+        reading.inside_fragment = false;
+        reading.decoder.finish(&mut events);
+        self.next_sequence = reading.decoder.next_sequence();
+        self.send(&mut events)?;
+        self.checkpoint(true)?;
+        self.reading = self.open_path();
+        // The checkpoint moves to the new file at once: a restart must not look for the
+        // old one again.
+        self.checkpoint(true)
+    }
+
+    /// After `copytruncate`: the buffered partial line belongs to content now gone from this
+    /// file (the copy has it); hand it out and read the file again from 0.
+    fn restart_truncated(&mut self) -> Result<(), ()> {
+        let Some(reading) = self.reading.as_mut() else {
+            return Ok(());
+        };
+        let mut events = Vec::new();
+        let framed = decode_frames(
+            &mut reading.framer,
+            &mut reading.decoder,
+            &reading.buffer,
+            true,
+            &mut events,
+            &self.source.metrics,
+        );
+        debug_assert_eq!(framed.consumed, reading.buffer.len());
+        reading.decoder.finish(&mut events);
+        reading.buffer.clear();
+        reading.consumed = 0;
+        reading.inside_fragment = false;
+        reading.framer = Framer::new(Framing::Newline, self.source.config.max_frame);
+        if let Err(error) = reading.file.seek(SeekFrom::Start(0)) {
+            self.source.metrics.add_error(SourceErrorKind::File);
+            tracing::error!(source = %self.source.config.name, %error, "cannot seek to the start of the truncated file");
+            self.reading = None;
+        }
+        self.send(&mut events)?;
+        self.checkpoint(true)
+    }
+
+    fn send(&self, events: &mut Vec<crate::Event>) -> Result<(), ()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let lines = self.source.encode(events);
+        self.source
+            .pipeline
+            .blocking_send(self.source.index, lines)
+            .map_err(|_| ())
+    }
+
+    /// Writes a checkpoint when one is due and the position is a clean record boundary: waits
+    /// until the sink has flushed everything sent so far, then records the position.
+    fn checkpoint(&mut self, force: bool) -> Result<(), ()> {
+        let Some(reading) = self.reading.as_mut() else {
+            return Ok(());
+        };
+        if reading.decoder.holds_records() || reading.inside_fragment {
+            return Ok(());
+        }
+        if !force && self.last_checkpoint_at.elapsed() < CHECKPOINT_INTERVAL {
+            return Ok(());
+        }
+        let head_len = reading.consumed.min(HEAD_BYTES);
+        let head = match file_checkpoint::read_head(&mut reading.file, head_len) {
+            Ok(head) => head,
+            Err(error) => {
+                self.source.metrics.add_error(SourceErrorKind::File);
+                tracing::error!(source = %self.source.config.name, %error, "cannot read the file's first bytes for the checkpoint");
+                return Ok(());
+            }
+        };
+        let checkpoint = Checkpoint {
+            path: self.settings.path.clone(),
+            device: reading.identity.device,
+            inode: reading.identity.inode,
+            offset: reading.consumed,
+            next_sequence: reading.decoder.next_sequence(),
+            head_len,
+            head_hash: file_checkpoint::head_hash(&head),
+        };
+        self.last_checkpoint_at = Instant::now();
+        if self.last_checkpoint.as_ref() == Some(&checkpoint) {
+            return Ok(());
+        }
+        match self
+            .source
+            .pipeline
+            .blocking_barrier(self.source.index, Vec::new())
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                // The sink lost something since the last checkpoint: keep the old one, so a
+                // restart reads those lines again.
+                tracing::error!(source = %self.source.config.name, "sink failed; checkpoint not advanced");
+                return Ok(());
+            }
+            Err(_) => return Err(()),
+        }
+        match file_checkpoint::store(&self.checkpoint_path, &checkpoint) {
+            Ok(()) => self.last_checkpoint = Some(checkpoint),
+            Err(error) => {
+                self.source.metrics.add_error(SourceErrorKind::File);
+                tracing::error!(source = %self.source.config.name, %error, "cannot write the checkpoint");
+            }
+        }
+        Ok(())
+    }
+
+    /// Shutdown: hands out what the decoder holds (not the partial last line, which the
+    /// next start reads whole) and writes the checkpoint.
+    fn stop(&mut self) {
+        if let Some(reading) = self.reading.as_mut() {
+            let mut events = Vec::new();
+            reading.decoder.finish(&mut events);
+            if self.send(&mut events).is_err() {
+                return;
+            }
+            let _ = self.checkpoint(true);
+        }
+    }
+
+    fn sleep(&self) {
+        let until = Instant::now() + self.settings.poll_interval;
+        while Instant::now() < until && !self.shutdown.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(20).min(self.settings.poll_interval));
+        }
+    }
+}
+
+/// The rotated-away file a checkpoint is about, looked for by device and inode (and head
+/// bytes) among the files beside the configured path.
+fn find_by_identity(
+    path: &Path,
+    checkpoint: &Checkpoint,
+) -> Option<(PathBuf, File, std::fs::Metadata)> {
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())?;
+    for entry in std::fs::read_dir(directory).ok()?.flatten() {
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !metadata.is_file() || FileIdentity::of(&metadata) != checkpoint.identity() {
+            continue;
+        }
+        let Ok(mut file) = File::open(entry.path()) else {
+            continue;
+        };
+        if checkpoint.head_matches(&mut file) && metadata.len() >= checkpoint.offset {
+            return Some((entry.path(), file, metadata));
+        }
+    }
+    None
+}

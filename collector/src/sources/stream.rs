@@ -1,0 +1,86 @@
+//! One syslog stream (a TCP or TLS connection): read, frame, decode, send; wait while the
+//! pipeline is full, so a fast sender is slowed down by TCP itself instead of losing data.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{decode_frames, SourceRuntime};
+use crate::framing::{Framer, Framing};
+use crate::metrics::SourceErrorKind;
+
+/// How much is read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// At shutdown, what already arrived is still read, for at most this long in all and until
+/// the socket has been quiet for [`DRAIN_QUIET`].
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+const DRAIN_QUIET: Duration = Duration::from_millis(50);
+
+/// Reads `reader` until the peer closes it or `shutdown` fires (then what already arrived is
+/// still read, briefly). A record cut off by the close is still handed out: the sender
+/// stopped there.
+pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
+    mut reader: R,
+    framing: Framing,
+    address: String,
+    source: &SourceRuntime,
+    shutdown: &CancellationToken,
+) {
+    let mut framer = Framer::new(framing, source.config.max_frame);
+    let mut decoder = source.decoder(Some(address.clone()));
+    let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut events = Vec::new();
+    let mut at_eof = false;
+    let mut drain_until: Option<Instant> = None;
+    while !at_eof {
+        buffer.reserve(READ_CHUNK);
+        let read = match drain_until {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    drain_until = Some(Instant::now() + DRAIN_LIMIT);
+                    continue;
+                }
+                read = reader.read_buf(&mut buffer) => Some(read),
+            },
+            Some(limit) if Instant::now() < limit => {
+                tokio::time::timeout(DRAIN_QUIET, reader.read_buf(&mut buffer))
+                    .await
+                    .ok()
+            }
+            Some(_) => None,
+        };
+        match read {
+            None | Some(Ok(0)) => at_eof = true,
+            Some(Ok(count)) => source.metrics.add_bytes_in(count as u64),
+            Some(Err(error)) => {
+                // A reset connection is the sender's business; what was read is kept.
+                if error.kind() != std::io::ErrorKind::ConnectionReset {
+                    source.metrics.add_error(SourceErrorKind::Read);
+                    tracing::debug!(source = %source.config.name, peer = %address, %error, "read failed");
+                }
+                at_eof = true;
+            }
+        }
+        decoder.set_received_at(chrono::Utc::now());
+        let framed = decode_frames(
+            &mut framer,
+            &mut decoder,
+            &buffer,
+            at_eof,
+            &mut events,
+            &source.metrics,
+        );
+        buffer.drain(..framed.consumed);
+        if at_eof {
+            decoder.finish(&mut events);
+        }
+        if !events.is_empty() {
+            let lines = source.encode(&mut events);
+            if source.pipeline.send(source.index, lines).await.is_err() {
+                return;
+            }
+        }
+    }
+}

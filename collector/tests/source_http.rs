@@ -1,0 +1,253 @@
+//! HTTP intake with a real HTTP/1.1 client over loopback: NDJSON and JSON arrays (plain,
+//! gzip, zstd), the Elasticsearch bulk API Beats use, refusals (413, 415, 400) counted, and a
+//! 503 when the pipeline stays full.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use citysoc_collector::metrics::SourceErrorKind;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HTTP_SOURCE: &str = r#"
+[[source]]
+name = "agents"
+type = "http"
+listen = "127.0.0.1:0"
+max_body = "64 KiB"
+"#;
+
+/// One request with `Connection: close`; returns the status and the body.
+async fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading the whole body.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+const SYSMON: &str = r#"{"@timestamp":"2026-11-22T03:15:00.000Z","winlog":{"channel":"Microsoft-Windows-Sysmon/Operational","event_id":1,"computer_name":"pc-ketoan-01","event_data":{"Image":"C:\\Windows\\System32\\cmd.exe","CommandLine":"cmd.exe /c whoami"}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_and_gzipped_or_zstd_json_arrays_are_taken_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), HTTP_SOURCE).await;
+    let address = harness.address("agents");
+
+    // Fluent Bit `format json_lines`, uncompressed.
+    let ndjson =
+        format!("{SYSMON}\n{{\"message\":\"second\",\"host\":{{\"name\":\"srv-01\"}}}}\n\n");
+    let (status, body) = request(
+        address,
+        "POST",
+        "/",
+        &[("Content-Type", "application/x-ndjson")],
+        ndjson.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"accepted\":2,\"events\":2}")
+    );
+
+    // Vector `codec = "json"` as an array, gzip (on a path of the agent's choosing).
+    let array =
+        format!("[{SYSMON},\n {{\"message\":\"array two\"}}, {{\"message\":\"array three\"}}]");
+    let (status, _) = request(
+        address,
+        "POST",
+        "/vector/logs",
+        &[("Content-Encoding", "gzip")],
+        &gzip(array.as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // zstd NDJSON.
+    let zstd = zstd::encode_all("{\"message\":\"zstd one\"}\n".as_bytes(), 3).unwrap();
+    let (status, _) = request(
+        address,
+        "POST",
+        "/ingest",
+        &[("Content-Encoding", "zstd")],
+        &zstd,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // NXLog om_http posting one pretty-printed document.
+    let pretty = "{\n  \"message\": \"pretty\",\n  \"EventID\": 4625\n}\n";
+    let (status, _) = request(address, "POST", "/", &[], pretty.as_bytes()).await;
+    assert_eq!(status, 200);
+
+    harness.wait_for_events("agents", 7).await;
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 7);
+    assert_eq!(events[0]["format"], "winevent");
+    assert_eq!(events[0]["process.command_line"], "cmd.exe /c whoami");
+    assert_eq!(events[0]["raw"], SYSMON);
+    assert_eq!(events[0]["source"]["transport"], "http");
+    assert_eq!(events[0]["agency"], "quan-1");
+    assert_eq!(
+        events[2]["raw"], SYSMON,
+        "array elements keep their exact bytes"
+    );
+    assert_eq!(events[3]["message"], "array two");
+    assert_eq!(events[5]["message"], "zstd one");
+    assert_eq!(events[6]["message"], "pretty");
+    let ids: std::collections::HashSet<_> =
+        events.iter().map(|event| event["id"].clone()).collect();
+    assert_eq!(ids.len(), 7, "the same document posted twice is two events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beats_talk_to_it_as_to_elasticsearch() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), HTTP_SOURCE).await;
+    let address = harness.address("agents");
+    let (status, info) = request(address, "GET", "/", &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(info.contains("\"number\":\"8."), "{info}");
+    let bulk = format!(
+        "{{\"create\":{{\"_index\":\"winlogbeat-8.17.0\"}}}}\n{SYSMON}\n{{\"index\":{{}}}}\n{{\"message\":\"second\"}}\n{{\"delete\":{{\"_id\":\"x\"}}}}\n"
+    );
+    let (status, answer) = request(
+        address,
+        "POST",
+        "/_bulk",
+        &[("Content-Encoding", "gzip")],
+        &gzip(bulk.as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["errors"], false);
+    assert_eq!(answer["items"].as_array().unwrap().len(), 3);
+    assert_eq!(answer["items"][0]["create"]["status"], 201);
+    let (status, _) = request(
+        address,
+        "POST",
+        "/winlogbeat-8.17.0/_bulk",
+        &[],
+        format!("{{\"create\":{{}}}}\n{SYSMON}\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    harness.wait_for_events("agents", 3).await;
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), [SYSMON, "{\"message\":\"second\"}", SYSMON]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_a_reason_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), HTTP_SOURCE).await;
+    let address = harness.address("agents");
+    let (status, _) = request(address, "POST", "/", &[], &vec![b'x'; 100 * 1024]).await;
+    assert_eq!(status, 413);
+    let (status, body) = request(address, "POST", "/", &[("Content-Encoding", "br")], b"x").await;
+    assert_eq!(status, 415);
+    assert!(body.contains("br"), "{body}");
+    let (status, _) = request(
+        address,
+        "POST",
+        "/",
+        &[("Content-Encoding", "gzip")],
+        b"not gzip",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let bomb = gzip(&vec![b'{'; 2 << 20]);
+    let (status, _) = request(address, "POST", "/", &[("Content-Encoding", "gzip")], &bomb).await;
+    assert_eq!(status, 413, "decompressed size is bounded too");
+    let (status, _) = request(address, "GET", "/anything", &[], b"").await;
+    assert_eq!(status, 404);
+    let metrics = harness.collector.metrics();
+    assert_eq!(
+        metrics
+            .source("agents")
+            .unwrap()
+            .errors(SourceErrorKind::HttpRequest),
+        4
+    );
+    assert!(harness.stop().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pipeline_answers_503_and_the_agent_can_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let collector = start_with_sink(dir.path(), HTTP_SOURCE, sink.clone()).await;
+    let address = collector.local_address("agents").unwrap();
+    // One request is taken by the blocked sink, CHANNEL_BATCHES wait in the pipeline; the one
+    // after waits for room, then is refused.
+    let waiting = citysoc_collector::pipeline::CHANNEL_BATCHES + 1;
+    let mut requests = Vec::new();
+    for index in 0..waiting {
+        requests.push(tokio::spawn(async move {
+            request(
+                address,
+                "POST",
+                "/",
+                &[],
+                format!("{{\"n\":{index}}}\n").as_bytes(),
+            )
+            .await
+        }));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = request(address, "POST", "/", &[], b"{\"n\":\"late\"}\n").await;
+    assert_eq!(status, 503, "{body}");
+    let metrics = collector.metrics();
+    assert_eq!(
+        metrics
+            .source("agents")
+            .unwrap()
+            .errors(SourceErrorKind::HttpBusy),
+        1
+    );
+    sink.open();
+    for request in requests {
+        assert_eq!(request.await.unwrap().0, 200);
+    }
+    let (status, _) = request(address, "POST", "/", &[], b"{\"n\":\"late\"}\n").await;
+    assert_eq!(status, 200, "the retry is taken");
+    collector.stop().await;
+    assert_eq!(sink.line_count(), waiting + 1);
+}

@@ -1,0 +1,255 @@
+//! TCP source with a real client: newline and octet-counting framing across split writes,
+//! many connections at once, oversized records kept in pieces, the connection limit, and
+//! backpressure (a blocked sink slows the sender down instead of losing data).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use citysoc_collector::metrics::SourceErrorKind;
+use support::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+fn tcp_source(name: &str, framing: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[source]]
+name = "{name}"
+type = "tcp"
+listen = "127.0.0.1:0"
+framing = "{framing}"
+{extra}
+"#
+    )
+}
+
+async fn write_in_pieces(stream: &mut TcpStream, bytes: &[u8], piece: usize) {
+    for chunk in bytes.chunks(piece) {
+        stream.write_all(chunk).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newline_framing_round_trips_split_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("switches", "newline", "")).await;
+    let mut client = TcpStream::connect(harness.address("switches"))
+        .await
+        .unwrap();
+    let client_address = client.local_addr().unwrap().to_string();
+    let text = "<189>Nov 22 10:15:00 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to down\r\n\
+                <189>Nov 22 10:15:01 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to up\n\
+                <13>Nov 22 10:15:02 cam-07 nvr: motion detected";
+    write_in_pieces(&mut client, text.as_bytes(), 7).await;
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("switches", 3).await;
+    let events = harness.stop().await;
+    assert_eq!(
+        raws(&events),
+        [
+            "<189>Nov 22 10:15:00 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to down",
+            "<189>Nov 22 10:15:01 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to up",
+            "<13>Nov 22 10:15:02 cam-07 nvr: motion detected",
+        ],
+        "the last record, cut by the close, is kept"
+    );
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event["source"]["transport"], "tcp");
+        assert_eq!(event["source"]["address"], client_address.as_str());
+        assert_eq!(event["source"]["sequence"], index as u64 + 1);
+        assert_eq!(event["agency"], "quan-1");
+        assert_eq!(event["format"], "rfc3164");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn octet_counting_round_trips_split_writes_and_embedded_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("rsyslog", "octet_counting", "")).await;
+    let messages = [
+        "<34>1 2026-11-22T10:15:00.003Z web01 nginx 1234 - - GET /login 200",
+        "<34>1 2026-11-22T10:15:01.000Z web01 app 99 ID47 - stack trace:\n  at line 1\n  at line 2",
+        "<13>Nov 22 10:15:02 host legacy: an uncounted record after counted ones",
+    ];
+    let mut wire = Vec::new();
+    for message in &messages[..2] {
+        wire.extend_from_slice(format!("{} {message}", message.len()).as_bytes());
+    }
+    wire.extend_from_slice(format!("{}\n", messages[2]).as_bytes());
+    let mut client = TcpStream::connect(harness.address("rsyslog"))
+        .await
+        .unwrap();
+    // Pieces of 3 bytes split the length prefixes themselves.
+    write_in_pieces(&mut client, &wire, 3).await;
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("rsyslog", 3).await;
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), messages);
+    assert_eq!(events[0]["format"], "rfc5424");
+    assert_eq!(events[1]["format"], "rfc5424");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_at_once_lose_nothing_and_keep_each_streams_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("many", "octet_counting", "")).await;
+    let address = harness.address("many");
+    let connections = 40;
+    let per_connection = 250;
+    let mut clients = Vec::new();
+    for connection in 0..connections {
+        clients.push(tokio::spawn(async move {
+            let mut client = TcpStream::connect(address).await.unwrap();
+            let mut wire = Vec::new();
+            for index in 0..per_connection {
+                let message =
+                    format!("<13>Nov 22 10:15:00 host{connection} app: c={connection} n={index}");
+                if index % 2 == 0 {
+                    wire.extend_from_slice(format!("{} {message}", message.len()).as_bytes());
+                } else {
+                    wire.extend_from_slice(format!("{message}\n").as_bytes());
+                }
+            }
+            for chunk in wire.chunks(1000) {
+                client.write_all(chunk).await.unwrap();
+            }
+            client.shutdown().await.unwrap();
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let total = (connections * per_connection) as u64;
+    harness.wait_for_events("many", total).await;
+    let metrics = harness.collector.metrics();
+    let events = harness.stop().await;
+    assert_eq!(events.len() as u64, total);
+    let mut per_peer: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for event in &events {
+        per_peer
+            .entry(event["source"]["address"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                event["source"]["sequence"].as_u64().unwrap(),
+                event["raw"].as_str().unwrap().to_owned(),
+            ));
+    }
+    assert_eq!(per_peer.len(), connections);
+    for records in per_peer.values() {
+        assert_eq!(records.len(), per_connection);
+        let connection = records[0]
+            .1
+            .split("c=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        for (index, (sequence, raw)) in records.iter().enumerate() {
+            assert_eq!(*sequence, index as u64 + 1);
+            assert!(raw.ends_with(&format!("c={connection} n={index}")), "{raw}");
+        }
+    }
+    let source = metrics.source("many").unwrap();
+    assert_eq!(source.health().drops, 0);
+    assert_eq!(source.connections_active(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_max_frame_is_kept_in_flagged_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("big", "newline", "max_frame = 100")).await;
+    let mut client = TcpStream::connect(harness.address("big")).await.unwrap();
+    let long = "L".repeat(250);
+    client
+        .write_all(format!("{long}\nshort\n").as_bytes())
+        .await
+        .unwrap();
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("big", 4).await;
+    let events = harness.stop().await;
+    let pieces: String = events[..3]
+        .iter()
+        .map(|event| event["raw"].as_str().unwrap())
+        .collect();
+    assert_eq!(pieces, long);
+    assert_eq!(events[2]["fields"]["fragment_last"], true);
+    assert_eq!(events[3]["raw"], "short");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(
+        dir.path(),
+        &tcp_source("limited", "newline", "max_connections = 2"),
+    )
+    .await;
+    let address = harness.address("limited");
+    let mut first = TcpStream::connect(address).await.unwrap();
+    let mut second = TcpStream::connect(address).await.unwrap();
+    first.write_all(b"one\n").await.unwrap();
+    second.write_all(b"two\n").await.unwrap();
+    harness.wait_for_events("limited", 2).await;
+    let mut third = TcpStream::connect(address).await.unwrap();
+    let _ = third.write_all(b"three\n").await;
+    let metrics = harness.collector.metrics();
+    let limited = metrics.source("limited").unwrap().clone();
+    assert!(
+        wait_until(Duration::from_secs(5), || limited
+            .errors(SourceErrorKind::TooManyConnections)
+            == 1)
+        .await
+    );
+    drop((first, second, third));
+    let events = harness.stop().await;
+    assert_eq!(raws(&events).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_sink_slows_the_sender_down_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let collector =
+        start_with_sink(dir.path(), &tcp_source("bulk", "newline", ""), sink.clone()).await;
+    let address = collector.local_address("bulk").unwrap();
+    // 16 MB: more than the pipeline and the socket buffers hold together.
+    let total = 40_000usize;
+    let padding = "p".repeat(360);
+    let writer = tokio::spawn(async move {
+        let padding = padding;
+        let mut client = TcpStream::connect(address).await.unwrap();
+        let mut wire = Vec::new();
+        for index in 0..total {
+            wire.extend_from_slice(
+                format!("<13>Nov 22 10:15:00 host app: bulk record {index:07} {padding}\n")
+                    .as_bytes(),
+            );
+        }
+        client.write_all(&wire).await.unwrap();
+        client.shutdown().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !writer.is_finished(),
+        "the sender was not slowed down while the sink was blocked"
+    );
+    sink.open();
+    writer.await.unwrap();
+    let metrics = collector.metrics();
+    let bulk = metrics.source("bulk").unwrap().clone();
+    assert!(
+        wait_until(Duration::from_secs(30), || bulk.events_out()
+            == total as u64)
+        .await
+    );
+    collector.stop().await;
+    assert_eq!(sink.line_count(), total);
+    assert_eq!(bulk.health().drops, 0);
+}

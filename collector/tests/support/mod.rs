@@ -1,0 +1,174 @@
+//! Shared by the source tests: a collector started from a TOML snippet with a real NDJSON
+//! archive in a temporary directory, and helpers to wait for and read what it wrote.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use citysoc_collector::config::CheckOptions;
+use citysoc_collector::{
+    CollectorConfig, CollectorError, CollectorIdentity, EventSink, NdjsonFileSink, RunningCollector,
+};
+use serde_json::Value;
+
+pub struct Harness {
+    pub collector: RunningCollector,
+    pub dir: PathBuf,
+    pub archive: PathBuf,
+}
+
+/// The configuration text for `sources` (one or more `[[source]]` tables) with data and
+/// archive under `dir`.
+pub fn config_text(dir: &Path, sources: &str) -> String {
+    format!(
+        r#"
+[collector]
+name = "test-collector"
+agency = "quan-1"
+data_dir = "{data}"
+metrics_listen = "127.0.0.1:0"
+
+[archive]
+path = "{archive}"
+
+{sources}
+"#,
+        data = dir.join("data").display(),
+        archive = dir.join("archive.ndjson").display(),
+    )
+}
+
+pub fn config(dir: &Path, sources: &str) -> CollectorConfig {
+    CollectorConfig::from_toml(&config_text(dir, sources), "test", &CheckOptions::default())
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+pub fn identity(config: &CollectorConfig) -> CollectorIdentity {
+    CollectorIdentity {
+        collector: config.collector.name.clone(),
+        agency: config.collector.agency.clone(),
+    }
+}
+
+/// Starts a collector writing to the archive under `dir`.
+pub async fn start_in(dir: &Path, sources: &str) -> Harness {
+    let config = config(dir, sources);
+    let archive = config.archive.as_ref().unwrap().path.clone();
+    let sink = Arc::new(NdjsonFileSink::open(&archive, 1 << 30).unwrap());
+    let collector = RunningCollector::start(&config, identity(&config), sink)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    Harness {
+        collector,
+        dir: dir.to_owned(),
+        archive,
+    }
+}
+
+/// Starts a collector writing to `sink`.
+pub async fn start_with_sink(
+    dir: &Path,
+    sources: &str,
+    sink: Arc<dyn EventSink>,
+) -> RunningCollector {
+    let config = config(dir, sources);
+    RunningCollector::start(&config, identity(&config), sink)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+impl Harness {
+    pub fn address(&self, source: &str) -> std::net::SocketAddr {
+        self.collector.local_address(source).unwrap()
+    }
+
+    /// Waits until the sink has accepted `count` events of `source`.
+    pub async fn wait_for_events(&self, source: &str, count: u64) {
+        let metrics = self.collector.metrics();
+        let source_metrics = metrics.source(source).unwrap().clone();
+        let reached = wait_until(Duration::from_secs(20), || {
+            source_metrics.events_out() >= count
+        })
+        .await;
+        assert!(
+            reached,
+            "waited for {count} events from {source}, got {}",
+            source_metrics.events_out()
+        );
+    }
+
+    /// Stops the collector (flushing the archive) and returns every event written.
+    pub async fn stop(self) -> Vec<Value> {
+        self.collector.stop().await;
+        read_events(&self.archive)
+    }
+}
+
+pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+pub fn read_events(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+pub fn raws(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| event["raw"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A sink that holds every write until opened: a full disk buffer with `when_full = block`.
+/// Lines are kept in memory in order.
+#[derive(Default)]
+pub struct GateSink {
+    open: Mutex<bool>,
+    changed: Condvar,
+    pub lines: Mutex<Vec<Vec<u8>>>,
+}
+
+impl GateSink {
+    pub fn closed() -> Arc<Self> {
+        Arc::new(GateSink::default())
+    }
+
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+}
+
+impl EventSink for GateSink {
+    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.changed.wait(open).unwrap();
+        }
+        drop(open);
+        self.lines.lock().unwrap().extend(lines);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), CollectorError> {
+        Ok(())
+    }
+}
