@@ -10,9 +10,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use citysoc_collector::config::WhenFullPolicy;
 use citysoc_collector::config::{CheckOptions, SourceKind};
+use citysoc_collector::identity::{self, Identity};
+use citysoc_collector::protocol::Heartbeat;
 use citysoc_collector::{
-    CollectorConfig, CollectorIdentity, EventSink, NdjsonFileSink, RunningCollector,
+    BufferConfig, BufferSink, CollectorConfig, CollectorIdentity, DiskBuffer, EventSink, Forwarder,
+    ForwarderConfig, ForwarderStats, NdjsonFileSink, RunningCollector, TeeSink, WhenFull,
 };
 
 /// `citysoc collector …`
@@ -22,6 +26,28 @@ pub enum CollectorCommand {
     Check(CheckArgs),
     /// Run the collector until SIGTERM or Ctrl-C.
     Run(Box<RunArgs>),
+    /// Exchange a one-time token from the SOC for this collector's key.
+    Enroll(EnrollArgs),
+}
+
+/// Arguments of `citysoc collector enroll`.
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// The SOC server, e.g. https://soc.hcm.example:8443.
+    #[arg(long)]
+    server: String,
+    /// The one-time token an agency admin created on the server.
+    #[arg(long)]
+    token: String,
+    /// Where to keep the key (mode 0600); the configuration's `[server] key_file`.
+    #[arg(long, default_value = "/var/lib/citysoc-collector/collector.key")]
+    key_file: PathBuf,
+    /// A name for this collector (default: the host name).
+    #[arg(long, default_value = "")]
+    name: String,
+    /// CA certificate of the server, when it is not signed by a public CA.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Arguments of `citysoc collector check`.
@@ -82,7 +108,31 @@ pub fn run(command: CollectorCommand) -> anyhow::Result<()> {
     match command {
         CollectorCommand::Check(args) => check(args),
         CollectorCommand::Run(args) => run_collector(*args),
+        CollectorCommand::Enroll(args) => enroll(args),
     }
+}
+
+fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let enrolled = runtime
+        .block_on(identity::enroll(
+            &args.server,
+            &args.token,
+            &args.name,
+            args.ca_file.as_deref(),
+        ))
+        .context("enrollment failed")?;
+    enrolled.save(&args.key_file)?;
+    println!(
+        "enrolled as collector {} of agency {}; key written to {} (mode 0600)",
+        enrolled.collector_id,
+        enrolled.agency,
+        args.key_file.display()
+    );
+    Ok(())
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
@@ -146,10 +196,18 @@ fn run_collector(args: RunArgs) -> anyhow::Result<()> {
         )?,
         None => quick_start_config(&args)?,
     };
-    let sink = build_sink(&config)?;
-    let identity = CollectorIdentity {
-        collector: config.collector.name.clone(),
-        agency: config.collector.agency.clone(),
+    let destination = build_sink(&config)?;
+    let sink = destination.sink.clone();
+    let identity = match &destination.enrolled {
+        // Enrolled: the server's id and the token's agency, never the configuration's.
+        Some(enrolled) => CollectorIdentity {
+            collector: enrolled.collector_id.clone(),
+            agency: Some(enrolled.agency.clone()),
+        },
+        None => CollectorIdentity {
+            collector: config.collector.name.clone(),
+            agency: config.collector.agency.clone(),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,6 +216,7 @@ fn run_collector(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let collector = RunningCollector::start(&config, identity, sink).await?;
+        let forwarding = destination.start_forwarding(&config, collector.metrics())?;
         eprintln!("citysoc collector {} running", config.collector.name);
         for source in &config.sources {
             match collector.local_address(&source.name) {
@@ -183,6 +242,9 @@ fn run_collector(args: RunArgs) -> anyhow::Result<()> {
         });
         let metrics = collector.metrics();
         collector.run_until_stopped().await;
+        if let Some(forwarding) = forwarding {
+            forwarding.stop().await;
+        }
         for source in metrics.sources() {
             let health = source.health();
             eprintln!(
@@ -198,20 +260,146 @@ fn run_collector(args: RunArgs) -> anyhow::Result<()> {
     })
 }
 
-/// The sink for a configuration: the local archive. Forwarding to the SOC server needs the
-/// disk buffer and forwarder, which are not part of this build yet.
-fn build_sink(config: &CollectorConfig) -> anyhow::Result<Arc<dyn EventSink>> {
-    if let Some(server) = &config.server {
-        bail!(
-            "forwarding to the SOC server ({}) is not available in this build yet; write events to a local file instead (--to file:PATH, or an [archive] section without [server])",
-            server.url
-        );
-    }
-    let Some(archive) = &config.archive else {
-        bail!("nowhere to send events: configure [archive] (or [server])");
+/// Where a running collector's events go: the disk buffer (forwarded to the SOC server) when
+/// a server is configured, the local archive, or both.
+struct Destination {
+    sink: Arc<dyn EventSink>,
+    buffer: Option<Arc<DiskBuffer>>,
+    enrolled: Option<Identity>,
+}
+
+fn build_sink(config: &CollectorConfig) -> anyhow::Result<Destination> {
+    let archive = match &config.archive {
+        Some(archive) => Some(
+            Arc::new(NdjsonFileSink::open(&archive.path, archive.max_file_bytes)?)
+                as Arc<dyn EventSink>,
+        ),
+        None => None,
     };
-    let sink = NdjsonFileSink::open(&archive.path, archive.max_file_bytes)?;
-    Ok(Arc::new(sink))
+    let Some(server) = &config.server else {
+        let Some(archive) = archive else {
+            bail!("nowhere to send events: configure [archive] (or [server])");
+        };
+        return Ok(Destination {
+            sink: archive,
+            buffer: None,
+            enrolled: None,
+        });
+    };
+    let enrolled = Identity::load(&server.key_file).with_context(|| {
+        format!(
+            "not enrolled: run `citysoc collector enroll --server {} --token TOKEN --key-file {}` first",
+            server.url,
+            server.key_file.display()
+        )
+    })?;
+    let buffer_config = BufferConfig {
+        max_bytes: config.buffer.max_bytes,
+        when_full: match config.buffer.when_full {
+            WhenFullPolicy::Block => WhenFull::Block,
+            WhenFullPolicy::DropOldest => WhenFull::DropOldest,
+        },
+        ..BufferConfig::default()
+    };
+    let buffer_dir = config.collector.data_dir.join("buffer");
+    let buffer = Arc::new(
+        DiskBuffer::open(&buffer_dir, buffer_config)
+            .with_context(|| format!("cannot open the disk buffer in {}", buffer_dir.display()))?,
+    );
+    let primary: Arc<dyn EventSink> = Arc::new(BufferSink::new(buffer.clone()));
+    let sink: Arc<dyn EventSink> = match archive {
+        Some(archive) => Arc::new(TeeSink::new(primary, vec![archive])),
+        None => primary,
+    };
+    Ok(Destination {
+        sink,
+        buffer: Some(buffer),
+        enrolled: Some(enrolled),
+    })
+}
+
+/// The forwarder and the heartbeat task of a collector that sends to a server.
+struct Forwarding {
+    forwarder: Forwarder,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Destination {
+    /// Starts forwarding the buffer to the server (inside the runtime), with heartbeats.
+    fn start_forwarding(
+        &self,
+        config: &CollectorConfig,
+        metrics: Arc<citysoc_collector::metrics::CollectorMetrics>,
+    ) -> anyhow::Result<Option<Forwarding>> {
+        let (Some(buffer), Some(enrolled), Some(server)) =
+            (&self.buffer, &self.enrolled, &config.server)
+        else {
+            return Ok(None);
+        };
+        let mut forwarder_config = ForwarderConfig::new(
+            server.url.clone(),
+            enrolled.collector_id.clone(),
+            enrolled.key_bytes()?,
+        );
+        forwarder_config.ca_file = server.ca_file.clone().or_else(|| enrolled.ca_file.clone());
+        let forwarder = Forwarder::start(buffer.clone(), forwarder_config)?;
+        let heartbeat = tokio::spawn(send_heartbeats(
+            enrolled.clone(),
+            buffer.clone(),
+            forwarder.stats(),
+            metrics,
+            config.config_hash.clone(),
+        ));
+        eprintln!(
+            "  forwarding to {} as collector {}",
+            server.url, enrolled.collector_id
+        );
+        Ok(Some(Forwarding {
+            forwarder,
+            heartbeat,
+        }))
+    }
+}
+
+impl Forwarding {
+    async fn stop(self) {
+        self.heartbeat.abort();
+        self.forwarder.shutdown().await;
+    }
+}
+
+/// How often a collector reports its health.
+const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn send_heartbeats(
+    enrolled: Identity,
+    buffer: Arc<DiskBuffer>,
+    forwarder: Arc<ForwarderStats>,
+    metrics: Arc<citysoc_collector::metrics::CollectorMetrics>,
+    config_hash: String,
+) {
+    let started = std::time::Instant::now();
+    loop {
+        let buffered = buffer.stats();
+        let sent = forwarder.snapshot();
+        let heartbeat = Heartbeat {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: started.elapsed().as_secs(),
+            sources: metrics.health(),
+            buffer_bytes: buffered.bytes,
+            buffer_events: buffered.records,
+            buffer_max_bytes: buffered.max_bytes,
+            buffer_dropped: buffered.dropped,
+            batches_acked: sent.batches_acked,
+            send_errors: sent.retries,
+            last_error: sent.last_error.clone(),
+            config_hash: config_hash.clone(),
+        };
+        if let Err(error) = enrolled.send_heartbeat(&heartbeat).await {
+            tracing::warn!("heartbeat not delivered: {error}");
+        }
+        tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+    }
 }
 
 /// The configuration a quick start describes, as TOML, checked like a file.

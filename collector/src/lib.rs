@@ -43,5 +43,5 @@ pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSo
 pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};
 pub use service::RunningCollector;
-pub use sink::{EventSink, NdjsonFileSink, TeeSink};
+pub use sink::{BufferSink, EventSink, NdjsonFileSink, TeeSink};
 pub use sources::CollectorIdentity;

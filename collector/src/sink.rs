@@ -249,6 +249,38 @@ impl EventSink for TeeSink {
     }
 }
 
+/// The disk buffer as the pipeline's sink. With `when_full = "block"`, `write` waits for room
+/// as long as it takes, so backpressure reaches the sources (an error here would count the
+/// lines as dropped); with `drop_oldest` the buffer makes room itself and counts what it drops.
+pub struct BufferSink {
+    buffer: Arc<crate::DiskBuffer>,
+}
+
+impl BufferSink {
+    /// A sink appending to `buffer`.
+    pub fn new(buffer: Arc<crate::DiskBuffer>) -> Self {
+        BufferSink { buffer }
+    }
+}
+
+impl EventSink for BufferSink {
+    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        loop {
+            match self
+                .buffer
+                .append(&lines, std::time::Duration::from_secs(1))
+            {
+                Err(CollectorError::BufferFull { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), CollectorError> {
+        self.buffer.sync()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
