@@ -43,7 +43,8 @@ pub struct YaraConfig {
     /// Bytes scanned at most per target (default 1 MiB). Longer input is scanned up to the
     /// limit, counted in [`YaraStats::truncated`] and flagged `truncated` in alert details.
     pub max_scan_bytes: usize,
-    /// yara-x scan timeout in seconds per target (default 1; yara-x counts whole seconds).
+    /// yara-x scan timeout in seconds per target (default 1; yara-x counts whole seconds, and a
+    /// scan gets at least this long, at most one second more).
     /// 0 disables the timeout. A timed-out scan is counted and gives no alert.
     pub timeout_secs: u64,
     /// Decode and scan PowerShell `-EncodedCommand` arguments and base64 runs of 40
@@ -306,7 +307,13 @@ impl std::fmt::Debug for YaraScanner<'_> {
 impl<'r> YaraScanner<'r> {
     /// A scanner over `rules` with the targets and limits of `config`.
     pub fn new(rules: &'r YaraRuleSet, config: &YaraConfig) -> Self {
-        let timeout = (config.timeout_secs > 0).then(|| Duration::from_secs(config.timeout_secs));
+        // yara-x ends a scan when its once-a-second heartbeat has ticked `timeout` times since
+        // the scan started, so a timeout of N seconds really means somewhere between N - 1 and
+        // N: with 1, any scan that happens to span a tick is cut off (seen as a flaky test on
+        // a loaded machine, and in production it would silently skip rules). One more tick
+        // makes the configured value a floor.
+        let timeout = (config.timeout_secs > 0)
+            .then(|| Duration::from_secs(config.timeout_secs.saturating_add(1)));
         let single = |compiled: &'r yara_x::Rules| {
             let mut scanner = yara_x::Scanner::new(compiled);
             if let Some(timeout) = timeout {
