@@ -59,6 +59,22 @@ fn start_collector(config: &Path) -> Child {
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|error| panic!("{error}"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .unwrap_or_else(|error| panic!("{error}"));
+    text
+}
+
 fn kill(child: &mut Child) {
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
@@ -272,4 +288,71 @@ fn a_server_down_for_a_while_gets_everything_once_it_is_back() {
     kill(&mut collector);
     kill(&mut server);
     assert_exactly_once(&setup);
+}
+
+#[test]
+fn a_collector_that_lost_its_buffer_state_renumbers_and_delivers_what_comes_next() {
+    // Several batches (5,000 events at most each), so the server's last acknowledged number
+    // is well past 1.
+    let events = 20_000;
+    let (mut setup, mut server) = setup(events);
+    let mut collector = start_collector(&setup.config);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while stored_count(&setup.server_data) < events as u64 {
+        assert!(Instant::now() < deadline, "the first events did not arrive");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    kill(&mut collector);
+
+    // The buffer goes (a reinstall, a restored backup): its batch numbers start at 1 again,
+    // below the ones the server acknowledged. The file checkpoints stay, so only new lines
+    // are read.
+    let collector_data = setup.config.with_file_name("collector");
+    std::fs::remove_dir_all(collector_data.join("buffer"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let stream = setup.config.with_file_name("stream.log");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&stream)
+        .unwrap_or_else(|error| panic!("{error}"));
+    for n in 0..500 {
+        let line = format!(
+            "<38>Nov 22 09:{:02}:{:02} gis-app-01 sshd[{n}]: Accepted password for after{n} from 10.9.{}.{} port 22 ssh2",
+            (n / 60) % 60,
+            n % 60,
+            n / 250,
+            n % 250
+        );
+        writeln!(file, "{line}").unwrap_or_else(|error| panic!("{error}"));
+        setup.lines.insert(line);
+    }
+    drop(file);
+
+    let mut collector = start_collector(&setup.config);
+    let total = setup.lines.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while stored_count(&setup.server_data) < total {
+        assert!(
+            Instant::now() < deadline,
+            "events after the lost buffer state were not delivered"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    kill(&mut collector);
+    // The first batch after the wipe was refused as a replay, and renumbered.
+    let metrics = http_get(setup.port, "/metrics");
+    let replays = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("citysoc_rejected_total{endpoint=\"intake\",reason=\"replay\"}")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(replays >= 1, "no replay was refused: {metrics}");
+    kill(&mut server);
+    assert_exactly_once(&setup);
+    let rejected = collector_data.join("buffer").join("rejected");
+    let refused = std::fs::read_dir(&rejected).map_or(0, |entries| entries.count());
+    assert_eq!(refused, 0, "batches were refused instead of renumbered");
 }

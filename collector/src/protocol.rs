@@ -200,6 +200,12 @@ pub struct Rejection {
     pub reason: String,
     /// For people.
     pub message: String,
+    /// With `replay`: the newest batch number the server has acknowledged from this
+    /// collector. A collector whose buffer state was lost (reinstalled, restored from an old
+    /// backup) numbers its batches from 1 again; it renumbers after this so its events are
+    /// delivered instead of refused forever. Absent from servers that do not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_acknowledged: Option<u64>,
 }
 
 /// Enrollment request: a one-time token from an agency admin.

@@ -140,6 +140,7 @@ async fn intake(
             Json(Rejection {
                 reason: "bad_batch".into(),
                 message: "refused by the test".into(),
+                last_acknowledged: None,
             }),
         )
             .into_response(),

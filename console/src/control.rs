@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::app::{blocking, named_collector, respond, App, AppState};
 use crate::metrics::Metrics;
 use crate::rejection::Rejected;
-use crate::signed::{collector_id, known_collector, verify, Verified};
+use crate::signed::{lock_collector, read_body, verify, Verified};
 
 /// Largest heartbeat or rotation body.
 pub(crate) const CONTROL_BODY_BYTES: usize = 256 << 10;
@@ -61,23 +61,8 @@ async fn signed_request<T: Send + 'static>(
     path: &'static str,
     work: Work<T>,
 ) -> Result<T, Rejected> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            Rejected::too_large(CONTROL_BODY_BYTES)
-        } else {
-            Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
-        }
-    })?;
-    let id = collector_id(&headers)?;
-    let lock = {
-        let id = id.clone();
-        blocking(app, move |app| {
-            known_collector(app, &id)?;
-            Ok(app.collector_lock(&id))
-        })
-        .await?
-    };
-    let guard = lock.lock_owned().await;
+    let body = read_body(body, CONTROL_BODY_BYTES)?;
+    let (id, guard) = lock_collector(app, &headers).await?;
     blocking(app, move |app| {
         let verified = verify(app, &id, path, &headers, &body, Utc::now())?;
         if verified.signed.sequence != 0 {

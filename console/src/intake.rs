@@ -23,7 +23,7 @@ use crate::detection::append_alerts;
 use crate::metrics::Metrics;
 use crate::registry::BatchRecord;
 use crate::rejection::Rejected;
-use crate::signed::{collector_id, known_collector, verify};
+use crate::signed::{lock_collector, read_body, verify};
 
 /// The handler.
 pub(crate) async fn intake(
@@ -41,31 +41,14 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<IntakeAck, Rejected> {
-    let body = body.map_err(body_rejection)?;
-    let id = collector_id(&headers)?;
-    let lock = {
-        let id = id.clone();
-        blocking(app, move |app| {
-            known_collector(app, &id)?;
-            Ok(app.collector_lock(&id))
-        })
-        .await?
-    };
-    let guard = lock.lock_owned().await;
+    let body = read_body(body, MAX_BODY_BYTES)?;
+    let (id, guard) = lock_collector(app, &headers).await?;
     blocking(app, move |app| {
         let answer = process(app, &id, &headers, &body);
         drop(guard);
         answer
     })
     .await
-}
-
-fn body_rejection(rejection: BytesRejection) -> Rejected {
-    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        Rejected::too_large(MAX_BODY_BYTES)
-    } else {
-        Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
-    }
 }
 
 /// Everything after the body is read, under the collector's lock.
@@ -85,9 +68,10 @@ fn process(
         )));
     }
     if sequence < last {
-        return Err(Rejected::replay(format!(
-            "batch {sequence} is older than batch {last}, already acknowledged"
-        )));
+        return Err(Rejected::replayed_batch(
+            format!("batch {sequence} is older than batch {last}, already acknowledged"),
+            last,
+        ));
     }
     let resent = sequence == last;
     let gap = (sequence > last.saturating_add(1)).then(|| (last.saturating_add(1), sequence - 1));

@@ -18,6 +18,8 @@ pub struct Rejected {
     pub reason: &'static str,
     /// What was wrong, for people.
     pub message: String,
+    /// With a replay: the newest batch number acknowledged from the collector.
+    pub last_acknowledged: Option<u64>,
 }
 
 impl Rejected {
@@ -26,6 +28,7 @@ impl Rejected {
             status,
             reason,
             message: message.into(),
+            last_acknowledged: None,
         }
     }
 
@@ -85,6 +88,15 @@ impl Rejected {
         Self::new(StatusCode::CONFLICT, "replay", message)
     }
 
+    /// 409: a batch older than the newest one acknowledged (`last`): a replay, or a
+    /// collector that lost its numbering (it renumbers after `last`).
+    pub fn replayed_batch(message: impl Into<String>, last: u64) -> Self {
+        Rejected {
+            last_acknowledged: Some(last),
+            ..Self::new(StatusCode::CONFLICT, "replay", message)
+        }
+    }
+
     /// 400: the batch is not zstd NDJSON of events; nothing of it was stored.
     pub fn bad_body(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_body", message)
@@ -124,6 +136,7 @@ impl IntoResponse for Rejected {
             Json(Rejection {
                 reason: self.reason.to_owned(),
                 message: self.message,
+                last_acknowledged: self.last_acknowledged,
             }),
         )
             .into_response()

@@ -3,13 +3,17 @@
 //! the server's clock; the HMAC matches the current key, or the previous one while the
 //! collector has not yet used the current one.
 
-use axum::http::HeaderMap;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use citysoc_collector::protocol::{
     self, Signed, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS,
 };
 
-use crate::app::{named_collector, AppState};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::app::{blocking, named_collector, App, AppState};
 use crate::registry::{CollectorState, KeyUsed};
 use crate::rejection::Rejected;
 
@@ -40,6 +44,39 @@ pub(crate) fn known_collector(app: &AppState, id: &str) -> Result<CollectorState
         return Err(Rejected::revoked(id));
     }
     Ok(state)
+}
+
+/// The body as read, or why it could not be: over `limit` (413) or unreadable (400).
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, Rejected> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Rejected::too_large(limit)
+        } else {
+            Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
+        }
+    })
+}
+
+/// The collector a signed request names, checked as known and not revoked, with its lock
+/// held: one request per collector at a time, so sequence and replay checks see every
+/// earlier request of that collector finished.
+pub(crate) async fn lock_collector(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(String, OwnedMutexGuard<()>), Rejected> {
+    let id = collector_id(headers)?;
+    let lock = {
+        let id = id.clone();
+        blocking(app, move |app| {
+            known_collector(app, &id)?;
+            Ok(app.collector_lock(&id))
+        })
+        .await?
+    };
+    Ok((id, lock.lock_owned().await))
 }
 
 /// The full check; the caller holds the collector's lock. Using the current key retires the

@@ -6,8 +6,8 @@
 mod common;
 
 use citysoc_collector::protocol::{
-    self, IntakeAck, HEADER_COLLECTOR, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, INTAKE_PATH,
-    MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
+    self, IntakeAck, Rejection, HEADER_COLLECTOR, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
+    INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
 };
 use common::{
     batch, event, events, expect_rejection, metric, now_ms, rejected_metric, TestCollector,
@@ -363,7 +363,9 @@ async fn a_batch_sent_twice_is_stored_once_and_acknowledged_twice() {
     );
     // Older than the last acknowledged: a replay.
     let response = collector.send(&server, INTAKE_PATH, 1, body).await;
-    refused_but_stored(&server, response, "replay", 55).await;
+    let rejection = refused_but_stored(&server, response, "replay", 55).await;
+    // It says how far the server is, so a collector that lost its numbering renumbers.
+    assert_eq!(rejection.last_acknowledged, Some(2));
 }
 
 async fn refused_but_stored(
@@ -371,9 +373,10 @@ async fn refused_but_stored(
     response: reqwest::Response,
     reason: &str,
     stored: u64,
-) {
-    expect_rejection(response, 409, reason).await;
+) -> Rejection {
+    let rejection = expect_rejection(response, 409, reason).await;
     assert_eq!(server.stored_count(), stored);
+    rejection
 }
 
 #[tokio::test]
@@ -401,7 +404,8 @@ async fn a_skipped_batch_number_is_accepted_and_counted_as_a_gap() {
     let response = collector
         .send(&server, INTAKE_PATH, 3, batch(&events("g3", 2)))
         .await;
-    refused_but_stored(&server, response, "replay", 10).await;
+    let rejection = refused_but_stored(&server, response, "replay", 10).await;
+    assert_eq!(rejection.last_acknowledged, Some(10));
     let text = server.metrics_text().await;
     assert_eq!(metric(&text, "citysoc_intake_gaps_total"), 2);
     assert_eq!(metric(&text, "citysoc_intake_missing_batches_total"), 5);

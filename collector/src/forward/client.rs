@@ -112,6 +112,7 @@ fn classify(status: StatusCode, body: &[u8], sequence: u64) -> Attempt {
     let rejection = serde_json::from_slice::<Rejection>(body).unwrap_or_else(|_| Rejection {
         reason: format!("http_{}", status.as_u16()),
         message: snippet(body),
+        last_acknowledged: None,
     });
     Attempt::Rejected {
         status: status.as_u16(),

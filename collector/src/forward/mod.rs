@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::buffer::{DiskBuffer, Offset};
-use crate::protocol;
+use crate::protocol::{self, Rejection};
 use crate::CollectorError;
 use backoff::Backoff;
 use client::{Attempt, IntakeClient};
@@ -163,6 +163,7 @@ pub struct ForwarderStats {
     rejected_batches: AtomicU64,
     rejected_events: AtomicU64,
     dropped_before_delivery: AtomicU64,
+    renumbered: AtomicU64,
     last_ack_time_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
 }
@@ -187,6 +188,9 @@ pub struct ForwarderStatsSnapshot {
     /// Events taken out of a waiting batch because `drop_oldest` dropped them from the buffer
     /// (already counted in the buffer's `dropped`).
     pub dropped_before_delivery: u64,
+    /// Batches renumbered because the server had acknowledged newer numbers than this
+    /// buffer knew (its state was lost or restored from a backup).
+    pub renumbered: u64,
     /// When the last acknowledgement came, Unix milliseconds (0: never).
     pub last_ack_time_ms: i64,
     /// The last failure, if any.
@@ -205,6 +209,7 @@ impl ForwarderStats {
             rejected_batches: self.rejected_batches.load(Ordering::Relaxed),
             rejected_events: self.rejected_events.load(Ordering::Relaxed),
             dropped_before_delivery: self.dropped_before_delivery.load(Ordering::Relaxed),
+            renumbered: self.renumbered.load(Ordering::Relaxed),
             last_ack_time_ms: self.last_ack_time_ms.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -307,6 +312,18 @@ impl Forwarder {
             task.abort();
         }
     }
+}
+
+/// The number a batch refused as a replay goes again under: after the newest one the server
+/// acknowledged, when that is at or past the batch's own (a collector whose buffer state was
+/// lost counts from 1 again). The server de-duplicates by event id, so events it already has
+/// are only counted as duplicates. `None`: a real refusal, saved under `rejected/`.
+fn renumber_after(status: u16, rejection: &Rejection, sequence: u64) -> Option<u64> {
+    if status != 409 || rejection.reason != "replay" {
+        return None;
+    }
+    let last = rejection.last_acknowledged?;
+    (last >= sequence).then(|| last.checked_add(1)).flatten()
 }
 
 /// What the task owns.
@@ -519,6 +536,28 @@ impl Worker {
                             "cannot record the acknowledgement of batch {}: {error}",
                             batch.sequence
                         ),
+                    }
+                }
+                Attempt::Rejected { status, rejection }
+                    if renumber_after(status, &rejection, batch.sequence).is_some() =>
+                {
+                    let next = renumber_after(status, &rejection, batch.sequence)
+                        .unwrap_or(batch.sequence);
+                    tracing::warn!(
+                        sequence = batch.sequence,
+                        next,
+                        "the server acknowledged newer batch numbers than this buffer knew (its state was lost or restored): renumbering"
+                    );
+                    match self
+                        .blocking(move |buffer| buffer.set_in_flight(next, last))
+                        .await
+                    {
+                        Ok(()) => {
+                            self.stats.renumbered.fetch_add(1, Ordering::Relaxed);
+                            batch.sequence = next;
+                            continue;
+                        }
+                        Err(error) => format!("cannot record the renumbered batch {next}: {error}"),
                     }
                 }
                 Attempt::Rejected { status, rejection } => {

@@ -28,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
 use super::{decode_frames, SourceRuntime};
 use crate::config::FileSourceConfig;
+use crate::event::Event;
 use crate::framing::{Framer, Framing};
-use crate::metrics::SourceErrorKind;
+use crate::metrics::{SourceErrorKind, SourceMetrics};
 use crate::parse::Decoder;
 
 /// How much is read at a time.
@@ -95,6 +96,30 @@ struct Reading {
     inside_fragment: bool,
     /// A file renamed away while the collector was stopped: read to its end, then the path.
     rotated: bool,
+}
+
+impl Reading {
+    /// Frames and parses what the buffer holds and takes it out. `at_end`: nothing more will
+    /// be read from this file (rotated away, or truncated), so a last line without a newline
+    /// and a record the decoder still groups (auditd) are handed out too.
+    fn take_events(&mut self, at_end: bool, metrics: &SourceMetrics) -> Vec<Event> {
+        let mut events = Vec::new();
+        let framed = decode_frames(
+            &mut self.framer,
+            &mut self.decoder,
+            &self.buffer,
+            at_end,
+            &mut events,
+            metrics,
+        );
+        self.buffer.drain(..framed.consumed);
+        self.consumed += framed.consumed as u64;
+        self.inside_fragment = framed.inside_fragmented_record && !at_end;
+        if at_end {
+            self.decoder.finish(&mut events);
+        }
+        events
+    }
 }
 
 struct Tailer {
@@ -335,18 +360,7 @@ impl Tailer {
         }
         self.source.metrics.add_bytes_in(count as u64);
         reading.decoder.set_received_at(chrono::Utc::now());
-        let mut events = Vec::new();
-        let framed = decode_frames(
-            &mut reading.framer,
-            &mut reading.decoder,
-            &reading.buffer,
-            false,
-            &mut events,
-            &self.source.metrics,
-        );
-        reading.buffer.drain(..framed.consumed);
-        reading.consumed += framed.consumed as u64;
-        reading.inside_fragment = framed.inside_fragmented_record;
+        let mut events = reading.take_events(false, &self.source.metrics);
         self.send(&mut events)?;
         Ok(true)
     }
@@ -358,19 +372,7 @@ impl Tailer {
         let Some(reading) = self.reading.as_mut() else {
             return Ok(());
         };
-        let mut events = Vec::new();
-        let framed = decode_frames(
-            &mut reading.framer,
-            &mut reading.decoder,
-            &reading.buffer,
-            true,
-            &mut events,
-            &self.source.metrics,
-        );
-        reading.buffer.drain(..framed.consumed);
-        reading.consumed += framed.consumed as u64;
-        reading.inside_fragment = false;
-        reading.decoder.finish(&mut events);
+        let mut events = reading.take_events(true, &self.source.metrics);
         self.next_sequence = reading.decoder.next_sequence();
         self.send(&mut events)?;
         self.checkpoint(true)?;
@@ -386,20 +388,9 @@ impl Tailer {
         let Some(reading) = self.reading.as_mut() else {
             return Ok(());
         };
-        let mut events = Vec::new();
-        let framed = decode_frames(
-            &mut reading.framer,
-            &mut reading.decoder,
-            &reading.buffer,
-            true,
-            &mut events,
-            &self.source.metrics,
-        );
-        debug_assert_eq!(framed.consumed, reading.buffer.len());
-        reading.decoder.finish(&mut events);
-        reading.buffer.clear();
+        let mut events = reading.take_events(true, &self.source.metrics);
+        debug_assert!(reading.buffer.is_empty());
         reading.consumed = 0;
-        reading.inside_fragment = false;
         reading.framer = Framer::new(Framing::Newline, self.source.config.max_frame);
         if let Err(error) = reading.file.seek(SeekFrom::Start(0)) {
             self.source.metrics.add_error(SourceErrorKind::File);

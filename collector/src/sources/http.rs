@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::http_body::{decompress, split_records, BodyError};
-use super::SourceRuntime;
+use super::{accept, SourceRuntime};
 use crate::metrics::SourceErrorKind;
 use crate::pipeline::SendFailure;
 
@@ -355,18 +355,8 @@ impl TlsListener {
         let (ready_tx, ready) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let accepted = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    accepted = listener.accept() => accepted,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        source.metrics.add_error(SourceErrorKind::Accept);
-                        tracing::warn!(source = %source.config.name, %error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
+                let Some((stream, peer)) = accept(&listener, &source, &shutdown).await else {
+                    break;
                 };
                 let acceptor = acceptor.clone();
                 let ready_tx = ready_tx.clone();

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::stream::read_stream;
-use super::SourceRuntime;
+use super::{accept, SourceRuntime};
 use crate::config::TcpSourceConfig;
 use crate::metrics::SourceErrorKind;
 
@@ -32,19 +32,8 @@ pub(crate) async fn run_listener(
 ) {
     let connections = TaskTracker::new();
     loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                source.metrics.add_error(SourceErrorKind::Accept);
-                tracing::warn!(source = %source.config.name, %error, "accept failed");
-                // Out of file descriptors, typically: give the others time to close.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Some((stream, peer)) = accept(&listener, &source, &shutdown).await else {
+            break;
         };
         if source.metrics.connections_active() >= settings.max_connections as u64 {
             source
