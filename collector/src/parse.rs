@@ -44,7 +44,7 @@ impl ParseContext {
             agency: None,
             collector: None,
             source: EventSource {
-                transport: transport.to_owned().into(),
+                transport: transport_name(transport),
                 address: None,
                 sequence: None,
             },
@@ -57,6 +57,16 @@ impl ParseContext {
             .map_err(|_| CollectorError::UnknownTimeZone {
                 name: name.to_owned(),
             })
+    }
+}
+
+/// The transport name as a `Cow`: borrowed for the names sources use, so building an event
+/// (which clones the context's source) does not allocate a copy of it every time.
+fn transport_name(transport: &str) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &["file", "stdin", "udp", "tcp", "tls", "http", "evtx"];
+    match KNOWN.iter().find(|known| **known == transport) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(transport.to_owned()),
     }
 }
 
