@@ -192,8 +192,8 @@ fn hex128(value: u128) -> String {
     for (index, digit) in digits.iter_mut().enumerate() {
         *digit = DIGITS[((value >> ((31 - index) * 4)) & 0xf) as usize];
     }
-    // Only ASCII hex digits were written, so this never falls back.
-    String::from_utf8(digits.to_vec()).unwrap_or_default()
+    // Only ASCII hex digits were written, so every byte is a character of its own.
+    digits.iter().map(|digit| char::from(*digit)).collect()
 }
 
 /// The id of the `part`-th event cut from one record (elements of a JSON array, several
