@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::str::FromStr;
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use xxhash_rust::xxh3::Xxh3;
@@ -44,7 +45,7 @@ impl ParseContext {
             agency: None,
             collector: None,
             source: EventSource {
-                transport: transport.to_owned().into(),
+                transport: transport_name(transport),
                 address: None,
                 sequence: None,
             },
@@ -57,6 +58,16 @@ impl ParseContext {
             .map_err(|_| CollectorError::UnknownTimeZone {
                 name: name.to_owned(),
             })
+    }
+}
+
+/// The transport name as a `Cow`: borrowed for the names sources use, so building an event
+/// (which clones the context's source) does not allocate a copy of it every time.
+fn transport_name(transport: &str) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &["file", "stdin", "udp", "tcp", "tls", "http", "evtx"];
+    match KNOWN.iter().find(|known| **known == transport) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(transport.to_owned()),
     }
 }
 
@@ -121,7 +132,19 @@ impl FromStr for InputFormat {
 
 /// A fresh event for `record`: id, times, identity and raw bytes set, `format: unknown`.
 pub fn new_event(record: &[u8], context: &ParseContext, sequence: u64) -> Event {
-    let mut event = Event {
+    new_event_from(record, std::str::from_utf8(record).ok(), context, sequence)
+}
+
+/// [`new_event`] for a record whose UTF-8 check was already made: `utf8` is the record as text
+/// when it is valid UTF-8. `parse_record` needs the text too, and validating twice showed in
+/// profiles.
+fn new_event_from(
+    record: &[u8],
+    utf8: Option<&str>,
+    context: &ParseContext,
+    sequence: u64,
+) -> Event {
+    Event {
         id: event_id(record, context, sequence),
         timestamp: context.received_at,
         received_at: context.received_at,
@@ -138,11 +161,13 @@ pub fn new_event(record: &[u8], context: &ParseContext, sequence: u64) -> Event 
         // rehashes while the parser fills them.
         fields: Fields::with_capacity(8),
         parse_error: None,
-        raw: None,
-        raw_base64: None,
-    };
-    event.set_raw(record);
-    event
+        // As `Event::set_raw` stores it: text when valid UTF-8, base64 otherwise.
+        raw: utf8.map(str::to_owned),
+        raw_base64: match utf8 {
+            Some(_) => None,
+            None => Some(base64::engine::general_purpose::STANDARD.encode(record)),
+        },
+    }
 }
 
 /// The stable event id: xxh3-128 over collector, source address, sequence and raw bytes. Not a
@@ -167,8 +192,11 @@ fn hex128(value: u128) -> String {
     for (index, digit) in digits.iter_mut().enumerate() {
         *digit = DIGITS[((value >> ((31 - index) * 4)) & 0xf) as usize];
     }
-    // Only ASCII hex digits were written, so this never falls back.
-    String::from_utf8(digits.to_vec()).unwrap_or_default()
+    // Only ASCII hex digits were written, so this never falls back. Validating 32 ASCII bytes
+    // on the stack and copying them once is cheaper than collecting chars (profiled).
+    std::str::from_utf8(&digits)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// The id of the `part`-th event cut from one record (elements of a JSON array, several
@@ -187,11 +215,16 @@ pub(crate) fn part_id(record_id: &str, part: usize) -> String {
 /// to a character, and the event keeps the exact bytes in `raw_base64`. A leading byte-order
 /// mark is skipped.
 fn record_text(record: &[u8]) -> Cow<'_, str> {
-    let record = record.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(record);
-    // `from_utf8` is the fast validator; the lossy path only runs for legacy encodings.
-    match std::str::from_utf8(record) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => {
+    record_text_from(record, std::str::from_utf8(record).ok())
+}
+
+/// [`record_text`] when the whole record's UTF-8 check was already made (`utf8`). A BOM is one
+/// whole character, so the record without it is valid UTF-8 exactly when the record is.
+fn record_text_from<'a>(record: &'a [u8], utf8: Option<&'a str>) -> Cow<'a, str> {
+    match utf8 {
+        Some(text) => Cow::Borrowed(text.strip_prefix('\u{feff}').unwrap_or(text)),
+        None => {
+            let record = record.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(record);
             encoding_rs::WINDOWS_1258
                 .decode_without_bom_handling(record)
                 .0
@@ -207,8 +240,10 @@ pub fn parse_record(
     context: &ParseContext,
     sequence: u64,
 ) -> Event {
-    let mut event = new_event(record, context, sequence);
-    let text = record_text(record);
+    // One UTF-8 check serves both the raw copy and the parsers' text.
+    let utf8 = std::str::from_utf8(record).ok();
+    let mut event = new_event_from(record, utf8, context, sequence);
+    let text = record_text_from(record, utf8);
     let attempt = match input_format {
         InputFormat::Auto => parse_auto(&text, context, &mut event),
         fixed => parse_fixed(fixed, &text, context, &mut event),

@@ -6,6 +6,7 @@
 //! here is still read leniently by the RFC 3164 parser when the format is `auto`.
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, Format};
@@ -388,9 +389,13 @@ fn parse_structured_data(
     while bytes.get(cursor.position) == Some(&b'[') {
         cursor.position += 1;
         let id = sd_name(cursor, EXPECTED_SD_ID)?;
-        if elements.contains_key(id) {
-            return Err(FormatError::new(DUPLICATE_SD_ID, cursor.position));
-        }
+        // One hash per element: the vacant entry is kept while the params are read.
+        let element = match elements.entry(id) {
+            Entry::Occupied(_) => {
+                return Err(FormatError::new(DUPLICATE_SD_ID, cursor.position));
+            }
+            Entry::Vacant(element) => element,
+        };
         let mut params = Map::new();
         loop {
             match bytes.get(cursor.position) {
@@ -416,21 +421,24 @@ fn parse_structured_data(
                     }
                     cursor.position += 1;
                     let value = sd_value(cursor)?;
-                    match params.get_mut(name) {
-                        Some(Value::Array(values)) => values.push(Value::from(value)),
-                        Some(previous) => {
-                            let first = previous.take();
-                            *previous = Value::Array(vec![first, Value::from(value)]);
+                    // A repeated name collects its values in an array, in order.
+                    match params.entry(name) {
+                        Entry::Vacant(vacant) => {
+                            vacant.insert(Value::from(value));
                         }
-                        None => {
-                            params.insert(name.to_owned(), Value::from(value));
-                        }
+                        Entry::Occupied(mut occupied) => match occupied.get_mut() {
+                            Value::Array(values) => values.push(Value::from(value)),
+                            previous => {
+                                let first = previous.take();
+                                *previous = Value::Array(vec![first, Value::from(value)]);
+                            }
+                        },
                     }
                 }
                 _ => return Err(FormatError::new(EXPECTED_SD_PARAM, cursor.position)),
             }
         }
-        elements.insert(id.to_owned(), Value::Object(params));
+        element.insert(Value::Object(params));
     }
     Ok(elements)
 }
@@ -495,6 +503,25 @@ mod tests {
         let context = ParseContext::new("test");
         let mut event = new_event(text.as_bytes(), &context, 1);
         parse(text, &context, &mut event).map(|()| event)
+    }
+
+    #[test]
+    fn repeated_params_collect_in_order_and_duplicate_ids_fail() {
+        let event =
+            parse_text("<13>1 - host app - - [a x=\"1\" x=\"2\" x=\"3\" y=\"\\]\"][b x=\"4\"] msg")
+                .unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(
+            event.fields.get("structured_data"),
+            Some(&serde_json::json!({"a": {"x": ["1", "2", "3"], "y": "]"}, "b": {"x": "4"}}))
+        );
+        let text = "<13>1 - host app - - [a x=\"1\"][a y=\"2\"] msg";
+        assert_eq!(
+            parse_text(text).err(),
+            Some(FormatError::new(
+                DUPLICATE_SD_ID,
+                text.find("][a").unwrap_or(0) + 3
+            ))
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub fn enrich(message: &str, event: &mut Event) {
     let mut address_found = false;
     let mut port_expected = false;
     let mut user: Option<&str> = None;
-    for word in message.split(' ').filter(|word| !word.is_empty()) {
+    for (word, may_be_address) in words(message) {
         if port_expected {
             if previous == "port" {
                 event.core.source_port = word.trim_end_matches([':', ',']).parse().ok();
@@ -28,7 +28,7 @@ pub fn enrich(message: &str, event: &mut Event) {
                 port_expected = false;
             }
         }
-        if !address_found {
+        if !address_found && may_be_address {
             if let Some((text, address)) = as_address(word) {
                 // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4
                 // so the same attacker has one address across sources. Otherwise the text as
@@ -45,7 +45,11 @@ pub fn enrich(message: &str, event: &mut Event) {
             }
         }
         if user.is_none() {
-            user = user_in(before_previous, previous, word);
+            user = user_in(before_previous, previous, word, may_be_address);
+        }
+        if address_found && !port_expected && user.is_some() {
+            // Nothing later in the message can change what was found.
+            break;
         }
         before_previous = previous;
         previous = word;
@@ -59,6 +63,33 @@ pub fn enrich(message: &str, event: &mut Event) {
             event.core.event_outcome = Some(outcome.into());
         }
     }
+}
+
+/// The words of `text` between spaces (runs of spaces count as one), like
+/// `text.split(' ').filter(|word| !word.is_empty())`, each with whether it holds a `.` or a
+/// `:` (only such a word can be an address). One pass by hand: `split` with a `char` searches
+/// with `memchr`, whose setup costs more than scanning a short word, and this runs over every
+/// word of every sshd line.
+fn words(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    let mut position = 0;
+    std::iter::from_fn(move || {
+        let bytes = text.as_bytes();
+        while bytes.get(position) == Some(&b' ') {
+            position += 1;
+        }
+        let start = position;
+        let mut may_be_address = false;
+        while let Some(byte) = bytes.get(position) {
+            match byte {
+                b' ' => break,
+                b'.' | b':' => may_be_address = true,
+                _ => {}
+            }
+            position += 1;
+        }
+        // Both ends are at a space or at the end of the text: character boundaries.
+        (position > start).then(|| (&text[start..position], may_be_address))
+    })
 }
 
 /// A word that is an IP address (bare, in parentheses, or as `rhost=`): its text and value.
@@ -81,7 +112,12 @@ fn as_address(word: &str) -> Option<(&str, IpAddr)> {
 
 /// The user name in the shapes OpenSSH and pam_unix write it, judged at `word` with the two
 /// words before it.
-fn user_in<'a>(before_previous: &'a str, previous: &'a str, word: &'a str) -> Option<&'a str> {
+fn user_in<'a>(
+    before_previous: &'a str,
+    previous: &'a str,
+    word: &'a str,
+    may_be_address: bool,
+) -> Option<&'a str> {
     if let Some(user) = word.strip_prefix("user=").filter(|user| !user.is_empty()) {
         return Some(user);
     }
@@ -90,7 +126,10 @@ fn user_in<'a>(before_previous: &'a str, previous: &'a str, word: &'a str) -> Op
         return Some(previous);
     }
     // "Invalid user X from", "invalid user X 1.2.3.4", "authenticating user X 1.2.3.4"
-    if matches!(previous, "user" | "User") && word != "from" && as_address(word).is_none() {
+    if matches!(previous, "user" | "User")
+        && word != "from"
+        && !(may_be_address && as_address(word).is_some())
+    {
         return Some(word);
     }
     None
@@ -131,6 +170,150 @@ fn classify(message: &str) -> Option<(&'static str, Option<&'static str>)> {
         .map(|(_, action, outcome)| (*action, *outcome))
 }
 
+/// The word loop before it was made single-pass with an early exit, kept as the reference the
+/// new one must match.
+#[cfg(test)]
+mod reference {
+    use crate::event::Event;
+
+    pub fn enrich_reference(message: &str, event: &mut Event) {
+        let mut before_previous = "";
+        let mut previous = "";
+        let mut address_found = false;
+        let mut port_expected = false;
+        let mut user: Option<&str> = None;
+        for word in message.split(' ').filter(|word| !word.is_empty()) {
+            if port_expected {
+                if previous == "port" {
+                    event.core.source_port = word.trim_end_matches([':', ',']).parse().ok();
+                    port_expected = false;
+                } else if word != "port" {
+                    port_expected = false;
+                }
+            }
+            if !address_found {
+                if let Some((text, address)) = super::as_address(word) {
+                    // `::ffff:192.0.2.1` is an IPv4 client on a dual-stack socket: store it as IPv4
+                    // so the same attacker has one address across sources. Otherwise the text as
+                    // written is already the canonical form, and copying it is cheaper than
+                    // formatting the address again.
+                    let canonical = address.to_canonical();
+                    event.core.source_ip = Some(if canonical == address {
+                        text.to_owned()
+                    } else {
+                        canonical.to_string()
+                    });
+                    address_found = true;
+                    port_expected = true;
+                }
+            }
+            if user.is_none() {
+                user = user_in_reference(before_previous, previous, word);
+            }
+            before_previous = previous;
+            previous = word;
+        }
+        if let Some(user) = user {
+            event.core.user_name = Some(user.to_owned());
+        }
+        if let Some((action, outcome)) = super::classify(message) {
+            event.core.event_action = Some(action.into());
+            if let Some(outcome) = outcome {
+                event.core.event_outcome = Some(outcome.into());
+            }
+        }
+    }
+    fn user_in_reference<'a>(
+        before_previous: &'a str,
+        previous: &'a str,
+        word: &'a str,
+    ) -> Option<&'a str> {
+        if let Some(user) = word.strip_prefix("user=").filter(|user| !user.is_empty()) {
+            return Some(user);
+        }
+        // "Failed password for X from", "Accepted publickey for X from"
+        if word == "from" && before_previous == "for" {
+            return Some(previous);
+        }
+        // "Invalid user X from", "invalid user X 1.2.3.4", "authenticating user X 1.2.3.4"
+        if matches!(previous, "user" | "User")
+            && word != "from"
+            && super::as_address(word).is_none()
+        {
+            return Some(word);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use crate::parse::{new_event, ParseContext};
+    use proptest::prelude::*;
+
+    const WORDS: &[&str] = &[
+        "Failed",
+        "Accepted",
+        "password",
+        "publickey",
+        "for",
+        "invalid",
+        "user",
+        "User",
+        "from",
+        "port",
+        "ssh2",
+        "root",
+        "admin",
+        "192.0.2.1",
+        "::ffff:192.0.2.7",
+        "2001:db8::1",
+        "(10.0.0.1)",
+        "rhost=5.33.63.160",
+        "user=workshop",
+        "user=",
+        "22",
+        "4022:",
+        "x.y",
+        "fatal:",
+        "Connection",
+        "closed",
+        "by",
+        "authenticating",
+        "[preauth]",
+        "",
+        "1.2.3.4:",
+    ];
+
+    fn check(message: &str) {
+        let context = ParseContext::new("test");
+        let mut ours = new_event(message.as_bytes(), &context, 1);
+        let mut reference = ours.clone();
+        enrich(message, &mut ours);
+        reference::enrich_reference(message, &mut reference);
+        assert_eq!(ours, reference, "{message:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn single_pass_matches_the_reference(
+            picks in proptest::collection::vec((0..WORDS.len(), 1..3usize), 0..14)
+        ) {
+            let message: String = picks
+                .iter()
+                .map(|(word, spaces)| format!("{}{}", WORDS[*word], " ".repeat(*spaces)))
+                .collect();
+            check(&message);
+        }
+
+        #[test]
+        fn single_pass_matches_the_reference_on_any_text(message in "\\PC{0,60}") {
+            check(&message);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +324,26 @@ mod tests {
         let mut event = new_event(message.as_bytes(), &context, 1);
         enrich(message, &mut event);
         event
+    }
+
+    #[test]
+    fn words_split_like_str_split_without_empty_words() {
+        for text in [
+            "",
+            " ",
+            "one",
+            "  two  spaces  ",
+            "Failed password for invalid user  from 1.2.3.4 port 22 ssh2",
+            "tab\tis part of a word, ü too ",
+            "rhost=1.2.3.4 fatal: a.b ::1",
+        ] {
+            let expected: Vec<(&str, bool)> = text
+                .split(' ')
+                .filter(|word| !word.is_empty())
+                .map(|word| (word, word.contains(['.', ':'])))
+                .collect();
+            assert_eq!(words(text).collect::<Vec<_>>(), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! against the [`ParseContext`](crate::ParseContext): the configured zone (default
 //! Asia/Ho_Chi_Minh) and the time the record was received, which gives the year.
 
+mod zone_cache;
+
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset,
     TimeZone, Utc,
 };
 use chrono_tz::Tz;
-use nom::bytes::complete::{tag, take_while_m_n};
+use nom::bytes::complete::tag;
 use nom::character::complete::{char, one_of};
-use nom::combinator::{map_res, opt};
+use nom::combinator::opt;
 use nom::{IResult, Parser};
 
 /// Month abbreviations as BSD syslog writes them.
@@ -33,30 +35,58 @@ pub struct BsdTime {
 }
 
 fn digits_u32(min: usize, max: usize) -> impl Fn(&str) -> IResult<&str, u32> {
-    move |input| {
-        map_res(
-            take_while_m_n(min, max, |c: char| c.is_ascii_digit()),
-            |text: &str| text.parse::<u32>(),
-        )
-        .parse(input)
+    move |input| leading_digits(input, min, max)
+}
+
+/// `min..=max` leading ASCII digits (as many as there are, up to `max`) as a number. By hand
+/// rather than `take_while_m_n` + `str::parse`: timestamps are read on every syslog record and
+/// the generic path showed in profiles. `max` is at most 4 at every call, so no overflow.
+fn leading_digits(input: &str, min: usize, max: usize) -> IResult<&str, u32> {
+    let bytes = input.as_bytes();
+    let count = bytes
+        .iter()
+        .take(max)
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    if count < min {
+        return Err(nom_error(input, nom::error::ErrorKind::TakeWhileMN));
     }
+    let value = bytes[..count]
+        .iter()
+        .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'));
+    // Only ASCII digits were counted, so `count` is a character boundary.
+    Ok((&input[count..], value))
+}
+
+fn nom_error(input: &str, kind: nom::error::ErrorKind) -> nom::Err<nom::error::Error<&str>> {
+    nom::Err::Error(nom::error::Error::new(input, kind))
 }
 
 /// Parses `Mmm dd hh:mm:ss[.frac]`, day padded with a space or a zero or not at all, with an
 /// optional year before the time.
 pub fn bsd_timestamp(input: &str) -> IResult<&str, BsdTime> {
     let (rest, month) = month_abbreviation(input)?;
-    let (rest, _) = take_while_m_n(1, 2, |c| c == ' ').parse(rest)?;
-    let (rest, day) = digits_u32(1, 2)(rest)?;
-    let (rest, _) = char(' ').parse(rest)?;
-    let (rest, year) =
-        opt((digits_u32(4, 4), char(' ')).map(|(year, _)| year as i32)).parse(rest)?;
+    // One or two spaces, then a one- or two-digit day and a space.
+    let spaces = rest
+        .bytes()
+        .take(2)
+        .take_while(|byte| *byte == b' ')
+        .count();
+    if spaces == 0 {
+        return Err(nom_error(rest, nom::error::ErrorKind::TakeWhileMN));
+    }
+    let (rest, day) = leading_digits(&rest[spaces..], 1, 2)?;
+    let rest = rest
+        .strip_prefix(' ')
+        .ok_or_else(|| nom_error(rest, nom::error::ErrorKind::Char))?;
+    // An optional year before the time (Cisco `Jun 11 2013 19:41:20`).
+    let (rest, year) = match leading_digits(rest, 4, 4) {
+        Ok((after, year)) if after.starts_with(' ') => (&after[1..], Some(year as i32)),
+        _ => (rest, None),
+    };
     let (rest, time) = time_of_day(rest)?;
     if !(1..=31).contains(&day) {
-        return Err(nom::Err::Error(nom::error::Error::new(
-            input,
-            nom::error::ErrorKind::Verify,
-        )));
+        return Err(nom_error(input, nom::error::ErrorKind::Verify));
     }
     Ok((
         rest,
@@ -89,35 +119,50 @@ fn month_abbreviation(input: &str) -> IResult<&str, u32> {
 
 /// Parses `hh:mm:ss[.frac]` (fractions up to nanoseconds; more digits are read and ignored).
 pub fn time_of_day(input: &str) -> IResult<&str, NaiveTime> {
-    let start = input;
-    let (rest, (hour, _, minute, _, second)) = (
-        digits_u32(2, 2),
-        char(':'),
-        digits_u32(2, 2),
-        char(':'),
-        digits_u32(2, 2),
-    )
-        .parse(input)?;
-    let (rest, nanos) = opt(fraction).parse(rest)?;
+    let bytes = input.as_bytes();
+    let two_digits = |at: usize| match (bytes.get(at), bytes.get(at + 1)) {
+        (Some(tens @ b'0'..=b'9'), Some(units @ b'0'..=b'9')) => {
+            Some(u32::from(tens - b'0') * 10 + u32::from(units - b'0'))
+        }
+        _ => None,
+    };
+    let (Some(hour), Some(b':'), Some(minute), Some(b':'), Some(second)) = (
+        two_digits(0),
+        bytes.get(2),
+        two_digits(3),
+        bytes.get(5),
+        two_digits(6),
+    ) else {
+        return Err(nom_error(input, nom::error::ErrorKind::Digit));
+    };
+    let (rest, nanos) = match fraction(&input[8..]) {
+        Some((rest, nanos)) => (rest, nanos),
+        None => (&input[8..], 0),
+    };
     // A leap second (60) is clamped rather than rejected: the record is still worth keeping.
     let second = second.min(59);
-    match NaiveTime::from_hms_nano_opt(hour, minute, second, nanos.unwrap_or(0)) {
+    match NaiveTime::from_hms_nano_opt(hour, minute, second, nanos) {
         Some(time) => Ok((rest, time)),
-        None => Err(nom::Err::Error(nom::error::Error::new(
-            start,
-            nom::error::ErrorKind::Verify,
-        ))),
+        None => Err(nom_error(input, nom::error::ErrorKind::Verify)),
     }
 }
 
-fn fraction(input: &str) -> IResult<&str, u32> {
-    let (rest, _) = one_of(".,").parse(input)?;
-    let (rest, digits) = take_while_m_n(1, 18, |c: char| c.is_ascii_digit()).parse(rest)?;
+/// `.` or `,` and 1 to 18 digits; nanoseconds from the first nine.
+fn fraction(input: &str) -> Option<(&str, u32)> {
+    let after_mark = input.strip_prefix(['.', ','])?;
+    let digits = after_mark
+        .bytes()
+        .take(18)
+        .take_while(u8::is_ascii_digit)
+        .count();
+    if digits == 0 {
+        return None;
+    }
     let mut nanos: u32 = 0;
-    for (index, digit) in digits.bytes().take(9).enumerate() {
+    for (index, digit) in after_mark.bytes().take(digits.min(9)).enumerate() {
         nanos += u32::from(digit - b'0') * 10u32.pow(8 - index as u32);
     }
-    Ok((rest, nanos))
+    Some((&after_mark[digits..], nanos))
 }
 
 /// Parses an RFC 3339 / ISO 8601 date-time: `YYYY-MM-DD(T| )hh:mm:ss[.frac][Z|±hh:mm|±hhmm]`.
@@ -170,15 +215,20 @@ fn zone_offset(input: &str) -> IResult<&str, FixedOffset> {
 
 /// Reads a zone-less local time in `zone`. In a DST gap or fold (not in Vietnam, but in zones
 /// a collector may be configured with) the earliest valid reading wins, and a time that does
-/// not exist at all is read as if the offset before the gap still applied.
+/// not exist at all is read as if the offset before the gap still applied. Hours without a
+/// transition are served from a per-thread cache of the zone's offset ([`zone_cache`]).
 pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
-    match zone.from_local_datetime(&naive).earliest() {
-        Some(time) => time.with_timezone(&Utc),
-        None => zone
-            .from_local_datetime(&(naive - Duration::hours(1)))
-            .earliest()
-            .map(|time| time.with_timezone(&Utc) + Duration::hours(1))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&naive)),
+    zone_cache::local_to_utc(naive, zone)
+}
+
+/// The year `at` falls in, in `zone`. Zone offsets are under a day, so away from New Year's
+/// Eve and Day (UTC) the local year is the UTC year and no zone lookup is needed.
+fn local_year(at: DateTime<Utc>, zone: Tz) -> i32 {
+    let near_new_year = (at.month() == 1 && at.day() == 1) || (at.month() == 12 && at.day() == 31);
+    if near_new_year {
+        at.with_timezone(&zone).year()
+    } else {
+        at.year()
     }
 }
 
@@ -197,7 +247,7 @@ pub fn resolve_bsd_time(
     if let Some(year) = bsd.year {
         return at_year(year);
     }
-    let this_year = received_at.with_timezone(&zone).year();
+    let this_year = local_year(received_at, zone);
     match at_year(this_year) {
         Some(time) if time > received_at + Duration::days(1) => at_year(this_year - 1),
         Some(time) => Some(time),
@@ -290,6 +340,28 @@ mod tests {
     }
 
     #[test]
+    fn local_year_matches_the_zone_reading_around_new_year() {
+        let zones = [
+            chrono_tz::Asia::Ho_Chi_Minh,
+            chrono_tz::America::New_York,
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::Etc::GMTPlus12,
+            chrono_tz::UTC,
+        ];
+        let start = utc("2025-12-29T00:00:00Z");
+        for step in 0..(6 * 24 * 4) {
+            let at = start + Duration::minutes(15 * step);
+            for zone in zones {
+                assert_eq!(
+                    local_year(at, zone),
+                    at.with_timezone(&zone).year(),
+                    "{at} {zone}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn iso8601_with_and_without_zone() {
         let zone = chrono_tz::Asia::Ho_Chi_Minh;
         let (_, time) =
@@ -314,5 +386,153 @@ mod tests {
             Some(utc("2007-01-28T21:58:13.977Z"))
         );
         assert_eq!(epoch_seconds("12x"), None);
+    }
+}
+
+/// The nom readers the hand-written ones replaced, kept as the reference they must match.
+#[cfg(test)]
+mod reference {
+    use super::BsdTime;
+    use chrono::NaiveTime;
+    use nom::bytes::complete::take_while_m_n;
+    use nom::character::complete::{char, one_of};
+    use nom::combinator::{map_res, opt};
+    use nom::{IResult, Parser};
+
+    fn digits_u32(min: usize, max: usize) -> impl Fn(&str) -> IResult<&str, u32> {
+        move |input| {
+            map_res(
+                take_while_m_n(min, max, |c: char| c.is_ascii_digit()),
+                |text: &str| text.parse::<u32>(),
+            )
+            .parse(input)
+        }
+    }
+
+    pub fn bsd_timestamp(input: &str) -> IResult<&str, BsdTime> {
+        let (rest, month) = super::month_abbreviation(input)?;
+        let (rest, _) = take_while_m_n(1, 2, |c| c == ' ').parse(rest)?;
+        let (rest, day) = digits_u32(1, 2)(rest)?;
+        let (rest, _) = char(' ').parse(rest)?;
+        let (rest, year) =
+            opt((digits_u32(4, 4), char(' ')).map(|(year, _)| year as i32)).parse(rest)?;
+        let (rest, time) = time_of_day(rest)?;
+        if !(1..=31).contains(&day) {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::Verify,
+            )));
+        }
+        Ok((
+            rest,
+            BsdTime {
+                year,
+                month,
+                day,
+                time,
+            },
+        ))
+    }
+
+    pub fn time_of_day(input: &str) -> IResult<&str, NaiveTime> {
+        let start = input;
+        let (rest, (hour, _, minute, _, second)) = (
+            digits_u32(2, 2),
+            char(':'),
+            digits_u32(2, 2),
+            char(':'),
+            digits_u32(2, 2),
+        )
+            .parse(input)?;
+        let (rest, nanos) = opt(fraction).parse(rest)?;
+        let second = second.min(59);
+        match NaiveTime::from_hms_nano_opt(hour, minute, second, nanos.unwrap_or(0)) {
+            Some(time) => Ok((rest, time)),
+            None => Err(nom::Err::Error(nom::error::Error::new(
+                start,
+                nom::error::ErrorKind::Verify,
+            ))),
+        }
+    }
+
+    fn fraction(input: &str) -> IResult<&str, u32> {
+        let (rest, _) = one_of(".,").parse(input)?;
+        let (rest, digits) = take_while_m_n(1, 18, |c: char| c.is_ascii_digit()).parse(rest)?;
+        let mut nanos: u32 = 0;
+        for (index, digit) in digits.bytes().take(9).enumerate() {
+            nanos += u32::from(digit - b'0') * 10u32.pow(8 - index as u32);
+        }
+        Ok((rest, nanos))
+    }
+}
+
+#[cfg(test)]
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Same success, same value, same rest: the error detail is not compared (no caller reads
+    /// it, they only test for `Ok`).
+    fn same<T: PartialEq + std::fmt::Debug>(
+        ours: IResult<&str, T>,
+        reference: IResult<&str, T>,
+        input: &str,
+    ) {
+        match (ours, reference) {
+            (Ok(ours), Ok(reference)) => assert_eq!(ours, reference, "{input:?}"),
+            (Err(_), Err(_)) => {}
+            (ours, reference) => panic!("{input:?}: ours {ours:?}, reference {reference:?}"),
+        }
+    }
+
+    fn check(input: &str) {
+        same(bsd_timestamp(input), reference::bsd_timestamp(input), input);
+        same(time_of_day(input), reference::time_of_day(input), input);
+    }
+
+    #[test]
+    fn hand_written_readers_match_nom_on_edge_cases() {
+        for input in [
+            "Feb  5 17:32:18.123 host",
+            "Feb 5 17:32:18 host",
+            "Feb 05 17:32:18,5 host",
+            "feb   5 17:32:18 host",
+            "Feb 123 17:32:18",
+            "Feb 0 17:32:18",
+            "Feb 32 17:32:18",
+            "Jun 11 2013 19:41:20: %ASA",
+            "Jun 11 20131 19:41:20",
+            "Jun 11 2013 19:41:20 2014",
+            "Mar  1 24:00:00",
+            "Mar  1 23:60:60",
+            "Mar  1 23:59:60.5",
+            "Mar  1 23:59:59.",
+            "Mar  1 23:59:59.x",
+            "Mar  1 23:59:59.1234567890123456789012",
+            "Mar  1 23:59:5",
+            "Mar  1 2:59:59",
+            "Mar",
+            "Mäz 1 10:00:00",
+            "12:00:00",
+            "12:00:00.999999999",
+            "1:00:00",
+            "",
+        ] {
+            check(input);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn hand_written_readers_match_nom(
+            input in "(Jan|Feb|jun|Dec|Xyz)? {0,3}[0-9]{0,3} ?([0-9]{4} )?[0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}([.,][0-9]{0,20})?[ :a-z]{0,2}"
+        ) {
+            check(&input);
+        }
+
+        #[test]
+        fn hand_written_readers_match_nom_on_any_text(input in "\\PC{0,40}") {
+            check(&input);
+        }
     }
 }
