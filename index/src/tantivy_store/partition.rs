@@ -372,43 +372,10 @@ mod tests {
         .unwrap_or_else(|error| panic!("{error}"))
     }
 
-    #[test]
-    fn a_version_1_day_index_is_still_read_and_written() {
+    fn refused_with_a_clear_error(root: &Path) {
         use crate::request::{AgencyScope, AggregationRequest, TimeRange};
         use crate::tantivy_store::{TantivyConfig, TantivyStore};
-        let root = day_index_with(EventSchema::build(1).schema);
-        assert_eq!(
-            EventSchema::version_of(&EventSchema::build(1).schema),
-            Some(1)
-        );
-        let store = TantivyStore::open(root.path(), TantivyConfig::default())
-            .unwrap_or_else(|error| panic!("{error}"));
-        store
-            .add(&[sample_event(), sample_event()])
-            .unwrap_or_else(|error| panic!("{error}"));
-        store.commit().unwrap_or_else(|error| panic!("{error}"));
-        let request = AggregationRequest {
-            query: crate::parse("fields.EventID:4625 AND failed")
-                .unwrap_or_else(|error| panic!("{error}")),
-            time: TimeRange::everything(),
-            scope: AgencyScope::All,
-        };
-        assert_eq!(store.count(&request).unwrap_or_default(), 1);
-        let terms = store
-            .count_by(&request, "fields.EventID", 5)
-            .unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(terms.buckets.len(), 1);
-        assert_eq!(terms.buckets[0].value, "4625");
-    }
-
-    #[test]
-    fn a_day_index_of_an_unknown_schema_is_a_clear_error() {
-        use crate::request::{AgencyScope, AggregationRequest, TimeRange};
-        use crate::tantivy_store::{TantivyConfig, TantivyStore};
-        let mut builder = tantivy::schema::Schema::builder();
-        builder.add_text_field("raw", tantivy::schema::TEXT);
-        let root = day_index_with(builder.build());
-        let store = TantivyStore::open(root.path(), TantivyConfig::default())
+        let store = TantivyStore::open(root, TantivyConfig::default())
             .unwrap_or_else(|error| panic!("{error}"));
         let request = AggregationRequest {
             query: crate::Query::All,
@@ -423,6 +390,29 @@ mod tests {
         assert!(
             matches!(added, Err(IndexError::IncompatibleIndex { .. })),
             "{added:?}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_day_index_is_a_clear_error() {
+        let root = day_index_with(EventSchema::build(1).schema);
+        assert_eq!(EventSchema::version_of(&EventSchema::build(1).schema), None);
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
+    fn a_day_index_of_an_unknown_schema_is_a_clear_error() {
+        let mut builder = tantivy::schema::Schema::builder();
+        builder.add_text_field("raw", tantivy::schema::TEXT);
+        let root = day_index_with(builder.build());
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
+    fn the_current_schema_is_recognised() {
+        assert_eq!(
+            EventSchema::version_of(&EventSchema::new().schema),
+            Some(SCHEMA_VERSION)
         );
     }
 
