@@ -20,6 +20,11 @@
 //!    10,000), against a peer in the same run: curl posting the same raw lines as TSV into a
 //!    one-column table over the same HTTP interface.
 //!
+//! `CITYSOC_BENCH_ONLY_INDEXING=1` stops after step 1 (and the ClickHouse step), for quick
+//! iterations on the indexing path. "Per core" is MB per CPU-second of the whole process
+//! (user + system time from `/proc/self/stat`, every thread: ours, tantivy's indexing and
+//! merge threads), measured around each indexing run.
+//!
 //! Figures go to BENCHMARKS.md.
 
 use std::time::{Duration, Instant};
@@ -114,7 +119,32 @@ fn time_runs(runs: usize, mut run: impl FnMut()) -> (Duration, Duration) {
     )
 }
 
-fn peer_index(events: &[Event]) -> f64 {
+/// CPU seconds (user + system, every thread) the process has used so far: fields 14 and 15 of
+/// `/proc/self/stat`, in clock ticks (100 per second on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) is in parentheses and may hold spaces: split after it.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the name, field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Wall and CPU seconds of `run`.
+fn timed(run: impl FnOnce()) -> (f64, f64) {
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    run();
+    (started.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
+fn peer_index(events: &[Event]) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let mut builder = Schema::builder();
     let raw = builder.add_text_field("raw", TEXT);
@@ -124,14 +154,14 @@ fn peer_index(events: &[Event]) -> f64 {
     let mut writer: IndexWriter = index
         .writer_with_num_threads(1, 64 << 20)
         .unwrap_or_else(|error| panic!("{error}"));
-    let started = Instant::now();
-    for event in events {
-        writer
-            .add_document(doc!(raw => event.raw.clone().unwrap_or_default(), timestamp => event.timestamp.timestamp_micros()))
-            .unwrap_or_else(|error| panic!("{error}"));
-    }
-    writer.commit().unwrap_or_else(|error| panic!("{error}"));
-    started.elapsed().as_secs_f64()
+    timed(|| {
+        for event in events {
+            writer
+                .add_document(doc!(raw => event.raw.clone().unwrap_or_default(), timestamp => event.timestamp.timestamp_micros()))
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        writer.commit().unwrap_or_else(|error| panic!("{error}"));
+    })
 }
 
 fn main() {
@@ -147,7 +177,7 @@ fn main() {
 
     // 1. Indexing, ours against the peer on the same first `compare` events.
     let (sample, sample_bytes) = events(0, compare, total);
-    let peer_seconds = peer_index(&sample);
+    let (peer_seconds, peer_cpu) = peer_index(&sample);
     let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let config = TantivyConfig {
         commit_events: u64::MAX,
@@ -156,29 +186,40 @@ fn main() {
     };
     let store = TantivyStore::open(scratch.path(), config.clone())
         .unwrap_or_else(|error| panic!("{error}"));
-    let started = Instant::now();
-    store.add(&sample).unwrap_or_else(|error| panic!("{error}"));
-    store.commit().unwrap_or_else(|error| panic!("{error}"));
-    let ours_seconds = started.elapsed().as_secs_f64();
+    let (ours_seconds, ours_cpu) = timed(|| {
+        store.add(&sample).unwrap_or_else(|error| panic!("{error}"));
+        store.commit().unwrap_or_else(|error| panic!("{error}"));
+    });
     drop(store);
     let mb = sample_bytes as f64 / 1e6;
-    println!("indexing {compare} events ({mb:.1} MB raw), one writer thread:");
     println!(
-        "  citysoc store : {:>9.0} events/s  {:>6.1} MB/s",
-        compare as f64 / ours_seconds,
-        mb / ours_seconds
+        "indexing {compare} events ({mb:.1} MB raw), one writer ({} indexing threads):",
+        config.writer_threads
     );
+    for (name, seconds, cpu) in [
+        ("citysoc store  ", ours_seconds, ours_cpu),
+        ("peer (raw text)", peer_seconds, peer_cpu),
+    ] {
+        println!(
+            "  {name}: {:>9.0} events/s  {:>6.1} MB/s wall  {:>6.1} MB per CPU-second ({cpu:.1} CPU-s in {seconds:.1} s)",
+            compare as f64 / seconds,
+            mb / seconds,
+            mb / cpu.max(0.01),
+        );
+    }
     println!(
-        "  peer (raw text): {:>9.0} events/s  {:>6.1} MB/s",
-        compare as f64 / peer_seconds,
-        mb / peer_seconds
+        "  ratio citysoc/peer: {:.2} wall, {:.2} per CPU-second",
+        peer_seconds / ours_seconds,
+        peer_cpu / ours_cpu.max(0.01)
     );
-    println!("  ratio citysoc/peer: {:.2}", peer_seconds / ours_seconds);
 
     if let Ok(url) = std::env::var("CITYSOC_CLICKHOUSE_URL") {
         clickhouse_inserts(&url, &sample);
     }
     drop(sample);
+    if std::env::var_os("CITYSOC_BENCH_ONLY_INDEXING").is_some() {
+        return;
+    }
 
     // 2. The full day, then searches.
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));

@@ -33,6 +33,17 @@ pub enum IndexError {
         /// The cause.
         source: tantivy::TantivyError,
     },
+    /// A day index written with a schema this version cannot use (another citysoc version
+    /// made it).
+    #[error("day index {path} has a schema citysoc {version} cannot use (it writes schema version {schema_version}); move the directory away and re-import its events with this version")]
+    IncompatibleIndex {
+        /// The day index.
+        path: PathBuf,
+        /// This crate's version.
+        version: &'static str,
+        /// The schema version this build writes.
+        schema_version: u32,
+    },
     /// The ClickHouse server failed or is unreachable.
     #[error("ClickHouse: {0}")]
     ClickHouse(#[from] clickhouse::error::Error),

@@ -513,3 +513,172 @@ fn writers_beyond_the_limit_are_committed_and_closed() {
     store.commit().unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(ids(&store, Query::All, AgencyScope::All).len(), 6);
 }
+
+fn count_all(store: &TantivyStore) -> u64 {
+    let request = AggregationRequest {
+        query: Query::All,
+        time: TimeRange::everything(),
+        scope: AgencyScope::All,
+    };
+    store
+        .count(&request)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// An event whose id says which copy it is in its message, so a test can tell which one the
+/// store kept.
+fn copy_of(n: u64, copy: &str) -> citysoc_collector::Event {
+    event(
+        n,
+        Some("quan-1"),
+        n as i64,
+        serde_json::json!({"message": format!("copy {copy}")}),
+    )
+}
+
+/// Dedup skips the delete for ids it knows are new (`IdFilter`): every way an id can come
+/// back — in the same batch, after a commit, after the writer was closed, after a restart,
+/// after the remembered ids were forgotten at a commit — must still replace, never add.
+#[test]
+fn dedup_replaces_every_repeat_across_commits_evictions_and_restarts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        // Forget the remembered ids at nearly every commit: the lookup in the segments has
+        // to find them then.
+        dedup_remembered_ids: 2,
+        max_open_writers: 1,
+        ..TantivyConfig::default()
+    };
+    let open =
+        || TantivyStore::open(dir.path(), config.clone()).unwrap_or_else(|error| panic!("{error}"));
+    let add = |store: &TantivyStore, events: &[citysoc_collector::Event]| {
+        store.add(events).unwrap_or_else(|error| panic!("{error}"));
+    };
+    let commit = |store: &TantivyStore| {
+        store.commit().unwrap_or_else(|error| panic!("{error}"));
+    };
+    {
+        let store = open();
+        // Repeats within one batch and across uncommitted batches.
+        add(&store, &[copy_of(1, "a"), copy_of(2, "a"), copy_of(1, "b")]);
+        add(&store, &[copy_of(2, "b"), copy_of(3, "a")]);
+        assert_eq!(count_all(&store), 0);
+        commit(&store);
+        assert_eq!(count_all(&store), 3);
+        // After a commit that forgot the remembered ids (more than 2).
+        add(&store, &[copy_of(1, "c"), copy_of(4, "a")]);
+        commit(&store);
+        assert_eq!(count_all(&store), 4);
+        // After the writer was closed to open another day's.
+        add(
+            &store,
+            &[event(90, Some("quan-1"), 86_400 * 3, serde_json::json!({}))],
+        );
+        add(&store, &[copy_of(3, "b")]);
+        commit(&store);
+        assert_eq!(count_all(&store), 5);
+        // Uncommitted at the "crash": neither copy stays.
+        add(&store, &[copy_of(5, "a"), copy_of(2, "c")]);
+    }
+    {
+        let store = open();
+        assert_eq!(count_all(&store), 5);
+        // After a restart: committed ids are replaced, the lost one is new.
+        add(&store, &[copy_of(1, "d"), copy_of(5, "b"), copy_of(6, "a")]);
+        commit(&store);
+        assert_eq!(count_all(&store), 7);
+        store.close().unwrap_or_else(|error| panic!("{error}"));
+    }
+    let store = open();
+    assert_eq!(count_all(&store), 7);
+    let kept = |n: u64| {
+        let query = field("id", Condition::Exact(id(n)));
+        let request = SearchRequest::new(query, TimeRange::everything(), AgencyScope::All, 10);
+        let page = store
+            .search(&request)
+            .unwrap_or_else(|error| panic!("{error}"));
+        page.events
+            .into_iter()
+            .map(|event| event.core.message.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    // The last copy added wins.
+    assert_eq!(kept(1), ["copy d"]);
+    assert_eq!(kept(2), ["copy b"]);
+    assert_eq!(kept(3), ["copy b"]);
+    assert_eq!(kept(4), ["copy a"]);
+    assert_eq!(kept(5), ["copy b"]);
+    assert_eq!(kept(6), ["copy a"]);
+}
+
+#[test]
+fn without_dedup_repeats_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        dedup: false,
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    store
+        .add(&[copy_of(1, "a"), copy_of(1, "b")])
+        .unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 2);
+}
+
+/// Counting by an original field reads postings (no fast column): replaced events count once,
+/// a value repeated within one event counts once (as in ClickHouse), events without the path
+/// are missing.
+#[test]
+fn count_by_original_fields_counts_live_events_once() {
+    let tagged = |n: u64, tags: serde_json::Value| {
+        event(
+            n,
+            Some("quan-1"),
+            n as i64,
+            serde_json::json!({"fields": {"tags": tags, "other": "x"}}),
+        )
+    };
+    let (_dir, store) = store_with(&[
+        tagged(1, serde_json::json!(["vpn", "vpn", "dns"])),
+        tagged(2, serde_json::json!(["vpn"])),
+        tagged(3, serde_json::json!("dns")),
+        event(4, Some("quan-1"), 4, serde_json::json!({})),
+    ]);
+    // Event 2 again with another tag: its old value must not count.
+    store
+        .add(&[tagged(2, serde_json::json!(["ssh"]))])
+        .unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    let request = AggregationRequest {
+        query: Query::All,
+        time: TimeRange::everything(),
+        scope: AgencyScope::All,
+    };
+    let terms = store
+        .count_by(&request, "fields.tags", 10)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let counts: Vec<(&str, u64)> = terms
+        .buckets
+        .iter()
+        .map(|term| (term.value.as_str(), term.count))
+        .collect();
+    assert_eq!(counts, [("dns", 2), ("ssh", 1), ("vpn", 1)]);
+    assert_eq!(terms.missing, 1);
+    assert_eq!(terms.other, 0);
+    // A query narrows the counted events; a path no event has is all missing.
+    let narrowed = AggregationRequest {
+        query: field("id", Condition::Exact(id(1))),
+        ..request.clone()
+    };
+    let terms = store
+        .count_by(&narrowed, "fields.tags", 1)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(terms.buckets.len(), 1);
+    assert_eq!(terms.other, 1);
+    let terms = store
+        .count_by(&request, "fields.nothing", 10)
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(terms.buckets.is_empty());
+    assert_eq!(terms.missing, 4);
+}

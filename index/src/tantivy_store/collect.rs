@@ -1,11 +1,18 @@
 //! tantivy collectors reading fast fields: the top events by time (with cursor), date
 //! histograms and value counts. Scores are never computed: results are ordered by time.
+//! Original fields have no fast column (it cost a fifth of the indexing time): their counts
+//! come from the postings of their terms.
 
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{
+    BitSet, DocAddress, DocId, DocSet, InvertedIndexReader, Score, SegmentOrdinal, SegmentReader,
+    TantivyError, TERMINATED,
+};
 
 use crate::request::{Interval, Order};
 
@@ -215,6 +222,9 @@ pub struct ValueCounts {
     pub values: HashMap<String, u64>,
     /// Matching events without the field.
     pub missing: u64,
+    /// Why a segment's counts could not be read (`harvest` cannot fail; `merge_fruits`
+    /// returns it).
+    pub error: Option<String>,
 }
 
 /// What a [`TermsCollector`] counts.
@@ -224,10 +234,11 @@ pub enum TermsSource {
     Keyword(String),
     /// A number field's fast column.
     Number(String),
-    /// The values of one original path in the `original` column (`path\u{1f}value` terms).
+    /// The values of one original path: the `original` terms starting with the path and the
+    /// separator, read from their postings.
     Original {
-        /// The `original` field's name.
-        column: String,
+        /// The `original` field.
+        field: Field,
         /// `path` plus the separator.
         prefix: String,
     },
@@ -250,15 +261,12 @@ impl Collector for TermsCollector {
     ) -> tantivy::Result<TermsSegment> {
         let fast = reader.fast_fields();
         let column = match &self.source {
-            TermsSource::Keyword(name) => SegmentColumn::Str(fast.str(name)?, 0..u64::MAX, 0),
-            TermsSource::Original { column, prefix } => {
-                let column = fast.str(column)?;
-                let range = match &column {
-                    Some(column) => prefix_range(column, prefix)?,
-                    None => 0..0,
-                };
-                SegmentColumn::Str(column, range, prefix.len())
-            }
+            TermsSource::Keyword(name) => SegmentColumn::Str(fast.str(name)?),
+            TermsSource::Original { field, prefix } => SegmentColumn::Postings {
+                index: reader.inverted_index(*field)?,
+                prefix: prefix.clone(),
+                matched: BitSet::with_max_value(reader.max_doc()),
+            },
             TermsSource::Number(name) => SegmentColumn::Number(fast.u64(name)?),
         };
         Ok(TermsSegment::new(column))
@@ -269,18 +277,30 @@ impl Collector for TermsCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<ValueCounts>) -> tantivy::Result<ValueCounts> {
+        if let Some(error) = fruits.iter().find_map(|fruit| fruit.error.clone()) {
+            return Err(TantivyError::InternalError(error));
+        }
         let missing = fruits.iter().map(|fruit| fruit.missing).sum();
         let values = merge_counts(fruits.into_iter().map(|fruit| fruit.values).collect());
-        Ok(ValueCounts { values, missing })
+        Ok(ValueCounts {
+            values,
+            missing,
+            error: None,
+        })
     }
 }
 
 enum SegmentColumn {
-    /// A string column, the ordinal range of the values counted (all, or those starting with
-    /// a prefix: the dictionary is sorted, so they are one range) and the prefix length cut
-    /// from each value.
-    Str(Option<StrColumn>, std::ops::Range<u64>, usize),
+    /// A string fast column.
+    Str(Option<StrColumn>),
     Number(Column<u64>),
+    /// The postings of the terms starting with `prefix`; the matching documents are gathered
+    /// first and the postings walked once at harvest.
+    Postings {
+        index: Arc<InvertedIndexReader>,
+        prefix: String,
+        matched: BitSet,
+    },
 }
 
 /// [`TermsCollector`] for one segment: counts by ordinal, resolved to text at harvest.
@@ -295,7 +315,7 @@ pub struct TermsSegment {
 impl TermsSegment {
     fn new(column: SegmentColumn) -> Self {
         let terms = match &column {
-            SegmentColumn::Str(Some(column), _, _) => column.num_terms(),
+            SegmentColumn::Str(Some(column)) => column.num_terms(),
             _ => 0,
         };
         TermsSegment {
@@ -307,21 +327,51 @@ impl TermsSegment {
     }
 }
 
-/// The ordinals of the values starting with `prefix` in `column`'s sorted dictionary.
-fn prefix_range(column: &StrColumn, prefix: &str) -> tantivy::Result<std::ops::Range<u64>> {
-    let ord_at_or_after = |key: &[u8]| -> tantivy::Result<u64> {
-        Ok(match column.dictionary().term_ord_or_next(key)? {
-            tantivy::columnar::TermOrdHit::Exact(ord)
-            | tantivy::columnar::TermOrdHit::Next(ord) => ord,
-        })
-    };
-    // Every value with the prefix sorts before the prefix with its last byte incremented
-    // (the prefix ends in the ASCII separator, so the increment cannot overflow).
+/// Counts, per value after `prefix`, the `matched` documents whose postings hold the term
+/// `prefix + value` (each document once per value), and the matched documents with none.
+fn count_postings(
+    index: &InvertedIndexReader,
+    prefix: &str,
+    matched: &BitSet,
+) -> std::io::Result<(HashMap<String, u64>, u64)> {
+    let mut values = HashMap::new();
+    let matched_count = matched.len() as u64;
+    if matched_count == 0 {
+        return Ok((values, 0));
+    }
+    let mut with_value = BitSet::with_max_value(matched.max_value());
+    // Every term with the prefix sorts before the prefix with its last byte incremented (the
+    // prefix ends in the ASCII separator, so the increment cannot overflow).
     let mut upper = prefix.as_bytes().to_vec();
     if let Some(last) = upper.last_mut() {
         *last = last.saturating_add(1);
     }
-    Ok(ord_at_or_after(prefix.as_bytes())?..ord_at_or_after(&upper)?)
+    let mut terms = index
+        .terms()
+        .range()
+        .ge(prefix.as_bytes())
+        .lt(&upper)
+        .into_stream()?;
+    while terms.advance() {
+        let mut postings =
+            index.read_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+        let mut count = 0;
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            if matched.contains(doc) {
+                count += 1;
+                with_value.insert(doc);
+            }
+            doc = postings.advance();
+        }
+        if count > 0 {
+            let value = terms.key().get(prefix.len()..).unwrap_or_default();
+            *values
+                .entry(String::from_utf8_lossy(value).into_owned())
+                .or_insert(0) += count;
+        }
+    }
+    Ok((values, matched_count - with_value.len() as u64))
 }
 
 impl SegmentCollector for TermsSegment {
@@ -329,15 +379,13 @@ impl SegmentCollector for TermsSegment {
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let mut any = false;
-        match &self.column {
-            SegmentColumn::Str(None, _, _) => {}
-            SegmentColumn::Str(Some(column), range, _) => {
+        match &mut self.column {
+            SegmentColumn::Str(None) => {}
+            SegmentColumn::Str(Some(column)) => {
                 for ord in column.term_ords(doc) {
-                    if range.contains(&ord) {
-                        any = true;
-                        if let Some(count) = self.ords.get_mut(ord as usize) {
-                            *count += 1;
-                        }
+                    any = true;
+                    if let Some(count) = self.ords.get_mut(ord as usize) {
+                        *count += 1;
                     }
                 }
             }
@@ -347,6 +395,11 @@ impl SegmentCollector for TermsSegment {
                     *self.numbers.entry(value).or_insert(0) += 1;
                 }
             }
+            SegmentColumn::Postings { matched, .. } => {
+                // Counted at harvest.
+                matched.insert(doc);
+                any = true;
+            }
         }
         if !any {
             self.missing += 1;
@@ -355,8 +408,10 @@ impl SegmentCollector for TermsSegment {
 
     fn harvest(self) -> ValueCounts {
         let mut values = HashMap::new();
+        let mut missing = self.missing;
+        let mut error = None;
         match &self.column {
-            SegmentColumn::Str(Some(column), _, prefix_len) => {
+            SegmentColumn::Str(Some(column)) => {
                 let (ords, counts): (Vec<u64>, Vec<u64>) = self
                     .ords
                     .iter()
@@ -368,22 +423,32 @@ impl SegmentCollector for TermsSegment {
                 let mut counts = counts.into_iter();
                 let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |bytes| {
                     let count = counts.next().unwrap_or(0);
-                    let value =
-                        String::from_utf8_lossy(bytes.get(*prefix_len..).unwrap_or_default())
-                            .into_owned();
+                    let value = String::from_utf8_lossy(bytes).into_owned();
                     *values.entry(value).or_insert(0) += count;
                 });
             }
-            SegmentColumn::Str(None, _, _) => {}
+            SegmentColumn::Str(None) => {}
             SegmentColumn::Number(_) => {
-                for (number, count) in self.numbers {
-                    values.insert(number.to_string(), count);
+                for (number, count) in &self.numbers {
+                    values.insert(number.to_string(), *count);
                 }
             }
+            SegmentColumn::Postings {
+                index,
+                prefix,
+                matched,
+            } => match count_postings(index, prefix, matched) {
+                Ok((counted, without)) => {
+                    values = counted;
+                    missing += without;
+                }
+                Err(cause) => error = Some(format!("reading the postings of {prefix:?}: {cause}")),
+            },
         }
         ValueCounts {
             values,
-            missing: self.missing,
+            missing,
+            error,
         }
     }
 }

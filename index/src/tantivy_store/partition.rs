@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 
-use super::schema::EventSchema;
+use super::dedup::IdFilter;
+use super::schema::{EventSchema, SCHEMA_VERSION};
 use super::tokenizer::{FoldedTokenizer, FOLDED};
 use crate::IndexError;
 
@@ -133,12 +134,23 @@ pub struct DayIndex {
 pub struct Writing {
     /// Open writer (opened on the first add, closed on eviction).
     pub writer: Option<IndexWriter>,
+    /// The ids that may already be in the index, while the writer is open and deduplicates.
+    pub ids: Option<IdFilter>,
     /// Summary as of the last commit plus the events added since.
     pub summary: DaySummary,
     /// Events added since the last commit.
     pub pending: u64,
     /// When an event was last added (the writer least recently used is closed first).
     pub last_used: Instant,
+}
+
+impl Writing {
+    /// Takes the writer out to close it; the id filter goes with it (it is only exact while
+    /// this writer is the only one).
+    pub fn take_writer(&mut self) -> Option<IndexWriter> {
+        self.ids = None;
+        self.writer.take()
+    }
 }
 
 impl DayIndex {
@@ -164,6 +176,13 @@ impl DayIndex {
             create_atomically(&agency_path, &path, schema)?;
         }
         let index = Index::open_in_dir(&path).map_err(tantivy_error)?;
+        if EventSchema::version_of(&index.schema()).is_none() {
+            return Err(IndexError::IncompatibleIndex {
+                path,
+                version: env!("CARGO_PKG_VERSION"),
+                schema_version: SCHEMA_VERSION,
+            });
+        }
         index
             .tokenizers()
             .register(FOLDED, FoldedTokenizer::default());
@@ -179,6 +198,7 @@ impl DayIndex {
             reader,
             writing: Mutex::new(Writing {
                 writer: None,
+                ids: None,
                 summary,
                 pending: 0,
                 last_used: Instant::now(),
@@ -330,6 +350,70 @@ mod tests {
         assert_eq!(day("2026-11-23T09:00:00Z"), "2026-11-23");
         assert_eq!(day("2003-01-01T00:00:00Z"), "2026-11-22");
         assert_eq!(day("2027-01-01T00:00:00Z"), "2026-11-22");
+    }
+
+    /// A day index made with `schema` where the store keeps quan-1's 2026-11-20.
+    fn day_index_with(schema: tantivy::schema::Schema) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default();
+        let path = root.path().join("quan-1").join(day_dir(day));
+        std::fs::create_dir_all(&path).unwrap_or_else(|error| panic!("{error}"));
+        Index::create_in_dir(&path, schema).unwrap_or_else(|error| panic!("{error}"));
+        root
+    }
+
+    fn sample_event() -> citysoc_collector::Event {
+        serde_json::from_value(serde_json::json!({
+            "id": "00000000000000000000000000000001",
+            "timestamp": "2026-11-20T01:00:00Z", "received_at": "2026-11-20T01:00:01Z",
+            "source": {"transport": "udp"}, "format": "rfc3164", "agency": "quan-1",
+            "raw": "sshd failed from 10.0.0.5", "fields": {"EventID": 4625}
+        }))
+        .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn refused_with_a_clear_error(root: &Path) {
+        use crate::request::{AgencyScope, AggregationRequest, TimeRange};
+        use crate::tantivy_store::{TantivyConfig, TantivyStore};
+        let store = TantivyStore::open(root, TantivyConfig::default())
+            .unwrap_or_else(|error| panic!("{error}"));
+        let request = AggregationRequest {
+            query: crate::Query::All,
+            time: TimeRange::everything(),
+            scope: AgencyScope::All,
+        };
+        let error = store.count(&request).err().map(|error| error.to_string());
+        let error = error.unwrap_or_default();
+        assert!(error.contains("2026-11-20"), "{error}");
+        assert!(error.contains("schema version 2"), "{error}");
+        let added = store.add(&[sample_event()]);
+        assert!(
+            matches!(added, Err(IndexError::IncompatibleIndex { .. })),
+            "{added:?}"
+        );
+    }
+
+    #[test]
+    fn a_version_1_day_index_is_a_clear_error() {
+        let root = day_index_with(EventSchema::build(1).schema);
+        assert_eq!(EventSchema::version_of(&EventSchema::build(1).schema), None);
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
+    fn a_day_index_of_an_unknown_schema_is_a_clear_error() {
+        let mut builder = tantivy::schema::Schema::builder();
+        builder.add_text_field("raw", tantivy::schema::TEXT);
+        let root = day_index_with(builder.build());
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
+    fn the_current_schema_is_recognised() {
+        assert_eq!(
+            EventSchema::version_of(&EventSchema::new().schema),
+            Some(SCHEMA_VERSION)
+        );
     }
 
     #[test]
