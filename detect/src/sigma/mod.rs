@@ -443,11 +443,11 @@ impl SigmaEngine {
         let index = match self.partition_index.get(&key) {
             Some(index) => *index,
             None => {
-                let mut partition = Engine::new();
-                // rsigma's bloom prefilter: rules whose required strings cannot occur in the
-                // event are skipped before matching (the unfiltered path and the
-                // always-evaluated rules of the literal prefilter keep it).
-                partition.set_bloom_prefilter(true);
+                // rsigma's bloom prefilter stays off: with the whole SigmaHQ pack loaded it
+                // skipped rules that match (the admin-share rule b210394c on the OTRF Covenant
+                // recording, once the partition also held the placeholder and emerging-threat
+                // rules; found by the prefilter's differential test).
+                let partition = Engine::new();
                 self.partitions
                     .push((key.clone(), PartitionRules::Plain(partition)));
                 self.partition_index.insert(key, self.partitions.len() - 1);

@@ -76,8 +76,9 @@ impl PrefilteredRules {
             always_rules.append(&mut gated);
             literal_rules.clear();
         }
+        // Without rsigma's bloom prefilter, which can skip matching rules (see
+        // `SigmaEngine::partition_for`); its candidate index still prunes these rules.
         let mut always = Engine::new();
-        always.set_bloom_prefilter(true);
         always.extend_compiled_rules(always_rules);
         PrefilteredRules {
             gated,
