@@ -24,6 +24,37 @@ use rsigma_eval::matcher::{ExpandPart, GroupMode};
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 
+/// The fields a rule's detection items read, added to `fields`; false when the rule also
+/// matches keywords (values of any field), which a scan of named fields cannot cover.
+pub fn rule_fields(rule: &CompiledRule, fields: &mut Vec<String>) -> bool {
+    rule.detections
+        .values()
+        .all(|detection| detection_fields(detection, fields))
+}
+
+fn detection_fields(detection: &CompiledDetection, fields: &mut Vec<String>) -> bool {
+    match detection {
+        CompiledDetection::AllOf(items) => items.iter().all(|item| match &item.field {
+            Some(field) => {
+                fields.push(field.clone());
+                true
+            }
+            None => false,
+        }),
+        CompiledDetection::AnyOf(children) | CompiledDetection::And(children) => children
+            .iter()
+            .all(|child| detection_fields(child, fields)),
+        CompiledDetection::Keywords(_) => false,
+        CompiledDetection::ArrayMatch { field, .. } => {
+            fields.push(field.clone());
+            true
+        }
+        CompiledDetection::Conditional { named, .. } => named
+            .values()
+            .all(|child| detection_fields(child, fields)),
+    }
+}
+
 /// At least one of these (ASCII lower-case, non-empty) literals must occur in the event.
 pub type Requirement = Vec<String>;
 

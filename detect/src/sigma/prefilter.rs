@@ -2,16 +2,16 @@
 //!
 //! Every rule with a literal requirement ([`literals`](super::literals)) is *gated*: its
 //! literals go into one Aho-Corasick automaton for the partition (ASCII case-insensitive, as
-//! Sigma's default matching is), and per event the automaton runs once over the event's
-//! values; only the gated rules one of whose literals occurred are evaluated, one by one.
+//! Sigma's default matching is), and per event the automaton runs once over the values of the
+//! fields those rules read; only the gated rules one of whose literals occurred are evaluated, one by one.
 //! Rules without a requirement stay in an rsigma `Engine` of their own, whose indexes prune
 //! them as before. The result is the same set of detections as evaluating every rule: the
 //! differential tests (`tests/sigma_prefilter.rs`) check it over the whole SigmaHQ pack.
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use rsigma_eval::{evaluate_rule, CompiledRule, Engine, EvaluationResult};
+use rsigma_eval::{evaluate_rule, CompiledRule, Engine, EvaluationResult, Event, EventValue};
 
-use super::literals::{fold_char, rule_requirement};
+use super::literals::{self, fold_char, rule_requirement};
 use super::view::SigmaEventView;
 
 /// Rules of one partition split into literal-gated rules and always-evaluated ones.
@@ -22,6 +22,8 @@ pub struct PrefilteredRules {
     literal_rules: Vec<Vec<u32>>,
     /// `None` when no rule is gated.
     automaton: Option<AhoCorasick>,
+    /// The fields the gated rules read: the automaton runs over their values.
+    fields: Vec<String>,
     /// Rules without a requirement: always evaluated, through rsigma's own indexes.
     always: Engine,
 }
@@ -45,11 +47,19 @@ impl PrefilteredRules {
             std::collections::HashMap::new();
         let mut literals: Vec<String> = Vec::new();
         let mut literal_rules: Vec<Vec<u32>> = Vec::new();
+        let mut fields = Vec::new();
         for rule in rules {
-            let Some(requirement) = rule_requirement(rule) else {
+            // Gated rules read named fields only, so the automaton runs over those fields'
+            // values, not over every string of the event (the whole `Message` of a Windows
+            // event, say); keyword rules are evaluated every time instead.
+            let mut rule_fields = Vec::new();
+            let requirement = rule_requirement(rule)
+                .filter(|_| literals::rule_fields(rule, &mut rule_fields));
+            let Some(requirement) = requirement else {
                 always_rules.push(rule.clone());
                 continue;
             };
+            fields.append(&mut rule_fields);
             let rule_index = gated.len() as u32;
             gated.push(rule.clone());
             for literal in requirement {
@@ -80,10 +90,13 @@ impl PrefilteredRules {
         // `SigmaEngine::partition_for`); its candidate index still prunes these rules.
         let mut always = Engine::new();
         always.extend_compiled_rules(always_rules);
+        fields.sort();
+        fields.dedup();
         PrefilteredRules {
             gated,
             literal_rules,
             automaton,
+            fields,
             always,
         }
     }
@@ -130,14 +143,18 @@ impl PrefilteredRules {
                 }
             }
         };
-        view.visit_match_strings(&mut |text| {
-            if text.is_ascii() {
-                scan(text);
-            } else {
-                fold_haystack(text, folded);
-                scan(folded);
+        for field in &self.fields {
+            if let Some(value) = view.get_field(field) {
+                visit_value_text(&value, &mut |text| {
+                    if text.is_ascii() {
+                        scan(text);
+                    } else {
+                        fold_haystack(text, folded);
+                        scan(folded);
+                    }
+                });
             }
-        });
+        }
 
         for literal in literals_touched.iter() {
             literal_seen[*literal as usize] = false;
@@ -157,6 +174,19 @@ impl PrefilteredRules {
             }
         }
         rules_selected.len()
+    }
+}
+
+/// The texts a string matcher compares a field's value against, as rsigma coerces them
+/// (numbers and booleans formatted, each element of an array; maps and nulls never match).
+fn visit_value_text(value: &EventValue<'_>, visit: &mut dyn FnMut(&str)) {
+    match value {
+        EventValue::Str(text) => visit(text),
+        EventValue::Int(number) => visit(&number.to_string()),
+        EventValue::Float(number) => visit(&number.to_string()),
+        EventValue::Bool(flag) => visit(if *flag { "true" } else { "false" }),
+        EventValue::Array(items) => items.iter().for_each(|item| visit_value_text(item, visit)),
+        EventValue::Null | EventValue::Map(_) => {}
     }
 }
 
