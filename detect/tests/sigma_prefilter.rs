@@ -64,8 +64,7 @@ fn all_events() -> Vec<Event> {
 
 fn options(literal_prefilter: bool) -> SigmaOptions {
     SigmaOptions {
-        mappings: FieldMappings::load_dir(&repository().join("rules/mappings"))
-            .unwrap_or_default(),
+        mappings: FieldMappings::load_dir(&repository().join("rules/mappings")).unwrap_or_default(),
         literal_prefilter,
         ..SigmaOptions::default()
     }
@@ -94,7 +93,8 @@ fn assert_same_alerts(folders: &[PathBuf], events: &[Event]) -> (usize, usize) {
         with.sort();
         without.sort();
         assert_eq!(
-            with, without,
+            with,
+            without,
             "event {index} ({}): the prefilter changed the alerts",
             String::from_utf8_lossy(&event.raw_bytes())
         );
@@ -105,7 +105,10 @@ fn assert_same_alerts(folders: &[PathBuf], events: &[Event]) -> (usize, usize) {
         alerts += with.len();
     }
     assert_eq!(filtered.stats().detections, unfiltered.stats().detections);
-    assert_eq!(filtered.stats().correlations, unfiltered.stats().correlations);
+    assert_eq!(
+        filtered.stats().correlations,
+        unfiltered.stats().correlations
+    );
     (events.len(), alerts)
 }
 
@@ -114,7 +117,9 @@ fn the_prefilter_changes_no_city_rule_alert() {
     let events = all_events();
     assert!(events.len() > 1_000, "only {} events", events.len());
     let (count, alerts) = assert_same_alerts(&[repository().join("rules/sigma")], &events);
-    println!("city rules: {count} events, {alerts} alerts, identical with and without the prefilter");
+    println!(
+        "city rules: {count} events, {alerts} alerts, identical with and without the prefilter"
+    );
     assert!(alerts > 0);
 }
 
@@ -136,7 +141,11 @@ fn the_prefilter_changes_no_sigmahq_pack_alert() {
     .map(|name| pack.join(name))
     .filter(|path| path.is_dir())
     .collect();
-    assert!(!folders.is_empty(), "{} holds no rule folder", pack.display());
+    assert!(
+        !folders.is_empty(),
+        "{} holds no rule folder",
+        pack.display()
+    );
     let events = all_events();
     let (count, alerts) = assert_same_alerts(&folders, &events);
     println!(

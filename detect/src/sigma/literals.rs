@@ -41,17 +41,17 @@ fn detection_fields(detection: &CompiledDetection, fields: &mut Vec<String>) -> 
             }
             None => false,
         }),
-        CompiledDetection::AnyOf(children) | CompiledDetection::And(children) => children
-            .iter()
-            .all(|child| detection_fields(child, fields)),
+        CompiledDetection::AnyOf(children) | CompiledDetection::And(children) => {
+            children.iter().all(|child| detection_fields(child, fields))
+        }
         CompiledDetection::Keywords(_) => false,
         CompiledDetection::ArrayMatch { field, .. } => {
             fields.push(field.clone());
             true
         }
-        CompiledDetection::Conditional { named, .. } => named
-            .values()
-            .all(|child| detection_fields(child, fields)),
+        CompiledDetection::Conditional { named, .. } => {
+            named.values().all(|child| detection_fields(child, fields))
+        }
     }
 }
 
@@ -70,10 +70,9 @@ pub fn rule_requirement(rule: &CompiledRule) -> Option<Requirement> {
 
 fn condition_requirement(condition: &ConditionExpr, rule: &CompiledRule) -> Option<Requirement> {
     match condition {
-        ConditionExpr::Identifier(name) => rule
-            .detections
-            .get(name)
-            .and_then(detection_requirement),
+        ConditionExpr::Identifier(name) => {
+            rule.detections.get(name).and_then(detection_requirement)
+        }
         ConditionExpr::And(children) => best_of(
             children
                 .iter()
@@ -152,7 +151,10 @@ pub fn matcher_requirement(matcher: &CompiledMatcher) -> Option<Requirement> {
         ),
         CompiledMatcher::Regex(regex) => regex_requirement(regex.as_str()),
         CompiledMatcher::RegexSetMatch { set, mode } => {
-            let requirements = set.patterns().iter().map(|pattern| regex_requirement(pattern));
+            let requirements = set
+                .patterns()
+                .iter()
+                .map(|pattern| regex_requirement(pattern));
             match mode {
                 GroupMode::Any => any_of(requirements),
                 GroupMode::All => best_of(requirements),
@@ -169,10 +171,12 @@ pub fn matcher_requirement(matcher: &CompiledMatcher) -> Option<Requirement> {
         }
         // The value must equal the template with its placeholders filled in from the event:
         // every literal part of the template is in it.
-        CompiledMatcher::Expand { template, .. } => best_of(template.iter().map(|part| match part {
-            ExpandPart::Literal(text) => string_literal(text).map(|text| vec![text]),
-            ExpandPart::Placeholder(_) => None,
-        })),
+        CompiledMatcher::Expand { template, .. } => {
+            best_of(template.iter().map(|part| match part {
+                ExpandPart::Literal(text) => string_literal(text).map(|text| vec![text]),
+                ExpandPart::Placeholder(_) => None,
+            }))
+        }
         CompiledMatcher::Cidr(_)
         | CompiledMatcher::NumericEq(_)
         | CompiledMatcher::NumericGt(_)
@@ -183,7 +187,6 @@ pub fn matcher_requirement(matcher: &CompiledMatcher) -> Option<Requirement> {
         | CompiledMatcher::FieldRef { .. }
         | CompiledMatcher::Null
         | CompiledMatcher::BoolEq(_)
-
         | CompiledMatcher::TimestampPart { .. }
         | CompiledMatcher::Not(_) => None,
     }
@@ -365,7 +368,10 @@ mod tests {
 
     #[test]
     fn regex_literals() {
-        assert_eq!(regex_requirement("(?i)^c:\\\\windows\\\\.*\\.exe$"), strings(&["c:\\windows\\"]));
+        assert_eq!(
+            regex_requirement("(?i)^c:\\\\windows\\\\.*\\.exe$"),
+            strings(&["c:\\windows\\"])
+        );
         assert_eq!(regex_requirement("(?i)abc|de"), strings(&["abc", "de"]));
         assert_eq!(regex_requirement("a.*|bc.d"), strings(&["a", "bc"]));
         assert_eq!(regex_requirement(".*"), None);

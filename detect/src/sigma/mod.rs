@@ -377,8 +377,7 @@ impl SigmaEngine {
             match prepared(rule, &pipeline).and_then(|rule| match partition {
                 Some(partition) => partition.add_rule(&rule).map_err(|error| error.to_string()),
                 None => Err("the rule set is already sealed".to_owned()),
-            })
-            {
+            }) {
                 Ok(()) => {
                     report.rules += 1;
                     engine.origins.insert(
@@ -419,7 +418,8 @@ impl SigmaEngine {
             // requirements are derived from the final ones.
             for (_, partition) in &mut engine.partitions {
                 if let PartitionRules::Plain(plain) = partition {
-                    *partition = PartitionRules::Prefiltered(PrefilteredRules::build(plain.rules()));
+                    *partition =
+                        PartitionRules::Prefiltered(PrefilteredRules::build(plain.rules()));
                 }
             }
         }
@@ -466,6 +466,18 @@ impl SigmaEngine {
         self.partitions
             .iter()
             .map(|(_, partition)| partition.rule_count())
+            .sum()
+    }
+
+    /// Number of detection rules behind the literal prefilter's gate (the others are
+    /// evaluated on every event of their partition).
+    pub fn gated_rule_count(&self) -> usize {
+        self.partitions
+            .iter()
+            .map(|(_, partition)| match partition {
+                PartitionRules::Plain(_) => 0,
+                PartitionRules::Prefiltered(rules) => rules.gated_count(),
+            })
             .sum()
     }
 

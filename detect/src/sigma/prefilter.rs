@@ -8,7 +8,7 @@
 //! them as before. The result is the same set of detections as evaluating every rule: the
 //! differential tests (`tests/sigma_prefilter.rs`) check it over the whole SigmaHQ pack.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use rsigma_eval::{evaluate_rule, CompiledRule, Engine, EvaluationResult, Event, EventValue};
 
 use super::literals::{self, fold_char, rule_requirement};
@@ -53,8 +53,8 @@ impl PrefilteredRules {
             // values, not over every string of the event (the whole `Message` of a Windows
             // event, say); keyword rules are evaluated every time instead.
             let mut rule_fields = Vec::new();
-            let requirement = rule_requirement(rule)
-                .filter(|_| literals::rule_fields(rule, &mut rule_fields));
+            let requirement =
+                rule_requirement(rule).filter(|_| literals::rule_fields(rule, &mut rule_fields));
             let Some(requirement) = requirement else {
                 always_rules.push(rule.clone());
                 continue;
@@ -74,7 +74,10 @@ impl PrefilteredRules {
         let automaton = if literals.is_empty() {
             None
         } else {
+            // A DFA: the overlapping scan is the hot loop, and the partitions' literal sets
+            // are small enough (a few thousand) for its memory.
             AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
                 .build(&literals)

@@ -45,10 +45,8 @@ fn sysmon(command_line: &str) -> Event {
 }
 
 fn rules_dir(name: &str, yaml: &str) -> PathBuf {
-    let directory = std::env::temp_dir().join(format!(
-        "citysoc-prefilter-{name}-{}",
-        std::process::id()
-    ));
+    let directory =
+        std::env::temp_dir().join(format!("citysoc-prefilter-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&directory);
     std::fs::create_dir_all(&directory).unwrap_or_else(|error| panic!("{error}"));
     std::fs::write(directory.join("rule.yml"), yaml).unwrap_or_else(|error| panic!("{error}"));
@@ -341,7 +339,8 @@ fn every_modifier_case_has_the_expected_requirement_and_the_same_verdicts() {
 
 #[test]
 fn windash_requires_each_variant() {
-    let yaml = rule("  selection:\n    CommandLine|windash|contains: ' -exec '\n  condition: selection");
+    let yaml =
+        rule("  selection:\n    CommandLine|windash|contains: ' -exec '\n  condition: selection");
     let derived = requirement(&yaml, &SigmaOptions::default()).unwrap_or_default();
     // The ASCII variants whole; the dash variants outside ASCII by their longest ASCII run.
     assert!(derived.contains(&" -exec ".to_owned()), "{derived:?}");
