@@ -3,10 +3,11 @@
 //! Every rule with a literal requirement ([`literals`](super::literals)) is *gated*: its
 //! literals go into one Aho-Corasick automaton for the partition (ASCII case-insensitive, as
 //! Sigma's default matching is), and per event the automaton runs once over the values of the
-//! fields those rules read; only the gated rules one of whose literals occurred are evaluated, one by one.
-//! Rules without a requirement stay in an rsigma `Engine` of their own, whose indexes prune
-//! them as before. The result is the same set of detections as evaluating every rule: the
-//! differential tests (`tests/sigma_prefilter.rs`) check it over the whole SigmaHQ pack.
+//! fields those rules read; only the gated rules one of whose literals occurred are evaluated,
+//! one by one. Rules without a requirement (and keyword rules, which read every field) stay in
+//! an rsigma `Engine` of their own, whose candidate index prunes them as before. The result is
+//! the same set of detections as evaluating every rule: the differential test
+//! (`tests/sigma_prefilter.rs`) checks it over the whole SigmaHQ pack.
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use rsigma_eval::{evaluate_rule, CompiledRule, Engine, EvaluationResult, Event, EventValue};
@@ -45,7 +46,7 @@ impl PrefilteredRules {
         let mut always_rules = Vec::new();
         let mut literal_ids: std::collections::HashMap<String, u32> =
             std::collections::HashMap::new();
-        let mut literals: Vec<String> = Vec::new();
+        let mut literal_texts: Vec<String> = Vec::new();
         let mut literal_rules: Vec<Vec<u32>> = Vec::new();
         let mut fields = Vec::new();
         for rule in rules {
@@ -64,14 +65,14 @@ impl PrefilteredRules {
             gated.push(rule.clone());
             for literal in requirement {
                 let id = *literal_ids.entry(literal.clone()).or_insert_with(|| {
-                    literals.push(literal);
+                    literal_texts.push(literal);
                     literal_rules.push(Vec::new());
-                    (literals.len() - 1) as u32
+                    (literal_texts.len() - 1) as u32
                 });
                 literal_rules[id as usize].push(rule_index);
             }
         }
-        let automaton = if literals.is_empty() {
+        let automaton = if literal_texts.is_empty() {
             None
         } else {
             // A DFA: the overlapping scan is the hot loop, and the partitions' literal sets
@@ -80,7 +81,7 @@ impl PrefilteredRules {
                 .kind(Some(AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
-                .build(&literals)
+                .build(&literal_texts)
                 .ok()
         };
         if automaton.is_none() && !gated.is_empty() {
