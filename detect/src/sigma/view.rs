@@ -29,21 +29,6 @@ impl<'a> SigmaEventView<'a> {
         SigmaEventView { event, aliases }
     }
 
-    /// Visits every value a matcher can compare against, as the text a string matcher sees:
-    /// strings as they are, numbers and booleans formatted as rsigma formats them for string
-    /// comparisons, nested values included. A superset of what any rule reads, which is all
-    /// the literal prefilter needs.
-    pub fn visit_match_strings(&self, visit: &mut dyn FnMut(&str)) {
-        visit(&self.event.id);
-        self.event.core.visit(|_, value| match value {
-            CoreValue::Text(text) => visit(text),
-            CoreValue::Number(number) => visit(&i64::from(number).to_string()),
-        });
-        for value in self.event.fields.values() {
-            visit_json_match_strings(value, visit, MAX_DEPTH);
-        }
-    }
-
     fn direct(&self, path: &str) -> Option<EventValue<'_>> {
         if path == "id" {
             return Some(EventValue::Str(Cow::Borrowed(&self.event.id)));
@@ -95,31 +80,6 @@ fn json_value(value: &Value, depth: usize) -> EventValue<'_> {
                 .collect(),
         ),
         Value::Array(_) | Value::Object(_) => EventValue::Null,
-    }
-}
-
-/// The text forms of a JSON value for the literal prefilter, formatted as [`json_value`]
-/// and rsigma's string coercion do (integers as integers, other numbers as `f64`).
-fn visit_json_match_strings(value: &Value, visit: &mut dyn FnMut(&str), depth: usize) {
-    match value {
-        Value::String(text) => visit(text),
-        Value::Number(number) => match number.as_i64() {
-            Some(integer) => visit(&integer.to_string()),
-            None => {
-                if let Some(float) = number.as_f64() {
-                    visit(&float.to_string());
-                }
-            }
-        },
-        Value::Bool(flag) => visit(if *flag { "true" } else { "false" }),
-        Value::Null => {}
-        Value::Array(items) if depth > 0 => items
-            .iter()
-            .for_each(|item| visit_json_match_strings(item, visit, depth - 1)),
-        Value::Object(map) if depth > 0 => map
-            .values()
-            .for_each(|item| visit_json_match_strings(item, visit, depth - 1)),
-        Value::Array(_) | Value::Object(_) => {}
     }
 }
 
