@@ -80,6 +80,14 @@ fn bench_pack(criterion: &mut Criterion) {
         })
     });
 
+    let stats = engine.stats();
+    eprintln!(
+        "sigma bench: {} of {} rules behind the literal gate; {:.1} gated rules evaluated per event",
+        engine.gated_rule_count(),
+        engine.rule_count(),
+        stats.gated_rule_evaluations as f64 / stats.events.max(1) as f64
+    );
+
     // The peer: all rules in one rsigma Engine, events as flat JSON, no routing by us.
     let mut peer = Engine::new();
     for file in citysoc_detect::sigma::rule_files(&folders).unwrap_or_default() {
