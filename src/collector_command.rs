@@ -343,6 +343,7 @@ impl Destination {
         );
         forwarder_config.ca_file = server.ca_file.clone().or_else(|| enrolled.ca_file.clone());
         let forwarder = Forwarder::start(buffer.clone(), forwarder_config)?;
+        metrics.watch_delivery(buffer.clone(), forwarder.stats());
         let heartbeat = tokio::spawn(send_heartbeats(
             enrolled.clone(),
             buffer.clone(),
@@ -392,6 +393,8 @@ async fn send_heartbeats(
             buffer_dropped: buffered.dropped,
             batches_acked: sent.batches_acked,
             send_errors: sent.retries,
+            rejected_batches: sent.rejected_batches,
+            buffer_corrupt_events: buffered.corrupt_records_skipped,
             last_error: sent.last_error.clone(),
             config_hash: config_hash.clone(),
         };

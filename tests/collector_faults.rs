@@ -75,6 +75,49 @@ fn http_get(port: u16, path: &str) -> String {
     text
 }
 
+/// One unlabelled value from a `/metrics` page, or `None` while nothing answers there.
+fn metric(port: u16, name: &str) -> Option<u64> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Turns the collector's `/metrics` on, on a free port, and returns the port.
+fn serve_collector_metrics(setup: &Setup) -> u16 {
+    let port = free_port();
+    let config = std::fs::read_to_string(&setup.config).unwrap_or_else(|error| panic!("{error}"));
+    let config = config.replace(
+        "metrics_listen = \"off\"",
+        &format!("metrics_listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&setup.config, config).unwrap_or_else(|error| panic!("{error}"));
+    port
+}
+
+/// Waits until the collector's `/metrics` shows `name` at `wanted` or more.
+fn wait_for_metric(port: u16, name: &str, wanted: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let value = metric(port, name).unwrap_or(0);
+        if value >= wanted {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {value}, below {wanted}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn kill(child: &mut Child) {
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
@@ -275,16 +318,53 @@ fn a_server_down_for_a_while_gets_everything_once_it_is_back() {
     let events = (events_from_env() / 10).max(1_000);
     let (setup, mut server) = setup(events);
     kill(&mut server);
+    let metrics_port = serve_collector_metrics(&setup);
     let mut collector = start_collector(&setup.config);
-    // The collector reads everything into its buffer while the server is away.
-    std::thread::sleep(Duration::from_secs(20));
+    // The collector reads everything into its buffer while the server is away, and its
+    // `/metrics` says so: every event held, failed attempts retried, nothing acknowledged.
+    wait_for_metric(
+        metrics_port,
+        "citysoc_collector_buffer_events",
+        events as u64,
+    );
+    wait_for_metric(metrics_port, "citysoc_collector_forward_retries_total", 1);
+    std::thread::sleep(Duration::from_secs(5));
     assert_eq!(stored_count(&setup.server_data), 0);
+    assert_eq!(
+        metric(
+            metrics_port,
+            "citysoc_collector_forward_events_acknowledged_total"
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        metric(metrics_port, "citysoc_collector_buffer_dropped_total"),
+        Some(0)
+    );
     let mut server = start_server(&setup.server_data, setup.port);
     let deadline = Instant::now() + Duration::from_secs(1800);
     while stored_count(&setup.server_data) < events as u64 {
         assert!(Instant::now() < deadline, "the buffer did not drain");
         std::thread::sleep(Duration::from_secs(1));
     }
+    // Drained: the buffer is empty and every event was acknowledged exactly once.
+    wait_for_metric(
+        metrics_port,
+        "citysoc_collector_forward_events_acknowledged_total",
+        events as u64,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(metrics_port, "citysoc_collector_buffer_events") != Some(0) {
+        assert!(Instant::now() < deadline, "the buffer still holds events");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        metric(
+            metrics_port,
+            "citysoc_collector_forward_rejected_batches_total"
+        ),
+        Some(0)
+    );
     kill(&mut collector);
     kill(&mut server);
     assert_exactly_once(&setup);
@@ -328,6 +408,7 @@ fn a_collector_that_lost_its_buffer_state_renumbers_and_delivers_what_comes_next
     }
     drop(file);
 
+    let metrics_port = serve_collector_metrics(&setup);
     let mut collector = start_collector(&setup.config);
     let total = setup.lines.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -338,6 +419,19 @@ fn a_collector_that_lost_its_buffer_state_renumbers_and_delivers_what_comes_next
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The collector's own `/metrics` tells its admin what happened: renumbered, not refused.
+    wait_for_metric(
+        metrics_port,
+        "citysoc_collector_forward_renumbered_batches_total",
+        1,
+    );
+    assert_eq!(
+        metric(
+            metrics_port,
+            "citysoc_collector_forward_rejected_batches_total"
+        ),
+        Some(0)
+    );
     kill(&mut collector);
     // The first batch after the wipe was refused as a replay, and renumbered.
     let metrics = http_get(setup.port, "/metrics");

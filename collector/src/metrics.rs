@@ -1,13 +1,20 @@
-//! Counters of every source and of the sink, read as [`SourceHealth`] for heartbeats and as
-//! Prometheus text on `/metrics`. Every place a record can be dropped has its own
-//! [`DropReason`], so "how many were lost, and why" always has an answer.
+//! Counters of every source, of the sink, and (when the collector forwards) of the disk buffer
+//! and the forwarder, read as [`SourceHealth`] for heartbeats, as JSON on `/health` and as
+//! Prometheus text on `/metrics`. Every place a record can be dropped has its own counter
+//! ([`DropReason`] before the sink; the buffer's `drop_oldest` and damaged-file counters and the
+//! forwarder's rejected batches after it), so "how many were lost, and why" always has an
+//! answer on the collector itself.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use serde::Serialize;
+
+use crate::buffer::{BufferStats, DiskBuffer};
+use crate::forward::{ForwarderStats, ForwarderStatsSnapshot};
 use crate::protocol::SourceHealth;
 
 /// Why records were lost before reaching the sink.
@@ -302,7 +309,20 @@ pub struct SinkMetrics {
     pub flush_errors: AtomicU64,
 }
 
-type ExtraRenderer = Box<dyn Fn(&mut String) + Send + Sync>;
+/// What a forwarding collector delivers through: its disk buffer and its forwarder.
+struct Delivery {
+    buffer: Arc<DiskBuffer>,
+    forwarder: Arc<ForwarderStats>,
+}
+
+/// The buffer's and the forwarder's counters at one moment, as `/health` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryHealth {
+    /// The disk buffer.
+    pub buffer: BufferStats,
+    /// The forwarder.
+    pub forwarder: ForwarderStatsSnapshot,
+}
 
 /// All counters of a running collector.
 pub struct CollectorMetrics {
@@ -311,7 +331,7 @@ pub struct CollectorMetrics {
     pub sink: SinkMetrics,
     started: Instant,
     config_hash: String,
-    extra: Mutex<Vec<ExtraRenderer>>,
+    delivery: OnceLock<Delivery>,
 }
 
 impl std::fmt::Debug for CollectorMetrics {
@@ -332,7 +352,7 @@ impl CollectorMetrics {
             sink: SinkMetrics::default(),
             started: Instant::now(),
             config_hash: config_hash.to_owned(),
-            extra: Mutex::new(Vec::new()),
+            delivery: OnceLock::new(),
         }
     }
 
@@ -359,11 +379,19 @@ impl CollectorMetrics {
         self.started.elapsed().as_secs()
     }
 
-    /// Adds text to `/metrics` (the disk buffer and the forwarder register theirs here).
-    pub fn add_renderer(&self, renderer: impl Fn(&mut String) + Send + Sync + 'static) {
-        if let Ok(mut extra) = self.extra.lock() {
-            extra.push(Box::new(renderer));
-        }
+    /// Adds the disk buffer's and the forwarder's counters to `/metrics` and `/health`. A
+    /// collector that only writes an archive has neither. Only the first call counts: a
+    /// collector has one buffer and one forwarder for its whole life.
+    pub fn watch_delivery(&self, buffer: Arc<DiskBuffer>, forwarder: Arc<ForwarderStats>) {
+        let _ = self.delivery.set(Delivery { buffer, forwarder });
+    }
+
+    /// The buffer's and the forwarder's counters now, when the collector forwards.
+    pub fn delivery_health(&self) -> Option<DeliveryHealth> {
+        self.delivery.get().map(|delivery| DeliveryHealth {
+            buffer: delivery.buffer.stats(),
+            forwarder: delivery.forwarder.snapshot(),
+        })
     }
 
     /// The Prometheus text exposition of every counter.
@@ -538,12 +566,137 @@ impl CollectorMetrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
-        if let Ok(extra) = self.extra.lock() {
-            for render in extra.iter() {
-                render(&mut out);
-            }
+        if let Some(delivery) = self.delivery_health() {
+            render_delivery(&mut out, &delivery);
         }
         out
+    }
+}
+
+/// The buffer's and the forwarder's lines of `/metrics`.
+fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
+    let DeliveryHealth { buffer, forwarder } = delivery;
+    let lines: [(&str, &str, &str, u64); 19] = [
+        (
+            "citysoc_collector_buffer_bytes",
+            "gauge",
+            "Bytes of unacknowledged events in the disk buffer.",
+            buffer.bytes,
+        ),
+        (
+            "citysoc_collector_buffer_events",
+            "gauge",
+            "Unacknowledged events in the disk buffer.",
+            buffer.records,
+        ),
+        (
+            "citysoc_collector_buffer_max_bytes",
+            "gauge",
+            "The disk buffer's size limit.",
+            buffer.max_bytes,
+        ),
+        (
+            "citysoc_collector_buffer_segments",
+            "gauge",
+            "Segment files of the disk buffer.",
+            buffer.segments,
+        ),
+        (
+            "citysoc_collector_buffer_appended_total",
+            "counter",
+            "Events written to the disk buffer since start.",
+            buffer.appended,
+        ),
+        (
+            "citysoc_collector_buffer_acknowledged_total",
+            "counter",
+            "Events removed from the disk buffer after the server acknowledged them, since start.",
+            buffer.acked,
+        ),
+        (
+            "citysoc_collector_buffer_dropped_total",
+            "counter",
+            "Events dropped by drop_oldest because the buffer was full (kept across restarts).",
+            buffer.dropped,
+        ),
+        (
+            "citysoc_collector_buffer_corrupt_events_total",
+            "counter",
+            "Unacknowledged events lost to damaged buffer files, since start.",
+            buffer.corrupt_records_skipped,
+        ),
+        (
+            "citysoc_collector_buffer_torn_bytes_total",
+            "counter",
+            "Bytes of appends cut short by a crash and removed at start (never acknowledged to a source).",
+            buffer.torn_bytes_truncated,
+        ),
+        (
+            "citysoc_collector_forward_requests_total",
+            "counter",
+            "Batch requests sent to the server (every attempt).",
+            forwarder.batches_sent,
+        ),
+        (
+            "citysoc_collector_forward_batches_acknowledged_total",
+            "counter",
+            "Batches the server acknowledged as durable.",
+            forwarder.batches_acked,
+        ),
+        (
+            "citysoc_collector_forward_events_acknowledged_total",
+            "counter",
+            "Events in acknowledged batches.",
+            forwarder.events_acked,
+        ),
+        (
+            "citysoc_collector_forward_duplicate_events_total",
+            "counter",
+            "Events the server already had (re-sent after a lost acknowledgement).",
+            forwarder.duplicates,
+        ),
+        (
+            "citysoc_collector_forward_retries_total",
+            "counter",
+            "Failed attempts that were retried with backoff.",
+            forwarder.retries,
+        ),
+        (
+            "citysoc_collector_forward_rejected_batches_total",
+            "counter",
+            "Batches the server refused, kept in the buffer's rejected/ folder.",
+            forwarder.rejected_batches,
+        ),
+        (
+            "citysoc_collector_forward_rejected_events_total",
+            "counter",
+            "Events in refused batches.",
+            forwarder.rejected_events,
+        ),
+        (
+            "citysoc_collector_forward_dropped_before_delivery_total",
+            "counter",
+            "Events taken out of a waiting batch because drop_oldest dropped them (also in buffer_dropped).",
+            forwarder.dropped_before_delivery,
+        ),
+        (
+            "citysoc_collector_forward_renumbered_batches_total",
+            "counter",
+            "Batches renumbered after the server had acknowledged newer numbers than the buffer knew.",
+            forwarder.renumbered,
+        ),
+        (
+            "citysoc_collector_forward_last_ack_timestamp_seconds",
+            "gauge",
+            "When the server last acknowledged a batch, Unix seconds (0: never).",
+            u64::try_from(forwarder.last_ack_time_ms / 1000).unwrap_or(0),
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     }
 }
 
@@ -571,13 +724,57 @@ mod tests {
                 errors: 1
             })
         );
-        metrics.add_renderer(|out| out.push_str("extra_metric 1\n"));
         let text = metrics.render_prometheus();
         assert!(text.contains(
             "citysoc_collector_dropped_total{source=\"fw\",type=\"udp\",reason=\"kernel_receive_buffer\"} 5"
         ));
         assert!(text.contains("citysoc_collector_records_in_total{source=\"fw\",type=\"udp\"} 10"));
         assert!(text.contains("config_hash=\"abc\""));
-        assert!(text.ends_with("extra_metric 1\n"));
+        // An archive-only collector has no buffer or forwarder lines.
+        assert!(!text.contains("citysoc_collector_buffer_"));
+        assert!(metrics.delivery_health().is_none());
+    }
+
+    #[test]
+    fn a_forwarding_collector_shows_its_buffer_and_forwarder_on_metrics_and_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(
+            DiskBuffer::open(
+                dir.path(),
+                crate::buffer::BufferConfig {
+                    max_bytes: 200,
+                    segment_bytes: 100,
+                    when_full: crate::buffer::WhenFull::DropOldest,
+                    sync: crate::buffer::SyncPolicy::EveryAppend,
+                },
+            )
+            .unwrap(),
+        );
+        // Ten 40-byte records into 200 bytes: drop_oldest must drop some, and /metrics must
+        // say how many.
+        for _ in 0..10 {
+            buffer
+                .append(&[vec![b'x'; 40]], std::time::Duration::ZERO)
+                .unwrap();
+        }
+        let stats = buffer.stats();
+        assert!(stats.dropped > 0);
+        let metrics = CollectorMetrics::new(Vec::new(), "abc");
+        metrics.watch_delivery(buffer, Arc::new(ForwarderStats::default()));
+        let text = metrics.render_prometheus();
+        assert!(text.contains(&format!(
+            "\ncitysoc_collector_buffer_dropped_total {}\n",
+            stats.dropped
+        )));
+        assert!(text.contains(&format!(
+            "\ncitysoc_collector_buffer_events {}\n",
+            stats.records
+        )));
+        assert!(text.contains("\ncitysoc_collector_buffer_appended_total 10\n"));
+        assert!(text.contains("\ncitysoc_collector_forward_rejected_batches_total 0\n"));
+        assert!(text.contains("# TYPE citysoc_collector_forward_renumbered_batches_total counter"));
+        let health = metrics.delivery_health().unwrap();
+        assert_eq!(health.buffer.dropped, stats.dropped);
+        assert_eq!(health.forwarder.batches_acked, 0);
     }
 }

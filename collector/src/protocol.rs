@@ -274,6 +274,13 @@ pub struct Heartbeat {
     pub batches_acked: u64,
     /// Failed send attempts.
     pub send_errors: u64,
+    /// Batches the server refused (kept on the collector in `rejected/`). Absent from older
+    /// collectors' heartbeats.
+    #[serde(default)]
+    pub rejected_batches: u64,
+    /// Unacknowledged events the buffer lost to damaged files since the collector started.
+    #[serde(default)]
+    pub buffer_corrupt_events: u64,
     /// Last error, if any.
     pub last_error: Option<String>,
     /// SHA-256 of the configuration, hex.

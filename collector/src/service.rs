@@ -327,10 +327,16 @@ fn metrics_router(metrics: Arc<CollectorMetrics>) -> Router {
             get(move || {
                 let metrics = for_health.clone();
                 async move {
-                    let body = serde_json::json!({
+                    let mut body = serde_json::json!({
                         "uptime_seconds": metrics.uptime_seconds(),
                         "sources": metrics.health(),
                     });
+                    if let (Some(delivery), Some(object)) =
+                        (metrics.delivery_health(), body.as_object_mut())
+                    {
+                        object.insert("buffer".into(), serde_json::json!(delivery.buffer));
+                        object.insert("forwarder".into(), serde_json::json!(delivery.forwarder));
+                    }
                     (
                         [(axum::http::header::CONTENT_TYPE, "application/json")],
                         body.to_string(),

@@ -538,61 +538,16 @@ impl Worker {
                         ),
                     }
                 }
-                Attempt::Rejected { status, rejection }
-                    if renumber_after(status, &rejection, batch.sequence).is_some() =>
-                {
-                    let next = renumber_after(status, &rejection, batch.sequence)
-                        .unwrap_or(batch.sequence);
-                    tracing::warn!(
-                        sequence = batch.sequence,
-                        next,
-                        "the server acknowledged newer batch numbers than this buffer knew (its state was lost or restored): renumbering"
-                    );
-                    match self
-                        .blocking(move |buffer| buffer.set_in_flight(next, last))
-                        .await
-                    {
-                        Ok(()) => {
-                            self.stats.renumbered.fetch_add(1, Ordering::Relaxed);
-                            batch.sequence = next;
-                            continue;
-                        }
-                        Err(error) => format!("cannot record the renumbered batch {next}: {error}"),
-                    }
-                }
                 Attempt::Rejected { status, rejection } => {
-                    tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
-                    let records = batch.records.clone();
-                    let sequence = batch.sequence;
-                    let saved = self
-                        .blocking(move |buffer| {
-                            rejected::save(
-                                buffer.dir(),
-                                sequence,
-                                status,
-                                &rejection,
-                                &records,
-                                now_ms(),
-                            )
-                        })
-                        .await;
-                    match saved {
-                        Ok(path) => match self.finish(batch, last).await {
-                            Ok(()) => {
-                                tracing::warn!(path = %path.display(), "rejected batch saved");
-                                self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
-                                self.stats
-                                    .rejected_events
-                                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                                return Delivered::Done;
-                            }
-                            Err(error) => {
-                                format!("cannot record rejected batch {}: {error}", batch.sequence)
-                            }
+                    match renumber_after(status, &rejection, batch.sequence) {
+                        Some(next) => match self.renumber(batch, next, last).await {
+                            Ok(()) => continue,
+                            Err(problem) => problem,
                         },
-                        Err(error) => {
-                            format!("cannot save rejected batch {}: {error}", batch.sequence)
-                        }
+                        None => match self.set_aside(batch, last, status, rejection).await {
+                            Ok(()) => return Delivered::Done,
+                            Err(problem) => problem,
+                        },
                     }
                 }
                 Attempt::Failed(problem) => problem,
@@ -606,6 +561,58 @@ impl Worker {
                 return Delivered::Stopped;
             }
         }
+    }
+
+    /// Sends a batch the server refused as a replay again under `next`, after the newest
+    /// number the server acknowledged (this buffer's numbering was lost or restored).
+    async fn renumber(&self, batch: &mut Batch, next: u64, last: Offset) -> Result<(), String> {
+        tracing::warn!(
+            sequence = batch.sequence,
+            next,
+            "the server acknowledged newer batch numbers than this buffer knew (its state was lost or restored): renumbering"
+        );
+        self.blocking(move |buffer| buffer.set_in_flight(next, last))
+            .await
+            .map_err(|error| format!("cannot record the renumbered batch {next}: {error}"))?;
+        self.stats.renumbered.fetch_add(1, Ordering::Relaxed);
+        batch.sequence = next;
+        Ok(())
+    }
+
+    /// A batch the server refused for good: saved under `rejected/` for a person to look at,
+    /// counted, and taken out of the buffer so the ones behind it can go.
+    async fn set_aside(
+        &self,
+        batch: &Batch,
+        last: Offset,
+        status: u16,
+        rejection: Rejection,
+    ) -> Result<(), String> {
+        tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
+        let records = batch.records.clone();
+        let sequence = batch.sequence;
+        let path = self
+            .blocking(move |buffer| {
+                rejected::save(
+                    buffer.dir(),
+                    sequence,
+                    status,
+                    &rejection,
+                    &records,
+                    now_ms(),
+                )
+            })
+            .await
+            .map_err(|error| format!("cannot save rejected batch {sequence}: {error}"))?;
+        self.finish(batch, last)
+            .await
+            .map_err(|error| format!("cannot record rejected batch {sequence}: {error}"))?;
+        tracing::warn!(path = %path.display(), "rejected batch saved");
+        self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rejected_events
+            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The batch is done with: its records leave the buffer and the next number is stored.

@@ -404,7 +404,8 @@ pub fn heartbeat_summary(heartbeat: &Heartbeat) -> String {
         .values()
         .map(|source| source.drops)
         .sum::<u64>()
-        .saturating_add(heartbeat.buffer_dropped);
+        .saturating_add(heartbeat.buffer_dropped)
+        .saturating_add(heartbeat.buffer_corrupt_events);
     let errors: u64 = heartbeat
         .sources
         .values()
@@ -426,6 +427,12 @@ pub fn heartbeat_summary(heartbeat: &Heartbeat) -> String {
         drops,
         errors
     );
+    if heartbeat.rejected_batches > 0 {
+        summary.push_str(&format!(
+            " rejected {} batches (kept on the collector)",
+            heartbeat.rejected_batches
+        ));
+    }
     if let Some(error) = &heartbeat.last_error {
         summary.push_str(&format!(" last error: {error}"));
     }
@@ -472,6 +479,13 @@ mod tests {
         assert_eq!(
             heartbeat_summary(&heartbeat),
             "v0.1.0 up 2h in 20 buffer 25% (3 events) drops 3 errors 4"
+        );
+        // Events lost to a damaged buffer are drops; refused batches are named.
+        heartbeat.buffer_corrupt_events = 2;
+        heartbeat.rejected_batches = 1;
+        assert_eq!(
+            heartbeat_summary(&heartbeat),
+            "v0.1.0 up 2h in 20 buffer 25% (3 events) drops 5 errors 4 rejected 1 batches (kept on the collector)"
         );
     }
 }
