@@ -2,7 +2,8 @@
 //! events on a bounded channel; one writer task hands them to the [`EventSink`] in arrival
 //! order, from a blocking thread, and flushes it at an interval.
 //!
-//! Backpressure is the channel's bound: when the sink blocks, the channel fills, and a source
+//! Backpressure is the channel's bound (in batches and in bytes): when the sink blocks, the
+//! channel fills, and a source
 //! that awaits [`PipelineSender::send`] stops reading (TCP and TLS senders are slowed down by
 //! their TCP window, HTTP agents get a 503 after a timeout); UDP cannot wait and counts what
 //! it drops. Batches can carry a confirmation, sent once the sink has them (and, on request,
@@ -12,16 +13,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::metrics::{CollectorMetrics, DropReason};
 use crate::sink::EventSink;
 
-/// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 500
-/// syslog lines, 350 KB of JSON), so this bounds the pipeline to about 11 MB, and holds tens
-/// of milliseconds of a busy collector: enough to ride out an fsync.
+/// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
+/// syslog lines, 280 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
+/// Bytes of serialized events waiting for the sink, at most: about 40 ms of a busy collector,
+/// enough to ride out an fsync, and the bound on what the pipeline holds whatever the batches
+/// look like (one HTTP post can carry megabytes). The writer returns the room as soon as it
+/// takes batches, so with the batch being written the pipeline holds at most twice this.
+pub const CHANNEL_BYTES: usize = 8 << 20;
 /// The writer joins queued batches into one sink write up to this many lines.
 const COALESCE_LINES: usize = 8192;
 
@@ -33,6 +38,8 @@ struct Batch {
     lines: Vec<Vec<u8>>,
     flush: bool,
     done: Option<oneshot::Sender<bool>>,
+    /// The batch's share of [`CHANNEL_BYTES`], given back when the writer takes it.
+    room: Option<OwnedSemaphorePermit>,
 }
 
 /// The pipeline has stopped (the writer is gone): nothing more can be sent.
@@ -53,20 +60,56 @@ pub enum SendFailure {
 #[derive(Debug, Clone)]
 pub struct PipelineSender {
     tx: mpsc::Sender<Batch>,
+    room: Arc<Semaphore>,
+}
+
+/// A batch's claim on [`CHANNEL_BYTES`]: its size, or all of it for a batch larger than that
+/// (it then waits for an empty pipeline instead of forever).
+fn bytes_claimed(lines: &[Vec<u8>]) -> u32 {
+    let bytes: usize = lines.iter().map(Vec::len).sum();
+    // CHANNEL_BYTES fits a u32.
+    u32::try_from(bytes.min(CHANNEL_BYTES)).unwrap_or(u32::MAX)
 }
 
 impl PipelineSender {
+    /// Waits for room for `bytes` in the pipeline. `None`: the pipeline has stopped.
+    async fn room_for(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
+        self.room.clone().acquire_many_owned(bytes).await.ok()
+    }
+
+    /// [`PipelineSender::room_for`] from a blocking thread (outside async code).
+    fn blocking_room_for(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime.block_on(self.room_for(bytes)),
+            // A plain thread outside the runtime (tests): poll, the writer frees room soon.
+            Err(_) => loop {
+                match self.room.clone().try_acquire_many_owned(bytes) {
+                    Ok(permit) => return Some(permit),
+                    Err(tokio::sync::TryAcquireError::Closed) => return None,
+                    Err(tokio::sync::TryAcquireError::NoPermits) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            },
+        }
+    }
+
     /// Sends lines, waiting while the pipeline is full.
     pub async fn send(&self, source: usize, lines: Vec<Vec<u8>>) -> Result<(), PipelineClosed> {
         if lines.is_empty() {
             return Ok(());
         }
+        let room = self
+            .room_for(bytes_claimed(&lines))
+            .await
+            .ok_or(PipelineClosed)?;
         self.tx
             .send(Batch {
                 source,
                 lines,
                 flush: false,
                 done: None,
+                room: Some(room),
             })
             .await
             .map_err(|_| PipelineClosed)
@@ -82,22 +125,17 @@ impl PipelineSender {
         if lines.is_empty() {
             return Ok(());
         }
-        let permit = match self.tx.try_reserve() {
-            Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Closed(())) => return Err(SendFailure::Closed),
-            Err(mpsc::error::TrySendError::Full(())) => {
-                match tokio::time::timeout(wait, self.tx.reserve()).await {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return Err(SendFailure::Closed),
-                    Err(_) => return Err(SendFailure::Full(lines)),
-                }
-            }
+        let (room, permit) = match self.reserve_within(bytes_claimed(&lines), wait).await {
+            Ok(reserved) => reserved,
+            Err(Reserve::Closed) => return Err(SendFailure::Closed),
+            Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
         };
         permit.send(Batch {
             source,
             lines,
             flush: false,
             done: None,
+            room: Some(room),
         });
         Ok(())
     }
@@ -113,16 +151,20 @@ impl PipelineSender {
         wait_for_room: Duration,
     ) -> Result<bool, SendFailure> {
         let (done, confirmed) = oneshot::channel();
-        let permit = match tokio::time::timeout(wait_for_room, self.tx.reserve()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(SendFailure::Closed),
-            Err(_) => return Err(SendFailure::Full(lines)),
+        let (room, permit) = match self
+            .reserve_within(bytes_claimed(&lines), wait_for_room)
+            .await
+        {
+            Ok(reserved) => reserved,
+            Err(Reserve::Closed) => return Err(SendFailure::Closed),
+            Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
         };
         permit.send(Batch {
             source,
             lines,
             flush,
             done: Some(done),
+            room: Some(room),
         });
         confirmed.await.map_err(|_| SendFailure::Closed)
     }
@@ -132,12 +174,16 @@ impl PipelineSender {
         if lines.is_empty() {
             return Ok(());
         }
+        let room = self
+            .blocking_room_for(bytes_claimed(&lines))
+            .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
                 source,
                 lines,
                 flush: false,
                 done: None,
+                room: Some(room),
             })
             .map_err(|_| PipelineClosed)
     }
@@ -150,16 +196,42 @@ impl PipelineSender {
         lines: Vec<Vec<u8>>,
     ) -> Result<bool, PipelineClosed> {
         let (done, confirmed) = oneshot::channel();
+        let room = self
+            .blocking_room_for(bytes_claimed(&lines))
+            .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
                 source,
                 lines,
                 flush: true,
                 done: Some(done),
+                room: Some(room),
             })
             .map_err(|_| PipelineClosed)?;
         confirmed.blocking_recv().map_err(|_| PipelineClosed)
     }
+
+    /// Room for `bytes`, then a slot in the channel, both within `wait`.
+    async fn reserve_within(
+        &self,
+        bytes: u32,
+        wait: Duration,
+    ) -> Result<(OwnedSemaphorePermit, mpsc::Permit<'_, Batch>), Reserve> {
+        let reserve = async {
+            let room = self.room_for(bytes).await.ok_or(Reserve::Closed)?;
+            let slot = self.tx.reserve().await.map_err(|_| Reserve::Closed)?;
+            Ok((room, slot))
+        };
+        tokio::time::timeout(wait, reserve)
+            .await
+            .unwrap_or(Err(Reserve::TimedOut))
+    }
+}
+
+/// Why [`PipelineSender::reserve_within`] gave up.
+enum Reserve {
+    Closed,
+    TimedOut,
 }
 
 /// Starts the writer task. It ends, after a last flush, once every [`PipelineSender`] clone
@@ -170,18 +242,22 @@ pub fn start_writer(
     flush_interval: Duration,
 ) -> (PipelineSender, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+    let room = Arc::new(Semaphore::new(CHANNEL_BYTES));
     let writer = Writer {
         sink,
         metrics,
+        room: room.clone(),
         dirty: false,
     };
     let handle = tokio::spawn(writer.run(rx, flush_interval));
-    (PipelineSender { tx }, handle)
+    (PipelineSender { tx, room }, handle)
 }
 
 struct Writer {
     sink: Arc<dyn EventSink>,
     metrics: Arc<CollectorMetrics>,
+    /// Closed when the writer ends, so no source waits for room that will never come.
+    room: Arc<Semaphore>,
     /// Written since the last flush.
     dirty: bool,
 }
@@ -216,6 +292,7 @@ impl Writer {
             }
             self.write(batches, line_count).await;
         }
+        self.room.close();
         if self.dirty {
             self.flush().await;
         }
@@ -225,6 +302,9 @@ impl Writer {
         let mut lines = Vec::with_capacity(line_count);
         let mut per_source: Vec<(usize, u64)> = Vec::new();
         for batch in &mut batches {
+            // Taken out of the channel: its room goes back to the sources now, so they keep
+            // reading while this write (and its fsync) runs.
+            drop(batch.room.take());
             let count = batch.lines.len() as u64;
             match per_source
                 .iter_mut()
@@ -301,5 +381,131 @@ impl Writer {
             self.metrics.sink.flush_errors.fetch_add(1, Relaxed);
         }
         flushed
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use super::*;
+    use crate::error::CollectorError;
+    use crate::metrics::SourceMetrics;
+
+    /// A sink that holds every write until it is opened.
+    #[derive(Default)]
+    struct GateSink {
+        open: Mutex<bool>,
+        changed: Condvar,
+        lines: Mutex<Vec<Vec<u8>>>,
+    }
+
+    impl GateSink {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.changed.notify_all();
+        }
+    }
+
+    impl EventSink for GateSink {
+        fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.changed.wait(open).unwrap();
+            }
+            drop(open);
+            self.lines.lock().unwrap().extend(lines);
+            Ok(())
+        }
+
+        fn flush(&self) -> Result<(), CollectorError> {
+            Ok(())
+        }
+    }
+
+    fn pipeline(sink: Arc<GateSink>) -> (PipelineSender, JoinHandle<()>) {
+        let metrics = Arc::new(CollectorMetrics::new(
+            vec![Arc::new(SourceMetrics::new("test", "tcp"))],
+            "",
+        ));
+        start_writer(sink, metrics, Duration::from_secs(60))
+    }
+
+    const MIB: usize = 1 << 20;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
+        let sink = Arc::new(GateSink::default());
+        let (sender, writer) = pipeline(sink.clone());
+        // The writer takes the first batch and blocks in the closed sink.
+        sender.send(0, vec![vec![b'a'; MIB]]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Far fewer batches than CHANNEL_BATCHES, but 1 MiB each: the byte bound decides.
+        let wait = Duration::from_millis(50);
+        let mut queued = 0;
+        let refused = loop {
+            match sender.send_within(0, vec![vec![b'b'; MIB]], wait).await {
+                Ok(()) => queued += 1,
+                Err(failure) => break failure,
+            }
+            assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
+        };
+        assert_eq!(queued, CHANNEL_BYTES / MIB);
+        // The refused lines come back to the source (which counts them), nothing vanishes.
+        assert_eq!(refused, SendFailure::Full(vec![vec![b'b'; MIB]]));
+        sink.open();
+        drop(sender);
+        writer.await.unwrap();
+        assert_eq!(sink.lines.lock().unwrap().len(), 1 + queued);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_larger_than_the_bound_still_goes_through() {
+        let sink = Arc::new(GateSink::default());
+        sink.open();
+        let (sender, writer) = pipeline(sink.clone());
+        let huge = vec![vec![b'c'; CHANNEL_BYTES + MIB]];
+        sender.send(0, huge.clone()).await.unwrap();
+        sender
+            .send_within(0, huge, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let sender_for_thread = sender.clone();
+        tokio::task::spawn_blocking(move || {
+            sender_for_thread
+                .blocking_send(0, vec![vec![b'd'; CHANNEL_BYTES * 2]])
+                .unwrap();
+            assert!(sender_for_thread.blocking_barrier(0, Vec::new()).unwrap());
+        })
+        .await
+        .unwrap();
+        drop(sender);
+        writer.await.unwrap();
+        assert_eq!(sink.lines.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
+        let sink = Arc::new(GateSink::default());
+        let (sender, writer) = pipeline(sink.clone());
+        // The writer blocks in the sink with one batch; the room fills behind it.
+        sender.send(0, vec![vec![b'e'; MIB]]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sender
+            .send_within(0, vec![vec![b'e'; CHANNEL_BYTES]], Duration::from_secs(5))
+            .await
+            .unwrap();
+        writer.abort();
+        let _ = writer.await;
+        // The writer is gone: a send must fail, not wait forever for room.
+        let sent = tokio::time::timeout(
+            Duration::from_secs(10),
+            sender.send(0, vec![vec![b'e'; MIB]]),
+        )
+        .await
+        .expect("a send waited for a writer that is gone");
+        assert_eq!(sent, Err(PipelineClosed));
+        sink.open();
     }
 }

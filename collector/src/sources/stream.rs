@@ -11,7 +11,7 @@ use super::{decode_frames, SourceRuntime};
 use crate::framing::{Framer, Framing};
 use crate::metrics::SourceErrorKind;
 
-/// How much is read from a socket at a time.
+/// How much is read from a socket at a time (at most: a read is one batch in the pipeline).
 const READ_CHUNK: usize = 64 * 1024;
 /// At shutdown, what already arrived is still read, for at most this long in all and until
 /// the socket has been quiet for [`DRAIN_QUIET`].
@@ -36,16 +36,17 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
     let mut drain_until: Option<Instant> = None;
     while !at_eof {
         buffer.reserve(READ_CHUNK);
+        let mut chunk = (&mut reader).take(READ_CHUNK as u64);
         let read = match drain_until {
             None => tokio::select! {
                 _ = shutdown.cancelled() => {
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
                     continue;
                 }
-                read = reader.read_buf(&mut buffer) => Some(read),
+                read = chunk.read_buf(&mut buffer) => Some(read),
             },
             Some(limit) if Instant::now() < limit => {
-                tokio::time::timeout(DRAIN_QUIET, reader.read_buf(&mut buffer))
+                tokio::time::timeout(DRAIN_QUIET, chunk.read_buf(&mut buffer))
                     .await
                     .ok()
             }
