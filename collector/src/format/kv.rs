@@ -41,9 +41,11 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use serde_json::map::Entry;
 use serde_json::Value;
 
 use crate::event::{Event, Fields, Format, LogSource};
+use crate::format::kv_known::KnownFields;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
 use crate::timestamp::local_to_utc;
@@ -183,9 +185,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
                 insert_repeatable(&mut event.fields, key, Value::from(value.into_owned()))
             }
             Token::Flag(word, argument) => {
-                if !event.fields.contains_key(word) {
-                    let value = argument.map_or(Value::Bool(true), Value::from);
-                    event.fields.insert(word.to_owned(), value);
+                // One hashed lookup (the entry) instead of `contains_key` then `insert`.
+                if let Entry::Vacant(vacant) = event.fields.entry(word) {
+                    vacant.insert(argument.map_or(Value::Bool(true), Value::from));
                 }
             }
         }
@@ -286,47 +288,60 @@ fn unescape(value: &str) -> Cow<'_, str> {
     Cow::Owned(unescaped)
 }
 
-/// Inserts `key`, turning a repeated key into an array of its values in order.
+/// Inserts `key`, turning a repeated key into an array of its values in order. One hashed
+/// lookup per pair (the entry), not `get_mut` then `insert`: this runs ~20 times per netfilter
+/// line. The key is copied even when it repeats, which is rare.
 fn insert_repeatable(fields: &mut Fields, key: &str, value: Value) {
-    match fields.get_mut(key) {
-        Some(Value::Array(values)) => values.push(value),
-        Some(existing) => {
-            let first = existing.take();
-            *existing = Value::Array(vec![first, value]);
+    match fields.entry(key) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(value);
         }
-        None => {
-            fields.insert(key.to_owned(), value);
-        }
+        Entry::Occupied(mut occupied) => match occupied.get_mut() {
+            Value::Array(values) => values.push(value),
+            existing => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+        },
     }
 }
 
-/// The text of a field (the first value of a repeated key).
-fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
-    match fields.get(key)? {
+/// The text of a field's value (the first value of a repeated key).
+fn text_of(value: Option<&Value>) -> Option<&str> {
+    match value? {
         Value::String(text) => Some(text),
         Value::Array(values) => values.first()?.as_str(),
         _ => None,
     }
 }
 
-/// The first of `keys` with a non-empty value.
-fn first_of<'a>(fields: &'a Fields, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The text of the field `key` (the first value of a repeated key).
+fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
+    text_of(fields.get(key))
+}
+
+/// The first of `values` (fields' values in order of preference) with non-empty text.
+fn first_of<'a>(values: &[Option<&'a Value>]) -> Option<&'a str> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find(|value| !value.is_empty())
 }
 
-/// The first of `keys` whose value is an IP address.
-fn first_ip(fields: &Fields, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The first of `values` whose text is an IP address.
+fn first_ip(values: &[Option<&Value>]) -> Option<String> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find(|value| value.parse::<IpAddr>().is_ok())
         .map(str::to_owned)
 }
 
-fn first_port(fields: &Fields, keys: &[&str]) -> Option<u16> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The first of `values` whose text is a port number.
+fn first_port(values: &[Option<&Value>]) -> Option<u16> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find_map(|value| value.parse().ok())
 }
 
@@ -336,52 +351,55 @@ fn is_placeholder(value: &str) -> bool {
 }
 
 fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
-    let fields = &event.fields;
+    // One pass over `fields` for every name read below (see `kv_known`).
+    let known = KnownFields::collect(&event.fields);
     let core = &mut event.core;
-    if let Some(ip) = first_ip(fields, &["srcip", "src", "SRC", "src_ip", "remip"]) {
+    if let Some(ip) = first_ip(&[known.srcip, known.src, known.SRC, known.src_ip, known.remip]) {
         core.source_ip = Some(ip);
     }
-    if let Some(ip) = first_ip(fields, &["dstip", "dst", "DST", "dst_ip"]) {
+    if let Some(ip) = first_ip(&[known.dstip, known.dst, known.DST, known.dst_ip]) {
         core.destination_ip = Some(ip);
     }
-    if let Some(port) = first_port(fields, &["srcport", "SPT", "src_port", "sport"]) {
+    if let Some(port) = first_port(&[known.srcport, known.SPT, known.src_port, known.sport]) {
         core.source_port = Some(port);
     }
-    if let Some(port) = first_port(fields, &["dstport", "DPT", "dst_port", "dport"]) {
+    if let Some(port) = first_port(&[known.dstport, known.DPT, known.dst_port, known.dport]) {
         core.destination_port = Some(port);
     }
-    if let Some(user) = first_of(fields, &["user", "usrName", "dstuser", "srcuser"])
+    if let Some(user) = first_of(&[known.user, known.usrName, known.dstuser, known.srcuser])
         .filter(|user| !is_placeholder(user))
     {
         core.user_name = Some(user.to_owned());
     }
-    if let Some(action) = first_of(fields, &["action", "act"]) {
+    if let Some(action) = first_of(&[known.action, known.act]) {
         core.event_action = Some(action.to_owned().into());
     }
-    let outcome = first_of(fields, &["status", "result"])
+    let outcome = first_of(&[known.status, known.result])
         .and_then(outcome_of)
-        .or_else(|| first_of(fields, &["action"]).and_then(outcome_of_action));
+        .or_else(|| first_of(&[known.action]).and_then(outcome_of_action));
     if let Some(outcome) = outcome {
         core.event_outcome = Some(outcome.to_owned().into());
     }
-    if let Some(code) = first_of(fields, &["logid"]) {
+    if let Some(code) = first_of(&[known.logid]) {
         core.event_code = Some(code.to_owned());
     }
-    if let Some(level) = first_of(fields, &["level"]) {
+    if let Some(level) = first_of(&[known.level]) {
         core.log_level = Some(level.to_owned().into());
     }
-    if let Some(message) = first_of(fields, &["msg"]) {
+    if let Some(message) = first_of(&[known.msg]) {
         core.message = Some(message.to_owned());
     } else if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
-    if let Some(device) = first_of(fields, &["devname"]) {
+    if let Some(device) = first_of(&[known.devname]) {
         core.host_name = Some(device.to_owned());
     }
-    if let Some(time) = device_time(fields, context) {
+    if let Some(time) = device_time(&known, context) {
         event.timestamp = time;
     }
-    set_logsource(event);
+    if let Some(logsource) = logsource_of(&known) {
+        event.logsource = logsource;
+    }
 }
 
 /// `success`/`failure` from a status or result word, where it is clear.
@@ -419,13 +437,13 @@ fn outcome_of_action(action: &str) -> Option<&'static str> {
 }
 
 /// FortiGate's `date`+`time` (+`tz`), or `eventtime` (epoch in s, ms, µs or ns).
-fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>> {
-    if let (Some(date), Some(time)) = (text_field(fields, "date"), text_field(fields, "time")) {
+fn device_time(known: &KnownFields<'_>, context: &ParseContext) -> Option<DateTime<Utc>> {
+    if let (Some(date), Some(time)) = (text_of(known.date), text_of(known.time)) {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
         let time = NaiveTime::parse_from_str(time, "%H:%M:%S").ok();
         if let (Some(date), Some(time)) = (date, time) {
             let naive = NaiveDateTime::new(date, time);
-            return Some(match text_field(fields, "tz").and_then(zone_offset) {
+            return Some(match text_of(known.tz).and_then(zone_offset) {
                 Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
                     || local_to_utc(naive, context.timezone),
                     |time| time.with_timezone(&Utc),
@@ -434,7 +452,7 @@ fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>>
             });
         }
     }
-    let eventtime = text_field(fields, "eventtime")?;
+    let eventtime = text_of(known.eventtime)?;
     let number: i64 = eventtime.parse().ok()?;
     match eventtime.len() {
         17.. => Some(DateTime::from_timestamp_nanos(number)),
@@ -466,26 +484,19 @@ fn zone_offset(text: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
-fn has(fields: &Fields, key: &str) -> bool {
-    fields.contains_key(key)
-}
-
-fn set_logsource(event: &mut Event) {
-    let fields = &event.fields;
-    let fortigate = has(fields, "logid")
-        && (has(fields, "devid") || (has(fields, "type") && has(fields, "subtype")));
+/// FortiGate or netfilter, from which keys are present; `None` leaves the logsource as it was.
+fn logsource_of(known: &KnownFields<'_>) -> Option<LogSource> {
+    let fortigate = known.logid.is_some()
+        && (known.devid.is_some() || (known.kind.is_some() && known.subtype.is_some()));
     if fortigate {
-        let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
+        let service = text_of(known.kind).filter(|kind| !kind.is_empty());
         let category = (service == Some("traffic")).then_some("firewall");
-        event.logsource = LogSource::new(Some("fortigate"), category, service);
-        return;
+        return Some(LogSource::new(Some("fortigate"), category, service));
     }
-    let netfilter = has(fields, "SRC")
-        && has(fields, "DST")
-        && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
-    if netfilter {
-        event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
-    }
+    let netfilter = known.SRC.is_some()
+        && known.DST.is_some()
+        && (known.IN.is_some() || known.OUT.is_some() || known.PROTO.is_some());
+    netfilter.then(|| LogSource::new(Some("linux"), Some("firewall"), None))
 }
 
 /// Stores the text before the first pair: kernel time, Proxmox header, log prefix.
@@ -715,11 +726,11 @@ pub fn parse_filterlog(
     }
     let fields = &event.fields;
     let core = &mut event.core;
-    core.source_ip = first_ip(fields, &["srcip"]);
-    core.destination_ip = first_ip(fields, &["dstip"]);
-    core.source_port = first_port(fields, &["srcport"]);
-    core.destination_port = first_port(fields, &["dstport"]);
-    core.event_action = first_of(fields, &["act"]).map(|action| action.to_owned().into());
+    core.source_ip = first_ip(&[fields.get("srcip")]);
+    core.destination_ip = first_ip(&[fields.get("dstip")]);
+    core.source_port = first_port(&[fields.get("srcport")]);
+    core.destination_port = first_port(&[fields.get("dstport")]);
+    core.event_action = first_of(&[fields.get("act")]).map(|action| action.to_owned().into());
     if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
