@@ -159,7 +159,7 @@ fn new_event_from(
         core: CoreFields::default(),
         // Most records carry a handful of fields; one allocation up front instead of several
         // rehashes while the parser fills them.
-        fields: Fields::with_capacity(format::static_fields::FIELDS_CAPACITY),
+        fields: Fields::with_capacity(8),
         parse_error: None,
         // As `Event::set_raw` stores it: text when valid UTF-8, base64 otherwise.
         raw: utf8.map(str::to_owned),

@@ -17,7 +17,6 @@ pub mod evtx;
 pub mod json;
 pub mod kv;
 mod kv_known;
-pub(crate) mod static_fields;
 pub mod leef;
 pub mod rfc3164;
 pub mod rfc5424;

@@ -9,9 +9,7 @@
 use serde_json::Value;
 
 use crate::event::{Event, Format};
-use crate::format::syslog_common::{
-    parse_pri, record_hostname, record_priority, record_program, HeaderFields,
-};
+use crate::format::syslog_common::{parse_pri, record_hostname, record_priority, record_program};
 use crate::format::{embedded, offset_in, FormatError};
 use crate::parse::ParseContext;
 use crate::timestamp::{bsd_timestamp, iso8601, resolve_bsd_time};
@@ -47,26 +45,24 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
         ));
     }
     event.format = Format::Rfc3164;
-    // The header's `fields` entries, in this order, written at once before the message's.
-    let mut header = HeaderFields::default();
     if let Some(priority) = priority {
-        record_priority(event, &mut header, priority);
+        record_priority(event, priority);
     }
     if let Some((time, after)) = timestamp {
         event.timestamp = time;
         let original = &timestamp_start[..offset_in(timestamp_start, after)];
-        header.push("syslog.timestamp", Value::from(original));
+        event
+            .fields
+            .insert("syslog.timestamp".into(), Value::from(original));
         rest = after.strip_prefix(':').unwrap_or(after);
         rest = rest.trim_start_matches(' ');
         let (hostname, appname, procid, message) = split_header(rest);
         if let Some(hostname) = hostname {
             record_hostname(event, hostname);
         }
-        record_program(event, &mut header, appname, procid);
-        header.write_into(&mut event.fields);
+        record_program(event, appname, procid);
         finish_message(text, message, appname, context, event);
     } else {
-        header.write_into(&mut event.fields);
         // PRI straight followed by the message (FortiGate kv, bare programs).
         finish_message(text, rest, None, context, event);
     }

@@ -10,9 +10,7 @@ use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::event::{Event, Format};
-use crate::format::syslog_common::{
-    parse_pri, record_hostname, record_priority, record_program, HeaderFields,
-};
+use crate::format::syslog_common::{parse_pri, record_hostname, record_priority, record_program};
 use crate::format::{embedded, FormatError};
 use crate::parse::ParseContext;
 
@@ -159,25 +157,30 @@ fn parse_with(
     };
 
     event.format = Format::Rfc5424;
-    // The header's `fields` entries, in this order, written at once.
-    let mut header = HeaderFields::default();
-    record_priority(event, &mut header, priority);
-    header.push("syslog.version", Value::from(version));
+    record_priority(event, priority);
+    event
+        .fields
+        .insert("syslog.version".into(), Value::from(version));
     if let Some((time, original)) = timestamp {
         event.timestamp = time;
-        header.push("syslog.timestamp", Value::from(original));
+        event
+            .fields
+            .insert("syslog.timestamp".into(), Value::from(original));
     }
     if let Some(hostname) = hostname {
         record_hostname(event, hostname);
     }
-    record_program(event, &mut header, appname, procid);
+    record_program(event, appname, procid);
     if let Some(msgid) = msgid {
-        header.push("syslog.msgid", Value::from(msgid));
+        event
+            .fields
+            .insert("syslog.msgid".into(), Value::from(msgid));
     }
     if !structured_data.is_empty() {
-        header.push("structured_data", Value::Object(structured_data));
+        event
+            .fields
+            .insert("structured_data".into(), Value::Object(structured_data));
     }
-    header.write_into(&mut event.fields);
     if let Some(start) = message_start {
         let message = &text[start..];
         let (message, bom_skipped) = match message.strip_prefix('\u{feff}') {

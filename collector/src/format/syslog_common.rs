@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::event::{Event, Fields};
-use crate::format::{static_fields, FormatError};
+use crate::event::Event;
+use crate::format::FormatError;
 
 /// Error text for a missing `<`, as go-syslog words it (so our errors name the same problems).
 pub const EXPECTED_PRI_BRACKETS: &str = "expecting a priority value within angle brackets";
@@ -85,59 +85,15 @@ pub fn severity_name(priority: u8) -> &'static str {
 // `fields` keeps what has no ECS home (priority, facility, version, msgid, a non-numeric procid,
 // the timestamp as written).
 
-/// Most entries a syslog header puts in `fields` (RFC 5424: priority, facility, version,
-/// timestamp, procid, msgid, structured data).
-const HEADER_ENTRIES: usize = 8;
-
-/// The header's `fields` entries, gathered in the order they land and written in one go with
-/// [`HeaderFields::write_into`], which skips hashing their names when `fields` is still empty
-/// (see `static_fields`). Every syslog record goes through here.
-pub struct HeaderFields {
-    names: [&'static str; HEADER_ENTRIES],
-    values: [Value; HEADER_ENTRIES],
-    len: usize,
-    /// Entries past `HEADER_ENTRIES` (none today; kept so a new one is never dropped).
-    overflow: Vec<(&'static str, Value)>,
-}
-
-impl Default for HeaderFields {
-    fn default() -> Self {
-        const NULL: Value = Value::Null;
-        HeaderFields {
-            names: [""; HEADER_ENTRIES],
-            values: [NULL; HEADER_ENTRIES],
-            len: 0,
-            overflow: Vec::new(),
-        }
-    }
-}
-
-impl HeaderFields {
-    /// Adds an entry after the ones already gathered.
-    pub fn push(&mut self, name: &'static str, value: Value) {
-        if self.len < HEADER_ENTRIES {
-            self.names[self.len] = name;
-            self.values[self.len] = value;
-            self.len += 1;
-        } else {
-            self.overflow.push((name, value));
-        }
-    }
-
-    /// Writes the entries into `fields`, after what it holds, as inserts in order would.
-    pub fn write_into(mut self, fields: &mut Fields) {
-        static_fields::write(fields, &self.names[..self.len], &mut self.values[..self.len]);
-        for (name, value) in self.overflow {
-            fields.insert(name.to_owned(), value);
-        }
-    }
-}
-
-/// Gathers PRI as `syslog.priority` and `syslog.facility`, and sets `log.level` (the severity
-/// name).
-pub fn record_priority(event: &mut Event, header: &mut HeaderFields, priority: u8) {
-    header.push("syslog.priority", Value::from(priority));
-    header.push("syslog.facility", Value::from(facility_name(priority)));
+/// Stores PRI as `syslog.priority`, `syslog.facility` and `log.level` (the severity name).
+pub fn record_priority(event: &mut Event, priority: u8) {
+    event
+        .fields
+        .insert("syslog.priority".into(), Value::from(priority));
+    event.fields.insert(
+        "syslog.facility".into(),
+        Value::from(facility_name(priority)),
+    );
     event.core.log_level = Some(severity_name(priority).into());
 }
 
@@ -146,21 +102,20 @@ pub fn record_hostname(event: &mut Event, hostname: &str) {
     event.core.host_name = Some(hostname.to_owned());
 }
 
-/// Stores the program as `process.name` and the process id as `process.pid`, or gathers it as
+/// Stores the program as `process.name` and the process id as `process.pid`, or as
 /// `syslog.procid` when it is not a number (RFC 5424 allows any token).
-pub fn record_program(
-    event: &mut Event,
-    header: &mut HeaderFields,
-    appname: Option<&str>,
-    procid: Option<&str>,
-) {
+pub fn record_program(event: &mut Event, appname: Option<&str>, procid: Option<&str>) {
     if let Some(appname) = appname {
         event.core.process_name = Some(appname.to_owned());
     }
     if let Some(procid) = procid {
         match procid.parse() {
             Ok(pid) => event.core.process_pid = Some(pid),
-            Err(_) => header.push("syslog.procid", Value::from(procid)),
+            Err(_) => {
+                event
+                    .fields
+                    .insert("syslog.procid".into(), Value::from(procid));
+            }
         }
     }
 }
