@@ -22,6 +22,9 @@ use syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// A record generator: the record for an index.
+type Template = fn(usize) -> String;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_else(|| "rfc3164".to_owned());
@@ -29,8 +32,8 @@ fn main() {
         .next()
         .and_then(|text| text.parse().ok())
         .unwrap_or(300);
-    const MIX: &[fn(usize) -> String] = &[rfc3164_sshd, rfc3164_firewall, rfc5424];
-    let (templates, input_format): (&[fn(usize) -> String], InputFormat) = match case.as_str() {
+    const MIX: &[Template] = &[rfc3164_sshd, rfc3164_firewall, rfc5424];
+    let (templates, input_format): (&[Template], InputFormat) = match case.as_str() {
         "rfc3164" => (&[rfc3164_sshd], InputFormat::Rfc3164),
         "firewall" => (&[rfc3164_firewall], InputFormat::Rfc3164),
         "rfc5424" => (&[rfc5424], InputFormat::Rfc5424),

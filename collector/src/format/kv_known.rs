@@ -115,8 +115,10 @@ mod tests {
         prop_oneof![
             proptest::sample::select(KnownFields::NAMES).prop_map(str::to_owned),
             "[a-zA-Z_]{1,10}",
-            proptest::sample::select(&["SRC ", "sr", "srcipp", "Src", "TYPE", "syslog.priority"][..])
-                .prop_map(str::to_owned),
+            proptest::sample::select(
+                &["SRC ", "sr", "srcipp", "Src", "TYPE", "syslog.priority"][..]
+            )
+            .prop_map(str::to_owned),
         ]
     }
 
