@@ -972,6 +972,142 @@ mod tests {
         assert!(event.fields.is_empty());
     }
 
+    /// `map_core_fields` as it was before `KnownFields`: one lookup by name per key. Kept to
+    /// check the one-pass version against.
+    fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
+        let fields = &event.fields;
+        let get = |names: &[&str]| -> Vec<Option<&Value>> {
+            names.iter().map(|name| fields.get(*name)).collect()
+        };
+        let core = &mut event.core;
+        if let Some(ip) = first_ip(&get(&["srcip", "src", "SRC", "src_ip", "remip"])) {
+            core.source_ip = Some(ip);
+        }
+        if let Some(ip) = first_ip(&get(&["dstip", "dst", "DST", "dst_ip"])) {
+            core.destination_ip = Some(ip);
+        }
+        if let Some(port) = first_port(&get(&["srcport", "SPT", "src_port", "sport"])) {
+            core.source_port = Some(port);
+        }
+        if let Some(port) = first_port(&get(&["dstport", "DPT", "dst_port", "dport"])) {
+            core.destination_port = Some(port);
+        }
+        if let Some(user) = first_of(&get(&["user", "usrName", "dstuser", "srcuser"]))
+            .filter(|user| !is_placeholder(user))
+        {
+            core.user_name = Some(user.to_owned());
+        }
+        if let Some(action) = first_of(&get(&["action", "act"])) {
+            core.event_action = Some(action.to_owned().into());
+        }
+        let outcome = first_of(&get(&["status", "result"]))
+            .and_then(outcome_of)
+            .or_else(|| first_of(&get(&["action"])).and_then(outcome_of_action));
+        if let Some(outcome) = outcome {
+            core.event_outcome = Some(outcome.to_owned().into());
+        }
+        if let Some(code) = text_field(fields, "logid").filter(|code| !code.is_empty()) {
+            core.event_code = Some(code.to_owned());
+        }
+        if let Some(level) = text_field(fields, "level").filter(|level| !level.is_empty()) {
+            core.log_level = Some(level.to_owned().into());
+        }
+        if let Some(message) = text_field(fields, "msg").filter(|message| !message.is_empty()) {
+            core.message = Some(message.to_owned());
+        } else if core.message.is_none() {
+            core.message = Some(text.to_owned());
+        }
+        if let Some(device) = text_field(fields, "devname").filter(|device| !device.is_empty()) {
+            core.host_name = Some(device.to_owned());
+        }
+        let mut known = KnownFields::default();
+        // The reference fills the slots by name lookups, not by the one-pass collection.
+        known.date = fields.get("date");
+        known.time = fields.get("time");
+        known.tz = fields.get("tz");
+        known.eventtime = fields.get("eventtime");
+        if let Some(time) = device_time(&known, context) {
+            event.timestamp = time;
+        }
+        let has = |name: &str| fields.contains_key(name);
+        if has("logid") && (has("devid") || (has("type") && has("subtype"))) {
+            let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
+            let category = (service == Some("traffic")).then_some("firewall");
+            event.logsource = LogSource::new(Some("fortigate"), category, service);
+        } else if has("SRC") && has("DST") && (has("IN") || has("OUT") || has("PROTO")) {
+            event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
+        }
+    }
+
+    /// Each known name present or not (about half of them), plus names that must not count,
+    /// in any order.
+    fn core_field_entries() -> impl proptest::strategy::Strategy<Value = Vec<(String, Value)>> {
+        use proptest::prelude::*;
+        let names: Vec<&'static str> = KnownFields::NAMES
+            .iter()
+            .copied()
+            .chain(["syslog.priority", "kernel_timestamp", "Src", "DF"])
+            .collect();
+        let count = names.len();
+        proptest::collection::vec(proptest::option::of(core_field_value()), count)
+            .prop_map(move |values| {
+                names
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(name, value)| Some(((*name).to_owned(), value?)))
+                    .collect::<Vec<_>>()
+            })
+            .prop_shuffle()
+    }
+
+    /// Values that make the lookups choose: addresses, ports, outcome words, FortiGate
+    /// dates and times, placeholders, arrays (repeated keys) and flags.
+    fn core_field_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            4 => proptest::sample::select(
+                &[
+                    "", "-", "10.0.0.1", "192.0.2.7", "2001:db8::1", "22", "443", "deny",
+                    "failed", "login-success", "traffic", "2026-11-22", "10:15:42", "+07:00",
+                    "1763780000123",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            1 => "[a-z0-9.:]{0,8}",
+        ];
+        prop_oneof![
+            5 => text.clone().prop_map(Value::from),
+            1 => Just(Value::Bool(true)),
+            1 => proptest::collection::vec(text.prop_map(Value::from), 1..3).prop_map(Value::Array),
+        ]
+    }
+
+    proptest::proptest! {
+        // Many cases: a mismatch needs two of a group's names present with different usable
+        // values.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The one-pass `map_core_fields` sets exactly what the lookup-by-name version set:
+        /// core fields, timestamp and logsource, whatever the fields and the envelope's message.
+        #[test]
+        fn core_fields_match_lookup_by_name(
+            entries in core_field_entries(),
+            envelope_message in proptest::option::of("[a-z ]{0,10}"),
+        ) {
+            let context = context();
+            let mut event = new_event(b"kv", &context, 1);
+            event.core.message = envelope_message;
+            event.core.event_action = Some("drop".into());
+            for (name, value) in entries {
+                event.fields.insert(name, value);
+            }
+            let mut expected = event.clone();
+            reference_map_core_fields("k=v", &context, &mut expected);
+            map_core_fields("k=v", &context, &mut event);
+            proptest::prop_assert_eq!(event, expected);
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(text in "[ a-zA-Z0-9=\"\\\\\\[\\]:,./()+-]{0,80}|\\PC{0,80}") {
