@@ -1020,12 +1020,14 @@ mod tests {
         if let Some(device) = text_field(fields, "devname").filter(|device| !device.is_empty()) {
             core.host_name = Some(device.to_owned());
         }
-        let mut known = KnownFields::default();
         // The reference fills the slots by name lookups, not by the one-pass collection.
-        known.date = fields.get("date");
-        known.time = fields.get("time");
-        known.tz = fields.get("tz");
-        known.eventtime = fields.get("eventtime");
+        let known = KnownFields {
+            date: fields.get("date"),
+            time: fields.get("time"),
+            tz: fields.get("tz"),
+            eventtime: fields.get("eventtime"),
+            ..KnownFields::default()
+        };
         if let Some(time) = device_time(&known, context) {
             event.timestamp = time;
         }
