@@ -3,9 +3,10 @@
 //!
 //! `fields` is an `IndexMap` with SipHash (serde_json's `preserve_order`, which `evtx` turns
 //! on); `map_core_fields` asked it for ~40 names per record, and each lookup hashed the name.
-//! On a netfilter line (~20 pairs) those lookups were about a quarter of the parse. Walking the
-//! ~25 entries once and matching each name against the known set costs no hashing; the result
-//! is exactly what `fields.get(name)` returns, since a map holds each name once.
+//! Walking the ~25 entries of a netfilter line once and matching each name against the known
+//! set costs no hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
+//! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get(name)`
+//! returns, since a map holds each name once.
 
 use serde_json::Value;
 
