@@ -2,7 +2,9 @@
 //! Parse throughput per format, for `auto`, and a baseline that only splits lines.
 //!
 //! Each bench parses 1,000 records of one format (syslog-sized, ~200 bytes, with varying
-//! numbers so nothing is cached) into full `Event`s, as the collector does. The baseline only
+//! numbers so nothing is cached) into full `Event`s, as the collector does. The syslog lines
+//! (`support/syslog_lines.rs`, shared with `examples/parse_cpu.rs`) are shaped like the real
+//! samples in `tests/data`: sshd, a kernel netfilter drop, RFC 5424 with structured data. The baseline only
 //! frames the same bytes into lines, so "ratio to baseline" says what parsing costs on top of
 //! reading. Run: `cargo bench -p citysoc-collector --bench parse`; figures in BENCHMARKS.md.
 
@@ -11,6 +13,11 @@ use std::hint::black_box;
 use citysoc_collector::framing::{split_all, Framer, Framing};
 use citysoc_collector::{parse_record, Decoder, InputFormat, ParseContext};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+mod support {
+    pub mod syslog_lines;
+}
+use support::syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
 #[global_allocator]
@@ -22,20 +29,6 @@ fn lines(template: fn(usize) -> String) -> Vec<Vec<u8>> {
     (0..RECORDS)
         .map(|index| template(index).into_bytes())
         .collect()
-}
-
-fn rfc3164(index: usize) -> String {
-    format!(
-        "<38>Nov 22 10:{:02}:{:02} web-{:02}.quan1.hcm.gov.vn sshd[{}]: Failed password for invalid user admin{} from 203.113.{}.{} port {} ssh2",
-        index % 60, (index * 7) % 60, index % 17, 20_000 + index, index % 50, index % 256, (index * 3) % 256, 40_000 + index
-    )
-}
-
-fn rfc5424(index: usize) -> String {
-    format!(
-        "<165>1 2026-11-22T10:{:02}:{:02}.{:03}+07:00 portal-{:02}.dvc.hcm.gov.vn nginx {} ID{} [meta sequenceId=\"{}\" zone=\"thu-duc\"] GET /dich-vu-cong/ho-so?id={} 200",
-        index % 60, (index * 7) % 60, index % 1000, index % 13, 1000 + index, index % 90, index, index * 31
-    )
 }
 
 fn cef(index: usize) -> String {
@@ -91,7 +84,8 @@ fn access(index: usize) -> String {
 type FormatCase = (&'static str, InputFormat, fn(usize) -> String);
 
 const FORMATS: &[FormatCase] = &[
-    ("rfc3164", InputFormat::Rfc3164, rfc3164),
+    ("rfc3164-sshd", InputFormat::Rfc3164, rfc3164_sshd),
+    ("rfc3164-firewall", InputFormat::Rfc3164, rfc3164_firewall),
     ("rfc5424", InputFormat::Rfc5424, rfc5424),
     ("cef", InputFormat::Cef, cef),
     ("leef", InputFormat::Leef, leef),
@@ -148,9 +142,14 @@ fn bench_formats(criterion: &mut Criterion) {
             black_box(events)
         })
     });
-    // `auto` over syslog only: what a collector behind a firewall farm mostly sees.
-    let syslog = lines(rfc3164);
-    group.bench_function("auto-rfc3164", |bencher| {
+    // `auto` over syslog only (sshd, kernel firewall and RFC 5424 lines in turn): what a
+    // collector behind a server and firewall farm mostly sees.
+    let syslog = syslog_mix();
+    eprintln!(
+        "auto-syslog: average record {} bytes",
+        average_length(&syslog)
+    );
+    group.bench_function("auto-syslog", |bencher| {
         bencher.iter(|| {
             for (sequence, record) in syslog.iter().enumerate() {
                 black_box(parse_record(
@@ -165,10 +164,18 @@ fn bench_formats(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// The baseline: newline framing of the same syslog bytes, no parsing.
+/// The three syslog shapes in turn.
+fn syslog_mix() -> Vec<Vec<u8>> {
+    const SYSLOG: [fn(usize) -> String; 3] = [rfc3164_sshd, rfc3164_firewall, rfc5424];
+    (0..RECORDS)
+        .map(|index| (SYSLOG[index % SYSLOG.len()])(index).into_bytes())
+        .collect()
+}
+
+/// The baseline: newline framing of the same syslog bytes (the `auto-syslog` mix), no parsing.
 fn bench_baseline(criterion: &mut Criterion) {
     let mut stream = Vec::new();
-    for record in lines(rfc3164) {
+    for record in syslog_mix() {
         stream.extend_from_slice(&record);
         stream.push(b'\n');
     }
@@ -200,7 +207,11 @@ fn bench_peer(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("peer");
     group.throughput(Throughput::Elements(RECORDS as u64));
     for (name, template) in [
-        ("syslog_loose-rfc3164", rfc3164 as fn(usize) -> String),
+        (
+            "syslog_loose-rfc3164-sshd",
+            rfc3164_sshd as fn(usize) -> String,
+        ),
+        ("syslog_loose-rfc3164-firewall", rfc3164_firewall),
         ("syslog_loose-rfc5424", rfc5424),
     ] {
         let texts: Vec<String> = (0..RECORDS).map(template).collect();

@@ -41,9 +41,11 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use serde_json::map::Entry;
 use serde_json::Value;
 
 use crate::event::{Event, Fields, Format, LogSource};
+use crate::format::kv_known::KnownFields;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
 use crate::timestamp::local_to_utc;
@@ -183,9 +185,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
                 insert_repeatable(&mut event.fields, key, Value::from(value.into_owned()))
             }
             Token::Flag(word, argument) => {
-                if !event.fields.contains_key(word) {
-                    let value = argument.map_or(Value::Bool(true), Value::from);
-                    event.fields.insert(word.to_owned(), value);
+                // One hashed lookup (the entry) instead of `contains_key` then `insert`.
+                if let Entry::Vacant(vacant) = event.fields.entry(word) {
+                    vacant.insert(argument.map_or(Value::Bool(true), Value::from));
                 }
             }
         }
@@ -286,47 +288,60 @@ fn unescape(value: &str) -> Cow<'_, str> {
     Cow::Owned(unescaped)
 }
 
-/// Inserts `key`, turning a repeated key into an array of its values in order.
+/// Inserts `key`, turning a repeated key into an array of its values in order. One hashed
+/// lookup per pair (the entry), not `get_mut` then `insert`: this runs ~20 times per netfilter
+/// line. The key is copied even when it repeats, which is rare.
 fn insert_repeatable(fields: &mut Fields, key: &str, value: Value) {
-    match fields.get_mut(key) {
-        Some(Value::Array(values)) => values.push(value),
-        Some(existing) => {
-            let first = existing.take();
-            *existing = Value::Array(vec![first, value]);
+    match fields.entry(key) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(value);
         }
-        None => {
-            fields.insert(key.to_owned(), value);
-        }
+        Entry::Occupied(mut occupied) => match occupied.get_mut() {
+            Value::Array(values) => values.push(value),
+            existing => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+        },
     }
 }
 
-/// The text of a field (the first value of a repeated key).
-fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
-    match fields.get(key)? {
+/// The text of a field's value (the first value of a repeated key).
+fn text_of(value: Option<&Value>) -> Option<&str> {
+    match value? {
         Value::String(text) => Some(text),
         Value::Array(values) => values.first()?.as_str(),
         _ => None,
     }
 }
 
-/// The first of `keys` with a non-empty value.
-fn first_of<'a>(fields: &'a Fields, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The text of the field `key` (the first value of a repeated key).
+fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
+    text_of(fields.get(key))
+}
+
+/// The first of `values` (fields' values in order of preference) with non-empty text.
+fn first_of<'a>(values: &[Option<&'a Value>]) -> Option<&'a str> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find(|value| !value.is_empty())
 }
 
-/// The first of `keys` whose value is an IP address.
-fn first_ip(fields: &Fields, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The first of `values` whose text is an IP address.
+fn first_ip(values: &[Option<&Value>]) -> Option<String> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find(|value| value.parse::<IpAddr>().is_ok())
         .map(str::to_owned)
 }
 
-fn first_port(fields: &Fields, keys: &[&str]) -> Option<u16> {
-    keys.iter()
-        .filter_map(|key| text_field(fields, key))
+/// The first of `values` whose text is a port number.
+fn first_port(values: &[Option<&Value>]) -> Option<u16> {
+    values
+        .iter()
+        .filter_map(|value| text_of(*value))
         .find_map(|value| value.parse().ok())
 }
 
@@ -336,52 +351,55 @@ fn is_placeholder(value: &str) -> bool {
 }
 
 fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
-    let fields = &event.fields;
+    // One pass over `fields` for every name read below (see `kv_known`).
+    let known = KnownFields::collect(&event.fields);
     let core = &mut event.core;
-    if let Some(ip) = first_ip(fields, &["srcip", "src", "SRC", "src_ip", "remip"]) {
+    if let Some(ip) = first_ip(&[known.srcip, known.src, known.SRC, known.src_ip, known.remip]) {
         core.source_ip = Some(ip);
     }
-    if let Some(ip) = first_ip(fields, &["dstip", "dst", "DST", "dst_ip"]) {
+    if let Some(ip) = first_ip(&[known.dstip, known.dst, known.DST, known.dst_ip]) {
         core.destination_ip = Some(ip);
     }
-    if let Some(port) = first_port(fields, &["srcport", "SPT", "src_port", "sport"]) {
+    if let Some(port) = first_port(&[known.srcport, known.SPT, known.src_port, known.sport]) {
         core.source_port = Some(port);
     }
-    if let Some(port) = first_port(fields, &["dstport", "DPT", "dst_port", "dport"]) {
+    if let Some(port) = first_port(&[known.dstport, known.DPT, known.dst_port, known.dport]) {
         core.destination_port = Some(port);
     }
-    if let Some(user) = first_of(fields, &["user", "usrName", "dstuser", "srcuser"])
+    if let Some(user) = first_of(&[known.user, known.usrName, known.dstuser, known.srcuser])
         .filter(|user| !is_placeholder(user))
     {
         core.user_name = Some(user.to_owned());
     }
-    if let Some(action) = first_of(fields, &["action", "act"]) {
+    if let Some(action) = first_of(&[known.action, known.act]) {
         core.event_action = Some(action.to_owned().into());
     }
-    let outcome = first_of(fields, &["status", "result"])
+    let outcome = first_of(&[known.status, known.result])
         .and_then(outcome_of)
-        .or_else(|| first_of(fields, &["action"]).and_then(outcome_of_action));
+        .or_else(|| first_of(&[known.action]).and_then(outcome_of_action));
     if let Some(outcome) = outcome {
         core.event_outcome = Some(outcome.to_owned().into());
     }
-    if let Some(code) = first_of(fields, &["logid"]) {
+    if let Some(code) = first_of(&[known.logid]) {
         core.event_code = Some(code.to_owned());
     }
-    if let Some(level) = first_of(fields, &["level"]) {
+    if let Some(level) = first_of(&[known.level]) {
         core.log_level = Some(level.to_owned().into());
     }
-    if let Some(message) = first_of(fields, &["msg"]) {
+    if let Some(message) = first_of(&[known.msg]) {
         core.message = Some(message.to_owned());
     } else if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
-    if let Some(device) = first_of(fields, &["devname"]) {
+    if let Some(device) = first_of(&[known.devname]) {
         core.host_name = Some(device.to_owned());
     }
-    if let Some(time) = device_time(fields, context) {
+    if let Some(time) = device_time(&known, context) {
         event.timestamp = time;
     }
-    set_logsource(event);
+    if let Some(logsource) = logsource_of(&known) {
+        event.logsource = logsource;
+    }
 }
 
 /// `success`/`failure` from a status or result word, where it is clear.
@@ -419,13 +437,13 @@ fn outcome_of_action(action: &str) -> Option<&'static str> {
 }
 
 /// FortiGate's `date`+`time` (+`tz`), or `eventtime` (epoch in s, ms, µs or ns).
-fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>> {
-    if let (Some(date), Some(time)) = (text_field(fields, "date"), text_field(fields, "time")) {
+fn device_time(known: &KnownFields<'_>, context: &ParseContext) -> Option<DateTime<Utc>> {
+    if let (Some(date), Some(time)) = (text_of(known.date), text_of(known.time)) {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
         let time = NaiveTime::parse_from_str(time, "%H:%M:%S").ok();
         if let (Some(date), Some(time)) = (date, time) {
             let naive = NaiveDateTime::new(date, time);
-            return Some(match text_field(fields, "tz").and_then(zone_offset) {
+            return Some(match text_of(known.tz).and_then(zone_offset) {
                 Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
                     || local_to_utc(naive, context.timezone),
                     |time| time.with_timezone(&Utc),
@@ -434,7 +452,7 @@ fn device_time(fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>>
             });
         }
     }
-    let eventtime = text_field(fields, "eventtime")?;
+    let eventtime = text_of(known.eventtime)?;
     let number: i64 = eventtime.parse().ok()?;
     match eventtime.len() {
         17.. => Some(DateTime::from_timestamp_nanos(number)),
@@ -466,26 +484,19 @@ fn zone_offset(text: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
-fn has(fields: &Fields, key: &str) -> bool {
-    fields.contains_key(key)
-}
-
-fn set_logsource(event: &mut Event) {
-    let fields = &event.fields;
-    let fortigate = has(fields, "logid")
-        && (has(fields, "devid") || (has(fields, "type") && has(fields, "subtype")));
+/// FortiGate or netfilter, from which keys are present; `None` leaves the logsource as it was.
+fn logsource_of(known: &KnownFields<'_>) -> Option<LogSource> {
+    let fortigate = known.logid.is_some()
+        && (known.devid.is_some() || (known.kind.is_some() && known.subtype.is_some()));
     if fortigate {
-        let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
+        let service = text_of(known.kind).filter(|kind| !kind.is_empty());
         let category = (service == Some("traffic")).then_some("firewall");
-        event.logsource = LogSource::new(Some("fortigate"), category, service);
-        return;
+        return Some(LogSource::new(Some("fortigate"), category, service));
     }
-    let netfilter = has(fields, "SRC")
-        && has(fields, "DST")
-        && (has(fields, "IN") || has(fields, "OUT") || has(fields, "PROTO"));
-    if netfilter {
-        event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
-    }
+    let netfilter = known.SRC.is_some()
+        && known.DST.is_some()
+        && (known.IN.is_some() || known.OUT.is_some() || known.PROTO.is_some());
+    netfilter.then(|| LogSource::new(Some("linux"), Some("firewall"), None))
 }
 
 /// Stores the text before the first pair: kernel time, Proxmox header, log prefix.
@@ -715,11 +726,11 @@ pub fn parse_filterlog(
     }
     let fields = &event.fields;
     let core = &mut event.core;
-    core.source_ip = first_ip(fields, &["srcip"]);
-    core.destination_ip = first_ip(fields, &["dstip"]);
-    core.source_port = first_port(fields, &["srcport"]);
-    core.destination_port = first_port(fields, &["dstport"]);
-    core.event_action = first_of(fields, &["act"]).map(|action| action.to_owned().into());
+    core.source_ip = first_ip(&[fields.get("srcip")]);
+    core.destination_ip = first_ip(&[fields.get("dstip")]);
+    core.source_port = first_port(&[fields.get("srcport")]);
+    core.destination_port = first_port(&[fields.get("dstport")]);
+    core.event_action = first_of(&[fields.get("act")]).map(|action| action.to_owned().into());
     if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
@@ -959,6 +970,144 @@ mod tests {
         assert!(parse_filterlog("hello world", &context, &mut event).is_err());
         assert!(parse_filterlog("1,,,2,em0,match,block,in,5,x", &context, &mut event).is_err());
         assert!(event.fields.is_empty());
+    }
+
+    /// `map_core_fields` as it was before `KnownFields`: one lookup by name per key. Kept to
+    /// check the one-pass version against.
+    fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
+        let fields = &event.fields;
+        let get = |names: &[&str]| -> Vec<Option<&Value>> {
+            names.iter().map(|name| fields.get(*name)).collect()
+        };
+        let core = &mut event.core;
+        if let Some(ip) = first_ip(&get(&["srcip", "src", "SRC", "src_ip", "remip"])) {
+            core.source_ip = Some(ip);
+        }
+        if let Some(ip) = first_ip(&get(&["dstip", "dst", "DST", "dst_ip"])) {
+            core.destination_ip = Some(ip);
+        }
+        if let Some(port) = first_port(&get(&["srcport", "SPT", "src_port", "sport"])) {
+            core.source_port = Some(port);
+        }
+        if let Some(port) = first_port(&get(&["dstport", "DPT", "dst_port", "dport"])) {
+            core.destination_port = Some(port);
+        }
+        if let Some(user) = first_of(&get(&["user", "usrName", "dstuser", "srcuser"]))
+            .filter(|user| !is_placeholder(user))
+        {
+            core.user_name = Some(user.to_owned());
+        }
+        if let Some(action) = first_of(&get(&["action", "act"])) {
+            core.event_action = Some(action.to_owned().into());
+        }
+        let outcome = first_of(&get(&["status", "result"]))
+            .and_then(outcome_of)
+            .or_else(|| first_of(&get(&["action"])).and_then(outcome_of_action));
+        if let Some(outcome) = outcome {
+            core.event_outcome = Some(outcome.to_owned().into());
+        }
+        if let Some(code) = text_field(fields, "logid").filter(|code| !code.is_empty()) {
+            core.event_code = Some(code.to_owned());
+        }
+        if let Some(level) = text_field(fields, "level").filter(|level| !level.is_empty()) {
+            core.log_level = Some(level.to_owned().into());
+        }
+        if let Some(message) = text_field(fields, "msg").filter(|message| !message.is_empty()) {
+            core.message = Some(message.to_owned());
+        } else if core.message.is_none() {
+            core.message = Some(text.to_owned());
+        }
+        if let Some(device) = text_field(fields, "devname").filter(|device| !device.is_empty()) {
+            core.host_name = Some(device.to_owned());
+        }
+        // The reference fills the slots by name lookups, not by the one-pass collection.
+        let known = KnownFields {
+            date: fields.get("date"),
+            time: fields.get("time"),
+            tz: fields.get("tz"),
+            eventtime: fields.get("eventtime"),
+            ..KnownFields::default()
+        };
+        if let Some(time) = device_time(&known, context) {
+            event.timestamp = time;
+        }
+        let has = |name: &str| fields.contains_key(name);
+        if has("logid") && (has("devid") || (has("type") && has("subtype"))) {
+            let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
+            let category = (service == Some("traffic")).then_some("firewall");
+            event.logsource = LogSource::new(Some("fortigate"), category, service);
+        } else if has("SRC") && has("DST") && (has("IN") || has("OUT") || has("PROTO")) {
+            event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
+        }
+    }
+
+    /// Each known name present or not (about half of them), plus names that must not count,
+    /// in any order.
+    fn core_field_entries() -> impl proptest::strategy::Strategy<Value = Vec<(String, Value)>> {
+        use proptest::prelude::*;
+        let names: Vec<&'static str> = KnownFields::NAMES
+            .iter()
+            .copied()
+            .chain(["syslog.priority", "kernel_timestamp", "Src", "DF"])
+            .collect();
+        let count = names.len();
+        proptest::collection::vec(proptest::option::of(core_field_value()), count)
+            .prop_map(move |values| {
+                names
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(name, value)| Some(((*name).to_owned(), value?)))
+                    .collect::<Vec<_>>()
+            })
+            .prop_shuffle()
+    }
+
+    /// Values that make the lookups choose: addresses, ports, outcome words, FortiGate
+    /// dates and times, placeholders, arrays (repeated keys) and flags.
+    fn core_field_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            4 => proptest::sample::select(
+                &[
+                    "", "-", "10.0.0.1", "192.0.2.7", "2001:db8::1", "22", "443", "deny",
+                    "failed", "login-success", "traffic", "2026-11-22", "10:15:42", "+07:00",
+                    "1763780000123",
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            1 => "[a-z0-9.:]{0,8}",
+        ];
+        prop_oneof![
+            5 => text.clone().prop_map(Value::from),
+            1 => Just(Value::Bool(true)),
+            1 => proptest::collection::vec(text.prop_map(Value::from), 1..3).prop_map(Value::Array),
+        ]
+    }
+
+    proptest::proptest! {
+        // Many cases: a mismatch needs two of a group's names present with different usable
+        // values.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The one-pass `map_core_fields` sets exactly what the lookup-by-name version set:
+        /// core fields, timestamp and logsource, whatever the fields and the envelope's message.
+        #[test]
+        fn core_fields_match_lookup_by_name(
+            entries in core_field_entries(),
+            envelope_message in proptest::option::of("[a-z ]{0,10}"),
+        ) {
+            let context = context();
+            let mut event = new_event(b"kv", &context, 1);
+            event.core.message = envelope_message;
+            event.core.event_action = Some("drop".into());
+            for (name, value) in entries {
+                event.fields.insert(name, value);
+            }
+            let mut expected = event.clone();
+            reference_map_core_fields("k=v", &context, &mut expected);
+            map_core_fields("k=v", &context, &mut event);
+            proptest::prop_assert_eq!(event, expected);
+        }
     }
 
     proptest::proptest! {

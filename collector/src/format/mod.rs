@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod evtx;
 pub mod json;
 pub mod kv;
+mod kv_known;
 pub mod leef;
 pub mod rfc3164;
 pub mod rfc5424;

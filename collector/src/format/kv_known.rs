@@ -1,0 +1,152 @@
+//! The handful of keys the key=value parser maps to core fields and logsource, found in one
+//! pass over the event's `fields` instead of one hashed lookup per key.
+//!
+//! `fields` is an `IndexMap` with SipHash (serde_json's `preserve_order`, which `evtx` turns
+//! on); `map_core_fields` asked it for ~40 names per record, and each lookup hashed the name.
+//! Walking the ~25 entries of a netfilter line once and matching each name against the known
+//! set costs no hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
+//! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get(name)`
+//! returns, since a map holds each name once.
+
+use serde_json::Value;
+
+use crate::event::Fields;
+
+/// Declares the known keys once: the struct with one slot per key, and the match that files
+/// an entry into its slot.
+macro_rules! known_keys {
+    ($( $slot:ident => $name:literal ),* $(,)?) => {
+        /// The value of each known key in `fields`, or `None` when absent: what
+        /// `fields.get(name)` returns for those names.
+        #[derive(Debug, Default, Clone, Copy, PartialEq)]
+        #[allow(non_snake_case)] // slots are named after the device's own keys (`SRC`, `usrName`)
+        pub(crate) struct KnownFields<'a> {
+            $( pub(crate) $slot: Option<&'a Value>, )*
+        }
+
+        impl<'a> KnownFields<'a> {
+            /// The names of the known keys, in declaration order.
+            #[cfg(test)]
+            pub(crate) const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// Collects the known keys' values from `fields` in one pass.
+            pub(crate) fn collect(fields: &'a Fields) -> Self {
+                let mut known = KnownFields::default();
+                for (name, value) in fields {
+                    // Cheap reject first: every known name is 2 to 9 bytes long.
+                    if !(2..=9).contains(&name.len()) {
+                        continue;
+                    }
+                    match name.as_str() {
+                        $( $name => known.$slot = Some(value), )*
+                        _ => {}
+                    }
+                }
+                known
+            }
+
+            /// The slot of a known name (for tests comparing against `fields.get`).
+            #[cfg(test)]
+            pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
+                match name {
+                    $( $name => self.$slot, )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+known_keys! {
+    srcip => "srcip",
+    src => "src",
+    SRC => "SRC",
+    src_ip => "src_ip",
+    remip => "remip",
+    dstip => "dstip",
+    dst => "dst",
+    DST => "DST",
+    dst_ip => "dst_ip",
+    srcport => "srcport",
+    SPT => "SPT",
+    src_port => "src_port",
+    sport => "sport",
+    dstport => "dstport",
+    DPT => "DPT",
+    dst_port => "dst_port",
+    dport => "dport",
+    user => "user",
+    usrName => "usrName",
+    dstuser => "dstuser",
+    srcuser => "srcuser",
+    action => "action",
+    act => "act",
+    status => "status",
+    result => "result",
+    logid => "logid",
+    level => "level",
+    msg => "msg",
+    devname => "devname",
+    date => "date",
+    time => "time",
+    tz => "tz",
+    eventtime => "eventtime",
+    devid => "devid",
+    kind => "type",
+    subtype => "subtype",
+    IN => "IN",
+    OUT => "OUT",
+    PROTO => "PROTO",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_name_is_two_to_nine_bytes() {
+        // `collect` skips other lengths without matching.
+        assert!(KnownFields::NAMES
+            .iter()
+            .all(|name| (2..=9).contains(&name.len())));
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(KnownFields::NAMES).prop_map(str::to_owned),
+            "[a-zA-Z_]{1,10}",
+            proptest::sample::select(
+                &["SRC ", "sr", "srcipp", "Src", "TYPE", "syslog.priority"][..]
+            )
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            "[0-9.a-z]{0,8}".prop_map(Value::from),
+            Just(Value::Bool(true)),
+            proptest::collection::vec("[0-9]{1,3}".prop_map(Value::from), 2..4)
+                .prop_map(Value::Array),
+        ]
+    }
+
+    proptest! {
+        /// The one-pass collection sees exactly what a lookup by name sees, for every known
+        /// name, whatever else the map holds and in whatever order.
+        #[test]
+        fn collect_matches_lookup_by_name(
+            entries in proptest::collection::vec((name(), value()), 0..40)
+        ) {
+            let mut fields = Fields::new();
+            for (name, value) in entries {
+                fields.insert(name, value);
+            }
+            let known = KnownFields::collect(&fields);
+            for name in KnownFields::NAMES {
+                prop_assert_eq!(known.get(name), fields.get(*name), "{}", name);
+            }
+        }
+    }
+}
