@@ -52,8 +52,15 @@ pub(crate) struct SegmentLog {
     torn_bytes_truncated: u64,
     unsynced: bool,
     last_sync: Instant,
+    /// Frames on their way to the file, reused by every append (see [`WRITE_CHUNK`]).
+    scratch: Vec<u8>,
     _lock: File,
 }
+
+/// Frames are written in pieces of about this size. Framing a whole group (megabytes) into
+/// one fresh allocation cost a page fault per 4 KiB on every append, and as much memory again
+/// as the group.
+pub(crate) const WRITE_CHUNK: usize = 256 << 10;
 
 impl SegmentLog {
     /// Opens (creating if needed) the buffer in `dir` and recovers from whatever a crash left.
@@ -109,6 +116,7 @@ impl SegmentLog {
             torn_bytes_truncated: 0,
             unsynced: false,
             last_sync: Instant::now(),
+            scratch: Vec::new(),
             _lock: lock,
         };
         if stored_state.is_none() && !names.is_empty() {
@@ -244,22 +252,30 @@ impl SegmentLog {
         };
 
         let first = self.next_offset;
-        let mut bytes = Vec::with_capacity(usize::try_from(need).unwrap_or(0));
-        for (index, record) in records.iter().enumerate() {
-            frame::encode(
-                &mut bytes,
-                first + index as u64,
-                record,
-                index + 1 < records.len(),
-            );
-        }
-        let written = writer.write_all_at(&bytes, segment.len).and_then(|()| {
-            if matches!(self.config.sync, SyncPolicy::EveryAppend) {
-                writer.sync_data()
-            } else {
-                Ok(())
+        let scratch = &mut self.scratch;
+        let mut position = segment.len;
+        let mut write_frames = || -> std::io::Result<()> {
+            for (index, record) in records.iter().enumerate() {
+                frame::encode(
+                    scratch,
+                    first + index as u64,
+                    record,
+                    index + 1 < records.len(),
+                );
+                if scratch.len() >= WRITE_CHUNK {
+                    writer.write_all_at(scratch, position)?;
+                    position += scratch.len() as u64;
+                    scratch.clear();
+                }
             }
-        });
+            writer.write_all_at(scratch, position)?;
+            if matches!(self.config.sync, SyncPolicy::EveryAppend) {
+                writer.sync_data()?;
+            }
+            Ok(())
+        };
+        let written = write_frames();
+        self.scratch.clear();
         if let Err(error) = written {
             // Leave no half group behind for a reader to see.
             let _ = writer.set_len(segment.len);

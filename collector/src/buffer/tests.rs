@@ -57,6 +57,36 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
+fn a_group_larger_than_a_write_chunk_is_written_whole_and_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small records around one larger than a write chunk, several chunks in all.
+    let mut records: Vec<Vec<u8>> = (0..3_000)
+        .map(|n| record(n, 200 + (n as usize % 700)))
+        .collect();
+    records.insert(
+        1_500,
+        record(1_500_000, super::segment_log::WRITE_CHUNK + 4_096),
+    );
+    let expected: Vec<(u64, Vec<u8>)> = records
+        .iter()
+        .enumerate()
+        .map(|(index, payload)| (index as u64, payload.clone()))
+        .collect();
+    {
+        let buffer =
+            DiskBuffer::open(dir.path(), config(1 << 30, 1 << 30, WhenFull::Block)).unwrap();
+        buffer.append(&records, NO_WAIT).unwrap();
+        buffer.append(&records[..10], NO_WAIT).unwrap();
+        assert_eq!(&read_all(&buffer)[..records.len()], &expected[..]);
+    }
+    let buffer = DiskBuffer::open(dir.path(), config(1 << 30, 1 << 30, WhenFull::Block)).unwrap();
+    let again = read_all(&buffer);
+    assert_eq!(again.len(), records.len() + 10);
+    assert_eq!(&again[..records.len()], &expected[..]);
+    assert_eq!(buffer.stats().corrupt_records_skipped, 0);
+}
+
+#[test]
 fn appends_read_in_order_and_offsets_continue_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = DiskBuffer::open(dir.path(), config(1 << 20, 256, WhenFull::Block)).unwrap();
