@@ -25,8 +25,10 @@ pub struct Event {
     pub id: String,
     /// When the event happened, in UTC. Device local times without a zone were read in the
     /// configured zone; records without any time take `received_at`.
+    #[serde(serialize_with = "crate::timestamp::rfc3339::serialize")]
     pub timestamp: DateTime<Utc>,
     /// When the collector (or `citysoc parse`) read the record.
+    #[serde(serialize_with = "crate::timestamp::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// The agency this event belongs to. Set from the collector's enrollment identity (or the
     /// `--agency` flag), never from the payload.

@@ -4,6 +4,7 @@
 //! against the [`ParseContext`](crate::ParseContext): the configured zone (default
 //! Asia/Ho_Chi_Minh) and the time the record was received, which gives the year.
 
+pub mod rfc3339;
 mod zone_cache;
 
 use chrono::{
