@@ -1,0 +1,101 @@
+//! The pipeline's bounds: at most CHANNEL_BYTES of events queued whatever the batches look
+//! like, a batch larger than that still delivered, and no sender left waiting for room once
+//! the writer is gone.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use citysoc_collector::metrics::{CollectorMetrics, SourceMetrics};
+use citysoc_collector::pipeline::{
+    start_writer, PipelineClosed, PipelineSender, SendFailure, CHANNEL_BATCHES, CHANNEL_BYTES,
+};
+use support::GateSink;
+use tokio::task::JoinHandle;
+
+fn pipeline(sink: Arc<GateSink>) -> (PipelineSender, JoinHandle<()>) {
+    let metrics = Arc::new(CollectorMetrics::new(
+        vec![Arc::new(SourceMetrics::new("test", "tcp"))],
+        "",
+    ));
+    start_writer(sink, metrics, Duration::from_secs(60))
+}
+
+const MIB: usize = 1 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
+    let sink = Arc::new(GateSink::default());
+    let (sender, writer) = pipeline(sink.clone());
+    // The writer takes the first batch and blocks in the closed sink.
+    sender.send(0, vec![vec![b'a'; MIB]]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Far fewer batches than CHANNEL_BATCHES, but 1 MiB each: the byte bound decides.
+    let wait = Duration::from_millis(50);
+    let mut queued = 0;
+    let refused = loop {
+        match sender.send_within(0, vec![vec![b'b'; MIB]], wait).await {
+            Ok(()) => queued += 1,
+            Err(failure) => break failure,
+        }
+        assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
+    };
+    assert_eq!(queued, CHANNEL_BYTES / MIB);
+    // The refused lines come back to the source (which counts them), nothing vanishes.
+    assert_eq!(refused, SendFailure::Full(vec![vec![b'b'; MIB]]));
+    sink.open();
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 1 + queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_bound_still_goes_through() {
+    let sink = Arc::new(GateSink::default());
+    sink.open();
+    let (sender, writer) = pipeline(sink.clone());
+    let huge = vec![vec![b'c'; CHANNEL_BYTES + MIB]];
+    sender.send(0, huge.clone()).await.unwrap();
+    sender
+        .send_within(0, huge, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let sender_for_thread = sender.clone();
+    tokio::task::spawn_blocking(move || {
+        sender_for_thread
+            .blocking_send(0, vec![vec![b'd'; CHANNEL_BYTES * 2]])
+            .unwrap();
+        assert!(sender_for_thread.blocking_barrier(0, Vec::new()).unwrap());
+    })
+    .await
+    .unwrap();
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
+    let sink = Arc::new(GateSink::default());
+    let (sender, writer) = pipeline(sink.clone());
+    // The writer blocks in the sink with one batch; the room fills behind it.
+    sender.send(0, vec![vec![b'e'; MIB]]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sender
+        .send_within(0, vec![vec![b'e'; CHANNEL_BYTES]], Duration::from_secs(5))
+        .await
+        .unwrap();
+    writer.abort();
+    let _ = writer.await;
+    // The writer is gone: a send must fail, not wait forever for room.
+    let sent = tokio::time::timeout(
+        Duration::from_secs(10),
+        sender.send(0, vec![vec![b'e'; MIB]]),
+    )
+    .await
+    .expect("a send waited for a writer that is gone");
+    assert_eq!(sent, Err(PipelineClosed));
+    sink.open();
+}
