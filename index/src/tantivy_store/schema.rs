@@ -52,7 +52,7 @@ pub fn tantivy_name(name: &str) -> String {
 /// The day-index format this build writes. 1: the first; 2: original fields without a fast
 /// column, and term dictionaries as sstables instead of FSTs (tantivy's `quickwit` feature:
 /// building the FSTs was a tenth of the indexing time); 3: `id` without a fast column, and
-/// time and number fields without terms (see [`EventSchema::build`]). A version 1 index
+/// time and number fields without terms, no field norms (see [`EventSchema::build`]). A version 1 index
 /// cannot be read by this build (tantivy refuses the other dictionary type); it is refused up
 /// front with a clear error instead, as version 2 is (its extra columns and terms would be
 /// harmless to read, but one build reads one format).
@@ -92,14 +92,18 @@ impl EventSchema {
         let received_at = builder.add_i64_field("received_at", numeric.clone());
         let id_high = builder.add_u64_field("id_high", FAST);
         let id_low = builder.add_u64_field("id_low", FAST);
+        // Since version 3, no field norms: they only feed BM25 scores, and results are
+        // ordered by time, never by score (tantivy's queries take a constant norm for a field
+        // without them), so recording one per text field and event was wasted work.
+        let indexing = || TextFieldIndexing::default().set_fieldnorms(version < 3);
         let keyword_terms = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
+            indexing()
                 .set_tokenizer(RAW)
                 .set_index_option(IndexRecordOption::Basic),
         );
         let keyword = keyword_terms.clone().set_fast(RAW);
         let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
+            indexing()
                 .set_tokenizer(FOLDED)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
@@ -120,7 +124,7 @@ impl EventSchema {
         // Original fields are not fast: ~15 values an event made their column a fifth of the
         // indexing time; counting by them reads their postings instead.
         let original_options = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
+            indexing()
                 .set_tokenizer(RAW)
                 .set_index_option(IndexRecordOption::Basic),
         );
@@ -135,7 +139,7 @@ impl EventSchema {
         let present = builder.add_text_field(
             "present",
             TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
+                indexing()
                     .set_tokenizer(RAW)
                     .set_index_option(IndexRecordOption::Basic),
             ),
