@@ -72,6 +72,17 @@ pub fn for_each_token(text: &str, mut visit: impl FnMut(&str)) {
     let mut token = String::new();
     let mut folded = String::new();
     for c in text.chars() {
+        // Log lines are mostly ASCII: a folded ASCII character is itself lowercased, and it is
+        // a letter or digit exactly when `is_alphanumeric` says so of it, so skip the
+        // per-character buffer (this loop runs on every character of `raw` and `message`).
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                token.push(c.to_ascii_lowercase());
+            } else if !token.is_empty() {
+                emit(&mut token, &mut visit);
+            }
+            continue;
+        }
         folded.clear();
         push_folded(c, &mut folded);
         for f in folded.chars() {
@@ -152,6 +163,67 @@ mod tests {
         assert_eq!(cut.len(), 1);
         assert!(cut[0].len() <= MAX_TOKEN_BYTES);
         assert!(cut[0].chars().all(|c| c == 'a'));
+    }
+
+    /// The tokenizer before its ASCII shortcut: every character through `push_folded`.
+    fn tokens_without_shortcut(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let mut folded = String::new();
+        let mut visit = |token: &str| out.push(token.to_owned());
+        for c in text.chars() {
+            folded.clear();
+            push_folded(c, &mut folded);
+            for f in folded.chars() {
+                if f.is_alphanumeric() {
+                    token.push(f);
+                } else if !token.is_empty() {
+                    emit(&mut token, &mut visit);
+                }
+            }
+            if folded.is_empty() && !is_combining_mark(c) && !token.is_empty() {
+                emit(&mut token, &mut visit);
+            }
+        }
+        if !token.is_empty() {
+            emit(&mut token, &mut visit);
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_shortcut_gives_the_same_tokens() {
+        // Every ASCII character, next to and between non-ASCII letters, combining marks and
+        // separators, and a long run that gets cut.
+        let ascii: String = (0u8..128).map(char::from).collect();
+        let mut inputs = vec![
+            ascii.clone(),
+            format!("Thủ{ascii}Đức"),
+            "a\u{301}b c\u{309}".to_owned(),
+            "Thu\u{309} \u{110}u\u{31b}\u{301}c, Q.1: 10.0.0.5/24 user=NGUYỄN_VĂN".to_owned(),
+            format!("{}é{}", "x".repeat(300), "Y".repeat(260)),
+            "<38>Nov 20 sshd[123]: Failed password for root from 10.0.0.5 port 22".to_owned(),
+            "\u{301}abc\u{a0}def\u{2003}ghi…jkl—mno".to_owned(),
+        ];
+        // Pseudo-random mixes of ASCII and a few non-ASCII characters.
+        let alphabet: Vec<char> = ascii
+            .chars()
+            .chain("ủđĐếẤ\u{301}\u{a0}…ß①".chars())
+            .collect();
+        let mut state = 0x2545_f491_u64;
+        for _ in 0..200 {
+            let mut text = String::new();
+            for _ in 0..40 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            inputs.push(text);
+        }
+        for input in &inputs {
+            assert_eq!(tokens(input), tokens_without_shortcut(input), "{input:?}");
+        }
     }
 
     #[test]

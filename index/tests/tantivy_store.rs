@@ -682,3 +682,46 @@ fn count_by_original_fields_counts_live_events_once() {
     assert!(terms.buckets.is_empty());
     assert_eq!(terms.missing, 4);
 }
+
+/// `id` has no fast column (schema version 3): `_exists_:id`, lookups and count-by still
+/// answer what they answered from the column.
+#[test]
+fn id_without_a_fast_column_still_exists_matches_and_counts() {
+    let events = city_events();
+    let (_dir, store) = store_with(&events);
+    let all: BTreeSet<String> = events.iter().map(|event| event.id.clone()).collect();
+    assert_eq!(
+        ids(&store, field("id", Condition::Exists), AgencyScope::All),
+        all
+    );
+    assert_eq!(
+        ids(
+            &store,
+            field("id", Condition::Exact(id(3))),
+            AgencyScope::All
+        ),
+        expect(&[3])
+    );
+    let request = AggregationRequest {
+        query: field(
+            "timestamp",
+            Condition::TimeRange(Range {
+                lower: Bound::Included(at(86_400)),
+                upper: Bound::Excluded(at(2 * 86_400)),
+            }),
+        ),
+        time: TimeRange::everything(),
+        scope: AgencyScope::All,
+    };
+    let counted = store
+        .count_by(&request, "id", 10)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let values: BTreeSet<String> = counted
+        .buckets
+        .iter()
+        .map(|term| term.value.clone())
+        .collect();
+    assert_eq!(values, expect(&[5, 6, 7, 8]));
+    assert!(counted.buckets.iter().all(|term| term.count == 1));
+    assert_eq!((counted.other, counted.missing), (0, 0));
+}

@@ -38,7 +38,7 @@ use collect::{HistogramCollector, SortKey, TermsCollector, TermsSource, TopByTim
 use dedup::IdFilter;
 use partition::{partition_day, DayIndex};
 pub use retention::{RetentionPolicy, RetentionReport};
-use schema::{id_key, tantivy_name, EventSchema};
+use schema::{id_key, tantivy_name, EventSchema, ID_FIELD};
 
 /// When and how the store writes.
 #[derive(Debug, Clone)]
@@ -202,7 +202,7 @@ impl TantivyStore {
 
     fn id_field(&self) -> tantivy::schema::Field {
         // `id` is in the catalogue as a keyword, so the schema always has it.
-        self.schema.field("id").unwrap_or(self.schema.present)
+        self.schema.field(ID_FIELD).unwrap_or(self.schema.present)
     }
 
     /// Commits when the interval or size is reached. `add` does this itself; a long-running
@@ -608,9 +608,16 @@ fn terms_source(schema: &EventSchema, field: &str) -> Result<TermsSource, IndexE
         )));
     }
     if let Some(path) = field.strip_prefix(ORIGINAL_FIELDS_PREFIX) {
-        return Ok(TermsSource::Original {
+        return Ok(TermsSource::Postings {
             field: schema.original,
             prefix: format!("{path}{}", crate::document::PATH_VALUE_SEPARATOR),
+        });
+    }
+    if field == ID_FIELD {
+        // No fast column (see `ID_FIELD`): its terms give the same counts, one per event.
+        return Ok(TermsSource::Postings {
+            field: schema.field(ID_FIELD).unwrap_or(schema.present),
+            prefix: String::new(),
         });
     }
     match fields::lookup(field).map(|spec| spec.kind) {

@@ -385,7 +385,10 @@ mod tests {
         let error = store.count(&request).err().map(|error| error.to_string());
         let error = error.unwrap_or_default();
         assert!(error.contains("2026-11-20"), "{error}");
-        assert!(error.contains("schema version 2"), "{error}");
+        assert!(
+            error.contains(&format!("schema version {SCHEMA_VERSION}")),
+            "{error}"
+        );
         let added = store.add(&[sample_event()]);
         assert!(
             matches!(added, Err(IndexError::IncompatibleIndex { .. })),
@@ -397,6 +400,13 @@ mod tests {
     fn a_version_1_day_index_is_a_clear_error() {
         let root = day_index_with(EventSchema::build(1).schema);
         assert_eq!(EventSchema::version_of(&EventSchema::build(1).schema), None);
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
+    fn a_version_2_day_index_is_a_clear_error() {
+        let root = day_index_with(EventSchema::build(2).schema);
+        assert_eq!(EventSchema::version_of(&EventSchema::build(2).schema), None);
         refused_with_a_clear_error(root.path());
     }
 

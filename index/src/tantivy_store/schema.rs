@@ -51,10 +51,17 @@ pub fn tantivy_name(name: &str) -> String {
 
 /// The day-index format this build writes. 1: the first; 2: original fields without a fast
 /// column, and term dictionaries as sstables instead of FSTs (tantivy's `quickwit` feature:
-/// building the FSTs was a tenth of the indexing time). A version 1 index cannot be read by
-/// this build (tantivy refuses the other dictionary type); it is refused up front with a
-/// clear error instead.
-pub const SCHEMA_VERSION: u32 = 2;
+/// building the FSTs was a tenth of the indexing time); 3: `id` without a fast column, and
+/// time and number fields without terms, no field norms (see [`EventSchema::build`]). A version 1 index
+/// cannot be read by this build (tantivy refuses the other dictionary type); it is refused up
+/// front with a clear error instead, as version 2 is (its extra columns and terms would be
+/// harmless to read, but one build reads one format).
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The one keyword field without a fast column: every event has its own id, so nothing
+/// counts or sorts by it (sorting uses `id_high`/`id_low`), and its column was a million
+/// unique strings a day to build. Its terms stay (dedup and lookups by id).
+pub const ID_FIELD: &str = "id";
 
 impl EventSchema {
     /// Builds the schema every new day index uses ([`SCHEMA_VERSION`]).
@@ -69,42 +76,55 @@ impl EventSchema {
         (Self::build(SCHEMA_VERSION).schema == *schema).then_some(SCHEMA_VERSION)
     }
 
-    /// The schema of `version` (1 or 2).
+    /// The schema of `version` (1, 2 or 3).
     pub fn build(version: u32) -> Self {
         let mut builder = Schema::builder();
-        let time = NumericOptions::default() | INDEXED | FAST;
-        let timestamp = builder.add_i64_field("timestamp", time.clone());
-        let received_at = builder.add_i64_field("received_at", time);
+        // Since version 3, time and number fields are fast columns only: every query on them
+        // is a range (`translate::i64_range`/`u64_range`) or `_exists_`, and tantivy answers
+        // both from the fast column whenever the field has one, so their terms (one per
+        // event for `timestamp`) were built and never read.
+        let numeric = if version >= 3 {
+            NumericOptions::default() | FAST
+        } else {
+            NumericOptions::default() | INDEXED | FAST
+        };
+        let timestamp = builder.add_i64_field("timestamp", numeric.clone());
+        let received_at = builder.add_i64_field("received_at", numeric.clone());
         let id_high = builder.add_u64_field("id_high", FAST);
         let id_low = builder.add_u64_field("id_low", FAST);
-        let keyword = TextOptions::default()
-            .set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(RAW)
-                    .set_index_option(IndexRecordOption::Basic),
-            )
-            .set_fast(RAW);
+        // Since version 3, no field norms: they only feed BM25 scores, and results are
+        // ordered by time, never by score (tantivy's queries take a constant norm for a field
+        // without them), so recording one per text field and event was wasted work.
+        let indexing = || TextFieldIndexing::default().set_fieldnorms(version < 3);
+        let keyword_terms = TextOptions::default().set_indexing_options(
+            indexing()
+                .set_tokenizer(RAW)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let keyword = keyword_terms.clone().set_fast(RAW);
         let text = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
+            indexing()
                 .set_tokenizer(FOLDED)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        let number = NumericOptions::default() | INDEXED | FAST;
         let mut named = Vec::new();
         for spec in FIELDS {
             let name = tantivy_name(spec.name);
             let field = match spec.kind {
                 FieldKind::Time => continue,
+                FieldKind::Keyword if version >= 3 && spec.name == ID_FIELD => {
+                    builder.add_text_field(&name, keyword_terms.clone())
+                }
                 FieldKind::Keyword => builder.add_text_field(&name, keyword.clone()),
                 FieldKind::Text => builder.add_text_field(&name, text.clone()),
-                FieldKind::Number => builder.add_u64_field(&name, number.clone()),
+                FieldKind::Number => builder.add_u64_field(&name, numeric.clone()),
             };
             named.push((spec.name, spec.kind, field));
         }
         // Original fields are not fast: ~15 values an event made their column a fifth of the
         // indexing time; counting by them reads their postings instead.
         let original_options = TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
+            indexing()
                 .set_tokenizer(RAW)
                 .set_index_option(IndexRecordOption::Basic),
         );
@@ -119,7 +139,7 @@ impl EventSchema {
         let present = builder.add_text_field(
             "present",
             TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
+                indexing()
                     .set_tokenizer(RAW)
                     .set_index_option(IndexRecordOption::Basic),
             ),

@@ -10,7 +10,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::{tantivy_name, EventSchema};
+use super::schema::{tantivy_name, EventSchema, ID_FIELD};
 use crate::document::original_field_term;
 use crate::fields::{self, FieldKind, DEFAULT_TEXT_FIELDS, ORIGINAL_FIELDS_PREFIX};
 use crate::query::{glob_to_regex, Bound, Condition, FieldMatch, Query, Range, Target};
@@ -78,7 +78,10 @@ fn translate_match(
             if *condition == Condition::Exists {
                 return Ok(match spec.kind {
                     FieldKind::Text => present(schema, name),
-                    // Keyword, number and time fields all have fast columns.
+                    // Every event has an id (`document::visit_fields` always gives one), and
+                    // `id` has no fast column for `ExistsQuery` to read.
+                    _ if *name == ID_FIELD => Box::new(AllQuery),
+                    // The other keyword, number and time fields all have fast columns.
                     _ => Box::new(ExistsQuery::new(tantivy_name(name), false)),
                 });
             }
