@@ -137,7 +137,14 @@ async fn elasticsearch_info() -> Response {
         },
         "tagline": "You Know, for Search"
     });
+    elasticsearch_reply(&body)
+}
+
+/// A 200 with JSON as Elasticsearch sends it: Beats check the `X-Elastic-Product` header and
+/// refuse to talk to a server without it.
+fn elasticsearch_reply(body: &serde_json::Value) -> Response {
     (
+        StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/json"),
             (
@@ -219,19 +226,7 @@ async fn bulk(
             serde_json::json!({ action: { "_index": "citysoc", "_id": "", "status": 201, "result": "created" } })
         })
         .collect();
-    let body = serde_json::json!({ "took": 0, "errors": false, "items": items });
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (
-                header::HeaderName::from_static("x-elastic-product"),
-                "Elasticsearch",
-            ),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    elasticsearch_reply(&serde_json::json!({ "took": 0, "errors": false, "items": items }))
 }
 
 async fn read_body(
