@@ -24,25 +24,33 @@ use rsigma_eval::matcher::{ExpandPart, GroupMode};
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 
-/// The fields a rule's detection items read, added to `fields`; false when the rule also
-/// matches keywords (values of any field), which a scan of named fields cannot cover.
+/// The fields a rule's detection items read, all of them added to `fields`; false when the
+/// rule also matches keywords (values of any field), which a scan of named fields cannot cover.
 pub fn rule_fields(rule: &CompiledRule, fields: &mut Vec<String>) -> bool {
+    // No short cut: a keyword rule's field selections must be collected too (their literals
+    // can be numbers, which only a named field's scan formats).
     rule.detections
         .values()
-        .all(|detection| detection_fields(detection, fields))
+        .fold(true, |named_only, detection| {
+            detection_fields(detection, fields) && named_only
+        })
 }
 
 fn detection_fields(detection: &CompiledDetection, fields: &mut Vec<String>) -> bool {
     match detection {
-        CompiledDetection::AllOf(items) => items.iter().all(|item| match &item.field {
+        CompiledDetection::AllOf(items) => items.iter().fold(true, |named_only, item| match &item
+            .field
+        {
             Some(field) => {
                 fields.push(field.clone());
-                true
+                named_only
             }
             None => false,
         }),
         CompiledDetection::AnyOf(children) | CompiledDetection::And(children) => {
-            children.iter().all(|child| detection_fields(child, fields))
+            children.iter().fold(true, |named_only, child| {
+                detection_fields(child, fields) && named_only
+            })
         }
         CompiledDetection::Keywords(_) => false,
         CompiledDetection::ArrayMatch { field, .. } => {
@@ -50,7 +58,9 @@ fn detection_fields(detection: &CompiledDetection, fields: &mut Vec<String>) -> 
             true
         }
         CompiledDetection::Conditional { named, .. } => {
-            named.values().all(|child| detection_fields(child, fields))
+            named.values().fold(true, |named_only, child| {
+                detection_fields(child, fields) && named_only
+            })
         }
     }
 }

@@ -29,6 +29,11 @@ impl<'a> SigmaEventView<'a> {
         SigmaEventView { event, aliases }
     }
 
+    /// The event seen.
+    pub fn event(&self) -> &'a Event {
+        self.event
+    }
+
     fn direct(&self, path: &str) -> Option<EventValue<'_>> {
         if path == "id" {
             return Some(EventValue::Str(Cow::Borrowed(&self.event.id)));
