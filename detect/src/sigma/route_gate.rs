@@ -329,7 +329,13 @@ impl RouteGate {
         event.core.visit(|name, value| {
             let in_named_field = named.contains(name);
             match value {
-                CoreValue::Text(text) if in_named_field || anywhere => push(text, in_named_field),
+                CoreValue::Text(text) if in_named_field => push(text, true),
+                // The core fields mostly repeat a device field (the Windows `Message` is
+                // both `message` and `Message`): for the keyword scan, which covers every
+                // top-level string below anyway, a repeated text adds nothing.
+                CoreValue::Text(text) if anywhere && !is_top_level_string(event, text) => {
+                    push(text, false);
+                }
                 CoreValue::Number(number) if in_named_field => push(&number.to_string(), true),
                 _ => {}
             }
@@ -391,6 +397,13 @@ impl RouteGate {
         }
         scratch.literals_touched = touched;
     }
+}
+
+/// True when one of the event's top-level fields holds exactly `text` as a string.
+fn is_top_level_string(event: &citysoc_collector::Event, text: &str) -> bool {
+    event.fields.values().any(
+        |value| matches!(value, Value::String(field) if field.len() == text.len() && field == text),
+    )
 }
 
 /// The texts of a JSON value a rule can compare: strings everywhere; numbers and booleans
