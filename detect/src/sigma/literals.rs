@@ -24,35 +24,44 @@ use rsigma_eval::matcher::{ExpandPart, GroupMode};
 use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledMatcher, CompiledRule};
 use rsigma_parser::{ConditionExpr, Quantifier, SelectorPattern};
 
-/// The fields a rule's detection items read, added to `fields`; false when the rule also
-/// matches keywords (values of any field), which a scan of named fields cannot cover.
+/// The fields a rule's detection items read, all of them added to `fields`; false when the
+/// rule also matches keywords (values of any field), which a scan of named fields cannot cover.
 pub fn rule_fields(rule: &CompiledRule, fields: &mut Vec<String>) -> bool {
-    rule.detections
-        .values()
-        .all(|detection| detection_fields(detection, fields))
+    // No short cut (`all` would stop at the first keyword detection): a keyword rule's field
+    // selections must be collected too (their literals can be numbers, which only a named
+    // field's scan formats).
+    let mut named_only = true;
+    for detection in rule.detections.values() {
+        named_only &= detection_fields(detection, fields);
+    }
+    named_only
 }
 
 fn detection_fields(detection: &CompiledDetection, fields: &mut Vec<String>) -> bool {
+    let mut named_only = true;
     match detection {
-        CompiledDetection::AllOf(items) => items.iter().all(|item| match &item.field {
-            Some(field) => {
-                fields.push(field.clone());
-                true
+        CompiledDetection::AllOf(items) => {
+            for item in items {
+                match &item.field {
+                    Some(field) => fields.push(field.clone()),
+                    None => named_only = false,
+                }
             }
-            None => false,
-        }),
+        }
         CompiledDetection::AnyOf(children) | CompiledDetection::And(children) => {
-            children.iter().all(|child| detection_fields(child, fields))
+            for child in children {
+                named_only &= detection_fields(child, fields);
+            }
         }
-        CompiledDetection::Keywords(_) => false,
-        CompiledDetection::ArrayMatch { field, .. } => {
-            fields.push(field.clone());
-            true
-        }
+        CompiledDetection::Keywords(_) => named_only = false,
+        CompiledDetection::ArrayMatch { field, .. } => fields.push(field.clone()),
         CompiledDetection::Conditional { named, .. } => {
-            named.values().all(|child| detection_fields(child, fields))
+            for child in named.values() {
+                named_only &= detection_fields(child, fields);
+            }
         }
     }
+    named_only
 }
 
 /// At least one of these (ASCII lower-case, non-empty) literals must occur in the event.

@@ -10,6 +10,7 @@
 pub mod literals;
 pub mod mapping;
 pub mod prefilter;
+pub mod route_gate;
 pub mod routing;
 pub mod view;
 
@@ -27,7 +28,8 @@ use serde::Serialize;
 use crate::alert::{Alert, AlertKind, Entities, Level};
 use crate::error::DetectError;
 use mapping::{AliasTable, FieldMappings};
-use prefilter::{PrefilterScratch, PrefilteredRules};
+use prefilter::PrefilteredRules;
+use route_gate::{GateScratch, NamedFields, RouteGate};
 use routing::PartitionKey;
 use view::SigmaEventView;
 
@@ -94,11 +96,16 @@ struct RuleOrigin {
     path: PathBuf,
 }
 
-/// The routed evaluation plan for one event logsource: which partitions, which aliases.
-#[derive(Debug, Clone, Default)]
+/// The routed evaluation plan for one event logsource: which partitions, which aliases, and
+/// with the literal prefilter on, the gate over those partitions' rules.
+#[derive(Debug, Default)]
 struct Route {
     partitions: Vec<usize>,
     aliases: AliasTable,
+    /// Index into `SigmaEngine::gates`.
+    gate: Option<usize>,
+    /// The event fields the gate scans, under this logsource's aliases.
+    named: NamedFields,
 }
 
 /// Counters for metrics and summaries.
@@ -137,7 +144,11 @@ impl PartitionRules {
 /// Sigma detection and correlation over our events.
 pub struct SigmaEngine {
     partitions: Vec<(PartitionKey, PartitionRules)>,
-    scratch: PrefilterScratch,
+    /// One gate per distinct list of routed partitions (built on first use: most lists never
+    /// occur).
+    gates: Vec<RouteGate>,
+    gate_index: HashMap<Vec<usize>, usize>,
+    scratch: GateScratch,
     partition_index: HashMap<PartitionKey, usize>,
     correlation: Option<CorrelationEngine>,
     mappings: FieldMappings,
@@ -348,7 +359,9 @@ impl SigmaEngine {
 
         let mut engine = SigmaEngine {
             partitions: Vec::new(),
-            scratch: PrefilterScratch::default(),
+            gates: Vec::new(),
+            gate_index: HashMap::new(),
+            scratch: GateScratch::default(),
             partition_index: HashMap::new(),
             correlation: None,
             mappings: options.mappings.clone(),
@@ -511,18 +524,47 @@ impl SigmaEngine {
         if let Some(index) = self.routes.get(logsource) {
             return *index;
         }
-        let partitions = PartitionKey::candidates_for(logsource)
+        let partitions: Vec<usize> = PartitionKey::candidates_for(logsource)
             .iter()
             .filter_map(|key| self.partition_index.get(key).copied())
             .collect();
         let aliases = self.mappings.table_for(logsource);
+        let gate = self.gate_for(&partitions);
+        let named = gate
+            .and_then(|gate| self.gates.get(gate))
+            .map(|gate| NamedFields::new(gate, &aliases))
+            .unwrap_or_default();
         self.route_table.push(Route {
             partitions,
             aliases,
+            gate,
+            named,
         });
         self.routes
             .insert(logsource.clone(), self.route_table.len() - 1);
         self.route_table.len() - 1
+    }
+
+    /// The gate over the rules of `partitions` when they are all split behind the literal
+    /// prefilter, built once per distinct list.
+    fn gate_for(&mut self, partitions: &[usize]) -> Option<usize> {
+        if let Some(index) = self.gate_index.get(partitions) {
+            return Some(*index);
+        }
+        let parts: Vec<&PrefilteredRules> = partitions
+            .iter()
+            .filter_map(|index| match self.partitions.get(*index) {
+                Some((_, PartitionRules::Prefiltered(rules))) => Some(rules),
+                _ => None,
+            })
+            .collect();
+        if parts.len() != partitions.len() {
+            return None;
+        }
+        self.gates.push(RouteGate::build(&parts));
+        let index = self.gates.len() - 1;
+        self.gate_index.insert(partitions.to_vec(), index);
+        Some(index)
     }
 
     /// Runs detection and correlation on one event, in event-time order (correlation windows
@@ -534,12 +576,30 @@ impl SigmaEngine {
         let route = &self.route_table[route_index];
         let view = SigmaEventView::new(event, Some(&route.aliases));
         let mut detections: Vec<EvaluationResult> = Vec::new();
-        for index in &route.partitions {
-            match &self.partitions[*index].1 {
-                PartitionRules::Plain(engine) => detections.extend(engine.evaluate(&view)),
-                PartitionRules::Prefiltered(rules) => {
-                    self.stats.gated_rule_evaluations +=
-                        rules.evaluate(&view, &mut self.scratch, &mut detections) as u64;
+        match route.gate.and_then(|gate| self.gates.get(gate)) {
+            Some(gate) => {
+                let partitions = &self.partitions;
+                let parts =
+                    route
+                        .partitions
+                        .iter()
+                        .filter_map(|index| match partitions.get(*index) {
+                            Some((_, PartitionRules::Prefiltered(rules))) => Some(rules),
+                            _ => None,
+                        });
+                self.stats.gated_rule_evaluations += gate.evaluate(
+                    parts,
+                    &route.named,
+                    &view,
+                    &mut self.scratch,
+                    &mut detections,
+                ) as u64;
+            }
+            None => {
+                for index in &route.partitions {
+                    if let Some((_, PartitionRules::Plain(engine))) = self.partitions.get(*index) {
+                        detections.extend(engine.evaluate(&view));
+                    }
                 }
             }
         }

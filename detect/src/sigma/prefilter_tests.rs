@@ -256,6 +256,30 @@ const CASES: &[Case] = &[
         &["x Mimikatz", "lsadump::sam"],
         &["mimi"],
     ),
+    // Keyword rules are gated on every string of the event; their field selections' literals
+    // count too, numbers included (a number is scanned only in a field some rule names).
+    (
+        "keywords_and_number",
+        "  selection:\n    EventID: 1\n  keywords:\n    - 'mimikatz'\n  condition: selection and keywords",
+        Some(&["mimikatz"]),
+        &["c:\\x\\MIMIKATZ.exe"],
+        &["mimi katz"],
+    ),
+    (
+        "keywords_or_number_field",
+        "  selection:\n    EventID|startswith: '1'\n  keywords:\n    - 'zzzq'\n  condition: selection or keywords",
+        Some(&["1", "zzzq"]),
+        &["anything"],
+        &[],
+    ),
+    (
+        "keywords_in_a_field_no_rule_names",
+        "  keywords:\n    - 'system32'\n  condition: keywords",
+        Some(&["system32"]),
+        // `Image` holds it, whatever the command line.
+        &["anything"],
+        &[],
+    ),
     (
         "numeric",
         "  selection:\n    EventID: 1\n  condition: selection",
@@ -335,6 +359,25 @@ fn every_modifier_case_has_the_expected_requirement_and_the_same_verdicts() {
             );
         }
     }
+}
+
+#[test]
+fn a_field_read_through_an_alias_is_scanned() {
+    let mut mappings = FieldMappings::default();
+    mappings
+        .add_yaml(
+            "- fields:\n    ProcessCommandLine: CommandLine\n",
+            std::path::Path::new("aliases.yml"),
+        )
+        .unwrap_or_else(|error| panic!("{error}"));
+    let options = SigmaOptions {
+        mappings,
+        ..SigmaOptions::default()
+    };
+    let yaml =
+        rule("  selection:\n    ProcessCommandLine|contains: 'vssadmin'\n  condition: selection");
+    assert!(fires("alias", &yaml, &options, "vssadmin delete shadows"));
+    assert!(!fires("alias", &yaml, &options, "vss admin"));
 }
 
 #[test]

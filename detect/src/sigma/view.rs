@@ -29,6 +29,11 @@ impl<'a> SigmaEventView<'a> {
         SigmaEventView { event, aliases }
     }
 
+    /// The event seen.
+    pub fn event(&self) -> &'a Event {
+        self.event
+    }
+
     fn direct(&self, path: &str) -> Option<EventValue<'_>> {
         if path == "id" {
             return Some(EventValue::Str(Cow::Borrowed(&self.event.id)));
@@ -152,6 +157,23 @@ impl SigmaEvent for SigmaEventView<'_> {
         Value::Object(flat)
     }
 
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        // What `top_level_keys` lists, in the same order, without collecting it: rsigma's
+        // candidate index asks once per partition an event is routed to.
+        for key in self.event.fields.keys() {
+            visit(key);
+        }
+        self.event.core.visit(|name, _| visit(name));
+        if let Some(aliases) = self.aliases {
+            for (sigma_name, ours) in aliases {
+                if ours.iter().any(|name| self.direct(name).is_some()) {
+                    visit(sigma_name);
+                }
+            }
+        }
+        true
+    }
+
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
         let mut keys: Vec<Cow<'_, str>> = self
             .event
@@ -217,5 +239,15 @@ mod tests {
         );
         assert!(view.any_string_value(&|text| text.contains("x.exe -a")));
         assert!(view.to_json().get("id").is_some());
+        let mut visited = Vec::new();
+        assert!(view.visit_top_level_keys(&mut |key| visited.push(key.to_owned())));
+        let listed: Vec<String> = view
+            .top_level_keys()
+            .unwrap_or_default()
+            .iter()
+            .map(|key| key.to_string())
+            .collect();
+        assert_eq!(visited, listed);
+        assert!(visited.contains(&"ProcessCommandLine".to_owned()));
     }
 }
