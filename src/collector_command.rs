@@ -16,7 +16,8 @@ use citysoc_collector::identity::{self, Identity};
 use citysoc_collector::protocol::Heartbeat;
 use citysoc_collector::{
     BufferConfig, BufferSink, CollectorConfig, CollectorIdentity, DiskBuffer, EventSink, Forwarder,
-    ForwarderConfig, ForwarderStats, NdjsonFileSink, RunningCollector, TeeSink, WhenFull,
+    ForwarderConfig, ForwarderStats, NdjsonFileSink, RunningCollector, SyncPolicy, TeeSink,
+    WhenFull,
 };
 
 /// `citysoc collector …`
@@ -298,6 +299,10 @@ fn build_sink(config: &CollectorConfig) -> anyhow::Result<Destination> {
         when_full: match config.buffer.when_full {
             WhenFullPolicy::Block => WhenFull::Block,
             WhenFullPolicy::DropOldest => WhenFull::DropOldest,
+        },
+        sync: match config.buffer.sync_interval {
+            None => SyncPolicy::EveryAppend,
+            Some(interval) => SyncPolicy::Interval(interval),
         },
         ..BufferConfig::default()
     };

@@ -72,6 +72,7 @@ path = "relative/auth.log"
 
 [buffer]
 when_full = "drop_newest"
+sync_interval_ms = 3600000
 
 [server]
 url = "http://soc.example:8080"
@@ -106,19 +107,20 @@ key_file = "/nonexistent/collector.key"
     assert_listed(&problems, "source[3].type", "unknown source type `ftp`");
     assert_listed(&problems, "source \"tail\".path", "relative");
     assert_listed(&problems, "buffer.when_full", "drop_newest");
+    assert_listed(&problems, "buffer.sync_interval_ms", "power cut");
     assert_listed(&problems, "server.url", "plain HTTP");
     assert_listed(&problems, "server.key_file", "enroll first");
-    assert_eq!(problems.len(), 17, "{}", problems.join("\n"));
+    assert_eq!(problems.len(), 18, "{}", problems.join("\n"));
 
     // The error's message lists them all, one per line.
     let message = CollectorConfig::from_toml(&text, "collector.toml", &CheckOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with("collector.toml: 17 problems"),
+        message.starts_with("collector.toml: 18 problems"),
         "{message}"
     );
-    assert_eq!(message.lines().count(), 18);
+    assert_eq!(message.lines().count(), 19);
     drop(busy);
 }
 
@@ -155,6 +157,8 @@ fn the_packaged_sample_is_valid_and_says_what_it_does() {
     );
     assert_eq!(config.buffer.max_bytes, 10 << 30);
     assert_eq!(config.buffer.when_full, WhenFullPolicy::Block);
+    // Lossless on power cuts unless the admin chooses otherwise.
+    assert_eq!(config.buffer.sync_interval, None);
     assert_eq!(
         config.server.as_ref().unwrap().url,
         "https://soc.hcm.example:8443"
@@ -178,6 +182,10 @@ fn the_packaged_sample_is_valid_and_says_what_it_does() {
         .collect();
     assert_eq!(kinds, ["udp", "tcp", "tls", "http", "file"]);
     assert!(config.archive.is_some());
+    assert_eq!(
+        config.buffer.sync_interval,
+        Some(std::time::Duration::from_millis(1000))
+    );
 }
 
 /// A commented line that is a TOML key or table of the sample (not prose).

@@ -218,13 +218,22 @@ pub struct BufferSection {
     pub max_bytes: u64,
     /// What happens when it is reached.
     pub when_full: WhenFullPolicy,
+    /// `None` (the default): every write reaches the disk (fsync) before it counts as taken,
+    /// so a power cut loses nothing the collector took. `Some(interval)`: writes are forced
+    /// to disk at most this long after, which is faster, and a power cut can cost up to that
+    /// long of events (a crash or kill -9 costs nothing: the kernel has them).
+    pub sync_interval: Option<Duration>,
 }
+
+/// The longest `sync_interval_ms` allowed: what a power cut may cost stays bounded.
+pub const MAX_SYNC_INTERVAL_MS: u64 = 60_000;
 
 impl Default for BufferSection {
     fn default() -> Self {
         BufferSection {
             max_bytes: 1 << 30,
             when_full: WhenFullPolicy::Block,
+            sync_interval: None,
         }
     }
 }

@@ -58,6 +58,7 @@ pub(crate) struct RawSource {
 pub(crate) struct RawBuffer {
     pub max_bytes: Option<ByteSize>,
     pub when_full: Option<String>,
+    pub sync_interval_ms: Option<u64>,
 }
 
 /// `[server]`.

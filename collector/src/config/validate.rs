@@ -20,7 +20,7 @@ use super::{
     config_hash, ArchiveSection, BufferSection, CollectorConfig, CollectorSection, ConfigProblem,
     FileSourceConfig, HttpSourceConfig, ServerSection, SourceConfig, SourceKind, TcpSourceConfig,
     TlsFiles, TlsSourceConfig, UdpSourceConfig, WhenFullPolicy, DEFAULT_DATA_DIR,
-    DEFAULT_METRICS_LISTEN,
+    DEFAULT_METRICS_LISTEN, MAX_SYNC_INTERVAL_MS,
 };
 use crate::framing::{Framing, DEFAULT_MAX_FRAME};
 use crate::parse::{InputFormat, ParseContext, DEFAULT_TIMEZONE};
@@ -675,9 +675,23 @@ fn build_buffer(raw: RawBuffer, problems: &mut Problems) -> BufferSection {
             defaults.when_full
         }
     };
+    let sync_interval = match raw.sync_interval_ms {
+        None | Some(0) => None,
+        Some(ms) if ms > MAX_SYNC_INTERVAL_MS => {
+            problems.add(
+                "buffer.sync_interval_ms",
+                format!(
+                    "{ms} is more than {MAX_SYNC_INTERVAL_MS}: a power cut could cost that long of events"
+                ),
+            );
+            defaults.sync_interval
+        }
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
     BufferSection {
         max_bytes,
         when_full,
+        sync_interval,
     }
 }
 
