@@ -60,34 +60,39 @@ fn start_collector(config: &Path) -> Child {
 }
 
 fn http_get(port: u16, path: &str) -> String {
+    try_http_get(port, path).unwrap_or_else(|error| panic!("GET {path} on port {port}: {error}"))
+}
+
+/// `GET path` on a loopback port; an error while nothing listens there yet.
+fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
     use std::io::Read;
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|error| panic!("{error}"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap_or_else(|error| panic!("{error}"));
+    )?;
     let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .unwrap_or_else(|error| panic!("{error}"));
-    text
+    stream.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// One unlabelled value from a `/metrics` page, or `None` while nothing answers there.
 fn metric(port: u16, name: &str) -> Option<u64> {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    text.lines()
+    try_http_get(port, "/metrics")
+        .ok()?
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The collector's `/metrics` says the server refused no batch.
+fn assert_no_batch_refused(metrics_port: u16) {
+    assert_eq!(
+        metric(
+            metrics_port,
+            "citysoc_collector_forward_rejected_batches_total"
+        ),
+        Some(0)
+    );
 }
 
 /// Turns the collector's `/metrics` on, on a free port, and returns the port.
@@ -358,13 +363,7 @@ fn a_server_down_for_a_while_gets_everything_once_it_is_back() {
         assert!(Instant::now() < deadline, "the buffer still holds events");
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(
-        metric(
-            metrics_port,
-            "citysoc_collector_forward_rejected_batches_total"
-        ),
-        Some(0)
-    );
+    assert_no_batch_refused(metrics_port);
     kill(&mut collector);
     kill(&mut server);
     assert_exactly_once(&setup);
@@ -425,13 +424,7 @@ fn a_collector_that_lost_its_buffer_state_renumbers_and_delivers_what_comes_next
         "citysoc_collector_forward_renumbered_batches_total",
         1,
     );
-    assert_eq!(
-        metric(
-            metrics_port,
-            "citysoc_collector_forward_rejected_batches_total"
-        ),
-        Some(0)
-    );
+    assert_no_batch_refused(metrics_port);
     kill(&mut collector);
     // The first batch after the wipe was refused as a replay, and renumbered.
     let metrics = http_get(setup.port, "/metrics");

@@ -81,7 +81,8 @@ impl PipelineSender {
     fn blocking_room_for(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime.block_on(self.room_for(bytes)),
-            // A plain thread outside the runtime (tests): poll, the writer frees room soon.
+            // A thread outside any runtime (as `blocking_send` allows): poll; the writer frees
+            // room as it takes batches, and a gone writer drops them, which frees it too.
             Err(_) => loop {
                 match self.room.clone().try_acquire_many_owned(bytes) {
                     Ok(permit) => return Some(permit),
@@ -246,7 +247,6 @@ pub fn start_writer(
     let writer = Writer {
         sink,
         metrics,
-        room: room.clone(),
         dirty: false,
     };
     let handle = tokio::spawn(writer.run(rx, flush_interval));
@@ -256,8 +256,6 @@ pub fn start_writer(
 struct Writer {
     sink: Arc<dyn EventSink>,
     metrics: Arc<CollectorMetrics>,
-    /// Closed when the writer ends, so no source waits for room that will never come.
-    room: Arc<Semaphore>,
     /// Written since the last flush.
     dirty: bool,
 }
@@ -292,7 +290,6 @@ impl Writer {
             }
             self.write(batches, line_count).await;
         }
-        self.room.close();
         if self.dirty {
             self.flush().await;
         }
