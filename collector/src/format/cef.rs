@@ -272,7 +272,7 @@ fn parse_extension(extension: &str, base: usize, event: &mut Event) {
             .unwrap_or("")
             .trim_end_matches([' ', '\t', '\r', '\n']);
         event.fields.insert(
-            key.to_owned(),
+            key.to_owned().into(),
             Value::from(unescape_value(value).into_owned()),
         );
         match next {

@@ -41,10 +41,10 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use serde_json::map::Entry;
 use serde_json::Value;
 
 use crate::event::{Event, Fields, Format, LogSource};
+use crate::fields::Entry;
 use crate::format::kv_known::KnownFields;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
@@ -718,7 +718,7 @@ pub fn parse_filterlog(
     event.format = Format::Kv;
     for (name, value) in &parsed {
         if !value.is_empty() {
-            event.fields.insert((*name).to_owned(), Value::from(*value));
+            event.fields.insert((*name).into(), Value::from(*value));
         }
     }
     if !extra.trim_matches(',').is_empty() {
@@ -1101,7 +1101,7 @@ mod tests {
             event.core.message = envelope_message;
             event.core.event_action = Some("drop".into());
             for (name, value) in entries {
-                event.fields.insert(name, value);
+                event.fields.insert(name.into(), value);
             }
             let mut expected = event.clone();
             reference_map_core_fields("k=v", &context, &mut expected);

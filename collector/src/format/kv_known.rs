@@ -37,7 +37,7 @@ macro_rules! known_keys {
                     if !(2..=9).contains(&name.len()) {
                         continue;
                     }
-                    match name.as_str() {
+                    match name {
                         $( $name => known.$slot = Some(value), )*
                         _ => {}
                     }
@@ -141,7 +141,7 @@ mod tests {
         ) {
             let mut fields = Fields::new();
             for (name, value) in entries {
-                fields.insert(name, value);
+                fields.insert(name.into(), value);
             }
             let known = KnownFields::collect(&fields);
             for name in KnownFields::NAMES {

@@ -216,7 +216,7 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
             Some((key, value)) if !key.trim().is_empty() => {
                 event
                     .fields
-                    .insert(key.trim().to_owned(), Value::from(value));
+                    .insert(key.trim().to_owned().into(), Value::from(value));
             }
             _ => skipped.push(format!("{}..{}", start, start + attribute.len())),
         }
