@@ -988,7 +988,7 @@ mod tests {
     fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
         let fields = &event.fields;
         let get = |names: &[&str]| -> Vec<Option<&Value>> {
-            names.iter().map(|name| fields.get(*name)).collect()
+            names.iter().map(|name| fields.get(name)).collect()
         };
         let core = &mut event.core;
         if let Some(ip) = first_ip(&get(&["srcip", "src", "SRC", "src_ip", "remip"])) {

@@ -145,7 +145,7 @@ mod tests {
             }
             let known = KnownFields::collect(&fields);
             for name in KnownFields::NAMES {
-                prop_assert_eq!(known.get(name), fields.get(*name), "{}", name);
+                prop_assert_eq!(known.get(name), fields.get(name), "{}", name);
             }
         }
     }

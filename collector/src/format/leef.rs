@@ -236,7 +236,7 @@ fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|key| {
         event
             .fields
-            .get(*key)
+            .get(key)
             .and_then(Value::as_str)
             .filter(|value| !value.is_empty())
     })
