@@ -61,13 +61,22 @@ impl NdjsonFileSink {
                 )
             })?;
         }
-        let file = open_append(path)?;
-        let bytes = file
+        let mut file = open_append(path)?;
+        let mut bytes = file
             .metadata()
             .map_err(|error| {
                 CollectorError::io(format!("cannot examine {}", path.display()), error)
             })?
             .len();
+        if bytes > 0 && !ends_with_newline(path, bytes)? {
+            // A kill -9 between an event and its newline (they reach the file in separate
+            // writes when the buffer fills) left the last event unterminated; appending after
+            // it would glue the next event onto the same line.
+            file.write_all(b"\n").map_err(|error| {
+                CollectorError::io(format!("cannot write to {}", path.display()), error)
+            })?;
+            bytes += 1;
+        }
         Ok(NdjsonFileSink {
             path: path.to_owned(),
             max_file_bytes: max_file_bytes.max(1),
@@ -159,6 +168,19 @@ impl EventSink for NdjsonFileSink {
         let mut state = self.lock();
         self.sync(&mut state)
     }
+}
+
+/// Whether the last of the file's `bytes` bytes is a newline.
+fn ends_with_newline(path: &Path, bytes: u64) -> Result<bool, CollectorError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut last = [0u8; 1];
+    File::open(path)
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(bytes - 1))?;
+            file.read_exact(&mut last)
+        })
+        .map_err(|error| CollectorError::io(format!("cannot read {}", path.display()), error))?;
+    Ok(last[0] == b'\n')
 }
 
 fn open_append(path: &Path) -> Result<File, CollectorError> {
@@ -361,6 +383,23 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_cut_after_an_event_gets_its_newline_before_the_next() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("archive.ndjson");
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}").unwrap();
+        let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
+        sink.write(lines(&["{\"n\":3}"])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"
+        );
+        // A whole file is left as it is.
+        drop(NdjsonFileSink::open(&path, 1 << 20).unwrap());
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+    }
+
+    #[test]
     fn the_buffer_gets_compact_records_and_the_archive_beside_it_json() {
         let directory = tempfile::tempdir().unwrap();
         let buffer = Arc::new(
@@ -369,7 +408,10 @@ mod tests {
         let archive = Arc::new(
             NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
         );
-        let tee = TeeSink::new(Arc::new(BufferSink::new(buffer.clone())), vec![archive.clone()]);
+        let tee = TeeSink::new(
+            Arc::new(BufferSink::new(buffer.clone())),
+            vec![archive.clone()],
+        );
         assert_eq!(tee.encoding(), RecordEncoding::Compact);
         let event = crate::parse_record(
             b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
