@@ -725,3 +725,150 @@ fn id_without_a_fast_column_still_exists_matches_and_counts() {
     assert!(counted.buckets.iter().all(|term| term.count == 1));
     assert_eq!((counted.other, counted.missing), (0, 0));
 }
+
+/// Whether `glob` (`*`, `?`, other characters literal) matches all of `token`.
+fn glob_matches(glob: &[char], token: &[char]) -> bool {
+    match glob.split_first() {
+        None => token.is_empty(),
+        Some(('*', rest)) => (0..=token.len()).any(|skip| glob_matches(rest, &token[skip..])),
+        Some((c, rest)) => token
+            .split_first()
+            .is_some_and(|(t, tail)| (*c == '?' || c == t) && glob_matches(rest, tail)),
+    }
+}
+
+/// `message:…` must mean the message's own tokens, whether the store indexed the message on
+/// its own or as a span of `raw`'s tokens (schema version 4): a differential test against the
+/// tokens of each message, with messages inside raw at every kind of place, messages that cut a
+/// token of raw (so are indexed on their own), words that raw has only outside the message,
+/// and phrases that cross the message's edge.
+#[test]
+fn message_queries_match_the_message_tokens_whether_or_not_it_is_inside_raw() {
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            "<38>Nov 20 sshd[1]: Failed password for root from 10.0.0.5",
+            Some("Failed password for root from 10.0.0.5"),
+        ),
+        (
+            "<38>Nov 20 sshd[2]: Accepted password for root",
+            Some("password for"),
+        ),
+        ("Failed password for admin", Some("ailed password")),
+        ("<13>event 4", Some("Thủ Đức password failed")),
+        ("password: hunter2 login ok", Some("login ok")),
+        ("x root failed password y", Some("failed password y")),
+        ("<1>Đăng nhập thất bại tại Thủ Đức", Some("Thủ Đức")),
+        ("<1>no message here, root password", None),
+        ("root login failed", Some("root login failed")),
+        ("prefix rootlogin failed", Some("login failed")),
+        ("a \u{301}x password", Some("\u{301}x password")),
+        ("password password root", Some("password root")),
+        ("<5>empty message", Some("")),
+        ("<5> , ", Some(" , ")),
+    ];
+    let events: Vec<citysoc_collector::Event> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (raw, message))| {
+            let mut extra = serde_json::json!({ "raw": raw });
+            if let Some(message) = message {
+                extra["message"] = serde_json::json!(message);
+            }
+            event(n as u64 + 1, Some("quan-1"), n as i64, extra)
+        })
+        .collect();
+    let (_dir, store) = store_with(&events);
+    let queries = [
+        "message:password",
+        "message:PASSWORD",
+        "message:root",
+        "message:failed",
+        "message:ailed",
+        "message:login",
+        "message:x",
+        "message:thu",
+        "message:\"thu duc\"",
+        "message:\"failed password\"",
+        "message:\"root failed\"",
+        "message:\"password for\"",
+        "message:\"for root\"",
+        "message:\"password root\"",
+        "message:\"password password\"",
+        "message:\"10.0.0.5\"",
+        "message:\"password y\"",
+        "message:\"login ok\"",
+        "message:pass*",
+        "message:*word",
+        "message:r?ot",
+        "message:*o*",
+        "message:hunter*",
+        "message:sshd",
+        "message:38",
+        "message:dang",
+        "message:empty",
+    ];
+    for text in queries {
+        let query = citysoc_index::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        let Query::Match(FieldMatch { condition, .. }) = &query else {
+            panic!("{text}: {query:?}");
+        };
+        let expected: BTreeSet<String> = events
+            .iter()
+            .filter(|event| {
+                let Some(message) = &event.core.message else {
+                    return false;
+                };
+                let tokens = citysoc_index::text::tokens(message);
+                match condition {
+                    Condition::Phrase(phrase) => {
+                        !phrase.is_empty()
+                            && tokens
+                                .windows(phrase.len())
+                                .any(|window| window == &phrase[..])
+                    }
+                    Condition::Wildcard(glob) => {
+                        let glob: Vec<char> = glob.chars().collect();
+                        tokens
+                            .iter()
+                            .any(|token| glob_matches(&glob, &token.chars().collect::<Vec<char>>()))
+                    }
+                    other => panic!("{text}: {other:?}"),
+                }
+            })
+            .map(|event| event.id.clone())
+            .collect();
+        assert_eq!(
+            ids(&store, query.clone(), AgencyScope::All),
+            expected,
+            "{text}"
+        );
+    }
+    // Free text still finds words of the message (through `raw` when it is inside it), and
+    // every message exists; the stored events are unchanged.
+    assert_eq!(
+        ids(&store, words(&["thu", "duc"]), AgencyScope::All),
+        expect(&[4, 7])
+    );
+    let with_message: Vec<u64> = (1..=cases.len() as u64)
+        .filter(|n| cases[*n as usize - 1].1.is_some())
+        .collect();
+    assert_eq!(
+        ids(
+            &store,
+            field("message", Condition::Exists),
+            AgencyScope::All
+        ),
+        expect(&with_message)
+    );
+    let page = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            100,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut stored = page.events;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(stored, events);
+}

@@ -11,6 +11,7 @@ mod dedup;
 mod partition;
 mod retention;
 mod schema;
+mod span;
 mod tokenizer;
 mod translate;
 

@@ -411,6 +411,15 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_day_index_is_a_clear_error() {
+        // Version 3 indexed every message as its own field; this build would not find the
+        // messages inside raw there by `message:…`.
+        let root = day_index_with(EventSchema::build(3).schema);
+        assert_eq!(EventSchema::version_of(&EventSchema::build(3).schema), None);
+        refused_with_a_clear_error(root.path());
+    }
+
+    #[test]
     fn a_day_index_of_an_unknown_schema_is_a_clear_error() {
         let mut builder = tantivy::schema::Schema::builder();
         builder.add_text_field("raw", tantivy::schema::TEXT);
