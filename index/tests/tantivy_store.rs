@@ -860,6 +860,11 @@ fn message_queries_match_the_message_tokens_whether_or_not_it_is_inside_raw() {
         ),
         expect(&with_message)
     );
+    // Every event has a raw record (no `present` term is kept for it since schema 4).
+    assert_eq!(
+        ids(&store, field("raw", Condition::Exists), AgencyScope::All),
+        expect(&(1..=cases.len() as u64).collect::<Vec<u64>>())
+    );
     let page = store
         .search(&SearchRequest::new(
             Query::All,

@@ -68,6 +68,9 @@ pub const SCHEMA_VERSION: u32 = 4;
 /// unique strings a day to build. Its terms stay (dedup and lookups by id).
 pub const ID_FIELD: &str = "id";
 
+/// The raw record: every event has one, so `_exists_:raw` needs no `present` term.
+pub const RAW_FIELD: &str = "raw";
+
 /// The text field that is indexed as a span of `raw` when it is one (see [`super::span`]).
 pub const MESSAGE: &str = "message";
 
@@ -208,8 +211,12 @@ impl EventSchema {
                         Some((column, span)) => doc.add_u64(column, span),
                         None => doc.add_text(field, &value),
                     }
-                    // Text fields have no fast column for `_exists_` to read.
-                    doc.add_text(self.present, name);
+                    // Text fields have no fast column for `_exists_` to read. Every event has
+                    // a `raw` (`visit_fields` always gives one), so since version 4 its term is
+                    // not recorded: `_exists_:raw` is every event.
+                    if self.message_span.is_none() || name != RAW_FIELD {
+                        doc.add_text(self.present, name);
+                    }
                 }
                 _ => {}
             }

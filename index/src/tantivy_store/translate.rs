@@ -10,7 +10,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::{tantivy_name, EventSchema, ID_FIELD, MESSAGE};
+use super::schema::{tantivy_name, EventSchema, ID_FIELD, MESSAGE, RAW_FIELD};
 use super::span::MessageSpanQuery;
 use crate::document::original_field_term;
 use crate::fields::{self, FieldKind, DEFAULT_TEXT_FIELDS, ORIGINAL_FIELDS_PREFIX};
@@ -218,6 +218,10 @@ fn named(schema: &EventSchema, name: &str) -> Result<Field, IndexError> {
 }
 
 fn present(schema: &EventSchema, name: &str) -> Box<dyn TantivyQuery> {
+    if name == RAW_FIELD {
+        // Every event has a raw record, so it has no `present` term (`EventSchema::document`).
+        return Box::new(AllQuery);
+    }
     term(schema.present, name)
 }
 
