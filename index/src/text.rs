@@ -59,6 +59,19 @@ pub fn keyword(value: &str) -> String {
     folded
 }
 
+/// [`keyword`] appending to `out`.
+pub fn keyword_into(value: &str, out: &mut String) {
+    let start = out.len();
+    fold_into(value, out);
+    if out.len() - start > MAX_KEYWORD_BYTES {
+        let mut cut = start + MAX_KEYWORD_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+}
+
 /// The tokens of `text`: folded, split on everything that is not a letter or digit, each cut
 /// to [`MAX_TOKEN_BYTES`].
 pub fn tokens(text: &str) -> Vec<String> {

@@ -189,6 +189,7 @@ impl EventSchema {
         doc.add_u64(self.id_high, high);
         doc.add_u64(self.id_low, low);
         let raw = document::raw_text(event);
+        let mut keyword = String::new();
         document::visit_fields(event, |name, kind, value| {
             let Some(field) = self.field(name) else {
                 return;
@@ -196,7 +197,10 @@ impl EventSchema {
             match (kind, value) {
                 (FieldKind::Number, FieldValue::Number(number)) => doc.add_u64(field, number),
                 (FieldKind::Keyword, FieldValue::Text(value)) => {
-                    doc.add_text(field, text::keyword(&value))
+                    // One buffer for every keyword of the event (tantivy copies the value).
+                    keyword.clear();
+                    text::keyword_into(&value, &mut keyword);
+                    doc.add_text(field, &keyword)
                 }
                 (FieldKind::Text, FieldValue::Text(value)) => {
                     let span = self
@@ -221,9 +225,7 @@ impl EventSchema {
                 _ => {}
             }
         });
-        for (path, value) in document::original_fields(event) {
-            doc.add_text(self.original, document::original_field_term(&path, &value));
-        }
+        document::for_each_original_field_term(event, |term| doc.add_text(self.original, term));
         doc.add_bytes(self.event, &serde_json::to_vec(event)?);
         Ok(doc)
     }
