@@ -877,3 +877,35 @@ fn message_queries_match_the_message_tokens_whether_or_not_it_is_inside_raw() {
     stored.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(stored, events);
 }
+
+/// The store hands tantivy its deletes and adds in batches; repeats spread over many batches
+/// of one `add` (and over the commit) still leave only the last copy of each event.
+#[test]
+fn dedup_holds_across_the_batches_handed_to_tantivy() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let rounds = ["a", "b", "c"];
+    let events: Vec<citysoc_collector::Event> = rounds
+        .iter()
+        .flat_map(|round| (1..=300).map(move |n| copy_of(n, round)))
+        .collect();
+    store.add(&events).unwrap_or_else(|error| panic!("{error}"));
+    store
+        .add(&events[..150])
+        .unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 300);
+    let copies = |copy: &str| {
+        let query = field("message", Condition::Phrase(vec![copy.to_owned()]));
+        ids(&store, query, AgencyScope::All).len()
+    };
+    // The first 150 came back once more as copy "a"; the rest kept copy "c".
+    assert_eq!(copies("a"), 150);
+    assert_eq!(copies("b"), 0);
+    assert_eq!(copies("c"), 150);
+    store.close().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 300);
+}
