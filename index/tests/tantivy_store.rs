@@ -910,9 +910,9 @@ fn dedup_holds_across_the_batches_handed_to_tantivy() {
     assert_eq!(count_all(&store), 300);
 }
 
-/// Stored events are written with sonic-rs and read with serde_json: every kind of value an
-/// event holds (escapes, control characters, Vietnamese, floats, big and negative numbers,
-/// nested original fields, bytes that are not UTF-8) must come back equal.
+/// Stored events come back equal with every kind of value an event holds (escapes, control
+/// characters, Vietnamese, floats, big and negative numbers, nested original fields, bytes
+/// that are not UTF-8), whatever writes the stored form.
 #[test]
 fn stored_events_round_trip_every_kind_of_value() {
     use citysoc_collector::{parse_record, InputFormat, ParseContext};

@@ -181,7 +181,7 @@ impl EventSchema {
     }
 
     /// The tantivy document of `event`.
-    pub fn document(&self, event: &Event) -> Result<TantivyDocument, sonic_rs::Error> {
+    pub fn document(&self, event: &Event) -> Result<TantivyDocument, serde_json::Error> {
         let mut doc = TantivyDocument::new();
         doc.add_i64(self.timestamp, event.timestamp.timestamp_micros());
         doc.add_i64(self.received_at, event.received_at.timestamp_micros());
@@ -226,10 +226,7 @@ impl EventSchema {
             }
         });
         document::for_each_original_field_term(event, |term| doc.add_text(self.original, term));
-        // sonic-rs writes the JSON serde_json would (the collector's buffer relies on the same,
-        // and tests it), escaping with SIMD: serde_json's escaping was the biggest single cost
-        // of building the document. It is read back with serde_json (`load_event`).
-        doc.add_bytes(self.event, &sonic_rs::to_vec(event)?);
+        doc.add_bytes(self.event, &serde_json::to_vec(event)?);
         Ok(doc)
     }
 }
