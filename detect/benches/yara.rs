@@ -136,6 +136,17 @@ fn bench_yara(criterion: &mut Criterion) {
     );
     eprintln!("  batch stats: {:?}", scanner.stats());
     eprintln!("  one-by-one stats: {:?}", one_by_one.stats());
+    let raw_only_config = YaraConfig {
+        targets: vec!["raw".into()],
+        decode_base64: false,
+        ..YaraConfig::default()
+    };
+    let mut raw_only = YaraScanner::new(&rules, &raw_only_config);
+    let raw_only_alerts = raw_only.scan_events(&events).len();
+    eprintln!(
+        "  raw-only: {raw_only_alerts} alerts, stats: {:?}",
+        raw_only.stats()
+    );
 
     let mut group = criterion.benchmark_group("yara");
     group.throughput(Throughput::Bytes(raw_total as u64));
@@ -169,12 +180,7 @@ fn bench_yara(criterion: &mut Criterion) {
     group.bench_function("citysoc_scan_events_raw_only", |bencher| {
         // Only the raw record, nothing decoded: per-event alerts over exactly the bytes that
         // `yara_x_one_buffer` scans.
-        let config = YaraConfig {
-            targets: vec!["raw".into()],
-            decode_base64: false,
-            ..YaraConfig::default()
-        };
-        let mut scanner = YaraScanner::new(&rules, &config);
+        let mut scanner = YaraScanner::new(&rules, &raw_only_config);
         bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
     });
     group.bench_function("citysoc_scan_event", |bencher| {

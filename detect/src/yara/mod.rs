@@ -15,6 +15,7 @@
 //! alerts of scanning every target alone (`prefilter` explains when that holds and keeps the
 //! rules for which it might not out of the batch).
 
+mod batch;
 mod decode;
 mod prefilter;
 mod rules;
