@@ -27,7 +27,7 @@ pub(crate) const SINGLE_MAX_MATCHES: usize = 1000;
 /// What the prefiltered rules need for one target after the batch scan.
 #[derive(Debug)]
 pub(crate) enum Verdict<'r> {
-    /// No pattern match touched the target: no prefiltered rule matches it.
+    /// No pattern match touched the target: no prefiltered rule matches it. (Not listed.)
     Clean,
     /// Scan the target alone.
     Rescan,
@@ -54,15 +54,18 @@ enum Touch {
 
 /// Reads the batch scan `results` back per target. `starts` holds each target's offset in
 /// the batch, `batch_len` the batch's length (every target is followed by one separator
-/// byte). False when the results may be incomplete (a pattern reached the batch match
-/// limit `batch_max_matches`): then every target must be scanned alone.
+/// byte). The verdicts of the targets that are not clean go to `verdicts` as (`first` + the
+/// target's number in the batch, verdict), in order. False when the results may be
+/// incomplete (a pattern reached the batch match limit `batch_max_matches`): then every
+/// target must be scanned alone.
 pub(crate) fn settle<'r>(
     rules: &'r YaraRuleSet,
     results: &yara_x::ScanResults<'_, '_>,
     starts: &[usize],
     batch_len: usize,
     batch_max_matches: usize,
-    verdicts: &mut [Verdict<'r>],
+    first: usize,
+    verdicts: &mut Vec<(usize, Verdict<'r>)>,
 ) -> bool {
     let mut touch = vec![Touch::None; starts.len()];
     let rules_seen = results
@@ -104,12 +107,13 @@ pub(crate) fn settle<'r>(
             }
         }
     }
-    for (piece, (slot, verdict)) in touch.iter().zip(verdicts.iter_mut()).enumerate() {
-        *verdict = match slot {
-            Touch::None => Verdict::Clean,
+    for (piece, slot) in touch.iter().enumerate() {
+        let verdict = match slot {
+            Touch::None => continue,
             Touch::Rescan => Verdict::Rescan,
             Touch::Inside => Verdict::Settled(hits(rules, results, starts, batch_len, piece)),
         };
+        verdicts.push((first + piece, verdict));
     }
     true
 }

@@ -62,7 +62,7 @@ fn rule_is_any_pattern(rule: &ast::Rule<'_>) -> bool {
         return false;
     }
     // `them` (pushed as "$") names every pattern; bare identifiers must name them all.
-    named.iter().any(|name| *name == "$")
+    named.contains(&"$")
         || patterns
             .iter()
             .all(|pattern| named.contains(&pattern.identifier().name))

@@ -386,11 +386,14 @@ impl<'r> YaraScanner<'r> {
         for (_, piece) in &pieces {
             self.count_piece(piece);
         }
-        let verdicts = self.candidates(&pieces);
+        let mut verdicts = self.candidates(&pieces).into_iter().peekable();
         let mut alerts = Vec::new();
         let mut current_event = usize::MAX;
         let mut first_alert = 0;
-        for ((index, piece), verdict) in pieces.iter().zip(verdicts) {
+        for (position, (index, piece)) in pieces.iter().enumerate() {
+            let verdict = verdicts
+                .next_if(|(at, _)| *at == position)
+                .map_or(Verdict::Clean, |(_, verdict)| verdict);
             let Some(event) = events.get(*index) else {
                 continue;
             };
@@ -439,15 +442,17 @@ impl<'r> YaraScanner<'r> {
     /// What the prefiltered rules need for each piece: nothing when no pattern match touched
     /// it in the batch scan, its alerts when the batch settles them, else a scan alone (all
     /// of them when the prefilter is off, would not save a scan, or fails).
-    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<Verdict<'r>> {
-        let all = |verdict: fn() -> Verdict<'r>| (0..pieces.len()).map(|_| verdict()).collect();
+    ///
+    /// Only the pieces that are not clean are listed, as (piece number, verdict) in piece
+    /// order: usually a few out of thousands.
+    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<(usize, Verdict<'r>)> {
         if !self.prefiltered_rules {
-            return all(|| Verdict::Clean);
+            return Vec::new();
         }
         if !self.prefilter || pieces.len() < 2 {
-            return all(|| Verdict::Rescan);
+            return (0..pieces.len()).map(|at| (at, Verdict::Rescan)).collect();
         }
-        let mut verdicts: Vec<Verdict<'r>> = all(|| Verdict::Clean);
+        let mut verdicts = Vec::new();
         let mut start = 0;
         while start < pieces.len() {
             // Fill one batch; a piece larger than the batch size makes a batch alone.
@@ -462,19 +467,25 @@ impl<'r> YaraScanner<'r> {
                 end += 1;
             }
             let batch = pieces.get(start..end).unwrap_or_default();
-            let slots = verdicts.get_mut(start..end).unwrap_or_default();
             if batch.len() == 1 {
-                slots.fill_with(|| Verdict::Rescan);
+                verdicts.push((start, Verdict::Rescan));
             } else {
-                self.prefilter_batch(batch, slots);
+                self.prefilter_batch(batch, start, &mut verdicts);
             }
             start = end;
         }
         verdicts
     }
 
-    /// One prefilter scan over `batch` concatenated, reading the verdict of each piece back.
-    fn prefilter_batch(&mut self, batch: &[(usize, Piece<'_>)], verdicts: &mut [Verdict<'r>]) {
+    /// One prefilter scan over `batch` (pieces `first..` of the call) concatenated, adding the
+    /// verdicts of its pieces that are not clean to `verdicts`.
+    fn prefilter_batch(
+        &mut self,
+        batch: &[(usize, Piece<'_>)],
+        first: usize,
+        verdicts: &mut Vec<(usize, Verdict<'r>)>,
+    ) {
+        let before = verdicts.len();
         self.batch.clear();
         self.starts.clear();
         for (_, piece) in batch {
@@ -493,13 +504,15 @@ impl<'r> YaraScanner<'r> {
                 &self.starts,
                 self.batch.len(),
                 PREFILTER_MAX_MATCHES,
+                first,
                 verdicts,
             ),
             Err(_) => false,
         };
         if !complete {
             self.stats.batch_fallbacks += 1;
-            verdicts.fill_with(|| Verdict::Rescan);
+            verdicts.truncate(before);
+            verdicts.extend((first..first + batch.len()).map(|at| (at, Verdict::Rescan)));
         }
     }
 

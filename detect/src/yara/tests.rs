@@ -589,9 +589,7 @@ fn batch_settled_city_rules_equal_scanning_each_target_alone() {
         "198.51.100.99 - - [22/Nov/2026:08:10:03 +0700] \"GET /a?id=1'%20UNION%20SELECT%20a,b%20FROM%20c-- HTTP/1.1\" 500 312 \"-\" \"sqlmap\"",
     ];
     let benign = "<30>Nov 22 08:50:00 gis-app-01 systemd[1]: Started Session 7 of user nguyenvana.";
-    for _ in 0..20 {
-        lines.push(benign);
-    }
+    lines.extend(std::iter::repeat_n(benign, 20));
     lines.push("powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA");
     lines.push("xmrig --donate-level=1 -o stratum+tcp://pool.supportxmr.com:3333");
     let (alerts, stats) = batched_equals_alone(&rules, &lines);
