@@ -15,6 +15,11 @@ use citysoc_collector::{Decoder, Event, InputFormat, ParseContext};
 use citysoc_detect::{YaraConfig, YaraRuleSet, YaraScanner};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+/// The allocator the `citysoc` binary runs with (see `src/main.rs`), so that allocation costs
+/// here (pieces, alerts, yara-x's own) are those of production, for the peer as for ours.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: usize = 1_000;
 
 /// A realistic record of one of the city's sources, varied by `index`.
