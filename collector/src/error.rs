@@ -43,6 +43,10 @@ pub enum CollectorError {
     /// A collector–server protocol violation (bad signature, body, batch line).
     #[error("{0}")]
     Protocol(String),
+    /// A compact event record (disk buffer, batch body) that cannot be read back: truncated,
+    /// damaged, or written by a newer version.
+    #[error("malformed event record: {0}")]
+    BadRecord(String),
     /// A file operation of the disk buffer (or the forwarder's `rejected/` files) failed.
     #[error("could not {action} `{path}`: {source}")]
     BufferIo {

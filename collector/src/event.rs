@@ -262,6 +262,44 @@ impl AsCoreValue for u32 {
     }
 }
 
+/// The way back from [`CoreValue`], for reading compact records.
+trait FromCoreValue: Sized {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self>;
+}
+
+impl FromCoreValue for String {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
+        match value {
+            CoreValue::Text(text) => Some(text.to_owned()),
+            CoreValue::Number(_) => None,
+        }
+    }
+}
+
+impl FromCoreValue for Cow<'static, str> {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
+        String::from_core_value(value).map(Cow::Owned)
+    }
+}
+
+impl FromCoreValue for u16 {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
+        match value {
+            CoreValue::Number(number) => u16::try_from(number).ok(),
+            CoreValue::Text(_) => None,
+        }
+    }
+}
+
+impl FromCoreValue for u32 {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
+        match value {
+            CoreValue::Number(number) => Some(number),
+            CoreValue::Text(_) => None,
+        }
+    }
+}
+
 macro_rules! core_fields {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty => $name:literal ),* $(,)?) => {
         /// The ECS-named core fields (serialized flat, under their ECS names). Fields whose values
@@ -292,6 +330,35 @@ macro_rules! core_fields {
             /// Calls `visit` with every core field that is set, by ECS name.
             pub fn visit<'a>(&'a self, mut visit: impl FnMut(&'static str, CoreValue<'a>)) {
                 $( if let Some(value) = &self.$field { visit($name, value.as_core_value()); } )*
+            }
+
+            /// Calls `visit` with the position in [`Self::NAMES`] of every core field that is
+            /// set (the compact record names core fields by position).
+            #[allow(unused_assignments)]
+            pub fn visit_indexed<'a>(&'a self, mut visit: impl FnMut(usize, CoreValue<'a>)) {
+                let mut index = 0usize;
+                $(
+                    if let Some(value) = &self.$field {
+                        visit(index, value.as_core_value());
+                    }
+                    index += 1;
+                )*
+            }
+
+            /// Sets the core field at position `index` of [`Self::NAMES`]. `None` when there is
+            /// no such field or the value does not fit it (text for a number, a port over
+            /// 65535).
+            #[allow(unused_assignments)]
+            pub fn set_indexed(&mut self, index: usize, value: CoreValue<'_>) -> Option<()> {
+                let mut position = 0usize;
+                $(
+                    if index == position {
+                        self.$field = Some(<$ty as FromCoreValue>::from_core_value(value)?);
+                        return Some(());
+                    }
+                    position += 1;
+                )*
+                None
             }
 
             /// A core field's value by its ECS name.

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod protocol;
+pub mod record;
 mod service;
 pub mod sink;
 pub mod sources;

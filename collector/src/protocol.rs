@@ -4,7 +4,10 @@
 //!
 //! A batch is `POST INTAKE_PATH` with
 //!
-//! - body: zstd-compressed NDJSON, one [`Event`] per line;
+//! - body: zstd-compressed, either a records batch ([`BATCH_MAGIC`], then each event's record
+//!   as a LEB128 length and the record: compact [`crate::record`]s, or the JSON of one from a
+//!   buffer an older collector wrote) or NDJSON, one [`Event`] per line (older collectors and
+//!   tools). The body says which by its first bytes, and the signature covers it;
 //! - `x-citysoc-collector`: the collector id the server issued at enrollment;
 //! - `x-citysoc-sequence`: the batch's number, from 1, increasing by one per batch; a batch is
 //!   re-sent with the same number until the server acknowledges it;
@@ -125,7 +128,42 @@ pub fn random_token(bytes: usize) -> Result<String, CollectorError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
-/// A batch body from lines that are already one JSON event each (what the disk buffer holds).
+/// First bytes of a decompressed records batch. 0xC1 never starts JSON text (nor UTF-8), so an
+/// NDJSON body cannot be taken for one.
+pub const BATCH_MAGIC: &[u8; 8] = b"\xC1CSREC1\n";
+
+/// A batch body from buffer records (compact, or JSON from an older collector's buffer): each
+/// goes in as it is, after its length.
+pub fn encode_records<'a>(
+    records: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, CollectorError> {
+    let mut encoder = zstd::Encoder::new(Vec::new(), 3).map_err(compression)?;
+    encoder.write_all(BATCH_MAGIC).map_err(compression)?;
+    let mut length = Vec::with_capacity(10);
+    for record in records {
+        length.clear();
+        let mut value = record.len() as u64;
+        while value >= 0x80 {
+            length.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        length.push(value as u8);
+        encoder.write_all(&length).map_err(compression)?;
+        encoder.write_all(record).map_err(compression)?;
+    }
+    encoder.finish().map_err(compression)
+}
+
+/// A records batch body from events (compact records).
+pub fn encode_events_compact(events: &[Event]) -> Result<Vec<u8>, CollectorError> {
+    let records = events
+        .iter()
+        .map(crate::record::to_vec)
+        .collect::<Result<Vec<_>, _>>()?;
+    encode_records(records.iter().map(Vec::as_slice))
+}
+
+/// A batch body from lines that are already one JSON event each.
 pub fn encode_lines<'a>(
     lines: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<u8>, CollectorError> {
@@ -165,6 +203,9 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
             "batch decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes"
         )));
     }
+    if let Some(records) = text.strip_prefix(BATCH_MAGIC.as_slice()) {
+        return decode_records(records);
+    }
     let mut events = Vec::new();
     for (number, line) in text.split(|byte| *byte == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -176,6 +217,37 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         events.push(event);
     }
     Ok(events)
+}
+
+/// The events of a records batch (after [`BATCH_MAGIC`]). Any bad record rejects the batch,
+/// naming it.
+fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
+    let mut events = Vec::new();
+    while !bytes.is_empty() {
+        let number = events.len() + 1;
+        let (length, rest) = read_length(bytes)
+            .ok_or_else(|| CollectorError::Protocol(format!("record {number}: bad length")))?;
+        let record = rest.get(..length).ok_or_else(|| {
+            CollectorError::Protocol(format!("record {number}: runs past the end of the batch"))
+        })?;
+        let event = crate::record::decode_any(record)
+            .map_err(|error| CollectorError::Protocol(format!("record {number}: {error}")))?;
+        events.push(event);
+        bytes = rest.get(length..).unwrap_or_default();
+    }
+    Ok(events)
+}
+
+/// A LEB128 length at the start of `bytes`, and what follows it.
+fn read_length(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let mut value = 0u64;
+    for (index, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f).checked_shl(7 * index as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((usize::try_from(value).ok()?, bytes.get(index + 1..)?));
+        }
+    }
+    None
 }
 
 fn compression(error: std::io::Error) -> CollectorError {
@@ -356,6 +428,49 @@ mod tests {
             .unwrap_or_default();
         assert!(error.contains("line 2"), "{error}");
     }
+
+    #[test]
+    fn records_batches_round_trip_mixed_with_json_and_bad_ones_name_the_record() {
+        let line = br#"{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{"transport":"udp"},"format":"unknown","raw":"x"}"#;
+        let events =
+            decode_batch(&encode_lines([line.as_slice()]).unwrap_or_default()).unwrap_or_default();
+        let compact = crate::record::to_vec(&events[0]).unwrap_or_default();
+        // A buffer written by an older collector holds JSON records: both kinds in one batch.
+        let body = encode_records([compact.as_slice(), line.as_slice(), compact.as_slice()])
+            .unwrap_or_default();
+        let decoded = decode_batch(&body).unwrap_or_default();
+        assert_eq!(decoded, vec![events[0].clone(); 3]);
+        assert_eq!(
+            decode_batch(&encode_events_compact(&decoded).unwrap_or_default()).ok(),
+            Some(decoded)
+        );
+        assert_eq!(
+            decode_batch(&encode_records([]).unwrap_or_default()).ok(),
+            Some(vec![])
+        );
+
+        let error = |body: Vec<u8>| {
+            decode_batch(&body)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default()
+        };
+        let damaged = error(
+            encode_records([compact.as_slice(), &compact[..compact.len() - 3]]).unwrap_or_default(),
+        );
+        assert!(damaged.contains("record 2"), "{damaged}");
+        // A length that runs past the end of the batch.
+        let mut cut = BATCH_MAGIC.to_vec();
+        cut.extend_from_slice(&[0x7f, RECORD_MARK_FOR_TESTS]);
+        let cut = error(zstd::encode_all(cut.as_slice(), 1).unwrap_or_default());
+        assert!(cut.contains("record 1: runs past the end"), "{cut}");
+        let mut endless = BATCH_MAGIC.to_vec();
+        endless.extend_from_slice(&[0xff; 12]);
+        let endless = error(zstd::encode_all(endless.as_slice(), 1).unwrap_or_default());
+        assert!(endless.contains("record 1: bad length"), "{endless}");
+    }
+
+    const RECORD_MARK_FOR_TESTS: u8 = crate::record::RECORD_MARK;
 
     #[test]
     fn keys_and_tokens_are_random() {

@@ -122,6 +122,7 @@ impl RunningCollector {
             source_metrics.clone(),
             &config.config_hash,
         ));
+        let encoding = sink.encoding();
         let (pipeline, writer) = start_writer(sink, metrics.clone(), FLUSH_INTERVAL);
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -134,6 +135,7 @@ impl RunningCollector {
                 metrics: source_metrics[index].clone(),
                 pipeline: pipeline.clone(),
                 identity: identity.clone(),
+                encoding,
             });
             let stop = shutdown.clone();
             match socket {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::record::{self, RecordEncoding};
 use crate::CollectorError;
 
 /// Where parsed events go. Implementations: [`NdjsonFileSink`], the disk buffer.
@@ -21,6 +22,11 @@ pub trait EventSink: Send + Sync {
     fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError>;
     /// Makes what was written durable (fsync).
     fn flush(&self) -> Result<(), CollectorError>;
+    /// How the lines handed to [`EventSink::write`] are serialized: JSON unless the sink says
+    /// otherwise (the disk buffer keeps compact records).
+    fn encoding(&self) -> RecordEncoding {
+        RecordEncoding::Json
+    }
 }
 
 /// The local archive: appends NDJSON to a file, starts a new file when it reaches a size, and
@@ -55,13 +61,22 @@ impl NdjsonFileSink {
                 )
             })?;
         }
-        let file = open_append(path)?;
-        let bytes = file
+        let mut file = open_append(path)?;
+        let mut bytes = file
             .metadata()
             .map_err(|error| {
                 CollectorError::io(format!("cannot examine {}", path.display()), error)
             })?
             .len();
+        if bytes > 0 && !ends_with_newline(path, bytes)? {
+            // A kill -9 between an event and its newline (they reach the file in separate
+            // writes when the buffer fills) left the last event unterminated; appending after
+            // it would glue the next event onto the same line.
+            file.write_all(b"\n").map_err(|error| {
+                CollectorError::io(format!("cannot write to {}", path.display()), error)
+            })?;
+            bytes += 1;
+        }
         Ok(NdjsonFileSink {
             path: path.to_owned(),
             max_file_bytes: max_file_bytes.max(1),
@@ -155,6 +170,19 @@ impl EventSink for NdjsonFileSink {
     }
 }
 
+/// Whether the last of the file's `bytes` bytes is a newline.
+fn ends_with_newline(path: &Path, bytes: u64) -> Result<bool, CollectorError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut last = [0u8; 1];
+    File::open(path)
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(bytes - 1))?;
+            file.read_exact(&mut last)
+        })
+        .map_err(|error| CollectorError::io(format!("cannot read {}", path.display()), error))?;
+    Ok(last[0] == b'\n')
+}
+
 fn open_append(path: &Path) -> Result<File, CollectorError> {
     OpenOptions::new()
         .create(true)
@@ -229,13 +257,28 @@ impl TeeSink {
 
 impl EventSink for TeeSink {
     fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        let encoding = self.primary.encoding();
         for copy in &self.copies {
-            if let Err(error) = copy.write(lines.clone()) {
+            let copied = if copy.encoding() == encoding {
+                Ok(lines.clone())
+            } else {
+                // The archive beside the buffer: compact records back to JSON, at the cost of
+                // decoding each one (documented with the `[archive]` setting).
+                lines
+                    .iter()
+                    .map(|line| record::convert(line, copy.encoding()))
+                    .collect()
+            };
+            if let Err(error) = copied.and_then(|copied| copy.write(copied)) {
                 self.copy_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "copy sink write failed");
             }
         }
         self.primary.write(lines)
+    }
+
+    fn encoding(&self) -> RecordEncoding {
+        self.primary.encoding()
     }
 
     fn flush(&self) -> Result<(), CollectorError> {
@@ -278,6 +321,10 @@ impl EventSink for BufferSink {
 
     fn flush(&self) -> Result<(), CollectorError> {
         self.buffer.sync()
+    }
+
+    fn encoding(&self) -> RecordEncoding {
+        RecordEncoding::Compact
     }
 }
 
@@ -333,6 +380,58 @@ mod tests {
         fn flush(&self) -> Result<(), CollectorError> {
             Err(CollectorError::Sink("disk full".into()))
         }
+    }
+
+    #[test]
+    fn an_archive_cut_after_an_event_gets_its_newline_before_the_next() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("archive.ndjson");
+        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}").unwrap();
+        let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
+        sink.write(lines(&["{\"n\":3}"])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"
+        );
+        // A whole file is left as it is.
+        drop(NdjsonFileSink::open(&path, 1 << 20).unwrap());
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+    }
+
+    #[test]
+    fn the_buffer_gets_compact_records_and_the_archive_beside_it_json() {
+        let directory = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(
+            crate::DiskBuffer::open(&directory.path().join("buffer"), Default::default()).unwrap(),
+        );
+        let archive = Arc::new(
+            NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
+        );
+        let tee = TeeSink::new(
+            Arc::new(BufferSink::new(buffer.clone())),
+            vec![archive.clone()],
+        );
+        assert_eq!(tee.encoding(), RecordEncoding::Compact);
+        let event = crate::parse_record(
+            b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+            crate::InputFormat::Auto,
+            &crate::ParseContext::new("tcp"),
+            1,
+        );
+        let mut compact = Vec::new();
+        record::encode_as(tee.encoding(), &event, &mut compact).unwrap();
+        tee.write(vec![compact.clone()]).unwrap();
+        tee.flush().unwrap();
+        assert_eq!(tee.copy_errors(), 0);
+        let buffered = buffer
+            .read(None, 10, 1 << 20, std::time::Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(buffered.len(), 1);
+        assert_eq!(buffered[0].1, compact);
+        let archived = std::fs::read_to_string(directory.path().join("archive.ndjson")).unwrap();
+        let archived: crate::Event = serde_json::from_str(archived.trim_end()).unwrap();
+        assert_eq!(archived, event);
     }
 
     #[test]

@@ -490,3 +490,30 @@ fn logstash_netfilter_lines() {
     assert!(tally.mismatches.is_empty());
     assert_eq!(tally.matched, 41);
 }
+
+/// A key=value message under the `filterlog` tag (not pfSense's CSV) is read as key=value, not
+/// flagged as a broken filterlog record with its fields lost; a CSV record that is broken and
+/// not key=value still is flagged.
+#[test]
+fn key_value_under_the_filterlog_tag_is_read_as_key_value() {
+    let line = "<134>May 14 09:46:40 fw-edge-06 filterlog[26448]: action=block rule=1000065 proto=TCP src=45.84.135.136 dst=10.27.108.238 spt=36367 dpt=8080 in=wan0";
+    let event = parse(line, InputFormat::Auto, 1);
+    assert_eq!(event.format, Format::Kv, "{line}");
+    assert_eq!(event.core.source_ip.as_deref(), Some("45.84.135.136"));
+    assert_eq!(
+        event.fields.get("dpt").and_then(|value| value.as_str()),
+        Some("8080")
+    );
+    assert_eq!(event.logsource.category.as_deref(), Some("firewall"));
+    assert!(event.fields.get("payload_parse_error").is_none());
+
+    let broken = "<134>May 14 09:46:40 fw filterlog[1]: 5,,,1000000103,igb0";
+    let event = parse(broken, InputFormat::Auto, 2);
+    assert_eq!(event.format, Format::Rfc3164);
+    let error = event
+        .fields
+        .get("payload_parse_error")
+        .and_then(|value| value.as_str())
+        .unwrap_or_default();
+    assert!(error.starts_with("filterlog: expecting"), "{error}");
+}

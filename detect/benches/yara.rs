@@ -15,6 +15,11 @@ use citysoc_collector::{Decoder, Event, InputFormat, ParseContext};
 use citysoc_detect::{YaraConfig, YaraRuleSet, YaraScanner};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+/// The allocator the `citysoc` binary runs with (see `src/main.rs`), so that allocation costs
+/// here (pieces, alerts, yara-x's own) are those of production, for the peer as for ours.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: usize = 1_000;
 
 /// A realistic record of one of the city's sources, varied by `index`.
@@ -136,6 +141,19 @@ fn bench_yara(criterion: &mut Criterion) {
     );
     eprintln!("  batch stats: {:?}", scanner.stats());
     eprintln!("  one-by-one stats: {:?}", one_by_one.stats());
+    let raw_only_config = YaraConfig {
+        targets: vec!["raw".into()],
+        decode_base64: false,
+        ..YaraConfig::default()
+    };
+    let mut raw_only = YaraScanner::new(&rules, &raw_only_config);
+    let raw_only_alerts = raw_only.scan_events(&events).len();
+    eprintln!(
+        "  raw-only: {raw_only_alerts} alerts, stats: {:?}",
+        raw_only.stats()
+    );
+
+    interleaved(&rules, &events, &concatenated, &config, &raw_only_config);
 
     let mut group = criterion.benchmark_group("yara");
     group.throughput(Throughput::Bytes(raw_total as u64));
@@ -169,12 +187,7 @@ fn bench_yara(criterion: &mut Criterion) {
     group.bench_function("citysoc_scan_events_raw_only", |bencher| {
         // Only the raw record, nothing decoded: per-event alerts over exactly the bytes that
         // `yara_x_one_buffer` scans.
-        let config = YaraConfig {
-            targets: vec!["raw".into()],
-            decode_base64: false,
-            ..YaraConfig::default()
-        };
-        let mut scanner = YaraScanner::new(&rules, &config);
+        let mut scanner = YaraScanner::new(&rules, &raw_only_config);
         bencher.iter(|| black_box(scanner.scan_events(black_box(&events)).len()));
     });
     group.bench_function("citysoc_scan_event", |bencher| {
@@ -206,6 +219,48 @@ fn bench_yara(criterion: &mut Criterion) {
     criterion.bench_function("yara/scanner_new", |bencher| {
         bencher.iter(|| black_box(YaraScanner::new(&rules, &config)).stats().events);
     });
+}
+
+/// The peer and our two batched variants timed round by round, alternating, with the median
+/// of each: on a shared machine the load changes between criterion's groups (seconds apart),
+/// while alternating rounds see the same load, so these ratios are the steadier reading.
+fn interleaved(
+    rules: &YaraRuleSet,
+    events: &[Event],
+    concatenated: &[u8],
+    config: &YaraConfig,
+    raw_only_config: &YaraConfig,
+) {
+    const ROUNDS: usize = 301;
+    let mut peer = yara_x::Scanner::new(rules.yara_rules());
+    let mut raw_only = YaraScanner::new(rules, raw_only_config);
+    let mut default = YaraScanner::new(rules, config);
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        let start = std::time::Instant::now();
+        let results = peer.scan(black_box(concatenated));
+        black_box(results.map(|results| results.matching_rules().len()).ok());
+        times[0].push(start.elapsed());
+        let start = std::time::Instant::now();
+        black_box(raw_only.scan_events(black_box(events)).len());
+        times[1].push(start.elapsed());
+        let start = std::time::Instant::now();
+        black_box(default.scan_events(black_box(events)).len());
+        times[2].push(start.elapsed());
+    }
+    let [peer, raw_only, default] = times.map(|mut samples| {
+        samples.sort();
+        samples[ROUNDS / 2].as_secs_f64()
+    });
+    let mib = concatenated.len() as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "  interleaved medians ({ROUNDS} rounds): peer {:.0} MiB/s; raw only {:.0} MiB/s ({:.0}%); default targets {:.0} MiB/s ({:.0}%)",
+        mib / peer,
+        mib / raw_only,
+        100.0 * peer / raw_only,
+        mib / default,
+        100.0 * peer / default
+    );
 }
 
 criterion_group!(benches, bench_yara);

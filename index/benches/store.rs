@@ -262,6 +262,10 @@ fn main() {
         ("needle IP", "source.ip:198.51.100.77"),
         ("needle word", "mimikatz"),
         ("match-all, newest 100", "*"),
+        // Since schema 4 a message inside raw is matched through raw's positions within the
+        // message's span (computed per segment up front), not its own terms.
+        ("message word", "message:password"),
+        ("message phrase", "message:\"failed password\""),
     ] {
         let request = search(text);
         let found = store

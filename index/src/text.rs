@@ -59,6 +59,19 @@ pub fn keyword(value: &str) -> String {
     folded
 }
 
+/// [`keyword`] appending to `out`.
+pub fn keyword_into(value: &str, out: &mut String) {
+    let start = out.len();
+    fold_into(value, out);
+    if out.len() - start > MAX_KEYWORD_BYTES {
+        let mut cut = start + MAX_KEYWORD_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+}
+
 /// The tokens of `text`: folded, split on everything that is not a letter or digit, each cut
 /// to [`MAX_TOKEN_BYTES`].
 pub fn tokens(text: &str) -> Vec<String> {
@@ -115,6 +128,55 @@ fn truncate_at_char(text: &mut String, max: usize) {
         }
         text.truncate(cut);
     }
+}
+
+/// Where `part`'s tokens sit in `text`'s token sequence, if `part` occurs in `text` without
+/// cutting a token: `Some((from, to))` means `tokens(text)[from..to] == tokens(part)`.
+///
+/// The tantivy store indexes an event's `message` this way when it lies inside `raw` (the usual
+/// case: a syslog message is the tail of the line), so its tokens are indexed once, as `raw`'s,
+/// and `message:…` is answered from `raw`'s positions within the span.
+///
+/// Why comparing counts is enough: tokenizing is a left-to-right scan whose only state is the
+/// token being built, so tokenizing `a + b` differs from tokenizing `a` then `b` only where a
+/// token open at the end of `a` continues into `b` — and that merges two tokens into one. So
+/// the counts of the three pieces add up to the count of the whole exactly when no token crosses
+/// either cut, and then the whole's tokens are the pieces' tokens in order.
+pub fn token_span(text: &str, part: &str) -> Option<(usize, usize)> {
+    // The usual places first, without setting up a substring search: the message is the whole
+    // line or its tail.
+    let start = if text.ends_with(part) {
+        text.len() - part.len()
+    } else {
+        text.find(part)?
+    };
+    let end = start + part.len();
+    let (prefix, rest) = (text.get(..start)?, text.get(end..)?);
+    let before = count_tokens(prefix);
+    let inside = count_tokens(part);
+    let clean = cut_is_clean(prefix, text.get(start..)?) && cut_is_clean(text.get(..end)?, rest);
+    if !clean && before + inside + count_tokens(rest) != count_tokens(text) {
+        return None;
+    }
+    Some((before, before + inside))
+}
+
+/// Whether no token can run across the cut between `left` and `right` (the whole text on each
+/// side): the cut is at an end of the text, or next to an ASCII character that is neither
+/// letter nor digit, which always ends the token being built ([`for_each_token`]). Saves
+/// counting the whole text again in the usual case (`sshd[1]: Failed…`, `…|Thủ Đức alert|…`).
+fn cut_is_clean(left: &str, right: &str) -> bool {
+    let separator = |c: Option<char>| c.is_some_and(|c| c.is_ascii() && !c.is_ascii_alphanumeric());
+    left.is_empty()
+        || right.is_empty()
+        || separator(left.chars().next_back())
+        || separator(right.chars().next())
+}
+
+fn count_tokens(text: &str) -> usize {
+    let mut count = 0;
+    for_each_token(text, |_| count += 1);
+    count
 }
 
 /// The token sequence of `text` as one string with a space before, between and after the
@@ -223,6 +285,57 @@ mod tests {
         }
         for input in &inputs {
             assert_eq!(tokens(input), tokens_without_shortcut(input), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn token_span_finds_the_message_inside_the_line() {
+        let raw = "<38>Nov 20 sshd[1]: Failed password for root from 10.0.0.5";
+        assert_eq!(
+            token_span(raw, "Failed password for root from 10.0.0.5"),
+            Some((5, 14))
+        );
+        // An empty message is an empty span (at the end, where a tail is looked for first).
+        assert_eq!(token_span(raw, ""), Some((14, 14)));
+        assert_eq!(token_span(raw, raw), Some((0, 14)));
+        // Cuts a token ("ailed" inside "failed", "pass" inside "password").
+        assert_eq!(token_span(raw, "ailed password"), None);
+        assert_eq!(token_span(raw, "Failed pass"), None);
+        assert_eq!(token_span(raw, "not there"), None);
+        // A combining mark right after the cut keeps the token open: "e\u{301}x" is one token.
+        assert_eq!(token_span("ae\u{301}x", "\u{301}x"), None);
+        assert_eq!(token_span("a \u{301}x", "\u{301}x"), Some((1, 2)));
+    }
+
+    #[test]
+    fn token_span_agrees_with_the_token_lists() {
+        // Pseudo-random texts over a small alphabet (so parts often occur and often cut
+        // tokens), and every substring of them at character boundaries.
+        let alphabet: Vec<char> = "ab1 .Đủ\u{301}-".chars().collect();
+        let mut state = 0x9e37_79b9_u64;
+        for _ in 0..300 {
+            let mut text = String::new();
+            for _ in 0..12 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            let cuts: Vec<usize> = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([text.len()])
+                .collect();
+            let whole = tokens(&text);
+            for (n, &from) in cuts.iter().enumerate() {
+                for &to in &cuts[n..] {
+                    let part = &text[from..to];
+                    let Some((start, end)) = token_span(&text, part) else {
+                        continue;
+                    };
+                    assert_eq!(whole[start..end], tokens(part), "{text:?} / {part:?}");
+                }
+            }
         }
     }
 

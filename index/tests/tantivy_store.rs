@@ -725,3 +725,226 @@ fn id_without_a_fast_column_still_exists_matches_and_counts() {
     assert!(counted.buckets.iter().all(|term| term.count == 1));
     assert_eq!((counted.other, counted.missing), (0, 0));
 }
+
+/// Whether `glob` (`*`, `?`, other characters literal) matches all of `token`.
+fn glob_matches(glob: &[char], token: &[char]) -> bool {
+    match glob.split_first() {
+        None => token.is_empty(),
+        Some(('*', rest)) => (0..=token.len()).any(|skip| glob_matches(rest, &token[skip..])),
+        Some((c, rest)) => token
+            .split_first()
+            .is_some_and(|(t, tail)| (*c == '?' || c == t) && glob_matches(rest, tail)),
+    }
+}
+
+/// `message:…` must mean the message's own tokens, whether the store indexed the message on
+/// its own or as a span of `raw`'s tokens (schema version 4): a differential test against the
+/// tokens of each message, with messages inside raw at every kind of place, messages that cut a
+/// token of raw (so are indexed on their own), words that raw has only outside the message,
+/// and phrases that cross the message's edge.
+#[test]
+fn message_queries_match_the_message_tokens_whether_or_not_it_is_inside_raw() {
+    let cases: &[(&str, Option<&str>)] = &[
+        (
+            "<38>Nov 20 sshd[1]: Failed password for root from 10.0.0.5",
+            Some("Failed password for root from 10.0.0.5"),
+        ),
+        (
+            "<38>Nov 20 sshd[2]: Accepted password for root",
+            Some("password for"),
+        ),
+        ("Failed password for admin", Some("ailed password")),
+        ("<13>event 4", Some("Thủ Đức password failed")),
+        ("password: hunter2 login ok", Some("login ok")),
+        ("x root failed password y", Some("failed password y")),
+        ("<1>Đăng nhập thất bại tại Thủ Đức", Some("Thủ Đức")),
+        ("<1>no message here, root password", None),
+        ("root login failed", Some("root login failed")),
+        ("prefix rootlogin failed", Some("login failed")),
+        ("a \u{301}x password", Some("\u{301}x password")),
+        ("password password root", Some("password root")),
+        ("<5>empty message", Some("")),
+        ("<5> , ", Some(" , ")),
+    ];
+    let events: Vec<citysoc_collector::Event> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (raw, message))| {
+            let mut extra = serde_json::json!({ "raw": raw });
+            if let Some(message) = message {
+                extra["message"] = serde_json::json!(message);
+            }
+            event(n as u64 + 1, Some("quan-1"), n as i64, extra)
+        })
+        .collect();
+    let (_dir, store) = store_with(&events);
+    let queries = [
+        "message:password",
+        "message:PASSWORD",
+        "message:root",
+        "message:failed",
+        "message:ailed",
+        "message:login",
+        "message:x",
+        "message:thu",
+        "message:\"thu duc\"",
+        "message:\"failed password\"",
+        "message:\"root failed\"",
+        "message:\"password for\"",
+        "message:\"for root\"",
+        "message:\"password root\"",
+        "message:\"password password\"",
+        "message:\"10.0.0.5\"",
+        "message:\"password y\"",
+        "message:\"login ok\"",
+        "message:pass*",
+        "message:*word",
+        "message:r?ot",
+        "message:*o*",
+        "message:hunter*",
+        "message:sshd",
+        "message:38",
+        "message:dang",
+        "message:empty",
+    ];
+    for text in queries {
+        let query = citysoc_index::parse(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        let Query::Match(FieldMatch { condition, .. }) = &query else {
+            panic!("{text}: {query:?}");
+        };
+        let expected: BTreeSet<String> = events
+            .iter()
+            .filter(|event| {
+                let Some(message) = &event.core.message else {
+                    return false;
+                };
+                let tokens = citysoc_index::text::tokens(message);
+                match condition {
+                    Condition::Phrase(phrase) => {
+                        !phrase.is_empty()
+                            && tokens
+                                .windows(phrase.len())
+                                .any(|window| window == &phrase[..])
+                    }
+                    Condition::Wildcard(glob) => {
+                        let glob: Vec<char> = glob.chars().collect();
+                        tokens
+                            .iter()
+                            .any(|token| glob_matches(&glob, &token.chars().collect::<Vec<char>>()))
+                    }
+                    other => panic!("{text}: {other:?}"),
+                }
+            })
+            .map(|event| event.id.clone())
+            .collect();
+        assert_eq!(
+            ids(&store, query.clone(), AgencyScope::All),
+            expected,
+            "{text}"
+        );
+    }
+    // Free text still finds words of the message (through `raw` when it is inside it), and
+    // every message exists; the stored events are unchanged.
+    assert_eq!(
+        ids(&store, words(&["thu", "duc"]), AgencyScope::All),
+        expect(&[4, 7])
+    );
+    let with_message: Vec<u64> = (1..=cases.len() as u64)
+        .filter(|n| cases[*n as usize - 1].1.is_some())
+        .collect();
+    assert_eq!(
+        ids(
+            &store,
+            field("message", Condition::Exists),
+            AgencyScope::All
+        ),
+        expect(&with_message)
+    );
+    // Every event has a raw record (no `present` term is kept for it since schema 4).
+    assert_eq!(
+        ids(&store, field("raw", Condition::Exists), AgencyScope::All),
+        expect(&(1..=cases.len() as u64).collect::<Vec<u64>>())
+    );
+    let page = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            100,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut stored = page.events;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(stored, events);
+}
+
+/// The store hands tantivy its deletes and adds in batches; repeats spread over many batches
+/// of one `add` (and over the commit) still leave only the last copy of each event.
+#[test]
+fn dedup_holds_across_the_batches_handed_to_tantivy() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let rounds = ["a", "b", "c"];
+    let events: Vec<citysoc_collector::Event> = rounds
+        .iter()
+        .flat_map(|round| (1..=300).map(move |n| copy_of(n, round)))
+        .collect();
+    store.add(&events).unwrap_or_else(|error| panic!("{error}"));
+    store
+        .add(&events[..150])
+        .unwrap_or_else(|error| panic!("{error}"));
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 300);
+    let copies = |copy: &str| {
+        let query = field("message", Condition::Phrase(vec![copy.to_owned()]));
+        ids(&store, query, AgencyScope::All).len()
+    };
+    // The first 150 came back once more as copy "a"; the rest kept copy "c".
+    assert_eq!(copies("a"), 150);
+    assert_eq!(copies("b"), 0);
+    assert_eq!(copies("c"), 150);
+    store.close().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 300);
+}
+
+/// Stored events come back equal with every kind of value an event holds (escapes, control
+/// characters, Vietnamese, floats, big and negative numbers, nested original fields, bytes
+/// that are not UTF-8), whatever writes the stored form.
+#[test]
+fn stored_events_round_trip_every_kind_of_value() {
+    use citysoc_collector::{parse_record, InputFormat, ParseContext};
+    let records: [&[u8]; 6] = [
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] An application event with \"quotes\", a tab\t and \\ backslash",
+        "<13>Nov 22 08:00:00 cam-01 nvr: người dùng admin đăng nhập từ Thủ Đức \u{1}\u{1f}".as_bytes(),
+        b"CEF:0|Fortinet|FortiGate|7.0|13|traffic|3|src=10.0.0.1 dst=8.8.8.8 spt=51234 msg=a\\=b",
+        br#"{"EventID": 1, "Image": "C:\\Windows\\cmd.exe", "ratio": 0.25, "big": 18446744073709551615, "neg": -3, "nested": {"a": [1, null, true]}}"#,
+        b"\xff\xfe not utf-8 \x00 at all",
+    ];
+    let mut context = ParseContext::new("tcp");
+    context.received_at = at(0);
+    let mut events: Vec<citysoc_collector::Event> = (1..)
+        .zip(records)
+        .map(|(sequence, record)| {
+            let mut event = parse_record(record, InputFormat::Auto, &context, sequence);
+            event.timestamp = at(sequence as i64);
+            event
+        })
+        .collect();
+    let (_dir, store) = store_with(&events);
+    let page = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            100,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut stored = page.events;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    events.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(stored, events);
+}

@@ -33,7 +33,15 @@ pub fn parse_payload(
         // `CEF: 0|Vendor|…` reads as tag `CEF` and message `0|Vendor|…` (UniFi sends this).
         Some(("cef", 0, cef::parse_without_marker(message, context, event)))
     } else if appname == Some("filterlog") {
-        Some(("filterlog", 0, kv::parse_filterlog(message, context, event)))
+        match kv::parse_filterlog(message, context, event) {
+            // Not pfSense's CSV, but key=value under the same tag (other firewalls and relays
+            // use `filterlog` too): read it as such rather than lose its fields. A failed
+            // filterlog read leaves the event untouched.
+            Err(_) if kv::looks_like(message) => {
+                Some(("kv", 0, kv::parse(message, context, event)))
+            }
+            result => Some(("filterlog", 0, result)),
+        }
     } else if kv::looks_like(message) {
         Some(("kv", 0, kv::parse(message, context, event)))
     } else if access_log::looks_like(message) {

@@ -676,7 +676,7 @@ enum Delivered {
 }
 
 fn encode(records: &[(Offset, Vec<u8>)]) -> Result<Vec<u8>, CollectorError> {
-    protocol::encode_lines(records.iter().map(|(_, record)| record.as_slice()))
+    protocol::encode_records(records.iter().map(|(_, record)| record.as_slice()))
 }
 
 fn now_ms() -> i64 {

@@ -1,12 +1,13 @@
 //! Batches the server refused for good, kept on disk beside the buffer so they are neither
 //! retried forever nor lost: `rejected/<sequence>-<first>-<last>.ndjson` holds the events as
-//! they were buffered (ready for `citysoc import`), and the `.rejection.json` beside it says
+//! JSON (ready for `citysoc import`), and the `.rejection.json` beside it says
 //! why.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use serde::Serialize;
 
 use crate::buffer::Offset;
@@ -46,7 +47,20 @@ pub(crate) fn save(
 
     let mut events = Vec::new();
     for (_, record) in records {
-        events.extend_from_slice(record);
+        // Buffer records are compact; the file is for people and `citysoc import`, so JSON. A
+        // record that cannot be read back (it passed the buffer's checksum, so only a bug
+        // could do that) is kept as base64 with the reason, not lost.
+        match crate::record::to_json(record) {
+            Ok(json) => events.extend_from_slice(&json),
+            Err(error) => events.extend_from_slice(
+                serde_json::json!({
+                    "record_error": error.to_string(),
+                    "record_base64": base64::engine::general_purpose::STANDARD.encode(record),
+                })
+                .to_string()
+                .as_bytes(),
+            ),
+        }
         events.push(b'\n');
     }
     let record = RejectionRecord {

@@ -27,6 +27,7 @@ use crate::framing::{FrameKind, Framer};
 use crate::metrics::{DropReason, SourceErrorKind, SourceMetrics};
 use crate::parse::{Decoder, ParseContext};
 use crate::pipeline::PipelineSender;
+use crate::record::{self, RecordEncoding};
 
 pub use udp_kernel_drops::udp_socket_kernel_drops;
 
@@ -48,6 +49,8 @@ pub(crate) struct SourceRuntime {
     pub metrics: Arc<SourceMetrics>,
     pub pipeline: PipelineSender,
     pub identity: CollectorIdentity,
+    /// What the sink wants the events serialized to.
+    pub encoding: RecordEncoding,
 }
 
 impl SourceRuntime {
@@ -71,7 +74,7 @@ impl SourceRuntime {
         Decoder::new(self.config.format, self.context(address))
     }
 
-    /// Serializes events (draining `events`), counting the unparsed ones.
+    /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
     pub fn encode(&self, events: &mut Vec<Event>) -> Vec<Vec<u8>> {
         let mut lines = Vec::with_capacity(events.len());
         let mut unparsed = 0;
@@ -79,16 +82,15 @@ impl SourceRuntime {
         // sonic-rs reserves six bytes per byte of every string it escapes, so a line
         // serialized into its own Vec ends up with twice its length or more in capacity (and
         // several reallocations on the way). Serializing into one scratch Vec and copying out
-        // exactly halves what a queued event costs in memory.
+        // exactly halves what a queued event costs in memory (compact records, too, are
+        // written first and measured after).
         let mut scratch = Vec::with_capacity(4096);
         for event in events.drain(..) {
             if event.format == Format::Unknown {
                 unparsed += 1;
             }
-            // sonic-rs writes the same JSON as serde_json (the test below holds it to that),
-            // escaping strings with SIMD: at line rate this was the collector's biggest cost.
             scratch.clear();
-            match sonic_rs::to_writer(&mut scratch, &event) {
+            match record::encode_as(self.encoding, &event, &mut scratch) {
                 Ok(()) => lines.push(scratch.as_slice().to_vec()),
                 Err(error) => {
                     failed += 1;

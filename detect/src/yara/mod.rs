@@ -11,10 +11,13 @@
 //!
 //! yara-x has a fixed cost per scan that dwarfs the scanning of a log-sized target, so the
 //! targets of a batch of events are first scanned together as one buffer (the prefilter);
-//! only targets that a pattern match touched are scanned again alone, which gives exactly the
+//! only targets that a pattern match touched are looked at again, which gives exactly the
 //! alerts of scanning every target alone (`prefilter` explains when that holds and keeps the
-//! rules for which it might not out of the batch).
+//! rules for which it might not out of the batch). For rules that match exactly when one of
+//! their patterns does, a match lying inside one target settles that target's alert without a
+//! second scan (`batch`); other touched targets are scanned again alone.
 
+mod batch;
 mod decode;
 mod prefilter;
 mod rules;

@@ -29,6 +29,77 @@ pub(crate) fn file_is_batch_safe(source: &[u8]) -> bool {
     safe
 }
 
+/// The names of the rules of a batch-safe source that match exactly when one of their own
+/// patterns matched (`any of them`, `1 of them`, `$a` in a rule with the one pattern `$a`, or
+/// an `or` of bare patterns naming all of them). For those rules a batch scan settles which
+/// targets they match without scanning the targets again: a match lying inside one target is
+/// the target's own (`scanner` checks that no match crosses a target's edge). Empty for a
+/// source that is not batch-safe.
+pub(crate) fn any_pattern_rules(source: &[u8]) -> Vec<String> {
+    if !file_is_batch_safe(source) {
+        return Vec::new();
+    }
+    let Ok(text) = std::str::from_utf8(source) else {
+        return Vec::new();
+    };
+    let tree = AST::from(text);
+    tree.items()
+        .filter_map(|item| match item {
+            ast::Item::Rule(rule) if rule_is_any_pattern(rule) => {
+                Some(rule.identifier.name.to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn rule_is_any_pattern(rule: &ast::Rule<'_>) -> bool {
+    let Some(patterns) = &rule.patterns else {
+        return false;
+    };
+    let mut named = Vec::new();
+    if !any_pattern_condition(&rule.condition, &mut named) {
+        return false;
+    }
+    // `them` (pushed as "$") names every pattern; bare identifiers must name them all.
+    named.contains(&"$")
+        || patterns
+            .iter()
+            .all(|pattern| named.contains(&pattern.identifier().name))
+}
+
+/// True when `expr` is an `or` of `any of them`/`1 of them` and bare unanchored patterns;
+/// the patterns it names go to `named` (`them` as "$").
+fn any_pattern_condition<'s>(expr: &Expr<'s>, named: &mut Vec<&'s str>) -> bool {
+    match expr {
+        Expr::PatternMatch(pattern) if pattern.anchor.is_none() => {
+            named.push(pattern.identifier.name);
+            true
+        }
+        Expr::Or(any) => any
+            .operands()
+            .all(|operand| any_pattern_condition(operand, named)),
+        Expr::Of(of) => {
+            let one = match &of.quantifier {
+                Quantifier::Any { .. } => true,
+                Quantifier::Expr(Expr::LiteralInteger(count)) => count.value == 1,
+                _ => false,
+            };
+            let them = matches!(
+                of.items,
+                ast::OfItems::PatternSet(ast::PatternSet::Them { .. })
+            );
+            if one && them && of.anchor.is_none() {
+                named.push("$");
+                true
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
 fn rule_is_batch_safe(rule: &ast::Rule<'_>) -> bool {
     // A global rule that fails on the batch would silence its whole namespace.
     if rule.flags.contains(ast::RuleFlags::Global) {
@@ -208,6 +279,43 @@ mod tests {
             r#"rule b { strings: $a = "x" condition: $a } rule c { strings: $a = "y" condition: $a and b }"#
         ));
         assert!(!safe("rule broken {"));
+    }
+
+    fn any_pattern(source: &str) -> Vec<String> {
+        any_pattern_rules(source.as_bytes())
+    }
+
+    #[test]
+    fn rules_that_match_on_any_own_pattern_are_recognised() {
+        assert_eq!(
+            any_pattern(r#"rule a { strings: $a = "x" $b = /y/ condition: any of them }"#),
+            ["a"]
+        );
+        assert_eq!(
+            any_pattern(r#"rule a { strings: $a = "x" $b = /y/ condition: 1 of them }"#),
+            ["a"]
+        );
+        assert_eq!(
+            any_pattern(r#"rule a { strings: $a = "x" condition: $a }"#),
+            ["a"]
+        );
+        assert_eq!(
+            any_pattern(r#"rule a { strings: $a = "x" $b = "y" condition: $a or $b }"#),
+            ["a"]
+        );
+        // Conditions that need more than one match, or not every pattern, are not.
+        for source in [
+            r#"rule a { strings: $a = "x" $b = "y" condition: $a }"#,
+            r#"rule a { strings: $a = "x" $b = "y" condition: $a and $b }"#,
+            r#"rule a { strings: $a = "x" $b = "y" condition: 2 of them }"#,
+            r#"rule a { strings: $a = "x" $b = "y" condition: all of them }"#,
+            r#"rule a { strings: $a = "x" $b = "y" condition: any of ($a) }"#,
+            r#"rule a { strings: $a = "x" condition: #a > 2 }"#,
+            r#"rule a { strings: $a = "x" condition: $a or filesize < 10 }"#,
+            r#"rule a { strings: $a = /^x/ condition: $a }"#,
+        ] {
+            assert!(any_pattern(source).is_empty(), "{source}");
+        }
     }
 
     #[test]

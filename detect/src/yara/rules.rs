@@ -1,6 +1,6 @@
 //! Loading YARA rule files into one compiled rule set, with the metadata alerts need.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,10 @@ pub struct YaraRuleInfo {
     /// True when the rule goes through the batch prefilter; false when its file has a rule
     /// that must see each target alone.
     pub prefiltered: bool,
+    /// True when the rule matches exactly when one of its own patterns does (`any of them`
+    /// and the like): the scanner then reads its matches from the batch scan instead of
+    /// scanning the target again.
+    pub(crate) any_pattern: bool,
 }
 
 /// The compiled city YARA rules: one `yara_x::Rules` shared by every worker (wrap the set in
@@ -65,8 +69,8 @@ pub struct YaraRuleSet {
     /// The rules that must see each target alone (conditions on `filesize`, offsets, anchors,
     /// negations …), when there are any.
     pub(crate) per_target: Option<yara_x::Rules>,
-    /// Keyed by (namespace, rule name), as yara-x reports matches.
-    info: HashMap<(String, String), YaraRuleInfo>,
+    /// Keyed by namespace, then rule name, as yara-x reports matches.
+    info: HashMap<String, HashMap<String, YaraRuleInfo>>,
     files: Vec<PathBuf>,
 }
 
@@ -74,7 +78,7 @@ impl fmt::Debug for YaraRuleSet {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("YaraRuleSet")
-            .field("rules", &self.info.len())
+            .field("rules", &self.len())
             .field("files", &self.files)
             .finish()
     }
@@ -149,7 +153,10 @@ impl YaraRuleSet {
 
         // Files whose every rule the batch prefilter can handle go into one rule set, the
         // others into a second one scanned target by target (see `prefilter`).
-        let mut prefiltered = Group::default();
+        let mut prefiltered = Group {
+            prefiltered: true,
+            ..Group::default()
+        };
         let mut per_target = Group::default();
         let mut used = BTreeSet::new();
         let mut files = Vec::new();
@@ -173,13 +180,18 @@ impl YaraRuleSet {
                 continue;
             }
             group.files += 1;
+            if group.prefiltered {
+                for name in prefilter::any_pattern_rules(bytes) {
+                    group.any_pattern.insert((namespace.clone(), name));
+                }
+            }
             group.namespaces.insert(namespace, path.clone());
             files.push(path.clone());
         }
         let mut info = HashMap::new();
-        let rules = prefiltered.build(true, &mut info);
+        let rules = prefiltered.build(&mut info);
         let per_target = if per_target.files > 0 {
-            Some(per_target.build(false, &mut info))
+            Some(per_target.build(&mut info))
         } else {
             None
         };
@@ -196,12 +208,12 @@ impl YaraRuleSet {
 
     /// How many rules were compiled.
     pub fn len(&self) -> usize {
-        self.info.len()
+        self.info.values().map(HashMap::len).sum()
     }
 
     /// True when no rule compiled.
     pub fn is_empty(&self) -> bool {
-        self.info.is_empty()
+        self.len() == 0
     }
 
     /// The files whose rules are in the set.
@@ -211,14 +223,14 @@ impl YaraRuleSet {
 
     /// The metadata of every rule, in no particular order.
     pub fn rules(&self) -> impl Iterator<Item = &YaraRuleInfo> {
-        self.info.values()
+        self.info.values().flat_map(HashMap::values)
     }
 
     /// The metadata of one rule by namespace and name.
     pub fn rule_info(&self, namespace: &str, name: &str) -> Option<&YaraRuleInfo> {
-        // The map is keyed by owned strings; a linear probe would cost more than this
-        // allocation, and lookups only happen for matching rules.
-        self.info.get(&(namespace.to_owned(), name.to_owned()))
+        // Two borrowed lookups: a map keyed by (String, String) would need both owned (two
+        // allocations per matching rule, on the alert path).
+        self.info.get(namespace)?.get(name)
     }
 
     /// The compiled yara-x rules that go through the batch prefilter (all of the city's), for
@@ -229,7 +241,7 @@ impl YaraRuleSet {
 
     /// How many rules must see each target alone (see [`YaraRuleInfo::prefiltered`]).
     pub fn per_target_rules(&self) -> usize {
-        self.info.values().filter(|info| !info.prefiltered).count()
+        self.rules().filter(|info| !info.prefiltered).count()
     }
 }
 
@@ -238,6 +250,10 @@ struct Group<'a> {
     compiler: yara_x::Compiler<'a>,
     namespaces: HashMap<String, PathBuf>,
     files: usize,
+    /// The group goes through the batch prefilter.
+    prefiltered: bool,
+    /// (namespace, rule) of the rules settled by a batch scan (`prefilter::any_pattern_rules`).
+    any_pattern: HashSet<(String, String)>,
 }
 
 impl Default for Group<'_> {
@@ -246,18 +262,22 @@ impl Default for Group<'_> {
             compiler: new_compiler(),
             namespaces: HashMap::new(),
             files: 0,
+            prefiltered: false,
+            any_pattern: HashSet::new(),
         }
     }
 }
 
 impl Group<'_> {
-    fn build(
-        self,
-        prefiltered: bool,
-        info: &mut HashMap<(String, String), YaraRuleInfo>,
-    ) -> yara_x::Rules {
+    fn build(self, info: &mut HashMap<String, HashMap<String, YaraRuleInfo>>) -> yara_x::Rules {
         let rules = self.compiler.build();
-        info.extend(rule_infos(&rules, &self.namespaces, prefiltered));
+        for ((namespace, name), mut rule) in rule_infos(&rules, &self.namespaces, self.prefiltered)
+        {
+            rule.any_pattern = self
+                .any_pattern
+                .contains(&(namespace.clone(), name.clone()));
+            info.entry(namespace).or_default().insert(name, rule);
+        }
         rules
     }
 }
@@ -395,6 +415,7 @@ fn rule_infos(
                 tags,
                 file: files.get(&namespace).cloned().unwrap_or_default(),
                 prefiltered,
+                any_pattern: false,
             };
             ((namespace, name), info)
         })

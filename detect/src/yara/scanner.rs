@@ -6,14 +6,12 @@ use std::time::Duration;
 
 use citysoc_collector::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::batch::{self, Verdict, SINGLE_MAX_MATCHES};
 use super::decode::{self, Decoding};
-use super::rules::YaraRuleSet;
+use super::rules::{YaraRuleInfo, YaraRuleSet};
 use crate::{Alert, AlertKind};
-
-/// At most this many matched strings (identifier and offset) go into an alert's details.
-const MAX_REPORTED_STRINGS: usize = 10;
 
 /// A prefilter batch holds at most this many bytes (more events make several batches).
 const BATCH_BYTES: usize = 256 * 1024;
@@ -117,6 +115,9 @@ pub struct YaraStats {
     /// Prefilter scans that failed (timeout, error, match limit), after which every target of
     /// the batch was scanned alone.
     pub batch_fallbacks: u64,
+    /// Targets a batch match touched whose alerts were read from the batch scan instead of
+    /// scanning them alone (their rules match exactly when one of their patterns does).
+    pub batch_settled: u64,
 }
 
 /// How a configured target is read from an event.
@@ -174,6 +175,8 @@ struct Scratch<'e> {
 struct FieldIndex {
     buckets: Vec<Vec<FieldKey>>,
     targets: usize,
+    /// No field target at all (only `raw`): nothing to look up per event.
+    empty: bool,
 }
 
 #[derive(Debug)]
@@ -191,6 +194,7 @@ impl FieldIndex {
         let mut index = FieldIndex {
             buckets: (0..KEY_BUCKETS).map(|_| Vec::new()).collect(),
             targets: targets.len(),
+            empty: true,
         };
         for (target, name) in targets.iter().enumerate() {
             if name == "raw" {
@@ -213,6 +217,7 @@ impl FieldIndex {
     }
 
     fn add(&mut self, key: FieldKey) {
+        self.empty = false;
         if let Some(bucket) = self.buckets.get_mut(key.key.len().min(KEY_BUCKETS - 1)) {
             bucket.push(key);
         }
@@ -222,10 +227,10 @@ impl FieldIndex {
     /// target. A flat key wins over a nested path, as in `Event::field`.
     fn lookup<'e>(&self, event: &'e Event, found: &mut Vec<Option<&'e Value>>) {
         found.clear();
-        found.resize(self.targets, None);
-        if self.buckets.iter().all(Vec::is_empty) {
+        if self.empty {
             return;
         }
+        found.resize(self.targets, None);
         for (key, value) in &event.fields {
             let Some(bucket) = self.buckets.get(key.len().min(KEY_BUCKETS - 1)) else {
                 continue;
@@ -283,6 +288,8 @@ pub struct YaraScanner<'r> {
     per_target: Option<yara_x::Scanner<'r>>,
     prefiltered_rules: bool,
     targets: Vec<TargetSpec>,
+    /// Index of the `raw` target (0 when not configured; then it is never used).
+    raw_target: usize,
     fields: FieldIndex,
     max_scan_bytes: usize,
     decode_base64: bool,
@@ -321,7 +328,7 @@ impl<'r> YaraScanner<'r> {
             }
             // Alerts report at most a few offsets; a pattern matching a megabyte of repeated
             // text must not grow the match list without bound.
-            scanner.max_matches_per_pattern(1000);
+            scanner.max_matches_per_pattern(SINGLE_MAX_MATCHES);
             scanner
         };
         let mut batch_scanner = yara_x::Scanner::new(&rules.rules);
@@ -340,6 +347,11 @@ impl<'r> YaraScanner<'r> {
                 .iter()
                 .map(|name| TargetSpec::new(name))
                 .collect(),
+            raw_target: config
+                .targets
+                .iter()
+                .position(|name| name == "raw")
+                .unwrap_or_default(),
             fields: FieldIndex::new(&config.targets),
             max_scan_bytes: config.max_scan_bytes.max(1),
             decode_base64: config.decode_base64,
@@ -374,11 +386,14 @@ impl<'r> YaraScanner<'r> {
         for (_, piece) in &pieces {
             self.count_piece(piece);
         }
-        let candidates = self.candidates(&pieces);
+        let mut verdicts = self.candidates(&pieces).into_iter().peekable();
         let mut alerts = Vec::new();
         let mut current_event = usize::MAX;
         let mut first_alert = 0;
-        for ((index, piece), candidate) in pieces.iter().zip(candidates) {
+        for (position, (index, piece)) in pieces.iter().enumerate() {
+            let verdict = verdicts
+                .next_if(|(at, _)| *at == position)
+                .map_or(Verdict::Clean, |(_, verdict)| verdict);
             let Some(event) = events.get(*index) else {
                 continue;
             };
@@ -386,8 +401,24 @@ impl<'r> YaraScanner<'r> {
                 current_event = *index;
                 first_alert = alerts.len();
             }
-            if candidate {
-                self.scan_piece(piece, event, Which::Prefiltered, &mut alerts, first_alert);
+            match verdict {
+                Verdict::Clean => {}
+                Verdict::Rescan => {
+                    self.scan_piece(piece, event, Which::Prefiltered, &mut alerts, first_alert);
+                }
+                Verdict::Settled(hits) => {
+                    self.stats.batch_settled += 1;
+                    for hit in hits {
+                        self.raise(
+                            hit.info,
+                            hit.strings,
+                            piece,
+                            event,
+                            &mut alerts,
+                            first_alert,
+                        );
+                    }
+                }
             }
             if self.per_target.is_some() {
                 self.scan_piece(piece, event, Which::PerTarget, &mut alerts, first_alert);
@@ -408,17 +439,20 @@ impl<'r> YaraScanner<'r> {
         }
     }
 
-    /// Which pieces the prefiltered rules must scan alone: those overlapped by a pattern match
-    /// in the batch scan; all of them when the prefilter is off, would not save a scan, or
-    /// fails.
-    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<bool> {
+    /// What the prefiltered rules need for each piece: nothing when no pattern match touched
+    /// it in the batch scan, its alerts when the batch settles them, else a scan alone (all
+    /// of them when the prefilter is off, would not save a scan, or fails).
+    ///
+    /// Only the pieces that are not clean are listed, as (piece number, verdict) in piece
+    /// order: usually a few out of thousands.
+    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<(usize, Verdict<'r>)> {
         if !self.prefiltered_rules {
-            return vec![false; pieces.len()];
+            return Vec::new();
         }
         if !self.prefilter || pieces.len() < 2 {
-            return vec![true; pieces.len()];
+            return (0..pieces.len()).map(|at| (at, Verdict::Rescan)).collect();
         }
-        let mut candidates = vec![false; pieces.len()];
+        let mut verdicts = Vec::new();
         let mut start = 0;
         while start < pieces.len() {
             // Fill one batch; a piece larger than the batch size makes a batch alone.
@@ -433,19 +467,25 @@ impl<'r> YaraScanner<'r> {
                 end += 1;
             }
             let batch = pieces.get(start..end).unwrap_or_default();
-            let marks = candidates.get_mut(start..end).unwrap_or_default();
             if batch.len() == 1 {
-                marks.fill(true);
+                verdicts.push((start, Verdict::Rescan));
             } else {
-                self.prefilter_batch(batch, marks);
+                self.prefilter_batch(batch, start, &mut verdicts);
             }
             start = end;
         }
-        candidates
+        verdicts
     }
 
-    /// One prefilter scan over `batch` concatenated, marking the pieces a match touches.
-    fn prefilter_batch(&mut self, batch: &[(usize, Piece<'_>)], marks: &mut [bool]) {
+    /// One prefilter scan over `batch` (pieces `first..` of the call) concatenated, adding the
+    /// verdicts of its pieces that are not clean to `verdicts`.
+    fn prefilter_batch(
+        &mut self,
+        batch: &[(usize, Piece<'_>)],
+        first: usize,
+        verdicts: &mut Vec<(usize, Verdict<'r>)>,
+    ) {
+        let before = verdicts.len();
         self.batch.clear();
         self.starts.clear();
         for (_, piece) in batch {
@@ -456,13 +496,23 @@ impl<'r> YaraScanner<'r> {
             self.batch.push(SEPARATOR);
         }
         self.stats.batch_scans += 1;
+        let rules = self.rules;
         let complete = match self.batch_scanner.scan(&self.batch) {
-            Ok(results) => mark_matched_pieces(&results, &self.starts, marks),
+            Ok(results) => batch::settle(
+                rules,
+                &results,
+                &self.starts,
+                self.batch.len(),
+                PREFILTER_MAX_MATCHES,
+                first,
+                verdicts,
+            ),
             Err(_) => false,
         };
         if !complete {
             self.stats.batch_fallbacks += 1;
-            marks.fill(true);
+            verdicts.truncate(before);
+            verdicts.extend((first..first + batch.len()).map(|at| (at, Verdict::Rescan)));
         }
     }
 
@@ -522,9 +572,12 @@ impl<'r> YaraScanner<'r> {
         // A field whose exact text the raw record (or an earlier field) holds is not scanned
         // again: that scan sees the same bytes. (`process.command_line` is usually the
         // device's `CommandLine`.) Deciding "not inside" wrongly only costs a second scan.
-        let json_raw = raw_text
-            .as_deref()
-            .is_some_and(|raw| raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{'));
+        // Only read when some field is to be checked: touching the raw record here would take
+        // its cache miss a second time (the batch copy reads it again much later).
+        let json_raw = !scratch.texts.is_empty()
+            && raw_text.as_deref().is_some_and(|raw| {
+                raw.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{')
+            });
         for current in 0..scratch.texts.len() {
             let Some(text) = scratch.texts.get(current) else {
                 continue;
@@ -551,11 +604,7 @@ impl<'r> YaraScanner<'r> {
                 text.inside_raw = inside;
             }
         }
-        let raw_target = self
-            .targets
-            .iter()
-            .position(|spec| spec.raw)
-            .unwrap_or_default();
+        let raw_target = self.raw_target;
         if let Some(raw) = &raw_text {
             out.push((
                 index,
@@ -713,7 +762,6 @@ impl<'r> YaraScanner<'r> {
         alerts: &mut Vec<Alert>,
         first_alert: usize,
     ) {
-        let truncated = piece.bytes.len() > self.max_scan_bytes;
         let data = piece
             .bytes
             .get(..self.max_scan_bytes)
@@ -737,49 +785,72 @@ impl<'r> YaraScanner<'r> {
                 return;
             }
         };
+        let rules = self.rules;
+        let mut found = Vec::new();
+        for rule in results.matching_rules() {
+            if let Some(info) = rules.rule_info(rule.namespace(), rule.identifier()) {
+                found.push((
+                    info,
+                    batch::matched_strings(&rule, |range| Some(range.start)),
+                ));
+            }
+        }
+        for (info, strings) in found {
+            self.raise(info, strings, piece, event, alerts, first_alert);
+        }
+    }
+
+    /// Adds the alert of rule `info` matching `piece` of `event`, or names the piece's target
+    /// in the event's alert of that rule when there is one already.
+    fn raise(
+        &mut self,
+        info: &YaraRuleInfo,
+        strings: Vec<Value>,
+        piece: &Piece<'_>,
+        event: &Event,
+        alerts: &mut Vec<Alert>,
+        first_alert: usize,
+    ) {
         let target = self
             .targets
             .get(piece.target)
             .map_or("", |spec| spec.name.as_str());
-        for rule in results.matching_rules() {
-            let Some(info) = self.rules.rule_info(rule.namespace(), rule.identifier()) else {
-                continue;
-            };
-            let event_alerts = alerts.get_mut(first_alert..).unwrap_or_default();
-            if let Some(existing) = event_alerts.iter_mut().find(|alert| {
-                alert.details.get("yara_rule").and_then(Value::as_str)
-                    == Some(info.qualified_name.as_str())
-            }) {
-                add_other_target(existing, target);
-                continue;
-            }
-            let mut alert = Alert::for_event(
-                AlertKind::Yara,
-                &info.rule_id,
-                &info.title,
-                info.level,
-                info.tags.clone(),
-                event,
-            );
-            let strings = matched_strings(&rule);
-            let details = &mut alert.details;
-            details.insert(
-                "yara_rule".into(),
-                Value::from(info.qualified_name.as_str()),
-            );
-            details.insert(
-                "rule_file".into(),
-                Value::from(info.file.display().to_string()),
-            );
-            details.insert("target".into(), Value::from(target));
-            details.insert("decoded".into(), Value::from(piece.decoding.is_some()));
-            if let Some(decoding) = piece.decoding {
-                details.insert("decoding".into(), Value::from(decoding.as_str()));
-            }
-            details.insert("truncated".into(), Value::from(truncated));
-            details.insert("strings".into(), Value::Array(strings));
-            alerts.push(alert);
+        let event_alerts = alerts.get_mut(first_alert..).unwrap_or_default();
+        if let Some(existing) = event_alerts.iter_mut().find(|alert| {
+            alert.details.get("yara_rule").and_then(Value::as_str)
+                == Some(info.qualified_name.as_str())
+        }) {
+            add_other_target(existing, target);
+            return;
         }
+        let mut alert = Alert::for_event(
+            AlertKind::Yara,
+            &info.rule_id,
+            &info.title,
+            info.level,
+            info.tags.clone(),
+            event,
+        );
+        let details = &mut alert.details;
+        details.insert(
+            "yara_rule".into(),
+            Value::from(info.qualified_name.as_str()),
+        );
+        details.insert(
+            "rule_file".into(),
+            Value::from(info.file.display().to_string()),
+        );
+        details.insert("target".into(), Value::from(target));
+        details.insert("decoded".into(), Value::from(piece.decoding.is_some()));
+        if let Some(decoding) = piece.decoding {
+            details.insert("decoding".into(), Value::from(decoding.as_str()));
+        }
+        details.insert(
+            "truncated".into(),
+            Value::from(piece.bytes.len() > self.max_scan_bytes),
+        );
+        details.insert("strings".into(), Value::Array(strings));
+        alerts.push(alert);
     }
 }
 
@@ -788,42 +859,6 @@ impl<'r> YaraScanner<'r> {
 enum Which {
     Prefiltered,
     PerTarget,
-}
-
-/// Marks every piece that a match of any pattern (of any rule, matching or not, private
-/// included) overlaps. False when the results cannot be trusted to be complete: a pattern
-/// reached the match limit, so matches in later pieces may be missing.
-fn mark_matched_pieces(
-    results: &yara_x::ScanResults<'_, '_>,
-    starts: &[usize],
-    marks: &mut [bool],
-) -> bool {
-    let rules = results
-        .matching_rules()
-        .include_private(true)
-        .chain(results.non_matching_rules().include_private(true));
-    for rule in rules {
-        for pattern in rule.patterns().include_private(true) {
-            let matches = pattern.matches();
-            if matches.len() >= PREFILTER_MAX_MATCHES {
-                return false;
-            }
-            for found in matches {
-                let range = found.range();
-                // The piece holding the first byte, through the piece holding the last one.
-                let first = starts
-                    .partition_point(|&start| start <= range.start)
-                    .saturating_sub(1);
-                let last = starts
-                    .partition_point(|&start| start < range.end.max(range.start + 1))
-                    .saturating_sub(1);
-                if let Some(span) = marks.get_mut(first..=last.max(first)) {
-                    span.fill(true);
-                }
-            }
-        }
-    }
-    true
 }
 
 fn add_other_target(alert: &mut Alert, target: &str) {
@@ -839,24 +874,6 @@ fn add_other_target(alert: &mut Alert, target: &str) {
             list.push(Value::from(target));
         }
     }
-}
-
-/// Identifiers and offsets of the matched strings, at most [`MAX_REPORTED_STRINGS`]; never the
-/// matched data (it may hold credentials or personal data).
-fn matched_strings(rule: &yara_x::Rule<'_, '_>) -> Vec<Value> {
-    let mut strings = Vec::new();
-    for pattern in rule.patterns() {
-        for found in pattern.matches() {
-            if strings.len() >= MAX_REPORTED_STRINGS {
-                return strings;
-            }
-            let range = found.range();
-            strings.push(
-                json!({"id": pattern.identifier(), "offset": range.start, "length": range.len()}),
-            );
-        }
-    }
-    strings
 }
 
 /// The core fields a target can name, resolved once when the scanner is built.

