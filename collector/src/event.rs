@@ -12,9 +12,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Every parsed key/value, original names kept. Values are JSON so numbers (`EventID`) stay
-/// numbers and nested agent documents keep their shape.
-pub type Fields = serde_json::Map<String, serde_json::Value>;
+pub use crate::fields::Fields;
 
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ pub mod buffer;
 pub mod config;
 mod error;
 pub mod event;
+pub mod fields;
 pub mod format;
 pub mod forward;
 pub mod framing;

@@ -266,7 +266,7 @@ proptest! {
         event.core.user_name = user;
         event.core.source_port = port;
         event.core.process_pid = pid;
-        event.fields.insert(key, serde_json::Value::String(value));
+        event.fields.insert(key.into(), serde_json::Value::String(value));
         let back = decode(&to_vec(&event).unwrap()).unwrap();
         prop_assert_eq!(back, event);
     }

@@ -102,7 +102,7 @@ fn bench_pack(criterion: &mut Criterion) {
     let json_events: Vec<serde_json::Value> = events
         .iter()
         .map(|event| {
-            let mut flat = event.fields.clone();
+            let mut flat = event.fields.to_map();
             event.core.visit(|name, value| {
                 let json = match value {
                     citysoc_collector::CoreValue::Text(text) => serde_json::Value::from(text),

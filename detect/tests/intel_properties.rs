@@ -36,9 +36,9 @@ proptest! {
         let mut event = new_event(b"x", &ParseContext::new("test"), 1);
         for (index, value) in values.iter().enumerate() {
             let (name, _) = INTEL_FIELDS[(index * 7) % INTEL_FIELDS.len()];
-            event.fields.insert(name.to_owned(), value.clone().into());
+            event.fields.insert(name.to_owned().into(), value.clone().into());
         }
-        event.fields.insert(extra_name, serde_json::json!([values.first(), {"nested": values.last()}]));
+        event.fields.insert(extra_name.into(), serde_json::json!([values.first(), {"nested": values.last()}]));
         event.fields.insert("dns".into(), serde_json::json!({"question": {"name": values.last()}, "answers": values}));
         event.core.source_ip = values.first().cloned();
         event.core.url_original = values.last().cloned();

@@ -324,9 +324,9 @@ fn split_request(request_line: &str) -> Option<(&str, &str, Option<&str>)> {
 
 fn record_fields(line: &AccessLine<'_>, event: &mut Event) {
     let fields = &mut event.fields;
-    let mut put = |names: &[&str], value: &str| {
+    let mut put = |names: &[&'static str], value: &str| {
         for name in names {
-            fields.insert((*name).to_owned(), Value::from(value));
+            fields.insert((*name).into(), Value::from(value));
         }
     };
     if let Some(vhost) = line.vhost {

@@ -272,7 +272,7 @@ fn parse_extension(extension: &str, base: usize, event: &mut Event) {
             .unwrap_or("")
             .trim_end_matches([' ', '\t', '\r', '\n']);
         event.fields.insert(
-            key.to_owned(),
+            key.to_owned().into(),
             Value::from(unescape_value(value).into_owned()),
         );
         match next {
@@ -348,14 +348,14 @@ fn unescape_value(value: &str) -> Cow<'_, str> {
 /// First string value among `keys` (short CEF name first, then the long form).
 fn first<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter()
-        .find_map(|key| event.fields.get(*key).and_then(Value::as_str))
+        .find_map(|key| event.fields.get(key).and_then(Value::as_str))
 }
 
 fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|key| {
         event
             .fields
-            .get(*key)
+            .get(key)
             .and_then(Value::as_str)
             .filter(|value| !value.is_empty())
     })
@@ -470,7 +470,7 @@ pub(crate) fn address<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|key| {
         event
             .fields
-            .get(*key)
+            .get(key)
             .and_then(Value::as_str)
             .filter(|value| value.trim().parse::<std::net::IpAddr>().is_ok())
     })

@@ -64,7 +64,7 @@ pub fn fill_object(document: Map<String, Value>, context: &ParseContext, event: 
         document
     };
     fill_core(&document, context, event);
-    event.fields = document;
+    event.fields = document.into();
     event.format = Format::Json;
 }
 
@@ -716,7 +716,7 @@ mod tests {
             event.field("http.response.status_code").as_deref(),
             Some(&Value::from(404))
         );
-        let keys: Vec<&str> = event.fields.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = event.fields.keys().collect();
         assert_eq!(
             keys,
             [

@@ -1,10 +1,11 @@
 //! The handful of keys the key=value parser maps to core fields and logsource, found in one
 //! pass over the event's `fields` instead of one hashed lookup per key.
 //!
-//! `fields` is an `IndexMap` with SipHash (serde_json's `preserve_order`, which `evtx` turns
-//! on); `map_core_fields` asked it for ~40 names per record, and each lookup hashed the name.
-//! Walking the ~25 entries of a netfilter line once and matching each name against the known
-//! set costs no hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
+//! `fields` was then an `IndexMap` with SipHash; `map_core_fields` asked it for ~40 names per
+//! record, and each lookup hashed the name. (`Fields` is now a `Vec` scanned linearly while
+//! small, where ~40 lookups would be ~40 scans: the one pass still wins.) Walking the ~25
+//! entries of a netfilter line once and matching each name against the known set costs no
+//! hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
 //! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get(name)`
 //! returns, since a map holds each name once.
 
@@ -37,7 +38,7 @@ macro_rules! known_keys {
                     if !(2..=9).contains(&name.len()) {
                         continue;
                     }
-                    match name.as_str() {
+                    match name {
                         $( $name => known.$slot = Some(value), )*
                         _ => {}
                     }
@@ -141,11 +142,11 @@ mod tests {
         ) {
             let mut fields = Fields::new();
             for (name, value) in entries {
-                fields.insert(name, value);
+                fields.insert(name.into(), value);
             }
             let known = KnownFields::collect(&fields);
             for name in KnownFields::NAMES {
-                prop_assert_eq!(known.get(name), fields.get(*name), "{}", name);
+                prop_assert_eq!(known.get(name), fields.get(name), "{}", name);
             }
         }
     }

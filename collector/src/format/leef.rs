@@ -216,7 +216,7 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
             Some((key, value)) if !key.trim().is_empty() => {
                 event
                     .fields
-                    .insert(key.trim().to_owned(), Value::from(value));
+                    .insert(key.trim().to_owned().into(), Value::from(value));
             }
             _ => skipped.push(format!("{}..{}", start, start + attribute.len())),
         }
@@ -236,7 +236,7 @@ fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|key| {
         event
             .fields
-            .get(*key)
+            .get(key)
             .and_then(Value::as_str)
             .filter(|value| !value.is_empty())
     })

@@ -17,6 +17,7 @@ pub mod evtx;
 pub mod json;
 pub mod kv;
 mod kv_known;
+mod kv_names;
 pub mod leef;
 pub mod rfc3164;
 pub mod rfc5424;

@@ -166,7 +166,7 @@ pub fn fill_from_map(
         event.timestamp = time;
     }
     event.logsource = logsource_for(system.channel.as_deref(), event_id, &fields);
-    event.fields = fields;
+    event.fields = fields.into();
     event.format = Format::Winevent;
     Ok(())
 }

@@ -218,7 +218,7 @@ pub(crate) fn url_host(event: &Event) -> Option<&str> {
         .find_map(|name| {
             let value = event
                 .fields
-                .get(*name)
+                .get(name)
                 .or_else(|| nested_value(event, name))?;
             value.as_str()
         })

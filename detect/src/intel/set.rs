@@ -529,7 +529,9 @@ mod tests {
             1,
         );
         for (name, value) in fields {
-            event.fields.insert((*name).to_owned(), (*value).into());
+            event
+                .fields
+                .insert((*name).to_owned().into(), (*value).into());
         }
         event
     }

@@ -145,7 +145,7 @@ impl SigmaEvent for SigmaEventView<'_> {
     }
 
     fn to_json(&self) -> Value {
-        let mut flat = self.event.fields.clone();
+        let mut flat = self.event.fields.to_map();
         self.event.core.visit(|name, value| {
             let json = match value {
                 CoreValue::Text(text) => Value::from(text),
@@ -175,12 +175,7 @@ impl SigmaEvent for SigmaEventView<'_> {
     }
 
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        let mut keys: Vec<Cow<'_, str>> = self
-            .event
-            .fields
-            .keys()
-            .map(|key| Cow::Borrowed(key.as_str()))
-            .collect();
+        let mut keys: Vec<Cow<'_, str>> = self.event.fields.keys().map(Cow::Borrowed).collect();
         self.event
             .core
             .visit(|name, _| keys.push(Cow::Borrowed(name)));

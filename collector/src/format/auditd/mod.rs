@@ -92,7 +92,7 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
         .collect();
     let mut fields = Fields::new();
     merge_top_level(&content, &mut fields);
-    fields.insert("auditd".into(), Value::Object(per_type_fields(&content)));
+    fields.insert("auditd".into(), Value::from(per_type_fields(&content)));
 
     let mut distinct_types: Vec<Value> = Vec::new();
     for record in &content {
@@ -152,7 +152,7 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
 fn per_type_fields(records: &[&AuditRecord]) -> Fields {
     let mut by_type = Fields::new();
     for record in records {
-        let value = Value::Object(record.fields.clone());
+        let value = Value::Object(record.fields.to_map());
         let repeating = REPEATING_TYPES.contains(&record.record_type.as_str());
         match by_type.get_mut(&record.record_type) {
             Some(Value::Array(items)) => items.push(value),
@@ -161,10 +161,10 @@ fn per_type_fields(records: &[&AuditRecord]) -> Fields {
                 *existing = Value::Array(vec![first, value]);
             }
             None if repeating => {
-                by_type.insert(record.record_type.clone(), Value::Array(vec![value]));
+                by_type.insert(record.record_type.clone().into(), Value::Array(vec![value]));
             }
             None => {
-                by_type.insert(record.record_type.clone(), value);
+                by_type.insert(record.record_type.clone().into(), value);
             }
         }
     }
@@ -185,7 +185,7 @@ fn merge_top_level(records: &[&AuditRecord], fields: &mut Fields) {
     let mut origin: Vec<(String, &str)> = Vec::new();
     for record in ordered {
         for (key, value) in &record.fields {
-            if RESERVED_NAMES.contains(&key.as_str()) {
+            if RESERVED_NAMES.contains(&key) {
                 continue;
             }
             let from = origin
@@ -194,8 +194,8 @@ fn merge_top_level(records: &[&AuditRecord], fields: &mut Fields) {
                 .map(|(_, from)| *from);
             match from {
                 None => {
-                    fields.insert(key.clone(), value.clone());
-                    origin.push((key.clone(), record.record_type.as_str()));
+                    fields.insert(key.to_owned().into(), value.clone());
+                    origin.push((key.to_owned(), record.record_type.as_str()));
                 }
                 // The same key again from another record of the same type (PATH item 0, 1, …):
                 // keep every distinct value so a rule matching any of them fires.

@@ -360,7 +360,10 @@ fn scan_pairs(body: &str, record_type: &str, fields: &mut Fields, warnings: &mut
         } else {
             value
         };
-        fields.insert(key_name, decode_value(record_type, key, value, quoting));
+        fields.insert(
+            key_name.into(),
+            decode_value(record_type, key, value, quoting),
+        );
     }
 }
 
@@ -539,7 +542,7 @@ fn join_split_arguments(fields: &mut Fields) {
         }
     }
     for (argument, value) in joined {
-        fields.insert(format!("a{argument}"), Value::from(value));
+        fields.insert(format!("a{argument}").into(), Value::from(value));
     }
 }
 
