@@ -42,6 +42,13 @@ fn events() -> Vec<Event> {
 }
 
 #[test]
+fn format_codes_follow_the_format_table() {
+    for (code, format) in FORMATS.iter().enumerate() {
+        assert_eq!(usize::from(format_code(*format)), code, "{format}");
+    }
+}
+
+#[test]
 fn message_is_the_first_core_field() {
     assert_eq!(CoreFields::NAMES[MESSAGE_INDEX], "message");
 }

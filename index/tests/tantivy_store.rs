@@ -46,6 +46,21 @@ fn ids(store: &TantivyStore, query: Query, scope: AgencyScope) -> BTreeSet<Strin
     page.events.into_iter().map(|event| event.id).collect()
 }
 
+/// Every stored event (at most 100), sorted by id.
+fn all_by_id(store: &TantivyStore) -> Vec<citysoc_collector::Event> {
+    let mut stored = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            100,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"))
+        .events;
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    stored
+}
+
 fn expect(numbers: &[u64]) -> BTreeSet<String> {
     numbers.iter().map(|n| id(*n)).collect()
 }
@@ -865,16 +880,7 @@ fn message_queries_match_the_message_tokens_whether_or_not_it_is_inside_raw() {
         ids(&store, field("raw", Condition::Exists), AgencyScope::All),
         expect(&(1..=cases.len() as u64).collect::<Vec<u64>>())
     );
-    let page = store
-        .search(&SearchRequest::new(
-            Query::All,
-            TimeRange::everything(),
-            AgencyScope::All,
-            100,
-        ))
-        .unwrap_or_else(|error| panic!("{error}"));
-    let mut stored = page.events;
-    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    let stored = all_by_id(&store);
     assert_eq!(stored, events);
 }
 
@@ -935,16 +941,7 @@ fn stored_events_round_trip_every_kind_of_value() {
         })
         .collect();
     let (_dir, store) = store_with(&events);
-    let page = store
-        .search(&SearchRequest::new(
-            Query::All,
-            TimeRange::everything(),
-            AgencyScope::All,
-            100,
-        ))
-        .unwrap_or_else(|error| panic!("{error}"));
-    let mut stored = page.events;
-    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    let stored = all_by_id(&store);
     events.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(stored, events);
 }
