@@ -15,8 +15,10 @@ use citysoc_collector::{parse_record, Decoder, InputFormat, ParseContext};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod support {
+    pub mod format_lines;
     pub mod syslog_lines;
 }
+use support::format_lines::{access, auditd, cef, json, kv, leef, winevent};
 use support::syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
@@ -29,55 +31,6 @@ fn lines(template: fn(usize) -> String) -> Vec<Vec<u8>> {
     (0..RECORDS)
         .map(|index| template(index).into_bytes())
         .collect()
-}
-
-fn cef(index: usize) -> String {
-    format!(
-        "CEF:0|Fortinet|FortiGate|7.2|{}|traffic denied|5|src=10.{}.{}.{} dst=203.113.{}.{} spt={} dpt=443 act=deny suser=user{} msg=policy\\=blocked rt={}",
-        13_000 + index % 50, index % 256, (index * 3) % 256, (index * 7) % 256, index % 256, (index * 11) % 256, 30_000 + index, index % 40, 1_763_700_000_000u64 + index as u64
-    )
-}
-
-fn leef(index: usize) -> String {
-    format!(
-        "LEEF:2.0|Lancope|StealthWatch|1.0|41|^|src=10.{}.{}.{}^dst=172.16.{}.{}^srcPort={}^dstPort=445^usrName=nv{}^devTime=Nov 22 2026 10:{:02}:{:02}^cat=lateral",
-        index % 256, (index * 3) % 256, (index * 7) % 256, index % 256, (index * 5) % 256, 50_000 + index % 10_000, index % 99, index % 60, (index * 7) % 60
-    )
-}
-
-fn kv(index: usize) -> String {
-    format!(
-        "date=2026-11-22 time=10:{:02}:{:02} devname=\"FG100F-Q1\" devid=\"FG100FTK2200{}\" logid=\"0100032002\" type=\"event\" subtype=\"system\" level=\"alert\" user=\"admin\" srcip=185.{}.{}.{} action=\"login\" status=\"failed\"",
-        index % 60, (index * 7) % 60, index % 10, index % 256, (index * 3) % 256, (index * 7) % 256
-    )
-}
-
-fn json(index: usize) -> String {
-    format!(
-        "{{\"@timestamp\":\"2026-11-22T03:{:02}:{:02}Z\",\"service\":\"lgsp-gateway\",\"user\":\"citizen{}\",\"client_ip\":\"113.{}.{}.{}\",\"path\":\"/api/v1/ho-so/{}\",\"status\":{}}}",
-        index % 60, (index * 7) % 60, index, index % 256, (index * 3) % 256, (index * 7) % 256, index * 17, 200 + index % 3
-    )
-}
-
-fn winevent(index: usize) -> String {
-    format!(
-        "{{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Hostname\":\"PC-{:03}.ubnd.local\",\"EventTime\":\"2026-11-22 10:{:02}:{:02}\",\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"CommandLine\":\"cmd.exe /c whoami /all {}\",\"ParentImage\":\"C:\\\\Windows\\\\explorer.exe\",\"User\":\"UBND\\\\nv{}\"}}",
-        index % 500, index % 60, (index * 7) % 60, index, index % 80
-    )
-}
-
-fn auditd(index: usize) -> String {
-    format!(
-        "type=SYSCALL msg=audit(1763780000.{:03}:{}): arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 a2=55d3 a3=0 items=2 ppid={} pid={} auid=1000 uid=0 comm=\"bash\" exe=\"/usr/bin/bash\" key=\"exec\"",
-        index % 1000, 100_000 + index, 3000 + index, 4000 + index
-    )
-}
-
-fn access(index: usize) -> String {
-    format!(
-        "113.{}.{}.{} - - [22/Nov/2026:10:{:02}:{:02} +0700] \"GET /dich-vu-cong/tra-cuu?ma={} HTTP/1.1\" 200 {} \"https://dichvucong.hochiminhcity.gov.vn/\" \"Mozilla/5.0 (Windows NT 10.0; Win64; x64)\"",
-        index % 256, (index * 3) % 256, (index * 7) % 256, index % 60, (index * 7) % 60, index * 13, 1000 + index
-    )
 }
 
 /// A bench case: name, the fixed format, and the record generator.

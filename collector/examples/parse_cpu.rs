@@ -1,5 +1,6 @@
 //! Fixed-work parse driver for `perf stat -e task-clock`: parses the bench's syslog lines (sshd,
-//! kernel firewall, RFC 5424, or `auto` over the three in turn) a given number of rounds (1,000
+//! kernel firewall, RFC 5424, or `auto` over the three in turn) or one of its other formats'
+//! records (cef, leef, kv, json, winevent, auditd, access) a given number of rounds (1,000
 //! records each) and prints records per second of wall
 //! time. On a shared, loaded machine criterion's wall-clock figures swing by ±30%; records per
 //! second of *CPU time* (records ÷ perf's task-clock) does not count the time the process
@@ -17,6 +18,9 @@ use citysoc_collector::{parse_record, InputFormat, ParseContext};
 #[path = "../benches/support/syslog_lines.rs"]
 mod syslog_lines;
 use syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
+#[path = "../benches/support/format_lines.rs"]
+mod format_lines;
+use format_lines::{access, auditd, cef, json, kv, leef, winevent};
 
 /// The same allocator as the `citysoc` binary.
 #[global_allocator]
@@ -38,8 +42,17 @@ fn main() {
         "firewall" => (&[rfc3164_firewall], InputFormat::Rfc3164),
         "rfc5424" => (&[rfc5424], InputFormat::Rfc5424),
         "auto" => (MIX, InputFormat::Auto),
+        "cef" => (&[cef], InputFormat::Cef),
+        "leef" => (&[leef], InputFormat::Leef),
+        "kv" => (&[kv], InputFormat::Kv),
+        "json" => (&[json], InputFormat::Json),
+        "winevent" => (&[winevent], InputFormat::Winevent),
+        "auditd" => (&[auditd], InputFormat::Auditd),
+        "access" => (&[access], InputFormat::Access),
         other => {
-            eprintln!("unknown case `{other}`: expected rfc3164, firewall, rfc5424 or auto");
+            eprintln!(
+                "unknown case `{other}`: expected rfc3164, firewall, rfc5424, auto, cef, leef, kv, json, winevent, auditd or access"
+            );
             std::process::exit(2);
         }
     };

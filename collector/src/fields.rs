@@ -234,6 +234,21 @@ impl Fields {
         Some(self.entries.swap_remove(position))
     }
 
+    /// Removes `key` and returns its value, keeping the order of the other entries (what
+    /// `IndexMap::shift_remove` does; O(n)). For parsers that take a document apart and keep
+    /// the rest as written: the order is what `citysoc parse` shows.
+    pub fn shift_remove(&mut self, key: &str) -> Option<Value> {
+        let position = self.position(key)?;
+        let (_, value) = self.entries.remove(position);
+        if self.index.is_some() {
+            // Every later position moved down by one: rebuilding is simpler than repointing
+            // each, and documents this large are rare.
+            self.index =
+                (self.entries.len() > INDEX_THRESHOLD).then(|| HashIndex::build(&self.entries));
+        }
+        Some(value)
+    }
+
     /// The entry of `key`, for one lookup to serve both "is it there" and "set it". The key is
     /// borrowed: it is copied only if a vacant entry is filled.
     pub fn entry<'a, 'k>(&'a mut self, key: &'k str) -> Entry<'a, 'k> {
@@ -566,6 +581,27 @@ mod tests {
             serde_json::to_string(&theirs).ok()
         );
         assert_eq!(ours.to_map(), theirs);
+    }
+
+    #[test]
+    fn shift_remove_keeps_order_like_index_map() {
+        // Below and above the hash index threshold: positions after the removed key move.
+        for count in [4, INDEX_THRESHOLD + 8] {
+            let mut ours = Fields::new();
+            let mut theirs = Map::new();
+            for number in 0..count {
+                ours.insert(format!("k{number}").into(), json!(number));
+                theirs.insert(format!("k{number}"), json!(number));
+            }
+            assert_eq!(ours.shift_remove("k1"), theirs.shift_remove("k1"));
+            assert_eq!(ours.shift_remove("absent"), None);
+            let ours_keys: Vec<&str> = ours.keys().collect();
+            let theirs_keys: Vec<&str> = theirs.keys().map(String::as_str).collect();
+            assert_eq!(ours_keys, theirs_keys);
+            for number in 2..count {
+                assert_eq!(ours.get(&format!("k{number}")), Some(&json!(number)));
+            }
+        }
     }
 
     #[test]

@@ -13,9 +13,10 @@
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::event::{Event, Format};
+use crate::fields::Fields;
 use crate::format::{winevent, FormatError};
 use crate::parse::{mark_unknown, new_event, part_id, InputFormat, ParseContext};
 use crate::timestamp;
@@ -33,29 +34,38 @@ const REPARSE_EVERY_RECORD_BELOW: usize = 64 * 1024;
 /// `winevent`. (A stream with several documents, arrays or multi-line documents goes through
 /// [`Continuation`].)
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    let document = read_object(text)?;
+    fill_object(document, context, event);
+    Ok(())
+}
+
+/// Reads a document that must be one JSON object straight into [`Fields`]. Building a
+/// `serde_json::Map` first (an `IndexMap` with SipHash) and copying it over took about as long
+/// as the rest of the parse (BENCHMARKS.md "Parsing"). Anything else gets an error naming what
+/// was found instead.
+pub(crate) fn read_object(text: &str) -> Result<Fields, FormatError> {
+    if text.trim_start().starts_with('{') {
+        return serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error));
+    }
     let document: Value =
         serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
-    match document {
-        Value::Object(document) => {
-            fill_object(document, context, event);
-            Ok(())
-        }
-        Value::Array(_) => Err(FormatError::new(
+    Err(match document {
+        Value::Array(_) => FormatError::new(
             "a top-level JSON array holds several documents; read it as a stream to get one event per element",
             0,
-        )),
-        other => Err(FormatError::new(
+        ),
+        other => FormatError::new(
             format!("expecting a JSON object at the top level, found {}", kind_of(&other)),
             0,
-        )),
-    }
+        ),
+    })
 }
 
 /// Fills `event` from a JSON object: a Windows event in one of the shapes [`winevent`] knows,
 /// or a generic document otherwise.
-pub fn fill_object(document: Map<String, Value>, context: &ParseContext, event: &mut Event) {
+pub fn fill_object(document: Fields, context: &ParseContext, event: &mut Event) {
     let document = if winevent::is_winevent(&document) {
-        match winevent::fill_from_map(document, context, event) {
+        match winevent::fill_from_fields(document, context, event) {
             Ok(()) => return,
             // Windows-looking but without a usable EventID: a plain document after all.
             Err((_, document)) => document,
@@ -64,7 +74,7 @@ pub fn fill_object(document: Map<String, Value>, context: &ParseContext, event: 
         document
     };
     fill_core(&document, context, event);
-    event.fields = document.into();
+    event.fields = document;
     event.format = Format::Json;
 }
 
@@ -102,7 +112,7 @@ const TIMESTAMP: &[&str] = &["@timestamp", "timestamp", "time", "ts"];
 
 /// Fills the core fields and the timestamp from the common names (see the tables above).
 /// Only sets what it finds; used for generic documents and as the first pass for Winlogbeat.
-pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &mut Event) {
+pub fn fill_core(document: &Fields, context: &ParseContext, event: &mut Event) {
     let text = |names: &[&str]| first_text(document, names);
     let number = |names: &[&str]| {
         names
@@ -139,7 +149,7 @@ pub fn fill_core(document: &Map<String, Value>, context: &ParseContext, event: &
 }
 
 /// A value by name: a literal top-level key first, then a walk through nested objects.
-fn lookup<'a>(document: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+fn lookup<'a>(document: &'a Fields, name: &str) -> Option<&'a Value> {
     if let Some(value) = document.get(name) {
         return Some(value);
     }
@@ -156,7 +166,7 @@ fn lookup<'a>(document: &'a Map<String, Value>, name: &str) -> Option<&'a Value>
 
 /// The first of `names` holding a non-empty string or a number (objects and arrays do not
 /// count: `"user": {"id": 1}` is not a user name).
-fn first_text(document: &Map<String, Value>, names: &[&str]) -> Option<String> {
+fn first_text(document: &Fields, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| match lookup(document, name)? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
@@ -631,7 +641,7 @@ fn document_event(
         (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event)
             .map_err(|error| ("winevent", error)),
         (_, Value::Object(document)) => {
-            fill_object(document, context, &mut event);
+            fill_object(document.into(), context, &mut event);
             Ok(())
         }
         (_, other) => Err((

@@ -20,6 +20,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::fields::{Fields, Key};
+
 use crate::event::{Event, Format, LogSource};
 use crate::format::FormatError;
 use crate::parse::ParseContext;
@@ -45,9 +47,8 @@ fn head_bytes(bytes: &[u8], limit: usize) -> &[u8] {
 
 /// Parses one Windows event JSON document (any of the shapes in the module docs).
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
-    let document: Value = serde_json::from_str(text)
-        .map_err(|error| crate::format::json::serde_error(text.as_bytes(), &error))?;
-    fill_from_value(document, context, event)
+    let document = crate::format::json::read_object(text)?;
+    fill_from_fields(document, context, event).map_err(|(error, _)| error)
 }
 
 /// The shapes a Windows event arrives in.
@@ -61,7 +62,7 @@ enum Shape {
     Flat,
 }
 
-fn shape_of(document: &Map<String, Value>) -> Option<Shape> {
+fn shape_of(document: &Fields) -> Option<Shape> {
     if document
         .get("Event")
         .and_then(Value::as_object)
@@ -84,7 +85,7 @@ fn shape_of(document: &Map<String, Value>) -> Option<Shape> {
 }
 
 /// True when a parsed JSON object is a Windows event in one of the shapes this module reads.
-pub fn is_winevent(document: &Map<String, Value>) -> bool {
+pub fn is_winevent(document: &Fields) -> bool {
     shape_of(document).is_some()
 }
 
@@ -122,16 +123,16 @@ pub fn fill_from_value(
             0,
         ));
     };
-    fill_from_map(document, context, event).map_err(|(error, _)| error)
+    fill_from_fields(document.into(), context, event).map_err(|(error, _)| error)
 }
 
 /// [`fill_from_value`] for an object, giving the object back untouched when it is not a
 /// Windows event (so the JSON reader can keep it as a plain document without a copy).
-pub fn fill_from_map(
-    document: Map<String, Value>,
+pub fn fill_from_fields(
+    document: Fields,
     context: &ParseContext,
     event: &mut Event,
-) -> Result<(), (FormatError, Map<String, Value>)> {
+) -> Result<(), (FormatError, Fields)> {
     let Some(shape) = shape_of(&document) else {
         let error = FormatError::new(
             "not a Windows event: expecting `Event.System`, `winlog.event_id`, or `EventID` with `Channel`/`SourceName`",
@@ -166,7 +167,7 @@ pub fn fill_from_map(
         event.timestamp = time;
     }
     event.logsource = logsource_for(system.channel.as_deref(), event_id, &fields);
-    event.fields = fields.into();
+    event.fields = fields;
     event.format = Format::Winevent;
     Ok(())
 }
@@ -175,7 +176,7 @@ pub fn fill_from_map(
 // Shapes
 
 /// The EventID where each shape keeps it (the same places the `split_*` functions read).
-fn peek_event_id(document: &Map<String, Value>, shape: Shape) -> Option<u64> {
+fn peek_event_id(document: &Fields, shape: Shape) -> Option<u64> {
     let value = match shape {
         Shape::EvtxJson => document
             .get("Event")?
@@ -190,11 +191,11 @@ fn peek_event_id(document: &Map<String, Value>, shape: Shape) -> Option<u64> {
 
 /// The evtx crate's `{"Event": {"System": …, "EventData": …}}`. Other top-level keys (the
 /// `event_record_id`/`timestamp` wrapper of `evtx_dump` jsonl) are kept.
-fn split_evtx_json(mut document: Map<String, Value>) -> (System, Map<String, Value>) {
+fn split_evtx_json(mut document: Fields) -> (System, Fields) {
     let Some(Value::Object(mut windows_event)) = document.shift_remove("Event") else {
         return (System::default(), document);
     };
-    let mut fields = Map::new();
+    let mut fields = Fields::new();
     let system = match windows_event.shift_remove("System") {
         Some(Value::Object(system)) => evtx_system(&system, &mut fields),
         _ => System::default(),
@@ -206,14 +207,14 @@ fn split_evtx_json(mut document: Map<String, Value>) -> (System, Map<String, Val
         flatten_user_data(data, &mut fields);
     }
     for (key, value) in document {
-        fields.entry(key).or_insert(value);
+        insert_absent(&mut fields, key, value);
     }
     (system, fields)
 }
 
 /// Reads `Event.System` of the evtx crate's JSON, adding its plain values (EventRecordID,
 /// Level, Task, …) to `fields`.
-fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> System {
+fn evtx_system(system: &Map<String, Value>, fields: &mut Fields) -> System {
     for name in [
         "EventRecordID",
         "Version",
@@ -223,7 +224,7 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
         "Keywords",
     ] {
         if let Some(value) = system.get(name).filter(|value| is_scalar(value)) {
-            fields.insert(name.to_owned(), value.clone());
+            fields.insert(Key::Borrowed(name), value.clone());
         }
     }
     let attribute = |element: &str, name: &str| {
@@ -235,7 +236,7 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
             .map(Cow::into_owned)
     };
     if let Some(user) = attribute("Security", "UserID") {
-        fields.insert("UserID".into(), Value::from(user));
+        fields.insert(Key::Borrowed("UserID"), Value::from(user));
     }
     if let Some(process) = system
         .get("Execution")
@@ -246,7 +247,7 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
             ("ThreadID", "ExecutionThreadID"),
         ] {
             if let Some(value) = process.get(from).filter(|value| is_scalar(value)) {
-                fields.insert(to.to_owned(), value.clone());
+                fields.insert(Key::Borrowed(to), value.clone());
             }
         }
     }
@@ -265,7 +266,7 @@ fn evtx_system(system: &Map<String, Value>, fields: &mut Map<String, Value>) -> 
 }
 
 /// Winlogbeat: `winlog.*` holds the System values and the event data.
-fn split_winlogbeat(mut document: Map<String, Value>) -> (System, Map<String, Value>) {
+fn split_winlogbeat(mut document: Fields) -> (System, Fields) {
     let mut event_data = None;
     let mut user_data = None;
     let mut system = System::default();
@@ -290,7 +291,7 @@ fn split_winlogbeat(mut document: Map<String, Value>) -> (System, Map<String, Va
                 .find_map(|keyword| keyword.as_str().map(str::to_owned));
         }
     }
-    let mut flattened = Map::new();
+    let mut flattened = Fields::new();
     if let Some(data) = event_data {
         flatten_event_data(data, &mut flattened);
     }
@@ -300,13 +301,13 @@ fn split_winlogbeat(mut document: Map<String, Value>) -> (System, Map<String, Va
     // Event data names are CamelCase and ECS names lower-case, so collisions are unlikely; if
     // one happens the document's own top-level value is kept.
     for (key, value) in flattened {
-        document.entry(key).or_insert(value);
+        insert_absent(&mut document, key, value);
     }
     (system, document)
 }
 
 /// NXLog and the OTRF recordings: everything is already at the top level.
-fn flat_system(document: &Map<String, Value>) -> System {
+fn flat_system(document: &Fields) -> System {
     let first_text = |names: &[&str]| names.iter().find_map(|name| text_of(document.get(*name)));
     System {
         event_id: document.get("EventID").and_then(event_id_number),
@@ -321,7 +322,7 @@ fn flat_system(document: &Map<String, Value>) -> System {
 
 /// Moves event data fields to the top level. The evtx crate renders unnamed `<Data>` items
 /// as `{"Data": {"#text": […]}}`: that becomes a `Data` field holding the text or the list.
-fn flatten_event_data(data: Value, fields: &mut Map<String, Value>) {
+fn flatten_event_data(data: Value, fields: &mut Fields) {
     let Value::Object(data) = data else {
         return;
     };
@@ -335,13 +336,13 @@ fn flatten_event_data(data: Value, fields: &mut Map<String, Value>) {
             }
             other => other,
         };
-        fields.insert(key, value);
+        fields.insert(Key::Owned(key), value);
     }
 }
 
 /// `UserData` holds one element named after the event (`LogFileCleared`, …) whose children
 /// are the data fields.
-fn flatten_user_data(data: Value, fields: &mut Map<String, Value>) {
+fn flatten_user_data(data: Value, fields: &mut Fields) {
     let Value::Object(data) = data else {
         return;
     };
@@ -350,25 +351,32 @@ fn flatten_user_data(data: Value, fields: &mut Map<String, Value>) {
     }
 }
 
-fn add_system_fields(system: &System, event_id: u64, fields: &mut Map<String, Value>) {
-    fields.insert("EventID".into(), Value::from(event_id));
+fn add_system_fields(system: &System, event_id: u64, fields: &mut Fields) {
+    fields.insert(Key::Borrowed("EventID"), Value::from(event_id));
     for (name, value) in [
         ("Channel", &system.channel),
         ("Provider_Name", &system.provider),
         ("Computer", &system.computer),
     ] {
         if let Some(value) = value {
-            fields
-                .entry(name)
-                .or_insert_with(|| Value::from(value.as_str()));
+            if !fields.contains_key(name) {
+                fields.insert(Key::Borrowed(name), Value::from(value.as_str()));
+            }
         }
+    }
+}
+
+/// Inserts `key` unless it is present (the first value wins), without copying the key.
+fn insert_absent(fields: &mut Fields, key: Key, value: Value) {
+    if !fields.contains_key(&key) {
+        fields.insert(key, value);
     }
 }
 
 /// Security 4688 names the new process `NewProcessName`/`ParentProcessName`; Sigma's
 /// process_creation rules say `Image`/`ParentImage` (SigmaHQ's THOR config maps them the same
 /// way). Both names are kept so the rules match without a per-rule field mapping.
-fn add_sigma_aliases(event_id: u64, fields: &mut Map<String, Value>) {
+fn add_sigma_aliases(event_id: u64, fields: &mut Fields) {
     if event_id != 4688 {
         return;
     }
@@ -378,7 +386,7 @@ fn add_sigma_aliases(event_id: u64, fields: &mut Map<String, Value>) {
     ] {
         if !fields.contains_key(alias) {
             if let Some(value) = fields.get(original).cloned() {
-                fields.insert(alias.to_owned(), value);
+                fields.insert(Key::Borrowed(alias), value);
             }
         }
     }
@@ -387,12 +395,7 @@ fn add_sigma_aliases(event_id: u64, fields: &mut Map<String, Value>) {
 // ---------------------------------------------------------------------------------------------
 // Core fields, time, logsource
 
-fn fill_windows_core(
-    system: &System,
-    event_id: u64,
-    fields: &Map<String, Value>,
-    event: &mut Event,
-) {
+fn fill_windows_core(system: &System, event_id: u64, fields: &Fields, event: &mut Event) {
     let first = |names: &[&str]| first_meaningful(fields, names);
     let core = &mut event.core;
     core.event_code = Some(event_id.to_string());
@@ -445,7 +448,7 @@ fn fill_windows_core(
 }
 
 /// The first of `names` with a value that says something (`-` is Windows for "none").
-fn first_meaningful(fields: &Map<String, Value>, names: &[&str]) -> Option<String> {
+fn first_meaningful(fields: &Fields, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| {
         let text = fields.get(*name).and_then(scalar_text)?;
         let text = text.trim();
@@ -453,7 +456,7 @@ fn first_meaningful(fields: &Map<String, Value>, names: &[&str]) -> Option<Strin
     })
 }
 
-fn first_port(fields: &Map<String, Value>, names: &[&str]) -> Option<u16> {
+fn first_port(fields: &Fields, names: &[&str]) -> Option<u16> {
     names
         .iter()
         .find_map(|name| {
@@ -506,11 +509,7 @@ fn level_name(level: u64) -> Option<&'static str> {
 /// The event time: the System time first (UTC with `Z` in the evtx and Winlogbeat shapes),
 /// then the time fields agents add. NXLog's `2020-10-19 22:47:18` has no zone and is read in
 /// `context.timezone`.
-fn event_time(
-    system: &System,
-    fields: &Map<String, Value>,
-    context: &ParseContext,
-) -> Option<DateTime<Utc>> {
+fn event_time(system: &System, fields: &Fields, context: &ParseContext) -> Option<DateTime<Utc>> {
     let from_text = |text: &str| {
         timestamp::iso8601(text.trim(), context.timezone)
             .ok()
@@ -706,7 +705,7 @@ pub fn service_for_channel(channel: &str) -> Option<&'static str> {
         .map(|(_, service)| *service)
 }
 
-fn logsource_for(channel: Option<&str>, event_id: u64, fields: &Map<String, Value>) -> LogSource {
+fn logsource_for(channel: Option<&str>, event_id: u64, fields: &Fields) -> LogSource {
     let service = channel.and_then(service_for_channel);
     let category = match service {
         Some("sysmon") => sysmon_category(event_id, fields),
@@ -729,7 +728,7 @@ fn logsource_for(channel: Option<&str>, event_id: u64, fields: &Map<String, Valu
 
 /// Sysmon 12 is "registry object added or deleted": SigmaHQ files it as registry_add for
 /// `CreateKey` and registry_delete for `DeleteKey`/`DeleteValue`.
-fn sysmon_category(event_id: u64, fields: &Map<String, Value>) -> Option<&'static str> {
+fn sysmon_category(event_id: u64, fields: &Fields) -> Option<&'static str> {
     if event_id == 12 {
         let event_type = fields
             .get("EventType")
