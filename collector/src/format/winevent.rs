@@ -80,7 +80,7 @@ fn shape_of(document: &Fields) -> Option<Shape> {
     let has_event_id = document.get("EventID").and_then(event_id_number).is_some();
     let has_origin = ["Channel", "SourceName", "ProviderName", "Provider_Name"]
         .iter()
-        .any(|name| document.contains_key(*name));
+        .any(|name| document.contains_key(name));
     (has_event_id && has_origin).then_some(Shape::Flat)
 }
 
@@ -308,7 +308,7 @@ fn split_winlogbeat(mut document: Fields) -> (System, Fields) {
 
 /// NXLog and the OTRF recordings: everything is already at the top level.
 fn flat_system(document: &Fields) -> System {
-    let first_text = |names: &[&str]| names.iter().find_map(|name| text_of(document.get(*name)));
+    let first_text = |names: &[&str]| names.iter().find_map(|name| text_of(document.get(name)));
     System {
         event_id: document.get("EventID").and_then(event_id_number),
         channel: first_text(&["Channel"]),
@@ -450,7 +450,7 @@ fn fill_windows_core(system: &System, event_id: u64, fields: &Fields, event: &mu
 /// The first of `names` with a value that says something (`-` is Windows for "none").
 fn first_meaningful(fields: &Fields, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| {
-        let text = fields.get(*name).and_then(scalar_text)?;
+        let text = fields.get(name).and_then(scalar_text)?;
         let text = text.trim();
         (!text.is_empty() && text != "-").then(|| text.to_owned())
     })
@@ -461,7 +461,7 @@ fn first_port(fields: &Fields, names: &[&str]) -> Option<u16> {
         .iter()
         .find_map(|name| {
             fields
-                .get(*name)
+                .get(name)
                 .and_then(number_of)
                 .and_then(|port| u16::try_from(port).ok())
         })
@@ -522,7 +522,7 @@ fn event_time(system: &System, fields: &Fields, context: &ParseContext) -> Optio
         .iter()
         .find_map(|name| {
             fields
-                .get(*name)
+                .get(name)
                 .and_then(Value::as_str)
                 .and_then(from_text)
         })
