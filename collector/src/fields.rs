@@ -38,6 +38,27 @@ pub struct Fields {
     /// Positions in `entries`, hashed by key; only while `entries` is longer than
     /// [`INDEX_THRESHOLD`].
     index: Option<HashIndex>,
+    /// One bit per key ever pushed ([`key_bit`]): a key whose bit is clear is absent, so most
+    /// lookups of an absent key (every pair a key=value parser adds asks first) skip the
+    /// linear scan. Removals leave bits set (a stale bit only costs the scan); only
+    /// [`Fields::clear`] resets them.
+    key_bits: u64,
+}
+
+/// The bit of [`Fields::key_bits`] for `key`, from its length and its first and last bytes
+/// (what tells short device keys apart: `SRC`/`SPT`/`SYN` differ in the last byte). Not a
+/// defence against chosen keys, and it need not be: a collision only costs the scan that
+/// would have run anyway.
+#[inline]
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (first, last) = match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => (u64::from(*first), u64::from(*last)),
+        _ => (0, 0),
+    };
+    let mixed =
+        (first | last << 8 | (bytes.len() as u64) << 16).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    1 << (mixed >> 58)
 }
 
 /// A hash index over the entries' keys. Seeded per process (keys come from outside, so an
@@ -122,6 +143,7 @@ impl Fields {
         Fields {
             entries: Vec::with_capacity(capacity),
             index: None,
+            key_bits: 0,
         }
     }
 
@@ -145,12 +167,14 @@ impl Fields {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.index = None;
+        self.key_bits = 0;
     }
 
     /// The position of `key`, if present.
     fn position(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.find(&self.entries, key),
+            None if self.key_bits & key_bit(key) == 0 => None,
             None => self
                 .entries
                 .iter()
@@ -186,6 +210,7 @@ impl Fields {
     /// Appends an entry whose key is known to be absent.
     fn push_new(&mut self, key: Key, value: Value) -> usize {
         let position = self.entries.len();
+        self.key_bits |= key_bit(&key);
         self.entries.push((key, value));
         match &mut self.index {
             Some(index) => index.push(&self.entries, position),
@@ -474,7 +499,12 @@ impl From<Map<String, Value>> for Fields {
             .map(|(key, value)| (Cow::Owned(key), value))
             .collect();
         let index = (entries.len() > INDEX_THRESHOLD).then(|| HashIndex::build(&entries));
-        Fields { entries, index }
+        let key_bits = entries.iter().fold(0, |bits, (key, _)| bits | key_bit(key));
+        Fields {
+            entries,
+            index,
+            key_bits,
+        }
     }
 }
 

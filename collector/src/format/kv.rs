@@ -101,8 +101,30 @@ fn strict_prefix_end(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Byte classes for the tokenizer, one table lookup per byte instead of a chain of compares
+/// (the tokenizer walks every byte of a line; the compares were ~5% of a netfilter line's
+/// instructions).
+const SPACE: u8 = 1;
+const KEY: u8 = 2;
+static CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let character = byte as u8;
+        if matches!(character, b' ' | b'\t' | b'\r' | b'\n') {
+            classes[byte] |= SPACE;
+        }
+        if character.is_ascii_alphanumeric() || matches!(character, b'_' | b'-' | b'.') {
+            classes[byte] |= KEY;
+        }
+        byte += 1;
+    }
+    classes
+};
+
+#[inline]
 fn is_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
+    CLASSES[usize::from(byte)] & SPACE != 0
 }
 
 fn skip_spaces(bytes: &[u8], from: usize) -> usize {
@@ -121,8 +143,9 @@ fn next_space(bytes: &[u8], from: usize) -> usize {
         .map_or(bytes.len(), |found| from + found)
 }
 
+#[inline]
 fn is_key_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.')
+    CLASSES[usize::from(byte)] & KEY != 0
 }
 
 /// When a key and `=` start at `position`: the position of the value.
@@ -814,6 +837,22 @@ fn filterlog_product(host_name: Option<&str>, tracker: Option<&str>) -> Option<&
 mod tests {
     use super::*;
     use crate::parse::new_event;
+
+    #[test]
+    fn byte_classes_are_the_documented_sets() {
+        for byte in 0..=u8::MAX {
+            assert_eq!(
+                is_space(byte),
+                matches!(byte, b' ' | b'\t' | b'\r' | b'\n'),
+                "{byte}"
+            );
+            assert_eq!(
+                is_key_byte(byte),
+                byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'),
+                "{byte}"
+            );
+        }
+    }
 
     fn context() -> ParseContext {
         let mut context = ParseContext::new("test");

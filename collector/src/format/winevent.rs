@@ -520,12 +520,7 @@ fn event_time(system: &System, fields: &Fields, context: &ParseContext) -> Optio
     }
     ["TimeCreated", "EventTime", "@timestamp", "timestamp"]
         .iter()
-        .find_map(|name| {
-            fields
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(from_text)
-        })
+        .find_map(|name| fields.get(name).and_then(Value::as_str).and_then(from_text))
 }
 
 /// (channel, Sigma service), from SigmaHQ's logsource config (tests/thor.yml). Compared
