@@ -8,8 +8,10 @@
 //!   `SRC`, …) are stored without allocating;
 //! - entries live in one `Vec` in insertion order; a small map is searched linearly (most
 //!   events have fewer than ~24 entries, and a length-first comparison rejects most keys at
-//!   once), and a seeded foldhash index is built once the map grows past [`INDEX_THRESHOLD`],
-//!   so an object with 100,000 keys from outside stays linear to build and to look up;
+//!   once), after a 64-bit filter of the keys present has said the key may be there (most
+//!   lookups a parser makes are for keys it is about to add), and a seeded foldhash index is
+//!   built once the map grows past [`INDEX_THRESHOLD`], so an object with 100,000 keys from
+//!   outside stays linear to build and to look up;
 //! - the semantics follow `serde_json::Map` with `preserve_order`: `insert` of an existing key
 //!   replaces its value in place (first position kept), `remove` swaps the last entry into the
 //!   removed one's place, equality ignores order, and (de)serialization reads and writes
