@@ -191,35 +191,72 @@ enum Token<'a> {
     Flag(&'a str, Option<&'a str>),
 }
 
-/// Parses key=value text into `event`.
+/// Parses key=value text into `event`. On an error the event is left as it was.
 pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<(), FormatError> {
+    // The only error past the start of the pairs is an unterminated quoted value. Without a
+    // quote the pairs cannot fail, so they go straight into `fields` as they are read
+    // (netfilter and filterlog lines: no token list to allocate and walk twice); with one,
+    // every token is read first so that a failure leaves the event untouched.
+    let may_fail = memchr::memchr(b'"', text.as_bytes()).is_some();
+    parse_pairs(text, context, event, may_fail)
+}
+
+/// [`parse`], reading every token before touching the event when `read_first` (it must be
+/// when the text has a quote).
+fn parse_pairs(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+    read_first: bool,
+) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
     let start = lenient_pairs_start(bytes)
         .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
-    let tokens = tokenize(text, start)?;
     let prefix = text[..start].trim();
+    let tokens = if read_first {
+        let mut tokens = Vec::with_capacity(32);
+        for_each_token(text, start, |token| tokens.push(token))?;
+        Some(tokens)
+    } else {
+        None
+    };
 
     event.format = Format::Kv;
     if !prefix.is_empty() {
         record_prefix(prefix, context, event);
     }
-    // One allocation for the entries instead of growth by doubling (~20 pairs a line).
-    event.fields.reserve(tokens.len());
-    for token in tokens {
-        match token {
-            Token::Pair(key, value) => {
-                insert_repeatable(&mut event.fields, key, Value::from(value.into_owned()))
+    match tokens {
+        Some(tokens) => {
+            // One allocation for the entries instead of growth by doubling (~20 pairs a line).
+            event.fields.reserve(tokens.len());
+            for token in tokens {
+                insert_token(&mut event.fields, token);
             }
-            Token::Flag(word, argument) => {
-                // One hashed lookup (the entry) instead of `contains_key` then `insert`.
-                if let Entry::Vacant(vacant) = event.fields.entry(word) {
-                    insert_vacant(vacant, argument.map_or(Value::Bool(true), Value::from));
-                }
-            }
+        }
+        None => {
+            // Unquoted tokens end at a space: at most one more token than spaces.
+            let spaces = memchr::memchr_iter(b' ', &bytes[start..]).count();
+            event.fields.reserve(spaces + 1);
+            let fields = &mut event.fields;
+            for_each_token(text, start, |token| insert_token(fields, token))?;
         }
     }
     map_core_fields(text, context, event);
     Ok(())
+}
+
+/// Adds one token to `fields`: a pair (a repeated key collects its values in an array), or a
+/// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
+fn insert_token(fields: &mut Fields, token: Token<'_>) {
+    match token {
+        Token::Pair(key, value) => insert_repeatable(fields, key, Value::from(value.into_owned())),
+        Token::Flag(word, argument) => {
+            // One lookup (the entry) instead of `contains_key` then `insert`.
+            if let Entry::Vacant(vacant) = fields.entry(word) {
+                insert_vacant(vacant, argument.map_or(Value::Bool(true), Value::from));
+            }
+        }
+    }
 }
 
 /// The first token where a pair starts (any prefix allowed, for sources fixed to kv).
@@ -254,9 +291,14 @@ fn lenient_pairs_start(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-fn tokenize(text: &str, start: usize) -> Result<Vec<Token<'_>>, FormatError> {
+/// Reads the tokens from `start` on, handing each to `each` in order. Fails only on a quoted
+/// value without its closing quote (the tokens before it have been handed over by then).
+fn for_each_token<'a>(
+    text: &'a str,
+    start: usize,
+    mut each: impl FnMut(Token<'a>),
+) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
-    let mut tokens = Vec::with_capacity(32);
     let mut position = skip_spaces(bytes, start);
     while position < bytes.len() {
         if let Some(value_at) = value_start(bytes, position) {
@@ -264,11 +306,11 @@ fn tokenize(text: &str, start: usize) -> Result<Vec<Token<'_>>, FormatError> {
             if bytes.get(value_at) == Some(&b'"') {
                 let close = closing_quote(bytes, value_at + 1)
                     .ok_or_else(|| FormatError::new("unterminated quoted value", value_at))?;
-                tokens.push(Token::Pair(key, unescape(&text[value_at + 1..close])));
+                each(Token::Pair(key, unescape(&text[value_at + 1..close])));
                 position = close + 1;
             } else {
                 let end = next_space(bytes, value_at);
-                tokens.push(Token::Pair(key, Cow::Borrowed(&text[value_at..end])));
+                each(Token::Pair(key, Cow::Borrowed(&text[value_at..end])));
                 position = end;
             }
         } else {
@@ -278,16 +320,16 @@ fn tokenize(text: &str, start: usize) -> Result<Vec<Token<'_>>, FormatError> {
             let argument_end = next_space(bytes, after);
             let argument = &text[after..argument_end];
             if argument.len() >= 2 && argument.starts_with('(') && argument.ends_with(')') {
-                tokens.push(Token::Flag(word, Some(&argument[1..argument.len() - 1])));
+                each(Token::Flag(word, Some(&argument[1..argument.len() - 1])));
                 position = argument_end;
             } else {
-                tokens.push(Token::Flag(word, None));
+                each(Token::Flag(word, None));
                 position = end;
             }
         }
         position = skip_spaces(bytes, position);
     }
-    Ok(tokens)
+    Ok(())
 }
 
 /// Resolves `\"` and `\\`; any other backslash is kept as written (Windows paths).
@@ -972,6 +1014,31 @@ mod tests {
         assert_eq!(field(&event, "vmid"), Some(&Value::from("0")));
         assert_eq!(field(&event, "action"), Some(&Value::from("DROP")));
         assert_eq!(event.timestamp.to_rfc3339(), "2022-06-20T11:09:14+00:00");
+    }
+
+    #[test]
+    fn pairs_read_as_they_come_equal_pairs_read_first() {
+        // `parse` skips the token list for text without quotes; both ways give one event.
+        let context = context();
+        for text in [
+            "[50028443.007919] IN=eth0 OUT= MAC=00:08:a2 SRC=195.54.1.3 DST=10.20.7.1 LEN=40 TTL=245 ID=30001 DF PROTO=TCP SPT=40001 DPT=445 WINDOW=1024 RES=0x00 SYN URGP=0",
+            "[UFW BLOCK] IN=eth0 SRC=1.2.3.4 SRC=5.6.7.8 OPT (020405B4) DPT=22 DPT=23",
+            "Shorewall:net2fw:DROP:IN=eth1 OUT= SRC=10.0.0.1 DST=10.0.0.2 PROTO=ICMP TYPE=8 CODE=0",
+            "0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: IN=vmbr0.94 SRC=10.3.94.11",
+            "date=2026-11-22 time=10:01:07 devname=FG100F srcip=185.1.2.3 action=login status=failed user=admin",
+        ] {
+            let mut streamed = new_event(text.as_bytes(), &context, 1);
+            let mut read_first = streamed.clone();
+            let streamed_result = parse_pairs(text, &context, &mut streamed, false);
+            let read_first_result = parse_pairs(text, &context, &mut read_first, true);
+            assert!(streamed_result.is_ok() && read_first_result.is_ok(), "{text}");
+            assert_eq!(streamed, read_first, "{text}");
+            assert_eq!(
+                serde_json::to_string(&streamed).ok(),
+                serde_json::to_string(&read_first).ok(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
