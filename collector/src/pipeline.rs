@@ -16,11 +16,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::lines::Lines;
 use crate::metrics::{CollectorMetrics, DropReason};
 use crate::sink::EventSink;
 
 /// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
-/// syslog lines, 280 KB of JSON).
+/// syslog lines: 180 KB of compact records, 310 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
 /// Bytes of serialized events waiting for the sink, at most: about 40 ms of a busy collector,
 /// enough to ride out an fsync, and the bound on what the pipeline holds whatever the batches
@@ -35,7 +36,7 @@ const COALESCE_LINES: usize = 8192;
 struct Batch {
     /// Index of the source in [`CollectorMetrics::sources`].
     source: usize,
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
     flush: bool,
     done: Option<oneshot::Sender<bool>>,
     /// The batch's share of [`CHANNEL_BYTES`], given back when the writer takes it.
@@ -51,7 +52,7 @@ pub struct PipelineClosed;
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendFailure {
     /// The pipeline stayed full for the whole wait; the lines were not sent.
-    Full(Vec<Vec<u8>>),
+    Full(Lines),
     /// The pipeline has stopped.
     Closed,
 }
@@ -65,10 +66,9 @@ pub struct PipelineSender {
 
 /// A batch's claim on [`CHANNEL_BYTES`]: its size, or all of it for a batch larger than that
 /// (it then waits for an empty pipeline instead of forever).
-fn bytes_claimed(lines: &[Vec<u8>]) -> u32 {
-    let bytes: usize = lines.iter().map(Vec::len).sum();
+fn bytes_claimed(lines: &Lines) -> u32 {
     // CHANNEL_BYTES fits a u32.
-    u32::try_from(bytes.min(CHANNEL_BYTES)).unwrap_or(u32::MAX)
+    u32::try_from(lines.byte_len().min(CHANNEL_BYTES)).unwrap_or(u32::MAX)
 }
 
 impl PipelineSender {
@@ -96,7 +96,7 @@ impl PipelineSender {
     }
 
     /// Sends lines, waiting while the pipeline is full.
-    pub async fn send(&self, source: usize, lines: Vec<Vec<u8>>) -> Result<(), PipelineClosed> {
+    pub async fn send(&self, source: usize, lines: Lines) -> Result<(), PipelineClosed> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -120,7 +120,7 @@ impl PipelineSender {
     pub async fn send_within(
         &self,
         source: usize,
-        lines: Vec<Vec<u8>>,
+        lines: Lines,
         wait: Duration,
     ) -> Result<(), SendFailure> {
         if lines.is_empty() {
@@ -147,7 +147,7 @@ impl PipelineSender {
     pub async fn send_confirmed(
         &self,
         source: usize,
-        lines: Vec<Vec<u8>>,
+        lines: Lines,
         flush: bool,
         wait_for_room: Duration,
     ) -> Result<bool, SendFailure> {
@@ -171,7 +171,7 @@ impl PipelineSender {
     }
 
     /// [`PipelineSender::send`] from a blocking thread (the file source).
-    pub fn blocking_send(&self, source: usize, lines: Vec<Vec<u8>>) -> Result<(), PipelineClosed> {
+    pub fn blocking_send(&self, source: usize, lines: Lines) -> Result<(), PipelineClosed> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -194,7 +194,7 @@ impl PipelineSender {
     pub fn blocking_barrier(
         &self,
         source: usize,
-        lines: Vec<Vec<u8>>,
+        lines: Lines,
     ) -> Result<bool, PipelineClosed> {
         let (done, confirmed) = oneshot::channel();
         let room = self
@@ -296,7 +296,7 @@ impl Writer {
     }
 
     async fn write(&mut self, mut batches: Vec<Batch>, line_count: usize) {
-        let mut lines = Vec::with_capacity(line_count);
+        let mut groups = Vec::with_capacity(batches.len());
         let mut per_source: Vec<(usize, u64)> = Vec::new();
         for batch in &mut batches {
             // Taken out of the channel: its room goes back to the sources now, so they keep
@@ -310,13 +310,17 @@ impl Writer {
                 Some((_, total)) => *total += count,
                 None => per_source.push((batch.source, count)),
             }
-            lines.append(&mut batch.lines);
+            // The batches' buffers go to the sink as they are: joining them would copy every
+            // byte once more.
+            if !batch.lines.is_empty() {
+                groups.push(std::mem::take(&mut batch.lines));
+            }
         }
-        let written = if lines.is_empty() {
+        let written = if groups.is_empty() {
             true
         } else {
             let sink = self.sink.clone();
-            match tokio::task::spawn_blocking(move || sink.write(lines)).await {
+            match tokio::task::spawn_blocking(move || sink.write(&groups)).await {
                 Ok(Ok(())) => true,
                 Ok(Err(error)) => {
                     tracing::error!(%error, events = line_count, "sink write failed; events dropped");
