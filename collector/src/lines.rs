@@ -143,7 +143,10 @@ mod tests {
             lines.push(text);
         }
         assert_eq!(lines.len(), 5);
-        assert_eq!(lines.byte_len(), texts.iter().map(|text| text.len()).sum());
+        assert_eq!(
+            lines.byte_len(),
+            texts.iter().map(|text| text.len()).sum::<usize>()
+        );
         assert_eq!(lines.iter().collect::<Vec<_>>(), texts.to_vec());
         assert_eq!(lines.iter().len(), 5);
         for (index, text) in texts.iter().enumerate() {
@@ -168,7 +171,10 @@ mod tests {
                 Ok::<(), ()>(())
             })
             .unwrap();
-        assert_eq!(lines.iter().collect::<Vec<_>>(), vec![&b"kept"[..], b"next"]);
+        assert_eq!(
+            lines.iter().collect::<Vec<_>>(),
+            vec![&b"kept"[..], b"next"]
+        );
         assert_eq!(lines.byte_len(), 8);
     }
 }

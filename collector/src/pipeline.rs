@@ -191,11 +191,7 @@ impl PipelineSender {
 
     /// From a blocking thread: sends lines (possibly none) with a flush request and waits
     /// until everything sent before is written and flushed. `Ok(false)`: the sink failed.
-    pub fn blocking_barrier(
-        &self,
-        source: usize,
-        lines: Lines,
-    ) -> Result<bool, PipelineClosed> {
+    pub fn blocking_barrier(&self, source: usize, lines: Lines) -> Result<bool, PipelineClosed> {
         let (done, confirmed) = oneshot::channel();
         let room = self
             .blocking_room_for(bytes_claimed(&lines))

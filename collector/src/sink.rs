@@ -453,6 +453,65 @@ mod tests {
     }
 
     #[test]
+    fn every_line_of_every_batch_reaches_the_buffer_and_the_archive_in_order() {
+        let directory = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(
+            crate::DiskBuffer::open(&directory.path().join("buffer"), Default::default()).unwrap(),
+        );
+        let archive = Arc::new(
+            NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
+        );
+        let tee = TeeSink::new(
+            Arc::new(BufferSink::new(buffer.clone())),
+            vec![archive.clone()],
+        );
+        let context = crate::ParseContext::new("tcp");
+        let texts = [
+            "<13>Nov 22 08:00:00 a b: one",
+            "two",
+            "<13>Nov 22 08:00:01 c d: three",
+        ];
+        let events: Vec<crate::Event> = (1..)
+            .zip(texts)
+            .map(|(sequence, text)| {
+                crate::parse_record(
+                    text.as_bytes(),
+                    crate::InputFormat::Auto,
+                    &context,
+                    sequence,
+                )
+            })
+            .collect();
+        // Three batches as the writer hands them over: one empty, one of two events, one of one.
+        let mut batches = vec![Lines::default(), Lines::default(), Lines::default()];
+        for (index, event) in events.iter().enumerate() {
+            let batch = &mut batches[1 + index / 2];
+            batch
+                .push_with(|out| record::encode_as(RecordEncoding::Compact, event, out))
+                .unwrap();
+        }
+        tee.write(&batches).unwrap();
+        tee.flush().unwrap();
+        let buffered = buffer
+            .read(None, 10, 1 << 20, std::time::Duration::from_secs(1))
+            .unwrap();
+        let expected: Vec<&[u8]> = batches.iter().flat_map(Lines::iter).collect();
+        assert_eq!(buffered.len(), 3);
+        for ((offset, record), (index, line)) in buffered.iter().zip(expected.iter().enumerate()) {
+            assert_eq!(offset.0, index as u64);
+            assert_eq!(record.as_slice(), *line);
+            assert_eq!(record::decode_any(record).unwrap(), events[index]);
+        }
+        let archived = std::fs::read_to_string(directory.path().join("archive.ndjson")).unwrap();
+        let archived: Vec<crate::Event> = archived
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(archived, events);
+        assert_eq!(archive.lines_written(), 3);
+    }
+
+    #[test]
     fn tee_counts_a_failing_copy_and_still_writes_the_primary() {
         let directory = tempfile::tempdir().unwrap();
         let primary =

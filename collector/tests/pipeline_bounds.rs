@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use citysoc_collector::metrics::{CollectorMetrics, SourceMetrics};
-use citysoc_collector::Lines;
 use citysoc_collector::pipeline::{
     start_writer, PipelineClosed, PipelineSender, SendFailure, CHANNEL_BATCHES, CHANNEL_BYTES,
 };
+use citysoc_collector::Lines;
 use support::GateSink;
 use tokio::task::JoinHandle;
 
@@ -73,7 +73,9 @@ async fn a_batch_larger_than_the_bound_still_goes_through() {
         sender_for_thread
             .blocking_send(0, one_line(b'd', CHANNEL_BYTES * 2))
             .unwrap();
-        assert!(sender_for_thread.blocking_barrier(0, Lines::default()).unwrap());
+        assert!(sender_for_thread
+            .blocking_barrier(0, Lines::default())
+            .unwrap());
     })
     .await
     .unwrap();
@@ -96,12 +98,9 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
     writer.abort();
     let _ = writer.await;
     // The writer is gone: a send must fail, not wait forever for room.
-    let sent = tokio::time::timeout(
-        Duration::from_secs(10),
-        sender.send(0, one_line(b'e', MIB)),
-    )
-    .await
-    .expect("a send waited for a writer that is gone");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sender.send(0, one_line(b'e', MIB)))
+        .await
+        .expect("a send waited for a writer that is gone");
     assert_eq!(sent, Err(PipelineClosed));
     sink.open();
 }

@@ -710,8 +710,8 @@ fn read_span(
     first: Offset,
     last: Offset,
 ) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
-    let count = usize::try_from(last.0.saturating_sub(first.0).saturating_add(1))
-        .unwrap_or(usize::MAX);
+    let count =
+        usize::try_from(last.0.saturating_sub(first.0).saturating_add(1)).unwrap_or(usize::MAX);
     let after = first.0.checked_sub(1).map(Offset);
     let mut records = buffer.read(after, count, usize::MAX, Duration::ZERO)?;
     records.retain(|(offset, _)| *offset <= last);
