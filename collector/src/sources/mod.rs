@@ -32,9 +32,19 @@ use crate::record::{self, RecordEncoding};
 
 pub use udp_kernel_drops::udp_socket_kernel_drops;
 
-/// Bytes a serialized event usually takes (a compact record of a 200-byte syslog line is
-/// about 550): the first guess for a batch's buffer, which grows when it is not enough.
-const ENCODED_BYTES_GUESS: usize = 576;
+/// Spare room in a batch's buffer past the guessed size: sonic-rs reserves six bytes per byte
+/// of a string before writing it (the compact record's `fields` are JSON), and a reservation
+/// past the end would double the buffer, copying the batch.
+const SERIALIZER_HEADROOM: usize = 16 << 10;
+
+/// About the bytes `event` takes as a compact record: its raw text, about as much again for
+/// the parsed values, and the fixed parts (id, times, agency, collector, address): a
+/// 200-byte syslog line gives about 530. JSON (the archive) takes more and grows the buffer.
+fn encoded_size_guess(event: &Event) -> usize {
+    let raw = event.raw.as_ref().map_or(0, String::len)
+        + event.raw_base64.as_ref().map_or(0, String::len);
+    raw * 2 + 192
+}
 
 /// Who reads the records: stamped on every event, never taken from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +92,13 @@ impl SourceRuntime {
     /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
     pub fn encode(&self, events: &mut Vec<Event>) -> Lines {
         // Every event of a read goes into one buffer (one allocation and no copy per event;
-        // see `lines.rs`), sized for a typical compact record so it seldom grows.
-        let mut lines = Lines::with_capacity(events.len(), events.len() * ENCODED_BYTES_GUESS);
+        // see `lines.rs`), sized so that it seldom grows: growing copies all of it.
+        let guess = events
+            .iter()
+            .map(encoded_size_guess)
+            .sum::<usize>()
+            .saturating_add(SERIALIZER_HEADROOM);
+        let mut lines = Lines::with_capacity(events.len(), guess);
         let mut unparsed = 0;
         let mut failed = 0;
         for event in events.drain(..) {
