@@ -23,11 +23,17 @@ use crate::sink::EventSink;
 /// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
 /// syslog lines: 180 KB of compact records, 310 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
-/// Bytes of serialized events waiting for the sink, at most: about 40 ms of a busy collector,
-/// enough to ride out an fsync, and the bound on what the pipeline holds whatever the batches
-/// look like (one HTTP post can carry megabytes). The writer returns the room as soon as it
-/// takes batches, so with the batch being written the pipeline holds at most twice this.
-pub const CHANNEL_BYTES: usize = 8 << 20;
+/// Bytes of serialized events waiting for the sink, at most, unless `[collector]
+/// queue_max_bytes` says otherwise: about 30 ms of a busy collector (compact records), enough
+/// to ride out an fsync, and the bound on what the pipeline holds whatever the batches look
+/// like (one HTTP post can carry megabytes). The writer returns the room as soon as it takes
+/// batches, so with the batch being written the pipeline holds at most twice this. (8 MiB
+/// until the collector's memory target: queued and being written, that was 16 of the 50 MB.)
+pub const CHANNEL_BYTES: usize = 4 << 20;
+/// The smallest `queue_max_bytes` allowed: one socket read's worth of events.
+pub const MIN_QUEUE_BYTES: usize = 256 << 10;
+/// The largest `queue_max_bytes` allowed (the byte count is a semaphore's u32 claim).
+pub const MAX_QUEUE_BYTES: usize = 1 << 30;
 /// The writer joins queued batches into one sink write up to this many lines.
 const COALESCE_LINES: usize = 8192;
 
@@ -39,7 +45,7 @@ struct Batch {
     lines: Lines,
     flush: bool,
     done: Option<oneshot::Sender<bool>>,
-    /// The batch's share of [`CHANNEL_BYTES`], given back when the writer takes it.
+    /// The batch's share of the pipeline's bytes, given back when the writer takes it.
     room: Option<OwnedSemaphorePermit>,
 }
 
@@ -62,16 +68,18 @@ pub enum SendFailure {
 pub struct PipelineSender {
     tx: mpsc::Sender<Batch>,
     room: Arc<Semaphore>,
-}
-
-/// A batch's claim on [`CHANNEL_BYTES`]: its size, or all of it for a batch larger than that
-/// (it then waits for an empty pipeline instead of forever).
-fn bytes_claimed(lines: &Lines) -> u32 {
-    // CHANNEL_BYTES fits a u32.
-    u32::try_from(lines.byte_len().min(CHANNEL_BYTES)).unwrap_or(u32::MAX)
+    /// The pipeline's bound in bytes (all of `room`).
+    max_bytes: usize,
 }
 
 impl PipelineSender {
+    /// A batch's claim on the pipeline's bytes: its size, or all of them for a batch larger
+    /// than that (it then waits for an empty pipeline instead of forever).
+    fn bytes_claimed(&self, lines: &Lines) -> u32 {
+        // The bound fits a u32 (MAX_QUEUE_BYTES).
+        u32::try_from(lines.byte_len().min(self.max_bytes)).unwrap_or(u32::MAX)
+    }
+
     /// Waits for room for `bytes` in the pipeline. `None`: the pipeline has stopped.
     async fn room_for(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
         self.room.clone().acquire_many_owned(bytes).await.ok()
@@ -101,7 +109,7 @@ impl PipelineSender {
             return Ok(());
         }
         let room = self
-            .room_for(bytes_claimed(&lines))
+            .room_for(self.bytes_claimed(&lines))
             .await
             .ok_or(PipelineClosed)?;
         self.tx
@@ -126,7 +134,7 @@ impl PipelineSender {
         if lines.is_empty() {
             return Ok(());
         }
-        let (room, permit) = match self.reserve_within(bytes_claimed(&lines), wait).await {
+        let (room, permit) = match self.reserve_within(self.bytes_claimed(&lines), wait).await {
             Ok(reserved) => reserved,
             Err(Reserve::Closed) => return Err(SendFailure::Closed),
             Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
@@ -153,7 +161,7 @@ impl PipelineSender {
     ) -> Result<bool, SendFailure> {
         let (done, confirmed) = oneshot::channel();
         let (room, permit) = match self
-            .reserve_within(bytes_claimed(&lines), wait_for_room)
+            .reserve_within(self.bytes_claimed(&lines), wait_for_room)
             .await
         {
             Ok(reserved) => reserved,
@@ -176,7 +184,7 @@ impl PipelineSender {
             return Ok(());
         }
         let room = self
-            .blocking_room_for(bytes_claimed(&lines))
+            .blocking_room_for(self.bytes_claimed(&lines))
             .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
@@ -194,7 +202,7 @@ impl PipelineSender {
     pub fn blocking_barrier(&self, source: usize, lines: Lines) -> Result<bool, PipelineClosed> {
         let (done, confirmed) = oneshot::channel();
         let room = self
-            .blocking_room_for(bytes_claimed(&lines))
+            .blocking_room_for(self.bytes_claimed(&lines))
             .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
@@ -238,15 +246,34 @@ pub fn start_writer(
     metrics: Arc<CollectorMetrics>,
     flush_interval: Duration,
 ) -> (PipelineSender, JoinHandle<()>) {
+    start_writer_bounded(sink, metrics, flush_interval, CHANNEL_BYTES)
+}
+
+/// [`start_writer`] with at most `max_bytes` of events queued (clamped to
+/// [`MIN_QUEUE_BYTES`]..=[`MAX_QUEUE_BYTES`]) instead of [`CHANNEL_BYTES`].
+pub fn start_writer_bounded(
+    sink: Arc<dyn EventSink>,
+    metrics: Arc<CollectorMetrics>,
+    flush_interval: Duration,
+    max_bytes: usize,
+) -> (PipelineSender, JoinHandle<()>) {
+    let max_bytes = max_bytes.clamp(MIN_QUEUE_BYTES, MAX_QUEUE_BYTES);
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let room = Arc::new(Semaphore::new(CHANNEL_BYTES));
+    let room = Arc::new(Semaphore::new(max_bytes));
     let writer = Writer {
         sink,
         metrics,
         dirty: false,
     };
     let handle = tokio::spawn(writer.run(rx, flush_interval));
-    (PipelineSender { tx, room }, handle)
+    (
+        PipelineSender {
+            tx,
+            room,
+            max_bytes,
+        },
+        handle,
+    )
 }
 
 struct Writer {

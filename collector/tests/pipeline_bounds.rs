@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use citysoc_collector::metrics::{CollectorMetrics, SourceMetrics};
 use citysoc_collector::pipeline::{
-    start_writer, PipelineClosed, PipelineSender, SendFailure, CHANNEL_BATCHES, CHANNEL_BYTES,
+    start_writer, start_writer_bounded, PipelineClosed, PipelineSender, SendFailure,
+    CHANNEL_BATCHES, CHANNEL_BYTES,
 };
 use citysoc_collector::Lines;
 use support::GateSink;
@@ -51,6 +52,33 @@ async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
     assert_eq!(queued, CHANNEL_BYTES / MIB);
     // The refused lines come back to the source (which counts them), nothing vanishes.
     assert_eq!(refused, SendFailure::Full(one_line(b'b', MIB)));
+    sink.open();
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 1 + queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_bound_replaces_the_default() {
+    let sink = Arc::new(GateSink::default());
+    let metrics = Arc::new(CollectorMetrics::new(
+        vec![Arc::new(SourceMetrics::new("test", "tcp"))],
+        "",
+    ));
+    let (sender, writer) =
+        start_writer_bounded(sink.clone(), metrics, Duration::from_secs(60), 2 * MIB);
+    sender.send(0, one_line(b'a', MIB)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut queued = 0;
+    while sender
+        .send_within(0, one_line(b'b', MIB / 2), Duration::from_millis(50))
+        .await
+        .is_ok()
+    {
+        queued += 1;
+        assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
+    }
+    assert_eq!(queued, 4, "2 MiB in half-MiB batches");
     sink.open();
     drop(sender);
     writer.await.unwrap();
