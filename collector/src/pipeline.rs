@@ -16,17 +16,24 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::lines::Lines;
 use crate::metrics::{CollectorMetrics, DropReason};
 use crate::sink::EventSink;
 
 /// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
-/// syslog lines, 280 KB of JSON).
+/// syslog lines: 180 KB of compact records, 310 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
-/// Bytes of serialized events waiting for the sink, at most: about 40 ms of a busy collector,
-/// enough to ride out an fsync, and the bound on what the pipeline holds whatever the batches
-/// look like (one HTTP post can carry megabytes). The writer returns the room as soon as it
-/// takes batches, so with the batch being written the pipeline holds at most twice this.
-pub const CHANNEL_BYTES: usize = 8 << 20;
+/// Bytes of serialized events waiting for the sink, at most, unless `[collector]
+/// queue_max_bytes` says otherwise: about 30 ms of a busy collector (compact records), enough
+/// to ride out an fsync, and the bound on what the pipeline holds whatever the batches look
+/// like (one HTTP post can carry megabytes). The writer returns the room as soon as it takes
+/// batches, so with the batch being written the pipeline holds at most twice this. (8 MiB
+/// until the collector's memory target: queued and being written, that was 16 of the 50 MB.)
+pub const CHANNEL_BYTES: usize = 4 << 20;
+/// The smallest `queue_max_bytes` allowed: one socket read's worth of events.
+pub const MIN_QUEUE_BYTES: usize = 256 << 10;
+/// The largest `queue_max_bytes` allowed (the byte count is a semaphore's u32 claim).
+pub const MAX_QUEUE_BYTES: usize = 1 << 30;
 /// The writer joins queued batches into one sink write up to this many lines.
 const COALESCE_LINES: usize = 8192;
 
@@ -35,10 +42,10 @@ const COALESCE_LINES: usize = 8192;
 struct Batch {
     /// Index of the source in [`CollectorMetrics::sources`].
     source: usize,
-    lines: Vec<Vec<u8>>,
+    lines: Lines,
     flush: bool,
     done: Option<oneshot::Sender<bool>>,
-    /// The batch's share of [`CHANNEL_BYTES`], given back when the writer takes it.
+    /// The batch's share of the pipeline's bytes, given back when the writer takes it.
     room: Option<OwnedSemaphorePermit>,
 }
 
@@ -51,7 +58,7 @@ pub struct PipelineClosed;
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendFailure {
     /// The pipeline stayed full for the whole wait; the lines were not sent.
-    Full(Vec<Vec<u8>>),
+    Full(Lines),
     /// The pipeline has stopped.
     Closed,
 }
@@ -61,17 +68,18 @@ pub enum SendFailure {
 pub struct PipelineSender {
     tx: mpsc::Sender<Batch>,
     room: Arc<Semaphore>,
-}
-
-/// A batch's claim on [`CHANNEL_BYTES`]: its size, or all of it for a batch larger than that
-/// (it then waits for an empty pipeline instead of forever).
-fn bytes_claimed(lines: &[Vec<u8>]) -> u32 {
-    let bytes: usize = lines.iter().map(Vec::len).sum();
-    // CHANNEL_BYTES fits a u32.
-    u32::try_from(bytes.min(CHANNEL_BYTES)).unwrap_or(u32::MAX)
+    /// The pipeline's bound in bytes (all of `room`).
+    max_bytes: usize,
 }
 
 impl PipelineSender {
+    /// A batch's claim on the pipeline's bytes: its size, or all of them for a batch larger
+    /// than that (it then waits for an empty pipeline instead of forever).
+    fn bytes_claimed(&self, lines: &Lines) -> u32 {
+        // The bound fits a u32 (MAX_QUEUE_BYTES).
+        u32::try_from(lines.byte_len().min(self.max_bytes)).unwrap_or(u32::MAX)
+    }
+
     /// Waits for room for `bytes` in the pipeline. `None`: the pipeline has stopped.
     async fn room_for(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
         self.room.clone().acquire_many_owned(bytes).await.ok()
@@ -96,12 +104,12 @@ impl PipelineSender {
     }
 
     /// Sends lines, waiting while the pipeline is full.
-    pub async fn send(&self, source: usize, lines: Vec<Vec<u8>>) -> Result<(), PipelineClosed> {
+    pub async fn send(&self, source: usize, lines: Lines) -> Result<(), PipelineClosed> {
         if lines.is_empty() {
             return Ok(());
         }
         let room = self
-            .room_for(bytes_claimed(&lines))
+            .room_for(self.bytes_claimed(&lines))
             .await
             .ok_or(PipelineClosed)?;
         self.tx
@@ -120,13 +128,13 @@ impl PipelineSender {
     pub async fn send_within(
         &self,
         source: usize,
-        lines: Vec<Vec<u8>>,
+        lines: Lines,
         wait: Duration,
     ) -> Result<(), SendFailure> {
         if lines.is_empty() {
             return Ok(());
         }
-        let (room, permit) = match self.reserve_within(bytes_claimed(&lines), wait).await {
+        let (room, permit) = match self.reserve_within(self.bytes_claimed(&lines), wait).await {
             Ok(reserved) => reserved,
             Err(Reserve::Closed) => return Err(SendFailure::Closed),
             Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
@@ -147,13 +155,13 @@ impl PipelineSender {
     pub async fn send_confirmed(
         &self,
         source: usize,
-        lines: Vec<Vec<u8>>,
+        lines: Lines,
         flush: bool,
         wait_for_room: Duration,
     ) -> Result<bool, SendFailure> {
         let (done, confirmed) = oneshot::channel();
         let (room, permit) = match self
-            .reserve_within(bytes_claimed(&lines), wait_for_room)
+            .reserve_within(self.bytes_claimed(&lines), wait_for_room)
             .await
         {
             Ok(reserved) => reserved,
@@ -171,12 +179,12 @@ impl PipelineSender {
     }
 
     /// [`PipelineSender::send`] from a blocking thread (the file source).
-    pub fn blocking_send(&self, source: usize, lines: Vec<Vec<u8>>) -> Result<(), PipelineClosed> {
+    pub fn blocking_send(&self, source: usize, lines: Lines) -> Result<(), PipelineClosed> {
         if lines.is_empty() {
             return Ok(());
         }
         let room = self
-            .blocking_room_for(bytes_claimed(&lines))
+            .blocking_room_for(self.bytes_claimed(&lines))
             .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
@@ -191,14 +199,10 @@ impl PipelineSender {
 
     /// From a blocking thread: sends lines (possibly none) with a flush request and waits
     /// until everything sent before is written and flushed. `Ok(false)`: the sink failed.
-    pub fn blocking_barrier(
-        &self,
-        source: usize,
-        lines: Vec<Vec<u8>>,
-    ) -> Result<bool, PipelineClosed> {
+    pub fn blocking_barrier(&self, source: usize, lines: Lines) -> Result<bool, PipelineClosed> {
         let (done, confirmed) = oneshot::channel();
         let room = self
-            .blocking_room_for(bytes_claimed(&lines))
+            .blocking_room_for(self.bytes_claimed(&lines))
             .ok_or(PipelineClosed)?;
         self.tx
             .blocking_send(Batch {
@@ -242,15 +246,34 @@ pub fn start_writer(
     metrics: Arc<CollectorMetrics>,
     flush_interval: Duration,
 ) -> (PipelineSender, JoinHandle<()>) {
+    start_writer_bounded(sink, metrics, flush_interval, CHANNEL_BYTES)
+}
+
+/// [`start_writer`] with at most `max_bytes` of events queued (clamped to
+/// [`MIN_QUEUE_BYTES`]..=[`MAX_QUEUE_BYTES`]) instead of [`CHANNEL_BYTES`].
+pub fn start_writer_bounded(
+    sink: Arc<dyn EventSink>,
+    metrics: Arc<CollectorMetrics>,
+    flush_interval: Duration,
+    max_bytes: usize,
+) -> (PipelineSender, JoinHandle<()>) {
+    let max_bytes = max_bytes.clamp(MIN_QUEUE_BYTES, MAX_QUEUE_BYTES);
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    let room = Arc::new(Semaphore::new(CHANNEL_BYTES));
+    let room = Arc::new(Semaphore::new(max_bytes));
     let writer = Writer {
         sink,
         metrics,
         dirty: false,
     };
     let handle = tokio::spawn(writer.run(rx, flush_interval));
-    (PipelineSender { tx, room }, handle)
+    (
+        PipelineSender {
+            tx,
+            room,
+            max_bytes,
+        },
+        handle,
+    )
 }
 
 struct Writer {
@@ -296,7 +319,7 @@ impl Writer {
     }
 
     async fn write(&mut self, mut batches: Vec<Batch>, line_count: usize) {
-        let mut lines = Vec::with_capacity(line_count);
+        let mut groups = Vec::with_capacity(batches.len());
         let mut per_source: Vec<(usize, u64)> = Vec::new();
         for batch in &mut batches {
             // Taken out of the channel: its room goes back to the sources now, so they keep
@@ -310,13 +333,17 @@ impl Writer {
                 Some((_, total)) => *total += count,
                 None => per_source.push((batch.source, count)),
             }
-            lines.append(&mut batch.lines);
+            // The batches' buffers go to the sink as they are: joining them would copy every
+            // byte once more.
+            if !batch.lines.is_empty() {
+                groups.push(std::mem::take(&mut batch.lines));
+            }
         }
-        let written = if lines.is_empty() {
+        let written = if groups.is_empty() {
             true
         } else {
             let sink = self.sink.clone();
-            match tokio::task::spawn_blocking(move || sink.write(lines)).await {
+            match tokio::task::spawn_blocking(move || sink.write(&groups)).await {
                 Ok(Ok(())) => true,
                 Ok(Err(error)) => {
                     tracing::error!(%error, events = line_count, "sink write failed; events dropped");

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{validate::bind_message, CollectorConfig, ConfigProblem, SourceKind};
 use crate::metrics::{CollectorMetrics, SourceMetrics};
-use crate::pipeline::start_writer;
+use crate::pipeline::start_writer_bounded;
 use crate::sink::EventSink;
 use crate::sources::{self, CollectorIdentity, SourceRuntime};
 use crate::CollectorError;
@@ -123,7 +123,12 @@ impl RunningCollector {
             &config.config_hash,
         ));
         let encoding = sink.encoding();
-        let (pipeline, writer) = start_writer(sink, metrics.clone(), FLUSH_INTERVAL);
+        let (pipeline, writer) = start_writer_bounded(
+            sink,
+            metrics.clone(),
+            FLUSH_INTERVAL,
+            config.collector.queue_max_bytes,
+        );
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let mut addresses = Vec::new();

@@ -1,8 +1,9 @@
 //! Where parsed events go: the [`EventSink`] trait, the local NDJSON archive
 //! ([`NdjsonFileSink`]) and [`TeeSink`] (one primary sink plus copies).
 //!
-//! A sink receives lines that are already one serialized event each (no newline inside). The
-//! pipeline calls it from a blocking thread, one write at a time, in arrival order.
+//! A sink receives lines that are already one serialized event each (no newline inside), in
+//! the batches the sources made of them ([`Lines`]). The pipeline calls it from a blocking
+//! thread, one write at a time, in arrival order.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -10,16 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::lines::Lines;
 use crate::record::{self, RecordEncoding};
 use crate::CollectorError;
 
 /// Where parsed events go. Implementations: [`NdjsonFileSink`], the disk buffer.
 pub trait EventSink: Send + Sync {
-    /// Takes a batch of lines (each one serialized event, no trailing newline). May block
-    /// while the sink is full: that is how backpressure reaches the sources. `Ok` means the
-    /// sink has the lines; an error means it does not, and the pipeline counts them as
-    /// dropped (reason `sink_failed`).
-    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError>;
+    /// Takes batches of lines (each line one serialized event, no trailing newline), in
+    /// order. May block while the sink is full: that is how backpressure reaches the sources.
+    /// `Ok` means the sink has the lines; an error means it does not, and the pipeline counts
+    /// them as dropped (reason `sink_failed`).
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError>;
     /// Makes what was written durable (fsync).
     fn flush(&self) -> Result<(), CollectorError>;
     /// How the lines handed to [`EventSink::write`] are serialized: JSON unless the sink says
@@ -144,9 +146,10 @@ impl NdjsonFileSink {
 }
 
 impl EventSink for NdjsonFileSink {
-    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
         let mut state = self.lock();
-        for line in &lines {
+        let mut written = 0;
+        for line in batches.iter().flat_map(Lines::iter) {
             let length = line.len() as u64 + 1;
             if state.bytes > 0 && state.bytes + length > self.max_file_bytes {
                 self.rotate(&mut state)?;
@@ -159,8 +162,9 @@ impl EventSink for NdjsonFileSink {
                     CollectorError::io(format!("cannot write to {}", self.path.display()), error)
                 })?;
             state.bytes += length;
+            written += 1;
         }
-        self.lines.fetch_add(lines.len() as u64, Ordering::Relaxed);
+        self.lines.fetch_add(written, Ordering::Relaxed);
         Ok(())
     }
 
@@ -256,25 +260,22 @@ impl TeeSink {
 }
 
 impl EventSink for TeeSink {
-    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
         let encoding = self.primary.encoding();
         for copy in &self.copies {
-            let copied = if copy.encoding() == encoding {
-                Ok(lines.clone())
+            let written = if copy.encoding() == encoding {
+                copy.write(batches)
             } else {
                 // The archive beside the buffer: compact records back to JSON, at the cost of
                 // decoding each one (documented with the `[archive]` setting).
-                lines
-                    .iter()
-                    .map(|line| record::convert(line, copy.encoding()))
-                    .collect()
+                convert_all(batches, copy.encoding()).and_then(|converted| copy.write(&converted))
             };
-            if let Err(error) = copied.and_then(|copied| copy.write(copied)) {
+            if let Err(error) = written {
                 self.copy_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "copy sink write failed");
             }
         }
-        self.primary.write(lines)
+        self.primary.write(batches)
     }
 
     fn encoding(&self) -> RecordEncoding {
@@ -292,6 +293,20 @@ impl EventSink for TeeSink {
     }
 }
 
+/// `batches` with every line converted to `encoding`.
+fn convert_all(batches: &[Lines], encoding: RecordEncoding) -> Result<Vec<Lines>, CollectorError> {
+    batches
+        .iter()
+        .map(|lines| {
+            let mut converted = Lines::with_capacity(lines.len(), lines.byte_len() * 2);
+            for line in lines {
+                converted.push(&record::convert(line, encoding)?);
+            }
+            Ok(converted)
+        })
+        .collect()
+}
+
 /// The disk buffer as the pipeline's sink. With `when_full = "block"`, `write` waits for room
 /// as long as it takes, so backpressure reaches the sources (an error here would count the
 /// lines as dropped); with `drop_oldest` the buffer makes room itself and counts what it drops.
@@ -307,11 +322,14 @@ impl BufferSink {
 }
 
 impl EventSink for BufferSink {
-    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
+        // One group in the buffer (all or nothing after a crash), as before the batches were
+        // kept apart.
+        let records: Vec<&[u8]> = batches.iter().flat_map(Lines::iter).collect();
         loop {
             match self
                 .buffer
-                .append(&lines, std::time::Duration::from_secs(1))
+                .append(&records, std::time::Duration::from_secs(1))
             {
                 Err(CollectorError::BufferFull { .. }) => continue,
                 other => return other,
@@ -333,8 +351,8 @@ impl EventSink for BufferSink {
 mod tests {
     use super::*;
 
-    fn lines(texts: &[&str]) -> Vec<Vec<u8>> {
-        texts.iter().map(|text| text.as_bytes().to_vec()).collect()
+    fn lines(texts: &[&str]) -> Vec<Lines> {
+        vec![texts.iter().map(|text| text.as_bytes()).collect()]
     }
 
     #[test]
@@ -343,7 +361,7 @@ mod tests {
         let path = directory.path().join("archive/events.ndjson");
         let sink = NdjsonFileSink::open(&path, 40).unwrap();
         for index in 0..10 {
-            sink.write(lines(&[&format!("{{\"n\":{index:02}}}")]))
+            sink.write(&lines(&[&format!("{{\"n\":{index:02}}}")]))
                 .unwrap();
         }
         sink.flush().unwrap();
@@ -364,7 +382,7 @@ mod tests {
         drop(sink);
         let before = std::fs::read_to_string(&path).unwrap();
         let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
-        sink.write(lines(&["{\"n\":10}"])).unwrap();
+        sink.write(&lines(&["{\"n\":10}"])).unwrap();
         sink.flush().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -374,7 +392,7 @@ mod tests {
 
     struct Failing;
     impl EventSink for Failing {
-        fn write(&self, _lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+        fn write(&self, _batches: &[Lines]) -> Result<(), CollectorError> {
             Err(CollectorError::Sink("disk full".into()))
         }
         fn flush(&self) -> Result<(), CollectorError> {
@@ -388,7 +406,7 @@ mod tests {
         let path = directory.path().join("archive.ndjson");
         std::fs::write(&path, "{\"n\":1}\n{\"n\":2}").unwrap();
         let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
-        sink.write(lines(&["{\"n\":3}"])).unwrap();
+        sink.write(&lines(&["{\"n\":3}"])).unwrap();
         sink.flush().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
@@ -421,7 +439,7 @@ mod tests {
         );
         let mut compact = Vec::new();
         record::encode_as(tee.encoding(), &event, &mut compact).unwrap();
-        tee.write(vec![compact.clone()]).unwrap();
+        tee.write(&[[&compact].into_iter().collect()]).unwrap();
         tee.flush().unwrap();
         assert_eq!(tee.copy_errors(), 0);
         let buffered = buffer
@@ -435,17 +453,76 @@ mod tests {
     }
 
     #[test]
+    fn every_line_of_every_batch_reaches_the_buffer_and_the_archive_in_order() {
+        let directory = tempfile::tempdir().unwrap();
+        let buffer = Arc::new(
+            crate::DiskBuffer::open(&directory.path().join("buffer"), Default::default()).unwrap(),
+        );
+        let archive = Arc::new(
+            NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
+        );
+        let tee = TeeSink::new(
+            Arc::new(BufferSink::new(buffer.clone())),
+            vec![archive.clone()],
+        );
+        let context = crate::ParseContext::new("tcp");
+        let texts = [
+            "<13>Nov 22 08:00:00 a b: one",
+            "two",
+            "<13>Nov 22 08:00:01 c d: three",
+        ];
+        let events: Vec<crate::Event> = (1..)
+            .zip(texts)
+            .map(|(sequence, text)| {
+                crate::parse_record(
+                    text.as_bytes(),
+                    crate::InputFormat::Auto,
+                    &context,
+                    sequence,
+                )
+            })
+            .collect();
+        // Three batches as the writer hands them over: one empty, one of two events, one of one.
+        let mut batches = vec![Lines::default(), Lines::default(), Lines::default()];
+        for (index, event) in events.iter().enumerate() {
+            let batch = &mut batches[1 + index / 2];
+            batch
+                .push_with(|out| record::encode_as(RecordEncoding::Compact, event, out))
+                .unwrap();
+        }
+        tee.write(&batches).unwrap();
+        tee.flush().unwrap();
+        let buffered = buffer
+            .read(None, 10, 1 << 20, std::time::Duration::from_secs(1))
+            .unwrap();
+        let expected: Vec<&[u8]> = batches.iter().flat_map(Lines::iter).collect();
+        assert_eq!(buffered.len(), 3);
+        for ((offset, record), (index, line)) in buffered.iter().zip(expected.iter().enumerate()) {
+            assert_eq!(offset.0, index as u64);
+            assert_eq!(record.as_slice(), *line);
+            assert_eq!(record::decode_any(record).unwrap(), events[index]);
+        }
+        let archived = std::fs::read_to_string(directory.path().join("archive.ndjson")).unwrap();
+        let archived: Vec<crate::Event> = archived
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(archived, events);
+        assert_eq!(archive.lines_written(), 3);
+    }
+
+    #[test]
     fn tee_counts_a_failing_copy_and_still_writes_the_primary() {
         let directory = tempfile::tempdir().unwrap();
         let primary =
             Arc::new(NdjsonFileSink::open(&directory.path().join("p.ndjson"), 1 << 20).unwrap());
         let tee = TeeSink::new(primary.clone(), vec![Arc::new(Failing)]);
-        tee.write(lines(&["a", "b"])).unwrap();
+        tee.write(&lines(&["a", "b"])).unwrap();
         tee.flush().unwrap();
         assert_eq!(tee.copy_errors(), 2);
         assert_eq!(primary.lines_written(), 2);
         let failing_primary = TeeSink::new(Arc::new(Failing), vec![primary.clone()]);
-        assert!(failing_primary.write(lines(&["c"])).is_err());
+        assert!(failing_primary.write(&lines(&["c"])).is_err());
         assert_eq!(primary.lines_written(), 3);
     }
 }

@@ -186,6 +186,30 @@ fn the_packaged_sample_is_valid_and_says_what_it_does() {
         config.buffer.sync_interval,
         Some(std::time::Duration::from_millis(1000))
     );
+    assert_eq!(config.collector.queue_max_bytes, 8 << 20);
+}
+
+#[test]
+fn the_memory_queue_is_bounded_and_its_bound_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "[[source]]\nname = \"udp\"\ntype = \"udp\"\nlisten = \"127.0.0.1:0\"\n[archive]\npath = \"{}\"\n",
+        dir.path().join("a.ndjson").display()
+    );
+    let config = CollectorConfig::from_toml(&source, "default", &CheckOptions::default()).unwrap();
+    assert_eq!(
+        config.collector.queue_max_bytes,
+        citysoc_collector::pipeline::CHANNEL_BYTES
+    );
+    for (size, expected) in [("\"256 KiB\"", 256 << 10), ("\"64 MiB\"", 64 << 20)] {
+        let text = format!("[collector]\nqueue_max_bytes = {size}\n{source}");
+        let config = CollectorConfig::from_toml(&text, "set", &CheckOptions::default()).unwrap();
+        assert_eq!(config.collector.queue_max_bytes, expected);
+    }
+    for size in ["\"64 KiB\"", "\"2 GiB\""] {
+        let text = format!("[collector]\nqueue_max_bytes = {size}\n{source}");
+        assert_listed(&problems(&text), "collector.queue_max_bytes", "between");
+    }
 }
 
 /// A commented line that is a TOML key or table of the sample (not prose).

@@ -629,6 +629,57 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
     );
 }
 
+/// The forwarder keeps only a waiting batch's body and offsets across retries: when
+/// `drop_oldest` takes part of the batch, the rest is read again from the buffer, and exactly
+/// that goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_partly_dropped_while_waiting_sends_exactly_what_is_left() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Room for exactly 20 events (every line has the same length; 20 bytes of frame header).
+    let frame = event_line(0).len() as u64 + 20;
+    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    append(&buffer, 0..10);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{address}")),
+    )
+    .unwrap();
+    let stats = forwarder.stats();
+    wait_until(
+        "the batch of 0..10 is retried",
+        Duration::from_secs(20),
+        || stats.snapshot().retries >= 2,
+    )
+    .await;
+    // 15 more: the 5 oldest, half of the waiting batch, make room.
+    append(&buffer, 10..25);
+    assert_eq!(buffer.stats().dropped, 5);
+
+    let listener = TcpListener::bind(address).await.unwrap();
+    let server = serve(listener, Arc::new(Intake::default()), None).await;
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    let forwarder_stats = stats.snapshot();
+    assert_eq!(server.intake.stored(), ids(5..25), "{forwarder_stats:?}");
+    assert_eq!(forwarder_stats.dropped_before_delivery, 5);
+    assert_eq!(forwarder_stats.events_acked, 20);
+    assert_eq!(buffer.stats().dropped, 5);
+    let sequences: Vec<u64> = server
+        .intake
+        .seen()
+        .iter()
+        .map(|seen| seen.sequence)
+        .collect();
+    assert_eq!(sequences.first(), Some(&1), "{sequences:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_self_signed_certificate_and_its_ca_file() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use citysoc_collector::metrics::{CollectorMetrics, SourceMetrics};
 use citysoc_collector::pipeline::{
-    start_writer, PipelineClosed, PipelineSender, SendFailure, CHANNEL_BATCHES, CHANNEL_BYTES,
+    start_writer, start_writer_bounded, PipelineClosed, PipelineSender, SendFailure,
+    CHANNEL_BATCHES, CHANNEL_BYTES,
 };
+use citysoc_collector::Lines;
 use support::GateSink;
 use tokio::task::JoinHandle;
 
@@ -25,18 +27,23 @@ fn pipeline(sink: Arc<GateSink>) -> (PipelineSender, JoinHandle<()>) {
 
 const MIB: usize = 1 << 20;
 
+/// A batch of one line of `len` times `byte`.
+fn one_line(byte: u8, len: usize) -> Lines {
+    [vec![byte; len]].into_iter().collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
     let sink = Arc::new(GateSink::default());
     let (sender, writer) = pipeline(sink.clone());
     // The writer takes the first batch and blocks in the closed sink.
-    sender.send(0, vec![vec![b'a'; MIB]]).await.unwrap();
+    sender.send(0, one_line(b'a', MIB)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Far fewer batches than CHANNEL_BATCHES, but 1 MiB each: the byte bound decides.
     let wait = Duration::from_millis(50);
     let mut queued = 0;
     let refused = loop {
-        match sender.send_within(0, vec![vec![b'b'; MIB]], wait).await {
+        match sender.send_within(0, one_line(b'b', MIB), wait).await {
             Ok(()) => queued += 1,
             Err(failure) => break failure,
         }
@@ -44,7 +51,34 @@ async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
     };
     assert_eq!(queued, CHANNEL_BYTES / MIB);
     // The refused lines come back to the source (which counts them), nothing vanishes.
-    assert_eq!(refused, SendFailure::Full(vec![vec![b'b'; MIB]]));
+    assert_eq!(refused, SendFailure::Full(one_line(b'b', MIB)));
+    sink.open();
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 1 + queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_bound_replaces_the_default() {
+    let sink = Arc::new(GateSink::default());
+    let metrics = Arc::new(CollectorMetrics::new(
+        vec![Arc::new(SourceMetrics::new("test", "tcp"))],
+        "",
+    ));
+    let (sender, writer) =
+        start_writer_bounded(sink.clone(), metrics, Duration::from_secs(60), 2 * MIB);
+    sender.send(0, one_line(b'a', MIB)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut queued = 0;
+    while sender
+        .send_within(0, one_line(b'b', MIB / 2), Duration::from_millis(50))
+        .await
+        .is_ok()
+    {
+        queued += 1;
+        assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
+    }
+    assert_eq!(queued, 4, "2 MiB in half-MiB batches");
     sink.open();
     drop(sender);
     writer.await.unwrap();
@@ -56,7 +90,7 @@ async fn a_batch_larger_than_the_bound_still_goes_through() {
     let sink = Arc::new(GateSink::default());
     sink.open();
     let (sender, writer) = pipeline(sink.clone());
-    let huge = vec![vec![b'c'; CHANNEL_BYTES + MIB]];
+    let huge = one_line(b'c', CHANNEL_BYTES + MIB);
     sender.send(0, huge.clone()).await.unwrap();
     sender
         .send_within(0, huge, Duration::from_secs(10))
@@ -65,9 +99,11 @@ async fn a_batch_larger_than_the_bound_still_goes_through() {
     let sender_for_thread = sender.clone();
     tokio::task::spawn_blocking(move || {
         sender_for_thread
-            .blocking_send(0, vec![vec![b'd'; CHANNEL_BYTES * 2]])
+            .blocking_send(0, one_line(b'd', CHANNEL_BYTES * 2))
             .unwrap();
-        assert!(sender_for_thread.blocking_barrier(0, Vec::new()).unwrap());
+        assert!(sender_for_thread
+            .blocking_barrier(0, Lines::default())
+            .unwrap());
     })
     .await
     .unwrap();
@@ -81,21 +117,18 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
     let sink = Arc::new(GateSink::default());
     let (sender, writer) = pipeline(sink.clone());
     // The writer blocks in the sink with one batch; the room fills behind it.
-    sender.send(0, vec![vec![b'e'; MIB]]).await.unwrap();
+    sender.send(0, one_line(b'e', MIB)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     sender
-        .send_within(0, vec![vec![b'e'; CHANNEL_BYTES]], Duration::from_secs(5))
+        .send_within(0, one_line(b'e', CHANNEL_BYTES), Duration::from_secs(5))
         .await
         .unwrap();
     writer.abort();
     let _ = writer.await;
     // The writer is gone: a send must fail, not wait forever for room.
-    let sent = tokio::time::timeout(
-        Duration::from_secs(10),
-        sender.send(0, vec![vec![b'e'; MIB]]),
-    )
-    .await
-    .expect("a send waited for a writer that is gone");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sender.send(0, one_line(b'e', MIB)))
+        .await
+        .expect("a send waited for a writer that is gone");
     assert_eq!(sent, Err(PipelineClosed));
     sink.open();
 }

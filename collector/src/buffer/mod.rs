@@ -222,14 +222,18 @@ impl DiskBuffer {
     /// With [`WhenFull::Block`] waits up to `wait` for space and then fails with
     /// [`CollectorError::BufferFull`], having written nothing; with [`WhenFull::DropOldest`]
     /// drops the oldest unacknowledged records to make room.
-    pub fn append(&self, records: &[Vec<u8>], wait: Duration) -> Result<(), CollectorError> {
+    pub fn append<R: AsRef<[u8]>>(
+        &self,
+        records: &[R],
+        wait: Duration,
+    ) -> Result<(), CollectorError> {
         self.append_with_offsets(records, wait).map(|_| ())
     }
 
     /// [`DiskBuffer::append`], returning the offsets the records got (`None` for no records).
-    pub fn append_with_offsets(
+    pub fn append_with_offsets<R: AsRef<[u8]>>(
         &self,
-        records: &[Vec<u8>],
+        records: &[R],
         wait: Duration,
     ) -> Result<Option<(Offset, Offset)>, CollectorError> {
         if records.is_empty() {
@@ -237,6 +241,7 @@ impl DiskBuffer {
         }
         let mut need = 0u64;
         for record in records {
+            let record = record.as_ref();
             if record.len() as u64 > frame::MAX_PAYLOAD_BYTES {
                 return Err(CollectorError::RecordTooLarge {
                     bytes: record.len() as u64,

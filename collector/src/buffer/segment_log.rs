@@ -229,10 +229,13 @@ impl SegmentLog {
     }
 
     /// Writes one append group; the caller has made room. Returns the first offset.
-    pub(crate) fn write_group(&mut self, records: &[Vec<u8>]) -> Result<u64, CollectorError> {
+    pub(crate) fn write_group<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+    ) -> Result<u64, CollectorError> {
         let need: u64 = records
             .iter()
-            .map(|record| frame::frame_bytes(record.len()))
+            .map(|record| frame::frame_bytes(record.as_ref().len()))
             .sum();
         let rolls = self.segments.back().is_some_and(|back| {
             back.len > 0 && back.len.saturating_add(need) > self.config.segment_bytes
@@ -259,7 +262,7 @@ impl SegmentLog {
                 frame::encode(
                     scratch,
                     first + index as u64,
-                    record,
+                    record.as_ref(),
                     index + 1 < records.len(),
                 );
                 if scratch.len() >= WRITE_CHUNK {

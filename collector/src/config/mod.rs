@@ -80,6 +80,9 @@ pub struct CollectorSection {
     pub timezone: Tz,
     /// Where `/metrics` is served (loopback only); `None` when set to `"off"`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Bytes of parsed events waiting in memory for the sink, at most (the pipeline's bound,
+    /// [`crate::pipeline::CHANNEL_BYTES`] unless set; memory and backpressure, never loss).
+    pub queue_max_bytes: usize,
 }
 
 /// One `[[source]]`.

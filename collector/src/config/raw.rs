@@ -28,6 +28,7 @@ pub(crate) struct RawCollector {
     pub data_dir: Option<PathBuf>,
     pub timezone: Option<String>,
     pub metrics_listen: Option<String>,
+    pub queue_max_bytes: Option<ByteSize>,
 }
 
 /// One `[[source]]`.

@@ -278,6 +278,24 @@ fn build_collector(raw: RawCollector, problems: &mut Problems) -> CollectorSecti
         }),
         None => DEFAULT_METRICS_LISTEN.parse().ok(),
     };
+    let queue_max_bytes = match raw.queue_max_bytes {
+        None => crate::pipeline::CHANNEL_BYTES,
+        Some(size)
+            if size.0 < crate::pipeline::MIN_QUEUE_BYTES as u64
+                || size.0 > crate::pipeline::MAX_QUEUE_BYTES as u64 =>
+        {
+            problems.add(
+                "collector.queue_max_bytes",
+                format!(
+                    "must be between {} KiB and {} MiB",
+                    crate::pipeline::MIN_QUEUE_BYTES >> 10,
+                    crate::pipeline::MAX_QUEUE_BYTES >> 20
+                ),
+            );
+            crate::pipeline::CHANNEL_BYTES
+        }
+        Some(size) => usize::try_from(size.0).unwrap_or(crate::pipeline::CHANNEL_BYTES),
+    };
     CollectorSection {
         name,
         agency,
@@ -286,6 +304,7 @@ fn build_collector(raw: RawCollector, problems: &mut Problems) -> CollectorSecti
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         timezone,
         metrics_listen,
+        queue_max_bytes,
     }
 }
 

@@ -335,10 +335,18 @@ struct Worker {
     stats: Arc<ForwarderStats>,
 }
 
-/// A batch on its way.
+/// A batch on its way. Only the compressed body and the batch's place in the buffer are kept
+/// across retries (a link down for hours retries the same batch all that time): the records
+/// stay in the buffer until the server acknowledges them, and are read again from there in
+/// the rare cases that need them (`drop_oldest` took some of them, the server refused the
+/// batch for good).
 struct Batch {
     sequence: u64,
-    records: Vec<(Offset, Vec<u8>)>,
+    /// The batch's first and last record.
+    first: Offset,
+    last: Offset,
+    /// Records in the batch (the buffer may skip damaged records, so not `last - first + 1`).
+    events: usize,
     body: Vec<u8>,
     /// The number was used on the wire: it stays taken even if the records all go.
     sent: bool,
@@ -371,7 +379,7 @@ impl Worker {
                 // Not started: the records stay in the buffer for the next run.
                 break;
             }
-            let Some((last, _)) = records.last() else {
+            let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else {
                 if resending {
                     // The batch in flight at the last stop is gone (acknowledged or dropped):
                     // its number was used on the wire, so it is not used again.
@@ -385,7 +393,8 @@ impl Worker {
                 }
                 continue;
             };
-            cursor = Some(*last);
+            let (first, last) = (*first, *last);
+            cursor = Some(last);
             let body = match encode(&records) {
                 Ok(body) => body,
                 Err(error) => {
@@ -403,10 +412,14 @@ impl Worker {
             };
             let mut batch = Batch {
                 sequence,
-                records,
+                first,
+                last,
+                events: records.len(),
                 body,
                 sent: resending,
             };
+            // The body is what goes on the wire; the records are in the buffer.
+            drop(records);
             match self.deliver(&mut batch, &mut backoff).await {
                 Delivered::Done => sequence = batch.sequence + 1,
                 Delivered::Emptied => sequence = batch.sequence,
@@ -493,12 +506,18 @@ impl Worker {
     /// buffer dropped all of it, or the forwarder stops.
     async fn deliver(&self, batch: &mut Batch, backoff: &mut Backoff) -> Delivered {
         loop {
-            if !self.leave_out_dropped(batch) {
-                return Delivered::Emptied;
+            match self.leave_out_dropped(batch).await {
+                Ok(true) => {}
+                Ok(false) => return Delivered::Emptied,
+                Err(problem) => {
+                    self.failed(format!("batch {}: {problem}", batch.sequence));
+                    if !self.stop.sleep(backoff.next_delay()).await {
+                        return Delivered::Stopped;
+                    }
+                    continue;
+                }
             }
-            let Some(last) = batch.records.last().map(|(offset, _)| *offset) else {
-                return Delivered::Emptied;
-            };
+            let last = batch.last;
             if !batch.sent {
                 let sequence = batch.sequence;
                 if let Err(error) = self
@@ -525,7 +544,7 @@ impl Worker {
                             self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
                             self.stats
                                 .events_acked
-                                .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                                .fetch_add(batch.events as u64, Ordering::Relaxed);
                             self.stats
                                 .last_ack_time_ms
                                 .store(now_ms(), Ordering::Relaxed);
@@ -589,10 +608,13 @@ impl Worker {
         rejection: Rejection,
     ) -> Result<(), String> {
         tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
-        let records = batch.records.clone();
         let sequence = batch.sequence;
+        let (first, last_offset) = (batch.first, batch.last);
         let path = self
             .blocking(move |buffer| {
+                // Not yet acknowledged, so still in the buffer (less what `drop_oldest` took,
+                // which the server must not get either).
+                let records = read_span(buffer, first, last_offset)?;
                 rejected::save(
                     buffer.dir(),
                     sequence,
@@ -611,31 +633,35 @@ impl Worker {
         self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .rejected_events
-            .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+            .fetch_add(batch.events as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// The batch is done with: its records leave the buffer and the next number is stored.
     async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
         let next = batch.sequence + 1;
-        let first = batch.records.first().map_or(last, |(offset, _)| *offset);
+        let first = batch.first;
         self.blocking(move |buffer| buffer.ack_batch(first, last, next))
             .await
     }
 
-    /// Takes records `drop_oldest` removed out of the batch; false when none is left.
-    fn leave_out_dropped(&self, batch: &mut Batch) -> bool {
+    /// Takes records `drop_oldest` removed out of the batch (its body is built again from the
+    /// records left, read from the buffer); false when none is left.
+    async fn leave_out_dropped(&self, batch: &mut Batch) -> Result<bool, String> {
         let first_unacked = self.buffer.first_unacked();
-        let before = batch.records.len();
-        batch.records.retain(|(offset, _)| *offset >= first_unacked);
-        let gone = before - batch.records.len();
-        if gone == 0 {
-            return true;
+        if batch.first >= first_unacked {
+            return Ok(true);
         }
-        self.stats
-            .dropped_before_delivery
-            .fetch_add(gone as u64, Ordering::Relaxed);
-        if batch.records.is_empty() {
+        let (from, last) = (first_unacked, batch.last);
+        let records = if from > last {
+            Vec::new()
+        } else {
+            self.blocking(move |buffer| read_span(buffer, from, last))
+                .await
+                .map_err(|error| format!("cannot read the batch again: {error}"))?
+        };
+        let Some((first, _)) = records.first() else {
+            self.count_left_out(batch.events);
             if batch.sent {
                 // The number was seen by the server (maybe stored): never reuse it.
                 let next = batch.sequence + 1;
@@ -643,20 +669,23 @@ impl Worker {
                     self.failed(format!("cannot store the batch number: {error}"));
                 }
                 batch.sequence = next;
-                return false;
             }
-            return false;
-        }
-        match encode(&batch.records) {
-            Ok(body) => {
-                batch.body = body;
-                true
-            }
-            Err(error) => {
-                self.failed(format!("cannot compress a batch: {error}"));
-                true
-            }
-        }
+            return Ok(false);
+        };
+        // Nothing changes if compressing fails (it cannot, in memory): the next attempt
+        // starts over from the buffer.
+        let body = encode(&records).map_err(|error| format!("cannot compress a batch: {error}"))?;
+        self.count_left_out(batch.events.saturating_sub(records.len()));
+        batch.first = *first;
+        batch.events = records.len();
+        batch.body = body;
+        Ok(true)
+    }
+
+    fn count_left_out(&self, records: usize) {
+        self.stats
+            .dropped_before_delivery
+            .fetch_add(records as u64, Ordering::Relaxed);
     }
 
     fn failed(&self, message: String) {
@@ -673,6 +702,20 @@ enum Delivered {
     Emptied,
     /// The forwarder is stopping; the batch stays in the buffer.
     Stopped,
+}
+
+/// The records `first..=last` still in the buffer (acknowledged or dropped ones are gone).
+fn read_span(
+    buffer: &DiskBuffer,
+    first: Offset,
+    last: Offset,
+) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
+    let count =
+        usize::try_from(last.0.saturating_sub(first.0).saturating_add(1)).unwrap_or(usize::MAX);
+    let after = first.0.checked_sub(1).map(Offset);
+    let mut records = buffer.read(after, count, usize::MAX, Duration::ZERO)?;
+    records.retain(|(offset, _)| *offset <= last);
+    Ok(records)
 }
 
 fn encode(records: &[(Offset, Vec<u8>)]) -> Result<Vec<u8>, CollectorError> {

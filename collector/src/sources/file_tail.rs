@@ -449,7 +449,7 @@ impl Tailer {
         match self
             .source
             .pipeline
-            .blocking_barrier(self.source.index, Vec::new())
+            .blocking_barrier(self.source.index, crate::lines::Lines::default())
         {
             Ok(true) => {}
             Ok(false) => {

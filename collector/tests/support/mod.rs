@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use citysoc_collector::config::CheckOptions;
 use citysoc_collector::{
-    CollectorConfig, CollectorError, CollectorIdentity, EventSink, NdjsonFileSink, RunningCollector,
+    CollectorConfig, CollectorError, CollectorIdentity, EventSink, Lines, NdjsonFileSink,
+    RunningCollector,
 };
 use serde_json::Value;
 
@@ -158,13 +159,16 @@ impl GateSink {
 }
 
 impl EventSink for GateSink {
-    fn write(&self, lines: Vec<Vec<u8>>) -> Result<(), CollectorError> {
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
         let mut open = self.open.lock().unwrap();
         while !*open {
             open = self.changed.wait(open).unwrap();
         }
         drop(open);
-        self.lines.lock().unwrap().extend(lines);
+        self.lines
+            .lock()
+            .unwrap()
+            .extend(batches.iter().flat_map(Lines::iter).map(<[u8]>::to_vec));
         Ok(())
     }
 

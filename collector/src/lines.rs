@@ -1,0 +1,180 @@
+//! [`Lines`]: a batch of serialized events on its way from a source to the sink, stored back to
+//! back in one allocation with where each one ends.
+//!
+//! A `Vec<u8>` per event cost an allocation and a copy (out of the serializer's scratch) on the
+//! source's thread and a free on the sink's thread for every event, and rounded every event up
+//! to an allocator size class; one buffer per batch costs one of each per batch, and events
+//! are serialized straight into it.
+
+/// Serialized events (one each, no newline inside), in order, in one buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lines {
+    bytes: Vec<u8>,
+    /// Where each line ends in `bytes` (the next one starts there).
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    /// No lines, with room for `lines` lines of `bytes` bytes in all.
+    pub fn with_capacity(lines: usize, bytes: usize) -> Self {
+        Lines {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(lines),
+        }
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when there is no line.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes of all the lines together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Adds a copy of `line`.
+    pub fn push(&mut self, line: &[u8]) {
+        self.bytes.extend_from_slice(line);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Adds the line `write` appends to the buffer it is given; when `write` fails, whatever it
+    /// appended is taken back and no line is added.
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.bytes.len();
+        match write(&mut self.bytes) {
+            Ok(()) => {
+                self.ends.push(self.bytes.len());
+                Ok(())
+            }
+            Err(error) => {
+                self.bytes.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// The line at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(index)?;
+        let start = match index.checked_sub(1) {
+            Some(previous) => *self.ends.get(previous)?,
+            None => 0,
+        };
+        self.bytes.get(start..end)
+    }
+
+    /// The lines in order.
+    pub fn iter(&self) -> LinesIter<'_> {
+        LinesIter {
+            lines: self,
+            start: 0,
+            index: 0,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Lines {
+    type Item = &'a [u8];
+    type IntoIter = LinesIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T: AsRef<[u8]>> FromIterator<T> for Lines {
+    fn from_iter<I: IntoIterator<Item = T>>(lines: I) -> Self {
+        let mut collected = Lines::default();
+        for line in lines {
+            collected.push(line.as_ref());
+        }
+        collected
+    }
+}
+
+/// The lines of a [`Lines`], in order.
+#[derive(Debug, Clone)]
+pub struct LinesIter<'a> {
+    lines: &'a Lines,
+    /// Where the next line starts.
+    start: usize,
+    index: usize,
+}
+
+impl<'a> Iterator for LinesIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let end = *self.lines.ends.get(self.index)?;
+        let line = self.lines.bytes.get(self.start..end)?;
+        self.start = end;
+        self.index += 1;
+        Some(line)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.lines.ends.len().saturating_sub(self.index);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for LinesIter<'_> {}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_come_back_as_pushed_including_empty_ones() {
+        let texts: [&[u8]; 5] = [b"first", b"", b"third \xff", b"", b"last"];
+        let mut lines = Lines::with_capacity(1, 1);
+        for text in texts {
+            lines.push(text);
+        }
+        assert_eq!(lines.len(), 5);
+        assert_eq!(
+            lines.byte_len(),
+            texts.iter().map(|text| text.len()).sum::<usize>()
+        );
+        assert_eq!(lines.iter().collect::<Vec<_>>(), texts.to_vec());
+        assert_eq!(lines.iter().len(), 5);
+        for (index, text) in texts.iter().enumerate() {
+            assert_eq!(lines.get(index), Some(*text));
+        }
+        assert_eq!(lines.get(5), None);
+        assert_eq!(Lines::from_iter(texts), lines);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_line_and_no_bytes() {
+        let mut lines = Lines::default();
+        lines.push(b"kept");
+        let failed: Result<(), &str> = lines.push_with(|buffer| {
+            buffer.extend_from_slice(b"half written");
+            Err("cannot serialize")
+        });
+        assert_eq!(failed, Err("cannot serialize"));
+        lines
+            .push_with(|buffer| {
+                buffer.extend_from_slice(b"next");
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert_eq!(
+            lines.iter().collect::<Vec<_>>(),
+            vec![&b"kept"[..], b"next"]
+        );
+        assert_eq!(lines.byte_len(), 8);
+    }
+}
