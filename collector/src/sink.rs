@@ -417,19 +417,26 @@ mod tests {
         assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
     }
 
-    #[test]
-    fn the_buffer_gets_compact_records_and_the_archive_beside_it_json() {
-        let directory = tempfile::tempdir().unwrap();
+    /// A disk buffer in `directory` and a tee writing to it and to `archive.ndjson` beside it.
+    fn buffer_with_archive(
+        directory: &std::path::Path,
+    ) -> (Arc<crate::DiskBuffer>, Arc<NdjsonFileSink>, TeeSink) {
         let buffer = Arc::new(
-            crate::DiskBuffer::open(&directory.path().join("buffer"), Default::default()).unwrap(),
+            crate::DiskBuffer::open(&directory.join("buffer"), Default::default()).unwrap(),
         );
-        let archive = Arc::new(
-            NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
-        );
+        let archive =
+            Arc::new(NdjsonFileSink::open(&directory.join("archive.ndjson"), 1 << 20).unwrap());
         let tee = TeeSink::new(
             Arc::new(BufferSink::new(buffer.clone())),
             vec![archive.clone()],
         );
+        (buffer, archive, tee)
+    }
+
+    #[test]
+    fn the_buffer_gets_compact_records_and_the_archive_beside_it_json() {
+        let directory = tempfile::tempdir().unwrap();
+        let (buffer, _archive, tee) = buffer_with_archive(directory.path());
         assert_eq!(tee.encoding(), RecordEncoding::Compact);
         let event = crate::parse_record(
             b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
@@ -455,16 +462,7 @@ mod tests {
     #[test]
     fn every_line_of_every_batch_reaches_the_buffer_and_the_archive_in_order() {
         let directory = tempfile::tempdir().unwrap();
-        let buffer = Arc::new(
-            crate::DiskBuffer::open(&directory.path().join("buffer"), Default::default()).unwrap(),
-        );
-        let archive = Arc::new(
-            NdjsonFileSink::open(&directory.path().join("archive.ndjson"), 1 << 20).unwrap(),
-        );
-        let tee = TeeSink::new(
-            Arc::new(BufferSink::new(buffer.clone())),
-            vec![archive.clone()],
-        );
+        let (buffer, archive, tee) = buffer_with_archive(directory.path());
         let context = crate::ParseContext::new("tcp");
         let texts = [
             "<13>Nov 22 08:00:00 a b: one",

@@ -266,6 +266,12 @@ fn drained(buffer: &DiskBuffer) -> bool {
     buffer.stats().records == 0
 }
 
+/// A loopback address nothing listens on yet (the server comes up later in the test).
+fn unused_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_arrive_signed_in_order_with_increasing_numbers() {
     let server = start_server().await;
@@ -366,10 +372,7 @@ async fn server_errors_are_retried_with_the_same_number_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_for_a_while_finds_everything_waiting() {
     // A port with nobody listening, then a server on it.
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     let forwarder = Forwarder::start(
@@ -573,10 +576,7 @@ async fn a_refused_batch_is_saved_and_counted_and_the_next_ones_go_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives() {
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
     // Room for about 20 events.
     let frame = event_line(0).len() as u64 + 20;
@@ -634,10 +634,7 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
 /// that goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_partly_dropped_while_waiting_sends_exactly_what_is_left() {
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
     // Room for exactly 20 events (every line has the same length; 20 bytes of frame header).
     let frame = event_line(0).len() as u64 + 20;
@@ -739,10 +736,7 @@ async fn tls_with_a_self_signed_certificate_and_its_ca_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_prompt_while_waiting_to_retry() {
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
     append(&buffer, 0..3);
