@@ -153,6 +153,11 @@ fn bench_yara(criterion: &mut Criterion) {
         raw_only.stats()
     );
 
+    if let Ok(variant) = std::env::var("CITYSOC_YARA_PROFILE") {
+        profile_loop(&variant, &rules, &events, &concatenated, &config, &raw_only_config);
+        return;
+    }
+
     interleaved(&rules, &events, &concatenated, &config, &raw_only_config);
 
     let mut group = criterion.benchmark_group("yara");
@@ -260,6 +265,43 @@ fn interleaved(
         100.0 * peer / raw_only,
         mib / default,
         100.0 * peer / default
+    );
+}
+
+/// For `perf record`: runs one variant alone for about five seconds (`CITYSOC_YARA_PROFILE` =
+/// `peer`, `raw` or `default`), so its profile holds no setup and no other variant.
+fn profile_loop(
+    variant: &str,
+    rules: &YaraRuleSet,
+    events: &[Event],
+    concatenated: &[u8],
+    config: &YaraConfig,
+    raw_only_config: &YaraConfig,
+) {
+    let mut peer = yara_x::Scanner::new(rules.yara_rules());
+    let mut ours = YaraScanner::new(
+        rules,
+        if variant == "raw" {
+            raw_only_config
+        } else {
+            config
+        },
+    );
+    let start = std::time::Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed().as_secs() < 5 {
+        if variant == "peer" {
+            let results = peer.scan(black_box(concatenated));
+            black_box(results.map(|results| results.matching_rules().len()).ok());
+        } else {
+            black_box(ours.scan_events(black_box(events)).len());
+        }
+        rounds += 1;
+    }
+    let per_round = start.elapsed().as_secs_f64() / rounds as f64;
+    eprintln!(
+        "  profile {variant}: {rounds} rounds, {:.0} MiB/s",
+        concatenated.len() as f64 / (1024.0 * 1024.0) / per_round
     );
 }
 
