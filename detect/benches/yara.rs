@@ -154,7 +154,14 @@ fn bench_yara(criterion: &mut Criterion) {
     );
 
     if let Ok(variant) = std::env::var("CITYSOC_YARA_PROFILE") {
-        profile_loop(&variant, &rules, &events, &concatenated, &config, &raw_only_config);
+        profile_loop(
+            &variant,
+            &rules,
+            &events,
+            &concatenated,
+            &config,
+            &raw_only_config,
+        );
         return;
     }
 

@@ -381,7 +381,8 @@ impl<'r> YaraScanner<'r> {
     pub fn scan_events(&mut self, events: &[Event]) -> Vec<Alert> {
         let mut alerts = Vec::new();
         let mut scratch = Scratch::default();
-        let mut pending = Vec::new();
+        // At least one target per event (the raw record, usually), so rarely regrown.
+        let mut pending = Vec::with_capacity(events.len());
         let mut pending_bytes = 0;
         for (index, event) in events.iter().enumerate() {
             self.stats.events += 1;
@@ -424,10 +425,11 @@ impl<'r> YaraScanner<'r> {
                 self.max_scan_bytes,
             );
         }
-        for (number, piece) in self.pieces.list().iter().enumerate() {
-            let length = self.pieces.bytes(number).len();
-            self.stats.targets_scanned += 1;
-            self.stats.bytes_scanned += length as u64;
+        let count = self.pieces.len();
+        self.stats.targets_scanned += count as u64;
+        // The buffer holds each target's scanned bytes and one separator.
+        self.stats.bytes_scanned += self.pieces.buffer_len().saturating_sub(count) as u64;
+        for piece in self.pieces.list() {
             self.stats.truncated += u64::from(piece.truncated);
             self.stats.decoded_scanned += u64::from(piece.decoding.is_some());
         }
