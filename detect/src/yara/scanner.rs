@@ -435,6 +435,8 @@ impl<'r> YaraScanner<'r> {
         }
         self.candidates();
         let mut verdicts = std::mem::take(&mut self.verdicts);
+        // Most targets that are not clean raise an alert: one growth of the list, not several.
+        alerts.reserve(verdicts.len());
         let mut current_event = usize::MAX;
         let mut first_alert = alerts.len();
         if self.per_target.is_none() {
