@@ -633,7 +633,10 @@ fn alerts_stay_with_their_events_across_batches() {
         .collect();
     let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
     let (alerts, stats) = batched_equals_alone(&rules, &lines);
-    assert!(stats.batch_scans >= 3 && stats.batch_settled > 0, "{stats:?}");
+    assert!(
+        stats.batch_scans >= 3 && stats.batch_settled > 0,
+        "{stats:?}"
+    );
     let ids = alert_ids(&alerts);
     assert_eq!(ids.iter().filter(|id| **id == "b-settled").count(), 4);
     assert_eq!(ids.iter().filter(|id| **id == "b-pair").count(), 2);
