@@ -153,6 +153,18 @@ fn bench_yara(criterion: &mut Criterion) {
         raw_only.stats()
     );
 
+    if let Ok(variant) = std::env::var("CITYSOC_YARA_PROFILE") {
+        profile_loop(
+            &variant,
+            &rules,
+            &events,
+            &concatenated,
+            &config,
+            &raw_only_config,
+        );
+        return;
+    }
+
     interleaved(&rules, &events, &concatenated, &config, &raw_only_config);
 
     let mut group = criterion.benchmark_group("yara");
@@ -223,7 +235,9 @@ fn bench_yara(criterion: &mut Criterion) {
 
 /// The peer and our two batched variants timed round by round, alternating, with the median
 /// of each: on a shared machine the load changes between criterion's groups (seconds apart),
-/// while alternating rounds see the same load, so these ratios are the steadier reading.
+/// while alternating rounds see the same load, so these ratios are the steadier reading. Five
+/// blocks of rounds, each printed, then the median of their ratios (one block can still catch a
+/// burst of load).
 fn interleaved(
     rules: &YaraRuleSet,
     events: &[Event],
@@ -232,34 +246,84 @@ fn interleaved(
     raw_only_config: &YaraConfig,
 ) {
     const ROUNDS: usize = 301;
+    const BLOCKS: usize = 5;
     let mut peer = yara_x::Scanner::new(rules.yara_rules());
     let mut raw_only = YaraScanner::new(rules, raw_only_config);
     let mut default = YaraScanner::new(rules, config);
-    let mut times = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..ROUNDS {
-        let start = std::time::Instant::now();
-        let results = peer.scan(black_box(concatenated));
-        black_box(results.map(|results| results.matching_rules().len()).ok());
-        times[0].push(start.elapsed());
-        let start = std::time::Instant::now();
-        black_box(raw_only.scan_events(black_box(events)).len());
-        times[1].push(start.elapsed());
-        let start = std::time::Instant::now();
-        black_box(default.scan_events(black_box(events)).len());
-        times[2].push(start.elapsed());
-    }
-    let [peer, raw_only, default] = times.map(|mut samples| {
-        samples.sort();
-        samples[ROUNDS / 2].as_secs_f64()
-    });
     let mib = concatenated.len() as f64 / (1024.0 * 1024.0);
+    let mut ratios = [Vec::new(), Vec::new()];
+    for _ in 0..BLOCKS {
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..ROUNDS {
+            let start = std::time::Instant::now();
+            let results = peer.scan(black_box(concatenated));
+            black_box(results.map(|results| results.matching_rules().len()).ok());
+            times[0].push(start.elapsed());
+            let start = std::time::Instant::now();
+            black_box(raw_only.scan_events(black_box(events)).len());
+            times[1].push(start.elapsed());
+            let start = std::time::Instant::now();
+            black_box(default.scan_events(black_box(events)).len());
+            times[2].push(start.elapsed());
+        }
+        let [peer_time, raw_only_time, default_time] = times.map(|mut samples| {
+            samples.sort();
+            samples[ROUNDS / 2].as_secs_f64()
+        });
+        ratios[0].push(100.0 * peer_time / raw_only_time);
+        ratios[1].push(100.0 * peer_time / default_time);
+        eprintln!(
+            "  interleaved medians ({ROUNDS} rounds): peer {:.0} MiB/s; raw only {:.0} MiB/s ({:.0}%); default targets {:.0} MiB/s ({:.0}%)",
+            mib / peer_time,
+            mib / raw_only_time,
+            100.0 * peer_time / raw_only_time,
+            mib / default_time,
+            100.0 * peer_time / default_time
+        );
+    }
+    let [raw_only_ratio, default_ratio] = ratios.map(|mut values| {
+        values.sort_by(f64::total_cmp);
+        values[BLOCKS / 2]
+    });
     eprintln!(
-        "  interleaved medians ({ROUNDS} rounds): peer {:.0} MiB/s; raw only {:.0} MiB/s ({:.0}%); default targets {:.0} MiB/s ({:.0}%)",
-        mib / peer,
-        mib / raw_only,
-        100.0 * peer / raw_only,
-        mib / default,
-        100.0 * peer / default
+        "  interleaved, median of {BLOCKS} blocks: raw only {raw_only_ratio:.0}% of the peer; default targets {default_ratio:.0}%"
+    );
+}
+
+/// For `perf record`: runs one variant alone for about five seconds (`CITYSOC_YARA_PROFILE` =
+/// `peer`, `raw` or `default`), so its profile holds no setup and no other variant.
+fn profile_loop(
+    variant: &str,
+    rules: &YaraRuleSet,
+    events: &[Event],
+    concatenated: &[u8],
+    config: &YaraConfig,
+    raw_only_config: &YaraConfig,
+) {
+    let mut peer = yara_x::Scanner::new(rules.yara_rules());
+    let mut ours = YaraScanner::new(
+        rules,
+        if variant == "raw" {
+            raw_only_config
+        } else {
+            config
+        },
+    );
+    let start = std::time::Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed().as_secs() < 5 {
+        if variant == "peer" {
+            let results = peer.scan(black_box(concatenated));
+            black_box(results.map(|results| results.matching_rules().len()).ok());
+        } else {
+            black_box(ours.scan_events(black_box(events)).len());
+        }
+        rounds += 1;
+    }
+    let per_round = start.elapsed().as_secs_f64() / rounds as f64;
+    eprintln!(
+        "  profile {variant}: {rounds} rounds, {:.0} MiB/s",
+        concatenated.len() as f64 / (1024.0 * 1024.0) / per_round
     );
 }
 

@@ -167,13 +167,23 @@ impl Alert {
 
 /// `rule|agency|host|user|ip`: the same rule on the same entities groups together.
 pub fn grouping_key(rule_id: &str, agency: Option<&str>, entities: &Entities) -> String {
-    format!(
-        "{rule_id}|{}|{}|{}|{}",
+    // Joined by hand: `format!` costs about as much as the rest of an alert (every YARA and
+    // Sigma alert builds one).
+    let parts = [
+        rule_id,
         agency.unwrap_or(""),
         entities.host.as_deref().unwrap_or(""),
         entities.user.as_deref().unwrap_or(""),
-        entities.ip.as_deref().unwrap_or("")
-    )
+        entities.ip.as_deref().unwrap_or(""),
+    ];
+    let mut key = String::with_capacity(parts.iter().map(|part| part.len() + 1).sum());
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            key.push('|');
+        }
+        key.push_str(part);
+    }
+    key
 }
 
 fn alert_id(rule_id: &str, grouping_key: &str, first_event_id: &str) -> String {
@@ -182,13 +192,53 @@ fn alert_id(rule_id: &str, grouping_key: &str, first_event_id: &str) -> String {
         hasher.update(part.as_bytes());
         hasher.update(&[0]);
     }
-    format!("{:032x}", hasher.digest128())
+    lower_hex_128(hasher.digest128())
+}
+
+/// `format!("{:032x}", value)` without the formatting machinery.
+fn lower_hex_128(value: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..32)
+        .rev()
+        .map(|nibble| {
+            let digit = (value >> (nibble * 4)) & 0xf;
+            char::from(DIGITS[digit as usize])
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use citysoc_collector::{parse_record, InputFormat, ParseContext};
+
+    #[test]
+    fn ids_and_grouping_keys_are_written_as_format_writes_them() {
+        for value in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            u128::MAX / 3,
+            1 << 127,
+            0x0123_4567_89ab_cdef,
+        ] {
+            assert_eq!(lower_hex_128(value), format!("{value:032x}"));
+        }
+        let entities = Entities {
+            host: Some("pc-01".into()),
+            user: None,
+            ip: Some("10.0.0.1".into()),
+        };
+        assert_eq!(
+            grouping_key("rule-1", Some("quan-1"), &entities),
+            "rule-1|quan-1|pc-01||10.0.0.1"
+        );
+        assert_eq!(
+            grouping_key("r", None, &Entities::default()),
+            format!("r|{}|{}|{}|{}", "", "", "", "")
+        );
+    }
 
     #[test]
     fn alert_from_an_sshd_event_carries_entities_and_grouping() {

@@ -13,8 +13,9 @@
 //! from the batch has a match in it, or when a pattern reached the single scanner's match
 //! limit.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::details;
 use super::rules::{YaraRuleInfo, YaraRuleSet};
 
 /// At most this many matched strings (identifier and offset) go into an alert's details.
@@ -107,22 +108,31 @@ pub(crate) fn settle<'r>(
             }
         }
     }
+    // The alerting rules that matched, with their metadata, looked up once for every target
+    // the batch settles (private rules raise no alert, alone or not, so they are left out, as
+    // in a scan alone; yara-x lists matching rules in rule order, batch or not).
+    let mut alerting = Vec::new();
+    if touch.contains(&Touch::Inside) {
+        alerting.extend(results.matching_rules().filter_map(|rule| {
+            let info = rules.rule_info(rule.namespace(), rule.identifier())?;
+            Some((rule, info))
+        }));
+    }
     for (piece, slot) in touch.iter().enumerate() {
         let verdict = match slot {
             Touch::None => continue,
             Touch::Rescan => Verdict::Rescan,
-            Touch::Inside => Verdict::Settled(hits(rules, results, starts, batch_len, piece)),
+            Touch::Inside => Verdict::Settled(hits(&alerting, starts, batch_len, piece)),
         };
         verdicts.push((first + piece, verdict));
     }
     true
 }
 
-/// The rules matching target `piece`, in the order a scan of the target alone reports them
-/// (yara-x lists matching rules in rule order, batch or not).
+/// The rules among `alerting` matching target `piece`, in the order a scan of the target alone
+/// reports them.
 fn hits<'r>(
-    rules: &'r YaraRuleSet,
-    results: &yara_x::ScanResults<'_, '_>,
+    alerting: &[(yara_x::Rule<'_, '_>, &'r YaraRuleInfo)],
     starts: &[usize],
     batch_len: usize,
     piece: usize,
@@ -131,11 +141,8 @@ fn hits<'r>(
     let end = content_end(starts, batch_len, piece);
     let within = |range: &std::ops::Range<usize>| range.start >= start && range.end <= end;
     let mut hits = Vec::new();
-    // Private rules raise no alert, alone or not, so they are not listed (as in a scan alone).
-    for rule in results.matching_rules() {
-        let Some(info) = rules.rule_info(rule.namespace(), rule.identifier()) else {
-            continue;
-        };
+    for (rule, info) in alerting {
+        let info = *info;
         let matched = rule
             .patterns()
             .include_private(true)
@@ -143,7 +150,7 @@ fn hits<'r>(
         if matched {
             hits.push(Hit {
                 info,
-                strings: matched_strings(&rule, |range| within(range).then(|| range.start - start)),
+                strings: matched_strings(rule, |range| within(range).then(|| range.start - start)),
             });
         }
     }
@@ -167,7 +174,11 @@ pub(crate) fn matched_strings(
             if strings.len() >= MAX_REPORTED_STRINGS {
                 return strings;
             }
-            strings.push(json!({"id": pattern.identifier(), "offset": at, "length": range.len()}));
+            strings.push(details::matched_string(
+                pattern.identifier(),
+                at,
+                range.len(),
+            ));
         }
     }
     strings

@@ -19,6 +19,8 @@
 
 mod batch;
 mod decode;
+mod details;
+mod pieces;
 mod prefilter;
 mod rules;
 mod scanner;

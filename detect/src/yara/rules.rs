@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::details::DetailsTemplate;
 use super::prefilter;
 use crate::{DetectError, Level};
 
@@ -54,6 +55,8 @@ pub struct YaraRuleInfo {
     /// and the like): the scanner then reads its matches from the batch scan instead of
     /// scanning the target again.
     pub(crate) any_pattern: bool,
+    /// The rule's alert details with their constant values set.
+    pub(crate) details: DetailsTemplate,
 }
 
 /// The compiled city YARA rules: one `yara_x::Rules` shared by every worker (wrap the set in
@@ -407,15 +410,18 @@ fn rule_infos(
             }
             let mut seen = BTreeSet::new();
             tags.retain(|tag| seen.insert(tag.clone()));
+            let file = files.get(&namespace).cloned().unwrap_or_default();
+            let details = DetailsTemplate::new(&qualified_name, &file.display().to_string());
             let info = YaraRuleInfo {
                 rule_id: rule_id.unwrap_or_else(|| qualified_name.clone()),
                 qualified_name,
                 title: title.unwrap_or_else(|| name.clone()),
                 level: level.unwrap_or(Level::Medium),
                 tags,
-                file: files.get(&namespace).cloned().unwrap_or_default(),
+                file,
                 prefiltered,
                 any_pattern: false,
+                details,
             };
             ((namespace, name), info)
         })

@@ -10,15 +10,14 @@ use serde_json::Value;
 
 use super::batch::{self, Verdict, SINGLE_MAX_MATCHES};
 use super::decode::{self, Decoding};
+use super::pieces::{Piece, Pieces};
 use super::rules::{YaraRuleInfo, YaraRuleSet};
 use crate::{Alert, AlertKind};
 
-/// A prefilter batch holds at most this many bytes (more events make several batches).
+/// A prefilter batch is scanned once its targets reach this many bytes, after the event that
+/// reached it (more events make several batches; a batch stays in the CPU's cache while it is
+/// copied, scanned and read back).
 const BATCH_BYTES: usize = 256 * 1024;
-
-/// Targets are separated by a newline in a prefilter batch: not a word character, so
-/// `fullword` and `\b` behave at a target's edges as they do at the edges of the data.
-const SEPARATOR: u8 = b'\n';
 
 /// yara-x's default limit of matches per pattern, kept for prefilter scans: reaching it
 /// would hide the matches of later targets, so it triggers the per-target fallback.
@@ -161,6 +160,16 @@ struct Text<'e> {
     inside_raw: bool,
 }
 
+/// A target read from an event, before it is copied into the batch buffer: the copies are
+/// made together when the batch is full, a loop of independent reads the CPU overlaps, where
+/// copying each record right after finding it waits for it on every event.
+struct Pending<'e> {
+    event: usize,
+    target: usize,
+    bytes: Cow<'e, [u8]>,
+    decoding: Option<Decoding>,
+}
+
 /// Buffers reused across the events of one batch.
 #[derive(Default)]
 struct Scratch<'e> {
@@ -260,14 +269,6 @@ fn walk<'e>(value: &'e Value, path: &str) -> Option<&'e Value> {
         .try_fold(value, |current, part| current.as_object()?.get(part))
 }
 
-/// One piece of bytes to scan and where it came from.
-struct Piece<'e> {
-    /// Index of the target in the scanner's target list.
-    target: usize,
-    bytes: Cow<'e, [u8]>,
-    decoding: Option<Decoding>,
-}
-
 /// One worker's YARA scanner. Create it from the shared rule set in the worker's thread and
 /// keep it for the worker's life (creating a yara-x scanner costs far more than a scan):
 ///
@@ -295,9 +296,10 @@ pub struct YaraScanner<'r> {
     decode_base64: bool,
     prefilter: bool,
     stats: YaraStats,
-    /// Reused prefilter buffer and the start offset of each target in it.
-    batch: Vec<u8>,
-    starts: Vec<usize>,
+    /// The targets of the batch being collected, reused from call to call.
+    pieces: Pieces,
+    /// The verdicts of the batch's targets that are not clean, reused from call to call.
+    verdicts: Vec<(usize, Verdict<'r>)>,
 }
 
 impl std::fmt::Debug for YaraScanner<'_> {
@@ -357,8 +359,8 @@ impl<'r> YaraScanner<'r> {
             decode_base64: config.decode_base64,
             prefilter: config.prefilter,
             stats: YaraStats::default(),
-            batch: Vec::new(),
-            starts: Vec::new(),
+            pieces: Pieces::default(),
+            verdicts: Vec::new(),
         }
     }
 
@@ -377,153 +379,180 @@ impl<'r> YaraScanner<'r> {
     /// turn, but with the prefilter working over the whole batch: far fewer yara-x scans when,
     /// as usual, few events match. Alerts come in event order.
     pub fn scan_events(&mut self, events: &[Event]) -> Vec<Alert> {
-        let mut pieces: Vec<(usize, Piece<'_>)> = Vec::with_capacity(events.len() * 2);
+        let mut alerts = Vec::new();
         let mut scratch = Scratch::default();
+        // At least one target per event (the raw record, usually), so rarely regrown.
+        let mut pending = Vec::with_capacity(events.len());
+        let mut pending_bytes = 0;
         for (index, event) in events.iter().enumerate() {
             self.stats.events += 1;
-            self.collect_pieces(index, event, &mut scratch, &mut pieces);
-        }
-        for (_, piece) in &pieces {
-            self.count_piece(piece);
-        }
-        let mut verdicts = self.candidates(&pieces).into_iter().peekable();
-        let mut alerts = Vec::new();
-        let mut current_event = usize::MAX;
-        let mut first_alert = 0;
-        for (position, (index, piece)) in pieces.iter().enumerate() {
-            let verdict = verdicts
-                .next_if(|(at, _)| *at == position)
-                .map_or(Verdict::Clean, |(_, verdict)| verdict);
-            let Some(event) = events.get(*index) else {
-                continue;
-            };
-            if *index != current_event {
-                current_event = *index;
-                first_alert = alerts.len();
-            }
-            match verdict {
-                Verdict::Clean => {}
-                Verdict::Rescan => {
-                    self.scan_piece(piece, event, Which::Prefiltered, &mut alerts, first_alert);
-                }
-                Verdict::Settled(hits) => {
-                    self.stats.batch_settled += 1;
-                    for hit in hits {
-                        self.raise(
-                            hit.info,
-                            hit.strings,
-                            piece,
-                            event,
-                            &mut alerts,
-                            first_alert,
-                        );
-                    }
-                }
-            }
-            if self.per_target.is_some() {
-                self.scan_piece(piece, event, Which::PerTarget, &mut alerts, first_alert);
+            let before = pending.len();
+            self.collect_pieces(index, event, &mut scratch, &mut pending);
+            pending_bytes += pending
+                .get(before..)
+                .unwrap_or_default()
+                .iter()
+                .map(|piece: &Pending<'_>| piece.bytes.len().min(self.max_scan_bytes) + 1)
+                .sum::<usize>();
+            if pending_bytes >= BATCH_BYTES {
+                self.scan_batch(events, &mut pending, &mut alerts);
+                pending_bytes = 0;
             }
         }
+        self.scan_batch(events, &mut pending, &mut alerts);
         self.stats.alerts += alerts.len() as u64;
         alerts
     }
 
-    fn count_piece(&mut self, piece: &Piece<'_>) {
-        self.stats.targets_scanned += 1;
-        self.stats.bytes_scanned += piece.bytes.len().min(self.max_scan_bytes) as u64;
-        if piece.bytes.len() > self.max_scan_bytes {
-            self.stats.truncated += 1;
-        }
-        if piece.decoding.is_some() {
-            self.stats.decoded_scanned += 1;
-        }
-    }
-
-    /// What the prefiltered rules need for each piece: nothing when no pattern match touched
-    /// it in the batch scan, its alerts when the batch settles them, else a scan alone (all
-    /// of them when the prefilter is off, would not save a scan, or fails).
-    ///
-    /// Only the pieces that are not clean are listed, as (piece number, verdict) in piece
-    /// order: usually a few out of thousands.
-    fn candidates(&mut self, pieces: &[(usize, Piece<'_>)]) -> Vec<(usize, Verdict<'r>)> {
-        if !self.prefiltered_rules {
-            return Vec::new();
-        }
-        if !self.prefilter || pieces.len() < 2 {
-            return (0..pieces.len()).map(|at| (at, Verdict::Rescan)).collect();
-        }
-        let mut verdicts = Vec::new();
-        let mut start = 0;
-        while start < pieces.len() {
-            // Fill one batch; a piece larger than the batch size makes a batch alone.
-            let mut end = start;
-            let mut size = 0;
-            while let Some((_, piece)) = pieces.get(end) {
-                let length = piece.bytes.len().min(self.max_scan_bytes) + 1;
-                if end > start && size + length > BATCH_BYTES {
-                    break;
-                }
-                size += length;
-                end += 1;
-            }
-            let batch = pieces.get(start..end).unwrap_or_default();
-            if batch.len() == 1 {
-                verdicts.push((start, Verdict::Rescan));
-            } else {
-                self.prefilter_batch(batch, start, &mut verdicts);
-            }
-            start = end;
-        }
-        verdicts
-    }
-
-    /// One prefilter scan over `batch` (pieces `first..` of the call) concatenated, adding the
-    /// verdicts of its pieces that are not clean to `verdicts`.
-    fn prefilter_batch(
+    /// Scans the `pending` targets (whole events of `events`), adds their alerts in event
+    /// order and empties the batch.
+    fn scan_batch(
         &mut self,
-        batch: &[(usize, Piece<'_>)],
-        first: usize,
-        verdicts: &mut Vec<(usize, Verdict<'r>)>,
+        events: &[Event],
+        pending: &mut Vec<Pending<'_>>,
+        alerts: &mut Vec<Alert>,
     ) {
-        let before = verdicts.len();
-        self.batch.clear();
-        self.starts.clear();
-        for (_, piece) in batch {
-            self.starts.push(self.batch.len());
-            let limit = piece.bytes.len().min(self.max_scan_bytes);
-            self.batch
-                .extend_from_slice(piece.bytes.get(..limit).unwrap_or_default());
-            self.batch.push(SEPARATOR);
+        if pending.is_empty() {
+            return;
+        }
+        self.pieces.clear();
+        for piece in pending.drain(..) {
+            self.pieces.push(
+                piece.event,
+                piece.target,
+                &piece.bytes,
+                piece.decoding,
+                self.max_scan_bytes,
+            );
+        }
+        let count = self.pieces.len();
+        self.stats.targets_scanned += count as u64;
+        // The buffer holds each target's scanned bytes and one separator.
+        self.stats.bytes_scanned += self.pieces.buffer_len().saturating_sub(count) as u64;
+        for piece in self.pieces.list() {
+            self.stats.truncated += u64::from(piece.truncated);
+            self.stats.decoded_scanned += u64::from(piece.decoding.is_some());
+        }
+        self.candidates();
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        // Most targets that are not clean raise an alert: one growth of the list, not several.
+        alerts.reserve(verdicts.len());
+        let mut current_event = usize::MAX;
+        let mut first_alert = alerts.len();
+        if self.per_target.is_none() {
+            // Only the targets that are not clean can raise alerts: usually a few of thousands.
+            for (number, verdict) in verdicts.drain(..) {
+                let Some(piece) = self.pieces.get(number) else {
+                    continue;
+                };
+                if piece.event != current_event {
+                    current_event = piece.event;
+                    first_alert = alerts.len();
+                }
+                if let Some(event) = events.get(piece.event) {
+                    self.apply(verdict, number, piece, event, alerts, first_alert);
+                }
+            }
+        } else {
+            let mut pending = verdicts.drain(..).peekable();
+            for number in 0..self.pieces.len() {
+                let verdict = pending
+                    .next_if(|(at, _)| *at == number)
+                    .map_or(Verdict::Clean, |(_, verdict)| verdict);
+                let Some(piece) = self.pieces.get(number) else {
+                    continue;
+                };
+                let Some(event) = events.get(piece.event) else {
+                    continue;
+                };
+                if piece.event != current_event {
+                    current_event = piece.event;
+                    first_alert = alerts.len();
+                }
+                self.apply(verdict, number, piece, event, alerts, first_alert);
+                self.scan_piece(number, piece, event, Which::PerTarget, alerts, first_alert);
+            }
+        }
+        self.verdicts = verdicts;
+    }
+
+    /// The alerts of the prefiltered rules for target `number`, as its verdict says.
+    fn apply(
+        &mut self,
+        verdict: Verdict<'r>,
+        number: usize,
+        piece: Piece,
+        event: &Event,
+        alerts: &mut Vec<Alert>,
+        first_alert: usize,
+    ) {
+        match verdict {
+            Verdict::Clean => {}
+            Verdict::Rescan => {
+                self.scan_piece(
+                    number,
+                    piece,
+                    event,
+                    Which::Prefiltered,
+                    alerts,
+                    first_alert,
+                );
+            }
+            Verdict::Settled(hits) => {
+                self.stats.batch_settled += 1;
+                for hit in hits {
+                    self.raise(hit.info, hit.strings, piece, event, alerts, first_alert);
+                }
+            }
+        }
+    }
+
+    /// What the prefiltered rules need for each target of the batch: nothing when no pattern
+    /// match touched it in the batch scan, its alerts when the batch settles them, else a scan
+    /// alone (all of them when the prefilter is off, would not save a scan, or fails).
+    ///
+    /// Only the targets that are not clean go to `self.verdicts`, as (target number, verdict)
+    /// in order: usually a few out of thousands.
+    fn candidates(&mut self) {
+        self.verdicts.clear();
+        if !self.prefiltered_rules {
+            return;
+        }
+        if !self.prefilter || self.pieces.len() < 2 {
+            self.verdicts
+                .extend((0..self.pieces.len()).map(|at| (at, Verdict::Rescan)));
+            return;
         }
         self.stats.batch_scans += 1;
         let rules = self.rules;
-        let complete = match self.batch_scanner.scan(&self.batch) {
+        let complete = match self.batch_scanner.scan(self.pieces.buffer()) {
             Ok(results) => batch::settle(
                 rules,
                 &results,
-                &self.starts,
-                self.batch.len(),
+                self.pieces.starts(),
+                self.pieces.buffer_len(),
                 PREFILTER_MAX_MATCHES,
-                first,
-                verdicts,
+                0,
+                &mut self.verdicts,
             ),
             Err(_) => false,
         };
         if !complete {
             self.stats.batch_fallbacks += 1;
-            verdicts.truncate(before);
-            verdicts.extend((first..first + batch.len()).map(|at| (at, Verdict::Rescan)));
+            self.verdicts.clear();
+            self.verdicts
+                .extend((0..self.pieces.len()).map(|at| (at, Verdict::Rescan)));
         }
     }
 
-    /// Appends the targets of `event` (number `index` in the batch) and the payloads decoded
-    /// from them to `out`, in scan order.
+    /// Appends the targets of `event` (number `index` in the call) and the payloads decoded
+    /// from them to the batch, in scan order.
     fn collect_pieces<'e>(
         &mut self,
         index: usize,
         event: &'e Event,
         scratch: &mut Scratch<'e>,
-        out: &mut Vec<(usize, Piece<'e>)>,
+        out: &mut Vec<Pending<'e>>,
     ) {
         scratch.texts.clear();
         self.fields.lookup(event, &mut scratch.found);
@@ -551,14 +580,12 @@ impl<'r> YaraScanner<'r> {
                 }
                 if url {
                     if let Some(decoded) = decode::percent_decode(value.as_bytes()) {
-                        out.push((
-                            index,
-                            Piece {
-                                target,
-                                bytes: Cow::Owned(decoded),
-                                decoding: Some(Decoding::Percent),
-                            },
-                        ));
+                        out.push(Pending {
+                            event: index,
+                            target,
+                            bytes: Cow::Owned(decoded),
+                            decoding: Some(Decoding::Percent),
+                        });
                     }
                 }
                 scratch.texts.push(Text {
@@ -606,27 +633,23 @@ impl<'r> YaraScanner<'r> {
         }
         let raw_target = self.raw_target;
         if let Some(raw) = &raw_text {
-            out.push((
-                index,
-                Piece {
-                    target: raw_target,
-                    bytes: raw.clone(),
-                    decoding: None,
-                },
-            ));
+            out.push(Pending {
+                event: index,
+                target: raw_target,
+                bytes: raw.clone(),
+                decoding: None,
+            });
         }
         for text in &scratch.texts {
             if text.inside_raw {
                 self.stats.skipped_inside_raw += 1;
             } else {
-                out.push((
-                    index,
-                    Piece {
-                        target: text.target,
-                        bytes: Cow::Borrowed(text.bytes),
-                        decoding: None,
-                    },
-                ));
+                out.push(Pending {
+                    event: index,
+                    target: text.target,
+                    bytes: Cow::Borrowed(text.bytes),
+                    decoding: None,
+                });
             }
         }
         if self.decode_base64 {
@@ -645,7 +668,7 @@ impl<'r> YaraScanner<'r> {
         raw: Option<&[u8]>,
         raw_target: usize,
         texts: &[Text<'e>],
-        out: &mut Vec<(usize, Piece<'e>)>,
+        out: &mut Vec<Pending<'e>>,
     ) {
         let mut seen: Vec<u64> = Vec::new();
         for text in texts.iter().filter(|text| text.command_line) {
@@ -674,27 +697,24 @@ impl<'r> YaraScanner<'r> {
         index: usize,
         target: usize,
         value: &'e str,
-        out: &mut Vec<(usize, Piece<'e>)>,
+        out: &mut Vec<Pending<'e>>,
     ) {
         let compact: Vec<u8> = value
             .bytes()
             .filter(|byte| !byte.is_ascii_whitespace())
             .take(self.max_base64_chars())
             .collect();
-        let piece = match decode::decode_base64(&compact) {
-            Some(bytes) => Piece {
-                target,
-                bytes: Cow::Owned(bytes),
-                decoding: Some(Decoding::Base64),
-            },
+        let (bytes, decoding) = match decode::decode_base64(&compact) {
+            Some(bytes) => (Cow::Owned(bytes), Some(Decoding::Base64)),
             // Not base64 after all: scan the text as it is.
-            None => Piece {
-                target,
-                bytes: Cow::Borrowed(value.as_bytes()),
-                decoding: None,
-            },
+            None => (Cow::Borrowed(value.as_bytes()), None),
         };
-        out.push((index, piece));
+        out.push(Pending {
+            event: index,
+            target,
+            bytes,
+            decoding,
+        });
     }
 
     fn max_base64_chars(&self) -> usize {
@@ -713,7 +733,7 @@ impl<'r> YaraScanner<'r> {
         text: &[u8],
         runs: Vec<std::ops::Range<usize>>,
         seen: &mut Vec<u64>,
-        out: &mut Vec<(usize, Piece<'e>)>,
+        out: &mut Vec<Pending<'e>>,
         holders: &[Text<'e>],
     ) {
         for run in runs {
@@ -741,31 +761,28 @@ impl<'r> YaraScanner<'r> {
                 .iter()
                 .find(|holder| decode::contains(holder.bytes, run_bytes))
                 .map_or(target, |holder| holder.target);
-            out.push((
-                index,
-                Piece {
-                    target: holder,
-                    bytes: Cow::Owned(bytes),
-                    decoding: Some(decoding),
-                },
-            ));
+            out.push(Pending {
+                event: index,
+                target: holder,
+                bytes: Cow::Owned(bytes),
+                decoding: Some(decoding),
+            });
         }
     }
 
-    /// Scans one piece alone with one of the rule sets and adds or extends the alerts of the
-    /// rules that matched; `alerts[first_alert..]` are the event's alerts so far.
+    /// Scans target `number` of the batch alone with one of the rule sets and adds or extends
+    /// the alerts of the rules that matched; `alerts[first_alert..]` are the event's alerts so
+    /// far.
     fn scan_piece(
         &mut self,
-        piece: &Piece<'_>,
+        number: usize,
+        piece: Piece,
         event: &Event,
         which: Which,
         alerts: &mut Vec<Alert>,
         first_alert: usize,
     ) {
-        let data = piece
-            .bytes
-            .get(..self.max_scan_bytes)
-            .unwrap_or(&piece.bytes);
+        let data = self.pieces.bytes(number);
         let scanner = match which {
             Which::Prefiltered => &mut self.scanner,
             Which::PerTarget => match self.per_target.as_mut() {
@@ -806,7 +823,7 @@ impl<'r> YaraScanner<'r> {
         &mut self,
         info: &YaraRuleInfo,
         strings: Vec<Value>,
-        piece: &Piece<'_>,
+        piece: Piece,
         event: &Event,
         alerts: &mut Vec<Alert>,
         first_alert: usize,
@@ -831,25 +848,9 @@ impl<'r> YaraScanner<'r> {
             info.tags.clone(),
             event,
         );
-        let details = &mut alert.details;
-        details.insert(
-            "yara_rule".into(),
-            Value::from(info.qualified_name.as_str()),
-        );
-        details.insert(
-            "rule_file".into(),
-            Value::from(info.file.display().to_string()),
-        );
-        details.insert("target".into(), Value::from(target));
-        details.insert("decoded".into(), Value::from(piece.decoding.is_some()));
-        if let Some(decoding) = piece.decoding {
-            details.insert("decoding".into(), Value::from(decoding.as_str()));
-        }
-        details.insert(
-            "truncated".into(),
-            Value::from(piece.bytes.len() > self.max_scan_bytes),
-        );
-        details.insert("strings".into(), Value::Array(strings));
+        alert.details = info
+            .details
+            .fill(target, piece.decoding, piece.truncated, strings);
         alerts.push(alert);
     }
 }

@@ -596,3 +596,49 @@ fn batch_settled_city_rules_equal_scanning_each_target_alone() {
     assert!(alerts.len() >= 6, "{alerts:?}");
     assert!(stats.batch_settled > 0, "{stats:?}");
 }
+
+#[test]
+fn alerts_stay_with_their_events_across_batches() {
+    // Records of about 100 KB, so a call makes several batches (one every three events or
+    // so), with matches of rules the batch settles, of rules it cannot settle and of rules
+    // that must see each target alone, in the first, middle and last events of batches.
+    let batched = r#"
+        rule settled { meta: id = "b-settled" strings: $a = "needle" condition: $a }
+        rule pair { meta: id = "b-pair" strings: $a = "left" $b = "right" condition: $a and $b }"#;
+    let alone = r#"
+        rule alone { meta: id = "b-alone" strings: $a = "solo" condition: $a and filesize < 200000 }"#;
+    let (rules, problems) =
+        YaraRuleSet::from_sources(&[("batched.yar", batched), ("alone.yar", alone)]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rules.per_target_rules(), 1);
+    let filler = "x ".repeat(50_000);
+    let words = [
+        "needle",
+        "plain",
+        "left right",
+        "solo",
+        "plain",
+        "needle solo",
+        "plain",
+        "left",
+        "right",
+        "needle",
+        "plain",
+        "left right needle",
+    ];
+    let lines: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(index, word)| format!("<13>Nov 22 08:00:{index:02} host app: {word} {filler}"))
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (alerts, stats) = batched_equals_alone(&rules, &lines);
+    assert!(
+        stats.batch_scans >= 3 && stats.batch_settled > 0,
+        "{stats:?}"
+    );
+    let ids = alert_ids(&alerts);
+    assert_eq!(ids.iter().filter(|id| **id == "b-settled").count(), 4);
+    assert_eq!(ids.iter().filter(|id| **id == "b-pair").count(), 2);
+    assert_eq!(ids.iter().filter(|id| **id == "b-alone").count(), 2);
+}
