@@ -19,7 +19,7 @@ mod support {
     pub mod syslog_lines;
 }
 use support::format_lines::{access, auditd, cef, json, kv, leef, winevent};
-use support::syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
+use support::syslog_lines::{rfc3164_filterlog_kv, rfc3164_firewall, rfc3164_sshd, rfc5424};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
 #[global_allocator]
@@ -39,6 +39,11 @@ type FormatCase = (&'static str, InputFormat, fn(usize) -> String);
 const FORMATS: &[FormatCase] = &[
     ("rfc3164-sshd", InputFormat::Rfc3164, rfc3164_sshd),
     ("rfc3164-firewall", InputFormat::Rfc3164, rfc3164_firewall),
+    (
+        "rfc3164-filterlog-kv",
+        InputFormat::Rfc3164,
+        rfc3164_filterlog_kv,
+    ),
     ("rfc5424", InputFormat::Rfc5424, rfc5424),
     ("cef", InputFormat::Cef, cef),
     ("leef", InputFormat::Leef, leef),

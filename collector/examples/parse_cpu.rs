@@ -17,7 +17,7 @@ use citysoc_collector::{parse_record, InputFormat, ParseContext};
 
 #[path = "../benches/support/syslog_lines.rs"]
 mod syslog_lines;
-use syslog_lines::{rfc3164_firewall, rfc3164_sshd, rfc5424};
+use syslog_lines::{rfc3164_filterlog_kv, rfc3164_firewall, rfc3164_sshd, rfc5424};
 #[path = "../benches/support/format_lines.rs"]
 mod format_lines;
 use format_lines::{access, auditd, cef, json, kv, leef, winevent};
@@ -40,6 +40,7 @@ fn main() {
     let (templates, input_format): (&[Template], InputFormat) = match case.as_str() {
         "rfc3164" => (&[rfc3164_sshd], InputFormat::Rfc3164),
         "firewall" => (&[rfc3164_firewall], InputFormat::Rfc3164),
+        "filterlog-kv" => (&[rfc3164_filterlog_kv], InputFormat::Rfc3164),
         "rfc5424" => (&[rfc5424], InputFormat::Rfc5424),
         "auto" => (MIX, InputFormat::Auto),
         "cef" => (&[cef], InputFormat::Cef),
@@ -51,7 +52,7 @@ fn main() {
         "access" => (&[access], InputFormat::Access),
         other => {
             eprintln!(
-                "unknown case `{other}`: expected rfc3164, firewall, rfc5424, auto, cef, leef, kv, json, winevent, auditd or access"
+                "unknown case `{other}`: expected rfc3164, firewall, filterlog-kv, rfc5424, auto, cef, leef, kv, json, winevent, auditd or access"
             );
             std::process::exit(2);
         }

@@ -27,3 +27,12 @@ pub fn rfc5424(index: usize) -> String {
         index % 60, (index * 7) % 60, index % 1000, index % 13, 1000 + index, index % 90, index, index % 24, 261_122_000 + index, 20 + index % 900
     )
 }
+
+/// key=value under pfSense's `filterlog` tag (other firewalls and relays send it so), as in
+/// the collector peer bench's corpus, where it is a third of the lines.
+pub fn rfc3164_filterlog_kv(index: usize) -> String {
+    format!(
+        "<133>Nov 22 10:{:02}:{:02} fw-edge-{:02} filterlog[{}]: action=block rule={} proto=TCP src=45.84.{}.{} dst=10.27.{}.{} spt={} dpt=8080 in=wan0 out=lan1 len={} ttl=57 flags=S policy=edge-default zone=untrust",
+        index % 60, (index * 7) % 60, index % 8, 20_000 + index, 1_000_000 + index % 300, index % 256, (index * 3) % 256, (index * 7) % 256, index % 256, 30_000 + index, 40 + index % 1400
+    )
+}
