@@ -504,6 +504,9 @@ fn key_value_under_the_filterlog_tag_is_read_as_key_value() {
         event.fields.get("dpt").and_then(|value| value.as_str()),
         Some("8080")
     );
+    // Lower-case `spt`/`dpt` are ports as netfilter's `SPT`/`DPT` are.
+    assert_eq!(event.core.source_port, Some(36367));
+    assert_eq!(event.core.destination_port, Some(8080));
     assert_eq!(event.logsource.category.as_deref(), Some("firewall"));
     assert!(event.fields.get("payload_parse_error").is_none());
 

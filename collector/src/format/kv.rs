@@ -436,10 +436,22 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
     if let Some(ip) = first_ip(&[known.dstip, known.dst, known.DST, known.dst_ip]) {
         core.destination_ip = Some(ip);
     }
-    if let Some(port) = first_port(&[known.srcport, known.SPT, known.src_port, known.sport]) {
+    if let Some(port) = first_port(&[
+        known.srcport,
+        known.SPT,
+        known.spt,
+        known.src_port,
+        known.sport,
+    ]) {
         core.source_port = Some(port);
     }
-    if let Some(port) = first_port(&[known.dstport, known.DPT, known.dst_port, known.dport]) {
+    if let Some(port) = first_port(&[
+        known.dstport,
+        known.DPT,
+        known.dpt,
+        known.dst_port,
+        known.dport,
+    ]) {
         core.destination_port = Some(port);
     }
     if let Some(user) = first_of(&[known.user, known.usrName, known.dstuser, known.srcuser])
@@ -1103,10 +1115,10 @@ mod tests {
         if let Some(ip) = first_ip(&get(&["dstip", "dst", "DST", "dst_ip"])) {
             core.destination_ip = Some(ip);
         }
-        if let Some(port) = first_port(&get(&["srcport", "SPT", "src_port", "sport"])) {
+        if let Some(port) = first_port(&get(&["srcport", "SPT", "spt", "src_port", "sport"])) {
             core.source_port = Some(port);
         }
-        if let Some(port) = first_port(&get(&["dstport", "DPT", "dst_port", "dport"])) {
+        if let Some(port) = first_port(&get(&["dstport", "DPT", "dpt", "dst_port", "dport"])) {
             core.destination_port = Some(port);
         }
         if let Some(user) = first_of(&get(&["user", "usrName", "dstuser", "srcuser"]))

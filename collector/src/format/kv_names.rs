@@ -1,5 +1,6 @@
 //! Key names that key=value devices write on nearly every line (netfilter's `SRC`, `DPT`, …,
-//! FortiGate's `srcip`, `policyid`, …, and every name `kv_known` reads), as `'static` strings:
+//! FortiGate's `srcip`, `policyid`, …, the lower-case `spt`, `rule`, `zone`, … firewalls write
+//! under the `filterlog` tag, and every name `kv_known` reads), as `'static` strings:
 //! a pair whose key is one of them is stored in `fields` without copying the key (an
 //! allocation per pair was a tenth of a netfilter line's parse, BENCHMARKS.md "Parsing").
 //! Any other key is copied as before; the list only saves allocations, it never changes
@@ -76,22 +77,23 @@ const fn bucket<const N: usize>(names: [&'static str; N]) -> [(u64, &'static str
     table
 }
 
-static LEN_2: [(u64, &str); 9] = bucket(["CE", "DF", "ID", "IN", "MF", "TC", "tz", "ui", "vd"]);
-static LEN_3: [(u64, &str); 27] = bucket([
+static LEN_2: [(u64, &str); 10] =
+    bucket(["CE", "DF", "ID", "IN", "MF", "TC", "in", "tz", "ui", "vd"]);
+static LEN_3: [(u64, &str); 32] = bucket([
     "ACK", "CWR", "DPT", "DST", "ECE", "FIN", "GID", "LEN", "MAC", "OPT", "OUT", "PSH", "RES",
-    "RST", "SEQ", "SPT", "SRC", "SYN", "TOS", "TTL", "UID", "URG", "act", "app", "dst", "msg",
-    "src",
+    "RST", "SEQ", "SPT", "SRC", "SYN", "TOS", "TTL", "UID", "URG", "act", "app", "dpt", "dst",
+    "len", "msg", "out", "spt", "src", "ttl",
 ]);
-static LEN_4: [(u64, &str); 9] = bucket([
-    "CODE", "MARK", "PREC", "TYPE", "URGP", "date", "time", "type", "user",
+static LEN_4: [(u64, &str); 11] = bucket([
+    "CODE", "MARK", "PREC", "TYPE", "URGP", "date", "rule", "time", "type", "user", "zone",
 ]);
-static LEN_5: [(u64, &str); 12] = bucket([
-    "PROTO", "appid", "devid", "dport", "dstip", "group", "level", "logid", "proto", "remip",
-    "sport", "srcip",
+static LEN_5: [(u64, &str); 13] = bucket([
+    "PROTO", "appid", "devid", "dport", "dstip", "flags", "group", "level", "logid", "proto",
+    "remip", "sport", "srcip",
 ]);
-static LEN_6: [(u64, &str); 11] = bucket([
-    "PHYSIN", "WINDOW", "action", "appcat", "dst_ip", "method", "reason", "result", "src_ip",
-    "srcmac", "status",
+static LEN_6: [(u64, &str); 12] = bucket([
+    "PHYSIN", "WINDOW", "action", "appcat", "dst_ip", "method", "policy", "reason", "result",
+    "src_ip", "srcmac", "status",
 ]);
 static LEN_7: [(u64, &str); 21] = bucket([
     "FLOWLBL", "PHYSOUT", "apprisk", "crlevel", "devname", "dstintf", "dstname", "dstport",
@@ -218,6 +220,16 @@ mod tests {
         "srcuser",
         "act",
         "result",
+        "in",
+        "out",
+        "spt",
+        "dpt",
+        "len",
+        "ttl",
+        "rule",
+        "zone",
+        "flags",
+        "policy",
     ];
 
     #[test]
