@@ -422,19 +422,7 @@ fn prefilter_gives_the_alerts_of_scanning_each_target_alone() {
         "zeta at the start",
         "{\"message\":\"x\",\"CommandLine\":\"alpha \\\"omega\\\"\"}",
     ];
-    let events: Vec<Event> = lines
-        .iter()
-        .map(|line| event(line, InputFormat::Auto))
-        .collect();
-    let alone_config = YaraConfig {
-        prefilter: false,
-        ..YaraConfig::default()
-    };
-    let mut alone = YaraScanner::new(&rules, &alone_config);
-    let expected: Vec<Alert> = events
-        .iter()
-        .flat_map(|event| alone.scan_event(event))
-        .collect();
+    let (expected, stats) = batched_equals_alone(&rules, &lines);
     let ids: Vec<&str> = alert_ids(&expected);
     assert_eq!(
         ids,
@@ -457,9 +445,6 @@ fn prefilter_gives_the_alerts_of_scanning_each_target_alone() {
             "p-two"
         ]
     );
-    let mut batched = YaraScanner::new(&rules, &YaraConfig::default());
-    assert_eq!(batched.scan_events(&events), expected);
-    let stats = batched.stats();
     assert_eq!(stats.batch_scans, 1);
     assert_eq!(stats.batch_fallbacks, 0);
     // One scan of each target with the per-target rules, plus rescans of the candidates only.
