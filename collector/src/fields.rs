@@ -174,9 +174,15 @@ impl Fields {
 
     /// The position of `key`, if present.
     fn position(&self, key: &str) -> Option<usize> {
+        self.position_with_bit(key, key_bit(key))
+    }
+
+    /// [`Fields::position`] with the key's [`key_bit`] already computed.
+    #[inline]
+    fn position_with_bit(&self, key: &str, bit: u64) -> Option<usize> {
         match &self.index {
             Some(index) => index.find(&self.entries, key),
-            None if self.key_bits & key_bit(key) == 0 => None,
+            None if self.key_bits & bit == 0 => None,
             None => self
                 .entries
                 .iter()
@@ -211,8 +217,15 @@ impl Fields {
 
     /// Appends an entry whose key is known to be absent.
     fn push_new(&mut self, key: Key, value: Value) -> usize {
+        let bit = key_bit(&key);
+        self.push_new_with_bit(key, bit, value)
+    }
+
+    /// [`Fields::push_new`] with the key's [`key_bit`] already computed.
+    #[inline]
+    fn push_new_with_bit(&mut self, key: Key, bit: u64, value: Value) -> usize {
         let position = self.entries.len();
-        self.key_bits |= key_bit(&key);
+        self.key_bits |= bit;
         self.entries.push((key, value));
         match &mut self.index {
             Some(index) => index.push(&self.entries, position),
@@ -235,6 +248,40 @@ impl Fields {
             None => {
                 self.push_new(key, value);
                 None
+            }
+        }
+    }
+
+    /// Adds `value` under `key`; when `key` is present already, its values are collected in
+    /// an array in order (key=value records write some keys twice: iptables' `LEN=`). What
+    /// `entry` and then an insert or a push do, in one call that tests the key filter once
+    /// and moves the value once: key=value parsers call it for every pair. `name` gives the
+    /// key as a `'static` string when the parser knows it, so the key is not copied.
+    pub(crate) fn insert_repeatable(
+        &mut self,
+        key: &str,
+        value: Value,
+        name: impl FnOnce(&str) -> Option<&'static str>,
+    ) {
+        let bit = key_bit(key);
+        match self.position_with_bit(key, bit) {
+            None => {
+                let key = match name(key) {
+                    Some(name) if name == key => Cow::Borrowed(name),
+                    _ => Cow::Owned(key.to_owned()),
+                };
+                self.push_new_with_bit(key, bit, value);
+            }
+            Some(position) => {
+                if let Some((_, existing)) = self.entries.get_mut(position) {
+                    match existing {
+                        Value::Array(values) => values.push(value),
+                        existing => {
+                            let first = existing.take();
+                            *existing = Value::Array(vec![first, value]);
+                        }
+                    }
+                }
             }
         }
     }
