@@ -252,6 +252,14 @@ impl Fields {
         }
     }
 
+    /// Appends an entry under a key the caller knows to be absent (a parser that keeps track
+    /// of the names it has stored), without looking it up. The key must really be absent: a
+    /// second entry with the same key would break the map (debug builds check).
+    pub(crate) fn push_absent(&mut self, key: Key, value: Value) {
+        debug_assert!(!self.contains_key(&key), "{key} is present");
+        self.push_new(key, value);
+    }
+
     /// Adds `value` under `key`; when `key` is present already, its values are collected in
     /// an array in order (key=value records write some keys twice: iptables' `LEN=`). What
     /// `entry` and then an insert or a push do, in one call that tests the key filter once
@@ -266,9 +274,14 @@ impl Fields {
         let bit = key_bit(key);
         match self.position_with_bit(key, bit) {
             None => {
+                // `name` gives the same text as `key` (the caller's promise, checked in
+                // debug builds): comparing again would cost a `memcmp` per pair.
                 let key = match name(key) {
-                    Some(name) if name == key => Cow::Borrowed(name),
-                    _ => Cow::Owned(key.to_owned()),
+                    Some(name) => {
+                        debug_assert_eq!(name, key);
+                        Cow::Borrowed(name)
+                    }
+                    None => Cow::Owned(key.to_owned()),
                 };
                 self.push_new_with_bit(key, bit, value);
             }

@@ -135,6 +135,22 @@ const MAX_NAME_LEN: usize = 11;
 
 /// `key` as a `'static` string, when it is one of the common names.
 pub(crate) fn static_name(key: &str) -> Option<&'static str> {
+    static_index(key).and_then(|index| NAMES.get(index).copied())
+}
+
+/// The common name `NAMES[index]` (for keys [`static_index`] found).
+#[inline]
+pub(crate) fn name_at(index: usize) -> Option<&'static str> {
+    NAMES.get(index).copied()
+}
+
+/// How many common names there are: [`static_index`] answers below this.
+pub(crate) const NAME_COUNT: usize = NAMES.len();
+
+/// The index of `key` among the common names, when it is one: a number below
+/// [`NAME_COUNT`] that stands for the name (a parser can keep one bit per name seen).
+#[inline]
+pub(crate) fn static_index(key: &str) -> Option<usize> {
     // One multiply and (nearly always) one probe of an open-addressing table built at compile
     // time, instead of a scan of a length bucket: this runs once per pair, and the scan (up
     // to 32 compares for netfilter's three-letter names) was ~7% of a netfilter line.
@@ -147,15 +163,15 @@ pub(crate) fn static_name(key: &str) -> Option<&'static str> {
     // The table is at most a quarter full, so a free slot ends every probe sequence; the bound
     // only keeps the loop finite whatever the table holds.
     for _ in 0..SLOT_COUNT {
-        let entry = usize::from(SLOTS[slot]);
-        let (name_word, name) = ENTRIES.get(entry.checked_sub(1)?)?;
+        let index = usize::from(SLOTS[slot]).checked_sub(1)?;
+        let (name_word, name) = ENTRIES.get(index)?;
         // Names of up to 8 bytes are told apart by their packed word and length; longer ones
         // (whose word is only their first 8 bytes) are compared in full.
         if *name_word == word
             && name.len() == bytes.len()
             && (bytes.len() <= 8 || name.as_bytes() == bytes)
         {
-            return Some(name);
+            return Some(index);
         }
         slot = (slot + 1) & (SLOT_COUNT - 1);
     }
@@ -414,6 +430,9 @@ mod tests {
         ) {
             let expected = NAMES.iter().copied().find(|name| *name == key);
             proptest::prop_assert_eq!(static_name(&key), expected);
+            let by_index = static_index(&key).and_then(name_at);
+            proptest::prop_assert_eq!(by_index, expected);
+            proptest::prop_assert!(static_index(&key).is_none_or(|index| index < NAME_COUNT));
             for cut in 0..key.len() {
                 if let Some(prefix) = key.get(..cut) {
                     let expected = NAMES.iter().copied().find(|name| *name == prefix);
