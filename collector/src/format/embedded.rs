@@ -51,8 +51,10 @@ pub fn parse_payload(
             }
             result => Some(("filterlog", 0, result)),
         }
-    } else if kv::looks_like(message) {
-        Some(("kv", 0, kv::parse(message, context, event)))
+    } else if let Some(start) = kv::pairs_start(message) {
+        // The start `looks_like` found is where `parse` would find it (a property test in
+        // `kv.rs`): found once.
+        Some(("kv", 0, kv::parse_at(message, start, context, event)))
     } else if access_log::looks_like(message) {
         // nginx and Apache sending their access log through syslog (`nginx: 1.2.3.4 - - […]`).
         Some(("access_log", 0, access_log::parse(message, context, event)))

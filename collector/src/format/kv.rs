@@ -62,17 +62,19 @@ const MAX_KEY_LEN: usize = 64;
 /// `pam_unix(sshd:auth): authentication failure; logname= uid=0 …` has pairs too, but after
 /// several words. Called on every syslog message, so it only scans bytes and never allocates.
 pub fn looks_like(text: &str) -> bool {
+    pairs_start(text).is_some()
+}
+
+/// Where the pairs start when [`looks_like`] says yes: the start [`parse`] would find, so
+/// [`parse_at`] can skip finding it again.
+pub fn pairs_start(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    let Some(mut position) = strict_prefix_end(bytes) else {
-        return false;
-    };
+    let start = strict_prefix_end(bytes)?;
+    let mut position = start;
     for _ in 0..PAIRS_REQUIRED {
-        match pair_end(bytes, position) {
-            Some(end) => position = skip_spaces(bytes, end),
-            None => return false,
-        }
+        position = skip_spaces(bytes, pair_end(bytes, position)?);
     }
-    true
+    Some(start)
 }
 
 /// Where pairs may start under [`looks_like`]'s rules, or `None` when the prefix is too long.
@@ -135,9 +137,25 @@ fn skip_spaces(bytes: &[u8], from: usize) -> usize {
 }
 
 fn next_space(bytes: &[u8], from: usize) -> usize {
-    // A plain loop: the iterator form (`position` over a sub-slice) cost a few instructions
-    // more per byte, and this walks every value byte of a line.
+    const ONES: u64 = 0x0101_0101_0101_0101;
     let mut position = from.min(bytes.len());
+    // Eight bytes at a time while none of them can be a space: every space byte is below
+    // 0x21, and `(word - 0x21…) & !word & 0x80…` is zero exactly when no byte of the word is
+    // (the "has a byte less than n" test, n <= 128). This walks every value byte of a line;
+    // MAC addresses and FortiGate messages are long.
+    while let Some(chunk) = bytes.get(position..position + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_le_bytes(chunk);
+        if word.wrapping_sub(ONES * 0x21) & !word & (ONES * 0x80) != 0 {
+            break;
+        }
+        position += 8;
+    }
+    // The last bytes, or the word with a byte below 0x21 (a space, or a control byte that is
+    // not one), byte by byte; a plain loop, not an iterator over a sub-slice (fewer
+    // instructions per byte).
     while position < bytes.len() && !is_space(bytes[position]) {
         position += 1;
     }
@@ -199,22 +217,34 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     // quote the pairs cannot fail, so they go straight into `fields` as they are read
     // (netfilter and filterlog lines: no token list to allocate and walk twice); with one,
     // every token is read first so that a failure leaves the event untouched.
-    let may_fail = memchr::memchr(b'"', text.as_bytes()).is_some();
-    parse_pairs(text, context, event, may_fail)
+    let start = lenient_pairs_start(text.as_bytes())
+        .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
+    parse_at(text, start, context, event)
 }
 
-/// [`parse`], reading every token before touching the event when `read_first` (it must be
+/// [`parse`] with the start of the pairs already known ([`pairs_start`]: a caller that asked
+/// [`looks_like`]'s question has found it once already).
+pub fn parse_at(
+    text: &str,
+    start: usize,
+    context: &ParseContext,
+    event: &mut Event,
+) -> Result<(), FormatError> {
+    let may_fail = memchr::memchr(b'"', text.as_bytes()).is_some();
+    parse_pairs(text, start, context, event, may_fail)
+}
+
+/// [`parse_at`], reading every token before touching the event when `read_first` (it must be
 /// when the text has a quote).
 fn parse_pairs(
     text: &str,
+    start: usize,
     context: &ParseContext,
     event: &mut Event,
     read_first: bool,
 ) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
-    let start = lenient_pairs_start(bytes)
-        .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
-    let prefix = text[..start].trim();
+    let prefix = text.get(..start).unwrap_or_default().trim();
     let tokens = if read_first {
         let mut tokens = Vec::with_capacity(32);
         for_each_token(text, start, |token| tokens.push(token))?;
@@ -1052,8 +1082,9 @@ mod tests {
         ] {
             let mut streamed = new_event(text.as_bytes(), &context, 1);
             let mut read_first = streamed.clone();
-            let streamed_result = parse_pairs(text, &context, &mut streamed, false);
-            let read_first_result = parse_pairs(text, &context, &mut read_first, true);
+            let start = lenient_pairs_start(text.as_bytes()).unwrap_or_default();
+            let streamed_result = parse_pairs(text, start, &context, &mut streamed, false);
+            let read_first_result = parse_pairs(text, start, &context, &mut read_first, true);
             assert!(streamed_result.is_ok() && read_first_result.is_ok(), "{text}");
             assert_eq!(streamed, read_first, "{text}");
             assert_eq!(
@@ -1250,7 +1281,30 @@ mod tests {
         }
     }
 
+    /// `next_space` as a scan byte by byte.
+    fn next_space_bytewise(bytes: &[u8], from: usize) -> usize {
+        (from.min(bytes.len())..bytes.len())
+            .find(|position| is_space(bytes[*position]))
+            .unwrap_or(bytes.len())
+    }
+
     proptest::proptest! {
+        /// The word-at-a-time scan stops where a byte-by-byte scan stops, whatever the bytes
+        /// (control bytes just below and above the spaces included).
+        #[test]
+        fn next_space_equals_bytewise_scan(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::prelude::any::<u8>(),
+                    2 => proptest::sample::select(&[b' ', b'\t', b'\r', b'\n', 0x1f, 0x21, 0x0b, 0x00, 0x80, 0xa0][..]),
+                ],
+                0..40,
+            ),
+            from in 0usize..45,
+        ) {
+            proptest::prop_assert_eq!(next_space(&bytes, from), next_space_bytewise(&bytes, from));
+        }
+
         /// The hand-written address check answers what the standard parser answers.
         #[test]
         fn ip_check_equals_std_parse(
@@ -1264,6 +1318,25 @@ mod tests {
                 let prefix = &written[..cut];
                 proptest::prop_assert_eq!(is_ip_address(prefix), prefix.parse::<IpAddr>().is_ok(), "{}", prefix);
             }
+        }
+
+        /// Where `looks_like` finds the pairs is where `parse` finds them, so a caller may
+        /// hand the first to `parse_at`; and both give the same event.
+        #[test]
+        fn pairs_start_is_where_parse_starts(
+            text in "(\\[[ 0-9a-z.]{0,6}\\] ?){0,3}([A-Za-z:-]{1,8}[ :]?)?([A-Za-z:]{1,4}=[a-z0-9\\[\\]]{0,3} {1,2}){0,5}[ a-z=\\]\\[]{0,6}",
+        ) {
+            let Some(start) = pairs_start(&text) else {
+                return Ok(());
+            };
+            proptest::prop_assert_eq!(lenient_pairs_start(text.as_bytes()), Some(start));
+            let context = context();
+            let mut through_start = new_event(text.as_bytes(), &context, 1);
+            let mut through_parse = through_start.clone();
+            let at_result = parse_at(&text, start, &context, &mut through_start).map_err(|error| error.offset);
+            let parse_result = parse(&text, &context, &mut through_parse).map_err(|error| error.offset);
+            proptest::prop_assert_eq!(at_result, parse_result);
+            proptest::prop_assert_eq!(through_start, through_parse);
         }
 
         #[test]
