@@ -174,10 +174,18 @@ impl Fields {
 
     /// The position of `key`, if present.
     fn position(&self, key: &str) -> Option<usize> {
-        self.position_with_bit(key, key_bit(key))
+        match &self.index {
+            Some(index) => index.find(&self.entries, key),
+            None if self.key_bits & key_bit(key) == 0 => None,
+            None => self
+                .entries
+                .iter()
+                .position(|(other, _)| same_key(other, key)),
+        }
     }
 
-    /// [`Fields::position`] with the key's [`key_bit`] already computed.
+    /// [`Fields::position`] with the key's [`key_bit`] already computed (for a caller that
+    /// also pushes the key, which needs the bit too).
     #[inline]
     fn position_with_bit(&self, key: &str, bit: u64) -> Option<usize> {
         match &self.index {
@@ -216,6 +224,7 @@ impl Fields {
     }
 
     /// Appends an entry whose key is known to be absent.
+    #[inline]
     fn push_new(&mut self, key: Key, value: Value) -> usize {
         let bit = key_bit(&key);
         self.push_new_with_bit(key, bit, value)
@@ -227,14 +236,23 @@ impl Fields {
         let position = self.entries.len();
         self.key_bits |= bit;
         self.entries.push((key, value));
-        match &mut self.index {
-            Some(index) => index.push(&self.entries, position),
-            None if self.entries.len() > INDEX_THRESHOLD => {
-                self.index = Some(HashIndex::build(&self.entries));
-            }
-            None => {}
+        if self.index.is_some() || self.entries.len() > INDEX_THRESHOLD {
+            self.index_last();
         }
         position
+    }
+
+    /// Records the last entry in the hash index, building the index when the map has just
+    /// grown past [`INDEX_THRESHOLD`]. Out of line: most maps never get there, and the push
+    /// above, which every parser calls per field, stays small.
+    #[cold]
+    #[inline(never)]
+    fn index_last(&mut self) {
+        let last = self.entries.len().saturating_sub(1);
+        match &mut self.index {
+            Some(index) => index.push(&self.entries, last),
+            None => self.index = Some(HashIndex::build(&self.entries)),
+        }
     }
 
     /// Sets `key` to `value`. An existing key keeps its position and its value is replaced

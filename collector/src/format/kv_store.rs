@@ -48,6 +48,7 @@ impl<'f> PairStore<'f> {
     }
 
     /// Adds a pair; a key already present collects its values in an array, in order.
+    #[inline]
     pub(crate) fn pair(&mut self, key: &str, value: Value) {
         if let Some(index) = static_index(key) {
             if self.newly_present(index) {
