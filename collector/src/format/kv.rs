@@ -1164,6 +1164,193 @@ mod tests {
         assert!(event.fields.is_empty());
     }
 
+    /// `parse` as it was before `PairStore`: every token read first, then each stored through
+    /// the map's own lookups by name, and the core fields looked up by name. The reference
+    /// for the differential tests below.
+    fn reference_parse(
+        text: &str,
+        context: &ParseContext,
+        event: &mut Event,
+    ) -> Result<(), FormatError> {
+        let start = lenient_pairs_start(text.as_bytes())
+            .ok_or_else(|| FormatError::new("expecting at least one key=value pair", 0))?;
+        let mut tokens = Vec::new();
+        for_each_token(text, start, |token| tokens.push(token))?;
+        event.format = Format::Kv;
+        let prefix = text[..start].trim();
+        if !prefix.is_empty() {
+            record_prefix(prefix, context, event);
+        }
+        for token in tokens {
+            match token {
+                Token::Pair(key, value) => {
+                    let value = Value::from(value.into_owned());
+                    match event.fields.get_mut(key) {
+                        None => {
+                            event.fields.insert(key.to_owned().into(), value);
+                        }
+                        Some(Value::Array(values)) => values.push(value),
+                        Some(existing) => {
+                            let first = existing.take();
+                            *existing = Value::Array(vec![first, value]);
+                        }
+                    }
+                }
+                Token::Flag(word, argument) => {
+                    if !event.fields.contains_key(word) {
+                        let value = argument.map_or(Value::Bool(true), Value::from);
+                        event.fields.insert(word.to_owned().into(), value);
+                    }
+                }
+            }
+        }
+        reference_map_core_fields(text, context, event);
+        Ok(())
+    }
+
+    /// `parse` and `reference_parse` agree on `text`: the same result, the same event, the
+    /// same JSON (which also pins the order of the fields).
+    fn assert_same_as_reference(text: &str) {
+        let context = context();
+        let mut ours = new_event(text.as_bytes(), &context, 1);
+        // A field from the envelope, as a syslog line brings (some under known names).
+        ours.fields
+            .insert("syslog.facility".into(), Value::from("kern"));
+        ours.fields.insert("SRC".into(), Value::from("envelope"));
+        let mut reference = ours.clone();
+        let our_result = parse(text, &context, &mut ours).map_err(|error| error.offset);
+        let reference_result =
+            reference_parse(text, &context, &mut reference).map_err(|error| error.offset);
+        assert_eq!(our_result, reference_result, "{text}");
+        if our_result.is_ok() {
+            assert_eq!(ours, reference, "{text}");
+            assert_eq!(
+                serde_json::to_string(&ours).ok(),
+                serde_json::to_string(&reference).ok(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn corpus_lines_parse_as_the_reference_does() {
+        // Every line of the firewall corpus, whole and from after each of its first colons
+        // (where a syslog envelope would hand over its message).
+        let folder = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/syslog-firewall-crowdsec-hub"
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if file
+                    .path()
+                    .extension()
+                    .is_none_or(|extension| extension != "log")
+                {
+                    continue;
+                }
+                let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+                for line in text.lines() {
+                    assert_same_as_reference(line);
+                    for (at, _) in line.match_indices(": ").take(2) {
+                        assert_same_as_reference(&line[at + 2..]);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "the corpus was not found ({checked} lines)");
+    }
+
+    /// key=value lines as devices write them: an optional prefix, then pairs under common and
+    /// other names (repeated at times), flags, empty and quoted values.
+    fn kv_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let prefix = proptest::sample::select(
+            &[
+                "",
+                "[50028442.088484] ",
+                "[UFW BLOCK] ",
+                "IPTABLES-DROP: ",
+                "Shorewall:net2fw:DROP:",
+                "0 3 PVEFW-HOST-IN 20/Jun/2022:13:09:14 +0200 policy DROP: ",
+            ][..],
+        );
+        let key = prop_oneof![
+            proptest::sample::select(
+                &[
+                    "SRC",
+                    "DST",
+                    "LEN",
+                    "SPT",
+                    "DPT",
+                    "IN",
+                    "OUT",
+                    "PROTO",
+                    "MAC",
+                    "srcip",
+                    "dstport",
+                    "action",
+                    "type",
+                    "subtype",
+                    "logid",
+                    "devid",
+                    "msg",
+                    "user",
+                    "status",
+                    "date",
+                    "time",
+                    "eventtime",
+                    "srcintfrole"
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            "[A-Za-z_][A-Za-z0-9_.-]{0,5}",
+        ];
+        let value = prop_oneof![
+            "[a-z0-9.:]{0,8}",
+            proptest::sample::select(
+                &[
+                    "10.0.0.1",
+                    "2001:db8::1",
+                    "443",
+                    "+22",
+                    "070000",
+                    "failed",
+                    "traffic",
+                    "2026-11-22",
+                    "10:15:42"
+                ][..]
+            )
+            .prop_map(str::to_owned),
+            "[a-z ]{0,6}".prop_map(|text| format!("\"{text}\"")),
+        ];
+        let token = prop_oneof![
+            6 => (key, value).prop_map(|(key, value)| format!("{key}={value}")),
+            1 => proptest::sample::select(&["SYN", "DF", "ACK", "OPT (0204)", "word"][..]).prop_map(str::to_owned),
+        ];
+        (
+            prefix,
+            proptest::collection::vec(token, 1..30),
+            proptest::sample::select(&[" ", "  "][..]),
+        )
+            .prop_map(|(prefix, tokens, separator)| format!("{prefix}{}", tokens.join(separator)))
+    }
+
+    proptest::proptest! {
+        /// Generated key=value lines parse as the reference parses them (through both the
+        /// quote-free path and the read-first one, since some values are quoted).
+        #[test]
+        fn generated_lines_parse_as_the_reference_does(line in kv_line()) {
+            assert_same_as_reference(&line);
+        }
+    }
+
     /// `map_core_fields` as it was before `KnownFields`: one lookup by name per key. Kept to
     /// check the one-pass version against.
     fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
