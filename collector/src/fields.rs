@@ -184,6 +184,20 @@ impl Fields {
         }
     }
 
+    /// [`Fields::position`] with the key's [`key_bit`] already computed (for a caller that
+    /// also pushes the key, which needs the bit too).
+    #[inline]
+    fn position_with_bit(&self, key: &str, bit: u64) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.find(&self.entries, key),
+            None if self.key_bits & bit == 0 => None,
+            None => self
+                .entries
+                .iter()
+                .position(|(other, _)| same_key(other, key)),
+        }
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         let position = self.position(key)?;
@@ -210,18 +224,35 @@ impl Fields {
     }
 
     /// Appends an entry whose key is known to be absent.
+    #[inline]
     fn push_new(&mut self, key: Key, value: Value) -> usize {
+        let bit = key_bit(&key);
+        self.push_new_with_bit(key, bit, value)
+    }
+
+    /// [`Fields::push_new`] with the key's [`key_bit`] already computed.
+    #[inline]
+    fn push_new_with_bit(&mut self, key: Key, bit: u64, value: Value) -> usize {
         let position = self.entries.len();
-        self.key_bits |= key_bit(&key);
+        self.key_bits |= bit;
         self.entries.push((key, value));
-        match &mut self.index {
-            Some(index) => index.push(&self.entries, position),
-            None if self.entries.len() > INDEX_THRESHOLD => {
-                self.index = Some(HashIndex::build(&self.entries));
-            }
-            None => {}
+        if self.index.is_some() || self.entries.len() > INDEX_THRESHOLD {
+            self.index_last();
         }
         position
+    }
+
+    /// Records the last entry in the hash index, building the index when the map has just
+    /// grown past [`INDEX_THRESHOLD`]. Out of line: most maps never get there, and the push
+    /// above, which every parser calls per field, stays small.
+    #[cold]
+    #[inline(never)]
+    fn index_last(&mut self) {
+        let last = self.entries.len().saturating_sub(1);
+        match &mut self.index {
+            Some(index) => index.push(&self.entries, last),
+            None => self.index = Some(HashIndex::build(&self.entries)),
+        }
     }
 
     /// Sets `key` to `value`. An existing key keeps its position and its value is replaced
@@ -235,6 +266,53 @@ impl Fields {
             None => {
                 self.push_new(key, value);
                 None
+            }
+        }
+    }
+
+    /// Appends an entry under a key the caller knows to be absent (a parser that keeps track
+    /// of the names it has stored), without looking it up. The key must really be absent: a
+    /// second entry with the same key would break the map (debug builds check).
+    pub(crate) fn push_absent(&mut self, key: Key, value: Value) {
+        debug_assert!(!self.contains_key(&key), "{key} is present");
+        self.push_new(key, value);
+    }
+
+    /// Adds `value` under `key`; when `key` is present already, its values are collected in
+    /// an array in order (key=value records write some keys twice: iptables' `LEN=`). What
+    /// `entry` and then an insert or a push do, in one call that tests the key filter once
+    /// and moves the value once: key=value parsers call it for every pair. `name` gives the
+    /// key as a `'static` string when the parser knows it, so the key is not copied.
+    pub(crate) fn insert_repeatable(
+        &mut self,
+        key: &str,
+        value: Value,
+        name: impl FnOnce(&str) -> Option<&'static str>,
+    ) {
+        let bit = key_bit(key);
+        match self.position_with_bit(key, bit) {
+            None => {
+                // `name` gives the same text as `key` (the caller's promise, checked in
+                // debug builds): comparing again would cost a `memcmp` per pair.
+                let key = match name(key) {
+                    Some(name) => {
+                        debug_assert_eq!(name, key);
+                        Cow::Borrowed(name)
+                    }
+                    None => Cow::Owned(key.to_owned()),
+                };
+                self.push_new_with_bit(key, bit, value);
+            }
+            Some(position) => {
+                if let Some((_, existing)) = self.entries.get_mut(position) {
+                    match existing {
+                        Value::Array(values) => values.push(value),
+                        existing => {
+                            let first = existing.take();
+                            *existing = Value::Array(vec![first, value]);
+                        }
+                    }
+                }
             }
         }
     }

@@ -219,10 +219,21 @@ fn id_digest_streaming(record: &[u8], context: &ParseContext, sequence: u64) -> 
 /// 32 lower-case hex digits. `format!("{:032x}")` goes through the formatting machinery and
 /// showed in profiles of the syslog hot path.
 fn hex128(value: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    // Two digits per byte from a 256-entry table: 16 lookups instead of 32 shifts and masks
+    // (this runs for every record).
+    static PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+            byte += 1;
+        }
+        pairs
+    };
     let mut digits = [0u8; 32];
-    for (index, digit) in digits.iter_mut().enumerate() {
-        *digit = DIGITS[((value >> ((31 - index) * 4)) & 0xf) as usize];
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+        pair.copy_from_slice(&PAIRS[usize::from(byte)]);
     }
     // Only ASCII hex digits were written, so this never falls back. Validating 32 ASCII bytes
     // on the stack and copying them once is cheaper than collecting chars (profiled).
@@ -613,6 +624,13 @@ mod hex_tests {
             ),
             "9d3ba4fae39423625ad5f2a2146f5f48"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hex128_matches_format_for_any_value(value in proptest::prelude::any::<u128>()) {
+            proptest::prop_assert_eq!(hex128(value), format!("{value:032x}"));
+        }
     }
 
     #[test]

@@ -21,9 +21,10 @@ pub fn parse_payload(
     event: &mut Event,
 ) {
     let envelope_format = event.format;
-    let attempt = if let Some(start) = payload_marker(message, b"CEF:") {
+    let (cef_start, leef_start) = payload_markers(message);
+    let attempt = if let Some(start) = cef_start {
         Some(("cef", start, cef::parse(&message[start..], context, event)))
-    } else if let Some(start) = payload_marker(message, b"LEEF:") {
+    } else if let Some(start) = leef_start {
         Some((
             "leef",
             start,
@@ -51,8 +52,10 @@ pub fn parse_payload(
             }
             result => Some(("filterlog", 0, result)),
         }
-    } else if kv::looks_like(message) {
-        Some(("kv", 0, kv::parse(message, context, event)))
+    } else if let Some(start) = kv::pairs_start(message) {
+        // The start `looks_like` found is where `parse` would find it (a property test in
+        // `kv.rs`): found once.
+        Some(("kv", 0, kv::parse_at(message, start, context, event)))
     } else if access_log::looks_like(message) {
         // nginx and Apache sending their access log through syslog (`nginx: 1.2.3.4 - - […]`).
         Some(("access_log", 0, access_log::parse(message, context, event)))
@@ -73,9 +76,42 @@ fn filterlog_csv_possible(message: &str) -> bool {
         .is_some()
 }
 
-/// Where `marker` starts within the first 64 bytes of the message, as a payload start. Only the
-/// front is searched: this runs on every syslog message, and a marker deep inside free text is
-/// not a payload.
+/// Where `CEF:` and where `LEEF:` start within the first 64 bytes of the message, each as a
+/// payload start ([`payload_marker`] for both markers). Only the front is searched: this runs
+/// on every syslog message, and a marker deep inside free text is not a payload. One `memchr2`
+/// pass over the front for both markers' first letters instead of one `memchr` pass each
+/// (their set-up was most of the cost on 64 bytes).
+fn payload_markers(message: &str) -> (Option<usize>, Option<usize>) {
+    const CEF: &[u8] = b"CEF:";
+    const LEEF: &[u8] = b"LEEF:";
+    let bytes = message.as_bytes();
+    // Each marker is looked for in its own window, as `payload_marker` does.
+    let cef_window = &bytes[..bytes.len().min(64 + CEF.len())];
+    let leef_window = &bytes[..bytes.len().min(64 + LEEF.len())];
+    let (mut cef, mut leef) = (None, None);
+    for start in memchr::memchr2_iter(b'C', b'L', leef_window) {
+        if cef.is_none()
+            && cef_window
+                .get(start..)
+                .is_some_and(|rest| rest.starts_with(CEF))
+        {
+            cef = Some(start);
+        }
+        if leef.is_none() && leef_window[start..].starts_with(LEEF) {
+            leef = Some(start);
+        }
+        if cef.is_some() && leef.is_some() {
+            break;
+        }
+    }
+    // The first occurrence of each counts, and only where a payload may start.
+    let at_payload_start = |start: &usize| is_payload_start(message, *start);
+    (cef.filter(at_payload_start), leef.filter(at_payload_start))
+}
+
+/// Where `marker` starts within the first 64 bytes of the message, as a payload start (what
+/// [`payload_markers`] answers for `CEF:` and `LEEF:`, in one pass).
+#[cfg(test)]
 fn payload_marker(message: &str, marker: &[u8]) -> Option<usize> {
     let window = &message.as_bytes()[..message.len().min(64 + marker.len())];
     // Both markers start with an upper-case letter that is rare in the first bytes of a
@@ -165,5 +201,33 @@ pub fn parse_enveloped(
             format!("expecting `{marker}` at the start of the record or after a syslog header"),
             0,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// One pass for both markers finds what one search per marker finds, wherever the
+        /// markers are (inside and across the edge of the window, repeated, glued to a word).
+        #[test]
+        fn markers_in_one_pass_equal_one_search_each(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(&["CEF:", "LEEF:", "CEF", "LEEF", "C", "L", " ", "EF:", "x"][..]).prop_map(str::to_owned),
+                    "[a-zA-Z :|]{0,9}",
+                ],
+                0..30,
+            ),
+        ) {
+            let message = pieces.concat();
+            proptest::prop_assert_eq!(
+                payload_markers(&message),
+                (payload_marker(&message, b"CEF:"), payload_marker(&message, b"LEEF:")),
+                "{:?}", message
+            );
+        }
     }
 }

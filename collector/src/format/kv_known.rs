@@ -12,6 +12,7 @@
 use serde_json::Value;
 
 use crate::event::Fields;
+use crate::format::kv_names::packed;
 
 /// Declares the known keys once: the struct with one slot per key, and the match that files
 /// an entry into its slot.
@@ -32,14 +33,26 @@ macro_rules! known_keys {
 
             /// Collects the known keys' values from `fields` in one pass.
             pub(crate) fn collect(fields: &'a Fields) -> Self {
+                /// Each name's length and packed first 8 bytes, as constants the match
+                /// below can switch on: a few integer compares per entry instead of a
+                /// `memcmp` per candidate name of the same length.
+                #[allow(non_upper_case_globals)]
+                mod words {
+                    use crate::format::kv_names::packed_const;
+                    $( pub(super) const $slot: (usize, u64) = ($name.len(), packed_const($name)); )*
+                }
                 let mut known = KnownFields::default();
                 for (name, value) in fields {
                     // Cheap reject first: every known name is 2 to 9 bytes long.
                     if !(2..=9).contains(&name.len()) {
                         continue;
                     }
-                    match name {
-                        $( $name => known.$slot = Some(value), )*
+                    // Length and first 8 bytes tell names of up to 8 bytes apart; a longer
+                    // one (`eventtime`) is compared in full.
+                    match (name.len(), packed(name.as_bytes())) {
+                        $( words::$slot if $name.len() <= 8 || name == $name => {
+                            known.$slot = Some(value)
+                        } )*
                         _ => {}
                     }
                 }

@@ -6,56 +6,213 @@
 //! Any other key is copied as before; the list only saves allocations, it never changes
 //! what is stored.
 
+/// The common names (any order; lengths 2 to [`MAX_NAME_LEN`]).
+const NAMES: [&str; 120] = [
+    "CE",
+    "DF",
+    "ID",
+    "IN",
+    "MF",
+    "TC",
+    "in",
+    "tz",
+    "ui",
+    "vd", //
+    "ACK",
+    "CWR",
+    "DPT",
+    "DST",
+    "ECE",
+    "FIN",
+    "GID",
+    "LEN",
+    "MAC",
+    "OPT",
+    "OUT",
+    "PSH",
+    "RES",
+    "RST",
+    "SEQ",
+    "SPT",
+    "SRC",
+    "SYN",
+    "TOS",
+    "TTL",
+    "UID",
+    "URG",
+    "act",
+    "app",
+    "dpt",
+    "dst",
+    "len",
+    "msg",
+    "out",
+    "spt",
+    "src",
+    "ttl", //
+    "CODE",
+    "MARK",
+    "PREC",
+    "TYPE",
+    "URGP",
+    "date",
+    "rule",
+    "time",
+    "type",
+    "user",
+    "zone", //
+    "PROTO",
+    "appid",
+    "devid",
+    "dport",
+    "dstip",
+    "flags",
+    "group",
+    "level",
+    "logid",
+    "proto",
+    "remip",
+    "sport",
+    "srcip", //
+    "PHYSIN",
+    "WINDOW",
+    "action",
+    "appcat",
+    "dst_ip",
+    "method",
+    "policy",
+    "reason",
+    "result",
+    "src_ip",
+    "srcmac",
+    "status", //
+    "FLOWLBL",
+    "PHYSOUT",
+    "apprisk",
+    "crlevel",
+    "devname",
+    "dstintf",
+    "dstname",
+    "dstport",
+    "dstuser",
+    "logdesc",
+    "poluuid",
+    "rcvdpkt",
+    "sentpkt",
+    "service",
+    "srcintf",
+    "srcname",
+    "srcport",
+    "srcuser",
+    "subtype",
+    "transip",
+    "usrName", //
+    "HOPLIMIT",
+    "countapp",
+    "craction",
+    "dst_port",
+    "duration",
+    "policyid",
+    "rcvdbyte",
+    "sentbyte",
+    "src_port",
+    "trandisp", //
+    "eventtime",
+    "sessionid",
+    "transport",
+    "utmaction", //
+    "INCOMPLETE",
+    "dstcountry",
+    "policyname",
+    "policytype",
+    "srccountry", //
+    "dstintfrole",
+    "srcintfrole",
+];
+
+/// The longest common name.
+const MAX_NAME_LEN: usize = 11;
+
 /// `key` as a `'static` string, when it is one of the common names.
 pub(crate) fn static_name(key: &str) -> Option<&'static str> {
-    // Bucketed by length. Names of up to 8 bytes are compared as one 64-bit word each (a
-    // handful of integer compares instead of `memcmp` calls, which this lookup, asked once
-    // per pair, spent most of its time in); longer ones byte-wise.
-    let bytes = key.as_bytes();
-    let short: &[(u64, &'static str)] = match bytes.len() {
-        2 => &LEN_2,
-        3 => &LEN_3,
-        4 => &LEN_4,
-        5 => &LEN_5,
-        6 => &LEN_6,
-        7 => &LEN_7,
-        8 => &LEN_8,
-        9..=11 => {
-            let long: &[&'static str] = match bytes.len() {
-                9 => &["eventtime", "sessionid", "transport", "utmaction"],
-                10 => &[
-                    "INCOMPLETE",
-                    "dstcountry",
-                    "policyname",
-                    "policytype",
-                    "srccountry",
-                ],
-                11 => &["dstintfrole", "srcintfrole"],
-                _ => return None,
-            };
-            return long.iter().copied().find(|name| *name == key);
-        }
-        _ => return None,
-    };
-    let word = packed(bytes);
-    short
-        .iter()
-        .find(|(packed_name, _)| *packed_name == word)
-        .map(|(_, name)| *name)
+    static_index(key).and_then(|index| NAMES.get(index).copied())
 }
 
-/// Up to 8 bytes as one little-endian word, zero-padded (the caller buckets by length, so
-/// padding cannot make two names equal).
+/// The common name `NAMES[index]` (for keys [`static_index`] found).
 #[inline]
-fn packed(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let length = bytes.len().min(8);
-    word[..length].copy_from_slice(&bytes[..length]);
-    u64::from_le_bytes(word)
+pub(crate) fn name_at(index: usize) -> Option<&'static str> {
+    NAMES.get(index).copied()
 }
 
-/// [`packed`] at compile time, for the tables below.
-const fn packed_const(name: &str) -> u64 {
+/// How many common names there are: [`static_index`] answers below this.
+pub(crate) const NAME_COUNT: usize = NAMES.len();
+
+/// The index of `key` among the common names, when it is one: a number below
+/// [`NAME_COUNT`] that stands for the name (a parser can keep one bit per name seen).
+#[inline]
+pub(crate) fn static_index(key: &str) -> Option<usize> {
+    // One multiply and (nearly always) one probe of an open-addressing table built at compile
+    // time, instead of a scan of a length bucket: this runs once per pair, and the scan (up
+    // to 32 compares for netfilter's three-letter names) was ~7% of a netfilter line.
+    let bytes = key.as_bytes();
+    if !(2..=MAX_NAME_LEN).contains(&bytes.len()) {
+        return None;
+    }
+    let word = packed(bytes);
+    let mut slot = slot_of(word, bytes.len());
+    // The table is at most a quarter full, so a free slot ends every probe sequence; the bound
+    // only keeps the loop finite whatever the table holds.
+    for _ in 0..SLOT_COUNT {
+        let index = usize::from(SLOTS[slot]).checked_sub(1)?;
+        let (name_word, name) = ENTRIES.get(index)?;
+        // Names of up to 8 bytes are told apart by their packed word and length; longer ones
+        // (whose word is only their first 8 bytes) are compared in full.
+        if *name_word == word
+            && name.len() == bytes.len()
+            && (bytes.len() <= 8 || name.as_bytes() == bytes)
+        {
+            return Some(index);
+        }
+        slot = (slot + 1) & (SLOT_COUNT - 1);
+    }
+    None
+}
+
+/// Slots of the open-addressing table (a power of two, at least four times the names).
+const SLOT_COUNT: usize = 512;
+
+/// The home slot of a packed word and length.
+#[inline]
+const fn slot_of(word: u64, length: usize) -> usize {
+    let mixed = (word ^ ((length as u64) << 59)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - SLOT_COUNT.trailing_zeros())) as usize
+}
+
+/// The first 8 bytes (or fewer) as one little-endian word, zero-padded: what [`packed_const`]
+/// gives. Lookups also compare the length, so padding cannot make two names equal. Two
+/// overlapping loads instead of a copy of a variable length (a `memcpy` call per key).
+#[inline]
+pub(crate) fn packed(bytes: &[u8]) -> u64 {
+    fn read<const N: usize>(bytes: &[u8], at: usize) -> u64 {
+        let mut word = [0u8; 8];
+        if let Some(piece) = bytes.get(at..at + N) {
+            word[..N].copy_from_slice(piece);
+        }
+        u64::from_le_bytes(word)
+    }
+    let length = bytes.len();
+    match length {
+        8.. => read::<8>(bytes, 0),
+        // The two loads overlap; an overlapping byte lands at the same place from both.
+        4..=7 => read::<4>(bytes, 0) | read::<4>(bytes, length - 4) << (8 * (length - 4)),
+        2..=3 => read::<2>(bytes, 0) | read::<2>(bytes, length - 2) << (8 * (length - 2)),
+        1 => read::<1>(bytes, 0),
+        _ => 0,
+    }
+}
+
+/// [`packed`] at compile time, for the tables.
+pub(crate) const fn packed_const(name: &str) -> u64 {
     let bytes = name.as_bytes();
     let mut word = 0u64;
     let mut index = 0;
@@ -66,44 +223,34 @@ const fn packed_const(name: &str) -> u64 {
     word
 }
 
-/// A length bucket of names with their packed words.
-const fn bucket<const N: usize>(names: [&'static str; N]) -> [(u64, &'static str); N] {
-    let mut table = [(0u64, ""); N];
+/// Every name with its packed word.
+static ENTRIES: [(u64, &str); NAMES.len()] = {
+    let mut entries = [(0u64, ""); NAMES.len()];
     let mut index = 0;
-    while index < N {
-        table[index] = (packed_const(names[index]), names[index]);
+    while index < NAMES.len() {
+        entries[index] = (packed_const(NAMES[index]), NAMES[index]);
         index += 1;
     }
-    table
-}
+    entries
+};
 
-static LEN_2: [(u64, &str); 10] =
-    bucket(["CE", "DF", "ID", "IN", "MF", "TC", "in", "tz", "ui", "vd"]);
-static LEN_3: [(u64, &str); 32] = bucket([
-    "ACK", "CWR", "DPT", "DST", "ECE", "FIN", "GID", "LEN", "MAC", "OPT", "OUT", "PSH", "RES",
-    "RST", "SEQ", "SPT", "SRC", "SYN", "TOS", "TTL", "UID", "URG", "act", "app", "dpt", "dst",
-    "len", "msg", "out", "spt", "src", "ttl",
-]);
-static LEN_4: [(u64, &str); 11] = bucket([
-    "CODE", "MARK", "PREC", "TYPE", "URGP", "date", "rule", "time", "type", "user", "zone",
-]);
-static LEN_5: [(u64, &str); 13] = bucket([
-    "PROTO", "appid", "devid", "dport", "dstip", "flags", "group", "level", "logid", "proto",
-    "remip", "sport", "srcip",
-]);
-static LEN_6: [(u64, &str); 12] = bucket([
-    "PHYSIN", "WINDOW", "action", "appcat", "dst_ip", "method", "policy", "reason", "result",
-    "src_ip", "srcmac", "status",
-]);
-static LEN_7: [(u64, &str); 21] = bucket([
-    "FLOWLBL", "PHYSOUT", "apprisk", "crlevel", "devname", "dstintf", "dstname", "dstport",
-    "dstuser", "logdesc", "poluuid", "rcvdpkt", "sentpkt", "service", "srcintf", "srcname",
-    "srcport", "srcuser", "subtype", "transip", "usrName",
-]);
-static LEN_8: [(u64, &str); 10] = bucket([
-    "HOPLIMIT", "countapp", "craction", "dst_port", "duration", "policyid", "rcvdbyte", "sentbyte",
-    "src_port", "trandisp",
-]);
+/// The table: 0 for a free slot, else 1 + the name's index in [`ENTRIES`]; linear probing.
+static SLOTS: [u8; SLOT_COUNT] = {
+    assert!(NAMES.len() * 4 <= SLOT_COUNT && NAMES.len() < 255);
+    let mut slots = [0u8; SLOT_COUNT];
+    let mut index = 0;
+    while index < NAMES.len() {
+        let name = NAMES[index];
+        assert!(name.len() >= 2 && name.len() <= MAX_NAME_LEN);
+        let mut slot = slot_of(packed_const(name), name.len());
+        while slots[slot] != 0 {
+            slot = (slot + 1) & (SLOT_COUNT - 1);
+        }
+        slots[slot] = (index + 1) as u8;
+        index += 1;
+    }
+    slots
+};
 
 #[cfg(test)]
 mod tests {
@@ -253,24 +400,44 @@ mod tests {
     }
 
     #[test]
-    fn every_table_holds_names_of_its_length() {
-        let tables: [(usize, &[(u64, &str)]); 7] = [
-            (2, &LEN_2),
-            (3, &LEN_3),
-            (4, &LEN_4),
-            (5, &LEN_5),
-            (6, &LEN_6),
-            (7, &LEN_7),
-            (8, &LEN_8),
-        ];
-        for (length, table) in tables {
-            for (word, name) in table {
-                assert_eq!(name.len(), length, "{name}");
-                assert_eq!(*word, packed(name.as_bytes()), "{name}");
-                assert!(
-                    NAMES.contains(name),
-                    "{name} is not in the list of common names"
-                );
+    fn the_table_holds_exactly_the_listed_names() {
+        let mut listed: Vec<&str> = NAMES.to_vec();
+        listed.sort_unstable();
+        let mut table: Vec<&str> = super::NAMES.to_vec();
+        table.sort_unstable();
+        table.dedup();
+        assert_eq!(table, listed);
+        for (word, name) in &ENTRIES {
+            assert_eq!(*word, packed(name.as_bytes()), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The overlapping loads give the zero-padded first 8 bytes, for every length.
+        #[test]
+        fn packed_is_the_padded_prefix(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)) {
+            let mut word = [0u8; 8];
+            let length = bytes.len().min(8);
+            word[..length].copy_from_slice(&bytes[..length]);
+            proptest::prop_assert_eq!(packed(&bytes), u64::from_le_bytes(word));
+        }
+
+        /// The table answers exactly what a comparison with every name answers, for names,
+        /// their prefixes and extensions, and other text (NUL bytes included: padding).
+        #[test]
+        fn lookup_equals_comparing_every_name(
+            key in "[A-Za-z_]{0,12}|(CE|SRC|srcport|dst_port|eventtime|srcintfrole)[\\x00a-z]{0,3}",
+        ) {
+            let expected = NAMES.iter().copied().find(|name| *name == key);
+            proptest::prop_assert_eq!(static_name(&key), expected);
+            let by_index = static_index(&key).and_then(name_at);
+            proptest::prop_assert_eq!(by_index, expected);
+            proptest::prop_assert!(static_index(&key).is_none_or(|index| index < NAME_COUNT));
+            for cut in 0..key.len() {
+                if let Some(prefix) = key.get(..cut) {
+                    let expected = NAMES.iter().copied().find(|name| *name == prefix);
+                    proptest::prop_assert_eq!(static_name(prefix), expected);
+                }
             }
         }
     }

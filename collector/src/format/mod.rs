@@ -18,6 +18,7 @@ pub mod json;
 pub mod kv;
 mod kv_known;
 mod kv_names;
+mod kv_store;
 pub mod leef;
 pub mod rfc3164;
 pub mod rfc5424;
