@@ -670,7 +670,7 @@ fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
         (
             "citysoc_collector_forward_rejected_events_total",
             "counter",
-            "Events in refused batches.",
+            "Events of refused batches, saved in rejected/.",
             forwarder.rejected_events,
         ),
         (

@@ -183,7 +183,8 @@ pub struct ForwarderStatsSnapshot {
     pub retries: u64,
     /// Batches the server refused (saved in `rejected/`).
     pub rejected_batches: u64,
-    /// Events in those batches.
+    /// Events of those batches saved in `rejected/` (any that `drop_oldest` took before they
+    /// could be saved are in `dropped_before_delivery`).
     pub rejected_events: u64,
     /// Events taken out of a waiting batch because `drop_oldest` dropped them from the buffer
     /// (already counted in the buffer's `dropped`).
@@ -609,31 +610,41 @@ impl Worker {
     ) -> Result<(), String> {
         tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
         let sequence = batch.sequence;
-        let (first, last_offset) = (batch.first, batch.last);
-        let path = self
+        let (first, last_offset, events) = (batch.first, batch.last, batch.events);
+        let saved = self
             .blocking(move |buffer| {
-                // Not yet acknowledged, so still in the buffer (less what `drop_oldest` took,
-                // which the server must not get either).
+                // Not yet acknowledged, so still in the buffer, less what `drop_oldest` took
+                // since the batch was read (counted as dropped, so not saved either).
                 let records = read_span(buffer, first, last_offset)?;
-                rejected::save(
-                    buffer.dir(),
+                let refused = rejected::RefusedBatch {
                     sequence,
+                    first,
+                    last: last_offset,
+                    events,
                     status,
-                    &rejection,
-                    &records,
-                    now_ms(),
-                )
+                    rejection: &rejection,
+                };
+                rejected::save(buffer.dir(), &refused, &records, now_ms())
             })
             .await
             .map_err(|error| format!("cannot save rejected batch {sequence}: {error}"))?;
         self.finish(batch, last)
             .await
             .map_err(|error| format!("cannot record rejected batch {sequence}: {error}"))?;
-        tracing::warn!(path = %path.display(), "rejected batch saved");
+        match &saved.events_path {
+            Some(path) => {
+                tracing::warn!(path = %path.display(), events = saved.events, "rejected batch saved");
+            }
+            None => tracing::warn!(
+                path = %saved.reason_path.display(),
+                "rejected batch: drop_oldest took every event before it could be saved; only the reason is kept"
+            ),
+        }
         self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .rejected_events
-            .fetch_add(batch.events as u64, Ordering::Relaxed);
+            .fetch_add(saved.events as u64, Ordering::Relaxed);
+        self.count_left_out(batch.events.saturating_sub(saved.events));
         Ok(())
     }
 
