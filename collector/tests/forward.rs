@@ -633,6 +633,8 @@ async fn a_refused_batch_that_drop_oldest_emptied_keeps_only_its_reason() {
         "{stats:?}"
     );
     assert_eq!(server.intake.stored(), ids(10..30));
+    // Neither stored nor saved: still dropped (a stored batch would take them back out).
+    assert_eq!(buffer.stats().dropped, 10);
 
     let rejected = dir.path().join(citysoc_collector::forward::REJECTED_DIR);
     let mut files: Vec<String> = std::fs::read_dir(&rejected)

@@ -540,7 +540,7 @@ impl Worker {
                     self.stats
                         .duplicates
                         .fetch_add(ack.duplicates, Ordering::Relaxed);
-                    match self.finish(batch, last).await {
+                    match self.finish(batch, last, Outcome::Stored).await {
                         Ok(()) => {
                             self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
                             self.stats
@@ -628,7 +628,7 @@ impl Worker {
             })
             .await
             .map_err(|error| format!("cannot save rejected batch {sequence}: {error}"))?;
-        self.finish(batch, last)
+        self.finish(batch, last, Outcome::Refused)
             .await
             .map_err(|error| format!("cannot record rejected batch {sequence}: {error}"))?;
         match &saved.events_path {
@@ -649,11 +649,22 @@ impl Worker {
     }
 
     /// The batch is done with: its records leave the buffer and the next number is stored.
-    async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
+    /// Records `drop_oldest` took while a stored batch was on the wire arrived after all and
+    /// leave the drop count; those of a refused batch were neither stored nor saved, so they
+    /// stay dropped.
+    async fn finish(
+        &self,
+        batch: &Batch,
+        last: Offset,
+        outcome: Outcome,
+    ) -> Result<(), CollectorError> {
         let next = batch.sequence + 1;
         let first = batch.first;
-        self.blocking(move |buffer| buffer.ack_batch(first, last, next))
-            .await
+        self.blocking(move |buffer| match outcome {
+            Outcome::Stored => buffer.ack_batch(first, last, next),
+            Outcome::Refused => buffer.ack_with_sequence(last, next),
+        })
+        .await
     }
 
     /// Takes records `drop_oldest` removed out of the batch (its body is built again from the
@@ -703,6 +714,13 @@ impl Worker {
         tracing::warn!(error = %message, "forwarder");
         self.stats.error(message);
     }
+}
+
+/// What the server did with a batch that is done with.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Stored,
+    Refused,
 }
 
 /// How a batch ended.
