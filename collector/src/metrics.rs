@@ -267,6 +267,11 @@ impl SourceMetrics {
         self.unparsed_events.load(Ordering::Relaxed)
     }
 
+    /// Empty datagrams and blank lines seen so far.
+    pub fn blank_records(&self) -> u64 {
+        self.blank_records.load(Ordering::Relaxed)
+    }
+
     /// Rotations seen so far.
     pub fn rotations(&self) -> u64 {
         self.rotations.load(Ordering::Relaxed)

@@ -180,6 +180,9 @@ pub(crate) fn decode_frames(
     let mut records = 0;
     let mut fragments = 0;
     let mut inside_fragmented_record = false;
+    // The decoder skips blank lines (they carry nothing); the source counts them, so that
+    // `records_in` less `events_out` is explained.
+    let blank_before = decoder.stats().blank_records;
     while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
         match frame.kind {
             FrameKind::Complete => {
@@ -201,6 +204,10 @@ pub(crate) fn decode_frames(
     metrics.add_records(records);
     if fragments > 0 {
         metrics.add_fragments(fragments);
+    }
+    let blank = decoder.stats().blank_records.saturating_sub(blank_before);
+    if blank > 0 {
+        metrics.add_blank(blank);
     }
     Framed {
         consumed,
