@@ -31,16 +31,20 @@ pub enum DropReason {
     KernelReceiveBuffer,
     /// An event that could not be serialized.
     EncodeFailed,
+    /// An octet-counted record whose connection closed before all its announced bytes came:
+    /// what arrived is kept in an event flagged `frame_truncated`, the rest never came.
+    FrameTruncated,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::DatagramTruncated,
         DropReason::PipelineFull,
         DropReason::SinkFailed,
         DropReason::KernelReceiveBuffer,
         DropReason::EncodeFailed,
+        DropReason::FrameTruncated,
     ];
 
     /// The label value in `/metrics`.
@@ -51,6 +55,7 @@ impl DropReason {
             DropReason::SinkFailed => "sink_failed",
             DropReason::KernelReceiveBuffer => "kernel_receive_buffer",
             DropReason::EncodeFailed => "encode_failed",
+            DropReason::FrameTruncated => "frame_truncated",
         }
     }
 

@@ -112,6 +112,38 @@ async fn octet_counting_round_trips_split_writes_and_embedded_newlines() {
     assert_eq!(events[1]["format"], "rfc5424");
 }
 
+/// A sender that closes in the middle of a counted record: what came is kept, flagged with
+/// how many announced bytes never did, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counted_record_cut_by_the_close_is_kept_flagged_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("rsyslog", "octet_counting", "")).await;
+    let whole = "<34>1 2026-11-22T10:15:00.003Z web01 nginx 1234 - - GET /login 200";
+    let cut = "<34>1 2026-11-22T10:15:01.000Z web01 nginx 1234 - - GET /log";
+    let wire = format!("{} {whole}{} {cut}", whole.len(), cut.len() + 12);
+    let mut client = TcpStream::connect(harness.address("rsyslog"))
+        .await
+        .unwrap();
+    client.write_all(wire.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("rsyslog", 2).await;
+    let source = harness
+        .collector
+        .metrics()
+        .source("rsyslog")
+        .unwrap()
+        .clone();
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), [whole, cut]);
+    assert_eq!(events[0]["fields"].get("frame_truncated"), None);
+    assert_eq!(events[1]["fields"]["frame_truncated"], true);
+    assert_eq!(events[1]["fields"]["frame_missing_bytes"], 12);
+    assert_eq!(
+        source.drops(citysoc_collector::metrics::DropReason::FrameTruncated),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_at_once_lose_nothing_and_keep_each_streams_order() {
     let dir = tempfile::tempdir().unwrap();

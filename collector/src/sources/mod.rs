@@ -184,6 +184,7 @@ pub(crate) fn decode_frames(
     // `records_in` less `events_out` is explained.
     let blank_before = decoder.stats().blank_records;
     while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
+        let first_event = events.len();
         match frame.kind {
             FrameKind::Complete => {
                 records += 1;
@@ -199,6 +200,13 @@ pub(crate) fn decode_frames(
                 decoder.decode_fragment(frame.bytes, kind, events);
             }
         }
+        if frame.missing > 0 {
+            flag_truncated(
+                events.get_mut(first_event..).unwrap_or_default(),
+                frame.missing,
+            );
+            metrics.add_drops(DropReason::FrameTruncated, 1);
+        }
         consumed += frame.consumed;
     }
     metrics.add_records(records);
@@ -212,6 +220,17 @@ pub(crate) fn decode_frames(
     Framed {
         consumed,
         inside_fragmented_record,
+    }
+}
+
+/// Flags the events of a record its connection cut short (`missing` announced bytes never
+/// came), as the UDP source flags a datagram cut at `max_frame`.
+fn flag_truncated(events: &mut [Event], missing: usize) {
+    for event in events {
+        event.fields.insert("frame_truncated".into(), true.into());
+        event
+            .fields
+            .insert("frame_missing_bytes".into(), (missing as u64).into());
     }
 }
 
