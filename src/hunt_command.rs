@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::detection::{self, LoadedRules, RuleArgs};
-use crate::input::{read_input, InputOptions};
+use crate::input::{blank_lines, read_input, InputOptions};
 
 /// Events kept for attaching to alerts; beyond it alerts list ids only.
 const MAX_KEPT_EVENTS: usize = 200_000;
@@ -100,7 +100,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut alerts: Vec<Alert> = Vec::new();
     let mut kept: HashMap<String, Event> = HashMap::new();
-    let (mut events, mut unknown, mut bytes) = (0u64, 0u64, 0u64);
+    let (mut events, mut unknown, mut bytes, mut blank) = (0u64, 0u64, 0u64, 0u64);
     let mut failures = Vec::new();
     for input in &args.inputs {
         let result = read_input(input, &options, &mut |batch| {
@@ -123,6 +123,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         match result {
             Ok(summary) => {
                 bytes += summary.bytes;
+                blank += summary.decoder.blank_records;
                 progress.inc(summary.bytes);
             }
             Err(error) => failures.push(format!("cannot read {}: {error:#}", input.display())),
@@ -156,7 +157,8 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
     out.flush()?;
     let stats = detector.stats();
     eprintln!(
-        "citysoc hunt: {events} events ({unknown} unknown) from {} input(s), {} alerts ({} hits, {} silenced by exceptions), {:.1} MB/s",
+        "citysoc hunt: {events} events ({unknown} unknown{}) from {} input(s), {} alerts ({} hits, {} silenced by exceptions), {:.1} MB/s",
+        blank_lines(blank),
         args.inputs.len(),
         alerts.len(),
         stats.alerts,

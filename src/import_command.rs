@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clickhouse_target::{ClickHouseArgs, ClickHouseWriter};
 use crate::detection::{self, LoadedRules, RuleArgs};
-use crate::input::{read_input, InputOptions};
+use crate::input::{blank_lines, read_input, InputOptions};
 use crate::store_location::DataDir;
 
 /// Arguments of `citysoc import`.
@@ -102,7 +102,7 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut alerts: Vec<Alert> = Vec::new();
-    let (mut events, mut unknown, mut bytes) = (0u64, 0u64, 0u64);
+    let (mut events, mut unknown, mut bytes, mut blank) = (0u64, 0u64, 0u64, 0u64);
     let mut reported_commits = 0;
     let mut failures = Vec::new();
     for input in &args.inputs {
@@ -137,6 +137,7 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         match result {
             Ok(summary) => {
                 bytes += summary.bytes;
+                blank += summary.decoder.blank_records;
                 progress.inc(summary.bytes);
             }
             Err(error) => failures.push(format!("cannot read {}: {error:#}", input.display())),
@@ -164,7 +165,8 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         eprintln!("citysoc import: {committed} events committed");
     }
     eprintln!(
-        "citysoc import: {events} events ({unknown} unknown) from {} input(s) stored in {}, {} alerts{}, {:.1} MB/s",
+        "citysoc import: {events} events ({unknown} unknown{}) from {} input(s) stored in {}, {} alerts{}, {:.1} MB/s",
+        blank_lines(blank),
         args.inputs.len(),
         data.root().display(),
         alerts.len(),

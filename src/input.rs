@@ -35,6 +35,16 @@ pub struct InputSummary {
     pub decoder: DecoderStats,
 }
 
+/// The summary's note on skipped blank lines (they yield no event, so the count says why
+/// lines read and events differ): empty when there were none.
+pub fn blank_lines(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", 1 blank line skipped".to_owned(),
+        _ => format!(", {count} blank lines skipped"),
+    }
+}
+
 /// Reads `path` (`-` for stdin) and hands the events to `sink` batch by batch.
 pub fn read_input(
     path: &Path,

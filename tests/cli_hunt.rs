@@ -105,7 +105,9 @@ fn a_brute_force_correlation_fires_across_lines() {
     let directory = std::env::temp_dir().join(format!("citysoc-hunt-{}", std::process::id()));
     std::fs::create_dir_all(&directory).unwrap_or_else(|error| panic!("{error}"));
     let log = directory.join("auth.log");
-    let lines: String = (0..12).map(|second| format!("Nov 22 08:20:{second:02} gis-app-01 sshd[1]: Failed password for root from 203.0.113.45 port 4{second} ssh2\n")).collect();
+    let mut lines: String = (0..12).map(|second| format!("Nov 22 08:20:{second:02} gis-app-01 sshd[1]: Failed password for root from 203.0.113.45 port 4{second} ssh2\n")).collect();
+    // Blank lines (a copy-paste, a log cut in two) yield no event, and the summary says so.
+    lines.insert_str(0, "\n  \n");
     std::fs::write(&log, lines).unwrap_or_else(|error| panic!("{error}"));
     let output = Command::new(env!("CARGO_BIN_EXE_citysoc"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -114,6 +116,11 @@ fn a_brute_force_correlation_fires_across_lines() {
         .output()
         .unwrap_or_else(|error| panic!("{error}"));
     assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("12 events (0 unknown, 2 blank lines skipped)"),
+        "{stderr}"
+    );
     let alerts: Vec<Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())

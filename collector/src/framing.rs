@@ -35,6 +35,9 @@ pub struct Frame<'a> {
     pub consumed: usize,
     /// Whole record or piece.
     pub kind: FrameKind,
+    /// Bytes of the record that its octet count announced but that never came (the stream
+    /// ended first); 0 for every complete record.
+    pub missing: usize,
 }
 
 /// The framing a stream uses.
@@ -119,6 +122,7 @@ impl Framer {
                     bytes: record,
                     consumed: position + 1,
                     kind,
+                    missing: 0,
                 });
             }
         }
@@ -128,6 +132,7 @@ impl Framer {
                 bytes: &buffer[..self.max_frame],
                 consumed: self.max_frame,
                 kind: FrameKind::Fragment,
+                missing: 0,
             });
         }
         if at_eof {
@@ -136,6 +141,7 @@ impl Framer {
                 bytes: buffer,
                 consumed: buffer.len(),
                 kind,
+                missing: 0,
             });
         }
         None
@@ -156,6 +162,7 @@ impl Framer {
                     bytes: &buffer[..take],
                     consumed: take,
                     kind,
+                    missing: remaining - take,
                 });
             }
             return None;
@@ -171,6 +178,7 @@ impl Framer {
                     bytes: &buffer[..take],
                     consumed: take,
                     kind,
+                    missing: left,
                 });
             }
             self.remaining_octets = Some(left);
@@ -178,6 +186,7 @@ impl Framer {
                 bytes: &buffer[..take],
                 consumed: take,
                 kind: FrameKind::Fragment,
+                missing: 0,
             });
         }
         None
@@ -300,6 +309,32 @@ mod tests {
         assert_eq!(
             frame.map(|frame| (frame.bytes, frame.consumed)),
             Some((&b"abcdefghij"[..], 13))
+        );
+    }
+
+    #[test]
+    fn a_counted_record_cut_by_the_end_of_the_stream_says_how_much_is_missing() {
+        let mut framer = Framer::new(Framing::OctetCounting, 100);
+        let frame = framer.next_frame(b"10 abcd", true);
+        assert_eq!(
+            frame.map(|frame| (frame.bytes, frame.kind, frame.missing)),
+            Some((&b"abcd"[..], FrameKind::Complete, 6))
+        );
+        // Oversized and cut: the last piece says it.
+        let mut framer = Framer::new(Framing::OctetCounting, 4);
+        let first = framer
+            .next_frame(b"10 012345", false)
+            .map(|f| (f.kind, f.missing));
+        assert_eq!(first, Some((FrameKind::Fragment, 0)));
+        let last = framer
+            .next_frame(b"45", true)
+            .map(|f| (f.bytes, f.kind, f.missing));
+        assert_eq!(last, Some((&b"45"[..], FrameKind::Final, 4)));
+        // Whole records miss nothing.
+        let mut framer = Framer::new(Framing::OctetCounting, 100);
+        assert_eq!(
+            framer.next_frame(b"3 abc", true).map(|f| f.missing),
+            Some(0)
         );
     }
 

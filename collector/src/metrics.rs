@@ -31,16 +31,20 @@ pub enum DropReason {
     KernelReceiveBuffer,
     /// An event that could not be serialized.
     EncodeFailed,
+    /// An octet-counted record whose connection closed before all its announced bytes came:
+    /// what arrived is kept in an event flagged `frame_truncated`, the rest never came.
+    FrameTruncated,
 }
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::DatagramTruncated,
         DropReason::PipelineFull,
         DropReason::SinkFailed,
         DropReason::KernelReceiveBuffer,
         DropReason::EncodeFailed,
+        DropReason::FrameTruncated,
     ];
 
     /// The label value in `/metrics`.
@@ -51,6 +55,7 @@ impl DropReason {
             DropReason::SinkFailed => "sink_failed",
             DropReason::KernelReceiveBuffer => "kernel_receive_buffer",
             DropReason::EncodeFailed => "encode_failed",
+            DropReason::FrameTruncated => "frame_truncated",
         }
     }
 
@@ -265,6 +270,11 @@ impl SourceMetrics {
     /// Unparsed events so far.
     pub fn unparsed(&self) -> u64 {
         self.unparsed_events.load(Ordering::Relaxed)
+    }
+
+    /// Empty datagrams and blank lines seen so far.
+    pub fn blank_records(&self) -> u64 {
+        self.blank_records.load(Ordering::Relaxed)
     }
 
     /// Rotations seen so far.
@@ -670,7 +680,7 @@ fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
         (
             "citysoc_collector_forward_rejected_events_total",
             "counter",
-            "Events in refused batches.",
+            "Events of refused batches, saved in rejected/.",
             forwarder.rejected_events,
         ),
         (

@@ -321,19 +321,56 @@ impl BufferSink {
     }
 }
 
+impl BufferSink {
+    /// Appends `records` as one group, waiting while the buffer is full (`block`).
+    fn append_group(&self, records: &[&[u8]]) -> Result<(), CollectorError> {
+        loop {
+            match self
+                .buffer
+                .append(records, std::time::Duration::from_secs(1))
+            {
+                Err(CollectorError::BufferFull { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Splits `records` into runs of at most `limit` buffer bytes (frames included), in order; a
+/// record larger than `limit` is a run of its own.
+fn runs_within<'r>(records: &'r [&'r [u8]], limit: u64) -> Vec<&'r [&'r [u8]]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (index, record) in records.iter().enumerate() {
+        let frame = crate::buffer::frame::frame_bytes(record.len());
+        if index > start && bytes.saturating_add(frame) > limit {
+            runs.extend(records.get(start..index));
+            (start, bytes) = (index, 0);
+        }
+        bytes = bytes.saturating_add(frame);
+    }
+    runs.extend(records.get(start..).filter(|run| !run.is_empty()));
+    runs
+}
+
 impl EventSink for BufferSink {
     fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
         // One group in the buffer (all or nothing after a crash), as before the batches were
         // kept apart.
         let records: Vec<&[u8]> = batches.iter().flat_map(Lines::iter).collect();
-        loop {
-            match self
-                .buffer
-                .append(&records, std::time::Duration::from_secs(1))
-            {
-                Err(CollectorError::BufferFull { .. }) => continue,
-                other => return other,
+        match self.append_group(&records) {
+            // More than the whole buffer holds (a small buffer, one large HTTP post, bursts of
+            // many sources merged into one write): in runs of at most half the buffer, so the
+            // write goes in (`drop_oldest` makes room, `block` waits for the forwarder) instead
+            // of every source's events failing. Only a record too large on its own still
+            // fails, and then the pipeline counts the whole write as failed.
+            Err(CollectorError::RecordTooLarge { .. }) if records.len() > 1 => {
+                let limit = (self.buffer.stats().max_bytes / 2).max(1);
+                runs_within(&records, limit)
+                    .into_iter()
+                    .try_for_each(|run| self.append_group(run))
             }
+            other => other,
         }
     }
 
@@ -457,6 +494,52 @@ mod tests {
         let archived = std::fs::read_to_string(directory.path().join("archive.ndjson")).unwrap();
         let archived: crate::Event = serde_json::from_str(archived.trim_end()).unwrap();
         assert_eq!(archived, event);
+    }
+
+    #[test]
+    fn a_write_larger_than_the_whole_buffer_goes_in_runs_that_fit() {
+        let directory = tempfile::tempdir().unwrap();
+        let record = |number: usize| format!("record {number:04}").into_bytes();
+        let frame = crate::buffer::frame::frame_bytes(record(0).len());
+        // Room for 20 records; one write of 30 from three batches.
+        let buffer = Arc::new(
+            crate::DiskBuffer::open(
+                directory.path(),
+                crate::BufferConfig {
+                    max_bytes: frame * 20,
+                    when_full: crate::WhenFull::DropOldest,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let batches: Vec<Lines> = (0..3)
+            .map(|batch| (batch * 10..batch * 10 + 10).map(record).collect())
+            .collect();
+        BufferSink::new(buffer.clone()).write(&batches).unwrap();
+        let stats = buffer.stats();
+        assert_eq!((stats.appended, stats.dropped, stats.records), (30, 10, 20));
+        let kept = buffer
+            .read(None, 100, 1 << 20, std::time::Duration::from_secs(1))
+            .unwrap();
+        let kept: Vec<Vec<u8>> = kept.into_iter().map(|(_, bytes)| bytes).collect();
+        assert_eq!(kept, (10..30).map(record).collect::<Vec<_>>());
+
+        let records: Vec<Vec<u8>> = (0..5).map(record).collect();
+        let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let lengths = |limit| -> Vec<usize> {
+            runs_within(&records, limit)
+                .iter()
+                .map(|run| run.len())
+                .collect()
+        };
+        assert_eq!(lengths(frame * 2), [2, 2, 1]);
+        assert_eq!(lengths(frame * 5), [5]);
+        assert_eq!(
+            lengths(1),
+            [1, 1, 1, 1, 1],
+            "a record over the limit goes alone"
+        );
     }
 
     #[test]

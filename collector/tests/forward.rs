@@ -1,7 +1,8 @@
 //! The forwarder against a real intake server on loopback (axum over hyper, plain HTTP and
 //! TLS with a self-signed certificate): the server checks every signature with
 //! `protocol::verify`, decodes every batch with `protocol::decode_batch`, and answers as the
-//! test scripts it to (acknowledge, fail with a status, refuse, or store and hang up).
+//! test scripts it to (acknowledge, fail with a status, refuse, refuse once the test lets it,
+//! or store and hang up).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -36,6 +37,8 @@ enum Reply {
     Ack,
     Status(u16),
     Refuse,
+    /// Says so on `Intake::holding`, waits for `Intake::release`, then refuses.
+    HoldThenRefuse,
     StoreThenHangUp,
 }
 
@@ -54,6 +57,10 @@ struct Intake {
     /// Event ids stored, in order, duplicates included.
     stored: Mutex<Vec<String>>,
     bad_requests: AtomicU64,
+    /// Notified when a `HoldThenRefuse` request has arrived.
+    holding: Notify,
+    /// Lets a held request be refused.
+    release: Notify,
 }
 
 impl Intake {
@@ -135,16 +142,26 @@ async fn intake(
             .into_response()
         }
         Reply::Status(status) => StatusCode::from_u16(status).unwrap().into_response(),
-        Reply::Refuse => (
-            StatusCode::BAD_REQUEST,
-            Json(Rejection {
-                reason: "bad_batch".into(),
-                message: "refused by the test".into(),
-                last_acknowledged: None,
-            }),
-        )
-            .into_response(),
+        Reply::Refuse | Reply::HoldThenRefuse => {
+            if reply == Reply::HoldThenRefuse {
+                intake.holding.notify_one();
+                intake.release.notified().await;
+            }
+            refusal()
+        }
     }
+}
+
+fn refusal() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(Rejection {
+            reason: "bad_batch".into(),
+            message: "refused by the test".into(),
+            last_acknowledged: None,
+        }),
+    )
+        .into_response()
 }
 
 struct TestServer {
@@ -572,6 +589,74 @@ async fn a_refused_batch_is_saved_and_counted_and_the_next_ones_go_on() {
     assert_eq!(reason["status"], 400);
     assert_eq!(reason["reason"], "bad_batch");
     assert_eq!(reason["events"], 10);
+    assert_eq!(reason["dropped_before_saving"], 0);
+}
+
+/// `drop_oldest` takes every record of a batch while the server is deciding to refuse it: there
+/// is nothing left to save, so no (empty) events file; the reason is kept, and the events are
+/// counted as dropped before delivery, not as saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_that_drop_oldest_emptied_keeps_only_its_reason() {
+    let server = start_server().await;
+    server.intake.script(&[Reply::HoldThenRefuse]);
+    let dir = tempfile::tempdir().unwrap();
+    // Room for exactly 20 events (every line has the same length; 20 bytes of frame header).
+    let frame = event_line(0).len() as u64 + 20;
+    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    append(&buffer, 0..10);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        forwarder_config(format!("http://{}", server.address)),
+    )
+    .unwrap();
+    let stats = forwarder.stats();
+    tokio::time::timeout(Duration::from_secs(20), server.intake.holding.notified())
+        .await
+        .expect("the first batch reaches the server");
+    // 20 more while the server holds its answer: the whole waiting batch makes room.
+    append(&buffer, 10..30);
+    assert_eq!(buffer.stats().dropped, 10);
+    server.intake.release.notify_one();
+    wait_until("the buffer drains", Duration::from_secs(20), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+    assert_eq!(
+        (
+            stats.rejected_batches,
+            stats.rejected_events,
+            stats.dropped_before_delivery
+        ),
+        (1, 0, 10),
+        "{stats:?}"
+    );
+    assert_eq!(server.intake.stored(), ids(10..30));
+    // Neither stored nor saved: still dropped (a stored batch would take them back out).
+    assert_eq!(buffer.stats().dropped, 10);
+
+    let rejected = dir.path().join(citysoc_collector::forward::REJECTED_DIR);
+    let mut files: Vec<String> = std::fs::read_dir(&rejected)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let stem = format!("{:020}-0-9", 1);
+    assert_eq!(files, [format!("{stem}.rejection.json")]);
+    let reason: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rejected.join(format!("{stem}.rejection.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reason["events"], 0);
+    assert_eq!(reason["dropped_before_saving"], 10);
+    assert_eq!(
+        (
+            reason["first_offset"].clone(),
+            reason["last_offset"].clone()
+        ),
+        (0.into(), 9.into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

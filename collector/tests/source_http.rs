@@ -250,4 +250,10 @@ async fn a_full_pipeline_answers_503_and_the_agent_can_retry() {
     assert_eq!(status, 200, "the retry is taken");
     collector.stop().await;
     assert_eq!(sink.line_count(), waiting + 1);
+    // The refused request is not counted in: in = out, the refusal is an error.
+    let source = metrics.source("agents").unwrap();
+    assert_eq!(
+        (source.records_in(), source.events_out()),
+        (waiting as u64 + 1, waiting as u64 + 1)
+    );
 }

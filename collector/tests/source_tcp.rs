@@ -42,13 +42,30 @@ async fn newline_framing_round_trips_split_writes() {
         .await
         .unwrap();
     let client_address = client.local_addr().unwrap().to_string();
+    // Two blank lines between the records: skipped, and counted.
     let text = "<189>Nov 22 10:15:00 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to down\r\n\
+                \n   \r\n\
                 <189>Nov 22 10:15:01 sw-core-1 %LINK-3-UPDOWN: Interface Gi1/0/1, changed state to up\n\
                 <13>Nov 22 10:15:02 cam-07 nvr: motion detected";
     write_in_pieces(&mut client, text.as_bytes(), 7).await;
     client.shutdown().await.unwrap();
     harness.wait_for_events("switches", 3).await;
+    let source = harness
+        .collector
+        .metrics()
+        .source("switches")
+        .unwrap()
+        .clone();
     let events = harness.stop().await;
+    assert_eq!(
+        (
+            source.records_in(),
+            source.blank_records(),
+            source.events_out()
+        ),
+        (5, 2, 3),
+        "records in = blank + events out"
+    );
     assert_eq!(
         raws(&events),
         [
@@ -58,10 +75,11 @@ async fn newline_framing_round_trips_split_writes() {
         ],
         "the last record, cut by the close, is kept"
     );
-    for (index, event) in events.iter().enumerate() {
+    // The sequence numbers the stream's records, blank lines included.
+    for (event, sequence) in events.iter().zip([1, 4, 5]) {
         assert_eq!(event["source"]["transport"], "tcp");
         assert_eq!(event["source"]["address"], client_address.as_str());
-        assert_eq!(event["source"]["sequence"], index as u64 + 1);
+        assert_eq!(event["source"]["sequence"], sequence);
         assert_eq!(event["agency"], "quan-1");
         assert_eq!(event["format"], "rfc3164");
     }
@@ -92,6 +110,38 @@ async fn octet_counting_round_trips_split_writes_and_embedded_newlines() {
     assert_eq!(raws(&events), messages);
     assert_eq!(events[0]["format"], "rfc5424");
     assert_eq!(events[1]["format"], "rfc5424");
+}
+
+/// A sender that closes in the middle of a counted record: what came is kept, flagged with
+/// how many announced bytes never did, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counted_record_cut_by_the_close_is_kept_flagged_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("rsyslog", "octet_counting", "")).await;
+    let whole = "<34>1 2026-11-22T10:15:00.003Z web01 nginx 1234 - - GET /login 200";
+    let cut = "<34>1 2026-11-22T10:15:01.000Z web01 nginx 1234 - - GET /log";
+    let wire = format!("{} {whole}{} {cut}", whole.len(), cut.len() + 12);
+    let mut client = TcpStream::connect(harness.address("rsyslog"))
+        .await
+        .unwrap();
+    client.write_all(wire.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("rsyslog", 2).await;
+    let source = harness
+        .collector
+        .metrics()
+        .source("rsyslog")
+        .unwrap()
+        .clone();
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), [whole, cut]);
+    assert_eq!(events[0]["fields"].get("frame_truncated"), None);
+    assert_eq!(events[1]["fields"]["frame_truncated"], true);
+    assert_eq!(events[1]["fields"]["frame_missing_bytes"], 12);
+    assert_eq!(
+        source.drops(citysoc_collector::metrics::DropReason::FrameTruncated),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

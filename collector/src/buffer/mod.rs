@@ -24,7 +24,7 @@
 //! records already acknowledged or dropped that share the file with live ones (at most one
 //! `segment_bytes`).
 
-mod frame;
+pub(crate) mod frame;
 mod segment;
 mod segment_log;
 mod state;

@@ -183,7 +183,8 @@ pub struct ForwarderStatsSnapshot {
     pub retries: u64,
     /// Batches the server refused (saved in `rejected/`).
     pub rejected_batches: u64,
-    /// Events in those batches.
+    /// Events of those batches saved in `rejected/` (any that `drop_oldest` took before they
+    /// could be saved are in `dropped_before_delivery`).
     pub rejected_events: u64,
     /// Events taken out of a waiting batch because `drop_oldest` dropped them from the buffer
     /// (already counted in the buffer's `dropped`).
@@ -539,7 +540,7 @@ impl Worker {
                     self.stats
                         .duplicates
                         .fetch_add(ack.duplicates, Ordering::Relaxed);
-                    match self.finish(batch, last).await {
+                    match self.finish(batch, last, Outcome::Stored).await {
                         Ok(()) => {
                             self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
                             self.stats
@@ -609,40 +610,61 @@ impl Worker {
     ) -> Result<(), String> {
         tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
         let sequence = batch.sequence;
-        let (first, last_offset) = (batch.first, batch.last);
-        let path = self
+        let (first, last_offset, events) = (batch.first, batch.last, batch.events);
+        let saved = self
             .blocking(move |buffer| {
-                // Not yet acknowledged, so still in the buffer (less what `drop_oldest` took,
-                // which the server must not get either).
+                // Not yet acknowledged, so still in the buffer, less what `drop_oldest` took
+                // since the batch was read (counted as dropped, so not saved either).
                 let records = read_span(buffer, first, last_offset)?;
-                rejected::save(
-                    buffer.dir(),
+                let refused = rejected::RefusedBatch {
                     sequence,
+                    first,
+                    last: last_offset,
+                    events,
                     status,
-                    &rejection,
-                    &records,
-                    now_ms(),
-                )
+                    rejection: &rejection,
+                };
+                rejected::save(buffer.dir(), &refused, &records, now_ms())
             })
             .await
             .map_err(|error| format!("cannot save rejected batch {sequence}: {error}"))?;
-        self.finish(batch, last)
+        self.finish(batch, last, Outcome::Refused)
             .await
             .map_err(|error| format!("cannot record rejected batch {sequence}: {error}"))?;
-        tracing::warn!(path = %path.display(), "rejected batch saved");
+        match &saved.events_path {
+            Some(path) => {
+                tracing::warn!(path = %path.display(), events = saved.events, "rejected batch saved");
+            }
+            None => tracing::warn!(
+                path = %saved.reason_path.display(),
+                "rejected batch: drop_oldest took every event before it could be saved; only the reason is kept"
+            ),
+        }
         self.stats.rejected_batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .rejected_events
-            .fetch_add(batch.events as u64, Ordering::Relaxed);
+            .fetch_add(saved.events as u64, Ordering::Relaxed);
+        self.count_left_out(batch.events.saturating_sub(saved.events));
         Ok(())
     }
 
     /// The batch is done with: its records leave the buffer and the next number is stored.
-    async fn finish(&self, batch: &Batch, last: Offset) -> Result<(), CollectorError> {
+    /// Records `drop_oldest` took while a stored batch was on the wire arrived after all and
+    /// leave the drop count; those of a refused batch were neither stored nor saved, so they
+    /// stay dropped.
+    async fn finish(
+        &self,
+        batch: &Batch,
+        last: Offset,
+        outcome: Outcome,
+    ) -> Result<(), CollectorError> {
         let next = batch.sequence + 1;
         let first = batch.first;
-        self.blocking(move |buffer| buffer.ack_batch(first, last, next))
-            .await
+        self.blocking(move |buffer| match outcome {
+            Outcome::Stored => buffer.ack_batch(first, last, next),
+            Outcome::Refused => buffer.ack_with_sequence(last, next),
+        })
+        .await
     }
 
     /// Takes records `drop_oldest` removed out of the batch (its body is built again from the
@@ -692,6 +714,13 @@ impl Worker {
         tracing::warn!(error = %message, "forwarder");
         self.stats.error(message);
     }
+}
+
+/// What the server did with a batch that is done with.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Stored,
+    Refused,
 }
 
 /// How a batch ended.

@@ -30,7 +30,7 @@ use super::{decode_frames, SourceRuntime};
 use crate::config::FileSourceConfig;
 use crate::event::Event;
 use crate::framing::{Framer, Framing};
-use crate::metrics::{SourceErrorKind, SourceMetrics};
+use crate::metrics::{DropReason, SourceErrorKind, SourceMetrics};
 use crate::parse::Decoder;
 
 /// How much is read at a time.
@@ -48,6 +48,7 @@ pub(crate) fn run(
     source: Arc<SourceRuntime>,
     shutdown: CancellationToken,
 ) {
+    let sink_failed_at_start = source.metrics.drops(DropReason::SinkFailed);
     let mut tailer = Tailer {
         address: settings.path.display().to_string(),
         settings,
@@ -60,6 +61,8 @@ pub(crate) fn run(
         last_checkpoint_at: Instant::now(),
         last_data_at: Instant::now(),
         reported_problem: false,
+        sink_failed_at_start,
+        checkpoint_held: false,
     };
     tailer.resume();
     loop {
@@ -138,6 +141,12 @@ struct Tailer {
     last_data_at: Instant,
     /// A missing or unreadable file is reported once, not at every poll.
     reported_problem: bool,
+    /// The source's `sink_failed` drops when it started: more since then means lines after
+    /// the stored checkpoint never reached the sink, so the checkpoint must stay where it is
+    /// (a restart reads them again; the server drops the lines it already has by event id).
+    sink_failed_at_start: u64,
+    /// The checkpoint is held back for that reason (logged once).
+    checkpoint_held: bool,
 }
 
 impl Tailer {
@@ -453,12 +462,25 @@ impl Tailer {
         {
             Ok(true) => {}
             Ok(false) => {
-                // The sink lost something since the last checkpoint: keep the old one, so a
-                // restart reads those lines again.
+                // The sink could not flush: keep the old checkpoint, so a restart reads
+                // those lines again.
                 tracing::error!(source = %self.source.config.name, "sink failed; checkpoint not advanced");
                 return Ok(());
             }
             Err(_) => return Err(()),
+        }
+        // The barrier only answers for its own write and the flush: a write of this source's
+        // lines that failed before it (counted as `sink_failed`) lost lines that lie after the
+        // stored checkpoint. Moving it would skip them for good.
+        if self.source.metrics.drops(DropReason::SinkFailed) != self.sink_failed_at_start {
+            if !self.checkpoint_held {
+                self.checkpoint_held = true;
+                tracing::error!(
+                    source = %self.source.config.name,
+                    "the sink lost lines of this file; the checkpoint stays before them until a restart reads them again"
+                );
+            }
+            return Ok(());
         }
         match file_checkpoint::store(&self.checkpoint_path, &checkpoint) {
             Ok(()) => self.last_checkpoint = Some(checkpoint),

@@ -297,14 +297,19 @@ async fn deliver(
         decoder.decode(record, &mut events);
     }
     decoder.finish(&mut events);
-    source.metrics.add_records(records.len() as u64);
     let lines = source.encode(&mut events);
     let count = lines.len();
-    match source
+    let sent = source
         .pipeline
         .send_confirmed(source.index, lines, false, PIPELINE_WAIT)
-        .await
-    {
+        .await;
+    // Records are counted in once the pipeline took them (it counts them out, or dropped when
+    // the sink failed): a request refused before that is answered 503 and counted as
+    // `http_busy`, and the agent's retry is counted in then.
+    if sent.is_ok() {
+        source.metrics.add_records(records.len() as u64);
+    }
+    match sent {
         Ok(true) => Ok(count),
         Ok(false) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -180,7 +180,11 @@ pub(crate) fn decode_frames(
     let mut records = 0;
     let mut fragments = 0;
     let mut inside_fragmented_record = false;
+    // The decoder skips blank lines (they carry nothing); the source counts them, so that
+    // `records_in` less `events_out` is explained.
+    let blank_before = decoder.stats().blank_records;
     while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
+        let first_event = events.len();
         match frame.kind {
             FrameKind::Complete => {
                 records += 1;
@@ -196,15 +200,37 @@ pub(crate) fn decode_frames(
                 decoder.decode_fragment(frame.bytes, kind, events);
             }
         }
+        if frame.missing > 0 {
+            flag_truncated(
+                events.get_mut(first_event..).unwrap_or_default(),
+                frame.missing,
+            );
+            metrics.add_drops(DropReason::FrameTruncated, 1);
+        }
         consumed += frame.consumed;
     }
     metrics.add_records(records);
     if fragments > 0 {
         metrics.add_fragments(fragments);
     }
+    let blank = decoder.stats().blank_records.saturating_sub(blank_before);
+    if blank > 0 {
+        metrics.add_blank(blank);
+    }
     Framed {
         consumed,
         inside_fragmented_record,
+    }
+}
+
+/// Flags the events of a record its connection cut short (`missing` announced bytes never
+/// came), as the UDP source flags a datagram cut at `max_frame`.
+fn flag_truncated(events: &mut [Event], missing: usize) {
+    for event in events {
+        event.fields.insert("frame_truncated".into(), true.into());
+        event
+            .fields
+            .insert("frame_missing_bytes".into(), (missing as u64).into());
     }
 }
 

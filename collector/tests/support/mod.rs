@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -174,5 +175,41 @@ impl EventSink for GateSink {
 
     fn flush(&self) -> Result<(), CollectorError> {
         Ok(())
+    }
+}
+
+/// A sink whose first `failures` writes fail (a disk error), then writes to `inner`.
+pub struct FailingSink {
+    failures: AtomicUsize,
+    inner: Arc<dyn EventSink>,
+}
+
+impl FailingSink {
+    pub fn new(failures: usize, inner: Arc<dyn EventSink>) -> Arc<Self> {
+        Arc::new(FailingSink {
+            failures: AtomicUsize::new(failures),
+            inner,
+        })
+    }
+}
+
+impl EventSink for FailingSink {
+    fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if failing {
+            return Err(CollectorError::Protocol(
+                "the test's sink fails this write".into(),
+            ));
+        }
+        self.inner.write(batches)
+    }
+
+    fn flush(&self) -> Result<(), CollectorError> {
+        self.inner.flush()
     }
 }
