@@ -143,6 +143,32 @@ async fn copytruncate_restarts_at_the_start_of_the_file() {
     assert_eq!(metrics.source("auth").unwrap().truncations(), 1);
 }
 
+/// `copytruncate` and a writer that writes past the old end before the next poll: the length
+/// never looks truncated, the first bytes show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_then_fast_regrowth_is_read_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, &lines("before", 0..5));
+    let harness = start_in(dir.path(), &file_source(&log)).await;
+    harness.wait_for_events("auth", 5).await;
+    // Let an idle poll see the file's first bytes.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Truncated and, at once, longer than before.
+    let after = lines("after", 0..20);
+    let file = OpenOptions::new().write(true).open(&log).unwrap();
+    file.set_len(0).unwrap();
+    drop(file);
+    append(&log, &after);
+    harness.wait_for_events("auth", 25).await;
+    let source = harness.collector.metrics().source("auth").unwrap().clone();
+    let events = harness.stop().await;
+    let mut all = expected("before", 0..5);
+    all.extend(expected("after", 0..20));
+    assert_eq!(raws(&events), all);
+    assert_eq!(source.truncations(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_continues_from_the_checkpoint_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
 use super::{decode_frames, SourceRuntime};
@@ -99,6 +100,11 @@ struct Reading {
     inside_fragment: bool,
     /// A file renamed away while the collector was stopped: read to its end, then the path.
     rotated: bool,
+    /// Length and hash of the file's first bytes as last seen (up to `HEAD_BYTES`), to tell a
+    /// truncated file that grew past the old end again from one that only grew.
+    head: Option<(u64, u64)>,
+    /// The last read found nothing new: the next one first checks the file's first bytes.
+    idle: bool,
 }
 
 impl Reading {
@@ -230,6 +236,8 @@ impl Tailer {
             decoder,
             inside_fragment: false,
             rotated,
+            head: None,
+            idle: false,
         })
     }
 
@@ -264,6 +272,16 @@ impl Tailer {
             }
             if self.checkpoint(true).is_err() {
                 return Step::Closed;
+            }
+        }
+        // Coming back to a file that was idle: before reading what was added, make sure it is
+        // still the same file from its start (`copytruncate` may have emptied it and the
+        // writer filled it past the old end since, so the new bytes would be read from the
+        // middle of a line).
+        if let Some(reading) = self.reading.as_ref() {
+            let read_so_far = reading.consumed + reading.buffer.len() as u64;
+            if reading.idle && self.head_replaced(read_so_far) {
+                return self.truncated();
             }
         }
         match self.read_chunk() {
@@ -307,13 +325,8 @@ impl Tailer {
                 }
                 return Step::Progress;
             }
-            Ok(metadata) if metadata.len() < read_so_far => {
-                self.source.metrics.add_truncation();
-                tracing::info!(source = %self.name(), "file truncated; reading it again from its start");
-                if self.restart_truncated().is_err() {
-                    return Step::Closed;
-                }
-                return Step::Progress;
+            Ok(metadata) if metadata.len() < read_so_far || self.head_replaced(read_so_far) => {
+                return self.truncated();
             }
             Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -364,6 +377,7 @@ impl Tailer {
             }
         };
         reading.buffer.truncate(filled + count);
+        reading.idle = count == 0;
         if count == 0 {
             return Ok(false);
         }
@@ -393,6 +407,40 @@ impl Tailer {
 
     /// After `copytruncate`: the buffered partial line belongs to content now gone from this
     /// file (the copy has it); hand it out and read the file again from 0.
+    /// True when the file's first bytes are no longer those seen before: truncated in place
+    /// (`copytruncate`) and written past the old end again before this poll, which the length
+    /// alone does not show. Costs a read of at most `HEAD_BYTES` per idle poll. A file whose
+    /// new first kilobyte is byte for byte the old one is not told apart.
+    fn head_replaced(&mut self, read_so_far: u64) -> bool {
+        let Some(reading) = self.reading.as_mut() else {
+            return false;
+        };
+        let length = read_so_far.min(HEAD_BYTES);
+        if length == 0 {
+            return false;
+        }
+        let Ok(head) = file_checkpoint::read_head(&mut reading.file, length) else {
+            // Unreadable now: the next read says why; nothing to compare.
+            return false;
+        };
+        let replaced = reading.head.is_some_and(|(seen, hash)| {
+            head.get(..usize::try_from(seen).unwrap_or(usize::MAX))
+                .is_none_or(|part| xxh3_64(part) != hash)
+        });
+        reading.head = Some((head.len() as u64, xxh3_64(&head)));
+        replaced
+    }
+
+    /// The file was truncated in place: counted, and read again from its start.
+    fn truncated(&mut self) -> Step {
+        self.source.metrics.add_truncation();
+        tracing::info!(source = %self.name(), "file truncated; reading it again from its start");
+        match self.restart_truncated() {
+            Ok(()) => Step::Progress,
+            Err(()) => Step::Closed,
+        }
+    }
+
     fn restart_truncated(&mut self) -> Result<(), ()> {
         let Some(reading) = self.reading.as_mut() else {
             return Ok(());
@@ -400,6 +448,8 @@ impl Tailer {
         let mut events = reading.take_events(true, &self.source.metrics);
         debug_assert!(reading.buffer.is_empty());
         reading.consumed = 0;
+        reading.head = None;
+        reading.idle = false;
         reading.framer = Framer::new(Framing::Newline, self.source.config.max_frame);
         if let Err(error) = reading.file.seek(SeekFrom::Start(0)) {
             self.source.metrics.add_error(SourceErrorKind::File);
