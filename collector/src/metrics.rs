@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::buffer::{BufferStats, DiskBuffer};
 use crate::forward::{ForwarderStats, ForwarderStatsSnapshot};
 use crate::protocol::SourceHealth;
+use crate::sink::EventSink;
 
 /// Why records were lost before reaching the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +343,8 @@ pub struct CollectorMetrics {
     started: Instant,
     config_hash: String,
     delivery: OnceLock<Delivery>,
+    /// The sink, for the counters of the copies it makes (the local archive).
+    sink_copies: OnceLock<Arc<dyn EventSink>>,
 }
 
 impl std::fmt::Debug for CollectorMetrics {
@@ -363,6 +366,7 @@ impl CollectorMetrics {
             started: Instant::now(),
             config_hash: config_hash.to_owned(),
             delivery: OnceLock::new(),
+            sink_copies: OnceLock::new(),
         }
     }
 
@@ -394,6 +398,12 @@ impl CollectorMetrics {
     /// collector has one buffer and one forwarder for its whole life.
     pub fn watch_delivery(&self, buffer: Arc<DiskBuffer>, forwarder: Arc<ForwarderStats>) {
         let _ = self.delivery.set(Delivery { buffer, forwarder });
+    }
+
+    /// Adds the errors of the sink's copies (the local archive beside the buffer) to
+    /// `/metrics`, when it makes copies. Only the first call counts.
+    pub fn watch_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink_copies.set(sink);
     }
 
     /// The buffer's and the forwarder's counters now, when the collector forwards.
@@ -576,6 +586,16 @@ impl CollectorMetrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        if let Some(errors) = self.sink_copies.get().and_then(|sink| sink.copy_errors()) {
+            let name = "citysoc_collector_archive_errors_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Failed writes and flushes of the local archive beside the buffer (the buffer still has the events).",
+            );
+            let _ = writeln!(out, "{name} {errors}");
+        }
         if let Some(delivery) = self.delivery_health() {
             render_delivery(&mut out, &delivery);
         }
@@ -714,6 +734,41 @@ fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    /// A sink whose writes and flushes all fail.
+    struct BrokenDisk;
+
+    impl EventSink for BrokenDisk {
+        fn write(&self, _: &[crate::Lines]) -> Result<(), crate::CollectorError> {
+            Err(crate::CollectorError::Protocol("disk gone".into()))
+        }
+
+        fn flush(&self) -> Result<(), crate::CollectorError> {
+            Err(crate::CollectorError::Protocol("disk gone".into()))
+        }
+    }
+
+    #[test]
+    fn archive_errors_reach_metrics_and_the_primary_still_gets_the_events() {
+        let directory = tempfile::tempdir().unwrap();
+        let primary = Arc::new(
+            crate::NdjsonFileSink::open(&directory.path().join("primary.ndjson"), 1 << 20).unwrap(),
+        );
+        let tee: Arc<dyn EventSink> =
+            Arc::new(crate::TeeSink::new(primary, vec![Arc::new(BrokenDisk)]));
+        let metrics = CollectorMetrics::new(Vec::new(), "abc");
+        metrics.watch_sink(tee.clone());
+        let batch: crate::Lines = [&b"{\"id\":\"1\"}"[..]].into_iter().collect();
+        tee.write(&[batch]).unwrap();
+        tee.flush().unwrap();
+        assert!(metrics
+            .render_prometheus()
+            .contains("\ncitysoc_collector_archive_errors_total 2\n"));
+        // A sink without copies adds no line.
+        let plain = CollectorMetrics::new(Vec::new(), "abc");
+        plain.watch_sink(Arc::new(BrokenDisk));
+        assert!(!plain.render_prometheus().contains("archive_errors"));
+    }
 
     #[test]
     fn health_sums_drops_and_errors_and_text_names_every_reason() {

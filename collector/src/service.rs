@@ -122,6 +122,7 @@ impl RunningCollector {
             source_metrics.clone(),
             &config.config_hash,
         ));
+        metrics.watch_sink(sink.clone());
         let encoding = sink.encoding();
         let (pipeline, writer) = start_writer_bounded(
             sink,

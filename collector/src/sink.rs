@@ -29,6 +29,11 @@ pub trait EventSink: Send + Sync {
     fn encoding(&self) -> RecordEncoding {
         RecordEncoding::Json
     }
+    /// Failed writes and flushes of the copies a sink makes besides its own (the local
+    /// archive beside the disk buffer), for `/metrics`; `None` for a sink without copies.
+    fn copy_errors(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The local archive: appends NDJSON to a file, starts a new file when it reaches a size, and
@@ -280,6 +285,10 @@ impl EventSink for TeeSink {
 
     fn encoding(&self) -> RecordEncoding {
         self.primary.encoding()
+    }
+
+    fn copy_errors(&self) -> Option<u64> {
+        Some(TeeSink::copy_errors(self))
     }
 
     fn flush(&self) -> Result<(), CollectorError> {
