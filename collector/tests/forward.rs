@@ -254,6 +254,13 @@ fn open_buffer(dir: &Path, when_full: WhenFull, max_bytes: u64) -> Arc<DiskBuffe
     )
 }
 
+/// A `drop_oldest` buffer with room for exactly 20 events (every test line has the same
+/// length; 20 bytes of frame header each).
+fn buffer_for_20_events(dir: &Path) -> Arc<DiskBuffer> {
+    let frame = event_line(0).len() as u64 + 20;
+    open_buffer(dir, WhenFull::DropOldest, frame * 20)
+}
+
 fn append(buffer: &DiskBuffer, range: std::ops::Range<u64>) {
     let records: Vec<Vec<u8>> = range.map(event_line).collect();
     buffer.append(&records, Duration::from_secs(5)).unwrap();
@@ -600,9 +607,7 @@ async fn a_refused_batch_that_drop_oldest_emptied_keeps_only_its_reason() {
     let server = start_server().await;
     server.intake.script(&[Reply::HoldThenRefuse]);
     let dir = tempfile::tempdir().unwrap();
-    // Room for exactly 20 events (every line has the same length; 20 bytes of frame header).
-    let frame = event_line(0).len() as u64 + 20;
-    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    let buffer = buffer_for_20_events(dir.path());
     append(&buffer, 0..10);
     let forwarder = Forwarder::start(
         Arc::clone(&buffer),
@@ -663,9 +668,7 @@ async fn a_refused_batch_that_drop_oldest_emptied_keeps_only_its_reason() {
 async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives() {
     let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
-    // Room for about 20 events.
-    let frame = event_line(0).len() as u64 + 20;
-    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    let buffer = buffer_for_20_events(dir.path());
     let forwarder = Forwarder::start(
         Arc::clone(&buffer),
         forwarder_config(format!("http://{address}")),
@@ -721,9 +724,7 @@ async fn drop_oldest_while_the_server_is_down_counts_exactly_what_never_arrives(
 async fn a_batch_partly_dropped_while_waiting_sends_exactly_what_is_left() {
     let address = unused_address();
     let dir = tempfile::tempdir().unwrap();
-    // Room for exactly 20 events (every line has the same length; 20 bytes of frame header).
-    let frame = event_line(0).len() as u64 + 20;
-    let buffer = open_buffer(dir.path(), WhenFull::DropOldest, frame * 20);
+    let buffer = buffer_for_20_events(dir.path());
     append(&buffer, 0..10);
     let forwarder = Forwarder::start(
         Arc::clone(&buffer),
