@@ -405,8 +405,6 @@ impl Tailer {
         self.checkpoint(true)
     }
 
-    /// After `copytruncate`: the buffered partial line belongs to content now gone from this
-    /// file (the copy has it); hand it out and read the file again from 0.
     /// True when the file's first bytes are no longer those seen before: truncated in place
     /// (`copytruncate`) and written past the old end again before this poll, which the length
     /// alone does not show. Costs a read of at most `HEAD_BYTES` per idle poll. A file whose
@@ -441,6 +439,8 @@ impl Tailer {
         }
     }
 
+    /// After `copytruncate`: the buffered partial line belongs to content now gone from this
+    /// file (the copy has it); hand it out and read the file again from 0.
     fn restart_truncated(&mut self) -> Result<(), ()> {
         let Some(reading) = self.reading.as_mut() else {
             return Ok(());
