@@ -372,10 +372,22 @@ impl EventSink for BufferSink {
             // many sources merged into one write): in runs of at most half the buffer, so the
             // write goes in (`drop_oldest` makes room, `block` waits for the forwarder) instead
             // of every source's events failing. Only a record too large on its own still
-            // fails, and then the pipeline counts the whole write as failed.
+            // fails the write, and then nothing of it is written.
             Err(CollectorError::RecordTooLarge { .. }) if records.len() > 1 => {
-                let limit = (self.buffer.stats().max_bytes / 2).max(1);
-                runs_within(&records, limit)
+                let max_bytes = self.buffer.stats().max_bytes;
+                // A record that does not fit on its own fails the write as a whole, before
+                // anything goes in: runs written before it would be in the buffer and counted
+                // as dropped.
+                if let Some(alone) = records.iter().find(|record| {
+                    crate::buffer::frame::frame_bytes(record.len()) > max_bytes
+                        || record.len() as u64 > crate::buffer::frame::MAX_PAYLOAD_BYTES
+                }) {
+                    return Err(CollectorError::RecordTooLarge {
+                        bytes: alone.len() as u64,
+                        reason: format!("the buffer holds at most {max_bytes} bytes"),
+                    });
+                }
+                runs_within(&records, (max_bytes / 2).max(1))
                     .into_iter()
                     .try_for_each(|run| self.append_group(run))
             }
@@ -533,6 +545,16 @@ mod tests {
             .unwrap();
         let kept: Vec<Vec<u8>> = kept.into_iter().map(|(_, bytes)| bytes).collect();
         assert_eq!(kept, (10..30).map(record).collect::<Vec<_>>());
+
+        // One record larger than the whole buffer: the write fails with nothing written.
+        let huge = vec![b'x'; usize::try_from(frame * 20).unwrap()];
+        let lines: Lines = [record(30), huge, record(31)].into_iter().collect();
+        let error = BufferSink::new(buffer.clone()).write(&[lines]);
+        assert!(
+            matches!(error, Err(CollectorError::RecordTooLarge { .. })),
+            "{error:?}"
+        );
+        assert_eq!(buffer.stats().appended, 30);
 
         let records: Vec<Vec<u8>> = (0..5).map(record).collect();
         let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();

@@ -185,6 +185,8 @@ pub(crate) fn decode_frames(
     let blank_before = decoder.stats().blank_records;
     while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
         let first_event = events.len();
+        // The number the decoder gives this frame's record.
+        let sequence = decoder.next_sequence();
         match frame.kind {
             FrameKind::Complete => {
                 records += 1;
@@ -203,6 +205,7 @@ pub(crate) fn decode_frames(
         if frame.missing > 0 {
             flag_truncated(
                 events.get_mut(first_event..).unwrap_or_default(),
+                sequence,
                 frame.missing,
             );
             metrics.add_drops(DropReason::FrameTruncated, 1);
@@ -223,14 +226,64 @@ pub(crate) fn decode_frames(
     }
 }
 
-/// Flags the events of a record its connection cut short (`missing` announced bytes never
-/// came), as the UDP source flags a datagram cut at `max_frame`.
-fn flag_truncated(events: &mut [Event], missing: usize) {
-    for event in events {
+/// Flags the event of record `sequence`, which its connection cut short (`missing` announced
+/// bytes never came), as the UDP source flags a datagram cut at `max_frame`. `events` are those
+/// the decoder gave out for that record's frame: they may also hold events of earlier records
+/// the frame closed (an auditd group), which are left alone; a record the decoder holds on to
+/// (the start of a new auditd group) goes out later unflagged, and is counted all the same.
+fn flag_truncated(events: &mut [Event], sequence: u64, missing: usize) {
+    for event in events
+        .iter_mut()
+        .filter(|event| event.source.sequence == Some(sequence))
+    {
         event.fields.insert("frame_truncated".into(), true.into());
         event
             .fields
             .insert("frame_missing_bytes".into(), (missing as u64).into());
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+    use crate::framing::Framing;
+    use crate::parse::InputFormat;
+
+    /// A counted record cut by the close flags its own event, not the auditd event its frame
+    /// closed, and is counted once.
+    #[test]
+    fn only_the_cut_records_event_is_flagged() {
+        let audit = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\" exe=\"/usr/bin/ls\"";
+        let cut = "<34>Oct 11 22:14:15 host su: cut";
+        let wire = format!("{} {audit}{} {cut}", audit.len(), cut.len() + 7);
+        let mut framer = Framer::new(Framing::OctetCounting, 1024);
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let metrics = SourceMetrics::new("tcp-test", "tcp");
+        let mut events = Vec::new();
+        decode_frames(
+            &mut framer,
+            &mut decoder,
+            wire.as_bytes(),
+            true,
+            &mut events,
+            &metrics,
+        );
+        decoder.finish(&mut events);
+        let flagged: Vec<(String, bool)> = events
+            .iter()
+            .map(|event| {
+                (
+                    event.raw.clone().unwrap_or_default(),
+                    event.fields.get("frame_truncated").is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(flagged, [(audit.to_owned(), false), (cut.to_owned(), true)]);
+        assert_eq!(
+            events[1].fields.get("frame_missing_bytes"),
+            Some(&serde_json::Value::from(7))
+        );
+        assert_eq!(metrics.drops(DropReason::FrameTruncated), 1);
     }
 }
 
