@@ -1126,12 +1126,7 @@ mod tests {
             let streamed_result = parse_pairs(text, start, &context, &mut streamed, false);
             let read_first_result = parse_pairs(text, start, &context, &mut read_first, true);
             assert!(streamed_result.is_ok() && read_first_result.is_ok(), "{text}");
-            assert_eq!(streamed, read_first, "{text}");
-            assert_eq!(
-                serde_json::to_string(&streamed).ok(),
-                serde_json::to_string(&read_first).ok(),
-                "{text}"
-            );
+            assert_same_event(&streamed, &read_first, text);
         }
     }
 
@@ -1242,13 +1237,18 @@ mod tests {
             reference_parse(text, &context, &mut reference).map_err(|error| error.offset);
         assert_eq!(our_result, reference_result, "{text}");
         if our_result.is_ok() {
-            assert_eq!(ours, reference, "{text}");
-            assert_eq!(
-                serde_json::to_string(&ours).ok(),
-                serde_json::to_string(&reference).ok(),
-                "{text}"
-            );
+            assert_same_event(&ours, &reference, text);
         }
+    }
+
+    /// The same event, and the same JSON for it (field order included), parsed from `text`.
+    fn assert_same_event(ours: &Event, expected: &Event, text: &str) {
+        assert_eq!(ours, expected, "{text}");
+        assert_eq!(
+            serde_json::to_string(ours).ok(),
+            serde_json::to_string(expected).ok(),
+            "{text}"
+        );
     }
 
     #[test]

@@ -325,10 +325,19 @@ impl Tailer {
                 }
                 return Step::Progress;
             }
-            Ok(metadata) if metadata.len() < read_so_far || self.head_replaced(read_so_far) => {
-                return self.truncated();
+            Ok(metadata) if metadata.len() < read_so_far => return self.truncated(),
+            Ok(_) => {
+                // The first time at the end of this file: note its first bytes now, while they
+                // are those just read; the check before each read after an idle poll compares
+                // against them (and keeps them up to date).
+                if self
+                    .reading
+                    .as_ref()
+                    .is_some_and(|reading| reading.head.is_none())
+                {
+                    self.head_replaced(read_so_far);
+                }
             }
-            Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 // Renamed away, new file not created yet: keep the old one until it is.
             }
