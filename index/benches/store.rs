@@ -9,8 +9,8 @@
 //! 1. Indexing, one writer thread: our store (folded keywords, tokens, original fields, the
 //!    event JSON stored, dedup by id) against a peer in the same run on the same events: plain
 //!    tantivy indexing the raw line into one default-tokenized text field plus a fast
-//!    timestamp — the least a log index does. Reported as events/s, MB/s of raw log and the
-//!    ratio to the peer.
+//!    timestamp — the least a log index does — and the same without positions (no phrase
+//!    search). Reported as events/s, MB/s of raw log and the ratio to the first peer.
 //!
 //! 2. Search over one agency-day holding every event (24 hours): a needle IP (10 events), a
 //!    needle word, a 24-hour histogram by hour, and a count-by; p50 and p95 of repeated runs.
@@ -33,7 +33,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use citysoc_collector::{parse_record, Event, InputFormat, ParseContext};
 use citysoc_index::request::AggregationRequest;
 use citysoc_index::{AgencyScope, Interval, SearchRequest, TantivyConfig, TantivyStore, TimeRange};
-use tantivy::schema::{Schema, FAST, INDEXED, TEXT};
+use tantivy::schema::{
+    IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, TEXT,
+};
 use tantivy::{doc, Index, IndexWriter};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
@@ -144,10 +146,23 @@ fn timed(run: impl FnOnce()) -> (f64, f64) {
     (started.elapsed().as_secs_f64(), cpu_seconds() - cpu)
 }
 
-fn peer_index(events: &[Event]) -> (f64, f64) {
+/// The peer: the raw line in one default-tokenized text field plus a fast timestamp. With
+/// `positions` false the text field keeps only which documents hold a term (no phrase
+/// queries): the least any word search over logs can index, to show where the target sits
+/// against tantivy itself on this machine.
+fn peer_index(events: &[Event], positions: bool) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let mut builder = Schema::builder();
-    let raw = builder.add_text_field("raw", TEXT);
+    let raw_options = if positions {
+        TEXT
+    } else {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("default")
+                .set_index_option(IndexRecordOption::Basic),
+        )
+    };
+    let raw = builder.add_text_field("raw", raw_options);
     let timestamp = builder.add_i64_field("timestamp", INDEXED | FAST);
     let index =
         Index::create_in_dir(dir.path(), builder.build()).unwrap_or_else(|error| panic!("{error}"));
@@ -177,7 +192,8 @@ fn main() {
 
     // 1. Indexing, ours against the peer on the same first `compare` events.
     let (sample, sample_bytes) = events(0, compare, total);
-    let (peer_seconds, peer_cpu) = peer_index(&sample);
+    let (peer_seconds, peer_cpu) = peer_index(&sample, true);
+    let (bare_seconds, bare_cpu) = peer_index(&sample, false);
     let scratch = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let config = TantivyConfig {
         commit_events: u64::MAX,
@@ -197,8 +213,9 @@ fn main() {
         config.writer_threads
     );
     for (name, seconds, cpu) in [
-        ("citysoc store  ", ours_seconds, ours_cpu),
-        ("peer (raw text)", peer_seconds, peer_cpu),
+        ("citysoc store     ", ours_seconds, ours_cpu),
+        ("peer (raw text)   ", peer_seconds, peer_cpu),
+        ("peer, no positions", bare_seconds, bare_cpu),
     ] {
         println!(
             "  {name}: {:>9.0} events/s  {:>6.1} MB/s wall  {:>6.1} MB per CPU-second ({cpu:.1} CPU-s in {seconds:.1} s)",
