@@ -51,6 +51,15 @@ pub enum IndexError {
     /// while flushing (the events stay queued and are retried), or the sink is closed.
     #[error("ClickHouse sink: {0}")]
     Sink(String),
+    /// Events were added to a day index whose writer was closed before they were committed:
+    /// they are not stored and must be sent again.
+    #[error("{events} events added to day index {path} were not committed (its writer was closed first); they are not stored")]
+    Uncommitted {
+        /// The day index.
+        path: PathBuf,
+        /// How many events were lost.
+        events: u64,
+    },
     /// A stored event could not be read back.
     #[error("stored event {id} is corrupt: {message}")]
     CorruptEvent {

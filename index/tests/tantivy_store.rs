@@ -529,6 +529,78 @@ fn writers_beyond_the_limit_are_committed_and_closed() {
     assert_eq!(ids(&store, Query::All, AgencyScope::All).len(), 6);
 }
 
+/// One agency keeps adding and committing while other agencies' days force its writer to be
+/// closed again and again (two writers open at most). Every event whose `add` and `commit`
+/// returned must be stored: an add slipping in between the eviction's commit and its close went
+/// into a writer dropped without a commit, acknowledged and lost; and an add reopening the day
+/// before the old writer had let go of its lock file failed (security review, finding 1).
+#[test]
+fn adds_racing_a_writer_eviction_are_never_lost() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        max_open_writers: 2,
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    let errors = std::sync::Mutex::new(Vec::new());
+    let acknowledged = std::sync::Mutex::new(BTreeSet::new());
+    // Adds and commits one event; remembers its id only when both said it is stored.
+    let store_one = |event: citysoc_collector::Event| {
+        let stored = store
+            .add(std::slice::from_ref(&event))
+            .and_then(|()| store.commit());
+        match stored {
+            Ok(_) => acknowledged
+                .lock()
+                .map(|mut ids| ids.insert(event.id))
+                .is_ok(),
+            Err(error) => errors
+                .lock()
+                .map(|mut all| all.push(error.to_string()))
+                .is_ok(),
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 0..150 {
+                store_one(event(n, Some("steady"), 0, serde_json::json!({})));
+            }
+        });
+        scope.spawn(|| {
+            for n in 0..60 {
+                // Three agencies on ten days: nearly every event needs a writer that is not
+                // open, so the steady agency's writer is closed again and again.
+                let agency = ["churn-a", "churn-b", "churn-c"][n as usize % 3];
+                let day = (n % 10) as i64 * 86_400;
+                store_one(event(100_000 + n, Some(agency), day, serde_json::json!({})));
+            }
+        });
+    });
+    let acknowledged = acknowledged.into_inner().unwrap_or_default();
+    let stored: BTreeSet<String> = store
+        .search(&SearchRequest::new(
+            Query::All,
+            TimeRange::everything(),
+            AgencyScope::All,
+            1000,
+        ))
+        .unwrap_or_else(|error| panic!("{error}"))
+        .events
+        .into_iter()
+        .map(|event| event.id)
+        .collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    let errors = errors.into_inner().unwrap_or_default();
+    assert!(
+        errors.is_empty(),
+        "{} adds or commits failed, the first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(stored.len(), 210);
+}
+
 fn count_all(store: &TantivyStore) -> u64 {
     let request = AggregationRequest {
         query: Query::All,

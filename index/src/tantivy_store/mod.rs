@@ -38,7 +38,7 @@ use crate::request::{
 use crate::IndexError;
 use collect::{HistogramCollector, SortKey, TermsCollector, TermsSource, TopByTime};
 use dedup::IdFilter;
-use partition::{partition_day, DayIndex};
+use partition::{partition_day, DayIndex, Writing};
 pub use retention::{RetentionPolicy, RetentionReport};
 use schema::{id_key, tantivy_name, EventSchema, ID_FIELD};
 
@@ -227,9 +227,10 @@ impl TantivyStore {
     }
 
     fn commit_due(&self) -> bool {
-        let pending: u64 = self
-            .lock_partitions()
-            .values()
+        // Not under the map's lock: a day's lock can be held while its writer closes.
+        let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
+        let pending: u64 = partitions
+            .iter()
             .map(|partition| partition.writing().pending)
             .sum();
         let elapsed = self
@@ -263,17 +264,15 @@ impl TantivyStore {
 
     /// Commits and closes every writer, waiting for background merges to finish.
     pub fn close(&self) -> Result<u64, IndexError> {
-        let committed = self.commit()?;
+        let mut committed = self.commit()?;
         let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
         for partition in partitions {
-            let tantivy_error = |source| IndexError::Tantivy {
-                path: partition.path.clone(),
-                source,
-            };
-            let writer = partition.writing().take_writer().map_err(tantivy_error)?;
-            if let Some(writer) = writer {
-                writer.wait_merging_threads().map_err(tantivy_error)?;
-            }
+            // Events added since the commit above are committed by the close itself.
+            let late = close_partition(&partition, self.config.dedup_remembered_ids)?;
+            self.stats
+                .committed
+                .fetch_add(late, AtomicOrdering::Relaxed);
+            committed += late;
         }
         Ok(committed)
     }
@@ -293,18 +292,10 @@ impl TantivyStore {
         open.sort_by_key(|(last_used, _)| *last_used);
         while open.len() >= self.config.max_open_writers.max(1) {
             let (_, oldest) = open.remove(0);
-            let committed = commit_partition(&oldest, self.config.dedup_remembered_ids)?;
+            let committed = close_partition(&oldest, self.config.dedup_remembered_ids)?;
             self.stats
                 .committed
                 .fetch_add(committed, AtomicOrdering::Relaxed);
-            let tantivy_error = |source| IndexError::Tantivy {
-                path: oldest.path.clone(),
-                source,
-            };
-            let writer = oldest.writing().take_writer().map_err(tantivy_error)?;
-            if let Some(writer) = writer {
-                writer.wait_merging_threads().map_err(tantivy_error)?;
-            }
         }
         Ok(())
     }
@@ -578,6 +569,49 @@ impl TantivyStore {
 /// Commits one day index; `remember` is [`TantivyConfig::dedup_remembered_ids`].
 fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexError> {
     let mut writing = partition.writing();
+    let committed = commit_locked(partition, &mut writing, remember)?;
+    drop(writing);
+    if committed > 0 {
+        partition
+            .reader
+            .reload()
+            .map_err(|source| IndexError::Tantivy {
+                path: partition.path.clone(),
+                source,
+            })?;
+    }
+    Ok(committed)
+}
+
+/// Commits one day index and closes its writer within one hold of its lock. An event added
+/// between a commit and a separate close would go into a writer dropped without a commit
+/// (tantivy commits only when asked): acknowledged, then lost. The writer's merges are waited
+/// for under the lock too, so the next add to this day opens its new writer only once the old
+/// one has let go of the index's lock file (tantivy refuses a second writer until then).
+fn close_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexError> {
+    let tantivy_error = |source| IndexError::Tantivy {
+        path: partition.path.clone(),
+        source,
+    };
+    let mut writing = partition.writing();
+    let committed = commit_locked(partition, &mut writing, remember)?;
+    if let Some(writer) = writing.take_writer().map_err(tantivy_error)? {
+        writer.wait_merging_threads().map_err(tantivy_error)?;
+    }
+    drop(writing);
+    if committed > 0 {
+        partition.reader.reload().map_err(tantivy_error)?;
+    }
+    Ok(committed)
+}
+
+/// The commit itself, under the day's lock (held by the caller); returns how many events
+/// became durable.
+fn commit_locked(
+    partition: &DayIndex,
+    writing: &mut Writing,
+    remember: usize,
+) -> Result<u64, IndexError> {
     let pending = writing.pending;
     if pending == 0 {
         return Ok(0);
@@ -588,11 +622,19 @@ fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexE
         source,
     };
     writing.flush().map_err(tantivy_error)?;
-    if let Some(writer) = writing.writer.as_mut() {
-        let mut prepared = writer.prepare_commit().map_err(tantivy_error)?;
-        prepared.set_payload(&payload);
-        prepared.commit().map_err(tantivy_error)?;
-    }
+    let Some(writer) = writing.writer.as_mut() else {
+        // Events are only counted while a writer is open, and a writer is only closed after a
+        // commit under the same lock, so this cannot happen; if it ever does, say so rather
+        // than report the events as stored.
+        writing.pending = 0;
+        return Err(IndexError::Uncommitted {
+            path: partition.path.clone(),
+            events: pending,
+        });
+    };
+    let mut prepared = writer.prepare_commit().map_err(tantivy_error)?;
+    prepared.set_payload(&payload);
+    prepared.commit().map_err(tantivy_error)?;
     writing.pending = 0;
     let full = writing
         .ids
@@ -604,8 +646,6 @@ fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexE
         // under the lock, so no add slips in between the commit and the new filter).
         writing.ids = Some(IdFilter::new(&partition.reader, field).map_err(tantivy_error)?);
     }
-    drop(writing);
-    partition.reader.reload().map_err(tantivy_error)?;
     Ok(pending)
 }
 

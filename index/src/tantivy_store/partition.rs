@@ -191,6 +191,7 @@ impl Writing {
     /// Drops the writer and everything not committed (the day is being deleted).
     pub fn discard_writer(&mut self) {
         self.queued.clear();
+        self.pending = 0;
         self.ids = None;
         self.writer = None;
     }
