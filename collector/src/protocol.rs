@@ -51,6 +51,13 @@ pub const HEADER_SIGNATURE: &str = "x-citysoc-signature";
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// Largest decompressed batch (a zstd bomb stops here).
 pub const MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
+/// Most events one batch may hold. Bytes alone do not bound a batch's memory: a minimal
+/// record is ~20 bytes but its decoded `Event` ~1 KB, so 128 MiB of them would be gigabytes.
+/// Collectors send at most `batch_max_events` (5,000 by default, at most this).
+pub const MAX_BATCH_EVENTS: usize = 50_000;
+/// Largest zstd window the server accepts (2^24 = 16 MiB; the collector's encoder uses far
+/// less), so a crafted frame cannot make the decoder reserve the format's 128 MiB.
+const MAX_WINDOW_LOG: u32 = 24;
 /// How far a signing time may be from the server's clock, in milliseconds.
 pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Length of a collector key, bytes.
@@ -189,8 +196,11 @@ pub fn encode_events(events: &[Event]) -> Result<Vec<u8>, CollectorError> {
 /// line. Any bad line rejects the whole batch, naming the line: a batch is stored whole or not
 /// at all.
 pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
-    let decoder = zstd::Decoder::new(body)
+    let mut decoder = zstd::Decoder::new(body)
         .map_err(|error| CollectorError::Protocol(format!("body is not zstd: {error}")))?;
+    decoder
+        .window_log_max(MAX_WINDOW_LOG)
+        .map_err(|error| CollectorError::Protocol(format!("zstd: {error}")))?;
     let mut text = Vec::new();
     decoder
         .take(MAX_DECOMPRESSED_BYTES as u64 + 1)
@@ -211,6 +221,9 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        if events.len() == MAX_BATCH_EVENTS {
+            return Err(too_many_events());
+        }
         let event = serde_json::from_slice(line).map_err(|error| {
             CollectorError::Protocol(format!("line {}: not an event: {error}", number + 1))
         })?;
@@ -224,6 +237,9 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
 fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
     let mut events = Vec::new();
     while !bytes.is_empty() {
+        if events.len() == MAX_BATCH_EVENTS {
+            return Err(too_many_events());
+        }
         let number = events.len() + 1;
         let (length, rest) = read_length(bytes)
             .ok_or_else(|| CollectorError::Protocol(format!("record {number}: bad length")))?;
@@ -236,6 +252,12 @@ fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
         bytes = rest.get(length..).unwrap_or_default();
     }
     Ok(events)
+}
+
+fn too_many_events() -> CollectorError {
+    CollectorError::Protocol(format!(
+        "batch holds more than {MAX_BATCH_EVENTS} events"
+    ))
 }
 
 /// A LEB128 length at the start of `bytes`, and what follows it.
@@ -468,6 +490,52 @@ mod tests {
         endless.extend_from_slice(&[0xff; 12]);
         let endless = error(zstd::encode_all(endless.as_slice(), 1).unwrap_or_default());
         assert!(endless.contains("record 1: bad length"), "{endless}");
+    }
+
+    /// A few hundred KB of repeated minimal records would decode to millions of events
+    /// (gigabytes): the count is capped while decoding, in both batch forms, and a zstd frame
+    /// asking for a window past the cap is refused.
+    #[test]
+    fn batches_past_the_event_cap_or_window_are_refused() {
+        let line = br#"{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{"transport":"udp"},"format":"unknown","raw":"x"}"#;
+        let events =
+            decode_batch(&encode_lines([line.as_slice()]).unwrap_or_default()).unwrap_or_default();
+        let compact = crate::record::to_vec(&events[0]).unwrap_or_default();
+        let at_cap = encode_records(std::iter::repeat_n(compact.as_slice(), MAX_BATCH_EVENTS))
+            .unwrap_or_default();
+        assert_eq!(
+            decode_batch(&at_cap).map(|events| events.len()).ok(),
+            Some(MAX_BATCH_EVENTS)
+        );
+        let over = MAX_BATCH_EVENTS + 1;
+        let too_many = [
+            encode_records(std::iter::repeat_n(compact.as_slice(), over)),
+            encode_lines(std::iter::repeat_n(line.as_slice(), over)),
+        ];
+        for body in too_many {
+            let body = body.unwrap_or_default();
+            assert!(body.len() < 1 << 20, "the attack is cheap: {} bytes", body.len());
+            let error = decode_batch(&body)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("more than 50000 events"), "{error}");
+        }
+        // A frame compressed with a 32 MiB window (long-distance matching) is refused.
+        let mut encoder = zstd::bulk::Compressor::new(1).unwrap_or_else(|error| panic!("{error}"));
+        encoder
+            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(25))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let mut wide_input = BATCH_MAGIC.to_vec();
+        wide_input.resize(40 << 20, b'x');
+        let wide = encoder
+            .compress(&wide_input)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let error = decode_batch(&wide)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("zstd"), "{error}");
     }
 
     const RECORD_MARK_FOR_TESTS: u8 = crate::record::RECORD_MARK;

@@ -120,8 +120,11 @@ impl ForwarderConfig {
         if self.key.is_empty() {
             problems.push("the key is empty (enroll the collector first)".into());
         }
-        if self.batch_max_events == 0 {
-            problems.push("batch_max_events must be at least 1".into());
+        if self.batch_max_events == 0 || self.batch_max_events > protocol::MAX_BATCH_EVENTS {
+            problems.push(format!(
+                "batch_max_events must be between 1 and {} (the most the server takes in one batch)",
+                protocol::MAX_BATCH_EVENTS
+            ));
         }
         if self.batch_max_bytes == 0 || self.batch_max_bytes > protocol::MAX_BODY_BYTES / 2 {
             problems.push(format!(
