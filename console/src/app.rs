@@ -28,6 +28,8 @@ pub(crate) struct AppState {
     /// One lock per collector, so the sequence bookkeeping and key changes of one collector
     /// happen one request at a time. Entries are made only for enrolled collectors.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Places for signed requests being read or handled ([`crate::signed::MAX_SIGNED_REQUESTS`]).
+    pub signed_requests: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared handle to the state.
@@ -48,6 +50,9 @@ impl AppState {
             detection: detection.map(Mutex::new),
             alerts_path,
             locks: Mutex::new(HashMap::new()),
+            signed_requests: Arc::new(tokio::sync::Semaphore::new(
+                crate::signed::MAX_SIGNED_REQUESTS,
+            )),
         }
     }
 

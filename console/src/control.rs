@@ -2,8 +2,7 @@
 //! `POST ROTATE_PATH` (a new key). Both carry batch number 0, and each must be signed later
 //! than the last one of its kind, so a captured request cannot be played again.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -17,7 +16,7 @@ use serde::Serialize;
 use crate::app::{blocking, named_collector, respond, App, AppState};
 use crate::metrics::Metrics;
 use crate::rejection::Rejected;
-use crate::signed::{lock_collector, read_body, verify, Verified};
+use crate::signed::{authenticate, Verified};
 
 /// Largest heartbeat or rotation body.
 pub(crate) const CONTROL_BODY_BYTES: usize = 256 << 10;
@@ -30,22 +29,14 @@ struct HeartbeatAck {
 }
 
 /// The heartbeat handler.
-pub(crate) async fn heartbeat(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub(crate) async fn heartbeat(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let named = named_collector(&headers);
     let result = signed_request(&app, headers, body, HEARTBEAT_PATH, store_heartbeat).await;
     respond(&app, "heartbeat", named, result).await
 }
 
 /// The key rotation handler.
-pub(crate) async fn rotate(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub(crate) async fn rotate(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let named = named_collector(&headers);
     let result = signed_request(&app, headers, body, ROTATE_PATH, rotate_key).await;
     respond(&app, "rotate", named, result).await
@@ -53,26 +44,26 @@ pub(crate) async fn rotate(
 
 type Work<T> = fn(&AppState, &str, Verified, &[u8]) -> Result<T, Rejected>;
 
-/// Reads the body, checks the collector and the signature under its lock, then does `work`.
+/// Authenticates the request (see [`authenticate`]), then does `work` under the collector's
+/// lock.
 async fn signed_request<T: Send + 'static>(
     app: &App,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     path: &'static str,
     work: Work<T>,
 ) -> Result<T, Rejected> {
-    let body = read_body(body, CONTROL_BODY_BYTES)?;
-    let (id, guard) = lock_collector(app, &headers).await?;
+    let request = authenticate(app, headers, body, path, CONTROL_BODY_BYTES).await?;
     blocking(app, move |app| {
-        let verified = verify(app, &id, path, &headers, &body, Utc::now())?;
+        let verified = request.verify(app)?;
         if verified.signed.sequence != 0 {
             return Err(Rejected::bad_headers(format!(
                 "{path} requests carry sequence 0, not {}",
                 verified.signed.sequence
             )));
         }
-        let answer = work(app, &id, verified, &body);
-        drop(guard);
+        let answer = work(app, &request.id, verified, &request.body);
+        drop(request);
         answer
     })
     .await

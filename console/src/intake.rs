@@ -1,16 +1,16 @@
 //! `POST INTAKE_PATH`: a collector's signed batch.
 //!
-//! The checks, in order, each refusal a 4xx counted by reason: body over the limit (413),
-//! unknown collector (401), revoked (403), headers (400), signing time (401 `expired`),
-//! signature (401 `bad_signature`), batch number (409 `replay` when older than the last
+//! The checks, in order, each refusal a 4xx counted by reason: unknown collector (401),
+//! revoked (403), headers (400), signing time (401 `expired`) — all before the body is read —
+//! then too many requests at once (503 `busy`), body over the limit (413) or too slow to arrive
+//! (408), signature (401 `bad_signature`), batch number (409 `replay` when older than the last
 //! acknowledged; the same number again is a re-send and answered again), body (400 `bad_body`:
 //! not zstd, cut short, a line that is not an event; nothing of the batch is stored). Then
 //! every event's `agency` and `collector` are set from the registry, never taken from the
 //! payload; new events go through detection and into the store, which commits before the
 //! answer, so a 200 means durable.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -23,43 +23,30 @@ use crate::detection::append_alerts;
 use crate::metrics::Metrics;
 use crate::registry::BatchRecord;
 use crate::rejection::Rejected;
-use crate::signed::{lock_collector, read_body, verify};
+use crate::signed::{authenticate, Authenticated};
 
 /// The handler.
-pub(crate) async fn intake(
-    State(app): State<App>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub(crate) async fn intake(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let named = named_collector(&headers);
     let result = receive(&app, headers, body).await;
     respond(&app, "intake", named, result).await
 }
 
-async fn receive(
-    app: &App,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<IntakeAck, Rejected> {
-    let body = read_body(body, MAX_BODY_BYTES)?;
-    let (id, guard) = lock_collector(app, &headers).await?;
+async fn receive(app: &App, headers: HeaderMap, body: Body) -> Result<IntakeAck, Rejected> {
+    let request = authenticate(app, headers, body, INTAKE_PATH, MAX_BODY_BYTES).await?;
     blocking(app, move |app| {
-        let answer = process(app, &id, &headers, &body);
-        drop(guard);
+        let answer = process(app, &request);
+        drop(request);
         answer
     })
     .await
 }
 
-/// Everything after the body is read, under the collector's lock.
-fn process(
-    app: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<IntakeAck, Rejected> {
+/// Everything after the request is authenticated, under the collector's lock.
+fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejected> {
     let now = Utc::now();
-    let verified = verify(app, id, INTAKE_PATH, headers, body, now)?;
+    let id = request.id.as_str();
+    let verified = request.verify(app)?;
     let sequence = verified.signed.sequence;
     let last = verified.state.last_sequence_acked;
     if sequence == 0 || i64::try_from(sequence).is_err() {
@@ -76,8 +63,8 @@ fn process(
     let resent = sequence == last;
     let gap = (sequence > last.saturating_add(1)).then(|| (last.saturating_add(1), sequence - 1));
 
-    let mut events =
-        protocol::decode_batch(body).map_err(|error| Rejected::bad_body(error.to_string()))?;
+    let mut events = protocol::decode_batch(&request.body)
+        .map_err(|error| Rejected::bad_body(error.to_string()))?;
     let agency = verified.state.agency.clone();
     for event in &mut events {
         event.agency = Some(agency.clone());

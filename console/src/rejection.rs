@@ -41,6 +41,24 @@ impl Rejected {
         )
     }
 
+    /// 408: the body did not arrive in time (a slow or stalled sender holds server memory).
+    pub fn body_timeout(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {seconds} s"),
+        )
+    }
+
+    /// 503: too many signed requests are being read or handled at once; try again later.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the server is handling as many requests as it takes at once: retry shortly",
+        )
+    }
+
     /// 400: the body could not be read for another reason.
     pub fn unreadable_body(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_body", message)

@@ -1,21 +1,34 @@
 //! Checking a signed request (batch, heartbeat, rotation) in the order the protocol fixes:
 //! the collector is known, not revoked; the headers are readable; the signing time is near
 //! the server's clock; the HMAC matches the current key, or the previous one while the
-//! collector has not yet used the current one.
+//! collector has not yet used the current one. The headers are checked before the body is
+//! read and the signature before the collector's lock is taken, so a sender without the key
+//! can neither make the server hold bodies for it nor queue ahead of the real collector.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use citysoc_collector::protocol::{
     self, Signed, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS,
 };
-
-use tokio::sync::OwnedMutexGuard;
+use http_body_util::LengthLimitError;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 
 use crate::app::{blocking, named_collector, App, AppState};
 use crate::registry::{CollectorState, KeyUsed};
 use crate::rejection::Rejected;
+
+/// How many signed requests (batches, heartbeats, rotations) the server reads and handles at
+/// once; more get 503 and are retried by their collector. Bounds the memory bodies can hold
+/// (at most this many intake bodies of `MAX_BODY_BYTES`), whoever sends them.
+pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
+
+/// How long a body may take to arrive once its headers were accepted: a sender trickling a
+/// body would otherwise hold its memory and its place for ever.
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A request whose signature checked out.
 pub(crate) struct Verified {
@@ -25,6 +38,57 @@ pub(crate) struct Verified {
     pub signed: Signed,
     /// The key that matched.
     pub key_used: KeyUsed,
+}
+
+/// A signed request read and authenticated, with the collector's lock held: one request per
+/// collector at a time, so sequence and replay checks see every earlier request of that
+/// collector finished. Holds its place among the requests the server reads at once until
+/// dropped.
+pub(crate) struct Authenticated {
+    /// The collector id.
+    pub id: String,
+    /// The body, checked against the signature.
+    pub body: Bytes,
+    claimed: Claimed,
+    signed_with: Vec<u8>,
+    _lock: OwnedMutexGuard<()>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Authenticated {
+    /// Under the lock (on the blocking pool): the registry state read again, since a rotation
+    /// or revocation may have happened while the body was read; the key that signed must still
+    /// be the collector's current or previous one. Using the current key retires the previous.
+    pub(crate) fn verify(&self, app: &AppState) -> Result<Verified, Rejected> {
+        let mut state = known_collector(app, &self.id)?;
+        let key_used = if state.key == self.signed_with {
+            KeyUsed::Current
+        } else if state.previous_key.as_deref() == Some(self.signed_with.as_slice()) {
+            KeyUsed::Previous
+        } else {
+            return Err(Rejected::bad_signature());
+        };
+        if key_used == KeyUsed::Current && state.previous_key.is_some() {
+            app.registry.forget_previous_key(&self.id)?;
+            state.previous_key = None;
+        }
+        Ok(Verified {
+            state,
+            signed: self.claimed.signed.clone(),
+            key_used,
+        })
+    }
+}
+
+/// What a request's headers claim, checked before its body is read: the collector is known
+/// and not revoked, the headers are readable, the signing time is near the server's clock. An
+/// unauthenticated sender learns nothing more and holds no memory for a body it cannot sign.
+struct Claimed {
+    signed: Signed,
+    signature: String,
+    /// The collector's keys when the request arrived; the signature is checked against them
+    /// outside the collector's lock, so forged requests never queue on it.
+    keys: Vec<Vec<u8>>,
 }
 
 /// The collector id header (400 when missing).
@@ -46,54 +110,68 @@ pub(crate) fn known_collector(app: &AppState, id: &str) -> Result<CollectorState
     Ok(state)
 }
 
-/// The body as read, or why it could not be: over `limit` (413) or unreadable (400).
-pub(crate) fn read_body(
-    body: Result<Bytes, BytesRejection>,
+/// Authenticates a signed request, in the order the protocol fixes and each step only once
+/// the one before passed: the headers ([`claim`]); a place among the signed requests the
+/// server handles at once (503 `busy` past [`MAX_SIGNED_REQUESTS`]); the body, at most
+/// `limit` bytes (413) and within [`BODY_TIMEOUT`] (408); the signature (401), checked on the
+/// blocking pool; then the collector's lock.
+pub(crate) async fn authenticate(
+    app: &App,
+    headers: HeaderMap,
+    body: Body,
+    path: &'static str,
     limit: usize,
-) -> Result<Bytes, Rejected> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Rejected::too_large(limit)
-        } else {
-            Rejected::unreadable_body(format!("cannot read the body: {rejection}"))
-        }
+) -> Result<Authenticated, Rejected> {
+    let id = collector_id(&headers)?;
+    let claimed = {
+        let (id, headers) = (id.clone(), headers.clone());
+        blocking(app, move |app| claim(app, &id, &headers, Utc::now())).await?
+    };
+    let permit = app
+        .signed_requests
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Rejected::busy())?;
+    let body = read_body(&headers, body, limit).await?;
+    let (claimed, body, signed_with) = tokio::task::spawn_blocking(move || {
+        let signed_with = claimed
+            .keys
+            .iter()
+            .find(|key| {
+                protocol::verify(key, path, &claimed.signed, &body, &claimed.signature).is_ok()
+            })
+            .cloned();
+        (claimed, body, signed_with)
+    })
+    .await
+    .map_err(|error| {
+        Rejected::from(crate::ConsoleError::Task(format!(
+            "checking a signature: {error}"
+        )))
+    })?;
+    let signed_with = signed_with.ok_or_else(Rejected::bad_signature)?;
+    let lock = app.collector_lock(&id);
+    Ok(Authenticated {
+        id,
+        body,
+        claimed,
+        signed_with,
+        _lock: lock.lock_owned().await,
+        _permit: permit,
     })
 }
 
-/// The collector a signed request names, checked as known and not revoked, with its lock
-/// held: one request per collector at a time, so sequence and replay checks see every
-/// earlier request of that collector finished.
-pub(crate) async fn lock_collector(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<(String, OwnedMutexGuard<()>), Rejected> {
-    let id = collector_id(headers)?;
-    let lock = {
-        let id = id.clone();
-        blocking(app, move |app| {
-            known_collector(app, &id)?;
-            Ok(app.collector_lock(&id))
-        })
-        .await?
-    };
-    Ok((id, lock.lock_owned().await))
-}
-
-/// The full check; the caller holds the collector's lock. Using the current key retires the
-/// previous one.
-pub(crate) fn verify(
+/// The header checks ([`Claimed`]).
+fn claim(
     app: &AppState,
     id: &str,
-    path: &str,
     headers: &HeaderMap,
-    body: &[u8],
     now: DateTime<Utc>,
-) -> Result<Verified, Rejected> {
-    // Read again under the lock: a rotation or revocation may have happened meanwhile.
+) -> Result<Claimed, Rejected> {
     let state = known_collector(app, id)?;
     let sequence: u64 = number_header(headers, HEADER_SEQUENCE)?;
     let time_ms: i64 = number_header(headers, HEADER_TIME)?;
-    let signature = header(headers, HEADER_SIGNATURE)?;
+    let signature = header(headers, HEADER_SIGNATURE)?.to_owned();
     let skew = now.timestamp_millis().saturating_sub(time_ms);
     if skew.saturating_abs() > MAX_CLOCK_SKEW_MS {
         return Err(Rejected::expired(format!(
@@ -103,31 +181,43 @@ pub(crate) fn verify(
             MAX_CLOCK_SKEW_MS / 1000
         )));
     }
-    let signed = Signed {
-        collector: id.to_owned(),
-        sequence,
-        time_ms,
-    };
-    let key_used =
-        if protocol::verify(&state.key, path, &signed, body, signature).is_ok() {
-            KeyUsed::Current
-        } else if state.previous_key.as_deref().is_some_and(|previous| {
-            protocol::verify(previous, path, &signed, body, signature).is_ok()
-        }) {
-            KeyUsed::Previous
-        } else {
-            return Err(Rejected::bad_signature());
-        };
-    let mut state = state;
-    if key_used == KeyUsed::Current && state.previous_key.is_some() {
-        app.registry.forget_previous_key(id)?;
-        state.previous_key = None;
-    }
-    Ok(Verified {
-        state,
-        signed,
-        key_used,
+    let mut keys = vec![state.key];
+    keys.extend(state.previous_key);
+    Ok(Claimed {
+        signed: Signed {
+            collector: id.to_owned(),
+            sequence,
+            time_ms,
+        },
+        signature,
+        keys,
     })
+}
+
+/// The body, at most `limit` bytes (413: a `Content-Length` over it is refused before
+/// reading) and within [`BODY_TIMEOUT`] (408); unreadable otherwise (400).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Rejected> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Rejected::too_large(limit));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(Rejected::body_timeout(BODY_TIMEOUT.as_secs())),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => {
+            let error = error.into_inner();
+            if error.downcast_ref::<LengthLimitError>().is_some() {
+                Err(Rejected::too_large(limit))
+            } else {
+                Err(Rejected::unreadable_body(format!(
+                    "cannot read the body: {error}"
+                )))
+            }
+        }
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Rejected> {

@@ -438,3 +438,110 @@ async fn batches_of_one_collector_are_handled_one_at_a_time() {
     assert_eq!((stored, duplicates), (200, 7 * 200));
     assert_eq!(server.stored_count(), 200);
 }
+
+/// Writes a request's head (and the first bytes of its body) on a raw connection and leaves
+/// the rest of the body unsent, as a slow or hostile sender would.
+async fn stalled_request(
+    server: &TestServer,
+    collector: &str,
+    signature: &str,
+    declared_length: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {INTAKE_PATH} HTTP/1.1\r\nhost: {}\r\ncontent-length: {declared_length}\r\n{HEADER_COLLECTOR}: {collector}\r\n{HEADER_SEQUENCE}: 1\r\n{HEADER_TIME}: {}\r\n{HEADER_SIGNATURE}: {signature}\r\n\r\nfirst bytes",
+        server.address,
+        now_ms()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads the status code of the answer on a raw connection (the test fails if none comes).
+async fn status_of(stream: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut answer))
+        .await
+        .expect("an answer before the body was sent")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..read]).to_string();
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A sender without a key learns it is refused from the headers alone: the server answers
+/// without waiting for (or holding memory for) a body it announced as 16 MiB.
+#[tokio::test]
+async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let mut unknown = stalled_request(&server, "nobody", "AAAA", MAX_BODY_BYTES).await;
+    assert_eq!(status_of(&mut unknown).await, 401);
+    // A known collector whose signing time is far off: refused on the headers too.
+    use tokio::io::AsyncWriteExt;
+    let mut stale = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {INTAKE_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: {MAX_BODY_BYTES}\r\n{HEADER_COLLECTOR}: {}\r\n{HEADER_SEQUENCE}: 1\r\n{HEADER_TIME}: {}\r\n{HEADER_SIGNATURE}: AAAA\r\n\r\n",
+        collector.id,
+        now_ms() - 2 * MAX_CLOCK_SKEW_MS
+    );
+    stale.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(status_of(&mut stale).await, 401);
+    let text = server.metrics_text().await;
+    assert_eq!(
+        metric(&text, &rejected_metric("intake", "unknown_collector")),
+        1
+    );
+    assert_eq!(metric(&text, &rejected_metric("intake", "expired")), 1);
+}
+
+/// Requests whose bodies are still arriving hold a place each; past the limit the server
+/// answers 503 `busy` (the collector retries) instead of holding ever more bodies, and the
+/// places come back when those senders go away.
+#[tokio::test]
+async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let mut stalled = Vec::new();
+    for _ in 0..32 {
+        stalled.push(stalled_request(&server, &collector.id, "AAAA", 1 << 20).await);
+    }
+    // The server has read their heads before it answers the next one (one task each).
+    let body = batch(&events("busy", 3));
+    let mut answered = 0;
+    for _ in 0..100 {
+        let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
+        answered = response.status().as_u16();
+        if answered == 503 {
+            expect_rejection(response, 503, "busy").await;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        answered, 503,
+        "a 33rd request while 32 bodies are being read"
+    );
+    drop(stalled);
+    let mut stored = 0;
+    for _ in 0..100 {
+        let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
+        if response.status().is_success() {
+            stored = response.json::<IntakeAck>().await.unwrap().stored;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stored, 3,
+        "the places came back once the stalled senders left"
+    );
+}
