@@ -14,8 +14,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use citysoc_collector::protocol::{self, IntakeAck, INTAKE_PATH, MAX_BODY_BYTES};
+use citysoc_collector::Event;
+use serde_json::Value;
 
 use crate::app::{blocking, named_collector, respond, App, AppState};
 use crate::dedup::split_new;
@@ -66,10 +68,13 @@ fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejecte
     let mut events = protocol::decode_batch(&request.body)
         .map_err(|error| Rejected::bad_body(error.to_string()))?;
     let agency = verified.state.agency.clone();
+    let mut corrected = 0;
     for event in &mut events {
         event.agency = Some(agency.clone());
         event.collector = Some(id.to_owned());
+        corrected += u64::from(correct_received_at(event, now));
     }
+    Metrics::add(&app.metrics.received_at_corrected, corrected);
     let split = split_new(&app.store, &agency, events)?;
     if let Some(detection) = &app.detection {
         let alerts = detection
@@ -114,4 +119,28 @@ fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejecte
         stored,
         duplicates: split.duplicates,
     })
+}
+
+/// Longest a collector can plausibly have held an event before sending it (its disk buffer
+/// through a long outage).
+const MAX_HELD_DAYS: i64 = 366;
+
+/// `received_at` comes from the collector, and it decides which day index an event goes to
+/// when the device's own clock is implausible. A value in the future (past the clock skew a
+/// signature may have) or over a year old is not when the event arrived anywhere: the server's
+/// time replaces it, so no collector can spread events over arbitrary day indexes or put them
+/// where retention never looks. The reported value is kept in `fields` (nothing is lost).
+/// Returns whether it was corrected.
+fn correct_received_at(event: &mut Event, now: DateTime<Utc>) -> bool {
+    let latest = now + TimeDelta::milliseconds(protocol::MAX_CLOCK_SKEW_MS);
+    let earliest = now - TimeDelta::days(MAX_HELD_DAYS);
+    if (earliest..=latest).contains(&event.received_at) {
+        return false;
+    }
+    event.fields.insert(
+        "received_at_reported".into(),
+        Value::String(event.received_at.to_rfc3339()),
+    );
+    event.received_at = now;
+    true
 }

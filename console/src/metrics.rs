@@ -33,6 +33,8 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Commits made by the timer (events that arrived before a quiet spell).
     pub timer_commits: AtomicU64,
+    /// Events whose `received_at` was implausible and was set to the server's arrival time.
+    pub received_at_corrected: AtomicU64,
 }
 
 impl Metrics {
@@ -79,7 +81,7 @@ impl Metrics {
                 "citysoc_rejected_total{{endpoint=\"{endpoint}\",reason=\"{reason}\"}} {count}"
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "citysoc_intake_batches_total",
                 "Batches acknowledged (re-sent ones included).",
@@ -134,6 +136,11 @@ impl Metrics {
                 "citysoc_timer_commits_total",
                 "Store commits made by the timer.",
                 &self.timer_commits,
+            ),
+            (
+                "citysoc_intake_received_at_corrected_total",
+                "Events whose received_at was in the future or over a year old, set to the server's time (the reported one kept as received_at_reported).",
+                &self.received_at_corrected,
             ),
         ];
         for (name, help, counter) in counters {

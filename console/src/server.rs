@@ -232,10 +232,16 @@ fn router(app: App) -> Router {
 }
 
 async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
+    let mut text = app.metrics.render();
+    let in_progress =
+        crate::signed::MAX_SIGNED_REQUESTS.saturating_sub(app.signed_requests.available_permits());
+    text.push_str(&format!(
+        "# HELP citysoc_signed_requests_in_progress Signed requests being read or handled (at most {max}; past it they get 503).\n\
+         # TYPE citysoc_signed_requests_in_progress gauge\n\
+         citysoc_signed_requests_in_progress {in_progress}\n",
+        max = crate::signed::MAX_SIGNED_REQUESTS
+    ));
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// Commits the store when due, so events are durable and searchable even when no batch

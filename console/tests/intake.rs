@@ -514,22 +514,20 @@ async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     for _ in 0..32 {
         stalled.push(stalled_request(&server, &collector.id, "AAAA", 1 << 20).await);
     }
-    // The server has read their heads before it answers the next one (one task each).
-    let body = batch(&events("busy", 3));
-    let mut answered = 0;
-    for _ in 0..100 {
-        let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
-        answered = response.status().as_u16();
-        if answered == 503 {
-            expect_rejection(response, 503, "busy").await;
+    // Wait until the server has taken all 32 in (one task each).
+    let mut in_progress = 0;
+    for _ in 0..200 {
+        let text = server.metrics_text().await;
+        in_progress = metric(&text, "citysoc_signed_requests_in_progress");
+        if in_progress == 32 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    assert_eq!(
-        answered, 503,
-        "a 33rd request while 32 bodies are being read"
-    );
+    assert_eq!(in_progress, 32);
+    let body = batch(&events("busy", 3));
+    let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    expect_rejection(response, 503, "busy").await;
     drop(stalled);
     let mut stored = 0;
     for _ in 0..100 {
@@ -543,5 +541,46 @@ async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     assert_eq!(
         stored, 3,
         "the places came back once the stalled senders left"
+    );
+}
+
+/// A collector's `received_at` in the future or over a year old is replaced by the server's
+/// time (it decides the day index when the device clock is implausible), the reported value
+/// kept in `fields`, and counted.
+#[tokio::test]
+async fn implausible_received_at_is_replaced_and_kept_as_reported() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let mut sent = events("ra", 3);
+    sent[0].received_at = "2100-01-01T00:00:00Z".parse().unwrap();
+    sent[1].received_at = "2003-01-01T00:00:00Z".parse().unwrap();
+    let before = chrono::Utc::now();
+    let response = collector.send(&server, INTAKE_PATH, 1, batch(&sent)).await;
+    assert_eq!(response.status(), 200);
+    let after = chrono::Utc::now();
+    let mut stored = server.stored();
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    for (event, reported) in stored.iter().zip([
+        Some("2100-01-01T00:00:00+00:00"),
+        Some("2003-01-01T00:00:00+00:00"),
+        None,
+    ]) {
+        let kept = event
+            .fields
+            .get("received_at_reported")
+            .and_then(|value| value.as_str());
+        assert_eq!(kept, reported, "{}", event.id);
+        if reported.is_some() {
+            assert!(
+                (before..=after).contains(&event.received_at),
+                "{}",
+                event.id
+            );
+        }
+    }
+    let text = server.metrics_text().await;
+    assert_eq!(
+        metric(&text, "citysoc_intake_received_at_corrected_total"),
+        2
     );
 }

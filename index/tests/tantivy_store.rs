@@ -529,6 +529,40 @@ fn writers_beyond_the_limit_are_committed_and_closed() {
     assert_eq!(ids(&store, Query::All, AgencyScope::All).len(), 6);
 }
 
+/// A batch whose events interleave five days, with two writers open at most, is written one
+/// day after another: each day's writer opens once and is closed once with all of its events
+/// (three days closed whole during the add), instead of a close and reopen per event (eight).
+#[test]
+fn a_batch_over_many_days_opens_each_days_writer_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = TantivyConfig {
+        max_open_writers: 2,
+        ..TantivyConfig::default()
+    };
+    let store = TantivyStore::open(dir.path(), config).unwrap_or_else(|error| panic!("{error}"));
+    let events: Vec<_> = (0..10)
+        .map(|n| {
+            event(
+                n,
+                Some("quan-1"),
+                (n % 5) as i64 * 86_400,
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    store.add(&events).unwrap_or_else(|error| panic!("{error}"));
+    let committed_while_adding = store
+        .stats()
+        .committed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(committed_while_adding, 6);
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        ids(&store, Query::All, AgencyScope::All),
+        expect(&(0..10).collect::<Vec<_>>())
+    );
+}
+
 /// One agency keeps adding and committing while other agencies' days force its writer to be
 /// closed again and again (two writers open at most). Every event whose `add` and `commit`
 /// returned must be stored: an add slipping in between the eviction's commit and its close went

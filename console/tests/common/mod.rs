@@ -235,7 +235,8 @@ pub fn event(id: &str, agency: Option<&str>, message: &str) -> Event {
     let mut json = serde_json::json!({
         "id": id,
         "timestamp": "2026-11-22T01:02:03Z",
-        "received_at": "2026-11-22T01:02:04Z",
+        // Now: the server replaces a received_at over a year old (or in the future).
+        "received_at": chrono::Utc::now().to_rfc3339(),
         "source": {"transport": "udp", "address": "10.1.2.3:514", "sequence": 1},
         "format": "unknown",
         "logsource": {"product": "test"},

@@ -138,8 +138,27 @@ impl TantivyStore {
     /// Adds events; they become searchable and durable at the next commit, which this call
     /// makes itself when the configured interval or size is reached.
     pub fn add(&self, events: &[Event]) -> Result<(), IndexError> {
-        for event in events {
-            self.add_one(event)?;
+        // One day index after another: a batch spread over more days than writers may stay
+        // open would otherwise close and reopen writers event by event, a commit each time
+        // (an old file imported, or a collector sending days interleaved). The sort is stable,
+        // so repeats of one id keep their order.
+        fn key(event: &Event) -> (Option<&str>, NaiveDate) {
+            (
+                event.agency.as_deref(),
+                partition_day(event.timestamp, event.received_at),
+            )
+        }
+        let first = events.first().map(key);
+        if events.iter().all(|event| Some(key(event)) == first) {
+            for event in events {
+                self.add_one(event)?;
+            }
+        } else {
+            let mut ordered: Vec<&Event> = events.iter().collect();
+            ordered.sort_by(|a, b| key(a).cmp(&key(b)));
+            for event in ordered {
+                self.add_one(event)?;
+            }
         }
         if self.commit_due() {
             self.commit()?;
