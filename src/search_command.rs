@@ -231,7 +231,9 @@ fn parse_time(text: &str, now: DateTime<Utc>, end: bool) -> anyhow::Result<DateT
     }
     if let Some(ago) = text.strip_prefix("now-") {
         let interval = Interval::parse(ago).map_err(|_| bad_time(text))?;
-        return Ok(now - TimeDelta::microseconds(interval.micros()));
+        return now
+            .checked_sub_signed(TimeDelta::microseconds(interval.micros()))
+            .ok_or_else(|| bad_time(text));
     }
     Err(bad_time(text))
 }
@@ -412,6 +414,9 @@ mod tests {
         assert_eq!(show("now", true), "2026-11-22T10:00:00+00:00");
         assert!(show("yesterday", false).starts_with("invalid time"));
         assert!(show("now-3w", false).starts_with("invalid time"));
+        // Past what time arithmetic holds: an error, not a panic.
+        assert!(show("now-100000000d", false).starts_with("invalid time"));
+        assert_eq!(show("now-36500d", false), "1926-12-17T10:00:00+00:00");
     }
 
     #[test]

@@ -204,15 +204,22 @@ pub struct Terms {
 pub struct Interval(TimeDelta);
 
 impl Interval {
-    /// An interval of whole seconds, at least one.
+    /// An interval of whole seconds, at least one and at most [`Interval::MAX_SECONDS`].
     pub fn seconds(seconds: i64) -> Result<Self, IndexError> {
-        if seconds < 1 {
+        if !(1..=Self::MAX_SECONDS).contains(&seconds) {
             return Err(IndexError::InvalidRequest(format!(
-                "histogram interval must be at least 1s, not {seconds}s"
+                "interval must be between 1s and {}d, not {seconds}s",
+                Self::MAX_SECONDS / 86_400
             )));
         }
-        Ok(Interval(TimeDelta::seconds(seconds)))
+        TimeDelta::try_seconds(seconds)
+            .map(Interval)
+            .ok_or_else(|| IndexError::InvalidRequest(format!("interval {seconds}s is too long")))
     }
+
+    /// The longest interval: 100 years (longer ones overflow time arithmetic, and no search
+    /// needs them).
+    pub const MAX_SECONDS: i64 = 100 * 366 * 86_400;
 
     /// Reads `30s`, `5m`, `1h`, `1d`.
     pub fn parse(text: &str) -> Result<Self, IndexError> {
@@ -288,7 +295,18 @@ mod tests {
             Interval::parse("90s").map(Interval::micros).ok(),
             Some(90_000_000)
         );
-        for bad in ["", "h", "1", "1w", "0s", "-1h", "99999999999999999d"] {
+        // The last two passed `checked_mul` and then panicked in `TimeDelta::seconds`.
+        for bad in [
+            "",
+            "h",
+            "1",
+            "1w",
+            "0s",
+            "-1h",
+            "99999999999999999d",
+            "9223372036854776s",
+            "36601d",
+        ] {
             assert!(Interval::parse(bad).is_err(), "{bad}");
         }
         let hour = Interval::parse("1h").unwrap_or(Interval(TimeDelta::hours(1)));
