@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use citysoc_collector::protocol::Heartbeat;
+use citysoc_collector::protocol::{Heartbeat, SourceHealth};
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
@@ -394,24 +394,19 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
 
 /// One line about a heartbeat, for listings: version, uptime, buffer, drops, errors.
 pub fn heartbeat_summary(heartbeat: &Heartbeat) -> String {
-    let events_in: u64 = heartbeat
-        .sources
-        .values()
-        .map(|source| source.events_in)
-        .sum();
-    let drops: u64 = heartbeat
-        .sources
-        .values()
-        .map(|source| source.drops)
-        .sum::<u64>()
+    // The numbers come from the collector: saturate instead of overflowing.
+    let total = |count: fn(&SourceHealth) -> u64| {
+        heartbeat
+            .sources
+            .values()
+            .map(count)
+            .fold(0u64, u64::saturating_add)
+    };
+    let events_in = total(|source| source.events_in);
+    let drops = total(|source| source.drops)
         .saturating_add(heartbeat.buffer_dropped)
         .saturating_add(heartbeat.buffer_corrupt_events);
-    let errors: u64 = heartbeat
-        .sources
-        .values()
-        .map(|source| source.errors)
-        .sum::<u64>()
-        .saturating_add(heartbeat.send_errors);
+    let errors = total(|source| source.errors).saturating_add(heartbeat.send_errors);
     let buffer_percent = heartbeat
         .buffer_bytes
         .saturating_mul(100)
@@ -436,7 +431,22 @@ pub fn heartbeat_summary(heartbeat: &Heartbeat) -> String {
     if let Some(error) = &heartbeat.last_error {
         summary.push_str(&format!(" last error: {error}"));
     }
-    summary
+    printable(&summary)
+}
+
+/// `text` with control characters shown escaped: heartbeat strings come from the collector
+/// and end up in an admin's terminal, where escape sequences could rewrite what is shown.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 fn uptime(seconds: u64) -> String {
@@ -451,7 +461,6 @@ fn uptime(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use citysoc_collector::protocol::SourceHealth;
 
     #[test]
     fn heartbeat_summaries_add_up_sources() {
@@ -487,5 +496,35 @@ mod tests {
             heartbeat_summary(&heartbeat),
             "v0.1.0 up 2h in 20 buffer 25% (3 events) drops 5 errors 4 rejected 1 batches (kept on the collector)"
         );
+    }
+
+    /// What a collector reports reaches an admin's terminal: escape sequences are shown, not
+    /// run, and counts at the edge of u64 saturate instead of overflowing.
+    #[test]
+    fn heartbeat_summaries_escape_control_characters_and_saturate() {
+        let mut heartbeat = Heartbeat {
+            version: "1\u{1b}]0;owned\u{7}".into(),
+            last_error: Some("disk\u{1b}[2Jfull\nnext line".into()),
+            ..Heartbeat::default()
+        };
+        for name in ["a", "b"] {
+            heartbeat.sources.insert(
+                name.into(),
+                SourceHealth {
+                    events_in: u64::MAX,
+                    events_out: 0,
+                    drops: u64::MAX,
+                    errors: 0,
+                },
+            );
+        }
+        let summary = heartbeat_summary(&heartbeat);
+        assert!(!summary.chars().any(char::is_control), "{summary}");
+        assert!(summary.contains(r"v1\u{1b}]0;owned\u{7}"), "{summary}");
+        assert!(
+            summary.contains(r"disk\u{1b}[2Jfull\nnext line"),
+            "{summary}"
+        );
+        assert!(summary.contains(&format!("in {} ", u64::MAX)), "{summary}");
     }
 }
