@@ -255,9 +255,7 @@ fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
 }
 
 fn too_many_events() -> CollectorError {
-    CollectorError::Protocol(format!(
-        "batch holds more than {MAX_BATCH_EVENTS} events"
-    ))
+    CollectorError::Protocol(format!("batch holds more than {MAX_BATCH_EVENTS} events"))
 }
 
 /// A LEB128 length at the start of `bytes`, and what follows it.
@@ -514,7 +512,11 @@ mod tests {
         ];
         for body in too_many {
             let body = body.unwrap_or_default();
-            assert!(body.len() < 1 << 20, "the attack is cheap: {} bytes", body.len());
+            assert!(
+                body.len() < 1 << 20,
+                "the attack is cheap: {} bytes",
+                body.len()
+            );
             let error = decode_batch(&body)
                 .err()
                 .map(|error| error.to_string())

@@ -159,6 +159,10 @@ pub(crate) fn http_client(
         // Collectors talk to one known server; a proxy from the environment would be a
         // surprise (and would see every batch).
         .no_proxy()
+        // Nor does a redirect move them elsewhere: it would resend the batch and its signed
+        // headers wherever it points, plain HTTP included. A 3xx is an answer to retry and
+        // report, like a 5xx.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| {
             CollectorError::InvalidForwarderConfig(format!("cannot build the HTTP client: {error}"))
@@ -323,6 +327,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A server (or a proxy before it) answering 307 with another address: the batch is not
+    /// sent there, and the answer is a failure to retry.
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let elsewhere_address = elsewhere.local_addr().unwrap();
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server_address = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = server.accept().await {
+                let mut request = vec![0u8; 64 << 10];
+                let _ = stream.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{elsewhere_address}/api/v1/intake\r\ncontent-length: 0\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        let config = ForwarderConfig::new(format!("http://{server_address}"), "c-1", vec![1; 32]);
+        let client = IntakeClient::new(&config).unwrap();
+        let attempt = client.send(1, b"body").await;
+        assert!(
+            matches!(&attempt, Attempt::Failed(message) if message.contains("307")),
+            "{attempt:?}"
+        );
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the redirect was followed");
     }
 
     #[test]
