@@ -64,11 +64,12 @@ pub(crate) fn append_alerts(path: &Path, alerts: &[Alert]) -> Result<(), Console
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_error)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // Alerts name hosts, users and addresses of every agency: owner only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(io_error)?;
     let mut lines = Vec::new();
     for alert in alerts {
         serde_json::to_writer(&mut lines, alert).map_err(|error| ConsoleError::Io {

@@ -166,3 +166,17 @@ fn tokens_need_a_plain_agency_and_a_positive_lifetime() {
     assert_eq!(created.token.len(), 32);
     assert_eq!(created.expires_at, now + chrono::Duration::hours(24));
 }
+
+/// The data directory a server creates is its owner's alone:
+/// it holds every agency's events and alerts, and the collector keys.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_data_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("citysoc-data");
+    let registry = citysoc_console::Registry::open_in(&data).unwrap();
+    drop(registry);
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}

@@ -248,6 +248,16 @@ async fn detection_runs_on_new_events_only_and_alerts_are_written_before_the_ans
     assert_eq!(ack.stored, 2);
     let alerts_path = server.data.path().join("alerts.ndjson");
     let alerts = std::fs::read_to_string(&alerts_path).unwrap();
+    #[cfg(unix)]
+    {
+        // Alerts name hosts, users and addresses of every agency: owner only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&alerts_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     let lines: Vec<serde_json::Value> = alerts
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())

@@ -56,10 +56,18 @@ impl Registry {
 
     /// Opens the registry of a data directory (`DATA/citysoc.db`).
     pub fn open_in(data_dir: &Path) -> Result<Registry, ConsoleError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| ConsoleError::Io {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
+        // Owner only: it holds every agency's events and alerts, and collector keys. An
+        // existing directory keeps the mode its admin gave it.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(data_dir)
+            .map_err(|source| ConsoleError::Io {
+                path: data_dir.to_path_buf(),
+                source,
+            })?;
         Registry::open(&data_dir.join(REGISTRY_FILE))
     }
 
