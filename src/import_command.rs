@@ -82,6 +82,13 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         commit_interval: Duration::from_secs(args.commit_seconds),
         ..TantivyConfig::default()
     };
+    if let Some(problem) = args
+        .agency
+        .as_deref()
+        .and_then(citysoc_index::tantivy_store::agency_name_problem)
+    {
+        anyhow::bail!("--agency: {problem}");
+    }
     let store = TantivyStore::open(data.events(), config)
         .with_context(|| format!("cannot open the event store in {}", data.events().display()))?;
 

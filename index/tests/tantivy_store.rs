@@ -1051,3 +1051,20 @@ fn stored_events_round_trip_every_kind_of_value() {
     events.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(stored, events);
 }
+
+/// An agency whose directory name would pass the file system's limit is refused with a
+/// message that says so, before anything is created.
+#[test]
+fn an_agency_too_long_for_a_directory_name_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+        .unwrap_or_else(|error| panic!("{error}"));
+    let agency = "Ủy ban nhân dân Phường Bến Thành Quận 1 Thành phố Hồ Chí Minh - Phòng Văn hóa";
+    let error = store
+        .add(&[event(1, Some(agency), 0, serde_json::json!({}))])
+        .err()
+        .map(|error| error.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("too long to store"), "{error}");
+    assert!(citysoc_index::tantivy_store::agency_name_problem("quan-1").is_none());
+}

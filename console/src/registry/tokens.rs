@@ -71,6 +71,10 @@ pub fn validate_agency(agency: &str) -> Result<(), ConsoleError> {
             "agency {agency:?}: at most {MAX_AGENCY_BYTES} bytes, no control characters"
         )));
     }
+    // Refused here, not at its first batch: the store could never create its directory.
+    if let Some(problem) = citysoc_index::tantivy_store::agency_name_problem(agency) {
+        return Err(ConsoleError::Invalid(problem));
+    }
     Ok(())
 }
 
@@ -200,7 +204,11 @@ mod tests {
     fn agency_names_are_checked() {
         assert!(validate_agency("quan-1").is_ok());
         assert!(validate_agency("Sở Y tế").is_ok());
-        for bad in ["", " quan-1", "a\nb", &"x".repeat(129)] {
+        // 98 bytes, but 204 once encoded as a directory name: refused at enrollment, not by
+        // every batch of the agency.
+        let long = "Ủy ban nhân dân Phường Bến Thành Quận 1 Thành phố Hồ Chí Minh - Phòng Văn hóa";
+        assert!(validate_agency("Ủy ban nhân dân Phường Bến Thành Quận 1").is_ok());
+        for bad in ["", " quan-1", "a\nb", &"x".repeat(129), long] {
             assert!(validate_agency(bad).is_err(), "{bad:?}");
         }
     }

@@ -38,6 +38,7 @@ use crate::request::{
 use crate::IndexError;
 use collect::{HistogramCollector, SortKey, TermsCollector, TermsSource, TopByTime};
 use dedup::IdFilter;
+pub use partition::agency_name_problem;
 use partition::{partition_day, DayIndex, Writing};
 pub use retention::{RetentionPolicy, RetentionReport};
 use schema::{id_key, tantivy_name, EventSchema, ID_FIELD};
@@ -337,6 +338,9 @@ impl TantivyStore {
         let mut partitions = self.lock_partitions();
         if let Some(partition) = partitions.get(&key) {
             return Ok(Some(partition.clone()));
+        }
+        if let Some(problem) = agency.and_then(partition::agency_name_problem) {
+            return Err(IndexError::InvalidRequest(problem));
         }
         let Some(opened) = DayIndex::open(&self.root, agency, day, &self.schema, create)? else {
             return Ok(None);

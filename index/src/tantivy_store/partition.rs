@@ -44,6 +44,21 @@ pub fn agency_dir(agency: Option<&str>) -> String {
     name
 }
 
+/// Longest agency directory name: file systems take 255 bytes, and the store adds a hidden
+/// prefix while it creates one.
+pub const MAX_AGENCY_DIR_BYTES: usize = 200;
+
+/// Why `agency` cannot be stored, if it cannot: its directory name ([`agency_dir`], up to three
+/// bytes per byte of a Vietnamese name) would be too long for the file system.
+pub fn agency_name_problem(agency: &str) -> Option<String> {
+    let length = agency_dir(Some(agency)).len();
+    (length > MAX_AGENCY_DIR_BYTES).then(|| {
+        format!(
+            "agency {agency:?} is too long to store: its directory name would be {length} bytes, at most {MAX_AGENCY_DIR_BYTES} (a shorter name, or fewer accented letters)"
+        )
+    })
+}
+
 /// The agency of a directory name (`None` for [`NO_AGENCY_DIR`]); an error for names this
 /// store did not make.
 pub fn agency_of_dir(name: &str) -> Result<Option<String>, ()> {
