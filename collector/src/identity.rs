@@ -49,6 +49,18 @@ impl Identity {
             path: path.to_path_buf(),
             reason: source.to_string(),
         })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map_or(0, |metadata| metadata.permissions().mode());
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the collector key file is readable by other users: anyone who reads it can send batches as this collector; chmod 600 it"
+                );
+            }
+        }
         let identity: Identity =
             serde_json::from_str(&text).map_err(|error| CollectorError::Identity {
                 path: path.to_path_buf(),
@@ -74,31 +86,32 @@ impl Identity {
         {
             std::fs::create_dir_all(parent).map_err(|error| failed(error.to_string()))?;
         }
-        let temporary = path.with_extension("tmp");
-        {
+        // A name nobody can have prepared, opened only if it does not exist yet (no following
+        // a symlink planted in a directory others can write to).
+        let mut suffix = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix)
+            .map_err(|_| failed("the system random generator failed".into()))?;
+        let suffix: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
+        let temporary = path.with_extension(format!("tmp-{suffix}"));
+        let written = (|| {
             use std::io::Write;
             let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            options.write(true).create_new(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            let mut file = options
-                .open(&temporary)
-                .map_err(|error| failed(error.to_string()))?;
-            #[cfg(unix)]
-            {
-                // The mode above applies only to a new file; an old temp file keeps its own.
-                use std::os::unix::fs::PermissionsExt;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                    .map_err(|error| failed(error.to_string()))?;
-            }
-            file.write_all(&text)
-                .map_err(|error| failed(error.to_string()))?;
-            file.sync_all().map_err(|error| failed(error.to_string()))?;
+            let mut file = options.open(&temporary)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, path)
+        })();
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(failed(error.to_string()));
         }
-        std::fs::rename(&temporary, path).map_err(|error| failed(error.to_string()))
+        Ok(())
     }
 
     /// The key's bytes.
@@ -249,5 +262,43 @@ mod tests {
         assert!(!format!("{identity:?}").contains(&identity.key));
         std::fs::write(&path, "{}").unwrap_or_else(|error| panic!("{error}"));
         assert!(Identity::load(&path).is_err());
+    }
+
+    /// A symlink planted where the old code put its temporary file (`collector.tmp`) is
+    /// neither followed nor truncated, and no temporary file is left behind.
+    #[cfg(unix)]
+    #[test]
+    fn saving_follows_no_planted_symlink_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap_or_else(|error| panic!("{error}"));
+        let path = dir.path().join("collector.key");
+        std::os::unix::fs::symlink(&victim, dir.path().join("collector.tmp"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        let identity = Identity {
+            server: "https://soc.example".into(),
+            collector_id: "c1".into(),
+            agency: "quan-1".into(),
+            key: base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+            ca_file: None,
+        };
+        identity
+            .save(&path)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap_or_default(),
+            "precious"
+        );
+        assert_eq!(Identity::load(&path).ok(), Some(identity));
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        assert_eq!(names, ["collector.key", "collector.tmp", "victim"]);
     }
 }
