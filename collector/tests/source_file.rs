@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use citysoc_collector::metrics::DropReason;
+use citysoc_collector::metrics::{DropReason, SourceErrorKind};
 use support::*;
 
 fn file_source(path: &Path) -> String {
@@ -303,4 +303,38 @@ async fn a_file_that_appears_later_is_read_from_its_start() {
     harness.wait_for_events("auth", 2).await;
     let events = harness.stop().await;
     assert_eq!(checked_raws(&events), expected("late", 0..2));
+}
+
+/// A file that fails every read (here a directory: opening works, reading says EISDIR) is
+/// counted at every poll, not only the first time, in the counters and in the heartbeat view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_error_is_counted_not_only_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreadable = dir.path().join("not-a-file");
+    std::fs::create_dir(&unreadable).unwrap();
+    let harness = start_in(dir.path(), &file_source(&unreadable)).await;
+    let metrics = harness.collector.metrics();
+    let source = metrics.source("auth").unwrap().clone();
+    let counted = wait_until(std::time::Duration::from_secs(10), || {
+        source.errors(SourceErrorKind::Read) >= 3
+    })
+    .await;
+    let text = metrics.render_prometheus();
+    let health = source.health();
+    let events = harness.stop().await;
+    assert!(
+        counted,
+        "read errors after the first are counted too: {}",
+        source.errors(SourceErrorKind::Read)
+    );
+    assert!(health.errors >= 3, "{health:?}");
+    assert!(
+        !text.contains(
+            "citysoc_collector_source_errors_total{source=\"auth\",type=\"file\",kind=\"read\"} 0\n"
+        ) && !text.contains(
+            "citysoc_collector_source_errors_total{source=\"auth\",type=\"file\",kind=\"read\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(events.is_empty());
 }

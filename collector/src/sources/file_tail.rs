@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
+use super::repeated_error::RepeatedError;
 use super::{decode_frames, SourceRuntime};
 use crate::config::FileSourceConfig;
 use crate::event::Event;
@@ -61,7 +62,10 @@ pub(crate) fn run(
         last_checkpoint: None,
         last_checkpoint_at: Instant::now(),
         last_data_at: Instant::now(),
-        reported_problem: false,
+        reported_missing: false,
+        open_errors: RepeatedError::new(SourceErrorKind::File, "cannot open the file"),
+        path_errors: RepeatedError::new(SourceErrorKind::File, "cannot examine the file's path"),
+        read_errors: RepeatedError::new(SourceErrorKind::Read, "cannot read the file"),
         sink_failed_at_start,
         checkpoint_held: false,
     };
@@ -145,8 +149,13 @@ struct Tailer {
     last_checkpoint: Option<Checkpoint>,
     last_checkpoint_at: Instant,
     last_data_at: Instant,
-    /// A missing or unreadable file is reported once, not at every poll.
-    reported_problem: bool,
+    /// A file not there yet is logged once, not at every poll (it is not an error: the
+    /// writer may create it later).
+    reported_missing: bool,
+    /// Errors met at every poll while they last: each counted, the log rate-limited.
+    open_errors: RepeatedError,
+    path_errors: RepeatedError,
+    read_errors: RepeatedError,
     /// The source's `sink_failed` drops when it started: more since then means lines after
     /// the stored checkpoint never reached the sink, so the checkpoint must stay where it is
     /// (a restart reads them again; the server drops the lines it already has by event id).
@@ -226,7 +235,7 @@ impl Tailer {
         }
         let mut decoder = self.source.decoder(Some(self.address.clone()));
         decoder.set_next_sequence(self.next_sequence);
-        self.reported_problem = false;
+        self.reported_missing = false;
         Some(Reading {
             file,
             identity: FileIdentity::of(&metadata),
@@ -249,22 +258,31 @@ impl Tailer {
         });
         match opened {
             Ok((file, metadata)) => self.open_at(file, metadata, 0, false),
-            Err(error) => {
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    if error.kind() == std::io::ErrorKind::NotFound {
-                        tracing::info!(source = %self.name(), path = %self.settings.path.display(), "waiting for the file to appear");
-                    } else {
-                        self.source.metrics.add_error(SourceErrorKind::File);
-                        tracing::error!(source = %self.name(), path = %self.settings.path.display(), %error, "cannot open the file");
-                    }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if !self.reported_missing {
+                    self.reported_missing = true;
+                    tracing::info!(source = %self.name(), path = %self.settings.path.display(), "waiting for the file to appear");
                 }
+                None
+            }
+            Err(error) => {
+                let error = format!("{}: {error}", self.settings.path.display());
+                self.open_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
                 None
             }
         }
     }
 
     fn step(&mut self) -> Step {
+        let name = &self.source.config.name;
+        for errors in [
+            &mut self.open_errors,
+            &mut self.path_errors,
+            &mut self.read_errors,
+        ] {
+            errors.summarize_when_due(name);
+        }
         if self.reading.is_none() {
             self.reading = self.open_path();
             if self.reading.is_none() {
@@ -342,11 +360,8 @@ impl Tailer {
                 // Renamed away, new file not created yet: keep the old one until it is.
             }
             Err(error) => {
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    self.source.metrics.add_error(SourceErrorKind::File);
-                    tracing::warn!(source = %self.name(), %error, "cannot examine the file's path");
-                }
+                self.path_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
             }
         }
         if let Some(reading) = self.reading.as_mut() {
@@ -377,11 +392,8 @@ impl Tailer {
             Ok(count) => count,
             Err(error) => {
                 reading.buffer.truncate(filled);
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    self.source.metrics.add_error(SourceErrorKind::Read);
-                    tracing::error!(source = %self.source.config.name, %error, "cannot read the file");
-                }
+                self.read_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
                 return Ok(false);
             }
         };

@@ -11,6 +11,7 @@ pub(crate) mod file_checkpoint;
 pub(crate) mod file_tail;
 pub(crate) mod http;
 pub(crate) mod http_body;
+pub(crate) mod repeated_error;
 pub(crate) mod stream;
 pub(crate) mod tcp;
 pub(crate) mod udp;
