@@ -22,7 +22,9 @@ use crate::sink::EventSink;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// A UDP datagram longer than `max_frame`: the first `max_frame` bytes are kept in an
-    /// event flagged `datagram_truncated`, the rest is lost.
+    /// event flagged `datagram_truncated`, the rest is lost. Counted once that event is in the
+    /// pipeline: a cut datagram then dropped whole counts under `PipelineFull` only, so each
+    /// lost datagram counts once in [`SourceHealth::drops`].
     DatagramTruncated,
     /// UDP datagrams that arrived while the pipeline stayed full (the sink blocked).
     PipelineFull,
@@ -596,6 +598,20 @@ impl CollectorMetrics {
             );
             let _ = writeln!(out, "{name} {errors}");
         }
+        if let Some(records) = self
+            .sink_copies
+            .get()
+            .and_then(|sink| sink.copy_unconvertible())
+        {
+            let name = "citysoc_collector_archive_unconvertible_records_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Buffer records the local archive could not convert to JSON: each is archived as a format unknown event with its bytes, flagged archive_conversion_failed (the buffer still has the record).",
+            );
+            let _ = writeln!(out, "{name} {records}");
+        }
         if let Some(delivery) = self.delivery_health() {
             render_delivery(&mut out, &delivery);
         }
@@ -761,9 +777,9 @@ mod tests {
         let batch: crate::Lines = [&b"{\"id\":\"1\"}"[..]].into_iter().collect();
         tee.write(&[batch]).unwrap();
         tee.flush().unwrap();
-        assert!(metrics
-            .render_prometheus()
-            .contains("\ncitysoc_collector_archive_errors_total 2\n"));
+        let text = metrics.render_prometheus();
+        assert!(text.contains("\ncitysoc_collector_archive_errors_total 2\n"));
+        assert!(text.contains("\ncitysoc_collector_archive_unconvertible_records_total 0\n"));
         // A sink without copies adds no line.
         let plain = CollectorMetrics::new(Vec::new(), "abc");
         plain.watch_sink(Arc::new(BrokenDisk));
