@@ -137,6 +137,7 @@ pub struct SourceMetrics {
     connections_total: AtomicU64,
     rotations: AtomicU64,
     truncations: AtomicU64,
+    rereads: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
     errors: [AtomicU64; SourceErrorKind::ALL.len()],
 }
@@ -157,6 +158,7 @@ impl SourceMetrics {
             connections_total: AtomicU64::new(0),
             rotations: AtomicU64::new(0),
             truncations: AtomicU64::new(0),
+            rereads: AtomicU64::new(0),
             drops: Default::default(),
             errors: Default::default(),
         }
@@ -248,6 +250,16 @@ impl SourceMetrics {
     /// A tailed file was truncated in place (copytruncate).
     pub fn add_truncation(&self) {
         self.truncations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A tailed file was read again from its checkpoint because the sink lost lines of it.
+    pub fn add_reread(&self) {
+        self.rereads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times a tailed file was read again from its checkpoint so far.
+    pub fn rereads(&self) -> u64 {
+        self.rereads.load(Ordering::Relaxed)
     }
 
     /// Records read so far.
@@ -447,7 +459,7 @@ impl CollectorMetrics {
         );
 
         type Reader = fn(&SourceMetrics) -> u64;
-        let per_source: [(&str, &str, &str, Reader); 10] = [
+        let per_source: [(&str, &str, &str, Reader); 11] = [
             (
                 "citysoc_collector_records_in_total",
                 "counter",
@@ -507,6 +519,12 @@ impl CollectorMetrics {
                 "counter",
                 "Truncations of tailed files followed.",
                 |s| s.truncations(),
+            ),
+            (
+                "citysoc_collector_file_rereads_total",
+                "counter",
+                "Times a tailed file was read again from its checkpoint because the sink lost lines of it (those records count again in records_in).",
+                |s| s.rereads(),
             ),
         ];
         for (name, kind, help, read) in per_source {
