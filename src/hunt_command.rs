@@ -96,6 +96,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<()> {
         timezone,
         agency: args.agency.clone(),
         max_record: DEFAULT_MAX_FRAME,
+        framing: citysoc_collector::framing::Framing::Newline,
     };
     let started = Instant::now();
     let mut alerts: Vec<Alert> = Vec::new();

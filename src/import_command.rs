@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clickhouse_target::{ClickHouseArgs, ClickHouseWriter};
 use crate::detection::{self, LoadedRules, RuleArgs};
-use crate::input::{blank_lines, read_input, InputOptions};
+use crate::input::{blank_lines, parse_framing, read_input, truncated_records, InputOptions};
 use crate::store_location::DataDir;
 
 /// Arguments of `citysoc import`.
@@ -34,6 +34,10 @@ pub struct ImportArgs {
     /// Zone for device times written without one.
     #[arg(long, default_value = "Asia/Ho_Chi_Minh")]
     timezone: String,
+    /// How records are delimited: newline, or octet-counting (RFC 6587, as a TCP syslog
+    /// stream carries them).
+    #[arg(long, default_value = "newline")]
+    framing: String,
     #[command(flatten)]
     rules: RuleArgs,
     /// Store without running detection.
@@ -62,6 +66,7 @@ pub struct ImportArgs {
 pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
     let input_format: InputFormat = args.input_format.parse()?;
     let timezone = ParseContext::parse_timezone(&args.timezone)?;
+    let framing = parse_framing(&args.framing)?;
     let data = DataDir::create(&args.data)?;
     let rules = if args.no_detect {
         None
@@ -106,10 +111,12 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         timezone,
         agency: args.agency.clone(),
         max_record: DEFAULT_MAX_FRAME,
+        framing,
     };
     let started = Instant::now();
     let mut alerts: Vec<Alert> = Vec::new();
-    let (mut events, mut unknown, mut bytes, mut blank) = (0u64, 0u64, 0u64, 0u64);
+    let (mut events, mut unknown, mut bytes, mut blank, mut truncated) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut reported_commits = 0;
     let mut failures = Vec::new();
     for input in &args.inputs {
@@ -145,6 +152,7 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
             Ok(summary) => {
                 bytes += summary.bytes;
                 blank += summary.decoder.blank_records;
+                truncated += summary.decoder.truncated_records;
                 progress.inc(summary.bytes);
             }
             Err(error) => failures.push(format!("cannot read {}: {error:#}", input.display())),
@@ -172,8 +180,9 @@ pub fn run(mut args: ImportArgs) -> anyhow::Result<()> {
         eprintln!("citysoc import: {committed} events committed");
     }
     eprintln!(
-        "citysoc import: {events} events ({unknown} unknown{}) from {} input(s) stored in {}, {} alerts{}, {:.1} MB/s",
+        "citysoc import: {events} events ({unknown} unknown{}{}) from {} input(s) stored in {}, {} alerts{}, {:.1} MB/s",
         blank_lines(blank),
+        truncated_records(truncated),
         args.inputs.len(),
         data.root().display(),
         alerts.len(),

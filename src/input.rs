@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::bail;
 use chrono_tz::Tz;
 use citysoc_collector::format::evtx::{decode_evtx, EVTX_MAGIC};
-use citysoc_collector::framing::{FrameKind, Framer, Framing};
+use citysoc_collector::framing::{Framer, Framing};
 use citysoc_collector::{Decoder, DecoderStats, Event, EventSource, InputFormat, ParseContext};
 
 /// How inputs are read.
@@ -24,6 +24,31 @@ pub struct InputOptions {
     pub agency: Option<String>,
     /// Largest record; longer ones are kept in flagged pieces.
     pub max_record: usize,
+    /// How records are delimited: lines, or RFC 6587 octet counting (a capture of a TCP
+    /// syslog stream).
+    pub framing: Framing,
+}
+
+/// The `--framing` values.
+pub const FRAMING_NAMES: &str = "newline, octet-counting";
+
+/// Reads a `--framing` value.
+pub fn parse_framing(name: &str) -> anyhow::Result<Framing> {
+    match name {
+        "newline" | "lines" => Ok(Framing::Newline),
+        "octet-counting" | "octet" => Ok(Framing::OctetCounting),
+        _ => bail!("unknown framing `{name}`: expected one of {FRAMING_NAMES}"),
+    }
+}
+
+/// The summary's note on records cut short (an octet count announcing more bytes than the
+/// input held): empty when there were none.
+pub fn truncated_records(count: u64) -> String {
+    match count {
+        0 => String::new(),
+        1 => ", 1 record cut short (flagged frame_truncated)".to_owned(),
+        _ => format!(", {count} records cut short (flagged frame_truncated)"),
+    }
 }
 
 /// What reading one input found.
@@ -92,7 +117,7 @@ fn read_stream<R: BufRead>(
     }
 
     let mut decoder = Decoder::new(options.format, context);
-    let mut framer = Framer::new(Framing::Newline, options.max_record);
+    let mut framer = Framer::new(options.framing, options.max_record);
     let mut buffer: Vec<u8> = Vec::with_capacity(256 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut at_eof = false;
@@ -103,12 +128,8 @@ fn read_stream<R: BufRead>(
         buffer.extend_from_slice(&chunk[..read]);
         let mut consumed = 0;
         while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
-            match frame.kind {
-                FrameKind::Complete => decoder.decode(frame.bytes, &mut events),
-                FrameKind::Fragment | FrameKind::Final => {
-                    decoder.decode_fragment(frame.bytes, frame.kind, &mut events)
-                }
-            }
+            // As the collector's stream sources do: a record the input cut short is flagged.
+            decoder.decode_frame(&frame, &mut events);
             consumed += frame.consumed;
         }
         buffer.drain(..consumed);

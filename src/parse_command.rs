@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use citysoc_collector::framing::DEFAULT_MAX_FRAME;
 use citysoc_collector::{Event, InputFormat, ParseContext};
 
-use crate::input::{read_input, InputOptions};
+use crate::input::{parse_framing, read_input, truncated_records, InputOptions};
 
 /// Arguments of `citysoc parse`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +32,10 @@ pub struct ParseArgs {
     /// Largest record in bytes; longer records are split into flagged fragments, never cut.
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME)]
     max_record: usize,
+    /// How records are delimited: newline, or octet-counting (RFC 6587, as a TCP syslog
+    /// stream carries them).
+    #[arg(long, default_value = "newline")]
+    framing: String,
     /// Do not print the summary line on standard error.
     #[arg(long, short)]
     quiet: bool,
@@ -43,6 +47,7 @@ pub struct ParseArgs {
 pub fn run(args: ParseArgs) -> anyhow::Result<()> {
     let input_format: InputFormat = args.format.parse()?;
     let timezone = ParseContext::parse_timezone(&args.timezone)?;
+    let framing = parse_framing(&args.framing)?;
     let inputs = if args.inputs.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -60,16 +65,19 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
         timezone,
         agency: args.agency.clone(),
         max_record: args.max_record,
+        framing,
     };
     // An unreadable input does not stop the others: every readable file is parsed, and each
     // failure is reported by name at the end with a non-zero exit code.
     let mut failures = Vec::new();
+    let mut truncated = 0;
     for input in &inputs {
         let result = read_input(input, &options, &mut |events| {
             output.write_all(events).map_err(anyhow::Error::from)
         });
-        if let Err(error) = result {
-            failures.push(format!("cannot read {}: {error:#}", input.display()));
+        match result {
+            Ok(summary) => truncated += summary.decoder.truncated_records,
+            Err(error) => failures.push(format!("cannot read {}: {error:#}", input.display())),
         }
     }
     output
@@ -84,9 +92,10 @@ pub fn run(args: ParseArgs) -> anyhow::Result<()> {
             .map(|(format, count)| format!("{format} {count}"))
             .collect();
         eprintln!(
-            "citysoc parse: {total} events from {} input(s): {}",
+            "citysoc parse: {total} events from {} input(s): {}{}",
             inputs.len(),
-            breakdown.join(", ")
+            breakdown.join(", "),
+            truncated_records(truncated)
         );
     }
     if !failures.is_empty() {

@@ -398,3 +398,33 @@ fn retention_drops_the_days_past_each_agencys_limit() {
     let refused = citysoc(&["retention", "--data", &data_text, "--days", "0"]);
     assert!(!refused.status.success());
 }
+
+/// `import --framing octet-counting` flags a record the input cut short and says so in its
+/// summary.
+#[test]
+fn import_counts_a_cut_octet_counted_record() {
+    let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let capture = data.path().join("capture.log");
+    let whole = "<34>Oct 11 22:14:15 host su: ok";
+    let cut = "<34>Oct 11 22:14:16 host su: cut";
+    std::fs::write(
+        &capture,
+        format!("{} {whole}{} {cut}", whole.len(), cut.len() + 5),
+    )
+    .unwrap_or_else(|error| panic!("{error}"));
+    let output = citysoc(&[
+        "import",
+        "--data",
+        &data.path().join("data").to_string_lossy(),
+        "--no-detect",
+        "--framing",
+        "octet-counting",
+        &capture.to_string_lossy(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("2 events (0 unknown, 1 record cut short (flagged frame_truncated))"),
+        "{stderr}"
+    );
+}

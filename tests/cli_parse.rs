@@ -176,3 +176,48 @@ fn the_zone_flag_changes_how_local_times_are_read() {
     assert_eq!(run("Asia/Ho_Chi_Minh"), "2026-11-22T01:00:00Z");
     assert_eq!(run("UTC"), "2026-11-22T08:00:00Z");
 }
+
+/// A capture of an octet-counted stream whose last record was cut: `--framing octet-counting`
+/// reads it as the TCP source does, the cut record's event (here an auditd record the grouper
+/// holds until the end) is flagged as the network sources flag it, and the summary counts it.
+#[test]
+fn a_cut_octet_counted_record_is_flagged_and_counted_in_the_summary() {
+    let syslog = "<34>Oct 11 22:14:15 host su: ok";
+    let audit = "type=SYSCALL msg=audit(1700000001.000:43): arch=c000003e syscall=59 success=yes exit=0 comm=\"id\"";
+    let capture = format!("{} {syslog}{} {audit}", syslog.len(), audit.len() + 12);
+    let mut child = citysoc()
+        .args(["parse", "--framing", "octet-counting", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{error}"));
+    if let Some(stdin) = child.stdin.as_mut() {
+        stdin
+            .write_all(capture.as_bytes())
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(output.status.success());
+    let events = events(&output.stdout);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["raw"], syslog);
+    assert_eq!(events[0]["fields"]["frame_truncated"], Value::Null);
+    assert_eq!(events[1]["format"], "auditd");
+    assert_eq!(events[1]["fields"]["frame_truncated"], true);
+    assert_eq!(events[1]["fields"]["frame_missing_bytes"], 12);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 record cut short (flagged frame_truncated)"),
+        "{stderr}"
+    );
+
+    let output = citysoc()
+        .args(["parse", "--framing", "xml", "-"])
+        .output()
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("newline, octet-counting"));
+}

@@ -22,7 +22,9 @@ use crate::sink::EventSink;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// A UDP datagram longer than `max_frame`: the first `max_frame` bytes are kept in an
-    /// event flagged `datagram_truncated`, the rest is lost.
+    /// event flagged `datagram_truncated`, the rest is lost. Counted once that event is in the
+    /// pipeline: a cut datagram then dropped whole counts under `PipelineFull` only, so each
+    /// lost datagram counts once in [`SourceHealth::drops`].
     DatagramTruncated,
     /// UDP datagrams that arrived while the pipeline stayed full (the sink blocked).
     PipelineFull,
@@ -135,6 +137,7 @@ pub struct SourceMetrics {
     connections_total: AtomicU64,
     rotations: AtomicU64,
     truncations: AtomicU64,
+    rereads: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
     errors: [AtomicU64; SourceErrorKind::ALL.len()],
 }
@@ -155,6 +158,7 @@ impl SourceMetrics {
             connections_total: AtomicU64::new(0),
             rotations: AtomicU64::new(0),
             truncations: AtomicU64::new(0),
+            rereads: AtomicU64::new(0),
             drops: Default::default(),
             errors: Default::default(),
         }
@@ -246,6 +250,16 @@ impl SourceMetrics {
     /// A tailed file was truncated in place (copytruncate).
     pub fn add_truncation(&self) {
         self.truncations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A tailed file was read again from its checkpoint because the sink lost lines of it.
+    pub fn add_reread(&self) {
+        self.rereads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times a tailed file was read again from its checkpoint so far.
+    pub fn rereads(&self) -> u64 {
+        self.rereads.load(Ordering::Relaxed)
     }
 
     /// Records read so far.
@@ -445,7 +459,7 @@ impl CollectorMetrics {
         );
 
         type Reader = fn(&SourceMetrics) -> u64;
-        let per_source: [(&str, &str, &str, Reader); 10] = [
+        let per_source: [(&str, &str, &str, Reader); 11] = [
             (
                 "citysoc_collector_records_in_total",
                 "counter",
@@ -505,6 +519,12 @@ impl CollectorMetrics {
                 "counter",
                 "Truncations of tailed files followed.",
                 |s| s.truncations(),
+            ),
+            (
+                "citysoc_collector_file_rereads_total",
+                "counter",
+                "Times a tailed file was read again from its checkpoint because the sink lost lines of it (those records count again in records_in).",
+                |s| s.rereads(),
             ),
         ];
         for (name, kind, help, read) in per_source {
@@ -595,6 +615,20 @@ impl CollectorMetrics {
                 "Failed writes and flushes of the local archive beside the buffer (the buffer still has the events).",
             );
             let _ = writeln!(out, "{name} {errors}");
+        }
+        if let Some(records) = self
+            .sink_copies
+            .get()
+            .and_then(|sink| sink.copy_unconvertible())
+        {
+            let name = "citysoc_collector_archive_unconvertible_records_total";
+            header(
+                &mut out,
+                name,
+                "counter",
+                "Buffer records the local archive could not convert to JSON: each is archived as a format unknown event with its bytes, flagged archive_conversion_failed (the buffer still has the record).",
+            );
+            let _ = writeln!(out, "{name} {records}");
         }
         if let Some(delivery) = self.delivery_health() {
             render_delivery(&mut out, &delivery);
@@ -761,9 +795,9 @@ mod tests {
         let batch: crate::Lines = [&b"{\"id\":\"1\"}"[..]].into_iter().collect();
         tee.write(&[batch]).unwrap();
         tee.flush().unwrap();
-        assert!(metrics
-            .render_prometheus()
-            .contains("\ncitysoc_collector_archive_errors_total 2\n"));
+        let text = metrics.render_prometheus();
+        assert!(text.contains("\ncitysoc_collector_archive_errors_total 2\n"));
+        assert!(text.contains("\ncitysoc_collector_archive_unconvertible_records_total 0\n"));
         // A sink without copies adds no line.
         let plain = CollectorMetrics::new(Vec::new(), "abc");
         plain.watch_sink(Arc::new(BrokenDisk));

@@ -16,7 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::CollectorError;
 use crate::event::{CoreFields, Event, EventSource, Fields, Format, LogSource, ParseError};
 use crate::format::{self, FormatError};
-use crate::framing::FrameKind;
+use crate::framing::{Frame, FrameKind};
 
 /// The zone device times without one are read in, unless configured otherwise.
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Ho_Chi_Minh;
@@ -407,6 +407,15 @@ fn parse_auto(text: &str, context: &ParseContext, event: &mut Event) -> Attempt 
     Err(first_error)
 }
 
+/// Flags `event` as holding a record its stream cut short: `missing` announced bytes never came.
+/// The same two fields on every path (network sources, `citysoc parse` and `import`).
+pub(crate) fn flag_cut(event: &mut Event, missing: u64) {
+    event.fields.insert("frame_truncated".into(), true.into());
+    event
+        .fields
+        .insert("frame_missing_bytes".into(), missing.into());
+}
+
 fn reset(event: &mut Event) {
     event.format = Format::Unknown;
     event.logsource = LogSource::default();
@@ -425,6 +434,9 @@ pub struct Decoder {
     json_continuation: format::json::Continuation,
     stats: DecoderStats,
     fragment_index: u64,
+    /// Bytes missing from the cut record the open JSON document holds (see
+    /// [`Decoder::decode_cut`]); flagged on the document's event when it comes out.
+    json_cut: u64,
 }
 
 /// What a decoder has seen, for summaries and metrics.
@@ -440,6 +452,9 @@ pub struct DecoderStats {
     pub fragments: u64,
     /// What the auditd grouper saw (its unparsed records are unknown events too).
     pub audit: format::auditd::AuditGrouperStats,
+    /// Records their stream cut short (given to [`Decoder::decode_cut`]): their events are
+    /// flagged `frame_truncated`.
+    pub truncated_records: u64,
 }
 
 impl Decoder {
@@ -453,6 +468,7 @@ impl Decoder {
             json_continuation: format::json::Continuation::default(),
             stats: DecoderStats::default(),
             fragment_index: 0,
+            json_cut: 0,
         }
     }
 
@@ -500,6 +516,55 @@ impl Decoder {
     /// auditd event or a multi-line JSON document is still open, several when a record closes
     /// earlier groups).
     pub fn decode(&mut self, record: &[u8], out: &mut Vec<Event>) {
+        self.decode_record(record, 0, out);
+    }
+
+    /// [`Decoder::decode`] for a record its stream cut short: its octet count announced
+    /// `missing` more bytes than came before the end. The event that holds the record is
+    /// flagged `frame_truncated` with `frame_missing_bytes`, whenever it comes out: at once for
+    /// a record of its own, when its group closes for an auditd record (the group's event),
+    /// when its document closes for a line of a JSON document. Events of other records that
+    /// come out at the same time are left alone.
+    pub fn decode_cut(&mut self, record: &[u8], missing: u64, out: &mut Vec<Event>) {
+        self.stats.truncated_records += 1;
+        self.decode_record(record, missing.max(1), out);
+    }
+
+    /// Keeps one piece of a record as [`Decoder::decode_fragment`] does, for the last piece of
+    /// a record its stream cut short (`missing` announced bytes never came): flagged as
+    /// [`Decoder::decode_cut`] flags a whole record.
+    pub fn decode_cut_fragment(
+        &mut self,
+        piece: &[u8],
+        kind: FrameKind,
+        missing: u64,
+        out: &mut Vec<Event>,
+    ) {
+        self.stats.truncated_records += 1;
+        let first = out.len();
+        self.decode_fragment(piece, kind, out);
+        out.get_mut(first..)
+            .unwrap_or_default()
+            .iter_mut()
+            .for_each(|event| flag_cut(event, missing.max(1)));
+    }
+
+    /// Decodes one frame as the framer cut it: a whole record, a piece of one, or one its
+    /// stream cut short (`missing` not 0, see [`Decoder::decode_cut`]). What every reader of
+    /// framed bytes calls (the stream sources, `citysoc parse` and `import`), so a cut record
+    /// is flagged the same way everywhere.
+    pub fn decode_frame(&mut self, frame: &Frame<'_>, out: &mut Vec<Event>) {
+        let missing = frame.missing as u64;
+        match (frame.kind, missing) {
+            (FrameKind::Complete, 0) => self.decode(frame.bytes, out),
+            (FrameKind::Complete, _) => self.decode_cut(frame.bytes, missing, out),
+            (kind, 0) => self.decode_fragment(frame.bytes, kind, out),
+            (kind, _) => self.decode_cut_fragment(frame.bytes, kind, missing, out),
+        }
+    }
+
+    /// `missing`: 0 for a whole record, else the bytes its stream never delivered.
+    fn decode_record(&mut self, record: &[u8], missing: u64, out: &mut Vec<Event>) {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.stats.records += 1;
@@ -511,13 +576,26 @@ impl Decoder {
                 .json_continuation
                 .push(record, sequence, self.input_format, &self.context)
             {
-                format::json::Pushed::Taken(done) => {
+                format::json::Pushed::Taken(mut done) => {
                     self.audit_grouper.flush(&self.context, out);
+                    if missing > 0 {
+                        if self.json_continuation.is_open() {
+                            // The record's end is in the open document: flagged when it
+                            // closes.
+                            self.json_cut = missing;
+                        } else if let Some(last) = done.last_mut() {
+                            // The record is the last bytes of what was pushed, so the last
+                            // event holds its end.
+                            flag_cut(last, missing);
+                        }
+                    }
+                    self.flag_closed_json_document(&mut done);
                     out.extend(done);
                     return;
                 }
-                format::json::Pushed::Closed(done) => {
+                format::json::Pushed::Closed(mut done) => {
                     self.audit_grouper.flush(&self.context, out);
+                    self.flag_closed_json_document(&mut done);
                     out.extend(done);
                 }
                 format::json::Pushed::NotJson => {}
@@ -528,7 +606,7 @@ impl Decoder {
             let text = record_text(record);
             if self.input_format == InputFormat::Auditd || format::auditd::looks_like(&text) {
                 self.audit_grouper
-                    .push(record, &text, sequence, &self.context, out);
+                    .push(record, &text, sequence, missing, &self.context, out);
                 return;
             }
             // Any other record means the audit stream was interrupted: close what is open.
@@ -540,11 +618,26 @@ impl Decoder {
             self.stats.blank_records += 1;
             return;
         }
-        let event = parse_record(record, self.input_format, &self.context, sequence);
+        let mut event = parse_record(record, self.input_format, &self.context, sequence);
         if event.format == Format::Unknown {
             self.stats.unknown_events += 1;
         }
+        if missing > 0 {
+            flag_cut(&mut event, missing);
+        }
         out.push(event);
+    }
+
+    /// `done` came out of the JSON continuation: when the document held a cut record, its
+    /// event (the first of `done`: held bytes come out before anything after them) is flagged.
+    fn flag_closed_json_document(&mut self, done: &mut [Event]) {
+        if self.json_cut == 0 || self.json_continuation.is_open() {
+            return;
+        }
+        if let Some(first) = done.first_mut() {
+            flag_cut(first, self.json_cut);
+            self.json_cut = 0;
+        }
     }
 
     /// Keeps one piece of a record longer than the maximum frame size as its own event:
@@ -581,7 +674,9 @@ impl Decoder {
 
     /// Ends the stream: everything still open becomes an event.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
-        out.extend(self.json_continuation.finish(&self.context));
+        let mut held = self.json_continuation.finish(&self.context);
+        self.flag_closed_json_document(&mut held);
+        out.extend(held);
         self.audit_grouper.flush(&self.context, out);
     }
 

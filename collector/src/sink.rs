@@ -34,6 +34,12 @@ pub trait EventSink: Send + Sync {
     fn copy_errors(&self) -> Option<u64> {
         None
     }
+    /// Records the copies could not convert to their encoding (each kept as a flagged
+    /// `format: unknown` event holding its bytes), for `/metrics`; `None` for a sink without
+    /// copies.
+    fn copy_unconvertible(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The local archive: appends NDJSON to a file, starts a new file when it reaches a size, and
@@ -236,6 +242,8 @@ pub struct TeeSink {
     primary: Arc<dyn EventSink>,
     copies: Vec<Arc<dyn EventSink>>,
     copy_errors: AtomicU64,
+    /// Records that could not be converted for a copy (see [`convert_all`]).
+    unconvertible: AtomicU64,
 }
 
 impl std::fmt::Debug for TeeSink {
@@ -244,6 +252,7 @@ impl std::fmt::Debug for TeeSink {
             .debug_struct("TeeSink")
             .field("copies", &self.copies.len())
             .field("copy_errors", &self.copy_errors)
+            .field("unconvertible", &self.unconvertible)
             .finish_non_exhaustive()
     }
 }
@@ -255,12 +264,18 @@ impl TeeSink {
             primary,
             copies,
             copy_errors: AtomicU64::new(0),
+            unconvertible: AtomicU64::new(0),
         }
     }
 
     /// Failed writes and flushes of the copies.
     pub fn copy_errors(&self) -> u64 {
         self.copy_errors.load(Ordering::Relaxed)
+    }
+
+    /// Records the copies could not convert (each kept flagged, see [`EventSink::copy_unconvertible`]).
+    pub fn unconvertible(&self) -> u64 {
+        self.unconvertible.load(Ordering::Relaxed)
     }
 }
 
@@ -273,7 +288,12 @@ impl EventSink for TeeSink {
             } else {
                 // The archive beside the buffer: compact records back to JSON, at the cost of
                 // decoding each one (documented with the `[archive]` setting).
-                convert_all(batches, copy.encoding()).and_then(|converted| copy.write(&converted))
+                let (converted, unconvertible) = convert_all(batches, copy.encoding());
+                if unconvertible > 0 {
+                    self.unconvertible
+                        .fetch_add(unconvertible, Ordering::Relaxed);
+                }
+                copy.write(&converted)
             };
             if let Err(error) = written {
                 self.copy_errors.fetch_add(1, Ordering::Relaxed);
@@ -291,6 +311,10 @@ impl EventSink for TeeSink {
         Some(TeeSink::copy_errors(self))
     }
 
+    fn copy_unconvertible(&self) -> Option<u64> {
+        Some(TeeSink::unconvertible(self))
+    }
+
     fn flush(&self) -> Result<(), CollectorError> {
         for copy in &self.copies {
             if let Err(error) = copy.flush() {
@@ -302,18 +326,54 @@ impl EventSink for TeeSink {
     }
 }
 
-/// `batches` with every line converted to `encoding`.
-fn convert_all(batches: &[Lines], encoding: RecordEncoding) -> Result<Vec<Lines>, CollectorError> {
-    batches
+/// `batches` with every line converted to `encoding`, and how many lines could not be. Each line
+/// on its own: a line that cannot be converted (a damaged record) does not take the others of its
+/// batch with it; it is kept as [`unconvertible_event`] instead.
+fn convert_all(batches: &[Lines], encoding: RecordEncoding) -> (Vec<Lines>, u64) {
+    let mut unconvertible = 0;
+    let converted = batches
         .iter()
         .map(|lines| {
             let mut converted = Lines::with_capacity(lines.len(), lines.byte_len() * 2);
             for line in lines {
-                converted.push(&record::convert(line, encoding)?);
+                match record::convert(line, encoding) {
+                    Ok(bytes) => converted.push(&bytes),
+                    Err(error) => {
+                        unconvertible += 1;
+                        tracing::warn!(%error, "a record could not be converted for the archive; archived raw and flagged");
+                        let event = unconvertible_event(line, &error);
+                        if let Err(error) = converted
+                            .push_with(|buffer| record::encode_as(encoding, &event, buffer))
+                        {
+                            // Cannot happen for an event made of a string and a flag; the
+                            // record is counted above all the same.
+                            tracing::error!(%error, "cannot serialize the flagged record either");
+                        }
+                    }
+                }
             }
-            Ok(converted)
+            converted
         })
-        .collect()
+        .collect();
+    (converted, unconvertible)
+}
+
+/// A line a copy could not convert, kept as what it is: a `format: unknown` event holding its
+/// exact bytes (`raw_base64` unless they are text), with the reason in `parse_error` and the
+/// flag `archive_conversion_failed`, so the archive still has one line per event of the buffer
+/// and a reader sees what went wrong.
+fn unconvertible_event(line: &[u8], error: &CollectorError) -> crate::Event {
+    let mut event = crate::parse::new_event(line, &crate::ParseContext::new("buffer"), 0);
+    event.source.sequence = None;
+    event.parse_error = Some(crate::ParseError {
+        format: "record".into(),
+        message: error.to_string(),
+        offset: 0,
+    });
+    event
+        .fields
+        .insert("archive_conversion_failed".into(), true.into());
+    event
 }
 
 /// The disk buffer as the pipeline's sink. With `when_full = "block"`, `write` waits for room
@@ -621,6 +681,55 @@ mod tests {
             .collect();
         assert_eq!(archived, events);
         assert_eq!(archive.lines_written(), 3);
+    }
+
+    /// One damaged record in a batch: the archive still gets the others, and the damaged one
+    /// as a flagged event holding its bytes; the buffer gets all three as they are.
+    #[test]
+    fn a_record_the_archive_cannot_convert_costs_only_itself() {
+        let directory = tempfile::tempdir().unwrap();
+        let (buffer, archive, tee) = buffer_with_archive(directory.path());
+        let context = crate::ParseContext::new("tcp");
+        let good = |sequence, text: &str| {
+            let event = crate::parse_record(
+                text.as_bytes(),
+                crate::InputFormat::Auto,
+                &context,
+                sequence,
+            );
+            let mut compact = Vec::new();
+            record::encode_as(RecordEncoding::Compact, &event, &mut compact).unwrap();
+            (event, compact)
+        };
+        let (first, first_record) = good(1, "<13>Nov 22 08:00:00 a b: one");
+        let (third, third_record) = good(3, "<13>Nov 22 08:00:02 a b: three");
+        // A record mark followed by a tag no version writes.
+        let damaged = vec![record::RECORD_MARK, 0x7f, 0x01];
+        let batch: Lines = [&first_record, &damaged, &third_record]
+            .into_iter()
+            .collect();
+        tee.write(&[batch]).unwrap();
+        tee.flush().unwrap();
+        assert_eq!(tee.unconvertible(), 1);
+        assert_eq!(tee.copy_errors(), 0, "the archive write itself worked");
+        assert_eq!(buffer.stats().records, 3, "the buffer keeps every record");
+        let archived = std::fs::read_to_string(directory.path().join("archive.ndjson")).unwrap();
+        let archived: Vec<crate::Event> = archived
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(archived.len(), 3, "{archived:#?}");
+        assert_eq!(archive.lines_written(), 3);
+        assert_eq!(archived[0], first);
+        assert_eq!(archived[2], third);
+        let flagged = &archived[1];
+        assert_eq!(flagged.format, crate::Format::Unknown);
+        assert_eq!(flagged.raw_bytes().as_ref(), damaged.as_slice());
+        assert_eq!(
+            flagged.fields.get("archive_conversion_failed"),
+            Some(&serde_json::Value::Bool(true))
+        );
+        assert!(flagged.parse_error.is_some());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use citysoc_collector::metrics::DropReason;
+use citysoc_collector::metrics::{DropReason, SourceErrorKind};
 use support::*;
 
 fn file_source(path: &Path) -> String {
@@ -206,11 +206,11 @@ async fn a_restart_continues_from_the_checkpoint_without_loss_or_duplicates() {
     );
 }
 
-/// A write that fails (disk error) loses lines of the file; later writes succeed. The
-/// checkpoint must not move past the lost lines, so a restart reads them again (the ones that
-/// did arrive come again with the same ids, which the server drops as duplicates).
+/// A write that fails (disk error) loses lines of the file; later writes succeed. The running
+/// source reads the lost lines again from its checkpoint, with their record numbers (so the
+/// same event ids), and the checkpoint then moves on: a restart reads nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_the_sink_lost_are_read_again_after_a_restart() {
+async fn lines_the_sink_lost_are_read_again_by_the_running_source() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     let archive = dir.path().join("archive.ndjson");
@@ -222,52 +222,109 @@ async fn lines_the_sink_lost_are_read_again_after_a_restart() {
     let collector = start_with_sink(dir.path(), &file_source(&log), sink).await;
     let metrics = collector.metrics();
     let source = metrics.source("auth").unwrap().clone();
-    assert!(
-        wait_until(std::time::Duration::from_secs(20), || {
-            source.drops(DropReason::SinkFailed) == 10
-        })
-        .await,
-        "the first write fails"
-    );
+    let lost = wait_until(std::time::Duration::from_secs(20), || {
+        source.drops(DropReason::SinkFailed) == 10
+    })
+    .await;
+    // The checkpoint interval is a second: the lines come back within a few.
+    let read_again = wait_until(std::time::Duration::from_secs(10), || {
+        source.events_out() == 10
+    })
+    .await;
     append(&log, &lines("kept", 0..5));
-    assert!(
-        wait_until(std::time::Duration::from_secs(20), || source.events_out()
-            == 5)
-        .await,
-        "later writes go through"
-    );
-    // Past the checkpoint interval, so a checkpoint was due while running, and one more at
-    // the stop.
+    let kept = wait_until(std::time::Duration::from_secs(10), || {
+        source.events_out() == 15
+    })
+    .await;
+    // Past the checkpoint interval, so the checkpoint moved past the lines read again.
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     collector.stop().await;
+    assert!(lost, "the first write fails");
+    assert!(
+        read_again,
+        "the lost lines are read again without a restart: {} events out",
+        source.events_out()
+    );
+    assert!(kept, "later lines go through");
+    assert_eq!(source.rereads(), 1);
     let first_run = read_events(&archive);
-    assert_eq!(raws(&first_run), expected("kept", 0..5));
+    let mut all = expected("lost", 0..10);
+    all.extend(expected("kept", 0..5));
+    assert_eq!(checked_raws(&first_run), all);
+    let sequences: Vec<u64> = first_run
+        .iter()
+        .map(|event| event["source"]["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sequences,
+        (1..=15).collect::<Vec<_>>(),
+        "the lines read again keep their numbers"
+    );
 
-    // Stopped before asserting, so a failure ends the test instead of leaving the file
-    // source's thread running.
+    // The hold is released: a restart reads nothing again. Stopped before asserting, so a
+    // failure ends the test instead of leaving the file source's thread running.
+    let harness = start_in(dir.path(), &file_source(&log)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), all, "nothing read twice after the restart");
+}
+
+/// When the lines the sink lost were in a file rotated away before the source could read them
+/// again, the running source cannot read them from the new file: the checkpoint stays before
+/// them and a restart reads them (finding the rotated file by identity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_lost_before_a_rotation_are_read_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let archive = dir.path().join("archive.ndjson");
+    append(&log, &lines("lost", 0..10));
+    let sink = FailingSink::new(
+        1,
+        Arc::new(citysoc_collector::NdjsonFileSink::open(&archive, 1 << 30).unwrap()),
+    );
+    let collector = start_with_sink(dir.path(), &file_source(&log), sink).await;
+    let metrics = collector.metrics();
+    let source = metrics.source("auth").unwrap().clone();
+    let lost = wait_until(std::time::Duration::from_secs(20), || {
+        source.drops(DropReason::SinkFailed) == 10
+    })
+    .await;
+    // Rotated at once: well within the checkpoint interval the source waits (with no new
+    // failure) before it reads lost lines again.
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    append(&log, &lines("new", 0..3));
+    let arrived = wait_until(std::time::Duration::from_secs(20), || {
+        source.events_out() >= 3
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    collector.stop().await;
+    assert!(lost, "the first write fails");
+    assert!(arrived, "{} events out", source.events_out());
+    assert_eq!(raws(&read_events(&archive)), expected("new", 0..3));
+    assert_eq!(source.rereads(), 0);
+
     let harness = start_in(dir.path(), &file_source(&log)).await;
     let restarted = harness.collector.metrics().source("auth").unwrap().clone();
     wait_until(std::time::Duration::from_secs(10), || {
-        restarted.events_out() >= 15
+        restarted.events_out() >= 13
     })
     .await;
     let events = harness.stop().await;
-    let mut all = expected("kept", 0..5);
+    let mut all = expected("new", 0..3);
     all.extend(expected("lost", 0..10));
-    all.extend(expected("kept", 0..5));
+    all.extend(expected("new", 0..3));
     assert_eq!(
         raws(&events),
         all,
         "the lost lines come back after a restart"
     );
-    // The lines read twice are the same events.
-    let ids = |events: &[serde_json::Value]| -> Vec<String> {
-        events
-            .iter()
-            .map(|event| event["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(ids(&events[..5]), ids(&events[15..]));
+    // The new file's lines read twice are the same events.
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|event| event["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids[..3], ids[13..]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,4 +360,38 @@ async fn a_file_that_appears_later_is_read_from_its_start() {
     harness.wait_for_events("auth", 2).await;
     let events = harness.stop().await;
     assert_eq!(checked_raws(&events), expected("late", 0..2));
+}
+
+/// A file that fails every read (here a directory: opening works, reading says EISDIR) is
+/// counted at every poll, not only the first time, in the counters and in the heartbeat view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_error_is_counted_not_only_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreadable = dir.path().join("not-a-file");
+    std::fs::create_dir(&unreadable).unwrap();
+    let harness = start_in(dir.path(), &file_source(&unreadable)).await;
+    let metrics = harness.collector.metrics();
+    let source = metrics.source("auth").unwrap().clone();
+    let counted = wait_until(std::time::Duration::from_secs(10), || {
+        source.errors(SourceErrorKind::Read) >= 3
+    })
+    .await;
+    let text = metrics.render_prometheus();
+    let health = source.health();
+    let events = harness.stop().await;
+    assert!(
+        counted,
+        "read errors after the first are counted too: {}",
+        source.errors(SourceErrorKind::Read)
+    );
+    assert!(health.errors >= 3, "{health:?}");
+    assert!(
+        !text.contains(
+            "citysoc_collector_source_errors_total{source=\"auth\",type=\"file\",kind=\"read\"} 0\n"
+        ) && !text.contains(
+            "citysoc_collector_source_errors_total{source=\"auth\",type=\"file\",kind=\"read\"} 1\n"
+        ),
+        "{text}"
+    );
+    assert!(events.is_empty());
 }

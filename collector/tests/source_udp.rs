@@ -151,3 +151,63 @@ async fn the_same_datagram_from_the_same_port_after_a_restart_is_a_new_event() {
         "the server would drop the second as a duplicate"
     );
 }
+
+/// Oversized datagrams while the sink blocks: a cut datagram that is then dropped because the
+/// pipeline stayed full counts once (under `pipeline_full`), not also under
+/// `datagram_truncated`; the delivered ones count under `datagram_truncated`. So the source's
+/// drops are exactly one per datagram here (every one was cut or lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_datagram_dropped_for_a_full_pipeline_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let source = r#"
+[[source]]
+name = "flood"
+type = "udp"
+listen = "127.0.0.1:0"
+receive_buffer = "256 KiB"
+max_frame = 256
+"#;
+    let collector = start_with_sink(dir.path(), source, sink.clone()).await;
+    let target = collector.local_address("flood").unwrap();
+    let metrics = collector.metrics();
+    let flood = metrics.source("flood").unwrap().clone();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sent = 20_000u64;
+    for index in 0..sent {
+        let message = format!(
+            "<13>Nov 22 10:15:00 host app: message {index:06} {}",
+            "x".repeat(400)
+        );
+        sender.send_to(message.as_bytes(), target).unwrap();
+        if index % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let pipeline_drops = wait_until(Duration::from_secs(10), || {
+        flood.drops(DropReason::PipelineFull) > 0
+    })
+    .await;
+    sink.open();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    collector.stop().await;
+
+    let delivered = sink.line_count() as u64;
+    let pipeline = flood.drops(DropReason::PipelineFull);
+    let kernel = flood.drops(DropReason::KernelReceiveBuffer);
+    let truncated = flood.drops(DropReason::DatagramTruncated);
+    assert!(
+        pipeline_drops,
+        "the pipeline never filled while the sink was closed"
+    );
+    assert_eq!(delivered + pipeline + kernel, sent);
+    assert_eq!(
+        truncated, delivered,
+        "only delivered cut datagrams count as datagram_truncated"
+    );
+    assert_eq!(
+        flood.health().drops,
+        sent,
+        "each datagram counts once in drops: cut and delivered, or lost"
+    );
+}

@@ -6,6 +6,12 @@
 //!   a line. (After a crash between a sink write and the next checkpoint, the lines since the
 //!   checkpoint are read again with the same record numbers, so with the same event ids: the
 //!   server drops them as duplicates.)
+//! - A sink write that failed lost lines after the checkpoint: once the sink has had no new
+//!   failure for a checkpoint interval, the running source reads the file again from the
+//!   checkpoint, with the same record numbers (so the same event ids: the lines that did arrive
+//!   are duplicates the server drops), and the checkpoint moves on once they are written. When
+//!   the checkpoint is about another file (rotated since) it stays held instead, and a restart
+//!   reads them again from the rotated file.
 //! - Rotation by rename (logrotate's default): when the path names another file, the old one
 //!   is read to its end (its last line even without a newline), then the new one from its
 //!   start. If that happened while the collector was stopped, the old file is looked for by
@@ -27,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
+use super::repeated_error::RepeatedError;
 use super::{decode_frames, SourceRuntime};
 use crate::config::FileSourceConfig;
 use crate::event::Event;
@@ -41,6 +48,9 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// An auditd event or JSON document still open after this long at the end of the file is
 /// handed out as it is.
 const IDLE_FLUSH: Duration = Duration::from_secs(1);
+/// The longest wait between two readings again from the checkpoint while the sink keeps
+/// failing (the wait doubles from `CHECKPOINT_INTERVAL` after each one that failed again).
+const MAX_REREAD_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Follows the configured file until `shutdown`.
 pub(crate) fn run(
@@ -61,8 +71,14 @@ pub(crate) fn run(
         last_checkpoint: None,
         last_checkpoint_at: Instant::now(),
         last_data_at: Instant::now(),
-        reported_problem: false,
+        reported_missing: false,
+        open_errors: RepeatedError::new(SourceErrorKind::File, "cannot open the file"),
+        path_errors: RepeatedError::new(SourceErrorKind::File, "cannot examine the file's path"),
+        read_errors: RepeatedError::new(SourceErrorKind::Read, "cannot read the file"),
         sink_failed_at_start,
+        sink_failed_seen: sink_failed_at_start,
+        next_reread_at: Instant::now(),
+        reread_backoff: CHECKPOINT_INTERVAL,
         checkpoint_held: false,
     };
     tailer.resume();
@@ -145,12 +161,24 @@ struct Tailer {
     last_checkpoint: Option<Checkpoint>,
     last_checkpoint_at: Instant,
     last_data_at: Instant,
-    /// A missing or unreadable file is reported once, not at every poll.
-    reported_problem: bool,
+    /// A file not there yet is logged once, not at every poll (it is not an error: the
+    /// writer may create it later).
+    reported_missing: bool,
+    /// Errors met at every poll while they last: each counted, the log rate-limited.
+    open_errors: RepeatedError,
+    path_errors: RepeatedError,
+    read_errors: RepeatedError,
     /// The source's `sink_failed` drops when it started: more since then means lines after
     /// the stored checkpoint never reached the sink, so the checkpoint must stay where it is
     /// (a restart reads them again; the server drops the lines it already has by event id).
     sink_failed_at_start: u64,
+    /// `sink_failed` at the previous checkpoint: a reading again from the checkpoint waits for
+    /// an interval with no new failure (the sink works again).
+    sink_failed_seen: u64,
+    /// No reading again before this (backoff while the sink keeps failing).
+    next_reread_at: Instant,
+    /// The wait after the next reading again.
+    reread_backoff: Duration,
     /// The checkpoint is held back for that reason (logged once).
     checkpoint_held: bool,
 }
@@ -226,7 +254,7 @@ impl Tailer {
         }
         let mut decoder = self.source.decoder(Some(self.address.clone()));
         decoder.set_next_sequence(self.next_sequence);
-        self.reported_problem = false;
+        self.reported_missing = false;
         Some(Reading {
             file,
             identity: FileIdentity::of(&metadata),
@@ -249,22 +277,31 @@ impl Tailer {
         });
         match opened {
             Ok((file, metadata)) => self.open_at(file, metadata, 0, false),
-            Err(error) => {
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    if error.kind() == std::io::ErrorKind::NotFound {
-                        tracing::info!(source = %self.name(), path = %self.settings.path.display(), "waiting for the file to appear");
-                    } else {
-                        self.source.metrics.add_error(SourceErrorKind::File);
-                        tracing::error!(source = %self.name(), path = %self.settings.path.display(), %error, "cannot open the file");
-                    }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if !self.reported_missing {
+                    self.reported_missing = true;
+                    tracing::info!(source = %self.name(), path = %self.settings.path.display(), "waiting for the file to appear");
                 }
+                None
+            }
+            Err(error) => {
+                let error = format!("{}: {error}", self.settings.path.display());
+                self.open_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
                 None
             }
         }
     }
 
     fn step(&mut self) -> Step {
+        let name = &self.source.config.name;
+        for errors in [
+            &mut self.open_errors,
+            &mut self.path_errors,
+            &mut self.read_errors,
+        ] {
+            errors.summarize_when_due(name);
+        }
         if self.reading.is_none() {
             self.reading = self.open_path();
             if self.reading.is_none() {
@@ -342,11 +379,8 @@ impl Tailer {
                 // Renamed away, new file not created yet: keep the old one until it is.
             }
             Err(error) => {
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    self.source.metrics.add_error(SourceErrorKind::File);
-                    tracing::warn!(source = %self.name(), %error, "cannot examine the file's path");
-                }
+                self.path_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
             }
         }
         if let Some(reading) = self.reading.as_mut() {
@@ -377,11 +411,8 @@ impl Tailer {
             Ok(count) => count,
             Err(error) => {
                 reading.buffer.truncate(filled);
-                if !self.reported_problem {
-                    self.reported_problem = true;
-                    self.source.metrics.add_error(SourceErrorKind::Read);
-                    tracing::error!(source = %self.source.config.name, %error, "cannot read the file");
-                }
+                self.read_errors
+                    .occurred(&self.source.config.name, &self.source.metrics, &error);
                 return Ok(false);
             }
         };
@@ -407,7 +438,12 @@ impl Tailer {
         let mut events = reading.take_events(true, &self.source.metrics);
         self.next_sequence = reading.decoder.next_sequence();
         self.send(&mut events)?;
+        let rereads = self.source.metrics.rereads();
         self.checkpoint(true)?;
+        if self.source.metrics.rereads() != rereads {
+            // Lost lines of this file are being read again: finish it again after them.
+            return Ok(());
+        }
         self.reading = self.open_path();
         // The checkpoint moves to the new file at once: a restart must not look for the
         // old one again.
@@ -531,24 +567,81 @@ impl Tailer {
         // The barrier only answers for its own write and the flush: a write of this source's
         // lines that failed before it (counted as `sink_failed`) lost lines that lie after the
         // stored checkpoint. Moving it would skip them for good.
-        if self.source.metrics.drops(DropReason::SinkFailed) != self.sink_failed_at_start {
+        let sink_failed = self.source.metrics.drops(DropReason::SinkFailed);
+        let quiet = sink_failed == self.sink_failed_seen;
+        self.sink_failed_seen = sink_failed;
+        if sink_failed != self.sink_failed_at_start {
+            if quiet && Instant::now() >= self.next_reread_at && self.read_again_from_checkpoint() {
+                return Ok(());
+            }
             if !self.checkpoint_held {
                 self.checkpoint_held = true;
                 tracing::error!(
                     source = %self.source.config.name,
-                    "the sink lost lines of this file; the checkpoint stays before them until a restart reads them again"
+                    "the sink lost lines of this file; the checkpoint stays before them until they are read again (in this run once the sink works again, or after a restart if the file was rotated since)"
                 );
             }
             return Ok(());
         }
         match file_checkpoint::store(&self.checkpoint_path, &checkpoint) {
-            Ok(()) => self.last_checkpoint = Some(checkpoint),
+            Ok(()) => {
+                self.last_checkpoint = Some(checkpoint);
+                self.reread_backoff = CHECKPOINT_INTERVAL;
+            }
             Err(error) => {
                 self.source.metrics.add_error(SourceErrorKind::File);
                 tracing::error!(source = %self.source.config.name, %error, "cannot write the checkpoint");
             }
         }
         Ok(())
+    }
+
+    /// After the sink lost lines of this file: reads the file again from the stored
+    /// checkpoint, with the record numbers it gave them, so the lost lines come back with the
+    /// ids they had (and the lines after them that did arrive, which the server drops as
+    /// duplicates). Called at a checkpoint, so nothing is in flight (the barrier waited for
+    /// every write) and the decoder holds nothing. False when the checkpoint is not about the
+    /// file being read, from its same first bytes (rotated or truncated since): the checkpoint
+    /// then stays held until a restart, which looks for that file by identity.
+    fn read_again_from_checkpoint(&mut self) -> bool {
+        let (Some(checkpoint), Some(reading)) =
+            (self.last_checkpoint.as_ref(), self.reading.as_mut())
+        else {
+            return false;
+        };
+        if checkpoint.identity() != reading.identity
+            || checkpoint.offset > reading.consumed
+            || !checkpoint.head_matches(&mut reading.file)
+        {
+            return false;
+        }
+        if let Err(error) = reading.file.seek(SeekFrom::Start(checkpoint.offset)) {
+            self.source.metrics.add_error(SourceErrorKind::File);
+            tracing::error!(source = %self.source.config.name, %error, "cannot seek back to the checkpoint");
+            return false;
+        }
+        let bytes = reading.consumed - checkpoint.offset;
+        reading.buffer.clear();
+        reading.consumed = checkpoint.offset;
+        reading.framer = Framer::new(Framing::Newline, self.source.config.max_frame);
+        reading.decoder.set_next_sequence(checkpoint.next_sequence);
+        reading.inside_fragment = false;
+        reading.head = None;
+        reading.idle = false;
+        // The failures so far are those being repaired; a new one means another reading
+        // again, after a longer wait.
+        self.sink_failed_at_start = self.source.metrics.drops(DropReason::SinkFailed);
+        self.next_reread_at = Instant::now() + self.reread_backoff;
+        self.reread_backoff = (self.reread_backoff * 2).min(MAX_REREAD_BACKOFF);
+        self.checkpoint_held = false;
+        self.source.metrics.add_reread();
+        tracing::warn!(
+            source = %self.source.config.name,
+            bytes,
+            offset = checkpoint.offset,
+            "the sink lost lines of this file; reading them again from the last checkpoint"
+        );
+        true
     }
 
     /// Shutdown: hands out what the decoder holds (not the partial last line, which the

@@ -11,6 +11,7 @@ pub(crate) mod file_checkpoint;
 pub(crate) mod file_tail;
 pub(crate) mod http;
 pub(crate) mod http_body;
+pub(crate) mod repeated_error;
 pub(crate) mod stream;
 pub(crate) mod tcp;
 pub(crate) mod udp;
@@ -184,30 +185,18 @@ pub(crate) fn decode_frames(
     // `records_in` less `events_out` is explained.
     let blank_before = decoder.stats().blank_records;
     while let Some(frame) = framer.next_frame(&buffer[consumed..], at_eof) {
-        let first_event = events.len();
-        // The number the decoder gives this frame's record.
-        let sequence = decoder.next_sequence();
-        match frame.kind {
-            FrameKind::Complete => {
+        if frame.kind == FrameKind::Complete {
+            records += 1;
+            inside_fragmented_record = false;
+        } else {
+            fragments += 1;
+            if frame.kind == FrameKind::Final {
                 records += 1;
-                inside_fragmented_record = false;
-                decoder.decode(frame.bytes, events);
             }
-            kind @ (FrameKind::Fragment | FrameKind::Final) => {
-                fragments += 1;
-                if kind == FrameKind::Final {
-                    records += 1;
-                }
-                inside_fragmented_record = kind == FrameKind::Fragment;
-                decoder.decode_fragment(frame.bytes, kind, events);
-            }
+            inside_fragmented_record = frame.kind == FrameKind::Fragment;
         }
+        decoder.decode_frame(&frame, events);
         if frame.missing > 0 {
-            flag_truncated(
-                events.get_mut(first_event..).unwrap_or_default(),
-                sequence,
-                frame.missing,
-            );
             metrics.add_drops(DropReason::FrameTruncated, 1);
         }
         consumed += frame.consumed;
@@ -226,23 +215,6 @@ pub(crate) fn decode_frames(
     }
 }
 
-/// Flags the event of record `sequence`, which its connection cut short (`missing` announced
-/// bytes never came), as the UDP source flags a datagram cut at `max_frame`. `events` are those
-/// the decoder gave out for that record's frame: they may also hold events of earlier records
-/// the frame closed (an auditd group), which are left alone; a record the decoder holds on to
-/// (the start of a new auditd group) goes out later unflagged, and is counted all the same.
-fn flag_truncated(events: &mut [Event], sequence: u64, missing: usize) {
-    for event in events
-        .iter_mut()
-        .filter(|event| event.source.sequence == Some(sequence))
-    {
-        event.fields.insert("frame_truncated".into(), true.into());
-        event
-            .fields
-            .insert("frame_missing_bytes".into(), (missing as u64).into());
-    }
-}
-
 #[cfg(test)]
 mod frame_tests {
     use super::*;
@@ -250,7 +222,8 @@ mod frame_tests {
     use crate::parse::InputFormat;
 
     /// A counted record cut by the close flags its own event, not the auditd event its frame
-    /// closed, and is counted once.
+    /// closed, and is counted once (here once in the source's drops, once in the decoder's
+    /// stats).
     #[test]
     fn only_the_cut_records_event_is_flagged() {
         let audit = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\" exe=\"/usr/bin/ls\"";
@@ -284,6 +257,89 @@ mod frame_tests {
             Some(&serde_json::Value::from(7))
         );
         assert_eq!(metrics.drops(DropReason::FrameTruncated), 1);
+        assert_eq!(decoder.stats().truncated_records, 1);
+    }
+
+    /// An auditd record cut by the close joins its group, which the grouper holds: the group's
+    /// event is flagged when it comes out (at the end of the stream), the earlier group is not.
+    #[test]
+    fn a_cut_auditd_record_held_by_the_grouper_flags_its_groups_event() {
+        let first = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\" exe=\"/usr/bin/ls\"";
+        let second = "type=SYSCALL msg=audit(1700000001.000:43): arch=c000003e syscall=59 success=yes exit=0 comm=\"id\"";
+        let cut_path = "type=PATH msg=audit(1700000001.000:43): item=0 name=\"/usr/bin/id\"";
+        let wire = format!(
+            "{} {first}{} {second}{} {cut_path}",
+            first.len(),
+            second.len(),
+            cut_path.len() + 9
+        );
+        let mut framer = Framer::new(Framing::OctetCounting, 1024);
+        let mut decoder = Decoder::new(InputFormat::Auditd, ParseContext::new("tcp"));
+        let metrics = SourceMetrics::new("tcp-test", "tcp");
+        let mut events = Vec::new();
+        decode_frames(
+            &mut framer,
+            &mut decoder,
+            wire.as_bytes(),
+            true,
+            &mut events,
+            &metrics,
+        );
+        decoder.finish(&mut events);
+        assert_eq!(events.len(), 2, "{events:#?}");
+        assert_eq!(events[0].fields.get("frame_truncated"), None);
+        assert_eq!(
+            events[1].fields.get("frame_truncated"),
+            Some(&serde_json::Value::Bool(true)),
+            "{:#?}",
+            events[1]
+        );
+        assert_eq!(
+            events[1].fields.get("frame_missing_bytes"),
+            Some(&serde_json::Value::from(9))
+        );
+        assert!(events[1]
+            .raw
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with(cut_path));
+        assert_eq!(metrics.drops(DropReason::FrameTruncated), 1);
+    }
+
+    /// A line of a JSON document cut by the close: the document's event (which starts in an
+    /// earlier record) is flagged.
+    #[test]
+    fn a_cut_line_of_an_open_json_document_flags_the_documents_event() {
+        let lines = ["{", "\"EventID\": 4625,", "\"User\": \"adm"];
+        let wire = format!(
+            "{} {}{} {}{} {}",
+            lines[0].len(),
+            lines[0],
+            lines[1].len(),
+            lines[1],
+            lines[2].len() + 4,
+            lines[2]
+        );
+        let mut framer = Framer::new(Framing::OctetCounting, 1024);
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let metrics = SourceMetrics::new("tcp-test", "tcp");
+        let mut events = Vec::new();
+        decode_frames(
+            &mut framer,
+            &mut decoder,
+            wire.as_bytes(),
+            true,
+            &mut events,
+            &metrics,
+        );
+        decoder.finish(&mut events);
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert_eq!(
+            events[0].fields.get("frame_missing_bytes"),
+            Some(&serde_json::Value::from(4)),
+            "{:#?}",
+            events[0]
+        );
     }
 }
 

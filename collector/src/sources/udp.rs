@@ -64,19 +64,23 @@ pub(crate) async fn run(
         context.received_at = chrono::Utc::now();
         let mut received = Some(first);
         let mut taken = 0;
+        // Cut datagrams of this batch: counted as `datagram_truncated` once their events are
+        // in the pipeline. A batch dropped whole counts them under `pipeline_full` only, so
+        // every lost datagram counts once in the source's drops.
+        let mut truncated = 0;
         while let Some(result) = received.take() {
             match result {
                 Ok((length, peer)) => {
                     taken += 1;
                     sequence += 1;
-                    take_datagram(
+                    truncated += u64::from(take_datagram(
                         &datagram[..length],
                         peer,
                         sequence,
                         &mut context,
                         &source,
                         &mut events,
-                    );
+                    ));
                 }
                 Err(error) => {
                     source.metrics.add_error(SourceErrorKind::Read);
@@ -97,7 +101,13 @@ pub(crate) async fn run(
             .send_within(source.index, lines, PIPELINE_WAIT)
             .await
         {
-            Ok(()) => {}
+            Ok(()) => {
+                if truncated > 0 {
+                    source
+                        .metrics
+                        .add_drops(DropReason::DatagramTruncated, truncated);
+                }
+            }
             Err(SendFailure::Full(lines)) => {
                 source
                     .metrics
@@ -118,6 +128,8 @@ pub(crate) async fn run(
     }
 }
 
+/// Turns one datagram into an event in `events`; true when it was longer than `max_frame` and
+/// kept cut (the caller counts it once the event is delivered).
 fn take_datagram(
     bytes: &[u8],
     peer: SocketAddr,
@@ -125,7 +137,7 @@ fn take_datagram(
     context: &mut crate::parse::ParseContext,
     source: &SourceRuntime,
     events: &mut Vec<crate::Event>,
-) {
+) -> bool {
     let max_frame = source.config.max_frame;
     let truncated = bytes.len() > max_frame;
     source.metrics.add_records_in(1, bytes.len() as u64);
@@ -143,12 +155,11 @@ fn take_datagram(
     }
     if record.is_empty() {
         source.metrics.add_blank(1);
-        return;
+        return false;
     }
     context.source.address = Some(peer.to_string());
     let mut event = parse_record(record, source.config.format, context, sequence);
     if truncated {
-        source.metrics.add_drops(DropReason::DatagramTruncated, 1);
         event
             .fields
             .insert("datagram_truncated".into(), true.into());
@@ -157,4 +168,5 @@ fn take_datagram(
             .insert("datagram_kept_bytes".into(), (record.len() as u64).into());
     }
     events.push(event);
+    truncated
 }

@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 
 use crate::event::{Event, ParseError};
-use crate::parse::{new_event, ParseContext};
+use crate::parse::{flag_cut, new_event, ParseContext};
 
 use super::fill_event;
 use super::record::{parse_record, AuditRecord};
@@ -112,6 +112,8 @@ struct OpenEvent {
     records: Vec<AuditRecord>,
     late: bool,
     continued: bool,
+    /// Bytes missing from records of this event their stream cut short (0: none was cut).
+    missing_bytes: u64,
 }
 
 /// Why an event closed, remembered so a record arriving after it is classified right.
@@ -132,12 +134,14 @@ pub struct AuditGrouper {
 
 impl AuditGrouper {
     /// Offers one record (its exact bytes and its text); appends the events it completes to
-    /// `out`.
+    /// `out`. `missing`: 0, or the bytes of the record its stream never delivered (the event
+    /// that ends up holding it is flagged `frame_truncated`, see `Decoder::decode_cut`).
     pub fn push(
         &mut self,
         record: &[u8],
         text: &str,
         sequence: u64,
+        missing: u64,
         context: &ParseContext,
         out: &mut Vec<Event>,
     ) {
@@ -155,6 +159,9 @@ impl AuditGrouper {
                     message: format!("not an audit record: {}", error.message),
                     offset: error.offset,
                 });
+                if missing > 0 {
+                    flag_cut(&mut event, missing);
+                }
                 out.push(event);
                 return;
             }
@@ -178,6 +185,7 @@ impl AuditGrouper {
             open.raw.push(b'\n');
         }
         open.raw.extend_from_slice(record);
+        open.missing_bytes = open.missing_bytes.saturating_add(missing);
         open.last_record_index = self.record_index;
         let record_type = parsed.record_type.clone();
         open.records.push(parsed);
@@ -258,6 +266,7 @@ impl AuditGrouper {
             records: Vec::new(),
             late,
             continued,
+            missing_bytes: 0,
         });
         self.open.len() - 1
     }
@@ -281,6 +290,9 @@ impl AuditGrouper {
             event
                 .fields
                 .insert("audit_group_continued".into(), true.into());
+        }
+        if open.missing_bytes > 0 {
+            flag_cut(&mut event, open.missing_bytes);
         }
         if how == Closed::Split {
             event
@@ -312,7 +324,14 @@ mod tests {
         let mut grouper = AuditGrouper::default();
         let mut out = Vec::new();
         for (index, line) in lines.iter().enumerate() {
-            grouper.push(line.as_bytes(), line, index as u64 + 1, &context, &mut out);
+            grouper.push(
+                line.as_bytes(),
+                line,
+                index as u64 + 1,
+                0,
+                &context,
+                &mut out,
+            );
         }
         grouper.flush(&context, &mut out);
         (out, grouper.stats())
@@ -382,9 +401,9 @@ mod tests {
         let mut out = Vec::new();
         let login =
             "type=USER_LOGIN msg=audit(2.0:5): pid=1 msg='op=login acct=\"root\" res=success'";
-        grouper.push(login.as_bytes(), login, 1, &context, &mut out);
+        grouper.push(login.as_bytes(), login, 1, 0, &context, &mut out);
         assert_eq!(out.len(), 1);
-        grouper.push(login.as_bytes(), login, 2, &context, &mut out);
+        grouper.push(login.as_bytes(), login, 2, 0, &context, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(
             out[1].fields.get("audit_group_late"),
@@ -402,7 +421,7 @@ mod tests {
         let mut grouper = AuditGrouper::default();
         let mut out = Vec::new();
         for (index, line) in lines.iter().enumerate() {
-            grouper.push(line.as_bytes(), line, index as u64, &context, &mut out);
+            grouper.push(line.as_bytes(), line, index as u64, 0, &context, &mut out);
             assert!(grouper.open.len() <= MAX_OPEN_EVENTS);
         }
         assert_eq!(out.len(), 40 - MAX_OPEN_EVENTS);
