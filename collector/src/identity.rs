@@ -236,17 +236,21 @@ async fn read_answer(response: reqwest::Response) -> Result<Vec<u8>, CollectorEr
 mod tests {
     use super::*;
 
-    #[test]
-    fn key_files_are_private_and_round_trip() {
-        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
-        let path = dir.path().join("etc/collector.key");
-        let identity = Identity {
+    fn sample_identity() -> Identity {
+        Identity {
             server: "https://soc.example".into(),
             collector_id: "c1".into(),
             agency: "quan-1".into(),
             key: base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
             ca_file: None,
-        };
+        }
+    }
+
+    #[test]
+    fn key_files_are_private_and_round_trip() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = dir.path().join("etc/collector.key");
+        let identity = sample_identity();
         identity
             .save(&path)
             .unwrap_or_else(|error| panic!("{error}"));
@@ -275,13 +279,7 @@ mod tests {
         let path = dir.path().join("collector.key");
         std::os::unix::fs::symlink(&victim, dir.path().join("collector.tmp"))
             .unwrap_or_else(|error| panic!("{error}"));
-        let identity = Identity {
-            server: "https://soc.example".into(),
-            collector_id: "c1".into(),
-            agency: "quan-1".into(),
-            key: base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
-            ca_file: None,
-        };
+        let identity = sample_identity();
         identity
             .save(&path)
             .unwrap_or_else(|error| panic!("{error}"));

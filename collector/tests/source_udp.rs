@@ -80,34 +80,7 @@ type = "udp"
 listen = "127.0.0.1:0"
 receive_buffer = "256 KiB"
 "#;
-    let collector = start_with_sink(dir.path(), source, sink.clone()).await;
-    let target = collector.local_address("flood").unwrap();
-    let metrics = collector.metrics();
-    let flood = metrics.source("flood").unwrap().clone();
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sent = 20_000u64;
-    for index in 0..sent {
-        let message = format!(
-            "<13>Nov 22 10:15:00 host app: message {index:06} {}",
-            "x".repeat(200)
-        );
-        sender.send_to(message.as_bytes(), target).unwrap();
-        if index % 50 == 0 {
-            // A sender on loopback outruns any receiver; a short pause lets the source fill
-            // the pipeline rather than the kernel dropping nearly everything.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    // The pipeline holds only so much while the sink is closed: some datagrams must have been
-    // dropped, and counted.
-    let pipeline_drops = wait_until(Duration::from_secs(10), || {
-        flood.drops(DropReason::PipelineFull) > 0
-    })
-    .await;
-    sink.open();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    collector.stop().await;
-
+    let (flood, pipeline_drops) = flood_while_closed(dir.path(), source, &sink, 200).await;
     let delivered = sink.line_count() as u64;
     let pipeline = flood.drops(DropReason::PipelineFull);
     let kernel = flood.drops(DropReason::KernelReceiveBuffer);
@@ -123,7 +96,7 @@ receive_buffer = "256 KiB"
     );
     assert_eq!(
         delivered + pipeline + kernel,
-        sent,
+        FLOOD,
         "delivered {delivered} + pipeline drops {pipeline} + kernel drops {kernel} must equal sent"
     );
 }
@@ -168,30 +141,7 @@ listen = "127.0.0.1:0"
 receive_buffer = "256 KiB"
 max_frame = 256
 "#;
-    let collector = start_with_sink(dir.path(), source, sink.clone()).await;
-    let target = collector.local_address("flood").unwrap();
-    let metrics = collector.metrics();
-    let flood = metrics.source("flood").unwrap().clone();
-    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sent = 20_000u64;
-    for index in 0..sent {
-        let message = format!(
-            "<13>Nov 22 10:15:00 host app: message {index:06} {}",
-            "x".repeat(400)
-        );
-        sender.send_to(message.as_bytes(), target).unwrap();
-        if index % 50 == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    let pipeline_drops = wait_until(Duration::from_secs(10), || {
-        flood.drops(DropReason::PipelineFull) > 0
-    })
-    .await;
-    sink.open();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    collector.stop().await;
-
+    let (flood, pipeline_drops) = flood_while_closed(dir.path(), source, &sink, 400).await;
     let delivered = sink.line_count() as u64;
     let pipeline = flood.drops(DropReason::PipelineFull);
     let kernel = flood.drops(DropReason::KernelReceiveBuffer);
@@ -200,14 +150,58 @@ max_frame = 256
         pipeline_drops,
         "the pipeline never filled while the sink was closed"
     );
-    assert_eq!(delivered + pipeline + kernel, sent);
+    assert_eq!(delivered + pipeline + kernel, FLOOD);
     assert_eq!(
         truncated, delivered,
         "only delivered cut datagrams count as datagram_truncated"
     );
     assert_eq!(
         flood.health().drops,
-        sent,
+        FLOOD,
         "each datagram counts once in drops: cut and delivered, or lost"
     );
+}
+
+/// Datagrams [`flood_while_closed`] sends.
+const FLOOD: u64 = 20_000;
+
+/// Starts the UDP source `flood` of `source` with `sink` closed, sends [`FLOOD`] datagrams
+/// padded by `padding` bytes, waits until the pipeline has dropped some (true if it did),
+/// then opens the sink and stops the collector; returns the source's metrics.
+async fn flood_while_closed(
+    dir: &std::path::Path,
+    source: &str,
+    sink: &std::sync::Arc<GateSink>,
+    padding: usize,
+) -> (
+    std::sync::Arc<citysoc_collector::metrics::SourceMetrics>,
+    bool,
+) {
+    let collector = start_with_sink(dir, source, sink.clone()).await;
+    let target = collector.local_address("flood").unwrap();
+    let metrics = collector.metrics();
+    let flood = metrics.source("flood").unwrap().clone();
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for index in 0..FLOOD {
+        let message = format!(
+            "<13>Nov 22 10:15:00 host app: message {index:06} {}",
+            "x".repeat(padding)
+        );
+        sender.send_to(message.as_bytes(), target).unwrap();
+        if index % 50 == 0 {
+            // A sender on loopback outruns any receiver; a short pause lets the source fill
+            // the pipeline rather than the kernel dropping nearly everything.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // The pipeline holds only so much while the sink is closed: some datagrams must have been
+    // dropped, and counted.
+    let pipeline_drops = wait_until(Duration::from_secs(10), || {
+        flood.drops(DropReason::PipelineFull) > 0
+    })
+    .await;
+    sink.open();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    collector.stop().await;
+    (flood, pipeline_drops)
 }

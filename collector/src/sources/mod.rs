@@ -221,16 +221,10 @@ mod frame_tests {
     use crate::framing::Framing;
     use crate::parse::InputFormat;
 
-    /// A counted record cut by the close flags its own event, not the auditd event its frame
-    /// closed, and is counted once (here once in the source's drops, once in the decoder's
-    /// stats).
-    #[test]
-    fn only_the_cut_records_event_is_flagged() {
-        let audit = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\" exe=\"/usr/bin/ls\"";
-        let cut = "<34>Oct 11 22:14:15 host su: cut";
-        let wire = format!("{} {audit}{} {cut}", audit.len(), cut.len() + 7);
+    /// Decodes `wire` as one octet-counted TCP stream that the peer closed, and finishes it.
+    fn decode_closed(format: InputFormat, wire: &str) -> (Vec<Event>, SourceMetrics, Decoder) {
         let mut framer = Framer::new(Framing::OctetCounting, 1024);
-        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let mut decoder = Decoder::new(format, ParseContext::new("tcp"));
         let metrics = SourceMetrics::new("tcp-test", "tcp");
         let mut events = Vec::new();
         decode_frames(
@@ -242,6 +236,18 @@ mod frame_tests {
             &metrics,
         );
         decoder.finish(&mut events);
+        (events, metrics, decoder)
+    }
+
+    /// A counted record cut by the close flags its own event, not the auditd event its frame
+    /// closed, and is counted once (here once in the source's drops, once in the decoder's
+    /// stats).
+    #[test]
+    fn only_the_cut_records_event_is_flagged() {
+        let audit = "type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e syscall=59 success=yes exit=0 comm=\"ls\" exe=\"/usr/bin/ls\"";
+        let cut = "<34>Oct 11 22:14:15 host su: cut";
+        let wire = format!("{} {audit}{} {cut}", audit.len(), cut.len() + 7);
+        let (events, metrics, decoder) = decode_closed(InputFormat::Auto, &wire);
         let flagged: Vec<(String, bool)> = events
             .iter()
             .map(|event| {
@@ -273,19 +279,7 @@ mod frame_tests {
             second.len(),
             cut_path.len() + 9
         );
-        let mut framer = Framer::new(Framing::OctetCounting, 1024);
-        let mut decoder = Decoder::new(InputFormat::Auditd, ParseContext::new("tcp"));
-        let metrics = SourceMetrics::new("tcp-test", "tcp");
-        let mut events = Vec::new();
-        decode_frames(
-            &mut framer,
-            &mut decoder,
-            wire.as_bytes(),
-            true,
-            &mut events,
-            &metrics,
-        );
-        decoder.finish(&mut events);
+        let (events, metrics, _) = decode_closed(InputFormat::Auditd, &wire);
         assert_eq!(events.len(), 2, "{events:#?}");
         assert_eq!(events[0].fields.get("frame_truncated"), None);
         assert_eq!(
@@ -320,19 +314,7 @@ mod frame_tests {
             lines[2].len() + 4,
             lines[2]
         );
-        let mut framer = Framer::new(Framing::OctetCounting, 1024);
-        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
-        let metrics = SourceMetrics::new("tcp-test", "tcp");
-        let mut events = Vec::new();
-        decode_frames(
-            &mut framer,
-            &mut decoder,
-            wire.as_bytes(),
-            true,
-            &mut events,
-            &metrics,
-        );
-        decoder.finish(&mut events);
+        let (events, _, _) = decode_closed(InputFormat::Auto, &wire);
         assert_eq!(events.len(), 1, "{events:#?}");
         assert_eq!(
             events[0].fields.get("frame_missing_bytes"),
