@@ -10,6 +10,25 @@ fn citysoc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_citysoc"))
 }
 
+/// Runs `citysoc ARGS` with `input` on its standard input; its output, stderr included.
+fn run_with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = citysoc()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{error}"));
+    if let Some(stdin) = child.stdin.as_mut() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
 fn events(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
@@ -65,19 +84,7 @@ fn every_bundled_sample_record_becomes_an_event() {
 
 #[test]
 fn unknown_lines_are_events_with_a_reason_and_exit_zero() {
-    let mut child = citysoc()
-        .args(["parse", "--format", "rfc5424", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{error}"));
-    if let Some(stdin) = child.stdin.as_mut() {
-        stdin.write_all(b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - ok\n<192>1 - - - - - -\n\xff\xfe binary\n").unwrap_or_else(|error| panic!("{error}"));
-    }
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|error| panic!("{error}"));
+    let output = run_with_stdin(&["parse", "--format", "rfc5424", "-"], b"<34>1 2003-10-11T22:14:15.003Z host su - ID47 - ok\n<192>1 - - - - - -\n\xff\xfe binary\n");
     assert!(output.status.success());
     let events = events(&output.stdout);
     assert_eq!(events.len(), 3);
@@ -153,21 +160,10 @@ fn evtx_files_are_recognised_by_their_signature() {
 #[test]
 fn the_zone_flag_changes_how_local_times_are_read() {
     let run = |zone: &str| {
-        let mut child = citysoc()
-            .args(["parse", "--timezone", zone, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("{error}"));
-        if let Some(stdin) = child.stdin.as_mut() {
-            stdin
-                .write_all(b"<13>2026-11-22T08:00:00 host app: local time\n")
-                .unwrap_or_else(|error| panic!("{error}"));
-        }
-        let output = child
-            .wait_with_output()
-            .unwrap_or_else(|error| panic!("{error}"));
+        let output = run_with_stdin(
+            &["parse", "--timezone", zone, "-"],
+            b"<13>2026-11-22T08:00:00 host app: local time\n",
+        );
         events(&output.stdout)[0]["timestamp"]
             .as_str()
             .unwrap_or_default()
@@ -185,21 +181,10 @@ fn a_cut_octet_counted_record_is_flagged_and_counted_in_the_summary() {
     let syslog = "<34>Oct 11 22:14:15 host su: ok";
     let audit = "type=SYSCALL msg=audit(1700000001.000:43): arch=c000003e syscall=59 success=yes exit=0 comm=\"id\"";
     let capture = format!("{} {syslog}{} {audit}", syslog.len(), audit.len() + 12);
-    let mut child = citysoc()
-        .args(["parse", "--framing", "octet-counting", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("{error}"));
-    if let Some(stdin) = child.stdin.as_mut() {
-        stdin
-            .write_all(capture.as_bytes())
-            .unwrap_or_else(|error| panic!("{error}"));
-    }
-    let output = child
-        .wait_with_output()
-        .unwrap_or_else(|error| panic!("{error}"));
+    let output = run_with_stdin(
+        &["parse", "--framing", "octet-counting", "-"],
+        capture.as_bytes(),
+    );
     assert!(output.status.success());
     let events = events(&output.stdout);
     assert_eq!(events.len(), 2, "{events:#?}");

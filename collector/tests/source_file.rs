@@ -215,17 +215,7 @@ async fn lines_the_sink_lost_are_read_again_by_the_running_source() {
     let log = dir.path().join("auth.log");
     let archive = dir.path().join("archive.ndjson");
     append(&log, &lines("lost", 0..10));
-    let sink = FailingSink::new(
-        1,
-        Arc::new(citysoc_collector::NdjsonFileSink::open(&archive, 1 << 30).unwrap()),
-    );
-    let collector = start_with_sink(dir.path(), &file_source(&log), sink).await;
-    let metrics = collector.metrics();
-    let source = metrics.source("auth").unwrap().clone();
-    let lost = wait_until(std::time::Duration::from_secs(20), || {
-        source.drops(DropReason::SinkFailed) == 10
-    })
-    .await;
+    let (collector, source, lost) = start_losing_the_first_write(dir.path(), &log, &archive).await;
     // The checkpoint interval is a second: the lines come back within a few.
     let read_again = wait_until(std::time::Duration::from_secs(10), || {
         source.events_out() == 10
@@ -278,17 +268,7 @@ async fn lines_lost_before_a_rotation_are_read_again_after_a_restart() {
     let log = dir.path().join("auth.log");
     let archive = dir.path().join("archive.ndjson");
     append(&log, &lines("lost", 0..10));
-    let sink = FailingSink::new(
-        1,
-        Arc::new(citysoc_collector::NdjsonFileSink::open(&archive, 1 << 30).unwrap()),
-    );
-    let collector = start_with_sink(dir.path(), &file_source(&log), sink).await;
-    let metrics = collector.metrics();
-    let source = metrics.source("auth").unwrap().clone();
-    let lost = wait_until(std::time::Duration::from_secs(20), || {
-        source.drops(DropReason::SinkFailed) == 10
-    })
-    .await;
+    let (collector, source, lost) = start_losing_the_first_write(dir.path(), &log, &archive).await;
     // Rotated at once: well within the checkpoint interval the source waits (with no new
     // failure) before it reads lost lines again.
     std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
@@ -394,4 +374,29 @@ async fn every_read_error_is_counted_not_only_the_first() {
         "{text}"
     );
     assert!(events.is_empty());
+}
+
+/// Starts a collector tailing `log` (10 lines in it) into an archive at `archive` whose first
+/// write fails; waits until that write has lost the 10 lines (true if it did).
+async fn start_losing_the_first_write(
+    dir: &Path,
+    log: &Path,
+    archive: &Path,
+) -> (
+    citysoc_collector::RunningCollector,
+    Arc<citysoc_collector::metrics::SourceMetrics>,
+    bool,
+) {
+    let sink = FailingSink::new(
+        1,
+        Arc::new(citysoc_collector::NdjsonFileSink::open(archive, 1 << 30).unwrap()),
+    );
+    let collector = start_with_sink(dir, &file_source(log), sink).await;
+    let metrics = collector.metrics();
+    let source = metrics.source("auth").unwrap().clone();
+    let lost = wait_until(std::time::Duration::from_secs(20), || {
+        source.drops(DropReason::SinkFailed) == 10
+    })
+    .await;
+    (collector, source, lost)
 }
