@@ -109,7 +109,10 @@ pub(crate) async fn respond<T: Serialize>(
                 message = %rejected.message,
                 "request refused"
             );
-            if let Some(collector) = collector {
+            // An id no collector has has no row to count against (and counting those would
+            // let anyone grow the server's memory with made-up ids).
+            let counted = rejected.reason != "unknown_collector";
+            if let Some(collector) = collector.filter(|_| counted) {
                 let reason = rejected.reason;
                 let counted = blocking(app, move |app| {
                     app.registry

@@ -211,6 +211,7 @@ impl Server {
             .map_err(|error| ConsoleError::Task(format!("closing the store: {error}")))?;
         let committed = closed?;
         tracing::info!(committed, "store closed");
+        self.app.registry.write_rejections()?;
         Ok(())
     }
 }
@@ -261,6 +262,12 @@ fn commit_timer(
             tokio::select! {
                 _ = interval.tick() => {}
                 _ = &mut stopped => return,
+            }
+            let registry = app.registry.clone();
+            match tokio::task::spawn_blocking(move || registry.write_rejections()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "cannot write refusal counts"),
+                Err(error) => tracing::error!(%error, "refusal count task failed"),
             }
             let store = app.store.clone();
             match tokio::task::spawn_blocking(move || store.commit_if_due()).await {

@@ -584,3 +584,29 @@ async fn implausible_received_at_is_replaced_and_kept_as_reported() {
         2
     );
 }
+
+/// Refusals naming a collector are counted against it exactly, but written to the registry
+/// at most about once a second (a sender without the key could otherwise make the server sync
+/// the registry per request): readers in the server see every one at once, the file has them
+/// all once the server stops.
+#[tokio::test]
+async fn many_refusals_are_counted_exactly_and_written_when_the_server_stops() {
+    let mut server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let impostor = TestCollector {
+        id: collector.id.clone(),
+        key: vec![7u8; 32],
+    };
+    for sequence in 1..=50 {
+        let response = impostor
+            .send(&server, INTAKE_PATH, sequence, b"x".to_vec())
+            .await;
+        assert_eq!(response.status(), 401);
+    }
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(record.rejected.get("bad_signature").copied(), Some(50));
+    server.stop().await;
+    let reopened = citysoc_console::Registry::open(&server.data.path().join("citysoc.db")).unwrap();
+    let record = reopened.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(record.rejected.get("bad_signature").copied(), Some(50));
+}

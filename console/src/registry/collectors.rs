@@ -96,6 +96,27 @@ pub(crate) struct CollectorState {
     pub last_rotate_time: i64,
 }
 
+/// How often refusals counted in memory are written to the registry at most.
+const REJECTIONS_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Refusals counted and not written yet, by (collector, reason).
+pub(crate) struct PendingRejections {
+    counts: BTreeMap<(String, String), u64>,
+    written_at: std::time::Instant,
+    /// Transactions written so far.
+    writes: u64,
+}
+
+impl Default for PendingRejections {
+    fn default() -> Self {
+        PendingRejections {
+            counts: BTreeMap::new(),
+            written_at: std::time::Instant::now(),
+            writes: 0,
+        }
+    }
+}
+
 const RECORD_COLUMNS: &str = "id, name, hostname, version, agency, created_at, revoked_at,
     last_sequence_acked, last_seen, last_heartbeat, last_heartbeat_at, batches, events,
     duplicates, gaps, missing_batches";
@@ -173,6 +194,13 @@ impl Registry {
             .map_err(|source| self.error(source))?
             .collect::<Result<_, _>>()
             .map_err(|source| self.error(source))?;
+        drop(statement);
+        drop(connection);
+        for ((id, reason), count) in &self.pending().counts {
+            if *id == record.id {
+                *record.rejected.entry(reason.clone()).or_insert(0) += count;
+            }
+        }
         Ok(record)
     }
 
@@ -241,15 +269,67 @@ impl Registry {
 
     /// Counts a refused request against the collector it named (no-op for unknown ids).
     pub(crate) fn count_rejection(&self, id: &str, reason: &str) -> Result<(), ConsoleError> {
-        self.lock()
-            .execute(
-                "INSERT INTO collector_rejections (collector_id, reason, count)
-                 SELECT id, ?2, 1 FROM collectors WHERE id = ?1
-                 ON CONFLICT (collector_id, reason) DO UPDATE SET count = count + 1",
-                params![id, reason],
-            )
-            .map_err(|source| self.error(source))?;
+        let due = {
+            let mut pending = self.pending();
+            *pending
+                .counts
+                .entry((id.to_owned(), reason.to_owned()))
+                .or_insert(0) += 1;
+            pending.written_at.elapsed() >= REJECTIONS_WRITE_INTERVAL
+        };
+        if due {
+            self.write_rejections()?;
+        }
         Ok(())
+    }
+
+    /// Writes the refusals counted since the last write, in one transaction. Refusals are
+    /// counted in memory and written at most once a [`REJECTIONS_WRITE_INTERVAL`] (and by the
+    /// server's timer and at shutdown): a sender without the key could otherwise make the
+    /// server sync the registry once per request it sends, under the lock every batch needs.
+    pub(crate) fn write_rejections(&self) -> Result<(), ConsoleError> {
+        let counts = {
+            let mut pending = self.pending();
+            pending.written_at = std::time::Instant::now();
+            if !pending.counts.is_empty() {
+                pending.writes += 1;
+            }
+            std::mem::take(&mut pending.counts)
+        };
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.lock();
+        let written = (|| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for ((id, reason), count) in &counts {
+                transaction.execute(
+                    "INSERT INTO collector_rejections (collector_id, reason, count)
+                     SELECT id, ?2, ?3 FROM collectors WHERE id = ?1
+                     ON CONFLICT (collector_id, reason) DO UPDATE SET count = count + ?3",
+                    params![id, reason, to_i64(*count)],
+                )?;
+            }
+            transaction.commit()
+        })();
+        drop(connection);
+        if let Err(source) = written {
+            // Keep them for the next write rather than lose them.
+            let mut pending = self.pending();
+            for (key, count) in counts {
+                *pending.counts.entry(key).or_insert(0) += count;
+            }
+            return Err(self.error(source));
+        }
+        Ok(())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, PendingRejections> {
+        // Counters only: a panic elsewhere cannot leave them inconsistent.
+        self.pending_rejections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The collector used its current key: the previous one, kept after a rotation in case
@@ -496,6 +576,28 @@ mod tests {
             heartbeat_summary(&heartbeat),
             "v0.1.0 up 2h in 20 buffer 25% (3 events) drops 5 errors 4 rejected 1 batches (kept on the collector)"
         );
+    }
+
+    /// A burst of refusals costs one registry write, not one each.
+    #[test]
+    fn refusals_in_a_burst_are_written_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let registry = Registry::open(&dir.path().join("citysoc.db"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        for _ in 0..50 {
+            registry
+                .count_rejection("c-1", "bad_signature")
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        assert!(
+            registry.pending().writes <= 1,
+            "{}",
+            registry.pending().writes
+        );
+        registry
+            .write_rejections()
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(registry.pending().counts.is_empty());
     }
 
     /// What a collector reports reaches an admin's terminal: escape sequences are shown, not

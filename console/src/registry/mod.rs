@@ -31,6 +31,8 @@ pub const REGISTRY_FILE: &str = "citysoc.db";
 pub struct Registry {
     path: PathBuf,
     connection: Mutex<Connection>,
+    /// Refusals counted since they were last written ([`collectors`]' `count_rejection`).
+    pending_rejections: Mutex<collectors::PendingRejections>,
 }
 
 impl Registry {
@@ -45,6 +47,7 @@ impl Registry {
         let registry = Registry {
             path: path.to_path_buf(),
             connection: Mutex::new(connection),
+            pending_rejections: Mutex::new(collectors::PendingRejections::default()),
         };
         {
             let mut connection = registry.lock();
