@@ -5,7 +5,7 @@ use citysoc_collector::Event;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 /// How serious an alert is, with Sigma's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -208,25 +208,48 @@ pub fn grouping_key(rule_id: &str, agency: Option<&str>, entities: &Entities) ->
     key
 }
 
+/// The hash of `rule_id`, `grouping_key` and `first_event_id`, each followed by a zero byte.
 fn alert_id(rule_id: &str, grouping_key: &str, first_event_id: &str) -> String {
+    lower_hex_128(alert_hash(rule_id, grouping_key, first_event_id))
+}
+
+/// Parts up to this many bytes in all are hashed in one call from a buffer on the stack: the
+/// streaming hasher sets up about 600 bytes of state per alert, more than the hashing itself.
+/// XXH3 gives the same value either way.
+const ONE_SHOT_BYTES: usize = 512;
+
+fn alert_hash(rule_id: &str, grouping_key: &str, first_event_id: &str) -> u128 {
+    let parts = [rule_id, grouping_key, first_event_id];
+    let total: usize = parts.iter().map(|part| part.len() + 1).sum();
+    if total <= ONE_SHOT_BYTES {
+        let mut buffer = [0u8; ONE_SHOT_BYTES];
+        let mut end = 0;
+        for part in parts {
+            if let Some(slot) = buffer.get_mut(end..end + part.len()) {
+                slot.copy_from_slice(part.as_bytes());
+            }
+            // The zero byte after the part is already there.
+            end += part.len() + 1;
+        }
+        return xxh3_128(buffer.get(..end).unwrap_or_default());
+    }
     let mut hasher = Xxh3::new();
-    for part in [rule_id, grouping_key, first_event_id] {
+    for part in parts {
         hasher.update(part.as_bytes());
         hasher.update(&[0]);
     }
-    lower_hex_128(hasher.digest128())
+    hasher.digest128()
 }
 
 /// `format!("{:032x}", value)` without the formatting machinery.
 fn lower_hex_128(value: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..32)
-        .rev()
-        .map(|nibble| {
-            let digit = (value >> (nibble * 4)) & 0xf;
-            char::from(DIGITS[digit as usize])
-        })
-        .collect()
+    let mut text = String::with_capacity(32);
+    for nibble in (0..32).rev() {
+        let digit = (value >> (nibble * 4)) & 0xf;
+        text.push(char::from(DIGITS[digit as usize]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -260,6 +283,37 @@ mod tests {
             grouping_key("r", None, &Entities::default()),
             format!("r|{}|{}|{}|{}", "", "", "", "")
         );
+    }
+
+    /// The one-shot hash from the stack buffer is the streaming hash, for parts that fit the
+    /// buffer exactly, nearly, or not at all.
+    #[test]
+    fn alert_ids_hash_the_parts_as_the_streaming_hasher_does() {
+        let streaming = |parts: [&str; 3]| {
+            let mut hasher = Xxh3::new();
+            for part in parts {
+                hasher.update(part.as_bytes());
+                hasher.update(&[0]);
+            }
+            hasher.digest128()
+        };
+        let long = "k".repeat(ONE_SHOT_BYTES);
+        for (rule, key) in [
+            ("", ""),
+            ("rule-1", "rule-1|quan-1|pc-01||10.0.0.1"),
+            ("r", &long[..ONE_SHOT_BYTES - 3 - 32]),
+            ("r", &long[..ONE_SHOT_BYTES - 2 - 32]),
+            ("r", &long[..ONE_SHOT_BYTES - 100]),
+            ("r", long.as_str()),
+        ] {
+            let event_id = "0123456789abcdef0123456789abcdef";
+            let parts = [rule, key, event_id];
+            assert_eq!(alert_hash(rule, key, event_id), streaming(parts));
+            assert_eq!(
+                alert_id(rule, key, event_id),
+                format!("{:032x}", streaming(parts))
+            );
+        }
     }
 
     fn fixed_alert(tags: &[&str]) -> Alert {
