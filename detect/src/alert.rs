@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use citysoc_collector::Event;
-use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 /// How serious an alert is, with Sigma's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -101,9 +103,16 @@ pub struct Alert {
     pub level: Level,
     /// Which detector.
     pub kind: AlertKind,
-    /// Tags, ATT&CK ones included (`attack.t1003.001`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    /// Tags, ATT&CK ones included (`attack.t1003.001`). Shared with the rule that fired (a
+    /// rule's alerts all carry its tags: one count increment per alert instead of a copy of
+    /// every tag); in JSON a list of strings, as a `Vec<String>` is.
+    #[serde(
+        default,
+        skip_serializing_if = "tags_are_empty",
+        serialize_with = "serialize_tags",
+        deserialize_with = "deserialize_tags"
+    )]
+    pub tags: Arc<[String]>,
     /// The agency of the triggering events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agency: Option<String>,
@@ -126,13 +135,14 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// An alert for one event that matched one rule.
+    /// An alert for one event that matched one rule. `tags` is a `Vec<String>` or, to share
+    /// a rule's tags between its alerts without copying them, an `Arc<[String]>`.
     pub fn for_event(
         kind: AlertKind,
         rule_id: &str,
         title: &str,
         level: Level,
-        tags: Vec<String>,
+        tags: impl Into<Arc<[String]>>,
         event: &Event,
     ) -> Self {
         let entities = Entities::of(event);
@@ -143,7 +153,7 @@ impl Alert {
             title: title.to_owned(),
             level,
             kind,
-            tags,
+            tags: tags.into(),
             agency: event.agency.clone(),
             entities,
             event_ids: vec![event.id.clone()],
@@ -163,6 +173,18 @@ impl Alert {
             .map(|technique| format!("T{}", technique.to_ascii_uppercase()))
             .collect()
     }
+}
+
+fn tags_are_empty(tags: &Arc<[String]>) -> bool {
+    tags.is_empty()
+}
+
+fn serialize_tags<S: Serializer>(tags: &Arc<[String]>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(tags.iter())
+}
+
+fn deserialize_tags<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<[String]>, D::Error> {
+    Vec::<String>::deserialize(deserializer).map(Arc::from)
 }
 
 /// `rule|agency|host|user|ip`: the same rule on the same entities groups together.
@@ -186,25 +208,48 @@ pub fn grouping_key(rule_id: &str, agency: Option<&str>, entities: &Entities) ->
     key
 }
 
+/// The hash of `rule_id`, `grouping_key` and `first_event_id`, each followed by a zero byte.
 fn alert_id(rule_id: &str, grouping_key: &str, first_event_id: &str) -> String {
+    lower_hex_128(alert_hash(rule_id, grouping_key, first_event_id))
+}
+
+/// Parts up to this many bytes in all are hashed in one call from a buffer on the stack: the
+/// streaming hasher sets up about 600 bytes of state per alert, more than the hashing itself.
+/// XXH3 gives the same value either way.
+const ONE_SHOT_BYTES: usize = 512;
+
+fn alert_hash(rule_id: &str, grouping_key: &str, first_event_id: &str) -> u128 {
+    let parts = [rule_id, grouping_key, first_event_id];
+    let total: usize = parts.iter().map(|part| part.len() + 1).sum();
+    if total <= ONE_SHOT_BYTES {
+        let mut buffer = [0u8; ONE_SHOT_BYTES];
+        let mut end = 0;
+        for part in parts {
+            if let Some(slot) = buffer.get_mut(end..end + part.len()) {
+                slot.copy_from_slice(part.as_bytes());
+            }
+            // The zero byte after the part is already there.
+            end += part.len() + 1;
+        }
+        return xxh3_128(buffer.get(..end).unwrap_or_default());
+    }
     let mut hasher = Xxh3::new();
-    for part in [rule_id, grouping_key, first_event_id] {
+    for part in parts {
         hasher.update(part.as_bytes());
         hasher.update(&[0]);
     }
-    lower_hex_128(hasher.digest128())
+    hasher.digest128()
 }
 
 /// `format!("{:032x}", value)` without the formatting machinery.
 fn lower_hex_128(value: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..32)
-        .rev()
-        .map(|nibble| {
-            let digit = (value >> (nibble * 4)) & 0xf;
-            char::from(DIGITS[digit as usize])
-        })
-        .collect()
+    let mut text = String::with_capacity(32);
+    for nibble in (0..32).rev() {
+        let digit = (value >> (nibble * 4)) & 0xf;
+        text.push(char::from(DIGITS[digit as usize]));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -238,6 +283,108 @@ mod tests {
             grouping_key("r", None, &Entities::default()),
             format!("r|{}|{}|{}|{}", "", "", "", "")
         );
+    }
+
+    /// The one-shot hash from the stack buffer is the streaming hash, for parts that fit the
+    /// buffer exactly, nearly, or not at all.
+    #[test]
+    fn alert_ids_hash_the_parts_as_the_streaming_hasher_does() {
+        let streaming = |parts: [&str; 3]| {
+            let mut hasher = Xxh3::new();
+            for part in parts {
+                hasher.update(part.as_bytes());
+                hasher.update(&[0]);
+            }
+            hasher.digest128()
+        };
+        let long = "k".repeat(ONE_SHOT_BYTES);
+        for (rule, key) in [
+            ("", ""),
+            ("rule-1", "rule-1|quan-1|pc-01||10.0.0.1"),
+            ("r", &long[..ONE_SHOT_BYTES - 3 - 32]),
+            ("r", &long[..ONE_SHOT_BYTES - 2 - 32]),
+            ("r", &long[..ONE_SHOT_BYTES - 100]),
+            ("r", long.as_str()),
+        ] {
+            let event_id = "0123456789abcdef0123456789abcdef";
+            let parts = [rule, key, event_id];
+            assert_eq!(alert_hash(rule, key, event_id), streaming(parts));
+            assert_eq!(
+                alert_id(rule, key, event_id),
+                format!("{:032x}", streaming(parts))
+            );
+        }
+    }
+
+    fn fixed_alert(tags: &[&str]) -> Alert {
+        let time = DateTime::from_timestamp(1_763_775_000, 0).unwrap_or_default();
+        Alert {
+            id: "0123".into(),
+            rule_id: "rule-1".into(),
+            title: "SSH failure".into(),
+            level: Level::High,
+            kind: AlertKind::Yara,
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            agency: Some("quan-1".into()),
+            entities: Entities {
+                host: Some("pc-01".into()),
+                user: None,
+                ip: None,
+            },
+            event_ids: vec!["e1".into()],
+            grouping_key: "rule-1|quan-1|pc-01||".into(),
+            first_seen: time,
+            last_seen: time,
+            count: 1,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// Shared tags (`Arc<[String]>`) are written and read as the `Vec<String>` they replaced:
+    /// a list of strings, left out when empty.
+    #[test]
+    fn shared_tags_have_the_json_of_a_list_of_strings() {
+        let alert = fixed_alert(&["attack.t1110.001", "ssh"]);
+        let json = serde_json::to_string(&alert).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"id":"0123","rule_id":"rule-1","title":"SSH failure","level":"high","kind":"yara","tags":["attack.t1110.001","ssh"],"agency":"quan-1","entities":{"host":"pc-01"},"event_ids":["e1"],"grouping_key":"rule-1|quan-1|pc-01||","first_seen":"2025-11-22T01:30:00Z","last_seen":"2025-11-22T01:30:00Z","count":1}"#
+        );
+        let back: Alert = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(back, alert);
+
+        let untagged = fixed_alert(&[]);
+        let json = serde_json::to_string(&untagged).unwrap_or_default();
+        assert!(!json.contains("tags"), "{json}");
+        let back: Alert = serde_json::from_str(&json).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(back, untagged);
+
+        // An alert's tags are its rule's: cloning them shares the list.
+        let shared: Arc<[String]> = Arc::from(vec!["a".to_owned()]);
+        let event = parse_record(
+            b"<38>Nov 22 08:20:01 host sshd[1]: x",
+            InputFormat::Auto,
+            &ParseContext::new("test"),
+            1,
+        );
+        let alert = Alert::for_event(
+            AlertKind::Yara,
+            "r",
+            "t",
+            Level::Low,
+            shared.clone(),
+            &event,
+        );
+        assert!(Arc::ptr_eq(&alert.tags, &shared));
+        let from_vec = Alert::for_event(
+            AlertKind::Sigma,
+            "r",
+            "t",
+            Level::Low,
+            vec!["a".to_owned()],
+            &event,
+        );
+        assert_eq!(from_vec.tags, shared);
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn fortigate_vpn_failure_from_a_listed_address() {
     assert_eq!(alert.rule_id, "intel:city-blocklist");
     assert_eq!(alert.title, "Threat-intel match: city-blocklist (ip)");
     assert_eq!(alert.level, Level::High);
-    assert_eq!(alert.tags, ["intel.city-blocklist", "attack.t1110.003"]);
+    assert_eq!(*alert.tags, ["intel.city-blocklist", "attack.t1110.003"]);
     assert_eq!(alert.agency.as_deref(), Some("quan-1"));
     assert_eq!(alert.event_ids, std::slice::from_ref(&event.id));
     assert_eq!(

@@ -744,7 +744,7 @@ mod tests {
         assert_eq!(alert.title, "Threat-intel match: test (cidr)");
         assert_eq!(alert.kind, AlertKind::Intel);
         assert_eq!(alert.level, crate::alert::Level::Critical);
-        assert_eq!(alert.tags, ["intel.city"]);
+        assert_eq!(*alert.tags, ["intel.city"]);
         let detail = |name: &str| {
             alert
                 .details

@@ -42,7 +42,8 @@ impl Pieces {
         self.list.clear();
     }
 
-    /// Appends `bytes` cut at `limit` as target `target` of event `event`.
+    /// Appends `bytes` cut at `limit` as target `target` of event `event`; true when they
+    /// were cut.
     pub(crate) fn push(
         &mut self,
         event: usize,
@@ -50,8 +51,9 @@ impl Pieces {
         bytes: &[u8],
         decoding: Option<Decoding>,
         limit: usize,
-    ) {
+    ) -> bool {
         let kept = bytes.get(..limit).unwrap_or(bytes);
+        let truncated = kept.len() < bytes.len();
         self.starts.push(self.buffer.len());
         self.buffer.extend_from_slice(kept);
         self.buffer.push(SEPARATOR);
@@ -59,8 +61,9 @@ impl Pieces {
             event,
             target,
             decoding,
-            truncated: kept.len() < bytes.len(),
+            truncated,
         });
+        truncated
     }
 
     /// How many targets the batch holds.
@@ -81,11 +84,6 @@ impl Pieces {
     /// Offset of each target in the buffer, in order.
     pub(crate) fn starts(&self) -> &[usize] {
         &self.starts
-    }
-
-    /// The targets' origins, in order.
-    pub(crate) fn list(&self) -> &[Piece] {
-        &self.list
     }
 
     /// Target `number`'s origin.
@@ -115,9 +113,9 @@ mod tests {
     #[test]
     fn targets_are_kept_back_to_back_cut_at_the_limit() {
         let mut pieces = Pieces::default();
-        pieces.push(0, 0, b"first", None, 100);
-        pieces.push(0, 2, b"", Some(Decoding::Percent), 100);
-        pieces.push(3, 1, b"a longer target", Some(Decoding::Base64), 8);
+        assert!(!pieces.push(0, 0, b"first", None, 100));
+        assert!(!pieces.push(0, 2, b"", Some(Decoding::Percent), 100));
+        assert!(pieces.push(3, 1, b"a longer target", Some(Decoding::Base64), 8));
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces.buffer(), b"first\n\na longer\n");
         assert_eq!(pieces.starts(), [0, 6, 7]);
@@ -138,8 +136,8 @@ mod tests {
         pieces.clear();
         assert_eq!(pieces.len(), 0);
         assert_eq!(pieces.buffer_len(), 0);
-        pieces.push(1, 0, b"again", None, 100);
+        assert!(!pieces.push(1, 0, b"again", None, 100));
         assert_eq!(pieces.bytes(0), b"again");
-        assert_eq!(pieces.list().len(), 1);
+        assert_eq!(pieces.len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::details::DetailsTemplate;
 use super::prefilter;
@@ -44,8 +45,9 @@ pub struct YaraRuleInfo {
     pub title: String,
     /// The `level` (or `severity`) meta with Sigma's names; `medium` when absent.
     pub level: Level,
-    /// YARA tags and `attack` meta entries, normalized (`attack.t1505.003`).
-    pub tags: Vec<String>,
+    /// YARA tags and `attack` meta entries, normalized (`attack.t1505.003`); every alert of
+    /// the rule shares them.
+    pub tags: Arc<[String]>,
     /// The file the rule came from.
     pub file: PathBuf,
     /// True when the rule goes through the batch prefilter; false when its file has a rule
@@ -417,7 +419,7 @@ fn rule_infos(
                 qualified_name,
                 title: title.unwrap_or_else(|| name.clone()),
                 level: level.unwrap_or(Level::Medium),
-                tags,
+                tags: tags.into(),
                 file,
                 prefiltered,
                 any_pattern: false,

