@@ -209,9 +209,11 @@ impl Server {
         let closed = tokio::task::spawn_blocking(move || store.close())
             .await
             .map_err(|error| ConsoleError::Task(format!("closing the store: {error}")))?;
+        // Whatever happened to the store, the refusal counts are written.
+        let rejections = self.app.registry.write_rejections();
         let committed = closed?;
         tracing::info!(committed, "store closed");
-        self.app.registry.write_rejections()?;
+        rejections?;
         Ok(())
     }
 }

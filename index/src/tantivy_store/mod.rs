@@ -190,6 +190,10 @@ impl TantivyStore {
         }
         let mut writing = partition.writing();
         if writing.writer.is_none() {
+            // The last writer of this day may still be finishing its merges.
+            writing = partition.wait_until_closed(writing);
+        }
+        if writing.writer.is_none() {
             let threads = self.config.writer_threads.max(1);
             let writer: IndexWriter = partition
                 .index
@@ -606,22 +610,27 @@ fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexE
     Ok(committed)
 }
 
-/// Commits one day index and closes its writer within one hold of its lock. An event added
-/// between a commit and a separate close would go into a writer dropped without a commit
+/// Commits one day index and takes its writer out within one hold of its lock. An event
+/// added between a commit and a separate close would go into a writer dropped without a commit
 /// (tantivy commits only when asked): acknowledged, then lost. The writer's merges are waited
-/// for under the lock too, so the next add to this day opens its new writer only once the old
+/// for after the lock is released (counting, committing and searching do not wait for them),
+/// with the day marked as closing, so that the next writer of this day opens only once the old
 /// one has let go of the index's lock file (tantivy refuses a second writer until then).
 fn close_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexError> {
     let tantivy_error = |source| IndexError::Tantivy {
         path: partition.path.clone(),
         source,
     };
-    let mut writing = partition.writing();
+    let mut writing = partition.wait_until_closed(partition.writing());
     let committed = commit_locked(partition, &mut writing, remember)?;
-    if let Some(writer) = writing.take_writer().map_err(tantivy_error)? {
-        writer.wait_merging_threads().map_err(tantivy_error)?;
-    }
+    let writer = writing.take_writer().map_err(tantivy_error)?;
+    writing.closing = writer.is_some();
     drop(writing);
+    if let Some(writer) = writer {
+        let merged = writer.wait_merging_threads();
+        partition.finish_closing();
+        merged.map_err(tantivy_error)?;
+    }
     if committed > 0 {
         partition.reader.reload().map_err(tantivy_error)?;
     }

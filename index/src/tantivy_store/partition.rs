@@ -6,7 +6,7 @@
 //! a search would open it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -144,6 +144,8 @@ pub struct DayIndex {
     /// Reader; reloaded after each commit.
     pub reader: IndexReader,
     writing: Mutex<Writing>,
+    /// Signalled when a closed writer has finished its merges ([`Writing::closing`]).
+    closed: Condvar,
 }
 
 /// The writer side of a day index.
@@ -158,6 +160,11 @@ pub struct Writing {
     pub pending: u64,
     /// When an event was last added (the writer least recently used is closed first).
     pub last_used: Instant,
+    /// A writer taken out to close is still finishing its merges, outside the lock (so
+    /// counting, committing and searching other days never wait for them); a new writer for
+    /// this day waits until it is done ([`DayIndex::wait_until_closed`]), since tantivy
+    /// refuses a second writer while the first holds the index's lock file.
+    pub closing: bool,
     /// Deletes and adds not yet handed to the writer (see [`Writing::queue`]).
     queued: Vec<UserOperation>,
 }
@@ -261,8 +268,10 @@ impl DayIndex {
                 summary,
                 pending: 0,
                 last_used: Instant::now(),
+                closing: false,
                 queued: Vec::new(),
             }),
+            closed: Condvar::new(),
         }))
     }
 
@@ -273,6 +282,26 @@ impl DayIndex {
         self.writing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits (releasing the lock) until no writer of this day is still closing.
+    pub fn wait_until_closed<'a>(
+        &'a self,
+        mut writing: MutexGuard<'a, Writing>,
+    ) -> MutexGuard<'a, Writing> {
+        while writing.closing {
+            writing = self
+                .closed
+                .wait(writing)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        writing
+    }
+
+    /// Marks the writer taken out to close as done, and wakes who waits for it.
+    pub fn finish_closing(&self) {
+        self.writing().closing = false;
+        self.closed.notify_all();
     }
 
     /// The committed summary (time bounds) as last read or written.
