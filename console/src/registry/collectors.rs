@@ -517,16 +517,15 @@ pub fn heartbeat_summary(heartbeat: &Heartbeat) -> String {
 /// `text` with control characters shown escaped: heartbeat strings come from the collector
 /// and end up in an admin's terminal, where escape sequences could rewrite what is shown.
 fn printable(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 fn uptime(seconds: u64) -> String {
