@@ -84,10 +84,11 @@ fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejecte
         append_alerts(&app.alerts_path, &alerts)?;
         Metrics::add(&app.metrics.alerts, alerts.len() as u64);
     }
+    // Durable before acknowledged, including when another batch's commit failed and took
+    // events of this one down with its writer (`add_durably` says so).
     app.store
-        .add(&split.new)
+        .add_durably(&split.new)
         .map_err(crate::ConsoleError::from)?;
-    app.store.commit().map_err(crate::ConsoleError::from)?;
 
     let stored = split.new.len() as u64;
     let record = BatchRecord {

@@ -244,6 +244,19 @@ async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
          citysoc_signed_requests_in_progress {in_progress}\n",
         max = crate::signed::MAX_SIGNED_REQUESTS
     ));
+    let store = app.store.stats();
+    text.push_str(&format!(
+        "# HELP citysoc_store_failed_writers_total Day index writers dropped because tantivy failed in them (a full or failing disk); their batches were refused and are sent again.\n\
+         # TYPE citysoc_store_failed_writers_total counter\n\
+         citysoc_store_failed_writers_total {failed}\n\
+         # HELP citysoc_store_events_dropped_with_failed_writers_total Uncommitted events dropped with those writers (never acknowledged; collectors send them again).\n\
+         # TYPE citysoc_store_events_dropped_with_failed_writers_total counter\n\
+         citysoc_store_events_dropped_with_failed_writers_total {dropped}\n",
+        failed = store.failed_writers.load(std::sync::atomic::Ordering::Relaxed),
+        dropped = store
+            .events_dropped_with_failed_writers
+            .load(std::sync::atomic::Ordering::Relaxed),
+    ));
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

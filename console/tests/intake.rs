@@ -610,3 +610,62 @@ async fn many_refusals_are_counted_exactly_and_written_when_the_server_stops() {
     let record = reopened.collector(&collector.id).unwrap().unwrap();
     assert_eq!(record.rejected.get("bad_signature").copied(), Some(50));
 }
+
+/// The day index under `root` (the directory holding tantivy's `meta.json`).
+fn day_index_under(root: &std::path::Path) -> std::path::PathBuf {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        if directory.join("meta.json").exists() {
+            return directory;
+        }
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    panic!("no day index under {}", root.display());
+}
+
+/// A batch the store cannot make durable (its disk goes away while the segment is written) is
+/// answered 500, never acknowledged, counted; the store recovers, and the batch sent again is
+/// stored.
+#[tokio::test]
+async fn a_batch_the_store_fails_to_commit_is_refused_and_stored_when_sent_again() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let response = collector
+        .send(&server, INTAKE_PATH, 1, batch(&events("ok", 3)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let day = day_index_under(server.data.path());
+    let away = day.with_extension("away");
+
+    std::fs::rename(&day, &away).unwrap();
+    let second = batch(&events("lost", 5));
+    let response = collector
+        .send(&server, INTAKE_PATH, 2, second.clone())
+        .await;
+    std::fs::rename(&away, &day).unwrap();
+    expect_rejection(response, 500, "internal").await;
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, "citysoc_store_failed_writers_total"), 1);
+    assert_eq!(
+        metric(
+            &text,
+            "citysoc_store_events_dropped_with_failed_writers_total"
+        ),
+        5
+    );
+    assert_eq!(server.stored_count(), 3);
+
+    let again: IntakeAck = collector
+        .send(&server, INTAKE_PATH, 2, second)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((again.stored, again.duplicates), (5, 0));
+    assert_eq!(server.stored_count(), 8);
+}

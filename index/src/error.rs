@@ -60,6 +60,14 @@ pub enum IndexError {
         /// How many events were lost.
         events: u64,
     },
+    /// A day index writer failed (a commit or a hand-over inside tantivy) while this batch
+    /// was being stored; its uncommitted events, perhaps some of this batch's, were dropped
+    /// with it. The batch is not stored as a whole and must be sent again.
+    #[error("{writers} day index writer(s) failed while this batch was being stored; it is not stored and must be sent again")]
+    WriterFailed {
+        /// How many writers failed since the batch began.
+        writers: u64,
+    },
     /// A stored event could not be read back.
     #[error("stored event {id} is corrupt: {message}")]
     CorruptEvent {

@@ -18,7 +18,7 @@ mod translate;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -92,7 +92,20 @@ pub struct TantivyStats {
     pub committed: AtomicU64,
     /// Commits done.
     pub commits: AtomicU64,
+    /// Writers taken out of service because tantivy failed while they held uncommitted
+    /// events (a commit, or handing documents over, failed: a full or vanished disk). Their
+    /// events are not stored. Also the mark [`TantivyStore::commit_since`] compares: a batch
+    /// whose events may have been in such a writer learns it from this count moving.
+    pub failed_writers: AtomicU64,
+    /// Uncommitted events dropped with those writers (the callers that added them were told,
+    /// or are told at their commit; senders send them again).
+    pub events_dropped_with_failed_writers: AtomicU64,
 }
+
+/// Where [`TantivyStore::failed_writers`](TantivyStats::failed_writers) stood before a
+/// batch was added; see [`TantivyStore::commit_since`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteMark(u64);
 
 type PartitionKey = (Option<String>, NaiveDate);
 
@@ -216,17 +229,26 @@ impl TantivyStore {
                 Some(ids) => ids.may_hold(&id).map_err(tantivy_error)?,
                 None => false,
             };
+            let mut queued = Ok(());
             if may_hold {
-                writing
-                    .queue(UserOperation::Delete(Term::from_field_text(
-                        self.id_field(),
-                        &id,
-                    )))
-                    .map_err(tantivy_error)?;
+                queued = writing.queue(UserOperation::Delete(Term::from_field_text(
+                    self.id_field(),
+                    &id,
+                )));
             }
-            writing
-                .queue(UserOperation::Add(document))
-                .map_err(tantivy_error)?;
+            if queued.is_ok() {
+                queued = writing.queue(UserOperation::Add(document));
+            }
+            if let Err(source) = queued {
+                // Handing documents over fails only when the writer's indexing threads are
+                // gone: nothing more it holds can be committed.
+                return Err(drop_failed_writer(
+                    partition.as_ref(),
+                    writing,
+                    &self.stats,
+                    tantivy_error(source),
+                ));
+            }
         }
         writing.summary.include(event.timestamp.timestamp_micros());
         writing.pending += 1;
@@ -266,13 +288,42 @@ impl TantivyStore {
             || (pending > 0 && elapsed >= self.config.commit_interval)
     }
 
+    /// Adds a batch and commits it: `Ok` only when every event of `events` is durable (see
+    /// [`TantivyStore::commit_since`]); returns how many events the commit made durable.
+    pub fn add_durably(&self, events: &[Event]) -> Result<u64, IndexError> {
+        let mark = self.write_mark();
+        self.add(events)?;
+        self.commit_since(mark)
+    }
+
+    /// Marks the start of a batch, before its first [`TantivyStore::add`].
+    pub fn write_mark(&self) -> WriteMark {
+        WriteMark(self.stats.failed_writers.load(AtomicOrdering::SeqCst))
+    }
+
+    /// Commits, and fails unless everything added since `mark` is durable. A plain
+    /// [`TantivyStore::commit`] cannot say that for a caller's own events: when another
+    /// caller's commit failed, the writer holding both callers' uncommitted events was
+    /// dropped, and this commit then finds nothing left to commit. Any writer dropped since
+    /// the mark fails the batch (perhaps one that held none of its events: sending a batch
+    /// again is safe, the store replaces events by id, and such failures are rare).
+    pub fn commit_since(&self, mark: WriteMark) -> Result<u64, IndexError> {
+        let committed = self.commit()?;
+        let failed = self.stats.failed_writers.load(AtomicOrdering::SeqCst) - mark.0;
+        if failed > 0 {
+            return Err(IndexError::WriterFailed { writers: failed });
+        }
+        Ok(committed)
+    }
+
     /// Commits every day index with uncommitted events; returns how many events became
     /// durable.
     pub fn commit(&self) -> Result<u64, IndexError> {
         let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
         let mut committed = 0;
         for partition in partitions {
-            committed += commit_partition(&partition, self.config.dedup_remembered_ids)?;
+            committed +=
+                commit_partition(&partition, &self.stats, self.config.dedup_remembered_ids)?;
         }
         if let Ok(mut last) = self.last_commit.lock() {
             *last = Instant::now();
@@ -292,7 +343,7 @@ impl TantivyStore {
         let partitions: Vec<Arc<DayIndex>> = self.lock_partitions().values().cloned().collect();
         for partition in partitions {
             // Events added since the commit above are committed by the close itself.
-            let late = close_partition(&partition, self.config.dedup_remembered_ids)?;
+            let late = close_partition(&partition, &self.stats, self.config.dedup_remembered_ids)?;
             self.stats
                 .committed
                 .fetch_add(late, AtomicOrdering::Relaxed);
@@ -316,7 +367,8 @@ impl TantivyStore {
         open.sort_by_key(|(last_used, _)| *last_used);
         while open.len() >= self.config.max_open_writers.max(1) {
             let (_, oldest) = open.remove(0);
-            let committed = close_partition(&oldest, self.config.dedup_remembered_ids)?;
+            let committed =
+                close_partition(&oldest, &self.stats, self.config.dedup_remembered_ids)?;
             self.stats
                 .committed
                 .fetch_add(committed, AtomicOrdering::Relaxed);
@@ -324,7 +376,7 @@ impl TantivyStore {
         Ok(())
     }
 
-    fn lock_partitions(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, Arc<DayIndex>>> {
+    fn lock_partitions(&self) -> MutexGuard<'_, HashMap<PartitionKey, Arc<DayIndex>>> {
         // The map only ever gains or loses whole entries; a panic elsewhere cannot leave it
         // half-updated.
         self.partitions
@@ -594,9 +646,16 @@ impl TantivyStore {
 }
 
 /// Commits one day index; `remember` is [`TantivyConfig::dedup_remembered_ids`].
-fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexError> {
+fn commit_partition(
+    partition: &DayIndex,
+    stats: &TantivyStats,
+    remember: usize,
+) -> Result<u64, IndexError> {
     let mut writing = partition.writing();
-    let committed = commit_locked(partition, &mut writing, remember)?;
+    let committed = match commit_locked(partition, &mut writing, remember) {
+        Ok(committed) => committed,
+        Err(error) => return Err(drop_failed_writer(partition, writing, stats, error)),
+    };
     drop(writing);
     if committed > 0 {
         partition
@@ -616,13 +675,20 @@ fn commit_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexE
 /// for after the lock is released (counting, committing and searching do not wait for them),
 /// with the day marked as closing, so that the next writer of this day opens only once the old
 /// one has let go of the index's lock file (tantivy refuses a second writer until then).
-fn close_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexError> {
+fn close_partition(
+    partition: &DayIndex,
+    stats: &TantivyStats,
+    remember: usize,
+) -> Result<u64, IndexError> {
     let tantivy_error = |source| IndexError::Tantivy {
         path: partition.path.clone(),
         source,
     };
     let mut writing = partition.wait_until_closed(partition.writing());
-    let committed = commit_locked(partition, &mut writing, remember)?;
+    let committed = match commit_locked(partition, &mut writing, remember) {
+        Ok(committed) => committed,
+        Err(error) => return Err(drop_failed_writer(partition, writing, stats, error)),
+    };
     let writer = writing.take_writer().map_err(tantivy_error)?;
     writing.closing = writer.is_some();
     drop(writing);
@@ -635,6 +701,42 @@ fn close_partition(partition: &DayIndex, remember: usize) -> Result<u64, IndexEr
         partition.reader.reload().map_err(tantivy_error)?;
     }
     Ok(committed)
+}
+
+/// Takes a writer that tantivy failed in out of service, with its uncommitted events, and
+/// returns `error`. It must not be used again: when an indexing thread's segment write fails,
+/// tantivy's writer carries on without that thread, and documents handed to it afterwards
+/// vanish at the next commit, which succeeds (a test reproduces it with a directory that goes
+/// away). The next add opens a new writer. The dropped events' callers are told: the one
+/// whose commit failed by `error`, the others by [`TantivyStats::failed_writers`] moving
+/// under their [`WriteMark`], counted here while the day's lock is still held, so no commit
+/// can see the events gone and the count not yet moved.
+fn drop_failed_writer(
+    partition: &DayIndex,
+    mut writing: MutexGuard<'_, Writing>,
+    stats: &TantivyStats,
+    error: IndexError,
+) -> IndexError {
+    let dropped = writing.pending;
+    // The day's time bounds keep the dropped events' times: bounds a little too wide only
+    // cost a search a look into this day, while bounds read again from disk now could come
+    // back empty (the disk is failing) and hide the day's stored events.
+    let writer = writing.abandon();
+    if dropped > 0 {
+        stats.failed_writers.fetch_add(1, AtomicOrdering::SeqCst);
+        stats
+            .events_dropped_with_failed_writers
+            .fetch_add(dropped, AtomicOrdering::Relaxed);
+    }
+    writing.closing = writer.is_some();
+    drop(writing);
+    if let Some(writer) = writer {
+        // Its threads are joined outside the lock, as when a writer closes normally; errors
+        // from a writer already failed say nothing new.
+        let _ = writer.wait_merging_threads();
+        partition.finish_closing();
+    }
+    error
 }
 
 /// The commit itself, under the day's lock (held by the caller); returns how many events

@@ -210,6 +210,15 @@ impl Writing {
         flushed.map(|()| writer)
     }
 
+    /// Takes the writer out of service with everything not committed (tantivy failed in
+    /// it); the caller closes it. Returns it, for closing outside the day's lock.
+    pub fn abandon(&mut self) -> Option<IndexWriter> {
+        self.queued.clear();
+        self.pending = 0;
+        self.ids = None;
+        self.writer.take()
+    }
+
     /// Drops the writer and everything not committed (the day is being deleted).
     pub fn discard_writer(&mut self) {
         self.queued.clear();
