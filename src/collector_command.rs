@@ -29,6 +29,16 @@ pub enum CollectorCommand {
     Run(Box<RunArgs>),
     /// Exchange a one-time token from the SOC for this collector's key.
     Enroll(EnrollArgs),
+    /// Get a new key from the SOC for this enrolled collector (then restart the collector).
+    RotateKey(RotateKeyArgs),
+}
+
+/// Arguments of `citysoc collector rotate-key`.
+#[derive(Debug, clap::Args)]
+pub struct RotateKeyArgs {
+    /// The collector's key file: the configuration's `[server] key_file`.
+    #[arg(long, default_value = "/var/lib/citysoc-collector/collector.key")]
+    key_file: PathBuf,
 }
 
 /// Arguments of `citysoc collector enroll`.
@@ -110,7 +120,31 @@ pub fn run(command: CollectorCommand) -> anyhow::Result<()> {
         CollectorCommand::Check(args) => check(args),
         CollectorCommand::Run(args) => run_collector(*args),
         CollectorCommand::Enroll(args) => enroll(args),
+        CollectorCommand::RotateKey(args) => rotate_key(args),
     }
+}
+
+/// Asks the server for a new key, signed with the current one, and replaces the key file.
+/// A collector already running keeps its old key in memory; the server accepts the old key
+/// until the new one is first used, so it goes on delivering until it is restarted, and
+/// after the restart the old key is refused.
+fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
+    let mut identity = Identity::load(&args.key_file)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(identity.rotate(&args.key_file))
+        .context("key rotation failed; the key file is unchanged")?;
+    println!(
+        "collector {} (agency {}): new key written to {} (mode 0600); restart the collector to use it \
+         (sudo systemctl restart citysoc-collector). The old key stays valid until the new one is first used.",
+        identity.collector_id,
+        identity.agency,
+        args.key_file.display()
+    );
+    Ok(())
 }
 
 fn enroll(args: EnrollArgs) -> anyhow::Result<()> {

@@ -167,7 +167,22 @@ struct Setup {
     server_data: PathBuf,
     port: u16,
     config: PathBuf,
+    key_file: PathBuf,
+    stream: PathBuf,
     lines: BTreeSet<String>,
+}
+
+/// Line `n` of the stream the collector follows.
+fn stream_line(n: usize) -> String {
+    format!(
+        "<38>Nov 22 08:{:02}:{:02} gis-app-{:02} sshd[{n}]: Failed password for user{n} from 10.{}.{}.{} port 22 ssh2",
+        (n / 60) % 60,
+        n % 60,
+        n % 7,
+        n % 200,
+        (n / 200) % 250,
+        n % 250
+    )
 }
 
 /// A server with an enrolled collector tailing a file of `events` distinct syslog lines.
@@ -219,15 +234,7 @@ fn setup(events: usize) -> (Setup, Child) {
     );
     let mut lines = BTreeSet::new();
     for n in 0..events {
-        let line = format!(
-            "<38>Nov 22 08:{:02}:{:02} gis-app-{:02} sshd[{n}]: Failed password for user{n} from 10.{}.{}.{} port 22 ssh2",
-            (n / 60) % 60,
-            n % 60,
-            n % 7,
-            n % 200,
-            (n / 200) % 250,
-            n % 250
-        );
+        let line = stream_line(n);
         writeln!(file, "{line}").unwrap_or_else(|error| panic!("{error}"));
         lines.insert(line);
     }
@@ -267,6 +274,8 @@ key_file = "{key}"
             server_data,
             port,
             config,
+            key_file,
+            stream,
             lines,
         },
         server,
@@ -442,4 +451,93 @@ fn a_collector_that_lost_its_buffer_state_renumbers_and_delivers_what_comes_next
     let rejected = collector_data.join("buffer").join("rejected");
     let refused = std::fs::read_dir(&rejected).map_or(0, |entries| entries.count());
     assert_eq!(refused, 0, "batches were refused instead of renumbered");
+}
+
+/// An agency admin rotates the collector's key while it runs, then restarts it, as
+/// docs/collector.md says: the running collector keeps delivering on the old key, the
+/// restarted one on the new key, nothing is lost, duplicated or refused, and once the new key
+/// has been used the old one is refused.
+#[test]
+fn a_rotated_key_takes_over_at_the_restart_and_the_old_key_is_refused() {
+    let events = 2_000;
+    let (mut setup, mut server) = setup(events);
+    let metrics_port = serve_collector_metrics(&setup);
+    let mut collector = start_collector(&setup.config);
+    let old_key_file = setup.key_file.with_extension("old");
+    std::fs::copy(&setup.key_file, &old_key_file).unwrap_or_else(|error| panic!("{error}"));
+
+    let rotated = citysoc(&[
+        "collector",
+        "rotate-key",
+        "--key-file",
+        &setup.key_file.to_string_lossy(),
+    ]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains("restart the collector"));
+    let key_of = |path: &Path| {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{error}"));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|error| panic!("{error}"))
+            ["key"]
+            .clone()
+    };
+    assert_ne!(key_of(&setup.key_file), key_of(&old_key_file));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&setup.key_file)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The running collector still signs with the old key, which stays valid.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while stored_count(&setup.server_data) < events as u64 {
+        assert!(Instant::now() < deadline, "not delivered on the old key");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_no_batch_refused(metrics_port);
+    kill(&mut collector);
+
+    // Restarted, it reads the new key; lines written since go out signed with it.
+    let mut collector = start_collector(&setup.config);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&setup.stream)
+        .unwrap_or_else(|error| panic!("{error}"));
+    for n in events..events + 100 {
+        let line = stream_line(n);
+        writeln!(file, "{line}").unwrap_or_else(|error| panic!("{error}"));
+        setup.lines.insert(line);
+    }
+    drop(file);
+    while stored_count(&setup.server_data) < events as u64 + 100 {
+        assert!(Instant::now() < deadline, "not delivered on the new key");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_no_batch_refused(metrics_port);
+
+    // The new key has been used: the old one is refused.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let mut old = citysoc_collector::identity::Identity::load(&old_key_file)
+        .unwrap_or_else(|error| panic!("{error}"));
+    let refused = runtime.block_on(old.rotate(&setup.key_file.with_extension("never")));
+    let message = refused
+        .map(|()| "accepted".to_owned())
+        .unwrap_or_else(|error| error.to_string());
+    assert!(
+        message.contains("401"),
+        "the old key after rotation: {message}"
+    );
+    kill(&mut collector);
+    kill(&mut server);
+    assert_exactly_once(&setup);
 }
