@@ -132,10 +132,22 @@ impl Rejected {
 
     /// 500: the server failed (the store, the registry); the collector retries.
     pub fn internal(error: &ConsoleError) -> Self {
+        // What failed, without the server's paths and database details: those go to the
+        // server's log (the caller logs `error` whole), not to whoever sent the request.
+        let what = match error {
+            ConsoleError::Store(_) => {
+                "the event store failed; the batch is not stored, send it again"
+            }
+            ConsoleError::Registry { .. }
+            | ConsoleError::RegistryTooNew { .. }
+            | ConsoleError::CorruptRecord { .. } => "the collector registry failed",
+            ConsoleError::Io { .. } => "the server could not read or write a file",
+            _ => "the server failed",
+        };
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!("server error: {error}"),
+            format!("server error: {what} (the SOC's server log has the details)"),
         )
     }
 }

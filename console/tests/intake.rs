@@ -648,7 +648,15 @@ async fn a_batch_the_store_fails_to_commit_is_refused_and_stored_when_sent_again
         .send(&server, INTAKE_PATH, 2, second.clone())
         .await;
     std::fs::rename(&away, &day).unwrap();
-    expect_rejection(response, 500, "internal").await;
+    let rejection = expect_rejection(response, 500, "internal").await;
+    // It says what to do, and nothing about the server's files.
+    assert!(
+        rejection.message.contains("send it again"),
+        "{}",
+        rejection.message
+    );
+    let data = server.data.path().to_string_lossy().into_owned();
+    assert!(!rejection.message.contains(&data), "{}", rejection.message);
     let text = server.metrics_text().await;
     assert_eq!(metric(&text, "citysoc_store_failed_writers_total"), 1);
     assert_eq!(
