@@ -1068,3 +1068,96 @@ fn an_agency_too_long_for_a_directory_name_is_refused_clearly() {
     assert!(error.contains("too long to store"), "{error}");
     assert!(citysoc_index::tantivy_store::agency_name_problem("quan-1").is_none());
 }
+
+fn count_in(store: &TantivyStore, time: TimeRange) -> u64 {
+    store
+        .count(&AggregationRequest {
+            query: Query::All,
+            time,
+            scope: AgencyScope::All,
+        })
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Twenty days of events stay searchable while few day indexes are open: a search opens only
+/// the days whose committed time bounds overlap it (read without opening the others), idle
+/// days are closed past the limit, and a day with uncommitted events is never closed.
+#[test]
+fn searches_open_only_overlapping_days_and_idle_days_close_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let config = || TantivyConfig {
+        max_open_writers: 2,
+        max_open_day_indexes: 3,
+        ..TantivyConfig::default()
+    };
+    let day = |n: u64| (n * 86_400) as i64;
+    {
+        let store =
+            TantivyStore::open(dir.path(), config()).unwrap_or_else(|error| panic!("{error}"));
+        for n in 0..20 {
+            let events = [
+                event(n * 10, Some("quan-1"), day(n) + 60, serde_json::json!({})),
+                event(
+                    n * 10 + 1,
+                    Some("quan-1"),
+                    day(n) + 120,
+                    serde_json::json!({}),
+                ),
+            ];
+            store
+                .add_durably(&events)
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        assert!(
+            store.open_day_indexes() <= 3,
+            "{}",
+            store.open_day_indexes()
+        );
+        store.close().unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    // A new server process: an hour of day 5 opens day 5 only.
+    let store = TantivyStore::open(dir.path(), config()).unwrap_or_else(|error| panic!("{error}"));
+    let hour = TimeRange {
+        from: at(day(5)),
+        to: at(day(5) + 3_600),
+    };
+    assert_eq!(count_in(&store, hour), 2);
+    assert_eq!(store.open_day_indexes(), 1);
+
+    // Uncommitted events of day 0 keep its day index open through many other days opening.
+    store
+        .add(&[event(
+            999,
+            Some("quan-1"),
+            day(0) + 30,
+            serde_json::json!({}),
+        )])
+        .unwrap_or_else(|error| panic!("{error}"));
+    for n in 1..20 {
+        let that_day = TimeRange {
+            from: at(day(n)),
+            to: at(day(n + 1)),
+        };
+        assert_eq!(count_in(&store, that_day), 2, "day {n}");
+        assert!(
+            store.open_day_indexes() <= 3,
+            "{}",
+            store.open_day_indexes()
+        );
+    }
+    store.commit().unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(count_all(&store), 41);
+    // Everything at once opens every day for that search; the next day opened closes the
+    // idle ones again.
+    let new_day = event(5_000, Some("quan-2"), day(30), serde_json::json!({}));
+    store
+        .add_durably(&[new_day])
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        store.open_day_indexes() <= 3,
+        "{}",
+        store.open_day_indexes()
+    );
+    assert_eq!(count_all(&store), 42);
+}

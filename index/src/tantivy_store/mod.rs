@@ -39,7 +39,7 @@ use crate::IndexError;
 use collect::{HistogramCollector, SortKey, TermsCollector, TermsSource, TopByTime};
 use dedup::IdFilter;
 pub use partition::agency_name_problem;
-use partition::{partition_day, DayIndex, Writing};
+use partition::{partition_day, DayIndex, DaySummary, Writing};
 pub use retention::{RetentionPolicy, RetentionReport};
 use schema::{id_key, tantivy_name, EventSchema, ID_FIELD};
 
@@ -58,6 +58,11 @@ pub struct TantivyConfig {
     /// At most this many day indexes are open for writing; the least recently used one is
     /// committed and closed to open another.
     pub max_open_writers: usize,
+    /// Day indexes kept open for reading (each maps its segment files); past this many, the
+    /// least recently used idle ones are closed. Searches decide which days to open from each
+    /// day's committed time bounds, kept for every day without opening it, so a search over
+    /// an hour does not open a year of days.
+    pub max_open_day_indexes: usize,
     /// Replace an event already stored with the same id (collectors re-send after a lost
     /// acknowledgement; imports get re-run), instead of storing it twice.
     pub dedup: bool,
@@ -77,6 +82,9 @@ impl Default for TantivyConfig {
             writer_memory: 128 << 20,
             writer_threads: 2,
             max_open_writers: 4,
+            // A few thousand mapped files: far below the kernel's default limit of 65,530
+            // maps per process, which a year of days for 100 agencies would pass.
+            max_open_day_indexes: 256,
             dedup: true,
             dedup_remembered_ids: 4 << 20,
         }
@@ -115,6 +123,11 @@ pub struct TantivyStore {
     schema: EventSchema,
     config: TantivyConfig,
     partitions: Mutex<HashMap<PartitionKey, Arc<DayIndex>>>,
+    /// Committed time bounds of day indexes that are not open (read from their `meta.json`
+    /// once, or kept when a day index is closed), so searches can skip days unopened.
+    closed_summaries: Mutex<HashMap<PartitionKey, DaySummary>>,
+    /// Clock of [`DayIndex::last_access`]: which open day index was used least recently.
+    access_clock: AtomicU64,
     last_commit: Mutex<Instant>,
     stats: TantivyStats,
 }
@@ -134,6 +147,8 @@ impl TantivyStore {
             schema: EventSchema::new(),
             config,
             partitions: Mutex::new(HashMap::new()),
+            closed_summaries: Mutex::new(HashMap::new()),
+            access_clock: AtomicU64::new(0),
             last_commit: Mutex::new(Instant::now()),
             stats: TantivyStats::default(),
         })
@@ -392,7 +407,9 @@ impl TantivyStore {
     ) -> Result<Option<Arc<DayIndex>>, IndexError> {
         let key = (agency.map(str::to_owned), day);
         let mut partitions = self.lock_partitions();
+        let tick = self.access_clock.fetch_add(1, AtomicOrdering::Relaxed);
         if let Some(partition) = partitions.get(&key) {
+            partition.touch(tick);
             return Ok(Some(partition.clone()));
         }
         if let Some(problem) = agency.and_then(partition::agency_name_problem) {
@@ -401,13 +418,65 @@ impl TantivyStore {
         let Some(opened) = DayIndex::open(&self.root, agency, day, &self.schema, create)? else {
             return Ok(None);
         };
+        opened.touch(tick);
         let opened = Arc::new(opened);
+        // Open, its own summary is the one that counts (it grows with every add).
+        self.lock_closed_summaries().remove(&key);
         partitions.insert(key, opened.clone());
+        if partitions.len() > self.config.max_open_day_indexes.max(1) {
+            self.close_idle_day_indexes(&mut partitions);
+        }
         Ok(Some(opened))
     }
 
+    /// Closes the least recently used day indexes nobody is using, down to the limit. Idle
+    /// means no writer, nothing uncommitted, no writer still closing, and no other holder of
+    /// it: checked under the map's lock, through which alone a day index is handed out, so
+    /// none can be in use by an add, a commit or a search, or become so, once it is out.
+    fn close_idle_day_indexes(&self, partitions: &mut HashMap<PartitionKey, Arc<DayIndex>>) {
+        let limit = self.config.max_open_day_indexes.max(1);
+        let mut idle: Vec<(u64, PartitionKey)> = partitions
+            .iter()
+            .filter(|(_, partition)| Arc::strong_count(partition) == 1 && partition.is_idle())
+            .map(|(key, partition)| (partition.last_access(), key.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|(last_access, _)| *last_access);
+        let excess = partitions.len().saturating_sub(limit);
+        let mut closed = self.lock_closed_summaries();
+        for (_, key) in idle.into_iter().take(excess) {
+            if let Some(partition) = partitions.remove(&key) {
+                closed.insert(key, partition.summary());
+            }
+        }
+    }
+
+    /// Day indexes open now (for tests and metrics).
+    pub fn open_day_indexes(&self) -> usize {
+        self.lock_partitions().len()
+    }
+
+    /// The committed time bounds of a day index, without opening it when it is not open.
+    fn summary_of(&self, key: &PartitionKey) -> DaySummary {
+        if let Some(partition) = self.lock_partitions().get(key) {
+            return partition.summary();
+        }
+        // Read and cached under the lock a closing day index takes to leave its summary here,
+        // so an older summary read from disk can never overwrite the one it left.
+        let mut closed = self.lock_closed_summaries();
+        *closed
+            .entry(key.clone())
+            .or_insert_with(|| partition::read_summary_file(&self.root, key.0.as_deref(), key.1))
+    }
+
+    fn lock_closed_summaries(&self) -> MutexGuard<'_, HashMap<PartitionKey, DaySummary>> {
+        // Only whole entries are ever inserted or removed.
+        self.closed_summaries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The day indexes a request may touch: the scope's agencies, committed time bounds
-    /// overlapping `time`.
+    /// overlapping `time`. Days outside the bounds are not opened.
     fn partitions_for(
         &self,
         scope: &AgencyScope,
@@ -419,7 +488,11 @@ impl TantivyStore {
             if !scope.allows(agency.as_deref()) {
                 continue;
             }
-            if let Some(partition) = self.partition(agency.as_deref(), day, false)? {
+            let key = (agency, day);
+            if !self.summary_of(&key).overlaps(from, to) {
+                continue;
+            }
+            if let Some(partition) = self.partition(key.0.as_deref(), day, false)? {
                 if partition.summary().overlaps(from, to) {
                     found.push(partition);
                 }
@@ -633,6 +706,7 @@ impl TantivyStore {
                 continue;
             }
             let key = (agency.clone(), day);
+            self.lock_closed_summaries().remove(&key);
             let cached = self.lock_partitions().remove(&key);
             if let Some(partition) = cached {
                 // Events still waiting in its writer were about to be dropped with the day.

@@ -6,6 +6,7 @@
 //! a search would open it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -146,6 +147,8 @@ pub struct DayIndex {
     writing: Mutex<Writing>,
     /// Signalled when a closed writer has finished its merges ([`Writing::closing`]).
     closed: Condvar,
+    /// When it was last handed out ([`DayIndex::touch`]).
+    last_access: AtomicU64,
 }
 
 /// The writer side of a day index.
@@ -281,6 +284,7 @@ impl DayIndex {
                 queued: Vec::new(),
             }),
             closed: Condvar::new(),
+            last_access: AtomicU64::new(0),
         }))
     }
 
@@ -311,6 +315,22 @@ impl DayIndex {
     pub fn finish_closing(&self) {
         self.writing().closing = false;
         self.closed.notify_all();
+    }
+
+    /// Marks the day index used at `tick` of the store's access clock.
+    pub fn touch(&self, tick: u64) {
+        self.last_access.store(tick, Ordering::Relaxed);
+    }
+
+    /// When the day index was last handed out, on the store's access clock.
+    pub fn last_access(&self) -> u64 {
+        self.last_access.load(Ordering::Relaxed)
+    }
+
+    /// No writer, nothing uncommitted, no writer still closing: closing it loses nothing.
+    pub fn is_idle(&self) -> bool {
+        let writing = self.writing();
+        writing.writer.is_none() && writing.pending == 0 && !writing.closing
     }
 
     /// The committed summary (time bounds) as last read or written.
@@ -352,6 +372,26 @@ fn create_atomically(
     }
     std::fs::rename(&staging, path).map_err(io_error(path))?;
     Ok(())
+}
+
+/// The summary the last commit of a day index stored, read from its `meta.json` without
+/// opening the index (tantivy keeps the commit payload there); empty when the day has no
+/// commit or the file cannot be read, as for an index opened without one.
+pub fn read_summary_file(root: &Path, agency: Option<&str>, day: NaiveDate) -> DaySummary {
+    #[derive(Deserialize)]
+    struct Meta {
+        payload: Option<String>,
+    }
+    let path = root
+        .join(agency_dir(agency))
+        .join(day_dir(day))
+        .join("meta.json");
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Meta>(&bytes).ok())
+        .and_then(|meta| meta.payload)
+        .and_then(|payload| serde_json::from_str(&payload).ok())
+        .unwrap_or_default()
 }
 
 fn read_summary(index: &Index) -> DaySummary {
