@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use citysoc_console::registry::{heartbeat_summary, REGISTRY_FILE};
+use citysoc_console::registry::{heartbeat_summary, TokenRecord, REGISTRY_FILE};
 use citysoc_console::{CollectorRecord, Detection, Registry, Server, ServerConfig, TlsFiles};
 
 use crate::detection::{self, LoadedRules, RuleArgs};
@@ -69,6 +69,26 @@ enum TokenCommand {
         #[arg(long)]
         created_by: Option<String>,
     },
+    /// List the tokens created (never the tokens themselves: only their ids and status).
+    List {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Revoke a token that has not been used yet (given to the wrong person, or not needed).
+    Revoke {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: PathBuf,
+        /// The token's id from `token list` (at least 8 of its hex digits).
+        id: String,
+        /// Who revoked it (for the record); defaults to $USER.
+        #[arg(long)]
+        revoked_by: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -109,9 +129,43 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             let created = registry.create_token(&agency, ttl, &created_by, chrono::Utc::now())?;
             println!("{}", created.token);
             eprintln!(
-                "citysoc server: one-time token for agency {:?}, valid until {} (UTC); give it to the collector's `enroll` command",
+                "citysoc server: one-time token {} for agency {:?}, valid until {} (UTC); give it to the collector's `enroll` command",
+                created.id,
                 created.agency,
                 created.expires_at.format("%Y-%m-%d %H:%M")
+            );
+            Ok(())
+        }
+        Some(ServerCommand::Token(TokenCommand::List { data, format })) => {
+            let registry = existing_registry(&data)?;
+            let tokens = registry.tokens()?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            if format == "json" {
+                serde_json::to_writer_pretty(&mut out, &tokens)?;
+                writeln!(out)?;
+            } else {
+                write_token_table(&mut out, &tokens, chrono::Utc::now())?;
+                if tokens.is_empty() {
+                    eprintln!("citysoc server: no token created yet");
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+        Some(ServerCommand::Token(TokenCommand::Revoke {
+            data,
+            id,
+            revoked_by,
+        })) => {
+            let registry = existing_registry(&data)?;
+            let revoked_by = revoked_by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".to_owned());
+            let token = registry.revoke_token(&id, &revoked_by, chrono::Utc::now())?;
+            eprintln!(
+                "citysoc server: token {} (agency {}) revoked; it can no longer enroll a collector",
+                token.id, token.agency
             );
             Ok(())
         }
@@ -234,6 +288,33 @@ fn parse_ttl(text: &str) -> Result<chrono::Duration, String> {
         .checked_mul(seconds)
         .and_then(chrono::Duration::try_seconds)
         .ok_or_else(|| format!("{text:?}: too long"))
+}
+
+fn write_token_table(
+    out: &mut impl Write,
+    tokens: &[TokenRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<()> {
+    let time = |time: chrono::DateTime<chrono::Utc>| time.format("%Y-%m-%d %H:%M").to_string();
+    writeln!(
+        out,
+        "{:<12} {:<16} {:<8} {:<17} {:<17} {:<12} collector",
+        "id", "agency", "status", "created (UTC)", "expires (UTC)", "created by"
+    )?;
+    for token in tokens {
+        writeln!(
+            out,
+            "{:<12} {:<16} {:<8} {:<17} {:<17} {:<12} {}",
+            token.id,
+            token.agency,
+            token.status(now),
+            time(token.created_at),
+            time(token.expires_at),
+            token.created_by,
+            token.used_by.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
 }
 
 fn write_table(out: &mut impl Write, collectors: &[CollectorRecord]) -> std::io::Result<()> {

@@ -238,3 +238,72 @@ fn listing_a_directory_that_is_not_a_server_is_an_error() {
     let missing = citysoc(&["server", "--data", &data_arg]);
     assert!(!missing.status.success());
 }
+
+/// An admin lists tokens and revokes one before it is used; the list shows which is which,
+/// never a token itself.
+#[test]
+fn tokens_are_listed_by_id_and_an_unused_one_revoked() {
+    let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let data_arg = data.path().to_string_lossy().into_owned();
+    let create = |agency: &str| {
+        let created = citysoc(&[
+            "server", "token", "create", "--data", &data_arg, "--agency", agency,
+        ]);
+        assert!(created.status.success(), "{}", text(&created.stderr));
+        let token = text(&created.stdout).trim().to_owned();
+        // The id is on stderr: "one-time token <id> for agency …".
+        let id = text(&created.stderr)
+            .split_whitespace()
+            .skip_while(|word| *word != "token")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(id.len(), 12, "{}", text(&created.stderr));
+        (token, id)
+    };
+    let (kept_token, kept) = create("quan-1");
+    let (revoked_token, revoked) = create("quan-7");
+
+    let revoke = citysoc(&[
+        "server",
+        "token",
+        "revoke",
+        "--data",
+        &data_arg,
+        &revoked[..8],
+        "--revoked-by",
+        "soc-lead",
+    ]);
+    assert!(revoke.status.success(), "{}", text(&revoke.stderr));
+    assert!(text(&revoke.stderr).contains(&revoked));
+    let not_a_token = citysoc(&["server", "token", "revoke", "--data", &data_arg, "ffffffff"]);
+    assert!(!not_a_token.status.success());
+    assert!(text(&not_a_token.stderr).contains("no token with id"));
+
+    let listed = citysoc(&["server", "token", "list", "--data", &data_arg]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let table = text(&listed.stdout);
+    let status_of = |id: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(id))
+            .and_then(|line| line.split_whitespace().nth(2))
+            .map(str::to_owned)
+    };
+    assert_eq!(status_of(&kept).as_deref(), Some("open"), "{table}");
+    assert_eq!(status_of(&revoked).as_deref(), Some("revoked"), "{table}");
+    assert!(!table.contains(&kept_token) && !table.contains(&revoked_token));
+
+    let json = citysoc(&[
+        "server", "token", "list", "--data", &data_arg, "--format", "json",
+    ]);
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|error| panic!("{error}"));
+    let revoked_entry = tokens
+        .as_array()
+        .and_then(|all| all.iter().find(|token| token["id"] == revoked.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(revoked_entry["revoked_by"], "soc-lead");
+    assert_eq!(revoked_entry["agency"], "quan-7");
+}

@@ -76,6 +76,11 @@ async fn exchange(app: &App, request: EnrollRequest) -> Result<EnrollResponse, R
             "token_expired",
             "this enrollment token has expired: ask the SOC for a new one",
         )),
+        Err(TokenProblem::Revoked) => Err(Rejected::token(
+            StatusCode::UNAUTHORIZED,
+            "token_revoked",
+            "this enrollment token was revoked by the SOC: ask the SOC for a new one",
+        )),
     }
 }
 

@@ -180,3 +180,67 @@ async fn a_new_data_directory_is_owner_only() {
     let mode = std::fs::metadata(&data).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 }
+
+/// A token handed to the wrong person is revoked before use: listed with its status, refused
+/// at enrollment; a used token is not revoked (its collector is), ids must be unambiguous.
+#[tokio::test]
+async fn a_revoked_token_is_refused_and_tokens_are_listed_with_their_status() {
+    let server = TestServer::start().await;
+    let now = chrono::Utc::now();
+    let wrong = server
+        .registry
+        .create_token("quan-5", chrono::Duration::hours(1), "an-admin", now)
+        .unwrap();
+    assert_eq!(wrong.id.len(), citysoc_console::registry::TOKEN_ID_DIGITS);
+    let used = server.token("quan-5");
+    assert_eq!(server.enroll_raw(&used).await.status(), 200);
+
+    // Too short or not hex: refused before looking.
+    for bad in ["", "abc", "zzzzzzzzzzzz"] {
+        assert!(
+            server.registry.revoke_token(bad, "t", now).is_err(),
+            "{bad:?}"
+        );
+    }
+    let revoked = server
+        .registry
+        .revoke_token(&wrong.id[..8].to_ascii_uppercase(), "soc-lead", now)
+        .unwrap();
+    assert_eq!(revoked.id, wrong.id);
+    assert_eq!(revoked.revoked_by.as_deref(), Some("soc-lead"));
+    // Revoking again changes nothing.
+    let again = server
+        .registry
+        .revoke_token(&wrong.id, "someone-else", now)
+        .unwrap();
+    assert_eq!(again.revoked_by.as_deref(), Some("soc-lead"));
+
+    expect_rejection(server.enroll_raw(&wrong.token).await, 401, "token_revoked").await;
+    let text = server.metrics_text().await;
+    assert_eq!(
+        metric(&text, &rejected_metric("enroll", "token_revoked")),
+        1
+    );
+
+    let tokens = server.registry.tokens().unwrap();
+    let status = |id: &str| {
+        tokens
+            .iter()
+            .find(|token| token.id == id)
+            .map(|token| token.status(chrono::Utc::now()))
+    };
+    assert_eq!(status(&wrong.id), Some("revoked"));
+    let used_id = tokens
+        .iter()
+        .find(|token| token.used_by.is_some())
+        .map(|token| token.id.clone())
+        .unwrap();
+    assert_eq!(status(&used_id), Some("used"));
+    let error = server
+        .registry
+        .revoke_token(&used_id, "t", now)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("revoke the collector"), "{error}");
+    assert_eq!(server.registry.collectors().unwrap().len(), 1);
+}

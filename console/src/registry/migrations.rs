@@ -53,6 +53,9 @@ const MIGRATIONS: &[&str] = &[
         detected_at    INTEGER NOT NULL
     );
     CREATE INDEX collector_gaps_by_collector ON collector_gaps (collector_id);",
+    // 2: tokens can be revoked before they are used.
+    "ALTER TABLE enrollment_tokens ADD COLUMN revoked_at INTEGER;
+    ALTER TABLE enrollment_tokens ADD COLUMN revoked_by TEXT;",
 ];
 
 /// Brings the schema up to date.
@@ -82,4 +85,56 @@ pub(super) fn migrate(connection: &mut Connection, path: &Path) -> Result<(), Co
         .pragma_update(None, "user_version", known)
         .map_err(error)?;
     transaction.commit().map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Registry;
+
+    /// A registry written by the first release (schema 1, a token created) opens under this
+    /// one: migrated forward, its token listed and revocable; one from a newer release is
+    /// refused rather than misread.
+    #[test]
+    fn a_first_release_registry_is_migrated_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = dir.path().join("citysoc.db");
+        {
+            let connection = Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+            connection
+                .execute_batch(MIGRATIONS[0])
+                .unwrap_or_else(|error| panic!("{error}"));
+            connection
+                .execute_batch(
+                    "INSERT INTO enrollment_tokens (hash, agency, created_at, expires_at, created_by)
+                     VALUES ('0123456789abcdef', 'quan-1', 0, 4102444800000, 'old-admin');
+                     PRAGMA user_version = 1;",
+                )
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        let registry = Registry::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        let tokens = registry.tokens().unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].id, "0123456789ab");
+        assert_eq!(tokens[0].revoked_at, None);
+        let revoked = registry
+            .revoke_token("01234567", "soc", chrono::Utc::now())
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert!(revoked.revoked_at.is_some());
+        drop(registry);
+
+        let connection = Connection::open(&path).unwrap_or_else(|error| panic!("{error}"));
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        connection
+            .pragma_update(None, "user_version", version + 1)
+            .unwrap_or_else(|error| panic!("{error}"));
+        drop(connection);
+        assert!(matches!(
+            Registry::open(&path),
+            Err(ConsoleError::RegistryTooNew { .. })
+        ));
+    }
 }

@@ -22,7 +22,10 @@ use crate::ConsoleError;
 
 pub(crate) use collectors::CollectorState;
 pub use collectors::{heartbeat_summary, BatchRecord, CollectorRecord, Gap, KeyUsed};
-pub use tokens::{validate_agency, CreatedToken, Enrolled, TokenProblem};
+pub use tokens::{
+    validate_agency, CreatedToken, Enrolled, TokenProblem, TokenRecord, MIN_TOKEN_ID_DIGITS,
+    TOKEN_ID_DIGITS,
+};
 
 /// File name of the registry inside a data directory.
 pub const REGISTRY_FILE: &str = "citysoc.db";

@@ -16,11 +16,19 @@ const COLLECTOR_ID_BYTES: usize = 12;
 /// Longest agency name accepted.
 const MAX_AGENCY_BYTES: usize = 128;
 
+/// Hex digits of a token's SHA-256 shown as its id (`token list`, `token revoke`): enough to
+/// tell the tokens of a server apart, useless for enrolling.
+pub const TOKEN_ID_DIGITS: usize = 12;
+/// Fewest hex digits `token revoke` accepts, so a slip of the keyboard cannot match a token.
+pub const MIN_TOKEN_ID_DIGITS: usize = 8;
+
 /// A token just created: the only time its text exists outside the admin's hands.
 #[derive(Debug, Clone)]
 pub struct CreatedToken {
     /// The token to give to the collector's `enroll` command.
     pub token: String,
+    /// Its id, for `token list` and `token revoke`.
+    pub id: String,
     /// The agency every event of the enrolled collector will belong to.
     pub agency: String,
     /// After this the token is refused.
@@ -36,6 +44,64 @@ pub enum TokenProblem {
     Used,
     /// The token's time to live is over.
     Expired,
+    /// An admin revoked the token before it was used.
+    Revoked,
+}
+
+/// A token as `token list` shows it: never the token itself, which is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenRecord {
+    /// The first [`TOKEN_ID_DIGITS`] hex digits of the token's SHA-256.
+    pub id: String,
+    /// The agency it enrolls into.
+    pub agency: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// After this it is refused.
+    pub expires_at: DateTime<Utc>,
+    /// Who created it.
+    pub created_by: String,
+    /// When it enrolled a collector.
+    pub used_at: Option<DateTime<Utc>>,
+    /// The collector it enrolled.
+    pub used_by: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
+impl TokenRecord {
+    /// `used`, `revoked`, `expired` or `open` (can still enroll a collector) at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        if self.used_at.is_some() {
+            "used"
+        } else if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at <= now {
+            "expired"
+        } else {
+            "open"
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "hash, agency, created_at, expires_at, created_by, used_at, used_by, revoked_at, revoked_by";
+
+fn token_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let hash: String = row.get(0)?;
+    Ok(TokenRecord {
+        id: hash.chars().take(TOKEN_ID_DIGITS).collect(),
+        agency: row.get(1)?,
+        created_at: from_millis(row.get(2)?),
+        expires_at: from_millis(row.get(3)?),
+        created_by: row.get(4)?,
+        used_at: row.get::<_, Option<i64>>(5)?.map(from_millis),
+        used_by: row.get(6)?,
+        revoked_at: row.get::<_, Option<i64>>(7)?.map(from_millis),
+        revoked_by: row.get(8)?,
+    })
 }
 
 /// A new collector's identity.
@@ -111,9 +177,90 @@ impl Registry {
             )
             .map_err(|source| self.error(source))?;
         Ok(CreatedToken {
+            id: token_hash(&token).chars().take(TOKEN_ID_DIGITS).collect(),
             token,
             agency: agency.to_owned(),
             expires_at,
+        })
+    }
+
+    /// Every token ever created, newest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, ConsoleError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens ORDER BY created_at DESC, hash"
+            ))
+            .map_err(|source| self.error(source))?;
+        let rows = statement
+            .query_map([], token_record)
+            .map_err(|source| self.error(source))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|source| self.error(source))
+    }
+
+    /// Revokes the one unused token whose id starts with `id` (at least
+    /// [`MIN_TOKEN_ID_DIGITS`] hex digits), so it can no longer enroll a collector. A token
+    /// already used is not revoked here: the collector it enrolled is (`collectors revoke`).
+    pub fn revoke_token(
+        &self,
+        id: &str,
+        revoked_by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenRecord, ConsoleError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < MIN_TOKEN_ID_DIGITS || !id.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(ConsoleError::Invalid(format!(
+                "{id:?} is not a token id: give at least {MIN_TOKEN_ID_DIGITS} hex digits of the id `token list` shows"
+            )));
+        }
+        let mut connection = self.lock();
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| self.error(source))?;
+        let found = {
+            let mut statement = transaction
+                .prepare(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens WHERE substr(hash, 1, ?1) = ?2"
+                ))
+                .map_err(|source| self.error(source))?;
+            let rows = statement
+                .query_map(params![id.len() as i64, id], token_record)
+                .map_err(|source| self.error(source))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(|source| self.error(source))?
+        };
+        let token = match found.as_slice() {
+            [] => return Err(ConsoleError::Invalid(format!("no token with id {id}"))),
+            [token] => token.clone(),
+            _ => {
+                return Err(ConsoleError::Invalid(format!(
+                    "{} tokens have ids starting with {id}: give more digits",
+                    found.len()
+                )))
+            }
+        };
+        if let Some(collector) = &token.used_by {
+            return Err(ConsoleError::Invalid(format!(
+                "token {} already enrolled collector {collector}: revoke the collector instead (`citysoc server collectors revoke`)",
+                token.id
+            )));
+        }
+        if token.revoked_at.is_some() {
+            return Ok(token);
+        }
+        transaction
+            .execute(
+                "UPDATE enrollment_tokens SET revoked_at = ?1, revoked_by = ?2
+                 WHERE substr(hash, 1, ?3) = ?4 AND used_at IS NULL AND revoked_at IS NULL",
+                params![millis(now), revoked_by, id.len() as i64, id],
+            )
+            .map_err(|source| self.error(source))?;
+        transaction.commit().map_err(|source| self.error(source))?;
+        Ok(TokenRecord {
+            revoked_at: Some(from_millis(millis(now))),
+            revoked_by: Some(revoked_by.to_owned()),
+            ..token
         })
     }
 
@@ -133,19 +280,22 @@ impl Registry {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|source| self.error(source))?;
-        let found: Option<(String, i64, Option<i64>)> = transaction
+        let found: Option<(String, i64, Option<i64>, Option<i64>)> = transaction
             .query_row(
-                "SELECT agency, expires_at, used_at FROM enrollment_tokens WHERE hash = ?1",
+                "SELECT agency, expires_at, used_at, revoked_at FROM enrollment_tokens WHERE hash = ?1",
                 params![hash],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .optional()
             .map_err(|source| self.error(source))?;
-        let Some((agency, expires_at, used_at)) = found else {
+        let Some((agency, expires_at, used_at, revoked_at)) = found else {
             return Ok(Err(TokenProblem::Unknown));
         };
         if used_at.is_some() {
             return Ok(Err(TokenProblem::Used));
+        }
+        if revoked_at.is_some() {
+            return Ok(Err(TokenProblem::Revoked));
         }
         if from_millis(expires_at) <= now {
             return Ok(Err(TokenProblem::Expired));
@@ -155,7 +305,7 @@ impl Registry {
         let marked = transaction
             .execute(
                 "UPDATE enrollment_tokens SET used_at = ?1, used_by = ?2
-                 WHERE hash = ?3 AND used_at IS NULL",
+                 WHERE hash = ?3 AND used_at IS NULL AND revoked_at IS NULL",
                 params![millis(now), collector_id, hash],
             )
             .map_err(|source| self.error(source))?;
