@@ -307,6 +307,49 @@ async fn lines_lost_before_a_rotation_are_read_again_after_a_restart() {
     assert_eq!(ids[..3], ids[13..]);
 }
 
+/// When the lines the sink lost are truncated away (`copytruncate`: the copy has them, the
+/// source follows the emptied file) before the source could read them again, they cannot be
+/// read from this file any more: the source lets go of the old checkpoint instead of reading
+/// the file's new lines a second time from it under other record numbers (duplicates the
+/// server cannot recognize), in this run and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_lost_before_a_copytruncate_do_not_make_the_new_lines_read_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let archive = dir.path().join("archive.ndjson");
+    append(&log, &lines("lost", 0..10));
+    let (collector, source, lost) = start_losing_the_first_write(dir.path(), &log, &archive).await;
+    // copytruncate at once, well within the interval before a reading again.
+    std::fs::copy(&log, dir.path().join("auth.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&log)
+        .unwrap();
+    append(&log, &lines("new", 0..3));
+    let arrived = wait_until(std::time::Duration::from_secs(20), || {
+        source.events_out() >= 3
+    })
+    .await;
+    // Past several checkpoint intervals: time for a wrong reading again to happen.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    collector.stop().await;
+    assert!(lost, "the first write fails");
+    assert!(arrived, "{} events out", source.events_out());
+    assert_eq!(source.truncations(), 1);
+    assert_eq!(source.rereads(), 0);
+    assert_eq!(raws(&read_events(&archive)), expected("new", 0..3));
+
+    let harness = start_in(dir.path(), &file_source(&log)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let events = harness.stop().await;
+    assert_eq!(
+        raws(&events),
+        expected("new", 0..3),
+        "nothing read twice after the restart"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rotated_while_stopped_is_finished_from_its_new_name() {
     let dir = tempfile::tempdir().unwrap();

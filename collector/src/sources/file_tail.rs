@@ -492,6 +492,21 @@ impl Tailer {
         };
         let mut events = reading.take_events(true, &self.source.metrics);
         debug_assert!(reading.buffer.is_empty());
+        let sink_failed = self.source.metrics.drops(DropReason::SinkFailed);
+        if sink_failed != self.sink_failed_at_start {
+            // Lines the sink lost lay after the held checkpoint, in content the truncation
+            // removed (the copy has it): no longer in this file to read again. Reading again
+            // from that checkpoint would read the file's new lines under other record numbers,
+            // a second copy the server cannot recognize. Let go of it: the checkpoint written
+            // below is about the new content.
+            tracing::error!(
+                source = %self.source.config.name,
+                "the lines the sink lost were truncated away before they could be read again; they are not in this file any more (counted in dropped_total{{reason=\"sink_failed\"}})"
+            );
+            self.sink_failed_at_start = sink_failed;
+            self.sink_failed_seen = sink_failed;
+            self.checkpoint_held = false;
+        }
         reading.consumed = 0;
         reading.head = None;
         reading.idle = false;
