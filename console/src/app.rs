@@ -30,6 +30,30 @@ pub(crate) struct AppState {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Places for signed requests being read or handled ([`crate::signed::MAX_SIGNED_REQUESTS`]).
     pub signed_requests: Arc<tokio::sync::Semaphore>,
+    /// Signed requests being read or handled, per claimed collector id
+    /// ([`crate::signed::MAX_SIGNED_REQUESTS_PER_COLLECTOR`]).
+    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One of a collector's places among the signed requests in flight; given back when dropped.
+pub(crate) struct CollectorPlace {
+    id: String,
+    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for CollectorPlace {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = in_flight.get_mut(&self.id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// Shared handle to the state.
@@ -53,7 +77,26 @@ impl AppState {
             signed_requests: Arc::new(tokio::sync::Semaphore::new(
                 crate::signed::MAX_SIGNED_REQUESTS,
             )),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// A place for one more signed request of collector `id`, unless it already has `limit`
+    /// in flight.
+    pub fn collector_place(&self, id: &str, limit: usize) -> Option<CollectorPlace> {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = in_flight.entry(id.to_owned()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(CollectorPlace {
+            id: id.to_owned(),
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     /// The lock of an enrolled collector.

@@ -17,7 +17,7 @@ use citysoc_collector::protocol::{
 use http_body_util::LengthLimitError;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 
-use crate::app::{blocking, named_collector, App, AppState};
+use crate::app::{blocking, named_collector, App, AppState, CollectorPlace};
 use crate::registry::{CollectorState, KeyUsed};
 use crate::rejection::Rejected;
 
@@ -25,6 +25,12 @@ use crate::rejection::Rejected;
 /// once; more get 503 and are retried by their collector. Bounds the memory bodies can hold
 /// (at most this many intake bodies of `MAX_BODY_BYTES`), whoever sends them.
 pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
+
+/// How many of those places one collector id can hold. A collector sends one batch at a time,
+/// plus now and then a heartbeat or a key rotation; a sender that knows a collector's id (not
+/// a secret) but not its key can pass the header checks and trickle bodies, and would
+/// otherwise take every place from every collector for as long as [`BODY_TIMEOUT`] lets it.
+pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
 
 /// How long a body may take to arrive once its headers were accepted: a sender trickling a
 /// body would otherwise hold its memory and its place for ever.
@@ -53,6 +59,7 @@ pub(crate) struct Authenticated {
     signed_with: Vec<u8>,
     _lock: OwnedMutexGuard<()>,
     _permit: OwnedSemaphorePermit,
+    _place: CollectorPlace,
 }
 
 impl Authenticated {
@@ -112,7 +119,8 @@ pub(crate) fn known_collector(app: &AppState, id: &str) -> Result<CollectorState
 
 /// Authenticates a signed request, in the order the protocol fixes and each step only once
 /// the one before passed: the headers ([`claim`]); a place among the signed requests the
-/// server handles at once (503 `busy` past [`MAX_SIGNED_REQUESTS`]); the body, at most
+/// server handles at once (503 `busy` past [`MAX_SIGNED_REQUESTS`], or past
+/// [`MAX_SIGNED_REQUESTS_PER_COLLECTOR`] for this collector id); the body, at most
 /// `limit` bytes (413) and within [`BODY_TIMEOUT`] (408); the signature (401), checked on the
 /// blocking pool; then the collector's lock.
 pub(crate) async fn authenticate(
@@ -127,6 +135,9 @@ pub(crate) async fn authenticate(
         let (id, headers) = (id.clone(), headers.clone());
         blocking(app, move |app| claim(app, &id, &headers, Utc::now())).await?
     };
+    let place = app
+        .collector_place(&id, MAX_SIGNED_REQUESTS_PER_COLLECTOR)
+        .ok_or_else(Rejected::busy)?;
     let permit = app
         .signed_requests
         .clone()
@@ -158,6 +169,7 @@ pub(crate) async fn authenticate(
         signed_with,
         _lock: lock.lock_owned().await,
         _permit: permit,
+        _place: place,
     })
 }
 

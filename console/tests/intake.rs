@@ -415,10 +415,11 @@ async fn a_skipped_batch_number_is_accepted_and_counted_as_a_gap() {
 async fn batches_of_one_collector_are_handled_one_at_a_time() {
     let server = std::sync::Arc::new(TestServer::start().await);
     let collector = server.enroll("quan-1").await;
-    // The same batch, eight times at once: exactly one stores it, the others see it stored.
+    // The same batch, four times at once (as many requests as one collector may have in
+    // flight): exactly one stores it, the others see it stored.
     let body = batch(&events("pp", 200));
     let mut tasks = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..4 {
         let server = server.clone();
         let collector = collector.clone();
         let body = body.clone();
@@ -435,7 +436,7 @@ async fn batches_of_one_collector_are_handled_one_at_a_time() {
         stored += ack.stored;
         duplicates += ack.duplicates;
     }
-    assert_eq!((stored, duplicates), (200, 7 * 200));
+    assert_eq!((stored, duplicates), (200, 3 * 200));
     assert_eq!(server.stored_count(), 200);
 }
 
@@ -510,9 +511,16 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
 async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     let server = TestServer::start().await;
     let collector = server.enroll("quan-1").await;
+    // Four places per collector id: eight ids known to the sender fill the 32.
+    let mut known_ids = Vec::new();
+    for n in 0..8 {
+        known_ids.push(server.enroll(&format!("quan-{}", n + 2)).await.id);
+    }
     let mut stalled = Vec::new();
-    for _ in 0..32 {
-        stalled.push(stalled_request(&server, &collector.id, "AAAA", 1 << 20).await);
+    for id in &known_ids {
+        for _ in 0..4 {
+            stalled.push(stalled_request(&server, id, "AAAA", 1 << 20).await);
+        }
     }
     // Wait until the server has taken all 32 in (one task each).
     let mut in_progress = 0;
@@ -676,4 +684,47 @@ async fn a_batch_the_store_fails_to_commit_is_refused_and_stored_when_sent_again
         .unwrap();
     assert_eq!((again.stored, again.duplicates), (5, 0));
     assert_eq!(server.stored_count(), 8);
+}
+
+/// A sender that knows one collector's id but not its key holds at most four places, however
+/// many bodies it trickles: the fifth gets 503 `busy`, other collectors are not held up, and
+/// the places come back once the sender goes away.
+#[tokio::test]
+async fn one_collector_id_holds_at_most_four_places() {
+    let server = TestServer::start().await;
+    let target = server.enroll("quan-1").await;
+    let other = server.enroll("quan-2").await;
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(stalled_request(&server, &target.id, "AAAA", 1 << 20).await);
+    }
+    let mut in_progress = 0;
+    for _ in 0..200 {
+        let text = server.metrics_text().await;
+        in_progress = metric(&text, "citysoc_signed_requests_in_progress");
+        if in_progress == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(in_progress, 4);
+    let mut fifth = stalled_request(&server, &target.id, "AAAA", 1 << 20).await;
+    assert_eq!(status_of(&mut fifth).await, 503);
+    let response = other
+        .send(&server, INTAKE_PATH, 1, batch(&events("other", 2)))
+        .await;
+    assert_eq!(response.status(), 200, "another collector is not held up");
+
+    drop(stalled);
+    let body = batch(&events("back", 2));
+    let mut stored = 0;
+    for _ in 0..100 {
+        let response = target.send(&server, INTAKE_PATH, 1, body.clone()).await;
+        if response.status().is_success() {
+            stored = response.json::<IntakeAck>().await.unwrap().stored;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, 2, "the collector's places came back");
 }
