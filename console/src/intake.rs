@@ -2,7 +2,7 @@
 //!
 //! The checks, in order, each refusal a 4xx counted by reason: unknown collector (401),
 //! revoked (403), headers (400), signing time (401 `expired`) — all before the body is read —
-//! then too many requests at once (503 `busy`), body over the limit (413) or too slow to arrive
+//! then too many requests at once, in all or of this collector id (503 `busy`), body over the limit (413) or too slow to arrive
 //! (408), signature (401 `bad_signature`), batch number (409 `replay` when older than the last
 //! acknowledged; the same number again is a re-send and answered again), body (400 `bad_body`:
 //! not zstd, cut short, a line that is not an event; nothing of the batch is stored). Then
