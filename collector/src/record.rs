@@ -6,8 +6,11 @@
 //! the collector's largest single cost (the kernel copying it into the page cache, then the
 //! forwarder reading it back), and the server parsed it again. A record stores the same event
 //! in about half the bytes, with no escaping: strings are copied as they are, core fields are
-//! named by position, and a `message` that is part of `raw` is stored as a range of it. Only
-//! `fields` (nested, any JSON) stays JSON text inside the record.
+//! named by position, and a `message` that is part of `raw` is stored as a range of it.
+//! `fields` (nested, any JSON) is binary too ([`binary_fields`]: common names as one- or
+//! two-byte codes from a fixed table, [`keys`], values by type tag); records written before
+//! that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and still written for
+//! fields nested too deep for the binary form.
 //!
 //! Layout: the byte [`RECORD_MARK`] (0xC1 can start neither JSON text nor UTF-8, so a JSON
 //! record written by an older collector is told apart by its first byte), then one entry per
@@ -24,6 +27,9 @@ use crate::event::{
     CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError,
 };
 use crate::CollectorError;
+
+mod binary_fields;
+mod keys;
 
 /// How a sink wants the events it is handed: what the sources serialize them to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +88,9 @@ const TAG_RAW_BASE64: u8 = 15;
 const TAG_FIELDS: u8 = 16;
 /// `message` as a byte range of `raw`.
 const TAG_MESSAGE_IN_RAW: u8 = 17;
+/// `fields` in binary ([`binary_fields`]). A reader older than this tag refuses the record
+/// ("unknown part 18 … written by a newer version?"): servers are upgraded before collectors.
+const TAG_FIELDS_BINARY: u8 = 18;
 /// Core field number N (position in [`CoreFields::NAMES`]) holding text: `CORE_TEXT + N`.
 const CORE_TEXT: u8 = 64;
 /// Core field number N holding a number: `CORE_NUMBER + N`.
@@ -91,7 +100,7 @@ const CORE_SLOTS: usize = 64;
 /// Bytes of the padded length before the fields' JSON: up to 32 GiB, far past any event.
 const FIELDS_LENGTH_BYTES: usize = 5;
 /// Highest tag below the core ranges, for the "seen" set.
-const LAST_PLAIN_TAG: u8 = TAG_MESSAGE_IN_RAW;
+const LAST_PLAIN_TAG: u8 = TAG_FIELDS_BINARY;
 
 /// Position of `message` in [`CoreFields::NAMES`] (a test holds it there).
 const MESSAGE_INDEX: usize = 0;
@@ -129,10 +138,34 @@ fn format_code(format: Format) -> u8 {
     }
 }
 
-/// Appends the compact record of `event` to `out`. `fields` goes in as JSON text; writing it
-/// is the only step that can fail (a map key that is not a string cannot happen with
+/// Appends the compact record of `event` to `out`. `fields` goes in binary, or as JSON text
+/// when the binary form cannot hold them (nested deeper than serde_json reads); writing that
+/// JSON is the only step that can fail (a map key that is not a string cannot happen with
 /// [`Fields`], but the serializer says so rather than panic).
 pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
+    encode_with(event, out, FieldsAs::Binary)
+}
+
+/// Appends the record of `event` as collectors before binary `fields` wrote it (`fields` as
+/// JSON text). For tests of that compatibility and for the record bench's peer; collectors
+/// write [`encode`].
+#[doc(hidden)]
+pub fn encode_legacy(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
+    encode_with(event, out, FieldsAs::Json)
+}
+
+/// How [`encode_with`] writes `fields`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FieldsAs {
+    Binary,
+    Json,
+}
+
+fn encode_with(
+    event: &Event,
+    out: &mut Vec<u8>,
+    fields_as: FieldsAs,
+) -> Result<(), CollectorError> {
     out.push(RECORD_MARK);
     put_text(out, TAG_ID, &event.id);
     put_time(out, TAG_TIMESTAMP, &event.timestamp);
@@ -180,31 +213,45 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
         }
     });
     if !event.fields.is_empty() {
-        out.push(TAG_FIELDS);
-        // The JSON's length is known only once it is written: keep room for a length of
-        // FIELDS_LENGTH_BYTES (LEB128 padded with continuation bytes, which reading accepts),
-        // write the JSON after it, then fill it in.
-        let length_at = out.len();
-        out.extend_from_slice(&[0; FIELDS_LENGTH_BYTES]);
-        sonic_rs::to_writer(&mut *out, &event.fields)
-            .map_err(|error| CollectorError::BadRecord(format!("cannot write fields: {error}")))?;
-        let length = out.len() - length_at - FIELDS_LENGTH_BYTES;
-        if length >> (7 * FIELDS_LENGTH_BYTES) != 0 {
-            return Err(bad("fields are too large for one record"));
-        }
-        for (index, byte) in out[length_at..length_at + FIELDS_LENGTH_BYTES]
-            .iter_mut()
-            .enumerate()
-        {
-            let more = if index + 1 < FIELDS_LENGTH_BYTES {
-                0x80
-            } else {
-                0
-            };
-            *byte = ((length >> (7 * index)) & 0x7f) as u8 | more;
+        let start = out.len();
+        let binary = fields_as == FieldsAs::Binary && {
+            out.push(TAG_FIELDS_BINARY);
+            binary_fields::put_fields(out, &event.fields).is_ok()
+        };
+        if !binary {
+            out.truncate(start);
+            put_json_fields(out, &event.fields)?;
         }
     }
     out.push(TAG_END);
+    Ok(())
+}
+
+/// `fields` as JSON text after `TAG_FIELDS` (what older collectors wrote).
+fn put_json_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), CollectorError> {
+    out.push(TAG_FIELDS);
+    // The JSON's length is known only once it is written: keep room for a length of
+    // FIELDS_LENGTH_BYTES (LEB128 padded with continuation bytes, which reading accepts),
+    // write the JSON after it, then fill it in.
+    let length_at = out.len();
+    out.extend_from_slice(&[0; FIELDS_LENGTH_BYTES]);
+    sonic_rs::to_writer(&mut *out, fields)
+        .map_err(|error| CollectorError::BadRecord(format!("cannot write fields: {error}")))?;
+    let length = out.len() - length_at - FIELDS_LENGTH_BYTES;
+    if length >> (7 * FIELDS_LENGTH_BYTES) != 0 {
+        return Err(bad("fields are too large for one record"));
+    }
+    for (index, byte) in out[length_at..length_at + FIELDS_LENGTH_BYTES]
+        .iter_mut()
+        .enumerate()
+    {
+        let more = if index + 1 < FIELDS_LENGTH_BYTES {
+            0x80
+        } else {
+            0
+        };
+        *byte = ((length >> (7 * index)) & 0x7f) as u8 | more;
+    }
     Ok(())
 }
 
@@ -330,7 +377,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             }
             TAG_RAW => event.raw = Some(reader.text()?.to_owned()),
             TAG_RAW_BASE64 => event.raw_base64 = Some(reader.text()?.to_owned()),
+            TAG_FIELDS_BINARY => {
+                if seen[usize::from(TAG_FIELDS)] {
+                    return Err(bad(&format!("fields given twice (byte {at})")));
+                }
+                event_fields = binary_fields::read_fields(&mut reader)?;
+            }
             TAG_FIELDS => {
+                if seen[usize::from(TAG_FIELDS_BINARY)] {
+                    return Err(bad(&format!("fields given twice (byte {at})")));
+                }
                 let text = reader.text()?;
                 event_fields = serde_json::from_str(text)
                     .map_err(|error| bad(&format!("fields are not a JSON object: {error}")))?;
@@ -483,6 +539,11 @@ impl<'a> Reader<'a> {
     fn text(&mut self) -> Result<&'a str, CollectorError> {
         let start = self.at;
         let length = usize::try_from(self.varint()?).map_err(|_| bad("length out of range"))?;
+        self.str_of_length(length, start)
+    }
+
+    /// The next `length` bytes as UTF-8 text; `start` is where its length began, for errors.
+    fn str_of_length(&mut self, length: usize, start: usize) -> Result<&'a str, CollectorError> {
         let bytes = self
             .at
             .checked_add(length)
@@ -490,6 +551,29 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| bad(&format!("text at byte {start} runs past the end")))?;
         self.at += length;
         std::str::from_utf8(bytes).map_err(|_| bad(&format!("text at byte {start} is not UTF-8")))
+    }
+
+    /// The next `N` bytes.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CollectorError> {
+        let bytes = self
+            .at
+            .checked_add(N)
+            .and_then(|end| self.bytes.get(self.at..end))
+            .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+            .ok_or_else(|| bad(&format!("truncated at byte {}", self.at)))?;
+        self.at += N;
+        Ok(bytes)
+    }
+
+    /// A count of items that each take at least `min_bytes` of what is left: a count the
+    /// rest of the record cannot hold is refused before anything is allocated for it.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, CollectorError> {
+        let start = self.at;
+        let left = self.bytes.len().saturating_sub(self.at);
+        usize::try_from(self.varint()?)
+            .ok()
+            .filter(|count| count.saturating_mul(min_bytes) <= left)
+            .ok_or_else(|| bad(&format!("count at byte {start} is larger than the record")))
     }
 
     fn time(&mut self) -> Result<DateTime<Utc>, CollectorError> {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::fields::Key;
 use crate::parse::{parse_record, InputFormat, ParseContext};
 use proptest::prelude::*;
 
@@ -276,5 +277,307 @@ proptest! {
         event.fields.insert(key.into(), serde_json::Value::String(value));
         let back = decode(&to_vec(&event).unwrap()).unwrap();
         prop_assert_eq!(back, event);
+    }
+}
+
+// ---- binary `fields` ----
+
+/// The part tag `fields` went in as: binary, JSON text, or none.
+fn fields_tag(event: &Event) -> Option<u8> {
+    let binary = to_vec(event).unwrap();
+    let mut legacy = Vec::new();
+    encode_legacy(event, &mut legacy).unwrap();
+    if event.fields.is_empty() {
+        assert_eq!(binary, legacy);
+        return None;
+    }
+    if binary == legacy {
+        return Some(TAG_FIELDS);
+    }
+    // Both encodings agree up to where `fields` starts.
+    let at = binary
+        .iter()
+        .zip(&legacy)
+        .position(|(left, right)| left != right)
+        .unwrap();
+    Some(binary[at])
+}
+
+/// Keys, values and number kinds in order, recursively: what `==` on `Fields` and on
+/// `serde_json::Map` (both ignore order) does not check.
+fn assert_same_order(left: &Fields, right: &Fields) {
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        right.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        serde_json::to_string(left).unwrap(),
+        serde_json::to_string(right).unwrap()
+    );
+}
+
+#[test]
+fn parsed_events_write_binary_fields_and_legacy_records_still_read() {
+    for event in events() {
+        if event.fields.is_empty() {
+            continue;
+        }
+        assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY), "{event:?}");
+        let mut legacy = Vec::new();
+        encode_legacy(&event, &mut legacy).unwrap();
+        let back = decode(&legacy).unwrap();
+        assert_eq!(back, event);
+        assert_same_order(&back.fields, &event.fields);
+        assert_eq!(to_json(&legacy).unwrap(), sonic_rs::to_vec(&event).unwrap());
+        let back = decode(&to_vec(&event).unwrap()).unwrap();
+        assert_same_order(&back.fields, &event.fields);
+        // Binary fields are smaller than their JSON text.
+        assert!(to_vec(&event).unwrap().len() < legacy.len());
+    }
+}
+
+#[test]
+fn number_kinds_survive() {
+    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+    let values = [
+        serde_json::json!(0),
+        serde_json::json!(1),
+        serde_json::json!(63),
+        serde_json::json!(64),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(-1),
+        serde_json::json!(i64::MIN),
+        serde_json::json!(1.0),
+        serde_json::json!(-0.0),
+        serde_json::json!(0.1),
+        serde_json::json!(f64::MAX),
+        serde_json::json!(f64::MIN_POSITIVE),
+        serde_json::json!([1, -1, 1.5, null, true, false, "", {"SRC": 2, "x": [[]]}]),
+    ];
+    for (index, value) in values.iter().enumerate() {
+        event
+            .fields
+            .insert(format!("k{index}").into(), value.clone());
+    }
+    let back = decode(&to_vec(&event).unwrap()).unwrap();
+    assert_eq!(back, event);
+    assert_same_order(&back.fields, &event.fields);
+    for (index, value) in values.iter().enumerate() {
+        let kind = |value: &serde_json::Value| {
+            value
+                .as_number()
+                .map(|number| (number.is_u64(), number.is_i64(), number.is_f64()))
+        };
+        let got = &back.fields[&format!("k{index}")];
+        assert_eq!(kind(got), kind(value), "{value}");
+    }
+}
+
+#[test]
+fn common_names_are_codes_and_other_names_are_text() {
+    let mut event = parse_record(LINES[2], InputFormat::Auto, &context(), 7);
+    assert!(event.fields.contains_key("SRC"));
+    let with_codes = to_vec(&event).unwrap().len();
+    // The same fields under names outside the table: each costs its length in text.
+    let renamed: Fields = event
+        .fields
+        .iter()
+        .map(|(key, value)| (format!("{key}_"), value.clone()))
+        .collect();
+    let extra: usize = renamed.keys().map(str::len).sum();
+    event.fields = renamed;
+    let with_text = to_vec(&event).unwrap().len();
+    assert!(
+        with_text >= with_codes + extra,
+        "{with_text} {with_codes} {extra}"
+    );
+    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+}
+
+/// `depth` arrays, one inside the other, around `null`.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = serde_json::Value::Null;
+    for _ in 0..depth {
+        value = serde_json::Value::Array(vec![value]);
+    }
+    value
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_binary_and_deeper_falls_back_to_json() {
+    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+    event
+        .fields
+        .insert("deep".into(), nested(binary_fields::MAX_DEPTH));
+    assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
+    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+    // Everything serde_json reads fits (its limit counts the `fields` object too).
+    let deepest_json = (1..binary_fields::MAX_DEPTH + 2)
+        .take_while(|depth| {
+            let text = format!(
+                "{{\"deep\":{}}}",
+                serde_json::to_string(&nested(*depth)).unwrap()
+            );
+            serde_json::from_str::<Fields>(&text).is_ok()
+        })
+        .last()
+        .unwrap();
+    assert!(deepest_json <= binary_fields::MAX_DEPTH, "{deepest_json}");
+    // Deeper than the binary form holds: the record keeps JSON text, as older ones did.
+    event
+        .fields
+        .insert("deep".into(), nested(binary_fields::MAX_DEPTH + 1));
+    assert_eq!(fields_tag(&event), Some(TAG_FIELDS));
+}
+
+/// The required parts, then `fields` as `body` (after the tag), then the end.
+fn record_with_fields(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut record = minimal_record();
+    record.pop();
+    record.push(tag);
+    record.extend_from_slice(body);
+    record.push(TAG_END);
+    record
+}
+
+#[test]
+fn damaged_binary_fields_name_the_problem() {
+    let message = |body: &[u8]| {
+        decode(&record_with_fields(TAG_FIELDS_BINARY, body))
+            .unwrap_err()
+            .to_string()
+    };
+    let fine = record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 0x45]);
+    assert_eq!(decode(&fine).unwrap().fields["syslog.priority"], 5);
+    // A forged count: refused before anything is allocated for it.
+    let mut huge = Vec::new();
+    put_varint(&mut huge, u64::MAX);
+    for body in [&huge[..], &[100, 0, 0][..]] {
+        assert!(
+            message(body).contains("larger than the record"),
+            "{}",
+            message(body)
+        );
+    }
+    let mut huge_array = vec![1, 0, 7];
+    put_varint(&mut huge_array, 1 << 40);
+    assert!(message(&huge_array).contains("larger than the record"));
+    // Nesting past the limit.
+    let mut deep = vec![1, 0];
+    for _ in 0..=binary_fields::MAX_DEPTH {
+        deep.extend_from_slice(&[7, 1]);
+    }
+    deep.push(0);
+    assert!(message(&deep).contains("deeper"), "{}", message(&deep));
+    assert!(message(&[1, 0, 9]).contains("unknown value tag"));
+    assert!(message(&[1, 0, 0x3f]).contains("unknown value tag"));
+    let mut unknown_key = vec![1];
+    put_varint(&mut unknown_key, 5000 << 1);
+    unknown_key.push(0);
+    assert!(message(&unknown_key).contains("unknown field name code"));
+    assert!(message(&[1, 3, 0xff, 0]).contains("not UTF-8"));
+    assert!(message(&[1, 0, 0x82, b'a', 0xff]).contains("not UTF-8"));
+    let mut infinite = vec![1, 0, 5];
+    infinite.extend_from_slice(&f64::INFINITY.to_le_bytes());
+    assert!(message(&infinite).contains("not finite"));
+    let mut negative = vec![1, 0, 4];
+    put_varint(&mut negative, u64::MAX);
+    assert!(message(&negative).contains("out of range"));
+    // Both forms of `fields` in one record.
+    let mut twice = record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 0]);
+    twice.pop();
+    twice.push(TAG_FIELDS);
+    put_str(&mut twice, "{}");
+    twice.push(TAG_END);
+    let error = decode(&twice).unwrap_err().to_string();
+    assert!(error.contains("fields given twice"), "{error}");
+}
+
+#[test]
+fn damage_to_binary_fields_never_panics() {
+    for line in [LINES[2], LINES[4], LINES[0]] {
+        let event = parse_record(line, InputFormat::Auto, &context(), 7);
+        let record = to_vec(&event).unwrap();
+        for end in 0..record.len() {
+            assert!(decode(&record[..end]).is_err(), "cut at {end} read");
+        }
+        for index in 0..record.len() {
+            for flip in [0x01, 0x02, 0x40, 0x80, 0xff] {
+                let mut damaged = record.clone();
+                damaged[index] ^= flip;
+                let _ = decode(&damaged);
+                let _ = to_json(&damaged);
+            }
+        }
+    }
+}
+
+fn any_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..keys::KEYS.len()).prop_map(|code| keys::KEYS[code].to_owned()),
+        ".{0,70}",
+    ]
+}
+
+fn any_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0u64..80).prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |float| {
+            serde_json::Number::from_f64(float).map(Value::Number)
+        }),
+        (-1e6f64..1e6).prop_map(|float| serde_json::json!(float.trunc())),
+        ".{0,10}".prop_map(Value::String),
+        ".{120,140}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::vec((any_key(), inner), 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+        ]
+    })
+}
+
+fn any_fields() -> impl Strategy<Value = Fields> {
+    proptest::collection::vec((any_key(), any_value()), 0..10).prop_map(|entries| {
+        entries
+            .into_iter()
+            .map(|(key, value)| (Key::from(key), value))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn any_fields_round_trip_exactly(fields in any_fields()) {
+        let mut event = parse_record(b"<4>May 14 09:58:30 fw kernel: SRC=1.2.3.4", InputFormat::Auto, &context(), 7);
+        event.fields = fields;
+        let record = to_vec(&event).unwrap();
+        let back = decode(&record).unwrap();
+        prop_assert_eq!(&back, &event);
+        assert_same_order(&back.fields, &event.fields);
+        prop_assert_eq!(to_json(&record).unwrap(), sonic_rs::to_vec(&event).unwrap());
+        if !event.fields.is_empty() {
+            prop_assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
+        }
+    }
+
+    #[test]
+    fn cut_or_damaged_fields_never_panic(fields in any_fields(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), bits in 1u8..=255) {
+        let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+        event.fields = fields;
+        let record = to_vec(&event).unwrap();
+        let end = cut.index(record.len());
+        prop_assert!(decode(&record[..end]).is_err());
+        let mut damaged = record.clone();
+        damaged[flip.index(record.len())] ^= bits;
+        let _ = decode(&damaged);
     }
 }
