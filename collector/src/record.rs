@@ -274,6 +274,17 @@ fn range_within(whole: &str, part: &str) -> Option<(usize, usize)> {
     memchr::memmem::find(whole.as_bytes(), part.as_bytes()).map(|start| (start, part.len()))
 }
 
+/// What every reader of records (this one and the older ones) says of a part or a value it
+/// does not know: a record from a newer collector.
+const NEWER_VERSION: &str = "written by a newer version";
+
+/// Whether a server's refusal `message` says it could not read a record because the record
+/// is newer than the server (an older server met a part it does not know, e.g. binary
+/// `fields`): the collector then tells the admin to upgrade the server first.
+pub fn is_newer_version_refusal(message: &str) -> bool {
+    message.contains(NEWER_VERSION)
+}
+
 /// Whether `bytes` is a compact record (and not the JSON an older collector buffered).
 pub fn is_record(bytes: &[u8]) -> bool {
     bytes.first() == Some(&RECORD_MARK)

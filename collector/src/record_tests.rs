@@ -581,3 +581,27 @@ proptest! {
         let _ = decode(&damaged);
     }
 }
+
+/// Older servers say this of records they cannot read (the text is theirs, so it cannot
+/// change); the collector recognises it to tell the admin to upgrade the server first.
+#[test]
+fn refusals_of_newer_records_are_recognised() {
+    // What a server from before binary fields answers (its record 1 meets part 18).
+    let old_server = "record 1: unknown (written by a newer version?) part 18 at byte 93";
+    assert!(is_newer_version_refusal(old_server));
+    let mut unknown = minimal_record();
+    unknown.pop();
+    unknown.extend_from_slice(&[40, 0, TAG_END]);
+    let mut unknown_key = vec![1];
+    put_varint(&mut unknown_key, 5000 << 1);
+    unknown_key.push(0);
+    for record in [
+        unknown,
+        record_with_fields(TAG_FIELDS_BINARY, &unknown_key),
+        record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 9]),
+    ] {
+        let message = decode(&record).unwrap_err().to_string();
+        assert!(is_newer_version_refusal(&message), "{message}");
+    }
+    assert!(!is_newer_version_refusal("line 2: not an event"));
+}
