@@ -10,7 +10,8 @@
 //! `fields` (nested, any JSON) is binary too ([`binary_fields`]: common names as one- or
 //! two-byte codes from a fixed table, [`keys`], values by type tag); records written before
 //! that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and still written for
-//! fields nested too deep for the binary form.
+//! fields nested too deep for the binary form. An id made by `parse_record` (32 hex digits)
+//! is stored as its 16 bytes.
 //!
 //! Layout: the byte [`RECORD_MARK`] (0xC1 can start neither JSON text nor UTF-8, so a JSON
 //! record written by an older collector is told apart by its first byte), then one entry per
@@ -89,8 +90,13 @@ const TAG_FIELDS: u8 = 16;
 /// `message` as a byte range of `raw`.
 const TAG_MESSAGE_IN_RAW: u8 = 17;
 /// `fields` in binary ([`binary_fields`]). A reader older than this tag refuses the record
-/// ("unknown part 18 … written by a newer version?"): servers are upgraded before collectors.
+/// ("unknown (written by a newer version?) part …"): servers are upgraded before collectors.
 const TAG_FIELDS_BINARY: u8 = 18;
+/// The id when it is what `parse_record` makes (32 lower-case hex digits of an xxh3-128):
+/// its 16 bytes, big-endian, instead of 32 characters and a length. Like
+/// [`TAG_FIELDS_BINARY`], older readers refuse it (it is the first part of nearly every record,
+/// so their message names part 19 at byte 1).
+const TAG_ID_HEX128: u8 = 19;
 /// Core field number N (position in [`CoreFields::NAMES`]) holding text: `CORE_TEXT + N`.
 const CORE_TEXT: u8 = 64;
 /// Core field number N holding a number: `CORE_NUMBER + N`.
@@ -100,7 +106,7 @@ const CORE_SLOTS: usize = 64;
 /// Bytes of the padded length before the fields' JSON: up to 32 GiB, far past any event.
 const FIELDS_LENGTH_BYTES: usize = 5;
 /// Highest tag below the core ranges, for the "seen" set.
-const LAST_PLAIN_TAG: u8 = TAG_FIELDS_BINARY;
+const LAST_PLAIN_TAG: u8 = TAG_ID_HEX128;
 
 /// Position of `message` in [`CoreFields::NAMES`] (a test holds it there).
 const MESSAGE_INDEX: usize = 0;
@@ -167,7 +173,13 @@ fn encode_with(
     fields_as: FieldsAs,
 ) -> Result<(), CollectorError> {
     out.push(RECORD_MARK);
-    put_text(out, TAG_ID, &event.id);
+    match hex128_value(&event.id) {
+        Some(value) => {
+            out.push(TAG_ID_HEX128);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        None => put_text(out, TAG_ID, &event.id),
+    }
     put_time(out, TAG_TIMESTAMP, &event.timestamp);
     put_time(out, TAG_RECEIVED_AT, &event.received_at);
     put_optional_text(out, TAG_AGENCY, event.agency.as_deref());
@@ -356,7 +368,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             return Err(bad(&format!("part {tag} appears twice (byte {at})")));
         }
         match tag {
-            TAG_ID => id = Some(reader.text()?.to_owned()),
+            TAG_ID | TAG_ID_HEX128 => {
+                if id.is_some() {
+                    return Err(bad(&format!("id given twice (byte {at})")));
+                }
+                id = Some(if tag == TAG_ID {
+                    reader.text()?.to_owned()
+                } else {
+                    hex128_text(u128::from_be_bytes(reader.array::<16>()?))
+                });
+            }
             TAG_TIMESTAMP => timestamp = Some(reader.time()?),
             TAG_RECEIVED_AT => received_at = Some(reader.time()?),
             TAG_AGENCY => event.agency = Some(reader.text()?.to_owned()),
@@ -448,6 +469,29 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
         event.core.message = Some(message.to_owned());
     }
     Ok(event)
+}
+
+/// The value of an id that is exactly 32 lower-case hex digits (so that [`hex128_text`] gives
+/// it back byte for byte); any other id is stored as text.
+fn hex128_value(id: &str) -> Option<u128> {
+    if id.len() != 32
+        || !id
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    u128::from_str_radix(id, 16).ok()
+}
+
+/// `value` as 32 lower-case hex digits.
+fn hex128_text(value: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(32);
+    for shift in (0..32).rev() {
+        text.push(char::from(DIGITS[((value >> (4 * shift)) & 0xf) as usize]));
+    }
+    text
 }
 
 /// The transports sources set are a handful of words: keep them unallocated.

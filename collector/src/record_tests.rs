@@ -158,7 +158,9 @@ fn a_minimal_record_reads_and_a_cut_one_does_not() {
 
 #[test]
 fn malformed_records_name_the_problem() {
-    let event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    let mut event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    // A text id, so that the record's first part is text that a cut runs through.
+    event.id = "ev-000001".into();
     let record = to_vec(&event).unwrap();
     let message = |bytes: &[u8]| decode(bytes).unwrap_err().to_string();
     assert!(
@@ -586,8 +588,8 @@ proptest! {
 /// change); the collector recognises it to tell the admin to upgrade the server first.
 #[test]
 fn refusals_of_newer_records_are_recognised() {
-    // What a server from before binary fields answers (its record 1 meets part 18).
-    let old_server = "record 1: unknown (written by a newer version?) part 18 at byte 93";
+    // What a server from before binary fields and 16-byte ids answers.
+    let old_server = "record 1: unknown (written by a newer version?) part 19 at byte 1";
     assert!(is_newer_version_refusal(old_server));
     let mut unknown = minimal_record();
     unknown.pop();
@@ -604,4 +606,71 @@ fn refusals_of_newer_records_are_recognised() {
         assert!(is_newer_version_refusal(&message), "{message}");
     }
     assert!(!is_newer_version_refusal("line 2: not an event"));
+}
+
+// ---- the id as 16 bytes ----
+
+#[test]
+fn parsed_ids_are_written_as_16_bytes_and_other_ids_as_text() {
+    let mut event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    assert_eq!(event.id.len(), 32);
+    let record = to_vec(&event).unwrap();
+    assert_eq!(record[1], TAG_ID_HEX128);
+    assert_eq!(decode(&record).unwrap(), event);
+    for id in [
+        "0123456789ABCDEF0123456789abcdef", // upper case: would not come back the same
+        "+123456789abcdef0123456789abcdef", // from_str_radix would take the sign
+        "0123456789abcdef0123456789abcde",
+        "0123456789abcdef0123456789abcdef0",
+        "",
+        "ev-000001",
+    ] {
+        event.id = id.to_owned();
+        let record = to_vec(&event).unwrap();
+        assert_eq!(record[1], TAG_ID, "{id}");
+        assert_eq!(decode(&record).unwrap().id, id);
+    }
+    for id in [
+        "00000000000000000000000000000000",
+        "ffffffffffffffffffffffffffffffff",
+        "0000000000000000000000000000000a",
+    ] {
+        event.id = id.to_owned();
+        assert_eq!(to_vec(&event).unwrap()[1], TAG_ID_HEX128);
+        assert_eq!(decode(&to_vec(&event).unwrap()).unwrap().id, id);
+    }
+    // Both forms in one record.
+    let mut twice = minimal_record();
+    twice.pop();
+    twice.push(TAG_ID_HEX128);
+    twice.extend_from_slice(&[0; 16]);
+    twice.push(TAG_END);
+    let error = decode(&twice).unwrap_err().to_string();
+    assert!(error.contains("id given twice"), "{error}");
+    let mut cut = minimal_record();
+    cut.pop();
+    cut.push(TAG_ID_HEX128);
+    cut.extend_from_slice(&[0; 7]);
+    assert!(decode(&cut).is_err());
+}
+
+proptest! {
+    #[test]
+    fn any_id_round_trips(id in "[0-9a-fA-F+-]{30,34}|.*", value in any::<u128>()) {
+        let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+        event.id = id;
+        prop_assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event.clone());
+        event.id = format!("{value:032x}");
+        prop_assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+    }
+}
+
+/// A records batch of parsed events (binary `fields`, 16-byte ids) through the functions the
+/// server's intake calls.
+#[test]
+fn batches_of_new_records_decode_as_the_server_reads_them() {
+    let events = events();
+    let body = crate::protocol::encode_events_compact(&events).unwrap();
+    let back = crate::protocol::decode_batch(&body).unwrap();
+    assert_eq!(back, events);
 }
