@@ -149,31 +149,29 @@ fn format_code(format: Format) -> u8 {
 /// JSON is the only step that can fail (a map key that is not a string cannot happen with
 /// [`Fields`], but the serializer says so rather than panic).
 pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
-    encode_with(event, out, FieldsAs::Binary)
+    encode_with(event, out, Layout::Current)
 }
 
-/// Appends the record of `event` as collectors before binary `fields` wrote it (`fields` as
-/// JSON text). For tests of that compatibility and for the record bench's peer; collectors
-/// write [`encode`].
+/// Appends the record of `event` as collectors before binary `fields` and 16-byte ids wrote
+/// it (`fields` as JSON text, the id as text). For tests of that compatibility and for the
+/// record bench's peer; collectors write [`encode`].
 #[doc(hidden)]
 pub fn encode_legacy(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
-    encode_with(event, out, FieldsAs::Json)
+    encode_with(event, out, Layout::Legacy)
 }
 
-/// How [`encode_with`] writes `fields`.
+/// Which record [`encode_with`] writes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum FieldsAs {
-    Binary,
-    Json,
+enum Layout {
+    /// Binary `fields`, 16-byte ids.
+    Current,
+    /// As before those: `fields` as JSON text, every id as text.
+    Legacy,
 }
 
-fn encode_with(
-    event: &Event,
-    out: &mut Vec<u8>,
-    fields_as: FieldsAs,
-) -> Result<(), CollectorError> {
+fn encode_with(event: &Event, out: &mut Vec<u8>, layout: Layout) -> Result<(), CollectorError> {
     out.push(RECORD_MARK);
-    match hex128_value(&event.id) {
+    match hex128_value(&event.id).filter(|_| layout == Layout::Current) {
         Some(value) => {
             out.push(TAG_ID_HEX128);
             out.extend_from_slice(&value.to_be_bytes());
@@ -226,7 +224,7 @@ fn encode_with(
     });
     if !event.fields.is_empty() {
         let start = out.len();
-        let binary = fields_as == FieldsAs::Binary && {
+        let binary = layout == Layout::Current && {
             out.push(TAG_FIELDS_BINARY);
             binary_fields::put_fields(out, &event.fields).is_ok()
         };
