@@ -677,3 +677,23 @@ fn batches_of_new_records_decode_as_the_server_reads_them() {
     let back = crate::protocol::decode_batch(&body).unwrap();
     assert_eq!(back, events);
 }
+
+/// Nested arrays that each claim the rest of a large record: refused or read without
+/// reserving depth × count items (this would ask for gigabytes if counts were trusted).
+#[test]
+fn nested_forged_counts_reserve_little() {
+    let padding = 1 << 20;
+    let mut body = vec![1, 0];
+    for _ in 0..100 {
+        body.push(7);
+        put_varint(&mut body, padding);
+    }
+    body.extend(std::iter::repeat_n(0u8, padding as usize));
+    let message = decode(&record_with_fields(TAG_FIELDS_BINARY, &body))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("truncated") || message.contains("end"),
+        "{message}"
+    );
+}

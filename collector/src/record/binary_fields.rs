@@ -20,8 +20,9 @@
 //!   strings shorter than 128 bytes are folded into the tag (most values of a log line are).
 //!
 //! Reading checks like the rest of the record: tags, UTF-8, lengths and counts against the
-//! bytes left (so a forged count cannot make a huge allocation), and nesting depth
-//! ([`MAX_DEPTH`], serde_json's own limit, so everything serde_json reads fits).
+//! bytes left, reserving at most [`RESERVE_MAX`] items ahead (so forged counts cannot make
+//! huge allocations, even nested), and nesting depth ([`MAX_DEPTH`], serde_json's own limit,
+//! so everything serde_json reads fits).
 
 use std::borrow::Cow;
 
@@ -55,6 +56,12 @@ const SMALL_UNSIGNED: u8 = 0x40;
 const SMALL_UNSIGNED_LIMIT: u8 = 64;
 /// `SHORT_STRING + n`: a string of `n` bytes (below 128) follows.
 const SHORT_STRING: u8 = 0x80;
+
+/// Most items reserved ahead for one array, object or `fields`. A count is checked against
+/// the bytes left, but nested containers each claiming the rest of a large record would
+/// still reserve that many times over (depth × count × item size) before any item is read;
+/// beyond this, a container grows as its items actually arrive (each takes record bytes).
+const RESERVE_MAX: usize = 256;
 
 /// `fields` this encoding cannot hold (nested deeper than [`MAX_DEPTH`], or a number
 /// serde_json built otherwise than this crate's features allow): the record keeps them as
@@ -153,7 +160,7 @@ fn put_number(out: &mut Vec<u8>, number: &Number) -> Result<(), NotBinary> {
 pub(super) fn read_fields(reader: &mut Reader<'_>) -> Result<Fields, CollectorError> {
     // An entry is at least two bytes: a key and a value tag.
     let count = reader.count(2)?;
-    let mut fields = Fields::with_capacity(count);
+    let mut fields = Fields::with_capacity(count.min(RESERVE_MAX));
     for _ in 0..count {
         let key = read_key(reader)?;
         let value = read_value(reader, 0)?;
@@ -208,7 +215,7 @@ fn read_value(reader: &mut Reader<'_>, depth: usize) -> Result<Value, CollectorE
         ARRAY => {
             check_depth(depth, at)?;
             let count = reader.count(1)?;
-            let mut items = Vec::with_capacity(count);
+            let mut items = Vec::with_capacity(count.min(RESERVE_MAX));
             for _ in 0..count {
                 items.push(read_value(reader, depth + 1)?);
             }
@@ -217,7 +224,7 @@ fn read_value(reader: &mut Reader<'_>, depth: usize) -> Result<Value, CollectorE
         OBJECT => {
             check_depth(depth, at)?;
             let count = reader.count(2)?;
-            let mut map = Map::with_capacity(count);
+            let mut map = Map::with_capacity(count.min(RESERVE_MAX));
             for _ in 0..count {
                 let key = read_key(reader)?.into_owned();
                 let item = read_value(reader, depth + 1)?;
