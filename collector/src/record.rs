@@ -7,11 +7,11 @@
 //! forwarder reading it back), and the server parsed it again. A record stores the same event
 //! in about half the bytes, with no escaping: strings are copied as they are, core fields are
 //! named by position, and a `message` that is part of `raw` is stored as a range of it.
-//! `fields` (nested, any JSON) is binary too ([`binary_fields`]: common names as one- or
-//! two-byte codes from a fixed table, [`keys`], values by type tag); records written before
-//! that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and still written for
-//! fields nested too deep for the binary form. An id made by `parse_record` (32 hex digits)
-//! is stored as its 16 bytes.
+//! `fields` (nested, any JSON) is binary too (`record/binary_fields.rs`: common names as one-
+//! or two-byte codes from a fixed table, `record/keys.rs`, values by type tag); records
+//! written before that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and
+//! still written for fields nested too deep for the binary form. An id made by
+//! `parse_record` (32 hex digits) is stored as its 16 bytes.
 //!
 //! Layout: the byte [`RECORD_MARK`] (0xC1 can start neither JSON text nor UTF-8, so a JSON
 //! record written by an older collector is told apart by its first byte), then one entry per
