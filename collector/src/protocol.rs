@@ -7,7 +7,13 @@
 //! - body: zstd-compressed, either a records batch ([`BATCH_MAGIC`], then each event's record
 //!   as a LEB128 length and the record: compact [`crate::record`]s, or the JSON of one from a
 //!   buffer an older collector wrote) or NDJSON, one [`Event`] per line (older collectors and
-//!   tools). The body says which by its first bytes, and the signature covers it;
+//!   tools). The body says which by its first bytes, and the signature covers it.
+//!   Records version themselves part by part, not by the batch: a reader refuses a part it
+//!   does not know by name ("unknown (written by a newer version?) part 19": the 16-byte
+//!   id; 18 is binary `fields`, see [`crate::record`]), so a server older than its
+//!   collectors answers 400 saying so, the collector logs "upgrade the server first" and
+//!   keeps the batch in `rejected/`. The batch magic stays `CSREC1`: a new magic would make an older server read
+//!   the body as NDJSON and answer a less useful "line 1: not an event";
 //! - `x-citysoc-collector`: the collector id the server issued at enrollment;
 //! - `x-citysoc-sequence`: the batch's number, from 1, increasing by one per batch; a batch is
 //!   re-sent with the same number until the server acknowledges it;

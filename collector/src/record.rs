@@ -6,8 +6,12 @@
 //! the collector's largest single cost (the kernel copying it into the page cache, then the
 //! forwarder reading it back), and the server parsed it again. A record stores the same event
 //! in about half the bytes, with no escaping: strings are copied as they are, core fields are
-//! named by position, and a `message` that is part of `raw` is stored as a range of it. Only
-//! `fields` (nested, any JSON) stays JSON text inside the record.
+//! named by position, and a `message` that is part of `raw` is stored as a range of it.
+//! `fields` (nested, any JSON) is binary too (`record/binary_fields.rs`: common names as one-
+//! or two-byte codes from a fixed table, `record/keys.rs`, values by type tag); records
+//! written before that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and
+//! still written for fields nested too deep for the binary form. An id made by
+//! `parse_record` (32 hex digits) is stored as its 16 bytes.
 //!
 //! Layout: the byte [`RECORD_MARK`] (0xC1 can start neither JSON text nor UTF-8, so a JSON
 //! record written by an older collector is told apart by its first byte), then one entry per
@@ -24,6 +28,9 @@ use crate::event::{
     CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError,
 };
 use crate::CollectorError;
+
+mod binary_fields;
+mod keys;
 
 /// How a sink wants the events it is handed: what the sources serialize them to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +89,14 @@ const TAG_RAW_BASE64: u8 = 15;
 const TAG_FIELDS: u8 = 16;
 /// `message` as a byte range of `raw`.
 const TAG_MESSAGE_IN_RAW: u8 = 17;
+/// `fields` in binary ([`binary_fields`]). A reader older than this tag refuses the record
+/// ("unknown (written by a newer version?) part …"): servers are upgraded before collectors.
+const TAG_FIELDS_BINARY: u8 = 18;
+/// The id when it is what `parse_record` makes (32 lower-case hex digits of an xxh3-128):
+/// its 16 bytes, big-endian, instead of 32 characters and a length. Like
+/// [`TAG_FIELDS_BINARY`], older readers refuse it (it is the first part of nearly every record,
+/// so their message names part 19 at byte 1).
+const TAG_ID_HEX128: u8 = 19;
 /// Core field number N (position in [`CoreFields::NAMES`]) holding text: `CORE_TEXT + N`.
 const CORE_TEXT: u8 = 64;
 /// Core field number N holding a number: `CORE_NUMBER + N`.
@@ -91,7 +106,7 @@ const CORE_SLOTS: usize = 64;
 /// Bytes of the padded length before the fields' JSON: up to 32 GiB, far past any event.
 const FIELDS_LENGTH_BYTES: usize = 5;
 /// Highest tag below the core ranges, for the "seen" set.
-const LAST_PLAIN_TAG: u8 = TAG_MESSAGE_IN_RAW;
+const LAST_PLAIN_TAG: u8 = TAG_ID_HEX128;
 
 /// Position of `message` in [`CoreFields::NAMES`] (a test holds it there).
 const MESSAGE_INDEX: usize = 0;
@@ -129,12 +144,40 @@ fn format_code(format: Format) -> u8 {
     }
 }
 
-/// Appends the compact record of `event` to `out`. `fields` goes in as JSON text; writing it
-/// is the only step that can fail (a map key that is not a string cannot happen with
+/// Appends the compact record of `event` to `out`. `fields` goes in binary, or as JSON text
+/// when the binary form cannot hold them (nested deeper than serde_json reads); writing that
+/// JSON is the only step that can fail (a map key that is not a string cannot happen with
 /// [`Fields`], but the serializer says so rather than panic).
 pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
+    encode_with(event, out, Layout::Current)
+}
+
+/// Appends the record of `event` as collectors before binary `fields` and 16-byte ids wrote
+/// it (`fields` as JSON text, the id as text). For tests of that compatibility and for the
+/// record bench's peer; collectors write [`encode`].
+#[doc(hidden)]
+pub fn encode_legacy(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
+    encode_with(event, out, Layout::Legacy)
+}
+
+/// Which record [`encode_with`] writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Binary `fields`, 16-byte ids.
+    Current,
+    /// As before those: `fields` as JSON text, every id as text.
+    Legacy,
+}
+
+fn encode_with(event: &Event, out: &mut Vec<u8>, layout: Layout) -> Result<(), CollectorError> {
     out.push(RECORD_MARK);
-    put_text(out, TAG_ID, &event.id);
+    match hex128_value(&event.id).filter(|_| layout == Layout::Current) {
+        Some(value) => {
+            out.push(TAG_ID_HEX128);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        None => put_text(out, TAG_ID, &event.id),
+    }
     put_time(out, TAG_TIMESTAMP, &event.timestamp);
     put_time(out, TAG_RECEIVED_AT, &event.received_at);
     put_optional_text(out, TAG_AGENCY, event.agency.as_deref());
@@ -180,31 +223,45 @@ pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
         }
     });
     if !event.fields.is_empty() {
-        out.push(TAG_FIELDS);
-        // The JSON's length is known only once it is written: keep room for a length of
-        // FIELDS_LENGTH_BYTES (LEB128 padded with continuation bytes, which reading accepts),
-        // write the JSON after it, then fill it in.
-        let length_at = out.len();
-        out.extend_from_slice(&[0; FIELDS_LENGTH_BYTES]);
-        sonic_rs::to_writer(&mut *out, &event.fields)
-            .map_err(|error| CollectorError::BadRecord(format!("cannot write fields: {error}")))?;
-        let length = out.len() - length_at - FIELDS_LENGTH_BYTES;
-        if length >> (7 * FIELDS_LENGTH_BYTES) != 0 {
-            return Err(bad("fields are too large for one record"));
-        }
-        for (index, byte) in out[length_at..length_at + FIELDS_LENGTH_BYTES]
-            .iter_mut()
-            .enumerate()
-        {
-            let more = if index + 1 < FIELDS_LENGTH_BYTES {
-                0x80
-            } else {
-                0
-            };
-            *byte = ((length >> (7 * index)) & 0x7f) as u8 | more;
+        let start = out.len();
+        let binary = layout == Layout::Current && {
+            out.push(TAG_FIELDS_BINARY);
+            binary_fields::put_fields(out, &event.fields).is_ok()
+        };
+        if !binary {
+            out.truncate(start);
+            put_json_fields(out, &event.fields)?;
         }
     }
     out.push(TAG_END);
+    Ok(())
+}
+
+/// `fields` as JSON text after `TAG_FIELDS` (what older collectors wrote).
+fn put_json_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), CollectorError> {
+    out.push(TAG_FIELDS);
+    // The JSON's length is known only once it is written: keep room for a length of
+    // FIELDS_LENGTH_BYTES (LEB128 padded with continuation bytes, which reading accepts),
+    // write the JSON after it, then fill it in.
+    let length_at = out.len();
+    out.extend_from_slice(&[0; FIELDS_LENGTH_BYTES]);
+    sonic_rs::to_writer(&mut *out, fields)
+        .map_err(|error| CollectorError::BadRecord(format!("cannot write fields: {error}")))?;
+    let length = out.len() - length_at - FIELDS_LENGTH_BYTES;
+    if length >> (7 * FIELDS_LENGTH_BYTES) != 0 {
+        return Err(bad("fields are too large for one record"));
+    }
+    for (index, byte) in out[length_at..length_at + FIELDS_LENGTH_BYTES]
+        .iter_mut()
+        .enumerate()
+    {
+        let more = if index + 1 < FIELDS_LENGTH_BYTES {
+            0x80
+        } else {
+            0
+        };
+        *byte = ((length >> (7 * index)) & 0x7f) as u8 | more;
+    }
     Ok(())
 }
 
@@ -225,6 +282,17 @@ fn range_within(whole: &str, part: &str) -> Option<(usize, usize)> {
         return Some((whole.len() - part.len(), part.len()));
     }
     memchr::memmem::find(whole.as_bytes(), part.as_bytes()).map(|start| (start, part.len()))
+}
+
+/// What every reader of records (this one and the older ones) says of a part or a value it
+/// does not know: a record from a newer collector.
+const NEWER_VERSION: &str = "written by a newer version";
+
+/// Whether a server's refusal `message` says it could not read a record because the record
+/// is newer than the server (an older server met a part it does not know, e.g. binary
+/// `fields`): the collector then tells the admin to upgrade the server first.
+pub fn is_newer_version_refusal(message: &str) -> bool {
+    message.contains(NEWER_VERSION)
 }
 
 /// Whether `bytes` is a compact record (and not the JSON an older collector buffered).
@@ -298,7 +366,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             return Err(bad(&format!("part {tag} appears twice (byte {at})")));
         }
         match tag {
-            TAG_ID => id = Some(reader.text()?.to_owned()),
+            TAG_ID | TAG_ID_HEX128 => {
+                if id.is_some() {
+                    return Err(bad(&format!("id given twice (byte {at})")));
+                }
+                id = Some(if tag == TAG_ID {
+                    reader.text()?.to_owned()
+                } else {
+                    hex128_text(u128::from_be_bytes(reader.array::<16>()?))
+                });
+            }
             TAG_TIMESTAMP => timestamp = Some(reader.time()?),
             TAG_RECEIVED_AT => received_at = Some(reader.time()?),
             TAG_AGENCY => event.agency = Some(reader.text()?.to_owned()),
@@ -330,7 +407,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             }
             TAG_RAW => event.raw = Some(reader.text()?.to_owned()),
             TAG_RAW_BASE64 => event.raw_base64 = Some(reader.text()?.to_owned()),
+            TAG_FIELDS_BINARY => {
+                if seen[usize::from(TAG_FIELDS)] {
+                    return Err(bad(&format!("fields given twice (byte {at})")));
+                }
+                event_fields = binary_fields::read_fields(&mut reader)?;
+            }
             TAG_FIELDS => {
+                if seen[usize::from(TAG_FIELDS_BINARY)] {
+                    return Err(bad(&format!("fields given twice (byte {at})")));
+                }
                 let text = reader.text()?;
                 event_fields = serde_json::from_str(text)
                     .map_err(|error| bad(&format!("fields are not a JSON object: {error}")))?;
@@ -381,6 +467,40 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
         event.core.message = Some(message.to_owned());
     }
     Ok(event)
+}
+
+/// The value of an id that is exactly 32 lower-case hex digits (so that [`hex128_text`] gives
+/// it back byte for byte); any other id is stored as text.
+fn hex128_value(id: &str) -> Option<u128> {
+    // One pass, two 64-bit halves: a check then `from_str_radix` (checked arithmetic per
+    // digit, in u128) was a quarter of the record's own encoding time.
+    fn half(digits: &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for byte in digits {
+            let nibble = match byte {
+                b'0'..=b'9' => byte - b'0',
+                b'a'..=b'f' => byte - b'a' + 10,
+                _ => return None,
+            };
+            value = value << 4 | u64::from(nibble);
+        }
+        Some(value)
+    }
+    let (high, low) = id.as_bytes().split_at_checked(16)?;
+    if low.len() != 16 {
+        return None;
+    }
+    Some(u128::from(half(high)?) << 64 | u128::from(half(low)?))
+}
+
+/// `value` as 32 lower-case hex digits.
+fn hex128_text(value: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(32);
+    for shift in (0..32).rev() {
+        text.push(char::from(DIGITS[((value >> (4 * shift)) & 0xf) as usize]));
+    }
+    text
 }
 
 /// The transports sources set are a handful of words: keep them unallocated.
@@ -483,6 +603,11 @@ impl<'a> Reader<'a> {
     fn text(&mut self) -> Result<&'a str, CollectorError> {
         let start = self.at;
         let length = usize::try_from(self.varint()?).map_err(|_| bad("length out of range"))?;
+        self.str_of_length(length, start)
+    }
+
+    /// The next `length` bytes as UTF-8 text; `start` is where its length began, for errors.
+    fn str_of_length(&mut self, length: usize, start: usize) -> Result<&'a str, CollectorError> {
         let bytes = self
             .at
             .checked_add(length)
@@ -490,6 +615,29 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| bad(&format!("text at byte {start} runs past the end")))?;
         self.at += length;
         std::str::from_utf8(bytes).map_err(|_| bad(&format!("text at byte {start} is not UTF-8")))
+    }
+
+    /// The next `N` bytes.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CollectorError> {
+        let bytes = self
+            .at
+            .checked_add(N)
+            .and_then(|end| self.bytes.get(self.at..end))
+            .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+            .ok_or_else(|| bad(&format!("truncated at byte {}", self.at)))?;
+        self.at += N;
+        Ok(bytes)
+    }
+
+    /// A count of items that each take at least `min_bytes` of what is left: a count the
+    /// rest of the record cannot hold is refused before anything is allocated for it.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, CollectorError> {
+        let start = self.at;
+        let left = self.bytes.len().saturating_sub(self.at);
+        usize::try_from(self.varint()?)
+            .ok()
+            .filter(|count| count.saturating_mul(min_bytes) <= left)
+            .ok_or_else(|| bad(&format!("count at byte {start} is larger than the record")))
     }
 
     fn time(&mut self) -> Result<DateTime<Utc>, CollectorError> {

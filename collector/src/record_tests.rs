@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use crate::fields::Key;
 use crate::parse::{parse_record, InputFormat, ParseContext};
 use proptest::prelude::*;
 
@@ -157,7 +158,9 @@ fn a_minimal_record_reads_and_a_cut_one_does_not() {
 
 #[test]
 fn malformed_records_name_the_problem() {
-    let event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    let mut event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    // A text id, so that the record's first part is text that a cut runs through.
+    event.id = "ev-000001".into();
     let record = to_vec(&event).unwrap();
     let message = |bytes: &[u8]| decode(bytes).unwrap_err().to_string();
     assert!(
@@ -277,4 +280,420 @@ proptest! {
         let back = decode(&to_vec(&event).unwrap()).unwrap();
         prop_assert_eq!(back, event);
     }
+}
+
+// ---- binary `fields` ----
+
+/// The part tag `fields` went in as: binary, JSON text, or none.
+fn fields_tag(event: &Event) -> Option<u8> {
+    // A text id, which both layouts write the same, so they differ only from `fields` on.
+    let mut event = event.clone();
+    event.id = "not 32 hex digits".into();
+    let binary = to_vec(&event).unwrap();
+    let mut legacy = Vec::new();
+    encode_legacy(&event, &mut legacy).unwrap();
+    if event.fields.is_empty() {
+        assert_eq!(binary, legacy);
+        return None;
+    }
+    if binary == legacy {
+        return Some(TAG_FIELDS);
+    }
+    // Both encodings agree up to where `fields` starts.
+    let at = binary
+        .iter()
+        .zip(&legacy)
+        .position(|(left, right)| left != right)
+        .unwrap();
+    Some(binary[at])
+}
+
+/// Keys, values and number kinds in order, recursively: what `==` on `Fields` and on
+/// `serde_json::Map` (both ignore order) does not check.
+fn assert_same_order(left: &Fields, right: &Fields) {
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        right.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        serde_json::to_string(left).unwrap(),
+        serde_json::to_string(right).unwrap()
+    );
+}
+
+#[test]
+fn parsed_events_write_binary_fields_and_legacy_records_still_read() {
+    for event in events() {
+        if event.fields.is_empty() {
+            continue;
+        }
+        assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY), "{event:?}");
+        let mut legacy = Vec::new();
+        encode_legacy(&event, &mut legacy).unwrap();
+        let back = decode(&legacy).unwrap();
+        assert_eq!(back, event);
+        assert_same_order(&back.fields, &event.fields);
+        assert_eq!(to_json(&legacy).unwrap(), sonic_rs::to_vec(&event).unwrap());
+        let back = decode(&to_vec(&event).unwrap()).unwrap();
+        assert_same_order(&back.fields, &event.fields);
+        // Binary fields are smaller than their JSON text.
+        assert!(to_vec(&event).unwrap().len() < legacy.len());
+    }
+}
+
+#[test]
+fn number_kinds_survive() {
+    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+    let values = [
+        serde_json::json!(0),
+        serde_json::json!(1),
+        serde_json::json!(63),
+        serde_json::json!(64),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(-1),
+        serde_json::json!(i64::MIN),
+        serde_json::json!(1.0),
+        serde_json::json!(-0.0),
+        serde_json::json!(0.1),
+        serde_json::json!(f64::MAX),
+        serde_json::json!(f64::MIN_POSITIVE),
+        serde_json::json!([1, -1, 1.5, null, true, false, "", {"SRC": 2, "x": [[]]}]),
+    ];
+    for (index, value) in values.iter().enumerate() {
+        event
+            .fields
+            .insert(format!("k{index}").into(), value.clone());
+    }
+    let back = decode(&to_vec(&event).unwrap()).unwrap();
+    assert_eq!(back, event);
+    assert_same_order(&back.fields, &event.fields);
+    for (index, value) in values.iter().enumerate() {
+        let kind = |value: &serde_json::Value| {
+            value
+                .as_number()
+                .map(|number| (number.is_u64(), number.is_i64(), number.is_f64()))
+        };
+        let got = &back.fields[&format!("k{index}")];
+        assert_eq!(kind(got), kind(value), "{value}");
+    }
+}
+
+#[test]
+fn common_names_are_codes_and_other_names_are_text() {
+    let mut event = parse_record(LINES[2], InputFormat::Auto, &context(), 7);
+    assert!(event.fields.contains_key("SRC"));
+    let with_codes = to_vec(&event).unwrap().len();
+    // The same fields under names outside the table: each costs its length in text.
+    let renamed: Fields = event
+        .fields
+        .iter()
+        .map(|(key, value)| (format!("{key}_"), value.clone()))
+        .collect();
+    let extra: usize = renamed.keys().map(str::len).sum();
+    event.fields = renamed;
+    let with_text = to_vec(&event).unwrap().len();
+    assert!(
+        with_text >= with_codes + extra,
+        "{with_text} {with_codes} {extra}"
+    );
+    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+}
+
+/// `depth` arrays, one inside the other, around `null`.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = serde_json::Value::Null;
+    for _ in 0..depth {
+        value = serde_json::Value::Array(vec![value]);
+    }
+    value
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_binary_and_deeper_falls_back_to_json() {
+    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+    event
+        .fields
+        .insert("deep".into(), nested(binary_fields::MAX_DEPTH));
+    assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
+    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+    // Everything serde_json reads fits (its limit counts the `fields` object too).
+    let deepest_json = (1..binary_fields::MAX_DEPTH + 2)
+        .take_while(|depth| {
+            let text = format!(
+                "{{\"deep\":{}}}",
+                serde_json::to_string(&nested(*depth)).unwrap()
+            );
+            serde_json::from_str::<Fields>(&text).is_ok()
+        })
+        .last()
+        .unwrap();
+    assert!(deepest_json <= binary_fields::MAX_DEPTH, "{deepest_json}");
+    // Deeper than the binary form holds: the record keeps JSON text, as older ones did.
+    event
+        .fields
+        .insert("deep".into(), nested(binary_fields::MAX_DEPTH + 1));
+    assert_eq!(fields_tag(&event), Some(TAG_FIELDS));
+}
+
+/// The required parts, then `fields` as `body` (after the tag), then the end.
+fn record_with_fields(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut record = minimal_record();
+    record.pop();
+    record.push(tag);
+    record.extend_from_slice(body);
+    record.push(TAG_END);
+    record
+}
+
+#[test]
+fn damaged_binary_fields_name_the_problem() {
+    let message = |body: &[u8]| {
+        decode(&record_with_fields(TAG_FIELDS_BINARY, body))
+            .unwrap_err()
+            .to_string()
+    };
+    let fine = record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 0x45]);
+    assert_eq!(decode(&fine).unwrap().fields["syslog.priority"], 5);
+    // A forged count: refused before anything is allocated for it.
+    let mut huge = Vec::new();
+    put_varint(&mut huge, u64::MAX);
+    for body in [&huge[..], &[100, 0, 0][..]] {
+        assert!(
+            message(body).contains("larger than the record"),
+            "{}",
+            message(body)
+        );
+    }
+    let mut huge_array = vec![1, 0, 7];
+    put_varint(&mut huge_array, 1 << 40);
+    assert!(message(&huge_array).contains("larger than the record"));
+    // Nesting past the limit.
+    let mut deep = vec![1, 0];
+    for _ in 0..=binary_fields::MAX_DEPTH {
+        deep.extend_from_slice(&[7, 1]);
+    }
+    deep.push(0);
+    assert!(message(&deep).contains("deeper"), "{}", message(&deep));
+    assert!(message(&[1, 0, 9]).contains("unknown value tag"));
+    assert!(message(&[1, 0, 0x3f]).contains("unknown value tag"));
+    let mut unknown_key = vec![1];
+    put_varint(&mut unknown_key, 5000 << 1);
+    unknown_key.push(0);
+    assert!(message(&unknown_key).contains("unknown field name code"));
+    assert!(message(&[1, 3, 0xff, 0]).contains("not UTF-8"));
+    assert!(message(&[1, 0, 0x82, b'a', 0xff]).contains("not UTF-8"));
+    let mut infinite = vec![1, 0, 5];
+    infinite.extend_from_slice(&f64::INFINITY.to_le_bytes());
+    assert!(message(&infinite).contains("not finite"));
+    let mut negative = vec![1, 0, 4];
+    put_varint(&mut negative, u64::MAX);
+    assert!(message(&negative).contains("out of range"));
+    // Both forms of `fields` in one record.
+    let mut twice = record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 0]);
+    twice.pop();
+    twice.push(TAG_FIELDS);
+    put_str(&mut twice, "{}");
+    twice.push(TAG_END);
+    let error = decode(&twice).unwrap_err().to_string();
+    assert!(error.contains("fields given twice"), "{error}");
+}
+
+#[test]
+fn damage_to_binary_fields_never_panics() {
+    for line in [LINES[2], LINES[4], LINES[0]] {
+        let event = parse_record(line, InputFormat::Auto, &context(), 7);
+        let record = to_vec(&event).unwrap();
+        for end in 0..record.len() {
+            assert!(decode(&record[..end]).is_err(), "cut at {end} read");
+        }
+        for index in 0..record.len() {
+            for flip in [0x01, 0x02, 0x40, 0x80, 0xff] {
+                let mut damaged = record.clone();
+                damaged[index] ^= flip;
+                let _ = decode(&damaged);
+                let _ = to_json(&damaged);
+            }
+        }
+    }
+}
+
+fn any_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..keys::KEYS.len()).prop_map(|code| keys::KEYS[code].to_owned()),
+        ".{0,70}",
+    ]
+}
+
+fn any_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (0u64..80).prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |float| {
+            serde_json::Number::from_f64(float).map(Value::Number)
+        }),
+        (-1e6f64..1e6).prop_map(|float| serde_json::json!(float.trunc())),
+        ".{0,10}".prop_map(Value::String),
+        ".{120,140}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::vec((any_key(), inner), 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+        ]
+    })
+}
+
+fn any_fields() -> impl Strategy<Value = Fields> {
+    proptest::collection::vec((any_key(), any_value()), 0..10).prop_map(|entries| {
+        entries
+            .into_iter()
+            .map(|(key, value)| (Key::from(key), value))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn any_fields_round_trip_exactly(fields in any_fields()) {
+        let mut event = parse_record(b"<4>May 14 09:58:30 fw kernel: SRC=1.2.3.4", InputFormat::Auto, &context(), 7);
+        event.fields = fields;
+        let record = to_vec(&event).unwrap();
+        let back = decode(&record).unwrap();
+        prop_assert_eq!(&back, &event);
+        assert_same_order(&back.fields, &event.fields);
+        prop_assert_eq!(to_json(&record).unwrap(), sonic_rs::to_vec(&event).unwrap());
+        if !event.fields.is_empty() {
+            prop_assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
+        }
+    }
+
+    #[test]
+    fn cut_or_damaged_fields_never_panic(fields in any_fields(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), bits in 1u8..=255) {
+        let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+        event.fields = fields;
+        let record = to_vec(&event).unwrap();
+        let end = cut.index(record.len());
+        prop_assert!(decode(&record[..end]).is_err());
+        let mut damaged = record.clone();
+        damaged[flip.index(record.len())] ^= bits;
+        let _ = decode(&damaged);
+    }
+}
+
+/// Older servers say this of records they cannot read (the text is theirs, so it cannot
+/// change); the collector recognises it to tell the admin to upgrade the server first.
+#[test]
+fn refusals_of_newer_records_are_recognised() {
+    // What a server from before binary fields and 16-byte ids answers.
+    let old_server = "record 1: unknown (written by a newer version?) part 19 at byte 1";
+    assert!(is_newer_version_refusal(old_server));
+    let mut unknown = minimal_record();
+    unknown.pop();
+    unknown.extend_from_slice(&[40, 0, TAG_END]);
+    let mut unknown_key = vec![1];
+    put_varint(&mut unknown_key, 5000 << 1);
+    unknown_key.push(0);
+    for record in [
+        unknown,
+        record_with_fields(TAG_FIELDS_BINARY, &unknown_key),
+        record_with_fields(TAG_FIELDS_BINARY, &[1, 0, 9]),
+    ] {
+        let message = decode(&record).unwrap_err().to_string();
+        assert!(is_newer_version_refusal(&message), "{message}");
+    }
+    assert!(!is_newer_version_refusal("line 2: not an event"));
+}
+
+// ---- the id as 16 bytes ----
+
+#[test]
+fn parsed_ids_are_written_as_16_bytes_and_other_ids_as_text() {
+    let mut event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    assert_eq!(event.id.len(), 32);
+    let record = to_vec(&event).unwrap();
+    assert_eq!(record[1], TAG_ID_HEX128);
+    assert_eq!(decode(&record).unwrap(), event);
+    for id in [
+        "0123456789ABCDEF0123456789abcdef", // upper case: would not come back the same
+        "+123456789abcdef0123456789abcdef", // from_str_radix would take the sign
+        "0123456789abcdef0123456789abcde",
+        "0123456789abcdef0123456789abcdef0",
+        "",
+        "ev-000001",
+    ] {
+        event.id = id.to_owned();
+        let record = to_vec(&event).unwrap();
+        assert_eq!(record[1], TAG_ID, "{id}");
+        assert_eq!(decode(&record).unwrap().id, id);
+    }
+    for id in [
+        "00000000000000000000000000000000",
+        "ffffffffffffffffffffffffffffffff",
+        "0000000000000000000000000000000a",
+    ] {
+        event.id = id.to_owned();
+        assert_eq!(to_vec(&event).unwrap()[1], TAG_ID_HEX128);
+        assert_eq!(decode(&to_vec(&event).unwrap()).unwrap().id, id);
+    }
+    // Both forms in one record.
+    let mut twice = minimal_record();
+    twice.pop();
+    twice.push(TAG_ID_HEX128);
+    twice.extend_from_slice(&[0; 16]);
+    twice.push(TAG_END);
+    let error = decode(&twice).unwrap_err().to_string();
+    assert!(error.contains("id given twice"), "{error}");
+    let mut cut = minimal_record();
+    cut.pop();
+    cut.push(TAG_ID_HEX128);
+    cut.extend_from_slice(&[0; 7]);
+    assert!(decode(&cut).is_err());
+}
+
+proptest! {
+    #[test]
+    fn any_id_round_trips(id in "[0-9a-fA-F+-]{30,34}|.*", value in any::<u128>()) {
+        let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+        event.id = id;
+        prop_assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event.clone());
+        event.id = format!("{value:032x}");
+        prop_assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+    }
+}
+
+/// A records batch of parsed events (binary `fields`, 16-byte ids) through the functions the
+/// server's intake calls.
+#[test]
+fn batches_of_new_records_decode_as_the_server_reads_them() {
+    let events = events();
+    let body = crate::protocol::encode_events_compact(&events).unwrap();
+    let back = crate::protocol::decode_batch(&body).unwrap();
+    assert_eq!(back, events);
+}
+
+/// Nested arrays that each claim the rest of a large record: refused or read without
+/// reserving depth × count items (this would ask for gigabytes if counts were trusted).
+#[test]
+fn nested_forged_counts_reserve_little() {
+    let padding = 1 << 20;
+    let mut body = vec![1, 0];
+    for _ in 0..100 {
+        body.push(7);
+        put_varint(&mut body, padding);
+    }
+    body.extend(std::iter::repeat_n(0u8, padding as usize));
+    let message = decode(&record_with_fields(TAG_FIELDS_BINARY, &body))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("truncated") || message.contains("end"),
+        "{message}"
+    );
 }

@@ -612,6 +612,11 @@ impl Worker {
         rejection: Rejection,
     ) -> Result<(), String> {
         tracing::error!(sequence = batch.sequence, status, reason = %rejection.reason, message = %rejection.message, "server rejected a batch");
+        if crate::record::is_newer_version_refusal(&rejection.message) {
+            tracing::error!(
+                "the server is older than this collector and cannot read its event records: upgrade the server first (docs/collector.md, \"Upgrading\"); refused batches are kept in rejected/ for re-import"
+            );
+        }
         let sequence = batch.sequence;
         let (first, last_offset, events) = (batch.first, batch.last, batch.events);
         let saved = self

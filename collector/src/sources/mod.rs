@@ -34,13 +34,15 @@ use crate::record::{self, RecordEncoding};
 pub use udp_kernel_drops::udp_socket_kernel_drops;
 
 /// Spare room in a batch's buffer past the guessed size: sonic-rs reserves six bytes per byte
-/// of a string before writing it (the compact record's `fields` are JSON), and a reservation
-/// past the end would double the buffer, copying the batch.
+/// of a string before writing it (JSON for the archive, and a compact record's `fields` when
+/// nested too deep for the binary form), and a reservation past the end would double the
+/// buffer, copying the batch.
 const SERIALIZER_HEADROOM: usize = 16 << 10;
 
 /// About the bytes `event` takes as a compact record: its raw text, about as much again for
 /// the parsed values, and the fixed parts (id, times, agency, collector, address): a
-/// 200-byte syslog line gives about 530. JSON (the archive) takes more and grows the buffer.
+/// 200-byte syslog line gives 420–610 (BENCHMARKS.md "Record encoding"). JSON (the archive)
+/// takes more and grows the buffer.
 fn encoded_size_guess(event: &Event) -> usize {
     let raw = event.raw.as_ref().map_or(0, String::len)
         + event.raw_base64.as_ref().map_or(0, String::len);
