@@ -314,9 +314,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
                         .ok_or_else(|| bad(&format!("unknown format code {code}")))?,
                 );
             }
-            TAG_PRODUCT => event.logsource.product = Some(reader.text()?.to_owned()),
-            TAG_CATEGORY => event.logsource.category = Some(reader.text()?.to_owned()),
-            TAG_SERVICE => event.logsource.service = Some(reader.text()?.to_owned()),
+            TAG_PRODUCT => event.logsource.product = Some(reader.text()?.to_owned().into()),
+            TAG_CATEGORY => event.logsource.category = Some(reader.text()?.to_owned().into()),
+            TAG_SERVICE => event.logsource.service = Some(reader.text()?.to_owned().into()),
             TAG_PARSE_ERROR => {
                 let format = reader.text()?.to_owned();
                 let message = reader.text()?.to_owned();
