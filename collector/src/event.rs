@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -29,12 +30,13 @@ pub struct Event {
     #[serde(serialize_with = "crate::timestamp::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// The agency this event belongs to. Set from the collector's enrollment identity (or the
-    /// `--agency` flag), never from the payload.
+    /// `--agency` flag), never from the payload. Shared (`Arc`) with the parse context, so
+    /// every event of a stream does not copy it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agency: Option<String>,
-    /// The collector that read the record.
+    pub agency: Option<Arc<str>>,
+    /// The collector that read the record (shared like `agency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collector: Option<String>,
+    pub collector: Option<Arc<str>>,
     /// Where the record came from.
     pub source: EventSource,
     /// Which parser understood the record.
@@ -115,9 +117,11 @@ pub struct EventSource {
     /// is nearly always one of those literals, and copying it into every event showed in
     /// profiles.
     pub transport: Cow<'static, str>,
-    /// The peer address or the file path.
+    /// The peer address or the file path. Shared (`Arc`) with the parse context: building an
+    /// event clones the context's source, and copying the address into every event showed in
+    /// profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<Arc<str>>,
     /// Position of the record in its stream (line number for files, frame number for
     /// connections), counting from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]

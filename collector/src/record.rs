@@ -301,10 +301,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             TAG_ID => id = Some(reader.text()?.to_owned()),
             TAG_TIMESTAMP => timestamp = Some(reader.time()?),
             TAG_RECEIVED_AT => received_at = Some(reader.time()?),
-            TAG_AGENCY => event.agency = Some(reader.text()?.to_owned()),
-            TAG_COLLECTOR => event.collector = Some(reader.text()?.to_owned()),
+            TAG_AGENCY => event.agency = Some(reader.text()?.into()),
+            TAG_COLLECTOR => event.collector = Some(reader.text()?.into()),
             TAG_TRANSPORT => transport = Some(static_transport(reader.text()?)),
-            TAG_ADDRESS => event.source.address = Some(reader.text()?.to_owned()),
+            TAG_ADDRESS => event.source.address = Some(reader.text()?.into()),
             TAG_SEQUENCE => event.source.sequence = Some(reader.varint()?),
             TAG_FORMAT => {
                 let code = reader.byte()?;
