@@ -79,11 +79,11 @@ pub fn read_input(
     let stdin = path.as_os_str() == "-";
     let mut context = ParseContext::new(if stdin { "stdin" } else { "file" });
     context.timezone = options.timezone;
-    context.agency = options.agency.clone();
+    context.agency = options.agency.as_deref().map(Into::into);
     if !stdin {
         context.source = EventSource {
             transport: "file".into(),
-            address: Some(path.display().to_string()),
+            address: Some(path.display().to_string().into()),
             sequence: None,
         };
     }

@@ -9,6 +9,7 @@
 //! ```sh
 //! cargo build --profile bench -p citysoc-collector --example parse_cpu
 //! perf stat -e task-clock target/release/examples/parse_cpu rfc3164 300
+//! perf stat -e task-clock target/release/examples/parse_cpu rfc3164 300 net  # network context
 //! ```
 
 use std::hint::black_box;
@@ -60,7 +61,15 @@ fn main() {
     let records: Vec<Vec<u8>> = (0..1_000)
         .map(|index| (templates[index % templates.len()])(index).into_bytes())
         .collect();
-    let context = ParseContext::new("file");
+    // `net` as a third argument: the context a network source gives its records (agency,
+    // collector id and peer address set), which every event carries.
+    let mut context = ParseContext::new("file");
+    if args.next().as_deref() == Some("net") {
+        context = ParseContext::new("tcp");
+        context.agency = Some("quan-1".into());
+        context.collector = Some("col-q1-7f3a".into());
+        context.source.address = Some("10.20.30.40:51514".into());
+    }
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         for (sequence, record) in records.iter().enumerate() {

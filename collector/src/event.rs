@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -29,12 +30,13 @@ pub struct Event {
     #[serde(serialize_with = "crate::timestamp::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// The agency this event belongs to. Set from the collector's enrollment identity (or the
-    /// `--agency` flag), never from the payload.
+    /// `--agency` flag), never from the payload. Shared (`Arc`) with the parse context, so
+    /// every event of a stream does not copy it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agency: Option<String>,
-    /// The collector that read the record.
+    pub agency: Option<Arc<str>>,
+    /// The collector that read the record (shared like `agency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collector: Option<String>,
+    pub collector: Option<Arc<str>>,
     /// Where the record came from.
     pub source: EventSource,
     /// Which parser understood the record.
@@ -115,9 +117,11 @@ pub struct EventSource {
     /// is nearly always one of those literals, and copying it into every event showed in
     /// profiles.
     pub transport: Cow<'static, str>,
-    /// The peer address or the file path.
+    /// The peer address or the file path. Shared (`Arc`) with the parse context: building an
+    /// event clones the context's source, and copying the address into every event showed in
+    /// profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<Arc<str>>,
     /// Position of the record in its stream (line number for files, frame number for
     /// connections), counting from 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,33 +178,58 @@ impl fmt::Display for Format {
     }
 }
 
-/// Sigma's logsource triple.
+/// Sigma's logsource triple. The parts are `Cow`s because parsers nearly always set them from
+/// a fixed set of names (`linux`, `firewall`, `sshd`, …): borrowed, those cost no allocation
+/// per event (two per netfilter line showed in profiles). They serialize as plain strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LogSource {
     /// e.g. `windows`, `linux`, `fortios`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product: Option<String>,
+    pub product: Option<Cow<'static, str>>,
     /// e.g. `process_creation`, `webserver`, `firewall`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
+    pub category: Option<Cow<'static, str>>,
     /// e.g. `sshd`, `security`, `sysmon`, `auditd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    pub service: Option<Cow<'static, str>>,
 }
 
 impl LogSource {
-    /// A logsource with the given parts.
+    /// A logsource with the given parts, copied (for parts read from the record; fixed names
+    /// go through [`LogSource::from_static`], which does not allocate).
     pub fn new(product: Option<&str>, category: Option<&str>, service: Option<&str>) -> Self {
+        let owned = |part: Option<&str>| part.map(|part| Cow::Owned(part.to_owned()));
         LogSource {
-            product: product.map(str::to_owned),
-            category: category.map(str::to_owned),
-            service: service.map(str::to_owned),
+            product: owned(product),
+            category: owned(category),
+            service: owned(service),
+        }
+    }
+
+    /// A logsource from fixed names, borrowed (no allocation).
+    pub const fn from_static(
+        product: Option<&'static str>,
+        category: Option<&'static str>,
+        service: Option<&'static str>,
+    ) -> Self {
+        LogSource {
+            product: borrowed(product),
+            category: borrowed(category),
+            service: borrowed(service),
         }
     }
 
     /// True when nothing is known.
     pub fn is_empty(&self) -> bool {
         self.product.is_none() && self.category.is_none() && self.service.is_none()
+    }
+}
+
+/// `part` as a borrowed `Cow` (a `const fn`: `Option::map` is not one).
+const fn borrowed(part: Option<&'static str>) -> Option<Cow<'static, str>> {
+    match part {
+        Some(part) => Some(Cow::Borrowed(part)),
+        None => None,
     }
 }
 

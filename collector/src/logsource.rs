@@ -49,7 +49,9 @@ pub fn for_program(program: &str) -> Option<LogSource> {
     PROGRAMS
         .iter()
         .find(|(name, ..)| *name == program)
-        .map(|(_, product, category, service)| LogSource::new(*product, *category, *service))
+        .map(|(_, product, category, service)| {
+            LogSource::from_static(*product, *category, *service)
+        })
 }
 
 #[cfg(test)]

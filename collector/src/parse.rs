@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -29,9 +30,10 @@ pub struct ParseContext {
     /// When the record was read; also gives the year of BSD syslog times.
     pub received_at: DateTime<Utc>,
     /// The agency the record belongs to (from the collector's identity, never the payload).
-    pub agency: Option<String>,
-    /// The collector that read the record.
-    pub collector: Option<String>,
+    /// An `Arc` because every event of the stream gets it.
+    pub agency: Option<Arc<str>>,
+    /// The collector that read the record (an `Arc`, like `agency`).
+    pub collector: Option<Arc<str>>,
     /// Transport and address the record came from.
     pub source: EventSource,
 }

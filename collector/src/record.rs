@@ -378,10 +378,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
             }
             TAG_TIMESTAMP => timestamp = Some(reader.time()?),
             TAG_RECEIVED_AT => received_at = Some(reader.time()?),
-            TAG_AGENCY => event.agency = Some(reader.text()?.to_owned()),
-            TAG_COLLECTOR => event.collector = Some(reader.text()?.to_owned()),
+            TAG_AGENCY => event.agency = Some(reader.text()?.into()),
+            TAG_COLLECTOR => event.collector = Some(reader.text()?.into()),
             TAG_TRANSPORT => transport = Some(static_transport(reader.text()?)),
-            TAG_ADDRESS => event.source.address = Some(reader.text()?.to_owned()),
+            TAG_ADDRESS => event.source.address = Some(reader.text()?.into()),
             TAG_SEQUENCE => event.source.sequence = Some(reader.varint()?),
             TAG_FORMAT => {
                 let code = reader.byte()?;
@@ -391,9 +391,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
                         .ok_or_else(|| bad(&format!("unknown format code {code}")))?,
                 );
             }
-            TAG_PRODUCT => event.logsource.product = Some(reader.text()?.to_owned()),
-            TAG_CATEGORY => event.logsource.category = Some(reader.text()?.to_owned()),
-            TAG_SERVICE => event.logsource.service = Some(reader.text()?.to_owned()),
+            TAG_PRODUCT => event.logsource.product = Some(reader.text()?.to_owned().into()),
+            TAG_CATEGORY => event.logsource.category = Some(reader.text()?.to_owned().into()),
+            TAG_SERVICE => event.logsource.service = Some(reader.text()?.to_owned().into()),
             TAG_PARSE_ERROR => {
                 let format = reader.text()?.to_owned();
                 let message = reader.text()?.to_owned();

@@ -268,8 +268,8 @@ proptest! {
     ) {
         let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
         event.id = id;
-        event.agency = agency;
-        event.source.address = address;
+        event.agency = agency.map(Into::into);
+        event.source.address = address.map(Into::into);
         event.source.sequence = sequence;
         event.raw = raw;
         event.core.message = message;

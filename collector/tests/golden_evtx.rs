@@ -246,7 +246,12 @@ fn sysmon_events_get_sigma_logsource_and_fields() {
             event.fields["Provider_Name"],
             Value::from("Microsoft-Windows-Sysmon")
         );
-        let category = event.logsource.category.clone().unwrap_or_default();
+        let category = event
+            .logsource
+            .category
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned();
         *categories.entry((event_id, category)).or_default() += 1;
         if event_id == 1 {
             assert!(event.fields.contains_key("Image") && event.fields.contains_key("CommandLine"));

@@ -79,7 +79,7 @@ const RECORDINGS: &[(&str, &str, usize)] = &[
 
 fn context(address: &str) -> ParseContext {
     let mut context = ParseContext::new("file");
-    context.source.address = Some(address.to_owned());
+    context.source.address = Some(address.into());
     context.timezone = chrono_tz::UTC;
     context.received_at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .map(|time| time.with_timezone(&Utc))

@@ -69,9 +69,12 @@ fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejecte
         .map_err(|error| Rejected::bad_body(error.to_string()))?;
     let agency = verified.state.agency.clone();
     let mut corrected = 0;
+    // One shared copy of each for the whole batch (the event fields are `Arc<str>`).
+    let (shared_agency, shared_id): (std::sync::Arc<str>, std::sync::Arc<str>) =
+        (agency.as_str().into(), id.into());
     for event in &mut events {
-        event.agency = Some(agency.clone());
-        event.collector = Some(id.to_owned());
+        event.agency = Some(shared_agency.clone());
+        event.collector = Some(shared_id.clone());
         corrected += u64::from(correct_received_at(event, now));
     }
     Metrics::add(&app.metrics.received_at_corrected, corrected);

@@ -154,7 +154,7 @@ impl Alert {
             level,
             kind,
             tags: tags.into(),
-            agency: event.agency.clone(),
+            agency: event.agency.as_deref().map(str::to_owned),
             entities,
             event_ids: vec![event.id.clone()],
             grouping_key,

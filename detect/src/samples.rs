@@ -133,8 +133,8 @@ pub fn case_events(case: &SampleCase, sample: &Path) -> Result<Vec<Event>, Detec
     context.received_at = chrono::DateTime::parse_from_rfc3339("2026-12-31T23:00:00Z")
         .map(|time| time.with_timezone(&chrono::Utc))
         .unwrap_or(context.received_at);
-    context.agency = case.agency.clone();
-    context.source.address = Some(sample.display().to_string());
+    context.agency = case.agency.as_deref().map(Into::into);
+    context.source.address = Some(sample.display().to_string().into());
     let mut decoder = Decoder::new(input_format, context);
     let mut events = Vec::new();
     for line in case.records.lines() {

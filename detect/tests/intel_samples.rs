@@ -21,7 +21,7 @@ fn store() -> Arc<IntelStore> {
 
 fn parse(line: &str, format: InputFormat, agency: Option<&str>) -> Event {
     let mut context = ParseContext::new("file");
-    context.agency = agency.map(str::to_owned);
+    context.agency = agency.map(Into::into);
     parse_record(line.as_bytes(), format, &context, 1)
 }
 

@@ -173,7 +173,7 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
     if event.core.message.is_none() {
         event.core.message = Some(text.to_owned());
     }
-    event.logsource = LogSource::new(None, Some("webserver"), None);
+    event.logsource = LogSource::from_static(None, Some("webserver"), None);
     Ok(())
 }
 

@@ -508,7 +508,7 @@ fn logsource_for(vendor: &str, product: &str) -> LogSource {
         || (vendor.contains("check point") && product.contains("firewall"))
         || (vendor.contains("palo alto") && product.contains("pan-os"));
     if firewall {
-        LogSource::new(None, Some("firewall"), None)
+        LogSource::from_static(None, Some("firewall"), None)
     } else {
         LogSource::default()
     }

@@ -547,7 +547,7 @@ fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
         .and_then(outcome_of)
         .or_else(|| first_of(&[known.action]).and_then(outcome_of_action));
     if let Some(outcome) = outcome {
-        core.event_outcome = Some(outcome.to_owned().into());
+        core.event_outcome = Some(Cow::Borrowed(outcome));
     }
     if let Some(code) = first_of(&[known.logid]) {
         core.event_code = Some(code.to_owned());
@@ -660,12 +660,20 @@ fn logsource_of(known: &KnownFields<'_>) -> Option<LogSource> {
     if fortigate {
         let service = text_of(known.kind).filter(|kind| !kind.is_empty());
         let category = (service == Some("traffic")).then_some("firewall");
-        return Some(LogSource::new(Some("fortigate"), category, service));
+        return Some(fortigate_logsource(category, service));
     }
     let netfilter = known.SRC.is_some()
         && known.DST.is_some()
         && (known.IN.is_some() || known.OUT.is_some() || known.PROTO.is_some());
-    netfilter.then(|| LogSource::new(Some("linux"), Some("firewall"), None))
+    netfilter.then(|| LogSource::from_static(Some("linux"), Some("firewall"), None))
+}
+
+/// FortiGate's logsource: the fixed names borrowed, the service (the record's `type`) copied.
+fn fortigate_logsource(category: Option<&'static str>, service: Option<&str>) -> LogSource {
+    LogSource {
+        service: service.map(|service| Cow::Owned(service.to_owned())),
+        ..LogSource::from_static(Some("fortigate"), category, None)
+    }
 }
 
 /// Stores the text before the first pair: kernel time, Proxmox header, log prefix.
@@ -694,7 +702,7 @@ fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
         return;
     }
     if let Some(action) = netfilter_action(rest) {
-        event.core.event_action = Some(action.to_owned().into());
+        event.core.event_action = Some(Cow::Borrowed(action));
     }
 }
 
@@ -907,7 +915,7 @@ pub fn parse_filterlog(
         event.core.host_name.as_deref(),
         text_field(&event.fields, "tracker"),
     );
-    event.logsource = LogSource::new(product, Some("firewall"), None);
+    event.logsource = LogSource::from_static(product, Some("firewall"), None);
     Ok(())
 }
 
@@ -1402,7 +1410,7 @@ mod tests {
             .and_then(outcome_of)
             .or_else(|| first_of(&get(&["action"])).and_then(outcome_of_action));
         if let Some(outcome) = outcome {
-            core.event_outcome = Some(outcome.to_owned().into());
+            core.event_outcome = Some(Cow::Borrowed(outcome));
         }
         if let Some(code) = text_field(fields, "logid").filter(|code| !code.is_empty()) {
             core.event_code = Some(code.to_owned());
@@ -1433,9 +1441,9 @@ mod tests {
         if has("logid") && (has("devid") || (has("type") && has("subtype"))) {
             let service = text_field(fields, "type").filter(|kind| !kind.is_empty());
             let category = (service == Some("traffic")).then_some("firewall");
-            event.logsource = LogSource::new(Some("fortigate"), category, service);
+            event.logsource = fortigate_logsource(category, service);
         } else if has("SRC") && has("DST") && (has("IN") || has("OUT") || has("PROTO")) {
-            event.logsource = LogSource::new(Some("linux"), Some("firewall"), None);
+            event.logsource = LogSource::from_static(Some("linux"), Some("firewall"), None);
         }
     }
 

@@ -375,7 +375,7 @@ fn logsource_for(vendor: &str, product: &str) -> LogSource {
     let vendor = vendor.to_ascii_lowercase();
     let product = product.to_ascii_lowercase();
     if vendor == "zscaler" && product == "nss-fw" {
-        LogSource::new(None, Some("firewall"), None)
+        LogSource::from_static(None, Some("firewall"), None)
     } else {
         LogSource::default()
     }

@@ -718,7 +718,7 @@ fn logsource_for(channel: Option<&str>, event_id: u64, fields: &Fields) -> LogSo
         },
         _ => None,
     };
-    LogSource::new(Some("windows"), category, service)
+    LogSource::from_static(Some("windows"), category, service)
 }
 
 /// Sysmon 12 is "registry object added or deleted": SigmaHQ files it as registry_add for

@@ -77,11 +77,11 @@ impl SourceRuntime {
         ParseContext {
             timezone: self.config.timezone,
             received_at: Utc::now(),
-            agency: self.identity.agency.clone(),
-            collector: Some(self.identity.collector.clone()),
+            agency: self.identity.agency.as_deref().map(Arc::from),
+            collector: Some(Arc::from(self.identity.collector.as_str())),
             source: EventSource {
                 transport: self.config.kind.transport().into(),
-                address,
+                address: address.map(Arc::from),
                 sequence: None,
             },
         }

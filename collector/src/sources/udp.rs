@@ -157,7 +157,12 @@ fn take_datagram(
         source.metrics.add_blank(1);
         return false;
     }
-    context.source.address = Some(peer.to_string());
+    // The address is shared by the events of a sender (an `Arc`): replaced only when the
+    // datagram comes from another peer than the last one.
+    let peer = peer.to_string();
+    if context.source.address.as_deref() != Some(peer.as_str()) {
+        context.source.address = Some(peer.into());
+    }
     let mut event = parse_record(record, source.config.format, context, sequence);
     if truncated {
         event

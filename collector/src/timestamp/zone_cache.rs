@@ -46,7 +46,7 @@ pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
 
 /// The offset of `local_hour` in `zone` when the hour is uniform, from the cache or computed
 /// and stored.
-fn uniform_offset(zone: Tz, local_hour: i64) -> Option<i32> {
+pub(super) fn uniform_offset(zone: Tz, local_hour: i64) -> Option<i32> {
     let slot = slot_of(zone, local_hour);
     // `try_with` fails only while the thread is being torn down: then compute without caching.
     let cached = CACHE

@@ -19,6 +19,7 @@
 //!   set: {product: citysoc, service: nvr}                              # category kept
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -116,15 +117,13 @@ impl OneOrMany {
 
 impl LogSourceMatch {
     fn applies_to(&self, event: &LogSource) -> bool {
-        let same = |wanted: &Option<String>, actual: &Option<String>| match wanted {
+        let same = |wanted: &Option<String>, actual: Option<&str>| match wanted {
             None => true,
-            Some(wanted) => actual
-                .as_deref()
-                .is_some_and(|actual| actual.eq_ignore_ascii_case(wanted)),
+            Some(wanted) => actual.is_some_and(|actual| actual.eq_ignore_ascii_case(wanted)),
         };
-        same(&self.product, &event.product)
-            && same(&self.category, &event.category)
-            && same(&self.service, &event.service)
+        same(&self.product, event.product.as_deref())
+            && same(&self.category, event.category.as_deref())
+            && same(&self.service, event.service.as_deref())
     }
 }
 
@@ -220,13 +219,13 @@ impl FieldMappings {
             .find(|(condition, _)| condition.applies_to(event))?;
         let mut logsource = event.logsource.clone();
         if set.product.is_some() {
-            logsource.product = set.product.clone();
+            logsource.product = set.product.clone().map(Cow::Owned);
         }
         if set.category.is_some() {
-            logsource.category = set.category.clone();
+            logsource.category = set.category.clone().map(Cow::Owned);
         }
         if set.service.is_some() {
-            logsource.service = set.service.clone();
+            logsource.service = set.service.clone().map(Cow::Owned);
         }
         Some(logsource)
     }

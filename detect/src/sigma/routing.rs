@@ -33,10 +33,10 @@ impl PartitionKey {
 
     /// Every key whose rules apply to an event with `logsource`.
     pub fn candidates_for(logsource: &LogSource) -> Vec<PartitionKey> {
-        let lower = |value: &Option<String>| value.as_deref().map(str::to_ascii_lowercase);
-        let product = lower(&logsource.product);
-        let service = lower(&logsource.service);
-        let mut categories = vec![lower(&logsource.category)];
+        let lower = |value: Option<&str>| value.map(str::to_ascii_lowercase);
+        let product = lower(logsource.product.as_deref());
+        let service = lower(logsource.service.as_deref());
+        let mut categories = vec![lower(logsource.category.as_deref())];
         if categories[0]
             .as_deref()
             .is_some_and(|category| category.starts_with("registry_"))

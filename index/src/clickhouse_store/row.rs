@@ -172,7 +172,7 @@ impl EventRow {
             })?;
         let mut row = EventRow {
             id: event.id.clone(),
-            agency: event.agency.clone().unwrap_or_default(),
+            agency: event.agency.as_deref().unwrap_or_default().to_owned(),
             timestamp_us,
             received_at_us: event.received_at.timestamp_micros(),
             event_time: event_time(timestamp_us),

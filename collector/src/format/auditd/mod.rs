@@ -84,7 +84,7 @@ pub(crate) fn fill_event(records: &[AuditRecord], event: &mut Event) {
     };
     event.format = Format::Auditd;
     event.timestamp = primary.timestamp;
-    event.logsource = LogSource::new(Some("linux"), None, Some("auditd"));
+    event.logsource = LogSource::from_static(Some("linux"), None, Some("auditd"));
 
     let content: Vec<&AuditRecord> = records
         .iter()
