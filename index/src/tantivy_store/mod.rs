@@ -124,8 +124,9 @@ pub struct TantivyStore {
     config: TantivyConfig,
     partitions: Mutex<HashMap<PartitionKey, Arc<DayIndex>>>,
     /// Committed time bounds of day indexes that are not open (read from their `meta.json`
-    /// once, or kept when a day index is closed), so searches can skip days unopened.
-    closed_summaries: Mutex<HashMap<PartitionKey, DaySummary>>,
+    /// once, or kept when a day index is closed), so searches can skip days unopened; `None`
+    /// when `meta.json` did not say (such a day is opened to find out).
+    closed_summaries: Mutex<HashMap<PartitionKey, Option<DaySummary>>>,
     /// Clock of [`DayIndex::last_access`]: which open day index was used least recently.
     access_clock: AtomicU64,
     last_commit: Mutex<Instant>,
@@ -445,7 +446,7 @@ impl TantivyStore {
         let mut closed = self.lock_closed_summaries();
         for (_, key) in idle.into_iter().take(excess) {
             if let Some(partition) = partitions.remove(&key) {
-                closed.insert(key, partition.summary());
+                closed.insert(key, Some(partition.summary()));
             }
         }
     }
@@ -455,10 +456,11 @@ impl TantivyStore {
         self.lock_partitions().len()
     }
 
-    /// The committed time bounds of a day index, without opening it when it is not open.
-    fn summary_of(&self, key: &PartitionKey) -> DaySummary {
+    /// The committed time bounds of a day index, without opening it when it is not open;
+    /// `None` when only opening it can tell.
+    fn summary_of(&self, key: &PartitionKey) -> Option<DaySummary> {
         if let Some(partition) = self.lock_partitions().get(key) {
-            return partition.summary();
+            return Some(partition.summary());
         }
         // Read and cached under the lock a closing day index takes to leave its summary here,
         // so an older summary read from disk can never overwrite the one it left.
@@ -468,7 +470,7 @@ impl TantivyStore {
             .or_insert_with(|| partition::read_summary_file(&self.root, key.0.as_deref(), key.1))
     }
 
-    fn lock_closed_summaries(&self) -> MutexGuard<'_, HashMap<PartitionKey, DaySummary>> {
+    fn lock_closed_summaries(&self) -> MutexGuard<'_, HashMap<PartitionKey, Option<DaySummary>>> {
         // Only whole entries are ever inserted or removed.
         self.closed_summaries
             .lock()
@@ -489,7 +491,10 @@ impl TantivyStore {
                 continue;
             }
             let key = (agency, day);
-            if !self.summary_of(&key).overlaps(from, to) {
+            if self
+                .summary_of(&key)
+                .is_some_and(|summary| !summary.overlaps(from, to))
+            {
                 continue;
             }
             if let Some(partition) = self.partition(key.0.as_deref(), day, false)? {

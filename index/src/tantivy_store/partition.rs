@@ -375,9 +375,10 @@ fn create_atomically(
 }
 
 /// The summary the last commit of a day index stored, read from its `meta.json` without
-/// opening the index (tantivy keeps the commit payload there); empty when the day has no
-/// commit or the file cannot be read, as for an index opened without one.
-pub fn read_summary_file(root: &Path, agency: Option<&str>, day: NaiveDate) -> DaySummary {
+/// opening the index (tantivy keeps the commit payload there); `None` when there is none to
+/// read (no commit yet, an index this store did not write, an unreadable file): the caller
+/// then opens the day to know, and hears of an index it cannot use.
+pub fn read_summary_file(root: &Path, agency: Option<&str>, day: NaiveDate) -> Option<DaySummary> {
     #[derive(Deserialize)]
     struct Meta {
         payload: Option<String>,
@@ -391,7 +392,6 @@ pub fn read_summary_file(root: &Path, agency: Option<&str>, day: NaiveDate) -> D
         .and_then(|bytes| serde_json::from_slice::<Meta>(&bytes).ok())
         .and_then(|meta| meta.payload)
         .and_then(|payload| serde_json::from_str(&payload).ok())
-        .unwrap_or_default()
 }
 
 fn read_summary(index: &Index) -> DaySummary {
