@@ -627,6 +627,8 @@ fn parsed_ids_are_written_as_16_bytes_and_other_ids_as_text() {
         "0123456789abcdef0123456789abcdef0",
         "",
         "ev-000001",
+        "éééééééééééééééé",                 // 32 bytes, not digits
+        "0123456789abcdef0123456789abcdeg", // one letter past f
     ] {
         event.id = id.to_owned();
         let record = to_vec(&event).unwrap();
