@@ -459,15 +459,22 @@ impl TantivyStore {
     /// The committed time bounds of a day index, without opening it when it is not open;
     /// `None` when only opening it can tell.
     fn summary_of(&self, key: &PartitionKey) -> Option<DaySummary> {
-        if let Some(partition) = self.lock_partitions().get(key) {
+        // Not under the map's lock: a day's lock can be held through a commit, and every add
+        // of every agency needs the map.
+        let open = self.lock_partitions().get(key).cloned();
+        if let Some(partition) = open {
             return Some(partition.summary());
         }
-        // Read and cached under the lock a closing day index takes to leave its summary here,
-        // so an older summary read from disk can never overwrite the one it left.
-        let mut closed = self.lock_closed_summaries();
-        *closed
+        if let Some(summary) = self.lock_closed_summaries().get(key) {
+            return *summary;
+        }
+        // Read outside every lock (opening a day takes this one under the map's), and cached
+        // only when no day index closing meanwhile left its own, newer summary here.
+        let read = partition::read_summary_file(&self.root, key.0.as_deref(), key.1);
+        *self
+            .lock_closed_summaries()
             .entry(key.clone())
-            .or_insert_with(|| partition::read_summary_file(&self.root, key.0.as_deref(), key.1))
+            .or_insert(read)
     }
 
     fn lock_closed_summaries(&self) -> MutexGuard<'_, HashMap<PartitionKey, Option<DaySummary>>> {

@@ -585,3 +585,78 @@ mod tests {
         assert!(summary.overlaps(0, 11));
     }
 }
+
+#[cfg(test)]
+mod lock_tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::request::{AgencyScope, AggregationRequest, TimeRange};
+    use crate::tantivy_store::{TantivyConfig, TantivyStore};
+
+    fn event(n: u64, agency: &str) -> citysoc_collector::Event {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("{n:032x}"),
+            "timestamp": "2026-11-20T01:00:00Z", "received_at": "2026-11-20T01:00:01Z",
+            "source": {"transport": "udp"}, "format": "rfc3164", "agency": agency,
+            "raw": format!("line {n}")
+        }))
+        .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// A search waiting for a day whose lock is held (a commit in progress) must not hold up
+    /// the searches and adds of other agencies: they need the map of day indexes, which the
+    /// search must not keep while it waits. (An add also waits for every day's lock through
+    /// `commit_due`, which reads each day's pending count; a search of another agency only
+    /// needs the map.)
+    #[test]
+    fn a_search_waiting_for_a_busy_day_does_not_hold_up_other_agencies() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let store = TantivyStore::open(dir.path(), TantivyConfig::default())
+            .unwrap_or_else(|error| panic!("{error}"));
+        store
+            .add_durably(&[event(1, "quan-1"), event(2, "quan-2")])
+            .unwrap_or_else(|error| panic!("{error}"));
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default();
+        let busy = store
+            .partition(Some("quan-1"), day, false)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .unwrap_or_else(|| panic!("quan-1's day"));
+        let (added_tx, added_rx) = mpsc::channel();
+        let searched = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let held = busy.writing();
+            scope.spawn(|| {
+                let request = AggregationRequest {
+                    query: crate::Query::All,
+                    time: TimeRange::everything(),
+                    scope: AgencyScope::All,
+                };
+                let _ = store.count(&request);
+                searched.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            // Let the search reach quan-1's day (if it does not in time, the test proves less,
+            // but does not fail).
+            std::thread::sleep(Duration::from_millis(300));
+            scope.spawn(|| {
+                let request = AggregationRequest {
+                    query: crate::Query::All,
+                    time: TimeRange::everything(),
+                    scope: AgencyScope::agency("quan-2"),
+                };
+                let _ = added_tx.send(store.count(&request).ok());
+            });
+            // The other agency's search finishes while the day's lock is still held; a minute
+            // means it waited.
+            let counted = added_rx.recv_timeout(Duration::from_secs(60));
+            drop(held);
+            assert_eq!(
+                counted,
+                Ok(Some(1)),
+                "a search of another agency waited for quan-1's day"
+            );
+        });
+        assert!(searched.load(std::sync::atomic::Ordering::SeqCst));
+    }
+}
