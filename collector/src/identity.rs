@@ -105,6 +105,21 @@ impl Identity {
             let mut file = options.open(&temporary)?;
             file.write_all(&text)?;
             file.sync_all()?;
+            // A key replaced by root (`sudo citysoc collector rotate-key` without `-u`) stays
+            // the service user's, or the service could not read it at its next start.
+            #[cfg(unix)]
+            if let Ok(old) = std::fs::metadata(path) {
+                use std::os::unix::fs::MetadataExt;
+                if let Err(error) =
+                    std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))
+                {
+                    tracing::warn!(
+                        path = %path.display(),
+                        %error,
+                        "the new key file keeps the current user as its owner, not the old file's"
+                    );
+                }
+            }
             std::fs::rename(&temporary, path)
         })();
         if let Err(error) = written {
@@ -266,6 +281,34 @@ mod tests {
         assert!(!format!("{identity:?}").contains(&identity.key));
         std::fs::write(&path, "{}").unwrap_or_else(|error| panic!("{error}"));
         assert!(Identity::load(&path).is_err());
+    }
+
+    /// Replacing a key file keeps its owner: root rotating the key of a service that runs as
+    /// its own user must not leave it a file it cannot read.
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_key_file_keeps_its_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let path = dir.path().join("collector.key");
+        let identity = sample_identity();
+        identity
+            .save(&path)
+            .unwrap_or_else(|error| panic!("{error}"));
+        // As root (the case that matters) the file is given to `nobody` first; otherwise the
+        // owner stays the current user either way.
+        let _ = std::os::unix::fs::chown(&path, Some(65_534), Some(65_534));
+        let owner = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|metadata| (metadata.uid(), metadata.gid()))
+                .unwrap_or_else(|error| panic!("{error}"))
+        };
+        let before = owner(&path);
+        let mut next = identity.clone();
+        next.key = base64::engine::general_purpose::STANDARD.encode([2u8; 32]);
+        next.save(&path).unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(owner(&path), before);
+        assert_eq!(Identity::load(&path).ok(), Some(next));
     }
 
     /// A symlink planted where the old code put its temporary file (`collector.tmp`) is

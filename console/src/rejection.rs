@@ -136,7 +136,7 @@ impl Rejected {
         // server's log (the caller logs `error` whole), not to whoever sent the request.
         let what = match error {
             ConsoleError::Store(_) => {
-                "the event store failed; the batch is not stored, send it again"
+                "the event store failed before the batch was stored whole; send it again (events already stored are kept once)"
             }
             ConsoleError::Registry { .. }
             | ConsoleError::RegistryTooNew { .. }
