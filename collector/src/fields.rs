@@ -33,6 +33,13 @@ pub type Key = Cow<'static, str>;
 /// Above this many entries, lookups go through a hash index instead of a linear scan.
 pub const INDEX_THRESHOLD: usize = 24;
 
+/// The deepest nesting `fields` may hold ([`Fields::depth`]). An event is stored and sent
+/// wrapped in a few more levels (the event object, a batch, an alert), and serde_json reads at
+/// most 127 levels back: an event nested just under that on the way in would be stored fine
+/// and then fail every search page that holds it. Parsers refuse deeper documents (kept raw,
+/// with a parse error) and the server refuses records that hold deeper `fields`.
+pub const MAX_DEPTH: usize = 100;
+
 /// The event's parsed key/values in insertion order (see the module docs).
 #[derive(Clone, Default)]
 pub struct Fields {
@@ -125,6 +132,16 @@ impl HashIndex {
     }
 }
 
+/// How deep `value` nests (0 for a scalar). Recursion is bounded by what serde_json and the
+/// record reader accept (at most 128 levels).
+pub(crate) fn value_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(value_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Key equality for the linear scan: the length and the first byte reject nearly every other
 /// key (netfilter's `SRC`, `DST`, `SPT`, `DPT`, `LEN`, `TOS`, `TTL` are all three bytes) without
 /// calling `memcmp`, which showed in profiles.
@@ -153,6 +170,16 @@ impl Fields {
     /// once instead of letting the entries grow by doubling).
     pub fn reserve(&mut self, additional: usize) {
         self.entries.reserve(additional);
+    }
+
+    /// How deep the values nest: 0 when every value is a scalar, 1 when some value is an
+    /// object or array of scalars, and so on.
+    pub fn depth(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(_, value)| value_depth(value))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The number of entries.

@@ -450,6 +450,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
     event.received_at = received_at.ok_or_else(|| bad("no received_at"))?;
     event.source.transport = transport.ok_or_else(|| bad("no source transport"))?;
     event.format = format.ok_or_else(|| bad("no format"))?;
+    if event_fields.depth() > crate::fields::MAX_DEPTH {
+        // Our collectors never write such a record (their parsers refuse such documents); stored,
+        // the event could not be read back.
+        return Err(bad(&format!(
+            "fields nested deeper than {} levels",
+            crate::fields::MAX_DEPTH
+        )));
+    }
     event.fields = event_fields;
     if let Some((start, length)) = message_range {
         if event.core.message.is_some() {

@@ -415,6 +415,13 @@ fn nesting_up_to_the_limit_is_binary_and_deeper_falls_back_to_json() {
         .fields
         .insert("deep".into(), nested(binary_fields::MAX_DEPTH));
     assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
+    // Written, but not read back: deeper than a stored event can be read at
+    // (`fields::MAX_DEPTH`, which the parsers keep to).
+    let error = decode(&to_vec(&event).unwrap()).unwrap_err().to_string();
+    assert!(error.contains("nested deeper than"), "{error}");
+    event
+        .fields
+        .insert("deep".into(), nested(crate::fields::MAX_DEPTH));
     assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
     // Everything serde_json reads fits (its limit counts the `fields` object too).
     let deepest_json = (1..binary_fields::MAX_DEPTH + 2)
@@ -698,4 +705,29 @@ fn nested_forged_counts_reserve_little() {
         message.contains("truncated") || message.contains("end"),
         "{message}"
     );
+}
+
+/// A record whose `fields` nest deeper than a stored event can be read back at is refused by
+/// the server's reader, whichever form the fields take; at the limit it reads.
+#[test]
+fn records_with_fields_nested_past_the_limit_are_refused() {
+    fn nested(n: usize) -> serde_json::Value {
+        (0..n).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    }
+    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
+    event
+        .fields
+        .insert("deep".into(), nested(crate::fields::MAX_DEPTH));
+    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
+    event
+        .fields
+        .insert("deep".into(), nested(crate::fields::MAX_DEPTH + 1));
+    for record in [to_vec(&event).unwrap(), {
+        let mut legacy = Vec::new();
+        encode_legacy(&event, &mut legacy).unwrap();
+        legacy
+    }] {
+        let error = decode(&record).unwrap_err().to_string();
+        assert!(error.contains("nested deeper than"), "{error}");
+    }
 }

@@ -1161,3 +1161,19 @@ fn searches_open_only_overlapping_days_and_idle_days_close_past_the_limit() {
     );
     assert_eq!(count_all(&store), 42);
 }
+
+/// An event whose `fields` nest as deep as the collector lets them (`fields::MAX_DEPTH`) is
+/// stored and read back by a search: the limit leaves room for the levels storing adds.
+#[test]
+fn an_event_nested_to_the_fields_limit_is_stored_and_read_back() {
+    let depth = citysoc_collector::fields::MAX_DEPTH;
+    let nested = (0..depth).fold(serde_json::json!("bottom"), |inner, _| {
+        serde_json::json!([inner])
+    });
+    let deep = event(77, Some("quan-1"), 60, serde_json::json!({}));
+    let mut deep = deep;
+    deep.fields.insert("deep".into(), nested);
+    assert_eq!(deep.fields.depth(), depth);
+    let (_dir, store) = store_with(std::slice::from_ref(&deep));
+    assert_eq!(all_by_id(&store), vec![deep]);
+}

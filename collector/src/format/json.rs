@@ -45,7 +45,12 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
 /// was found instead.
 pub(crate) fn read_object(text: &str) -> Result<Fields, FormatError> {
     if text.trim_start().starts_with('{') {
-        return serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error));
+        let document: Fields =
+            serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
+        if document.depth() > crate::fields::MAX_DEPTH {
+            return Err(too_deep());
+        }
+        return Ok(document);
     }
     let document: Value =
         serde_json::from_str(text).map_err(|error| serde_error(text.as_bytes(), &error))?;
@@ -59,6 +64,18 @@ pub(crate) fn read_object(text: &str) -> Result<Fields, FormatError> {
             0,
         ),
     })
+}
+
+/// A document whose fields would nest deeper than [`crate::fields::MAX_DEPTH`]: stored, the
+/// event could not be read back.
+fn too_deep() -> FormatError {
+    FormatError::new(
+        format!(
+            "JSON nested deeper than {} levels (the event could not be read back once stored)",
+            crate::fields::MAX_DEPTH + 1
+        ),
+        0,
+    )
 }
 
 /// Fills `event` from a JSON object: a Windows event in one of the shapes [`winevent`] knows,
@@ -637,6 +654,11 @@ fn document_event(
     context: &ParseContext,
 ) -> Event {
     let mut event = new_event(raw, context, sequence);
+    // The document itself is the `fields` level.
+    if crate::fields::value_depth(&value) > crate::fields::MAX_DEPTH + 1 {
+        mark_unknown(&mut event, "json", too_deep());
+        return event;
+    }
     let result = match (input_format, value) {
         (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event)
             .map_err(|error| ("winevent", error)),
@@ -667,6 +689,59 @@ fn unknown_event(raw: &[u8], error: FormatError, sequence: u64, context: &ParseC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A document `n` arrays deep under one key: `fields` of depth `n`.
+    fn nested(n: usize) -> String {
+        format!("{{\"a\":{}1{}}}", "[".repeat(n), "]".repeat(n))
+    }
+
+    /// Nested deeper than a stored event can be read back at: refused (the line is kept raw
+    /// with the error), not stored to break every search that meets it.
+    #[test]
+    fn documents_nested_past_the_fields_limit_are_refused() {
+        let fine = read_object(&nested(crate::fields::MAX_DEPTH));
+        assert_eq!(
+            fine.map(|fields| fields.depth()).ok(),
+            Some(crate::fields::MAX_DEPTH)
+        );
+        let error = read_object(&nested(crate::fields::MAX_DEPTH + 1))
+            .err()
+            .map(|error| error.message.into_owned())
+            .unwrap_or_default();
+        assert!(error.contains("nested deeper than"), "{error}");
+        let event = crate::parse::parse_record(
+            nested(crate::fields::MAX_DEPTH + 1).as_bytes(),
+            crate::parse::InputFormat::Json,
+            &context(),
+            1,
+        );
+        assert_eq!(event.format, crate::event::Format::Unknown);
+        assert!(event.raw.is_some());
+        // The same in a stream of documents (several per read, or one over several lines).
+        let stream = format!(
+            "{}\n{}\n",
+            nested(crate::fields::MAX_DEPTH),
+            nested(crate::fields::MAX_DEPTH + 1)
+        );
+        let events = split_documents(stream.as_bytes())
+            .0
+            .into_iter()
+            .map(|(range, value)| {
+                document_event(
+                    &stream.as_bytes()[range],
+                    value,
+                    1,
+                    crate::parse::InputFormat::Json,
+                    &context(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let formats: Vec<_> = events.iter().map(|event| event.format).collect();
+        assert_eq!(
+            formats,
+            [crate::event::Format::Json, crate::event::Format::Unknown]
+        );
+    }
 
     fn context() -> ParseContext {
         let mut context = ParseContext::new("test");

@@ -21,8 +21,9 @@
 //!
 //! Reading checks like the rest of the record: tags, UTF-8, lengths and counts against the
 //! bytes left, reserving at most [`RESERVE_MAX`] items ahead (so forged counts cannot make
-//! huge allocations, even nested), and nesting depth ([`MAX_DEPTH`], serde_json's own limit,
-//! so everything serde_json reads fits).
+//! huge allocations, even nested), and nesting depth ([`MAX_DEPTH`], which bounds the reader's
+//! recursion; the record then refuses `fields` deeper than [`crate::fields::MAX_DEPTH`], the
+//! depth a stored event can still be read back at).
 
 use std::borrow::Cow;
 
@@ -34,8 +35,8 @@ use crate::event::Fields;
 use crate::fields::Key;
 use crate::CollectorError;
 
-/// Deepest nesting of arrays and objects inside `fields` (serde_json stops reading at 128
-/// levels, the `fields` object itself being one).
+/// Deepest nesting of arrays and objects this encoding reads or writes inside `fields` (it
+/// bounds the recursion; what a record may hold is [`crate::fields::MAX_DEPTH`], lower).
 pub(super) const MAX_DEPTH: usize = 128;
 
 const NULL: u8 = 0;
