@@ -219,8 +219,9 @@ fn id_digest_streaming(record: &[u8], context: &ParseContext, sequence: u64) -> 
 }
 
 /// 32 lower-case hex digits. `format!("{:032x}")` goes through the formatting machinery and
-/// showed in profiles of the syslog hot path.
-fn hex128(value: u128) -> String {
+/// showed in profiles of the syslog hot path. (Also how the compact record gives a 16-byte id
+/// back as text.)
+pub(crate) fn hex128(value: u128) -> String {
     // Two digits per byte from a 256-entry table: 16 lookups instead of 32 shifts and masks
     // (this runs for every record).
     static PAIRS: [[u8; 2]; 256] = {

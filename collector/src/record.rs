@@ -9,8 +9,7 @@
 //! named by position, and a `message` that is part of `raw` is stored as a range of it.
 //! `fields` (nested, any JSON) is binary too (`record/binary_fields.rs`: common names as one-
 //! or two-byte codes from a fixed table, `record/keys.rs`, values by type tag); records
-//! written before that keep `fields` as JSON text (`TAG_FIELDS`), which is still read, and
-//! still written for fields nested too deep for the binary form. An id made by
+//! written before that keep `fields` as JSON text (`TAG_FIELDS`), which is still read. An id made by
 //! `parse_record` (32 hex digits) is stored as its 16 bytes.
 //!
 //! Layout: the byte [`RECORD_MARK`] (0xC1 can start neither JSON text nor UTF-8, so a JSON
@@ -31,6 +30,8 @@ use crate::CollectorError;
 
 mod binary_fields;
 mod keys;
+
+use binary_fields::NotBinary;
 
 /// How a sink wants the events it is handed: what the sources serialize them to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -145,9 +146,10 @@ fn format_code(format: Format) -> u8 {
 }
 
 /// Appends the compact record of `event` to `out`. `fields` goes in binary, or as JSON text
-/// when the binary form cannot hold them (nested deeper than serde_json reads); writing that
-/// JSON is the only step that can fail (a map key that is not a string cannot happen with
-/// [`Fields`], but the serializer says so rather than panic).
+/// for a number the binary form cannot hold. Fails for `fields` nested deeper than
+/// [`crate::fields::MAX_DEPTH`] (a server refuses such a record), or when that JSON cannot be
+/// written (a map key that is not a string cannot happen with [`Fields`], but the serializer
+/// says so rather than panic).
 pub fn encode(event: &Event, out: &mut Vec<u8>) -> Result<(), CollectorError> {
     encode_with(event, out, Layout::Current)
 }
@@ -224,13 +226,22 @@ fn encode_with(event: &Event, out: &mut Vec<u8>, layout: Layout) -> Result<(), C
     });
     if !event.fields.is_empty() {
         let start = out.len();
-        let binary = layout == Layout::Current && {
-            out.push(TAG_FIELDS_BINARY);
-            binary_fields::put_fields(out, &event.fields).is_ok()
+        let written = match layout {
+            Layout::Current => {
+                out.push(TAG_FIELDS_BINARY);
+                binary_fields::put_fields(out, &event.fields)
+            }
+            Layout::Legacy => Err(NotBinary::Number),
         };
-        if !binary {
-            out.truncate(start);
-            put_json_fields(out, &event.fields)?;
+        match written {
+            Ok(()) => {}
+            // The parsers keep to the limit; an event built otherwise would make the server
+            // refuse the whole batch it travels in.
+            Err(NotBinary::TooDeep) => return Err(too_deep()),
+            Err(NotBinary::Number) => {
+                out.truncate(start);
+                put_json_fields(out, &event.fields)?;
+            }
         }
     }
     out.push(TAG_END);
@@ -373,7 +384,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
                 id = Some(if tag == TAG_ID {
                     reader.text()?.to_owned()
                 } else {
-                    hex128_text(u128::from_be_bytes(reader.array::<16>()?))
+                    crate::parse::hex128(u128::from_be_bytes(reader.array::<16>()?))
                 });
             }
             TAG_TIMESTAMP => timestamp = Some(reader.time()?),
@@ -420,6 +431,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
                 let text = reader.text()?;
                 event_fields = serde_json::from_str(text)
                     .map_err(|error| bad(&format!("fields are not a JSON object: {error}")))?;
+                // The binary reader stops at the limit itself.
+                if event_fields.depth() > crate::fields::MAX_DEPTH {
+                    return Err(too_deep());
+                }
             }
             TAG_MESSAGE_IN_RAW => message_range = Some((reader.varint()?, reader.varint()?)),
             tag if tag >= CORE_TEXT && tag < CORE_TEXT + CORE_SLOTS as u8 => {
@@ -450,14 +465,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
     event.received_at = received_at.ok_or_else(|| bad("no received_at"))?;
     event.source.transport = transport.ok_or_else(|| bad("no source transport"))?;
     event.format = format.ok_or_else(|| bad("no format"))?;
-    if event_fields.depth() > crate::fields::MAX_DEPTH {
-        // Our collectors never write such a record (their parsers refuse such documents); stored,
-        // the event could not be read back.
-        return Err(bad(&format!(
-            "fields nested deeper than {} levels",
-            crate::fields::MAX_DEPTH
-        )));
-    }
     event.fields = event_fields;
     if let Some((start, length)) = message_range {
         if event.core.message.is_some() {
@@ -477,7 +484,16 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
     Ok(event)
 }
 
-/// The value of an id that is exactly 32 lower-case hex digits (so that [`hex128_text`] gives
+/// `fields` nested deeper than [`crate::fields::MAX_DEPTH`]: stored, the event could not be
+/// read back, so no record holds them (our parsers refuse such documents).
+fn too_deep() -> CollectorError {
+    bad(&format!(
+        "fields nested deeper than {} levels",
+        crate::fields::MAX_DEPTH
+    ))
+}
+
+/// The value of an id that is exactly 32 lower-case hex digits (so that `parse::hex128` gives
 /// it back byte for byte); any other id is stored as text.
 fn hex128_value(id: &str) -> Option<u128> {
     // Every digit through a table, the invalid ones marked in the high bits and checked once
@@ -510,17 +526,6 @@ static NIBBLES: [u8; 256] = {
     }
     table
 };
-
-/// `value` as 32 lower-case hex digits.
-fn hex128_text(value: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 32];
-    for (position, digit) in text.iter_mut().enumerate() {
-        *digit = DIGITS[((value >> (4 * (31 - position))) & 0xf) as usize];
-    }
-    // Only ASCII hex digits were written.
-    String::from_utf8_lossy(&text).into_owned()
-}
 
 /// The transports sources set are a handful of words: keep them unallocated.
 fn static_transport(text: &str) -> Cow<'static, str> {

@@ -408,38 +408,27 @@ fn nested(depth: usize) -> serde_json::Value {
     value
 }
 
+/// `fields` as deep as a stored event can be read back at are written in binary and read back;
+/// deeper, no record holds them: this collector refuses to write one (the event is counted as
+/// not encoded), and the server refuses one an older collector wrote as JSON.
 #[test]
-fn nesting_up_to_the_limit_is_binary_and_deeper_falls_back_to_json() {
+fn nesting_up_to_the_limit_is_binary_and_deeper_is_refused() {
+    assert_eq!(binary_fields::MAX_DEPTH, crate::fields::MAX_DEPTH);
     let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
     event
         .fields
-        .insert("deep".into(), nested(binary_fields::MAX_DEPTH));
-    assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
-    // Written, but not read back: deeper than a stored event can be read at
-    // (`fields::MAX_DEPTH`, which the parsers keep to).
-    let error = decode(&to_vec(&event).unwrap()).unwrap_err().to_string();
-    assert!(error.contains("nested deeper than"), "{error}");
-    event
-        .fields
         .insert("deep".into(), nested(crate::fields::MAX_DEPTH));
+    assert_eq!(fields_tag(&event), Some(TAG_FIELDS_BINARY));
     assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
-    // Everything serde_json reads fits (its limit counts the `fields` object too).
-    let deepest_json = (1..binary_fields::MAX_DEPTH + 2)
-        .take_while(|depth| {
-            let text = format!(
-                "{{\"deep\":{}}}",
-                serde_json::to_string(&nested(*depth)).unwrap()
-            );
-            serde_json::from_str::<Fields>(&text).is_ok()
-        })
-        .last()
-        .unwrap();
-    assert!(deepest_json <= binary_fields::MAX_DEPTH, "{deepest_json}");
-    // Deeper than the binary form holds: the record keeps JSON text, as older ones did.
     event
         .fields
-        .insert("deep".into(), nested(binary_fields::MAX_DEPTH + 1));
-    assert_eq!(fields_tag(&event), Some(TAG_FIELDS));
+        .insert("deep".into(), nested(crate::fields::MAX_DEPTH + 1));
+    let error = to_vec(&event).unwrap_err().to_string();
+    assert!(error.contains("nested deeper than"), "{error}");
+    let mut legacy = Vec::new();
+    encode_legacy(&event, &mut legacy).unwrap();
+    let error = decode(&legacy).unwrap_err().to_string();
+    assert!(error.contains("nested deeper than"), "{error}");
 }
 
 /// The required parts, then `fields` as `body` (after the tag), then the end.
@@ -705,29 +694,4 @@ fn nested_forged_counts_reserve_little() {
         message.contains("truncated") || message.contains("end"),
         "{message}"
     );
-}
-
-/// A record whose `fields` nest deeper than a stored event can be read back at is refused by
-/// the server's reader, whichever form the fields take; at the limit it reads.
-#[test]
-fn records_with_fields_nested_past_the_limit_are_refused() {
-    fn nested(n: usize) -> serde_json::Value {
-        (0..n).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
-    }
-    let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);
-    event
-        .fields
-        .insert("deep".into(), nested(crate::fields::MAX_DEPTH));
-    assert_eq!(decode(&to_vec(&event).unwrap()).unwrap(), event);
-    event
-        .fields
-        .insert("deep".into(), nested(crate::fields::MAX_DEPTH + 1));
-    for record in [to_vec(&event).unwrap(), {
-        let mut legacy = Vec::new();
-        encode_legacy(&event, &mut legacy).unwrap();
-        legacy
-    }] {
-        let error = decode(&record).unwrap_err().to_string();
-        assert!(error.contains("nested deeper than"), "{error}");
-    }
 }

@@ -84,6 +84,7 @@ fn record_event(json: &str, record_id: u64, context: &ParseContext) -> Event {
     let mut event = new_event(json.as_bytes(), context, record_id);
     let result = serde_json::from_str(json)
         .map_err(|error| crate::format::json::serde_error(json.as_bytes(), &error))
+        .and_then(crate::format::json::within_depth)
         .and_then(|document| winevent::fill_from_value(document, context, &mut event));
     if let Err(error) = result {
         mark_unknown(&mut event, "evtx", error);
@@ -119,6 +120,27 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record whose rendering nests deeper than a stored event can be read back at becomes
+    /// an `unknown` event with its text kept, like any JSON document that deep.
+    #[test]
+    fn a_record_nested_past_the_fields_limit_is_kept_unknown() {
+        let context = ParseContext::new("test");
+        let depth = crate::fields::MAX_DEPTH + 1;
+        let json = format!(
+            "{{\"Event\":{{\"System\":{{\"EventID\":4625}},\"EventData\":{{\"Deep\":{}1{}}}}}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let event = record_event(&json, 1, &context);
+        assert_eq!(event.format, crate::event::Format::Unknown);
+        let message = event
+            .parse_error
+            .map(|error| error.message)
+            .unwrap_or_default();
+        assert!(message.contains("nested deeper than"), "{message}");
+        assert_eq!(event.raw.as_deref(), Some(json.as_str()));
+    }
 
     #[test]
     fn unreadable_header_is_an_error() {

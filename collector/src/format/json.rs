@@ -66,6 +66,15 @@ pub(crate) fn read_object(text: &str) -> Result<Fields, FormatError> {
     })
 }
 
+/// `document` when the fields it makes nest at most [`crate::fields::MAX_DEPTH`] levels (the
+/// document itself is the `fields` level).
+pub(crate) fn within_depth(document: Value) -> Result<Value, FormatError> {
+    if crate::fields::value_depth(&document) > crate::fields::MAX_DEPTH + 1 {
+        return Err(too_deep());
+    }
+    Ok(document)
+}
+
 /// A document whose fields would nest deeper than [`crate::fields::MAX_DEPTH`]: stored, the
 /// event could not be read back.
 fn too_deep() -> FormatError {
@@ -654,11 +663,13 @@ fn document_event(
     context: &ParseContext,
 ) -> Event {
     let mut event = new_event(raw, context, sequence);
-    // The document itself is the `fields` level.
-    if crate::fields::value_depth(&value) > crate::fields::MAX_DEPTH + 1 {
-        mark_unknown(&mut event, "json", too_deep());
-        return event;
-    }
+    let value = match within_depth(value) {
+        Ok(value) => value,
+        Err(error) => {
+            mark_unknown(&mut event, "json", error);
+            return event;
+        }
+    };
     let result = match (input_format, value) {
         (InputFormat::Winevent, value) => winevent::fill_from_value(value, context, &mut event)
             .map_err(|error| ("winevent", error)),

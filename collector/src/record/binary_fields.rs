@@ -35,9 +35,9 @@ use crate::event::Fields;
 use crate::fields::Key;
 use crate::CollectorError;
 
-/// Deepest nesting of arrays and objects this encoding reads or writes inside `fields` (it
-/// bounds the recursion; what a record may hold is [`crate::fields::MAX_DEPTH`], lower).
-pub(super) const MAX_DEPTH: usize = 128;
+/// Deepest nesting of arrays and objects this encoding reads or writes inside `fields`: the
+/// depth a stored event can still be read back at ([`crate::fields::MAX_DEPTH`]).
+pub(super) const MAX_DEPTH: usize = crate::fields::MAX_DEPTH;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -64,11 +64,15 @@ const SHORT_STRING: u8 = 0x80;
 /// beyond this, a container grows as its items actually arrive (each takes record bytes).
 const RESERVE_MAX: usize = 256;
 
-/// `fields` this encoding cannot hold (nested deeper than [`MAX_DEPTH`], or a number
-/// serde_json built otherwise than this crate's features allow): the record keeps them as
-/// JSON text instead, as older collectors did.
-#[derive(Debug)]
-pub(super) struct NotBinary;
+/// `fields` this encoding does not write.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum NotBinary {
+    /// Nested deeper than [`MAX_DEPTH`]: no record may hold them (the server refuses it).
+    TooDeep,
+    /// A number serde_json built otherwise than this crate's features allow: the record keeps
+    /// the fields as JSON text instead, as older collectors did.
+    Number,
+}
 
 /// Appends `fields` in binary (the layout of the module docs). On [`NotBinary`], `out` holds
 /// part of them: the caller cuts it back.
@@ -110,7 +114,7 @@ fn put_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), NotBi
         }
         Value::Array(items) => {
             if depth >= MAX_DEPTH {
-                return Err(NotBinary);
+                return Err(NotBinary::TooDeep);
             }
             out.push(ARRAY);
             put_varint(out, items.len() as u64);
@@ -120,7 +124,7 @@ fn put_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), NotBi
         }
         Value::Object(map) => {
             if depth >= MAX_DEPTH {
-                return Err(NotBinary);
+                return Err(NotBinary::TooDeep);
             }
             out.push(OBJECT);
             put_varint(out, map.len() as u64);
@@ -137,7 +141,7 @@ fn put_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), NotBi
 /// integers, `as_i64` (after it) only for negative ones, `is_f64` only for floats.
 fn put_number(out: &mut Vec<u8>, number: &Number) -> Result<(), NotBinary> {
     if number.is_f64() {
-        let float = number.as_f64().ok_or(NotBinary)?;
+        let float = number.as_f64().ok_or(NotBinary::Number)?;
         out.push(FLOAT);
         out.extend_from_slice(&float.to_le_bytes());
     } else if let Some(unsigned) = number.as_u64() {
@@ -152,7 +156,7 @@ fn put_number(out: &mut Vec<u8>, number: &Number) -> Result<(), NotBinary> {
         out.push(NEGATIVE);
         put_varint(out, !negative as u64);
     } else {
-        return Err(NotBinary);
+        return Err(NotBinary::Number);
     }
     Ok(())
 }
