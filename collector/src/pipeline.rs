@@ -26,9 +26,10 @@ pub const CHANNEL_BATCHES: usize = 32;
 /// Bytes of serialized events waiting for the sink, at most, unless `[collector]
 /// queue_max_bytes` says otherwise: about 30 ms of a busy collector (compact records), enough
 /// to ride out an fsync, and the bound on what the pipeline holds whatever the batches look
-/// like (one HTTP post can carry megabytes). The writer returns the room as soon as it takes
-/// batches, so with the batch being written the pipeline holds at most twice this. (8 MiB
-/// until the collector's memory target: queued and being written, that was 16 of the 50 MB.)
+/// like (one HTTP post can carry megabytes). The writer returns a batch's room once the sink
+/// has written it, so this bounds what is queued and what is being written together. (8 MiB
+/// until the collector's memory target; then 4 MiB queued plus as much again under write,
+/// until the batch under write was counted too.)
 pub const CHANNEL_BYTES: usize = 4 << 20;
 /// The smallest `queue_max_bytes` allowed: one socket read's worth of events.
 pub const MIN_QUEUE_BYTES: usize = 256 << 10;
@@ -321,10 +322,14 @@ impl Writer {
     async fn write(&mut self, mut batches: Vec<Batch>, line_count: usize) {
         let mut groups = Vec::with_capacity(batches.len());
         let mut per_source: Vec<(usize, u64)> = Vec::new();
+        // The batches' room goes back to the sources once the sink has written them, not when
+        // they leave the channel: the bytes being written count against the bound too, so the
+        // pipeline holds at most `max_bytes` in all (with the room returned on taking, a full
+        // queue behind a batch under write held twice that, and the collector's peak memory
+        // moved with how the sender's bursts fell; BENCHMARKS.md, Collector throughput).
+        let mut rooms = Vec::with_capacity(batches.len());
         for batch in &mut batches {
-            // Taken out of the channel: its room goes back to the sources now, so they keep
-            // reading while this write (and its fsync) runs.
-            drop(batch.room.take());
+            rooms.extend(batch.room.take());
             let count = batch.lines.len() as u64;
             match per_source
                 .iter_mut()
@@ -355,6 +360,8 @@ impl Writer {
                 }
             }
         };
+        // Written (or dropped) and freed: the sources may fill the room again.
+        drop(rooms);
         let sources = self.metrics.sources();
         use std::sync::atomic::Ordering::Relaxed;
         if line_count > 0 {

@@ -1,5 +1,5 @@
-//! The pipeline's bounds: at most CHANNEL_BYTES of events queued whatever the batches look
-//! like, a batch larger than that still delivered, and no sender left waiting for room once
+//! The pipeline's bounds: at most CHANNEL_BYTES of events queued and under write together,
+//! whatever the batches look like, a batch larger than that still delivered, and no sender left waiting for room once
 //! the writer is gone.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -33,7 +33,7 @@ fn one_line(byte: u8, len: usize) -> Lines {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
+async fn the_pipeline_holds_at_most_channel_bytes_with_the_batch_under_write_and_loses_nothing_it_took() {
     let sink = Arc::new(GateSink::default());
     let (sender, writer) = pipeline(sink.clone());
     // The writer takes the first batch and blocks in the closed sink.
@@ -49,10 +49,14 @@ async fn the_pipeline_holds_at_most_channel_bytes_and_loses_nothing_it_took() {
         }
         assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
     };
-    assert_eq!(queued, CHANNEL_BYTES / MIB);
+    // Opened before checking: a writer left blocked in the sink would hold the runtime (and
+    // the test) after a failed assertion.
+    sink.open();
+    // The batch under write (1 MiB) still holds its room: queued and under write together
+    // stay within the bound.
+    assert_eq!(queued, CHANNEL_BYTES / MIB - 1);
     // The refused lines come back to the source (which counts them), nothing vanishes.
     assert_eq!(refused, SendFailure::Full(one_line(b'b', MIB)));
-    sink.open();
     drop(sender);
     writer.await.unwrap();
     assert_eq!(sink.line_count(), 1 + queued);
@@ -78,8 +82,8 @@ async fn a_configured_bound_replaces_the_default() {
         queued += 1;
         assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
     }
-    assert_eq!(queued, 4, "2 MiB in half-MiB batches");
     sink.open();
+    assert_eq!(queued, 2, "2 MiB, 1 MiB of it under write, in half-MiB batches");
     drop(sender);
     writer.await.unwrap();
     assert_eq!(sink.line_count(), 1 + queued);
@@ -120,7 +124,7 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
     sender.send(0, one_line(b'e', MIB)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     sender
-        .send_within(0, one_line(b'e', CHANNEL_BYTES), Duration::from_secs(5))
+        .send_within(0, one_line(b'e', CHANNEL_BYTES - MIB), Duration::from_secs(5))
         .await
         .unwrap();
     writer.abort();
@@ -131,4 +135,27 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
         .expect("a send waited for a writer that is gone");
     assert_eq!(sent, Err(PipelineClosed));
     sink.open();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_comes_back_when_the_sink_has_written_not_when_the_writer_takes_a_batch() {
+    let sink = Arc::new(GateSink::default());
+    let (sender, writer) = pipeline(sink.clone());
+    // The writer takes this batch out of the channel and blocks in the closed sink with it.
+    sender.send(0, one_line(b'f', CHANNEL_BYTES)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The channel is empty, but the batch under write holds all of the room.
+    let refused = sender
+        .send_within(0, one_line(b'g', 1024), Duration::from_millis(300))
+        .await;
+    // Once the sink has written it, the room is back.
+    sink.open();
+    assert_eq!(refused, Err(SendFailure::Full(one_line(b'g', 1024))));
+    sender
+        .send_within(0, one_line(b'g', 1024), Duration::from_secs(10))
+        .await
+        .unwrap();
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 2);
 }
