@@ -7,20 +7,11 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::KillOnDrop;
+
 fn citysoc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_citysoc"))
-}
-
-/// Kills the collector if the test fails before stopping it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 fn http_get(address: SocketAddr, path: &str) -> String {

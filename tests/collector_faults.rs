@@ -8,8 +8,11 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::KillOnDrop;
 
 use citysoc_index::{AgencyScope, Query, SearchRequest, TantivyConfig, TantivyStore, TimeRange};
 
@@ -27,7 +30,7 @@ fn free_port() -> u16 {
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
-fn start_server(data: &Path, port: u16) -> Child {
+fn start_server(data: &Path, port: u16) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_citysoc"))
         .args([
             "server",
@@ -41,6 +44,7 @@ fn start_server(data: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|error| panic!("{error}"));
+    let child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the server did not start");
@@ -49,14 +53,15 @@ fn start_server(data: &Path, port: u16) -> Child {
     child
 }
 
-fn start_collector(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_citysoc"))
+fn start_collector(config: &Path) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_citysoc"))
         .args(["collector", "run", "--config"])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|error| panic!("{error}"))
+        .unwrap_or_else(|error| panic!("{error}"));
+    KillOnDrop(child)
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -123,9 +128,8 @@ fn wait_for_metric(port: u16, name: &str, wanted: u64) -> u64 {
     }
 }
 
-fn kill(child: &mut Child) {
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
+fn kill(child: &mut KillOnDrop) {
+    child.kill(); // SIGKILL
 }
 
 /// What the server has stored: the raw lines, in any order.
@@ -186,7 +190,7 @@ fn stream_line(n: usize) -> String {
 }
 
 /// A server with an enrolled collector tailing a file of `events` distinct syslog lines.
-fn setup(events: usize) -> (Setup, Child) {
+fn setup(events: usize) -> (Setup, KillOnDrop) {
     let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
     let server_data = dir.path().join("server");
     let port = free_port();

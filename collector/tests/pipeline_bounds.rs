@@ -33,7 +33,7 @@ fn one_line(byte: u8, len: usize) -> Lines {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pipeline_holds_at_most_channel_bytes_with_the_batch_under_write_and_loses_nothing_it_took() {
+async fn the_bound_covers_the_batch_under_write_and_nothing_taken_is_lost() {
     let sink = Arc::new(GateSink::default());
     let (sender, writer) = pipeline(sink.clone());
     // The writer takes the first batch and blocks in the closed sink.
@@ -83,7 +83,10 @@ async fn a_configured_bound_replaces_the_default() {
         assert!(queued <= CHANNEL_BATCHES, "the byte bound never applied");
     }
     sink.open();
-    assert_eq!(queued, 2, "2 MiB, 1 MiB of it under write, in half-MiB batches");
+    assert_eq!(
+        queued, 2,
+        "2 MiB, 1 MiB of it under write, in half-MiB batches"
+    );
     drop(sender);
     writer.await.unwrap();
     assert_eq!(sink.line_count(), 1 + queued);
@@ -124,7 +127,11 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
     sender.send(0, one_line(b'e', MIB)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     sender
-        .send_within(0, one_line(b'e', CHANNEL_BYTES - MIB), Duration::from_secs(5))
+        .send_within(
+            0,
+            one_line(b'e', CHANNEL_BYTES - MIB),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     writer.abort();
