@@ -23,13 +23,15 @@ use crate::sink::EventSink;
 /// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
 /// syslog lines: 180 KB of compact records, 310 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
-/// Bytes of serialized events waiting for the sink, at most, unless `[collector]
-/// queue_max_bytes` says otherwise: about 30 ms of a busy collector (compact records), enough
-/// to ride out an fsync, and the bound on what the pipeline holds whatever the batches look
-/// like (one HTTP post can carry megabytes). The writer returns a batch's room once the sink
-/// has written it, so this bounds what is queued and what is being written together. (8 MiB
-/// until the collector's memory target; then 4 MiB queued plus as much again under write,
-/// until the batch under write was counted too.)
+/// Bytes of serialized events waiting for the sink or being written by it, at most, unless
+/// `[collector] queue_max_bytes` says otherwise: the bound on what the pipeline holds whatever
+/// the batches look like (one HTTP post can carry megabytes). The writer returns a batch's
+/// room once the sink has written it (with the default sync policy, after its fsync), so
+/// while a write runs the queue absorbs what that write leaves of the bound: about 30 ms of a
+/// busy collector (compact records) in all, ~15 ms behind a write as large as the queue was.
+/// Past that, TCP senders are slowed and UDP waits up to its limit before counting drops.
+/// (8 MiB until the collector's memory target; then 4 MiB queued plus as much again under
+/// write, until the batch under write was counted too.)
 pub const CHANNEL_BYTES: usize = 4 << 20;
 /// The smallest `queue_max_bytes` allowed: one socket read's worth of events.
 pub const MIN_QUEUE_BYTES: usize = 256 << 10;
@@ -46,7 +48,7 @@ struct Batch {
     lines: Lines,
     flush: bool,
     done: Option<oneshot::Sender<bool>>,
-    /// The batch's share of the pipeline's bytes, given back when the writer takes it.
+    /// The batch's share of the pipeline's bytes, given back once the sink has written it.
     room: Option<OwnedSemaphorePermit>,
 }
 
@@ -75,7 +77,8 @@ pub struct PipelineSender {
 
 impl PipelineSender {
     /// A batch's claim on the pipeline's bytes: its size, or all of them for a batch larger
-    /// than that (it then waits for an empty pipeline instead of forever).
+    /// than that (it then waits for an empty pipeline, the write in progress finished, instead
+    /// of forever).
     fn bytes_claimed(&self, lines: &Lines) -> u32 {
         // The bound fits a u32 (MAX_QUEUE_BYTES).
         u32::try_from(lines.byte_len().min(self.max_bytes)).unwrap_or(u32::MAX)
@@ -91,7 +94,8 @@ impl PipelineSender {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime.block_on(self.room_for(bytes)),
             // A thread outside any runtime (as `blocking_send` allows): poll; the writer frees
-            // room as it takes batches, and a gone writer drops them, which frees it too.
+            // room as the sink writes its batches, and a gone writer drops them, which frees
+            // it too.
             Err(_) => loop {
                 match self.room.clone().try_acquire_many_owned(bytes) {
                     Ok(permit) => return Some(permit),

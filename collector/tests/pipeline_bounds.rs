@@ -1,5 +1,5 @@
-//! The pipeline's bounds: at most CHANNEL_BYTES of events queued and under write together,
-//! whatever the batches look like, a batch larger than that still delivered, and no sender left waiting for room once
+//! The pipeline's bounds: at most CHANNEL_BYTES of events queued and under write
+//! together, whatever the batches look like, a batch larger than that still delivered, and no sender left waiting for room once
 //! the writer is gone.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -38,7 +38,7 @@ async fn the_bound_covers_the_batch_under_write_and_nothing_taken_is_lost() {
     let (sender, writer) = pipeline(sink.clone());
     // The writer takes the first batch and blocks in the closed sink.
     sender.send(0, one_line(b'a', MIB)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sink.wait_for_writes(1).await;
     // Far fewer batches than CHANNEL_BATCHES, but 1 MiB each: the byte bound decides.
     let wait = Duration::from_millis(50);
     let mut queued = 0;
@@ -72,7 +72,7 @@ async fn a_configured_bound_replaces_the_default() {
     let (sender, writer) =
         start_writer_bounded(sink.clone(), metrics, Duration::from_secs(60), 2 * MIB);
     sender.send(0, one_line(b'a', MIB)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sink.wait_for_writes(1).await;
     let mut queued = 0;
     while sender
         .send_within(0, one_line(b'b', MIB / 2), Duration::from_millis(50))
@@ -125,23 +125,27 @@ async fn senders_waiting_for_room_are_released_when_the_writer_ends() {
     let (sender, writer) = pipeline(sink.clone());
     // The writer blocks in the sink with one batch; the room fills behind it.
     sender.send(0, one_line(b'e', MIB)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    sender
+    sink.wait_for_writes(1).await;
+    let queued = sender
         .send_within(
             0,
             one_line(b'e', CHANNEL_BYTES - MIB),
             Duration::from_secs(5),
         )
-        .await
-        .unwrap();
+        .await;
     writer.abort();
     let _ = writer.await;
     // The writer is gone: a send must fail, not wait forever for room.
-    let sent = tokio::time::timeout(Duration::from_secs(10), sender.send(0, one_line(b'e', MIB)))
-        .await
-        .expect("a send waited for a writer that is gone");
-    assert_eq!(sent, Err(PipelineClosed));
+    let sent =
+        tokio::time::timeout(Duration::from_secs(10), sender.send(0, one_line(b'e', MIB))).await;
+    // Opened before checking: the aborted writer's write, blocked in the sink, would hold the
+    // runtime (and the test) after a failed check.
     sink.open();
+    queued.unwrap();
+    assert_eq!(
+        sent.expect("a send waited for a writer that is gone"),
+        Err(PipelineClosed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +154,7 @@ async fn room_comes_back_when_the_sink_has_written_not_when_the_writer_takes_a_b
     let (sender, writer) = pipeline(sink.clone());
     // The writer takes this batch out of the channel and blocks in the closed sink with it.
     sender.send(0, one_line(b'f', CHANNEL_BYTES)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    sink.wait_for_writes(1).await;
     // The channel is empty, but the batch under write holds all of the room.
     let refused = sender
         .send_within(0, one_line(b'g', 1024), Duration::from_millis(300))

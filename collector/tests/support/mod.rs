@@ -142,6 +142,8 @@ pub struct GateSink {
     open: Mutex<bool>,
     changed: Condvar,
     pub lines: Mutex<Vec<Vec<u8>>>,
+    /// Calls of `write` so far, held or not.
+    writes_started: AtomicUsize,
 }
 
 impl GateSink {
@@ -157,10 +159,24 @@ impl GateSink {
     pub fn line_count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }
+
+    /// Waits (up to 10 s, then panics) until `write` has been called `count` times: the
+    /// pipeline's writer has taken its batches out of the queue and is held in the sink.
+    pub async fn wait_for_writes(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.writes_started.load(Ordering::SeqCst) < count {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never reached the sink"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl EventSink for GateSink {
     fn write(&self, batches: &[Lines]) -> Result<(), CollectorError> {
+        self.writes_started.fetch_add(1, Ordering::SeqCst);
         let mut open = self.open.lock().unwrap();
         while !*open {
             open = self.changed.wait(open).unwrap();
