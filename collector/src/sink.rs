@@ -81,14 +81,8 @@ impl NdjsonFileSink {
                 CollectorError::io(format!("cannot examine {}", path.display()), error)
             })?
             .len();
-        if bytes > 0 && !ends_with_newline(path, bytes)? {
-            // A kill -9 between an event and its newline (they reach the file in separate
-            // writes when the buffer fills) left the last event unterminated; appending after
-            // it would glue the next event onto the same line.
-            file.write_all(b"\n").map_err(|error| {
-                CollectorError::io(format!("cannot write to {}", path.display()), error)
-            })?;
-            bytes += 1;
+        if bytes > 0 {
+            bytes = repair_tail(path, &mut file, bytes)?;
         }
         Ok(NdjsonFileSink {
             path: path.to_owned(),
@@ -185,17 +179,70 @@ impl EventSink for NdjsonFileSink {
     }
 }
 
-/// Whether the last of the file's `bytes` bytes is a newline.
-fn ends_with_newline(path: &Path, bytes: u64) -> Result<bool, CollectorError> {
+/// Makes an archive a crash left behind end at a line boundary, and returns its new length.
+///
+/// A kill -9 or a power cut can leave the last line unfinished: between an event and its
+/// newline (they reach the file in separate writes when the buffer fills), or inside an event
+/// (the kernel may stop a large write at a page boundary when the process is killed).
+/// Appending after it would glue the next event onto a broken line. A whole event only missing
+/// its newline gets one; a torn event is moved, byte for byte, to `PATH.torn-STAMP` beside the
+/// archive, so the archive stays one JSON event per line and nothing is thrown away. The
+/// events of a torn write were not yet acknowledged to their source, so a file source reads
+/// them again.
+fn repair_tail(path: &Path, file: &mut File, bytes: u64) -> Result<u64, CollectorError> {
+    let tail = unfinished_line(path, bytes)?;
+    if tail.is_empty() {
+        return Ok(bytes);
+    }
+    let write_error =
+        |error| CollectorError::io(format!("cannot write to {}", path.display()), error);
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
+        file.write_all(b"\n").map_err(write_error)?;
+        return Ok(bytes + 1);
+    }
+    let aside = torn_name(path);
+    std::fs::write(&aside, &tail)
+        .and_then(|()| File::open(&aside)?.sync_all())
+        .map_err(|error| CollectorError::io(format!("cannot write {}", aside.display()), error))?;
+    let kept = bytes - tail.len() as u64;
+    file.set_len(kept)
+        .and_then(|()| file.sync_data())
+        .map_err(write_error)?;
+    sync_directory(path);
+    tracing::warn!(
+        archive = %path.display(),
+        torn_bytes = tail.len(),
+        kept_in = %aside.display(),
+        "the archive ended inside an event (the collector was stopped mid-write); the torn bytes were moved aside"
+    );
+    Ok(kept)
+}
+
+/// The bytes after the last newline of the file's first `bytes` bytes (empty when it ends with
+/// a newline). Reads backwards in blocks, so a large archive costs one block.
+fn unfinished_line(path: &Path, bytes: u64) -> Result<Vec<u8>, CollectorError> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut last = [0u8; 1];
-    File::open(path)
-        .and_then(|mut file| {
-            file.seek(SeekFrom::Start(bytes - 1))?;
-            file.read_exact(&mut last)
-        })
-        .map_err(|error| CollectorError::io(format!("cannot read {}", path.display()), error))?;
-    Ok(last[0] == b'\n')
+    const BLOCK: u64 = 64 * 1024;
+    let read_error = |error| CollectorError::io(format!("cannot read {}", path.display()), error);
+    let mut file = File::open(path).map_err(read_error)?;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut end = bytes;
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut block))
+            .map_err(read_error)?;
+        if let Some(newline) = block.iter().rposition(|&byte| byte == b'\n') {
+            block.drain(..=newline);
+            block.extend_from_slice(&tail);
+            return Ok(block);
+        }
+        block.extend_from_slice(&tail);
+        tail = block;
+        end = start;
+    }
+    Ok(tail)
 }
 
 fn open_append(path: &Path) -> Result<File, CollectorError> {
@@ -209,8 +256,19 @@ fn open_append(path: &Path) -> Result<File, CollectorError> {
 /// `PATH.20261122T101500Z`, or `PATH.20261122T101500Z-2` when rotations come faster than
 /// once a second.
 fn rotated_name(path: &Path) -> PathBuf {
+    stamped_name(path, "")
+}
+
+/// `PATH.torn-20261122T101500Z` (with `-N` when that name exists): where [`repair_tail`] keeps a
+/// torn last line.
+fn torn_name(path: &Path) -> PathBuf {
+    stamped_name(path, "torn-")
+}
+
+/// `PATH.{label}{UTC time}`, with `-2`, `-3`… added until the name is free.
+fn stamped_name(path: &Path, label: &str) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let base = format!("{}.{stamp}", path.display());
+    let base = format!("{}.{label}{stamp}", path.display());
     let mut candidate = PathBuf::from(&base);
     let mut counter = 2;
     while candidate.exists() {
@@ -533,6 +591,50 @@ mod tests {
         // A whole file is left as it is.
         drop(NdjsonFileSink::open(&path, 1 << 20).unwrap());
         assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
+    }
+
+    #[test]
+    fn an_archive_torn_inside_an_event_moves_the_torn_bytes_aside_and_stays_one_event_a_line() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("archive.ndjson");
+        // Larger than one backwards read, so the search for the last newline crosses blocks.
+        let long = "x".repeat(100_000);
+        let torn = format!("{{\"n\":3,\"raw\":\"{long}");
+        std::fs::write(&path, format!("{{\"n\":1}}\n{{\"n\":2}}\n{torn}")).unwrap();
+        let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
+        sink.write(&lines(&["{\"n\":3}"])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n"
+        );
+        let aside: Vec<_> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|entry| entry != &path)
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        let name = aside[0].file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with("archive.ndjson.torn-"), "{name}");
+        assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), torn);
+    }
+
+    #[test]
+    fn an_archive_of_one_torn_line_without_any_newline_is_emptied_into_the_side_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("archive.ndjson");
+        std::fs::write(&path, "{\"n\":1,\"raw\":\"cut").unwrap();
+        let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
+        sink.write(&lines(&["{\"n\":1}"])).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n");
+        let kept: Vec<String> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|entry| entry != &path)
+            .map(|entry| std::fs::read_to_string(entry).unwrap())
+            .collect();
+        assert_eq!(kept, ["{\"n\":1,\"raw\":\"cut"]);
     }
 
     /// A disk buffer in `directory` and a tee writing to it and to `archive.ndjson` beside it.
