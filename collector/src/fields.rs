@@ -15,11 +15,19 @@
 //! - the semantics follow `serde_json::Map` with `preserve_order`: `insert` of an existing key
 //!   replaces its value in place (first position kept), `remove` swaps the last entry into the
 //!   removed one's place, equality ignores order, and (de)serialization reads and writes
-//!   exactly the same JSON object.
+//!   exactly the same JSON object;
+//! - a parser that copies text out of the record (a key=value line's ~20 values) can store it
+//!   in one text buffer the map owns instead of a `Value::String` each
+//!   ([`Fields::insert_text`]): one allocation per event instead of one per value, and none
+//!   to free each. Such a value becomes a `Value` only when someone asks for it as one
+//!   ([`Fields::get`] builds it once and keeps it); serializing, the compact record and the
+//!   parsers' own reads ([`Fields::iter_stored`], [`StoredValue`]) take the text as it is.
+//!   On the collector's path from a line to its buffer nothing asks, so nothing is built.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};
@@ -40,13 +48,167 @@ pub const INDEX_THRESHOLD: usize = 24;
 /// with a parse error) and the server refuses records that hold deeper `fields`.
 pub const MAX_DEPTH: usize = 100;
 
+/// A value as the map holds it.
+#[derive(Clone)]
+enum Slot {
+    /// A JSON value.
+    Value(Value),
+    /// Text at `start..start + len` of [`Fields::text`]; its `Value::String`, once asked for
+    /// (boxed, so that a slot is no larger than a `Value`: entries are moved and dropped on
+    /// every parse, and most text values are never asked for as a `Value`).
+    Text {
+        start: u32,
+        len: u32,
+        value: OnceLock<Box<Value>>,
+    },
+}
+
+/// `text[start..start + len]`, or `""` for a span outside it (never the case: spans are made
+/// by [`Fields::store_text`] and the buffer only grows).
+#[inline]
+fn text_at(text: &str, start: u32, len: u32) -> &str {
+    let start = start as usize;
+    text.get(start..start + len as usize).unwrap_or_default()
+}
+
+impl Slot {
+    /// The slot as a `Value`, building (and keeping) a text slot's `Value::String` the first
+    /// time.
+    #[inline]
+    fn value<'a>(&'a self, text: &'a str) -> &'a Value {
+        match self {
+            Slot::Value(value) => value,
+            Slot::Text { .. } => self.text_value(text),
+        }
+    }
+
+    /// [`Slot::value`] of a text slot. Out of line: readers that want a `Value` mostly read
+    /// value slots (the JSON formats look up ~40 names a record), and the `OnceLock` set-up
+    /// inlined into each lookup cost them ~2% (BENCHMARKS.md "Parsing").
+    #[cold]
+    #[inline(never)]
+    fn text_value<'a>(&'a self, text: &'a str) -> &'a Value {
+        match self {
+            Slot::Value(value) => value,
+            Slot::Text { start, len, value } => value
+                .get_or_init(|| Box::new(Value::String(text_at(text, *start, *len).to_owned()))),
+        }
+    }
+
+    /// The slot as a mutable `Value`: a text slot becomes a value slot first.
+    #[inline]
+    fn value_mut<'a>(&'a mut self, text: &str) -> &'a mut Value {
+        if let Slot::Text { .. } = self {
+            let taken = std::mem::replace(self, Slot::Value(Value::Null));
+            *self = Slot::Value(taken.into_value(text));
+        }
+        match self {
+            Slot::Value(value) => value,
+            Slot::Text { .. } => unreachable!("a text slot was made a value slot above"),
+        }
+    }
+
+    /// The slot's `Value`, owned.
+    #[inline]
+    fn into_value(self, text: &str) -> Value {
+        match self {
+            Slot::Value(value) => value,
+            Slot::Text { start, len, value } => value.into_inner().map_or_else(
+                || Value::String(text_at(text, start, len).to_owned()),
+                |value| *value,
+            ),
+        }
+    }
+
+    /// The slot as it is stored, without building a `Value`.
+    #[inline]
+    fn stored<'a>(&'a self, text: &'a str) -> StoredValue<'a> {
+        match self {
+            Slot::Value(value) => StoredValue::Json(value),
+            Slot::Text { start, len, .. } => StoredValue::Text(text_at(text, *start, *len)),
+        }
+    }
+}
+
+/// A value of [`Fields`] as it is stored: text a parser put in the map's text buffer, or a
+/// JSON value. The same value either way as far as the map's JSON and equality go
+/// (`Text("a")` is `Json(Value::String("a"))`); reading it so builds nothing.
+#[derive(Clone, Copy)]
+pub enum StoredValue<'a> {
+    /// Text stored as text: a JSON string.
+    Text(&'a str),
+    /// Any JSON value.
+    Json(&'a Value),
+}
+
+impl<'a> StoredValue<'a> {
+    /// The text of a string value (as `Value::as_str`).
+    #[inline]
+    pub fn as_str(self) -> Option<&'a str> {
+        match self {
+            StoredValue::Text(text) => Some(text),
+            StoredValue::Json(value) => value.as_str(),
+        }
+    }
+
+    /// The value as a `Value` (a copy).
+    #[inline]
+    pub fn to_value(self) -> Value {
+        match self {
+            StoredValue::Text(text) => Value::String(text.to_owned()),
+            StoredValue::Json(value) => value.clone(),
+        }
+    }
+}
+
+impl PartialEq for StoredValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StoredValue::Json(left), StoredValue::Json(right)) => left == right,
+            (left, right) => match (left.as_str(), right.as_str()) {
+                (Some(left), Some(right)) => left == right,
+                _ => false,
+            },
+        }
+    }
+}
+
+impl PartialEq<Value> for StoredValue<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        *self == StoredValue::Json(other)
+    }
+}
+
+impl fmt::Debug for StoredValue<'_> {
+    /// As the `Value` it stands for prints.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoredValue::Text(text) => formatter.debug_tuple("String").field(text).finish(),
+            StoredValue::Json(value) => value.fmt(formatter),
+        }
+    }
+}
+
+impl Serialize for StoredValue<'_> {
+    /// The JSON of the `Value` it stands for.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StoredValue::Text(text) => serializer.serialize_str(text),
+            StoredValue::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
 /// The event's parsed key/values in insertion order (see the module docs).
 #[derive(Clone, Default)]
 pub struct Fields {
-    entries: Vec<(Key, Value)>,
+    entries: Vec<(Key, Slot)>,
+    /// The text of the [`Slot::Text`] values, end to end.
+    text: String,
     /// Positions in `entries`, hashed by key; only while `entries` is longer than
     /// [`INDEX_THRESHOLD`].
-    index: Option<HashIndex>,
+    /// Boxed: most maps never have one, and a smaller `Fields` is a smaller `Event`.
+    index: Option<Box<HashIndex>>,
     /// One bit per key ever pushed ([`key_bit`]): a key whose bit is clear is absent, so most
     /// lookups of an absent key (every pair a key=value parser adds asks first) skip the
     /// linear scan. Removals leave bits set (a stale bit only costs the scan); only
@@ -83,7 +245,7 @@ impl HashIndex {
         self.hasher.hash_one(key)
     }
 
-    fn build(entries: &[(Key, Value)]) -> Self {
+    fn build(entries: &[(Key, Slot)]) -> Self {
         let mut index = HashIndex {
             table: HashTable::with_capacity(entries.len() * 2),
             hasher: foldhash::fast::RandomState::default(),
@@ -95,7 +257,7 @@ impl HashIndex {
     }
 
     /// Records the entry at `position` (already in `entries`).
-    fn push(&mut self, entries: &[(Key, Value)], position: usize) {
+    fn push(&mut self, entries: &[(Key, Slot)], position: usize) {
         let Some((key, _)) = entries.get(position) else {
             return;
         };
@@ -108,7 +270,7 @@ impl HashIndex {
         });
     }
 
-    fn find(&self, entries: &[(Key, Value)], key: &str) -> Option<usize> {
+    fn find(&self, entries: &[(Key, Slot)], key: &str) -> Option<usize> {
         self.table
             .find(self.hash(key), |&position| {
                 entries
@@ -161,6 +323,7 @@ impl Fields {
     pub fn with_capacity(capacity: usize) -> Self {
         Fields {
             entries: Vec::with_capacity(capacity),
+            text: String::new(),
             index: None,
             key_bits: 0,
         }
@@ -172,12 +335,21 @@ impl Fields {
         self.entries.reserve(additional);
     }
 
+    /// Makes room for `additional` more bytes of text values (a parser about to store a
+    /// record's values as text reserves the record's length once).
+    pub fn reserve_text(&mut self, additional: usize) {
+        self.text.reserve(additional);
+    }
+
     /// How deep the values nest: 0 when every value is a scalar, 1 when some value is an
     /// object or array of scalars, and so on.
     pub fn depth(&self) -> usize {
         self.entries
             .iter()
-            .map(|(_, value)| value_depth(value))
+            .map(|(_, slot)| match slot {
+                Slot::Value(value) => value_depth(value),
+                Slot::Text { .. } => 0,
+            })
             .max()
             .unwrap_or(0)
     }
@@ -195,6 +367,7 @@ impl Fields {
     /// Removes every entry.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.text.clear();
         self.index = None;
         self.key_bits = 0;
     }
@@ -225,16 +398,43 @@ impl Fields {
         }
     }
 
+    /// The value at `position` (which must be in range), mutable.
+    fn value_at_mut(&mut self, position: usize) -> &mut Value {
+        let text = &self.text;
+        self.entries[position].1.value_mut(text)
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         let position = self.position(key)?;
-        self.entries.get(position).map(|(_, value)| value)
+        match self.entries.get(position) {
+            Some((_, Slot::Value(value))) => Some(value),
+            Some((_, slot)) => Some(slot.text_value(&self.text)),
+            None => None,
+        }
+    }
+
+    /// The value of `key` as stored (no `Value` built for a text value).
+    pub fn get_stored(&self, key: &str) -> Option<StoredValue<'_>> {
+        let position = self.position(key)?;
+        self.entries
+            .get(position)
+            .map(|(_, slot)| slot.stored(&self.text))
+    }
+
+    /// The text of `key`'s value when it is a string (`get(key).and_then(Value::as_str)`,
+    /// without building a `Value` for a text value).
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get_stored(key).and_then(StoredValue::as_str)
     }
 
     /// The value of `key`, mutable.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let position = self.position(key)?;
-        self.entries.get_mut(position).map(|(_, value)| value)
+        let text = &self.text;
+        self.entries
+            .get_mut(position)
+            .map(|(_, slot)| slot.value_mut(text))
     }
 
     /// The stored key and value of `key`.
@@ -242,7 +442,7 @@ impl Fields {
         let position = self.position(key)?;
         self.entries
             .get(position)
-            .map(|(key, value)| (&**key, value))
+            .map(|(key, slot)| (&**key, slot.value(&self.text)))
     }
 
     /// True when `key` is present.
@@ -252,17 +452,17 @@ impl Fields {
 
     /// Appends an entry whose key is known to be absent.
     #[inline]
-    fn push_new(&mut self, key: Key, value: Value) -> usize {
+    fn push_new(&mut self, key: Key, slot: Slot) -> usize {
         let bit = key_bit(&key);
-        self.push_new_with_bit(key, bit, value)
+        self.push_new_with_bit(key, bit, slot)
     }
 
     /// [`Fields::push_new`] with the key's [`key_bit`] already computed.
     #[inline]
-    fn push_new_with_bit(&mut self, key: Key, bit: u64, value: Value) -> usize {
+    fn push_new_with_bit(&mut self, key: Key, bit: u64, slot: Slot) -> usize {
         let position = self.entries.len();
         self.key_bits |= bit;
-        self.entries.push((key, value));
+        self.entries.push((key, slot));
         if self.index.is_some() || self.entries.len() > INDEX_THRESHOLD {
             self.index_last();
         }
@@ -278,7 +478,7 @@ impl Fields {
         let last = self.entries.len().saturating_sub(1);
         match &mut self.index {
             Some(index) => index.push(&self.entries, last),
-            None => self.index = Some(HashIndex::build(&self.entries)),
+            None => self.index = Some(Box::new(HashIndex::build(&self.entries))),
         }
     }
 
@@ -286,14 +486,51 @@ impl Fields {
     /// (returned); a new key goes last. The same as `serde_json::Map::insert`.
     pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
         match self.position(&key) {
-            Some(position) => self
-                .entries
-                .get_mut(position)
-                .map(|(_, old)| std::mem::replace(old, value)),
+            Some(position) => {
+                let text = &self.text;
+                self.entries
+                    .get_mut(position)
+                    .map(|(_, old)| std::mem::replace(old, Slot::Value(value)).into_value(text))
+            }
             None => {
-                self.push_new(key, value);
+                self.push_new(key, Slot::Value(value));
                 None
             }
+        }
+    }
+
+    /// [`Fields::insert`] of a string value, kept in the text buffer (see the module docs).
+    pub fn insert_text(&mut self, key: Key, text: &str) -> Option<Value> {
+        let slot = self.store_text(text);
+        match self.position(&key) {
+            Some(position) => {
+                let text = &self.text;
+                self.entries
+                    .get_mut(position)
+                    .map(|(_, old)| std::mem::replace(old, slot).into_value(text))
+            }
+            None => {
+                self.push_new(key, slot);
+                None
+            }
+        }
+    }
+
+    /// Copies `text` into the text buffer and returns the slot that reads it back. Text that
+    /// would take the buffer past 4 GiB (spans are 32-bit) is stored as a `Value` instead.
+    #[inline]
+    fn store_text(&mut self, text: &str) -> Slot {
+        let start = self.text.len();
+        match (u32::try_from(start), u32::try_from(text.len())) {
+            (Ok(start32), Ok(len)) if start32.checked_add(len).is_some() => {
+                self.text.push_str(text);
+                Slot::Text {
+                    start: start32,
+                    len,
+                    value: OnceLock::new(),
+                }
+            }
+            _ => Slot::Value(Value::String(text.to_owned())),
         }
     }
 
@@ -302,18 +539,50 @@ impl Fields {
     /// second entry with the same key would break the map (debug builds check).
     pub(crate) fn push_absent(&mut self, key: Key, value: Value) {
         debug_assert!(!self.contains_key(&key), "{key} is present");
-        self.push_new(key, value);
+        self.push_new(key, Slot::Value(value));
+    }
+
+    /// [`Fields::push_absent`] for a string value, kept in the text buffer (see the module
+    /// docs).
+    pub(crate) fn push_absent_text(&mut self, key: Key, text: &str) {
+        debug_assert!(!self.contains_key(&key), "{key} is present");
+        let slot = self.store_text(text);
+        self.push_new(key, slot);
     }
 
     /// Adds `value` under `key`; when `key` is present already, its values are collected in
     /// an array in order (key=value records write some keys twice: iptables' `LEN=`). What
     /// `entry` and then an insert or a push do, in one call that tests the key filter once
     /// and moves the value once: key=value parsers call it for every pair. `name` gives the
-    /// key as a `'static` string when the parser knows it, so the key is not copied.
+    /// key as a `'static` string when the parser knows it, so the key is not copied. (Pairs
+    /// are text: parsers call [`Fields::insert_repeatable_text`]; this is for tests with other
+    /// values.)
+    #[cfg(test)]
     pub(crate) fn insert_repeatable(
         &mut self,
         key: &str,
         value: Value,
+        name: impl FnOnce(&str) -> Option<&'static str>,
+    ) {
+        self.insert_repeatable_slot(key, Slot::Value(value), name);
+    }
+
+    /// [`Fields::insert_repeatable`] for a string value, kept in the text buffer while its key
+    /// is seen once (a repeated key's values become an array of `Value`s).
+    pub(crate) fn insert_repeatable_text(
+        &mut self,
+        key: &str,
+        text: &str,
+        name: impl FnOnce(&str) -> Option<&'static str>,
+    ) {
+        let slot = self.store_text(text);
+        self.insert_repeatable_slot(key, slot, name);
+    }
+
+    fn insert_repeatable_slot(
+        &mut self,
+        key: &str,
+        slot: Slot,
         name: impl FnOnce(&str) -> Option<&'static str>,
     ) {
         let bit = key_bit(key);
@@ -328,11 +597,13 @@ impl Fields {
                     }
                     None => Cow::Owned(key.to_owned()),
                 };
-                self.push_new_with_bit(key, bit, value);
+                self.push_new_with_bit(key, bit, slot);
             }
             Some(position) => {
+                let value = slot.into_value(&self.text);
+                let text = &self.text;
                 if let Some((_, existing)) = self.entries.get_mut(position) {
-                    match existing {
+                    match existing.value_mut(text) {
                         Value::Array(values) => values.push(value),
                         existing => {
                             let first = existing.take();
@@ -363,7 +634,8 @@ impl Fields {
                 }
             }
         }
-        Some(self.entries.swap_remove(position))
+        let (key, slot) = self.entries.swap_remove(position);
+        Some((key, slot.into_value(&self.text)))
     }
 
     /// Removes `key` and returns its value, keeping the order of the other entries (what
@@ -371,12 +643,13 @@ impl Fields {
     /// the rest as written: the order is what `citysoc parse` shows.
     pub fn shift_remove(&mut self, key: &str) -> Option<Value> {
         let position = self.position(key)?;
-        let (_, value) = self.entries.remove(position);
+        let (_, slot) = self.entries.remove(position);
+        let value = slot.into_value(&self.text);
         if self.index.is_some() {
             // Every later position moved down by one: rebuilding is simpler than repointing
             // each, and documents this large are rare.
-            self.index =
-                (self.entries.len() > INDEX_THRESHOLD).then(|| HashIndex::build(&self.entries));
+            self.index = (self.entries.len() > INDEX_THRESHOLD)
+                .then(|| Box::new(HashIndex::build(&self.entries)));
         }
         Some(value)
     }
@@ -395,12 +668,27 @@ impl Fields {
 
     /// The entries in order.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(self.entries.iter())
+        Iter {
+            entries: self.entries.iter(),
+            text: &self.text,
+        }
+    }
+
+    /// The entries in order, values as stored (no `Value` built for a text value).
+    pub fn iter_stored(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&str, StoredValue<'_>)> + ExactSizeIterator {
+        self.entries
+            .iter()
+            .map(|(key, slot)| (&**key, slot.stored(&self.text)))
     }
 
     /// The entries in order, values mutable.
     pub fn iter_mut(&mut self) -> IterMut<'_> {
-        IterMut(self.entries.iter_mut())
+        IterMut {
+            entries: self.entries.iter_mut(),
+            text: &self.text,
+        }
     }
 
     /// The keys in order.
@@ -410,27 +698,35 @@ impl Fields {
 
     /// The values in order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
-        self.entries.iter().map(|(_, value)| value)
+        self.iter().map(|(_, value)| value)
     }
 
     /// The values in order, mutable.
     pub fn values_mut(
         &mut self,
     ) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(_, value)| value)
+        self.iter_mut().map(|(_, value)| value)
     }
 
     /// The same entries as a `serde_json::Map` (for callers that need a `Value::Object`).
     pub fn to_map(&self) -> Map<String, Value> {
-        self.iter()
-            .map(|(key, value)| (key.to_owned(), value.clone()))
+        self.entries
+            .iter()
+            .map(|(key, slot)| {
+                let value = match slot {
+                    Slot::Value(value) => value.clone(),
+                    Slot::Text { start, len, .. } => {
+                        Value::String(text_at(&self.text, *start, *len).to_owned())
+                    }
+                };
+                (key.to_string(), value)
+            })
             .collect()
     }
 
     /// Converts into a `serde_json::Map` with the same entries in the same order.
     pub fn into_map(self) -> Map<String, Value> {
-        self.entries
-            .into_iter()
+        self.into_iter()
             .map(|(key, value)| (key.into_owned(), value))
             .collect()
     }
@@ -463,8 +759,10 @@ pub struct VacantEntry<'a, 'k> {
 impl<'a> VacantEntry<'a, '_> {
     /// Inserts `value` under the entry's key (copied now), last.
     pub fn insert(self, value: Value) -> &'a mut Value {
-        let position = self.fields.push_new(Cow::Owned(self.key.to_owned()), value);
-        &mut self.fields.entries[position].1
+        let position = self
+            .fields
+            .push_new(Cow::Owned(self.key.to_owned()), Slot::Value(value));
+        self.fields.value_at_mut(position)
     }
 }
 
@@ -481,8 +779,10 @@ impl<'a, 'k> VacantEntry<'a, 'k> {
         if name != self.key {
             return self.insert(value);
         }
-        let position = self.fields.push_new(Cow::Borrowed(name), value);
-        &mut self.fields.entries[position].1
+        let position = self
+            .fields
+            .push_new(Cow::Borrowed(name), Slot::Value(value));
+        self.fields.value_at_mut(position)
     }
 }
 
@@ -495,17 +795,19 @@ pub struct OccupiedEntry<'a> {
 impl<'a> OccupiedEntry<'a> {
     /// The value.
     pub fn get(&self) -> &Value {
-        &self.fields.entries[self.position].1
+        self.fields.entries[self.position]
+            .1
+            .value(&self.fields.text)
     }
 
     /// The value, mutable.
     pub fn get_mut(&mut self) -> &mut Value {
-        &mut self.fields.entries[self.position].1
+        self.fields.value_at_mut(self.position)
     }
 
     /// The value, mutable for as long as the map is borrowed.
     pub fn into_mut(self) -> &'a mut Value {
-        &mut self.fields.entries[self.position].1
+        self.fields.value_at_mut(self.position)
     }
 
     /// Replaces the value, returning the old one.
@@ -515,40 +817,64 @@ impl<'a> OccupiedEntry<'a> {
 }
 
 /// Iterator over `(&str, &Value)` in order.
-pub struct Iter<'a>(std::slice::Iter<'a, (Key, Value)>);
+pub struct Iter<'a> {
+    entries: std::slice::Iter<'a, (Key, Slot)>,
+    text: &'a str,
+}
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(key, value)| (&**key, value))
+        let text = self.text;
+        self.entries
+            .next()
+            .map(|(key, slot)| (&**key, slot.value(text)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
+        self.entries.size_hint()
     }
 }
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.0.next_back().map(|(key, value)| (&**key, value))
+        let text = self.text;
+        self.entries
+            .next_back()
+            .map(|(key, slot)| (&**key, slot.value(text)))
     }
 }
 
 impl ExactSizeIterator for Iter<'_> {}
 
 /// Iterator over `(&str, &mut Value)` in order.
-pub struct IterMut<'a>(std::slice::IterMut<'a, (Key, Value)>);
+pub struct IterMut<'a> {
+    entries: std::slice::IterMut<'a, (Key, Slot)>,
+    text: &'a str,
+}
 
 impl<'a> Iterator for IterMut<'a> {
     type Item = (&'a str, &'a mut Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(key, value)| (&**key, value))
+        let text = self.text;
+        self.entries
+            .next()
+            .map(|(key, slot)| (&**key, slot.value_mut(text)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
+        self.entries.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IterMut<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let text = self.text;
+        self.entries
+            .next_back()
+            .map(|(key, slot)| (&**key, slot.value_mut(text)))
     }
 }
 
@@ -574,12 +900,45 @@ impl<'a> IntoIterator for &'a mut Fields {
 
 impl IntoIterator for Fields {
     type Item = (Key, Value);
-    type IntoIter = std::vec::IntoIter<(Key, Value)>;
+    type IntoIter = IntoIter;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+        IntoIter {
+            entries: self.entries.into_iter(),
+            text: self.text,
+        }
     }
 }
+
+/// Iterator over the owned `(Key, Value)` entries in order.
+pub struct IntoIter {
+    entries: std::vec::IntoIter<(Key, Slot)>,
+    text: String,
+}
+
+impl Iterator for IntoIter {
+    type Item = (Key, Value);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.entries
+            .next()
+            .map(|(key, slot)| (key, slot.into_value(&self.text)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IntoIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.entries
+            .next_back()
+            .map(|(key, slot)| (key, slot.into_value(&self.text)))
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
 
 impl<K: Into<Key>> Extend<(K, Value)> for Fields {
     fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
@@ -601,14 +960,15 @@ impl From<Map<String, Value>> for Fields {
     /// Takes the map's entries in order (its keys are already distinct, so nothing is looked
     /// up: linear even for a huge object).
     fn from(map: Map<String, Value>) -> Self {
-        let entries: Vec<(Key, Value)> = map
+        let entries: Vec<(Key, Slot)> = map
             .into_iter()
-            .map(|(key, value)| (Cow::Owned(key), value))
+            .map(|(key, value)| (Cow::Owned(key), Slot::Value(value)))
             .collect();
-        let index = (entries.len() > INDEX_THRESHOLD).then(|| HashIndex::build(&entries));
+        let index = (entries.len() > INDEX_THRESHOLD).then(|| Box::new(HashIndex::build(&entries)));
         let key_bits = entries.iter().fold(0, |bits, (key, _)| bits | key_bit(key));
         Fields {
             entries,
+            text: String::new(),
             index,
             key_bits,
         }
@@ -643,8 +1003,8 @@ impl PartialEq for Fields {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
             && self
-                .iter()
-                .all(|(key, value)| other.get(key) == Some(value))
+                .iter_stored()
+                .all(|(key, value)| other.get_stored(key) == Some(value))
     }
 }
 
@@ -652,7 +1012,7 @@ impl Eq for Fields {}
 
 impl fmt::Debug for Fields {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_map().entries(self.iter()).finish()
+        formatter.debug_map().entries(self.iter_stored()).finish()
     }
 }
 
@@ -660,8 +1020,8 @@ impl Serialize for Fields {
     /// The same object `serde_json::Map` writes: entries in order.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len()))?;
-        for (key, value) in self {
-            map.serialize_entry(key, value)?;
+        for (key, value) in self.iter_stored() {
+            map.serialize_entry(key, &value)?;
         }
         map.end()
     }
@@ -830,7 +1190,76 @@ mod tests {
         proptest::collection::vec((0u8..4, "[a-e]{0,2}|k[0-9]{1,2}", any::<i64>()), 0..120)
     }
 
+    fn text_operations() -> impl Strategy<Value = Vec<(u8, String, String)>> {
+        proptest::collection::vec(
+            (0u8..6, "[a-e]{0,2}|k[0-9]{1,2}", "[a-zé0-9 \"\\\\]{0,6}"),
+            0..120,
+        )
+    }
+
     proptest! {
+        /// Values kept as text behave as the `Value::String`s they stand for, whatever is done
+        /// to the map in between: the same JSON, lookups, replacements, removals, mutable
+        /// access and conversions as a `serde_json::Map` given the strings.
+        #[test]
+        fn text_values_are_the_strings_they_stand_for(ops in text_operations()) {
+            let mut ours = Fields::new();
+            let mut theirs = Map::new();
+            for (op, key, text) in ops {
+                match op {
+                    0 => prop_assert_eq!(ours.remove(&key), theirs.remove(&key)),
+                    1 => prop_assert_eq!(
+                        ours.insert(key.clone().into(), json!(text.len())),
+                        theirs.insert(key, json!(text.len()))
+                    ),
+                    2 => {
+                        let stored = ours.get_stored(&key).map(StoredValue::to_value);
+                        prop_assert_eq!(stored.as_ref(), theirs.get(&key));
+                        prop_assert_eq!(ours.get(&key), theirs.get(&key));
+                    }
+                    3 => {
+                        // Mutable access turns a text value into a `Value` in place.
+                        if let (Some(mine), Some(other)) = (ours.get_mut(&key), theirs.get_mut(&key)) {
+                            prop_assert_eq!(&*mine, &*other);
+                            *mine = json!([mine.take(), 1]);
+                            *other = json!([other.take(), 1]);
+                        }
+                    }
+                    _ => prop_assert_eq!(
+                        ours.insert_text(key.clone().into(), &text),
+                        theirs.insert(key, json!(text))
+                    ),
+                }
+            }
+            let our_text = serde_json::to_string(&ours).unwrap_or_default();
+            let their_text = serde_json::to_string(&theirs).unwrap_or_default();
+            prop_assert_eq!(&our_text, &their_text);
+            prop_assert_eq!(sonic_rs::to_string(&ours).unwrap_or_default(), their_text.clone());
+            for (key, value) in &theirs {
+                prop_assert_eq!(ours.get(key), Some(value));
+                prop_assert!(ours.get_stored(key).is_some_and(|stored| stored == *value));
+            }
+            let through_values = Fields::from(theirs.clone());
+            prop_assert_eq!(&through_values, &ours);
+            prop_assert_eq!(&ours.clone(), &ours);
+            prop_assert_eq!(ours.to_map(), theirs.clone());
+            let entries: Vec<(String, Value)> = ours
+                .clone()
+                .into_iter()
+                .map(|(key, value)| (key.into_owned(), value))
+                .collect();
+            let expected: Vec<(String, Value)> = theirs.clone().into_iter().collect();
+            prop_assert_eq!(entries, expected);
+            let mut mutated = ours.clone();
+            for (_, value) in &mut mutated {
+                *value = json!([value.take()]);
+            }
+            for (key, value) in &theirs {
+                prop_assert_eq!(mutated.get(key), Some(&json!([value])));
+            }
+            prop_assert_eq!(ours.into_map(), theirs);
+        }
+
         #[test]
         fn same_json_as_serde_json_map(ops in operations()) {
             let mut ours = Fields::new();

@@ -128,6 +128,8 @@ fn parse_from(
     let (header, extension_start) = split_header(text, start)?;
     check_version(text, &header)?;
     event.format = Format::Cef;
+    // One buffer for every value's text (see `Fields::insert_text`).
+    event.fields.reserve_text(text.len().saturating_sub(start));
     if let Some(extension) = text.get(extension_start..) {
         parse_extension(extension, extension_start, event);
     }
@@ -140,7 +142,7 @@ fn parse_from(
         } else {
             value.as_ref()
         };
-        event.fields.insert((*name).into(), Value::from(value));
+        event.fields.insert_text((*name).into(), value);
     }
     fill_core(&header, context, event);
     event.logsource = logsource_for(&header.fields[1], &header.fields[2]);
@@ -271,10 +273,9 @@ fn parse_extension(extension: &str, base: usize, event: &mut Event) {
             .get(value_start..value_end)
             .unwrap_or("")
             .trim_end_matches([' ', '\t', '\r', '\n']);
-        event.fields.insert(
-            key.to_owned().into(),
-            Value::from(unescape_value(value).into_owned()),
-        );
+        event
+            .fields
+            .insert_text(key.to_owned().into(), &unescape_value(value));
         match next {
             Some(next) => position = next,
             None => return,
@@ -347,18 +348,12 @@ fn unescape_value(value: &str) -> Cow<'_, str> {
 
 /// First string value among `keys` (short CEF name first, then the long form).
 fn first<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|key| event.fields.get(key).and_then(Value::as_str))
+    keys.iter().find_map(|key| event.fields.get_str(key))
 }
 
 fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|key| {
-        event
-            .fields
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|value| !value.is_empty())
-    })
+    keys.iter()
+        .find_map(|key| event.fields.get_str(key).filter(|value| !value.is_empty()))
 }
 
 fn fill_core(header: &Header<'_>, context: &ParseContext, event: &mut Event) {
@@ -470,8 +465,7 @@ pub(crate) fn address<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|key| {
         event
             .fields
-            .get(key)
-            .and_then(Value::as_str)
+            .get_str(key)
             .filter(|value| value.trim().parse::<std::net::IpAddr>().is_ok())
     })
 }
@@ -618,7 +612,7 @@ mod tests {
     }
 
     fn field<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
-        event.fields.get(name).and_then(Value::as_str)
+        event.fields.get_str(name)
     }
 
     #[test]

@@ -44,6 +44,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZon
 use serde_json::Value;
 
 use crate::event::{Event, Fields, Format, LogSource};
+use crate::fields::StoredValue;
 use crate::format::kv_known::KnownFields;
 use crate::format::kv_store::PairStore;
 use crate::format::FormatError;
@@ -278,8 +279,10 @@ fn parse_pairs(
     }
     match tokens {
         Some(tokens) => {
-            // One allocation for the entries instead of growth by doubling (~20 pairs a line).
+            // One allocation for the entries instead of growth by doubling (~20 pairs a line),
+            // and one for the values' text.
             event.fields.reserve(tokens.len());
+            event.fields.reserve_text(text.len() - start);
             let mut store = PairStore::new(&mut event.fields);
             for token in tokens {
                 insert_token(&mut store, token);
@@ -289,6 +292,7 @@ fn parse_pairs(
             // Unquoted tokens end at a space: at most one more token than spaces.
             let spaces = memchr::memchr_iter(b' ', &bytes[start..]).count();
             event.fields.reserve(spaces + 1);
+            event.fields.reserve_text(bytes.len() - start);
             let mut store = PairStore::new(&mut event.fields);
             for_each_token(text, start, |token| insert_token(&mut store, token))?;
         }
@@ -301,7 +305,7 @@ fn parse_pairs(
 /// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
 fn insert_token(store: &mut PairStore<'_>, token: Token<'_>) {
     match token {
-        Token::Pair(key, value) => store.pair(key, Value::from(value.into_owned())),
+        Token::Pair(key, value) => store.text_pair(key, &value),
         Token::Flag(word, argument) => {
             store.flag(word, argument.map_or(Value::Bool(true), Value::from));
         }
@@ -406,21 +410,22 @@ fn unescape(value: &str) -> Cow<'_, str> {
 }
 
 /// The text of a field's value (the first value of a repeated key).
-fn text_of(value: Option<&Value>) -> Option<&str> {
+fn text_of(value: Option<StoredValue<'_>>) -> Option<&str> {
     match value? {
-        Value::String(text) => Some(text),
-        Value::Array(values) => values.first()?.as_str(),
-        _ => None,
+        StoredValue::Text(text) => Some(text),
+        StoredValue::Json(Value::String(text)) => Some(text),
+        StoredValue::Json(Value::Array(values)) => values.first()?.as_str(),
+        StoredValue::Json(_) => None,
     }
 }
 
 /// The text of the field `key` (the first value of a repeated key).
 fn text_field<'a>(fields: &'a Fields, key: &str) -> Option<&'a str> {
-    text_of(fields.get(key))
+    text_of(fields.get_stored(key))
 }
 
 /// The first of `values` (fields' values in order of preference) with non-empty text.
-fn first_of<'a>(values: &[Option<&'a Value>]) -> Option<&'a str> {
+fn first_of<'a>(values: &[Option<StoredValue<'a>>]) -> Option<&'a str> {
     values
         .iter()
         .filter_map(|value| text_of(*value))
@@ -428,7 +433,7 @@ fn first_of<'a>(values: &[Option<&'a Value>]) -> Option<&'a str> {
 }
 
 /// The first of `values` whose text is an IP address.
-fn first_ip(values: &[Option<&Value>]) -> Option<String> {
+fn first_ip(values: &[Option<StoredValue<'_>>]) -> Option<String> {
     values
         .iter()
         .filter_map(|value| text_of(*value))
@@ -474,7 +479,7 @@ fn is_ipv4_address(bytes: &[u8]) -> bool {
 }
 
 /// The first of `values` whose text is a port number.
-fn first_port(values: &[Option<&Value>]) -> Option<u16> {
+fn first_port(values: &[Option<StoredValue<'_>>]) -> Option<u16> {
     values
         .iter()
         .filter_map(|value| text_of(*value))
@@ -687,9 +692,7 @@ fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
                     .bytes()
                     .all(|byte| byte.is_ascii_digit() || byte == b'.')
             {
-                event
-                    .fields
-                    .insert("kernel_timestamp".into(), Value::from(inside));
+                event.fields.insert_text("kernel_timestamp".into(), inside);
                 rest = after_open[close + 1..].trim_start();
             }
         }
@@ -697,7 +700,7 @@ fn record_prefix(prefix: &str, context: &ParseContext, event: &mut Event) {
     if rest.is_empty() {
         return;
     }
-    event.fields.insert("log_prefix".into(), Value::from(rest));
+    event.fields.insert_text("log_prefix".into(), rest);
     if record_proxmox_header(rest, context, event) {
         return;
     }
@@ -893,21 +896,23 @@ pub fn parse_filterlog(
     let extra = columns.remainder();
 
     event.format = Format::Kv;
+    event.fields.reserve_text(text.len());
     for (name, value) in &parsed {
         if !value.is_empty() {
-            event.fields.insert((*name).into(), Value::from(*value));
+            event.fields.insert_text((*name).into(), value);
         }
     }
     if !extra.trim_matches(',').is_empty() {
-        event.fields.insert("extra".into(), Value::from(extra));
+        event.fields.insert_text("extra".into(), extra);
     }
     let fields = &event.fields;
     let core = &mut event.core;
-    core.source_ip = first_ip(&[fields.get("srcip")]);
-    core.destination_ip = first_ip(&[fields.get("dstip")]);
-    core.source_port = first_port(&[fields.get("srcport")]);
-    core.destination_port = first_port(&[fields.get("dstport")]);
-    core.event_action = first_of(&[fields.get("act")]).map(|action| action.to_owned().into());
+    core.source_ip = first_ip(&[fields.get_stored("srcip")]);
+    core.destination_ip = first_ip(&[fields.get_stored("dstip")]);
+    core.source_port = first_port(&[fields.get_stored("srcport")]);
+    core.destination_port = first_port(&[fields.get_stored("dstport")]);
+    core.event_action =
+        first_of(&[fields.get_stored("act")]).map(|action| action.to_owned().into());
     if core.message.is_none() {
         core.message = Some(text.to_owned());
     }
@@ -1382,8 +1387,12 @@ mod tests {
     /// check the one-pass version against.
     fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
         let fields = &event.fields;
-        let get = |names: &[&str]| -> Vec<Option<&Value>> {
-            names.iter().map(|name| fields.get(name)).collect()
+        // Through `get`, which builds each `Value`: the stored text is not what is checked.
+        let get = |names: &[&str]| -> Vec<Option<StoredValue<'_>>> {
+            names
+                .iter()
+                .map(|name| fields.get(name).map(StoredValue::Json))
+                .collect()
         };
         let core = &mut event.core;
         if let Some(ip) = first_ip(&get(&["srcip", "src", "SRC", "src_ip", "remip"])) {
@@ -1428,10 +1437,10 @@ mod tests {
         }
         // The reference fills the slots by name lookups, not by the one-pass collection.
         let known = KnownFields {
-            date: fields.get("date"),
-            time: fields.get("time"),
-            tz: fields.get("tz"),
-            eventtime: fields.get("eventtime"),
+            date: fields.get("date").map(StoredValue::Json),
+            time: fields.get("time").map(StoredValue::Json),
+            tz: fields.get("tz").map(StoredValue::Json),
+            eventtime: fields.get("eventtime").map(StoredValue::Json),
             ..KnownFields::default()
         };
         if let Some(time) = device_time(&known, context) {

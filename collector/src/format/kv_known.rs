@@ -9,9 +9,8 @@
 //! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get(name)`
 //! returns, since a map holds each name once.
 
-use serde_json::Value;
-
 use crate::event::Fields;
+use crate::fields::StoredValue;
 use crate::format::kv_names::packed;
 
 /// Declares the known keys once: the struct with one slot per key, and the match that files
@@ -23,7 +22,7 @@ macro_rules! known_keys {
         #[derive(Debug, Default, Clone, Copy, PartialEq)]
         #[allow(non_snake_case)] // slots are named after the device's own keys (`SRC`, `usrName`)
         pub(crate) struct KnownFields<'a> {
-            $( pub(crate) $slot: Option<&'a Value>, )*
+            $( pub(crate) $slot: Option<StoredValue<'a>>, )*
         }
 
         impl<'a> KnownFields<'a> {
@@ -42,7 +41,7 @@ macro_rules! known_keys {
                     $( pub(super) const $slot: (usize, u64) = ($name.len(), packed_const($name)); )*
                 }
                 let mut known = KnownFields::default();
-                for (name, value) in fields {
+                for (name, value) in fields.iter_stored() {
                     // Cheap reject first: every known name is 2 to 9 bytes long.
                     if !(2..=9).contains(&name.len()) {
                         continue;
@@ -61,7 +60,7 @@ macro_rules! known_keys {
 
             /// The slot of a known name (for tests comparing against `fields.get`).
             #[cfg(test)]
-            pub(crate) fn get(&self, name: &str) -> Option<&'a Value> {
+            pub(crate) fn get(&self, name: &str) -> Option<StoredValue<'a>> {
                 match name {
                     $( $name => self.$slot, )*
                     _ => None,
@@ -139,6 +138,8 @@ mod tests {
         ]
     }
 
+    use serde_json::Value;
+
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             "[0-9.a-z]{0,8}".prop_map(Value::from),
@@ -161,7 +162,7 @@ mod tests {
             }
             let known = KnownFields::collect(&fields);
             for name in KnownFields::NAMES {
-                prop_assert_eq!(known.get(name), fields.get(name), "{}", name);
+                prop_assert_eq!(known.get(name), fields.get_stored(name), "{}", name);
             }
         }
     }

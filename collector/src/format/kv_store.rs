@@ -48,7 +48,7 @@ impl<'f> PairStore<'f> {
     }
 
     /// Adds a pair; a key already present collects its values in an array, in order.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn pair(&mut self, key: &str, value: Value) {
         if let Some(index) = static_index(key) {
             if self.newly_present(index) {
@@ -59,6 +59,21 @@ impl<'f> PairStore<'f> {
             }
         }
         self.fields.insert_repeatable(key, value, static_name);
+    }
+
+    /// [`PairStore::pair`] for a text value (every pair of a record), kept in the fields'
+    /// text buffer rather than as a `Value::String` of its own.
+    #[inline]
+    pub(crate) fn text_pair(&mut self, key: &str, text: &str) {
+        if let Some(index) = static_index(key) {
+            if self.newly_present(index) {
+                if let Some(name) = name_at(index) {
+                    self.fields.push_absent_text(Cow::Borrowed(name), text);
+                    return;
+                }
+            }
+        }
+        self.fields.insert_repeatable_text(key, text, static_name);
     }
 
     /// Adds a flag word with its value (`true` or its argument), unless the word is present.
@@ -155,10 +170,10 @@ mod tests {
             }
             let mut store = PairStore::new(&mut stored);
             for (is_flag, key, value) in &during {
-                if *is_flag {
-                    store.flag(key, value.clone());
-                } else {
-                    store.pair(key, value.clone());
+                match value {
+                    _ if *is_flag => store.flag(key, value.clone()),
+                    Value::String(text) => store.text_pair(key, text),
+                    _ => store.pair(key, value.clone()),
                 }
             }
             prop_assert_eq!(

@@ -85,17 +85,17 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
         }
     }
     event.format = Format::Leef;
+    // One buffer for every value's text (see `Fields::insert_text`).
+    event.fields.reserve_text(text.len());
     parse_attributes(
         attributes,
         attributes_offset,
         effective_delimiter(attributes, delimiter),
         event,
     );
-    event
-        .fields
-        .insert(HEADER_NAMES[0].into(), Value::from(version));
+    event.fields.insert_text(HEADER_NAMES[0].into(), version);
     for (name, value) in HEADER_NAMES[1..].iter().zip(header.iter()) {
-        event.fields.insert((*name).into(), Value::from(*value));
+        event.fields.insert_text((*name).into(), value);
     }
     fill_core(header[3], context, event);
     event.logsource = logsource_for(header[0], header[1]);
@@ -216,7 +216,7 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
             Some((key, value)) if !key.trim().is_empty() => {
                 event
                     .fields
-                    .insert(key.trim().to_owned().into(), Value::from(value));
+                    .insert_text(key.trim().to_owned().into(), value);
             }
             _ => skipped.push(format!("{}..{}", start, start + attribute.len())),
         }
@@ -233,13 +233,8 @@ fn parse_attributes(attributes: &str, base: usize, delimiter: &str, event: &mut 
 }
 
 fn non_empty<'a>(event: &'a Event, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|key| {
-        event
-            .fields
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|value| !value.is_empty())
-    })
+    keys.iter()
+        .find_map(|key| event.fields.get_str(key).filter(|value| !value.is_empty()))
 }
 
 fn set<S: From<String>>(slot: &mut Option<S>, value: Option<&str>) {

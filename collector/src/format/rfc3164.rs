@@ -45,6 +45,9 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
         ));
     }
     event.format = Format::Rfc3164;
+    // One buffer for the text values of the header and of a payload parser (see
+    // `Fields::insert_text`): they are parts of the line, so they fit.
+    event.fields.reserve_text(text.len());
     if let Some(priority) = priority {
         record_priority(event, priority);
     }
@@ -53,7 +56,7 @@ pub fn parse(text: &str, context: &ParseContext, event: &mut Event) -> Result<()
         let original = &timestamp_start[..offset_in(timestamp_start, after)];
         event
             .fields
-            .insert("syslog.timestamp".into(), Value::from(original));
+            .insert_text("syslog.timestamp".into(), original);
         rest = after.strip_prefix(':').unwrap_or(after);
         rest = rest.trim_start_matches(' ');
         let (hostname, appname, procid, message) = split_header(rest);

@@ -157,6 +157,9 @@ fn parse_with(
     };
 
     event.format = Format::Rfc5424;
+    // One buffer for the text values of the header and of a payload parser (see
+    // `Fields::insert_text`): they are parts of the line, so they fit.
+    event.fields.reserve_text(text.len());
     record_priority(event, priority);
     event
         .fields
@@ -165,16 +168,14 @@ fn parse_with(
         event.timestamp = time;
         event
             .fields
-            .insert("syslog.timestamp".into(), Value::from(original));
+            .insert_text("syslog.timestamp".into(), original);
     }
     if let Some(hostname) = hostname {
         record_hostname(event, hostname);
     }
     record_program(event, appname, procid);
     if let Some(msgid) = msgid {
-        event
-            .fields
-            .insert("syslog.msgid".into(), Value::from(msgid));
+        event.fields.insert_text("syslog.msgid".into(), msgid);
     }
     if !structured_data.is_empty() {
         event

@@ -90,10 +90,9 @@ pub fn record_priority(event: &mut Event, priority: u8) {
     event
         .fields
         .insert("syslog.priority".into(), Value::from(priority));
-    event.fields.insert(
-        "syslog.facility".into(),
-        Value::from(facility_name(priority)),
-    );
+    event
+        .fields
+        .insert_text("syslog.facility".into(), facility_name(priority));
     event.core.log_level = Some(severity_name(priority).into());
 }
 
@@ -112,9 +111,7 @@ pub fn record_program(event: &mut Event, appname: Option<&str>, procid: Option<&
         match procid.parse() {
             Ok(pid) => event.core.process_pid = Some(pid),
             Err(_) => {
-                event
-                    .fields
-                    .insert("syslog.procid".into(), Value::from(procid));
+                event.fields.insert_text("syslog.procid".into(), procid);
             }
         }
     }

@@ -33,6 +33,7 @@ use super::keys::{code_of, KEYS};
 use super::{bad, put_varint, Reader};
 use crate::event::Fields;
 use crate::fields::Key;
+use crate::fields::StoredValue;
 use crate::CollectorError;
 
 /// Deepest nesting of arrays and objects this encoding reads or writes inside `fields`: the
@@ -78,11 +79,26 @@ pub(super) enum NotBinary {
 /// part of them: the caller cuts it back.
 pub(super) fn put_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), NotBinary> {
     put_varint(out, fields.len() as u64);
-    for (key, value) in fields {
+    for (key, value) in fields.iter_stored() {
         put_key(out, key);
-        put_value(out, value, 0)?;
+        match value {
+            StoredValue::Text(text) => put_string(out, text),
+            StoredValue::Json(value) => put_value(out, value, 0)?,
+        }
     }
     Ok(())
+}
+
+#[inline]
+fn put_string(out: &mut Vec<u8>, text: &str) {
+    match u8::try_from(text.len()) {
+        Ok(length) if length < 0x80 => out.push(SHORT_STRING + length),
+        _ => {
+            out.push(STRING);
+            put_varint(out, text.len() as u64);
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
 }
 
 #[inline]
@@ -102,16 +118,7 @@ fn put_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), NotBi
         Value::Bool(false) => out.push(FALSE),
         Value::Bool(true) => out.push(TRUE),
         Value::Number(number) => put_number(out, number)?,
-        Value::String(text) => {
-            match u8::try_from(text.len()) {
-                Ok(length) if length < 0x80 => out.push(SHORT_STRING + length),
-                _ => {
-                    out.push(STRING);
-                    put_varint(out, text.len() as u64);
-                }
-            }
-            out.extend_from_slice(text.as_bytes());
-        }
+        Value::String(text) => put_string(out, text),
         Value::Array(items) => {
             if depth >= MAX_DEPTH {
                 return Err(NotBinary::TooDeep);
