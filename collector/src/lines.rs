@@ -38,6 +38,15 @@ impl Lines {
         self.bytes.len()
     }
 
+    /// Bytes the batch holds in memory: its buffers' capacity, which is more than
+    /// [`Lines::byte_len`] (a source sizes the buffer for a read's events before encoding
+    /// them, generously so that it seldom grows).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes
+            .capacity()
+            .saturating_add(self.ends.capacity() * std::mem::size_of::<usize>())
+    }
+
     /// Adds a copy of `line`.
     pub fn push(&mut self, line: &[u8]) {
         self.bytes.extend_from_slice(line);

@@ -23,7 +23,8 @@ use crate::sink::EventSink;
 /// Batches waiting for the sink, at most. A batch is what one read of 64 KiB gives (about 330
 /// syslog lines: 180 KB of compact records, 310 KB of JSON).
 pub const CHANNEL_BATCHES: usize = 32;
-/// Bytes of serialized events waiting for the sink or being written by it, at most, unless
+/// Bytes of serialized events waiting for the sink or being written by it (the memory their
+/// batches hold, not only the events' own bytes), at most, unless
 /// `[collector] queue_max_bytes` says otherwise: the bound on what the pipeline holds whatever
 /// the batches look like (one HTTP post can carry megabytes). The writer returns a batch's
 /// room once the sink has written it (with the default sync policy, after its fsync), so
@@ -76,12 +77,13 @@ pub struct PipelineSender {
 }
 
 impl PipelineSender {
-    /// A batch's claim on the pipeline's bytes: its size, or all of them for a batch larger
-    /// than that (it then waits for an empty pipeline, the write in progress finished, instead
-    /// of forever).
+    /// A batch's claim on the pipeline's bytes: the memory it holds (its buffers' capacity,
+    /// up to ~1.4 times its lines for a source's batch: counting only the lines let the queue
+    /// hold that much more than its bound), or all of them for a batch larger than that (it
+    /// then waits for an empty pipeline, the write in progress finished, instead of forever).
     fn bytes_claimed(&self, lines: &Lines) -> u32 {
         // The bound fits a u32 (MAX_QUEUE_BYTES).
-        u32::try_from(lines.byte_len().min(self.max_bytes)).unwrap_or(u32::MAX)
+        u32::try_from(lines.heap_bytes().min(self.max_bytes)).unwrap_or(u32::MAX)
     }
 
     /// Waits for room for `bytes` in the pipeline. `None`: the pipeline has stopped.

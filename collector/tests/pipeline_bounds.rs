@@ -27,9 +27,13 @@ fn pipeline(sink: Arc<GateSink>) -> (PipelineSender, JoinHandle<()>) {
 
 const MIB: usize = 1 << 20;
 
-/// A batch of one line of `len` times `byte`.
+/// A batch of one line of `len` times `byte`, less the batch's own bookkeeping: it claims at
+/// most `len` bytes of the bound, so that four of a MiB fill 4 MiB.
 fn one_line(byte: u8, len: usize) -> Lines {
-    [vec![byte; len]].into_iter().collect()
+    let mut lines = Lines::with_capacity(1, len - 64);
+    lines.push(&vec![byte; len - 64]);
+    assert!(lines.heap_bytes() <= len);
+    lines
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +94,38 @@ async fn a_configured_bound_replaces_the_default() {
     drop(sender);
     writer.await.unwrap();
     assert_eq!(sink.line_count(), 1 + queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_claims_the_memory_it_holds_not_only_its_lines() {
+    let sink = Arc::new(GateSink::default());
+    let (sender, writer) = pipeline(sink.clone());
+    sender.send(0, one_line(b'a', MIB)).await.unwrap();
+    sink.wait_for_writes(1).await;
+    // Ten bytes of lines in a 2 MiB buffer: the buffer is what the collector holds.
+    let roomy = || {
+        let mut lines = Lines::with_capacity(1, 2 * MIB);
+        lines.push(b"0123456789");
+        lines
+    };
+    let first = sender
+        .send_within(0, roomy(), Duration::from_millis(50))
+        .await;
+    let second = sender
+        .send_within(0, roomy(), Duration::from_millis(50))
+        .await;
+    sink.open();
+    assert!(
+        first.is_ok(),
+        "1 MiB under write and 2 MiB queued fit 4 MiB"
+    );
+    assert!(
+        matches!(second, Err(SendFailure::Full(_))),
+        "a second 2 MiB buffer would take the pipeline past its bound"
+    );
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(sink.line_count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
