@@ -63,6 +63,18 @@ enum Slot {
     },
 }
 
+/// A value on its way into the map: text is copied into the buffer only if it gets a slot of
+/// its own.
+enum NewValue<'t> {
+    Text(&'t str),
+    /// Only tests store pairs whose values are not text.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Json(Value),
+}
+
+// A text slot is no larger than a `Value`: entries are moved and dropped on every parse.
+const _: () = assert!(std::mem::size_of::<Slot>() <= std::mem::size_of::<Value>());
+
 /// `text[start..start + len]`, or `""` for a span outside it (never the case: spans are made
 /// by [`Fields::store_text`] and the buffer only grows).
 #[inline]
@@ -104,7 +116,11 @@ impl Slot {
         }
         match self {
             Slot::Value(value) => value,
-            Slot::Text { .. } => unreachable!("a text slot was made a value slot above"),
+            // Made a value slot just above (a `Null` rather than a panic, should that change).
+            Slot::Text { .. } => {
+                *self = Slot::Value(Value::Null);
+                self.value_mut(text)
+            }
         }
     }
 
@@ -132,7 +148,8 @@ impl Slot {
 
 /// A value of [`Fields`] as it is stored: text a parser put in the map's text buffer, or a
 /// JSON value. The same value either way as far as the map's JSON and equality go
-/// (`Text("a")` is `Json(Value::String("a"))`); reading it so builds nothing.
+/// (`Text("a")` is `Json(Value::String("a"))`); reading it so builds nothing. A string may
+/// come either way: read it with [`StoredValue::as_str`], or match both variants.
 #[derive(Clone, Copy)]
 pub enum StoredValue<'a> {
     /// Text stored as text: a JSON string.
@@ -203,7 +220,8 @@ impl Serialize for StoredValue<'_> {
 #[derive(Clone, Default)]
 pub struct Fields {
     entries: Vec<(Key, Slot)>,
-    /// The text of the [`Slot::Text`] values, end to end.
+    /// The text of the [`Slot::Text`] values, end to end. It only grows: the text of a value
+    /// replaced, removed or turned into a `Value` stays until [`Fields::clear`].
     text: String,
     /// Positions in `entries`, hashed by key; only while `entries` is longer than
     /// [`INDEX_THRESHOLD`].
@@ -564,7 +582,7 @@ impl Fields {
         value: Value,
         name: impl FnOnce(&str) -> Option<&'static str>,
     ) {
-        self.insert_repeatable_slot(key, Slot::Value(value), name);
+        self.insert_repeatable_value(key, NewValue::Json(value), name);
     }
 
     /// [`Fields::insert_repeatable`] for a string value, kept in the text buffer while its key
@@ -575,14 +593,13 @@ impl Fields {
         text: &str,
         name: impl FnOnce(&str) -> Option<&'static str>,
     ) {
-        let slot = self.store_text(text);
-        self.insert_repeatable_slot(key, slot, name);
+        self.insert_repeatable_value(key, NewValue::Text(text), name);
     }
 
-    fn insert_repeatable_slot(
+    fn insert_repeatable_value(
         &mut self,
         key: &str,
-        slot: Slot,
+        value: NewValue<'_>,
         name: impl FnOnce(&str) -> Option<&'static str>,
     ) {
         let bit = key_bit(key);
@@ -597,10 +614,19 @@ impl Fields {
                     }
                     None => Cow::Owned(key.to_owned()),
                 };
+                let slot = match value {
+                    NewValue::Text(text) => self.store_text(text),
+                    NewValue::Json(value) => Slot::Value(value),
+                };
                 self.push_new_with_bit(key, bit, slot);
             }
             Some(position) => {
-                let value = slot.into_value(&self.text);
+                // A repeated key's values become an array of `Value`s: its text is not
+                // copied into the buffer first.
+                let value = match value {
+                    NewValue::Text(text) => Value::String(text.to_owned()),
+                    NewValue::Json(value) => value,
+                };
                 let text = &self.text;
                 if let Some((_, existing)) = self.entries.get_mut(position) {
                     match existing.value_mut(text) {

@@ -47,6 +47,17 @@ impl Lines {
             .saturating_add(self.ends.capacity() * std::mem::size_of::<usize>())
     }
 
+    /// Gives back the buffers' spare room when it is more than the lines themselves (plus a
+    /// page): a copy into smaller buffers, cheap for the small batches it applies to. The
+    /// pipeline counts a batch's buffers against its bound, and a source sizes them before
+    /// encoding with headroom that would make a one-line batch claim ~50 times its bytes.
+    pub fn release_spare_room(&mut self) {
+        if self.heap_bytes() > 2 * self.byte_len() + 4096 {
+            self.bytes.shrink_to_fit();
+            self.ends.shrink_to_fit();
+        }
+    }
+
     /// Adds a copy of `line`.
     pub fn push(&mut self, line: &[u8]) {
         self.bytes.extend_from_slice(line);
@@ -143,6 +154,27 @@ impl ExactSizeIterator for LinesIter<'_> {}
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_batch_gives_back_its_headroom_and_a_full_one_keeps_its_buffer() {
+        let mut small = Lines::with_capacity(16, 16 << 10);
+        small.push(b"one short line");
+        small.release_spare_room();
+        assert_eq!(small.get(0), Some(&b"one short line"[..]));
+        assert!(
+            small.heap_bytes() <= 2 * small.byte_len() + 4096,
+            "{}",
+            small.heap_bytes()
+        );
+        let mut full = Lines::with_capacity(4, 1400);
+        for _ in 0..4 {
+            full.push(&[b'x'; 250]);
+        }
+        let before = full.heap_bytes();
+        full.release_spare_room();
+        assert_eq!(full.heap_bytes(), before);
+        assert_eq!(full.len(), 4);
+    }
 
     #[test]
     fn lines_come_back_as_pushed_including_empty_ones() {

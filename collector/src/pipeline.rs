@@ -77,10 +77,11 @@ pub struct PipelineSender {
 }
 
 impl PipelineSender {
-    /// A batch's claim on the pipeline's bytes: the memory it holds (its buffers' capacity,
-    /// up to ~1.4 times its lines for a source's batch: counting only the lines let the queue
-    /// hold that much more than its bound), or all of them for a batch larger than that (it
-    /// then waits for an empty pipeline, the write in progress finished, instead of forever).
+    /// A batch's claim on the pipeline's bytes: the memory it holds (its buffers' capacity:
+    /// about 1.4 times its lines for a source's full read, at most about twice for a small one,
+    /// which `Lines::release_spare_room` trims; counting only the lines let the queue hold that much
+    /// more than its bound), or all of them for a batch larger than that (it then waits for an
+    /// empty pipeline, the write in progress finished, instead of forever).
     fn bytes_claimed(&self, lines: &Lines) -> u32 {
         // The bound fits a u32 (MAX_QUEUE_BYTES).
         u32::try_from(lines.heap_bytes().min(self.max_bytes)).unwrap_or(u32::MAX)

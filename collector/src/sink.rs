@@ -6,7 +6,7 @@
 //! thread, one write at a time, in arrival order.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -82,7 +82,19 @@ impl NdjsonFileSink {
             })?
             .len();
         if bytes > 0 {
-            bytes = repair_tail(path, &mut file, bytes)?;
+            bytes = match repair_tail(path, &mut file, bytes) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    // The archive is optional beside the buffer: a repair that cannot be done
+                    // (disk full, no right to create the side file) must not keep the
+                    // collector down. At worst the torn line stays, on a line of its own.
+                    tracing::error!(%error, archive = %path.display(), "cannot repair the archive's unfinished last line; it is kept as it is");
+                    file.write_all(b"\n").map_err(|error| {
+                        CollectorError::io(format!("cannot write to {}", path.display()), error)
+                    })?;
+                    bytes + 1
+                }
+            };
         }
         Ok(NdjsonFileSink {
             path: path.to_owned(),
@@ -186,63 +198,112 @@ impl EventSink for NdjsonFileSink {
 /// (the kernel may stop a large write at a page boundary when the process is killed).
 /// Appending after it would glue the next event onto a broken line. A whole event only missing
 /// its newline gets one; a torn event is moved, byte for byte, to `PATH.torn-STAMP` beside the
-/// archive, so the archive stays one JSON event per line and nothing is thrown away. The
-/// events of a torn write were not yet acknowledged to their source, so a file source reads
-/// them again.
+/// archive (made durable, name and all, before the archive is cut), so the archive stays one
+/// JSON event per line and nothing is thrown away. When the archive is the collector's only
+/// sink, the events of a torn write were not acknowledged to their source yet, so a file
+/// source reads them again; beside the disk buffer, the buffer has them and the side file
+/// keeps the archive's torn copy.
 fn repair_tail(path: &Path, file: &mut File, bytes: u64) -> Result<u64, CollectorError> {
-    let tail = unfinished_line(path, bytes)?;
-    if tail.is_empty() {
-        return Ok(bytes);
-    }
+    let read_error = |error| CollectorError::io(format!("cannot read {}", path.display()), error);
     let write_error =
         |error| CollectorError::io(format!("cannot write to {}", path.display()), error);
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
-        file.write_all(b"\n").map_err(write_error)?;
-        return Ok(bytes + 1);
+    let mut reader = File::open(path).map_err(read_error)?;
+    let kept = line_boundary(&mut reader, bytes).map_err(read_error)?;
+    let torn_bytes = bytes - kept;
+    if torn_bytes == 0 {
+        return Ok(bytes);
     }
-    let aside = torn_name(path);
-    std::fs::write(&aside, &tail)
-        .and_then(|()| File::open(&aside)?.sync_all())
-        .map_err(|error| CollectorError::io(format!("cannot write {}", aside.display()), error))?;
-    let kept = bytes - tail.len() as u64;
+    // A tail longer than any event cannot be one (a zero-filled tail after a power cut, or
+    // not an archive at all): it is moved aside without being read into memory.
+    if torn_bytes <= MAX_CHECKED_TAIL {
+        let mut tail = Vec::new();
+        reader
+            .seek(SeekFrom::Start(kept))
+            .and_then(|_| (&mut reader).take(torn_bytes).read_to_end(&mut tail))
+            .map_err(read_error)?;
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_ok() {
+            file.write_all(b"\n").map_err(write_error)?;
+            return Ok(bytes + 1);
+        }
+    }
+    let aside = move_aside(path, &mut reader, kept, torn_bytes)?;
     file.set_len(kept)
         .and_then(|()| file.sync_data())
         .map_err(write_error)?;
-    sync_directory(path);
     tracing::warn!(
         archive = %path.display(),
-        torn_bytes = tail.len(),
+        torn_bytes,
         kept_in = %aside.display(),
         "the archive ended inside an event (the collector was stopped mid-write); the torn bytes were moved aside"
     );
     Ok(kept)
 }
 
-/// The bytes after the last newline of the file's first `bytes` bytes (empty when it ends with
-/// a newline). Reads backwards in blocks, so a large archive costs one block.
-fn unfinished_line(path: &Path, bytes: u64) -> Result<Vec<u8>, CollectorError> {
-    use std::io::{Read, Seek, SeekFrom};
+/// The longest unfinished last line [`repair_tail`] reads to see whether it is a whole event:
+/// well above the largest event a source makes.
+const MAX_CHECKED_TAIL: u64 = 16 << 20;
+
+/// The length of the file's first `bytes` bytes up to and including their last newline (0
+/// when there is none). Reads backwards one block at a time, keeping only the position, so a
+/// long line costs reads, not memory.
+fn line_boundary(file: &mut File, bytes: u64) -> std::io::Result<u64> {
     const BLOCK: u64 = 64 * 1024;
-    let read_error = |error| CollectorError::io(format!("cannot read {}", path.display()), error);
-    let mut file = File::open(path).map_err(read_error)?;
-    let mut tail: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; BLOCK as usize];
     let mut end = bytes;
     while end > 0 {
         let start = end.saturating_sub(BLOCK);
-        let mut block = vec![0u8; (end - start) as usize];
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut block))
-            .map_err(read_error)?;
-        if let Some(newline) = block.iter().rposition(|&byte| byte == b'\n') {
-            block.drain(..=newline);
-            block.extend_from_slice(&tail);
-            return Ok(block);
+        let piece = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(piece)?;
+        if let Some(newline) = piece.iter().rposition(|&byte| byte == b'\n') {
+            return Ok(start + newline as u64 + 1);
         }
-        block.extend_from_slice(&tail);
-        tail = block;
         end = start;
     }
-    Ok(tail)
+    Ok(0)
+}
+
+/// Copies `length` bytes of `reader` from `from` into a new `PATH.torn-STAMP` (never an
+/// existing file: `-2`, `-3`… are added until the name is free) and makes it durable, its
+/// directory entry included. Returns its path.
+fn move_aside(
+    path: &Path,
+    reader: &mut File,
+    from: u64,
+    length: u64,
+) -> Result<PathBuf, CollectorError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let base = format!("{}.torn-{stamp}", path.display());
+    let mut counter = 1;
+    let (aside, mut side) = loop {
+        let candidate = match counter {
+            1 => PathBuf::from(&base),
+            _ => PathBuf::from(format!("{base}-{counter}")),
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&candidate)
+        {
+            Ok(side) => break (candidate, side),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && counter < 1000 => {
+                counter += 1;
+            }
+            Err(error) => {
+                return Err(CollectorError::io(
+                    format!("cannot create {}", candidate.display()),
+                    error,
+                ))
+            }
+        }
+    };
+    reader
+        .seek(SeekFrom::Start(from))
+        .and_then(|_| std::io::copy(&mut reader.take(length), &mut side))
+        .and_then(|_| side.sync_all())
+        .map_err(|error| CollectorError::io(format!("cannot write {}", aside.display()), error))?;
+    sync_directory(&aside);
+    Ok(aside)
 }
 
 fn open_append(path: &Path) -> Result<File, CollectorError> {
@@ -256,19 +317,8 @@ fn open_append(path: &Path) -> Result<File, CollectorError> {
 /// `PATH.20261122T101500Z`, or `PATH.20261122T101500Z-2` when rotations come faster than
 /// once a second.
 fn rotated_name(path: &Path) -> PathBuf {
-    stamped_name(path, "")
-}
-
-/// `PATH.torn-20261122T101500Z` (with `-N` when that name exists): where [`repair_tail`] keeps a
-/// torn last line.
-fn torn_name(path: &Path) -> PathBuf {
-    stamped_name(path, "torn-")
-}
-
-/// `PATH.{label}{UTC time}`, with `-2`, `-3`… added until the name is free.
-fn stamped_name(path: &Path, label: &str) -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let base = format!("{}.{label}{stamp}", path.display());
+    let base = format!("{}.{stamp}", path.display());
     let mut candidate = PathBuf::from(&base);
     let mut counter = 2;
     while candidate.exists() {

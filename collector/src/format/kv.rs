@@ -282,7 +282,7 @@ fn parse_pairs(
             // One allocation for the entries instead of growth by doubling (~20 pairs a line),
             // and one for the values' text.
             event.fields.reserve(tokens.len());
-            event.fields.reserve_text(text.len() - start);
+            event.fields.reserve_text(text.len().saturating_sub(start));
             let mut store = PairStore::new(&mut event.fields);
             for token in tokens {
                 insert_token(&mut store, token);
@@ -292,7 +292,7 @@ fn parse_pairs(
             // Unquoted tokens end at a space: at most one more token than spaces.
             let spaces = memchr::memchr_iter(b' ', &bytes[start..]).count();
             event.fields.reserve(spaces + 1);
-            event.fields.reserve_text(bytes.len() - start);
+            event.fields.reserve_text(bytes.len().saturating_sub(start));
             let mut store = PairStore::new(&mut event.fields);
             for_each_token(text, start, |token| insert_token(&mut store, token))?;
         }

@@ -6,7 +6,7 @@
 //! small, where ~40 lookups would be ~40 scans: the one pass still wins.) Walking the ~25
 //! entries of a netfilter line once and matching each name against the known set costs no
 //! hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
-//! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get(name)`
+//! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get_stored(name)`
 //! returns, since a map holds each name once.
 
 use crate::event::Fields;
@@ -18,7 +18,7 @@ use crate::format::kv_names::packed;
 macro_rules! known_keys {
     ($( $slot:ident => $name:literal ),* $(,)?) => {
         /// The value of each known key in `fields`, or `None` when absent: what
-        /// `fields.get(name)` returns for those names.
+        /// `fields.get_stored(name)` returns for those names.
         #[derive(Debug, Default, Clone, Copy, PartialEq)]
         #[allow(non_snake_case)] // slots are named after the device's own keys (`SRC`, `usrName`)
         pub(crate) struct KnownFields<'a> {

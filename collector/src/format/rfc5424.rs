@@ -157,8 +157,10 @@ fn parse_with(
     };
 
     event.format = Format::Rfc5424;
-    // One buffer for the text values of the header and of a payload parser (see
-    // `Fields::insert_text`): they are parts of the line, so they fit.
+    // One buffer for the text values of the header and of a key=value, CEF or LEEF payload
+    // (see `Fields::insert_text`): nearly all parts of the line (the facility's name is
+    // short), so the line's length covers them. A payload that stores no text (sshd's prose,
+    // JSON) leaves most of it unused: one allocation of the line's size per event.
     event.fields.reserve_text(text.len());
     record_priority(event, priority);
     event

@@ -115,6 +115,7 @@ impl SourceRuntime {
                 tracing::error!(source = %self.config.name, %error, "cannot serialize an event");
             }
         }
+        lines.release_spare_room();
         if unparsed > 0 {
             self.metrics.add_unparsed(unparsed);
         }
