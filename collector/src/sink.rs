@@ -626,11 +626,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_archive_cut_after_an_event_gets_its_newline_before_the_next() {
+    /// A temporary directory with `archive.ndjson` holding `contents`, as a crash left it.
+    fn archive_holding(contents: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("archive.ndjson");
-        std::fs::write(&path, "{\"n\":1}\n{\"n\":2}").unwrap();
+        std::fs::write(&path, contents).unwrap();
+        (directory, path)
+    }
+
+    #[test]
+    fn an_archive_cut_after_an_event_gets_its_newline_before_the_next() {
+        let (_directory, path) = archive_holding("{\"n\":1}\n{\"n\":2}");
         let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
         sink.write(&lines(&["{\"n\":3}"])).unwrap();
         sink.flush().unwrap();
@@ -645,12 +651,10 @@ mod tests {
 
     #[test]
     fn an_archive_torn_inside_an_event_moves_the_torn_bytes_aside_and_stays_one_event_a_line() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("archive.ndjson");
         // Larger than one backwards read, so the search for the last newline crosses blocks.
         let long = "x".repeat(100_000);
         let torn = format!("{{\"n\":3,\"raw\":\"{long}");
-        std::fs::write(&path, format!("{{\"n\":1}}\n{{\"n\":2}}\n{torn}")).unwrap();
+        let (directory, path) = archive_holding(format!("{{\"n\":1}}\n{{\"n\":2}}\n{torn}"));
         let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
         sink.write(&lines(&["{\"n\":3}"])).unwrap();
         sink.flush().unwrap();
@@ -671,9 +675,7 @@ mod tests {
 
     #[test]
     fn an_archive_of_one_torn_line_without_any_newline_is_emptied_into_the_side_file() {
-        let directory = tempfile::tempdir().unwrap();
-        let path = directory.path().join("archive.ndjson");
-        std::fs::write(&path, "{\"n\":1,\"raw\":\"cut").unwrap();
+        let (directory, path) = archive_holding("{\"n\":1,\"raw\":\"cut");
         let sink = NdjsonFileSink::open(&path, 1 << 20).unwrap();
         sink.write(&lines(&["{\"n\":1}"])).unwrap();
         sink.flush().unwrap();

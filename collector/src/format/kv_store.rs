@@ -47,33 +47,31 @@ impl<'f> PairStore<'f> {
         absent
     }
 
+    /// `key` as a `'static` name when it is a known name `fields` does not hold yet (it is
+    /// then marked as held): such a pair is appended without a lookup.
+    #[inline]
+    fn newly_present_name(&mut self, key: &str) -> Option<&'static str> {
+        let index = static_index(key)?;
+        self.newly_present(index).then(|| name_at(index)).flatten()
+    }
+
     /// Adds a pair; a key already present collects its values in an array, in order.
     #[cfg(test)]
     pub(crate) fn pair(&mut self, key: &str, value: Value) {
-        if let Some(index) = static_index(key) {
-            if self.newly_present(index) {
-                if let Some(name) = name_at(index) {
-                    self.fields.push_absent(Cow::Borrowed(name), value);
-                    return;
-                }
-            }
+        match self.newly_present_name(key) {
+            Some(name) => self.fields.push_absent(Cow::Borrowed(name), value),
+            None => self.fields.insert_repeatable(key, value, static_name),
         }
-        self.fields.insert_repeatable(key, value, static_name);
     }
 
     /// [`PairStore::pair`] for a text value (every pair of a record), kept in the fields'
     /// text buffer rather than as a `Value::String` of its own.
     #[inline]
     pub(crate) fn text_pair(&mut self, key: &str, text: &str) {
-        if let Some(index) = static_index(key) {
-            if self.newly_present(index) {
-                if let Some(name) = name_at(index) {
-                    self.fields.push_absent_text(Cow::Borrowed(name), text);
-                    return;
-                }
-            }
+        match self.newly_present_name(key) {
+            Some(name) => self.fields.push_absent_text(Cow::Borrowed(name), text),
+            None => self.fields.insert_repeatable_text(key, text, static_name),
         }
-        self.fields.insert_repeatable_text(key, text, static_name);
     }
 
     /// Adds a flag word with its value (`true` or its argument), unless the word is present.
