@@ -272,23 +272,18 @@ fn move_aside(
     from: u64,
     length: u64,
 ) -> Result<PathBuf, CollectorError> {
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let base = format!("{}.torn-{stamp}", path.display());
-    let mut counter = 1;
-    let (aside, mut side) = loop {
-        let candidate = match counter {
-            1 => PathBuf::from(&base),
-            _ => PathBuf::from(format!("{base}-{counter}")),
-        };
+    let mut created = None;
+    for candidate in stamped_names(path, "torn-").take(1000) {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&candidate)
         {
-            Ok(side) => break (candidate, side),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && counter < 1000 => {
-                counter += 1;
+            Ok(side) => {
+                created = Some((candidate, side));
+                break;
             }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(error) => {
                 return Err(CollectorError::io(
                     format!("cannot create {}", candidate.display()),
@@ -296,6 +291,12 @@ fn move_aside(
                 ))
             }
         }
+    }
+    let Some((aside, mut side)) = created else {
+        return Err(CollectorError::io(
+            format!("cannot create a {}.torn-… file", path.display()),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        ));
     };
     reader
         .seek(SeekFrom::Start(from))
@@ -317,15 +318,21 @@ fn open_append(path: &Path) -> Result<File, CollectorError> {
 /// `PATH.20261122T101500Z`, or `PATH.20261122T101500Z-2` when rotations come faster than
 /// once a second.
 fn rotated_name(path: &Path) -> PathBuf {
+    // The names never run out: the fallback only keeps this total.
+    stamped_names(path, "")
+        .find(|candidate| !candidate.exists())
+        .unwrap_or_else(|| path.with_extension("rotated"))
+}
+
+/// `PATH.{label}20261122T101500Z` (the time now, UTC), then the same with `-2`, `-3`, … : the
+/// names a file set aside beside `path` may take, in the order to try them.
+fn stamped_names(path: &Path, label: &str) -> impl Iterator<Item = PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let base = format!("{}.{stamp}", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut counter = 2;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}-{counter}"));
-        counter += 1;
-    }
-    candidate
+    let base = format!("{}.{label}{stamp}", path.display());
+    (1u64..).map(move |counter| match counter {
+        1 => PathBuf::from(&base),
+        _ => PathBuf::from(format!("{base}-{counter}")),
+    })
 }
 
 /// Makes a rename durable. Best effort: some file systems refuse to fsync a directory, and
@@ -671,6 +678,24 @@ mod tests {
         let name = aside[0].file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("archive.ndjson.torn-"), "{name}");
         assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), torn);
+    }
+
+    #[test]
+    fn a_tail_longer_than_any_event_is_moved_aside_unread() {
+        // What a power cut can leave: the file's length grew, its last blocks are zeros.
+        let zeros = vec![0u8; (MAX_CHECKED_TAIL + 1) as usize];
+        let mut contents = b"{\"n\":1}\n".to_vec();
+        contents.extend_from_slice(&zeros);
+        let (directory, path) = archive_holding(&contents);
+        drop(NdjsonFileSink::open(&path, 1 << 30).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n");
+        let aside: Vec<_> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|entry| entry != &path)
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert!(std::fs::read(&aside[0]).unwrap() == zeros);
     }
 
     #[test]
