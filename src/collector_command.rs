@@ -48,7 +48,9 @@ pub struct EnrollArgs {
     #[arg(long)]
     server: String,
     /// The one-time token an agency admin created on the server.
-    #[arg(long)]
+    // Tokens are URL-safe base64: one in 64 starts with `-`, which clap would otherwise take
+    // for an option ("unexpected argument '-S' found").
+    #[arg(long, allow_hyphen_values = true)]
     token: String,
     /// Where to keep the key (mode 0600); the configuration's `[server] key_file`.
     #[arg(long, default_value = "/var/lib/citysoc-collector/collector.key")]

@@ -277,6 +277,30 @@ fn start_collector(config: &std::path::Path) -> KillOnDrop {
 }
 
 #[test]
+fn enroll_takes_a_token_that_starts_with_a_hyphen() {
+    // One token in 64 does (URL-safe base64): it must reach the server, not be read as an
+    // option. No server listens here, so enrolling fails at the connection.
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_citysoc"))
+        .args([
+            "collector",
+            "enroll",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "-Sx5TBmT3q0FfZkQyQ4nR2Xo1",
+            "--key-file",
+        ])
+        .arg(dir.path().join("collector.key"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+    assert!(!stderr.contains("Usage:"), "{stderr}");
+}
+
+#[test]
 fn kill_9_while_tailing_loses_no_line_and_repeats_only_identical_events() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
