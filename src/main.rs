@@ -1,6 +1,7 @@
 //! The `citysoc` binary: command-line parsing and wiring only. Each subcommand lives in its
 //! own module; the work is done by the library crates.
 
+mod allocator;
 mod clickhouse_target;
 mod collector_command;
 mod detection;
@@ -13,11 +14,6 @@ mod rules_command;
 mod search_command;
 mod server_command;
 mod store_location;
-
-/// mimalloc instead of the system allocator: parsing allocates a few small strings per event,
-/// and glibc's malloc/free showed as a fifth of the syslog hot path in profiles.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +50,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => parse_command::run(args),
