@@ -33,6 +33,8 @@ use base64::Engine as _;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
+use crate::record::ValueBudget;
+pub use crate::record::MAX_BATCH_VALUES;
 use crate::{CollectorError, Event};
 
 /// Where batches are posted.
@@ -220,9 +222,10 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         )));
     }
     if let Some(records) = text.strip_prefix(BATCH_MAGIC.as_slice()) {
-        return decode_records(records);
+        return decode_records(records, ValueBudget::for_batch());
     }
     let mut events = Vec::new();
+    let mut budget = ValueBudget::for_batch();
     for (number, line) in text.split(|byte| *byte == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -230,6 +233,9 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         if events.len() == MAX_BATCH_EVENTS {
             return Err(too_many_events());
         }
+        budget
+            .charge_json(line)
+            .map_err(|error| CollectorError::Protocol(format!("line {}: {error}", number + 1)))?;
         let event = serde_json::from_slice(line).map_err(|error| {
             CollectorError::Protocol(format!("line {}: not an event: {error}", number + 1))
         })?;
@@ -240,7 +246,8 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
 
 /// The events of a records batch (after [`BATCH_MAGIC`]). Any bad record rejects the batch,
 /// naming it.
-fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
+/// `budget`: the batch's allowance of decoded values ([`ValueBudget`]).
+fn decode_records(mut bytes: &[u8], mut budget: ValueBudget) -> Result<Vec<Event>, CollectorError> {
     let mut events = Vec::new();
     while !bytes.is_empty() {
         if events.len() == MAX_BATCH_EVENTS {
@@ -252,7 +259,7 @@ fn decode_records(mut bytes: &[u8]) -> Result<Vec<Event>, CollectorError> {
         let record = rest.get(..length).ok_or_else(|| {
             CollectorError::Protocol(format!("record {number}: runs past the end of the batch"))
         })?;
-        let event = crate::record::decode_any(record)
+        let event = crate::record::decode_any_within(record, &mut budget)
             .map_err(|error| CollectorError::Protocol(format!("record {number}: {error}")))?;
         events.push(event);
         bytes = rest.get(length..).unwrap_or_default();
@@ -453,6 +460,61 @@ mod tests {
             .map(|error| error.to_string())
             .unwrap_or_default();
         assert!(error.contains("line 2"), "{error}");
+    }
+
+    /// A batch whose values would take far more memory decoded than on the wire (a value in
+    /// one byte) is refused before it is parsed, on both paths.
+    #[test]
+    fn a_batch_decoding_to_more_values_than_allowed_is_refused() {
+        let zeros = vec!["0"; MAX_BATCH_VALUES].join(",");
+        let line = format!(
+            r#"{{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"unknown","fields":{{"a":[{zeros}]}}}}"#
+        );
+        let body = encode_lines([line.as_bytes()]).unwrap_or_default();
+        let error = decode_batch(&body).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|error| error.contains("line 1") && error.contains("values")),
+            "{error:?}"
+        );
+        // The same document as a JSON record in a records batch.
+        let body = encode_records([line.as_bytes()]).unwrap_or_default();
+        let error = decode_batch(&body).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|error| error.contains("record 1") && error.contains("values")),
+            "{error:?}"
+        );
+    }
+
+    /// Binary records: every entry, value and key is charged, and the batch stops at the
+    /// record that overdraws the allowance.
+    #[test]
+    fn binary_records_are_charged_per_value() {
+        let line = br#"{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{"transport":"udp"},"format":"unknown","fields":{"a":[0,0,0],"b":{"c":"d"}}}"#;
+        let event: Event = serde_json::from_slice(line).unwrap_or_else(|error| panic!("{error}"));
+        let compact = crate::record::to_vec(&event).unwrap_or_default();
+        let mut records = Vec::new();
+        for _ in 0..2 {
+            records.push(u8::try_from(compact.len()).unwrap_or(u8::MAX));
+            records.extend_from_slice(&compact);
+        }
+        // Per record: entry `a`, its array, three zeros; entry `b`, its object, key `c`, `d`.
+        let per_record = 1 + 1 + 3 + 1 + 1 + 1 + 1;
+        assert_eq!(
+            decode_records(&records, ValueBudget::new(2 * per_record)).ok(),
+            Some(vec![event.clone(), event])
+        );
+        let error = decode_records(&records, ValueBudget::new(2 * per_record - 1))
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("record 2") && error.contains("values"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -29,7 +29,10 @@ use crate::event::{
 use crate::CollectorError;
 
 mod binary_fields;
+mod budget;
 mod keys;
+
+pub use budget::{json_values, ValueBudget, MAX_BATCH_VALUES};
 
 use binary_fields::NotBinary;
 
@@ -314,9 +317,16 @@ pub fn is_record(bytes: &[u8]) -> bool {
 /// Reads back an event from a compact record, or from the JSON of one (what collectors before
 /// the compact record wrote into their buffers).
 pub fn decode_any(bytes: &[u8]) -> Result<Event, CollectorError> {
+    decode_any_within(bytes, &mut ValueBudget::unlimited())
+}
+
+/// [`decode_any`] for a record from outside (a batch the server receives): the values and keys
+/// it decodes are charged to `budget`, and it fails once that is spent.
+pub fn decode_any_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event, CollectorError> {
     if is_record(bytes) {
-        decode(bytes)
+        decode_within(bytes, budget)
     } else {
+        budget.charge_json(bytes)?;
         serde_json::from_slice(bytes)
             .map_err(|error| CollectorError::BadRecord(format!("not an event: {error}")))
     }
@@ -335,7 +345,16 @@ pub fn to_json(bytes: &[u8]) -> Result<Vec<u8>, CollectorError> {
 
 /// Reads an event from a compact record.
 pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
-    let mut reader = Reader { bytes, at: 0 };
+    decode_within(bytes, &mut ValueBudget::unlimited())
+}
+
+/// [`decode`], charging the values and keys of `fields` to `budget` (see [`decode_any_within`]).
+pub fn decode_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event, CollectorError> {
+    let mut reader = Reader {
+        bytes,
+        at: 0,
+        budget,
+    };
     if reader.byte()? != RECORD_MARK {
         return Err(bad("does not start with the record mark"));
     }
@@ -429,6 +448,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, CollectorError> {
                     return Err(bad(&format!("fields given twice (byte {at})")));
                 }
                 let text = reader.text()?;
+                reader.budget.charge_json(text.as_bytes())?;
                 event_fields = serde_json::from_str(text)
                     .map_err(|error| bad(&format!("fields are not a JSON object: {error}")))?;
                 // The binary reader stops at the limit itself.
@@ -588,12 +608,14 @@ fn put_time(out: &mut Vec<u8>, tag: u8, time: &DateTime<Utc>) {
 }
 
 /// A cursor over a record that reports where it ran out.
-struct Reader<'a> {
+struct Reader<'a, 'b> {
     bytes: &'a [u8],
     at: usize,
+    /// What the values and keys read are charged to.
+    budget: &'b mut ValueBudget,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> Reader<'a, '_> {
     fn is_done(&self) -> bool {
         self.at >= self.bytes.len()
     }

@@ -207,6 +207,21 @@ async fn bad_batches_are_refused_counted_and_not_stored() {
     );
     assert_eq!(server.stored_count(), 0);
 
+    // A batch small on the wire that would decode to millions of values (two bytes of JSON
+    // each, ~100 bytes each decoded: a broken or compromised collector's way to exhaust the
+    // server's memory): refused before it is parsed, counted, nothing stored.
+    let zeros = vec!["0"; protocol::MAX_BATCH_VALUES].join(",");
+    let mut flood = serde_json::to_value(event("cc02", None, "flood")).unwrap();
+    flood["fields"] = serde_json::json!({ "a": [] });
+    let flood = serde_json::to_string(&flood)
+        .unwrap()
+        .replace(r#""a":[]"#, &format!(r#""a":[{zeros}]"#));
+    let flood = protocol::encode_lines([flood.as_bytes()]).unwrap();
+    assert!(flood.len() < 64 << 10, "{} bytes on the wire", flood.len());
+    let response = collector.send(&server, INTAKE_PATH, 1, flood).await;
+    refused(&server, Some(&collector), response, 400, "bad_body", 4).await;
+    assert_eq!(server.stored_count(), 0);
+
     // Missing and garbled headers.
     let response = server
         .client

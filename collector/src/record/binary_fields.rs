@@ -169,11 +169,13 @@ fn put_number(out: &mut Vec<u8>, number: &Number) -> Result<(), NotBinary> {
 }
 
 /// Reads `fields` written by [`put_fields`].
-pub(super) fn read_fields(reader: &mut Reader<'_>) -> Result<Fields, CollectorError> {
+pub(super) fn read_fields(reader: &mut Reader<'_, '_>) -> Result<Fields, CollectorError> {
     // An entry is at least two bytes: a key and a value tag.
     let count = reader.count(2)?;
     let mut fields = Fields::with_capacity(count.min(RESERVE_MAX));
     for _ in 0..count {
+        // The entry, its value charged by `read_value`.
+        reader.budget.charge(1)?;
         let key = read_key(reader)?;
         let value = read_value(reader, 0)?;
         // A forged record may repeat a key: the last value wins, as in JSON.
@@ -182,7 +184,7 @@ pub(super) fn read_fields(reader: &mut Reader<'_>) -> Result<Fields, CollectorEr
     Ok(fields)
 }
 
-fn read_key(reader: &mut Reader<'_>) -> Result<Key, CollectorError> {
+fn read_key(reader: &mut Reader<'_, '_>) -> Result<Key, CollectorError> {
     let at = reader.at;
     let number = reader.varint()?;
     if number & 1 == 0 {
@@ -202,7 +204,8 @@ fn read_key(reader: &mut Reader<'_>) -> Result<Key, CollectorError> {
     }
 }
 
-fn read_value(reader: &mut Reader<'_>, depth: usize) -> Result<Value, CollectorError> {
+fn read_value(reader: &mut Reader<'_, '_>, depth: usize) -> Result<Value, CollectorError> {
+    reader.budget.charge(1)?;
     let at = reader.at;
     let tag = reader.byte()?;
     let value = match tag {
@@ -238,6 +241,7 @@ fn read_value(reader: &mut Reader<'_>, depth: usize) -> Result<Value, CollectorE
             let count = reader.count(2)?;
             let mut map = Map::with_capacity(count.min(RESERVE_MAX));
             for _ in 0..count {
+                reader.budget.charge(1)?;
                 let key = read_key(reader)?.into_owned();
                 let item = read_value(reader, depth + 1)?;
                 map.insert(key, item);
