@@ -271,6 +271,15 @@ fn write_page(out: &mut impl Write, format: SearchOutput, page: &SearchPage) -> 
             }
         }
     }
+    if !page.unreadable.is_empty() {
+        eprintln!(
+            "citysoc search: {} stored events of this page could not be read and are left out:",
+            page.unreadable.len()
+        );
+        for problem in &page.unreadable {
+            eprintln!("  {problem}");
+        }
+    }
     let shown = page.events.len();
     match &page.next {
         Some(next) => eprintln!(

@@ -93,6 +93,15 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The cursor after the event with sort key (`timestamp_micros`, `id_key`): the id as 32
+    /// hex digits, which sorts as the key does (every id the collector makes is such text).
+    pub(crate) fn after_key(timestamp_micros: i64, id_key: u128) -> Self {
+        Cursor {
+            timestamp_micros,
+            id: format!("{id_key:032x}"),
+        }
+    }
+
     /// The cursor after `event`.
     pub fn after(event: &Event) -> Self {
         Cursor {
@@ -166,6 +175,10 @@ pub struct SearchPage {
     pub total: u64,
     /// The cursor for the next page; `None` on the last page.
     pub next: Option<Cursor>,
+    /// Matches of this page whose stored event could not be read back (damaged, or stored by
+    /// a version that wrote what this one cannot read), each as where it is and why: left out
+    /// of `events` so that one of them does not fail the search. Pages still follow on.
+    pub unreadable: Vec<String>,
 }
 
 /// What an aggregation counts: the matches of a query in a time range and scope.

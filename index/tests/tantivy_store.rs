@@ -344,6 +344,49 @@ fn pages_neither_skip_nor_repeat_across_equal_timestamps() {
     }
 }
 
+/// An event stored that cannot be read back (here: nested deeper than serde_json reads, as
+/// versions without a depth limit could store) is left out of its page and reported, and the
+/// pages around it neither fail nor skip nor repeat anything.
+#[test]
+fn an_unreadable_stored_event_is_reported_and_paging_goes_on() {
+    let mut events: Vec<_> = (0..25)
+        .map(|n| event(200 + n, Some("quan-5"), 30, serde_json::json!({})))
+        .collect();
+    let mut deep = serde_json::json!(1);
+    for _ in 0..130 {
+        deep = serde_json::json!([deep]);
+    }
+    events[12].fields.insert("deep".into(), deep);
+    let (_dir, store) = store_with(&events);
+    for order in [Order::NewestFirst, Order::OldestFirst] {
+        let mut request =
+            SearchRequest::new(Query::All, TimeRange::everything(), AgencyScope::All, 10);
+        request.order = order;
+        let (mut seen, mut unreadable, mut pages) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let page = store
+                .search(&request)
+                .unwrap_or_else(|error| panic!("{error}"));
+            pages += 1;
+            assert_eq!(page.total, 25);
+            seen.extend(page.events.iter().map(|event| event.id.clone()));
+            unreadable.extend(page.unreadable);
+            match page.next {
+                Some(next) => request.after = Some(next),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..25).filter(|n| *n != 12).map(|n| id(200 + n)).collect();
+        if order == Order::NewestFirst {
+            expected.reverse();
+        }
+        assert_eq!(seen, expected, "{order:?}");
+        assert_eq!(pages, 3, "{order:?}");
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        assert!(unreadable[0].contains("recursion limit"), "{unreadable:?}");
+    }
+}
+
 #[test]
 fn time_range_is_half_open() {
     let (_dir, store) = store_with(&city_events());

@@ -280,9 +280,12 @@ enum Stored {
     Number(u64),
 }
 
-/// A row holding only the stored JSON, for searches.
+/// A row holding the order columns and the stored JSON, for searches (the page's cursor is
+/// taken from the columns, so a row whose JSON cannot be read still moves it on).
 #[derive(Debug, clickhouse::Row, Deserialize)]
-pub(crate) struct JsonRow {
+pub(crate) struct SearchRow {
+    pub timestamp_us: i64,
+    pub id: String,
     pub event_json: String,
 }
 

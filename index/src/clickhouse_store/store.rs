@@ -14,7 +14,7 @@ use crate::request::{
 use crate::IndexError;
 
 use super::ddl::{self, ServerVersion};
-use super::row::{self, EventRow, JsonRow};
+use super::row::{self, EventRow, SearchRow};
 use super::sql::{self, BindValue, Sql};
 
 /// The table every event goes to, inside the store's database.
@@ -187,10 +187,11 @@ impl ClickHouseStore {
                 events: Vec::new(),
                 total: total.await?,
                 next: None,
+                unreadable: Vec::new(),
             });
         }
         let mut select = Sql::new(&format!(
-            "SELECT event_json FROM {} FINAL WHERE ",
+            "SELECT timestamp_us, id, event_json FROM {} FINAL WHERE ",
             self.table
         ));
         select.append(filter);
@@ -201,21 +202,33 @@ impl ClickHouseStore {
         select.push(" ").push(sql::order_by(request.order));
         select.push(" LIMIT ");
         select.bind(BindValue::U64(request.limit as u64));
-        let rows = select.into_query(&self.client).fetch_all::<JsonRow>();
+        let rows = select.into_query(&self.client).fetch_all::<SearchRow>();
         let (total, rows) = tokio::try_join!(total, async { Ok(rows.await?) })?;
-        let events = rows
-            .iter()
-            .map(|row| row::decode_event(&row.event_json))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if events.len() == request.limit {
-            events.last().map(Cursor::after)
-        } else {
-            None
-        };
+        let mut events = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            match row::decode_event(&row.event_json) {
+                Ok(event) => events.push(event),
+                // One damaged row does not fail the page: left out and reported.
+                Err(IndexError::CorruptEvent { message, .. }) => {
+                    unreadable.push(format!("{}: {message}", row.id));
+                }
+                Err(other) => unreadable.push(format!("{}: {other}", row.id)),
+            }
+        }
+        // After the last row, read or not (the cursor is the columns the order is on).
+        let next = (rows.len() == request.limit)
+            .then(|| rows.last())
+            .flatten()
+            .map(|row| Cursor {
+                timestamp_micros: row.timestamp_us,
+                id: row.id.clone(),
+            });
         Ok(SearchPage {
             events,
             total,
             next,
+            unreadable,
         })
     }
 

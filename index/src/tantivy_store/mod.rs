@@ -563,31 +563,45 @@ impl TantivyStore {
             searchers.push((searcher, partition));
         }
         let best = collect::best(ranked, request.limit);
+        let full = request.limit > 0 && best.len() == request.limit;
         let mut events = Vec::with_capacity(best.len());
-        for (_, _, ordinal, address) in best {
+        let mut unreadable = Vec::new();
+        // After the last match of the page, read or not.
+        let mut last = None;
+        for (_, key, ordinal, address) in best {
+            last = Some(Cursor::after_key(
+                key.timestamp,
+                u128::from(key.id_high) << 64 | u128::from(key.id_low),
+            ));
             let Some((searcher, partition)) = searchers.get(ordinal) else {
                 continue;
             };
-            let event = self.load_event(searcher, partition, address)?;
+            let event = match self.load_event(searcher, partition, address) {
+                Ok(event) => event,
+                Err(IndexError::CorruptEvent { id, message }) => {
+                    unreadable.push(format!("{id}: {message}"));
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
             if !request.scope.allows(event.agency.as_deref()) {
-                return Err(IndexError::CorruptEvent {
-                    id: event.id,
-                    message: format!(
-                        "stored under {} but its agency is {:?}",
-                        partition.path.display(),
-                        event.agency
-                    ),
-                });
+                // Never shown outside its agency, whatever else is wrong with it.
+                unreadable.push(format!(
+                    "{}: stored under {} but its agency is {:?}",
+                    event.id,
+                    partition.path.display(),
+                    event.agency
+                ));
+                continue;
             }
+            last = Some(Cursor::after(&event));
             events.push(event);
         }
-        let next = (request.limit > 0 && events.len() == request.limit)
-            .then(|| events.last().map(Cursor::after))
-            .flatten();
         Ok(SearchPage {
             events,
             total,
-            next,
+            next: last.filter(|_| full),
+            unreadable,
         })
     }
 
