@@ -57,7 +57,14 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<()> {
     let report = if args.dry_run {
         store.expired(&policy, today)?
     } else {
-        store.apply_retention(&policy, today)?.dropped
+        let applied = store.apply_retention(&policy, today)?;
+        if applied.uncommitted_dropped > 0 {
+            eprintln!(
+                "citysoc retention: {} events not yet committed to those days were dropped with them",
+                applied.uncommitted_dropped
+            );
+        }
+        applied.dropped
     };
     for (agency, day) in &report {
         println!(

@@ -497,6 +497,16 @@ fn reopening_finds_every_committed_event_and_no_uncommitted_one() {
 #[test]
 fn retention_drops_exactly_the_expired_days() {
     let (dir, store) = store_with(&city_events());
+    // Added to days that are about to expire and not committed: dropped with them, counted.
+    let mut late: Vec<_> = city_events()
+        .into_iter()
+        .filter(|event| event.agency.as_deref() == Some("quan-3"))
+        .collect();
+    for (n, event) in late.iter_mut().enumerate() {
+        event.id = id(900 + n as u64);
+    }
+    assert!(!late.is_empty());
+    store.add(&late).unwrap_or_else(|error| panic!("{error}"));
     let today = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap_or_default();
     let policy = RetentionPolicy {
         default_days: Some(2),
@@ -505,6 +515,7 @@ fn retention_drops_exactly_the_expired_days() {
     let report = store
         .apply_retention(&policy, today)
         .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(report.uncommitted_dropped, late.len() as u64);
     let day = |offset: i64| today - TimeDelta::days(offset);
     assert_eq!(
         report.dropped,

@@ -735,8 +735,8 @@ impl TantivyStore {
             self.lock_closed_summaries().remove(&key);
             let cached = self.lock_partitions().remove(&key);
             if let Some(partition) = cached {
-                // Events still waiting in its writer were about to be dropped with the day.
-                partition.writing().discard_writer();
+                // Events still waiting in its writer go with the day: counted.
+                report.uncommitted_dropped += partition.writing().discard_writer();
             }
             retention::remove_day(&self.root, agency.as_deref(), day)?;
             report.dropped.push((agency, day));

@@ -222,12 +222,14 @@ impl Writing {
         self.writer.take()
     }
 
-    /// Drops the writer and everything not committed (the day is being deleted).
-    pub fn discard_writer(&mut self) {
+    /// Drops the writer and everything not committed (the day is being deleted); returns how
+    /// many events were added and not committed.
+    pub fn discard_writer(&mut self) -> u64 {
+        let dropped = std::mem::take(&mut self.pending);
         self.queued.clear();
-        self.pending = 0;
         self.ids = None;
         self.writer = None;
+        dropped
     }
 }
 

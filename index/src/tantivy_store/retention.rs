@@ -38,6 +38,9 @@ impl RetentionPolicy {
 pub struct RetentionReport {
     /// (agency, day) of each removed index.
     pub dropped: Vec<(Option<String>, NaiveDate)>,
+    /// Events added to those days and not committed yet, dropped with them (they were as
+    /// old as what the policy removes; counted so that no drop goes unseen).
+    pub uncommitted_dropped: u64,
 }
 
 /// Removes one day index: rename to trash, then delete.
