@@ -34,7 +34,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use crate::record::ValueBudget;
-pub use crate::record::MAX_BATCH_VALUES;
+pub use crate::record::{MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES};
 use crate::{CollectorError, Event};
 
 /// Where batches are posted.
@@ -236,9 +236,12 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         budget
             .charge_json(line)
             .map_err(|error| CollectorError::Protocol(format!("line {}: {error}", number + 1)))?;
-        let event = serde_json::from_slice(line).map_err(|error| {
+        let event: Event = serde_json::from_slice(line).map_err(|error| {
             CollectorError::Protocol(format!("line {}: not an event: {error}", number + 1))
         })?;
+        budget
+            .charge_paths(&event.fields)
+            .map_err(|error| CollectorError::Protocol(format!("line {}: {error}", number + 1)))?;
         events.push(event);
     }
     Ok(events)
@@ -486,6 +489,43 @@ mod tests {
                 .as_deref()
                 .is_some_and(|error| error.contains("record 1") && error.contains("values")),
             "{error:?}"
+        );
+    }
+
+    /// A long key over many values is small decoded but large indexed (its path once per
+    /// value): refused on both paths, a batch of real-sized paths is not.
+    #[test]
+    fn values_under_a_long_path_are_refused() {
+        let key = "k".repeat(64 << 10);
+        let zeros = vec!["0"; 5_000].join(",");
+        let line = format!(
+            r#"{{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"unknown","fields":{{"{key}":[{zeros}]}}}}"#
+        );
+        let body = encode_lines([line.as_bytes()]).unwrap_or_default();
+        let error = decode_batch(&body).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|error| error.contains("line 1") && error.contains("field paths")),
+            "{error:?}"
+        );
+        let event: Event = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}"));
+        let compact = crate::record::to_vec(&event).unwrap_or_default();
+        let body = encode_records([compact.as_slice()]).unwrap_or_default();
+        let error = decode_batch(&body).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|error| error.contains("record 1") && error.contains("field paths")),
+            "{error:?}"
+        );
+        // The same values under a short key.
+        let short = line.replace(&key, "k");
+        assert_eq!(
+            decode_batch(&encode_lines([short.as_bytes()]).unwrap_or_default())
+                .map(|events| events.len())
+                .ok(),
+            Some(1)
         );
     }
 

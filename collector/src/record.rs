@@ -32,7 +32,7 @@ mod binary_fields;
 mod budget;
 mod keys;
 
-pub use budget::{json_values, ValueBudget, MAX_BATCH_VALUES};
+pub use budget::{json_values, ValueBudget, MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES};
 
 use binary_fields::NotBinary;
 
@@ -321,15 +321,18 @@ pub fn decode_any(bytes: &[u8]) -> Result<Event, CollectorError> {
 }
 
 /// [`decode_any`] for a record from outside (a batch the server receives): the values and keys
-/// it decodes are charged to `budget`, and it fails once that is spent.
+/// it decodes, and the paths its values will be indexed under, are charged to `budget`, and it
+/// fails once that is spent.
 pub fn decode_any_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event, CollectorError> {
-    if is_record(bytes) {
-        decode_within(bytes, budget)
+    let event = if is_record(bytes) {
+        decode_within(bytes, budget)?
     } else {
         budget.charge_json(bytes)?;
-        serde_json::from_slice(bytes)
-            .map_err(|error| CollectorError::BadRecord(format!("not an event: {error}")))
-    }
+        serde_json::from_slice::<Event>(bytes)
+            .map_err(|error| CollectorError::BadRecord(format!("not an event: {error}")))?
+    };
+    budget.charge_paths(&event.fields)?;
+    Ok(event)
 }
 
 /// The JSON text of a record (compact or JSON already), for the NDJSON archive and for files a

@@ -1,41 +1,64 @@
-//! How many values and keys one batch may decode to.
+//! How much one batch may decode to.
 //!
 //! Decoding multiplies memory: a one-byte value tag becomes a `serde_json::Value` or a `fields`
 //! entry of 32–96 bytes, and `0,` in JSON a `Value` too, so a batch at the size limits (16 MiB
-//! on the wire, 128 MiB decompressed) could decode to several GiB. A signed batch comes from an
-//! enrolled collector, but a collector can be compromised or broken: the server must not be
+//! on the wire, 128 MiB decompressed) could decode to several GiB. Storing multiplies it again:
+//! every value of `fields` is indexed under its whole dotted path, so a long key over many
+//! values (or many nested long keys) costs its length once per value. A signed batch comes from
+//! an enrolled collector, but a collector can be compromised or broken: the server must not be
 //! made to run out of memory by one. Every value and every owned key a batch decodes is
-//! charged to one [`ValueBudget`]; past [`MAX_BATCH_VALUES`] the batch is refused before the
-//! rest is read.
+//! charged to one [`ValueBudget`], and so is the path of every value it will index; past
+//! [`MAX_BATCH_VALUES`] or [`MAX_BATCH_PATH_BYTES`] the batch is refused before the rest is
+//! read.
 
+use serde_json::Value;
+
+use crate::event::Fields;
+use crate::fields::StoredValue;
 use crate::CollectorError;
 
 /// The most values and keys one batch decodes to: at ~100 bytes each, about 400 MB at worst.
-/// A collector's batch cannot reach it: it holds at most 8 MiB of records
-/// (`batch_max_bytes`), and a value takes at least two bytes there (its name and its tag,
-/// or `0,` in JSON), while a syslog event has a few dozen values in ~500 bytes.
+/// Real batches stay far below: a syslog event has a few dozen values in a ~500-byte record
+/// (its raw line included), so a collector's largest batch (8 MiB of records,
+/// `batch_max_bytes`) holds a few hundred thousand. Only a batch of nothing but one-byte
+/// values (no raw lines) could reach it.
 pub const MAX_BATCH_VALUES: usize = 4_000_000;
 
-/// What is left of a batch's allowance of decoded values.
+/// The most bytes of dotted paths one batch's values are indexed under (each value counts its
+/// path's length): what the stores build on top of the decoded events. A syslog value's path is
+/// ~10–30 bytes, so a collector's largest batch of real events needs a few tens of MiB.
+pub const MAX_BATCH_PATH_BYTES: usize = 256 << 20;
+
+/// What is left of a batch's allowance of decoded values and indexed path bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValueBudget {
     left: usize,
+    path_bytes_left: usize,
 }
 
 impl ValueBudget {
-    /// A batch's allowance: [`MAX_BATCH_VALUES`].
+    /// A batch's allowance: [`MAX_BATCH_VALUES`] and [`MAX_BATCH_PATH_BYTES`].
     pub fn for_batch() -> Self {
-        ValueBudget::new(MAX_BATCH_VALUES)
+        ValueBudget {
+            left: MAX_BATCH_VALUES,
+            path_bytes_left: MAX_BATCH_PATH_BYTES,
+        }
     }
 
-    /// An allowance of `values`.
+    /// An allowance of `values` (and [`MAX_BATCH_PATH_BYTES`]).
     pub fn new(values: usize) -> Self {
-        ValueBudget { left: values }
+        ValueBudget {
+            left: values,
+            path_bytes_left: MAX_BATCH_PATH_BYTES,
+        }
     }
 
     /// No limit: for records this process wrote itself (its own buffer and archive).
     pub fn unlimited() -> Self {
-        ValueBudget::new(usize::MAX)
+        ValueBudget {
+            left: usize::MAX,
+            path_bytes_left: usize::MAX,
+        }
     }
 
     /// Takes `values` from the allowance, or fails when there are not that many left.
@@ -55,6 +78,44 @@ impl ValueBudget {
     /// on the values and keys it holds ([`json_values`]).
     pub fn charge_json(&mut self, json: &[u8]) -> Result<(), CollectorError> {
         self.charge(json_values(json))
+    }
+
+    /// Takes from the path allowance the bytes of the dotted path of every value of `fields`
+    /// (what indexing them builds), or fails once it is spent. Walks the decoded fields, which
+    /// [`ValueBudget::charge`] has bounded already.
+    pub fn charge_paths(&mut self, fields: &Fields) -> Result<(), CollectorError> {
+        for (key, value) in fields.iter_stored() {
+            match value {
+                StoredValue::Text(_) => self.charge_path(key.len())?,
+                StoredValue::Json(value) => self.charge_value_paths(key.len(), value)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn charge_value_paths(&mut self, path: usize, value: &Value) -> Result<(), CollectorError> {
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .try_for_each(|item| self.charge_value_paths(path, item)),
+            Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+                self.charge_value_paths(path.saturating_add(1 + key.len()), item)
+            }),
+            _ => self.charge_path(path),
+        }
+    }
+
+    fn charge_path(&mut self, bytes: usize) -> Result<(), CollectorError> {
+        match self.path_bytes_left.checked_sub(bytes) {
+            Some(left) => {
+                self.path_bytes_left = left;
+                Ok(())
+            }
+            None => Err(CollectorError::BadRecord(format!(
+                "the batch's values would be indexed under more than {} MiB of field paths",
+                MAX_BATCH_PATH_BYTES >> 20
+            ))),
+        }
     }
 }
 
@@ -154,5 +215,32 @@ mod tests {
         });
         assert_eq!(error, "refused");
         assert!(ValueBudget::unlimited().charge(usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn paths_are_charged_once_per_value_under_their_whole_path() {
+        let mut fields = Fields::new();
+        fields.insert_text("abc".into(), "x");
+        fields.insert(
+            "de".into(),
+            serde_json::json!({"fgh": [1, 2, {"i": null}], "j": true}),
+        );
+        // `abc`; `de.fgh` twice; `de.fgh.i`; `de.j`.
+        let bytes = 3 + 6 + 6 + 8 + 4;
+        let mut budget = ValueBudget::for_batch();
+        budget.path_bytes_left = bytes;
+        assert!(budget.charge_paths(&fields).is_ok());
+        assert_eq!(budget.path_bytes_left, 0);
+        budget.path_bytes_left = bytes - 1;
+        let refused = budget
+            .charge_paths(&fields)
+            .err()
+            .map(|error| error.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|error| error.contains("field paths")),
+            "{refused:?}"
+        );
     }
 }
