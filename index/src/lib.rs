@@ -7,6 +7,9 @@
 //! itself. Matching is defined once, in [`text`] (folding, tokens) and [`document`] (which
 //! values of an event are indexed), so the two stores give the same answers.
 
+// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+#![forbid(unsafe_code)]
+
 mod error;
 
 pub mod clickhouse_store;

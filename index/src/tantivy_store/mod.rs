@@ -611,17 +611,15 @@ impl TantivyStore {
         partition: &DayIndex,
         address: tantivy::DocAddress,
     ) -> Result<Event, IndexError> {
-        let document: TantivyDocument =
-            searcher
-                .doc(address)
-                .map_err(|source| IndexError::Tantivy {
-                    path: partition.path.clone(),
-                    source,
-                })?;
         let corrupt = |message: String| IndexError::CorruptEvent {
             id: format!("{}#{:?}", partition.path.display(), address),
             message,
         };
+        // A document tantivy cannot give back (a damaged block of its store) is one unreadable
+        // event, as a stored event that does not parse is: the search reports it and goes on.
+        let document: TantivyDocument = searcher
+            .doc(address)
+            .map_err(|error| corrupt(format!("cannot read the stored document: {error}")))?;
         let bytes = document
             .get_first(self.schema.event)
             .and_then(|value| value.as_bytes())

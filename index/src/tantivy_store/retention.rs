@@ -38,8 +38,10 @@ impl RetentionPolicy {
 pub struct RetentionReport {
     /// (agency, day) of each removed index.
     pub dropped: Vec<(Option<String>, NaiveDate)>,
-    /// Events added to those days and not committed yet, dropped with them (they were as
-    /// old as what the policy removes; counted so that no drop goes unseen).
+    /// Events added to those days through this store and not committed yet, dropped with them
+    /// (as old as what the policy removes; counted so that no drop goes unseen). Always 0 for
+    /// `citysoc retention`, which opens the store on its own and adds nothing; it matters to a
+    /// process that stores and applies retention in one `TantivyStore`.
     pub uncommitted_dropped: u64,
 }
 
