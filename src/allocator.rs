@@ -22,27 +22,20 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 /// pinned, and a test checks the version and the option count).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// The environment variables by which an operator sets the delay themselves (mimalloc reads
-/// them when the process starts); a value given there is kept.
-const PURGE_DELAY_VARIABLES: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
-
 /// Sets the allocator's options. Call first thing in `main`, before any thread exists.
 pub fn configure() {
-    if PURGE_DELAY_VARIABLES
-        .iter()
-        .any(|name| std::env::var_os(name).is_some())
-    {
-        return;
-    }
-    set_purge_delay(PURGE_DELAY_MS);
+    set_purge_delay_default(PURGE_DELAY_MS);
 }
 
+/// Sets the purge delay unless the environment did (`MIMALLOC_PURGE_DELAY`, in any spelling
+/// mimalloc accepts): an operator's value wins.
 #[allow(unsafe_code)]
-fn set_purge_delay(milliseconds: std::ffi::c_long) {
-    // SAFETY: `mi_option_set` stores an integer in mimalloc's option table; it takes no pointer
-    // and is valid at any time. mimalloc documents option setters as not thread-safe, which is
-    // why `configure` runs before any other thread starts.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, milliseconds) }
+fn set_purge_delay_default(milliseconds: std::ffi::c_long) {
+    // SAFETY: `mi_option_set_default` stores an integer in mimalloc's option table unless the
+    // option was already set; it takes no pointer and is valid at any time. mimalloc documents
+    // option setters as not thread-safe, which is why `configure` runs before any other thread
+    // starts.
+    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, milliseconds) }
 }
 
 #[cfg(test)]
@@ -71,7 +64,7 @@ mod tests {
             before, 1000,
             "mimalloc 3's own default, read through our option number"
         );
-        set_purge_delay(PURGE_DELAY_MS);
+        set_purge_delay_default(PURGE_DELAY_MS);
         // SAFETY: as above.
         let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(after, PURGE_DELAY_MS);

@@ -17,6 +17,9 @@
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
 //! [`ParseError`] saying what was wrong and at which byte).
 
+// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+#![forbid(unsafe_code)]
+
 pub mod buffer;
 pub mod config;
 mod error;

@@ -11,6 +11,9 @@
 //! Still to come here: the triage JSON API and web console, authentication of people, the
 //! triage store and the audit log.
 
+// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+#![forbid(unsafe_code)]
+
 mod app;
 mod control;
 mod dedup;

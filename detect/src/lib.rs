@@ -7,6 +7,9 @@
 //! [`Alert`], which [`alert`] groups (suppression) and filters (exceptions) before the index
 //! and the console see it.
 
+// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+#![forbid(unsafe_code)]
+
 mod error;
 
 pub mod alert;
