@@ -700,6 +700,26 @@ impl Fields {
         }
     }
 
+    /// Values and keys, and bytes of the paths the values are indexed under, of the entries
+    /// whose value is text or a scalar (an entry: its key and its value; a leaf: its key's
+    /// length), and `nested` called with each array or object and its key. This is
+    /// `record::fields_cost`'s walk, on every parsed event: most entries are text, counted
+    /// here without slicing the text out or recursing.
+    pub(crate) fn flat_cost(&self, mut nested: impl FnMut(&str, &Value)) -> (usize, usize) {
+        let (mut values, mut path_bytes) = (0usize, 0usize);
+        for (key, slot) in &self.entries {
+            match slot {
+                Slot::Value(value @ (Value::Array(_) | Value::Object(_))) => nested(key, value),
+                // Neither sum can overflow: each term is a key held in memory, or 2.
+                _ => {
+                    values += 2;
+                    path_bytes += key.len();
+                }
+            }
+        }
+        (values, path_bytes)
+    }
+
     /// The entries in order, values as stored (no `Value` built for a text value).
     pub fn iter_stored(
         &self,

@@ -32,7 +32,11 @@ mod binary_fields;
 mod budget;
 mod keys;
 
-pub use budget::{json_values, ValueBudget, MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES};
+pub use budget::{
+    event_cost_problem, fields_cost, json_values, keep_within_batch_cost, FieldsCost, ValueBudget,
+    EVENT_PATH_BYTES_FLOOR, EVENT_PATH_BYTES_PER_RAW_BYTE, MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES,
+    MAX_EVENT_PATH_BYTES, MAX_EVENT_VALUES,
+};
 
 use binary_fields::NotBinary;
 

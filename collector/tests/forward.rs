@@ -339,6 +339,76 @@ async fn batches_arrive_signed_in_order_with_increasing_numbers() {
     assert_eq!(buffer.stats().segments, 0, "delivered segments are deleted");
 }
 
+/// A batch never holds more than `batch_max_bytes` of records, except a record larger than
+/// that on its own: the server's allowance of decoded values and paths per batch is sized on
+/// the ceiling (record/budget.rs). Records of uneven sizes, all waiting when the forwarder
+/// starts, so every batch is topped up to the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_stop_before_the_byte_limit_whatever_the_record_sizes() {
+    let server = start_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    let record = |number: u64| {
+        // 140–1,400 bytes, and now and then one larger than a whole batch.
+        let padding = if number % 17 == 5 {
+            2_500
+        } else {
+            (number * 37 % 10) * 140
+        };
+        let mut line = event_line(number);
+        let raw_end = line.len() - 2;
+        line.splice(
+            raw_end..raw_end,
+            std::iter::repeat_n(b'x', padding as usize),
+        );
+        line
+    };
+    let records: Vec<Vec<u8>> = (0..200).map(record).collect();
+    buffer.append(&records, Duration::from_secs(5)).unwrap();
+    let size_of = |id: &str| {
+        let number: usize = id.trim_start_matches("event-").parse().unwrap();
+        records[number].len()
+    };
+    let max_bytes = 2_000;
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        ForwarderConfig {
+            batch_max_events: 100,
+            batch_max_bytes: max_bytes,
+            linger: Duration::from_millis(200),
+            ..forwarder_config(format!("http://{}", server.address))
+        },
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(30), || {
+        drained(&buffer)
+    })
+    .await;
+    forwarder.shutdown().await;
+
+    assert_eq!(server.intake.stored(), ids(0..200));
+    let seen = server.intake.seen();
+    for batch in &seen {
+        let bytes: usize = batch.ids.iter().map(|id| size_of(id)).sum();
+        assert!(
+            bytes <= max_bytes || batch.ids.len() == 1,
+            "batch {} holds {bytes} bytes in {} records",
+            batch.sequence,
+            batch.ids.len()
+        );
+    }
+    // Filled, not cut short: a batch ends where the next record would not fit.
+    for pair in seen.windows(2) {
+        let bytes: usize = pair[0].ids.iter().map(|id| size_of(id)).sum();
+        let next = size_of(&pair[1].ids[0]);
+        assert!(
+            bytes + next > max_bytes,
+            "batch {} stopped early",
+            pair[0].sequence
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_with_the_same_number_and_nothing_is_lost() {
     let server = start_server().await;

@@ -303,3 +303,41 @@ async fn a_blocked_sink_slows_the_sender_down_and_nothing_is_lost() {
     assert_eq!(sink.line_count(), total);
     assert_eq!(bulk.health().drops, 0);
 }
+
+/// A record whose values would cost the server too much to index (a long key over thousands
+/// of zeros) is kept raw and flagged before it is stored, so it cannot get the batch it would
+/// travel in refused; the records around it are parsed as usual, and it counts as unparsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_no_server_would_index_is_kept_raw_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("agents", "newline", "")).await;
+    let mut client = TcpStream::connect(harness.address("agents")).await.unwrap();
+    let hostile = format!(
+        r#"{{"{}":[{}]}}"#,
+        "k".repeat(64),
+        vec!["0"; 5_000].join(",")
+    );
+    let text = format!("{{\"user\":\"an\"}}\n{hostile}\n{{\"user\":\"binh\"}}\n");
+    client.write_all(text.as_bytes()).await.unwrap();
+    client.shutdown().await.unwrap();
+    harness.wait_for_events("agents", 3).await;
+    let source = harness
+        .collector
+        .metrics()
+        .source("agents")
+        .unwrap()
+        .clone();
+    let events = harness.stop().await;
+    let formats: Vec<&str> = events
+        .iter()
+        .map(|event| event["format"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(formats, ["json", "unknown", "json"]);
+    assert_eq!(events[1]["raw"], hostile.as_str());
+    assert_eq!(events[1]["parse_error"]["format"], "json");
+    let message = events[1]["parse_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("field paths"), "{message}");
+    assert_eq!(source.unparsed(), 1);
+}

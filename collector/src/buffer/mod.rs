@@ -126,6 +126,9 @@ impl BufferConfig {
 #[serde(transparent)]
 pub struct Offset(pub u64);
 
+/// Records read from the buffer with their offsets, oldest first.
+pub type Records = Vec<(Offset, Vec<u8>)>;
+
 /// Counters and sizes of a [`DiskBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct BufferStats {
@@ -303,6 +306,31 @@ impl DiskBuffer {
         max_bytes: usize,
         wait: Duration,
     ) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
+        self.read_records(after, max_records, max_bytes, wait, true)
+            .map(|(records, _)| records)
+    }
+
+    /// [`DiskBuffer::read`] to top up a batch that has records already: never past
+    /// `max_bytes` (a record that would pass it is left for the next batch), and `true` beside
+    /// the records when one was left so, so that the caller stops waiting for more.
+    pub fn read_to_fill(
+        &self,
+        after: Option<Offset>,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<(Records, bool), CollectorError> {
+        self.read_records(after, max_records, max_bytes, wait, false)
+    }
+
+    fn read_records(
+        &self,
+        after: Option<Offset>,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+        first_may_exceed: bool,
+    ) -> Result<(Records, bool), CollectorError> {
         let deadline = Instant::now() + wait;
         let mut log = self.shared.lock();
         loop {
@@ -310,14 +338,15 @@ impl DiskBuffer {
                 .map_or(0, |offset| offset.0.saturating_add(1))
                 .max(log.first_unacked());
             if start < log.next_offset() {
-                let records = log.read_from(start, max_records, max_bytes)?;
-                if !records.is_empty() || max_records == 0 {
-                    return Ok(records);
+                let (records, full) =
+                    log.read_from(start, max_records, max_bytes, first_may_exceed)?;
+                if !records.is_empty() || max_records == 0 || full {
+                    return Ok((records, full));
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), false));
             }
             log = self
                 .shared

@@ -344,17 +344,20 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Up to `max_records` records (and about `max_bytes` payload bytes, at least one record)
-    /// from offset `start` on.
+    /// Up to `max_records` records and `max_bytes` payload bytes from offset `start` on; with
+    /// `first_may_exceed`, at least one record however large. Also says whether it stopped at
+    /// a record that would have passed `max_bytes`.
     pub(crate) fn read_from(
         &mut self,
         start: u64,
         max_records: usize,
         max_bytes: usize,
-    ) -> Result<Vec<(Offset, Vec<u8>)>, CollectorError> {
+        first_may_exceed: bool,
+    ) -> Result<(super::Records, bool), CollectorError> {
         let mut out: Vec<(Offset, Vec<u8>)> = Vec::new();
+        let mut did_not_fit = false;
         if max_records == 0 || start >= self.next_offset {
-            return Ok(out);
+            return Ok((out, did_not_fit));
         }
         let mut index = self
             .segments
@@ -386,10 +389,15 @@ impl SegmentLog {
                         return Ok(Step::Next);
                     }
                     let len = header.payload_len as usize;
-                    if out.len() >= max_records
-                        || (!out.is_empty() && payload_bytes.saturating_add(len) > max_bytes)
+                    if out.len() >= max_records {
+                        stopped = true;
+                        return Ok(Step::Stop);
+                    }
+                    if (!out.is_empty() || !first_may_exceed)
+                        && payload_bytes.saturating_add(len) > max_bytes
                     {
                         stopped = true;
+                        did_not_fit = true;
                         return Ok(Step::Stop);
                     }
                     payload_bytes += len;
@@ -413,7 +421,7 @@ impl SegmentLog {
             index += 1;
             position = 0;
         }
-        Ok(out)
+        Ok((out, did_not_fit))
     }
 
     /// Marks every record up to `upto` delivered (and the next batch number, when given).

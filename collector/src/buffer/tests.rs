@@ -106,6 +106,33 @@ fn appends_read_in_order_and_offsets_continue_after_reopen() {
     // The byte limit stops a batch early, but never before its first record.
     assert_eq!(buffer.read(None, 100, 1, NO_WAIT).unwrap().len(), 1);
     assert_eq!(buffer.read(None, 100, 80, NO_WAIT).unwrap().len(), 2);
+    // Topping up a batch never passes the limit, and says when a record was left for that.
+    assert_eq!(
+        buffer.read_to_fill(None, 100, 39, NO_WAIT).unwrap(),
+        (Vec::new(), true)
+    );
+    let (fill, full) = buffer
+        .read_to_fill(Some(Offset(1)), 100, 119, NO_WAIT)
+        .unwrap();
+    assert_eq!((fill.len(), full), (2, true));
+    assert_eq!(fill[0], (Offset(2), group[2].clone()));
+    // Reading on after a record that was left starts with it.
+    let (fill, full) = buffer
+        .read_to_fill(Some(Offset(3)), 100, 40, NO_WAIT)
+        .unwrap();
+    assert_eq!((fill.len(), full), (1, true));
+    assert_eq!(fill[0], (Offset(4), group[4].clone()));
+    let (fill, full) = buffer
+        .read_to_fill(Some(Offset(3)), 100, 1 << 20, NO_WAIT)
+        .unwrap();
+    assert_eq!((fill.len(), full), (6, false));
+    assert_eq!(
+        buffer
+            .read_to_fill(Some(Offset(9)), 100, 1 << 20, NO_WAIT)
+            .unwrap(),
+        (Vec::new(), false),
+        "nothing after the last record: the wait ended"
+    );
     buffer.ack(Offset(4)).unwrap();
     assert_eq!(read_all(&buffer).first().map(|r| r.0), Some(5));
     drop(buffer);

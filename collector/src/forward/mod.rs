@@ -467,8 +467,10 @@ impl Worker {
                 break;
             }
             let after = records.last().map(|(offset, _)| *offset);
-            let more = self
-                .read(
+            // Topping up never passes `max_bytes`: the server's allowance of decoded values
+            // and field paths per batch is sized on it (record/budget.rs).
+            let (more, full) = self
+                .read_to_fill(
                     after,
                     max_events - records.len(),
                     max_bytes - bytes,
@@ -477,8 +479,26 @@ impl Worker {
                 .await?;
             bytes += more.iter().map(|(_, record)| record.len()).sum::<usize>();
             records.extend(more);
+            if full {
+                break;
+            }
         }
         Ok(records)
+    }
+
+    async fn read_to_fill(
+        &self,
+        after: Option<Offset>,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<(crate::buffer::Records, bool), CollectorError> {
+        let buffer = Arc::clone(&self.buffer);
+        tokio::task::spawn_blocking(move || {
+            buffer.read_to_fill(after, max_records, max_bytes, wait)
+        })
+        .await
+        .map_err(|error| CollectorError::Protocol(format!("buffer read task failed: {error}")))?
     }
 
     async fn read(

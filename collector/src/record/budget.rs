@@ -13,8 +13,7 @@
 
 use serde_json::Value;
 
-use crate::event::Fields;
-use crate::fields::StoredValue;
+use crate::event::{Event, Fields};
 use crate::CollectorError;
 
 /// The most values and keys one batch decodes to: at ~100 bytes each, about 400 MB at worst.
@@ -84,25 +83,7 @@ impl ValueBudget {
     /// (what indexing them builds), or fails once it is spent. Walks the decoded fields, which
     /// [`ValueBudget::charge`] has bounded already.
     pub fn charge_paths(&mut self, fields: &Fields) -> Result<(), CollectorError> {
-        for (key, value) in fields.iter_stored() {
-            match value {
-                StoredValue::Text(_) => self.charge_path(key.len())?,
-                StoredValue::Json(value) => self.charge_value_paths(key.len(), value)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn charge_value_paths(&mut self, path: usize, value: &Value) -> Result<(), CollectorError> {
-        match value {
-            Value::Array(items) => items
-                .iter()
-                .try_for_each(|item| self.charge_value_paths(path, item)),
-            Value::Object(map) => map.iter().try_for_each(|(key, item)| {
-                self.charge_value_paths(path.saturating_add(1 + key.len()), item)
-            }),
-            _ => self.charge_path(path),
-        }
+        self.charge_path(fields_cost(fields).path_bytes)
     }
 
     fn charge_path(&mut self, bytes: usize) -> Result<(), CollectorError> {
@@ -115,6 +96,146 @@ impl ValueBudget {
                 "the batch's values would be indexed under more than {} MiB of field paths",
                 MAX_BATCH_PATH_BYTES >> 20
             ))),
+        }
+    }
+}
+
+/// Path bytes one event may bring per byte of its record, on top of
+/// [`EVENT_PATH_BYTES_FLOOR`]. A value's path is its key, which is in the record, plus the keys
+/// above it and the names parsers give (`syslog.facility`, …): real events stay near 1–3 bytes
+/// per byte even with arrays under long keys. The ceiling is what keeps every batch a
+/// collector sends within [`MAX_BATCH_PATH_BYTES`] whatever its events hold: a batch has at
+/// most 8 MiB of records (`batch_max_bytes`' ceiling) and 50,000 events, so at most
+/// 16 × 8 MiB + 50,000 × 1 KiB ≈ 177 MiB of paths, or one record alone that may not exceed
+/// [`MAX_EVENT_PATH_BYTES`].
+pub const EVENT_PATH_BYTES_PER_RAW_BYTE: usize = 16;
+
+/// Path bytes any event may bring whatever its size: a short line's parsed names alone
+/// (`syslog.priority`, `syslog.facility`, …) are longer than it.
+pub const EVENT_PATH_BYTES_FLOOR: usize = 1024;
+
+/// The most path bytes of one event, however large its record: half a batch's allowance.
+pub const MAX_EVENT_PATH_BYTES: usize = MAX_BATCH_PATH_BYTES / 2;
+
+/// The most values and keys of one event, however large its record (a frame may be 16 MiB):
+/// half a batch's allowance. Smaller events need no ceiling of their own: each value and key
+/// takes at least a byte of the record's `fields` and one or more of its raw text, so 8 MiB of
+/// records hold fewer than [`MAX_BATCH_VALUES`]. `tests/batch_budget.rs` builds the densest
+/// full batches we know: the most values, 2.78 M (arrays of one-digit numbers), the most
+/// paths, 85 MB (40-byte keys over arrays of zeros, at this ceiling).
+pub const MAX_EVENT_VALUES: usize = MAX_BATCH_VALUES / 2;
+
+/// Why an event whose raw record has `raw_len` bytes and whose fields are `fields` could not
+/// go in any batch a server accepts, or `None` when it can.
+pub fn event_cost_problem(fields: &Fields, raw_len: usize) -> Option<String> {
+    let cost = fields_cost(fields);
+    let path_ceiling = raw_len
+        .saturating_mul(EVENT_PATH_BYTES_PER_RAW_BYTE)
+        .saturating_add(EVENT_PATH_BYTES_FLOOR)
+        .min(MAX_EVENT_PATH_BYTES);
+    if cost.values > MAX_EVENT_VALUES {
+        Some(format!(
+            "its fields hold {} values and keys, more than the {MAX_EVENT_VALUES} one event may carry to the server",
+            cost.values
+        ))
+    } else if cost.path_bytes > path_ceiling {
+        Some(format!(
+            "its values would be indexed under {} bytes of field paths, more than the {path_ceiling} a record of {raw_len} bytes may bring (a long key over many values)",
+            cost.path_bytes
+        ))
+    } else {
+        None
+    }
+}
+
+/// Fields that describe how the record arrived rather than what it says: an event past its
+/// ceiling keeps them when its parsed values go.
+const RECORD_FLAGS: [&str; 5] = [
+    "frame_truncated",
+    "frame_missing_bytes",
+    "audit_group_late",
+    "audit_group_continued",
+    "audit_group_truncated",
+];
+
+/// Turns an event whose fields no server would accept in a batch ([`event_cost_problem`])
+/// into `format: unknown`: raw bytes and the flags of how they arrived kept, the reason in its
+/// parse error. Otherwise one hostile record (a long key over an array of zeros, say) would
+/// get its whole batch refused, and every event sent with it. The collector's sources call
+/// this on every event before it becomes a record; returns whether the event was changed.
+pub fn keep_within_batch_cost(event: &mut Event) -> bool {
+    let raw_len = match (&event.raw, &event.raw_base64) {
+        (Some(raw), _) => raw.len(),
+        (None, Some(base64)) => base64.len() / 4 * 3,
+        (None, None) => 0,
+    };
+    let Some(problem) = event_cost_problem(&event.fields, raw_len) else {
+        return false;
+    };
+    let flags: Vec<(&'static str, Value)> = RECORD_FLAGS
+        .iter()
+        .filter_map(|name| Some((*name, event.fields.get(name)?.clone())))
+        .collect();
+    let format_name = event.format.as_str();
+    crate::parse::mark_unknown(
+        event,
+        format_name,
+        crate::format::FormatError::new(format!("{problem}; kept raw"), 0),
+    );
+    for (name, value) in flags {
+        event.fields.insert(name.into(), value);
+    }
+    true
+}
+
+/// What one event's `fields` cost a server that receives them: see [`fields_cost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldsCost {
+    /// Values and keys decoded, counted as a binary record's reader charges them: an entry 2
+    /// (its key and its value), an array item 1, an object member 2, each plus what its value
+    /// holds.
+    pub values: usize,
+    /// Bytes of the dotted paths the values are indexed under: each leaf value (null
+    /// included) counts its whole path.
+    pub path_bytes: usize,
+}
+
+/// What decoding and indexing `fields` costs (saturating: a sum past `usize::MAX` stays there).
+/// The collector checks every event against its share of a batch's allowance before it is
+/// stored ([`crate::parse`]), and the server charges the same paths to the batch.
+pub fn fields_cost(fields: &Fields) -> FieldsCost {
+    let mut cost = FieldsCost::default();
+    let (values, path_bytes) = fields.flat_cost(|key, value| {
+        cost.values = cost.values.saturating_add(1);
+        cost.add_value(key.len(), value);
+    });
+    cost.values = cost.values.saturating_add(values);
+    cost.path_bytes = cost.path_bytes.saturating_add(path_bytes);
+    cost
+}
+
+impl FieldsCost {
+    fn add_leaf(&mut self, path: usize) {
+        self.values = self.values.saturating_add(1);
+        self.path_bytes = self.path_bytes.saturating_add(path);
+    }
+
+    fn add_value(&mut self, path: usize, value: &Value) {
+        match value {
+            Value::Array(items) => {
+                self.values = self.values.saturating_add(1);
+                for item in items {
+                    self.add_value(path, item);
+                }
+            }
+            Value::Object(map) => {
+                self.values = self.values.saturating_add(1);
+                for (key, item) in map {
+                    self.values = self.values.saturating_add(1);
+                    self.add_value(path.saturating_add(1 + key.len()), item);
+                }
+            }
+            _ => self.add_leaf(path),
         }
     }
 }
@@ -215,6 +336,33 @@ mod tests {
         });
         assert_eq!(error, "refused");
         assert!(ValueBudget::unlimited().charge(usize::MAX).is_ok());
+    }
+
+    /// The values [`fields_cost`] counts are what a reader of the binary record charges, so
+    /// the collector's per-event ceiling and the server's allowance count the same things.
+    #[test]
+    fn the_cost_counts_what_decoding_charges() {
+        let line = br#"{"user":"an","n":[1,2,{"deep":{"er":[null,true]}}],"o":{},"a":[],"s":"x"}"#;
+        let event = crate::parse_record(
+            line,
+            crate::InputFormat::Json,
+            &crate::ParseContext::new("tcp"),
+            1,
+        );
+        assert_eq!(event.format, crate::Format::Json);
+        let record = crate::record::to_vec(&event).unwrap_or_default();
+        let mut budget = ValueBudget::for_batch();
+        let decoded = crate::record::decode_within(&record, &mut budget);
+        assert!(decoded.is_ok(), "{decoded:?}");
+        let cost = fields_cost(&event.fields);
+        assert_eq!(MAX_BATCH_VALUES - budget.left, cost.values);
+        // `user`, `n` ×2, `n.deep.er` ×2, `s`; the empty `o` and `a` index nothing.
+        assert_eq!(
+            cost.path_bytes,
+            4 + 1 + 1 + 2 * "n.deep.er".len() + 1,
+            "{:?}",
+            event.fields
+        );
     }
 
     #[test]

@@ -104,7 +104,9 @@ impl SourceRuntime {
         let mut lines = Lines::with_capacity(events.len(), guess);
         let mut unparsed = 0;
         let mut failed = 0;
-        for event in events.iter() {
+        for event in events.iter_mut() {
+            // Before it is stored: an event no server would take must not hold up its batch.
+            record::keep_within_batch_cost(event);
             if event.format == Format::Unknown {
                 unparsed += 1;
             }

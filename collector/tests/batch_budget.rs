@@ -1,0 +1,205 @@
+//! Every batch a collector can send fits the server's allowance of decoded values and field
+//! paths (`record/budget.rs`): events whose own cost would not fit are kept raw and flagged
+//! before a source stores them (`record::keep_within_batch_cost`), and the densest batches of what is left (as many records of the worst
+//! shapes we know as `batch_max_bytes`' ceiling and the event cap allow) are accepted whole.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use citysoc_collector::protocol::{self, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
+use citysoc_collector::record::{self, ValueBudget, MAX_EVENT_VALUES};
+use citysoc_collector::{Decoder, Event, Format, InputFormat, ParseContext};
+
+/// The context a TCP source gives its events (agency, collector and address are in every
+/// record, so they count against the batch's bytes as they would).
+fn context() -> ParseContext {
+    let mut context = ParseContext::new("tcp");
+    context.agency = Some("quan-1".into());
+    context.collector = Some("col-quan-1-0001".into());
+    context.source.address = Some("10.1.2.3:51514".into());
+    context
+}
+
+/// What a source makes of `record`: parsed, then held to the per-event ceiling.
+fn parse(format: InputFormat, record: &[u8]) -> Vec<Event> {
+    let mut decoder = Decoder::new(format, context());
+    let mut events = Vec::new();
+    decoder.decode(record, &mut events);
+    decoder.finish(&mut events);
+    for event in &mut events {
+        record::keep_within_batch_cost(event);
+    }
+    events
+}
+
+/// What the fullest batch of `record(i)`s held and what the server made of it.
+struct Fullest {
+    events: usize,
+    flagged: usize,
+    record_bytes: usize,
+}
+
+/// Parses `record(0)`, `record(1)`, … as a TCP source would and packs their compact records
+/// into the fullest batch a forwarder builds (records up to `batch_max_bytes`' ceiling, at
+/// most the server's event cap), then has the server's decoder read it.
+fn fullest_batch(format: InputFormat, record: impl Fn(usize) -> Vec<u8>) -> Fullest {
+    let max_bytes = MAX_BODY_BYTES / 2;
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    let mut record_bytes = 0;
+    let mut flagged = 0;
+    'fill: for index in 0.. {
+        for event in parse(format, &record(index)) {
+            let encoded = record::to_vec(&event).unwrap();
+            if records.len() == MAX_BATCH_EVENTS || record_bytes + encoded.len() > max_bytes {
+                break 'fill;
+            }
+            flagged += usize::from(event.format == Format::Unknown);
+            record_bytes += encoded.len();
+            records.push(encoded);
+        }
+    }
+    let body = protocol::encode_records(records.iter().map(Vec::as_slice)).unwrap();
+    assert!(body.len() <= MAX_BODY_BYTES, "body of {} bytes", body.len());
+    let decoded = protocol::decode_batch(&body)
+        .unwrap_or_else(|error| panic!("the server refused the batch: {error}"));
+    assert_eq!(decoded.len(), records.len());
+    Fullest {
+        events: records.len(),
+        flagged,
+        record_bytes,
+    }
+}
+
+fn zeros(count: usize) -> String {
+    vec!["0"; count].join(",")
+}
+
+/// A key as long as the per-event ceiling lets through over an array of zeros: 16 bytes of
+/// path per byte of record, the most a record may bring (a 32-byte key costs 32 per `0,`).
+#[test]
+fn arrays_under_long_keys_at_the_ceiling() {
+    let key = "k".repeat(32);
+    let fullest = fullest_batch(InputFormat::Json, |index| {
+        format!(r#"{{"{key}{index:08}":[{}]}}"#, zeros(200)).into_bytes()
+    });
+    assert_eq!(
+        fullest.flagged, 0,
+        "a key of 40 bytes is within 16 per byte"
+    );
+    assert!(fullest.record_bytes > MAX_BODY_BYTES / 2 - 4096);
+}
+
+/// Small documents with arrays under long keys, as many as fit.
+#[test]
+fn many_small_documents() {
+    let key = "k".repeat(20);
+    let fullest = fullest_batch(InputFormat::Json, |index| {
+        format!(r#"{{"{key}{index:05}":[{}]}}"#, zeros(12)).into_bytes()
+    });
+    assert_eq!(fullest.flagged, 0);
+    assert!(fullest.events > 20_000, "{}", fullest.events);
+}
+
+/// The most values per byte: arrays of one-digit numbers in 64 KiB lines (the default frame).
+#[test]
+fn the_densest_values() {
+    let fullest = fullest_batch(InputFormat::Json, |index| {
+        format!(r#"{{"a{index}":[{}]}}"#, zeros(32_700)).into_bytes()
+    });
+    assert_eq!(fullest.flagged, 0);
+    assert!(fullest.record_bytes > MAX_BODY_BYTES / 2 - (128 << 10));
+}
+
+/// key=value with a new one-letter key per pair, and empty values.
+#[test]
+fn key_value_pairs_with_new_keys() {
+    let fullest = fullest_batch(InputFormat::Kv, |index| {
+        (0..2_000)
+            .map(|pair| format!("k{index}x{pair}="))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_bytes()
+    });
+    assert_eq!(fullest.flagged, 0);
+}
+
+/// The shortest syslog lines, as many as the event cap allows: the names the parser gives
+/// (`syslog.priority`, …) are longer than the lines.
+#[test]
+fn the_shortest_syslog_lines() {
+    let fullest = fullest_batch(InputFormat::Auto, |index| {
+        format!("<13>{index}").into_bytes()
+    });
+    assert_eq!(fullest.events, MAX_BATCH_EVENTS);
+}
+
+/// A long key over many values costs the server its length once per value: such an event is
+/// kept raw and flagged, so it cannot get the batch it travels in refused.
+#[test]
+fn an_event_past_its_ceiling_is_kept_raw_and_flagged() {
+    let line = format!(r#"{{"{}":[{}]}}"#, "k".repeat(64), zeros(5_000));
+    let events = parse(InputFormat::Json, line.as_bytes());
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(event.format, Format::Unknown);
+    assert_eq!(event.raw.as_deref(), Some(line.as_str()));
+    assert!(event.fields.is_empty());
+    let error = event.parse_error.as_ref().unwrap();
+    assert_eq!(error.format, "json");
+    assert!(error.message.contains("field paths"), "{}", error.message);
+
+    // How the record arrived stays: a record its stream cut short keeps its flags.
+    let mut decoder = Decoder::new(InputFormat::Json, context());
+    let mut cut = Vec::new();
+    decoder.decode_cut(line.as_bytes(), 7, &mut cut);
+    assert!(record::keep_within_batch_cost(&mut cut[0]));
+    assert_eq!(cut[0].format, Format::Unknown);
+    assert_eq!(
+        cut[0].fields.get("frame_missing_bytes"),
+        Some(&serde_json::json!(7))
+    );
+    assert_eq!(cut[0].fields.len(), 2, "{:?}", cut[0].fields);
+
+    // The same values under a short key are fine.
+    let short = format!(r#"{{"k":[{}]}}"#, zeros(5_000));
+    assert_eq!(
+        parse(InputFormat::Json, short.as_bytes())[0].format,
+        Format::Json
+    );
+
+    // In a stream of documents (a JSON array), only the element past its ceiling is flagged.
+    let stream = format!(r#"[{line},{{"user":"an"}}]"#);
+    let events = parse(InputFormat::Json, stream.as_bytes());
+    let formats: Vec<Format> = events.iter().map(|event| event.format).collect();
+    assert_eq!(formats, [Format::Unknown, Format::Json]);
+    assert_eq!(events[0].raw.as_deref(), Some(line.as_str()));
+}
+
+/// RFC 5424 structured data repeats its SD-ID (at most 32 characters) in every parameter's
+/// path: at its densest (one-letter names repeated, empty values) it stays within the ceiling.
+#[test]
+fn structured_data_at_its_densest() {
+    let id = format!("{}@32473", "x".repeat(26));
+    let fullest = fullest_batch(InputFormat::Rfc5424, |index| {
+        format!(
+            "<13>1 2026-11-22T08:00:00Z host app {index} - [{id} {}] hello",
+            vec![r#"a="""#; 2_000].join(" ")
+        )
+        .into_bytes()
+    });
+    assert_eq!(fullest.flagged, 0);
+}
+
+/// A record too large for any batch's values (a 4 MiB JSON document of zeros) is kept raw.
+#[test]
+fn an_event_with_more_values_than_a_batch_may_hold_is_kept_raw() {
+    let line = format!(r#"{{"a":[{}]}}"#, zeros(MAX_EVENT_VALUES + 10));
+    let event = parse(InputFormat::Json, line.as_bytes()).remove(0);
+    assert_eq!(event.format, Format::Unknown);
+    assert!(event
+        .parse_error
+        .as_ref()
+        .is_some_and(|error| error.message.contains("values and keys")));
+    // Alone in a batch, the server takes it.
+    let encoded = record::to_vec(&event).unwrap();
+    let mut budget = ValueBudget::for_batch();
+    assert!(record::decode_any_within(&encoded, &mut budget).is_ok());
+}
