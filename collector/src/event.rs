@@ -78,6 +78,16 @@ impl Event {
         }
     }
 
+    /// How many bytes [`Event::raw_bytes`] holds, without decoding base64 (at most 2 more for
+    /// base64 with padding).
+    pub fn raw_len(&self) -> usize {
+        match (&self.raw, &self.raw_base64) {
+            (Some(raw), _) => raw.len(),
+            (None, Some(encoded)) => encoded.len() / 4 * 3,
+            (None, None) => 0,
+        }
+    }
+
     /// Stores `bytes` byte-exact: as text when valid UTF-8, as base64 otherwise.
     pub fn set_raw(&mut self, bytes: &[u8]) {
         match std::str::from_utf8(bytes) {

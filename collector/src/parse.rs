@@ -300,6 +300,108 @@ pub fn parse_record(
     event
 }
 
+/// Fields that describe how a record arrived rather than what it says: an event that loses
+/// its parsed values (`record::keep_within_batch_cost`) or is cut in pieces
+/// ([`into_pieces`]) keeps them.
+const RECORD_FLAGS: [&str; 5] = [
+    "frame_truncated",
+    "frame_missing_bytes",
+    "audit_group_late",
+    "audit_group_continued",
+    "audit_group_truncated",
+];
+
+/// The [`RECORD_FLAGS`] `fields` holds, with their values.
+pub(crate) fn record_flags(fields: &Fields) -> Vec<(&'static str, serde_json::Value)> {
+    RECORD_FLAGS
+        .iter()
+        .filter_map(|name| Some((*name, fields.get(name)?.clone())))
+        .collect()
+}
+
+/// `event`, whose raw record is longer than `max` bytes, as events of its pieces of at most
+/// `max` bytes each (cut before a UTF-8 character, so that text stays text): `format: unknown`,
+/// raw bytes exact, `fragment_index`/`fragment_last` as the stream sources' pieces have, the
+/// parse error saying which piece of how many, and the record's flags on the last. Their ids
+/// come from the event's and the piece's number, so the same record gives the same pieces.
+/// What the sources do with an event too large for any batch the server accepts (an NDJSON
+/// line posted to the HTTP intake, an audit group of many long records).
+pub(crate) fn into_pieces(event: &Event, max: usize) -> Vec<Event> {
+    let raw = event.raw_bytes();
+    let max = max.max(4);
+    let mut ends = Vec::new();
+    let mut start = 0;
+    while start < raw.len() {
+        let end = piece_end(&raw, start, max);
+        ends.push((start, end));
+        start = end;
+    }
+    let count = ends.len();
+    let flags = record_flags(&event.fields);
+    ends.iter()
+        .enumerate()
+        .map(|(index, &(start, end))| {
+            let number = index + 1;
+            let mut piece = Event {
+                id: piece_id(&event.id, number),
+                timestamp: event.received_at,
+                received_at: event.received_at,
+                agency: event.agency.clone(),
+                collector: event.collector.clone(),
+                source: event.source.clone(),
+                format: Format::Unknown,
+                logsource: LogSource::default(),
+                core: CoreFields::default(),
+                fields: Fields::with_capacity(2),
+                parse_error: Some(ParseError {
+                    format: "framing".into(),
+                    message: format!(
+                        "record of {} bytes, longer than the {max} one event may carry; kept raw in pieces, this is piece {number} of {count}",
+                        raw.len()
+                    ),
+                    offset: start,
+                }),
+                raw: None,
+                raw_base64: None,
+            };
+            piece.set_raw(raw.get(start..end).unwrap_or_default());
+            piece
+                .fields
+                .insert("fragment_index".into(), (number as u64).into());
+            piece
+                .fields
+                .insert("fragment_last".into(), (number == count).into());
+            if number == count {
+                for (name, value) in &flags {
+                    piece.fields.insert((*name).into(), value.clone());
+                }
+            }
+            piece
+        })
+        .collect()
+}
+
+/// Where the piece of `raw` from `start` ends: `max` bytes on, or earlier at the first byte of
+/// a UTF-8 character (backing off at most 3 bytes, and never to `start`).
+fn piece_end(raw: &[u8], start: usize, max: usize) -> usize {
+    let end = start.saturating_add(max).min(raw.len());
+    if end == raw.len() {
+        return end;
+    }
+    (end.saturating_sub(3).max(start + 1)..=end)
+        .rev()
+        .find(|&cut| raw.get(cut).is_some_and(|byte| byte & 0xC0 != 0x80))
+        .unwrap_or(end)
+}
+
+fn piece_id(event_id: &str, number: usize) -> String {
+    let mut digest = Xxh3::new();
+    digest.update(event_id.as_bytes());
+    digest.update(b"/piece/");
+    digest.update(&(number as u64).to_le_bytes());
+    hex128(digest.digest128())
+}
+
 /// Turns a half-filled event into `format: unknown` with the reason: what a parser wrote before
 /// it failed is dropped, the raw bytes stay. Every format module uses this one.
 pub(crate) fn mark_unknown(event: &mut Event, format_name: &str, error: FormatError) {
@@ -741,5 +843,82 @@ mod hex_tests {
         ] {
             assert_eq!(hex128(value), format!("{value:032x}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::{flag_cut, into_pieces, new_event, ParseContext};
+    use crate::event::Format;
+
+    fn event_of(raw: &[u8]) -> crate::Event {
+        let mut context = ParseContext::new("http");
+        context.collector = Some("col-q1".into());
+        new_event(raw, &context, 7)
+    }
+
+    #[test]
+    fn pieces_hold_the_record_exactly_and_text_stays_text() {
+        // "ệ" is three bytes: a cut every 10 bytes would land inside one.
+        let text = "ệệệệệệệệệệ abc ệệệệ".repeat(5);
+        let mut event = event_of(text.as_bytes());
+        flag_cut(&mut event, 9);
+        let pieces = into_pieces(&event, 10);
+        let joined: String = pieces
+            .iter()
+            .map(|piece| piece.raw.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(joined, text);
+        assert!(pieces.iter().all(|piece| piece.raw_len() <= 10));
+        let count = pieces.len();
+        for (index, piece) in pieces.iter().enumerate() {
+            assert_eq!(piece.format, Format::Unknown);
+            assert_eq!(
+                piece.fields.get("fragment_index"),
+                Some(&(index as u64 + 1).into())
+            );
+            let last = index + 1 == count;
+            assert_eq!(piece.fields.get("fragment_last"), Some(&last.into()));
+            // The cut flags go with the end of the record.
+            assert_eq!(piece.fields.get("frame_missing_bytes").is_some(), last);
+            let error = piece
+                .parse_error
+                .as_ref()
+                .map(|error| error.message.clone());
+            assert!(error.is_some_and(
+                |message| message.contains(&format!("piece {} of {count}", index + 1))
+            ),);
+            assert_eq!(piece.source, event.source);
+            assert_eq!(piece.collector, event.collector);
+        }
+    }
+
+    #[test]
+    fn identical_pieces_get_distinct_ids_the_same_each_time() {
+        let event = event_of(&[0xFF; 64]);
+        let pieces = into_pieces(&event, 16);
+        assert_eq!(pieces.len(), 4);
+        let ids: std::collections::HashSet<&str> =
+            pieces.iter().map(|piece| piece.id.as_str()).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(!ids.contains(event.id.as_str()));
+        let again: Vec<String> = into_pieces(&event, 16)
+            .into_iter()
+            .map(|piece| piece.id)
+            .collect();
+        assert_eq!(
+            again,
+            pieces
+                .iter()
+                .map(|piece| piece.id.clone())
+                .collect::<Vec<_>>()
+        );
+        // Bytes that are not UTF-8 stay byte-exact, as base64.
+        let bytes: Vec<u8> = pieces
+            .iter()
+            .flat_map(|piece| piece.raw_bytes().into_owned())
+            .collect();
+        assert_eq!(bytes, vec![0xFF; 64]);
+        assert!(pieces.iter().all(|piece| piece.raw.is_none()));
     }
 }

@@ -203,3 +203,65 @@ fn an_event_with_more_values_than_a_batch_may_hold_is_kept_raw() {
     let mut budget = ValueBudget::for_batch();
     assert!(record::decode_any_within(&encoded, &mut budget).is_ok());
 }
+
+/// Bytes no compression shrinks much (xorshift), and text of the same kind.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+fn noisy_text(len: usize, seed: u64) -> String {
+    const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    noise(len, seed)
+        .into_iter()
+        .map(|byte| char::from(LETTERS[usize::from(byte) % LETTERS.len()]))
+        .collect()
+}
+
+/// One event alone in a batch: its body within the server's limit, and read back whole.
+fn alone_in_a_batch(event: &Event) {
+    let encoded = record::to_vec(event).unwrap();
+    let body = protocol::encode_records([encoded.as_slice()]).unwrap();
+    assert!(
+        body.len() <= MAX_BODY_BYTES,
+        "a record of {} bytes makes a body of {} bytes",
+        encoded.len(),
+        body.len()
+    );
+    assert_eq!(protocol::decode_batch(&body).unwrap().len(), 1);
+}
+
+/// The largest frame a source may take (`framing::MAX_MAX_FRAME`), of the least compressible
+/// kinds, goes alone in a batch the server accepts.
+#[test]
+fn the_largest_frames_fit_a_batch_alone() {
+    let max = citysoc_collector::framing::MAX_MAX_FRAME;
+    // Bytes that are not UTF-8: kept as base64.
+    let binary = parse(InputFormat::Auto, &noise(max, 7)).remove(0);
+    assert!(binary.raw_base64.is_some());
+    alone_in_a_batch(&binary);
+    // key=value text: the values parsed, so the record holds the text about twice.
+    let mut line = String::with_capacity(max);
+    let values = noisy_text(max, 11);
+    let mut pair = 0;
+    while line.len() + 40 < max {
+        let start = pair * 24 % (max - 32);
+        line.push_str(&format!("k{pair}={} ", &values[start..start + 24]));
+        pair += 1;
+    }
+    let kv = parse(InputFormat::Kv, line.as_bytes()).remove(0);
+    assert_eq!(kv.format, Format::Kv);
+    alone_in_a_batch(&kv);
+    // A JSON document of long random strings.
+    let document = format!(r#"{{"a":"{}"}}"#, noisy_text(max - 10, 13));
+    let json = parse(InputFormat::Json, document.as_bytes()).remove(0);
+    assert_eq!(json.format, Format::Json);
+    alone_in_a_batch(&json);
+}

@@ -245,3 +245,24 @@ fn defaults_fill_what_is_left_out() {
     );
     assert!(config.server.is_none());
 }
+
+/// A frame must make a record that fits a batch the server accepts (`framing::MAX_MAX_FRAME`).
+#[test]
+fn max_frame_stops_at_what_one_batch_can_carry() {
+    let source = |size: &str| {
+        format!(
+            "[[source]]\nname = \"tcp\"\ntype = \"tcp\"\nlisten = \"127.0.0.1:0\"\nmax_frame = \"{size}\"\n[archive]\npath = \"/tmp/citysoc-max-frame-check.ndjson\"\n"
+        )
+    };
+    assert_listed(
+        &problems(&source("5 MiB")),
+        "source \"tcp\".max_frame",
+        "1 byte to 4 MiB",
+    );
+    let config =
+        CollectorConfig::from_toml(&source("4 MiB"), "largest", &CheckOptions::default()).unwrap();
+    assert_eq!(
+        config.sources[0].max_frame,
+        citysoc_collector::framing::MAX_MAX_FRAME
+    );
+}

@@ -257,3 +257,44 @@ async fn a_full_pipeline_answers_503_and_the_agent_can_retry() {
         (waiting as u64 + 1, waiting as u64 + 1)
     );
 }
+
+/// An NDJSON line longer than the largest record one event may carry (4 MiB,
+/// `framing::MAX_MAX_FRAME`) would make a record no batch could take: it is kept in flagged
+/// pieces, byte-exact, and the lines around it are parsed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_too_long_for_any_batch_is_kept_in_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = HTTP_SOURCE.replace("64 KiB", "2 MiB");
+    let harness = start_in(dir.path(), &source).await;
+    let address = harness.address("agents");
+    let long = format!(r#"{{"message":"{}"}}"#, "ệ".repeat(2_000_000));
+    let body = format!("{{\"message\":\"before\"}}\n{long}\n{{\"message\":\"after\"}}\n");
+    let (status, _) = request(
+        address,
+        "POST",
+        "/",
+        &[("Content-Encoding", "zstd")],
+        &zstd::encode_all(body.as_bytes(), 3).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    harness.wait_for_events("agents", 4).await;
+    let events = harness.stop().await;
+    let formats: Vec<&str> = events
+        .iter()
+        .map(|event| event["format"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(formats, ["json", "unknown", "unknown", "json"]);
+    let joined: String = events[1..3]
+        .iter()
+        .map(|event| event["raw"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(joined, long, "the pieces are the line, byte for byte");
+    assert_eq!(events[1]["fields"]["fragment_index"], 1);
+    assert_eq!(events[2]["fields"]["fragment_last"], true);
+    let message = events[2]["parse_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("piece 2 of 2"), "{message}");
+    assert_eq!(events[3]["message"], "after");
+}

@@ -22,12 +22,9 @@ use super::{
     TlsFiles, TlsSourceConfig, UdpSourceConfig, WhenFullPolicy, DEFAULT_DATA_DIR,
     DEFAULT_METRICS_LISTEN, MAX_SYNC_INTERVAL_MS,
 };
-use crate::framing::{Framing, DEFAULT_MAX_FRAME};
+use crate::framing::{Framing, DEFAULT_MAX_FRAME, MAX_MAX_FRAME};
 use crate::parse::{InputFormat, ParseContext, DEFAULT_TIMEZONE};
 
-/// Largest `max_frame`: records beyond this are kept in pieces anyway, and a bigger frame
-/// buffer per connection only costs memory.
-const MAX_MAX_FRAME: u64 = 16 << 20;
 /// Default largest HTTP body (compressed, as sent).
 const DEFAULT_MAX_BODY: usize = 10 << 20;
 /// Default connection limit per TCP/TLS source.
@@ -461,10 +458,10 @@ fn build_source(
     );
     let max_frame = match raw.max_frame {
         None => DEFAULT_MAX_FRAME,
-        Some(size) if size.0 == 0 || size.0 > MAX_MAX_FRAME => {
+        Some(size) if size.0 == 0 || size.0 > MAX_MAX_FRAME as u64 => {
             problems.add(
                 format!("{label}.max_frame"),
-                format!("{} bytes is out of range (1 byte to 16 MiB)", size.0),
+                format!("{} bytes is out of range (1 byte to 4 MiB)", size.0),
             );
             DEFAULT_MAX_FRAME
         }

@@ -148,34 +148,16 @@ pub fn event_cost_problem(fields: &Fields, raw_len: usize) -> Option<String> {
     }
 }
 
-/// Fields that describe how the record arrived rather than what it says: an event past its
-/// ceiling keeps them when its parsed values go.
-const RECORD_FLAGS: [&str; 5] = [
-    "frame_truncated",
-    "frame_missing_bytes",
-    "audit_group_late",
-    "audit_group_continued",
-    "audit_group_truncated",
-];
-
 /// Turns an event whose fields no server would accept in a batch ([`event_cost_problem`])
 /// into `format: unknown`: raw bytes and the flags of how they arrived kept, the reason in its
 /// parse error. Otherwise one hostile record (a long key over an array of zeros, say) would
 /// get its whole batch refused, and every event sent with it. The collector's sources call
 /// this on every event before it becomes a record; returns whether the event was changed.
 pub fn keep_within_batch_cost(event: &mut Event) -> bool {
-    let raw_len = match (&event.raw, &event.raw_base64) {
-        (Some(raw), _) => raw.len(),
-        (None, Some(base64)) => base64.len() / 4 * 3,
-        (None, None) => 0,
-    };
-    let Some(problem) = event_cost_problem(&event.fields, raw_len) else {
+    let Some(problem) = event_cost_problem(&event.fields, event.raw_len()) else {
         return false;
     };
-    let flags: Vec<(&'static str, Value)> = RECORD_FLAGS
-        .iter()
-        .filter_map(|name| Some((*name, event.fields.get(name)?.clone())))
-        .collect();
+    let flags = crate::parse::record_flags(&event.fields);
     let format_name = event.format.as_str();
     crate::parse::mark_unknown(
         event,

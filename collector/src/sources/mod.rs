@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SourceConfig;
 use crate::event::{Event, EventSource, Format};
-use crate::framing::{FrameKind, Framer};
+use crate::framing::{FrameKind, Framer, MAX_MAX_FRAME};
 use crate::lines::Lines;
 use crate::metrics::{DropReason, SourceErrorKind, SourceMetrics};
 use crate::parse::{Decoder, ParseContext};
@@ -94,6 +94,17 @@ impl SourceRuntime {
 
     /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
     pub fn encode(&self, events: &mut Vec<Event>) -> Lines {
+        if events.iter().any(|event| event.raw_len() > MAX_MAX_FRAME) {
+            // No record may outgrow a batch the server accepts (`framing::MAX_MAX_FRAME`):
+            // an event longer than that (an HTTP line, an audit group) goes in pieces.
+            for event in std::mem::take(events) {
+                if event.raw_len() > MAX_MAX_FRAME {
+                    events.extend(crate::parse::into_pieces(&event, MAX_MAX_FRAME));
+                } else {
+                    events.push(event);
+                }
+            }
+        }
         // Every event of a read goes into one buffer (one allocation and no copy per event;
         // see `lines.rs`), sized so that it seldom grows: growing copies all of it.
         let guess = events
