@@ -78,12 +78,19 @@ impl Event {
         }
     }
 
-    /// How many bytes [`Event::raw_bytes`] holds, without decoding base64 (at most 2 more for
-    /// base64 with padding).
+    /// How many bytes [`Event::raw_bytes`] holds, without decoding base64.
     pub fn raw_len(&self) -> usize {
         match (&self.raw, &self.raw_base64) {
             (Some(raw), _) => raw.len(),
-            (None, Some(encoded)) => encoded.len() / 4 * 3,
+            (None, Some(encoded)) => {
+                let padding = encoded
+                    .bytes()
+                    .rev()
+                    .take(2)
+                    .filter(|&byte| byte == b'=')
+                    .count();
+                (encoded.len() / 4 * 3).saturating_sub(padding)
+            }
             (None, None) => 0,
         }
     }
@@ -455,6 +462,20 @@ core_fields! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Exact for text and for base64 of any length (its padding left out).
+    #[test]
+    fn raw_len_is_the_length_of_the_raw_bytes() {
+        for length in 0..12 {
+            let mut event = sample_event();
+            let mut bytes = vec![0xFF_u8; length];
+            event.set_raw(&bytes);
+            assert_eq!(event.raw_len(), length, "{:?}", event.raw_base64);
+            bytes.fill(b'a');
+            event.set_raw(&bytes);
+            assert_eq!(event.raw_len(), length);
+        }
+    }
 
     fn sample_event() -> Event {
         let now = DateTime::parse_from_rfc3339("2026-11-22T01:02:03.456Z")

@@ -14,13 +14,15 @@ use memchr::memchr;
 /// Default maximum record size: 64 KiB, the UDP datagram limit, which most senders respect.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
-/// The largest `max_frame` a source may set: records beyond it are kept in pieces anyway, and
-/// a bigger frame buffer per connection only costs memory. Above all, one record's compact
-/// form must fit a batch the server accepts (16 MiB compressed, `protocol::MAX_BODY_BYTES`): a
-/// 4 MiB frame makes at most ~9 MiB of record (its text and about as much again of parsed
-/// values; 5.4 MiB as base64 when it is not UTF-8), which compression does not make larger
-/// than 16 MiB. With 16 MiB frames, one incompressible line would have had its batch refused
-/// (`tests/batch_budget.rs` sends the largest frames).
+/// The largest `max_frame` a source may set, and the longest raw record one event may carry
+/// (a longer one, from a source without frames, is kept in pieces: `parse::into_pieces`).
+/// Records beyond it are kept in pieces anyway, and a bigger frame buffer per connection only
+/// costs memory. Above all, one record's compact form must fit a batch the server accepts
+/// (16 MiB compressed, `protocol::MAX_BODY_BYTES`; `record::MAX_RECORD_BYTES`, 12 MiB): a
+/// 4 MiB frame makes ~8.4 MiB of record at most as key=value text (its text and each value
+/// copied out of it), 5.4 MiB as base64 when it is not UTF-8. With 16 MiB frames, one
+/// incompressible line would have had its batch refused (`tests/batch_budget.rs` sends the
+/// largest frames).
 pub const MAX_MAX_FRAME: usize = 4 << 20;
 
 /// Whether a frame is a whole record or one piece of an oversized one.

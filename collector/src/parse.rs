@@ -301,11 +301,15 @@ pub fn parse_record(
 }
 
 /// Fields that describe how a record arrived rather than what it says: an event that loses
-/// its parsed values (`record::keep_within_batch_cost`) or is cut in pieces
+/// its parsed values (`record::encode_within_ceiling`) or is cut in pieces
 /// ([`into_pieces`]) keeps them.
-const RECORD_FLAGS: [&str; 5] = [
+const RECORD_FLAGS: [&str; 9] = [
     "frame_truncated",
     "frame_missing_bytes",
+    "datagram_truncated",
+    "datagram_kept_bytes",
+    "fragment_index",
+    "fragment_last",
     "audit_group_late",
     "audit_group_continued",
     "audit_group_truncated",
@@ -329,6 +333,9 @@ pub(crate) fn record_flags(fields: &Fields) -> Vec<(&'static str, serde_json::Va
 pub(crate) fn into_pieces(event: &Event, max: usize) -> Vec<Event> {
     let raw = event.raw_bytes();
     let max = max.max(4);
+    if raw.len() <= max {
+        return vec![event.clone()];
+    }
     let mut ends = Vec::new();
     let mut start = 0;
     while start < raw.len() {
@@ -337,7 +344,11 @@ pub(crate) fn into_pieces(event: &Event, max: usize) -> Vec<Event> {
         start = end;
     }
     let count = ends.len();
-    let flags = record_flags(&event.fields);
+    // A record that arrived in pieces already is never this long (frames are shorter).
+    let flags: Vec<_> = record_flags(&event.fields)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("fragment_"))
+        .collect();
     ends.iter()
         .enumerate()
         .map(|(index, &(start, end))| {

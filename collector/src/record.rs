@@ -30,12 +30,15 @@ use crate::CollectorError;
 
 mod binary_fields;
 mod budget;
+mod ceiling;
 mod keys;
 
 pub use budget::{
-    event_cost_problem, fields_cost, json_values, keep_within_batch_cost, FieldsCost, ValueBudget,
-    EVENT_PATH_BYTES_FLOOR, EVENT_PATH_BYTES_PER_RAW_BYTE, MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES,
-    MAX_EVENT_PATH_BYTES, MAX_EVENT_VALUES,
+    fields_cost, json_values, FieldsCost, ValueBudget, MAX_BATCH_PATH_BYTES, MAX_BATCH_VALUES,
+};
+pub use ceiling::{
+    encode_within_ceiling, EVENT_PATH_BYTES_FLOOR, EVENT_PATH_BYTES_PER_RAW_BYTE,
+    EVENT_VALUES_PER_RECORD_BYTE, MAX_EVENT_PATH_BYTES, MAX_EVENT_VALUES, MAX_RECORD_BYTES,
 };
 
 use binary_fields::NotBinary;

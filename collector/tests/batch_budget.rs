@@ -1,11 +1,11 @@
 //! Every batch a collector can send fits the server's allowance of decoded values and field
 //! paths (`record/budget.rs`): events whose own cost would not fit are kept raw and flagged
-//! before a source stores them (`record::keep_within_batch_cost`), and the densest batches of what is left (as many records of the worst
+//! before a source stores them (`record::encode_within_ceiling`), and the densest batches of what is left (as many records of the worst
 //! shapes we know as `batch_max_bytes`' ceiling and the event cap allow) are accepted whole.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use citysoc_collector::protocol::{self, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
-use citysoc_collector::record::{self, ValueBudget, MAX_EVENT_VALUES};
+use citysoc_collector::record;
 use citysoc_collector::{Decoder, Event, Format, InputFormat, ParseContext};
 
 /// The context a TCP source gives its events (agency, collector and address are in every
@@ -18,16 +18,20 @@ fn context() -> ParseContext {
     context
 }
 
-/// What a source makes of `record`: parsed, then held to the per-event ceiling.
 fn parse(format: InputFormat, record: &[u8]) -> Vec<Event> {
     let mut decoder = Decoder::new(format, context());
     let mut events = Vec::new();
     decoder.decode(record, &mut events);
     decoder.finish(&mut events);
-    for event in &mut events {
-        record::keep_within_batch_cost(event);
-    }
     events
+}
+
+/// What a collector's source stores of `event`: its compact record held to the ceilings
+/// (`event` turned into its raw bytes when past one).
+fn stored(event: &mut Event) -> Vec<u8> {
+    let mut record = Vec::new();
+    record::encode_within_ceiling(event, &mut record).unwrap();
+    record
 }
 
 /// What the fullest batch of `record(i)`s held and what the server made of it.
@@ -46,8 +50,8 @@ fn fullest_batch(format: InputFormat, record: impl Fn(usize) -> Vec<u8>) -> Full
     let mut record_bytes = 0;
     let mut flagged = 0;
     'fill: for index in 0.. {
-        for event in parse(format, &record(index)) {
-            let encoded = record::to_vec(&event).unwrap();
+        for mut event in parse(format, &record(index)) {
+            let encoded = stored(&mut event);
             if records.len() == MAX_BATCH_EVENTS || record_bytes + encoded.len() > max_bytes {
                 break 'fill;
             }
@@ -136,21 +140,26 @@ fn the_shortest_syslog_lines() {
 #[test]
 fn an_event_past_its_ceiling_is_kept_raw_and_flagged() {
     let line = format!(r#"{{"{}":[{}]}}"#, "k".repeat(64), zeros(5_000));
-    let events = parse(InputFormat::Json, line.as_bytes());
-    assert_eq!(events.len(), 1);
-    let event = &events[0];
+    let mut event = parse(InputFormat::Json, line.as_bytes()).remove(0);
+    assert_eq!(event.format, Format::Json);
+    let record = stored(&mut event);
     assert_eq!(event.format, Format::Unknown);
     assert_eq!(event.raw.as_deref(), Some(line.as_str()));
     assert!(event.fields.is_empty());
     let error = event.parse_error.as_ref().unwrap();
     assert_eq!(error.format, "json");
     assert!(error.message.contains("field paths"), "{}", error.message);
+    assert_eq!(
+        record::decode(&record).unwrap(),
+        event,
+        "the record is the flagged event"
+    );
 
     // How the record arrived stays: a record its stream cut short keeps its flags.
     let mut decoder = Decoder::new(InputFormat::Json, context());
     let mut cut = Vec::new();
     decoder.decode_cut(line.as_bytes(), 7, &mut cut);
-    assert!(record::keep_within_batch_cost(&mut cut[0]));
+    stored(&mut cut[0]);
     assert_eq!(cut[0].format, Format::Unknown);
     assert_eq!(
         cut[0].fields.get("frame_missing_bytes"),
@@ -160,14 +169,16 @@ fn an_event_past_its_ceiling_is_kept_raw_and_flagged() {
 
     // The same values under a short key are fine.
     let short = format!(r#"{{"k":[{}]}}"#, zeros(5_000));
-    assert_eq!(
-        parse(InputFormat::Json, short.as_bytes())[0].format,
-        Format::Json
-    );
+    let mut event = parse(InputFormat::Json, short.as_bytes()).remove(0);
+    stored(&mut event);
+    assert_eq!(event.format, Format::Json);
 
     // In a stream of documents (a JSON array), only the element past its ceiling is flagged.
     let stream = format!(r#"[{line},{{"user":"an"}}]"#);
-    let events = parse(InputFormat::Json, stream.as_bytes());
+    let mut events = parse(InputFormat::Json, stream.as_bytes());
+    events.iter_mut().for_each(|event| {
+        stored(event);
+    });
     let formats: Vec<Format> = events.iter().map(|event| event.format).collect();
     assert_eq!(formats, [Format::Unknown, Format::Json]);
     assert_eq!(events[0].raw.as_deref(), Some(line.as_str()));
@@ -188,20 +199,26 @@ fn structured_data_at_its_densest() {
     assert_eq!(fullest.flagged, 0);
 }
 
-/// A record too large for any batch's values (a 4 MiB JSON document of zeros) is kept raw.
+/// A parser that copies a value to several fields (a Windows 4688 event's process name goes to
+/// `Image` and the process fields too) can make many values of few bytes: past 2 values for
+/// every 5 bytes of record, the event is kept raw.
 #[test]
-fn an_event_with_more_values_than_a_batch_may_hold_is_kept_raw() {
-    let line = format!(r#"{{"a":[{}]}}"#, zeros(MAX_EVENT_VALUES + 10));
-    let event = parse(InputFormat::Json, line.as_bytes()).remove(0);
+fn the_same_bytes_parsed_into_too_many_values_are_kept_raw() {
+    let document = format!(
+        r#"{{"EventID":4688,"Channel":"Security","NewProcessName":[{}]}}"#,
+        zeros(100_000)
+    );
+    let mut event = parse(InputFormat::Json, document.as_bytes()).remove(0);
+    assert_eq!(event.format, Format::Winevent);
+    let record = stored(&mut event);
     assert_eq!(event.format, Format::Unknown);
-    assert!(event
+    let message = event
         .parse_error
         .as_ref()
-        .is_some_and(|error| error.message.contains("values and keys")));
-    // Alone in a batch, the server takes it.
-    let encoded = record::to_vec(&event).unwrap();
-    let mut budget = ValueBudget::for_batch();
-    assert!(record::decode_any_within(&encoded, &mut budget).is_ok());
+        .map(|error| error.message.clone())
+        .unwrap();
+    assert!(message.contains("values and keys"), "{message}");
+    assert_eq!(record::decode(&record).unwrap(), event);
 }
 
 /// Bytes no compression shrinks much (xorshift), and text of the same kind.
@@ -226,8 +243,8 @@ fn noisy_text(len: usize, seed: u64) -> String {
 }
 
 /// One event alone in a batch: its body within the server's limit, and read back whole.
-fn alone_in_a_batch(event: &Event) {
-    let encoded = record::to_vec(event).unwrap();
+fn alone_in_a_batch(event: &mut Event) {
+    let encoded = stored(event);
     let body = protocol::encode_records([encoded.as_slice()]).unwrap();
     assert!(
         body.len() <= MAX_BODY_BYTES,
@@ -244,9 +261,9 @@ fn alone_in_a_batch(event: &Event) {
 fn the_largest_frames_fit_a_batch_alone() {
     let max = citysoc_collector::framing::MAX_MAX_FRAME;
     // Bytes that are not UTF-8: kept as base64.
-    let binary = parse(InputFormat::Auto, &noise(max, 7)).remove(0);
+    let mut binary = parse(InputFormat::Auto, &noise(max, 7)).remove(0);
     assert!(binary.raw_base64.is_some());
-    alone_in_a_batch(&binary);
+    alone_in_a_batch(&mut binary);
     // key=value text: the values parsed, so the record holds the text about twice.
     let mut line = String::with_capacity(max);
     let values = noisy_text(max, 11);
@@ -256,12 +273,52 @@ fn the_largest_frames_fit_a_batch_alone() {
         line.push_str(&format!("k{pair}={} ", &values[start..start + 24]));
         pair += 1;
     }
-    let kv = parse(InputFormat::Kv, line.as_bytes()).remove(0);
+    let mut kv = parse(InputFormat::Kv, line.as_bytes()).remove(0);
     assert_eq!(kv.format, Format::Kv);
-    alone_in_a_batch(&kv);
+    alone_in_a_batch(&mut kv);
+    assert_eq!(
+        kv.format,
+        Format::Kv,
+        "its values kept: {:?}",
+        kv.parse_error
+    );
     // A JSON document of long random strings.
     let document = format!(r#"{{"a":"{}"}}"#, noisy_text(max - 10, 13));
-    let json = parse(InputFormat::Json, document.as_bytes()).remove(0);
+    let mut json = parse(InputFormat::Json, document.as_bytes()).remove(0);
     assert_eq!(json.format, Format::Json);
-    alone_in_a_batch(&json);
+    alone_in_a_batch(&mut json);
+    // A Windows 4688 event whose process name is the whole frame: the name is in `raw`, its
+    // field, `Image` and the two process fields, a record of ~20 MiB that compression cannot
+    // bring under the body limit (its copies are further apart than zstd's window). Kept raw.
+    let document = format!(
+        r#"{{"EventID":4688,"Channel":"Security","NewProcessName":"{}"}}"#,
+        noisy_text(max - 64, 17)
+    );
+    let mut windows = parse(InputFormat::Json, document.as_bytes()).remove(0);
+    assert_eq!(windows.format, Format::Winevent);
+    alone_in_a_batch(&mut windows);
+    assert_eq!(windows.format, Format::Unknown);
+    let message = windows
+        .parse_error
+        .as_ref()
+        .map(|error| error.message.clone())
+        .unwrap();
+    assert!(message.contains("its record would take"), "{message}");
+}
+
+/// A record larger than `batch_max_bytes` goes alone in its batch: its values must fit half
+/// the batch's allowance.
+#[test]
+fn an_event_with_more_values_than_half_a_batch_is_kept_raw() {
+    let document = format!(r#"{{"a":[{}]}}"#, zeros(record::MAX_EVENT_VALUES + 10));
+    let mut event = parse(InputFormat::Json, document.as_bytes()).remove(0);
+    assert_eq!(event.format, Format::Json);
+    alone_in_a_batch(&mut event);
+    assert_eq!(event.format, Format::Unknown);
+    let message = event
+        .parse_error
+        .as_ref()
+        .map(|error| error.message.clone())
+        .unwrap();
+    assert!(message.contains("2000000 one event may carry"), "{message}");
 }

@@ -305,13 +305,32 @@ async fn a_blocked_sink_slows_the_sender_down_and_nothing_is_lost() {
 }
 
 /// A record whose values would cost the server too much to index (a long key over thousands
-/// of zeros) is kept raw and flagged before it is stored, so it cannot get the batch it would
-/// travel in refused; the records around it are parsed as usual, and it counts as unparsed.
+/// of zeros) is kept raw and flagged before it is stored in the disk buffer, so it cannot get
+/// the batch it would travel in refused; the records around it are parsed as usual, and it
+/// counts as unparsed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_no_server_would_index_is_kept_raw_and_flagged() {
+    use citysoc_collector::{record, BufferConfig, BufferSink, DiskBuffer, SyncPolicy, WhenFull};
+    use std::sync::Arc;
+
     let dir = tempfile::tempdir().unwrap();
-    let harness = start_in(dir.path(), &tcp_source("agents", "newline", "")).await;
-    let mut client = TcpStream::connect(harness.address("agents")).await.unwrap();
+    let buffer = Arc::new(
+        DiskBuffer::open(
+            &dir.path().join("buffer"),
+            BufferConfig {
+                max_bytes: 64 << 20,
+                segment_bytes: 8 << 20,
+                when_full: WhenFull::Block,
+                sync: SyncPolicy::EveryAppend,
+            },
+        )
+        .unwrap(),
+    );
+    let sink = Arc::new(BufferSink::new(Arc::clone(&buffer)));
+    let collector = start_with_sink(dir.path(), &tcp_source("agents", "newline", ""), sink).await;
+    let mut client = TcpStream::connect(collector.local_address("agents").unwrap())
+        .await
+        .unwrap();
     let hostile = format!(
         r#"{{"{}":[{}]}}"#,
         "k".repeat(64),
@@ -320,24 +339,21 @@ async fn a_record_no_server_would_index_is_kept_raw_and_flagged() {
     let text = format!("{{\"user\":\"an\"}}\n{hostile}\n{{\"user\":\"binh\"}}\n");
     client.write_all(text.as_bytes()).await.unwrap();
     client.shutdown().await.unwrap();
-    harness.wait_for_events("agents", 3).await;
-    let source = harness
-        .collector
-        .metrics()
-        .source("agents")
+    let source = collector.metrics().source("agents").unwrap().clone();
+    assert!(wait_until(Duration::from_secs(20), || source.events_out() >= 3).await);
+    collector.stop().await;
+
+    let events: Vec<citysoc_collector::Event> = buffer
+        .read(None, usize::MAX, usize::MAX, Duration::ZERO)
         .unwrap()
-        .clone();
-    let events = harness.stop().await;
-    let formats: Vec<&str> = events
         .iter()
-        .map(|event| event["format"].as_str().unwrap_or_default())
+        .map(|(_, bytes)| record::decode(bytes).unwrap())
         .collect();
+    let formats: Vec<&str> = events.iter().map(|event| event.format.as_str()).collect();
     assert_eq!(formats, ["json", "unknown", "json"]);
-    assert_eq!(events[1]["raw"], hostile.as_str());
-    assert_eq!(events[1]["parse_error"]["format"], "json");
-    let message = events[1]["parse_error"]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(message.contains("field paths"), "{message}");
+    assert_eq!(events[1].raw.as_deref(), Some(hostile.as_str()));
+    let error = events[1].parse_error.as_ref().unwrap();
+    assert_eq!(error.format, "json");
+    assert!(error.message.contains("field paths"), "{}", error.message);
     assert_eq!(source.unparsed(), 1);
 }

@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use crate::event::{Event, Fields};
+use crate::event::Fields;
 use crate::CollectorError;
 
 /// The most values and keys one batch decodes to: at ~100 bytes each, about 400 MB at worst.
@@ -100,76 +100,6 @@ impl ValueBudget {
     }
 }
 
-/// Path bytes one event may bring per byte of its record, on top of
-/// [`EVENT_PATH_BYTES_FLOOR`]. A value's path is its key, which is in the record, plus the keys
-/// above it and the names parsers give (`syslog.facility`, …): real events stay near 1–3 bytes
-/// per byte even with arrays under long keys. The ceiling is what keeps every batch a
-/// collector sends within [`MAX_BATCH_PATH_BYTES`] whatever its events hold: a batch has at
-/// most 8 MiB of records (`batch_max_bytes`' ceiling) and 50,000 events, so at most
-/// 16 × 8 MiB + 50,000 × 1 KiB ≈ 177 MiB of paths, or one record alone that may not exceed
-/// [`MAX_EVENT_PATH_BYTES`].
-pub const EVENT_PATH_BYTES_PER_RAW_BYTE: usize = 16;
-
-/// Path bytes any event may bring whatever its size: a short line's parsed names alone
-/// (`syslog.priority`, `syslog.facility`, …) are longer than it.
-pub const EVENT_PATH_BYTES_FLOOR: usize = 1024;
-
-/// The most path bytes of one event, however large its record: half a batch's allowance.
-pub const MAX_EVENT_PATH_BYTES: usize = MAX_BATCH_PATH_BYTES / 2;
-
-/// The most values and keys of one event, however large its record (a frame may be 16 MiB):
-/// half a batch's allowance. Smaller events need no ceiling of their own: each value and key
-/// takes at least a byte of the record's `fields` and one or more of its raw text, so 8 MiB of
-/// records hold fewer than [`MAX_BATCH_VALUES`]. `tests/batch_budget.rs` builds the densest
-/// full batches we know: the most values, 2.78 M (arrays of one-digit numbers), the most
-/// paths, 85 MB (40-byte keys over arrays of zeros, at this ceiling).
-pub const MAX_EVENT_VALUES: usize = MAX_BATCH_VALUES / 2;
-
-/// Why an event whose raw record has `raw_len` bytes and whose fields are `fields` could not
-/// go in any batch a server accepts, or `None` when it can.
-pub fn event_cost_problem(fields: &Fields, raw_len: usize) -> Option<String> {
-    let cost = fields_cost(fields);
-    let path_ceiling = raw_len
-        .saturating_mul(EVENT_PATH_BYTES_PER_RAW_BYTE)
-        .saturating_add(EVENT_PATH_BYTES_FLOOR)
-        .min(MAX_EVENT_PATH_BYTES);
-    if cost.values > MAX_EVENT_VALUES {
-        Some(format!(
-            "its fields hold {} values and keys, more than the {MAX_EVENT_VALUES} one event may carry to the server",
-            cost.values
-        ))
-    } else if cost.path_bytes > path_ceiling {
-        Some(format!(
-            "its values would be indexed under {} bytes of field paths, more than the {path_ceiling} a record of {raw_len} bytes may bring (a long key over many values)",
-            cost.path_bytes
-        ))
-    } else {
-        None
-    }
-}
-
-/// Turns an event whose fields no server would accept in a batch ([`event_cost_problem`])
-/// into `format: unknown`: raw bytes and the flags of how they arrived kept, the reason in its
-/// parse error. Otherwise one hostile record (a long key over an array of zeros, say) would
-/// get its whole batch refused, and every event sent with it. The collector's sources call
-/// this on every event before it becomes a record; returns whether the event was changed.
-pub fn keep_within_batch_cost(event: &mut Event) -> bool {
-    let Some(problem) = event_cost_problem(&event.fields, event.raw_len()) else {
-        return false;
-    };
-    let flags = crate::parse::record_flags(&event.fields);
-    let format_name = event.format.as_str();
-    crate::parse::mark_unknown(
-        event,
-        format_name,
-        crate::format::FormatError::new(format!("{problem}; kept raw"), 0),
-    );
-    for (name, value) in flags {
-        event.fields.insert(name.into(), value);
-    }
-    true
-}
-
 /// What one event's `fields` cost a server that receives them: see [`fields_cost`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FieldsCost {
@@ -183,8 +113,8 @@ pub struct FieldsCost {
 }
 
 /// What decoding and indexing `fields` costs (saturating: a sum past `usize::MAX` stays there).
-/// The collector checks every event against its share of a batch's allowance before it is
-/// stored ([`crate::parse`]), and the server charges the same paths to the batch.
+/// The collector holds every event to its ceiling with it before it is stored
+/// (`record/ceiling.rs`), and the server charges the same paths to the batch.
 pub fn fields_cost(fields: &Fields) -> FieldsCost {
     let mut cost = FieldsCost::default();
     let (values, path_bytes) = fields.flat_cost(|key, value| {

@@ -95,15 +95,20 @@ impl SourceRuntime {
     /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
     pub fn encode(&self, events: &mut Vec<Event>) -> Lines {
         if events.iter().any(|event| event.raw_len() > MAX_MAX_FRAME) {
-            // No record may outgrow a batch the server accepts (`framing::MAX_MAX_FRAME`):
-            // an event longer than that (an HTTP line, an audit group) goes in pieces.
+            // No event may be longer than a frame (`framing::MAX_MAX_FRAME`), or its record
+            // could outgrow any batch: one that is (an HTTP line, an audit group) goes in
+            // pieces.
+            let mut pieces = 0;
             for event in std::mem::take(events) {
                 if event.raw_len() > MAX_MAX_FRAME {
-                    events.extend(crate::parse::into_pieces(&event, MAX_MAX_FRAME));
+                    let cut = crate::parse::into_pieces(&event, MAX_MAX_FRAME);
+                    pieces += cut.len() as u64;
+                    events.extend(cut);
                 } else {
                     events.push(event);
                 }
             }
+            self.metrics.add_fragments(pieces);
         }
         // Every event of a read goes into one buffer (one allocation and no copy per event;
         // see `lines.rs`), sized so that it seldom grows: growing copies all of it.
@@ -116,14 +121,16 @@ impl SourceRuntime {
         let mut unparsed = 0;
         let mut failed = 0;
         for event in events.iter_mut() {
-            // Before it is stored: an event no server would take must not hold up its batch.
-            record::keep_within_batch_cost(event);
+            let pushed = lines.push_with(|buffer| match self.encoding {
+                // Records go to the server in batches: an event no batch could carry is kept
+                // raw instead of getting its batch refused (record/ceiling.rs).
+                RecordEncoding::Compact => record::encode_within_ceiling(event, buffer),
+                RecordEncoding::Json => record::encode_as(RecordEncoding::Json, event, buffer),
+            });
             if event.format == Format::Unknown {
                 unparsed += 1;
             }
-            if let Err(error) =
-                lines.push_with(|buffer| record::encode_as(self.encoding, event, buffer))
-            {
+            if let Err(error) = pushed {
                 failed += 1;
                 tracing::error!(source = %self.config.name, %error, "cannot serialize an event");
             }

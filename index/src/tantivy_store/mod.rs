@@ -615,11 +615,28 @@ impl TantivyStore {
             id: format!("{}#{:?}", partition.path.display(), address),
             message,
         };
-        // A document tantivy cannot give back (a damaged block of its store) is one unreadable
+        // A document tantivy cannot give back because its store is damaged is one unreadable
         // event, as a stored event that does not parse is: the search reports it and goes on.
-        let document: TantivyDocument = searcher
-            .doc(address)
-            .map_err(|error| corrupt(format!("cannot read the stored document: {error}")))?;
+        // Any other failure (too many open files, a disk error) may pass: the search fails,
+        // so that a retry finds the event rather than a page that silently skipped it.
+        let document: TantivyDocument = searcher.doc(address).map_err(|source| {
+            let damaged = match &source {
+                tantivy::TantivyError::DataCorruption(_) => true,
+                tantivy::TantivyError::IoError(error) => matches!(
+                    error.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ),
+                _ => false,
+            };
+            if damaged {
+                corrupt(format!("cannot read the stored document: {source}"))
+            } else {
+                IndexError::Tantivy {
+                    path: partition.path.clone(),
+                    source,
+                }
+            }
+        })?;
         let bytes = document
             .get_first(self.schema.event)
             .and_then(|value| value.as_bytes())
