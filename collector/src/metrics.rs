@@ -640,7 +640,7 @@ impl CollectorMetrics {
 /// The buffer's and the forwarder's lines of `/metrics`.
 fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
     let DeliveryHealth { buffer, forwarder } = delivery;
-    let lines: [(&str, &str, &str, u64); 19] = [
+    let lines: [(&str, &str, &str, u64); 20] = [
         (
             "citysoc_collector_buffer_bytes",
             "gauge",
@@ -730,6 +730,12 @@ fn render_delivery(out: &mut String, delivery: &DeliveryHealth) {
             "counter",
             "Batches the server refused, kept in the buffer's rejected/ folder.",
             forwarder.rejected_batches,
+        ),
+        (
+            "citysoc_collector_forward_split_total",
+            "counter",
+            "Refused batches cut in half and sent again, so that only unreadable records are rejected.",
+            forwarder.split,
         ),
         (
             "citysoc_collector_forward_rejected_events_total",

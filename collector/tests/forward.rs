@@ -57,6 +57,11 @@ struct Intake {
     /// Event ids stored, in order, duplicates included.
     stored: Mutex<Vec<String>>,
     bad_requests: AtomicU64,
+    /// Event ids the server cannot read: a batch holding any of them is refused as `bad_body`,
+    /// as the real intake refuses a record it cannot decode (`None`: every batch).
+    unreadable: Mutex<Option<Vec<String>>>,
+    /// Whether `unreadable` is in force.
+    refuse_unreadable: std::sync::atomic::AtomicBool,
     /// Notified when a `HoldThenRefuse` request has arrived.
     holding: Notify,
     /// Lets a held request be refused.
@@ -114,13 +119,34 @@ async fn intake(
         intake.bad_requests.fetch_add(1, Ordering::Relaxed);
         return StatusCode::UNAUTHORIZED.into_response();
     }
+    let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    if intake.refuse_unreadable.load(Ordering::Relaxed) {
+        let unreadable = intake.unreadable.lock().unwrap().clone();
+        let refused =
+            unreadable.is_none_or(|unreadable| ids.iter().any(|id| unreadable.contains(id)));
+        if refused {
+            intake.seen.lock().unwrap().push(Seen {
+                sequence: signed.sequence,
+                ids,
+                reply: Reply::Refuse,
+            });
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(Rejection {
+                    reason: "bad_body".into(),
+                    message: "record 1: cannot be read by the test".into(),
+                    last_acknowledged: None,
+                }),
+            )
+                .into_response();
+        }
+    }
     let reply = intake
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or(Reply::Ack);
-    let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
     intake.seen.lock().unwrap().push(Seen {
         sequence: signed.sequence,
         ids: ids.clone(),
@@ -407,6 +433,100 @@ async fn batches_stop_before_the_byte_limit_whatever_the_record_sizes() {
             pair[0].sequence
         );
     }
+}
+
+/// One record the server cannot read costs only itself: its batch is refused, cut in halves
+/// sent again under the same number, down to that record, which alone goes to `rejected/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_one_record_is_split_until_only_that_record_is_set_aside() {
+    let server = start_server().await;
+    *server.intake.unreadable.lock().unwrap() = Some(vec!["event-000042".into()]);
+    server
+        .intake
+        .refuse_unreadable
+        .store(true, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..100);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        ForwarderConfig {
+            batch_max_events: 100,
+            ..forwarder_config(format!("http://{}", server.address))
+        },
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(30), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+
+    let mut expected = ids(0..100);
+    expected.retain(|id| id != "event-000042");
+    assert_eq!(
+        server.intake.stored(),
+        expected,
+        "everything else, in order, once"
+    );
+    assert_eq!((stats.rejected_batches, stats.rejected_events), (1, 1));
+    assert!(stats.split >= 6, "100 → 50 → 25 → … → 1: {stats:?}");
+    let rejected: Vec<String> =
+        std::fs::read_dir(dir.path().join(citysoc_collector::forward::REJECTED_DIR))
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default())
+            .collect();
+    assert!(
+        rejected.iter().any(|text| text.contains("event-000042")),
+        "{rejected:?}"
+    );
+    assert!(rejected.iter().all(|text| !text.contains("event-000041")));
+    // Numbers still count up by one per batch that went through or was set aside.
+    let seen = server.intake.seen();
+    let acked: Vec<u64> = seen
+        .iter()
+        .filter(|seen| seen.reply == Reply::Ack)
+        .map(|seen| seen.sequence)
+        .collect();
+    assert!(acked.windows(2).all(|pair| pair[0] < pair[1]), "{acked:?}");
+}
+
+/// When the server refuses every record, halving stops after a few single records and the
+/// batches are set aside whole: fewer requests than records, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_everything_is_not_flooded_with_halves() {
+    let server = start_server().await;
+    server
+        .intake
+        .refuse_unreadable
+        .store(true, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
+    append(&buffer, 0..200);
+    let forwarder = Forwarder::start(
+        Arc::clone(&buffer),
+        ForwarderConfig {
+            batch_max_events: 20,
+            ..forwarder_config(format!("http://{}", server.address))
+        },
+    )
+    .unwrap();
+    wait_until("the buffer drains", Duration::from_secs(30), || {
+        drained(&buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    let stats = stats.snapshot();
+    assert!(server.intake.stored().is_empty());
+    assert_eq!(stats.rejected_events, 200, "{stats:?}");
+    assert!(
+        stats.batches_sent < 40,
+        "{} requests for 200 records: {stats:?}",
+        stats.batches_sent
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

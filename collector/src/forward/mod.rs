@@ -15,7 +15,15 @@
 //! A batch keeps its number until the server acknowledges it, and the number is written in
 //! the buffer before the first attempt together with the batch's last record, so after a crash
 //! the same number goes out again with the same records (the server re-acknowledges a batch it
-//! already stored). Records `drop_oldest` removed while their batch was waiting are left out
+//! already stored).
+//!
+//! A batch the server refuses for its content (`bad_body`, `too_large`) is cut in half and the
+//! first half sent again under the same number (the server stored nothing of it), and so on
+//! down to one record: one record the server cannot read is then all that goes to
+//! `rejected/`, not the thousands sent with it. Refusals of the whole stream (a server older
+//! than the records, a bad key) are not split, nor are more after [`MAX_LONE_REFUSALS`]
+//! single records refused in a row: then every record is refused and halving would only
+//! multiply requests. Records `drop_oldest` removed while their batch was waiting are left out
 //! of the next attempt: the buffer counted them as dropped, so the server must not get them.
 
 mod backoff;
@@ -37,6 +45,10 @@ use crate::CollectorError;
 use backoff::Backoff;
 use client::{Attempt, IntakeClient};
 pub use rejected::REJECTED_DIR;
+
+/// Single records refused in a row after which refused batches are set aside whole again,
+/// until the server acknowledges one.
+pub const MAX_LONE_REFUSALS: u32 = 3;
 
 /// How long one blocking buffer read waits, so a stop is noticed quickly.
 const READ_SLICE: Duration = Duration::from_millis(200);
@@ -167,6 +179,7 @@ pub struct ForwarderStats {
     rejected_events: AtomicU64,
     dropped_before_delivery: AtomicU64,
     renumbered: AtomicU64,
+    split: AtomicU64,
     last_ack_time_ms: AtomicI64,
     last_error: Mutex<Option<String>>,
 }
@@ -195,6 +208,9 @@ pub struct ForwarderStatsSnapshot {
     /// Batches renumbered because the server had acknowledged newer numbers than this
     /// buffer knew (its state was lost or restored from a backup).
     pub renumbered: u64,
+    /// Refused batches cut in half to send again, so that only the records the server cannot
+    /// take end in `rejected/` (see [`Forwarder`]'s module docs).
+    pub split: u64,
     /// When the last acknowledgement came, Unix milliseconds (0: never).
     pub last_ack_time_ms: i64,
     /// The last failure, if any.
@@ -214,6 +230,7 @@ impl ForwarderStats {
             rejected_events: self.rejected_events.load(Ordering::Relaxed),
             dropped_before_delivery: self.dropped_before_delivery.load(Ordering::Relaxed),
             renumbered: self.renumbered.load(Ordering::Relaxed),
+            split: self.split.load(Ordering::Relaxed),
             last_ack_time_ms: self.last_ack_time_ms.load(Ordering::Relaxed),
             last_error: self
                 .last_error
@@ -367,6 +384,7 @@ impl Worker {
             .filter(|(in_flight, _)| *in_flight == sequence)
             .map(|(_, last)| last);
         let mut backoff = Backoff::new(self.config.retry_initial, self.config.retry_max);
+        let mut lone_refusals = 0;
         while !self.stop.is_set() {
             let resending = resend_upto.is_some();
             let records = match self.gather(cursor, resend_upto.take()).await {
@@ -398,7 +416,6 @@ impl Worker {
                 continue;
             };
             let (first, last) = (*first, *last);
-            cursor = Some(last);
             let body = match encode(&records) {
                 Ok(body) => body,
                 Err(error) => {
@@ -424,7 +441,12 @@ impl Worker {
             };
             // The body is what goes on the wire; the records are in the buffer.
             drop(records);
-            match self.deliver(&mut batch, &mut backoff).await {
+            let delivered = self
+                .deliver(&mut batch, &mut backoff, &mut lone_refusals)
+                .await;
+            // A batch cut in half ends earlier than what was read: the rest comes next.
+            cursor = Some(batch.last);
+            match delivered {
                 Delivered::Done => sequence = batch.sequence + 1,
                 Delivered::Emptied => sequence = batch.sequence,
                 Delivered::Stopped => break,
@@ -528,7 +550,12 @@ impl Worker {
 
     /// Sends `batch` until the server acknowledges it, refuses it (saved and counted), the
     /// buffer dropped all of it, or the forwarder stops.
-    async fn deliver(&self, batch: &mut Batch, backoff: &mut Backoff) -> Delivered {
+    async fn deliver(
+        &self,
+        batch: &mut Batch,
+        backoff: &mut Backoff,
+        lone_refusals: &mut u32,
+    ) -> Delivered {
         loop {
             match self.leave_out_dropped(batch).await {
                 Ok(true) => {}
@@ -565,6 +592,7 @@ impl Worker {
                         .fetch_add(ack.duplicates, Ordering::Relaxed);
                     match self.finish(batch, last, Outcome::Stored).await {
                         Ok(()) => {
+                            *lone_refusals = 0;
                             self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
                             self.stats
                                 .events_acked
@@ -587,8 +615,19 @@ impl Worker {
                             Ok(()) => continue,
                             Err(problem) => problem,
                         },
+                        None if worth_splitting(batch.events, &rejection, *lone_refusals) => {
+                            match self.halve(batch, &rejection).await {
+                                Ok(()) => continue,
+                                Err(problem) => problem,
+                            }
+                        }
                         None => match self.set_aside(batch, last, status, rejection).await {
-                            Ok(()) => return Delivered::Done,
+                            Ok(()) => {
+                                if batch.events == 1 {
+                                    *lone_refusals += 1;
+                                }
+                                return Delivered::Done;
+                            }
                             Err(problem) => problem,
                         },
                     }
@@ -619,6 +658,42 @@ impl Worker {
             .map_err(|error| format!("cannot record the renumbered batch {next}: {error}"))?;
         self.stats.renumbered.fetch_add(1, Ordering::Relaxed);
         batch.sequence = next;
+        Ok(())
+    }
+
+    /// Narrows a refused batch to its first half (read again from the buffer), to be sent
+    /// again under the same number: the server stored nothing of it.
+    async fn halve(&self, batch: &mut Batch, rejection: &Rejection) -> Result<(), String> {
+        let (first, last, sequence) = (batch.first, batch.last, batch.sequence);
+        let records = self
+            .blocking(move |buffer| read_span(buffer, first, last))
+            .await
+            .map_err(|error| format!("cannot read refused batch {sequence} again: {error}"))?;
+        // `drop_oldest` may have taken some since: what is left goes as it is (the next
+        // attempt leaves the dropped ones out), and one record alone is set aside if refused.
+        let half = &records[..(records.len() / 2).max(1).min(records.len())];
+        let (Some((half_first, _)), Some((half_last, _))) = (half.first(), half.last()) else {
+            batch.events = 0;
+            return Ok(());
+        };
+        let (half_first, half_last) = (*half_first, *half_last);
+        let body = encode(half).map_err(|error| format!("cannot compress a batch: {error}"))?;
+        self.blocking(move |buffer| buffer.set_in_flight(sequence, half_last))
+            .await
+            .map_err(|error| format!("cannot record the batch in flight: {error}"))?;
+        tracing::warn!(
+            sequence,
+            reason = %rejection.reason,
+            message = %rejection.message,
+            events = records.len(),
+            first_half = half.len(),
+            "server refused a batch for its content: sending it again in halves"
+        );
+        self.stats.split.fetch_add(1, Ordering::Relaxed);
+        batch.first = half_first;
+        batch.last = half_last;
+        batch.events = half.len();
+        batch.body = body;
         Ok(())
     }
 
@@ -759,6 +834,15 @@ enum Delivered {
     Emptied,
     /// The forwarder is stopping; the batch stays in the buffer.
     Stopped,
+}
+
+/// Whether a batch of `events` refused with `rejection` is cut in half and sent again: only
+/// refusals of its content, not of the whole stream (see the module docs).
+fn worth_splitting(events: usize, rejection: &Rejection, lone_refusals: u32) -> bool {
+    events > 1
+        && lone_refusals < MAX_LONE_REFUSALS
+        && matches!(rejection.reason.as_str(), "bad_body" | "too_large")
+        && !crate::record::is_newer_version_refusal(&rejection.message)
 }
 
 /// The records `first..=last` still in the buffer (acknowledged or dropped ones are gone).
