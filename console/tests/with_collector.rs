@@ -133,3 +133,68 @@ async fn the_collector_enrolls_forwards_rotates_and_reports_to_the_server() {
         record.rejected
     );
 }
+
+/// A record the real server cannot take (one an older collector stored before records were
+/// held to their ceilings: a long key over thousands of values) costs only itself: the
+/// forwarder cuts its refused batch in halves until that record alone is set aside, and the
+/// server stores every other event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_record_the_server_refuses_is_all_that_is_set_aside() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("phuong-da-kao").await;
+    let work = tempfile::tempdir().unwrap();
+    let buffer = Arc::new(
+        DiskBuffer::open(
+            &work.path().join("buffer"),
+            BufferConfig {
+                max_bytes: 64 << 20,
+                segment_bytes: 1 << 20,
+                when_full: WhenFull::Block,
+                sync: SyncPolicy::EveryAppend,
+            },
+        )
+        .unwrap(),
+    );
+    let hostile = format!(
+        r#"{{"id":"ev-hostile","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"json","fields":{{"{}":[{}]}}}}"#,
+        "k".repeat(64 << 10),
+        vec!["0"; 5_000].join(",")
+    );
+    let mut records: Vec<Vec<u8>> = (0..300).map(line).collect();
+    records.insert(137, hostile.into_bytes());
+    buffer.append(&records, Duration::from_secs(5)).unwrap();
+
+    let config = ForwarderConfig {
+        batch_max_events: 100,
+        linger: Duration::from_millis(20),
+        retry_initial: Duration::from_millis(20),
+        retry_max: Duration::from_millis(200),
+        ..ForwarderConfig::new(server.url(""), collector.id.clone(), collector.key.clone())
+    };
+    let forwarder = Forwarder::start(buffer.clone(), config).unwrap();
+    let started = Instant::now();
+    while buffer.stats().records > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "buffer not drained: {:?}",
+            forwarder.stats().snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = forwarder.stats().snapshot();
+    forwarder.shutdown().await;
+
+    assert_eq!(
+        (stats.rejected_batches, stats.rejected_events),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert!(stats.split > 0, "{stats:?}");
+    assert_eq!(server.stored_count(), 300);
+    let stored: std::collections::HashSet<String> =
+        server.stored().into_iter().map(|event| event.id).collect();
+    assert_eq!(stored.len(), 300);
+    assert!(!stored.contains("ev-hostile"));
+    let record = server.registry.collector(&collector.id).unwrap().unwrap();
+    assert_eq!(record.events, 300);
+}
