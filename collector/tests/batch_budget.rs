@@ -255,6 +255,17 @@ fn alone_in_a_batch(event: &mut Event) {
     assert_eq!(protocol::decode_batch(&body).unwrap().len(), 1);
 }
 
+/// Stores `event` alone in a batch (see [`alone_in_a_batch`]) and says why it was kept raw.
+fn kept_raw_alone(event: &mut Event) -> String {
+    alone_in_a_batch(event);
+    assert_eq!(event.format, Format::Unknown);
+    event
+        .parse_error
+        .as_ref()
+        .map(|error| error.message.clone())
+        .unwrap()
+}
+
 /// The largest frame a source may take (`framing::MAX_MAX_FRAME`), of the least compressible
 /// kinds, goes alone in a batch the server accepts.
 #[test]
@@ -296,13 +307,7 @@ fn the_largest_frames_fit_a_batch_alone() {
     );
     let mut windows = parse(InputFormat::Json, document.as_bytes()).remove(0);
     assert_eq!(windows.format, Format::Winevent);
-    alone_in_a_batch(&mut windows);
-    assert_eq!(windows.format, Format::Unknown);
-    let message = windows
-        .parse_error
-        .as_ref()
-        .map(|error| error.message.clone())
-        .unwrap();
+    let message = kept_raw_alone(&mut windows);
     assert!(message.contains("its record would take"), "{message}");
 }
 
@@ -313,12 +318,6 @@ fn an_event_with_more_values_than_half_a_batch_is_kept_raw() {
     let document = format!(r#"{{"a":[{}]}}"#, zeros(record::MAX_EVENT_VALUES + 10));
     let mut event = parse(InputFormat::Json, document.as_bytes()).remove(0);
     assert_eq!(event.format, Format::Json);
-    alone_in_a_batch(&mut event);
-    assert_eq!(event.format, Format::Unknown);
-    let message = event
-        .parse_error
-        .as_ref()
-        .map(|error| error.message.clone())
-        .unwrap();
+    let message = kept_raw_alone(&mut event);
     assert!(message.contains("2000000 one event may carry"), "{message}");
 }

@@ -304,6 +304,21 @@ fn forwarder_config(url: String) -> ForwarderConfig {
     }
 }
 
+/// Runs a forwarder with `config` until `buffer` is drained; its counters then.
+async fn forward_until_drained(
+    buffer: &Arc<DiskBuffer>,
+    config: ForwarderConfig,
+) -> citysoc_collector::ForwarderStatsSnapshot {
+    let forwarder = Forwarder::start(Arc::clone(buffer), config).unwrap();
+    wait_until("the buffer drains", Duration::from_secs(30), || {
+        drained(buffer)
+    })
+    .await;
+    let stats = forwarder.stats();
+    forwarder.shutdown().await;
+    stats.snapshot()
+}
+
 async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -435,34 +450,44 @@ async fn batches_stop_before_the_byte_limit_whatever_the_record_sizes() {
     }
 }
 
-/// One record the server cannot read costs only itself: its batch is refused, cut in halves
-/// sent again under the same number, down to that record, which alone goes to `rejected/`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_refused_for_one_record_is_split_until_only_that_record_is_set_aside() {
+/// Forwards `events` test events in batches of `batch_max_events` to a server that refuses,
+/// as `bad_body`, every batch holding one of `unreadable` (all of them when `None`); the
+/// server, the buffer's directory and the forwarder's counters once the buffer is drained.
+async fn forward_to_a_server_refusing(
+    unreadable: Option<Vec<String>>,
+    events: u64,
+    batch_max_events: usize,
+) -> (
+    TestServer,
+    tempfile::TempDir,
+    citysoc_collector::ForwarderStatsSnapshot,
+) {
     let server = start_server().await;
-    *server.intake.unreadable.lock().unwrap() = Some(vec!["event-000042".into()]);
+    *server.intake.unreadable.lock().unwrap() = unreadable;
     server
         .intake
         .refuse_unreadable
         .store(true, Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
     let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
-    append(&buffer, 0..100);
-    let forwarder = Forwarder::start(
-        Arc::clone(&buffer),
+    append(&buffer, 0..events);
+    let stats = forward_until_drained(
+        &buffer,
         ForwarderConfig {
-            batch_max_events: 100,
+            batch_max_events,
             ..forwarder_config(format!("http://{}", server.address))
         },
     )
-    .unwrap();
-    wait_until("the buffer drains", Duration::from_secs(30), || {
-        drained(&buffer)
-    })
     .await;
-    let stats = forwarder.stats();
-    forwarder.shutdown().await;
-    let stats = stats.snapshot();
+    (server, dir, stats)
+}
+
+/// One record the server cannot read costs only itself: its batch is refused, cut in halves
+/// sent again under the same number, down to that record, which alone goes to `rejected/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_refused_for_one_record_is_split_until_only_that_record_is_set_aside() {
+    let (server, dir, stats) =
+        forward_to_a_server_refusing(Some(vec!["event-000042".into()]), 100, 100).await;
 
     let mut expected = ids(0..100);
     expected.retain(|id| id != "event-000042");
@@ -497,29 +522,7 @@ async fn a_batch_refused_for_one_record_is_split_until_only_that_record_is_set_a
 /// batches are set aside whole: fewer requests than records, nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_refusing_everything_is_not_flooded_with_halves() {
-    let server = start_server().await;
-    server
-        .intake
-        .refuse_unreadable
-        .store(true, Ordering::Relaxed);
-    let dir = tempfile::tempdir().unwrap();
-    let buffer = open_buffer(dir.path(), WhenFull::Block, 1 << 20);
-    append(&buffer, 0..200);
-    let forwarder = Forwarder::start(
-        Arc::clone(&buffer),
-        ForwarderConfig {
-            batch_max_events: 20,
-            ..forwarder_config(format!("http://{}", server.address))
-        },
-    )
-    .unwrap();
-    wait_until("the buffer drains", Duration::from_secs(30), || {
-        drained(&buffer)
-    })
-    .await;
-    let stats = forwarder.stats();
-    forwarder.shutdown().await;
-    let stats = stats.snapshot();
+    let (server, _dir, stats) = forward_to_a_server_refusing(None, 200, 20).await;
     assert!(server.intake.stored().is_empty());
     assert_eq!(stats.rejected_events, 200, "{stats:?}");
     assert!(

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use citysoc_collector::identity::{self, Identity};
 use citysoc_collector::protocol::Heartbeat;
 use citysoc_collector::{
-    BufferConfig, DiskBuffer, Forwarder, ForwarderConfig, SyncPolicy, WhenFull,
+    BufferConfig, DiskBuffer, Forwarder, ForwarderConfig, ForwarderStatsSnapshot, SyncPolicy,
+    WhenFull,
 };
 use citysoc_console::{ServerConfig, TlsFiles};
 use common::TestServer;
@@ -24,18 +25,36 @@ fn line(number: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn drain(buffer: &Arc<DiskBuffer>, identity: &Identity, ca: &Path) {
+fn open_buffer(dir: &Path) -> Arc<DiskBuffer> {
+    Arc::new(
+        DiskBuffer::open(
+            &dir.join("buffer"),
+            BufferConfig {
+                max_bytes: 64 << 20,
+                segment_bytes: 1 << 20,
+                when_full: WhenFull::Block,
+                sync: SyncPolicy::EveryAppend,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// Forwards until `buffer` is empty, with small batches and quick retries; the counters then.
+async fn forward_all(
+    buffer: &Arc<DiskBuffer>,
+    server: String,
+    collector_id: String,
+    key: Vec<u8>,
+    ca: Option<&Path>,
+) -> ForwarderStatsSnapshot {
     let config = ForwarderConfig {
         batch_max_events: 100,
         linger: Duration::from_millis(20),
         retry_initial: Duration::from_millis(20),
         retry_max: Duration::from_millis(200),
-        ca_file: Some(ca.to_path_buf()),
-        ..ForwarderConfig::new(
-            identity.server.clone(),
-            identity.collector_id.clone(),
-            identity.key_bytes().unwrap(),
-        )
+        ca_file: ca.map(Path::to_path_buf),
+        ..ForwarderConfig::new(server, collector_id, key)
     };
     let forwarder = Forwarder::start(buffer.clone(), config).unwrap();
     let started = Instant::now();
@@ -48,8 +67,20 @@ async fn drain(buffer: &Arc<DiskBuffer>, identity: &Identity, ca: &Path) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stats = forwarder.stats().snapshot();
-    assert_eq!(stats.rejected_batches, 0, "{stats:?}");
     forwarder.shutdown().await;
+    stats
+}
+
+async fn drain(buffer: &Arc<DiskBuffer>, identity: &Identity, ca: &Path) {
+    let stats = forward_all(
+        buffer,
+        identity.server.clone(),
+        identity.collector_id.clone(),
+        identity.key_bytes().unwrap(),
+        Some(ca),
+    )
+    .await;
+    assert_eq!(stats.rejected_batches, 0, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,18 +111,7 @@ async fn the_collector_enrolls_forwards_rotates_and_reports_to_the_server() {
     let identity_file = work.path().join("identity.json");
     identity.save(&identity_file).unwrap();
 
-    let buffer = Arc::new(
-        DiskBuffer::open(
-            &work.path().join("buffer"),
-            BufferConfig {
-                max_bytes: 64 << 20,
-                segment_bytes: 1 << 20,
-                when_full: WhenFull::Block,
-                sync: SyncPolicy::EveryAppend,
-            },
-        )
-        .unwrap(),
-    );
+    let buffer = open_buffer(work.path());
     let records: Vec<Vec<u8>> = (0..1000).map(line).collect();
     buffer.append(&records, Duration::from_secs(5)).unwrap();
     drain(&buffer, &identity, &ca).await;
@@ -143,18 +163,7 @@ async fn one_record_the_server_refuses_is_all_that_is_set_aside() {
     let server = TestServer::start().await;
     let collector = server.enroll("phuong-da-kao").await;
     let work = tempfile::tempdir().unwrap();
-    let buffer = Arc::new(
-        DiskBuffer::open(
-            &work.path().join("buffer"),
-            BufferConfig {
-                max_bytes: 64 << 20,
-                segment_bytes: 1 << 20,
-                when_full: WhenFull::Block,
-                sync: SyncPolicy::EveryAppend,
-            },
-        )
-        .unwrap(),
-    );
+    let buffer = open_buffer(work.path());
     let hostile = format!(
         r#"{{"id":"ev-hostile","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"json","fields":{{"{}":[{}]}}}}"#,
         "k".repeat(64 << 10),
@@ -164,25 +173,14 @@ async fn one_record_the_server_refuses_is_all_that_is_set_aside() {
     records.insert(137, hostile.into_bytes());
     buffer.append(&records, Duration::from_secs(5)).unwrap();
 
-    let config = ForwarderConfig {
-        batch_max_events: 100,
-        linger: Duration::from_millis(20),
-        retry_initial: Duration::from_millis(20),
-        retry_max: Duration::from_millis(200),
-        ..ForwarderConfig::new(server.url(""), collector.id.clone(), collector.key.clone())
-    };
-    let forwarder = Forwarder::start(buffer.clone(), config).unwrap();
-    let started = Instant::now();
-    while buffer.stats().records > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "buffer not drained: {:?}",
-            forwarder.stats().snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stats = forwarder.stats().snapshot();
-    forwarder.shutdown().await;
+    let stats = forward_all(
+        &buffer,
+        server.url(""),
+        collector.id.clone(),
+        collector.key.clone(),
+        None,
+    )
+    .await;
 
     assert_eq!(
         (stats.rejected_batches, stats.rejected_events),
