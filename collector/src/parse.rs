@@ -364,24 +364,21 @@ pub(crate) fn into_pieces(event: &Event, max: usize) -> Vec<Event> {
                 logsource: LogSource::default(),
                 core: CoreFields::default(),
                 fields: Fields::with_capacity(2),
-                parse_error: Some(ParseError {
-                    format: "framing".into(),
-                    message: format!(
-                        "record of {} bytes, longer than the {max} one event may carry; kept raw in pieces, this is piece {number} of {count}",
-                        raw.len()
-                    ),
-                    offset: start,
-                }),
+                parse_error: None,
                 raw: None,
                 raw_base64: None,
             };
             piece.set_raw(raw.get(start..end).unwrap_or_default());
-            piece
-                .fields
-                .insert("fragment_index".into(), (number as u64).into());
-            piece
-                .fields
-                .insert("fragment_last".into(), (number == count).into());
+            mark_piece(
+                &mut piece,
+                number as u64,
+                number == count,
+                format!(
+                    "record of {} bytes, longer than the {max} one event may carry; kept raw in pieces, this is piece {number} of {count}",
+                    raw.len()
+                ),
+                start,
+            );
             if number == count {
                 for (name, value) in &flags {
                     piece.fields.insert((*name).into(), value.clone());
@@ -390,6 +387,19 @@ pub(crate) fn into_pieces(event: &Event, max: usize) -> Vec<Event> {
             piece
         })
         .collect()
+}
+
+/// Marks `event` as piece `number` of a record kept in pieces, the same way wherever the
+/// record was cut (a stream's frames, an event too long for a batch): `fragment_index`,
+/// `fragment_last`, and `message` as its `framing` parse error at byte `offset`.
+fn mark_piece(event: &mut Event, number: u64, last: bool, message: String, offset: usize) {
+    event.fields.insert("fragment_index".into(), number.into());
+    event.fields.insert("fragment_last".into(), last.into());
+    event.parse_error = Some(ParseError {
+        format: "framing".into(),
+        message,
+        offset,
+    });
 }
 
 /// Where the piece of `raw` from `start` ends: `max` bytes on, or earlier at the first byte of
@@ -766,22 +776,18 @@ impl Decoder {
         self.stats.fragments += 1;
         self.fragment_index += 1;
         let mut event = new_event(piece, &self.context, sequence);
-        event
-            .fields
-            .insert("fragment_index".into(), self.fragment_index.into());
-        event
-            .fields
-            .insert("fragment_last".into(), (kind == FrameKind::Final).into());
-        event.parse_error =
-            Some(ParseError {
-                format: "framing".into(),
-                message: format!(
+        let last = kind == FrameKind::Final;
+        mark_piece(
+            &mut event,
+            self.fragment_index,
+            last,
+            format!(
                 "record longer than the maximum frame size; kept raw in pieces, this is piece {}{}",
                 self.fragment_index,
-                if kind == FrameKind::Final { " (the last)" } else { "" }
+                if last { " (the last)" } else { "" }
             ),
-                offset: 0,
-            });
+            0,
+        );
         if kind != FrameKind::Fragment {
             self.fragment_index = 0;
         }

@@ -465,6 +465,17 @@ mod tests {
         assert!(error.contains("line 2"), "{error}");
     }
 
+    /// `body` is refused, with an error naming `place` (`line 1`, `record 1`) and `problem`.
+    fn assert_refused(body: &[u8], place: &str, problem: &str) {
+        let error = decode_batch(body).err().map(|error| error.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|error| error.contains(place) && error.contains(problem)),
+            "{error:?}"
+        );
+    }
+
     /// A batch whose values would take far more memory decoded than on the wire (a value in
     /// one byte) is refused before it is parsed, on both paths.
     #[test]
@@ -474,22 +485,10 @@ mod tests {
             r#"{{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"unknown","fields":{{"a":[{zeros}]}}}}"#
         );
         let body = encode_lines([line.as_bytes()]).unwrap_or_default();
-        let error = decode_batch(&body).err().map(|error| error.to_string());
-        assert!(
-            error
-                .as_deref()
-                .is_some_and(|error| error.contains("line 1") && error.contains("values")),
-            "{error:?}"
-        );
+        assert_refused(&body, "line 1", "values");
         // The same document as a JSON record in a records batch.
         let body = encode_records([line.as_bytes()]).unwrap_or_default();
-        let error = decode_batch(&body).err().map(|error| error.to_string());
-        assert!(
-            error
-                .as_deref()
-                .is_some_and(|error| error.contains("record 1") && error.contains("values")),
-            "{error:?}"
-        );
+        assert_refused(&body, "record 1", "values");
     }
 
     /// A long key over many values is small decoded but large indexed (its path once per
@@ -502,23 +501,11 @@ mod tests {
             r#"{{"id":"ab","timestamp":"2026-11-22T00:00:00Z","received_at":"2026-11-22T00:00:00Z","source":{{"transport":"udp"}},"format":"unknown","fields":{{"{key}":[{zeros}]}}}}"#
         );
         let body = encode_lines([line.as_bytes()]).unwrap_or_default();
-        let error = decode_batch(&body).err().map(|error| error.to_string());
-        assert!(
-            error
-                .as_deref()
-                .is_some_and(|error| error.contains("line 1") && error.contains("field paths")),
-            "{error:?}"
-        );
+        assert_refused(&body, "line 1", "field paths");
         let event: Event = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}"));
         let compact = crate::record::to_vec(&event).unwrap_or_default();
         let body = encode_records([compact.as_slice()]).unwrap_or_default();
-        let error = decode_batch(&body).err().map(|error| error.to_string());
-        assert!(
-            error
-                .as_deref()
-                .is_some_and(|error| error.contains("record 1") && error.contains("field paths")),
-            "{error:?}"
-        );
+        assert_refused(&body, "record 1", "field paths");
         // The same values under a short key.
         let short = line.replace(&key, "k");
         assert_eq!(
