@@ -11,7 +11,7 @@ use citysoc_collector::{BufferConfig, DiskBuffer, SyncPolicy, WhenFull};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: citysoc_alloc::Allocator = citysoc_alloc::Allocator;
 
 const RECORDS: usize = 1_000;
 

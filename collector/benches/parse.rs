@@ -23,7 +23,7 @@ use support::syslog_lines::{rfc3164_filterlog_kv, rfc3164_firewall, rfc3164_sshd
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: citysoc_alloc::Allocator = citysoc_alloc::Allocator;
 
 const RECORDS: usize = 1_000;
 

@@ -25,7 +25,7 @@ use format_lines::{access, auditd, cef, json, kv, leef, winevent};
 
 /// The same allocator as the `citysoc` binary.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: citysoc_alloc::Allocator = citysoc_alloc::Allocator;
 
 /// A record generator: the record for an index.
 type Template = fn(usize) -> String;

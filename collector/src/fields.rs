@@ -23,6 +23,9 @@
 //!   ([`Fields::get`] builds it once and keeps it); serializing, the compact record and the
 //!   parsers' own reads ([`Fields::iter_stored`], [`StoredValue`]) take the text as it is.
 //!   On the collector's path from a line to its buffer nothing asks, so nothing is built.
+//! - a parser that stores many values cut from one text (a key=value message) copies that
+//!   text into the buffer once ([`Fields::text_source`]); a value that is a slice of it is
+//!   then stored as a span of that copy, with no copy of its own.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -143,6 +146,31 @@ impl Slot {
             Slot::Value(value) => StoredValue::Json(value),
             Slot::Text { start, len, .. } => StoredValue::Text(text_at(text, *start, *len)),
         }
+    }
+}
+
+/// A text whose copy heads a part of a [`Fields`]' text buffer ([`Fields::text_source`]): a
+/// value that is a slice of it is stored as a span of the copy.
+pub(crate) struct TextSource<'s> {
+    source: &'s str,
+    /// Where the copy starts in the buffer.
+    start: u32,
+}
+
+impl TextSource<'_> {
+    /// The span of the buffer holding `text`, when `text` is a slice of the source. Decided
+    /// by address alone: the source is borrowed for as long as this lives, so a slice in its
+    /// address range is made of its bytes (no `unsafe`, nothing read through the addresses).
+    #[inline(always)]
+    fn span_of(&self, text: &str) -> Option<(u32, u32)> {
+        let offset = (text.as_ptr() as usize).checked_sub(self.source.as_ptr() as usize)?;
+        if offset.checked_add(text.len())? > self.source.len() {
+            return None;
+        }
+        debug_assert_eq!(self.source.get(offset..offset + text.len()), Some(text));
+        // Both fit in 32 bits: the copy ends below 4 GiB (`Fields::text_source`).
+        let start = self.start.checked_add(u32::try_from(offset).ok()?)?;
+        Some((start, u32::try_from(text.len()).ok()?))
     }
 }
 
@@ -350,7 +378,18 @@ impl Fields {
     /// Makes room for `additional` more entries (parsers that can count their pairs call it
     /// once instead of letting the entries grow by doubling).
     pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
+        if self.entries.capacity() - self.entries.len() >= additional {
+            return;
+        }
+        // A new block with the entries moved over rather than `Vec::reserve`'s `realloc`,
+        // which copies the whole old block (768 bytes for the first 8 entries) though a
+        // syslog header has filled only 3 or 4 when a key=value payload reserves its pairs.
+        // At least double, as `Vec::reserve` grows, so that reserving a little at a time
+        // stays amortized.
+        let capacity = (self.entries.len() + additional).max(self.entries.capacity() * 2);
+        let mut entries = Vec::with_capacity(capacity);
+        entries.append(&mut self.entries);
+        self.entries = entries;
     }
 
     /// Makes room for `additional` more bytes of text values (a parser about to store a
@@ -552,6 +591,33 @@ impl Fields {
         }
     }
 
+    /// Copies `source` into the text buffer once, so that values that are slices of it are
+    /// stored as spans of the copy ([`Fields::push_absent_text_from`],
+    /// [`Fields::insert_repeatable_text_from`]) instead of being copied one by one (the copy of
+    /// a short value, with its capacity check and `memcpy` call, cost ~25 instructions; a
+    /// netfilter line has ~17). `None` when the buffer would pass 4 GiB (spans are 32-bit):
+    /// values are then copied as before.
+    pub(crate) fn text_source<'s>(&mut self, source: &'s str) -> Option<TextSource<'s>> {
+        let start = u32::try_from(self.text.len()).ok()?;
+        start.checked_add(u32::try_from(source.len()).ok()?)?;
+        self.text.push_str(source);
+        Some(TextSource { source, start })
+    }
+
+    /// The slot for `text`: a span of the copy of `source` when `text` is a slice of it,
+    /// else a copy of its own ([`Fields::store_text`]).
+    #[inline(always)]
+    fn store_text_from(&mut self, text: &str, source: Option<&TextSource<'_>>) -> Slot {
+        match source.and_then(|source| source.span_of(text)) {
+            Some((start, len)) => Slot::Text {
+                start,
+                len,
+                value: OnceLock::new(),
+            },
+            None => self.store_text(text),
+        }
+    }
+
     /// Appends an entry under a key the caller knows to be absent (a parser that keeps track
     /// of the names it has stored), without looking it up. The key must really be absent: a
     /// second entry with the same key would break the map (debug builds check).
@@ -561,10 +627,16 @@ impl Fields {
     }
 
     /// [`Fields::push_absent`] for a string value, kept in the text buffer (see the module
-    /// docs).
-    pub(crate) fn push_absent_text(&mut self, key: Key, text: &str) {
+    /// docs): as a span of `source`'s copy when `text` is a slice of it.
+    #[inline]
+    pub(crate) fn push_absent_text_from(
+        &mut self,
+        key: Key,
+        text: &str,
+        source: Option<&TextSource<'_>>,
+    ) {
         debug_assert!(!self.contains_key(&key), "{key} is present");
-        let slot = self.store_text(text);
+        let slot = self.store_text_from(text, source);
         self.push_new(key, slot);
     }
 
@@ -573,7 +645,7 @@ impl Fields {
     /// `entry` and then an insert or a push do, in one call that tests the key filter once
     /// and moves the value once: key=value parsers call it for every pair. `name` gives the
     /// key as a `'static` string when the parser knows it, so the key is not copied. (Pairs
-    /// are text: parsers call [`Fields::insert_repeatable_text`]; this is for tests with other
+    /// are text: parsers call [`Fields::insert_repeatable_text_from`]; this is for tests with other
     /// values.)
     #[cfg(test)]
     pub(crate) fn insert_repeatable(
@@ -582,18 +654,20 @@ impl Fields {
         value: Value,
         name: impl FnOnce(&str) -> Option<&'static str>,
     ) {
-        self.insert_repeatable_value(key, NewValue::Json(value), name);
+        self.insert_repeatable_value(key, NewValue::Json(value), name, None);
     }
 
     /// [`Fields::insert_repeatable`] for a string value, kept in the text buffer while its key
-    /// is seen once (a repeated key's values become an array of `Value`s).
-    pub(crate) fn insert_repeatable_text(
+    /// is seen once (a repeated key's values become an array of `Value`s): as a span of
+    /// `source`'s copy when `text` is a slice of it.
+    pub(crate) fn insert_repeatable_text_from(
         &mut self,
         key: &str,
         text: &str,
         name: impl FnOnce(&str) -> Option<&'static str>,
+        source: Option<&TextSource<'_>>,
     ) {
-        self.insert_repeatable_value(key, NewValue::Text(text), name);
+        self.insert_repeatable_value(key, NewValue::Text(text), name, source);
     }
 
     fn insert_repeatable_value(
@@ -601,6 +675,7 @@ impl Fields {
         key: &str,
         value: NewValue<'_>,
         name: impl FnOnce(&str) -> Option<&'static str>,
+        source: Option<&TextSource<'_>>,
     ) {
         let bit = key_bit(key);
         match self.position_with_bit(key, bit) {
@@ -615,7 +690,7 @@ impl Fields {
                     None => Cow::Owned(key.to_owned()),
                 };
                 let slot = match value {
-                    NewValue::Text(text) => self.store_text(text),
+                    NewValue::Text(text) => self.store_text_from(text, source),
                     NewValue::Json(value) => Slot::Value(value),
                 };
                 self.push_new_with_bit(key, bit, slot);
@@ -1214,6 +1289,46 @@ mod tests {
         }
         fields.insert("k0".into(), json!("back"));
         assert_eq!(fields.keys().last(), Some("k0"));
+    }
+
+    /// Values cut from a text source read back as themselves, whether stored as spans of its
+    /// copy (slices of it) or copied (anything else, including a slice of the same string that
+    /// runs past the source's end), and the map is the one plain inserts make.
+    #[test]
+    fn text_source_spans_read_back() {
+        let line = "IN=eth0 OUT= SRC=10.0.0.1 PROTO=TCP tail";
+        let pairs = &line[..35];
+        let mut fields = Fields::new();
+        fields.insert_text("syslog.facility".into(), "kern");
+        let source = fields.text_source(pairs);
+        assert!(source.is_some());
+        let values: [(&str, &str); 6] = [
+            ("IN", &line[3..7]),
+            ("OUT", &line[12..12]),
+            ("SRC", &line[17..25]),
+            ("PROTO", &line[32..35]),
+            // Straddles the source's end: copied.
+            ("straddle", &line[32..40]),
+            ("elsewhere", "not from the line"),
+        ];
+        for (key, value) in values {
+            fields.push_absent_text_from(key.into(), value, source.as_ref());
+        }
+        fields.insert_repeatable_text_from("SRC", &line[17..20], |_| None, source.as_ref());
+        let mut expected = Fields::new();
+        expected.insert_text("syslog.facility".into(), "kern");
+        for (key, value) in values {
+            expected.insert(key.into(), Value::from(value));
+        }
+        expected.insert("SRC".into(), serde_json::json!(["10.0.0.1", "10."]));
+        assert_eq!(fields, expected);
+        assert_eq!(
+            serde_json::to_string(&fields).ok(),
+            serde_json::to_string(&expected).ok()
+        );
+        assert_eq!(fields.get_str("PROTO"), Some("TCP"));
+        assert_eq!(fields.get_str("straddle"), Some("TCP tail"));
+        assert_eq!(fields.get_str("OUT"), Some(""));
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! dropped (a record nothing understands becomes an event with `format: unknown` and a
 //! [`ParseError`] saying what was wrong and at which byte).
 
-// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+// Only the allocator crate may hold `unsafe` (allocator/: a global allocator is an unsafe
+// trait over C); no other crate needs any.
 #![forbid(unsafe_code)]
 
 pub mod buffer;

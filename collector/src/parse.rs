@@ -146,6 +146,21 @@ fn new_event_from(
     context: &ParseContext,
     sequence: u64,
 ) -> Event {
+    new_event_with_room(record, utf8, context, sequence, FIRST_ENTRIES)
+}
+
+/// Entries a fresh event's `fields` has room for when its format tells nothing more: most
+/// records carry a handful of fields.
+const FIRST_ENTRIES: usize = 8;
+
+/// [`new_event_from`] with room for `entries` fields.
+fn new_event_with_room(
+    record: &[u8],
+    utf8: Option<&str>,
+    context: &ParseContext,
+    sequence: u64,
+    entries: usize,
+) -> Event {
     Event {
         id: event_id(record, context, sequence),
         timestamp: context.received_at,
@@ -159,9 +174,8 @@ fn new_event_from(
         format: Format::Unknown,
         logsource: LogSource::default(),
         core: CoreFields::default(),
-        // Most records carry a handful of fields; one allocation up front instead of several
-        // rehashes while the parser fills them.
-        fields: Fields::with_capacity(8),
+        // One allocation up front instead of several regrowths while the parser fills them.
+        fields: Fields::with_capacity(entries),
         parse_error: None,
         // As `Event::set_raw` stores it: text when valid UTF-8, base64 otherwise.
         raw: utf8.map(str::to_owned),
@@ -288,8 +302,9 @@ pub fn parse_record(
 ) -> Event {
     // One UTF-8 check serves both the raw copy and the parsers' text.
     let utf8 = std::str::from_utf8(record).ok();
-    let mut event = new_event_from(record, utf8, context, sequence);
     let text = record_text_from(record, utf8);
+    let entries = fields_room(input_format, &text);
+    let mut event = new_event_with_room(record, utf8, context, sequence, entries);
     let attempt = match input_format {
         InputFormat::Auto => parse_auto(&text, context, &mut event),
         fixed => parse_fixed(fixed, &text, context, &mut event),
@@ -298,6 +313,27 @@ pub fn parse_record(
         mark_unknown(&mut event, format_name, error);
     }
     event
+}
+
+/// Room for the fields of a record of `input_format`: formats that may hold key=value pairs
+/// (BSD syslog with a key=value, CEF or LEEF message, bare key=value) get room for about one
+/// pair per 10 bytes when the record has a `=`. Growing the entries once the pairs start
+/// copies the whole first block (a `realloc` of 768 bytes: ~420 instructions a netfilter
+/// line, BENCHMARKS.md "Parsing"), and the pairs only start after the header's entries are in.
+fn fields_room(input_format: InputFormat, text: &str) -> usize {
+    /// The header's entries (syslog priority, facility, timestamp, procid, a kernel time or
+    /// log prefix) and CEF's or LEEF's header fields are covered by this many.
+    const HEADER_ENTRIES: usize = 8;
+    /// At most this many pairs are made room for ahead, however long the record.
+    const MAX_PAIRS_AHEAD: usize = 56;
+    let may_hold_pairs = matches!(
+        input_format,
+        InputFormat::Kv | InputFormat::Cef | InputFormat::Leef
+    );
+    if !may_hold_pairs {
+        return FIRST_ENTRIES;
+    }
+    HEADER_ENTRIES + (text.len() / 10).min(MAX_PAIRS_AHEAD)
 }
 
 /// Fields that describe how a record arrived rather than what it says: an event that loses

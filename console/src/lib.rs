@@ -11,7 +11,8 @@
 //! Still to come here: the triage JSON API and web console, authentication of people, the
 //! triage store and the audit log.
 
-// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+// Only the allocator crate may hold `unsafe` (allocator/: a global allocator is an unsafe
+// trait over C); no other crate needs any.
 #![forbid(unsafe_code)]
 
 mod app;

@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 /// The allocator the `citysoc` binary runs with (see `src/main.rs`), so that allocation costs
 /// here (pieces, alerts, yara-x's own) are those of production, for the peer as for ours.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: citysoc_alloc::Allocator = citysoc_alloc::Allocator;
 
 const EVENTS: usize = 1_000;
 

@@ -7,7 +7,8 @@
 //! [`Alert`], which [`alert`] groups (suppression) and filters (exceptions) before the index
 //! and the console see it.
 
-// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+// Only the allocator crate may hold `unsafe` (allocator/: a global allocator is an unsafe
+// trait over C); no other crate needs any.
 #![forbid(unsafe_code)]
 
 mod error;

@@ -40,7 +40,7 @@ use tantivy::{doc, Index, IndexWriter};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: citysoc_alloc::Allocator = citysoc_alloc::Allocator;
 
 const NEEDLE_EVERY: u64 = 1_000_000;
 const CHUNK: u64 = 100_000;

@@ -7,7 +7,8 @@
 //! itself. Matching is defined once, in [`text`] (folding, tokens) and [`document`] (which
 //! values of an event are indexed), so the two stores give the same answers.
 
-// Only the binary may hold `unsafe` (src/allocator.rs); no library crate needs any.
+// Only the allocator crate may hold `unsafe` (allocator/: a global allocator is an unsafe
+// trait over C); no other crate needs any.
 #![forbid(unsafe_code)]
 
 mod error;

@@ -140,22 +140,30 @@ fn skip_spaces(bytes: &[u8], from: usize) -> usize {
 fn next_space(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let mut position = from.min(bytes.len());
-    // Eight bytes at a time while none of them can be a space: every space byte is below
-    // 0x21, and `(word - 0x21…) & !word & 0x80…` is zero exactly when no byte of the word is
-    // (the "has a byte less than n" test, n <= 128). This walks every value byte of a line;
-    // MAC addresses and FortiGate messages are long.
+    // Eight bytes at a time. Every space byte is below 0x21, and in
+    // `(word - 0x21…) & !word & 0x80…` (the "has a byte less than n" test, n <= 128) the
+    // lowest set bit marks exactly the first byte below 0x21 (a borrow only runs upwards, so
+    // only bits above it can be false): its position comes from counting trailing zeros, with
+    // no second pass byte by byte. Values are mostly shorter than eight bytes, so the word
+    // holding the end is the usual case, not the exception. A byte below 0x21 that is not a
+    // space (a control byte) is stepped over.
     while let Some(chunk) = bytes.get(position..position + 8) {
         let Ok(chunk) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
         let word = u64::from_le_bytes(chunk);
-        if word.wrapping_sub(ONES * 0x21) & !word & (ONES * 0x80) != 0 {
-            break;
+        let below = word.wrapping_sub(ONES * 0x21) & !word & (ONES * 0x80);
+        if below == 0 {
+            position += 8;
+            continue;
         }
-        position += 8;
+        position += (below.trailing_zeros() / 8) as usize;
+        if bytes.get(position).copied().is_some_and(is_space) {
+            return position;
+        }
+        position += 1;
     }
-    // The last bytes, or the word with a byte below 0x21 (a space, or a control byte that is
-    // not one), byte by byte; a plain loop, not an iterator over a sub-slice (fewer
+    // The last bytes, byte by byte; a plain loop, not an iterator over a sub-slice (fewer
     // instructions per byte).
     while position < bytes.len() && !is_space(bytes[position]) {
         position += 1;
@@ -265,6 +273,9 @@ fn parse_pairs(
 ) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
     let prefix = text.get(..start).unwrap_or_default().trim();
+    // The pairs' text, copied once into the fields' text buffer by the store: the values are
+    // slices of it, stored as spans of that copy.
+    let pairs = text.get(start..).unwrap_or_default();
     let tokens = if read_first {
         let mut tokens = Vec::with_capacity(32);
         for_each_token(text, start, |token| tokens.push(token))?;
@@ -279,11 +290,9 @@ fn parse_pairs(
     }
     match tokens {
         Some(tokens) => {
-            // One allocation for the entries instead of growth by doubling (~20 pairs a line),
-            // and one for the values' text.
+            // One allocation for the entries instead of growth by doubling (~20 pairs a line).
             event.fields.reserve(tokens.len());
-            event.fields.reserve_text(text.len().saturating_sub(start));
-            let mut store = PairStore::new(&mut event.fields);
+            let mut store = PairStore::new(&mut event.fields, pairs);
             for token in tokens {
                 insert_token(&mut store, token);
             }
@@ -292,8 +301,7 @@ fn parse_pairs(
             // Unquoted tokens end at a space: at most one more token than spaces.
             let spaces = memchr::memchr_iter(b' ', &bytes[start..]).count();
             event.fields.reserve(spaces + 1);
-            event.fields.reserve_text(bytes.len().saturating_sub(start));
-            let mut store = PairStore::new(&mut event.fields);
+            let mut store = PairStore::new(&mut event.fields, pairs);
             for_each_token(text, start, |token| insert_token(&mut store, token))?;
         }
     }
@@ -303,7 +311,7 @@ fn parse_pairs(
 
 /// Adds one token to `fields`: a pair (a repeated key collects its values in an array), or a
 /// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
-fn insert_token(store: &mut PairStore<'_>, token: Token<'_>) {
+fn insert_token(store: &mut PairStore<'_, '_>, token: Token<'_>) {
     match token {
         Token::Pair(key, value) => store.text_pair(key, &value),
         Token::Flag(word, argument) => {

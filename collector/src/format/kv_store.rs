@@ -13,29 +13,38 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::event::Fields;
-use crate::fields::Entry;
+use crate::fields::{Entry, TextSource};
 use crate::format::kv_names::{name_at, static_index, static_name, NAME_COUNT};
 
 // One bit per known name must fit the bitset.
 const _: () = assert!(NAME_COUNT <= 128);
 
 /// `fields` with a record of which known names it holds.
-pub(crate) struct PairStore<'f> {
+pub(crate) struct PairStore<'f, 's> {
     fields: &'f mut Fields,
+    /// The record's text, copied into the fields' text buffer once: values cut from it are
+    /// stored as spans of that copy.
+    source: Option<TextSource<'s>>,
     /// Bit `i` set: `fields` holds the known name with index `i` (`kv_names::static_index`).
     present: u128,
 }
 
-impl<'f> PairStore<'f> {
-    /// Starts storing into `fields`, noting which known names it holds already (the syslog
-    /// envelope's and the prefix's entries, a handful). Everything stored into `fields` from
-    /// now on until the store is dropped must go through the store.
-    pub(crate) fn new(fields: &'f mut Fields) -> Self {
+impl<'f, 's> PairStore<'f, 's> {
+    /// Starts storing into `fields` the pairs of `source` (values that are slices of it are
+    /// stored as spans of one copy of it), noting which known names `fields` holds already
+    /// (the syslog envelope's and the prefix's entries, a handful). Everything stored into
+    /// `fields` from now on until the store is dropped must go through the store.
+    pub(crate) fn new(fields: &'f mut Fields, source: &'s str) -> Self {
         let present = fields
             .keys()
             .filter_map(static_index)
             .fold(0u128, |present, index| present | 1 << index);
-        PairStore { fields, present }
+        let source = fields.text_source(source);
+        PairStore {
+            fields,
+            source,
+            present,
+        }
     }
 
     /// Marks the known name `index` as present; true when it was absent before.
@@ -69,8 +78,16 @@ impl<'f> PairStore<'f> {
     #[inline]
     pub(crate) fn text_pair(&mut self, key: &str, text: &str) {
         match self.newly_present_name(key) {
-            Some(name) => self.fields.push_absent_text(Cow::Borrowed(name), text),
-            None => self.fields.insert_repeatable_text(key, text, static_name),
+            Some(name) => {
+                self.fields
+                    .push_absent_text_from(Cow::Borrowed(name), text, self.source.as_ref())
+            }
+            None => self.fields.insert_repeatable_text_from(
+                key,
+                text,
+                static_name,
+                self.source.as_ref(),
+            ),
         }
     }
 
@@ -166,7 +183,7 @@ mod tests {
             for token in &during {
                 reference(&mut expected, token);
             }
-            let mut store = PairStore::new(&mut stored);
+            let mut store = PairStore::new(&mut stored, "");
             for (is_flag, key, value) in &during {
                 match value {
                     _ if *is_flag => store.flag(key, value.clone()),
