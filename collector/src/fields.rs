@@ -153,24 +153,41 @@ impl Slot {
 /// value that is a slice of it is stored as a span of the copy.
 pub(crate) struct TextSource<'s> {
     source: &'s str,
-    /// Where the copy starts in the buffer.
-    start: u32,
+    /// Where the copy starts in the buffer; `None` when there is no copy (the buffer would
+    /// have passed 4 GiB): values are then copied one by one.
+    start: Option<u32>,
 }
 
-impl TextSource<'_> {
+impl<'s> TextSource<'s> {
+    /// The source's text at `range` (`""` for a range that is not one of its `str` slices;
+    /// the tokenizers hand over ranges that end at ASCII bytes, which always are).
+    #[inline]
+    pub(crate) fn text(&self, range: std::ops::Range<usize>) -> &'s str {
+        debug_assert!(self.source.get(range.clone()).is_some(), "{range:?}");
+        self.source.get(range).unwrap_or_default()
+    }
+
     /// The span of the buffer holding `text`, when `text` is a slice of the source. Decided
     /// by address alone: the source is borrowed for as long as this lives, so a slice in its
     /// address range is made of its bytes (no `unsafe`, nothing read through the addresses).
     #[inline(always)]
     fn span_of(&self, text: &str) -> Option<(u32, u32)> {
         let offset = (text.as_ptr() as usize).checked_sub(self.source.as_ptr() as usize)?;
-        if offset.checked_add(text.len())? > self.source.len() {
+        self.span_at(offset..offset.checked_add(text.len())?)
+    }
+
+    /// The span of the buffer holding the source's bytes at `range`. Only for ranges that
+    /// are `str` slices of the source (what the buffer's readers slice back out); checked in
+    /// debug builds, and a reader of a span that is not one gets `""`, never a panic.
+    #[inline(always)]
+    fn span_at(&self, range: std::ops::Range<usize>) -> Option<(u32, u32)> {
+        if range.start > range.end || range.end > self.source.len() {
             return None;
         }
-        debug_assert_eq!(self.source.get(offset..offset + text.len()), Some(text));
+        debug_assert!(self.source.get(range.clone()).is_some(), "{range:?}");
         // Both fit in 32 bits: the copy ends below 4 GiB (`Fields::text_source`).
-        let start = self.start.checked_add(u32::try_from(offset).ok()?)?;
-        Some((start, u32::try_from(text.len()).ok()?))
+        let start = self.start?.checked_add(u32::try_from(range.start).ok()?)?;
+        Some((start, u32::try_from(range.end - range.start).ok()?))
     }
 }
 
@@ -590,15 +607,21 @@ impl Fields {
 
     /// Copies `source` into the text buffer once, so that values that are slices of it are
     /// stored as spans of the copy ([`Fields::push_absent_text_from`],
-    /// [`Fields::insert_repeatable_text_from`]) instead of being copied one by one (the copy of
-    /// a short value, with its capacity check and `memcpy` call, cost ~25 instructions; a
-    /// netfilter line has ~17). `None` when the buffer would pass 4 GiB (spans are 32-bit):
-    /// values are then copied as before.
-    pub(crate) fn text_source<'s>(&mut self, source: &'s str) -> Option<TextSource<'s>> {
-        let start = u32::try_from(self.text.len()).ok()?;
-        start.checked_add(u32::try_from(source.len()).ok()?)?;
-        self.text.push_str(source);
-        Some(TextSource { source, start })
+    /// [`Fields::push_absent_span`], [`Fields::insert_repeatable_text_from`]) instead of being
+    /// copied one by one (the copy of a short value, with its capacity check and `memcpy`
+    /// call, cost ~25 instructions; a netfilter line has ~17). When the buffer would pass
+    /// 4 GiB (spans are 32-bit) nothing is copied and values are copied one by one as before.
+    pub(crate) fn text_source<'s>(&mut self, source: &'s str) -> TextSource<'s> {
+        let start = u32::try_from(self.text.len()).ok().filter(|start| {
+            u32::try_from(source.len())
+                .ok()
+                .and_then(|len| start.checked_add(len))
+                .is_some()
+        });
+        if start.is_some() {
+            self.text.push_str(source);
+        }
+        TextSource { source, start }
     }
 
     /// The slot for `text`: a span of the copy of `source` when `text` is a slice of it,
@@ -634,6 +657,27 @@ impl Fields {
     ) {
         debug_assert!(!self.contains_key(&key), "{key} is present");
         let slot = self.store_text_from(text, source);
+        self.push_new(key, slot);
+    }
+
+    /// [`Fields::push_absent_text_from`] of the value at `range` of `source`'s text (a
+    /// tokenizer that knows where its values are need not slice them out as `str`s).
+    #[inline]
+    pub(crate) fn push_absent_span(
+        &mut self,
+        key: Key,
+        source: &TextSource<'_>,
+        range: std::ops::Range<usize>,
+    ) {
+        debug_assert!(!self.contains_key(&key), "{key} is present");
+        let slot = match source.span_at(range.clone()) {
+            Some((start, len)) => Slot::Text {
+                start,
+                len,
+                value: OnceLock::new(),
+            },
+            None => self.store_text(source.text(range)),
+        };
         self.push_new(key, slot);
     }
 
@@ -1297,8 +1341,7 @@ mod tests {
         let pairs = &line[..35];
         let mut fields = Fields::new();
         fields.insert_text("syslog.facility".into(), "kern");
-        let source = fields.text_source(pairs);
-        assert!(source.is_some());
+        let source = Some(fields.text_source(pairs));
         let values: [(&str, &str); 6] = [
             ("IN", &line[3..7]),
             ("OUT", &line[12..12]),

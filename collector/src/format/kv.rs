@@ -39,6 +39,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde_json::Value;
@@ -216,7 +217,14 @@ fn pair_end(bytes: &[u8], position: usize) -> Option<usize> {
 
 /// One piece of a key=value record.
 enum Token<'a> {
-    Pair(&'a str, Cow<'a, str>),
+    /// A pair whose value reads as written, at this range of the text (bare, or quoted
+    /// without a backslash). The key is its bytes (key bytes: ASCII) and the value a range,
+    /// so that the pair of nearly every token needs no `str` slicing: the four char-boundary
+    /// checks of slicing both out cost ~27 instructions a pair (BENCHMARKS.md "Parsing").
+    Pair(&'a [u8], Range<usize>),
+    /// A quoted pair whose value had escapes, resolved.
+    Escaped(&'a [u8], String),
+    /// A word without `=` (`SYN`, `DF`), with its parenthesized argument if one follows.
     Flag(&'a str, Option<&'a str>),
 }
 
@@ -273,9 +281,6 @@ fn parse_pairs(
 ) -> Result<(), FormatError> {
     let bytes = text.as_bytes();
     let prefix = text.get(..start).unwrap_or_default().trim();
-    // The pairs' text, copied once into the fields' text buffer by the store: the values are
-    // slices of it, stored as spans of that copy.
-    let pairs = text.get(start..).unwrap_or_default();
     let tokens = if read_first {
         let mut tokens = Vec::with_capacity(32);
         for_each_token(text, start, |token| tokens.push(token))?;
@@ -292,7 +297,7 @@ fn parse_pairs(
         Some(tokens) => {
             // One allocation for the entries instead of growth by doubling (~20 pairs a line).
             event.fields.reserve(tokens.len());
-            let mut store = PairStore::new(&mut event.fields, pairs);
+            let mut store = PairStore::new(&mut event.fields, text);
             for token in tokens {
                 insert_token(&mut store, token);
             }
@@ -301,7 +306,7 @@ fn parse_pairs(
             // Unquoted tokens end at a space: at most one more token than spaces.
             let spaces = memchr::memchr_iter(b' ', &bytes[start..]).count();
             event.fields.reserve(spaces + 1);
-            let mut store = PairStore::new(&mut event.fields, pairs);
+            let mut store = PairStore::new(&mut event.fields, text);
             for_each_token(text, start, |token| insert_token(&mut store, token))?;
         }
     }
@@ -313,7 +318,8 @@ fn parse_pairs(
 /// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
 fn insert_token(store: &mut PairStore<'_, '_>, token: Token<'_>) {
     match token {
-        Token::Pair(key, value) => store.text_pair(key, &value),
+        Token::Pair(key, value) => store.span_pair(key, value),
+        Token::Escaped(key, value) => store.text_pair(&String::from_utf8_lossy(key), &value),
         Token::Flag(word, argument) => {
             store.flag(word, argument.map_or(Value::Bool(true), Value::from));
         }
@@ -363,15 +369,19 @@ fn for_each_token<'a>(
     let mut position = skip_spaces(bytes, start);
     while position < bytes.len() {
         if let Some(value_at) = value_start(bytes, position) {
-            let key = &text[position..value_at - 1];
+            let key = bytes.get(position..value_at - 1).unwrap_or_default();
             if bytes.get(value_at) == Some(&b'"') {
                 let close = closing_quote(bytes, value_at + 1)
                     .ok_or_else(|| FormatError::new("unterminated quoted value", value_at))?;
-                each(Token::Pair(key, unescape(&text[value_at + 1..close])));
+                let quoted = value_at + 1..close;
+                match unescape(text.get(quoted.clone()).unwrap_or_default()) {
+                    Cow::Borrowed(_) => each(Token::Pair(key, quoted)),
+                    Cow::Owned(value) => each(Token::Escaped(key, value)),
+                }
                 position = close + 1;
             } else {
                 let end = next_space(bytes, value_at);
-                each(Token::Pair(key, Cow::Borrowed(&text[value_at..end])));
+                each(Token::Pair(key, value_at..end));
                 position = end;
             }
         } else {
@@ -1218,8 +1228,14 @@ mod tests {
         }
         for token in tokens {
             match token {
-                Token::Pair(key, value) => {
-                    let value = Value::from(value.into_owned());
+                Token::Pair(_, _) | Token::Escaped(_, _) => {
+                    let (key, value) = match token {
+                        Token::Pair(key, range) => (key, text[range].to_owned()),
+                        Token::Escaped(key, value) => (key, value),
+                        Token::Flag(..) => continue,
+                    };
+                    let key = std::str::from_utf8(key).unwrap_or_default();
+                    let value = Value::from(value);
                     match event.fields.get_mut(key) {
                         None => {
                             event.fields.insert(key.to_owned().into(), value);

@@ -151,10 +151,15 @@ pub(crate) const NAME_COUNT: usize = NAMES.len();
 /// [`NAME_COUNT`] that stands for the name (a parser can keep one bit per name seen).
 #[inline]
 pub(crate) fn static_index(key: &str) -> Option<usize> {
+    static_index_of_bytes(key.as_bytes())
+}
+
+/// [`static_index`] of a key held as bytes (the key=value tokenizer's keys).
+#[inline]
+pub(crate) fn static_index_of_bytes(bytes: &[u8]) -> Option<usize> {
     // One multiply and (nearly always) one probe of an open-addressing table built at compile
     // time, instead of a scan of a length bucket: this runs once per pair, and the scan (up
     // to 32 compares for netfilter's three-letter names) was ~7% of a netfilter line.
-    let bytes = key.as_bytes();
     if !(2..=MAX_NAME_LEN).contains(&bytes.len()) {
         return None;
     }

@@ -9,12 +9,15 @@
 //! `kv.rs` holds the two to that).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde_json::Value;
 
 use crate::event::Fields;
 use crate::fields::{Entry, TextSource};
-use crate::format::kv_names::{name_at, static_index, static_name, NAME_COUNT};
+use crate::format::kv_names::{
+    name_at, static_index, static_index_of_bytes, static_name, NAME_COUNT,
+};
 
 // One bit per known name must fit the bitset.
 const _: () = assert!(NAME_COUNT <= 128);
@@ -24,7 +27,7 @@ pub(crate) struct PairStore<'f, 's> {
     fields: &'f mut Fields,
     /// The record's text, copied into the fields' text buffer once: values cut from it are
     /// stored as spans of that copy.
-    source: Option<TextSource<'s>>,
+    source: TextSource<'s>,
     /// Bit `i` set: `fields` holds the known name with index `i` (`kv_names::static_index`).
     present: u128,
 }
@@ -59,35 +62,56 @@ impl<'f, 's> PairStore<'f, 's> {
     /// `key` as a `'static` name when it is a known name `fields` does not hold yet (it is
     /// then marked as held): such a pair is appended without a lookup.
     #[inline]
-    fn newly_present_name(&mut self, key: &str) -> Option<&'static str> {
-        let index = static_index(key)?;
+    fn newly_present_name(&mut self, key: &[u8]) -> Option<&'static str> {
+        let index = static_index_of_bytes(key)?;
         self.newly_present(index).then(|| name_at(index)).flatten()
     }
 
     /// Adds a pair; a key already present collects its values in an array, in order.
     #[cfg(test)]
     pub(crate) fn pair(&mut self, key: &str, value: Value) {
-        match self.newly_present_name(key) {
+        match self.newly_present_name(key.as_bytes()) {
             Some(name) => self.fields.push_absent(Cow::Borrowed(name), value),
             None => self.fields.insert_repeatable(key, value, static_name),
         }
     }
 
-    /// [`PairStore::pair`] for a text value (every pair of a record), kept in the fields'
-    /// text buffer rather than as a `Value::String` of its own.
+    /// [`PairStore::pair`] for a text value (a quoted value whose escapes were resolved), kept
+    /// in the fields' text buffer rather than as a `Value::String` of its own.
     #[inline]
     pub(crate) fn text_pair(&mut self, key: &str, text: &str) {
-        match self.newly_present_name(key) {
+        match self.newly_present_name(key.as_bytes()) {
             Some(name) => {
                 self.fields
-                    .push_absent_text_from(Cow::Borrowed(name), text, self.source.as_ref())
+                    .push_absent_text_from(Cow::Borrowed(name), text, Some(&self.source))
             }
-            None => self.fields.insert_repeatable_text_from(
-                key,
-                text,
-                static_name,
-                self.source.as_ref(),
-            ),
+            None => {
+                self.fields
+                    .insert_repeatable_text_from(key, text, static_name, Some(&self.source))
+            }
+        }
+    }
+
+    /// [`PairStore::text_pair`] of the value at `value` of the source text, a span of its
+    /// copy: the pair of nearly every token, which the tokenizer hands over as positions.
+    #[inline]
+    pub(crate) fn span_pair(&mut self, key: &[u8], value: Range<usize>) {
+        match self.newly_present_name(key) {
+            Some(name) => self
+                .fields
+                .push_absent_span(Cow::Borrowed(name), &self.source, value),
+            None => {
+                let text = self.source.text(value);
+                // Key bytes are ASCII (the tokenizer's key class), so this never replaces a
+                // byte; lossy rather than a silent empty key should that change.
+                let key = String::from_utf8_lossy(key);
+                self.fields.insert_repeatable_text_from(
+                    &key,
+                    text,
+                    static_name,
+                    Some(&self.source),
+                );
+            }
         }
     }
 
