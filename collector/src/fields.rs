@@ -87,6 +87,16 @@ fn text_at(text: &str, start: u32, len: u32) -> &str {
 }
 
 impl Slot {
+    /// A text slot for `start..start + len` of the text buffer, its `Value` not built yet.
+    #[inline(always)]
+    fn span(start: u32, len: u32) -> Self {
+        Slot::Text {
+            start,
+            len,
+            value: OnceLock::new(),
+        }
+    }
+
     /// The slot as a `Value`, building (and keeping) a text slot's `Value::String` the first
     /// time.
     #[inline]
@@ -595,11 +605,7 @@ impl Fields {
         match (u32::try_from(start), u32::try_from(text.len())) {
             (Ok(start32), Ok(len)) if start32.checked_add(len).is_some() => {
                 self.text.push_str(text);
-                Slot::Text {
-                    start: start32,
-                    len,
-                    value: OnceLock::new(),
-                }
+                Slot::span(start32, len)
             }
             _ => Slot::Value(Value::String(text.to_owned())),
         }
@@ -629,11 +635,7 @@ impl Fields {
     #[inline(always)]
     fn store_text_from(&mut self, text: &str, source: Option<&TextSource<'_>>) -> Slot {
         match source.and_then(|source| source.span_of(text)) {
-            Some((start, len)) => Slot::Text {
-                start,
-                len,
-                value: OnceLock::new(),
-            },
+            Some((start, len)) => Slot::span(start, len),
             None => self.store_text(text),
         }
     }
@@ -671,11 +673,7 @@ impl Fields {
     ) {
         debug_assert!(!self.contains_key(&key), "{key} is present");
         let slot = match source.span_at(range.clone()) {
-            Some((start, len)) => Slot::Text {
-                start,
-                len,
-                value: OnceLock::new(),
-            },
+            Some((start, len)) => Slot::span(start, len),
             None => self.store_text(source.text(range)),
         };
         self.push_new(key, slot);

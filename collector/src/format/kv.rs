@@ -1227,31 +1227,27 @@ mod tests {
             record_prefix(prefix, context, event);
         }
         for token in tokens {
-            match token {
-                Token::Pair(_, _) | Token::Escaped(_, _) => {
-                    let (key, value) = match token {
-                        Token::Pair(key, range) => (key, text[range].to_owned()),
-                        Token::Escaped(key, value) => (key, value),
-                        Token::Flag(..) => continue,
-                    };
-                    let key = std::str::from_utf8(key).unwrap_or_default();
-                    let value = Value::from(value);
-                    match event.fields.get_mut(key) {
-                        None => {
-                            event.fields.insert(key.to_owned().into(), value);
-                        }
-                        Some(Value::Array(values)) => values.push(value),
-                        Some(existing) => {
-                            let first = existing.take();
-                            *existing = Value::Array(vec![first, value]);
-                        }
-                    }
-                }
+            let (key, value) = match token {
                 Token::Flag(word, argument) => {
                     if !event.fields.contains_key(word) {
                         let value = argument.map_or(Value::Bool(true), Value::from);
                         event.fields.insert(word.to_owned().into(), value);
                     }
+                    continue;
+                }
+                Token::Pair(key, range) => (key, text[range].to_owned()),
+                Token::Escaped(key, value) => (key, value),
+            };
+            let key = std::str::from_utf8(key).unwrap_or_default();
+            let value = Value::from(value);
+            match event.fields.get_mut(key) {
+                None => {
+                    event.fields.insert(key.to_owned().into(), value);
+                }
+                Some(Value::Array(values)) => values.push(value),
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = Value::Array(vec![first, value]);
                 }
             }
         }
