@@ -29,7 +29,7 @@ const PLAIN_ALIGNMENT: usize = 16;
 /// Why not the `mimalloc` crate's `MiMalloc`: it calls `mi_malloc_aligned` for every
 /// allocation. For a block over 1 KiB that takes mimalloc's generic aligned path (~380
 /// instructions) where `mi_malloc` takes its size-class queue: a netfilter line's ~2 KiB of
-/// field entries paid it on every record. Parsing spends 1.8–3% fewer instructions per
+/// field entries paid it on every record. Parsing spends 1.8–3.7% fewer instructions per
 /// record over all formats this way (BENCHMARKS.md, "Parsing").
 pub struct Allocator;
 
