@@ -6,6 +6,8 @@
 //! to an allocator size class; one buffer per batch costs one of each per batch, and events
 //! are serialized straight into it.
 
+use std::sync::Mutex;
+
 /// Serialized events (one each, no newline inside), in order, in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lines {
@@ -56,6 +58,12 @@ impl Lines {
             self.bytes.shrink_to_fit();
             self.ends.shrink_to_fit();
         }
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
     }
 
     /// Adds a copy of `line`.
@@ -122,6 +130,64 @@ impl<T: AsRef<[u8]>> FromIterator<T> for Lines {
     }
 }
 
+/// Bytes of idle buffers a [`LinesPool`] keeps, at most.
+pub const POOL_MAX_BYTES: usize = 2 << 20;
+
+/// Batch buffers the sink has written, kept for the next batches a source encodes.
+///
+/// Why: a source's batch buffer is ~200 KiB (a 64 KiB read's records, with headroom), past
+/// mimalloc's medium sizes, so each one came from pages mimalloc had given back to the system
+/// after the last batch was freed (its purge delay is 10 ms, `citysoc-alloc`) and every page
+/// was faulted in and zeroed again while the records were written into it: ~5% of the
+/// collector's time in a profile under load (BENCHMARKS.md, Collector throughput). Reusing
+/// the written buffers keeps their pages. Idle buffers are bounded ([`POOL_MAX_BYTES`]), apart
+/// from the pipeline's own bound on batches queued and under write.
+#[derive(Debug, Default)]
+pub struct LinesPool {
+    idle: Mutex<Vec<Lines>>,
+}
+
+impl LinesPool {
+    /// A batch with room for `lines` lines of `bytes` bytes in all: an idle buffer when one is
+    /// large enough, and not so large that [`Lines::release_spare_room`] would copy the batch
+    /// out of it; a new one otherwise.
+    pub fn take(&self, lines: usize, bytes: usize) -> Lines {
+        let reused = self.idle.lock().ok().and_then(|mut idle| {
+            let fits = idle.iter().rposition(|spare| {
+                (bytes..=bytes.saturating_mul(2)).contains(&spare.bytes.capacity())
+            })?;
+            Some(idle.swap_remove(fits))
+        });
+        match reused {
+            Some(mut spare) => {
+                spare.ends.reserve(lines);
+                spare
+            }
+            None => Lines::with_capacity(lines, bytes),
+        }
+    }
+
+    /// Keeps `lines`' buffers (emptied) for a later [`LinesPool::take`], unless the pool
+    /// already holds [`POOL_MAX_BYTES`].
+    pub fn give_back(&self, mut lines: Lines) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let held: usize = idle.iter().map(Lines::heap_bytes).sum();
+        if held.saturating_add(lines.heap_bytes()) <= POOL_MAX_BYTES {
+            lines.clear();
+            idle.push(lines);
+        }
+    }
+
+    /// Bytes the idle buffers hold.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle
+            .lock()
+            .map_or(0, |idle| idle.iter().map(Lines::heap_bytes).sum())
+    }
+}
+
 /// The lines of a [`Lines`], in order.
 #[derive(Debug, Clone)]
 pub struct LinesIter<'a> {
@@ -174,6 +240,36 @@ mod tests {
         full.release_spare_room();
         assert_eq!(full.heap_bytes(), before);
         assert_eq!(full.len(), 4);
+    }
+
+    #[test]
+    fn the_pool_hands_back_a_written_buffer_that_fits_emptied_and_keeps_within_its_bound() {
+        let pool = LinesPool::default();
+        let mut written = pool.take(4, 200 << 10);
+        written.push(b"an event");
+        let buffer = written.bytes.as_ptr();
+        pool.give_back(written);
+        assert_eq!(
+            pool.idle_bytes(),
+            (200 << 10) + 4 * std::mem::size_of::<usize>()
+        );
+        // Too small for it, and so much smaller that the batch would be copied out of it:
+        // a new buffer, the idle one kept.
+        let small = pool.take(1, 100);
+        assert_ne!(small.bytes.as_ptr(), buffer);
+        assert!(pool.idle_bytes() > 0);
+        assert!(pool.take(1, 300 << 10).bytes.capacity() >= 300 << 10);
+        let reused = pool.take(400, 150 << 10);
+        assert_eq!(reused.bytes.as_ptr(), buffer);
+        assert!(reused.is_empty() && reused.byte_len() == 0);
+        assert!(reused.ends.capacity() >= 400);
+        assert_eq!(pool.idle_bytes(), 0);
+        // Past the bound, buffers are freed, not kept.
+        for _ in 0..(POOL_MAX_BYTES / (200 << 10)) + 3 {
+            pool.give_back(Lines::with_capacity(0, 200 << 10));
+        }
+        assert!(pool.idle_bytes() <= POOL_MAX_BYTES);
+        assert!(pool.idle_bytes() > POOL_MAX_BYTES - (200 << 10));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::lines::Lines;
+use crate::lines::{Lines, LinesPool};
 use crate::metrics::{CollectorMetrics, DropReason};
 use crate::sink::EventSink;
 
@@ -74,9 +74,17 @@ pub struct PipelineSender {
     room: Arc<Semaphore>,
     /// The pipeline's bound in bytes (all of `room`).
     max_bytes: usize,
+    /// Buffers of batches the sink has written, for the sources' next batches.
+    pool: Arc<LinesPool>,
 }
 
 impl PipelineSender {
+    /// An empty batch with room for `lines` lines of `bytes` bytes, in a buffer of a batch
+    /// already written when one fits (see [`LinesPool`]).
+    pub fn batch_buffer(&self, lines: usize, bytes: usize) -> Lines {
+        self.pool.take(lines, bytes)
+    }
+
     /// A batch's claim on the pipeline's bytes: the memory it holds (its buffers' capacity:
     /// about 1.4 times its lines for a source's full read, at most about twice for a small one,
     /// which `Lines::release_spare_room` trims; counting only the lines let the queue hold that much
@@ -268,8 +276,10 @@ pub fn start_writer_bounded(
     let max_bytes = max_bytes.clamp(MIN_QUEUE_BYTES, MAX_QUEUE_BYTES);
     let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     let room = Arc::new(Semaphore::new(max_bytes));
+    let pool = Arc::new(LinesPool::default());
     let writer = Writer {
         sink,
+        pool: pool.clone(),
         metrics,
         dirty: false,
     };
@@ -279,6 +289,7 @@ pub fn start_writer_bounded(
             tx,
             room,
             max_bytes,
+            pool,
         },
         handle,
     )
@@ -286,6 +297,8 @@ pub fn start_writer_bounded(
 
 struct Writer {
     sink: Arc<dyn EventSink>,
+    /// Where written batches' buffers go back to, for the sources.
+    pool: Arc<LinesPool>,
     metrics: Arc<CollectorMetrics>,
     /// Written since the last flush.
     dirty: bool,
@@ -355,7 +368,15 @@ impl Writer {
             true
         } else {
             let sink = self.sink.clone();
-            match tokio::task::spawn_blocking(move || sink.write(&groups)).await {
+            let pool = self.pool.clone();
+            let write = move || {
+                let written = sink.write(&groups);
+                for lines in groups {
+                    pool.give_back(lines);
+                }
+                written
+            };
+            match tokio::task::spawn_blocking(write).await {
                 Ok(Ok(())) => true,
                 Ok(Err(error)) => {
                     tracing::error!(%error, events = line_count, "sink write failed; events dropped");

@@ -117,7 +117,7 @@ impl SourceRuntime {
             .map(encoded_size_guess)
             .sum::<usize>()
             .saturating_add(SERIALIZER_HEADROOM);
-        let mut lines = Lines::with_capacity(events.len(), guess);
+        let mut lines = self.pipeline.batch_buffer(events.len(), guess);
         let mut unparsed = 0;
         let mut failed = 0;
         for event in events.iter_mut() {
