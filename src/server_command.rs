@@ -40,6 +40,11 @@ struct RunArgs {
     /// Store received events without running detection.
     #[arg(long)]
     no_detect: bool,
+    /// Batches decoded, checked and stored at once, at most (default: the machine's cores, up
+    /// to 4). Each can hold a few hundred MB at worst; past it, batches wait up to 10 s for a
+    /// place, then get 503 and their collector sends them again.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    max_batches_in_process: Option<u16>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -228,10 +233,14 @@ fn serve(args: RunArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let defaults = ServerConfig::new(&data);
     let config = ServerConfig {
         tls,
         detection,
-        ..ServerConfig::new(&data)
+        max_batches_in_process: args
+            .max_batches_in_process
+            .map_or(defaults.max_batches_in_process, usize::from),
+        ..defaults
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

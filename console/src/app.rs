@@ -13,6 +13,7 @@ use citysoc_collector::protocol::HEADER_COLLECTOR;
 use citysoc_index::TantivyStore;
 use serde::Serialize;
 
+use crate::batch_places::BatchPlaces;
 use crate::detection::Detection;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -33,6 +34,8 @@ pub(crate) struct AppState {
     /// Signed requests being read or handled, per claimed collector id
     /// ([`crate::signed::MAX_SIGNED_REQUESTS_PER_COLLECTOR`]).
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Places for batches being decoded, checked and stored (`batch_places.rs`).
+    pub batch_places: BatchPlaces,
 }
 
 /// One of a collector's places among the signed requests in flight; given back when dropped.
@@ -66,6 +69,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         detection: Option<Detection>,
         alerts_path: PathBuf,
+        batch_places: BatchPlaces,
     ) -> Self {
         AppState {
             registry,
@@ -78,6 +82,7 @@ impl AppState {
                 crate::signed::MAX_SIGNED_REQUESTS,
             )),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            batch_places,
         }
     }
 

@@ -3,7 +3,8 @@
 //! The checks, in order, each refusal a 4xx counted by reason: unknown collector (401),
 //! revoked (403), headers (400), signing time (401 `expired`) — all before the body is read —
 //! then too many requests at once, in all or of this collector id (503 `busy`), body over the limit (413) or too slow to arrive
-//! (408), signature (401 `bad_signature`), batch number (409 `replay` when older than the last
+//! (408), signature (401 `bad_signature`), no place among the batches handled at once within
+//! the wait (503 `busy`, `batch_places.rs`), batch number (409 `replay` when older than the last
 //! acknowledged; the same number again is a re-send and answered again), body (400 `bad_body`:
 //! not zstd, cut short, a line that is not an event; nothing of the batch is stored). Then
 //! every event's `agency` and `collector` are set from the registry, never taken from the
@@ -36,9 +37,12 @@ pub(crate) async fn intake(State(app): State<App>, headers: HeaderMap, body: Bod
 
 async fn receive(app: &App, headers: HeaderMap, body: Body) -> Result<IntakeAck, Rejected> {
     let request = authenticate(app, headers, body, INTAKE_PATH, MAX_BODY_BYTES).await?;
+    // Authenticated first: only a collector's own batches can wait for (and take) a place.
+    let place = app.batch_places.take().await.ok_or_else(Rejected::busy)?;
     blocking(app, move |app| {
         let answer = process(app, &request);
         drop(request);
+        drop(place);
         answer
     })
     .await

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod batch_places;
 mod control;
 mod dedup;
 mod detection;
@@ -29,6 +30,7 @@ mod server;
 mod signed;
 mod tls;
 
+pub use batch_places::{default_max_places, DEFAULT_PLACE_WAIT};
 pub use detection::Detection;
 pub use error::ConsoleError;
 pub use metrics::Metrics;

@@ -22,6 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::app::{App, AppState};
+use crate::batch_places::BatchPlaces;
 use crate::control::{heartbeat, rotate, CONTROL_BODY_BYTES};
 use crate::detection::Detection;
 use crate::enroll::enroll;
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     pub store: TantivyConfig,
     /// How often the timer checks whether a commit is due.
     pub commit_check: Duration,
+    /// Batches decoded, checked and stored at once, at most (`batch_places.rs`).
+    pub max_batches_in_process: usize,
+    /// How long a batch waits for one of those places before it is refused as `busy`.
+    pub batch_place_wait: Duration,
 }
 
 impl ServerConfig {
@@ -67,6 +72,8 @@ impl ServerConfig {
             detection: None,
             store: TantivyConfig::default(),
             commit_check: Duration::from_secs(1),
+            max_batches_in_process: crate::batch_places::default_max_places(),
+            batch_place_wait: crate::batch_places::DEFAULT_PLACE_WAIT,
         }
     }
 }
@@ -93,6 +100,7 @@ impl Server {
             Arc::new(Metrics::default()),
             config.detection,
             config.data_dir.join("alerts.ndjson"),
+            BatchPlaces::new(config.max_batches_in_process, config.batch_place_wait),
         ));
         Ok(Server {
             app,
@@ -243,6 +251,17 @@ async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
          # TYPE citysoc_signed_requests_in_progress gauge\n\
          citysoc_signed_requests_in_progress {in_progress}\n",
         max = crate::signed::MAX_SIGNED_REQUESTS
+    ));
+    text.push_str(&format!(
+        "# HELP citysoc_intake_batches_in_process Batches being decoded, checked and stored (at most {max}; a batch waits for a place, then gets 503).\n\
+         # TYPE citysoc_intake_batches_in_process gauge\n\
+         citysoc_intake_batches_in_process {in_use}\n\
+         # HELP citysoc_intake_batches_waited_total Batches that found every place taken and waited for one.\n\
+         # TYPE citysoc_intake_batches_waited_total counter\n\
+         citysoc_intake_batches_waited_total {waited}\n",
+        max = app.batch_places.total(),
+        in_use = app.batch_places.in_use(),
+        waited = app.batch_places.waited(),
     ));
     let store = app.store.stats();
     text.push_str(&format!(

@@ -567,6 +567,59 @@ async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     );
 }
 
+/// With one place for batches and no wait for it, collectors sending at once are handled one
+/// batch at a time: a batch that finds the place taken is refused `busy` (503), counted, and
+/// stored when its collector sends it again. Nothing is lost and the place comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_past_the_batch_places_get_busy_and_are_stored_when_sent_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = citysoc_console::ServerConfig::new(data.path());
+    config.max_batches_in_process = 1;
+    config.batch_place_wait = std::time::Duration::ZERO;
+    let server = std::sync::Arc::new(
+        TestServer::start_with(data, config, "http", common::plain_client()).await,
+    );
+    const COLLECTORS: usize = 6;
+    const EVENTS: usize = 2_000;
+    let mut senders = tokio::task::JoinSet::new();
+    for n in 0..COLLECTORS {
+        let collector = server.enroll(&format!("quan-{n}")).await;
+        let server = server.clone();
+        // Large enough batches that handling one takes a while.
+        let body = batch(&events(&format!("c{n}-"), EVENTS));
+        senders.spawn(async move {
+            let mut busy = 0u64;
+            for _ in 0..600 {
+                let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
+                if response.status() == 503 {
+                    expect_rejection(response, 503, "busy").await;
+                    busy += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                assert_eq!(response.status(), 200);
+                let ack: IntakeAck = response.json().await.unwrap();
+                return (ack.stored, busy);
+            }
+            panic!("collector {n} never got a place");
+        });
+    }
+    let mut busy = 0;
+    while let Some(result) = senders.join_next().await {
+        let (stored, refused) = result.unwrap();
+        assert_eq!(stored, EVENTS as u64);
+        busy += refused;
+    }
+    assert_eq!(server.stored_count(), (COLLECTORS * EVENTS) as u64);
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, &rejected_metric("intake", "busy")), busy);
+    // Every refused batch had waited (a batch that waited can still get a place that came
+    // free in that instant).
+    assert!(metric(&text, "citysoc_intake_batches_waited_total") >= busy);
+    assert_eq!(metric(&text, "citysoc_intake_batches_in_process"), 0);
+    assert!(text.contains("at most 1;"), "{text}");
+}
+
 /// A collector's `received_at` in the future or over a year old is replaced by the server's
 /// time (it decides the day index when the device clock is implausible), the reported value
 /// kept in `fields`, and counted.
