@@ -27,11 +27,17 @@ fn text(bytes: &[u8]) -> String {
 
 /// Starts the server on a free loopback port; returns it and its base URL.
 fn start_server(data: &Path) -> (Child, String) {
+    start_server_with(data, &[])
+}
+
+/// [`start_server`] with more arguments.
+fn start_server_with(data: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_citysoc"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["server", "--data"])
         .arg(data)
         .args(["--listen", "127.0.0.1:0", "--no-detect"])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|error| panic!("{error}"));
@@ -306,4 +312,42 @@ fn tokens_are_listed_by_id_and_an_unused_one_revoked() {
         .unwrap_or_default();
     assert_eq!(revoked_entry["revoked_by"], "soc-lead");
     assert_eq!(revoked_entry["agency"], "quan-7");
+}
+
+/// `--max-batches-in-process` sets the server's bound on batches handled at once (shown in
+/// its /metrics); zero places would refuse every batch and is not accepted.
+#[tokio::test]
+async fn the_batch_places_follow_the_flag_and_zero_is_refused() {
+    let data = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+    let data_arg = data.path().to_string_lossy().into_owned();
+    let zero = citysoc(&[
+        "server",
+        "--data",
+        &data_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--max-batches-in-process",
+        "0",
+    ]);
+    assert!(!zero.status.success());
+    assert!(
+        text(&zero.stderr).contains("--max-batches-in-process"),
+        "{}",
+        text(&zero.stderr)
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (mut server, base) = start_server_with(data.path(), &["--max-batches-in-process", "3"]);
+    let fetched = async { reqwest::get(format!("{base}/metrics")).await?.text().await }.await;
+    // Stopped before anything can fail, so no server outlives the test.
+    let _ = server.kill();
+    let _ = server.wait();
+    let metrics = fetched.unwrap_or_else(|error| panic!("{error}"));
+    assert!(
+        metrics.contains("Batches being decoded, checked and stored (at most 3;"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\ncitysoc_intake_batches_in_process 0\n"),
+        "{metrics}"
+    );
 }
