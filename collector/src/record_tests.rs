@@ -570,6 +570,23 @@ proptest! {
         }
     }
 
+    /// Text values take a shortcut when encoded (one two-byte header for a one-byte name code
+    /// and a short string): their bytes are exactly those of the same values held as JSON.
+    #[test]
+    fn text_values_encode_as_the_same_json_strings_do(
+        entries in proptest::collection::vec((any_key(), ".{0,10}|.{120,140}"), 0..12),
+    ) {
+        let base = parse_record(b"<4>May 14 09:58:30 fw kernel: x", InputFormat::Auto, &context(), 7);
+        let (mut as_text, mut as_json) = (base.clone(), base);
+        for (key, value) in entries {
+            as_text.fields.insert_text(Key::from(key.clone()), &value);
+            as_json.fields.insert(Key::from(key), serde_json::Value::String(value));
+        }
+        let record = to_vec(&as_text).unwrap();
+        prop_assert_eq!(&record, &to_vec(&as_json).unwrap());
+        prop_assert_eq!(decode(&record).unwrap(), as_json);
+    }
+
     #[test]
     fn cut_or_damaged_fields_never_panic(fields in any_fields(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), bits in 1u8..=255) {
         let mut event = parse_record(b"x", InputFormat::Auto, &context(), 7);

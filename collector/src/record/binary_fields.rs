@@ -56,6 +56,8 @@ const OBJECT: u8 = 8;
 /// `SMALL_UNSIGNED + n`: the unsigned integer `n`, for `n` below [`SMALL_UNSIGNED_LIMIT`].
 const SMALL_UNSIGNED: u8 = 0x40;
 const SMALL_UNSIGNED_LIMIT: u8 = 64;
+/// Codes below this take one byte (LEB128 of `code << 1` below 128).
+const ONE_BYTE_CODES: usize = 64;
 /// `SHORT_STRING + n`: a string of `n` bytes (below 128) follows.
 const SHORT_STRING: u8 = 0x80;
 
@@ -80,6 +82,18 @@ pub(super) enum NotBinary {
 pub(super) fn put_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), NotBinary> {
     put_varint(out, fields.len() as u64);
     for (key, value) in fields.iter_stored() {
+        // Most entries: a name with a one-byte code and a short text value, written as one
+        // two-byte header and the text (instead of a capacity check per byte).
+        if let StoredValue::Text(text) = value {
+            match (code_of(key), u8::try_from(text.len())) {
+                (Some(code @ 0..ONE_BYTE_CODES), Ok(length)) if length < 0x80 => {
+                    out.extend_from_slice(&[(code as u8) << 1, SHORT_STRING + length]);
+                    out.extend_from_slice(text.as_bytes());
+                    continue;
+                }
+                _ => {}
+            }
+        }
         put_key(out, key);
         match value {
             StoredValue::Text(text) => put_string(out, text),
@@ -89,7 +103,7 @@ pub(super) fn put_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), NotBi
     Ok(())
 }
 
-#[inline]
+#[inline(always)]
 fn put_string(out: &mut Vec<u8>, text: &str) {
     match u8::try_from(text.len()) {
         Ok(length) if length < 0x80 => out.push(SHORT_STRING + length),
@@ -101,7 +115,7 @@ fn put_string(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-#[inline]
+#[inline(always)]
 fn put_key(out: &mut Vec<u8>, key: &str) {
     match code_of(key) {
         Some(code) => put_varint(out, (code as u64) << 1),
