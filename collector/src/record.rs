@@ -598,9 +598,16 @@ fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// A short text's tag and length are written as one piece.
 fn put_text(out: &mut Vec<u8>, tag: u8, text: &str) {
-    out.push(tag);
-    put_str(out, text);
+    match u8::try_from(text.len()) {
+        Ok(length) if length < 0x80 => out.extend_from_slice(&[tag, length]),
+        _ => {
+            out.push(tag);
+            put_varint(out, text.len() as u64);
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
 }
 
 fn put_optional_text(out: &mut Vec<u8>, tag: u8, text: Option<&str>) {
@@ -610,11 +617,35 @@ fn put_optional_text(out: &mut Vec<u8>, tag: u8, text: Option<&str>) {
 }
 
 fn put_time(out: &mut Vec<u8>, tag: u8, time: &DateTime<Utc>) {
-    out.push(tag);
     let seconds = time.timestamp();
+    // Written into a piece on the stack and appended once (two LEB128 numbers of up to ten
+    // bytes each, pushed byte by byte, cost a capacity check per byte).
+    let mut piece = [0u8; 21];
+    piece[0] = tag;
     // Zig-zag: times before 1970 stay short too.
-    put_varint(out, ((seconds << 1) ^ (seconds >> 63)) as u64);
-    put_varint(out, u64::from(time.timestamp_subsec_nanos()));
+    let mut length = 1 + varint_into(&mut piece[1..], ((seconds << 1) ^ (seconds >> 63)) as u64);
+    length += varint_into(
+        &mut piece[length..],
+        u64::from(time.timestamp_subsec_nanos()),
+    );
+    out.extend_from_slice(&piece[..length]);
+}
+
+/// Writes `value` as LEB128 at the start of `piece` (at least ten bytes: a whole `u64`);
+/// returns the bytes written, or as many as fit.
+#[inline(always)]
+fn varint_into(piece: &mut [u8], mut value: u64) -> usize {
+    let mut written = 0;
+    for byte in piece.iter_mut() {
+        written += 1;
+        if value < 0x80 {
+            *byte = value as u8;
+            return written;
+        }
+        *byte = (value as u8) | 0x80;
+        value >>= 7;
+    }
+    written
 }
 
 /// A cursor over a record that reports where it ran out.
