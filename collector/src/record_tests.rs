@@ -570,6 +570,22 @@ proptest! {
         }
     }
 
+    /// An id is stored as its 16 bytes exactly when it is 32 lower-case hex digits: then it
+    /// reads back as that value; anything else (upper case, other letters, other lengths)
+    /// stays text.
+    #[test]
+    fn ids_are_values_exactly_when_they_are_lower_case_hex(
+        value in any::<u128>(),
+        id in "[0-9a-fA-Fg-z:-]{30,33}|[0-9a-f]{32}",
+    ) {
+        prop_assert_eq!(hex128_value(&crate::parse::hex128(value)), Some(value));
+        let reference = (id.len() == 32
+            && id.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)))
+        .then(|| u128::from_str_radix(&id, 16).ok())
+        .flatten();
+        prop_assert_eq!(hex128_value(&id), reference);
+    }
+
     /// Text values take a shortcut when encoded (one two-byte header for a one-byte name code
     /// and a short string): their bytes are exactly those of the same values held as JSON.
     #[test]
