@@ -536,7 +536,7 @@ fn hex128_value(id: &str) -> Option<u128> {
     let mut value = 0u128;
     for chunk in digits.chunks_exact(8) {
         let word = u64::from_be_bytes(chunk.try_into().ok()?);
-        let mut nibbles = (word & 0x0F * BYTES) + ((word >> 6) & BYTES) * 9;
+        let mut nibbles = (word & (0x0F * BYTES)) + ((word >> 6) & BYTES) * 9;
         nibbles = (nibbles | nibbles >> 4) & 0x00FF_00FF_00FF_00FF;
         nibbles = (nibbles | nibbles >> 8) & 0x0000_FFFF_0000_FFFF;
         nibbles = (nibbles | nibbles >> 16) & 0xFFFF_FFFF;
