@@ -133,6 +133,11 @@ impl<T: AsRef<[u8]>> FromIterator<T> for Lines {
 /// Bytes of idle buffers a [`LinesPool`] keeps, at most.
 pub const POOL_MAX_BYTES: usize = 2 << 20;
 
+/// Buffers smaller than this are not kept: they come from mimalloc's own pages and cost
+/// little to allocate, and a source never asks for one (its request includes 16 KiB of
+/// headroom), so kept they would only fill the pool. It also caps the idle buffers at 32.
+pub const POOL_MIN_BUFFER_BYTES: usize = 64 << 10;
+
 /// Batch buffers the sink has written, kept for the next batches a source encodes.
 ///
 /// Why: a source's batch buffer is ~200 KiB (a 64 KiB read's records, with headroom), past
@@ -140,8 +145,8 @@ pub const POOL_MAX_BYTES: usize = 2 << 20;
 /// after the last batch was freed (its purge delay is 10 ms, `citysoc-alloc`) and every page
 /// was faulted in and zeroed again while the records were written into it: ~5% of the
 /// collector's time in a profile under load (BENCHMARKS.md, Collector throughput). Reusing
-/// the written buffers keeps their pages. Idle buffers are bounded ([`POOL_MAX_BYTES`]), apart
-/// from the pipeline's own bound on batches queued and under write.
+/// the written buffers keeps their pages. Idle buffers are bounded ([`POOL_MAX_BYTES`], at most
+/// 32 of them), apart from the pipeline's own bound on batches queued and under write.
 #[derive(Debug, Default)]
 pub struct LinesPool {
     idle: Mutex<Vec<Lines>>,
@@ -149,13 +154,16 @@ pub struct LinesPool {
 
 impl LinesPool {
     /// A batch with room for `lines` lines of `bytes` bytes in all: an idle buffer when one is
-    /// large enough, and not so large that [`Lines::release_spare_room`] would copy the batch
-    /// out of it; a new one otherwise.
+    /// large enough and at most half as large again (a source's guess is above what its
+    /// records take, and [`Lines::release_spare_room`] copies a batch out of a buffer more
+    /// than about twice its size: a buffer much larger than the guess would be copied out of
+    /// and lost to the pool); a new one otherwise.
     pub fn take(&self, lines: usize, bytes: usize) -> Lines {
+        let largest = bytes.saturating_add(bytes / 2);
         let reused = self.idle.lock().ok().and_then(|mut idle| {
-            let fits = idle.iter().rposition(|spare| {
-                (bytes..=bytes.saturating_mul(2)).contains(&spare.bytes.capacity())
-            })?;
+            let fits = idle
+                .iter()
+                .rposition(|spare| (bytes..=largest).contains(&spare.bytes.capacity()))?;
             Some(idle.swap_remove(fits))
         });
         match reused {
@@ -167,9 +175,12 @@ impl LinesPool {
         }
     }
 
-    /// Keeps `lines`' buffers (emptied) for a later [`LinesPool::take`], unless the pool
-    /// already holds [`POOL_MAX_BYTES`].
+    /// Keeps `lines`' buffers (emptied) for a later [`LinesPool::take`], unless they are
+    /// smaller than [`POOL_MIN_BUFFER_BYTES`] or the pool already holds [`POOL_MAX_BYTES`].
     pub fn give_back(&self, mut lines: Lines) {
+        if lines.bytes.capacity() < POOL_MIN_BUFFER_BYTES {
+            return;
+        }
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -257,8 +268,11 @@ mod tests {
         // a new buffer, the idle one kept.
         let small = pool.take(1, 100);
         assert_ne!(small.bytes.as_ptr(), buffer);
+        assert_ne!(pool.take(1, 120 << 10).bytes.as_ptr(), buffer);
         assert!(pool.idle_bytes() > 0);
         assert!(pool.take(1, 300 << 10).bytes.capacity() >= 300 << 10);
+        // A small buffer (a quiet source's batch, trimmed) is not kept.
+        pool.give_back(small);
         let reused = pool.take(400, 150 << 10);
         assert_eq!(reused.bytes.as_ptr(), buffer);
         assert!(reused.is_empty() && reused.byte_len() == 0);

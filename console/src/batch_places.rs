@@ -9,6 +9,10 @@
 //! more batches at once than cores gains nothing; the default is the machine's cores, at most
 //! [`DEFAULT_MAX_PLACES`]. A batch that finds no place within its wait is refused as `busy`
 //! (503): the collector keeps it in its disk buffer and sends it again after a pause.
+//!
+//! A batch waiting for a place keeps its signed-request place and its collector's lock: when
+//! many collectors send at once, heartbeats and key rotations can meet a full set of
+//! signed-request places (503 `busy`, sent again by their collector) for up to the wait.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,25 +92,32 @@ mod tests {
     #[tokio::test]
     async fn a_batch_waits_for_a_place_and_is_refused_when_none_comes_free() {
         let places = BatchPlaces::new(2, Duration::from_millis(50));
-        let first = places.take().await.unwrap();
-        let second = places.take().await.unwrap();
+        let _first = places.take().await.unwrap();
+        let _second = places.take().await.unwrap();
         assert_eq!((places.in_use(), places.waited()), (2, 0));
         // Every place taken for longer than the wait: refused.
         assert!(places.take().await.is_none());
         assert_eq!(places.waited(), 1);
-        // A place given back during the wait goes to the batch waiting.
+    }
+
+    #[tokio::test]
+    async fn a_place_given_back_during_the_wait_goes_to_the_batch_waiting() {
+        // A wait far longer than the moment the place is held (no race with the timer).
+        let places = Arc::new(BatchPlaces::new(1, Duration::from_secs(60)));
+        let held = places.take().await.unwrap();
         let waiting = tokio::spawn({
-            let places = Arc::new(places);
-            let inner = places.clone();
+            let places = places.clone();
             async move {
-                let place = inner.take().await;
-                (place.is_some(), inner.in_use())
+                let place = places.take().await;
+                (place.is_some(), places.in_use())
             }
         });
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        drop(first);
-        assert_eq!(waiting.await.unwrap(), (true, 2));
-        drop(second);
+        while places.waited() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(held);
+        assert_eq!(waiting.await.unwrap(), (true, 1));
+        assert_eq!(places.in_use(), 0);
     }
 
     #[test]

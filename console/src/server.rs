@@ -253,7 +253,7 @@ async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
         max = crate::signed::MAX_SIGNED_REQUESTS
     ));
     text.push_str(&format!(
-        "# HELP citysoc_intake_batches_in_process Batches being decoded, checked and stored (at most {max}; a batch waits for a place, then gets 503).\n\
+        "# HELP citysoc_intake_batches_in_process Batches being decoded, checked and stored (at most {max}; a batch waits for a place, and gets 503 when none comes free within the wait).\n\
          # TYPE citysoc_intake_batches_in_process gauge\n\
          citysoc_intake_batches_in_process {in_use}\n\
          # HELP citysoc_intake_batches_waited_total Batches that found every place taken and waited for one.\n\
