@@ -18,6 +18,7 @@ use crate::detection::Detection;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::rejection::Rejected;
+use crate::signed::RequestKind;
 
 /// What the handlers share.
 pub(crate) struct AppState {
@@ -29,19 +30,23 @@ pub(crate) struct AppState {
     /// One lock per collector, so the sequence bookkeeping and key changes of one collector
     /// happen one request at a time. Entries are made only for enrolled collectors.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Places for signed requests being read or handled ([`crate::signed::MAX_SIGNED_REQUESTS`]).
+    /// Places for signed batch requests being read or handled
+    /// ([`crate::signed::MAX_SIGNED_REQUESTS`]).
     pub signed_requests: Arc<tokio::sync::Semaphore>,
-    /// Signed requests being read or handled, per claimed collector id
-    /// ([`crate::signed::MAX_SIGNED_REQUESTS_PER_COLLECTOR`]).
-    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Places for heartbeats and key rotations being read or handled
+    /// ([`crate::signed::MAX_CONTROL_REQUESTS`]).
+    pub control_requests: Arc<tokio::sync::Semaphore>,
+    /// Signed requests being read or handled, per kind and claimed collector id
+    /// ([`RequestKind`]'s places per collector).
+    in_flight: Arc<Mutex<HashMap<(RequestKind, String), usize>>>,
     /// Places for batches being decoded, checked and stored (`batch_places.rs`).
     pub batch_places: BatchPlaces,
 }
 
 /// One of a collector's places among the signed requests in flight; given back when dropped.
 pub(crate) struct CollectorPlace {
-    id: String,
-    in_flight: Arc<Mutex<HashMap<String, usize>>>,
+    key: (RequestKind, String),
+    in_flight: Arc<Mutex<HashMap<(RequestKind, String), usize>>>,
 }
 
 impl Drop for CollectorPlace {
@@ -50,10 +55,10 @@ impl Drop for CollectorPlace {
             .in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = in_flight.get_mut(&self.id) {
+        if let Some(count) = in_flight.get_mut(&self.key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                in_flight.remove(&self.id);
+                in_flight.remove(&self.key);
             }
         }
     }
@@ -81,27 +86,44 @@ impl AppState {
             signed_requests: Arc::new(tokio::sync::Semaphore::new(
                 crate::signed::MAX_SIGNED_REQUESTS,
             )),
+            control_requests: Arc::new(tokio::sync::Semaphore::new(
+                crate::signed::MAX_CONTROL_REQUESTS,
+            )),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             batch_places,
         }
     }
 
-    /// A place for one more signed request of collector `id`, unless it already has `limit`
-    /// in flight.
-    pub fn collector_place(&self, id: &str, limit: usize) -> Option<CollectorPlace> {
+    /// A place for one more signed request of `kind` from collector `id`, unless it already
+    /// has `limit` of that kind in flight.
+    pub fn collector_place(
+        &self,
+        kind: RequestKind,
+        id: &str,
+        limit: usize,
+    ) -> Option<CollectorPlace> {
         let mut in_flight = self
             .in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = in_flight.entry(id.to_owned()).or_insert(0);
+        let key = (kind, id.to_owned());
+        let count = in_flight.entry(key.clone()).or_insert(0);
         if *count >= limit {
             return None;
         }
         *count += 1;
         Some(CollectorPlace {
-            id: id.to_owned(),
+            key,
             in_flight: self.in_flight.clone(),
         })
+    }
+
+    /// The places signed requests of `kind` take.
+    pub fn places(&self, kind: RequestKind) -> &Arc<tokio::sync::Semaphore> {
+        match kind {
+            RequestKind::Batch => &self.signed_requests,
+            RequestKind::Control => &self.control_requests,
+        }
     }
 
     /// The lock of an enrolled collector.

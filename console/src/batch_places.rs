@@ -10,9 +10,10 @@
 //! [`DEFAULT_MAX_PLACES`]. A batch that finds no place within its wait is refused as `busy`
 //! (503): the collector keeps it in its disk buffer and sends it again after a pause.
 //!
-//! A batch waiting for a place keeps its signed-request place and its collector's lock: when
-//! many collectors send at once, heartbeats and key rotations can meet a full set of
-//! signed-request places (503 `busy`, sent again by their collector) for up to the wait.
+//! A batch waiting for a place keeps its signed-request place and its collector's lock: that
+//! collector's heartbeat waits for the lock. Heartbeats and key rotations take places of their
+//! own (`signed::MAX_CONTROL_REQUESTS`), so batches waiting here never leave the other
+//! collectors' health reports without one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

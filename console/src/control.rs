@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::app::{blocking, named_collector, respond, App, AppState};
 use crate::metrics::Metrics;
 use crate::rejection::Rejected;
-use crate::signed::{authenticate, Verified};
+use crate::signed::{authenticate, RequestKind, Verified};
 
 /// Largest heartbeat or rotation body.
 pub(crate) const CONTROL_BODY_BYTES: usize = 256 << 10;
@@ -53,7 +53,15 @@ async fn signed_request<T: Send + 'static>(
     path: &'static str,
     work: Work<T>,
 ) -> Result<T, Rejected> {
-    let request = authenticate(app, headers, body, path, CONTROL_BODY_BYTES).await?;
+    let request = authenticate(
+        app,
+        headers,
+        body,
+        path,
+        RequestKind::Control,
+        CONTROL_BODY_BYTES,
+    )
+    .await?;
     blocking(app, move |app| {
         let verified = request.verify(app)?;
         if verified.signed.sequence != 0 {

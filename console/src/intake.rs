@@ -26,7 +26,7 @@ use crate::detection::append_alerts;
 use crate::metrics::Metrics;
 use crate::registry::BatchRecord;
 use crate::rejection::Rejected;
-use crate::signed::{authenticate, Authenticated};
+use crate::signed::{authenticate, Authenticated, RequestKind};
 
 /// The handler.
 pub(crate) async fn intake(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
@@ -36,7 +36,15 @@ pub(crate) async fn intake(State(app): State<App>, headers: HeaderMap, body: Bod
 }
 
 async fn receive(app: &App, headers: HeaderMap, body: Body) -> Result<IntakeAck, Rejected> {
-    let request = authenticate(app, headers, body, INTAKE_PATH, MAX_BODY_BYTES).await?;
+    let request = authenticate(
+        app,
+        headers,
+        body,
+        INTAKE_PATH,
+        RequestKind::Batch,
+        MAX_BODY_BYTES,
+    )
+    .await?;
     // Authenticated first: only a collector's own batches can wait for (and take) a place.
     let place = app.batch_places.take().await.ok_or_else(Rejected::busy)?;
     blocking(app, move |app| {

@@ -246,11 +246,17 @@ async fn render_metrics(State(app): State<App>) -> impl IntoResponse {
     let mut text = app.metrics.render();
     let in_progress =
         crate::signed::MAX_SIGNED_REQUESTS.saturating_sub(app.signed_requests.available_permits());
+    let control_in_progress = crate::signed::MAX_CONTROL_REQUESTS
+        .saturating_sub(app.control_requests.available_permits());
     text.push_str(&format!(
-        "# HELP citysoc_signed_requests_in_progress Signed requests being read or handled (at most {max}; past it they get 503).\n\
+        "# HELP citysoc_signed_requests_in_progress Signed batch requests being read or handled (at most {max}; past it they get 503).\n\
          # TYPE citysoc_signed_requests_in_progress gauge\n\
-         citysoc_signed_requests_in_progress {in_progress}\n",
-        max = crate::signed::MAX_SIGNED_REQUESTS
+         citysoc_signed_requests_in_progress {in_progress}\n\
+         # HELP citysoc_control_requests_in_progress Heartbeats and key rotations being read or handled, in places of their own (at most {control_max}; past it they get 503).\n\
+         # TYPE citysoc_control_requests_in_progress gauge\n\
+         citysoc_control_requests_in_progress {control_in_progress}\n",
+        max = crate::signed::MAX_SIGNED_REQUESTS,
+        control_max = crate::signed::MAX_CONTROL_REQUESTS
     ));
     text.push_str(&format!(
         "# HELP citysoc_intake_batches_in_process Batches being decoded, checked and stored (at most {max}; a batch waits for a place, and gets 503 when none comes free within the wait).\n\

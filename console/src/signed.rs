@@ -21,16 +21,49 @@ use crate::app::{blocking, named_collector, App, AppState, CollectorPlace};
 use crate::registry::{CollectorState, KeyUsed};
 use crate::rejection::Rejected;
 
-/// How many signed requests (batches, heartbeats, rotations) the server reads and handles at
-/// once; more get 503 and are retried by their collector. Bounds the memory bodies can hold
-/// (at most this many intake bodies of `MAX_BODY_BYTES`), whoever sends them.
+/// How many signed batch requests the server reads and handles at once; more get 503 and are
+/// retried by their collector. Bounds the memory bodies can hold (at most this many intake
+/// bodies of `MAX_BODY_BYTES`), whoever sends them.
 pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
 
-/// How many of those places one collector id can hold. A collector sends one batch at a time,
-/// plus now and then a heartbeat or a key rotation; a sender that knows a collector's id (not
-/// a secret) but not its key can pass the header checks and trickle bodies, and would
-/// otherwise take every place from every collector for as long as [`BODY_TIMEOUT`] lets it.
+/// How many of those places one collector id can hold. A collector sends one batch at a time;
+/// a sender that knows a collector's id (not a secret) but not its key can pass the header
+/// checks and trickle bodies, and would otherwise take every place from every collector for as
+/// long as [`BODY_TIMEOUT`] lets it.
 pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
+
+/// How many heartbeats and key rotations the server reads and handles at once, in places of
+/// their own. Sharing the batches' places, they met a full set whenever many collectors sent
+/// at once (a district's links coming back, every collector draining its buffer): the SOC then
+/// lost the health reports exactly when it wanted them. A batch waiting for a place
+/// (`batch_places.rs`) holds its collector's lock, so that collector's heartbeat waits for
+/// the lock in one of these places: at most [`MAX_SIGNED_REQUESTS`] of them can wait so,
+/// and the rest stay free for the other collectors. Control bodies are small
+/// (`control::CONTROL_BODY_BYTES`), so these places hold little memory.
+pub(crate) const MAX_CONTROL_REQUESTS: usize = MAX_SIGNED_REQUESTS + 16;
+
+/// How many of the control places one collector id can hold: a collector sends one heartbeat
+/// or rotation at a time; two let a retry overlap a request the server has not yet let go.
+pub(crate) const MAX_CONTROL_REQUESTS_PER_COLLECTOR: usize = 2;
+
+/// Which places a signed request takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RequestKind {
+    /// A batch of events ([`MAX_SIGNED_REQUESTS`]).
+    Batch,
+    /// A heartbeat or key rotation ([`MAX_CONTROL_REQUESTS`]).
+    Control,
+}
+
+impl RequestKind {
+    /// How many places of this kind one collector id may hold.
+    fn per_collector(self) -> usize {
+        match self {
+            RequestKind::Batch => MAX_SIGNED_REQUESTS_PER_COLLECTOR,
+            RequestKind::Control => MAX_CONTROL_REQUESTS_PER_COLLECTOR,
+        }
+    }
+}
 
 /// How long a body may take to arrive once its headers were accepted: a sender trickling a
 /// body would otherwise hold its memory and its place for ever.
@@ -118,9 +151,10 @@ pub(crate) fn known_collector(app: &AppState, id: &str) -> Result<CollectorState
 }
 
 /// Authenticates a signed request, in the order the protocol fixes and each step only once
-/// the one before passed: the headers ([`claim`]); a place among the signed requests the
-/// server handles at once (503 `busy` past [`MAX_SIGNED_REQUESTS`], or past
-/// [`MAX_SIGNED_REQUESTS_PER_COLLECTOR`] for this collector id); the body, at most
+/// the one before passed: the headers ([`claim`]); a place among the signed requests of its
+/// `kind` the server handles at once (503 `busy` past [`MAX_SIGNED_REQUESTS`] batches or
+/// [`MAX_CONTROL_REQUESTS`] control requests, or past the kind's places per collector id);
+/// the body, at most
 /// `limit` bytes (413) and within [`BODY_TIMEOUT`] (408); the signature (401), checked on the
 /// blocking pool; then the collector's lock.
 pub(crate) async fn authenticate(
@@ -128,6 +162,7 @@ pub(crate) async fn authenticate(
     headers: HeaderMap,
     body: Body,
     path: &'static str,
+    kind: RequestKind,
     limit: usize,
 ) -> Result<Authenticated, Rejected> {
     let id = collector_id(&headers)?;
@@ -136,10 +171,10 @@ pub(crate) async fn authenticate(
         blocking(app, move |app| claim(app, &id, &headers, Utc::now())).await?
     };
     let place = app
-        .collector_place(&id, MAX_SIGNED_REQUESTS_PER_COLLECTOR)
+        .collector_place(kind, &id, kind.per_collector())
         .ok_or_else(Rejected::busy)?;
     let permit = app
-        .signed_requests
+        .places(kind)
         .clone()
         .try_acquire_owned()
         .map_err(|_| Rejected::busy())?;

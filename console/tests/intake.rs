@@ -7,7 +7,7 @@ mod common;
 
 use citysoc_collector::protocol::{
     self, IntakeAck, Rejection, HEADER_COLLECTOR, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
-    INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
+    HEARTBEAT_PATH, INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
 };
 use common::{
     batch, event, events, expect_rejection, metric, now_ms, rejected_metric, TestCollector,
@@ -463,12 +463,24 @@ async fn stalled_request(
     signature: &str,
     declared_length: usize,
 ) -> tokio::net::TcpStream {
+    stalled_request_to(server, INTAKE_PATH, collector, signature, declared_length).await
+}
+
+/// [`stalled_request`] to another signed endpoint.
+async fn stalled_request_to(
+    server: &TestServer,
+    path: &str,
+    collector: &str,
+    signature: &str,
+    declared_length: usize,
+) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(server.address)
         .await
         .unwrap();
+    let sequence = u64::from(path == INTAKE_PATH);
     let head = format!(
-        "POST {INTAKE_PATH} HTTP/1.1\r\nhost: {}\r\ncontent-length: {declared_length}\r\n{HEADER_COLLECTOR}: {collector}\r\n{HEADER_SEQUENCE}: 1\r\n{HEADER_TIME}: {}\r\n{HEADER_SIGNATURE}: {signature}\r\n\r\nfirst bytes",
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {declared_length}\r\n{HEADER_COLLECTOR}: {collector}\r\n{HEADER_SEQUENCE}: {sequence}\r\n{HEADER_TIME}: {}\r\n{HEADER_SIGNATURE}: {signature}\r\n\r\nfirst bytes",
         server.address,
         now_ms()
     );
@@ -564,6 +576,95 @@ async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     assert_eq!(
         stored, 3,
         "the places came back once the stalled senders left"
+    );
+}
+
+/// Waits until the server's gauge `name` reads `expected` (the stalled requests' tasks have
+/// taken their places), and returns what it last read.
+async fn gauge_reaches(server: &TestServer, name: &str, expected: u64) -> u64 {
+    let mut value = 0;
+    for _ in 0..200 {
+        value = metric(&server.metrics_text().await, name);
+        if value == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    value
+}
+
+/// Heartbeats do not compete with batches for places: with every batch place held (slow
+/// uploads from many collectors at once), another collector's heartbeat is still stored, while
+/// its batch gets 503 `busy`. A collector id holds at most two of the heartbeat places.
+#[tokio::test]
+async fn heartbeats_have_places_of_their_own() {
+    let server = TestServer::start().await;
+    let reporting = server.enroll("quan-1").await;
+    let mut uploading = Vec::new();
+    for n in 0..8 {
+        uploading.push(server.enroll(&format!("quan-{}", n + 2)).await.id);
+    }
+    let mut stalled = Vec::new();
+    for id in &uploading {
+        for _ in 0..4 {
+            stalled.push(stalled_request(&server, id, "AAAA", 1 << 20).await);
+        }
+    }
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 32).await,
+        32
+    );
+    let response = reporting
+        .send(&server, INTAKE_PATH, 1, batch(&events("held-up", 2)))
+        .await;
+    expect_rejection(response, 503, "busy").await;
+    let heartbeat = serde_json::to_vec(&protocol::Heartbeat {
+        version: "0.1.0".into(),
+        ..protocol::Heartbeat::default()
+    })
+    .unwrap();
+    let response = reporting
+        .send(&server, HEARTBEAT_PATH, 0, heartbeat.clone())
+        .await;
+    assert_eq!(response.status(), 200, "the heartbeat found a place");
+    let record = server.registry.collector(&reporting.id).unwrap().unwrap();
+    assert_eq!(
+        record.last_heartbeat.map(|heartbeat| heartbeat.version),
+        Some("0.1.0".to_owned())
+    );
+
+    // One collector id's heartbeats: two places, the third refused; the batches' places and
+    // other collectors' heartbeats are not touched.
+    let target = &uploading[0];
+    let mut control_stalled = Vec::new();
+    for _ in 0..2 {
+        control_stalled
+            .push(stalled_request_to(&server, HEARTBEAT_PATH, target, "AAAA", 4096).await);
+    }
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_control_requests_in_progress", 2).await,
+        2
+    );
+    let mut third = stalled_request_to(&server, HEARTBEAT_PATH, target, "AAAA", 4096).await;
+    assert_eq!(status_of(&mut third).await, 503);
+    let response = reporting
+        .send(&server, HEARTBEAT_PATH, 0, heartbeat.clone())
+        .await;
+    assert_eq!(response.status(), 200, "another collector's heartbeat");
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, "citysoc_signed_requests_in_progress"), 32);
+    assert_eq!(metric(&text, "citysoc_control_requests_in_progress"), 2);
+
+    // Every place comes back once the senders go away.
+    drop(stalled);
+    drop(control_stalled);
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 0).await,
+        0
+    );
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_control_requests_in_progress", 0).await,
+        0
     );
 }
 
