@@ -47,6 +47,7 @@ use serde_json::Value;
 use crate::event::{Event, Fields, Format, LogSource};
 use crate::fields::StoredValue;
 use crate::format::kv_known::KnownFields;
+use crate::format::kv_names;
 use crate::format::kv_store::PairStore;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
@@ -192,6 +193,30 @@ fn value_start(bytes: &[u8], position: usize) -> Option<usize> {
     Some(end + 1)
 }
 
+/// When one of `kv_names`' common names (of 2 to 7 bytes) and `=` start at `position`: the
+/// name's index and the position of the value. One 8-byte load finds the `=` and packs the
+/// key for the name table at once; a known name is made of key bytes, so this answers exactly
+/// what [`value_start`] would for it, without reading the key byte by byte and packing it
+/// again for the table (~40 instructions a pair on a netfilter line). `None` sends the pair to
+/// [`value_start`]: other keys, longer ones, and the last 7 bytes of the text.
+#[inline]
+fn known_pair_at(bytes: &[u8], position: usize) -> Option<(usize, usize)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let chunk: [u8; 8] = bytes.get(position..position + 8)?.try_into().ok()?;
+    let word = u64::from_le_bytes(chunk);
+    // The first `=`: the lowest byte of `word ^ '='…` that is zero, by the same "has a zero
+    // byte" test as `next_space` (its lowest set bit is exact).
+    let equals = word ^ (ONES * u64::from(b'='));
+    let found = equals.wrapping_sub(ONES) & !equals & (ONES * 0x80);
+    let length = (found.trailing_zeros() / 8) as usize;
+    if !(2..8).contains(&length) {
+        return None;
+    }
+    let key = word & ((1u64 << (8 * length)) - 1);
+    let index = kv_names::static_index_of_packed(key, length)?;
+    Some((index, position + length + 1))
+}
+
 /// The index of the `"` closing a quoted value that starts at `from` (just after the opening
 /// quote); a backslash escapes the byte after it.
 fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
@@ -221,7 +246,9 @@ enum Token<'a> {
     /// without a backslash). The key is its bytes (key bytes: ASCII) and the value a range,
     /// so that the pair of nearly every token needs no `str` slicing: the four char-boundary
     /// checks of slicing both out cost ~27 instructions a pair (BENCHMARKS.md "Parsing").
-    Pair(&'a [u8], Range<usize>),
+    /// With the index of the key among `kv_names`' common names when the tokenizer found it
+    /// already ([`known_pair_at`]); `None` says only that it has not looked.
+    Pair(&'a [u8], Option<usize>, Range<usize>),
     /// A quoted pair whose value had escapes, resolved.
     Escaped(&'a [u8], String),
     /// A word without `=` (`SYN`, `DF`), with its parenthesized argument if one follows.
@@ -318,7 +345,7 @@ fn parse_pairs(
 /// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
 fn insert_token(store: &mut PairStore<'_, '_>, token: Token<'_>) {
     match token {
-        Token::Pair(key, value) => store.span_pair(key, value),
+        Token::Pair(key, known, value) => store.span_pair(key, known, value),
         Token::Escaped(key, value) => store.text_pair(&String::from_utf8_lossy(key), &value),
         Token::Flag(word, argument) => {
             store.flag(word, argument.map_or(Value::Bool(true), Value::from));
@@ -368,20 +395,37 @@ fn for_each_token<'a>(
     let bytes = text.as_bytes();
     let mut position = skip_spaces(bytes, start);
     while position < bytes.len() {
-        if let Some(value_at) = value_start(bytes, position) {
+        // A common name is found with its `=` in one load; any other key byte by byte. The
+        // bare value of a common name (nearly every pair of a firewall line) is read first,
+        // on its own short path.
+        let known = known_pair_at(bytes, position);
+        if let Some((index, value_at)) = known {
+            if bytes.get(value_at) != Some(&b'"') {
+                let end = next_space(bytes, value_at);
+                let key = bytes.get(position..value_at - 1).unwrap_or_default();
+                each(Token::Pair(key, Some(index), value_at..end));
+                position = skip_spaces(bytes, end);
+                continue;
+            }
+        }
+        let (known, value_at) = match known {
+            Some((index, value_at)) => (Some(index), Some(value_at)),
+            None => (None, value_start(bytes, position)),
+        };
+        if let Some(value_at) = value_at {
             let key = bytes.get(position..value_at - 1).unwrap_or_default();
             if bytes.get(value_at) == Some(&b'"') {
                 let close = closing_quote(bytes, value_at + 1)
                     .ok_or_else(|| FormatError::new("unterminated quoted value", value_at))?;
                 let quoted = value_at + 1..close;
                 match unescape(text.get(quoted.clone()).unwrap_or_default()) {
-                    Cow::Borrowed(_) => each(Token::Pair(key, quoted)),
+                    Cow::Borrowed(_) => each(Token::Pair(key, known, quoted)),
                     Cow::Owned(value) => each(Token::Escaped(key, value)),
                 }
                 position = close + 1;
             } else {
                 let end = next_space(bytes, value_at);
-                each(Token::Pair(key, value_at..end));
+                each(Token::Pair(key, known, value_at..end));
                 position = end;
             }
         } else {
@@ -1235,7 +1279,7 @@ mod tests {
                     }
                     continue;
                 }
-                Token::Pair(key, range) => (key, text[range].to_owned()),
+                Token::Pair(key, _, range) => (key, text[range].to_owned()),
                 Token::Escaped(key, value) => (key, value),
             };
             let key = std::str::from_utf8(key).unwrap_or_default();
@@ -1401,6 +1445,43 @@ mod tests {
         fn generated_lines_parse_as_the_reference_does(line in kv_line()) {
             assert_same_as_reference(&line);
         }
+
+        /// The one-load path for common names answers what the byte-by-byte one does, and its
+        /// index names the key read: on generated lines and at every position of any bytes.
+        #[test]
+        fn known_pairs_are_what_value_start_finds(
+            line in kv_line(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            for bytes in [line.as_bytes(), noise.as_slice()] {
+                for position in 0..bytes.len() {
+                    if let Some((index, value_at)) = known_pair_at(bytes, position) {
+                        proptest::prop_assert_eq!(value_start(bytes, position), Some(value_at));
+                        proptest::prop_assert_eq!(
+                            kv_names::name_at(index).map(str::as_bytes),
+                            bytes.get(position..value_at - 1)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every common name of 2 to 7 bytes followed by `=` is found by the one-load path, so the
+    /// netfilter and FortiGate keys it was made for do not fall back to the slow one.
+    #[test]
+    fn short_common_names_take_the_one_load_path() {
+        for name in [
+            "SRC", "DST", "PROTO", "WINDOW", "srcip", "devname", "URGP", "ID", "IN",
+        ] {
+            let text = format!("{name}=1 and more");
+            let found = known_pair_at(text.as_bytes(), 0)
+                .map(|(index, value_at)| (kv_names::name_at(index), value_at));
+            assert_eq!(found, Some((Some(name), name.len() + 1)), "{name}");
+        }
+        // Eight bytes or more before the `=`, or too little text left: the byte-by-byte path.
+        assert_eq!(known_pair_at(b"HOPLIMIT=64 x", 0), None);
+        assert_eq!(known_pair_at(b"SRC=1", 0), None);
     }
 
     /// `map_core_fields` as it was before `KnownFields`: one lookup by name per key. Kept to

@@ -94,9 +94,14 @@ impl<'f, 's> PairStore<'f, 's> {
 
     /// [`PairStore::text_pair`] of the value at `value` of the source text, a span of its
     /// copy: the pair of nearly every token, which the tokenizer hands over as positions.
+    /// `known` is the key's index among the common names when the tokenizer has found it.
     #[inline]
-    pub(crate) fn span_pair(&mut self, key: &[u8], value: Range<usize>) {
-        match self.newly_present_name(key) {
+    pub(crate) fn span_pair(&mut self, key: &[u8], known: Option<usize>, value: Range<usize>) {
+        let name = match known {
+            Some(index) => self.newly_present(index).then(|| name_at(index)).flatten(),
+            None => self.newly_present_name(key),
+        };
+        match name {
             Some(name) => self
                 .fields
                 .push_absent_span(Cow::Borrowed(name), &self.source, value),
