@@ -547,10 +547,16 @@ impl Fields {
         let position = self.entries.len();
         self.key_bits |= bit;
         self.entries.push((key, slot));
+        self.index_pushed();
+        position
+    }
+
+    /// After a push: the hash index told of the new entry, when there is one or should be.
+    #[inline(always)]
+    fn index_pushed(&mut self) {
         if self.index.is_some() || self.entries.len() > INDEX_THRESHOLD {
             self.index_last();
         }
-        position
     }
 
     /// Records the last entry in the hash index, building the index when the map has just
@@ -693,13 +699,12 @@ impl Fields {
     #[inline(always)]
     fn push_new_span(&mut self, key: Key, bit: u64, start: u32, len: u32) {
         self.key_bits |= bit;
+        // `resize_with` calls the closure exactly once here, so the key is always there.
         let mut key = Some(key);
         self.entries.resize_with(self.entries.len() + 1, || {
             (key.take().unwrap_or_default(), Slot::span(start, len))
         });
-        if self.index.is_some() || self.entries.len() > INDEX_THRESHOLD {
-            self.index_last();
-        }
+        self.index_pushed();
     }
 
     /// Adds `value` under `key`; when `key` is present already, its values are collected in

@@ -2,8 +2,8 @@
 //!
 //! Why: each batch is held to its own allowance (at most 128 MiB decompressed, 4,000,000
 //! values and 256 MiB of field paths decoded: `citysoc_collector::record` budget). The densest
-//! batches a collector can send took up to ~270 MiB of resident memory each while handled, and
-//! one crafted up to the server's value cap ~370 MiB (measured by `tests/batch_memory.rs`,
+//! batches a collector can send took up to ~280 MiB of resident memory each while handled, and
+//! one crafted up to the server's value cap ~380 MiB (measured by `tests/batch_memory.rs`,
 //! BENCHMARKS.md "Server"). The places for signed requests
 //! (`signed::MAX_SIGNED_REQUESTS`, 32) bound the bodies held, not the batches decoded: before
 //! this bound, 32 collectors' worst batches at once could ask for 32 times that, more than a

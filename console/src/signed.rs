@@ -26,21 +26,27 @@ use crate::rejection::Rejected;
 /// bodies of `MAX_BODY_BYTES`), whoever sends them.
 pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
 
-/// How many of those places one collector id can hold. A collector sends one batch at a time;
-/// a sender that knows a collector's id (not a secret) but not its key can pass the header
-/// checks and trickle bodies, and would otherwise take every place from every collector for as
-/// long as [`BODY_TIMEOUT`] lets it.
+/// How many of those places one collector id can hold. A collector sends one batch at a time,
+/// but a batch it gave up on (its request timed out on a slow link) may still be being read
+/// when it sends the batch again; a few places let that pass. A sender that knows a
+/// collector's id (not a secret) but not its key can pass the header checks and trickle
+/// bodies, and would otherwise take every place from every collector for as long as
+/// [`BODY_TIMEOUT`] lets it.
 pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
 
 /// How many heartbeats and key rotations the server reads and handles at once, in places of
 /// their own. Sharing the batches' places, they met a full set whenever many collectors sent
 /// at once (a district's links coming back, every collector draining its buffer): the SOC then
 /// lost the health reports exactly when it wanted them. A batch waiting for a place
-/// (`batch_places.rs`) holds its collector's lock, so that collector's heartbeat waits for
-/// the lock in one of these places: at most [`MAX_SIGNED_REQUESTS`] of them can wait so,
-/// and the rest stay free for the other collectors. Control bodies are small
-/// (`control::CONTROL_BODY_BYTES`), so these places hold little memory.
-pub(crate) const MAX_CONTROL_REQUESTS: usize = MAX_SIGNED_REQUESTS + 16;
+/// (`batch_places.rs`) holds its collector's lock, so that collector's control requests wait
+/// for the lock in these places: at most [`MAX_SIGNED_REQUESTS`] collectors' locks can be held
+/// so, each with at most [`MAX_CONTROL_REQUESTS_PER_COLLECTOR`] waiting, and the places past
+/// those stay free for the other collectors. Control bodies are small
+/// (`control::CONTROL_BODY_BYTES`: 80 places hold at most 20 MiB). A sender that knows
+/// collector ids but no key can still trickle bodies into these places, two per id: it needs
+/// 40 ids to fill them, against 8 before they were separate.
+pub(crate) const MAX_CONTROL_REQUESTS: usize =
+    MAX_SIGNED_REQUESTS * MAX_CONTROL_REQUESTS_PER_COLLECTOR + 16;
 
 /// How many of the control places one collector id can hold: a collector sends one heartbeat
 /// or rotation at a time; two let a retry overlap a request the server has not yet let go.

@@ -1438,6 +1438,24 @@ mod tests {
             .prop_map(|(prefix, tokens, separator)| format!("{prefix}{}", tokens.join(separator)))
     }
 
+    /// Known names, `=` and bytes of every kind side by side: near misses of the one-load
+    /// path (`SRCx=`, `xSRC=`, `S=RC`, a name cut by the end) as well as hits.
+    fn near_misses() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(&["SRC", "ID", "PROTO", "devname", "srcip", "TTL"][..])
+                    .prop_map(str::to_owned),
+                proptest::sample::select(&["=", " ", "\"", "x", "-", ".", "\u{e9}"][..])
+                    .prop_map(str::to_owned),
+                proptest::collection::vec(any::<u8>(), 0..4)
+                    .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            ],
+            0..24,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
     proptest::proptest! {
         /// Generated key=value lines parse as the reference parses them (through both the
         /// quote-free path and the read-first one, since some values are quoted).
@@ -1451,9 +1469,9 @@ mod tests {
         #[test]
         fn known_pairs_are_what_value_start_finds(
             line in kv_line(),
-            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            noise in near_misses(),
         ) {
-            for bytes in [line.as_bytes(), noise.as_slice()] {
+            for bytes in [line.as_bytes(), noise.as_bytes()] {
                 for position in 0..bytes.len() {
                     if let Some((index, value_at)) = known_pair_at(bytes, position) {
                         proptest::prop_assert_eq!(value_start(bytes, position), Some(value_at));
@@ -1471,6 +1489,20 @@ mod tests {
     /// netfilter and FortiGate keys it was made for do not fall back to the slow one.
     #[test]
     fn short_common_names_take_the_one_load_path() {
+        let mut short = 0;
+        for index in 0..kv_names::NAME_COUNT {
+            let Some(name) = kv_names::name_at(index).filter(|name| name.len() < 8) else {
+                continue;
+            };
+            let text = format!("{name}=value more");
+            assert_eq!(
+                known_pair_at(text.as_bytes(), 0),
+                Some((index, name.len() + 1)),
+                "{name}"
+            );
+            short += 1;
+        }
+        assert!(short > 90, "{short} names of 2 to 7 bytes");
         for name in [
             "SRC", "DST", "PROTO", "WINDOW", "srcip", "devname", "URGP", "ID", "IN",
         ] {
