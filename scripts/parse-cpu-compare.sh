@@ -17,7 +17,11 @@ fi
 case_name=$1 rounds=$2 runs=$3 build_a=$4 build_b=$5
 for _ in $(seq 1 "$runs"); do
     for build in "$build_a" "$build_b"; do
-        ms=$(perf stat -x, -e task-clock "$build" "$case_name" "$rounds" 2>&1 >/dev/null | grep task-clock | cut -d, -f1)
+        ms=$(perf stat -x, -e task-clock "$build" "$case_name" "$rounds" 2>&1 >/dev/null | grep task-clock | cut -d, -f1) || true
+        if ! [[ "$ms" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+            echo "no task-clock from perf for $build $case_name $rounds (is perf installed and allowed? the build runs?)" >&2
+            exit 1
+        fi
         echo "$build $(python3 -c "print(int($rounds * 1000 / ($ms / 1000)))")"
     done
 done | python3 -c '

@@ -27,8 +27,9 @@ use crate::rejection::Rejected;
 pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
 
 /// How many of those places one collector id can hold. A collector sends one batch at a time,
-/// but a batch it gave up on (its request timed out on a slow link) may still be being read
-/// when it sends the batch again; a few places let that pass. A sender that knows a
+/// but a batch it gave up on (its request timed out on a slow link) may still be being read or
+/// handled (waiting for a batch place, decoding) when it sends the batch again; a few places
+/// let that pass. A sender that knows a
 /// collector's id (not a secret) but not its key can pass the header checks and trickle
 /// bodies, and would otherwise take every place from every collector for as long as
 /// [`BODY_TIMEOUT`] lets it.
@@ -42,7 +43,7 @@ pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
 /// for the lock in these places: at most [`MAX_SIGNED_REQUESTS`] collectors' locks can be held
 /// so, each with at most [`MAX_CONTROL_REQUESTS_PER_COLLECTOR`] waiting, and the places past
 /// those stay free for the other collectors. Control bodies are small
-/// (`control::CONTROL_BODY_BYTES`: 80 places hold at most 20 MiB). A sender that knows
+/// (`control::CONTROL_BODY_BYTES`, 256 KiB: these places hold at most 80 of them). A sender that knows
 /// collector ids but no key can still trickle bodies into these places, two per id: it needs
 /// 40 ids to fill them, against 8 before they were separate.
 pub(crate) const MAX_CONTROL_REQUESTS: usize =

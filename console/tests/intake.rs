@@ -531,6 +531,27 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
     assert_eq!(metric(&text, &rejected_metric("intake", "expired")), 1);
 }
 
+/// Takes all 32 places for signed batches with bodies that never finish arriving: four places
+/// per collector id, so eight newly enrolled ids. Returns the ids and the connections (the
+/// places come back when they are dropped), once the server has taken every one in.
+async fn fill_batch_places(server: &TestServer) -> (Vec<String>, Vec<tokio::net::TcpStream>) {
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        ids.push(server.enroll(&format!("quan-{}", n + 2)).await.id);
+    }
+    let mut stalled = Vec::new();
+    for id in &ids {
+        for _ in 0..4 {
+            stalled.push(stalled_request(server, id, "AAAA", 1 << 20).await);
+        }
+    }
+    assert_eq!(
+        gauge_reaches(server, "citysoc_signed_requests_in_progress", 32).await,
+        32
+    );
+    (ids, stalled)
+}
+
 /// Requests whose bodies are still arriving hold a place each; past the limit the server
 /// answers 503 `busy` (the collector retries) instead of holding ever more bodies, and the
 /// places come back when those senders go away.
@@ -538,28 +559,7 @@ async fn unauthenticated_requests_are_refused_before_their_body_is_read() {
 async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     let server = TestServer::start().await;
     let collector = server.enroll("quan-1").await;
-    // Four places per collector id: eight ids known to the sender fill the 32.
-    let mut known_ids = Vec::new();
-    for n in 0..8 {
-        known_ids.push(server.enroll(&format!("quan-{}", n + 2)).await.id);
-    }
-    let mut stalled = Vec::new();
-    for id in &known_ids {
-        for _ in 0..4 {
-            stalled.push(stalled_request(&server, id, "AAAA", 1 << 20).await);
-        }
-    }
-    // Wait until the server has taken all 32 in (one task each).
-    let mut in_progress = 0;
-    for _ in 0..200 {
-        let text = server.metrics_text().await;
-        in_progress = metric(&text, "citysoc_signed_requests_in_progress");
-        if in_progress == 32 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert_eq!(in_progress, 32);
+    let (_, stalled) = fill_batch_places(&server).await;
     let body = batch(&events("busy", 3));
     let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
     expect_rejection(response, 503, "busy").await;
@@ -600,20 +600,7 @@ async fn gauge_reaches(server: &TestServer, name: &str, expected: u64) -> u64 {
 async fn heartbeats_have_places_of_their_own() {
     let server = TestServer::start().await;
     let reporting = server.enroll("quan-1").await;
-    let mut uploading = Vec::new();
-    for n in 0..8 {
-        uploading.push(server.enroll(&format!("quan-{}", n + 2)).await.id);
-    }
-    let mut stalled = Vec::new();
-    for id in &uploading {
-        for _ in 0..4 {
-            stalled.push(stalled_request(&server, id, "AAAA", 1 << 20).await);
-        }
-    }
-    assert_eq!(
-        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 32).await,
-        32
-    );
+    let (uploading, stalled) = fill_batch_places(&server).await;
     let response = reporting
         .send(&server, INTAKE_PATH, 1, batch(&events("held-up", 2)))
         .await;

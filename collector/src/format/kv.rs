@@ -1438,8 +1438,8 @@ mod tests {
             .prop_map(|(prefix, tokens, separator)| format!("{prefix}{}", tokens.join(separator)))
     }
 
-    /// Known names, `=` and bytes of every kind side by side: near misses of the one-load
-    /// path (`SRCx=`, `xSRC=`, `S=RC`, a name cut by the end) as well as hits.
+    /// Known names, `=` and other bytes side by side: near misses of the one-load path
+    /// (`SRCx=`, `xSRC=`, `SRC.x=`, a name cut by the end) as well as hits.
     fn near_misses() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         proptest::collection::vec(
@@ -1498,6 +1498,11 @@ mod tests {
             assert_eq!(
                 known_pair_at(text.as_bytes(), 0),
                 Some((index, name.len() + 1)),
+                "{name}"
+            );
+            assert_eq!(
+                value_start(text.as_bytes(), 0),
+                Some(name.len() + 1),
                 "{name}"
             );
             short += 1;
