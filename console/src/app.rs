@@ -95,20 +95,15 @@ impl AppState {
     }
 
     /// A place for one more signed request of `kind` from collector `id`, unless it already
-    /// has `limit` of that kind in flight.
-    pub fn collector_place(
-        &self,
-        kind: RequestKind,
-        id: &str,
-        limit: usize,
-    ) -> Option<CollectorPlace> {
+    /// has as many of that kind in flight as one collector may.
+    pub fn collector_place(&self, kind: RequestKind, id: &str) -> Option<CollectorPlace> {
         let mut in_flight = self
             .in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (kind, id.to_owned());
         let count = in_flight.entry(key.clone()).or_insert(0);
-        if *count >= limit {
+        if *count >= kind.per_collector() {
             return None;
         }
         *count += 1;

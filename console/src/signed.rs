@@ -64,7 +64,7 @@ pub(crate) enum RequestKind {
 
 impl RequestKind {
     /// How many places of this kind one collector id may hold.
-    fn per_collector(self) -> usize {
+    pub(crate) fn per_collector(self) -> usize {
         match self {
             RequestKind::Batch => MAX_SIGNED_REQUESTS_PER_COLLECTOR,
             RequestKind::Control => MAX_CONTROL_REQUESTS_PER_COLLECTOR,
@@ -177,9 +177,7 @@ pub(crate) async fn authenticate(
         let (id, headers) = (id.clone(), headers.clone());
         blocking(app, move |app| claim(app, &id, &headers, Utc::now())).await?
     };
-    let place = app
-        .collector_place(kind, &id, kind.per_collector())
-        .ok_or_else(Rejected::busy)?;
+    let place = app.collector_place(kind, &id).ok_or_else(Rejected::busy)?;
     let permit = app
         .places(kind)
         .clone()
