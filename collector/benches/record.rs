@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use citysoc_collector::record::{decode, encode, encode_legacy};
-use citysoc_collector::{parse_record, Event, EventSource, InputFormat, ParseContext};
+use citysoc_collector::{parse_record, Event, InputFormat, ParseContext};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 mod support {
@@ -37,14 +37,10 @@ const CASES: &[Case] = &[
 
 /// Events as a TCP source stamps them (agency, collector, peer address, sequence).
 fn events(input_format: InputFormat, template: fn(usize) -> String) -> Vec<Event> {
-    let mut context = ParseContext::new("tcp");
-    context.agency = Some("ubnd-quan-1".into());
-    context.collector = Some("col-q1-01".into());
-    context.source = EventSource {
-        transport: "tcp".into(),
-        address: Some("10.20.1.7:51514".into()),
-        sequence: None,
-    };
+    let context = ParseContext::new("tcp")
+        .with_agency("ubnd-quan-1")
+        .with_collector("col-q1-01")
+        .with_address("10.20.1.7:51514");
     (0..RECORDS)
         .map(|index| {
             let line = template(index);

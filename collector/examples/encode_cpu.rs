@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use citysoc_collector::record::encode_within_ceiling;
-use citysoc_collector::{parse_record, EventSource, InputFormat, ParseContext};
+use citysoc_collector::{parse_record, InputFormat, ParseContext};
 
 #[path = "../benches/support/syslog_lines.rs"]
 #[allow(dead_code)] // the shared file also has a line this driver does not use
@@ -42,14 +42,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let mut context = ParseContext::new("tcp");
-    context.agency = Some("quan-1".into());
-    context.collector = Some("col-q1-7f3a".into());
-    context.source = EventSource {
-        transport: "tcp".into(),
-        address: Some("10.20.30.40:51514".into()),
-        sequence: None,
-    };
+    let context = ParseContext::new("tcp")
+        .with_agency("quan-1")
+        .with_collector("col-q1-7f3a")
+        .with_address("10.20.30.40:51514");
     let mut events: Vec<_> = (0..1_000)
         .map(|index| {
             let line = (templates[index % templates.len()])(index);

@@ -65,10 +65,10 @@ fn main() {
     // collector id and peer address set), which every event carries.
     let mut context = ParseContext::new("file");
     if args.next().as_deref() == Some("net") {
-        context = ParseContext::new("tcp");
-        context.agency = Some("quan-1".into());
-        context.collector = Some("col-q1-7f3a".into());
-        context.source.address = Some("10.20.30.40:51514".into());
+        context = ParseContext::new("tcp")
+            .with_agency("quan-1")
+            .with_collector("col-q1-7f3a")
+            .with_address("10.20.30.40:51514");
     }
     let start = std::time::Instant::now();
     for _ in 0..rounds {

@@ -49,7 +49,7 @@ pub use error::CollectorError;
 pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
 pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use lines::Lines;
-pub use parse::{parse_record, Decoder, DecoderStats, InputFormat, ParseContext};
+pub use parse::{parse_record, parser_failures, Decoder, DecoderStats, InputFormat, ParseContext};
 pub use service::RunningCollector;
 pub use sink::{BufferSink, EventSink, NdjsonFileSink, TeeSink};
 pub use sources::CollectorIdentity;

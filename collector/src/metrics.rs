@@ -606,6 +606,14 @@ impl CollectorMetrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        let name = "citysoc_collector_parser_failures_total";
+        header(
+            &mut out,
+            name,
+            "counter",
+            "Records on which a parser panicked (a bug): each was kept raw as a format unknown event saying so, and its source went on.",
+        );
+        let _ = writeln!(out, "{name} {}", crate::parse::parser_failures());
         if let Some(errors) = self.sink_copies.get().and_then(|sink| sink.copy_errors()) {
             let name = "citysoc_collector_archive_errors_total";
             header(

@@ -54,6 +54,27 @@ impl ParseContext {
         }
     }
 
+    /// This context for records of `agency`'s (what a collector's identity gives its sources).
+    #[must_use]
+    pub fn with_agency(mut self, agency: &str) -> Self {
+        self.agency = Some(agency.into());
+        self
+    }
+
+    /// This context for records read by the collector `collector`.
+    #[must_use]
+    pub fn with_collector(mut self, collector: &str) -> Self {
+        self.collector = Some(collector.into());
+        self
+    }
+
+    /// This context for records from the peer or file at `address`.
+    #[must_use]
+    pub fn with_address(mut self, address: &str) -> Self {
+        self.source.address = Some(address.into());
+        self
+    }
+
     /// Parses an IANA zone name such as `Asia/Ho_Chi_Minh` or `UTC`.
     pub fn parse_timezone(name: &str) -> Result<Tz, CollectorError> {
         name.parse::<Tz>()
@@ -320,7 +341,27 @@ pub fn parse_record(
     if let Err((format_name, error)) = attempt {
         mark_unknown(&mut event, format_name, error);
     }
+    keep_time_within_event_years(&mut event);
     event
+}
+
+/// The name of the field that keeps a device time outside the years an event takes.
+pub const TIME_OUT_OF_RANGE_FIELD: &str = "timestamp_out_of_range";
+
+/// Every parser reads device times through `timestamp`, which refuses times outside
+/// [`timestamp::EVENT_YEARS`]; this holds any other path to it too (a parser added later, a
+/// chrono reading with an explicit offset): such a time becomes the receive time, and the
+/// time as read is kept in [`TIME_OUT_OF_RANGE_FIELD`]. Detection and storage add windows to
+/// event times, which would panic at chrono's ends.
+pub(crate) fn keep_time_within_event_years(event: &mut Event) {
+    if crate::timestamp::within_event_years(event.timestamp).is_some() {
+        return;
+    }
+    let read = event.timestamp.to_rfc3339();
+    event.timestamp = event.received_at;
+    event
+        .fields
+        .insert(TIME_OUT_OF_RANGE_FIELD.into(), read.into());
 }
 
 /// Room for the fields of a record of `input_format`: the formats that are pairs (bare
@@ -626,6 +667,27 @@ pub struct DecoderStats {
     /// Records their stream cut short (given to [`Decoder::decode_cut`]): their events are
     /// flagged `frame_truncated`.
     pub truncated_records: u64,
+    /// Records on which a parser panicked (a bug): each is kept raw as an unknown event
+    /// ([`Decoder::decode`]).
+    pub parser_failures: u64,
+}
+
+/// Records on which a parser panicked, in this process (`/metrics`:
+/// `citysoc_collector_parser_failures_total`).
+static PARSER_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Records on which a parser panicked since the process started (see [`Decoder::decode`]).
+pub fn parser_failures() -> u64 {
+    PARSER_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The message a panic carried, when it is text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 impl Decoder {
@@ -686,8 +748,58 @@ impl Decoder {
     /// Decodes one framed record, appending the events it completes to `out` (none while an
     /// auditd event or a multi-line JSON document is still open, several when a record closes
     /// earlier groups).
+    ///
+    /// Parsers must not panic, and property tests hold them to it; should one still do on some
+    /// record (a bug), that record becomes an unknown event saying so, kept raw and counted
+    /// ([`DecoderStats::parser_failures`], [`parser_failures`]), and the stream goes on: one
+    /// bad line must not stop a source, whose other records would then be lost.
     pub fn decode(&mut self, record: &[u8], out: &mut Vec<Event>) {
-        self.decode_record(record, 0, out);
+        self.decode_guarded(record, 0, out);
+    }
+
+    /// [`Decoder::decode_record`] with the panic guard [`Decoder::decode`] describes.
+    fn decode_guarded(&mut self, record: &[u8], missing: u64, out: &mut Vec<Event>) {
+        self.guard(record, missing, out, Decoder::decode_record);
+    }
+
+    /// Runs `decode` on `record`; a panic in it becomes the record's unknown event.
+    fn guard(
+        &mut self,
+        record: &[u8],
+        missing: u64,
+        out: &mut Vec<Event>,
+        decode: impl FnOnce(&mut Decoder, &[u8], u64, &mut Vec<Event>),
+    ) {
+        let sequence = self.next_sequence;
+        // Unwind safety: after a panic the decoder's state is as the parser left it (memory
+        // safe, maybe mid-update). Records it holds still come out later; an event of this
+        // record that came out before the panic has the same id as the one below, so the
+        // server keeps one.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decode(self, record, missing, out)
+        }));
+        let Err(payload) = outcome else {
+            return;
+        };
+        self.stats.parser_failures += 1;
+        PARSER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.next_sequence = sequence.saturating_add(1);
+        let mut event = new_event(record, &self.context, sequence);
+        mark_unknown(
+            &mut event,
+            "citysoc",
+            FormatError::new(
+                format!(
+                    "the parser stopped on this record ({}); the record is kept raw. A bug in citysoc: please report it with this record",
+                    panic_message(payload.as_ref())
+                ),
+                0,
+            ),
+        );
+        if missing > 0 {
+            flag_cut(&mut event, missing);
+        }
+        out.push(event);
     }
 
     /// [`Decoder::decode`] for a record its stream cut short: its octet count announced
@@ -698,7 +810,7 @@ impl Decoder {
     /// come out at the same time are left alone.
     pub fn decode_cut(&mut self, record: &[u8], missing: u64, out: &mut Vec<Event>) {
         self.stats.truncated_records += 1;
-        self.decode_record(record, missing.max(1), out);
+        self.decode_guarded(record, missing.max(1), out);
     }
 
     /// Keeps one piece of a record as [`Decoder::decode_fragment`] does, for the last piece of
@@ -865,9 +977,9 @@ mod hex_tests {
     #[test]
     fn event_ids_are_the_streaming_digest() {
         // Ids must not change between versions (dedup of re-sent records relies on them).
-        let mut context = ParseContext::new("tcp");
-        context.collector = Some("col-q1".into());
-        context.source.address = Some("10.0.0.7:514".into());
+        let context = ParseContext::new("tcp")
+            .with_collector("col-q1")
+            .with_address("10.0.0.7:514");
         for length in [0, 1, 15, 16, 17, 128, 129, 240, 241, 1_000, 70_000] {
             let record: Vec<u8> = (0..length).map(|index| (index % 251) as u8).collect();
             assert_eq!(
@@ -914,8 +1026,7 @@ mod piece_tests {
     use crate::event::Format;
 
     fn event_of(raw: &[u8]) -> crate::Event {
-        let mut context = ParseContext::new("http");
-        context.collector = Some("col-q1".into());
+        let context = ParseContext::new("http").with_collector("col-q1");
         new_event(raw, &context, 7)
     }
 
@@ -982,5 +1093,82 @@ mod piece_tests {
             .collect();
         assert_eq!(bytes, vec![0xFF; 64]);
         assert!(pieces.iter().all(|piece| piece.raw.is_none()));
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::{
+        keep_time_within_event_years, new_event, parser_failures, Decoder, InputFormat,
+        ParseContext, TIME_OUT_OF_RANGE_FIELD,
+    };
+    use crate::event::Format;
+    use chrono::{DateTime, Utc};
+
+    /// A parser that panics (none should; this stands for the bug the guard is for): the
+    /// record comes out as an unknown event saying so, kept raw, counted, numbered as it would
+    /// have been, and the records after it decode as usual.
+    #[test]
+    fn a_panicking_parser_leaves_the_record_raw_and_the_stream_going() {
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let mut events = Vec::new();
+        decoder.decode(b"<13>Nov 22 10:00:00 host app: first", &mut events);
+        let failures_before = parser_failures();
+        decoder.guard(
+            b"bad record",
+            5,
+            &mut events,
+            |decoder, record, missing, out| {
+                decoder.decode_record(record, missing, out);
+                panic!("a parser bug");
+            },
+        );
+        decoder.decode(b"<13>Nov 22 10:00:01 host app: third", &mut events);
+
+        assert_eq!(decoder.stats().parser_failures, 1);
+        assert!(parser_failures() > failures_before);
+        let sequences: Vec<Option<u64>> =
+            events.iter().map(|event| event.source.sequence).collect();
+        // The record's own event came out before the panic, then the guard's: same number,
+        // same id, so the server keeps one.
+        assert_eq!(sequences, [Some(1), Some(2), Some(2), Some(3)]);
+        assert_eq!(events[1].id, events[2].id);
+        let failed = &events[2];
+        assert_eq!(failed.format, Format::Unknown);
+        assert_eq!(failed.raw.as_deref(), Some("bad record"));
+        let error = failed
+            .parse_error
+            .as_ref()
+            .map(|error| error.message.as_str());
+        assert!(
+            error.is_some_and(
+                |message| message.contains("a parser bug") && message.contains("kept raw")
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            failed.fields.get("frame_missing_bytes"),
+            Some(&serde_json::Value::from(5))
+        );
+        assert_eq!(events[3].format, Format::Rfc3164);
+    }
+
+    /// A time outside the years an event takes, however a parser came by it, becomes the
+    /// receive time, and the time read is kept.
+    #[test]
+    fn a_time_beyond_the_event_years_becomes_the_receive_time() {
+        let mut event = new_event(b"x", &ParseContext::new("tcp"), 1);
+        event.timestamp = DateTime::<Utc>::MIN_UTC;
+        keep_time_within_event_years(&mut event);
+        assert_eq!(event.timestamp, event.received_at);
+        assert_eq!(
+            event.fields.get(TIME_OUT_OF_RANGE_FIELD),
+            Some(&serde_json::Value::from(
+                DateTime::<Utc>::MIN_UTC.to_rfc3339()
+            ))
+        );
+        let mut usual = new_event(b"x", &ParseContext::new("tcp"), 1);
+        keep_time_within_event_years(&mut usual);
+        assert!(usual.fields.get(TIME_OUT_OF_RANGE_FIELD).is_none());
     }
 }

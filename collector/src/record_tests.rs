@@ -239,6 +239,25 @@ fn times_round_trip_across_their_range() {
     }
 }
 
+/// A record whose times lie outside years 1–9999 (written before parsers held them there, or
+/// by anything else): the event time becomes the receive time with the time kept, as
+/// `parse_record` does; a receive time outside them is refused.
+#[test]
+fn times_beyond_the_event_years_are_held_to_them() {
+    let mut event = parse_record(LINES[1], InputFormat::Auto, &context(), 7);
+    let far = DateTime::from_timestamp(8_000_000_000_000, 0).unwrap();
+    event.timestamp = far;
+    let decoded = decode(&to_vec(&event).unwrap()).unwrap();
+    assert_eq!(decoded.timestamp, event.received_at);
+    assert_eq!(
+        decoded.fields.get(crate::parse::TIME_OUT_OF_RANGE_FIELD),
+        Some(&serde_json::Value::from(far.to_rfc3339()))
+    );
+    event.received_at = far;
+    let error = decode(&to_vec(&event).unwrap()).unwrap_err().to_string();
+    assert!(error.contains("received_at"), "{error}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -11,11 +11,10 @@ use citysoc_collector::{Decoder, Event, Format, InputFormat, ParseContext};
 /// The context a TCP source gives its events (agency, collector and address are in every
 /// record, so they count against the batch's bytes as they would).
 fn context() -> ParseContext {
-    let mut context = ParseContext::new("tcp");
-    context.agency = Some("quan-1".into());
-    context.collector = Some("col-quan-1-0001".into());
-    context.source.address = Some("10.1.2.3:51514".into());
-    context
+    ParseContext::new("tcp")
+        .with_agency("quan-1")
+        .with_collector("col-quan-1-0001")
+        .with_address("10.1.2.3:51514")
 }
 
 fn parse(format: InputFormat, record: &[u8]) -> Vec<Event> {

@@ -69,6 +69,55 @@ proptest! {
         }
     }
 
+    /// Device times at any year chrono reads (its `%Y` takes a sign and any number of digits;
+    /// epoch numbers go further), in every format that carries one, in zones east and west of
+    /// UTC: no panic (there were, at chrono's ends), and the event's time stays within the
+    /// years an event takes, refused by the parsers themselves (the last-resort guard in
+    /// `parse_record` never has to step in).
+    #[test]
+    fn device_times_at_any_year(
+        year in prop_oneof![-262_143i32..=262_142, -2i32..=2, 9_998i32..=10_001],
+        millis in prop_oneof![any::<i64>(), -62_135_596_800_000i64..=-62_135_596_790_000],
+        west in any::<bool>(),
+    ) {
+        let mut context = ParseContext::new("test");
+        context.timezone = if west { chrono_tz::America::New_York } else { chrono_tz::Asia::Ho_Chi_Minh };
+        let lines = [
+            format!("date={year:04}-01-01 time=00:00:00 devname=fw logid=1"),
+            format!("date={year:04}-12-31 time=23:59:59 tz=\"-0800\" devname=fw"),
+            format!("CEF:0|V|P|1|1|n|5|rt=01/01/{year:04} 12:00:00 AM"),
+            format!("CEF:0|V|P|1|1|n|5|rt={millis}"),
+            format!("CEF:0|V|P|1|1|n|5|rt=Jan 01 {year:04} 00:00:00 +0700"),
+            format!("LEEF:2.0|V|P|1|E|^|devTime={year:04}-01-01 00:00:00^devTimeFormat=yyyy-MM-dd HH:mm:ss"),
+            format!("LEEF:2.0|V|P|1|E|^|devTime={year:04}-01-01 00:00:00 +0700^devTimeFormat=yyyy-MM-dd HH:mm:ss Z"),
+            format!("{{\"@timestamp\":{millis},\"message\":\"x\"}}"),
+            format!("{{\"@timestamp\":\"{year:04}-01-01T00:00:00+07:00\",\"message\":\"x\"}}"),
+            format!("{{\"EventID\":1102,\"Channel\":\"Security\",\"Computer\":\"dc1\",\"@timestamp\":{millis}}}"),
+            format!("<13>1 {year:04}-01-01T00:00:00+00:01 h a - - - x"),
+            format!("<13>Jan  1 {year:04} 00:00:00 host app: x"),
+            format!("127.0.0.1 - - [01/Jan/{year:04}:00:00:00 +0700] \"GET / HTTP/1.1\" 200 1"),
+            format!("type=SYSCALL msg=audit({millis}.123:7): arch=c000003e syscall=59 success=yes"),
+        ];
+        for line in &lines {
+            for input_format in ALL_FORMATS {
+                let event = parse_record(line.as_bytes(), *input_format, &context, 1);
+                prop_assert!(
+                    citysoc_collector::timestamp::within_event_years(event.timestamp).is_some(),
+                    "{:?} {}: {}", input_format, line, event.timestamp
+                );
+                prop_assert!(event.fields.get("timestamp_out_of_range").is_none(), "{:?} {}", input_format, line);
+            }
+            let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
+            let mut events = Vec::new();
+            decoder.decode(line.as_bytes(), &mut events);
+            decoder.finish(&mut events);
+            prop_assert_eq!(decoder.stats().parser_failures, 0);
+            for event in &events {
+                prop_assert!(citysoc_collector::timestamp::within_event_years(event.timestamp).is_some(), "{}", line);
+            }
+        }
+    }
+
     #[test]
     fn the_decoder_never_loses_a_record(lines in prop::collection::vec(record_bytes(), 1..20)) {
         // Every input record's bytes appear in the events' raw bytes, in order, for streaming
@@ -96,6 +145,8 @@ proptest! {
                 .collect();
             prop_assert_eq!(emitted, kept, "format {:?}", input_format);
             prop_assert_eq!(decoder.stats().records, records.len() as u64);
+            // The decoder keeps a record a parser panicked on; here no parser may.
+            prop_assert_eq!(decoder.stats().parser_failures, 0);
         }
     }
 

@@ -50,11 +50,10 @@ fn reset_peak() -> bool {
 
 /// The context a TCP source gives its events.
 fn context() -> ParseContext {
-    let mut context = ParseContext::new("tcp");
-    context.agency = Some("quan-1".into());
-    context.collector = Some("col-quan-1-0001".into());
-    context.source.address = Some("10.1.2.3:51514".into());
-    context
+    ParseContext::new("tcp")
+        .with_agency("quan-1")
+        .with_collector("col-quan-1-0001")
+        .with_address("10.1.2.3:51514")
 }
 
 /// The fullest batch of `line(0)`, `line(1)`, … a collector sends: each line parsed and held to

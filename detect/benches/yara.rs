@@ -83,8 +83,7 @@ fn malicious(index: usize) -> String {
 }
 
 fn events() -> Vec<Event> {
-    let mut context = ParseContext::new("file");
-    context.agency = Some("quan-3".into());
+    let context = ParseContext::new("file").with_agency("quan-3");
     let mut decoder = Decoder::new(InputFormat::Auto, context);
     let mut events = Vec::with_capacity(EVENTS);
     for index in 0..EVENTS {

@@ -389,8 +389,7 @@ mod tests {
 
     #[test]
     fn alert_from_an_sshd_event_carries_entities_and_grouping() {
-        let mut context = ParseContext::new("test");
-        context.agency = Some("quan-1".into());
+        let context = ParseContext::new("test").with_agency("quan-1");
         let event = parse_record(b"<38>Nov 22 08:20:01 gis-app-01 sshd[1]: Failed password for root from 203.0.113.45 port 4 ssh2", InputFormat::Auto, &context, 1);
         let alert = Alert::for_event(
             AlertKind::Sigma,

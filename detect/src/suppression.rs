@@ -39,6 +39,19 @@ pub struct SuppressionStats {
     pub evicted: u64,
 }
 
+/// `time + window`, or chrono's last time when that is past it. Event times are held to years
+/// 1–9999 (`citysoc_collector::timestamp::within_event_years`), but alerts also come from
+/// stored and imported events, and `DateTime + TimeDelta` panics past the end: one batch
+/// with such a time would fail every time the collector resent it.
+fn later_by(time: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    time.checked_add_signed(window)
+        .unwrap_or(if window < Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 /// The open groups.
 #[derive(Debug)]
 pub struct Suppressor {
@@ -62,8 +75,8 @@ impl Suppressor {
     /// Offers one alert.
     pub fn offer(&mut self, alert: Alert) -> Offered {
         if let Some(open) = self.open.get_mut(&alert.grouping_key) {
-            if alert.first_seen <= open.last_seen + self.window
-                && alert.first_seen + self.window >= open.first_seen
+            if alert.first_seen <= later_by(open.last_seen, self.window)
+                && later_by(alert.first_seen, self.window) >= open.first_seen
             {
                 open.count += alert.count;
                 open.first_seen = open.first_seen.min(alert.first_seen);
@@ -112,7 +125,7 @@ impl Suppressor {
         let expired: Vec<String> = self
             .open
             .iter()
-            .filter(|(_, alert)| alert.last_seen + window < now)
+            .filter(|(_, alert)| later_by(alert.last_seen, window) < now)
             .map(|(key, _)| key.clone())
             .collect();
         expired
@@ -213,6 +226,25 @@ mod tests {
             Offered::New(_)
         ));
         assert_eq!(suppressor.stats().folded, 1);
+    }
+
+    /// Alerts at chrono's ends (a stored or imported event's time): repeats still fold and
+    /// groups still close, with no overflow panic.
+    #[test]
+    fn times_at_the_ends_of_the_calendar_fold_without_panic() {
+        for end in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+            let mut suppressor = Suppressor::new(Duration::minutes(5), 10);
+            let at_end = || {
+                let mut alert = alert_at(0, "203.0.113.1");
+                (alert.first_seen, alert.last_seen) = (end, end);
+                alert
+            };
+            assert!(matches!(suppressor.offer(at_end()), Offered::New(_)));
+            assert!(matches!(suppressor.offer(at_end()), Offered::Folded(_)));
+            assert_eq!(suppressor.close_expired(end).len(), 0);
+            let closed = suppressor.close_expired(DateTime::<Utc>::MAX_UTC);
+            assert_eq!(closed.len(), usize::from(end == DateTime::<Utc>::MIN_UTC));
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::event::{Event, Format, LogSource};
 use crate::format::FormatError;
 use crate::parse::ParseContext;
-use crate::timestamp::local_to_utc;
+use crate::timestamp::{local_to_utc, within_event_years};
 
 /// How far into the line [`looks_like`] looks for the `[` of the timestamp.
 const MAX_HEAD: usize = 320;
@@ -112,8 +112,9 @@ pub(crate) fn clf_timestamp(
                 .from_local_datetime(&naive)
                 .single()
                 .map(|time| time.with_timezone(&Utc))
+                .and_then(within_event_years)
         }
-        None => Some(local_to_utc(naive, context.timezone)),
+        None => local_to_utc(naive, context.timezone),
     }
 }
 

@@ -541,7 +541,9 @@ pub(crate) fn device_time(
             ExplicitZone::Named(named) => resolve_bsd_time(bsd, named, received_at),
             ExplicitZone::Offset(seconds) => {
                 let local = resolve_bsd_time(bsd, chrono_tz::UTC, received_at)?;
-                Some(local - chrono::Duration::seconds(i64::from(seconds)))
+                local
+                    .checked_sub_signed(chrono::Duration::seconds(i64::from(seconds)))
+                    .and_then(crate::timestamp::within_event_years)
             }
         };
     }
@@ -552,7 +554,7 @@ pub(crate) fn device_time(
     }
     NaiveDateTime::parse_from_str(value, "%m/%d/%Y %I:%M:%S %p")
         .ok()
-        .map(|naive| local_to_utc(naive, zone))
+        .and_then(|naive| local_to_utc(naive, zone))
 }
 
 enum ExplicitZone {

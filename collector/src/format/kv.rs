@@ -51,7 +51,7 @@ use crate::format::kv_names;
 use crate::format::kv_store::PairStore;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
-use crate::timestamp::local_to_utc;
+use crate::timestamp::{local_to_utc, within_event_years};
 
 /// Longest bracketed group or prefix word [`looks_like`] accepts before the first pair.
 const MAX_PREFIX_WORD: usize = 64;
@@ -672,20 +672,29 @@ fn outcome_of_action(action: &str) -> Option<&'static str> {
     }
 }
 
-/// FortiGate's `date`+`time` (+`tz`), or `eventtime` (epoch in s, ms, µs or ns).
+/// FortiGate's `date`+`time` (+`tz`), or `eventtime` (epoch in s, ms, µs or ns), when it lies
+/// within the years an event takes (`timestamp::within_event_years`).
 fn device_time(known: &KnownFields<'_>, context: &ParseContext) -> Option<DateTime<Utc>> {
+    device_time_as_written(known, context).and_then(within_event_years)
+}
+
+/// [`device_time`] whatever its year.
+fn device_time_as_written(
+    known: &KnownFields<'_>,
+    context: &ParseContext,
+) -> Option<DateTime<Utc>> {
     if let (Some(date), Some(time)) = (text_of(known.date), text_of(known.time)) {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok();
         let time = NaiveTime::parse_from_str(time, "%H:%M:%S").ok();
         if let (Some(date), Some(time)) = (date, time) {
             let naive = NaiveDateTime::new(date, time);
-            return Some(match text_of(known.tz).and_then(zone_offset) {
+            return match text_of(known.tz).and_then(zone_offset) {
                 Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
                     || local_to_utc(naive, context.timezone),
-                    |time| time.with_timezone(&Utc),
+                    |time| Some(time.with_timezone(&Utc)),
                 ),
                 None => local_to_utc(naive, context.timezone),
-            });
+            };
         }
     }
     let eventtime = text_of(known.eventtime)?;

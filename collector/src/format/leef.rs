@@ -358,11 +358,12 @@ fn with_java_format(
     if has_zone {
         return chrono::DateTime::parse_from_str(value, &format)
             .ok()
-            .map(|time| time.with_timezone(&chrono::Utc));
+            .map(|time| time.with_timezone(&chrono::Utc))
+            .and_then(crate::timestamp::within_event_years);
     }
     NaiveDateTime::parse_from_str(value, &format)
         .ok()
-        .map(|naive| crate::timestamp::local_to_utc(naive, zone))
+        .and_then(|naive| crate::timestamp::local_to_utc(naive, zone))
 }
 
 /// Sigma logsource for the few products whose LEEF output is clearly firewall traffic.

@@ -5,7 +5,7 @@
 //! machine (the golden tests compare both), so an admin can look either up. A record that fails
 //! here is still read leniently by the RFC 3164 parser when the format is `auto`.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
@@ -312,8 +312,20 @@ fn parse_timestamp<'a>(
         .ok_or_else(out_of_range)?;
     let offset = FixedOffset::east_opt(offset_seconds).ok_or_else(out_of_range)?;
     let local = NaiveDateTime::new(date, time);
-    let utc = (local - chrono::Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc();
-    debug_assert!(utc.year() >= 0);
+    // Four digits keep the local time within years 0–9999, so the offset cannot overflow;
+    // year 0000 with an offset east of UTC lands in year −1, outside the years an event takes.
+    let utc = local
+        .checked_sub_signed(chrono::Duration::seconds(i64::from(
+            offset.local_minus_utc(),
+        )))
+        .map(|utc| utc.and_utc())
+        .and_then(crate::timestamp::within_event_years)
+        .ok_or_else(|| {
+            FormatError::new(
+                format!("parsing time \"{original}\": year out of range"),
+                end,
+            )
+        })?;
     cursor.position = end;
     Ok(Some((utc, original)))
 }

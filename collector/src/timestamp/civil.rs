@@ -29,7 +29,7 @@ pub(super) fn local_date_time_to_utc(
 ) -> Option<DateTime<Utc>> {
     let chrono_path = || {
         NaiveDate::from_ymd_opt(year, month, day)
-            .map(|date| zone_cache::local_to_utc(NaiveDateTime::new(date, time), zone))
+            .and_then(|date| zone_cache::local_to_utc(NaiveDateTime::new(date, time), zone))
     };
     // Outside these years chrono's range checks decide; a leap-second time (nanoseconds past
     // one second) is chrono's to represent. Neither comes from a BSD header in practice.
@@ -117,7 +117,7 @@ mod tests {
         zone: Tz,
     ) -> Option<DateTime<Utc>> {
         NaiveDate::from_ymd_opt(year, month, day)
-            .map(|date| zone_cache::exact_local_to_utc(NaiveDateTime::new(date, time), zone))
+            .and_then(|date| zone_cache::exact_local_to_utc(NaiveDateTime::new(date, time), zone))
     }
 
     const ZONES: [Tz; 5] = [

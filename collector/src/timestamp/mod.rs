@@ -206,10 +206,10 @@ pub fn iso8601(input: &str, zone: Tz) -> IResult<&str, DateTime<Utc>> {
             .from_local_datetime(&naive)
             .single()
             .map(|time| time.with_timezone(&Utc))
-            .ok_or_else(fail)?,
+            .and_then(within_event_years),
         None => local_to_utc(naive, zone),
     };
-    Ok((rest, utc))
+    Ok((rest, utc.ok_or_else(fail)?))
 }
 
 fn zone_offset(input: &str) -> IResult<&str, FixedOffset> {
@@ -231,12 +231,37 @@ fn zone_offset(input: &str) -> IResult<&str, FixedOffset> {
     }
 }
 
+/// The first and last years of the times an event takes (UTC).
+pub const EVENT_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// `time` when it lies within [`EVENT_YEARS`], the device times an event takes. RFC 3339 writes
+/// those in four digits, which ClickHouse, tantivy's dates and browsers read; and adding any
+/// window the SOC uses (minutes to years) to them stays far inside chrono's ±262,143 years,
+/// where `DateTime + TimeDelta` panics. Devices can write times outside it (chrono's `%Y`
+/// takes any number of digits and a sign; epoch numbers go to the year 292 million): those are
+/// not read as the event's time, the record keeps them as written.
+pub fn within_event_years(time: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // As seconds rather than through the date: this runs for every event (`parse_record`).
+    (EVENT_SECONDS_FIRST..=EVENT_SECONDS_LAST)
+        .contains(&time.timestamp())
+        .then_some(time)
+}
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in Unix seconds ([`EVENT_YEARS`]' ends; a
+/// test holds them to it).
+const EVENT_SECONDS_FIRST: i64 = -62_135_596_800;
+const EVENT_SECONDS_LAST: i64 = 253_402_300_799;
+
 /// Reads a zone-less local time in `zone`. In a DST gap or fold (not in Vietnam, but in zones
 /// a collector may be configured with) the earliest valid reading wins, and a time that does
 /// not exist at all is read as if the offset before the gap still applied. Hours without a
 /// transition are served from a per-thread cache of the zone's offset ([`zone_cache`]).
-pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
-    zone_cache::local_to_utc(naive, zone)
+/// `None` outside [`EVENT_YEARS`].
+pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
+    if !EVENT_YEARS.contains(&naive.date().year()) {
+        return None;
+    }
+    zone_cache::local_to_utc(naive, zone).and_then(within_event_years)
 }
 
 /// The year `at` falls in, in `zone`. Zone offsets are under a day, so away from New Year's
@@ -264,8 +289,10 @@ pub fn resolve_bsd_time(
     // By arithmetic and two per-thread caches (`civil`): the same answers as reading the date
     // with chrono and the time with `local_to_utc` (`reference::resolve_bsd_time`, property
     // tests), for a fraction of the instructions.
-    let at_year =
-        |year: i32| civil::local_date_time_to_utc(year, bsd.month, bsd.day, bsd.time, zone);
+    let at_year = |year: i32| {
+        civil::local_date_time_to_utc(year, bsd.month, bsd.day, bsd.time, zone)
+            .and_then(within_event_years)
+    };
     if let Some(year) = bsd.year {
         return at_year(year);
     }
@@ -310,13 +337,13 @@ pub fn epoch_seconds(text: &str) -> Option<DateTime<Utc>> {
         }
         nanos += u32::from(digit - b'0') * 10u32.pow(8 - index as u32);
     }
-    DateTime::from_timestamp(seconds, nanos)
+    DateTime::from_timestamp(seconds, nanos).and_then(within_event_years)
 }
 
 /// Unix epoch milliseconds (CEF `rt`, LEEF `devTime` in some products).
 pub fn epoch_millis(text: &str) -> Option<DateTime<Utc>> {
     let millis: i64 = text.parse().ok()?;
-    DateTime::from_timestamp_millis(millis)
+    DateTime::from_timestamp_millis(millis).and_then(within_event_years)
 }
 
 #[cfg(test)]
@@ -328,6 +355,64 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .map(|time| time.with_timezone(&Utc))
             .unwrap_or_else(|error| panic!("{text}: {error}"))
+    }
+
+    #[test]
+    fn event_years_are_their_seconds() {
+        let first = NaiveDate::from_ymd_opt(*EVENT_YEARS.start(), 1, 1)
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .map(|naive| naive.and_utc());
+        let last = NaiveDate::from_ymd_opt(*EVENT_YEARS.end(), 12, 31)
+            .and_then(|date| date.and_hms_nano_opt(23, 59, 59, 999_999_999))
+            .map(|naive| naive.and_utc());
+        let (Some(first), Some(last)) = (first, last) else {
+            panic!("the ends of EVENT_YEARS are dates");
+        };
+        assert_eq!(first.timestamp(), EVENT_SECONDS_FIRST);
+        assert_eq!(last.timestamp(), EVENT_SECONDS_LAST);
+        for inside in [first, last] {
+            assert_eq!(within_event_years(inside), Some(inside));
+        }
+        for outside in [
+            first - Duration::nanoseconds(1),
+            last + Duration::nanoseconds(1),
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+        ] {
+            assert_eq!(within_event_years(outside), None, "{outside:?}");
+        }
+    }
+
+    /// Device times beyond the years an event takes are not read, whatever writes them (the
+    /// panics these once were: subtracting the zone's offset at chrono's ends).
+    #[test]
+    fn times_beyond_the_event_years_are_not_read() {
+        let zone = crate::parse::DEFAULT_TIMEZONE;
+        let naive = |year: i32| {
+            NaiveDate::from_ymd_opt(year, 1, 1)
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .unwrap_or_else(|| panic!("year {year}"))
+        };
+        for year in [-262_143, -1, 0, 10_000, 262_142] {
+            assert_eq!(local_to_utc(naive(year), zone), None, "{year}");
+        }
+        // Year 1 at midnight in UTC+7 is year 0 in UTC.
+        assert_eq!(local_to_utc(naive(1), zone), None);
+        assert!(local_to_utc(naive(2), zone).is_some());
+        assert_eq!(epoch_millis(&i64::MAX.to_string()), None);
+        assert_eq!(epoch_seconds("8210298412740"), None);
+        assert!(epoch_seconds("1763775000.5").is_some());
+        assert!(iso8601("0000-01-01T00:00:00+00:01", zone).is_err());
+        assert!(iso8601("0001-01-01T00:00:00Z", zone).is_ok());
+        let received_at = utc("2026-11-22T00:00:00Z");
+        let bsd = |year| BsdTime {
+            year: Some(year),
+            month: 1,
+            day: 1,
+            time: NaiveTime::MIN,
+        };
+        assert_eq!(resolve_bsd_time(bsd(0), zone, received_at), None);
+        assert!(resolve_bsd_time(bsd(2026), zone, received_at).is_some());
     }
 
     #[test]
@@ -470,9 +555,11 @@ mod reference {
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         use chrono::{NaiveDate, NaiveDateTime};
         let at_year = |year: i32| {
-            NaiveDate::from_ymd_opt(year, bsd.month, bsd.day).map(|date| {
-                super::zone_cache::exact_local_to_utc(NaiveDateTime::new(date, bsd.time), zone)
-            })
+            NaiveDate::from_ymd_opt(year, bsd.month, bsd.day)
+                .and_then(|date| {
+                    super::zone_cache::exact_local_to_utc(NaiveDateTime::new(date, bsd.time), zone)
+                })
+                .and_then(super::within_event_years)
         };
         if let Some(year) = bsd.year {
             return at_year(year);

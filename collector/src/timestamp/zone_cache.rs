@@ -34,12 +34,15 @@ thread_local! {
 }
 
 /// Reads a zone-less local time in `zone` exactly as [`exact_local_to_utc`] does, through the
-/// per-hour cache.
-pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+/// per-hour cache. `None` only at the ends of chrono's range (±262,143 years), where applying
+/// the offset would leave it.
+pub fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
     let local_seconds = naive.and_utc().timestamp();
     let local_hour = local_seconds.div_euclid(3600);
     match uniform_offset(zone, local_hour) {
-        Some(offset_seconds) => (naive - Duration::seconds(i64::from(offset_seconds))).and_utc(),
+        Some(offset_seconds) => naive
+            .checked_sub_signed(Duration::seconds(i64::from(offset_seconds)))
+            .map(|utc| utc.and_utc()),
         None => exact_local_to_utc(naive, zone),
     }
 }
@@ -86,15 +89,18 @@ fn compute_uniform_offset(zone: Tz, local_hour: i64) -> Option<i32> {
 }
 
 /// The uncached reading: in a DST gap or fold the earliest valid reading wins, and a time that
-/// does not exist at all is read as if the offset before the gap still applied.
-pub fn exact_local_to_utc(naive: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
-    match zone.from_local_datetime(&naive).earliest() {
-        Some(time) => time.with_timezone(&Utc),
-        None => zone
-            .from_local_datetime(&(naive - Duration::hours(1)))
-            .earliest()
-            .map(|time| time.with_timezone(&Utc) + Duration::hours(1))
-            .unwrap_or_else(|| Utc.from_utc_datetime(&naive)),
+/// does not exist at all is read as if the offset before the gap still applied. `None` as for
+/// [`local_to_utc`].
+pub fn exact_local_to_utc(naive: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
+    if let Some(time) = zone.from_local_datetime(&naive).earliest() {
+        return Some(time.with_timezone(&Utc));
+    }
+    let hour_before = naive.checked_sub_signed(Duration::hours(1))?;
+    match zone.from_local_datetime(&hour_before).earliest() {
+        Some(time) => time
+            .with_timezone(&Utc)
+            .checked_add_signed(Duration::hours(1)),
+        None => Some(Utc.from_utc_datetime(&naive)),
     }
 }
 
@@ -166,12 +172,42 @@ mod tests {
         assert_cache_matches_exact(chrono_tz::Australia::Lord_Howe, 2026..=2026);
     }
 
+    /// The ends of chrono's range: the offset would take them out of it; no reading, no
+    /// panic (devices' `%Y` is read by chrono, which takes any number of digits and a sign).
+    #[test]
+    fn the_ends_of_the_range_have_no_reading() {
+        for zone in [
+            chrono_tz::Asia::Ho_Chi_Minh,
+            chrono_tz::America::New_York,
+            chrono_tz::UTC,
+        ] {
+            for naive in [NaiveDateTime::MIN, NaiveDateTime::MAX] {
+                let cached = local_to_utc(naive, zone);
+                assert_eq!(cached, exact_local_to_utc(naive, zone), "{zone} {naive}");
+                if let Some(time) = cached {
+                    // Where the offset keeps it in range, or read as UTC (the fallback for a
+                    // time with no reading, as in a gap): never wrapped to the other end.
+                    assert_eq!(
+                        time.naive_utc().date().year().signum(),
+                        naive.year().signum()
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            local_to_utc(NaiveDateTime::MIN, chrono_tz::Asia::Ho_Chi_Minh),
+            None
+        );
+    }
+
     #[test]
     fn known_transitions() {
         let at = |zone: Tz, text: &str| {
             let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
                 .unwrap_or_else(|error| panic!("{text}: {error}"));
-            local_to_utc(naive, zone).to_rfc3339()
+            local_to_utc(naive, zone)
+                .map(|time| time.to_rfc3339())
+                .unwrap_or_default()
         };
         let berlin = chrono_tz::Europe::Berlin;
         // Spring forward 2026-03-29 02:00 → 03:00: 02:30 does not exist and is read with the

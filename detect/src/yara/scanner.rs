@@ -1041,8 +1041,7 @@ mod tests {
     #[test]
     fn the_raw_path_equals_the_general_path() {
         let rules = city_rules();
-        let mut context = ParseContext::new("test");
-        context.agency = Some("quan-1".into());
+        let context = ParseContext::new("test").with_agency("quan-1");
         let filler = "x".repeat(90_000);
         let mut lines: Vec<Vec<u8>> = vec![
             b"m.exe \"privilege::debug\" \"sekurlsa::logonpasswords\" exit".to_vec(),

@@ -28,7 +28,10 @@ impl RetentionPolicy {
             .or(self.default_days);
         match days {
             None => false,
-            Some(days) => day <= today - TimeDelta::days(i64::from(days)),
+            // A retention longer than the calendar (a mistyped number of days) keeps all.
+            Some(days) => today
+                .checked_sub_signed(TimeDelta::days(i64::from(days)))
+                .is_some_and(|limit| day <= limit),
         }
     }
 }
@@ -101,5 +104,11 @@ mod tests {
         assert!(!policy.expired(Some("so-y-te"), day("2026-10-24"), today));
         assert!(policy.expired(Some("so-y-te"), day("2026-10-23"), today));
         assert!(!RetentionPolicy::default().expired(None, day("1970-01-01"), today));
+        // More days than the calendar holds (a mistyped number): nothing expires, no panic.
+        let forever = RetentionPolicy {
+            default_days: Some(u32::MAX),
+            agencies: BTreeMap::new(),
+        };
+        assert!(!forever.expired(None, NaiveDate::MIN, today));
     }
 }
