@@ -79,6 +79,12 @@ pub struct PipelineSender {
 }
 
 impl PipelineSender {
+    /// The bound on the bytes the pipeline holds (`queue_max_bytes`): a batch larger than this
+    /// waits for an empty pipeline.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// An empty batch with room for `lines` lines of `bytes` bytes, in a buffer of a batch
     /// already written when one fits (see [`LinesPool`]).
     pub fn batch_buffer(&self, lines: usize, bytes: usize) -> Lines {

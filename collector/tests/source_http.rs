@@ -168,9 +168,16 @@ async fn beats_talk_to_it_as_to_elasticsearch() {
     )
     .await;
     assert_eq!(status, 200);
-    harness.wait_for_events("agents", 3).await;
+    // Plain NDJSON posted to `_bulk`: documents whose first key is an action's name are
+    // documents all the same (an action line is one member whose value is an object).
+    let documents = "{\"index\":\"web-01\",\"message\":\"a\"}\n{\"delete\":{\"path\":\"/tmp/x\"},\"user\":\"b\"}\n{\"update\":3}\n";
+    let (status, _) = request(address, "POST", "/_bulk", &[], documents.as_bytes()).await;
+    assert_eq!(status, 200);
+    harness.wait_for_events("agents", 6).await;
     let events = harness.stop().await;
-    assert_eq!(raws(&events), [SYSMON, "{\"message\":\"second\"}", SYSMON]);
+    let mut expected = vec![SYSMON, "{\"message\":\"second\"}", SYSMON];
+    expected.extend(documents.lines());
+    assert_eq!(raws(&events), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,4 +304,97 @@ async fn a_line_too_long_for_any_batch_is_kept_in_pieces() {
         .unwrap_or_default();
     assert!(message.contains("piece 2 of 2"), "{message}");
     assert_eq!(events[3]["message"], "after");
+}
+
+/// A request whose events outgrow what the pipeline may hold (`queue_max_bytes`) goes to the
+/// sink in parts as it is decoded (its memory stays within that bound); every record arrives,
+/// in order, and is counted in once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_larger_than_the_pipeline_goes_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = HTTP_SOURCE.replace("64 KiB", "1 MiB");
+    let mut config = config(dir.path(), &source);
+    config.collector.queue_max_bytes = citysoc_collector::pipeline::MIN_QUEUE_BYTES;
+    let archive = config.archive.as_ref().unwrap().path.clone();
+    let sink =
+        std::sync::Arc::new(citysoc_collector::NdjsonFileSink::open(&archive, 1 << 30).unwrap());
+    let collector = citysoc_collector::RunningCollector::start(&config, identity(&config), sink)
+        .await
+        .unwrap();
+    let harness = Harness {
+        collector,
+        dir: dir.path().to_owned(),
+        archive,
+    };
+    let address = harness.address("agents");
+    let records = 20_000;
+    let body: String = (0..records)
+        .map(|n| format!("{{\"message\":\"record {n} of a large post\",\"n\":{n}}}\n"))
+        .collect();
+    assert!(body.len() > 2 * citysoc_collector::pipeline::MIN_QUEUE_BYTES);
+    let (status, answer) = request(
+        address,
+        "POST",
+        "/",
+        &[("Content-Encoding", "gzip")],
+        &gzip(body.as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (status, answer.as_str()),
+        (200, "{\"accepted\":20000,\"events\":20000}")
+    );
+    let metrics = harness.collector.metrics();
+    let source = metrics.source("agents").unwrap().clone();
+    let events = harness.stop().await;
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|event| event["fields"]["n"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(numbers, (0..records).collect::<Vec<u64>>());
+    assert_eq!(
+        (source.records_in(), source.events_out()),
+        (records, records)
+    );
+}
+
+/// More records in one request than the intake takes (a million): refused with a reason
+/// before any is decoded, and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_of_over_a_million_records_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &HTTP_SOURCE.replace("64 KiB", "1 MiB")).await;
+    let address = harness.address("agents");
+    let lines = b"x\n".repeat(1_000_001);
+    for path in ["/", "/_bulk"] {
+        let (status, body) = request(
+            address,
+            "POST",
+            path,
+            &[("Content-Encoding", "gzip")],
+            &gzip(&lines),
+        )
+        .await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert!(body.contains("1000000 records"), "{body}");
+    }
+    let (status, _) = request(
+        address,
+        "POST",
+        "/",
+        &[("Content-Encoding", "gzip")],
+        &gzip(&b"x\n".repeat(1_000)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = harness.collector.metrics();
+    assert_eq!(
+        metrics
+            .source("agents")
+            .unwrap()
+            .errors(SourceErrorKind::HttpRequest),
+        2
+    );
+    harness.wait_for_events("agents", 1_000).await;
+    assert_eq!(harness.stop().await.len(), 1_000);
 }

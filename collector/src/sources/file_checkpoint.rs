@@ -99,16 +99,30 @@ pub(crate) fn head_hash(bytes: &[u8]) -> String {
 
 /// Reads a checkpoint; `Ok(None)` when there is none yet.
 pub(crate) fn load(path: &Path) -> Result<Option<Checkpoint>, CollectorError> {
+    let damaged = |error: Box<dyn std::error::Error + Send + Sync>| CollectorError::Io {
+        what: format!(
+            "checkpoint {} is damaged (remove it to read the file again from its start)",
+            path.display()
+        ),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+    };
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|error| CollectorError::Io {
-                what: format!(
-                    "checkpoint {} is damaged (remove it to read the file again from its start)",
-                    path.display()
-                ),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
-            }),
+        Ok(bytes) => {
+            let checkpoint: Checkpoint =
+                serde_json::from_slice(&bytes).map_err(|error| damaged(error.into()))?;
+            // `head_len` sizes the read of the file's head: a number this collector never
+            // writes (a damaged or hand-edited file) must not become a huge allocation.
+            if checkpoint.head_len > HEAD_BYTES.min(checkpoint.offset) {
+                return Err(damaged(
+                    format!(
+                        "head_len {} is over {HEAD_BYTES} or over the offset {}",
+                        checkpoint.head_len, checkpoint.offset
+                    )
+                    .into(),
+                ));
+            }
+            Ok(Some(checkpoint))
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(CollectorError::io(
             format!("cannot read checkpoint {}", path.display()),
@@ -158,10 +172,21 @@ mod tests {
             head_hash: head_hash(b"abc"),
         };
         store(&path, &checkpoint).unwrap();
-        assert_eq!(load(&path).unwrap(), Some(checkpoint));
+        assert_eq!(load(&path).unwrap(), Some(checkpoint.clone()));
         assert!(!path.with_extension("json.tmp").exists());
         std::fs::write(&path, b"{garbage").unwrap();
         let error = load(&path).unwrap_err().to_string();
         assert!(error.contains("damaged"), "{error}");
+        // A head length this collector never writes would size the head read: refused.
+        for (offset, head_len) in [(u64::MAX, u64::MAX), (u64::MAX, HEAD_BYTES + 1), (3, 4)] {
+            let bad = Checkpoint {
+                offset,
+                head_len,
+                ..checkpoint.clone()
+            };
+            std::fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+            let error = load(&path).unwrap_err().to_string();
+            assert!(error.contains("damaged"), "{error}");
+        }
     }
 }

@@ -26,8 +26,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::http_body::{decompress, split_records, BodyError};
+use super::http_body::{
+    decompress, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
+};
 use super::{accept, SourceRuntime};
+use crate::lines::Lines;
 use crate::metrics::SourceErrorKind;
 use crate::pipeline::SendFailure;
 
@@ -167,7 +170,10 @@ async fn intake(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let (records, blank) = split_records(&body);
+    let (records, blank) = match split_records(&body) {
+        Ok(split) => split,
+        Err(too_many) => return too_many_records(&state, too_many),
+    };
     match deliver(&state, peer.0, &records, blank).await {
         Ok(events) => (
             StatusCode::OK,
@@ -199,9 +205,10 @@ async fn bulk(
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
     while let Some(line) = lines.next() {
-        let action = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line)
-            .ok()
-            .and_then(|object| object.keys().next().cloned());
+        if actions.len() == MAX_RECORDS_PER_REQUEST {
+            return too_many_records(&state, TooManyRecords);
+        }
+        let action = bulk_action(line);
         match action.as_deref() {
             Some("delete") => actions.push("delete".into()),
             Some(action @ ("index" | "create" | "update")) => {
@@ -227,6 +234,27 @@ async fn bulk(
         })
         .collect();
     elasticsearch_reply(&serde_json::json!({ "took": 0, "errors": false, "items": items }))
+}
+
+/// The action of a bulk action line: an object with exactly one member, named `index`,
+/// `create`, `update` or `delete`, whose value is an object (`{"index":{"_index":"x"}}`).
+/// Anything else is a document: a log record whose first key happens to be `index` must not
+/// be taken for an action (and lose itself, or the line after it).
+fn bulk_action(line: &[u8]) -> Option<String> {
+    let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
+    let mut members = object.iter();
+    let (name, value) = members.next()?;
+    let is_action = members.next().is_none()
+        && value.is_object()
+        && matches!(name.as_str(), "index" | "create" | "update" | "delete");
+    is_action.then(|| name.clone())
+}
+
+/// The 413 for a body over [`MAX_RECORDS_PER_REQUEST`], counted as a refused request.
+fn too_many_records(state: &IntakeState, too_many: TooManyRecords) -> Response {
+    state.source.metrics.add_error(SourceErrorKind::HttpRequest);
+    tracing::warn!(source = %state.source.config.name, "HTTP request refused: {too_many}");
+    (StatusCode::PAYLOAD_TOO_LARGE, format!("{too_many}\n")).into_response()
 }
 
 async fn read_body(
@@ -273,7 +301,19 @@ async fn read_body(
     }
 }
 
+/// Records decoded at a time: the events of one chunk are encoded before the next is decoded,
+/// so a request holds its records' compact encoding, not several hundred bytes of `Event`
+/// for each of up to a million records.
+const DECODE_CHUNK: usize = 1024;
+
 /// Decodes the records and waits until the sink has them. `Ok(events)` or the error answer.
+///
+/// A request is one batch for the pipeline, taken or refused whole, so an agent that retries a
+/// refused request repeats nothing that was stored. Only a request whose encoding outgrows the
+/// pipeline's bound (`queue_max_bytes`, which no single batch may hold more than) goes in
+/// parts as it is encoded, each waiting for the sink, so that its memory stays within that
+/// bound: if a later part is refused, the agent's retry repeats the parts already stored
+/// (duplicates rather than losses).
 async fn deliver(
     state: &IntakeState,
     peer: SocketAddr,
@@ -292,12 +332,36 @@ async fn deliver(
         .fetch_add(records.len() as u64, Ordering::Relaxed);
     let mut decoder = source.decoder(Some(peer.to_string()));
     decoder.set_next_sequence(first);
-    let mut events = Vec::with_capacity(records.len());
-    for record in records {
-        decoder.decode(record, &mut events);
+    let mut events = Vec::with_capacity(DECODE_CHUNK);
+    let mut pending = Lines::default();
+    let mut pending_records = 0;
+    let mut sent_events = 0;
+    for chunk in records.chunks(DECODE_CHUNK) {
+        for record in chunk {
+            decoder.decode(record, &mut events);
+        }
+        pending.append(&source.encode(&mut events));
+        pending_records += chunk.len();
+        if pending.heap_bytes() >= source.pipeline.max_bytes() {
+            sent_events += send_part(source, std::mem::take(&mut pending), pending_records).await?;
+            pending_records = 0;
+        }
     }
     decoder.finish(&mut events);
-    let lines = source.encode(&mut events);
+    pending.append(&source.encode(&mut events));
+    if pending.is_empty() && pending_records == 0 {
+        return Ok(sent_events);
+    }
+    Ok(sent_events + send_part(source, pending, pending_records).await?)
+}
+
+/// Sends one batch of a request's events (from `records` records) and waits for the sink.
+/// `Ok(events)` or the error answer.
+async fn send_part(
+    source: &SourceRuntime,
+    lines: Lines,
+    records: usize,
+) -> Result<usize, Response> {
     let count = lines.len();
     let sent = source
         .pipeline
@@ -307,7 +371,7 @@ async fn deliver(
     // the sink failed): a request refused before that is answered 503 and counted as
     // `http_busy`, and the agent's retry is counted in then.
     if sent.is_ok() {
-        source.metrics.add_records(records.len() as u64);
+        source.metrics.add_records(records as u64);
     }
     match sent {
         Ok(true) => Ok(count),

@@ -66,23 +66,37 @@ pub(crate) fn decompress<'a>(
     Ok(Cow::Owned(decompressed))
 }
 
+/// At most this many records in one request. Agents send far fewer at a time (Beats 1,600
+/// events, Vector, Fluent Bit and NXLog a few megabytes), but a body's record list costs 16
+/// bytes a record: a decompressed body of one-byte lines would make it eight times the body.
+pub(crate) const MAX_RECORDS_PER_REQUEST: usize = 1_000_000;
+
+/// A body with more than [`MAX_RECORDS_PER_REQUEST`] records: 413.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyRecords;
+
+impl std::fmt::Display for TooManyRecords {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "the body holds more than {MAX_RECORDS_PER_REQUEST} records; send smaller batches"
+        )
+    }
+}
+
 /// Cuts a body into records: the elements of a top-level JSON array, else the lines (blank
 /// lines skipped, CR before LF removed). Returns the records and the number of blank lines.
-pub(crate) fn split_records(body: &[u8]) -> (Vec<&[u8]>, u64) {
+pub(crate) fn split_records(body: &[u8]) -> Result<(Vec<&[u8]>, u64), TooManyRecords> {
     let start = body.iter().position(|byte| !byte.is_ascii_whitespace());
     if let Some(start) = start {
         if body[start] == b'[' {
-            if let Ok(elements) = serde_json::from_slice::<Vec<&RawValue>>(body) {
-                return (
-                    elements
-                        .into_iter()
-                        .map(|element| element.get().as_bytes())
-                        .collect(),
-                    0,
-                );
+            match array_elements(body) {
+                Ok(elements) => return Ok((elements, 0)),
+                Err(ArrayError::TooMany) => return Err(TooManyRecords),
+                // Not one valid array (an array per line, or broken JSON): read it line by
+                // line, so nothing is lost and a broken line becomes an unknown event.
+                Err(ArrayError::NotOneArray) => {}
             }
-            // Not one valid array (an array per line, or broken JSON): read it line by line,
-            // so nothing is lost and a broken line becomes an unknown event.
         }
     }
     let mut records = Vec::new();
@@ -95,9 +109,56 @@ pub(crate) fn split_records(body: &[u8]) -> (Vec<&[u8]>, u64) {
             }
             continue;
         }
+        if records.len() == MAX_RECORDS_PER_REQUEST {
+            return Err(TooManyRecords);
+        }
         records.push(line);
     }
-    (records, blank)
+    Ok((records, blank))
+}
+
+/// Why a body is not read as one array's elements.
+enum ArrayError {
+    NotOneArray,
+    TooMany,
+}
+
+/// The exact bytes of the elements of the one JSON array `body` holds, at most
+/// [`MAX_RECORDS_PER_REQUEST`] of them (read one at a time, so a longer array stops there
+/// instead of being listed whole first).
+fn array_elements(body: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
+    use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+
+    struct Elements<'flag>(&'flag std::cell::Cell<bool>);
+
+    impl<'de> Visitor<'de> for Elements<'_> {
+        type Value = Vec<&'de [u8]>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a JSON array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(element) = elements.next_element::<&'de RawValue>()? {
+                if out.len() == MAX_RECORDS_PER_REQUEST {
+                    self.0.set(true);
+                    return Err(A::Error::custom("too many elements"));
+                }
+                out.push(element.get().as_bytes());
+            }
+            Ok(out)
+        }
+    }
+
+    let too_many = std::cell::Cell::new(false);
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let elements = deserializer.deserialize_seq(Elements(&too_many));
+    match elements {
+        Ok(elements) if deserializer.end().is_ok() => Ok(elements),
+        _ if too_many.get() => Err(ArrayError::TooMany),
+        _ => Err(ArrayError::NotOneArray),
+    }
 }
 
 #[cfg(test)]
@@ -108,13 +169,54 @@ mod tests {
 
     #[test]
     fn arrays_give_their_elements_byte_exact_and_lines_give_lines() {
-        let (records, _) = split_records(b" [ {\"a\": 1}, {\"b\":\n 2} , \"x\" ]\n");
+        let (records, _) = split_records(b" [ {\"a\": 1}, {\"b\":\n 2} , \"x\" ]\n").unwrap();
         assert_eq!(records, [&b"{\"a\": 1}"[..], b"{\"b\":\n 2}", b"\"x\""]);
-        let (records, blank) = split_records(b"{\"a\":1}\r\n\n  \n{\"b\":2}");
+        let (records, blank) = split_records(b"{\"a\":1}\r\n\n  \n{\"b\":2}").unwrap();
         assert_eq!(records, [&b"{\"a\":1}"[..], b"{\"b\":2}"]);
         assert_eq!(blank, 1);
-        let (records, _) = split_records(b"[1,2]\n[3]\n");
+        let (records, _) = split_records(b"[1,2]\n[3]\n").unwrap();
         assert_eq!(records, [&b"[1,2]"[..], b"[3]"]);
+        let (records, _) = split_records(b"[]").unwrap();
+        assert!(records.is_empty());
+    }
+
+    /// A million records are taken, one more is refused, as lines and as array elements
+    /// (whose list stops at the limit instead of being built whole).
+    #[test]
+    fn at_most_a_million_records_a_request() {
+        let lines = |count: usize| b"x\n".repeat(count);
+        assert_eq!(
+            split_records(&lines(MAX_RECORDS_PER_REQUEST))
+                .unwrap()
+                .0
+                .len(),
+            MAX_RECORDS_PER_REQUEST
+        );
+        assert_eq!(
+            split_records(&lines(MAX_RECORDS_PER_REQUEST + 1)),
+            Err(TooManyRecords)
+        );
+        // Blank lines are not records.
+        let mut blanks = lines(MAX_RECORDS_PER_REQUEST);
+        blanks.extend(b" \n".repeat(10));
+        assert!(split_records(&blanks).is_ok());
+        let array = |count: usize| {
+            let mut body = b"[".to_vec();
+            body.extend(b"1,".repeat(count));
+            body.extend(b"1]");
+            body
+        };
+        assert_eq!(
+            split_records(&array(MAX_RECORDS_PER_REQUEST - 1))
+                .unwrap()
+                .0
+                .len(),
+            MAX_RECORDS_PER_REQUEST
+        );
+        assert_eq!(
+            split_records(&array(MAX_RECORDS_PER_REQUEST)),
+            Err(TooManyRecords)
+        );
     }
 
     #[test]
