@@ -12,7 +12,9 @@
 //! - [`AuditGrouper::flush`] closes everything (end of the stream, or a non-audit line).
 //!
 //! Memory is bounded: an event that reaches [`MAX_RECORDS_PER_EVENT`] records is closed and the
-//! following ones start a new event flagged `audit_group_continued`. Nothing is dropped: a record
+//! following ones start a new event flagged `audit_group_continued`; the open events hold at
+//! most [`MAX_OPEN_BYTES`] of records together (the oldest closes first, a lone event over it
+//! is split as above). Nothing is dropped: a record
 //! for an event that already closed starts a new event flagged `audit_group_late`, and a line
 //! that is not an audit record becomes a `format: unknown` event, emitted in order.
 
@@ -32,6 +34,12 @@ pub const MAX_RECORD_DISTANCE: u64 = 64;
 
 /// Records kept in one event before it is closed and continued in another.
 pub const MAX_RECORDS_PER_EVENT: usize = 256;
+
+/// Bytes of records the open events may hold together (their raw text; their parsed copies
+/// take about as much again). Without it, 16 events of 256 records of up to a frame each
+/// could hold hundreds of megabytes for one connection of a sender that interleaves serials.
+/// Real audit events are a few kilobytes (an `EXECVE` with long arguments some hundreds).
+pub const MAX_OPEN_BYTES: usize = 1 << 20;
 
 /// How many closed events are remembered to recognise late records.
 const RECENTLY_CLOSED: usize = 64;
@@ -197,6 +205,26 @@ impl AuditGrouper {
         } else if open.records.len() >= MAX_RECORDS_PER_EVENT {
             self.stats.split_events += 1;
             self.close(position, Closed::Split, context, out);
+        }
+        self.close_while_over_bytes(context, out);
+    }
+
+    /// Bytes of records the open events hold.
+    fn open_bytes(&self) -> usize {
+        self.open.iter().map(|open| open.raw.len()).sum()
+    }
+
+    /// Keeps the open events within [`MAX_OPEN_BYTES`]: the oldest close first (as when too
+    /// many are open); one event over it alone is split, its next records continuing it.
+    fn close_while_over_bytes(&mut self, context: &ParseContext, out: &mut Vec<Event>) {
+        while self.open_bytes() > MAX_OPEN_BYTES {
+            if self.open.len() > 1 {
+                self.stats.evicted_events += 1;
+                self.close(0, Closed::Complete, context, out);
+            } else {
+                self.stats.split_events += 1;
+                self.close(0, Closed::Split, context, out);
+            }
         }
     }
 
@@ -428,6 +456,70 @@ mod tests {
         grouper.flush(&context, &mut out);
         assert_eq!(out.len(), 40);
         assert_eq!(grouper.stats().evicted_events, 24);
+    }
+
+    /// Serials interleaved round-robin with long records (nothing ever goes stale): the open
+    /// events stay within their byte bound, and every record comes out once, in its event.
+    #[test]
+    fn open_events_are_bounded_in_bytes() {
+        let context = ParseContext::new("test");
+        let mut grouper = AuditGrouper::default();
+        let mut out = Vec::new();
+        let argument = "a".repeat(8_000);
+        let mut lines = Vec::new();
+        for round in 0..300 {
+            for serial in 0..MAX_OPEN_EVENTS {
+                lines.push(format!(
+                    "type=EXECVE msg=audit(1.0:{serial}): argc=2 a0=\"{argument}\" a1=\"{round}\""
+                ));
+            }
+        }
+        let mut largest = 0;
+        for (index, line) in lines.iter().enumerate() {
+            grouper.push(
+                line.as_bytes(),
+                line,
+                index as u64 + 1,
+                0,
+                &context,
+                &mut out,
+            );
+            largest = largest.max(grouper.open_bytes());
+        }
+        grouper.flush(&context, &mut out);
+        assert!(largest <= MAX_OPEN_BYTES, "{largest}");
+        let stats = grouper.stats();
+        assert!(stats.evicted_events > 0);
+        // Every record, once: the events' raw text split back into lines is the input.
+        let mut emitted: Vec<String> = out
+            .iter()
+            .flat_map(|event| {
+                event
+                    .raw
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split('\n')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        emitted.sort();
+        lines.sort();
+        assert_eq!(emitted, lines);
+        // One record over the bound by itself is an event of its own, flagged continued after.
+        let huge = format!(
+            "type=EXECVE msg=audit(2.0:1): a0=\"{}\"",
+            "b".repeat(MAX_OPEN_BYTES)
+        );
+        let mut out = Vec::new();
+        grouper.push(huge.as_bytes(), &huge, 1, 0, &context, &mut out);
+        grouper.push(huge.as_bytes(), &huge, 2, 0, &context, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(!grouper.has_open_events());
+        assert_eq!(
+            out[1].fields.get("audit_group_continued"),
+            Some(&serde_json::Value::Bool(true))
+        );
     }
 
     #[test]
