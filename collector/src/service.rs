@@ -204,8 +204,13 @@ impl RunningCollector {
                         let task = tokio::task::spawn_blocking(move || {
                             sources::file_tail::run(file, checkpoint, runtime, stop)
                         });
+                        let name = source.name.clone();
                         tasks.spawn(async move {
-                            let _ = task.await;
+                            // Parsers' panics are caught per record (`Decoder::decode`); one
+                            // anywhere else ends the source, which must not go unnoticed.
+                            if let Err(error) = task.await {
+                                tracing::error!(source = %name, %error, "the file source stopped on an internal error (a bug); restart the collector to resume from the checkpoint");
+                            }
                         });
                     }
                 }
