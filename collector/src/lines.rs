@@ -72,13 +72,6 @@ impl Lines {
         self.ends.push(self.bytes.len());
     }
 
-    /// Adds copies of `other`'s lines, in order.
-    pub fn append(&mut self, other: &Lines) {
-        let offset = self.bytes.len();
-        self.bytes.extend_from_slice(&other.bytes);
-        self.ends.extend(other.ends.iter().map(|end| end + offset));
-    }
-
     /// Adds the line `write` appends to the buffer it is given; when `write` fails, whatever it
     /// appended is taken back and no line is added.
     pub fn push_with<E>(

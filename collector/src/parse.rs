@@ -681,6 +681,41 @@ pub fn parser_failures() -> u64 {
     PARSER_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// [`parse_record`] for callers without a [`Decoder`] (UDP datagrams): should a parser panic
+/// (a bug), the record becomes an unknown event saying so, kept raw and counted
+/// ([`parser_failures`]), as [`Decoder::decode`] does.
+pub fn parse_record_guarded(
+    record: &[u8],
+    input_format: InputFormat,
+    context: &ParseContext,
+    sequence: u64,
+) -> Event {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        parse_record(record, input_format, context, sequence)
+    }))
+    .unwrap_or_else(|payload| {
+        PARSER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        failed_event(record, context, sequence, panic_message(payload.as_ref()))
+    })
+}
+
+/// The unknown event that keeps `raw` after a parser panicked on it (or on bytes held with
+/// it) with `message`.
+fn failed_event(raw: &[u8], context: &ParseContext, sequence: u64, message: &str) -> Event {
+    let mut event = new_event(raw, context, sequence);
+    mark_unknown(
+        &mut event,
+        "citysoc",
+        FormatError::new(
+            format!(
+                "a parser stopped on this record or on one held with it ({message}); kept raw. A bug in citysoc: please report it with this record"
+            ),
+            0,
+        ),
+    );
+    event
+}
+
 /// The message a panic carried, when it is text.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
@@ -771,10 +806,12 @@ impl Decoder {
         decode: impl FnOnce(&mut Decoder, &[u8], u64, &mut Vec<Event>),
     ) {
         let sequence = self.next_sequence;
-        // Unwind safety: after a panic the decoder's state is as the parser left it (memory
-        // safe, maybe mid-update). Records it holds still come out later; an event of this
-        // record that came out before the panic has the same id as the one below, so the
-        // server keeps one.
+        // Unwind safety: after a panic, what the decoder holds (an open JSON document, open
+        // audit events; each parser keeps its bytes held until its events are out) is given
+        // out raw, unparsed, so no state a parser failed on is parsed again; the record too,
+        // unless it is among those bytes or already out in an event. Events a parser had
+        // made but not yet handed out are lost with the panic, their bytes are not.
+        self.audit_grouper.begin_record();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decode(self, record, missing, out)
         }));
@@ -784,22 +821,26 @@ impl Decoder {
         self.stats.parser_failures += 1;
         PARSER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.next_sequence = sequence.saturating_add(1);
-        let mut event = new_event(record, &self.context, sequence);
-        mark_unknown(
-            &mut event,
-            "citysoc",
-            FormatError::new(
-                format!(
-                    "the parser stopped on this record ({}); the record is kept raw. A bug in citysoc: please report it with this record",
-                    panic_message(payload.as_ref())
-                ),
-                0,
-            ),
-        );
-        if missing > 0 {
-            flag_cut(&mut event, missing);
+        let message = panic_message(payload.as_ref()).to_owned();
+        // Every record goes into an open JSON document, appended first; and the grouper says
+        // whether it placed the record.
+        let record_placed = self.json_continuation.is_open() || self.audit_grouper.placed_current();
+        let mut held = Vec::new();
+        if let Some((raw, first)) = self.json_continuation.take_held() {
+            let cut = std::mem::take(&mut self.json_cut);
+            held.push((raw, first, cut));
         }
-        out.push(event);
+        held.extend(self.audit_grouper.take_open());
+        if !record_placed {
+            held.push((record.to_vec(), sequence, missing));
+        }
+        for (raw, first, missing) in held {
+            let mut event = failed_event(&raw, &self.context, first, &message);
+            if missing > 0 {
+                flag_cut(&mut event, missing);
+            }
+            out.push(event);
+        }
     }
 
     /// [`Decoder::decode`] for a record its stream cut short: its octet count announced
@@ -854,13 +895,14 @@ impl Decoder {
 
         if self.json_continuation.is_open() || self.json_may_start(record) {
             // JSON interrupts an audit stream: what the grouper holds came first and goes out
-            // first, so events keep the order of their records.
+            // first, so events keep the order of their records. (Flushed before the push, so
+            // that what the push returns is out as soon as it exists: see `guard`.)
+            self.audit_grouper.flush(&self.context, out);
             match self
                 .json_continuation
                 .push(record, sequence, self.input_format, &self.context)
             {
                 format::json::Pushed::Taken(mut done) => {
-                    self.audit_grouper.flush(&self.context, out);
                     if missing > 0 {
                         if self.json_continuation.is_open() {
                             // The record's end is in the open document: flagged when it
@@ -877,7 +919,6 @@ impl Decoder {
                     return;
                 }
                 format::json::Pushed::Closed(mut done) => {
-                    self.audit_grouper.flush(&self.context, out);
                     self.flag_closed_json_document(&mut done);
                     out.extend(done);
                 }
@@ -1151,6 +1192,66 @@ mod guard_tests {
             Some(&serde_json::Value::from(5))
         );
         assert_eq!(events[3].format, Format::Rfc3164);
+    }
+
+    /// A panic while a JSON document is open: the document's held lines (the record among
+    /// them) come out raw as one event, nothing twice, and the stream goes on.
+    #[test]
+    fn a_panic_with_a_json_document_open_keeps_its_lines_raw() {
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let mut events = Vec::new();
+        decoder.decode(b"{\"a\":", &mut events);
+        assert!(events.is_empty() && decoder.holds_records());
+        decoder.guard(b"[1,", 0, &mut events, |decoder, record, missing, out| {
+            decoder.decode_record(record, missing, out);
+            panic!("a JSON bug");
+        });
+        assert!(!decoder.holds_records());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].raw.as_deref(), Some("{\"a\":\n[1,"));
+        assert_eq!(events[0].source.sequence, Some(1));
+        assert_eq!(events[0].format, Format::Unknown);
+        decoder.decode(b"{\"c\": 3}", &mut events);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].format, Format::Json);
+    }
+
+    /// A panic while audit events are open: their records come out raw, the record of the
+    /// failed call among them and not again on its own.
+    #[test]
+    fn a_panic_with_audit_events_open_keeps_their_records_raw() {
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let mut events = Vec::new();
+        let first = b"type=SYSCALL msg=audit(1.0:10): arch=c000003e syscall=59 success=yes";
+        let second = b"type=EXECVE msg=audit(1.0:10): argc=1 a0=\"ls\"";
+        let other = b"type=SYSCALL msg=audit(1.0:11): arch=c000003e syscall=2 success=no";
+        decoder.decode(first, &mut events);
+        decoder.decode(other, &mut events);
+        decoder.guard(second, 0, &mut events, |decoder, record, missing, out| {
+            decoder.decode_record(record, missing, out);
+            panic!("an auditd bug");
+        });
+        assert!(!decoder.holds_records());
+        let raws: Vec<&str> = events
+            .iter()
+            .filter_map(|event| event.raw.as_deref())
+            .collect();
+        let joined = |lines: &[&[u8]]| {
+            lines
+                .iter()
+                .map(|line| String::from_utf8_lossy(line).into_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(raws, [joined(&[first, second]), joined(&[other])]);
+        assert!(events.iter().all(|event| event.format == Format::Unknown));
+        // A record the grouper never saw is kept on its own.
+        let mut more = Vec::new();
+        decoder.guard(b"plain line", 0, &mut more, |_, _, _, _| {
+            panic!("elsewhere")
+        });
+        assert_eq!(more.len(), 1);
+        assert_eq!(more[0].raw.as_deref(), Some("plain line"));
     }
 
     /// A time outside the years an event takes, however a parser came by it, becomes the

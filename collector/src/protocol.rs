@@ -239,6 +239,8 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, CollectorError> {
         let event: Event = serde_json::from_slice(line).map_err(|error| {
             CollectorError::Protocol(format!("line {}: not an event: {error}", number + 1))
         })?;
+        let event = crate::record::within_event_years(event)
+            .map_err(|error| CollectorError::Protocol(format!("line {}: {error}", number + 1)))?;
         budget
             .charge_paths(&event.fields)
             .map_err(|error| CollectorError::Protocol(format!("line {}: {error}", number + 1)))?;

@@ -327,6 +327,17 @@ pub fn decode_any(bytes: &[u8]) -> Result<Event, CollectorError> {
     decode_any_within(bytes, &mut ValueBudget::unlimited())
 }
 
+/// `event` with its times within the years an event takes, as parsers make them (an event in
+/// JSON may say any time chrono reads): a `timestamp` outside them becomes `received_at`, kept
+/// as read in a field (`parse_record`'s last guard); a `received_at` outside them is refused.
+pub(crate) fn within_event_years(mut event: Event) -> Result<Event, CollectorError> {
+    if crate::timestamp::within_event_years(event.received_at).is_none() {
+        return Err(bad("no received_at within years 1 to 9999"));
+    }
+    crate::parse::keep_time_within_event_years(&mut event);
+    Ok(event)
+}
+
 /// [`decode_any`] for a record from outside (a batch the server receives): the values and keys
 /// it decodes, and the paths its values will be indexed under, are charged to `budget`, and it
 /// fails once that is spent.
@@ -335,8 +346,9 @@ pub fn decode_any_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event
         decode_within(bytes, budget)?
     } else {
         budget.charge_json(bytes)?;
-        serde_json::from_slice::<Event>(bytes)
-            .map_err(|error| CollectorError::BadRecord(format!("not an event: {error}")))?
+        let event = serde_json::from_slice::<Event>(bytes)
+            .map_err(|error| CollectorError::BadRecord(format!("not an event: {error}")))?;
+        within_event_years(event)?
     };
     budget.charge_paths(&event.fields)?;
     Ok(event)

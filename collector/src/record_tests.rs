@@ -253,8 +253,21 @@ fn times_beyond_the_event_years_are_held_to_them() {
         decoded.fields.get(crate::parse::TIME_OUT_OF_RANGE_FIELD),
         Some(&serde_json::Value::from(far.to_rfc3339()))
     );
+    // The same in JSON (chrono reads signed years of six digits).
+    let json = serde_json::to_vec(&event).unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("+255479"));
+    let decoded = decode_any(&json).unwrap();
+    assert_eq!(decoded.timestamp, event.received_at);
+    assert!(decoded
+        .fields
+        .get(crate::parse::TIME_OUT_OF_RANGE_FIELD)
+        .is_some());
     event.received_at = far;
     let error = decode(&to_vec(&event).unwrap()).unwrap_err().to_string();
+    assert!(error.contains("received_at"), "{error}");
+    let error = decode_any(&serde_json::to_vec(&event).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("received_at"), "{error}");
 }
 

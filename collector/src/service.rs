@@ -152,7 +152,11 @@ impl RunningCollector {
                     if let Ok(address) = socket.local_addr() {
                         addresses.push((source.name.clone(), address));
                     }
-                    tasks.spawn(sources::udp::run(socket, runtime, stop));
+                    spawn_source(
+                        &tasks,
+                        source.name.clone(),
+                        sources::udp::run(socket, runtime, stop),
+                    );
                 }
                 Bound::Tcp(listener, tls) => {
                     let listener =
@@ -164,31 +168,37 @@ impl RunningCollector {
                     }
                     match &source.kind {
                         SourceKind::Http(http) => {
-                            tasks.spawn(sources::http::run(
-                                listener,
-                                tls,
-                                runtime,
-                                http.max_body,
-                                stop,
-                            ));
+                            spawn_source(
+                                &tasks,
+                                source.name.clone(),
+                                sources::http::run(listener, tls, runtime, http.max_body, stop),
+                            );
                         }
                         SourceKind::Tcp(tcp) => {
-                            tasks.spawn(sources::tcp::run_listener(
-                                listener,
-                                tcp.clone(),
-                                None,
-                                runtime,
-                                stop,
-                            ));
+                            spawn_source(
+                                &tasks,
+                                source.name.clone(),
+                                sources::tcp::run_listener(
+                                    listener,
+                                    tcp.clone(),
+                                    None,
+                                    runtime,
+                                    stop,
+                                ),
+                            );
                         }
                         SourceKind::Tls(settings) => {
-                            tasks.spawn(sources::tcp::run_listener(
-                                listener,
-                                settings.tcp.clone(),
-                                tls,
-                                runtime,
-                                stop,
-                            ));
+                            spawn_source(
+                                &tasks,
+                                source.name.clone(),
+                                sources::tcp::run_listener(
+                                    listener,
+                                    settings.tcp.clone(),
+                                    tls,
+                                    runtime,
+                                    stop,
+                                ),
+                            );
                         }
                         SourceKind::Udp(_) | SourceKind::File(_) => {}
                     }
@@ -357,4 +367,21 @@ fn metrics_router(metrics: Arc<CollectorMetrics>) -> Router {
                 }
             }),
         )
+}
+
+/// Runs a source's task, logging its end should it panic (a bug: parsers' panics are caught
+/// per record, `Decoder::decode`), which would otherwise stop the source unnoticed.
+fn spawn_source(
+    tasks: &TaskTracker,
+    name: String,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let running = tasks.spawn(task);
+    tasks.spawn(async move {
+        if let Err(error) = running.await {
+            if error.is_panic() {
+                tracing::error!(source = %name, %error, "the source stopped on an internal error (a bug); restart the collector to resume it");
+            }
+        }
+    });
 }

@@ -346,6 +346,12 @@ async fn a_request_larger_than_the_pipeline_goes_in_parts() {
     );
     let metrics = harness.collector.metrics();
     let source = metrics.source("agents").unwrap().clone();
+    // In parts: one batch would have been a single sink write.
+    let writes = metrics
+        .sink
+        .writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(writes >= 4, "{writes} sink writes");
     let events = harness.stop().await;
     let numbers: Vec<u64> = events
         .iter()

@@ -533,10 +533,7 @@ impl Continuation {
             return Pushed::Taken(Vec::new());
         }
 
-        let buffer = std::mem::take(&mut self.buffer);
         let first_sequence = self.first_sequence;
-        self.close();
-        let (documents, tail) = split_documents(&buffer);
         let sequence_at = |start: usize| {
             if start >= record_start {
                 sequence
@@ -544,9 +541,13 @@ impl Continuation {
                 first_sequence
             }
         };
+        // The documents are read while the buffer is still held: should a parser panic on
+        // one (a bug), the decoder's guard finds every byte still here and keeps it raw
+        // (`Continuation::take_held`).
+        let (documents, tail) = split_documents(&self.buffer);
         let mut events = Vec::new();
         for (range, value) in documents {
-            let raw = buffer.get(range.clone()).unwrap_or(&[]);
+            let raw = self.buffer.get(range.clone()).unwrap_or(&[]);
             document_events(
                 raw,
                 value,
@@ -557,6 +558,8 @@ impl Continuation {
             );
         }
         distinguish_part_ids(&mut events);
+        let buffer = std::mem::take(&mut self.buffer);
+        self.close();
         match tail {
             Tail::Nothing => {}
             Tail::Incomplete { start } => {
@@ -667,6 +670,17 @@ impl Continuation {
     fn close(&mut self) {
         self.buffer.clear();
         self.scanner = BracketScanner::default();
+    }
+
+    /// The open document's bytes and the sequence number of its first record, closing it
+    /// without parsing: what the decoder keeps raw after a parser panicked on it.
+    pub(crate) fn take_held(&mut self) -> Option<(Vec<u8>, u64)> {
+        if self.buffer.is_empty() {
+            return None;
+        }
+        let held = std::mem::take(&mut self.buffer);
+        self.close();
+        Some((held, self.first_sequence))
     }
 }
 

@@ -688,13 +688,17 @@ fn device_time_as_written(
         let time = NaiveTime::parse_from_str(time, "%H:%M:%S").ok();
         if let (Some(date), Some(time)) = (date, time) {
             let naive = NaiveDateTime::new(date, time);
-            return match text_of(known.tz).and_then(zone_offset) {
+            let read = match text_of(known.tz).and_then(zone_offset) {
                 Some(offset) => offset.from_local_datetime(&naive).single().map_or_else(
                     || local_to_utc(naive, context.timezone),
                     |time| Some(time.with_timezone(&Utc)),
                 ),
                 None => local_to_utc(naive, context.timezone),
             };
+            // Outside the event years: `eventtime` may still say when.
+            if let Some(time) = read.and_then(within_event_years) {
+                return Some(time);
+            }
         }
     }
     let eventtime = text_of(known.eventtime)?;

@@ -311,9 +311,10 @@ const DECODE_CHUNK: usize = 1024;
 /// A request is one batch for the pipeline, taken or refused whole, so an agent that retries a
 /// refused request repeats nothing that was stored. Only a request whose encoding outgrows the
 /// pipeline's bound (`queue_max_bytes`, which no single batch may hold more than) goes in
-/// parts as it is encoded, each waiting for the sink, so that its memory stays within that
-/// bound: if a later part is refused, the agent's retry repeats the parts already stored
-/// (duplicates rather than losses).
+/// parts as it is encoded, each waiting for the sink, so that its memory stays near that
+/// bound (plus one chunk's events and their encoding): if a later part is refused, the
+/// agent's retry stores the parts already stored again, as new events (new record numbers,
+/// another connection: the server cannot tell them apart), duplicates rather than losses.
 async fn deliver(
     state: &IntakeState,
     peer: SocketAddr,
@@ -333,25 +334,28 @@ async fn deliver(
     let mut decoder = source.decoder(Some(peer.to_string()));
     decoder.set_next_sequence(first);
     let mut events = Vec::with_capacity(DECODE_CHUNK);
-    let mut pending = Lines::default();
+    let new_part = || source.pipeline.batch_buffer(DECODE_CHUNK, 0);
+    let mut pending = new_part();
     let mut pending_records = 0;
     let mut sent_events = 0;
     for chunk in records.chunks(DECODE_CHUNK) {
         for record in chunk {
             decoder.decode(record, &mut events);
         }
-        pending.append(&source.encode(&mut events));
+        source.encode_into(&mut events, &mut pending);
         pending_records += chunk.len();
         if pending.heap_bytes() >= source.pipeline.max_bytes() {
-            sent_events += send_part(source, std::mem::take(&mut pending), pending_records).await?;
+            let part = std::mem::replace(&mut pending, new_part());
+            sent_events += send_part(source, part, pending_records).await?;
             pending_records = 0;
         }
     }
     decoder.finish(&mut events);
-    pending.append(&source.encode(&mut events));
+    source.encode_into(&mut events, &mut pending);
     if pending.is_empty() && pending_records == 0 {
         return Ok(sent_events);
     }
+    pending.release_spare_room();
     Ok(sent_events + send_part(source, pending, pending_records).await?)
 }
 

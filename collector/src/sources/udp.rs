@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{udp_socket_kernel_drops, SourceRuntime};
 use crate::config::UdpSourceConfig;
 use crate::metrics::{DropReason, SourceErrorKind};
-use crate::parse::parse_record;
+use crate::parse::parse_record_guarded;
 use crate::pipeline::SendFailure;
 
 /// How long a batch of datagrams may wait for room in the pipeline; meanwhile new datagrams
@@ -163,7 +163,7 @@ fn take_datagram(
     if context.source.address.as_deref() != Some(peer.as_str()) {
         context.source.address = Some(peer.into());
     }
-    let mut event = parse_record(record, source.config.format, context, sequence);
+    let mut event = parse_record_guarded(record, source.config.format, context, sequence);
     if truncated {
         event
             .fields

@@ -13,8 +13,7 @@
 //!
 //! Memory is bounded: an event that reaches [`MAX_RECORDS_PER_EVENT`] records is closed and the
 //! following ones start a new event flagged `audit_group_continued`; the open events hold at
-//! most [`MAX_OPEN_BYTES`] of records together (the oldest closes first, a lone event over it
-//! is split as above). Nothing is dropped: a record
+//! most [`MAX_OPEN_BYTES`] of records together (the oldest are split off first, as above). Nothing is dropped: a record
 //! for an event that already closed starts a new event flagged `audit_group_late`, and a line
 //! that is not an audit record becomes a `format: unknown` event, emitted in order.
 
@@ -138,6 +137,9 @@ pub struct AuditGrouper {
     recently_closed: VecDeque<(EventKey, Closed)>,
     record_index: u64,
     stats: AuditGrouperStats,
+    /// The record of the current [`AuditGrouper::push`] is in an open event or out as an
+    /// event: after a panic, the decoder need not keep it raw on its own.
+    placed_current: bool,
 }
 
 impl AuditGrouper {
@@ -155,6 +157,7 @@ impl AuditGrouper {
     ) {
         self.record_index += 1;
         self.stats.records += 1;
+        self.placed_current = false;
         let parsed = match parse_record(text) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -171,6 +174,7 @@ impl AuditGrouper {
                     flag_cut(&mut event, missing);
                 }
                 out.push(event);
+                self.placed_current = true;
                 return;
             }
         };
@@ -193,6 +197,7 @@ impl AuditGrouper {
             open.raw.push(b'\n');
         }
         open.raw.extend_from_slice(record);
+        self.placed_current = true;
         open.missing_bytes = open.missing_bytes.saturating_add(missing);
         open.last_record_index = self.record_index;
         let record_type = parsed.record_type.clone();
@@ -214,17 +219,18 @@ impl AuditGrouper {
         self.open.iter().map(|open| open.raw.len()).sum()
     }
 
-    /// Keeps the open events within [`MAX_OPEN_BYTES`]: the oldest close first (as when too
-    /// many are open); one event over it alone is split, its next records continuing it.
+    /// Keeps the open events within [`MAX_OPEN_BYTES`]: the oldest are split off first, then
+    /// one event over it alone; their next records start events flagged continued.
     fn close_while_over_bytes(&mut self, context: &ParseContext, out: &mut Vec<Event>) {
         while self.open_bytes() > MAX_OPEN_BYTES {
+            // Closed as split, not complete: the event is live (the bound is for senders that
+            // keep many open), so its next records start an event flagged continued, not late.
             if self.open.len() > 1 {
                 self.stats.evicted_events += 1;
-                self.close(0, Closed::Complete, context, out);
             } else {
                 self.stats.split_events += 1;
-                self.close(0, Closed::Split, context, out);
             }
+            self.close(0, Closed::Split, context, out);
         }
     }
 
@@ -243,6 +249,26 @@ impl AuditGrouper {
     /// What the grouper has done so far.
     pub fn stats(&self) -> AuditGrouperStats {
         self.stats
+    }
+
+    /// True when the record of the last [`AuditGrouper::push`] since
+    /// [`AuditGrouper::begin_record`] went into an open event or out as an event.
+    pub(crate) fn placed_current(&self) -> bool {
+        self.placed_current
+    }
+
+    /// A new record is being decoded (it may not come here at all).
+    pub(crate) fn begin_record(&mut self) {
+        self.placed_current = false;
+    }
+
+    /// The open events' bytes, first sequence numbers and missing byte counts, oldest first,
+    /// closing them without parsing: what the decoder keeps raw after a parser panicked.
+    pub(crate) fn take_open(&mut self) -> Vec<(Vec<u8>, u64, u64)> {
+        self.open
+            .drain(..)
+            .map(|open| (open.raw, open.first_sequence, open.missing_bytes))
+            .collect()
     }
 
     /// Closes open events (other than `key`'s) that have been quiet for too long.
@@ -306,11 +332,16 @@ impl AuditGrouper {
         context: &ParseContext,
         out: &mut Vec<Event>,
     ) {
-        let Some(open) = self.open.remove(position) else {
+        // The event is built while its records are still held: should a parser panic on them
+        // (a bug), the decoder's guard finds them here and keeps them raw (`take_open`).
+        let Some(open) = self.open.get(position) else {
             return;
         };
         let mut event = new_event(&open.raw, context, open.first_sequence);
         fill_event(&open.records, &mut event);
+        let Some(open) = self.open.remove(position) else {
+            return;
+        };
         if open.late {
             event.fields.insert("audit_group_late".into(), true.into());
         }
@@ -490,6 +521,11 @@ mod tests {
         assert!(largest <= MAX_OPEN_BYTES, "{largest}");
         let stats = grouper.stats();
         assert!(stats.evicted_events > 0);
+        // The events split off were live: their next records are continued, never late.
+        assert_eq!(stats.late_records, 0);
+        assert!(out
+            .iter()
+            .any(|event| event.fields.get("audit_group_continued").is_some()));
         // Every record, once: the events' raw text split back into lines is the input.
         let mut emitted: Vec<String> = out
             .iter()
