@@ -55,6 +55,28 @@ async fn request(
     (status, body)
 }
 
+/// A POST of `body` gzipped, as Beats, Vector and Fluent Bit send.
+async fn post_gzip(address: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    request(
+        address,
+        "POST",
+        path,
+        &[("Content-Encoding", "gzip")],
+        &gzip(body),
+    )
+    .await
+}
+
+/// Requests the `agents` source refused (counted as `http_request` errors).
+fn refused_requests(harness: &Harness) -> u64 {
+    harness
+        .collector
+        .metrics()
+        .source("agents")
+        .unwrap()
+        .errors(SourceErrorKind::HttpRequest)
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();
@@ -88,14 +110,7 @@ async fn ndjson_and_gzipped_or_zstd_json_arrays_are_taken_whole() {
     // Vector `codec = "json"` as an array, gzip (on a path of the agent's choosing).
     let array =
         format!("[{SYSMON},\n {{\"message\":\"array two\"}}, {{\"message\":\"array three\"}}]");
-    let (status, _) = request(
-        address,
-        "POST",
-        "/vector/logs",
-        &[("Content-Encoding", "gzip")],
-        &gzip(array.as_bytes()),
-    )
-    .await;
+    let (status, _) = post_gzip(address, "/vector/logs", array.as_bytes()).await;
     assert_eq!(status, 200);
 
     // zstd NDJSON.
@@ -146,14 +161,7 @@ async fn beats_talk_to_it_as_to_elasticsearch() {
     let bulk = format!(
         "{{\"create\":{{\"_index\":\"winlogbeat-8.17.0\"}}}}\n{SYSMON}\n{{\"index\":{{}}}}\n{{\"message\":\"second\"}}\n{{\"delete\":{{\"_id\":\"x\"}}}}\n"
     );
-    let (status, answer) = request(
-        address,
-        "POST",
-        "/_bulk",
-        &[("Content-Encoding", "gzip")],
-        &gzip(bulk.as_bytes()),
-    )
-    .await;
+    let (status, answer) = post_gzip(address, "/_bulk", bulk.as_bytes()).await;
     assert_eq!(status, 200);
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["errors"], false);
@@ -199,19 +207,11 @@ async fn bad_requests_are_refused_with_a_reason_and_counted() {
     )
     .await;
     assert_eq!(status, 400);
-    let bomb = gzip(&vec![b'{'; 2 << 20]);
-    let (status, _) = request(address, "POST", "/", &[("Content-Encoding", "gzip")], &bomb).await;
+    let (status, _) = post_gzip(address, "/", &vec![b'{'; 2 << 20]).await;
     assert_eq!(status, 413, "decompressed size is bounded too");
     let (status, _) = request(address, "GET", "/anything", &[], b"").await;
     assert_eq!(status, 404);
-    let metrics = harness.collector.metrics();
-    assert_eq!(
-        metrics
-            .source("agents")
-            .unwrap()
-            .errors(SourceErrorKind::HttpRequest),
-        4
-    );
+    assert_eq!(refused_requests(&harness), 4);
     assert!(harness.stop().await.is_empty());
 }
 
@@ -332,14 +332,7 @@ async fn a_request_larger_than_the_pipeline_goes_in_parts() {
         .map(|n| format!("{{\"message\":\"record {n} of a large post\",\"n\":{n}}}\n"))
         .collect();
     assert!(body.len() > 2 * citysoc_collector::pipeline::MIN_QUEUE_BYTES);
-    let (status, answer) = request(
-        address,
-        "POST",
-        "/",
-        &[("Content-Encoding", "gzip")],
-        &gzip(body.as_bytes()),
-    )
-    .await;
+    let (status, answer) = post_gzip(address, "/", body.as_bytes()).await;
     assert_eq!(
         (status, answer.as_str()),
         (200, "{\"accepted\":20000,\"events\":20000}")
@@ -373,34 +366,13 @@ async fn a_request_of_over_a_million_records_is_refused() {
     let address = harness.address("agents");
     let lines = b"x\n".repeat(1_000_001);
     for path in ["/", "/_bulk"] {
-        let (status, body) = request(
-            address,
-            "POST",
-            path,
-            &[("Content-Encoding", "gzip")],
-            &gzip(&lines),
-        )
-        .await;
+        let (status, body) = post_gzip(address, path, &lines).await;
         assert_eq!(status, 413, "{path}: {body}");
         assert!(body.contains("1000000 records"), "{body}");
     }
-    let (status, _) = request(
-        address,
-        "POST",
-        "/",
-        &[("Content-Encoding", "gzip")],
-        &gzip(&b"x\n".repeat(1_000)),
-    )
-    .await;
+    let (status, _) = post_gzip(address, "/", &b"x\n".repeat(1_000)).await;
     assert_eq!(status, 200);
-    let metrics = harness.collector.metrics();
-    assert_eq!(
-        metrics
-            .source("agents")
-            .unwrap()
-            .errors(SourceErrorKind::HttpRequest),
-        2
-    );
+    assert_eq!(refused_requests(&harness), 2);
     harness.wait_for_events("agents", 1_000).await;
     assert_eq!(harness.stop().await.len(), 1_000);
 }

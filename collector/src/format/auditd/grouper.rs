@@ -379,10 +379,21 @@ mod tests {
     use crate::event::Format;
 
     fn run(lines: &[&str]) -> (Vec<Event>, AuditGrouperStats) {
-        let context = ParseContext::new("test");
         let mut grouper = AuditGrouper::default();
+        let out = push_all(&mut grouper, lines, |_| {});
+        (out, grouper.stats())
+    }
+
+    /// Pushes `lines` (numbered from 1) and flushes, calling `after_each` after every push.
+    fn push_all<Line: AsRef<str>>(
+        grouper: &mut AuditGrouper,
+        lines: &[Line],
+        mut after_each: impl FnMut(&AuditGrouper),
+    ) -> Vec<Event> {
+        let context = ParseContext::new("test");
         let mut out = Vec::new();
         for (index, line) in lines.iter().enumerate() {
+            let line = line.as_ref();
             grouper.push(
                 line.as_bytes(),
                 line,
@@ -391,9 +402,10 @@ mod tests {
                 &context,
                 &mut out,
             );
+            after_each(grouper);
         }
         grouper.flush(&context, &mut out);
-        (out, grouper.stats())
+        out
     }
 
     #[test]
@@ -495,7 +507,6 @@ mod tests {
     fn open_events_are_bounded_in_bytes() {
         let context = ParseContext::new("test");
         let mut grouper = AuditGrouper::default();
-        let mut out = Vec::new();
         let argument = "a".repeat(8_000);
         let mut lines = Vec::new();
         for round in 0..300 {
@@ -506,18 +517,9 @@ mod tests {
             }
         }
         let mut largest = 0;
-        for (index, line) in lines.iter().enumerate() {
-            grouper.push(
-                line.as_bytes(),
-                line,
-                index as u64 + 1,
-                0,
-                &context,
-                &mut out,
-            );
+        let out = push_all(&mut grouper, &lines, |grouper| {
             largest = largest.max(grouper.open_bytes());
-        }
-        grouper.flush(&context, &mut out);
+        });
         assert!(largest <= MAX_OPEN_BYTES, "{largest}");
         let stats = grouper.stats();
         assert!(stats.evicted_events > 0);
