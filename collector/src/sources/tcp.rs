@@ -51,13 +51,25 @@ pub(crate) async fn run_listener(
         let tls = tls.clone();
         let framing = settings.framing;
         connections.spawn(async move {
+            // Counted closed on every way out, a panic included (a bug: parsers' panics are
+            // caught per record), or the count would creep towards `max_connections` and
+            // refuse senders.
+            let _open = OpenConnection(&source);
             serve_connection(stream, peer, framing, tls, &source, &shutdown).await;
-            source.metrics.connection_closed();
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// A connection counted open until dropped.
+struct OpenConnection<'a>(&'a SourceRuntime);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
+    }
 }
 
 async fn serve_connection(
