@@ -138,6 +138,8 @@ pub struct SourceMetrics {
     rotations: AtomicU64,
     truncations: AtomicU64,
     rereads: AtomicU64,
+    held_bytes: AtomicU64,
+    held_releases: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
     errors: [AtomicU64; SourceErrorKind::ALL.len()],
 }
@@ -159,6 +161,8 @@ impl SourceMetrics {
             rotations: AtomicU64::new(0),
             truncations: AtomicU64::new(0),
             rereads: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
+            held_releases: AtomicU64::new(0),
             drops: Default::default(),
             errors: Default::default(),
         }
@@ -188,6 +192,34 @@ impl SourceMetrics {
     /// Events the sink accepted.
     pub fn add_events_out(&self, events: u64) {
         self.events_out.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// A connection's decoder now holds `now` bytes of open documents instead of `before`
+    /// (see [`SourceMetrics::held_bytes`]).
+    pub fn change_held(&self, before: usize, now: usize) {
+        let (before, now) = (before as u64, now as u64);
+        // Saturating: the gauge is a sum of the connections' shares and must not wrap.
+        let _ = self
+            .held_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                Some(held.saturating_sub(before).saturating_add(now))
+            });
+    }
+
+    /// Bytes the source's connections hold in open multi-line documents (JSON documents,
+    /// audit events) not yet out as events.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Relaxed)
+    }
+
+    /// A connection gave out what it held early because the source held too much.
+    pub fn add_held_release(&self) {
+        self.held_releases.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Times connections gave out what they held early.
+    pub fn held_releases(&self) -> u64 {
+        self.held_releases.load(Ordering::Relaxed)
     }
 
     /// Events no parser understood (kept as `format: unknown`).
@@ -459,7 +491,7 @@ impl CollectorMetrics {
         );
 
         type Reader = fn(&SourceMetrics) -> u64;
-        let per_source: [(&str, &str, &str, Reader); 11] = [
+        let per_source: [(&str, &str, &str, Reader); 13] = [
             (
                 "citysoc_collector_records_in_total",
                 "counter",
@@ -525,6 +557,18 @@ impl CollectorMetrics {
                 "counter",
                 "Times a tailed file was read again from its checkpoint because the sink lost lines of it (those records count again in records_in).",
                 |s| s.rereads(),
+            ),
+            (
+                "citysoc_collector_held_bytes",
+                "gauge",
+                "Bytes the source's connections hold in open multi-line documents (JSON, audit events) not yet out as events.",
+                |s| s.held_bytes(),
+            ),
+            (
+                "citysoc_collector_held_releases_total",
+                "counter",
+                "Times a connection gave out its open documents early (kept, flagged held_released_early) because the source held more than its bound.",
+                |s| s.held_releases(),
             ),
         ];
         for (name, kind, help, read) in per_source {

@@ -345,6 +345,10 @@ pub fn parse_record(
     event
 }
 
+/// The flag on events a decoder gave out before their document ended
+/// ([`Decoder::release_held`]).
+pub const HELD_RELEASED_FIELD: &str = "held_released_early";
+
 /// The name of the field that keeps a device time outside the years an event takes.
 pub const TIME_OUT_OF_RANGE_FIELD: &str = "timestamp_out_of_range";
 
@@ -990,6 +994,26 @@ impl Decoder {
             self.fragment_index = 0;
         }
         out.push(event);
+    }
+
+    /// Bytes of records held in open documents (a JSON document, audit events) that have not
+    /// come out as events yet.
+    pub fn held_bytes(&self) -> usize {
+        self.json_continuation
+            .held_bytes()
+            .saturating_add(self.audit_grouper.open_bytes())
+    }
+
+    /// Gives out what is held now, as [`Decoder::finish`] does, flagging those events
+    /// [`HELD_RELEASED_FIELD`]: a source that holds too much for its connections together
+    /// has them release it (`sources::stream`). The stream goes on; the rest of a document
+    /// released this way comes as its own records (unknown events, kept raw).
+    pub fn release_held(&mut self, out: &mut Vec<Event>) {
+        let first = out.len();
+        self.finish(out);
+        for event in out.get_mut(first..).unwrap_or_default() {
+            event.fields.insert(HELD_RELEASED_FIELD.into(), true.into());
+        }
     }
 
     /// Ends the stream: everything still open becomes an event.

@@ -357,3 +357,81 @@ async fn a_record_no_server_would_index_is_kept_raw_and_flagged() {
     assert!(error.message.contains("field paths"), "{}", error.message);
     assert_eq!(source.unparsed(), 1);
 }
+
+/// Senders that leave multi-line JSON documents open on many connections: what the source's
+/// connections hold together stays near its bound (a connection that reads while the source
+/// is over it gives out what it holds, flagged), and every byte still comes out, in order per
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_documents_on_many_connections_are_bounded_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("agents", "newline", "")).await;
+    let address = harness.address("agents");
+    let source = harness
+        .collector
+        .metrics()
+        .source("agents")
+        .unwrap()
+        .clone();
+    // 12 connections × ~3.5 MB of one open document each: ~42 MB, over the 32 MiB bound.
+    let line = format!("\"{}\",", "x".repeat(1_000));
+    let lines_per_connection = 3_500;
+    let mut clients = Vec::new();
+    let mut largest = 0;
+    for _ in 0..12 {
+        let mut client = TcpStream::connect(address).await.unwrap();
+        let mut text = String::from("{\"a\":[\n");
+        for _ in 0..lines_per_connection {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        client.write_all(text.as_bytes()).await.unwrap();
+        client.flush().await.unwrap();
+        // Let the collector read it all before the next sender starts.
+        let wanted = source.records_in() + lines_per_connection as u64 + 1;
+        wait_until(Duration::from_secs(20), || source.records_in() >= wanted).await;
+        largest = largest.max(source.held_bytes());
+        clients.push((client.local_addr().unwrap().to_string(), client, text));
+    }
+    assert!(
+        source.held_releases() > 0,
+        "no connection gave out what it held"
+    );
+    // Within the bound plus what one connection reads before it checks (one document).
+    let bound = 32u64 << 20;
+    assert!(largest <= bound + 4 * 1024 * 1024, "held {largest} bytes");
+    for (_, client, _) in &mut clients {
+        client.shutdown().await.unwrap();
+    }
+    let expected_records = 12 * (lines_per_connection as u64 + 1);
+    wait_until(Duration::from_secs(30), || {
+        source.records_in() >= expected_records
+    })
+    .await;
+    wait_until(Duration::from_secs(30), || source.held_bytes() == 0).await;
+    let events = harness.stop().await;
+    assert!(events
+        .iter()
+        .any(|event| event["fields"]["held_released_early"] == true));
+    // Every connection's bytes, in order: its events' raw text joined by newlines.
+    let mut by_peer: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for event in &events {
+        by_peer
+            .entry(
+                event["source"]["address"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+            .or_default()
+            .push(event["raw"].as_str().unwrap_or_default());
+    }
+    assert_eq!(by_peer.len(), 12);
+    for (peer, _, text) in &clients {
+        let joined = by_peer
+            .get(peer)
+            .map(|raws| raws.join("\n"))
+            .unwrap_or_default();
+        assert_eq!(joined, text.trim_end_matches('\n'), "{peer}");
+    }
+}

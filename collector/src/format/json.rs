@@ -493,6 +493,11 @@ impl Continuation {
         !self.buffer.is_empty()
     }
 
+    /// Bytes of the open document.
+    pub fn held_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// Offers a record (the decoder offers every record while a document is open, and records
     /// starting with `{`/`[` otherwise).
     ///

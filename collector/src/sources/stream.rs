@@ -32,6 +32,10 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
     let mut decoder = source.decoder(Some(address.clone()));
     let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     let mut events = Vec::new();
+    let mut held = HeldShare {
+        metrics: &source.metrics,
+        bytes: 0,
+    };
     let mut at_eof = false;
     let mut drain_until: Option<Instant> = None;
     while !at_eof {
@@ -77,11 +81,47 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
         if at_eof {
             decoder.finish(&mut events);
         }
+        held.set(decoder.held_bytes());
+        if held.bytes > 0 && source.metrics.held_bytes() > MAX_HELD_BYTES_PER_SOURCE as u64 {
+            decoder.release_held(&mut events);
+            source.metrics.add_held_release();
+            tracing::warn!(source = %source.config.name, peer = %address, "the source's connections hold more than {MAX_HELD_BYTES_PER_SOURCE} bytes of open documents: this one gave out what it held (events flagged held_released_early)");
+            held.set(0);
+        }
         if !events.is_empty() {
             let lines = source.encode(&mut events);
             if source.pipeline.send(source.index, lines).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// The most bytes a source's connections may hold together in open multi-line documents
+/// (JSON documents up to `json::MAX_DOCUMENT_BYTES` each, audit events up to
+/// `auditd::MAX_OPEN_BYTES` each): without it, senders that leave documents open on many
+/// connections could hold gigabytes. A connection that reads while the source is over it
+/// gives out what it holds.
+pub(crate) const MAX_HELD_BYTES_PER_SOURCE: usize = 32 << 20;
+
+/// A connection's share of its source's held bytes, taken back when the connection ends.
+struct HeldShare<'a> {
+    metrics: &'a crate::metrics::SourceMetrics,
+    bytes: usize,
+}
+
+impl HeldShare<'_> {
+    fn set(&mut self, bytes: usize) {
+        if bytes == self.bytes {
+            return;
+        }
+        self.metrics.change_held(self.bytes, bytes);
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for HeldShare<'_> {
+    fn drop(&mut self) {
+        self.set(0);
     }
 }

@@ -215,7 +215,7 @@ impl AuditGrouper {
     }
 
     /// Bytes of records the open events hold.
-    fn open_bytes(&self) -> usize {
+    pub(crate) fn open_bytes(&self) -> usize {
         self.open.iter().map(|open| open.raw.len()).sum()
     }
 
