@@ -561,7 +561,7 @@ impl CollectorMetrics {
             (
                 "citysoc_collector_held_bytes",
                 "gauge",
-                "Bytes the source's connections hold in open multi-line documents (JSON, audit events) not yet out as events.",
+                "Bytes a TCP or TLS source's connections hold in open multi-line documents (JSON, audit events) not yet out as events (0 for other sources).",
                 |s| s.held_bytes(),
             ),
             (

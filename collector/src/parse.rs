@@ -1006,11 +1006,16 @@ impl Decoder {
 
     /// Gives out what is held now, as [`Decoder::finish`] does, flagging those events
     /// [`HELD_RELEASED_FIELD`]: a source that holds too much for its connections together
-    /// has them release it (`sources::stream`). The stream goes on; the rest of a document
-    /// released this way comes as its own records (unknown events, kept raw).
+    /// has them release it (`sources::stream`). The stream goes on: the rest of a JSON
+    /// document released this way is read as records of its own (kept raw, as whatever they
+    /// parse as, unflagged), the next records of an audit event start one flagged
+    /// `audit_group_continued`.
     pub fn release_held(&mut self, out: &mut Vec<Event>) {
         let first = out.len();
-        self.finish(out);
+        let mut held = self.json_continuation.release(&self.context);
+        self.flag_closed_json_document(&mut held);
+        out.extend(held);
+        self.audit_grouper.release(&self.context, out);
         for event in out.get_mut(first..).unwrap_or_default() {
             event.fields.insert(HELD_RELEASED_FIELD.into(), true.into());
         }
@@ -1276,6 +1281,43 @@ mod guard_tests {
         });
         assert_eq!(more.len(), 1);
         assert_eq!(more[0].raw.as_deref(), Some("plain line"));
+    }
+
+    /// Given out early: an open JSON document says so (not "the end of the stream"), an
+    /// open audit event's next records continue it (not late), and only those events are
+    /// flagged.
+    #[test]
+    fn held_documents_given_out_early_say_so() {
+        let mut decoder = Decoder::new(InputFormat::Auto, ParseContext::new("tcp"));
+        let mut events = Vec::new();
+        decoder.decode(b"{\"a\":", &mut events);
+        assert!(decoder.held_bytes() > 0);
+        decoder.release_held(&mut events);
+        assert_eq!(decoder.held_bytes(), 0);
+        let message = events[0]
+            .parse_error
+            .as_ref()
+            .map(|error| error.message.clone());
+        assert!(
+            message
+                .as_deref()
+                .is_some_and(|message| message.contains("given out early")),
+            "{message:?}"
+        );
+        let audit = |kind: &str| {
+            format!("type={kind} msg=audit(1.0:10): arch=c000003e syscall=59 success=yes")
+        };
+        decoder.decode(audit("SYSCALL").as_bytes(), &mut events);
+        decoder.release_held(&mut events);
+        decoder.decode(audit("EXECVE").as_bytes(), &mut events);
+        decoder.finish(&mut events);
+        assert_eq!(events.len(), 3);
+        assert!(events[..2]
+            .iter()
+            .all(|event| event.fields.get(super::HELD_RELEASED_FIELD).is_some()));
+        assert!(events[2].fields.get(super::HELD_RELEASED_FIELD).is_none());
+        assert!(events[2].fields.get("audit_group_continued").is_some());
+        assert!(events[2].fields.get("audit_group_late").is_none());
     }
 
     /// A time outside the years an event takes, however a parser came by it, becomes the

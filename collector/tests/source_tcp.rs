@@ -385,11 +385,11 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
             text.push_str(&line);
             text.push('\n');
         }
-        client.write_all(text.as_bytes()).await.unwrap();
-        client.flush().await.unwrap();
         // Let the collector read it all before the next sender starts.
         let wanted = source.records_in() + lines_per_connection as u64 + 1;
-        wait_until(Duration::from_secs(20), || source.records_in() >= wanted).await;
+        client.write_all(text.as_bytes()).await.unwrap();
+        client.flush().await.unwrap();
+        assert!(wait_until(Duration::from_secs(20), || source.records_in() >= wanted).await);
         largest = largest.max(source.held_bytes());
         clients.push((client.local_addr().unwrap().to_string(), client, text));
     }
@@ -404,11 +404,14 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
         client.shutdown().await.unwrap();
     }
     let expected_records = 12 * (lines_per_connection as u64 + 1);
-    wait_until(Duration::from_secs(30), || {
-        source.records_in() >= expected_records
-    })
-    .await;
-    wait_until(Duration::from_secs(30), || source.held_bytes() == 0).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            source.records_in() >= expected_records
+        })
+        .await
+    );
+    // Every connection's share is taken back when it ends.
+    assert!(wait_until(Duration::from_secs(30), || source.held_bytes() == 0).await);
     let events = harness.stop().await;
     assert!(events
         .iter()

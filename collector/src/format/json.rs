@@ -600,6 +600,20 @@ impl Continuation {
     /// Closes what is open: a document still incomplete at the end of the stream becomes one
     /// `format: unknown` event with serde's message.
     pub fn finish(&mut self, context: &ParseContext) -> Vec<Event> {
+        self.close_incomplete("at the end of the stream", context)
+    }
+
+    /// [`Continuation::finish`] before the stream ends: the decoder gives out what it holds
+    /// because its source holds too much (`Decoder::release_held`).
+    pub fn release(&mut self, context: &ParseContext) -> Vec<Event> {
+        self.close_incomplete(
+            "when given out early (the source held too many open documents)",
+            context,
+        )
+    }
+
+    /// The open document as one unknown event whose message says it was not complete `when`.
+    fn close_incomplete(&mut self, when: &str, context: &ParseContext) -> Vec<Event> {
         if self.buffer.is_empty() {
             return Vec::new();
         }
@@ -608,17 +622,11 @@ impl Continuation {
             Err(error) => {
                 let error = serde_error(&buffer, &error);
                 FormatError::new(
-                    format!(
-                        "JSON document not complete at the end of the stream: {}",
-                        error.message
-                    ),
+                    format!("JSON document not complete {when}: {}", error.message),
                     error.offset,
                 )
             }
-            Ok(_) => FormatError::new(
-                "JSON document not complete at the end of the stream",
-                buffer.len(),
-            ),
+            Ok(_) => FormatError::new(format!("JSON document not complete {when}"), buffer.len()),
         };
         let event = unknown_event(&buffer, error, self.first_sequence, context);
         self.close();

@@ -101,7 +101,10 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
 /// (JSON documents up to `json::MAX_DOCUMENT_BYTES` each, audit events up to
 /// `auditd::MAX_OPEN_BYTES` each): without it, senders that leave documents open on many
 /// connections could hold gigabytes. A connection that reads while the source is over it
-/// gives out what it holds.
+/// gives out what it holds, so the source holds at most this plus one read's growth for each
+/// connection reading at that moment. Connections that hold and go quiet are not asked to
+/// give out (only one that reads checks): quiet holders near the bound make the active ones
+/// give out after about one read each, until the quiet ones close.
 pub(crate) const MAX_HELD_BYTES_PER_SOURCE: usize = 32 << 20;
 
 /// A connection's share of its source's held bytes, taken back when the connection ends.

@@ -241,6 +241,15 @@ impl AuditGrouper {
         }
     }
 
+    /// Closes every open event before its end (the decoder gives out what it holds early):
+    /// split, so that their next records start events flagged continued, not late.
+    pub(crate) fn release(&mut self, context: &ParseContext, out: &mut Vec<Event>) {
+        while !self.open.is_empty() {
+            self.stats.split_events += 1;
+            self.close(0, Closed::Split, context, out);
+        }
+    }
+
     /// True while some audit event is open (records received, event not yet handed out).
     pub fn has_open_events(&self) -> bool {
         !self.open.is_empty()
