@@ -504,15 +504,10 @@ pub fn decode_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event, Co
     }
     event.id = id.ok_or_else(|| bad("no id"))?;
     event.timestamp = timestamp.ok_or_else(|| bad("no timestamp"))?;
-    event.received_at = received_at
-        .and_then(crate::timestamp::within_event_years)
-        .ok_or_else(|| bad("no received_at within years 1 to 9999"))?;
+    event.received_at = received_at.ok_or_else(|| bad("no received_at"))?;
     event.source.transport = transport.ok_or_else(|| bad("no source transport"))?;
     event.format = format.ok_or_else(|| bad("no format"))?;
     event.fields = event_fields;
-    // Parsers hold event times to those years; a record written before they did (or by
-    // anything else) is held to them here, as `parse_record` would have.
-    crate::parse::keep_time_within_event_years(&mut event);
     if let Some((start, length)) = message_range {
         if event.core.message.is_some() {
             return Err(bad("message given twice"));
@@ -528,7 +523,9 @@ pub fn decode_within(bytes: &[u8], budget: &mut ValueBudget) -> Result<Event, Co
             .ok_or_else(|| bad("message range is outside the raw text"))?;
         event.core.message = Some(message.to_owned());
     }
-    Ok(event)
+    // Parsers hold event times to those years; a record written before they did (or by
+    // anything else) is held to them here, as `parse_record` would have.
+    within_event_years(event)
 }
 
 /// `fields` nested deeper than [`crate::fields::MAX_DEPTH`]: stored, the event could not be
