@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use citysoc_collector::protocol::{
     self, EnrollRequest, EnrollResponse, Heartbeat, Signed, ENROLL_PATH, HEADER_COLLECTOR,
-    HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, HEARTBEAT_PATH,
+    HEADER_HEAD_SIGNATURE, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, HEARTBEAT_PATH,
 };
 
 fn citysoc(args: &[&str]) -> Output {
@@ -75,6 +75,10 @@ fn sign_headers(
         .header(HEADER_SEQUENCE, "0")
         .header(HEADER_TIME, time_ms.to_string())
         .header(HEADER_SIGNATURE, protocol::sign(key, path, &signed, body))
+        .header(
+            HEADER_HEAD_SIGNATURE,
+            protocol::sign_head(key, path, &signed, body.len() as u64),
+        )
 }
 
 #[tokio::test]

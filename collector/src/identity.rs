@@ -169,13 +169,16 @@ impl Identity {
             sequence: 0,
             time_ms: now_ms(),
         };
-        let signature = protocol::sign(&self.key_bytes()?, path, &signed, &body);
+        let key = self.key_bytes()?;
+        let signature = protocol::sign(&key, path, &signed, &body);
+        let head_signature = protocol::sign_head(&key, path, &signed, body.len() as u64);
         let response = client
             .post(url)
             .header(protocol::HEADER_COLLECTOR, &signed.collector)
             .header(protocol::HEADER_SEQUENCE, "0")
             .header(protocol::HEADER_TIME, signed.time_ms.to_string())
             .header(protocol::HEADER_SIGNATURE, signature)
+            .header(protocol::HEADER_HEAD_SIGNATURE, head_signature)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()

@@ -84,9 +84,10 @@ pub enum SourceErrorKind {
     /// A tailed file was rotated away while the collector was stopped and could not be found
     /// again: lines written to it after the last checkpoint may be missing.
     RotatedWhileStopped,
-    /// An HTTP request was refused (bad encoding, too large, bad method).
+    /// An HTTP request was refused (bad encoding, too large, too slow, bad method).
     HttpRequest,
-    /// An HTTP request was answered 503 because the pipeline stayed full.
+    /// An HTTP request was answered 503 because the pipeline stayed full, or every one of the
+    /// source's `max_requests` places stayed taken, or the bodies arriving filled their room.
     HttpBusy,
 }
 
@@ -140,6 +141,7 @@ pub struct SourceMetrics {
     rereads: AtomicU64,
     held_bytes: AtomicU64,
     held_releases: AtomicU64,
+    http_body_bytes: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
     errors: [AtomicU64; SourceErrorKind::ALL.len()],
 }
@@ -163,6 +165,7 @@ impl SourceMetrics {
             rereads: AtomicU64::new(0),
             held_bytes: AtomicU64::new(0),
             held_releases: AtomicU64::new(0),
+            http_body_bytes: AtomicU64::new(0),
             drops: Default::default(),
             errors: Default::default(),
         }
@@ -210,6 +213,29 @@ impl SourceMetrics {
     /// audit events) not yet out as events.
     pub fn held_bytes(&self) -> u64 {
         self.held_bytes.load(Ordering::Relaxed)
+    }
+
+    /// An HTTP request's body has `bytes` more arrived and held (see
+    /// [`SourceMetrics::http_body_bytes`]).
+    pub fn add_http_body_bytes(&self, bytes: usize) {
+        self.http_body_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// An HTTP request let go of `bytes` of body it held.
+    pub fn remove_http_body_bytes(&self, bytes: usize) {
+        // Saturating: a sum of the requests' shares, which must not wrap.
+        let _ = self
+            .http_body_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                Some(held.saturating_sub(bytes as u64))
+            });
+    }
+
+    /// Bytes of HTTP request bodies that have arrived and are held, before they are
+    /// decompressed (bounded by the room for bodies arriving at once).
+    pub fn http_body_bytes(&self) -> u64 {
+        self.http_body_bytes.load(Ordering::Relaxed)
     }
 
     /// A connection gave out what it held early because the source held too much.
@@ -292,6 +318,11 @@ impl SourceMetrics {
     /// Times a tailed file was read again from its checkpoint so far.
     pub fn rereads(&self) -> u64 {
         self.rereads.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read so far (for HTTP, bodies as sent, once a request has a place).
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
     }
 
     /// Records read so far.
@@ -491,7 +522,7 @@ impl CollectorMetrics {
         );
 
         type Reader = fn(&SourceMetrics) -> u64;
-        let per_source: [(&str, &str, &str, Reader); 13] = [
+        let per_source: [(&str, &str, &str, Reader); 14] = [
             (
                 "citysoc_collector_records_in_total",
                 "counter",
@@ -563,6 +594,12 @@ impl CollectorMetrics {
                 "gauge",
                 "Bytes a TCP or TLS source's connections hold in open multi-line documents (JSON, audit events) not yet out as events (0 for other sources).",
                 |s| s.held_bytes(),
+            ),
+            (
+                "citysoc_collector_http_body_bytes",
+                "gauge",
+                "Bytes of an HTTP source's request bodies that have arrived and are held before decompression, bounded by 4 x max_requests x max_body (0 for other sources).",
+                |s| s.http_body_bytes(),
             ),
             (
                 "citysoc_collector_held_releases_total",

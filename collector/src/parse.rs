@@ -1021,6 +1021,20 @@ impl Decoder {
         }
     }
 
+    /// Gives out what is held because nothing more has arrived for a while
+    /// (`sources::QUIET_CLOSE`), and goes on: the open audit events close as complete (a
+    /// record of one that comes later starts an event flagged `audit_group_late`), an open
+    /// JSON document comes out as an unknown event saying it was not complete then (what
+    /// follows it is read as records of its own). Without it, an audit event that has no `EOE`
+    /// record (one of a single record, such as `CONFIG_CHANGE`) would wait for the sender's
+    /// next event, which on a quiet host may be hours away.
+    pub fn close_quiet(&mut self, out: &mut Vec<Event>) {
+        let mut held = self.json_continuation.close_quiet(&self.context);
+        self.flag_closed_json_document(&mut held);
+        out.extend(held);
+        self.audit_grouper.flush(&self.context, out);
+    }
+
     /// Ends the stream: everything still open becomes an event.
     pub fn finish(&mut self, out: &mut Vec<Event>) {
         let mut held = self.json_continuation.finish(&self.context);

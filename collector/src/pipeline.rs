@@ -181,6 +181,22 @@ impl PipelineSender {
         flush: bool,
         wait_for_room: Duration,
     ) -> Result<bool, SendFailure> {
+        self.send_confirmed_releasing(source, lines, flush, wait_for_room, ())
+            .await
+    }
+
+    /// [`PipelineSender::send_confirmed`] that lets go of `release` once the pipeline has room
+    /// for the lines, before the wait for the sink: what the caller held only to make them (an
+    /// HTTP request's body and its place among those read at once) is not held while the sink
+    /// is slow to confirm, and the lines themselves are then counted by the pipeline's bound.
+    pub async fn send_confirmed_releasing<T>(
+        &self,
+        source: usize,
+        lines: Lines,
+        flush: bool,
+        wait_for_room: Duration,
+        release: T,
+    ) -> Result<bool, SendFailure> {
         let (done, confirmed) = oneshot::channel();
         let (room, permit) = match self
             .reserve_within(self.bytes_claimed(&lines), wait_for_room)
@@ -190,6 +206,7 @@ impl PipelineSender {
             Err(Reserve::Closed) => return Err(SendFailure::Closed),
             Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
         };
+        drop(release);
         permit.send(Batch {
             source,
             lines,

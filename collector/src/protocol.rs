@@ -21,11 +21,21 @@
 //!   again, so a long outage does not make the batch expire);
 //! - `x-citysoc-signature`: base64 of HMAC-SHA256 with the collector's key over
 //!   [`signing_input`]: the protocol version, the request path, the collector id, the sequence
-//!   number, the time and the body exactly as sent.
+//!   number, the time and the body exactly as sent;
+//! - `x-citysoc-head-signature`: base64 of HMAC-SHA256 with the same key over
+//!   [`head_signing_input`]: the same fields and the body's length (`Content-Length`), but not
+//!   the body. The server checks it from the headers alone, before it gives the request a
+//!   place or reads its body, so a sender without the key cannot hold the places where the
+//!   server reads bodies, even knowing collector ids (which are not secret). A server takes
+//!   requests without it from a collector that has never sent it (older collectors), and
+//!   refuses them from one that has.
 //!
-//! The server answers 200 with an [`IntakeAck`] only once the batch is durable; 4xx answers
-//! are final (the batch is wrong and retrying will not help), 5xx and network errors are
-//! retried. Heartbeats and key rotation are signed the same way (their own paths, sequence 0).
+//! The server answers 200 with an [`IntakeAck`] only once the batch is durable. 5xx answers and
+//! network errors are retried, and so are 401 and 403 (they are about the collector, not the
+//! batch: a clock, a key, a revocation, a missing head signature), 408 and 429; a 409 replay
+//! makes the collector renumber after the batch the server names, and a batch refused for its
+//! content (`bad_body`, `too_large`) is sent again in halves; what is refused still is final
+//! (saved under `rejected/`: the batch is wrong and retrying will not help). Heartbeats and key rotation are signed the same way (their own paths, sequence 0).
 
 use std::io::{Read, Write};
 
@@ -54,6 +64,9 @@ pub const HEADER_SEQUENCE: &str = "x-citysoc-sequence";
 pub const HEADER_TIME: &str = "x-citysoc-time";
 /// Header: base64 HMAC-SHA256.
 pub const HEADER_SIGNATURE: &str = "x-citysoc-signature";
+/// Header: base64 HMAC-SHA256 over the headers' fields and the body's length
+/// ([`head_signing_input`]).
+pub const HEADER_HEAD_SIGNATURE: &str = "x-citysoc-head-signature";
 
 /// Largest compressed body the server reads.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -72,6 +85,8 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 pub const KEY_BYTES: usize = 32;
 
 const VERSION: &str = "citysoc-batch-v1";
+/// The head signature's version ([`head_signing_input`]).
+const HEAD_VERSION: &str = "citysoc-head-v1";
 
 /// The signed fields of a request besides its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +116,48 @@ pub fn signing_input(path: &str, signed: &Signed, body: &[u8]) -> Vec<u8> {
     }
     input.extend_from_slice(body);
     input
+}
+
+/// What the head signature covers ([`HEADER_HEAD_SIGNATURE`]): its own version, the path,
+/// collector, sequence and time, and the body's length, each followed by a newline. Its
+/// version differs from the body signature's, so neither tag can stand for the other.
+pub fn head_signing_input(path: &str, signed: &Signed, body_len: u64) -> Vec<u8> {
+    let mut input = Vec::with_capacity(128);
+    for part in [
+        HEAD_VERSION,
+        path,
+        &signed.collector,
+        &signed.sequence.to_string(),
+        &signed.time_ms.to_string(),
+        &body_len.to_string(),
+    ] {
+        input.extend_from_slice(part.as_bytes());
+        input.push(b'\n');
+    }
+    input
+}
+
+/// The head signature header value for a request whose body is `body_len` bytes.
+pub fn sign_head(key: &[u8], path: &str, signed: &Signed, body_len: u64) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let tag = hmac::sign(&key, &head_signing_input(path, signed, body_len));
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+}
+
+/// Checks a head signature in constant time.
+pub fn verify_head(
+    key: &[u8],
+    path: &str,
+    signed: &Signed,
+    body_len: u64,
+    signature: &str,
+) -> Result<(), CollectorError> {
+    let tag = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| CollectorError::Protocol("head signature is not base64".into()))?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hmac::verify(&key, &head_signing_input(path, signed, body_len), &tag)
+        .map_err(|_| CollectorError::Protocol("head signature does not match".into()))
 }
 
 /// The signature header value for a request.
@@ -409,6 +466,24 @@ mod tests {
         }
     }
 
+    /// [`signed`] with one field changed, for each field.
+    fn each_field_changed() -> [Signed; 3] {
+        [
+            Signed {
+                collector: "c-2".into(),
+                ..signed()
+            },
+            Signed {
+                sequence: 8,
+                ..signed()
+            },
+            Signed {
+                time_ms: 1_795_000_000_001,
+                ..signed()
+            },
+        ]
+    }
+
     #[test]
     fn signatures_verify_and_any_change_breaks_them() {
         let key = [7u8; KEY_BYTES];
@@ -425,26 +500,41 @@ mod tests {
         )
         .is_err());
         assert!(verify(&key, HEARTBEAT_PATH, &signed(), body, &signature).is_err());
-        for changed in [
-            Signed {
-                collector: "c-2".into(),
-                ..signed()
-            },
-            Signed {
-                sequence: 8,
-                ..signed()
-            },
-            Signed {
-                time_ms: 1_795_000_000_001,
-                ..signed()
-            },
-        ] {
+        for changed in each_field_changed() {
             assert!(
                 verify(&key, INTAKE_PATH, &changed, body, &signature).is_err(),
                 "{changed:?}"
             );
         }
         assert!(verify(&key, INTAKE_PATH, &signed(), body, "not base64!").is_err());
+    }
+
+    #[test]
+    fn head_signatures_bind_every_header_field_and_the_length_not_the_body() {
+        let key = [7u8; KEY_BYTES];
+        let signature = sign_head(&key, INTAKE_PATH, &signed(), 4096);
+        assert!(verify_head(&key, INTAKE_PATH, &signed(), 4096, &signature).is_ok());
+        assert!(verify_head(&[8u8; KEY_BYTES], INTAKE_PATH, &signed(), 4096, &signature).is_err());
+        assert!(verify_head(&key, INTAKE_PATH, &signed(), 4097, &signature).is_err());
+        assert!(verify_head(&key, HEARTBEAT_PATH, &signed(), 4096, &signature).is_err());
+        for changed in each_field_changed() {
+            assert!(
+                verify_head(&key, INTAKE_PATH, &changed, 4096, &signature).is_err(),
+                "{changed:?}"
+            );
+        }
+        assert!(verify_head(&key, INTAKE_PATH, &signed(), 4096, "not base64!").is_err());
+        // Neither tag stands for the other: an empty body's signature is not a head signature.
+        let body_signature = sign(&key, INTAKE_PATH, &signed(), b"");
+        assert!(verify_head(&key, INTAKE_PATH, &signed(), 0, &body_signature).is_err());
+        assert!(verify(
+            &key,
+            INTAKE_PATH,
+            &signed(),
+            b"",
+            &sign_head(&key, INTAKE_PATH, &signed(), 0)
+        )
+        .is_err());
     }
 
     #[test]

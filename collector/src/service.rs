@@ -171,7 +171,7 @@ impl RunningCollector {
                             spawn_source(
                                 &tasks,
                                 source.name.clone(),
-                                sources::http::run(listener, tls, runtime, http.max_body, stop),
+                                sources::http::run(listener, tls, runtime, http.clone(), stop),
                             );
                         }
                         SourceKind::Tcp(tcp) => {

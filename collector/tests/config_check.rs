@@ -69,6 +69,14 @@ type = "ftp"
 name = "tail"
 type = "file"
 path = "relative/auth.log"
+max_requests = 4
+
+[[source]]
+name = "agents"
+type = "http"
+listen = "127.0.0.1:0"
+max_requests = 0
+body_timeout_ms = 10
 
 [buffer]
 when_full = "drop_newest"
@@ -106,21 +114,36 @@ key_file = "/nonexistent/collector.key"
     assert_listed(&problems, "source[3].name", "missing");
     assert_listed(&problems, "source[3].type", "unknown source type `ftp`");
     assert_listed(&problems, "source \"tail\".path", "relative");
+    assert_listed(
+        &problems,
+        "source \"tail\".max_requests",
+        "does not apply to file",
+    );
+    assert_listed(
+        &problems,
+        "source \"agents\".max_requests",
+        "must be 1 to 256",
+    );
+    assert_listed(
+        &problems,
+        "source \"agents\".body_timeout_ms",
+        "at least 100",
+    );
     assert_listed(&problems, "buffer.when_full", "drop_newest");
     assert_listed(&problems, "buffer.sync_interval_ms", "power cut");
     assert_listed(&problems, "server.url", "plain HTTP");
     assert_listed(&problems, "server.key_file", "enroll first");
-    assert_eq!(problems.len(), 18, "{}", problems.join("\n"));
+    assert_eq!(problems.len(), 21, "{}", problems.join("\n"));
 
     // The error's message lists them all, one per line.
     let message = CollectorConfig::from_toml(&text, "collector.toml", &CheckOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with("collector.toml: 18 problems"),
+        message.starts_with("collector.toml: 21 problems"),
         "{message}"
     );
-    assert_eq!(message.lines().count(), 19);
+    assert_eq!(message.lines().count(), 22);
     drop(busy);
 }
 
@@ -193,7 +216,7 @@ fn the_packaged_sample_is_valid_and_says_what_it_does() {
 fn the_memory_queue_is_bounded_and_its_bound_checked() {
     let dir = tempfile::tempdir().unwrap();
     let source = format!(
-        "[[source]]\nname = \"udp\"\ntype = \"udp\"\nlisten = \"127.0.0.1:0\"\n[archive]\npath = \"{}\"\n",
+        "[[source]]\nname = \"udp\"\ntype = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[source]]\nname = \"agents\"\ntype = \"http\"\nlisten = \"127.0.0.1:0\"\n[archive]\npath = \"{}\"\n",
         dir.path().join("a.ndjson").display()
     );
     let config = CollectorConfig::from_toml(&source, "default", &CheckOptions::default()).unwrap();
@@ -225,7 +248,7 @@ fn looks_like_toml(line: &str) -> bool {
 fn defaults_fill_what_is_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[[source]]\nname = \"udp\"\ntype = \"udp\"\nlisten = \"127.0.0.1:0\"\n[archive]\npath = \"{}\"\n",
+        "[[source]]\nname = \"udp\"\ntype = \"udp\"\nlisten = \"127.0.0.1:0\"\n[[source]]\nname = \"agents\"\ntype = \"http\"\nlisten = \"127.0.0.1:0\"\n[archive]\npath = \"{}\"\n",
         dir.path().join("a.ndjson").display()
     );
     let config = CollectorConfig::from_toml(&text, "minimal", &CheckOptions::default()).unwrap();
@@ -244,6 +267,13 @@ fn defaults_fill_what_is_left_out() {
         citysoc_collector::InputFormat::Auto
     );
     assert!(config.server.is_none());
+    let SourceKind::Http(http) = &config.sources[1].kind else {
+        panic!("expected the http source second");
+    };
+    assert_eq!(
+        (http.max_body, http.max_requests, http.body_timeout),
+        (10 << 20, 4, std::time::Duration::from_secs(60))
+    );
 }
 
 /// A frame must make a record that fits a batch the server accepts (`framing::MAX_MAX_FRAME`).

@@ -110,7 +110,15 @@ async fn intake(
         .as_millis() as i64;
     let valid = signed.collector == COLLECTOR
         && (now - signed.time_ms).abs() < protocol::MAX_CLOCK_SKEW_MS
-        && protocol::verify(KEY, protocol::INTAKE_PATH, &signed, &body, &signature).is_ok();
+        && protocol::verify(KEY, protocol::INTAKE_PATH, &signed, &body, &signature).is_ok()
+        && protocol::verify_head(
+            KEY,
+            protocol::INTAKE_PATH,
+            &signed,
+            body.len() as u64,
+            &header(&headers, protocol::HEADER_HEAD_SIGNATURE),
+        )
+        .is_ok();
     let Ok(events) = protocol::decode_batch(&body) else {
         intake.bad_requests.fetch_add(1, Ordering::Relaxed);
         return StatusCode::BAD_REQUEST.into_response();

@@ -1,6 +1,6 @@
 //! HTTP intake with a real HTTP/1.1 client over loopback: NDJSON and JSON arrays (plain,
-//! gzip, zstd), the Elasticsearch bulk API Beats use, refusals (413, 415, 400) counted, and a
-//! 503 when the pipeline stays full.
+//! gzip, zstd), the Elasticsearch bulk API Beats use, refusals (413, 415, 400, 408) counted,
+//! and a 503 when the pipeline stays full or every request place stays taken.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -219,7 +219,9 @@ async fn bad_requests_are_refused_with_a_reason_and_counted() {
 async fn a_full_pipeline_answers_503_and_the_agent_can_retry() {
     let dir = tempfile::tempdir().unwrap();
     let sink = GateSink::closed();
-    let collector = start_with_sink(dir.path(), HTTP_SOURCE, sink.clone()).await;
+    // Places for every request below, so that the pipeline is what refuses.
+    let sources = format!("{HTTP_SOURCE}max_requests = 64\n");
+    let collector = start_with_sink(dir.path(), &sources, sink.clone()).await;
     let address = collector.local_address("agents").unwrap();
     // One request is taken by the blocked sink, CHANNEL_BATCHES wait in the pipeline; the one
     // after waits for room, then is refused.
@@ -263,6 +265,203 @@ async fn a_full_pipeline_answers_503_and_the_agent_can_retry() {
         (source.records_in(), source.events_out()),
         (waiting as u64 + 1, waiting as u64 + 1)
     );
+}
+
+/// A request is decompressed and decoded only in one of `max_requests` places, which it holds
+/// until its records are encoded (a request larger than the pipeline, sent in parts, holds it
+/// while its parts wait for the sink). One that waits too long for a place is answered 503
+/// (counted as busy, not taken in), one whose place frees in time is served, and the agent's
+/// retry of the refused one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_max_requests_wait_for_a_place_or_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let _open_if_failing = sink.opened_on_drop();
+    let sources = format!(
+        "{}max_requests = 1\n",
+        HTTP_SOURCE.replace("64 KiB", "1 MiB")
+    );
+    let mut config = config(dir.path(), &sources);
+    config.collector.queue_max_bytes = citysoc_collector::pipeline::MIN_QUEUE_BYTES;
+    let collector =
+        citysoc_collector::RunningCollector::start(&config, identity(&config), sink.clone())
+            .await
+            .unwrap();
+    let address = collector.local_address("agents").unwrap();
+    let large: String = (0..5_000)
+        .map(|n| format!("{{\"message\":\"record {n} of a large post\",\"n\":{n}}}\n"))
+        .collect();
+    let first = tokio::spawn(async move { post_gzip(address, "/", large.as_bytes()).await });
+    // Its first part is in the sink, held: the request holds the only place meanwhile.
+    sink.wait_for_writes(1).await;
+    let (status, body) = request(address, "POST", "/", &[], b"{\"n\":\"small\"}\n").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_requests"), "{body}");
+    let metrics = collector.metrics();
+    let busy = || {
+        metrics
+            .source("agents")
+            .unwrap()
+            .errors(SourceErrorKind::HttpBusy)
+    };
+    assert_eq!(busy(), 1);
+    let retry = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let (status, _) = request(address, "POST", "/", &[], b"{\"n\":\"small\"}\n").await;
+        (status, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sink.open();
+    assert_eq!(
+        first.await.unwrap(),
+        (200, "{\"accepted\":5000,\"events\":5000}".to_owned())
+    );
+    let (status, waited) = retry.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= Duration::from_millis(400),
+        "the retry waited for the place: answered after {waited:?}"
+    );
+    assert_eq!(busy(), 1);
+    collector.stop().await;
+    assert_eq!(sink.line_count(), 5_001);
+    let source = metrics.source("agents").unwrap();
+    assert_eq!((source.records_in(), source.events_out()), (5_001, 5_001));
+}
+
+/// A request gives its place back once its records are encoded: one waiting for a sink that
+/// is slow to confirm (a full buffer) does not keep other agents' requests from being read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_the_sink_holds_no_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let _open_if_failing = sink.opened_on_drop();
+    let sources = format!("{HTTP_SOURCE}max_requests = 1\n");
+    let collector = start_with_sink(dir.path(), &sources, sink.clone()).await;
+    let address = collector.local_address("agents").unwrap();
+    let mut waiting = Vec::new();
+    for n in 0..3 {
+        waiting.push(tokio::spawn(async move {
+            request(
+                address,
+                "POST",
+                "/",
+                &[],
+                format!("{{\"n\":{n}}}\n").as_bytes(),
+            )
+            .await
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.wait_for_writes(1).await;
+    let metrics = collector.metrics();
+    let source = metrics.source("agents").unwrap().clone();
+    // A request's bytes are counted in once it has a place: all three had it in turn, well
+    // before a request would give up waiting for it (5 s), with the sink still closed.
+    let bodies = 3 * b"{\"n\":0}\n".len() as u64;
+    assert!(
+        wait_until(Duration::from_secs(3), || source.bytes_in() == bodies).await,
+        "{} bytes in",
+        source.bytes_in()
+    );
+    assert_eq!(source.errors(SourceErrorKind::HttpBusy), 0);
+    sink.open();
+    for request in waiting {
+        assert_eq!(request.await.unwrap().0, 200);
+    }
+    collector.stop().await;
+    assert_eq!(sink.line_count(), 3);
+}
+
+/// Bodies arriving at once are bounded together in bytes, charged as they arrive: with
+/// `max_body` 64 KiB and one place there is room for 256 KiB of bodies. While four requests
+/// hold 63 KiB each (sent, the rest of their bodies not), a request whose body does not fit the
+/// rest gets 503 at once (counted as busy); once one of them goes away, the agent's retry is
+/// taken. A declared `Content-Length` alone costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_arriving_at_once_are_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!("{HTTP_SOURCE}max_requests = 1\n");
+    let harness = start_in(dir.path(), &sources).await;
+    let address = harness.address("agents");
+    let source = harness.source_metrics("agents");
+    // Declared only: no room taken.
+    let mut declared = TcpStream::connect(address).await.unwrap();
+    let head = format!("POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: 65536\r\n\r\n");
+    declared.write_all(head.as_bytes()).await.unwrap();
+    let sent = 63 * 1024;
+    let mut trickling = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&vec![b' '; sent]).await.unwrap();
+        trickling.push(stream);
+    }
+    let held = |bytes: usize| {
+        let source = source.clone();
+        move || source.http_body_bytes() == bytes as u64
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), held(4 * sent)).await,
+        "{} bytes held",
+        source.http_body_bytes()
+    );
+    let line = format!("{{\"n\":\"{}\"}}\n", "x".repeat(8 * 1024));
+    let (status, body) = request(address, "POST", "/", &[], line.as_bytes()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("request bodies"), "{body}");
+    assert_eq!(source.errors(SourceErrorKind::HttpBusy), 1);
+    drop(trickling.pop());
+    assert!(
+        wait_until(Duration::from_secs(10), held(3 * sent)).await,
+        "{} bytes held",
+        source.http_body_bytes()
+    );
+    let (status, body) = request(address, "POST", "/", &[], line.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    drop((trickling, declared));
+    assert!(wait_until(Duration::from_secs(10), held(0)).await);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec![line.trim_end().to_owned()]);
+}
+
+/// A body that does not arrive within `body_timeout_ms` is answered 408 and counted; while it
+/// trickles in it holds no request place, so other agents are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_slow_to_arrive_is_answered_408_without_holding_a_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!("{HTTP_SOURCE}max_requests = 1\nbody_timeout_ms = 5000\n");
+    let harness = start_in(dir.path(), &sources).await;
+    let address = harness.address("agents");
+    let slow = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let head = format!("POST / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 100\r\n\r\n{{\"n\":");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        (
+            String::from_utf8_lossy(&response).into_owned(),
+            started.elapsed(),
+        )
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = request(address, "POST", "/", &[], b"{\"n\":1}\n").await;
+    assert_eq!(status, 200, "the slow body holds no place: {body}");
+    assert!(
+        !slow.is_finished(),
+        "the other request was served while the slow body was still arriving"
+    );
+    let (response, waited) = slow.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("body_timeout_ms"), "{response}");
+    assert!(
+        waited >= Duration::from_millis(4000),
+        "answered after {waited:?}"
+    );
+    assert_eq!(refused_requests(&harness), 1);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec!["{\"n\":1}"]);
 }
 
 /// An NDJSON line longer than the largest record one event may carry (4 MiB,

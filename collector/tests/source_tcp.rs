@@ -1,6 +1,7 @@
 //! TCP source with a real client: newline and octet-counting framing across split writes,
-//! many connections at once, oversized records kept in pieces, the connection limit, and
-//! backpressure (a blocked sink slows the sender down instead of losing data).
+//! many connections at once, oversized records kept in pieces, the connection limit,
+//! backpressure (a blocked sink slows the sender down instead of losing data), and open
+//! documents: bounded per source, given out when their sender goes quiet.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -367,51 +368,56 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let harness = start_in(dir.path(), &tcp_source("agents", "newline", "")).await;
     let address = harness.address("agents");
-    let source = harness
-        .collector
-        .metrics()
-        .source("agents")
-        .unwrap()
-        .clone();
-    // 12 connections × ~3.5 MB of one open document each: ~42 MB, over the 32 MiB bound.
+    let source = harness.source_metrics("agents");
+    const CONNECTIONS: usize = 14;
+    // 14 connections × ~3.5 MB of one open document each: ~49 MB, over the 32 MiB bound.
+    // They all write at once, so the source reads them side by side and their open documents
+    // add up (one written after another would each go quiet, and give out, before the next).
     let line = format!("\"{}\",", "x".repeat(1_000));
     let lines_per_connection = 3_500;
-    let mut clients = Vec::new();
-    let mut largest = 0;
-    for _ in 0..12 {
+    let mut writers = Vec::new();
+    for _ in 0..CONNECTIONS {
         let mut client = TcpStream::connect(address).await.unwrap();
         let mut text = String::from("{\"a\":[\n");
         for _ in 0..lines_per_connection {
             text.push_str(&line);
             text.push('\n');
         }
-        // Let the collector read it all before the next sender starts.
-        let wanted = source.records_in() + lines_per_connection as u64 + 1;
-        client.write_all(text.as_bytes()).await.unwrap();
-        client.flush().await.unwrap();
-        assert!(wait_until(Duration::from_secs(20), || source.records_in() >= wanted).await);
+        writers.push(tokio::spawn(async move {
+            client.write_all(text.as_bytes()).await.unwrap();
+            client.flush().await.unwrap();
+            (client.local_addr().unwrap().to_string(), client, text)
+        }));
+    }
+    let expected_records = CONNECTIONS as u64 * (lines_per_connection as u64 + 1);
+    let mut largest = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while source.records_in() < expected_records {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} records of {expected_records}",
+            source.records_in()
+        );
         largest = largest.max(source.held_bytes());
-        clients.push((client.local_addr().unwrap().to_string(), client, text));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut clients = Vec::new();
+    for writer in writers {
+        clients.push(writer.await.unwrap());
     }
     assert!(
         source.held_releases() > 0,
         "no connection gave out what it held"
     );
-    // Within the bound plus what one connection reads before it checks (one document).
+    // Within the bound plus what each connection reads before it checks (one read each).
     let bound = 32u64 << 20;
     assert!(largest <= bound + 4 * 1024 * 1024, "held {largest} bytes");
+    // Quiet holders give out what they hold with their connections still open
+    // (`QUIET_CLOSE`), so they cannot keep the source at its bound.
+    assert!(wait_until(Duration::from_secs(10), || source.held_bytes() == 0).await);
     for (_, client, _) in &mut clients {
         client.shutdown().await.unwrap();
     }
-    let expected_records = 12 * (lines_per_connection as u64 + 1);
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            source.records_in() >= expected_records
-        })
-        .await
-    );
-    // Every connection's share is taken back when it ends.
-    assert!(wait_until(Duration::from_secs(30), || source.held_bytes() == 0).await);
     let events = harness.stop().await;
     assert!(events
         .iter()
@@ -429,7 +435,7 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
             .or_default()
             .push(event["raw"].as_str().unwrap_or_default());
     }
-    assert_eq!(by_peer.len(), 12);
+    assert_eq!(by_peer.len(), CONNECTIONS);
     for (peer, _, text) in &clients {
         let joined = by_peer
             .get(peer)
@@ -437,4 +443,72 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
             .unwrap_or_default();
         assert_eq!(joined, text.trim_end_matches('\n'), "{peer}");
     }
+}
+
+/// What a sender left open and then stopped sending on (an audit event of one record, which
+/// has no `EOE` to close it; a JSON document cut off) comes out about a second later with the
+/// connection still open: a `CONFIG_CHANGE` that removes an audit rule must not wait for the
+/// host's next audit event to reach detection. What comes after is read as it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_quiet_sender_left_open_comes_out_while_it_stays_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), &tcp_source("hosts", "newline", "")).await;
+    let address = harness.address("hosts");
+    let audit = "type=CONFIG_CHANGE msg=audit(1763800000.123:4242): auid=1000 ses=3 op=remove_rule key=\"sshd_config\" list=4 res=1";
+    let started = std::time::Instant::now();
+    let mut auditd = TcpStream::connect(address).await.unwrap();
+    auditd
+        .write_all(format!("{audit}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut agent = TcpStream::connect(address).await.unwrap();
+    agent.write_all(b"{\"user\":\n").await.unwrap();
+    // A record begun and not ended gives the event it belongs to longer: the second record of
+    // this event arrives in two pieces 1.5 s apart, and the event comes out whole.
+    let syscall = "type=SYSCALL msg=audit(1763800001.500:4243): arch=c000003e syscall=59 success=yes exit=0 auid=1000 comm=\"id\"";
+    let execve = "type=EXECVE msg=audit(1763800001.500:4243): argc=1 a0=\"id\"";
+    let (execve_start, execve_end) = execve.split_at(20);
+    let mut slow = TcpStream::connect(address).await.unwrap();
+    slow.write_all(format!("{syscall}\n{execve_start}").as_bytes())
+        .await
+        .unwrap();
+    harness.wait_for_events("hosts", 2).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "given out after {:?}, before the sender went quiet",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(started.elapsed())).await;
+    slow.write_all(format!("{execve_end}\n").as_bytes())
+        .await
+        .unwrap();
+    // The rest of the document, late: a record of its own.
+    agent.write_all(b"\"an\"}\n").await.unwrap();
+    harness.wait_for_events("hosts", 4).await;
+    drop((auditd, agent, slow));
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 4, "{events:#?}");
+    let audit_event = events
+        .iter()
+        .find(|event| event["raw"] == audit)
+        .expect("the audit event");
+    assert_eq!(audit_event["format"], "auditd", "{audit_event:#}");
+    assert!(audit_event["parse_error"].is_null(), "{audit_event:#}");
+    assert_eq!(audit_event["fields"]["op"], "remove_rule");
+    let whole = events
+        .iter()
+        .find(|event| event["raw"] == format!("{syscall}\n{execve}"))
+        .expect("the two-record event, whole");
+    assert_eq!(whole["format"], "auditd", "{whole:#}");
+    assert!(whole["fields"]["audit_group_late"].is_null(), "{whole:#}");
+    let open_document = events
+        .iter()
+        .find(|event| event["raw"] == "{\"user\":")
+        .expect("the open document");
+    assert_eq!(open_document["format"], "unknown");
+    let message = open_document["parse_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("nothing more came"), "{message}");
+    assert!(events.iter().any(|event| event["raw"] == "\"an\"}"));
 }

@@ -101,6 +101,27 @@ impl Rejected {
         )
     }
 
+    /// 401: the head signature (`x-citysoc-head-signature`) does not match any of the
+    /// collector's keys: refused from the headers alone, before a place or the body.
+    pub fn bad_head_signature() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_head_signature",
+            "head signature does not match the collector's key",
+        )
+    }
+
+    /// 401: no head signature from a collector that has sent one before.
+    pub fn missing_head_signature(id: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_head_signature",
+            format!(
+                "collector `{id}` signs its requests' headers, and this request has no x-citysoc-head-signature: it is not from that collector, or the collector was downgraded (upgrade it again)"
+            ),
+        )
+    }
+
     /// 409: a request the server already processed, or an older one.
     pub fn replay(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "replay", message)

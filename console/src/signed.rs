@@ -1,18 +1,22 @@
 //! Checking a signed request (batch, heartbeat, rotation) in the order the protocol fixes:
 //! the collector is known, not revoked; the headers are readable; the signing time is near
-//! the server's clock; the HMAC matches the current key, or the previous one while the
-//! collector has not yet used the current one. The headers are checked before the body is
-//! read and the signature before the collector's lock is taken, so a sender without the key
-//! can neither make the server hold bodies for it nor queue ahead of the real collector.
+//! the server's clock; the head signature (over those headers and the body's length) matches
+//! the current key or the previous one; the HMAC over the body matches the same way. The
+//! head signature is checked before the request takes a place or its body is read, and the
+//! body's before the collector's lock is taken, so a sender without the key can neither hold
+//! the places where bodies are read, nor make the server hold bodies for it, nor queue ahead of
+//! the real collector. Requests without a head signature (collectors older than it) are taken
+//! from a collector until it first sends one, and refused from then on.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use citysoc_collector::protocol::{
-    self, Signed, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME, MAX_CLOCK_SKEW_MS,
+    self, Signed, HEADER_HEAD_SIGNATURE, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
+    MAX_CLOCK_SKEW_MS,
 };
 use http_body_util::LengthLimitError;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
@@ -30,9 +34,10 @@ pub(crate) const MAX_SIGNED_REQUESTS: usize = 32;
 /// but a batch it gave up on (its request timed out on a slow link) may still be being read or
 /// handled (waiting for a batch place, decoding) when it sends the batch again; a few places
 /// let that pass. A sender that knows a
-/// collector's id (not a secret) but not its key can pass the header checks and trickle
-/// bodies, and would otherwise take every place from every collector for as long as
-/// [`BODY_TIMEOUT`] lets it.
+/// collector's id (not a secret) but not its key cannot pass the head signature of a collector
+/// that sends one; for one that does not yet (an older collector), it can pass the header
+/// checks and trickle bodies, and would otherwise take every place from every collector for as
+/// long as [`BODY_TIMEOUT`] lets it.
 pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
 
 /// How many heartbeats and key rotations the server reads and handles at once, in places of
@@ -44,8 +49,9 @@ pub(crate) const MAX_SIGNED_REQUESTS_PER_COLLECTOR: usize = 4;
 /// so, each with at most [`MAX_CONTROL_REQUESTS_PER_COLLECTOR`] waiting, and the places past
 /// those stay free for the other collectors. Control bodies are small
 /// (`control::CONTROL_BODY_BYTES`, 256 KiB: these places hold at most 80 of them). A sender that knows
-/// collector ids but no key can still trickle bodies into these places, two per id: it needs
-/// 40 ids to fill them, against 8 before they were separate.
+/// collector ids but no key can trickle bodies into these places only under the ids of older
+/// collectors that have never signed their headers, two per id: it needs 40 such ids to fill
+/// them.
 pub(crate) const MAX_CONTROL_REQUESTS: usize =
     MAX_SIGNED_REQUESTS * MAX_CONTROL_REQUESTS_PER_COLLECTOR + 16;
 
@@ -136,6 +142,9 @@ struct Claimed {
     /// The collector's keys when the request arrived; the signature is checked against them
     /// outside the collector's lock, so forged requests never queue on it.
     keys: Vec<Vec<u8>>,
+    /// The body length the head signature covers, when the headers carried one that matched
+    /// one of `keys`.
+    head_signed_length: Option<u64>,
 }
 
 /// The collector id header (400 when missing).
@@ -175,7 +184,7 @@ pub(crate) async fn authenticate(
     let id = collector_id(&headers)?;
     let claimed = {
         let (id, headers) = (id.clone(), headers.clone());
-        blocking(app, move |app| claim(app, &id, &headers, Utc::now())).await?
+        blocking(app, move |app| claim(app, &id, &headers, path, Utc::now())).await?
     };
     let place = app.collector_place(kind, &id).ok_or_else(Rejected::busy)?;
     let permit = app
@@ -183,7 +192,18 @@ pub(crate) async fn authenticate(
         .clone()
         .try_acquire_owned()
         .map_err(|_| Rejected::busy())?;
+    // A head-signed body is read no further than the length signed (and must have it: the
+    // server speaks HTTP/1.1, where `Content-Length` fixes it, so this is defence in depth).
+    let limit = claimed.head_signed_length.map_or(limit, |length| {
+        limit.min(usize::try_from(length).unwrap_or(usize::MAX))
+    });
     let body = read_body(&headers, body, limit).await?;
+    if claimed
+        .head_signed_length
+        .is_some_and(|length| length != body.len() as u64)
+    {
+        return Err(Rejected::bad_head_signature());
+    }
     let (claimed, body, signed_with) = tokio::task::spawn_blocking(move || {
         let signed_with = claimed
             .keys
@@ -218,6 +238,7 @@ fn claim(
     app: &AppState,
     id: &str,
     headers: &HeaderMap,
+    path: &str,
     now: DateTime<Utc>,
 ) -> Result<Claimed, Rejected> {
     let state = known_collector(app, id)?;
@@ -235,14 +256,50 @@ fn claim(
     }
     let mut keys = vec![state.key];
     keys.extend(state.previous_key);
+    let signed = Signed {
+        collector: id.to_owned(),
+        sequence,
+        time_ms,
+    };
+    let head_signed = match headers.get(HEADER_HEAD_SIGNATURE) {
+        Some(head_signature) => {
+            let head_signature = head_signature.to_str().map_err(|_| {
+                Rejected::bad_headers(format!("header {HEADER_HEAD_SIGNATURE} is not text"))
+            })?;
+            // The length the signature covers is the one the body must have (checked again
+            // once it is read). An HTTP/1.1 request with neither `Content-Length` nor
+            // `Transfer-Encoding` has no body.
+            let length: u64 = if headers.contains_key(CONTENT_LENGTH) {
+                number_header(headers, CONTENT_LENGTH.as_str())?
+            } else if headers.contains_key(TRANSFER_ENCODING) {
+                return Err(Rejected::bad_headers(format!(
+                    "a request with {HEADER_HEAD_SIGNATURE} needs Content-Length (its body's length is signed)"
+                )));
+            } else {
+                0
+            };
+            let matches = keys.iter().any(|key| {
+                protocol::verify_head(key, path, &signed, length, head_signature).is_ok()
+            });
+            if !matches {
+                return Err(Rejected::bad_head_signature());
+            }
+            // Only its holder can have made this tag: from now on the collector's requests
+            // must carry one. Recorded here, before any place is taken, so that a collector
+            // whose places a sender is already holding still gets them back.
+            if !state.head_signing {
+                app.registry.start_head_signing(id, now)?;
+            }
+            Some(length)
+        }
+        None if state.head_signing => return Err(Rejected::missing_head_signature(id)),
+        None => None,
+    };
     Ok(Claimed {
-        signed: Signed {
-            collector: id.to_owned(),
-            sequence,
-            time_ms,
-        },
+        signed,
         signature,
         keys,
+        head_signed_length: head_signed,
     })
 }
 

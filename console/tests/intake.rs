@@ -6,8 +6,8 @@
 mod common;
 
 use citysoc_collector::protocol::{
-    self, IntakeAck, Rejection, HEADER_COLLECTOR, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
-    HEARTBEAT_PATH, INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
+    self, IntakeAck, Rejection, Signed, HEADER_COLLECTOR, HEADER_HEAD_SIGNATURE, HEADER_SEQUENCE,
+    HEADER_SIGNATURE, HEADER_TIME, HEARTBEAT_PATH, INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
 };
 use common::{
     batch, event, events, expect_rejection, metric, now_ms, rejected_metric, TestCollector,
@@ -138,7 +138,11 @@ async fn bad_batches_are_refused_counted_and_not_stored() {
         id: collector.id.clone(),
         key: vec![7u8; 32],
     };
-    let response = impostor.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    let response = impostor
+        .request_without_head_signature(&server, INTAKE_PATH, 1, now_ms(), body.clone())
+        .send()
+        .await
+        .unwrap();
     refused(&server, Some(&collector), response, 401, "bad_signature", 2).await;
 
     // Signed for another path (a heartbeat signature replayed on the intake).
@@ -474,15 +478,37 @@ async fn stalled_request_to(
     signature: &str,
     declared_length: usize,
 ) -> tokio::net::TcpStream {
+    let sequence = u64::from(path == INTAKE_PATH);
+    stalled_request_with(
+        server,
+        path,
+        collector,
+        (sequence, now_ms()),
+        signature,
+        declared_length,
+        "",
+    )
+    .await
+}
+
+/// [`stalled_request_to`] with this sequence number and signing time, and `extra` header lines
+/// (each ending in `\r\n`).
+async fn stalled_request_with(
+    server: &TestServer,
+    path: &str,
+    collector: &str,
+    (sequence, time_ms): (u64, i64),
+    signature: &str,
+    declared_length: usize,
+    extra: &str,
+) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(server.address)
         .await
         .unwrap();
-    let sequence = u64::from(path == INTAKE_PATH);
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {declared_length}\r\n{HEADER_COLLECTOR}: {collector}\r\n{HEADER_SEQUENCE}: {sequence}\r\n{HEADER_TIME}: {}\r\n{HEADER_SIGNATURE}: {signature}\r\n\r\nfirst bytes",
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {declared_length}\r\n{HEADER_COLLECTOR}: {collector}\r\n{HEADER_SEQUENCE}: {sequence}\r\n{HEADER_TIME}: {time_ms}\r\n{HEADER_SIGNATURE}: {signature}\r\n{extra}\r\nfirst bytes",
         server.address,
-        now_ms()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     stream
@@ -564,19 +590,31 @@ async fn requests_past_the_concurrency_limit_get_busy_and_places_come_back() {
     let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
     expect_rejection(response, 503, "busy").await;
     drop(stalled);
-    let mut stored = 0;
-    for _ in 0..100 {
-        let response = collector.send(&server, INTAKE_PATH, 1, body.clone()).await;
-        if response.status().is_success() {
-            stored = response.json::<IntakeAck>().await.unwrap().stored;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let stored = send_until_stored(&server, &collector, 1, &body).await;
     assert_eq!(
         stored, 3,
         "the places came back once the stalled senders left"
     );
+}
+
+/// Sends batch `sequence` until it is stored (a place came back; up to 5 s) and returns how
+/// many events the server stored, 0 if it never was.
+async fn send_until_stored(
+    server: &TestServer,
+    collector: &TestCollector,
+    sequence: u64,
+    body: &[u8],
+) -> u64 {
+    for _ in 0..100 {
+        let response = collector
+            .send(server, INTAKE_PATH, sequence, body.to_vec())
+            .await;
+        if response.status().is_success() {
+            return response.json::<IntakeAck>().await.unwrap().stored;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    0
 }
 
 /// Waits until the server's gauge `name` reads `expected` (the stalled requests' tasks have
@@ -768,11 +806,11 @@ async fn many_refusals_are_counted_exactly_and_written_when_the_server_stops() {
         assert_eq!(response.status(), 401);
     }
     let record = server.registry.collector(&collector.id).unwrap().unwrap();
-    assert_eq!(record.rejected.get("bad_signature").copied(), Some(50));
+    assert_eq!(record.rejected.get("bad_head_signature").copied(), Some(50));
     server.stop().await;
     let reopened = citysoc_console::Registry::open(&server.data.path().join("citysoc.db")).unwrap();
     let record = reopened.collector(&collector.id).unwrap().unwrap();
-    assert_eq!(record.rejected.get("bad_signature").copied(), Some(50));
+    assert_eq!(record.rejected.get("bad_head_signature").copied(), Some(50));
 }
 
 /// The day index under `root` (the directory holding tantivy's `meta.json`).
@@ -873,14 +911,141 @@ async fn one_collector_id_holds_at_most_four_places() {
 
     drop(stalled);
     let body = batch(&events("back", 2));
-    let mut stored = 0;
-    for _ in 0..100 {
-        let response = target.send(&server, INTAKE_PATH, 1, body.clone()).await;
-        if response.status().is_success() {
-            stored = response.json::<IntakeAck>().await.unwrap().stored;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let stored = send_until_stored(&server, &target, 1, &body).await;
     assert_eq!(stored, 2, "the collector's places came back");
+}
+
+/// Once a collector has signed its requests' headers, a sender that knows its id but not its
+/// key cannot take its places at all: a request without the head signature, or with a wrong
+/// one, or with a right one over another body length, is refused from its headers (401),
+/// before a place is taken or a byte of the body read. The first head signature counts even
+/// when the places are already held (its request gets 503 and is sent again), so a collector
+/// upgraded while a sender holds its places gets them back. A collector that has never sent
+/// the head signature (older than it) is still taken without one.
+#[tokio::test]
+async fn a_collector_that_signs_its_headers_cannot_have_its_places_taken() {
+    let server = TestServer::start().await;
+    let target = server.enroll("quan-1").await;
+    let older = server.enroll("quan-2").await;
+    // A sender holds the four places of the collector while it is still an older one.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(stalled_request(&server, &target.id, "AAAA", 1 << 20).await);
+    }
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 4).await,
+        4
+    );
+    // Upgraded, it signs its headers: busy for now, but from now on it is known to sign them.
+    let body = batch(&events("signed", 2));
+    let response = target.send(&server, INTAKE_PATH, 1, body.clone()).await;
+    expect_rejection(response, 503, "busy").await;
+    let mut without = stalled_request(&server, &target.id, "AAAA", 1 << 20).await;
+    assert_eq!(status_of(&mut without).await, 401);
+    // The same for its heartbeats.
+    let response = target
+        .request_without_head_signature(&server, HEARTBEAT_PATH, 0, now_ms(), b"{}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    expect_rejection(response, 401, "missing_head_signature").await;
+    drop(held);
+    let stored = send_until_stored(&server, &target, 1, &body).await;
+    assert_eq!(stored, 2, "its places came back");
+    let mut without = stalled_request(&server, &target.id, "AAAA", 1 << 20).await;
+    assert_eq!(status_of(&mut without).await, 401);
+    let head = |signature: &str| format!("{HEADER_HEAD_SIGNATURE}: {signature}\r\n");
+    let mut wrong = stalled_request_with(
+        &server,
+        INTAKE_PATH,
+        &target.id,
+        (2, now_ms()),
+        "AAAA",
+        1 << 20,
+        &head("AAAA"),
+    )
+    .await;
+    assert_eq!(status_of(&mut wrong).await, 401);
+    // A head signature the collector made for a 100-byte body, replayed with a 1 MiB one.
+    let time_ms = now_ms();
+    let signed = Signed {
+        collector: target.id.clone(),
+        sequence: 2,
+        time_ms,
+    };
+    let for_100_bytes = protocol::sign_head(&target.key, INTAKE_PATH, &signed, 100);
+    let mut longer = stalled_request_with(
+        &server,
+        INTAKE_PATH,
+        &target.id,
+        (2, time_ms),
+        "AAAA",
+        1 << 20,
+        &head(&for_100_bytes),
+    )
+    .await;
+    assert_eq!(status_of(&mut longer).await, 401);
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, "citysoc_signed_requests_in_progress"), 0);
+    assert_eq!(
+        metric(&text, &rejected_metric("intake", "missing_head_signature")),
+        2
+    );
+    assert_eq!(
+        metric(&text, &rejected_metric("intake", "bad_head_signature")),
+        2
+    );
+
+    // Headers signed right, body changed on the way: refused on the body's signature.
+    let body = batch(&events("tampered", 2));
+    let mut tampered = body.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let time_ms = now_ms();
+    let signed = Signed {
+        collector: target.id.clone(),
+        sequence: 2,
+        time_ms,
+    };
+    let response = server
+        .client
+        .post(server.url(INTAKE_PATH))
+        .header(HEADER_COLLECTOR, &target.id)
+        .header(HEADER_SEQUENCE, "2")
+        .header(HEADER_TIME, time_ms.to_string())
+        .header(
+            HEADER_SIGNATURE,
+            protocol::sign(&target.key, INTAKE_PATH, &signed, &body),
+        )
+        .header(
+            HEADER_HEAD_SIGNATURE,
+            protocol::sign_head(&target.key, INTAKE_PATH, &signed, tampered.len() as u64),
+        )
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    expect_rejection(response, 401, "bad_signature").await;
+
+    // Its own requests go on as before; the older collector's are taken without the header.
+    let response = target
+        .send(&server, INTAKE_PATH, 2, batch(&events("signed-2", 2)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = older
+        .request_without_head_signature(
+            &server,
+            INTAKE_PATH,
+            1,
+            now_ms(),
+            batch(&events("older", 3)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.stored_count(), 7);
+    let record = |id: &str| server.registry.collector(id).unwrap().unwrap();
+    assert!(record(&target.id).head_signed_since.is_some());
+    assert_eq!(record(&older.id).head_signed_since, None);
 }

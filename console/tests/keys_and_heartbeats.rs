@@ -45,7 +45,7 @@ async fn rotation_issues_a_new_key_and_retires_the_old_one_on_first_use() {
     let response = old
         .send(&server, INTAKE_PATH, 3, batch(&events("r3", 2)))
         .await;
-    expect_rejection(response, 401, "bad_signature").await;
+    expect_rejection(response, 401, "bad_head_signature").await;
     assert_eq!(server.stored_count(), 4);
     let text = server.metrics_text().await;
     assert_eq!(metric(&text, "citysoc_key_rotations_total"), 1);
@@ -79,7 +79,7 @@ async fn a_lost_rotation_answer_does_not_lock_the_collector_out() {
     let response = lost
         .send(&server, INTAKE_PATH, 2, batch(&events("l2", 1)))
         .await;
-    expect_rejection(response, 401, "bad_signature").await;
+    expect_rejection(response, 401, "bad_head_signature").await;
     let response = original
         .send(&server, INTAKE_PATH, 2, batch(&events("l2", 1)))
         .await;
@@ -91,7 +91,7 @@ async fn a_lost_rotation_answer_does_not_lock_the_collector_out() {
     let response = original
         .send(&server, INTAKE_PATH, 4, batch(&events("l4", 1)))
         .await;
-    expect_rejection(response, 401, "bad_signature").await;
+    expect_rejection(response, 401, "bad_head_signature").await;
     assert_eq!(server.stored_count(), 5);
 }
 

@@ -185,7 +185,7 @@ async fn metrics_count_exactly() {
         (&rejected_metric("intake", "replay"), 2),
         (&rejected_metric("intake", "expired"), 1),
         (&rejected_metric("intake", "bad_body"), 1),
-        (&rejected_metric("intake", "bad_signature"), 1),
+        (&rejected_metric("intake", "bad_head_signature"), 1),
     ];
     for (name, value) in expected {
         assert_eq!(metric(&text, name), value, "{name}\n{text}");
@@ -198,7 +198,7 @@ async fn metrics_count_exactly() {
     let first_record = server.registry.collector(&first.id).unwrap().unwrap();
     assert_eq!(first_record.rejected.values().sum::<u64>(), 4);
     let second_record = server.registry.collector(&second.id).unwrap().unwrap();
-    assert_eq!(second_record.rejected.get("bad_signature"), Some(&1));
+    assert_eq!(second_record.rejected.get("bad_head_signature"), Some(&1));
 }
 
 const RULE: &str = r#"

@@ -201,6 +201,14 @@ pub struct HttpSourceConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted (compressed, as sent); larger ones get 413.
     pub max_body: usize,
+    /// Requests decompressed and decoded at once. A request takes up to eleven times
+    /// `max_body` meanwhile (its body, and the body decompressed), so this bounds the memory
+    /// decompression can take, whatever agents send; a request that waits longer than a few
+    /// seconds for its turn is answered 503 and retried by the agent. Bodies arriving at once
+    /// may hold four times `max_body` for each.
+    pub max_requests: usize,
+    /// How long a request's body may take to arrive; a slower one is answered 408.
+    pub body_timeout: Duration,
     /// HTTPS when set.
     pub tls: Option<TlsFiles>,
 }

@@ -27,6 +27,15 @@ use crate::parse::{InputFormat, ParseContext, DEFAULT_TIMEZONE};
 
 /// Default largest HTTP body (compressed, as sent).
 const DEFAULT_MAX_BODY: usize = 10 << 20;
+/// Four requests at once: with the default `max_body`, up to ~440 MiB of bodies and their
+/// decompressed text (plus their records' index), and agents' requests take milliseconds
+/// each, so four keep up with hundreds of agents.
+const DEFAULT_MAX_REQUESTS: usize = 4;
+/// More places than this would only let bodies' memory grow: a machine busy enough to want
+/// them wants a second collector.
+const MAX_MAX_REQUESTS: usize = 256;
+/// A minute for a body to arrive: an agent on a slow ward link sends a few MB in seconds.
+const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 /// Default connection limit per TCP/TLS source.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default archive file size before rotation.
@@ -360,6 +369,8 @@ const TYPE_KEYS: &[(&str, &[&str])] = &[
     ("max_connections", &["tcp", "tls"]),
     ("receive_buffer", &["udp"]),
     ("max_body", &["http"]),
+    ("max_requests", &["http"]),
+    ("body_timeout_ms", &["http"]),
     ("tls_cert", &["tls", "http"]),
     ("tls_key", &["tls", "http"]),
     ("tls_client_ca", &["tls", "http"]),
@@ -412,6 +423,8 @@ fn build_source(
         ("max_connections", raw.max_connections.is_some()),
         ("receive_buffer", raw.receive_buffer.is_some()),
         ("max_body", raw.max_body.is_some()),
+        ("max_requests", raw.max_requests.is_some()),
+        ("body_timeout_ms", raw.body_timeout_ms.is_some()),
         ("tls_cert", raw.tls_cert.is_some()),
         ("tls_key", raw.tls_key.is_some()),
         ("tls_client_ca", raw.tls_client_ca.is_some()),
@@ -561,9 +574,27 @@ fn build_source(
                 }
                 Some(size) => usize::try_from(size.0).unwrap_or(usize::MAX),
             };
+            let max_requests = raw
+                .max_requests
+                .map_or(DEFAULT_MAX_REQUESTS, |count| count as usize);
+            if !(1..=MAX_MAX_REQUESTS).contains(&max_requests) {
+                problems.add(
+                    format!("{label}.max_requests"),
+                    format!("must be 1 to {MAX_MAX_REQUESTS}"),
+                );
+            }
+            let body_timeout_ms = raw.body_timeout_ms.unwrap_or(DEFAULT_BODY_TIMEOUT_MS);
+            if body_timeout_ms < 100 {
+                problems.add(
+                    format!("{label}.body_timeout_ms"),
+                    "must be at least 100 (milliseconds)",
+                );
+            }
             SourceKind::Http(HttpSourceConfig {
                 listen: listen(problems)?,
                 max_body,
+                max_requests: max_requests.clamp(1, MAX_MAX_REQUESTS),
+                body_timeout: Duration::from_millis(body_timeout_ms.max(100)),
                 tls: tls_files(false, problems),
             })
         }

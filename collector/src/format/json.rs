@@ -612,6 +612,12 @@ impl Continuation {
         )
     }
 
+    /// [`Continuation::finish`] while the stream goes on: nothing more has arrived for a while
+    /// (`sources::QUIET_CLOSE`), so the document is given out as it is (`Decoder::close_quiet`).
+    pub fn close_quiet(&mut self, context: &ParseContext) -> Vec<Event> {
+        self.close_incomplete("after nothing more came for a second", context)
+    }
+
     /// The open document as one unknown event whose message says it was not complete `when`.
     fn close_incomplete(&mut self, when: &str, context: &ParseContext) -> Vec<Event> {
         if self.buffer.is_empty() {

@@ -60,6 +60,8 @@ impl IntakeClient {
             time_ms: now_ms(),
         };
         let signature = protocol::sign(&self.key, protocol::INTAKE_PATH, &signed, body);
+        let head_signature =
+            protocol::sign_head(&self.key, protocol::INTAKE_PATH, &signed, body.len() as u64);
         let response = self
             .http
             .post(self.url.clone())
@@ -67,6 +69,7 @@ impl IntakeClient {
             .header(protocol::HEADER_SEQUENCE, signed.sequence.to_string())
             .header(protocol::HEADER_TIME, signed.time_ms.to_string())
             .header(protocol::HEADER_SIGNATURE, signature)
+            .header(protocol::HEADER_HEAD_SIGNATURE, head_signature)
             .header(reqwest::header::CONTENT_TYPE, "application/zstd")
             .body(body.to_vec())
             .send()

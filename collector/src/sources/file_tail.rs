@@ -34,7 +34,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::file_checkpoint::{self, Checkpoint, FileIdentity, HEAD_BYTES};
 use super::repeated_error::RepeatedError;
-use super::{decode_frames, SourceRuntime};
+use super::{decode_frames, SourceRuntime, QUIET_CLOSE};
 use crate::config::FileSourceConfig;
 use crate::event::Event;
 use crate::framing::{Framer, Framing};
@@ -45,9 +45,6 @@ use crate::parse::Decoder;
 const READ_CHUNK: usize = 64 * 1024;
 /// Checkpoints are written at most this often (each one waits for a sink flush).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// An auditd event or JSON document still open after this long at the end of the file is
-/// handed out as it is.
-const IDLE_FLUSH: Duration = Duration::from_secs(1);
 /// The longest wait between two readings again from the checkpoint while the sink keeps
 /// failing (the wait doubles from `CHECKPOINT_INTERVAL` after each one that failed again).
 const MAX_REREAD_BACKOFF: Duration = Duration::from_secs(60);
@@ -384,9 +381,9 @@ impl Tailer {
             }
         }
         if let Some(reading) = self.reading.as_mut() {
-            if reading.decoder.holds_records() && self.last_data_at.elapsed() >= IDLE_FLUSH {
+            if reading.decoder.holds_records() && self.last_data_at.elapsed() >= QUIET_CLOSE {
                 let mut events = Vec::new();
-                reading.decoder.finish(&mut events);
+                reading.decoder.close_quiet(&mut events);
                 if self.send(&mut events).is_err() {
                     return Step::Closed;
                 }

@@ -7,8 +7,23 @@
 //! A request is answered 200 only once the sink has its events. When the pipeline stays full
 //! for [`PIPELINE_WAIT`], it is answered 503 with `Retry-After`, and the agent keeps the
 //! events and retries.
+//!
+//! Memory: a request holds its body (at most `max_body`) while it arrives, and once it is in,
+//! a place among `max_requests` while it is decompressed (up to [`DECOMPRESSION_RATIO`] times
+//! `max_body` more), split and encoded; the places bound that work, which is where a small
+//! body becomes large. The places are taken after the body has arrived, so a slow sender holds
+//! only its own bytes, never a place other agents wait for; a body that does not arrive within
+//! `body_timeout_ms` is answered 408. Bodies arriving or waiting for a place are bounded
+//! together in bytes ([`ARRIVING_BODIES_PER_PLACE`] × `max_requests` × `max_body`), charged as
+//! they arrive: a request whose next bytes find that room full is answered 503 at once. A
+//! request that waits [`PIPELINE_WAIT`] for a place is answered 503 like a full pipeline. Once
+//! its records are encoded and the pipeline has room for the last of them, a request gives its
+//! body and place back, and waits for the sink holding only its encoded part, which the
+//! pipeline's bound counts. (The earlier parts of a request larger than the pipeline wait for
+//! the sink with the place held.)
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +37,7 @@ use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -30,12 +46,21 @@ use super::http_body::{
     decompress, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
 use super::{accept, SourceRuntime};
+use crate::config::HttpSourceConfig;
 use crate::lines::Lines;
 use crate::metrics::SourceErrorKind;
 use crate::pipeline::SendFailure;
 
-/// How long a request waits for room in the pipeline before it is answered 503.
+/// How long a request waits for room in the pipeline, or for a place among `max_requests`,
+/// before it is answered 503.
 const PIPELINE_WAIT: Duration = Duration::from_secs(5);
+/// Bodies of `max_body` that may be arriving or waiting for a place, for each place. Each
+/// piece of a body is charged to this room as it arrives (so a sender holds room only for
+/// bytes it really sent, and a declared `Content-Length` costs nothing), and a request whose
+/// next piece finds the room full is answered 503 at once. Without it, senders opening many
+/// connections could each hold up to `max_body` while their bodies trickle in (Elasticsearch
+/// bounds its "indexing pressure" in bytes for the same reason).
+const ARRIVING_BODIES_PER_PLACE: usize = 4;
 /// Decompressed bodies may be this many times larger than `max_body`.
 const DECOMPRESSION_RATIO: usize = 10;
 /// How long a client has to finish the TLS handshake.
@@ -49,6 +74,19 @@ struct IntakeState {
     /// same event id to different records.
     next_sequence: Arc<AtomicU64>,
     max_body: usize,
+    /// The places of requests being decompressed and decoded (`max_requests` of them).
+    places: Arc<Semaphore>,
+    /// Bytes of bodies that may be arriving or waiting for a place at once
+    /// ([`ARRIVING_BODIES_PER_PLACE`]).
+    arriving: Arc<Semaphore>,
+    max_requests: usize,
+    body_timeout: Duration,
+}
+
+/// A request's body, decompressed, with the place it holds until it is answered.
+struct RequestBody {
+    bytes: Vec<u8>,
+    _place: OwnedSemaphorePermit,
 }
 
 /// The peer address of a request, for plain and TLS listeners alike.
@@ -82,13 +120,23 @@ pub(crate) async fn run(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     source: Arc<SourceRuntime>,
-    max_body: usize,
+    config: HttpSourceConfig,
     shutdown: CancellationToken,
 ) {
     let state = IntakeState {
         source: source.clone(),
         next_sequence: Arc::new(AtomicU64::new(super::run_sequence_base())),
-        max_body,
+        max_body: config.max_body,
+        places: Arc::new(Semaphore::new(config.max_requests)),
+        arriving: Arc::new(Semaphore::new(
+            config
+                .max_body
+                .saturating_mul(config.max_requests)
+                .saturating_mul(ARRIVING_BODIES_PER_PLACE)
+                .min(Semaphore::MAX_PERMITS),
+        )),
+        max_requests: config.max_requests,
+        body_timeout: config.body_timeout,
     };
     let app = router(state).into_make_service_with_connect_info::<PeerAddress>();
     let stop = shutdown.clone().cancelled_owned();
@@ -170,15 +218,16 @@ async fn intake(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let (records, blank) = match split_records(&body) {
-        Ok(split) => split,
+    let (records, blank) = match split_records(&body.bytes) {
+        Ok((records, blank)) => (record_ranges(&body.bytes, &records), blank),
         Err(too_many) => return too_many_records(&state, too_many),
     };
-    match deliver(&state, peer.0, &records, blank).await {
+    let accepted = records.len();
+    match deliver(&state, peer.0, body, records, blank).await {
         Ok(events) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            format!("{{\"accepted\":{},\"events\":{events}}}", records.len()),
+            format!("{{\"accepted\":{accepted},\"events\":{events}}}"),
         )
             .into_response(),
         Err(response) => response,
@@ -199,8 +248,9 @@ async fn bulk(
         Err(response) => return response,
     };
     let mut records = Vec::new();
-    let mut actions: Vec<String> = Vec::new();
+    let mut actions: Vec<&'static str> = Vec::new();
     let mut lines = body
+        .bytes
         .split(|byte| *byte == b'\n')
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
@@ -208,29 +258,29 @@ async fn bulk(
         if actions.len() == MAX_RECORDS_PER_REQUEST {
             return too_many_records(&state, TooManyRecords);
         }
-        let action = bulk_action(line);
-        match action.as_deref() {
-            Some("delete") => actions.push("delete".into()),
-            Some(action @ ("index" | "create" | "update")) => {
-                actions.push(action.to_owned());
+        match bulk_action(line) {
+            Some("delete") => actions.push("delete"),
+            Some(action) => {
+                actions.push(action);
                 if let Some(document) = lines.next() {
                     records.push(document);
                 }
             }
             // Not an action line: keep it as a record rather than lose it.
-            _ => {
-                actions.push("create".into());
+            None => {
+                actions.push("create");
                 records.push(line);
             }
         }
     }
-    if let Err(response) = deliver(&state, peer.0, &records, 0).await {
+    let records = record_ranges(&body.bytes, &records);
+    if let Err(response) = deliver(&state, peer.0, body, records, 0).await {
         return response;
     }
     let items: Vec<serde_json::Value> = actions
         .iter()
         .map(|action| {
-            serde_json::json!({ action: { "_index": "citysoc", "_id": "", "status": 201, "result": "created" } })
+            serde_json::json!({ *action: { "_index": "citysoc", "_id": "", "status": 201, "result": "created" } })
         })
         .collect();
     elasticsearch_reply(&serde_json::json!({ "took": 0, "errors": false, "items": items }))
@@ -240,14 +290,29 @@ async fn bulk(
 /// `create`, `update` or `delete`, whose value is an object (`{"index":{"_index":"x"}}`).
 /// Anything else is a document: a log record whose first key happens to be `index` must not
 /// be taken for an action (and lose itself, or the line after it).
-fn bulk_action(line: &[u8]) -> Option<String> {
+fn bulk_action(line: &[u8]) -> Option<&'static str> {
     let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
     let mut members = object.iter();
     let (name, value) = members.next()?;
-    let is_action = members.next().is_none()
-        && value.is_object()
-        && matches!(name.as_str(), "index" | "create" | "update" | "delete");
-    is_action.then(|| name.clone())
+    if members.next().is_some() || !value.is_object() {
+        return None;
+    }
+    ["index", "create", "update", "delete"]
+        .into_iter()
+        .find(|action| name == action)
+}
+
+/// Where each record lies in `body` (each is a slice of it), so that the request can let go of
+/// its body, and of its place, once its records are encoded, before it waits for the sink.
+fn record_ranges(body: &[u8], records: &[&[u8]]) -> Vec<Range<usize>> {
+    let base = body.as_ptr() as usize;
+    records
+        .iter()
+        .map(|record| {
+            let start = (record.as_ptr() as usize).wrapping_sub(base);
+            start..start.saturating_add(record.len())
+        })
+        .collect()
 }
 
 /// The 413 for a body over [`MAX_RECORDS_PER_REQUEST`], counted as a refused request.
@@ -257,29 +322,85 @@ fn too_many_records(state: &IntakeState, too_many: TooManyRecords) -> Response {
     (StatusCode::PAYLOAD_TOO_LARGE, format!("{too_many}\n")).into_response()
 }
 
+/// Reads a request's body within `body_timeout` and `max_body`, takes a place among
+/// `max_requests`, and decompresses it. `Err` is the answer of a refused request, counted.
 async fn read_body(
     state: &IntakeState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<u8>, Response> {
+) -> Result<RequestBody, Response> {
     let metrics = &state.source.metrics;
     let refuse = |status: StatusCode, message: String| {
         metrics.add_error(SourceErrorKind::HttpRequest);
         tracing::warn!(source = %state.source.config.name, %status, %message, "HTTP request refused");
         (status, format!("{message}\n")).into_response()
     };
-    let raw = match axum::body::to_bytes(body, state.max_body).await {
-        Ok(raw) => raw,
-        Err(error) => {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if let Some(length) = declared.filter(|length| *length > state.max_body as u64) {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {length} bytes, more than the limit of {} bytes (max_body)",
+                state.max_body
+            ),
+        ));
+    }
+    let (raw, _arriving) = match tokio::time::timeout(
+        state.body_timeout,
+        read_charged(body, declared, state.max_body, &state.arriving, metrics),
+    )
+    .await
+    {
+        Ok(Ok(read)) => read,
+        Ok(Err(BodyRead::TooLarge)) => {
             return Err(refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
-                    "the body could not be read within the limit of {} bytes (max_body): {error}",
+                    "the body is larger than the limit of {} bytes (max_body)",
                     state.max_body
                 ),
             ))
         }
+        Ok(Err(BodyRead::Failed(error))) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {error}"),
+            ))
+        }
+        Ok(Err(BodyRead::NoRoom)) => {
+            return Err(busy(
+                state,
+                "the collector holds as many request bodies as it takes at once",
+            ))
+        }
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {} ms (body_timeout_ms)",
+                    state.body_timeout.as_millis()
+                ),
+            ))
+        }
     };
+    let place =
+        match tokio::time::timeout(PIPELINE_WAIT, state.places.clone().acquire_owned()).await {
+            Ok(Ok(place)) => place,
+            // The semaphore is never closed; a closed one would mean the intake is going away.
+            Ok(Err(_)) | Err(_) => {
+                return Err(busy(
+                    state,
+                    &format!(
+                        "the collector is busy with {} other requests (max_requests)",
+                        state.max_requests
+                    ),
+                ))
+            }
+        };
+    // Counted once it has a place: a request answered 503 and sent again is counted once.
     metrics.add_bytes_in(raw.len() as u64);
     let encoding = headers
         .get(header::CONTENT_ENCODING)
@@ -289,7 +410,10 @@ async fn read_body(
         &raw,
         state.max_body.saturating_mul(DECOMPRESSION_RATIO),
     ) {
-        Ok(body) => Ok(body.into_owned()),
+        Ok(body) => Ok(RequestBody {
+            bytes: body.into_owned(),
+            _place: place,
+        }),
         Err(error) => {
             let status = match error {
                 BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -299,6 +423,99 @@ async fn read_body(
             Err(refuse(status, error.to_string()))
         }
     }
+}
+
+/// Why a body was not read whole.
+enum BodyRead {
+    /// Past `max_body`.
+    TooLarge,
+    /// The source's room for bodies arriving at once is full.
+    NoRoom,
+    /// The connection failed or the sender stopped mid-body.
+    Failed(axum::Error),
+}
+
+/// Reads a body piece by piece, charging each piece to `room` as it arrives (bytes, held by
+/// the returned [`Charged`] until it is dropped) and counting them in the source's
+/// `http_body_bytes`. Fails at once when the room is full rather than waiting for it: requests
+/// that each hold part of the room while waiting for more would wait for one another.
+async fn read_charged<'a>(
+    mut body: Body,
+    declared: Option<u64>,
+    max_body: usize,
+    room: &Arc<Semaphore>,
+    metrics: &'a crate::metrics::SourceMetrics,
+) -> Result<(Vec<u8>, Charged<'a>), BodyRead> {
+    use http_body_util::BodyExt;
+    // Room for the declared length at once: pages are only resident once written, so this
+    // costs what arrives, without the copies (and the brief double size) of growing by
+    // doubling. A body without a length grows as it comes.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    let mut charged = Charged {
+        permit: None,
+        bytes: 0,
+        metrics,
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyRead::Failed)?;
+        // Trailers carry no body bytes.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len().saturating_add(data.len()) > max_body {
+            return Err(BodyRead::TooLarge);
+        }
+        let size = u32::try_from(data.len()).map_err(|_| BodyRead::TooLarge)?;
+        let permit = room
+            .clone()
+            .try_acquire_many_owned(size)
+            .map_err(|_| BodyRead::NoRoom)?;
+        charged.add(permit, data.len());
+        bytes.extend_from_slice(&data);
+    }
+    Ok((bytes, charged))
+}
+
+/// Room a body holds among the bodies arriving at once, given back (and taken off the
+/// source's `http_body_bytes`) when dropped.
+struct Charged<'a> {
+    permit: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+    metrics: &'a crate::metrics::SourceMetrics,
+}
+
+impl Charged<'_> {
+    fn add(&mut self, permit: OwnedSemaphorePermit, bytes: usize) {
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.bytes += bytes;
+        self.metrics.add_http_body_bytes(bytes);
+    }
+}
+
+impl Drop for Charged<'_> {
+    fn drop(&mut self) {
+        // The room first: whoever sees the gauge go down finds the room back.
+        drop(self.permit.take());
+        self.metrics.remove_http_body_bytes(self.bytes);
+    }
+}
+
+/// The 503 for a request that found the room for arriving bodies full, or waited
+/// [`PIPELINE_WAIT`] for a place, counted as busy.
+/// Logged only at debug, as the pipeline-full 503 is not logged: a stall would make one line
+/// per request.
+fn busy(state: &IntakeState, why: &str) -> Response {
+    state.source.metrics.add_error(SourceErrorKind::HttpBusy);
+    tracing::debug!(source = %state.source.config.name, "HTTP request refused: {why}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        format!("{why}; retry later\n"),
+    )
+        .into_response()
 }
 
 /// Records decoded at a time: the events of one chunk are encoded before the next is decoded,
@@ -318,7 +535,8 @@ const DECODE_CHUNK: usize = 1024;
 async fn deliver(
     state: &IntakeState,
     peer: SocketAddr,
-    records: &[&[u8]],
+    body: RequestBody,
+    records: Vec<Range<usize>>,
     blank: u64,
 ) -> Result<usize, Response> {
     let source = &state.source;
@@ -339,14 +557,16 @@ async fn deliver(
     let mut pending_records = 0;
     let mut sent_events = 0;
     for chunk in records.chunks(DECODE_CHUNK) {
-        for record in chunk {
+        for range in chunk {
+            debug_assert!(range.end <= body.bytes.len(), "a record outside its body");
+            let record = body.bytes.get(range.clone()).unwrap_or_default();
             decoder.decode(record, &mut events);
         }
         source.encode_into(&mut events, &mut pending);
         pending_records += chunk.len();
         if pending.heap_bytes() >= source.pipeline.max_bytes() {
             let part = std::mem::replace(&mut pending, new_part());
-            sent_events += send_part(source, part, pending_records).await?;
+            sent_events += send_part(source, part, pending_records, None).await?;
             pending_records = 0;
         }
     }
@@ -356,20 +576,27 @@ async fn deliver(
         return Ok(sent_events);
     }
     pending.release_spare_room();
-    Ok(sent_events + send_part(source, pending, pending_records).await?)
+    // Everything is encoded: once the pipeline has room for the last part, the body and the
+    // place go back, so a sink that is slow to confirm (a full buffer) holds the encoded part,
+    // which the pipeline bounds, and not every place.
+    Ok(sent_events + send_part(source, pending, pending_records, Some(body)).await?)
 }
 
 /// Sends one batch of a request's events (from `records` records) and waits for the sink.
 /// `Ok(events)` or the error answer.
+///
+/// `release` (the request's body and place, with its last part) is let go of once the pipeline
+/// has room for the part, before the wait for the sink.
 async fn send_part(
     source: &SourceRuntime,
     lines: Lines,
     records: usize,
+    release: Option<RequestBody>,
 ) -> Result<usize, Response> {
     let count = lines.len();
     let sent = source
         .pipeline
-        .send_confirmed(source.index, lines, false, PIPELINE_WAIT)
+        .send_confirmed_releasing(source.index, lines, false, PIPELINE_WAIT, release)
         .await;
     // Records are counted in once the pipeline took them (it counts them out, or dropped when
     // the sink failed): a request refused before that is answered 503 and counted as

@@ -39,6 +39,18 @@ pub use udp_kernel_drops::udp_socket_kernel_drops;
 /// buffer, copying the batch.
 const SERIALIZER_HEADROOM: usize = 16 << 10;
 
+/// A connection or followed file whose decoder holds an open audit event or JSON document
+/// and from which nothing more has come for this long gives it out as it is
+/// (`Decoder::close_quiet`). auditd writes an event's records together, so a second of silence
+/// means the event is complete; an agent that writes a JSON document over several lines
+/// writes it at once too.
+pub(crate) const QUIET_CLOSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`QUIET_CLOSE`] for a connection whose last record has begun but not ended (bytes without
+/// their newline): the rest is on its way (a retransmission, a relay writing a line in two
+/// pieces) and most likely belongs to what is held, so it is given longer.
+pub(crate) const QUIET_CLOSE_MID_RECORD: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// About the bytes `event` takes as a compact record: its raw text, about as much again for
 /// the parsed values, and the fixed parts (id, times, agency, collector, address): a
 /// 200-byte syslog line gives 420–610 (BENCHMARKS.md "Record encoding"). JSON (the archive)

@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{decode_frames, SourceRuntime};
+use super::{decode_frames, SourceRuntime, QUIET_CLOSE, QUIET_CLOSE_MID_RECORD};
 use crate::framing::{Framer, Framing};
 use crate::metrics::SourceErrorKind;
 
@@ -41,11 +41,24 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
     while !at_eof {
         buffer.reserve(READ_CHUNK);
         let mut chunk = (&mut reader).take(READ_CHUNK as u64);
+        let mut quiet = false;
+        let quiet_after = if buffer.is_empty() {
+            QUIET_CLOSE
+        } else {
+            QUIET_CLOSE_MID_RECORD
+        };
         let read = match drain_until {
             None => tokio::select! {
                 _ = shutdown.cancelled() => {
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
                     continue;
+                }
+                // Nothing more for a while and an open document held: give it out
+                // (`QUIET_CLOSE`, longer with a record begun). Reads are cancel-safe: one cut
+                // short read nothing.
+                _ = tokio::time::sleep(quiet_after), if decoder.holds_records() => {
+                    quiet = true;
+                    None
                 }
                 read = chunk.read_buf(&mut buffer) => Some(read),
             },
@@ -57,6 +70,7 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
             Some(_) => None,
         };
         match read {
+            _ if quiet => {}
             None | Some(Ok(0)) => at_eof = true,
             Some(Ok(count)) => source.metrics.add_bytes_in(count as u64),
             Some(Err(error)) => {
@@ -68,18 +82,22 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
                 at_eof = true;
             }
         }
-        decoder.set_received_at(chrono::Utc::now());
-        let framed = decode_frames(
-            &mut framer,
-            &mut decoder,
-            &buffer,
-            at_eof,
-            &mut events,
-            &source.metrics,
-        );
-        buffer.drain(..framed.consumed);
-        if at_eof {
-            decoder.finish(&mut events);
+        if quiet {
+            decoder.close_quiet(&mut events);
+        } else {
+            decoder.set_received_at(chrono::Utc::now());
+            let framed = decode_frames(
+                &mut framer,
+                &mut decoder,
+                &buffer,
+                at_eof,
+                &mut events,
+                &source.metrics,
+            );
+            buffer.drain(..framed.consumed);
+            if at_eof {
+                decoder.finish(&mut events);
+            }
         }
         held.set(decoder.held_bytes());
         if held.bytes > 0 && source.metrics.held_bytes() > MAX_HELD_BYTES_PER_SOURCE as u64 {
@@ -102,9 +120,9 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
 /// `auditd::MAX_OPEN_BYTES` each): without it, senders that leave documents open on many
 /// connections could hold gigabytes. A connection that reads while the source is over it
 /// gives out what it holds, so the source holds at most this plus one read's growth for each
-/// connection reading at that moment. Connections that hold and go quiet are not asked to
-/// give out (only one that reads checks): quiet holders near the bound make the active ones
-/// give out after about one read each, until the quiet ones close.
+/// connection reading at that moment. A connection that holds and goes quiet gives out what
+/// it holds after [`QUIET_CLOSE`] ([`QUIET_CLOSE_MID_RECORD`] with a record begun), so quiet
+/// holders cannot keep the source at the bound for long.
 pub(crate) const MAX_HELD_BYTES_PER_SOURCE: usize = 32 << 20;
 
 /// A connection's share of its source's held bytes, taken back when the connection ends.

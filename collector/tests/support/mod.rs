@@ -85,6 +85,11 @@ impl Harness {
         self.collector.local_address(source).unwrap()
     }
 
+    /// The counters of `source`.
+    pub fn source_metrics(&self, source: &str) -> Arc<citysoc_collector::metrics::SourceMetrics> {
+        self.collector.metrics().source(source).unwrap().clone()
+    }
+
     /// Waits until the sink has accepted `count` events of `source`.
     pub async fn wait_for_events(&self, source: &str, count: u64) {
         let metrics = self.collector.metrics();
@@ -152,8 +157,18 @@ impl GateSink {
     }
 
     pub fn open(&self) {
-        *self.open.lock().unwrap() = true;
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
         self.changed.notify_all();
+    }
+
+    /// Opens the sink when dropped, also when a test fails while it is closed: a writer held in
+    /// it would otherwise keep the runtime from shutting down, and the failing test would hang
+    /// instead of failing.
+    pub fn opened_on_drop(self: &Arc<Self>) -> OpenOnDrop {
+        OpenOnDrop(self.clone())
     }
 
     pub fn line_count(&self) -> usize {
@@ -191,6 +206,15 @@ impl EventSink for GateSink {
 
     fn flush(&self) -> Result<(), CollectorError> {
         Ok(())
+    }
+}
+
+/// See [`GateSink::opened_on_drop`].
+pub struct OpenOnDrop(Arc<GateSink>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
 

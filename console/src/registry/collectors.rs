@@ -48,6 +48,9 @@ pub struct CollectorRecord {
     pub missing_batches: u64,
     /// Refused requests naming this collector, by reason.
     pub rejected: BTreeMap<String, u64>,
+    /// Since when it signs its requests' headers: from then on, requests naming it without
+    /// that signature are refused before they are read.
+    pub head_signed_since: Option<DateTime<Utc>>,
 }
 
 /// A range of batch numbers that never arrived.
@@ -94,6 +97,8 @@ pub(crate) struct CollectorState {
     pub last_sequence_acked: u64,
     pub last_heartbeat_time: i64,
     pub last_rotate_time: i64,
+    /// The collector has signed its requests' headers: one without is not from it.
+    pub head_signing: bool,
 }
 
 /// How often refusals counted in memory are written to the registry at most.
@@ -119,7 +124,7 @@ impl Default for PendingRejections {
 
 const RECORD_COLUMNS: &str = "id, name, hostname, version, agency, created_at, revoked_at,
     last_sequence_acked, last_seen, last_heartbeat, last_heartbeat_at, batches, events,
-    duplicates, gaps, missing_batches";
+    duplicates, gaps, missing_batches, head_signed_since";
 
 fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
@@ -248,7 +253,7 @@ impl Registry {
         self.lock()
             .query_row(
                 "SELECT agency, revoked_at, key, previous_key, last_sequence_acked,
-                        last_heartbeat_time, last_rotate_time
+                        last_heartbeat_time, last_rotate_time, head_signed_since
                  FROM collectors WHERE id = ?1",
                 params![id],
                 |row| {
@@ -260,6 +265,7 @@ impl Registry {
                         last_sequence_acked: to_u64(row.get(4)?),
                         last_heartbeat_time: row.get(5)?,
                         last_rotate_time: row.get(6)?,
+                        head_signing: row.get::<_, Option<i64>>(7)?.is_some(),
                     })
                 },
             )
@@ -330,6 +336,23 @@ impl Registry {
         self.pending_rejections
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records that the collector signs its requests' headers, from `now` on (once: the first
+    /// time stays).
+    pub(crate) fn start_head_signing(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ConsoleError> {
+        self.lock()
+            .execute(
+                "UPDATE collectors SET head_signed_since = ?2
+                 WHERE id = ?1 AND head_signed_since IS NULL",
+                params![id, now.timestamp_millis()],
+            )
+            .map_err(|source| self.error(source))?;
+        Ok(())
     }
 
     /// The collector used its current key: the previous one, kept after a rotation in case
@@ -467,6 +490,7 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
             gaps: to_u64(row.get(14)?),
             missing_batches: to_u64(row.get(15)?),
             rejected: BTreeMap::new(),
+            head_signed_since: row.get::<_, Option<i64>>(16)?.map(from_millis),
         },
         heartbeat: row.get(9)?,
     })

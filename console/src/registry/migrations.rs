@@ -56,6 +56,9 @@ const MIGRATIONS: &[&str] = &[
     // 2: tokens can be revoked before they are used.
     "ALTER TABLE enrollment_tokens ADD COLUMN revoked_at INTEGER;
     ALTER TABLE enrollment_tokens ADD COLUMN revoked_by TEXT;",
+    // 3: when a collector first signed its requests' headers (`x-citysoc-head-signature`);
+    // from then on a request for it without that header is refused before it takes a place.
+    "ALTER TABLE collectors ADD COLUMN head_signed_since INTEGER;",
 ];
 
 /// Brings the schema up to date.

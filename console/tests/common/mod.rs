@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use citysoc_collector::protocol::{
     self, EnrollRequest, EnrollResponse, Rejection, Signed, ENROLL_PATH, HEADER_COLLECTOR,
-    HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
+    HEADER_HEAD_SIGNATURE, HEADER_SEQUENCE, HEADER_SIGNATURE, HEADER_TIME,
 };
 use citysoc_collector::Event;
 use citysoc_console::{Metrics, Registry, Server, ServerConfig};
@@ -191,6 +191,15 @@ pub fn now_ms() -> i64 {
 }
 
 impl TestCollector {
+    /// The signed fields of its request `sequence` signed at `time_ms`.
+    pub fn signed(&self, sequence: u64, time_ms: i64) -> Signed {
+        Signed {
+            collector: self.id.clone(),
+            sequence,
+            time_ms,
+        }
+    }
+
     /// A signed request to `path`.
     pub fn request(
         &self,
@@ -200,12 +209,22 @@ impl TestCollector {
         time_ms: i64,
         body: Vec<u8>,
     ) -> reqwest::RequestBuilder {
-        let signed = Signed {
-            collector: self.id.clone(),
-            sequence,
-            time_ms,
-        };
-        let signature = protocol::sign(&self.key, path, &signed, &body);
+        let signed = self.signed(sequence, time_ms);
+        let head_signature = protocol::sign_head(&self.key, path, &signed, body.len() as u64);
+        self.request_without_head_signature(server, path, sequence, time_ms, body)
+            .header(HEADER_HEAD_SIGNATURE, head_signature)
+    }
+
+    /// A signed request to `path` as a collector older than the head signature sends it.
+    pub fn request_without_head_signature(
+        &self,
+        server: &TestServer,
+        path: &str,
+        sequence: u64,
+        time_ms: i64,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let signature = protocol::sign(&self.key, path, &self.signed(sequence, time_ms), &body);
         server
             .client
             .post(server.url(path))
