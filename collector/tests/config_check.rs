@@ -77,6 +77,7 @@ type = "http"
 listen = "127.0.0.1:0"
 max_requests = 0
 body_timeout_ms = 10
+max_connections = 0
 
 [buffer]
 when_full = "drop_newest"
@@ -129,21 +130,22 @@ key_file = "/nonexistent/collector.key"
         "source \"agents\".body_timeout_ms",
         "at least 100",
     );
+    assert_listed(&problems, "source \"agents\".max_connections", "at least 1");
     assert_listed(&problems, "buffer.when_full", "drop_newest");
     assert_listed(&problems, "buffer.sync_interval_ms", "power cut");
     assert_listed(&problems, "server.url", "plain HTTP");
     assert_listed(&problems, "server.key_file", "enroll first");
-    assert_eq!(problems.len(), 21, "{}", problems.join("\n"));
+    assert_eq!(problems.len(), 22, "{}", problems.join("\n"));
 
     // The error's message lists them all, one per line.
     let message = CollectorConfig::from_toml(&text, "collector.toml", &CheckOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with("collector.toml: 21 problems"),
+        message.starts_with("collector.toml: 22 problems"),
         "{message}"
     );
-    assert_eq!(message.lines().count(), 22);
+    assert_eq!(message.lines().count(), 23);
     drop(busy);
 }
 
@@ -271,8 +273,13 @@ fn defaults_fill_what_is_left_out() {
         panic!("expected the http source second");
     };
     assert_eq!(
-        (http.max_body, http.max_requests, http.body_timeout),
-        (10 << 20, 4, std::time::Duration::from_secs(60))
+        (
+            http.max_body,
+            http.max_requests,
+            http.body_timeout,
+            http.max_connections
+        ),
+        (10 << 20, 4, std::time::Duration::from_secs(60), 1024)
     );
 }
 

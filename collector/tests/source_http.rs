@@ -575,3 +575,63 @@ async fn a_request_of_over_a_million_records_is_refused() {
     harness.wait_for_events("agents", 1_000).await;
     assert_eq!(harness.stop().await.len(), 1_000);
 }
+
+/// Reads one response from a connection kept open: up to the end of its JSON body.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !response.ends_with(b"}") {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            read > 0,
+            "closed after {:?}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// Agents keep their connections open between requests: past `max_connections` a new one is
+/// closed at once and counted, and a slot comes free when a connection closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_are_refused_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!("{HTTP_SOURCE}max_connections = 2\n");
+    let harness = start_in(dir.path(), &sources).await;
+    let address = harness.address("agents");
+    let metrics = harness.source_metrics("agents");
+
+    let mut kept_open = TcpStream::connect(address).await.unwrap();
+    let body = b"{\"n\":1}\n";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    kept_open.write_all(head.as_bytes()).await.unwrap();
+    kept_open.write_all(body).await.unwrap();
+    let response = read_response(&mut kept_open).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let idle = TcpStream::connect(address).await.unwrap();
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 2).await);
+
+    // A third: closed before anything is read (the write may already fail).
+    let mut refused = TcpStream::connect(address).await.unwrap();
+    let head = format!("POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: 8\r\n\r\n");
+    let _ = refused.write_all(head.as_bytes()).await;
+    let _ = refused.write_all(b"{\"n\":2}\n").await;
+    let mut answer = Vec::new();
+    let _ = refused.read_to_end(&mut answer).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 1);
+
+    drop(kept_open);
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 1).await);
+    let (status, body) = request(address, "POST", "/", &[], b"{\"n\":3}\n").await;
+    assert_eq!(status, 200, "{body}");
+    drop(idle);
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
+    assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 1);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec!["{\"n\":1}", "{\"n\":3}"]);
+}

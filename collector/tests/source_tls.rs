@@ -16,7 +16,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::*;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -252,4 +252,70 @@ async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
         raws(&events),
         ["<13>Nov 22 10:15:00 host app: with a certificate"]
     );
+}
+
+/// The HTTP intake over TLS: an agent's request is served, and a connection past
+/// `max_connections` is refused and counted before its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_intake_serves_agents_and_bounds_their_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let source = format!(
+        r#"
+[[source]]
+name = "agents"
+type = "http"
+listen = "127.0.0.1:0"
+max_connections = 1
+tls_cert = "{cert}"
+tls_key = "{key}"
+"#,
+        cert = dir.path().join("server.pem").display(),
+        key = dir.path().join("server.key").display(),
+    );
+    let harness = start_in(dir.path(), &source).await;
+    let address = harness.address("agents");
+    let metrics = harness.source_metrics("agents");
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut tls = connector(&pki, false)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let body = "{\"host\":\"pc-ketoan-01\",\"message\":\"over https\"}\n";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !response.ends_with(b"}") {
+        let read = tls.read(&mut chunk).await.unwrap();
+        assert!(
+            read > 0,
+            "closed after {:?}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&chunk[..read]);
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(metrics.connections_active(), 1);
+
+    let second = TcpStream::connect(address).await.unwrap();
+    let refused = connector(&pki, false)
+        .connect(ServerName::try_from("localhost").unwrap(), second)
+        .await;
+    assert!(
+        refused.is_err(),
+        "a second connection got through its handshake"
+    );
+    assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 1);
+    assert_eq!(metrics.errors(SourceErrorKind::TlsHandshake), 0);
+    drop(tls);
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec![body.trim_end()]);
+    assert_eq!(events[0]["source"]["transport"], "http");
 }

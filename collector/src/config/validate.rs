@@ -36,7 +36,7 @@ const DEFAULT_MAX_REQUESTS: usize = 4;
 const MAX_MAX_REQUESTS: usize = 256;
 /// A minute for a body to arrive: an agent on a slow ward link sends a few MB in seconds.
 const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
-/// Default connection limit per TCP/TLS source.
+/// Default connection limit per TCP, TLS or HTTP source.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default archive file size before rotation.
 const DEFAULT_ARCHIVE_FILE_BYTES: u64 = 256 << 20;
@@ -366,7 +366,7 @@ const TYPE_KEYS: &[(&str, &[&str])] = &[
     ("listen", &["udp", "tcp", "tls", "http"]),
     ("path", &["file"]),
     ("framing", &["tcp", "tls"]),
-    ("max_connections", &["tcp", "tls"]),
+    ("max_connections", &["tcp", "tls", "http"]),
     ("receive_buffer", &["udp"]),
     ("max_body", &["http"]),
     ("max_requests", &["http"]),
@@ -595,6 +595,7 @@ fn build_source(
                 max_body,
                 max_requests: max_requests.clamp(1, MAX_MAX_REQUESTS),
                 body_timeout: Duration::from_millis(body_timeout_ms.max(100)),
+                max_connections,
                 tls: tls_files(false, problems),
             })
         }

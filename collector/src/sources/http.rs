@@ -36,16 +36,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
 use axum::Router;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::http_body::{
     decompress, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
-use super::{accept, SourceRuntime};
+use super::http_listener::{PlainListener, TlsListener};
+use super::SourceRuntime;
 use crate::config::HttpSourceConfig;
 use crate::lines::Lines;
 use crate::metrics::SourceErrorKind;
@@ -63,8 +63,6 @@ const PIPELINE_WAIT: Duration = Duration::from_secs(5);
 const ARRIVING_BODIES_PER_PLACE: usize = 4;
 /// Decompressed bodies may be this many times larger than `max_body`.
 const DECOMPRESSION_RATIO: usize = 10;
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct IntakeState {
@@ -93,8 +91,8 @@ struct RequestBody {
 #[derive(Debug, Clone, Copy)]
 struct PeerAddress(SocketAddr);
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerAddress {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+impl Connected<IncomingStream<'_, PlainListener>> for PeerAddress {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
         PeerAddress(*stream.remote_addr())
     }
 }
@@ -142,12 +140,24 @@ pub(crate) async fn run(
     let stop = shutdown.clone().cancelled_owned();
     let result = match tls {
         None => {
+            let listener = PlainListener::new(
+                listener,
+                source.clone(),
+                config.max_connections,
+                shutdown.clone(),
+            );
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await
         }
         Some(acceptor) => {
-            let listener = TlsListener::start(listener, acceptor, source.clone(), shutdown.clone());
+            let listener = TlsListener::start(
+                listener,
+                acceptor,
+                source.clone(),
+                config.max_connections,
+                shutdown.clone(),
+            );
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await
@@ -627,69 +637,5 @@ async fn send_part(
             "the collector is shutting down; retry later\n",
         )
             .into_response()),
-    }
-}
-
-/// A listener handing axum TLS streams: handshakes run in their own tasks (bounded in time),
-/// so one slow client does not hold up the others.
-pub(crate) struct TlsListener {
-    local_address: SocketAddr,
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    fn start(
-        listener: TcpListener,
-        acceptor: TlsAcceptor,
-        source: Arc<SourceRuntime>,
-        shutdown: CancellationToken,
-    ) -> Self {
-        let local_address = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (ready_tx, ready) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                let Some((stream, peer)) = accept(&listener, &source, &shutdown).await else {
-                    break;
-                };
-                let acceptor = acceptor.clone();
-                let ready_tx = ready_tx.clone();
-                let source = source.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            let _ = ready_tx.send((tls_stream, peer)).await;
-                        }
-                        _ => {
-                            source.metrics.add_error(SourceErrorKind::TlsHandshake);
-                            tracing::warn!(source = %source.config.name, %peer, "TLS handshake failed or timed out");
-                        }
-                    }
-                });
-            }
-        });
-        TlsListener {
-            local_address,
-            ready,
-        }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task has stopped (shutdown): no more connections; graceful shutdown
-            // ends the server.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_address)
     }
 }

@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::connections::admit;
 use super::stream::read_stream;
 use super::{accept, SourceRuntime};
 use crate::config::TcpSourceConfig;
@@ -18,8 +19,6 @@ use crate::metrics::SourceErrorKind;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle time before TCP keepalive probes start, so a vanished peer frees its task.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
 
 /// Accepts connections until `shutdown`, then waits for every connection task to finish (each
 /// hands out what it has read).
@@ -35,41 +34,22 @@ pub(crate) async fn run_listener(
         let Some((stream, peer)) = accept(&listener, &source, &shutdown).await else {
             break;
         };
-        if source.metrics.connections_active() >= settings.max_connections as u64 {
-            source
-                .metrics
-                .add_error(SourceErrorKind::TooManyConnections);
-            tracing::warn!(source = %source.config.name, %peer, limit = settings.max_connections, "connection refused: too many connections");
+        let Some(slot) = admit(&source, &stream, peer, settings.max_connections) else {
             drop(stream);
             continue;
-        }
-        let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        source.metrics.connection_opened();
+        };
         let source = source.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         let framing = settings.framing;
         connections.spawn(async move {
-            // Counted closed on every way out, a panic included (a bug: parsers' panics are
-            // caught per record), or the count would creep towards `max_connections` and
-            // refuse senders.
-            let _open = OpenConnection(&source);
+            let _slot = slot;
             serve_connection(stream, peer, framing, tls, &source, &shutdown).await;
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
-}
-
-/// A connection counted open until dropped.
-struct OpenConnection<'a>(&'a SourceRuntime);
-
-impl Drop for OpenConnection<'_> {
-    fn drop(&mut self) {
-        self.0.metrics.connection_closed();
-    }
 }
 
 async fn serve_connection(
