@@ -78,6 +78,7 @@ listen = "127.0.0.1:0"
 max_requests = 0
 body_timeout_ms = 10
 max_connections = 0
+head_timeout_ms = 0
 
 [buffer]
 when_full = "drop_newest"
@@ -131,21 +132,22 @@ key_file = "/nonexistent/collector.key"
         "at least 100",
     );
     assert_listed(&problems, "source \"agents\".max_connections", "at least 1");
+    assert_listed(&problems, "source \"agents\".head_timeout_ms", "at least 100");
     assert_listed(&problems, "buffer.when_full", "drop_newest");
     assert_listed(&problems, "buffer.sync_interval_ms", "power cut");
     assert_listed(&problems, "server.url", "plain HTTP");
     assert_listed(&problems, "server.key_file", "enroll first");
-    assert_eq!(problems.len(), 22, "{}", problems.join("\n"));
+    assert_eq!(problems.len(), 23, "{}", problems.join("\n"));
 
     // The error's message lists them all, one per line.
     let message = CollectorConfig::from_toml(&text, "collector.toml", &CheckOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        message.starts_with("collector.toml: 22 problems"),
+        message.starts_with("collector.toml: 23 problems"),
         "{message}"
     );
-    assert_eq!(message.lines().count(), 23);
+    assert_eq!(message.lines().count(), 24);
     drop(busy);
 }
 

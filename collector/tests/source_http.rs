@@ -635,3 +635,48 @@ async fn connections_past_max_connections_are_refused_until_one_closes() {
     let events = harness.stop().await;
     assert_eq!(raws(&events), vec!["{\"n\":1}", "{\"n\":3}"]);
 }
+
+/// A connection that sends no request head within `head_timeout_ms` is closed: one that
+/// opens and says nothing, and a kept-alive one after its response. So idle sockets cannot
+/// hold every slot and lock agents out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_sending_no_request_are_closed_after_head_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!("{HTTP_SOURCE}max_connections = 1\nhead_timeout_ms = 1000\n");
+    let harness = start_in(dir.path(), &sources).await;
+    let address = harness.address("agents");
+    let metrics = harness.source_metrics("agents");
+
+    let mut silent = TcpStream::connect(address).await.unwrap();
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 1).await);
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = silent.read_to_end(&mut answer).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
+
+    let mut kept_open = TcpStream::connect(address).await.unwrap();
+    let body = b"{\"n\":1}\n";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    kept_open.write_all(head.as_bytes()).await.unwrap();
+    kept_open.write_all(body).await.unwrap();
+    let response = read_response(&mut kept_open).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let mut rest = Vec::new();
+    let _ = kept_open.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
+
+    let (status, body) = request(address, "POST", "/", &[], b"{\"n\":2}\n").await;
+    assert_eq!(status, 200, "the slots came free: {body}");
+    assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 0);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec!["{\"n\":1}", "{\"n\":2}"]);
+}

@@ -209,6 +209,9 @@ pub struct HttpSourceConfig {
     pub max_requests: usize,
     /// How long a request's body may take to arrive; a slower one is answered 408.
     pub body_timeout: Duration,
+    /// How long a connection may take to send a request's head, from its start or from the
+    /// previous response; then it is closed (idle keep-alive connections free their slot).
+    pub head_timeout: Duration,
     /// Connections open at once (agents keep theirs open between requests); more are
     /// refused and counted as for TCP.
     pub max_connections: usize,

@@ -49,6 +49,7 @@ pub(crate) struct RawSource {
     pub max_body: Option<ByteSize>,
     pub max_requests: Option<u32>,
     pub body_timeout_ms: Option<u64>,
+    pub head_timeout_ms: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,

@@ -36,6 +36,9 @@ const DEFAULT_MAX_REQUESTS: usize = 4;
 const MAX_MAX_REQUESTS: usize = 256;
 /// A minute for a body to arrive: an agent on a slow ward link sends a few MB in seconds.
 const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// Half a minute for a request's head, counted from the connection's start or the previous
+/// response: agents with events send every few seconds, idle ones reconnect.
+const DEFAULT_HEAD_TIMEOUT_MS: u64 = 30_000;
 /// Default connection limit per TCP, TLS or HTTP source.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default archive file size before rotation.
@@ -371,6 +374,7 @@ const TYPE_KEYS: &[(&str, &[&str])] = &[
     ("max_body", &["http"]),
     ("max_requests", &["http"]),
     ("body_timeout_ms", &["http"]),
+    ("head_timeout_ms", &["http"]),
     ("tls_cert", &["tls", "http"]),
     ("tls_key", &["tls", "http"]),
     ("tls_client_ca", &["tls", "http"]),
@@ -425,6 +429,7 @@ fn build_source(
         ("max_body", raw.max_body.is_some()),
         ("max_requests", raw.max_requests.is_some()),
         ("body_timeout_ms", raw.body_timeout_ms.is_some()),
+        ("head_timeout_ms", raw.head_timeout_ms.is_some()),
         ("tls_cert", raw.tls_cert.is_some()),
         ("tls_key", raw.tls_key.is_some()),
         ("tls_client_ca", raw.tls_client_ca.is_some()),
@@ -590,11 +595,19 @@ fn build_source(
                     "must be at least 100 (milliseconds)",
                 );
             }
+            let head_timeout_ms = raw.head_timeout_ms.unwrap_or(DEFAULT_HEAD_TIMEOUT_MS);
+            if head_timeout_ms < 100 {
+                problems.add(
+                    format!("{label}.head_timeout_ms"),
+                    "must be at least 100 (milliseconds)",
+                );
+            }
             SourceKind::Http(HttpSourceConfig {
                 listen: listen(problems)?,
                 max_body,
                 max_requests: max_requests.clamp(1, MAX_MAX_REQUESTS),
                 body_timeout: Duration::from_millis(body_timeout_ms.max(100)),
+                head_timeout: Duration::from_millis(head_timeout_ms.max(100)),
                 max_connections,
                 tls: tls_files(false, problems),
             })

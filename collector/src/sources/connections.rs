@@ -2,21 +2,22 @@
 //! `max_connections` open at once per source, more refused at once and counted; each admitted
 //! connection counted open until its slot is dropped, whichever way its task ends.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::SourceRuntime;
 use crate::metrics::SourceErrorKind;
 
-/// Idle time before TCP keepalive probes start, so a vanished peer frees its slot.
+/// Idle time before TCP keepalive probes start, the time between probes, and how many go
+/// unanswered before the kernel closes the socket: a peer that vanished (a ward's link cut, a
+/// NAT that forgot the connection) frees its slot after 4 minutes, not the kernel's default
+/// of ~13 (75 s between 9 probes).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(120);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_PROBES: u32 = 4;
 
 /// One admitted connection, counted in `connections_active` until dropped. Dropped on every
 /// way out of a connection's task, a panic included (a bug: parsers' panics are caught per
@@ -30,8 +31,9 @@ impl Drop for ConnectionSlot {
 }
 
 /// Admits `stream` when fewer than `max_connections` of the source's connections are open:
-/// turns TCP keepalive on and counts it open. Otherwise closes it at once (the sender sees a
-/// reset or end of stream before anything is read) and counts `too_many_connections`.
+/// turns TCP keepalive on and counts it open. Otherwise counts `too_many_connections` and
+/// returns `None`: the caller drops the stream at once (the sender sees a reset or end of
+/// stream before anything is read).
 pub(crate) fn admit(
     source: &Arc<SourceRuntime>,
     stream: &TcpStream,
@@ -47,64 +49,11 @@ pub(crate) fn admit(
         tracing::warn!(source = %source.config.name, %peer, limit = max_connections, "connection refused: too many connections");
         return None;
     }
-    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
     let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive);
     source.metrics.connection_opened();
     Some(ConnectionSlot(source.clone()))
-}
-
-/// A stream that holds its connection's slot: what the HTTP listeners hand to the server,
-/// which owns each connection until it closes.
-pub(crate) struct Admitted<S> {
-    stream: S,
-    _slot: ConnectionSlot,
-}
-
-impl<S> Admitted<S> {
-    pub(crate) fn new(stream: S, slot: ConnectionSlot) -> Self {
-        Admitted {
-            stream,
-            _slot: slot,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Admitted<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffer: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(context, buffer)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Admitted<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        bytes: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(context, bytes)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buffers: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(context, buffers)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(context)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(context)
-    }
 }

@@ -29,12 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use super::http_body::{
     decompress, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
-use super::http_listener::{PlainListener, TlsListener};
+use super::http_server::{serve, PeerAddress};
 use super::SourceRuntime;
 use crate::config::HttpSourceConfig;
 use crate::lines::Lines;
@@ -87,22 +85,6 @@ struct RequestBody {
     _place: OwnedSemaphorePermit,
 }
 
-/// The peer address of a request, for plain and TLS listeners alike.
-#[derive(Debug, Clone, Copy)]
-struct PeerAddress(SocketAddr);
-
-impl Connected<IncomingStream<'_, PlainListener>> for PeerAddress {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        PeerAddress(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for PeerAddress {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        PeerAddress(*stream.remote_addr())
-    }
-}
-
 fn router(state: IntakeState) -> Router {
     Router::new()
         .route("/", get(elasticsearch_info).post(intake))
@@ -136,37 +118,16 @@ pub(crate) async fn run(
         max_requests: config.max_requests,
         body_timeout: config.body_timeout,
     };
-    let app = router(state).into_make_service_with_connect_info::<PeerAddress>();
-    let stop = shutdown.clone().cancelled_owned();
-    let result = match tls {
-        None => {
-            let listener = PlainListener::new(
-                listener,
-                source.clone(),
-                config.max_connections,
-                shutdown.clone(),
-            );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-        Some(acceptor) => {
-            let listener = TlsListener::start(
-                listener,
-                acceptor,
-                source.clone(),
-                config.max_connections,
-                shutdown.clone(),
-            );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        }
-    };
-    if let Err(error) = result {
-        source.metrics.add_error(SourceErrorKind::Accept);
-        tracing::error!(source = %source.config.name, %error, "HTTP intake stopped");
-    }
+    serve(
+        listener,
+        tls,
+        router(state),
+        source,
+        config.max_connections,
+        config.head_timeout,
+        shutdown,
+    )
+    .await;
 }
 
 async fn fallback(

@@ -12,7 +12,7 @@ pub(crate) mod file_checkpoint;
 pub(crate) mod file_tail;
 pub(crate) mod http;
 pub(crate) mod http_body;
-pub(crate) mod http_listener;
+pub(crate) mod http_server;
 pub(crate) mod repeated_error;
 pub(crate) mod stream;
 pub(crate) mod tcp;
