@@ -258,6 +258,11 @@ impl SourceMetrics {
         self.fragments.fetch_add(pieces, Ordering::Relaxed);
     }
 
+    /// Pieces of records longer than a frame, kept raw.
+    pub fn fragments(&self) -> u64 {
+        self.fragments.load(Ordering::Relaxed)
+    }
+
     /// Empty datagrams and blank lines: nothing to keep, counted so they are not invisible.
     pub fn add_blank(&self, records: u64) {
         self.blank_records.fetch_add(records, Ordering::Relaxed);

@@ -494,7 +494,7 @@ fn mark_piece(event: &mut Event, number: u64, last: bool, message: String, offse
 
 /// Where the piece of `raw` from `start` ends: `max` bytes on, or earlier at the first byte of
 /// a UTF-8 character (backing off at most 3 bytes, and never to `start`).
-fn piece_end(raw: &[u8], start: usize, max: usize) -> usize {
+pub(crate) fn piece_end(raw: &[u8], start: usize, max: usize) -> usize {
     let end = start.saturating_add(max).min(raw.len());
     if end == raw.len() {
         return end;

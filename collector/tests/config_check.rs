@@ -132,7 +132,11 @@ key_file = "/nonexistent/collector.key"
         "at least 100",
     );
     assert_listed(&problems, "source \"agents\".max_connections", "at least 1");
-    assert_listed(&problems, "source \"agents\".head_timeout_ms", "at least 100");
+    assert_listed(
+        &problems,
+        "source \"agents\".head_timeout_ms",
+        "at least 100",
+    );
     assert_listed(&problems, "buffer.when_full", "drop_newest");
     assert_listed(&problems, "buffer.sync_interval_ms", "power cut");
     assert_listed(&problems, "server.url", "plain HTTP");

@@ -7,6 +7,8 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use citysoc_collector::metrics::SourceErrorKind;
@@ -375,6 +377,10 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
     // add up (one written after another would each go quiet, and give out, before the next).
     let line = format!("\"{}\",", "x".repeat(1_000));
     let lines_per_connection = 3_500;
+    // After its 3.5 MB, each writer adds a line every 200 ms until the bound has been met:
+    // a connection that went quiet for a second would give out its document (`QUIET_CLOSE`)
+    // before the others had filled theirs, on a machine slow to read them all.
+    let filled = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for _ in 0..CONNECTIONS {
         let mut client = TcpStream::connect(address).await.unwrap();
@@ -383,15 +389,40 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
             text.push_str(&line);
             text.push('\n');
         }
+        let line = line.clone();
+        let filled = filled.clone();
         writers.push(tokio::spawn(async move {
             client.write_all(text.as_bytes()).await.unwrap();
+            while !filled.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let more = format!("{line}\n");
+                client.write_all(more.as_bytes()).await.unwrap();
+                text.push_str(&more);
+            }
             client.flush().await.unwrap();
             (client.local_addr().unwrap().to_string(), client, text)
         }));
     }
-    let expected_records = CONNECTIONS as u64 * (lines_per_connection as u64 + 1);
     let mut largest = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while source.held_releases() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection gave out what it held; {} records read",
+            source.records_in()
+        );
+        largest = largest.max(source.held_bytes());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    filled.store(true, Ordering::Relaxed);
+    let mut clients = Vec::new();
+    for writer in writers {
+        clients.push(writer.await.unwrap());
+    }
+    let expected_records: u64 = clients
+        .iter()
+        .map(|(_, _, text)| text.lines().count() as u64)
+        .sum();
     while source.records_in() < expected_records {
         assert!(
             std::time::Instant::now() < deadline,
@@ -401,14 +432,6 @@ async fn open_documents_on_many_connections_are_bounded_and_kept() {
         largest = largest.max(source.held_bytes());
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let mut clients = Vec::new();
-    for writer in writers {
-        clients.push(writer.await.unwrap());
-    }
-    assert!(
-        source.held_releases() > 0,
-        "no connection gave out what it held"
-    );
     // Within the bound plus what each connection reads before it checks (one read each).
     let bound = 32u64 << 20;
     assert!(largest <= bound + 4 * 1024 * 1024, "held {largest} bytes");

@@ -96,8 +96,8 @@ pub struct SourceConfig {
     pub format: InputFormat,
     /// Zone for device times without one.
     pub timezone: Tz,
-    /// Largest record (or datagram) in bytes; longer ones are kept in flagged pieces (streams)
-    /// or kept cut and counted (UDP).
+    /// Largest record (or datagram) in bytes; longer ones are kept in flagged pieces, unparsed
+    /// (streams, files, HTTP lines) or kept cut and counted (UDP).
     pub max_frame: usize,
 }
 

@@ -39,6 +39,12 @@ const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 /// Half a minute for a request's head, counted from the connection's start or the previous
 /// response: agents with events send every few seconds, idle ones reconnect.
 const DEFAULT_HEAD_TIMEOUT_MS: u64 = 30_000;
+/// The largest record an HTTP source parses by default; a longer one is kept raw in pieces.
+/// Larger than the syslog sources' 64 KiB: agents send whole Windows events, and a PowerShell
+/// script block (event 4104, the ones worth reading) runs to tens of kilobytes. Parsing a
+/// record builds its values in memory, up to ~20 times its size for a JSON array of numbers,
+/// so this is also what bounds that per request place.
+const DEFAULT_HTTP_MAX_FRAME: usize = 1024 * 1024;
 /// Default connection limit per TCP, TLS or HTTP source.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default archive file size before rotation.
@@ -474,16 +480,20 @@ fn build_source(
         &format!("{label}.timezone"),
         problems,
     );
+    let default_max_frame = match kind {
+        Some("http") => DEFAULT_HTTP_MAX_FRAME,
+        _ => DEFAULT_MAX_FRAME,
+    };
     let max_frame = match raw.max_frame {
-        None => DEFAULT_MAX_FRAME,
+        None => default_max_frame,
         Some(size) if size.0 == 0 || size.0 > MAX_MAX_FRAME as u64 => {
             problems.add(
                 format!("{label}.max_frame"),
                 format!("{} bytes is out of range (1 byte to 4 MiB)", size.0),
             );
-            DEFAULT_MAX_FRAME
+            default_max_frame
         }
-        Some(size) => usize::try_from(size.0).unwrap_or(DEFAULT_MAX_FRAME),
+        Some(size) => usize::try_from(size.0).unwrap_or(default_max_frame),
     };
 
     let listen = |problems: &mut Problems| -> Option<SocketAddr> {

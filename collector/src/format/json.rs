@@ -615,7 +615,10 @@ impl Continuation {
     /// [`Continuation::finish`] while the stream goes on: nothing more has arrived for a while
     /// (`sources::QUIET_CLOSE`), so the document is given out as it is (`Decoder::close_quiet`).
     pub fn close_quiet(&mut self, context: &ParseContext) -> Vec<Event> {
-        self.close_incomplete("after nothing more came for a second", context)
+        self.close_incomplete(
+            "after nothing more came for a while (a second; ten in the middle of a record)",
+            context,
+        )
     }
 
     /// The open document as one unknown event whose message says it was not complete `when`.

@@ -39,12 +39,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::bulk_reply::{BulkActions, BulkReply};
 use super::http_body::{
-    decompress, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
+    decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
 use super::http_server::{serve, PeerAddress};
 use super::SourceRuntime;
 use crate::config::HttpSourceConfig;
+use crate::framing::FrameKind;
 use crate::lines::Lines;
 use crate::metrics::SourceErrorKind;
 use crate::pipeline::SendFailure;
@@ -219,7 +221,7 @@ async fn bulk(
         Err(response) => return response,
     };
     let mut records = Vec::new();
-    let mut actions: Vec<&'static str> = Vec::new();
+    let mut actions = BulkActions::default();
     let mut lines = body
         .bytes
         .split(|byte| *byte == b'\n')
@@ -248,20 +250,33 @@ async fn bulk(
     if let Err(response) = deliver(&state, peer.0, body, records, 0).await {
         return response;
     }
-    let items: Vec<serde_json::Value> = actions
-        .iter()
-        .map(|action| {
-            serde_json::json!({ *action: { "_index": "citysoc", "_id": "", "status": 201, "result": "created" } })
-        })
-        .collect();
-    elasticsearch_reply(&serde_json::json!({ "took": 0, "errors": false, "items": items }))
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-elastic-product"),
+                "Elasticsearch",
+            ),
+        ],
+        Body::new(BulkReply::new(actions)),
+    )
+        .into_response()
 }
+
+/// Longest line read as a bulk action: real ones are well under a kilobyte
+/// (`{"create":{"_index":"winlogbeat-8.17.0","pipeline":"…"}}`). A longer line is a document,
+/// and is never parsed whole into values just to find that out.
+const MAX_ACTION_LINE: usize = 4096;
 
 /// The action of a bulk action line: an object with exactly one member, named `index`,
 /// `create`, `update` or `delete`, whose value is an object (`{"index":{"_index":"x"}}`).
 /// Anything else is a document: a log record whose first key happens to be `index` must not
 /// be taken for an action (and lose itself, or the line after it).
 fn bulk_action(line: &[u8]) -> Option<&'static str> {
+    if line.len() > MAX_ACTION_LINE {
+        return None;
+    }
     let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
     let mut members = object.iter();
     let (name, value) = members.next()?;
@@ -375,14 +390,27 @@ async fn read_body(
     metrics.add_bytes_in(raw.len() as u64);
     let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|value| value.to_str().ok());
-    match decompress(
-        encoding,
-        &raw,
-        state.max_body.saturating_mul(DECOMPRESSION_RATIO),
-    ) {
-        Ok(body) => Ok(RequestBody {
-            bytes: body.into_owned(),
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let limit = state.max_body.saturating_mul(DECOMPRESSION_RATIO);
+    // Decompressing up to `limit` bytes takes a good part of a second: on a blocking thread,
+    // not on one of the runtime's few workers, which every other source shares. A body sent
+    // as it is moves over without a copy.
+    let decompressed = match is_identity(encoding.as_deref()) {
+        true => Ok(raw),
+        false => tokio::task::spawn_blocking(move || {
+            decompress(encoding.as_deref(), &raw, limit).map(std::borrow::Cow::into_owned)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            Err(BodyError::Corrupt(format!(
+                "decompressing the body failed: {error}"
+            )))
+        }),
+    };
+    match decompressed {
+        Ok(bytes) => Ok(RequestBody {
+            bytes,
             _place: place,
         }),
         Err(error) => {
@@ -418,10 +446,12 @@ async fn read_charged<'a>(
     metrics: &'a crate::metrics::SourceMetrics,
 ) -> Result<(Vec<u8>, Charged<'a>), BodyRead> {
     use http_body_util::BodyExt;
-    // Room for the declared length at once: pages are only resident once written, so this
-    // costs what arrives, without the copies (and the brief double size) of growing by
-    // doubling. A body without a length grows as it comes.
-    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length as usize));
+    // Room for the declared length at once, up to a mebibyte: no copies of growing by
+    // doubling for the bodies agents send (a few hundred kilobytes). Not more: reserved
+    // memory is committed on hosts that do not overcommit, and a declared length is only a
+    // claim until the bytes come (they are charged as they do). Longer bodies grow as they
+    // come.
+    let mut bytes = Vec::with_capacity(declared.map_or(0, |length| length.min(1 << 20) as usize));
     let mut charged = Charged {
         permit: None,
         bytes: 0,
@@ -517,9 +547,18 @@ async fn deliver(
     if records.is_empty() {
         return Ok(0);
     }
+    // One record number for each record, and one for each piece of a record kept in pieces.
+    let max_frame = source.config.max_frame;
+    let numbers: usize = records
+        .iter()
+        .map(|range| match range.len() > max_frame {
+            true => pieces_of(body.bytes.get(range.clone()).unwrap_or_default(), max_frame).len(),
+            false => 1,
+        })
+        .sum();
     let first = state
         .next_sequence
-        .fetch_add(records.len() as u64, Ordering::Relaxed);
+        .fetch_add(numbers as u64, Ordering::Relaxed);
     let mut decoder = source.decoder(Some(peer.to_string()));
     decoder.set_next_sequence(first);
     let mut events = Vec::with_capacity(DECODE_CHUNK);
@@ -531,10 +570,27 @@ async fn deliver(
         for range in chunk {
             debug_assert!(range.end <= body.bytes.len(), "a record outside its body");
             let record = body.bytes.get(range.clone()).unwrap_or_default();
-            decoder.decode(record, &mut events);
+            if record.len() > max_frame {
+                let pieces = pieces_of(record, max_frame);
+                source.metrics.add_fragments(pieces.len() as u64);
+                let last = pieces.len().saturating_sub(1);
+                for (index, piece) in pieces.into_iter().enumerate() {
+                    let kind = match index == last {
+                        true => FrameKind::Final,
+                        false => FrameKind::Fragment,
+                    };
+                    let piece = record.get(piece).unwrap_or_default();
+                    decoder.decode_fragment(piece, kind, &mut events);
+                }
+            } else {
+                decoder.decode(record, &mut events);
+            }
         }
         source.encode_into(&mut events, &mut pending);
         pending_records += chunk.len();
+        // A million records decode for a second or more: the runtime's workers are shared
+        // with every other source (UDP datagrams not read in time are lost in the kernel).
+        tokio::task::yield_now().await;
         if pending.heap_bytes() >= source.pipeline.max_bytes() {
             let part = std::mem::replace(&mut pending, new_part());
             sent_events += send_part(source, part, pending_records, None).await?;
@@ -551,6 +607,22 @@ async fn deliver(
     // place go back, so a sink that is slow to confirm (a full buffer) holds the encoded part,
     // which the pipeline bounds, and not every place.
     Ok(sent_events + send_part(source, pending, pending_records, Some(body)).await?)
+}
+
+/// Where a record longer than the source's `max_frame` is cut: it is kept raw in pieces of at
+/// most `max_frame` bytes (cut before a UTF-8 character), unparsed, as the stream sources keep
+/// one. Parsing it whole first would build its values in memory before it could be cut: a
+/// 100 MiB line of JSON numbers (100 KiB gzipped) is gigabytes of `Value`s.
+fn pieces_of(record: &[u8], max_frame: usize) -> Vec<Range<usize>> {
+    let max = max_frame.max(4);
+    let mut pieces = Vec::with_capacity(record.len() / max + 1);
+    let mut start = 0;
+    while start < record.len() {
+        let end = crate::parse::piece_end(record, start, max);
+        pieces.push(start..end);
+        start = end;
+    }
+    pieces
 }
 
 /// Sends one batch of a request's events (from `records` records) and waits for the sink.

@@ -40,6 +40,13 @@ impl std::fmt::Display for BodyError {
 }
 
 /// The body as sent by the agent, decompressed per `Content-Encoding`.
+/// Whether a `Content-Encoding` says the body is sent as it is.
+pub(crate) fn is_identity(encoding: Option<&str>) -> bool {
+    encoding
+        .map(str::trim)
+        .is_none_or(|encoding| encoding.is_empty() || encoding.eq_ignore_ascii_case("identity"))
+}
+
 pub(crate) fn decompress<'a>(
     encoding: Option<&str>,
     body: &'a [u8],

@@ -26,6 +26,8 @@ use super::connections::admit;
 use super::{accept, SourceRuntime};
 use crate::metrics::SourceErrorKind;
 
+/// How long shutdown waits for the requests in flight before it goes on without them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,8 +36,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct PeerAddress(pub(crate) SocketAddr);
 
 /// Serves `router` on `listener` (HTTPS when `tls` is set) until `shutdown`; then stops
-/// accepting and waits for the connections open to finish the requests in flight (each
-/// phase of a request is bounded in time: the head, the body, the wait for a place).
+/// accepting and waits, at most [`DRAIN_TIMEOUT`], for the connections open to finish the
+/// requests in flight.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -98,5 +100,12 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        // A peer not reading its answer, a body still trickling in: the agents send again
+        // what was not answered.
+        tracing::warn!(source = %source.config.name, "HTTP connections still open {DRAIN_TIMEOUT:?} after shutdown began: stopping without them");
+    }
 }

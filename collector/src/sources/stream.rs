@@ -48,7 +48,11 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
             QUIET_CLOSE_MID_RECORD
         };
         let read = match drain_until {
+            // Biased, the read before the quiet timer: after the runtime was held up, both
+            // may be ready, and a read that has bytes must win, or a document whose rest has
+            // arrived would be given out split.
             None => tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => {
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
                     continue;
@@ -56,11 +60,11 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
                 // Nothing more for a while and an open document held: give it out
                 // (`QUIET_CLOSE`, longer with a record begun). Reads are cancel-safe: one cut
                 // short read nothing.
+                read = chunk.read_buf(&mut buffer) => Some(read),
                 _ = tokio::time::sleep(quiet_after), if decoder.holds_records() => {
                     quiet = true;
                     None
                 }
-                read = chunk.read_buf(&mut buffer) => Some(read),
             },
             Some(limit) if Instant::now() < limit => {
                 tokio::time::timeout(DRAIN_QUIET, chunk.read_buf(&mut buffer))
