@@ -181,21 +181,24 @@ impl PipelineSender {
         flush: bool,
         wait_for_room: Duration,
     ) -> Result<bool, SendFailure> {
-        self.send_confirmed_releasing(source, lines, flush, wait_for_room, ())
+        self.send_confirmed_releasing(source, lines, flush, wait_for_room, || ())
             .await
     }
 
-    /// [`PipelineSender::send_confirmed`] that lets go of `release` once the pipeline has room
-    /// for the lines, before the wait for the sink: what the caller held only to make them (an
-    /// HTTP request's body and its place among those read at once) is not held while the sink
-    /// is slow to confirm, and the lines themselves are then counted by the pipeline's bound.
-    pub async fn send_confirmed_releasing<T>(
+    /// [`PipelineSender::send_confirmed`] that calls `on_room` once the pipeline has room for
+    /// the lines, as it takes them and before the wait for the sink: the caller lets go there
+    /// of what it held only to make them (an HTTP request's body and its place among those
+    /// read at once), so that it is not held while the sink is slow to confirm (the lines
+    /// themselves are then counted by the pipeline's bound), and counts its records in, which
+    /// must not wait for a confirmation its caller may not live to see (hyper drops a request
+    /// whose client went away). Not called when the lines are not taken.
+    pub async fn send_confirmed_releasing(
         &self,
         source: usize,
         lines: Lines,
         flush: bool,
         wait_for_room: Duration,
-        release: T,
+        on_room: impl FnOnce(),
     ) -> Result<bool, SendFailure> {
         let (done, confirmed) = oneshot::channel();
         let (room, permit) = match self
@@ -206,7 +209,7 @@ impl PipelineSender {
             Err(Reserve::Closed) => return Err(SendFailure::Closed),
             Err(Reserve::TimedOut) => return Err(SendFailure::Full(lines)),
         };
-        drop(release);
+        on_room();
         permit.send(Batch {
             source,
             lines,

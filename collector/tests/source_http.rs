@@ -375,6 +375,35 @@ async fn a_request_waiting_for_the_sink_holds_no_place() {
     assert_eq!(sink.line_count(), 3);
 }
 
+/// A client that goes away while the sink has not confirmed its request yet: its records
+/// were taken by the pipeline and are stored, and they are counted in, so `records_in` and
+/// `events_out` still agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_of_a_client_gone_before_the_answer_are_counted_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = GateSink::closed();
+    let _open_if_failing = sink.opened_on_drop();
+    let collector = start_with_sink(dir.path(), HTTP_SOURCE, sink.clone()).await;
+    let address = collector.local_address("agents").unwrap();
+    let mut client = TcpStream::connect(address).await.unwrap();
+    let body = b"{\"n\":1}\n{\"n\":2}\n";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(body).await.unwrap();
+    sink.wait_for_writes(1).await;
+    drop(client);
+    let metrics = collector.metrics();
+    let source = metrics.source("agents").unwrap().clone();
+    assert!(wait_until(Duration::from_secs(5), || source.records_in() == 2).await);
+    sink.open();
+    collector.stop().await;
+    assert_eq!(sink.line_count(), 2);
+    assert_eq!((source.records_in(), source.events_out()), (2, 2));
+}
+
 /// Bodies arriving at once are bounded together in bytes, charged as they arrive: with
 /// `max_body` 64 KiB and one place there is room for 256 KiB of bodies. While four requests
 /// hold 63 KiB each (sent, the rest of their bodies not), a request whose body does not fit the

@@ -637,16 +637,18 @@ async fn send_part(
     release: Option<RequestBody>,
 ) -> Result<usize, Response> {
     let count = lines.len();
+    // Records are counted in as the pipeline takes them (it counts them out, or dropped when
+    // the sink failed), even if the client goes away while the sink confirms: a request
+    // refused before that is answered 503 and counted as `http_busy`, and the agent's retry
+    // is counted in then.
+    let taken = || {
+        drop(release);
+        source.metrics.add_records(records as u64);
+    };
     let sent = source
         .pipeline
-        .send_confirmed_releasing(source.index, lines, false, PIPELINE_WAIT, release)
+        .send_confirmed_releasing(source.index, lines, false, PIPELINE_WAIT, taken)
         .await;
-    // Records are counted in once the pipeline took them (it counts them out, or dropped when
-    // the sink failed): a request refused before that is answered 503 and counted as
-    // `http_busy`, and the agent's retry is counted in then.
-    if sent.is_ok() {
-        source.metrics.add_records(records as u64);
-    }
     match sent {
         Ok(true) => Ok(count),
         Ok(false) => Err((
