@@ -649,22 +649,6 @@ async fn a_request_of_over_a_million_records_is_refused() {
     assert_eq!(harness.stop().await.len(), 1_000);
 }
 
-/// Reads one response from a connection kept open: up to the end of its JSON body.
-async fn read_response(stream: &mut TcpStream) -> String {
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !response.ends_with(b"}") {
-        let read = stream.read(&mut chunk).await.unwrap();
-        assert!(
-            read > 0,
-            "closed after {:?}",
-            String::from_utf8_lossy(&response)
-        );
-        response.extend_from_slice(&chunk[..read]);
-    }
-    String::from_utf8_lossy(&response).into_owned()
-}
-
 /// Agents keep their connections open between requests: past `max_connections` a new one is
 /// closed at once and counted, and a slot comes free when a connection closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,14 +660,8 @@ async fn connections_past_max_connections_are_refused_until_one_closes() {
     let metrics = harness.source_metrics("agents");
 
     let mut kept_open = TcpStream::connect(address).await.unwrap();
-    let body = b"{\"n\":1}\n";
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    kept_open.write_all(head.as_bytes()).await.unwrap();
-    kept_open.write_all(body).await.unwrap();
-    let response = read_response(&mut kept_open).await;
+    let host = address.to_string();
+    let response = post_kept_open(&mut kept_open, &host, b"{\"n\":1}\n").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let idle = TcpStream::connect(address).await.unwrap();
     assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 2).await);
@@ -734,14 +712,8 @@ async fn connections_sending_no_request_are_closed_after_head_timeout() {
     assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
 
     let mut kept_open = TcpStream::connect(address).await.unwrap();
-    let body = b"{\"n\":1}\n";
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    kept_open.write_all(head.as_bytes()).await.unwrap();
-    kept_open.write_all(body).await.unwrap();
-    let response = read_response(&mut kept_open).await;
+    let host = address.to_string();
+    let response = post_kept_open(&mut kept_open, &host, b"{\"n\":1}\n").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let mut rest = Vec::new();
     let _ = kept_open.read_to_end(&mut rest).await;

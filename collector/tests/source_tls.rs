@@ -16,7 +16,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -282,24 +282,7 @@ tls_key = "{key}"
         .await
         .unwrap();
     let body = "{\"host\":\"pc-ketoan-01\",\"message\":\"over https\"}\n";
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(body.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !response.ends_with(b"}") {
-        let read = tls.read(&mut chunk).await.unwrap();
-        assert!(
-            read > 0,
-            "closed after {:?}",
-            String::from_utf8_lossy(&response)
-        );
-        response.extend_from_slice(&chunk[..read]);
-    }
-    let response = String::from_utf8_lossy(&response).into_owned();
+    let response = post_kept_open(&mut tls, "localhost", body.as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(metrics.connections_active(), 1);
 

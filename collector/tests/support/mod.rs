@@ -112,6 +112,34 @@ impl Harness {
     }
 }
 
+/// Posts `body` on a connection kept open (no `Connection: close`, as agents send) and reads
+/// the answer: up to the end of its JSON body.
+#[allow(dead_code)]
+pub async fn post_kept_open<S>(stream: &mut S, host: &str, body: &[u8]) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !response.ends_with(b"}") {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            read > 0,
+            "closed after {:?}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
 pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
