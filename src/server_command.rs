@@ -46,6 +46,11 @@ struct RunArgs {
     /// sends them again.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     max_batches_in_process: Option<u16>,
+    /// Refuse every request without a head signature, from any collector (401
+    /// `missing_head_signature`), once every collector runs a version that signs its heads.
+    /// Without it, a collector must sign its heads only once it has sent one signed head.
+    #[arg(long)]
+    require_head_signatures: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -241,6 +246,7 @@ fn serve(args: RunArgs) -> anyhow::Result<()> {
         max_batches_in_process: args
             .max_batches_in_process
             .map_or(defaults.max_batches_in_process, usize::from),
+        require_head_signatures: args.require_head_signatures,
         ..defaults
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

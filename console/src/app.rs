@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     in_flight: Arc<Mutex<HashMap<(RequestKind, String), usize>>>,
     /// Places for batches being decoded, checked and stored (`batch_places.rs`).
     pub batch_places: BatchPlaces,
+    /// Head signatures required of every collector (`ServerConfig::require_head_signatures`).
+    pub require_head_signatures: bool,
 }
 
 /// One of a collector's places among the signed requests in flight; given back when dropped.
@@ -75,6 +77,7 @@ impl AppState {
         detection: Option<Detection>,
         alerts_path: PathBuf,
         batch_places: BatchPlaces,
+        require_head_signatures: bool,
     ) -> Self {
         AppState {
             registry,
@@ -91,6 +94,7 @@ impl AppState {
             )),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             batch_places,
+            require_head_signatures,
         }
     }
 

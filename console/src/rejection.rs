@@ -112,14 +112,16 @@ impl Rejected {
     }
 
     /// 401: no head signature from a collector that has sent one before.
-    pub fn missing_head_signature(id: &str) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_head_signature",
-            format!(
+    pub fn missing_head_signature(id: &str, required_of_all: bool) -> Self {
+        let message = match required_of_all {
+            true => format!(
+                "this server requires x-citysoc-head-signature on every collector's requests (--require-head-signatures), and this request for collector `{id}` has none: it is not from that collector, or the collector is older than head signatures (upgrade it)"
+            ),
+            false => format!(
                 "collector `{id}` signs its requests' headers, and this request has no x-citysoc-head-signature: it is not from that collector, or the collector was downgraded (upgrade it again)"
             ),
-        )
+        };
+        Self::new(StatusCode::UNAUTHORIZED, "missing_head_signature", message)
     }
 
     /// 409: a request the server already processed, or an older one.

@@ -61,6 +61,10 @@ pub struct ServerConfig {
     pub max_batches_in_process: usize,
     /// How long a batch waits for one of those places before it is refused as `busy`.
     pub batch_place_wait: Duration,
+    /// Every collector's requests must carry a head signature, whether or not it has sent one
+    /// before (once every collector runs a version that signs its heads): a forged request
+    /// for any collector id is then refused before it takes a place or its body is read.
+    pub require_head_signatures: bool,
 }
 
 impl ServerConfig {
@@ -74,6 +78,7 @@ impl ServerConfig {
             commit_check: Duration::from_secs(1),
             max_batches_in_process: crate::batch_places::default_max_places(),
             batch_place_wait: crate::batch_places::DEFAULT_PLACE_WAIT,
+            require_head_signatures: false,
         }
     }
 }
@@ -101,6 +106,7 @@ impl Server {
             config.detection,
             config.data_dir.join("alerts.ndjson"),
             BatchPlaces::new(config.max_batches_in_process, config.batch_place_wait),
+            config.require_head_signatures,
         ));
         Ok(Server {
             app,

@@ -292,7 +292,10 @@ fn claim(
             }
             Some(length)
         }
-        None if state.head_signing => return Err(Rejected::missing_head_signature(id)),
+        None if state.head_signing => return Err(Rejected::missing_head_signature(id, false)),
+        None if app.require_head_signatures => {
+            return Err(Rejected::missing_head_signature(id, true))
+        }
         None => None,
     };
     Ok(Claimed {

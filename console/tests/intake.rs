@@ -9,9 +9,10 @@ use citysoc_collector::protocol::{
     self, IntakeAck, Rejection, Signed, HEADER_COLLECTOR, HEADER_HEAD_SIGNATURE, HEADER_SEQUENCE,
     HEADER_SIGNATURE, HEADER_TIME, HEARTBEAT_PATH, INTAKE_PATH, MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS,
 };
+use citysoc_console::ServerConfig;
 use common::{
-    batch, event, events, expect_rejection, metric, now_ms, rejected_metric, TestCollector,
-    TestServer,
+    batch, event, events, expect_rejection, metric, now_ms, plain_client, rejected_metric,
+    TestCollector, TestServer,
 };
 
 #[tokio::test]
@@ -1052,4 +1053,39 @@ async fn a_collector_that_signs_its_headers_cannot_have_its_places_taken() {
     let record = |id: &str| server.registry.collector(id).unwrap().unwrap();
     assert!(record(&target.id).head_signed_since.is_some());
     assert_eq!(record(&older.id).head_signed_since, None);
+}
+
+/// A server started with `require_head_signatures` (`citysoc server
+/// --require-head-signatures`) refuses a request without a head signature from a collector
+/// that has never sent one (a forged request for any collector id goes no further than its
+/// headers), and takes the collector's signed requests.
+#[tokio::test]
+async fn a_server_requiring_head_signatures_refuses_every_unsigned_head() {
+    let data = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        require_head_signatures: true,
+        ..ServerConfig::new(data.path())
+    };
+    let server = TestServer::start_with(data, config, "http", plain_client()).await;
+    let collector = server.enroll("quan-1").await;
+    let body = batch(&events("fleet", 2));
+    let response = collector
+        .request_without_head_signature(&server, INTAKE_PATH, 1, now_ms(), body.clone())
+        .send()
+        .await
+        .unwrap();
+    let rejection = expect_rejection(response, 401, "missing_head_signature").await;
+    assert!(
+        rejection.message.contains("--require-head-signatures"),
+        "{}",
+        rejection.message
+    );
+    let response = collector.send(&server, INTAKE_PATH, 1, body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<IntakeAck>().await.unwrap().stored, 2);
+    let text = server.metrics_text().await;
+    assert_eq!(
+        metric(&text, &rejected_metric("intake", "missing_head_signature")),
+        1
+    );
 }
