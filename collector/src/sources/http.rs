@@ -39,7 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::bulk_reply::{BulkActions, BulkReply};
+use super::bulk_reply::{action_named, BulkActions, BulkReply};
 use super::http_body::{
     decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
@@ -283,9 +283,7 @@ fn bulk_action(line: &[u8]) -> Option<&'static str> {
     if members.next().is_some() || !value.is_object() {
         return None;
     }
-    ["index", "create", "update", "delete"]
-        .into_iter()
-        .find(|action| name == action)
+    action_named(name)
 }
 
 /// Where each record lies in `body` (each is a slice of it), so that the request can let go of
@@ -334,7 +332,7 @@ async fn read_body(
             ),
         ));
     }
-    let (raw, _arriving) = match tokio::time::timeout(
+    let (raw, arriving) = match tokio::time::timeout(
         state.body_timeout,
         read_charged(body, declared, state.max_body, &state.arriving, metrics),
     )
@@ -394,19 +392,36 @@ async fn read_body(
         .map(str::to_owned);
     let limit = state.max_body.saturating_mul(DECOMPRESSION_RATIO);
     // Decompressing up to `limit` bytes takes a good part of a second: on a blocking thread,
-    // not on one of the runtime's few workers, which every other source shares. A body sent
-    // as it is moves over without a copy.
-    let decompressed = match is_identity(encoding.as_deref()) {
-        true => Ok(raw),
-        false => tokio::task::spawn_blocking(move || {
-            decompress(encoding.as_deref(), &raw, limit).map(std::borrow::Cow::into_owned)
-        })
-        .await
-        .unwrap_or_else(|error| {
-            Err(BodyError::Corrupt(format!(
-                "decompressing the body failed: {error}"
-            )))
-        }),
+    // not on one of the runtime's few workers, which every other source shares. The place and
+    // the body's charge go with it and come back (or are dropped there): hyper drops this
+    // request if its client goes away, and the decompression, which cannot be stopped, must
+    // not go on outside the bounds. A body sent as it is moves over without a copy.
+    let (decompressed, place) = match is_identity(encoding.as_deref()) {
+        true => (Ok(raw), place),
+        false => {
+            let decompressing = tokio::task::spawn_blocking(move || {
+                let decompressed =
+                    decompress(encoding.as_deref(), &raw, limit).map(std::borrow::Cow::into_owned);
+                drop(raw);
+                drop(arriving);
+                (decompressed, place)
+            });
+            match decompressing.await {
+                Ok(done) => done,
+                // A panic in a decompressor (a bug), or the runtime going away: not the
+                // agent's fault, so an answer it retries.
+                Err(error) => {
+                    metrics.add_error(SourceErrorKind::HttpRequest);
+                    tracing::error!(source = %state.source.config.name, %error, "decompressing an HTTP body failed");
+                    return Err((
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [(header::RETRY_AFTER, "5")],
+                        "the collector failed to decompress the body; retry later\n",
+                    )
+                        .into_response());
+                }
+            }
+        }
     };
     match decompressed {
         Ok(bytes) => Ok(RequestBody {
@@ -438,13 +453,13 @@ enum BodyRead {
 /// the returned [`Charged`] until it is dropped) and counting them in the source's
 /// `http_body_bytes`. Fails at once when the room is full rather than waiting for it: requests
 /// that each hold part of the room while waiting for more would wait for one another.
-async fn read_charged<'a>(
+async fn read_charged(
     mut body: Body,
     declared: Option<u64>,
     max_body: usize,
     room: &Arc<Semaphore>,
-    metrics: &'a crate::metrics::SourceMetrics,
-) -> Result<(Vec<u8>, Charged<'a>), BodyRead> {
+    metrics: &Arc<crate::metrics::SourceMetrics>,
+) -> Result<(Vec<u8>, Charged), BodyRead> {
     use http_body_util::BodyExt;
     // Room for the declared length at once, up to a mebibyte: no copies of growing by
     // doubling for the bodies agents send (a few hundred kilobytes). Not more: reserved
@@ -455,7 +470,7 @@ async fn read_charged<'a>(
     let mut charged = Charged {
         permit: None,
         bytes: 0,
-        metrics,
+        metrics: metrics.clone(),
     };
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(BodyRead::Failed)?;
@@ -479,13 +494,13 @@ async fn read_charged<'a>(
 
 /// Room a body holds among the bodies arriving at once, given back (and taken off the
 /// source's `http_body_bytes`) when dropped.
-struct Charged<'a> {
+struct Charged {
     permit: Option<OwnedSemaphorePermit>,
     bytes: usize,
-    metrics: &'a crate::metrics::SourceMetrics,
+    metrics: Arc<crate::metrics::SourceMetrics>,
 }
 
-impl Charged<'_> {
+impl Charged {
     fn add(&mut self, permit: OwnedSemaphorePermit, bytes: usize) {
         match &mut self.permit {
             Some(held) => held.merge(permit),
@@ -496,7 +511,7 @@ impl Charged<'_> {
     }
 }
 
-impl Drop for Charged<'_> {
+impl Drop for Charged {
     fn drop(&mut self) {
         // The room first: whoever sees the gauge go down finds the room back.
         drop(self.permit.take());

@@ -39,7 +39,6 @@ impl std::fmt::Display for BodyError {
     }
 }
 
-/// The body as sent by the agent, decompressed per `Content-Encoding`.
 /// Whether a `Content-Encoding` says the body is sent as it is.
 pub(crate) fn is_identity(encoding: Option<&str>) -> bool {
     encoding
@@ -47,6 +46,7 @@ pub(crate) fn is_identity(encoding: Option<&str>) -> bool {
         .is_none_or(|encoding| encoding.is_empty() || encoding.eq_ignore_ascii_case("identity"))
 }
 
+/// The body as sent by the agent, decompressed per `Content-Encoding`.
 pub(crate) fn decompress<'a>(
     encoding: Option<&str>,
     body: &'a [u8],

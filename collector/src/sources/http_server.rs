@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +49,12 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
+    // The connections' tasks, so that shutdown can end them: each holds the source's pipeline
+    // sender, and the pipeline does not close while one is alive.
+    let mut connections = JoinSet::new();
     loop {
+        // Finished connections' entries go as new ones come.
+        while connections.try_join_next().is_some() {}
         let Some((stream, peer)) = accept(&listener, &source, &shutdown).await else {
             break;
         };
@@ -66,7 +72,7 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let source = source.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -106,6 +112,8 @@ pub(crate) async fn serve(
     {
         // A peer not reading its answer, a body still trickling in: the agents send again
         // what was not answered.
-        tracing::warn!(source = %source.config.name, "HTTP connections still open {DRAIN_TIMEOUT:?} after shutdown began: stopping without them");
+        tracing::warn!(source = %source.config.name, "HTTP connections still open {DRAIN_TIMEOUT:?} after shutdown began: closing them");
+        connections.abort_all();
     }
+    while connections.join_next().await.is_some() {}
 }
