@@ -302,3 +302,54 @@ tls_key = "{key}"
     assert_eq!(raws(&events), vec![body.trim_end()]);
     assert_eq!(events[0]["source"]["transport"], "http");
 }
+
+/// Over TLS too, a connection that sends no request head within `head_timeout_ms` after its
+/// handshake is closed, and its slot comes free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_connections_sending_no_request_are_closed_after_head_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let source = format!(
+        r#"
+[[source]]
+name = "agents"
+type = "http"
+listen = "127.0.0.1:0"
+max_connections = 1
+head_timeout_ms = 1000
+tls_cert = "{cert}"
+tls_key = "{key}"
+"#,
+        cert = dir.path().join("server.pem").display(),
+        key = dir.path().join("server.key").display(),
+    );
+    let harness = start_in(dir.path(), &source).await;
+    let address = harness.address("agents");
+    let metrics = harness.source_metrics("agents");
+    let started = std::time::Instant::now();
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut silent = connector(&pki, false)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut answer).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
+    let tcp = TcpStream::connect(address).await.unwrap();
+    let mut tls = connector(&pki, false)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let response = post_kept_open(&mut tls, "localhost", b"{\"n\":1}\n").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 0);
+    drop(tls);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec!["{\"n\":1}"]);
+}
