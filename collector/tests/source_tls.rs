@@ -63,11 +63,16 @@ fn make_pki(dir: &Path) -> Pki {
 }
 
 fn tls_source(dir: &Path, extra: &str) -> String {
+    source_with_certificate("tls", "tls", dir, extra)
+}
+
+/// A source of `kind` named `name` with the server certificate of [`make_pki`].
+fn source_with_certificate(kind: &str, name: &str, dir: &Path, extra: &str) -> String {
     format!(
         r#"
 [[source]]
-name = "tls"
-type = "tls"
+name = "{name}"
+type = "{kind}"
 listen = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
@@ -76,6 +81,17 @@ tls_key = "{key}"
         cert = dir.join("server.pem").display(),
         key = dir.join("server.key").display(),
     )
+}
+
+/// A TLS connection to `address` trusting the test CA, without a client certificate.
+async fn connect_tls(
+    pki: &Pki,
+    address: std::net::SocketAddr,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(address).await?;
+    connector(pki, false)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
 }
 
 fn connector(pki: &Pki, with_client_certificate: bool) -> TlsConnector {
@@ -260,36 +276,17 @@ async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
 async fn https_intake_serves_agents_and_bounds_their_connections() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
-    let source = format!(
-        r#"
-[[source]]
-name = "agents"
-type = "http"
-listen = "127.0.0.1:0"
-max_connections = 1
-tls_cert = "{cert}"
-tls_key = "{key}"
-"#,
-        cert = dir.path().join("server.pem").display(),
-        key = dir.path().join("server.key").display(),
-    );
+    let source = source_with_certificate("http", "agents", dir.path(), "max_connections = 1");
     let harness = start_in(dir.path(), &source).await;
     let address = harness.address("agents");
     let metrics = harness.source_metrics("agents");
-    let tcp = TcpStream::connect(address).await.unwrap();
-    let mut tls = connector(&pki, false)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = connect_tls(&pki, address).await.unwrap();
     let body = "{\"host\":\"pc-ketoan-01\",\"message\":\"over https\"}\n";
     let response = post_kept_open(&mut tls, "localhost", body.as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(metrics.connections_active(), 1);
 
-    let second = TcpStream::connect(address).await.unwrap();
-    let refused = connector(&pki, false)
-        .connect(ServerName::try_from("localhost").unwrap(), second)
-        .await;
+    let refused = connect_tls(&pki, address).await;
     assert!(
         refused.is_err(),
         "a second connection got through its handshake"
@@ -309,29 +306,17 @@ tls_key = "{key}"
 async fn https_connections_sending_no_request_are_closed_after_head_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
-    let source = format!(
-        r#"
-[[source]]
-name = "agents"
-type = "http"
-listen = "127.0.0.1:0"
-max_connections = 1
-head_timeout_ms = 1000
-tls_cert = "{cert}"
-tls_key = "{key}"
-"#,
-        cert = dir.path().join("server.pem").display(),
-        key = dir.path().join("server.key").display(),
+    let source = source_with_certificate(
+        "http",
+        "agents",
+        dir.path(),
+        "max_connections = 1\nhead_timeout_ms = 1000",
     );
     let harness = start_in(dir.path(), &source).await;
     let address = harness.address("agents");
     let metrics = harness.source_metrics("agents");
     let started = std::time::Instant::now();
-    let tcp = TcpStream::connect(address).await.unwrap();
-    let mut silent = connector(&pki, false)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut silent = connect_tls(&pki, address).await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut answer).await;
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
@@ -341,11 +326,7 @@ tls_key = "{key}"
         started.elapsed()
     );
     assert!(wait_until(Duration::from_secs(5), || metrics.connections_active() == 0).await);
-    let tcp = TcpStream::connect(address).await.unwrap();
-    let mut tls = connector(&pki, false)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = connect_tls(&pki, address).await.unwrap();
     let response = post_kept_open(&mut tls, "localhost", b"{\"n\":1}\n").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(metrics.errors(SourceErrorKind::TooManyConnections), 0);

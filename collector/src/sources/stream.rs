@@ -57,10 +57,10 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
                     drain_until = Some(Instant::now() + DRAIN_LIMIT);
                     continue;
                 }
+                read = chunk.read_buf(&mut buffer) => Some(read),
                 // Nothing more for a while and an open document held: give it out
                 // (`QUIET_CLOSE`, longer with a record begun). Reads are cancel-safe: one cut
                 // short read nothing.
-                read = chunk.read_buf(&mut buffer) => Some(read),
                 _ = tokio::time::sleep(quiet_after), if decoder.holds_records() => {
                     quiet = true;
                     None
