@@ -44,6 +44,9 @@ pub type Key = Cow<'static, str>;
 /// Above this many entries, lookups go through a hash index instead of a linear scan.
 pub const INDEX_THRESHOLD: usize = 24;
 
+/// The most entries one [`Fields::reserve`] makes room for (96 bytes each).
+pub const MAX_RESERVE_AHEAD: usize = 256;
+
 /// The deepest nesting `fields` may hold ([`Fields::depth`]). An event is stored and sent
 /// wrapped in a few more levels (the event object, a batch, an alert), and serde_json reads at
 /// most 127 levels back: an event nested just under that on the way in would be stored fine
@@ -402,9 +405,13 @@ impl Fields {
         }
     }
 
-    /// Makes room for `additional` more entries (parsers that can count their pairs call it
-    /// once instead of letting the entries grow by doubling).
+    /// Makes room for `additional` more entries (parsers that can count or estimate their
+    /// pairs call it once instead of letting the entries grow by doubling), at most
+    /// [`MAX_RESERVE_AHEAD`] at a time: an estimate from a record's length (a 1 MiB line of
+    /// few pairs) must not make room for more entries than it holds. Entries past it grow by
+    /// doubling as they come.
     pub fn reserve(&mut self, additional: usize) {
+        let additional = additional.min(MAX_RESERVE_AHEAD);
         if self.entries.capacity() - self.entries.len() >= additional {
             return;
         }
@@ -1250,6 +1257,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn reserve_makes_room_for_a_bounded_number_of_entries_at_a_time() {
+        // A 1 MiB key=value line of few pairs asks for ~100,000 entries of room.
+        let mut fields = Fields::new();
+        fields.reserve(1 << 20);
+        assert!(fields.entries.capacity() <= MAX_RESERVE_AHEAD);
+        // Entries past the room still go in, growing as a `Vec` does.
+        for index in 0..MAX_RESERVE_AHEAD + 10 {
+            fields.insert_text(Cow::Owned(format!("k{index}")), "v");
+        }
+        assert_eq!(fields.len(), MAX_RESERVE_AHEAD + 10);
+        assert_eq!(fields.get_str("k0"), Some("v"));
+    }
+
+    #[test]
+    fn a_long_key_value_line_of_few_pairs_gets_room_for_few_entries() {
+        let line = format!("a=1 b=2 c={}", "x".repeat(1 << 20));
+        let mut event =
+            crate::parse::new_event(line.as_bytes(), &crate::ParseContext::new("test"), 1);
+        crate::format::kv::parse(&line, &crate::ParseContext::new("test"), &mut event)
+            .unwrap_or_else(|error| panic!("{error:?}"));
+        assert_eq!(event.fields.len(), 3);
+        assert!(event.fields.entries.capacity() <= MAX_RESERVE_AHEAD);
+    }
 
     #[test]
     fn insert_replaces_in_place_like_serde_json() {
