@@ -744,6 +744,14 @@ impl Decoder {
         }
     }
 
+    /// Holds JSON documents spread over several records to at most `max_document` bytes
+    /// (at most `json::MAX_DOCUMENT_BYTES`, the default): a longer one is kept raw as one
+    /// unknown event. Call before the first record.
+    pub fn with_max_document(mut self, max_document: usize) -> Self {
+        self.json_continuation = format::json::Continuation::with_max_document(max_document);
+        self
+    }
+
     /// What the decoder has seen so far.
     pub fn stats(&self) -> DecoderStats {
         DecoderStats {

@@ -578,6 +578,54 @@ async fn a_line_over_max_frame_is_kept_raw_in_pieces_without_parsing() {
     assert!(sequences[3] > sequences[2], "{sequences:?}");
 }
 
+/// A JSON document spread over many lines of one request is held to the source's
+/// `max_frame` as a single line is: past it the held lines are kept raw as one unparsed event
+/// (nothing lost), and a document within it parses whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_over_many_lines_is_held_to_max_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = HTTP_SOURCE.to_owned() + "max_frame = \"4 KiB\"\n";
+    let harness = start_in(dir.path(), &source).await;
+    let address = harness.address("agents");
+    let short_lines = (0..200)
+        .map(|index| format!("  \"key{index}\": \"value {index}\","))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let long = format!("{{\n{short_lines}\n  \"last\": 1\n}}");
+    assert!(long.len() > 4096 && long.lines().all(|line| line.len() < 100));
+    let small = "{\n  \"message\": \"pretty\",\n  \"n\": 2\n}";
+    let body = format!("{long}\n{small}\n{{\"message\":\"after\"}}\n");
+    let (status, _) = request(address, "POST", "/", &[], body.as_bytes()).await;
+    assert_eq!(status, 200);
+    let events = harness.stop().await;
+    let first = &events[0];
+    assert_eq!(first["format"], "unknown");
+    let error = first["parse_error"]["message"].as_str().unwrap_or_default();
+    assert!(error.contains("longer than 4096 bytes"), "{error}");
+    let raw = first["raw"].as_str().unwrap_or_default();
+    assert!(
+        raw.len() > 4096 && long.starts_with(raw),
+        "the held lines, byte for byte"
+    );
+    // The lines after the cut are read one by one: the events' raw texts, in order and
+    // joined as the lines were, are the body.
+    let joined = events
+        .iter()
+        .map(|event| event["raw"].as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(joined + "\n", body, "nothing lost");
+    let pretty = events
+        .iter()
+        .find(|event| event["message"] == "pretty")
+        .unwrap_or_else(|| panic!("the small document parsed: {events:?}"));
+    assert_eq!(pretty["format"], "json");
+    assert_eq!(
+        events.last().map(|event| &event["message"]),
+        Some(&serde_json::json!("after"))
+    );
+}
+
 /// A request whose events outgrow what the pipeline may hold (`queue_max_bytes`) goes to the
 /// sink in parts as it is decoded (its memory stays within that bound); every record arrives,
 /// in order, and is counted in once.

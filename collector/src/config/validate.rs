@@ -42,9 +42,9 @@ const DEFAULT_HEAD_TIMEOUT_MS: u64 = 30_000;
 /// The largest record an HTTP source parses by default; a longer one is kept raw in pieces.
 /// Larger than the syslog sources' 64 KiB: agents send whole Windows events, and a PowerShell
 /// script block (event 4104, the ones worth reading) runs to tens of kilobytes. Parsing a
-/// record builds its values in memory, up to ~20 times its size for a JSON array of numbers;
-/// a JSON document spread over several lines is joined and parsed up to 4 MiB
-/// (`json::MAX_DOCUMENT_BYTES`) whatever this is.
+/// record builds its values in memory, up to ~20 times its size for a JSON array of numbers.
+/// A JSON document spread over several lines of one request is held to this size too
+/// (`SourceRuntime::decoder`).
 const DEFAULT_HTTP_MAX_FRAME: usize = 1024 * 1024;
 /// Default connection limit per TCP, TLS or HTTP source.
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;

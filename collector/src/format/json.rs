@@ -465,8 +465,10 @@ fn trim_range(bytes: &[u8], range: Range<usize>) -> Range<usize> {
 
 /// JSON across records: a document pretty-printed over several lines is held here until it
 /// completes; records holding several documents, or a top-level array, yield one event each.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Continuation {
+    /// The longest document held open ([`MAX_DOCUMENT_BYTES`] unless a source asks for less).
+    max_document: usize,
     /// The open document's bytes (records joined with `\n`); empty when nothing is open.
     buffer: Vec<u8>,
     /// Sequence number of the record the open document started in.
@@ -487,7 +489,27 @@ pub enum Pushed {
     Closed(Vec<Event>),
 }
 
+impl Default for Continuation {
+    fn default() -> Self {
+        Continuation::with_max_document(MAX_DOCUMENT_BYTES)
+    }
+}
+
 impl Continuation {
+    /// A continuation that holds documents of at most `max_document` bytes (at most
+    /// [`MAX_DOCUMENT_BYTES`], at least one byte): a longer one is kept raw as one unknown
+    /// event. The HTTP intake holds documents to its source's `max_frame`, the longest record
+    /// it parses, so that a document spread over many short lines is not parsed where the
+    /// same text on one line would not be.
+    pub fn with_max_document(max_document: usize) -> Self {
+        Continuation {
+            max_document: max_document.clamp(1, MAX_DOCUMENT_BYTES),
+            buffer: Vec::new(),
+            first_sequence: 0,
+            scanner: BracketScanner::default(),
+        }
+    }
+
     /// True while a document is open.
     pub fn is_open(&self) -> bool {
         !self.buffer.is_empty()
@@ -509,7 +531,8 @@ impl Continuation {
     ///   bytes with serde's message and offset. When the record cannot continue the document
     ///   at all (the error is at its first byte), only the held bytes become that unknown
     ///   event and the record itself is read afresh;
-    /// - an open document past [`MAX_DOCUMENT_BYTES`] → one unknown event with its bytes.
+    /// - an open document past its maximum ([`MAX_DOCUMENT_BYTES`] by default) → one unknown
+    ///   event with its bytes.
     pub fn push(
         &mut self,
         record: &[u8],
@@ -525,9 +548,12 @@ impl Continuation {
         self.buffer.extend_from_slice(record);
         self.scanner.feed(b'\n');
         self.scanner.feed_all(record);
-        if self.buffer.len() > MAX_DOCUMENT_BYTES {
+        if self.buffer.len() > self.max_document {
             let error = FormatError::new(
-                format!("JSON document longer than {MAX_DOCUMENT_BYTES} bytes; kept raw"),
+                format!(
+                    "JSON document longer than {} bytes; kept raw",
+                    self.max_document
+                ),
                 self.buffer.len(),
             );
             let event = unknown_event(&self.buffer, error, self.first_sequence, context);
@@ -1039,6 +1065,67 @@ mod tests {
             Some("{\n  \"message\": \"multi\",\n  \"n\": [1,\n2]\n}")
         );
         assert_eq!(events[1].source.sequence, Some(6));
+    }
+
+    #[test]
+    fn a_document_past_its_maximum_is_kept_raw_and_the_next_one_parses() {
+        let context = context();
+        let mut continuation = Continuation::with_max_document(40);
+        let lines = [
+            "{",
+            "\"message\": \"a long one\",",
+            "\"more\": \"0123456789\",",
+            "\"x\": 1",
+            "}",
+        ];
+        let mut events = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            match continuation.push(
+                line.as_bytes(),
+                index as u64 + 1,
+                InputFormat::Auto,
+                &context,
+            ) {
+                Pushed::Taken(taken) | Pushed::Closed(taken) => events.extend(taken),
+                Pushed::NotJson => events.push(crate::parse::parse_record(
+                    line.as_bytes(),
+                    InputFormat::Auto,
+                    &context,
+                    index as u64 + 1,
+                )),
+            }
+        }
+        events.extend(continuation.finish(&context));
+        // Past 40 bytes the held lines become one unknown event, byte for byte; the rest of
+        // the document is read afresh line by line (nothing lost), and the next document,
+        // under the maximum, parses.
+        assert_eq!(
+            events[0].raw.as_deref(),
+            Some("{\n\"message\": \"a long one\",\n\"more\": \"0123456789\",")
+        );
+        assert_eq!(events[0].format, Format::Unknown);
+        assert!(events[0]
+            .parse_error
+            .as_ref()
+            .is_some_and(|error| error.message.contains("longer than 40 bytes")));
+        let kept: Vec<&str> = events
+            .iter()
+            .filter_map(|event| event.raw.as_deref())
+            .collect();
+        assert_eq!(kept[1..], ["\"x\": 1", "}"]);
+
+        let mut continuation = Continuation::with_max_document(40);
+        assert!(matches!(
+            continuation.push(b"{", 1, InputFormat::Auto, &context),
+            Pushed::Taken(events) if events.is_empty()
+        ));
+        match continuation.push(b"\"message\": \"short\"}", 2, InputFormat::Auto, &context) {
+            Pushed::Taken(events) => {
+                assert_eq!(events.len(), 1);
+                assert_eq!(events[0].format, Format::Json);
+            }
+            _ => panic!("the short document is JSON"),
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, SourceKind};
 use crate::event::{Event, EventSource, Format};
 use crate::framing::{FrameKind, Framer, MAX_MAX_FRAME};
 use crate::lines::Lines;
@@ -102,9 +102,19 @@ impl SourceRuntime {
         }
     }
 
-    /// A decoder for one stream (a connection, a file, a request).
+    /// A decoder for one stream (a connection, a file, a request). An HTTP request's JSON
+    /// documents spread over several lines are held to the source's `max_frame`, as its
+    /// single lines are: agents' requests take request places, each of which may parse one
+    /// document at a time, and `max_frame` is what the admin set a record's parse to cost.
+    /// Stream and file sources keep `json::MAX_DOCUMENT_BYTES`: their `max_frame` (64 KiB)
+    /// is below what some devices write as one pretty-printed document, and what their
+    /// connections hold open is bounded per source (`held_bytes`).
     pub fn decoder(&self, address: Option<String>) -> Decoder {
-        Decoder::new(self.config.format, self.context(address))
+        let decoder = Decoder::new(self.config.format, self.context(address));
+        match self.config.kind {
+            SourceKind::Http(_) => decoder.with_max_document(self.config.max_frame),
+            _ => decoder,
+        }
     }
 
     /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
