@@ -531,8 +531,8 @@ impl Continuation {
     ///   bytes with serde's message and offset. When the record cannot continue the document
     ///   at all (the error is at its first byte), only the held bytes become that unknown
     ///   event and the record itself is read afresh;
-    /// - an open document past its maximum ([`MAX_DOCUMENT_BYTES`] by default) → one unknown
-    ///   event with its bytes.
+    /// - a record that would take an open document past its maximum ([`MAX_DOCUMENT_BYTES`]
+    ///   by default) → the held bytes as one unknown event, and the record read on its own.
     pub fn push(
         &mut self,
         record: &[u8],
@@ -543,23 +543,31 @@ impl Continuation {
         if self.buffer.is_empty() {
             return self.push_fresh(record, sequence, input_format, context);
         }
-        let record_start = self.buffer.len() + 1;
-        self.buffer.push(b'\n');
-        self.buffer.extend_from_slice(record);
-        self.scanner.feed(b'\n');
-        self.scanner.feed_all(record);
-        if self.buffer.len() > self.max_document {
+        if self.buffer.len() + 1 + record.len() > self.max_document {
+            // The lines held so far are kept raw as one event; the record that would take the
+            // document past its maximum is read on its own, as the lines after it are (a
+            // complete JSON line there still parses).
             let error = FormatError::new(
                 format!(
-                    "JSON document longer than {} bytes; kept raw",
+                    "JSON document longer than {} bytes with the next record; the lines held so far kept raw",
                     self.max_document
                 ),
                 self.buffer.len(),
             );
             let event = unknown_event(&self.buffer, error, self.first_sequence, context);
             self.close();
-            return Pushed::Taken(vec![event]);
+            return match self.push_fresh(record, sequence, input_format, context) {
+                Pushed::Taken(more) => Pushed::Taken(std::iter::once(event).chain(more).collect()),
+                // The caller parses the record, so it goes through auditd grouping and the
+                // counters like any other.
+                Pushed::NotJson | Pushed::Closed(_) => Pushed::Closed(vec![event]),
+            };
         }
+        let record_start = self.buffer.len() + 1;
+        self.buffer.push(b'\n');
+        self.buffer.extend_from_slice(record);
+        self.scanner.feed(b'\n');
+        self.scanner.feed_all(record);
         if self.buffer.len() > REPARSE_EVERY_RECORD_BELOW && self.scanner.depth > 0 {
             return Pushed::Taken(Vec::new());
         }
@@ -1067,65 +1075,82 @@ mod tests {
         assert_eq!(events[1].source.sequence, Some(6));
     }
 
+    /// Every event of `lines` pushed in turn into `continuation` (records it does not take
+    /// parsed on their own, as the decoder does).
+    fn events_of(continuation: &mut Continuation, lines: &[&str]) -> Vec<Event> {
+        let context = context();
+        let mut events = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            let sequence = index as u64 + 1;
+            let parse_alone = |events: &mut Vec<Event>| {
+                events.push(crate::parse::parse_record(
+                    line.as_bytes(),
+                    InputFormat::Auto,
+                    &context,
+                    sequence,
+                ));
+            };
+            match continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context) {
+                Pushed::Taken(taken) => events.extend(taken),
+                Pushed::Closed(taken) => {
+                    events.extend(taken);
+                    parse_alone(&mut events);
+                }
+                Pushed::NotJson => parse_alone(&mut events),
+            }
+        }
+        events
+    }
+
     #[test]
     fn a_document_past_its_maximum_is_kept_raw_and_the_next_one_parses() {
-        let context = context();
         let mut continuation = Continuation::with_max_document(40);
         let lines = [
             "{",
             "\"message\": \"a long one\",",
             "\"more\": \"0123456789\",",
-            "\"x\": 1",
+            "{\"whole\": 1}",
             "}",
         ];
-        let mut events = Vec::new();
-        for (index, line) in lines.iter().enumerate() {
-            match continuation.push(
-                line.as_bytes(),
-                index as u64 + 1,
-                InputFormat::Auto,
-                &context,
-            ) {
-                Pushed::Taken(taken) | Pushed::Closed(taken) => events.extend(taken),
-                Pushed::NotJson => events.push(crate::parse::parse_record(
-                    line.as_bytes(),
-                    InputFormat::Auto,
-                    &context,
-                    index as u64 + 1,
-                )),
-            }
-        }
-        events.extend(continuation.finish(&context));
-        // Past 40 bytes the held lines become one unknown event, byte for byte; the rest of
-        // the document is read afresh line by line (nothing lost), and the next document,
-        // under the maximum, parses.
+        let events = events_of(&mut continuation, &lines);
+        // The third line would take the document to 49 bytes: the two held lines become one
+        // unknown event byte for byte, and the lines from the third on are read one by one
+        // (a complete JSON line among them parses). Nothing is lost.
+        let raw: Vec<&str> = events
+            .iter()
+            .filter_map(|event| event.raw.as_deref())
+            .collect();
         assert_eq!(
-            events[0].raw.as_deref(),
-            Some("{\n\"message\": \"a long one\",\n\"more\": \"0123456789\",")
+            raw,
+            [
+                "{\n\"message\": \"a long one\",",
+                "\"more\": \"0123456789\",",
+                "{\"whole\": 1}",
+                "}"
+            ]
         );
         assert_eq!(events[0].format, Format::Unknown);
         assert!(events[0]
             .parse_error
             .as_ref()
             .is_some_and(|error| error.message.contains("longer than 40 bytes")));
-        let kept: Vec<&str> = events
-            .iter()
-            .filter_map(|event| event.raw.as_deref())
-            .collect();
-        assert_eq!(kept[1..], ["\"x\": 1", "}"]);
+        assert_eq!(events[2].format, Format::Json);
+        assert!(!continuation.is_open());
 
-        let mut continuation = Continuation::with_max_document(40);
-        assert!(matches!(
-            continuation.push(b"{", 1, InputFormat::Auto, &context),
-            Pushed::Taken(events) if events.is_empty()
-        ));
-        match continuation.push(b"\"message\": \"short\"}", 2, InputFormat::Auto, &context) {
-            Pushed::Taken(events) => {
-                assert_eq!(events.len(), 1);
-                assert_eq!(events[0].format, Format::Json);
-            }
-            _ => panic!("the short document is JSON"),
-        }
+        // The same continuation takes the next document, and one of exactly 40 bytes is whole.
+        let exactly = format!("\"k\": \"{}\"", "a".repeat(29));
+        let events = events_of(&mut continuation, &["{", &exactly, "}"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].format, Format::Json);
+        assert_eq!(events[0].raw.as_deref().map(str::len), Some(40));
+        let one_more = format!("\"k\": \"{}\"", "a".repeat(30));
+        let events = events_of(&mut continuation, &["{", &one_more, "}"]);
+        assert_eq!(events[0].format, Format::Unknown);
+        assert_eq!(
+            events[0].raw.as_deref(),
+            Some(format!("{{\n{one_more}").as_str())
+        );
+        assert_eq!(events.len(), 2, "the closing brace read on its own");
     }
 
     #[test]
@@ -1224,18 +1249,28 @@ mod tests {
         assert!(
             matches!(continuation.push(b"{", 1, InputFormat::Auto, &context), Pushed::Taken(ref done) if done.is_empty())
         );
+        let mut handed_back = 0;
         for sequence in 2..10 {
-            if let Pushed::Taken(done) =
-                continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context)
-            {
-                events.extend(done);
+            match continuation.push(line.as_bytes(), sequence, InputFormat::Auto, &context) {
+                Pushed::Taken(done) => events.extend(done),
+                Pushed::Closed(done) => {
+                    events.extend(done);
+                    handed_back += 1;
+                }
+                Pushed::NotJson => handed_back += 1,
             }
         }
+        // `{` and three 1 MiB lines are held; the fourth would pass 4 MiB: what is held
+        // becomes one event, and that line and the four after it go back to the caller.
         assert_eq!(events.len(), 1);
         assert!(events[0]
             .parse_error
             .as_ref()
             .is_some_and(|error| error.message.contains("longer than")));
+        assert_eq!(events[0].raw_len(), 1 + 3 * (line.len() + 1));
+        assert!(events[0].raw_len() <= MAX_DOCUMENT_BYTES);
+        assert_eq!(handed_back, 5);
+        assert!(!continuation.is_open());
     }
 
     #[test]

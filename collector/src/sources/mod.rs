@@ -107,8 +107,9 @@ impl SourceRuntime {
     /// single lines are: agents' requests take request places, each of which may parse one
     /// document at a time, and `max_frame` is what the admin set a record's parse to cost.
     /// Stream and file sources keep `json::MAX_DOCUMENT_BYTES`: their `max_frame` (64 KiB)
-    /// is below what some devices write as one pretty-printed document, and what their
-    /// connections hold open is bounded per source (`held_bytes`).
+    /// is below what some devices write as one pretty-printed document; what TCP and TLS
+    /// connections hold open is bounded per source (`held_bytes`), a file holds one document
+    /// at a time.
     pub fn decoder(&self, address: Option<String>) -> Decoder {
         let decoder = Decoder::new(self.config.format, self.context(address));
         match self.config.kind {
