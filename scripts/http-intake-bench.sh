@@ -3,11 +3,12 @@
 # host agents' Windows events (Sysmon, Winlogbeat/NXLog JSON shapes) arrive over HTTP, and no
 # peer for that path is packaged in Debian (Vector, Fluent Bit), so the TCP path of the same
 # build is the yardstick. Each round starts the collector afresh (pinned to core 1), sends N
-# NDJSON events (requests of REQUEST events each from one client on core 0, or one TCP
+# NDJSON events (requests of REQUEST events each from CLIENTS agents at once on core 0, default
+# 1, each sending its requests one after another; or one TCP
 # connection), waits until its sink has counted them all, and prints events per CPU-second of
-# the collector (utime + stime from /proc, 10 ms ticks).
+# the collector (utime + stime from /proc, 10 ms ticks) and its peak resident memory (VmHWM).
 #
-#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST]
+#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST] [CLIENTS]
 #   scripts/http-intake-bench.sh target/release/citysoc /tmp/perf/ours-H.toml 16531 16532 127.0.0.1:9801
 #
 # CONFIG must have a `tcp` source (newline framing) on TCP_PORT, an `http` source on
@@ -16,10 +17,10 @@
 # socat, python3 and taskset.
 set -euo pipefail
 if [ $# -lt 5 ]; then
-    sed -n '2,17p' "$0" >&2
+    sed -n '2,18p' "$0" >&2
     exit 2
 fi
-bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000}
+bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000} clients=${9:-1}
 data_dir=$(sed -n 's/^data_dir *= *"\(.*\)"/\1/p' "$config" | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -74,15 +75,15 @@ one_round() {
     local start counted=0
     start=$(cpu_ticks "$pid")
     if [ "$path" = http ]; then
-        for body in "$work"/request-*.ndjson; do
-            taskset -c 0 curl -s -o /dev/null -w '%{http_code}\n' -X POST \
-                -H 'Content-Type: application/x-ndjson' --data-binary "@$body" \
-                "http://127.0.0.1:$http_port/" | grep -qx 200 || {
-                echo "a request was not answered 200" >&2
-                kill "$pid"
-                exit 1
-            }
-        done
+        # CLIENTS agents at once, each sending its requests one after another.
+        if ! printf '%s\n' "$work"/request-*.ndjson | taskset -c 0 xargs -P "$clients" -I{} \
+            curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+                -H 'Content-Type: application/x-ndjson' --data-binary "@{}" \
+                "http://127.0.0.1:$http_port/" | awk '$1 != 200 {bad = 1} END {exit bad}'; then
+            echo "a request was not answered 200" >&2
+            kill "$pid"
+            exit 1
+        fi
     else
         taskset -c 0 socat -u "FILE:$work/events.ndjson" "TCP:127.0.0.1:$tcp_port"
     fi
@@ -91,18 +92,19 @@ one_round() {
         [ "${counted:-0}" -ge "$n" ] && break
         sleep 0.1
     done
-    local ticks
+    local ticks peak_kib
     ticks=$(( $(cpu_ticks "$pid") - start ))
+    peak_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     if [ "${counted:-0}" -lt "$n" ]; then
         echo "$path: the sink counted ${counted:-0} of $n events" >&2
         exit 1
     fi
-    python3 -c "print('$path', int($n / ($ticks / 100)), round($bytes / ($ticks / 100) / 1e6, 1))"
+    python3 -c "print('$path', int($n / ($ticks / 100)), round($bytes / ($ticks / 100) / 1e6, 1), round($peak_kib / 1024, 1))"
 }
 
-echo "events $n, $bytes bytes, $per_request events a request"
+echo "events $n, $bytes bytes, $per_request events a request, $clients clients"
 for _ in $(seq "$rounds"); do
     one_round http
     one_round tcp
@@ -110,12 +112,14 @@ done | python3 -c '
 import statistics, sys
 runs = {}
 for line in sys.stdin:
-    path, events, mb = line.split()
-    runs.setdefault(path, []).append((int(events), float(mb)))
+    path, events, mb, peak = line.split()
+    runs.setdefault(path, []).append((int(events), float(mb), float(peak)))
 for path, values in runs.items():
     events = [value[0] for value in values]
+    peaks = [value[2] for value in values]
     print(f"{path}: events per CPU-second {events} median {int(statistics.median(events)):,} "
-          f"({statistics.median(value[1] for value in values)} MB per CPU-second)")
+          f"({statistics.median(value[1] for value in values)} MB per CPU-second), "
+          f"peak RSS {min(peaks)}–{max(peaks)} MiB")
 if {"http", "tcp"} <= runs.keys():
     ratio = statistics.median(v[0] for v in runs["http"]) / statistics.median(v[0] for v in runs["tcp"])
     print(f"http / tcp: {ratio:.2f}")

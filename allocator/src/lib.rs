@@ -96,12 +96,16 @@ unsafe impl GlobalAlloc for Allocator {
 ///
 /// mimalloc 3 waits 1,000 ms (version 2 waited 10). The collector frees a read's events and a
 /// batch's buffers on other threads than the ones that allocated them, in bursts, and memory
-/// freed in one burst was still held when the next one allocated fresh pages: its peak resident
-/// memory in the peer bench moved between 30 and 52 MiB from run to run (the limit is
-/// 50 MB), 18 to 32 MiB of it the allocator's. With 10 ms the peaks stay at 12–16 MiB of heap
-/// and the throughput is level (BENCHMARKS.md, "Collector throughput"); 0 (purge at once) cost
-/// ~20% of the throughput in system calls.
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
+/// freed in one burst was still held when the next one allocated fresh pages: at 1,000 ms its
+/// peak resident memory in the peer bench moved between 30 and 52 MiB from run to run (the
+/// issue's limit is 50 MB), 18 to 32 MiB of it the allocator's; 0 (purge at once) cost ~20% of
+/// the throughput in system calls. 10 ms kept the peaks at 12–16 MiB of heap, but an agent's
+/// HTTP requests come more than 10 ms apart, so each one built its events in pages given back
+/// after the last and faulted in again (17% of the HTTP path's CPU). At 250 ms the HTTP intake
+/// takes a third more events per CPU-second, and the TCP peer bench's peaks stay at
+/// 32.7–37.5 MiB against 31.9–34.8 at 10 ms in the same runs, its throughput level
+/// (BENCHMARKS.md, "Collector HTTP intake").
+const PURGE_DELAY_MS: std::ffi::c_long = 250;
 
 /// `mi_option_purge_delay`'s number in mimalloc 3.3's `mi_option_t`. libmimalloc-sys names no
 /// constant for it; the number was read from that version's `mimalloc.h` (the dependency is

@@ -291,7 +291,14 @@ fn split_winlogbeat(mut document: Fields) -> (System, Fields) {
                 .find_map(|keyword| keyword.as_str().map(str::to_owned));
         }
     }
-    let mut flattened = Fields::new();
+    // Room for every data field at once, in the flattened map and in the document with the
+    // system fields and aliases added later: growing entry blocks by doubling was a fifth of
+    // the HTTP intake's page faults on Sysmon events (each growth a fresh block).
+    let data_len = |data: &Option<Value>| match data {
+        Some(Value::Object(data)) => data.len(),
+        _ => 0,
+    };
+    let mut flattened = Fields::with_capacity(data_len(&event_data) + data_len(&user_data));
     if let Some(data) = event_data {
         flatten_event_data(data, &mut flattened);
     }
@@ -300,11 +307,17 @@ fn split_winlogbeat(mut document: Fields) -> (System, Fields) {
     }
     // Event data names are CamelCase and ECS names lower-case, so collisions are unlikely; if
     // one happens the document's own top-level value is kept.
+    document.reserve(flattened.len() + ADDED_FIELDS);
     for (key, value) in flattened {
         insert_absent(&mut document, key, value);
     }
     (system, document)
 }
+
+/// Fields [`fill_from_fields`] adds to a Winlogbeat document besides its data: the system
+/// fields (`EventID`, `Channel`, `Provider_Name`, `Computer`) and the Sigma aliases of
+/// [`add_sigma_aliases`] (at most two).
+const ADDED_FIELDS: usize = 6;
 
 /// NXLog and the OTRF recordings: everything is already at the top level.
 fn flat_system(document: &Fields) -> System {

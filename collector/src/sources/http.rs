@@ -44,7 +44,7 @@ use super::http_body::{
     decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
 use super::http_server::{serve, PeerAddress};
-use super::SourceRuntime;
+use super::{record_size_guess, SourceRuntime, SERIALIZER_HEADROOM};
 use crate::config::HttpSourceConfig;
 use crate::framing::FrameKind;
 use crate::lines::Lines;
@@ -577,7 +577,8 @@ async fn deliver(
     let mut decoder = source.decoder(Some(peer.to_string()));
     decoder.set_next_sequence(first);
     let mut events = Vec::with_capacity(DECODE_CHUNK);
-    let new_part = || source.pipeline.batch_buffer(DECODE_CHUNK, 0);
+    let (part_lines, part_bytes) = part_size_guess(&records, source.pipeline.max_bytes());
+    let new_part = || source.pipeline.batch_buffer(part_lines, part_bytes);
     let mut pending = new_part();
     let mut pending_records = 0;
     let mut sent_events = 0;
@@ -622,6 +623,28 @@ async fn deliver(
     // place go back, so a sink that is slow to confirm (a full buffer) holds the encoded part,
     // which the pipeline bounds, and not every place.
     Ok(sent_events + send_part(source, pending, pending_records, Some(body)).await?)
+}
+
+/// The room a request's batch is made with: lines for its records, and bytes for their
+/// records as [`record_size_guess`] sizes them plus a quarter (agents' JSON events encode to
+/// ~2.6 times their text, a little over that guess). A batch that grows by doubling copies
+/// itself each time, and a request's batch is megabytes: each copy landed in pages the system
+/// had to fault in, about a third of the HTTP path's page faults. Below the pipeline's bound
+/// (`max_bytes`), which [`deliver`] sends a part at once its buffers reach: a request whose
+/// records take more grows its batch to the bound as before.
+fn part_size_guess(records: &[Range<usize>], max_bytes: usize) -> (usize, usize) {
+    let lines = records.len().clamp(1, 16 * DECODE_CHUNK);
+    let guess = records
+        .iter()
+        .map(|range| record_size_guess(range.len()))
+        .fold(0usize, usize::saturating_add);
+    let bytes = guess
+        .saturating_add(guess / 4)
+        .saturating_add(SERIALIZER_HEADROOM);
+    let below_bound = max_bytes
+        .saturating_sub(lines.saturating_mul(std::mem::size_of::<usize>()))
+        .saturating_sub(1);
+    (lines, bytes.min(below_bound))
 }
 
 /// Where a record longer than the source's `max_frame` is cut: it is kept raw in pieces of at
@@ -687,5 +710,50 @@ async fn send_part(
             "the collector is shutting down; retry later\n",
         )
             .into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(lengths: &[usize]) -> Vec<Range<usize>> {
+        let mut start = 0;
+        lengths
+            .iter()
+            .map(|length| {
+                let range = start..start + length;
+                start = range.end + 1;
+                range
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_request_batch_has_room_for_its_records_guess_and_a_quarter() {
+        let (lines, bytes) = part_size_guess(&records(&[442; 2000]), 4 << 20);
+        assert_eq!(lines, 2000);
+        let guess = 2000 * record_size_guess(442);
+        assert_eq!(bytes, guess + guess / 4 + SERIALIZER_HEADROOM);
+    }
+
+    #[test]
+    fn a_request_batch_starts_below_the_pipeline_bound_however_large_the_request() {
+        let max_bytes = 4 << 20;
+        for lengths in [vec![1 << 20; 64], vec![10; 1_000_000]] {
+            let (lines, bytes) = part_size_guess(&records(&lengths), max_bytes);
+            assert!(lines <= 16 * DECODE_CHUNK);
+            let batch = Lines::with_capacity(lines, bytes);
+            assert!(
+                batch.heap_bytes() < max_bytes,
+                "{} bytes held, the bound is {max_bytes}",
+                batch.heap_bytes()
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_request_still_gets_a_batch_with_room_for_a_line() {
+        assert_eq!(part_size_guess(&[], 4 << 20), (1, SERIALIZER_HEADROOM));
     }
 }

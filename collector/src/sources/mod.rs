@@ -40,7 +40,7 @@ pub use udp_kernel_drops::udp_socket_kernel_drops;
 /// of a string before writing it (JSON for the archive, and a compact record's `fields` when
 /// nested too deep for the binary form), and a reservation past the end would double the
 /// buffer, copying the batch.
-const SERIALIZER_HEADROOM: usize = 16 << 10;
+pub(crate) const SERIALIZER_HEADROOM: usize = 16 << 10;
 
 /// A connection or followed file whose decoder holds an open audit event or JSON document
 /// and from which nothing more has come for this long gives it out as it is
@@ -61,7 +61,13 @@ pub(crate) const QUIET_CLOSE_MID_RECORD: std::time::Duration = std::time::Durati
 fn encoded_size_guess(event: &Event) -> usize {
     let raw = event.raw.as_ref().map_or(0, String::len)
         + event.raw_base64.as_ref().map_or(0, String::len);
-    raw * 2 + 192
+    record_size_guess(raw)
+}
+
+/// [`encoded_size_guess`] of a record of `raw_len` bytes not yet parsed (an HTTP request's
+/// lines, before they are decoded).
+pub(crate) fn record_size_guess(raw_len: usize) -> usize {
+    raw_len.saturating_mul(2).saturating_add(192)
 }
 
 /// Who reads the records: stamped on every event, never taken from the payload.
