@@ -1,7 +1,7 @@
 //! Fixed-work parse driver for `perf stat -e task-clock`: parses the bench's syslog lines (sshd,
 //! kernel firewall, RFC 5424, or `auto` over the three in turn) or one of its other formats'
-//! records (cef, leef, kv, json, winevent, auditd, access) a given number of rounds (1,000
-//! records each) and prints records per second of wall
+//! records (cef, leef, kv, json, winevent, auditd, access, and a Winlogbeat event read with
+//! `auto`) a given number of rounds (1,000 records each) and prints records per second of wall
 //! time. On a shared, loaded machine criterion's wall-clock figures swing by ±30%; records per
 //! second of *CPU time* (records ÷ perf's task-clock) does not count the time the process
 //! waited for a core, so before/after comparisons stay meaningful.
@@ -51,9 +51,10 @@ fn main() {
         "winevent" => (&[winevent], InputFormat::Winevent),
         "auditd" => (&[auditd], InputFormat::Auditd),
         "access" => (&[access], InputFormat::Access),
+        "winlogbeat" => (&[winlogbeat], InputFormat::Auto),
         other => {
             eprintln!(
-                "unknown case `{other}`: expected rfc3164, firewall, filterlog-kv, rfc5424, auto, cef, leef, kv, json, winevent, auditd or access"
+                "unknown case `{other}`: expected rfc3164, firewall, filterlog-kv, rfc5424, auto, cef, leef, kv, json, winevent, auditd, access or winlogbeat"
             );
             std::process::exit(2);
         }
@@ -87,4 +88,14 @@ fn main() {
         rounds * records.len(),
         (rounds * records.len()) as f64 / seconds
     );
+}
+
+/// A Sysmon process creation as Winlogbeat ships it (`winlog.event_data` nested, ~440 bytes):
+/// what host agents send to the HTTP intake (the event `scripts/http-intake-bench.sh` sends),
+/// read with `auto` as the HTTP source does.
+fn winlogbeat(index: usize) -> String {
+    format!(
+        "{{\"@timestamp\":\"2026-11-22T03:{:02}:{:02}.{:03}Z\",\"winlog\":{{\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":1,\"computer_name\":\"PC-{:03}.ubnd.local\",\"event_data\":{{\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"CommandLine\":\"cmd.exe /c whoami /all {}\",\"ParentImage\":\"C:\\\\Windows\\\\explorer.exe\",\"User\":\"UBND\\\\nv{}\",\"ProcessId\":\"{}\",\"Hashes\":\"SHA256={:064x}\"}}}},\"host\":{{\"name\":\"PC-{:03}\"}}}}",
+        index % 60, (index * 7) % 60, index % 1000, index % 500, index, index % 80, 4000 + index % 30000, index, index % 500
+    )
 }

@@ -297,11 +297,13 @@ pub struct Fields {
 /// (what tells short device keys apart: `SRC`/`SPT`/`SYN` differ in the last byte). Not a
 /// defence against chosen keys, and it need not be: a collision only costs the scan that
 /// would have run anyway.
+/// A `const fn`, so that a parser's fixed names have their bits computed at compile time
+/// ([`Fields::get_with_bit`]).
 #[inline]
-fn key_bit(key: &str) -> u64 {
+pub(crate) const fn key_bit(key: &str) -> u64 {
     let bytes = key.as_bytes();
     let (first, last) = match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => (u64::from(*first), u64::from(*last)),
+        (Some(first), Some(last)) => (*first as u64, *last as u64),
         _ => (0, 0),
     };
     let mixed =
@@ -468,23 +470,22 @@ impl Fields {
 
     /// The position of `key`, if present.
     fn position(&self, key: &str) -> Option<usize> {
-        match &self.index {
-            Some(index) => index.find(&self.entries, key),
-            None if self.key_bits & key_bit(key) == 0 => None,
-            None => self
-                .entries
-                .iter()
-                .position(|(other, _)| same_key(other, key)),
-        }
+        self.position_with_bit(key, key_bit(key))
     }
 
     /// [`Fields::position`] with the key's [`key_bit`] already computed (for a caller that
-    /// also pushes the key, which needs the bit too).
+    /// also pushes the key, which needs the bit too, or that looks up a fixed name).
+    ///
+    /// The bit is tested before the hash index too: a parser asks for many names a record
+    /// does not have (the JSON reader tries ~80 for its core fields), and on a map of more
+    /// than [`INDEX_THRESHOLD`] entries (a Sysmon event's) each of those was a hash and a probe.
     #[inline]
     fn position_with_bit(&self, key: &str, bit: u64) -> Option<usize> {
+        if self.key_bits & bit == 0 {
+            return None;
+        }
         match &self.index {
             Some(index) => index.find(&self.entries, key),
-            None if self.key_bits & bit == 0 => None,
             None => self
                 .entries
                 .iter()
@@ -501,6 +502,18 @@ impl Fields {
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         let position = self.position(key)?;
+        match self.entries.get(position) {
+            Some((_, Slot::Value(value))) => Some(value),
+            Some((_, slot)) => Some(slot.text_value(&self.text)),
+            None => None,
+        }
+    }
+
+    /// [`Fields::get`] of a fixed name whose [`key_bit`] was computed once (at compile time,
+    /// as a `const`): `bit` must be `key_bit(key)`.
+    pub(crate) fn get_with_bit(&self, key: &str, bit: u64) -> Option<&Value> {
+        debug_assert_eq!(bit, key_bit(key), "the bit of another key");
+        let position = self.position_with_bit(key, bit)?;
         match self.entries.get(position) {
             Some((_, Slot::Value(value))) => Some(value),
             Some((_, slot)) => Some(slot.text_value(&self.text)),

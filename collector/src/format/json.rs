@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::event::{Event, Format};
-use crate::fields::Fields;
+use crate::fields::{key_bit, Fields};
 use crate::format::{winevent, FormatError};
 use crate::parse::{mark_unknown, new_event, part_id, InputFormat, ParseContext};
 use crate::timestamp;
@@ -115,16 +115,107 @@ struct Name {
     literal: &'static str,
     /// The literal's `.`-separated parts; empty for a name without a dot.
     path: &'static [&'static str],
+    /// The literal's and the path's first part's [`NameFilter`] slots and `fields::key_bit`s,
+    /// computed at compile time: the names are looked up in every document, nearly always in
+    /// vain, and a miss is decided by the filter alone.
+    literal_slots: FilterSlots,
+    first_slots: FilterSlots,
+    literal_bit: u64,
+    first_bit: u64,
 }
 
 /// A name without a dot.
 const fn key(literal: &'static str) -> Name {
-    Name { literal, path: &[] }
+    dotted(literal, &[])
 }
 
 /// A dotted name and its parts (a test holds them to `literal.split('.')`).
 const fn dotted(literal: &'static str, path: &'static [&'static str]) -> Name {
-    Name { literal, path }
+    let first = match path.first() {
+        Some(first) => first,
+        None => "",
+    };
+    Name {
+        literal,
+        path,
+        literal_slots: FilterSlots::of(literal),
+        first_slots: FilterSlots::of(first),
+        literal_bit: key_bit(literal),
+        first_bit: key_bit(first),
+    }
+}
+
+/// The two slots of [`NameFilter`] a key sets, from its length and its first, second and
+/// last bytes (enough to tell the names `fill_core` asks for apart from each other and from
+/// a document's usual keys; two keys that share them only cost a real lookup).
+#[derive(Clone, Copy)]
+struct FilterSlots(u16, u16);
+
+impl FilterSlots {
+    const fn of(key: &str) -> Self {
+        let bytes = key.as_bytes();
+        let last = byte_at(bytes, bytes.len().wrapping_sub(1));
+        let mixed =
+            (byte_at(bytes, 0) | byte_at(bytes, 1) << 8 | last << 16 | (bytes.len() as u64) << 24)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        FilterSlots(
+            (mixed >> (64 - FILTER_SLOT_BITS)) as u16,
+            ((mixed >> (64 - 2 * FILTER_SLOT_BITS)) as u16) & (FILTER_SLOTS as u16 - 1),
+        )
+    }
+}
+
+/// The byte at `index`, 0 past the end (a `const fn`: closures cannot be called in one).
+const fn byte_at(bytes: &[u8], index: usize) -> u64 {
+    if index < bytes.len() {
+        bytes[index] as u64
+    } else {
+        0
+    }
+}
+
+/// Slots of a [`NameFilter`]: with a document's ~10–40 keys, two slots each, a name it does
+/// not hold passes the filter 0.3–4% of the time.
+const FILTER_SLOT_BITS: u32 = 10;
+const FILTER_SLOTS: usize = 1 << FILTER_SLOT_BITS;
+
+/// Which top-level keys a document may hold, built once from its keys (two slots each) so
+/// that the ~80 names `fill_core` tries cost a pair of bit tests each when absent, instead of
+/// a lookup in the map (its own 64-bit filter, which a Sysmon event's keys fill a third of, and
+/// a scan or a hash probe behind it). Lookups of names that pass it are real lookups.
+struct NameFilter {
+    bits: [u64; FILTER_SLOTS / 64],
+}
+
+impl NameFilter {
+    fn of(document: &Fields) -> Self {
+        let mut filter = NameFilter {
+            bits: [0; FILTER_SLOTS / 64],
+        };
+        for key in document.keys() {
+            let FilterSlots(first, second) = FilterSlots::of(key);
+            filter.set(first);
+            filter.set(second);
+        }
+        filter
+    }
+
+    fn set(&mut self, slot: u16) {
+        if let Some(word) = self.bits.get_mut(usize::from(slot / 64)) {
+            *word |= 1 << (slot % 64);
+        }
+    }
+
+    fn is_set(&self, slot: u16) -> bool {
+        self.bits
+            .get(usize::from(slot / 64))
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
+
+    /// False when the document certainly has no key with these slots.
+    fn may_hold(&self, FilterSlots(first, second): FilterSlots) -> bool {
+        self.is_set(first) && self.is_set(second)
+    }
 }
 
 /// Names tried, in order, for each core field.
@@ -206,12 +297,10 @@ const TIMESTAMP: &[Name] = &[key("@timestamp"), key("timestamp"), key("time"), k
 /// Fills the core fields and the timestamp from the common names (see the tables above).
 /// Only sets what it finds; used for generic documents and as the first pass for Winlogbeat.
 pub fn fill_core(document: &Fields, context: &ParseContext, event: &mut Event) {
-    let text = |names: &[Name]| first_text(document, names);
-    let number = |names: &[Name]| {
-        names
-            .iter()
-            .find_map(|name| lookup(document, name).and_then(as_u64))
-    };
+    let filter = NameFilter::of(document);
+    let lookup = |name: &Name| lookup(document, &filter, name);
+    let text = |names: &[Name]| first_text(names, lookup);
+    let number = |names: &[Name]| names.iter().find_map(|name| lookup(name).and_then(as_u64));
     let core = &mut event.core;
     core.message = text(MESSAGE);
     core.host_name = text(HOST_NAME);
@@ -235,19 +324,25 @@ pub fn fill_core(document: &Fields, context: &ParseContext, event: &mut Event) {
     core.user_agent_original = text(USER_AGENT);
     if let Some(time) = TIMESTAMP
         .iter()
-        .find_map(|name| lookup(document, name).and_then(|value| time_of(value, context)))
+        .find_map(|name| lookup(name).and_then(|value| time_of(value, context)))
     {
         event.timestamp = time;
     }
 }
 
 /// A value by name: a literal top-level key first, then a walk through nested objects.
-fn lookup<'a>(document: &'a Fields, name: &Name) -> Option<&'a Value> {
-    if let Some(value) = document.get(name.literal) {
-        return Some(value);
+/// `filter` is the document's [`NameFilter`].
+fn lookup<'a>(document: &'a Fields, filter: &NameFilter, name: &Name) -> Option<&'a Value> {
+    if filter.may_hold(name.literal_slots) {
+        if let Some(value) = document.get_with_bit(name.literal, name.literal_bit) {
+            return Some(value);
+        }
     }
     let (first, rest) = name.path.split_first()?;
-    let mut current = document.get(first)?;
+    if !filter.may_hold(name.first_slots) {
+        return None;
+    }
+    let mut current = document.get_with_bit(first, name.first_bit)?;
     for part in rest {
         current = current.as_object()?.get(*part)?;
     }
@@ -256,8 +351,8 @@ fn lookup<'a>(document: &'a Fields, name: &Name) -> Option<&'a Value> {
 
 /// The first of `names` holding a non-empty string or a number (objects and arrays do not
 /// count: `"user": {"id": 1}` is not a user name).
-fn first_text(document: &Fields, names: &[Name]) -> Option<String> {
-    names.iter().find_map(|name| match lookup(document, name)? {
+fn first_text<'a>(names: &[Name], lookup: impl Fn(&Name) -> Option<&'a Value>) -> Option<String> {
+    names.iter().find_map(|name| match lookup(name)? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
         _ => None,
@@ -835,31 +930,91 @@ fn unknown_event(raw: &[u8], error: FormatError, sequence: u64, context: &ParseC
 mod tests {
     use super::*;
 
+    /// Every table of names `fill_core` tries.
+    const TABLES: [&[Name]; 20] = [
+        MESSAGE,
+        HOST_NAME,
+        SOURCE_IP,
+        SOURCE_PORT,
+        DESTINATION_IP,
+        DESTINATION_PORT,
+        USER_NAME,
+        PROCESS_NAME,
+        PROCESS_PID,
+        PROCESS_EXECUTABLE,
+        PROCESS_COMMAND_LINE,
+        EVENT_CODE,
+        EVENT_ACTION,
+        EVENT_OUTCOME,
+        LOG_LEVEL,
+        URL_ORIGINAL,
+        HTTP_METHOD,
+        HTTP_STATUS,
+        USER_AGENT,
+        TIMESTAMP,
+    ];
+
+    /// [`lookup`] without the filter and the precomputed bits: what it always answered.
+    fn reference_lookup<'a>(document: &'a Fields, name: &Name) -> Option<&'a Value> {
+        if let Some(value) = document.get(name.literal) {
+            return Some(value);
+        }
+        let (first, rest) = name.path.split_first()?;
+        let mut current = document.get(first)?;
+        for part in rest {
+            current = current.as_object()?.get(*part)?;
+        }
+        Some(current)
+    }
+
+    /// Keys for documents: the names `fill_core` tries, their first parts, near misses
+    /// (another case, a letter more or less) and anything else.
+    fn document_key() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let names: Vec<String> = TABLES
+            .iter()
+            .flat_map(|table| table.iter())
+            .flat_map(|name| {
+                let mut keys = vec![name.literal.to_owned(), name.literal.to_uppercase()];
+                keys.extend(name.path.first().map(|first| (*first).to_owned()));
+                keys.push(format!("{}s", name.literal));
+                keys
+            })
+            .collect();
+        prop_oneof![proptest::sample::select(names), "[a-zA-Z_.@]{0,12}",]
+    }
+
+    proptest::proptest! {
+        /// The filter only ever skips lookups that would have found nothing: every name gives
+        /// what a plain lookup gives, in any document (nested objects included).
+        #[test]
+        fn the_name_filter_never_hides_a_key(
+            keys in proptest::collection::vec(document_key(), 0..48),
+            nested in proptest::collection::vec(document_key(), 0..4),
+        ) {
+            let mut document = Fields::new();
+            for (index, key) in keys.iter().enumerate() {
+                let value = match index % 3 {
+                    0 => Value::from(index),
+                    1 => Value::from(format!("v{index}")),
+                    _ => nested.iter().map(|part| (part.clone(), Value::from("x"))).collect(),
+                };
+                document.insert(key.clone().into(), value);
+            }
+            let filter = NameFilter::of(&document);
+            for name in TABLES.iter().flat_map(|table| table.iter()) {
+                proptest::prop_assert_eq!(
+                    lookup(&document, &filter, name),
+                    reference_lookup(&document, name),
+                    "{}", name.literal
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_dotted_name_is_split_as_written_and_plain_names_have_no_dot() {
-        let tables = [
-            MESSAGE,
-            HOST_NAME,
-            SOURCE_IP,
-            SOURCE_PORT,
-            DESTINATION_IP,
-            DESTINATION_PORT,
-            USER_NAME,
-            PROCESS_NAME,
-            PROCESS_PID,
-            PROCESS_EXECUTABLE,
-            PROCESS_COMMAND_LINE,
-            EVENT_CODE,
-            EVENT_ACTION,
-            EVENT_OUTCOME,
-            LOG_LEVEL,
-            URL_ORIGINAL,
-            HTTP_METHOD,
-            HTTP_STATUS,
-            USER_AGENT,
-            TIMESTAMP,
-        ];
-        for name in tables.iter().flat_map(|table| table.iter()) {
+        for name in TABLES.iter().flat_map(|table| table.iter()) {
             if name.literal.contains('.') {
                 let parts: Vec<&str> = name.literal.split('.').collect();
                 assert_eq!(name.path, parts.as_slice(), "{}", name.literal);
