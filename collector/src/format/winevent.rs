@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::fields::{Fields, Key};
 
 use crate::event::{Event, Format, LogSource};
+use crate::format::json::member;
 use crate::format::FormatError;
 use crate::parse::ParseContext;
 use crate::timestamp;
@@ -66,14 +67,14 @@ fn shape_of(document: &Fields) -> Option<Shape> {
     if document
         .get("Event")
         .and_then(Value::as_object)
-        .is_some_and(|event| event.get("System").is_some_and(Value::is_object))
+        .is_some_and(|event| member(event, "System").is_some_and(Value::is_object))
     {
         return Some(Shape::EvtxJson);
     }
     if document
         .get("winlog")
         .and_then(Value::as_object)
-        .is_some_and(|winlog| winlog.contains_key("event_id"))
+        .is_some_and(|winlog| member(winlog, "event_id").is_some())
     {
         return Some(Shape::Winlogbeat);
     }
@@ -183,7 +184,7 @@ fn peek_event_id(document: &Fields, shape: Shape) -> Option<u64> {
             .get("System")?
             .get("EventID")
             .map(text_node)?,
-        Shape::Winlogbeat => document.get("winlog")?.get("event_id")?,
+        Shape::Winlogbeat => member(document.get("winlog")?.as_object()?, "event_id")?,
         Shape::Flat => document.get("EventID")?,
     };
     event_id_number(value)
@@ -271,21 +272,24 @@ fn split_winlogbeat(mut document: Fields) -> (System, Fields) {
     let mut user_data = None;
     let mut system = System::default();
     if let Some(Value::Object(winlog)) = document.get_mut("winlog") {
+        // Each `shift_remove` hashes its name: `user_data` is seldom there, so it is looked
+        // for first.
         event_data = winlog.shift_remove("event_data");
-        user_data = winlog.shift_remove("user_data");
+        if member(winlog, "user_data").is_some() {
+            user_data = winlog.shift_remove("user_data");
+        }
         system = System {
-            event_id: winlog.get("event_id").and_then(event_id_number),
-            channel: text_of(winlog.get("channel")),
-            provider: text_of(winlog.get("provider_name")),
-            computer: text_of(winlog.get("computer_name")),
-            time: winlog
-                .get("time_created")
+            event_id: member(winlog, "event_id").and_then(event_id_number),
+            channel: text_of(member(winlog, "channel")),
+            provider: text_of(member(winlog, "provider_name")),
+            computer: text_of(member(winlog, "computer_name")),
+            time: member(winlog, "time_created")
                 .and_then(scalar_text)
                 .map(Cow::into_owned),
-            level: winlog.get("level").and_then(number_of),
+            level: member(winlog, "level").and_then(number_of),
             keywords: None,
         };
-        if let Some(Value::Array(keywords)) = winlog.get("keywords") {
+        if let Some(Value::Array(keywords)) = member(winlog, "keywords") {
             system.keywords = keywords
                 .iter()
                 .find_map(|keyword| keyword.as_str().map(str::to_owned));
