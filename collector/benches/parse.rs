@@ -18,7 +18,7 @@ mod support {
     pub mod format_lines;
     pub mod syslog_lines;
 }
-use support::format_lines::{access, auditd, cef, json, kv, leef, winevent};
+use support::format_lines::{access, auditd, cef, json, kv, leef, winevent, winlogbeat};
 use support::syslog_lines::{rfc3164_filterlog_kv, rfc3164_firewall, rfc3164_sshd, rfc5424};
 
 /// The same allocator as the `citysoc` binary, so the figures are the binary's.
@@ -54,6 +54,11 @@ const FORMATS: &[FormatCase] = &[
     ("access", InputFormat::Access, access),
 ];
 
+/// Formats measured alone but kept out of the `auto-mixed` mix, so that its figure stays
+/// comparable with the runs before they were added: a Winlogbeat event (nested JSON, ~440
+/// bytes) read with `auto`, as the HTTP intake reads host agents' events.
+const AGENT_FORMATS: &[FormatCase] = &[("winlogbeat", InputFormat::Auto, winlogbeat)];
+
 fn average_length(records: &[Vec<u8>]) -> usize {
     records.iter().map(Vec::len).sum::<usize>() / records.len().max(1)
 }
@@ -63,7 +68,7 @@ fn bench_formats(criterion: &mut Criterion) {
     // borrowed transport name, not a copy per event).
     let context = ParseContext::new("file");
     let mut group = criterion.benchmark_group("parse");
-    for (name, input_format, template) in FORMATS {
+    for (name, input_format, template) in FORMATS.iter().chain(AGENT_FORMATS) {
         let records = lines(*template);
         eprintln!("{name}: average record {} bytes", average_length(&records));
         group.throughput(Throughput::Elements(RECORDS as u64));
@@ -158,9 +163,10 @@ fn bench_baseline(criterion: &mut Criterion) {
     );
 }
 
-/// A peer in the same run: syslog_loose (Vector's syslog parser) on the same syslog lines. It
-/// returns borrowed header fields and does no event building (no id, no raw copy, no sshd
-/// reading), so it is an upper bound for parsing alone; the ratio says what our full event costs.
+/// Peers in the same run: syslog_loose (Vector's syslog parser) on the same syslog lines, and
+/// serde_json's `Value` on the same JSON records. They do no event building (no id, no raw
+/// copy, no sshd reading, no core fields), so each is an upper bound for parsing alone; the
+/// ratio says what our full event costs.
 fn bench_peer(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("peer");
     group.throughput(Throughput::Elements(RECORDS as u64));
@@ -180,6 +186,22 @@ fn bench_peer(criterion: &mut Criterion) {
                         black_box(text),
                         syslog_loose::Variant::Either,
                     ));
+                }
+            })
+        });
+    }
+    // serde_json (what Vector's and most Rust tools' JSON intake is) building its `Value` tree
+    // of the same JSON records: no event, no id, no raw copy, no core fields. Our JSON parse
+    // starts with the same deserialization, so the ratio is what the event costs on top.
+    for (name, template) in [
+        ("serde_json-value-json", json as fn(usize) -> String),
+        ("serde_json-value-winlogbeat", winlogbeat),
+    ] {
+        let texts: Vec<String> = (0..RECORDS).map(template).collect();
+        group.bench_function(name, |bencher| {
+            bencher.iter(|| {
+                for text in &texts {
+                    black_box(serde_json::from_str::<serde_json::Value>(black_box(text)).ok());
                 }
             })
         });

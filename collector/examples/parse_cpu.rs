@@ -21,7 +21,7 @@ mod syslog_lines;
 use syslog_lines::{rfc3164_filterlog_kv, rfc3164_firewall, rfc3164_sshd, rfc5424};
 #[path = "../benches/support/format_lines.rs"]
 mod format_lines;
-use format_lines::{access, auditd, cef, json, kv, leef, winevent};
+use format_lines::{access, auditd, cef, json, kv, leef, winevent, winlogbeat};
 
 /// The same allocator as the `citysoc` binary.
 #[global_allocator]
@@ -88,14 +88,4 @@ fn main() {
         rounds * records.len(),
         (rounds * records.len()) as f64 / seconds
     );
-}
-
-/// A Sysmon process creation as Winlogbeat ships it (`winlog.event_data` nested, ~440 bytes):
-/// what host agents send to the HTTP intake (the event `scripts/http-intake-bench.sh` sends),
-/// read with `auto` as the HTTP source does.
-fn winlogbeat(index: usize) -> String {
-    format!(
-        "{{\"@timestamp\":\"2026-11-22T03:{:02}:{:02}.{:03}Z\",\"winlog\":{{\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":1,\"computer_name\":\"PC-{:03}.ubnd.local\",\"event_data\":{{\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"CommandLine\":\"cmd.exe /c whoami /all {}\",\"ParentImage\":\"C:\\\\Windows\\\\explorer.exe\",\"User\":\"UBND\\\\nv{}\",\"ProcessId\":\"{}\",\"Hashes\":\"SHA256={:064x}\"}}}},\"host\":{{\"name\":\"PC-{:03}\"}}}}",
-        index % 60, (index * 7) % 60, index % 1000, index % 500, index, index % 80, 4000 + index % 30000, index, index % 500
-    )
 }

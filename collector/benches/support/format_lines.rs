@@ -56,3 +56,14 @@ pub fn access(index: usize) -> String {
         index % 256, (index * 3) % 256, (index * 7) % 256, index % 60, (index * 7) % 60, index * 13, 1000 + index
     )
 }
+
+/// A Sysmon process creation as Winlogbeat ships it (`winlog.event_data` nested, ~440 bytes):
+/// what host agents send to the HTTP intake (the event `scripts/http-intake-bench.sh` sends),
+/// read with `auto` as the HTTP source does. Over the ~270 bytes of the others: the
+/// nesting is what this one measures.
+pub fn winlogbeat(index: usize) -> String {
+    format!(
+        "{{\"@timestamp\":\"2026-11-22T03:{:02}:{:02}.{:03}Z\",\"winlog\":{{\"channel\":\"Microsoft-Windows-Sysmon/Operational\",\"event_id\":1,\"computer_name\":\"PC-{:03}.ubnd.local\",\"event_data\":{{\"Image\":\"C:\\\\Windows\\\\System32\\\\cmd.exe\",\"CommandLine\":\"cmd.exe /c whoami /all {}\",\"ParentImage\":\"C:\\\\Windows\\\\explorer.exe\",\"User\":\"UBND\\\\nv{}\",\"ProcessId\":\"{}\",\"Hashes\":\"SHA256={:064x}\"}}}},\"host\":{{\"name\":\"PC-{:03}\"}}}}",
+        index % 60, (index * 7) % 60, index % 1000, index % 500, index, index % 80, 4000 + index % 30000, index, index % 500
+    )
+}
