@@ -775,3 +775,173 @@ async fn connections_sending_no_request_are_closed_after_head_timeout() {
     let events = harness.stop().await;
     assert_eq!(raws(&events), vec!["{\"n\":1}", "{\"n\":2}"]);
 }
+
+/// Writes `head` and then `body` in 64 KiB pieces, as an agent that sends its whole request
+/// before it reads the answer (Fluent Bit, NXLog's `om_http`, Python's clients). `Err` is the
+/// write error, with how many body bytes went out before it.
+async fn write_request_whole(
+    stream: &mut TcpStream,
+    head: &str,
+    body: &[u8],
+) -> Result<(), (usize, std::io::Error)> {
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .map_err(|error| (0, error))?;
+    let mut sent = 0;
+    for piece in body.chunks(64 * 1024) {
+        stream
+            .write_all(piece)
+            .await
+            .map_err(|error| (sent, error))?;
+        sent += piece.len();
+    }
+    Ok(())
+}
+
+/// Reads one response whose body is `Content-Length` long; returns its head and body.
+async fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut bytes = Vec::new();
+    let mut piece = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while bytes.len() < end + 4 + length {
+                let read = stream.read(&mut piece).await.unwrap();
+                assert!(read > 0, "connection closed mid-answer: {head}");
+                bytes.extend_from_slice(&piece[..read]);
+            }
+            let body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).into_owned();
+            return (head, body);
+        }
+        let read = stream.read(&mut piece).await.unwrap();
+        assert!(
+            read > 0,
+            "connection closed before an answer: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&piece[..read]);
+    }
+}
+
+/// A body refused before it was read whole (413: declared or grown past `max_body`) is read
+/// and thrown away to its end while the answer goes out, instead of the connection being
+/// closed on the agent's unread bytes: the kernel would answer them with a reset, and an agent
+/// that writes its whole request before it reads would fail on the write and never see the
+/// refusal or its reason. Then the same connection serves the agent's next request. The body
+/// is 16 MiB so that it cannot all wait in the sockets' buffers. An agent waiting for
+/// `100 Continue` is not asked for a body it would only have thrown away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_is_read_to_its_end_so_the_agent_sees_the_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), HTTP_SOURCE).await;
+    let address = harness.address("agents");
+    let body = vec![b'x'; 16 << 20];
+    let line = b"{\"n\":1}\n";
+
+    // Declared past max_body: refused before a byte of the body is read.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if let Err((sent, error)) = write_request_whole(&mut stream, &head, &body).await {
+        panic!("the agent's write failed after {sent} bytes of the body: {error}");
+    }
+    let (answer, reason) = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(reason.contains("max_body"), "{reason}");
+    let next = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+        line.len()
+    );
+    write_request_whole(&mut stream, &next, line).await.unwrap();
+    let (answer, _) = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Chunked, so the size shows only as the body grows past max_body.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!("POST / HTTP/1.1\r\nHost: {address}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut chunked = Vec::new();
+    for piece in body.chunks(32 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    if let Err((sent, error)) = write_request_whole(&mut stream, &head, &chunked).await {
+        panic!("the agent's write failed after {sent} bytes of the body: {error}");
+    }
+    let (answer, reason) = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(reason.contains("max_body"), "{reason}");
+    write_request_whole(&mut stream, &next, line).await.unwrap();
+    let (answer, _) = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // An agent that waits for `100 Continue` before it sends its body (curl does for large
+    // ones) is told no at once, without being asked for the body first.
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (answer, reason) = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(reason.contains("max_body"), "{reason}");
+
+    assert_eq!(refused_requests(&harness), 3);
+    let events = harness.stop().await;
+    assert_eq!(raws(&events), vec!["{\"n\":1}", "{\"n\":1}"]);
+}
+
+/// Reading a refused body on is bounded: an agent that goes on sending a body declared at a
+/// gigabyte gets its 413 at once, and the connection is closed long before the gigabyte has
+/// gone out (after `refused_body::DISCARD_BYTES` or `DISCARD_TIME`, whichever comes first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_refused_body_on_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = start_in(dir.path(), HTTP_SOURCE).await;
+    let address = harness.address("agents");
+    let declared: usize = 1 << 30;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!("POST / HTTP/1.1\r\nHost: {address}\r\nContent-Length: {declared}\r\n\r\n");
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let sending = tokio::spawn(async move {
+        let piece = vec![b'x'; 256 * 1024];
+        let mut sent = 0;
+        while sent < declared && writer.write_all(&piece).await.is_ok() {
+            sent += piece.len();
+        }
+        sent
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut piece = [0u8; 4096];
+        // Until the server closes: end of stream, or a reset after the answer.
+        while let Ok(read @ 1..) = reader.read(&mut piece).await {
+            answer.extend_from_slice(&piece[..read]);
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection is still open after 60 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let sent = sending.await.unwrap();
+    assert!(
+        sent < 256 << 20,
+        "{sent} bytes went out of the declared {declared}"
+    );
+    assert_eq!(refused_requests(&harness), 1);
+    assert!(harness.stop().await.is_empty());
+}

@@ -21,6 +21,10 @@
 //! body and place back, and waits for the sink holding only its encoded part, which the
 //! pipeline's bound counts. (The earlier parts of a request larger than the pipeline wait for
 //! the sink with the place held.)
+//!
+//! A body refused before it has arrived whole (`413`, `503`, `408`) is read on and thrown away
+//! for a few seconds while the answer goes out (`refused_body.rs`), so that an agent still
+//! writing it reads the answer instead of a connection reset.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -44,6 +48,7 @@ use super::http_body::{
     decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
 use super::http_server::{serve, PeerAddress};
+use super::refused_body::discard_rest;
 use super::{record_size_guess, SourceRuntime, SERIALIZER_HEADROOM};
 use crate::config::HttpSourceConfig;
 use crate::framing::FrameKind;
@@ -308,10 +313,14 @@ fn too_many_records(state: &IntakeState, too_many: TooManyRecords) -> Response {
 
 /// Reads a request's body within `body_timeout` and `max_body`, takes a place among
 /// `max_requests`, and decompresses it. `Err` is the answer of a refused request, counted.
+///
+/// A body refused before it has been read whole is read on and thrown away while the answer
+/// goes out ([`discard_rest`]), so that an agent still writing it sees the answer rather than
+/// a reset.
 async fn read_body(
     state: &IntakeState,
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Result<RequestBody, Response> {
     let metrics = &state.source.metrics;
     let refuse = |status: StatusCode, message: String| {
@@ -324,6 +333,7 @@ async fn read_body(
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<u64>().ok());
     if let Some(length) = declared.filter(|length| *length > state.max_body as u64) {
+        discard_rest(body, headers, false);
         return Err(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -332,12 +342,22 @@ async fn read_body(
             ),
         ));
     }
-    let (raw, arriving) = match tokio::time::timeout(
+    let read = tokio::time::timeout(
         state.body_timeout,
-        read_charged(body, declared, state.max_body, &state.arriving, metrics),
+        read_charged(
+            &mut body,
+            declared,
+            state.max_body,
+            &state.arriving,
+            metrics,
+        ),
     )
-    .await
-    {
+    .await;
+    // Read whole, or the connection failed: nothing left to read.
+    if !matches!(read, Ok(Ok(_)) | Ok(Err(BodyRead::Failed(_)))) {
+        discard_rest(body, headers, true);
+    }
+    let (raw, arriving) = match read {
         Ok(Ok(read)) => read,
         Ok(Err(BodyRead::TooLarge)) => {
             return Err(refuse(
@@ -454,7 +474,7 @@ enum BodyRead {
 /// `http_body_bytes`. Fails at once when the room is full rather than waiting for it: requests
 /// that each hold part of the room while waiting for more would wait for one another.
 async fn read_charged(
-    mut body: Body,
+    body: &mut Body,
     declared: Option<u64>,
     max_body: usize,
     room: &Arc<Semaphore>,

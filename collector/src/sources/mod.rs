@@ -14,6 +14,7 @@ pub(crate) mod file_tail;
 pub(crate) mod http;
 pub(crate) mod http_body;
 pub(crate) mod http_server;
+pub(crate) mod refused_body;
 pub(crate) mod repeated_error;
 pub(crate) mod stream;
 pub(crate) mod tcp;
