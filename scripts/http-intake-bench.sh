@@ -7,9 +7,12 @@
 # 1, each sending its requests one after another; or one TCP
 # connection), waits until its sink has counted them all, and prints events per CPU-second of
 # the collector (utime + stime from /proc, 10 ms ticks) and its peak resident memory (VmHWM).
+# PATHS (default "http tcp") may add `bulk`: the same requests as Elasticsearch `_bulk` bodies,
+# an action line before each event, as Winlogbeat sends them.
 #
-#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST] [CLIENTS]
+#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST] [CLIENTS] [PATHS]
 #   scripts/http-intake-bench.sh target/release/citysoc /tmp/perf/ours-H.toml 16531 16532 127.0.0.1:9801
+#   scripts/http-intake-bench.sh target/release/citysoc /tmp/perf/ours-H.toml 16531 16532 127.0.0.1:9801 200000 3 2000 1 "http bulk"
 #
 # CONFIG must have a `tcp` source (newline framing) on TCP_PORT, an `http` source on
 # HTTP_PORT, `metrics_listen = METRICS_ADDR` and a buffer large enough for 2 × N events; its
@@ -17,10 +20,10 @@
 # socat, python3 and taskset.
 set -euo pipefail
 if [ $# -lt 5 ]; then
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,21p' "$0" >&2
     exit 2
 fi
-bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000} clients=${9:-1}
+bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000} clients=${9:-1} paths=${10:-http tcp}
 data_dir=$(sed -n 's/^data_dir *= *"\(.*\)"/\1/p' "$config" | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -49,9 +52,12 @@ with open(f"{work}/events.ndjson", "w") as out:
             "host": {"name": f"PC-{i % 500:03d}"},
         }, separators=(",", ":")) + "\n")
 lines = open(f"{work}/events.ndjson").read().splitlines(keepends=True)
+action = '{"create":{"_index":"winlogbeat-8.17.0"}}\n'
 for start in range(0, n, per):
     with open(f"{work}/request-{start // per:06d}.ndjson", "w") as body:
         body.writelines(lines[start:start + per])
+    with open(f"{work}/bulk-{start // per:06d}.ndjson", "w") as body:
+        body.writelines(action + line for line in lines[start:start + per])
 EOF
 bytes=$(stat -c %s "$work/events.ndjson")
 
@@ -74,12 +80,16 @@ one_round() {
     done
     local start counted=0
     start=$(cpu_ticks "$pid")
-    if [ "$path" = http ]; then
+    if [ "$path" = http ] || [ "$path" = bulk ]; then
+        local files=("$work"/request-*.ndjson) url_path=/
+        if [ "$path" = bulk ]; then
+            files=("$work"/bulk-*.ndjson) url_path=/_bulk
+        fi
         # CLIENTS agents at once, each sending its requests one after another.
-        if ! printf '%s\n' "$work"/request-*.ndjson | taskset -c 0 xargs -P "$clients" -I{} \
+        if ! printf '%s\n' "${files[@]}" | taskset -c 0 xargs -P "$clients" -I{} \
             curl -s -o /dev/null -w '%{http_code}\n' -X POST \
                 -H 'Content-Type: application/x-ndjson' --data-binary "@{}" \
-                "http://127.0.0.1:$http_port/" | awk '$1 != 200 {bad = 1} END {exit bad}'; then
+                "http://127.0.0.1:$http_port$url_path" | awk '$1 != 200 {bad = 1} END {exit bad}'; then
             echo "a request was not answered 200" >&2
             kill "$pid"
             exit 1
@@ -106,8 +116,9 @@ one_round() {
 
 echo "events $n, $bytes bytes, $per_request events a request, $clients clients"
 for _ in $(seq "$rounds"); do
-    one_round http
-    one_round tcp
+    for path in $paths; do
+        one_round "$path"
+    done
 done | python3 -c '
 import statistics, sys
 runs = {}
@@ -120,7 +131,8 @@ for path, values in runs.items():
     print(f"{path}: events per CPU-second {events} median {int(statistics.median(events)):,} "
           f"({statistics.median(value[1] for value in values)} MB per CPU-second), "
           f"peak RSS {min(peaks)}–{max(peaks)} MiB")
-if {"http", "tcp"} <= runs.keys():
-    ratio = statistics.median(v[0] for v in runs["http"]) / statistics.median(v[0] for v in runs["tcp"])
-    print(f"http / tcp: {ratio:.2f}")
+for a, b in (("http", "tcp"), ("bulk", "tcp"), ("bulk", "http")):
+    if {a, b} <= runs.keys():
+        ratio = statistics.median(v[0] for v in runs[a]) / statistics.median(v[0] for v in runs[b])
+        print(f"{a} / {b}: {ratio:.2f}")
 '

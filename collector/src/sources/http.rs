@@ -43,7 +43,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::bulk_reply::{action_named, BulkActions, BulkReply};
+use super::bulk_action::bulk_action;
+use super::bulk_reply::{BulkActions, BulkReply};
 use super::http_body::{
     decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
 };
@@ -267,28 +268,6 @@ async fn bulk(
         Body::new(BulkReply::new(actions)),
     )
         .into_response()
-}
-
-/// Longest line read as a bulk action: real ones are well under a kilobyte
-/// (`{"create":{"_index":"winlogbeat-8.17.0","pipeline":"…"}}`). A longer line is a document,
-/// and is never parsed whole into values just to find that out.
-const MAX_ACTION_LINE: usize = 4096;
-
-/// The action of a bulk action line: an object with exactly one member, named `index`,
-/// `create`, `update` or `delete`, whose value is an object (`{"index":{"_index":"x"}}`).
-/// Anything else is a document: a log record whose first key happens to be `index` must not
-/// be taken for an action (and lose itself, or the line after it).
-fn bulk_action(line: &[u8]) -> Option<&'static str> {
-    if line.len() > MAX_ACTION_LINE {
-        return None;
-    }
-    let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line).ok()?;
-    let mut members = object.iter();
-    let (name, value) = members.next()?;
-    if members.next().is_some() || !value.is_object() {
-        return None;
-    }
-    action_named(name)
 }
 
 /// Where each record lies in `body` (each is a slice of it), so that the request can let go of

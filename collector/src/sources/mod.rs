@@ -7,6 +7,7 @@
 //!       ─► serialize ─► PipelineSender ─► sink
 //! ```
 
+pub(crate) mod bulk_action;
 pub(crate) mod bulk_reply;
 pub(crate) mod connections;
 pub(crate) mod file_checkpoint;
