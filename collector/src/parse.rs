@@ -161,7 +161,7 @@ pub fn new_event(record: &[u8], context: &ParseContext, sequence: u64) -> Event 
 /// [`new_event`] for a record whose UTF-8 check was already made: `utf8` is the record as text
 /// when it is valid UTF-8. `parse_record` needs the text too, and validating twice showed in
 /// profiles.
-fn new_event_from(
+pub(crate) fn new_event_from(
     record: &[u8],
     utf8: Option<&str>,
     context: &ParseContext,
