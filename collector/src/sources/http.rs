@@ -46,7 +46,8 @@ use tokio_util::sync::CancellationToken;
 use super::bulk_action::bulk_action;
 use super::bulk_reply::{BulkActions, BulkReply};
 use super::http_body::{
-    decompress, is_identity, split_records, BodyError, TooManyRecords, MAX_RECORDS_PER_REQUEST,
+    decompress, is_identity, lines as body_lines, split_records, BodyError, TooManyRecords,
+    MAX_RECORDS_PER_REQUEST,
 };
 use super::http_server::{serve, PeerAddress};
 use super::refused_body::discard_rest;
@@ -228,9 +229,7 @@ async fn bulk(
     };
     let mut records = Vec::new();
     let mut actions = BulkActions::default();
-    let mut lines = body
-        .bytes
-        .split(|byte| *byte == b'\n')
+    let mut lines = body_lines(&body.bytes)
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
     while let Some(line) = lines.next() {
@@ -252,6 +251,8 @@ async fn bulk(
             }
         }
     }
+    // The lines borrow the body, which goes to `deliver` below.
+    drop(lines);
     let records = record_ranges(&body.bytes, &records);
     if let Err(response) = deliver(&state, peer.0, body, records, 0).await {
         return response;

@@ -108,7 +108,7 @@ pub(crate) fn split_records(body: &[u8]) -> Result<(Vec<&[u8]>, u64), TooManyRec
     }
     let mut records = Vec::new();
     let mut blank = 0;
-    for line in body.split(|byte| *byte == b'\n') {
+    for line in lines(body) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             if !line.is_empty() {
@@ -122,6 +122,27 @@ pub(crate) fn split_records(body: &[u8]) -> Result<(Vec<&[u8]>, u64), TooManyRec
         records.push(line);
     }
     Ok((records, blank))
+}
+
+/// The lines of `body`: what `body.split(|byte| *byte == b'\n')` gives (an empty last line
+/// after a final newline included), with the newlines found by `memchr`'s vector search
+/// instead of a byte-by-byte loop, which was 3% of an agent's event's CPU.
+pub(crate) fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut newlines = memchr::memchr_iter(b'\n', body);
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match newlines.next() {
+            Some(end) => {
+                start = Some(end + 1);
+                body.get(from..end)
+            }
+            None => {
+                start = None;
+                body.get(from..)
+            }
+        }
+    })
 }
 
 /// Why a body is not read as one array's elements.
@@ -171,6 +192,17 @@ fn array_elements(body: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    proptest::proptest! {
+        #[test]
+        fn lines_are_what_split_gives(
+            body in proptest::collection::vec(proptest::sample::select(b"ab\n\r ".to_vec()), 0..64),
+        ) {
+            let ours: Vec<&[u8]> = lines(&body).collect();
+            let split: Vec<&[u8]> = body.split(|byte| *byte == b'\n').collect();
+            proptest::prop_assert_eq!(ours, split);
+        }
+    }
+
     use super::*;
     use std::io::Write;
 
