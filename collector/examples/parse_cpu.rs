@@ -10,11 +10,12 @@
 //! cargo build --profile bench -p citysoc-collector --example parse_cpu
 //! perf stat -e task-clock target/release/examples/parse_cpu rfc3164 300
 //! perf stat -e task-clock target/release/examples/parse_cpu rfc3164 300 net  # network context
+//! perf stat -e task-clock target/release/examples/parse_cpu json 300 file decoder  # as sources read
 //! ```
 
 use std::hint::black_box;
 
-use citysoc_collector::{parse_record, InputFormat, ParseContext};
+use citysoc_collector::{parse_record, Decoder, InputFormat, ParseContext};
 
 #[path = "../benches/support/syslog_lines.rs"]
 mod syslog_lines;
@@ -71,8 +72,21 @@ fn main() {
             .with_collector("col-q1-7f3a")
             .with_address("10.20.30.40:51514");
     }
+    // `decoder` as the fourth argument: through the `Decoder`, as every source reads its
+    // records (JSON records go through its multi-line document reader first).
+    let through_decoder = args.next().as_deref() == Some("decoder");
     let start = std::time::Instant::now();
     for _ in 0..rounds {
+        if through_decoder {
+            let mut decoder = Decoder::new(input_format, context.clone());
+            let mut events = Vec::with_capacity(records.len());
+            for record in &records {
+                decoder.decode(black_box(record), &mut events);
+            }
+            decoder.finish(&mut events);
+            black_box(events);
+            continue;
+        }
         for (sequence, record) in records.iter().enumerate() {
             black_box(parse_record(
                 black_box(record),
