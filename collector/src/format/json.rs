@@ -871,7 +871,6 @@ fn distinguish_part_ids(events: &mut [Event]) {
     }
 }
 
-/// The events of one complete document: one, or one per element of a top-level array.
 /// The event of a record that is one whole JSON object (nearly every NDJSON line), read as
 /// [`parse`] reads one: straight into [`Fields`], the record's UTF-8 checked once. The general
 /// path below builds a `serde_json::Map` (an `IndexMap` hashing every key with SipHash) and
@@ -886,14 +885,20 @@ fn whole_object_event(
     context: &ParseContext,
 ) -> Option<Event> {
     let text = std::str::from_utf8(record).ok()?;
-    let mut event = new_event_from(record, Some(text), context, sequence);
-    match input_format {
-        InputFormat::Winevent => winevent::parse(text, context, &mut event).ok()?,
-        _ => fill_object(read_object(text).ok()?, context, &mut event),
+    if input_format == InputFormat::Winevent {
+        let mut event = new_event_from(record, Some(text), context, sequence);
+        winevent::parse(text, context, &mut event).ok()?;
+        return Some(event);
     }
+    // Read before the event is made: a record that is not one whole object costs only this
+    // attempt on top of the general path, not an event's id and copy of `raw` too.
+    let document = read_object(text).ok()?;
+    let mut event = new_event_from(record, Some(text), context, sequence);
+    fill_object(document, context, &mut event);
     Some(event)
 }
 
+/// The events of one complete document: one, or one per element of a top-level array.
 fn document_events(
     raw: &[u8],
     value: Value,

@@ -3,9 +3,10 @@
 //! Every other line of what Winlogbeat sends is an action line
 //! (`{"create":{"_index":"winlogbeat-8.17.0"}}`). Reading one into a `serde_json` map, as a
 //! first version did, built two ordered maps, hashed their names and copied every name and
-//! value, for an answer of one word. Here the line is read by serde without building anything:
-//! the first member's name is compared with the actions as it is read, and its value is
-//! skipped, checking only that it is an object.
+//! value, for an answer of one word. Here the line is read by serde without building the
+//! maps: the first member's name is compared with the actions as it is read, and its value,
+//! which must be an object, has only its own few members read (as values, so that what
+//! serde_json cannot read still makes the line a document, as it did).
 
 use std::fmt;
 
@@ -128,8 +129,16 @@ impl<'de> Deserialize<'de> for IsObject {
                 formatter.write_str("any JSON value")
             }
 
+            // The members are read as values, not skipped with `IgnoredAny`: skipping checks
+            // only the syntax, and a value serde_json does not read (a number out of range, a
+            // lone surrogate, invalid UTF-8, nesting past its limit) made the line a document
+            // before and must still (a record, kept, not an action, lost). An action's value
+            // is a member or two (`{"_index":"…"}`).
             fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<IsObject, A::Error> {
-                while members.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while members
+                    .next_entry::<IgnoredAny, serde_json::Value>()?
+                    .is_some()
+                {}
                 Ok(IsObject(true))
             }
 
@@ -214,6 +223,9 @@ mod tests {
             // has two members, so it is kept as a document rather than lost.
             (r#"{"index":{},"index":{}}"#, None),
             (r#"{"index":{}} trailing"#, None),
+            // Values serde_json does not read: the line is a document, as before.
+            (r#"{"index":{"a":1e400}}"#, None),
+            (r#"{"index":{"a":"\ud800"}}"#, None),
             ("not json", None),
         ];
         for (line, expected) in cases {
@@ -224,6 +236,22 @@ mod tests {
             "x".repeat(MAX_ACTION_LINE)
         );
         assert_eq!(bulk_action(long.as_bytes()), None);
+        assert_eq!(
+            bulk_action(b"{\"index\":{\"a\":\"\xff\"}}"),
+            None,
+            "invalid UTF-8"
+        );
+        let deep = format!(
+            r#"{{"index":{{"a":{}1{}}}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        assert_eq!(
+            bulk_action(deep.as_bytes()),
+            None,
+            "past serde_json's nesting limit"
+        );
+        assert_eq!(action_by_map(deep.as_bytes()), None);
     }
 
     /// Lines made of JSON's pieces and the actions' names: the reading without a map answers
@@ -245,6 +273,8 @@ mod tests {
             "\"x\"",
             "1",
             "-2.5e3",
+            "1e400",
+            "\"\\ud800\"",
             "null",
             "true",
             "\"a\\\"b\"",
