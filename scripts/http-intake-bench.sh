@@ -8,9 +8,11 @@
 # connection), waits until its sink has counted them all, and prints events per CPU-second of
 # the collector (utime + stime from /proc, 10 ms ticks) and its peak resident memory (VmHWM).
 # PATHS (default "http tcp") may add `bulk`: the same requests as Elasticsearch `_bulk` bodies,
-# an action line before each event, as Winlogbeat sends them.
+# an action line before each event, as Winlogbeat sends them. CONNECTIONS (default
+# per-request, as the first entries measured) may be `keep-alive`: each agent sends all its
+# requests on one connection, as agents do.
 #
-#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST] [CLIENTS] [PATHS]
+#   scripts/http-intake-bench.sh BIN CONFIG TCP_PORT HTTP_PORT METRICS_ADDR [N] [ROUNDS] [REQUEST] [CLIENTS] [PATHS] [CONNECTIONS]
 #   scripts/http-intake-bench.sh target/release/citysoc /tmp/perf/ours-H.toml 16531 16532 127.0.0.1:9801
 #   scripts/http-intake-bench.sh target/release/citysoc /tmp/perf/ours-H.toml 16531 16532 127.0.0.1:9801 200000 3 2000 1 "http bulk"
 #
@@ -20,10 +22,10 @@
 # socat, python3 and taskset.
 set -euo pipefail
 if [ $# -lt 5 ]; then
-    sed -n '2,21p' "$0" >&2
+    sed -n '2,24p' "$0" >&2
     exit 2
 fi
-bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000} clients=${9:-1} paths=${10:-http tcp}
+bin=$1 config=$2 tcp_port=$3 http_port=$4 metrics=$5 n=${6:-200000} rounds=${7:-3} per_request=${8:-2000} clients=${9:-1} paths=${10:-http tcp} connections=${11:-per-request}
 data_dir=$(sed -n 's/^data_dir *= *"\(.*\)"/\1/p' "$config" | head -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -69,6 +71,35 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# Sends the files given after URL_PATH as requests; prints each answer's status.
+send_requests() {
+    local url_path=$1
+    shift
+    if [ "$connections" = per-request ]; then
+        printf '%s\n' "$@" | taskset -c 0 xargs -P "$clients" -I{} \
+            curl -s -o /dev/null -w '%{http_code}\n' -X POST \
+                -H 'Content-Type: application/x-ndjson' --data-binary "@{}" \
+                "http://127.0.0.1:$http_port$url_path"
+        return
+    fi
+    local client index
+    for client in $(seq 0 $((clients - 1))); do
+        local args=()
+        index=0
+        for file in "$@"; do
+            if [ $((index % clients)) -eq "$client" ]; then
+                [ ${#args[@]} -eq 0 ] || args+=(--next)
+                args+=(-s -o /dev/null -w '%{http_code}\n' -X POST
+                    -H 'Content-Type: application/x-ndjson' --data-binary "@$file"
+                    "http://127.0.0.1:$http_port$url_path")
+            fi
+            index=$((index + 1))
+        done
+        [ ${#args[@]} -eq 0 ] || taskset -c 0 curl "${args[@]}" &
+    done
+    wait
+}
+
 one_round() {
     local path=$1
     rm -rf "$data_dir/buffer"
@@ -85,11 +116,9 @@ one_round() {
         if [ "$path" = bulk ]; then
             files=("$work"/bulk-*.ndjson) url_path=/_bulk
         fi
-        # CLIENTS agents at once, each sending its requests one after another.
-        if ! printf '%s\n' "${files[@]}" | taskset -c 0 xargs -P "$clients" -I{} \
-            curl -s -o /dev/null -w '%{http_code}\n' -X POST \
-                -H 'Content-Type: application/x-ndjson' --data-binary "@{}" \
-                "http://127.0.0.1:$http_port$url_path" | awk '$1 != 200 {bad = 1} END {exit bad}'; then
+        # CLIENTS agents at once, each sending its requests one after another: on a connection
+        # of its own kept alive (as Beats, NXLog and Fluent Bit do), or a new one per request.
+        if ! send_requests "$url_path" "${files[@]}" | awk '$1 != 200 {bad = 1} END {exit bad}'; then
             echo "a request was not answered 200" >&2
             kill "$pid"
             exit 1
@@ -114,7 +143,7 @@ one_round() {
     python3 -c "print('$path', int($n / ($ticks / 100)), round($bytes / ($ticks / 100) / 1e6, 1), round($peak_kib / 1024, 1))"
 }
 
-echo "events $n, $bytes bytes, $per_request events a request, $clients clients"
+echo "events $n, $bytes bytes, $per_request events a request, $clients clients, $connections connections"
 for _ in $(seq "$rounds"); do
     for path in $paths; do
         one_round "$path"
