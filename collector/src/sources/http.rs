@@ -535,9 +535,14 @@ fn busy(state: &IntakeState, why: &str) -> Response {
 }
 
 /// Records decoded at a time: the events of one chunk are encoded before the next is decoded,
-/// so a request holds its records' compact encoding, not several hundred bytes of `Event`
-/// for each of up to a million records.
-const DECODE_CHUNK: usize = 1024;
+/// so a request holds its records' compact encoding, not the `Event`s of up to a million
+/// records. A Windows event holds a few kilobytes as an `Event` (its fields, their values and
+/// text); 256 of them are under a mebibyte. (1,024 held ~3 MiB a chunk, which the allocator
+/// kept between agents' back-to-back requests: BENCHMARKS.md, "Agents keep their connections".)
+const DECODE_CHUNK: usize = 256;
+
+/// Most lines a request's first batch is made with room for ([`part_size_guess`]).
+const MAX_PART_LINES_GUESS: usize = 16 * 1024;
 
 /// Decodes the records and waits until the sink has them. `Ok(events)` or the error answer.
 ///
@@ -633,7 +638,7 @@ async fn deliver(
 /// (`max_bytes`), which [`deliver`] sends a part at once its buffers reach: a request whose
 /// records take more grows its batch to the bound as before.
 fn part_size_guess(records: &[Range<usize>], max_bytes: usize) -> (usize, usize) {
-    let lines = records.len().clamp(1, 16 * DECODE_CHUNK);
+    let lines = records.len().clamp(1, MAX_PART_LINES_GUESS);
     let guess = records
         .iter()
         .map(|range| record_size_guess(range.len()))
@@ -742,7 +747,7 @@ mod tests {
         let max_bytes = 4 << 20;
         for lengths in [vec![1 << 20; 64], vec![10; 1_000_000]] {
             let (lines, bytes) = part_size_guess(&records(&lengths), max_bytes);
-            assert!(lines <= 16 * DECODE_CHUNK);
+            assert!(lines <= MAX_PART_LINES_GUESS);
             let batch = Lines::with_capacity(lines, bytes);
             assert!(
                 batch.heap_bytes() < max_bytes,
