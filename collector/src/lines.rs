@@ -145,8 +145,7 @@ pub const POOL_MIN_BUFFER_BYTES: usize = 64 << 10;
 /// after the last batch was freed (its purge delay was 10 ms then, 250 ms now:
 /// `citysoc-alloc`) and every page was faulted in and zeroed again while the records were
 /// written into it: ~5% of the collector's time in a profile under load (BENCHMARKS.md,
-/// Collector throughput). Reusing
-/// the written buffers keeps their pages. Idle buffers are bounded ([`POOL_MAX_BYTES`], at most
+/// Collector throughput). Reusing the written buffers keeps their pages. Idle buffers are bounded ([`POOL_MAX_BYTES`], at most
 /// 32 of them), apart from the pipeline's own bound on batches queued and under write.
 #[derive(Debug, Default)]
 pub struct LinesPool {

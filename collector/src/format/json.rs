@@ -874,7 +874,8 @@ fn distinguish_part_ids(events: &mut [Event]) {
 /// The event of a record that is one whole JSON object (nearly every NDJSON line), read as
 /// [`parse`] reads one: straight into [`Fields`], the record's UTF-8 checked once. The general
 /// path below builds a `serde_json::Map` (an `IndexMap` hashing every key with SipHash) and
-/// copies it over, which cost a host agent's event over HTTP ~10% more than its parse.
+/// copies it over, which made a JSON record read this way cost 1.3–1.5 times its parse
+/// (BENCHMARKS.md "Parsing", "JSON records as the sources read them").
 /// `None` when it is anything else (several documents, one cut short or broken, invalid
 /// UTF-8, too deep, or a Windows event that is not one): the general path then reads it and
 /// says what is wrong, so the answer is the same as the general path's either way.

@@ -4,13 +4,12 @@
 //! (`{"create":{"_index":"winlogbeat-8.17.0"}}`). Reading one into a `serde_json` map, as a
 //! first version did, built two ordered maps, hashed their names and copied every name and
 //! value, for an answer of one word. Here the line is read by serde without building the
-//! maps: the first member's name is compared with the actions as it is read, and its value,
-//! which must be an object, has only its own few members read (as values, so that what
-//! serde_json cannot read still makes the line a document, as it did).
+//! outer map: the first member's name is compared with the actions as it is read, and only
+//! its value (a member or two) is built.
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::bulk_reply::action_named;
@@ -28,6 +27,7 @@ pub(crate) fn bulk_action(line: &[u8]) -> Option<&'static str> {
     if line.len() > MAX_ACTION_LINE {
         return None;
     }
+    // Anything but an object, and an object left unread below, is an error here: a document.
     serde_json::from_slice::<ActionLine>(line).ok()?.0
 }
 
@@ -36,7 +36,7 @@ struct ActionLine(Option<&'static str>);
 
 impl<'de> Deserialize<'de> for ActionLine {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ActionLineVisitor)
+        deserializer.deserialize_map(ActionLineVisitor)
     }
 }
 
@@ -53,44 +53,13 @@ impl<'de> Visitor<'de> for ActionLineVisitor {
         let Some(ActionName(action)) = members.next_key()? else {
             return Ok(ActionLine(None));
         };
-        let IsObject(is_object) = members.next_value()?;
-        // A second member makes it a document. The rest is read only so that the line is
-        // still checked to be whole JSON, as a map would have been.
-        let mut more = false;
-        while members.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
-            more = true;
-        }
-        Ok(ActionLine(action.filter(|_| is_object && !more)))
-    }
-
-    // Any other JSON value (a string, a number, an array) is a document, once read whole.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<ActionLine, A::Error> {
-        while elements.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(ActionLine(None))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<ActionLine, E> {
-        Ok(ActionLine(None))
+        // The value is read whole (a member or two, `{"_index":"…"}`), not skipped: what
+        // serde_json cannot read (a number out of range, a lone surrogate, invalid UTF-8,
+        // nesting past its limit) keeps the line a document, kept rather than lost.
+        let value: serde_json::Value = members.next_value()?;
+        // A second member makes it a document; the rest, left unread, ends the reading.
+        let alone = members.next_key::<IgnoredAny>()?.is_none();
+        Ok(ActionLine(action.filter(|_| value.is_object() && alone)))
     }
 }
 
@@ -113,65 +82,6 @@ impl<'de> Deserialize<'de> for ActionName {
             }
         }
         deserializer.deserialize_str(NameVisitor)
-    }
-}
-
-/// Whether a value is an object; the value itself is skipped.
-struct IsObject(bool);
-
-impl<'de> Deserialize<'de> for IsObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KindVisitor;
-        impl<'de> Visitor<'de> for KindVisitor {
-            type Value = IsObject;
-
-            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-                formatter.write_str("any JSON value")
-            }
-
-            // The members are read as values, not skipped with `IgnoredAny`: skipping checks
-            // only the syntax, and a value serde_json does not read (a number out of range, a
-            // lone surrogate, invalid UTF-8, nesting past its limit) made the line a document
-            // before and must still (a record, kept, not an action, lost). An action's value
-            // is a member or two (`{"_index":"…"}`).
-            fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<IsObject, A::Error> {
-                while members
-                    .next_entry::<IgnoredAny, serde_json::Value>()?
-                    .is_some()
-                {}
-                Ok(IsObject(true))
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut elements: A) -> Result<IsObject, A::Error> {
-                while elements.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(IsObject(false))
-            }
-
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<IsObject, E> {
-                Ok(IsObject(false))
-            }
-        }
-        deserializer.deserialize_any(KindVisitor)
     }
 }
 

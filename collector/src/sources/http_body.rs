@@ -192,6 +192,9 @@ fn array_elements(body: &[u8]) -> Result<Vec<&[u8]>, ArrayError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::*;
+    use std::io::Write;
+
     proptest::proptest! {
         #[test]
         fn lines_are_what_split_gives(
@@ -202,9 +205,6 @@ mod tests {
             proptest::prop_assert_eq!(ours, split);
         }
     }
-
-    use super::*;
-    use std::io::Write;
 
     #[test]
     fn arrays_give_their_elements_byte_exact_and_lines_give_lines() {
