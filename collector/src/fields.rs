@@ -529,6 +529,13 @@ impl Fields {
             .map(|(_, slot)| slot.stored(&self.text))
     }
 
+    /// The value of the entry at `position` (in insertion order) as stored, if there is one.
+    pub(crate) fn stored_at(&self, position: usize) -> Option<StoredValue<'_>> {
+        self.entries
+            .get(position)
+            .map(|(_, slot)| slot.stored(&self.text))
+    }
+
     /// The text of `key`'s value when it is a string (`get(key).and_then(Value::as_str)`,
     /// without building a `Value` for a text value).
     pub fn get_str(&self, key: &str) -> Option<&str> {
@@ -692,23 +699,24 @@ impl Fields {
     }
 
     /// [`Fields::push_absent_text_from`] of the value at `range` of `source`'s text (a
-    /// tokenizer that knows where its values are need not slice them out as `str`s).
+    /// tokenizer that knows where its values are need not slice them out as `str`s), under a
+    /// key whose [`key_bit`] the caller has (a parser's known names have theirs computed at
+    /// compile time): `bit` must be `key_bit(&key)`.
     #[inline]
     pub(crate) fn push_absent_span(
         &mut self,
         key: Key,
+        bit: u64,
         source: &TextSource<'_>,
         range: std::ops::Range<usize>,
     ) {
         debug_assert!(!self.contains_key(&key), "{key} is present");
+        debug_assert_eq!(bit, key_bit(&key), "the bit of another key");
         match source.span_at(range.clone()) {
-            Some((start, len)) => {
-                let bit = key_bit(&key);
-                self.push_new_span(key, bit, start, len);
-            }
+            Some((start, len)) => self.push_new_span(key, bit, start, len),
             None => {
                 let slot = self.store_text(source.text(range));
-                self.push_new(key, slot);
+                self.push_new_with_bit(key, bit, slot);
             }
         }
     }

@@ -46,7 +46,7 @@ use serde_json::Value;
 
 use crate::event::{Event, Fields, Format, LogSource};
 use crate::fields::StoredValue;
-use crate::format::kv_known::KnownFields;
+use crate::format::kv_known::{KnownFields, KnownPositions};
 use crate::format::kv_names;
 use crate::format::kv_store::PairStore;
 use crate::format::FormatError;
@@ -323,7 +323,7 @@ fn parse_pairs(
     if !prefix.is_empty() {
         record_prefix(prefix, context, event);
     }
-    match tokens {
+    let known = match tokens {
         Some(tokens) => {
             // One allocation for the entries instead of growth by doubling (~20 pairs a line).
             event.fields.reserve(tokens.len());
@@ -331,6 +331,7 @@ fn parse_pairs(
             for token in tokens {
                 insert_token(&mut store, token);
             }
+            store.into_known_positions()
         }
         None => {
             // Room for about one pair per 10 bytes (a netfilter line's pairs average 12): an
@@ -343,9 +344,10 @@ fn parse_pairs(
                 .reserve(bytes.len().saturating_sub(start) / PAIR_BYTES + 1);
             let mut store = PairStore::new(&mut event.fields, text);
             for_each_token(text, start, |token| insert_token(&mut store, token))?;
+            store.into_known_positions()
         }
-    }
-    map_core_fields(text, context, event);
+    };
+    map_core_fields(text, context, event, &known);
     Ok(())
 }
 
@@ -582,9 +584,15 @@ fn is_placeholder(value: &str) -> bool {
     matches!(value, "" | "-" | "N/A" | "n/a" | "none" | "unknown")
 }
 
-fn map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
-    // One pass over `fields` for every name read below (see `kv_known`).
-    let known = KnownFields::collect(&event.fields);
+/// Sets the core fields, time and logsource from the pairs' values; `positions` says where
+/// `kv_known`'s keys are in `fields` (the pair store noted them).
+fn map_core_fields(
+    text: &str,
+    context: &ParseContext,
+    event: &mut Event,
+    positions: &KnownPositions,
+) {
+    let known = KnownFields::at(&event.fields, positions);
     let core = &mut event.core;
     if let Some(ip) = first_ip(&[known.srcip, known.src, known.SRC, known.src_ip, known.remip]) {
         core.source_ip = Some(ip);
@@ -1682,7 +1690,13 @@ mod tests {
             }
             let mut expected = event.clone();
             reference_map_core_fields("k=v", &context, &mut expected);
-            map_core_fields("k=v", &context, &mut event);
+            let mut positions = KnownPositions::new();
+            for (position, key) in event.fields.keys().enumerate() {
+                if let Some(index) = crate::format::kv_names::static_index(key) {
+                    positions.note(index, position);
+                }
+            }
+            map_core_fields("k=v", &context, &mut event, &positions);
             proptest::prop_assert_eq!(event, expected);
         }
     }

@@ -1,17 +1,19 @@
-//! The handful of keys the key=value parser maps to core fields and logsource, found in one
-//! pass over the event's `fields` instead of one hashed lookup per key.
+//! The handful of keys the key=value parser maps to core fields and logsource, read from
+//! where the pair store put them instead of one lookup per key.
 //!
-//! `fields` was then an `IndexMap` with SipHash; `map_core_fields` asked it for ~40 names per
-//! record, and each lookup hashed the name. (`Fields` is now a `Vec` scanned linearly while
-//! small, where ~40 lookups would be ~40 scans: the one pass still wins.) Walking the ~25
-//! entries of a netfilter line once and matching each name against the known set costs no
-//! hashing (with one `entry` per pair instead of two lookups, +16% per CPU second
-//! on that line, BENCHMARKS.md "Parsing"). The result is exactly what `fields.get_stored(name)`
-//! returns, since a map holds each name once.
+//! `fields` was an `IndexMap` with SipHash, and `map_core_fields` asked it for ~40 names per
+//! record, each lookup hashing the name. (`Fields` is now a `Vec` scanned linearly while
+//! small, where ~40 lookups would be ~40 scans.) One pass over the ~25 entries of a netfilter
+//! line, matching each name against the known set, replaced them; but that match switched on
+//! each entry's name length and compared it with every known name of that length, a branch
+//! the processor mostly guessed wrong (~6% of a netfilter line's parse time). Now the pair
+//! store notes where it puts each known name ([`KnownPositions`]), the way it notes which
+//! names it holds, and [`KnownFields::at`] reads those entries only. The result is exactly
+//! what `fields.get_stored(name)` returns (property tests hold both to it).
 
 use crate::event::Fields;
 use crate::fields::StoredValue;
-use crate::format::kv_names::packed;
+use crate::format::kv_names::{index_of_const, NAME_COUNT};
 
 /// Declares the known keys once: the struct with one slot per key, and the match that files
 /// an entry into its slot.
@@ -25,33 +27,42 @@ macro_rules! known_keys {
             $( pub(crate) $slot: Option<StoredValue<'a>>, )*
         }
 
+        /// The known keys in declaration order, so that `Known::$slot as usize` numbers them.
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)] // the device's own keys, as the slots
+        #[derive(Clone, Copy)]
+        enum Known {
+            $( $slot, )*
+        }
+
+        /// The names of the known keys, in declaration order.
+        const KNOWN_NAMES: &[&str] = &[$($name),*];
+
         impl<'a> KnownFields<'a> {
             /// The names of the known keys, in declaration order.
             #[cfg(test)]
-            pub(crate) const NAMES: &'static [&'static str] = &[$($name),*];
+            pub(crate) const NAMES: &'static [&'static str] = KNOWN_NAMES;
 
-            /// Collects the known keys' values from `fields` in one pass.
+            /// The known keys' values, read from the entries `positions` says hold them
+            /// (nothing else of `fields` is looked at).
+            pub(crate) fn at(fields: &'a Fields, positions: &KnownPositions) -> Self {
+                let mut known = KnownFields::default();
+                $(
+                    if positions.present & (1 << Known::$slot as u64) != 0 {
+                        known.$slot = fields
+                            .stored_at(positions.positions[Known::$slot as usize] as usize);
+                    }
+                )*
+                known
+            }
+
+            /// Collects the known keys' values from `fields` in one pass over its entries:
+            /// the reference [`KnownFields::at`] is held to.
+            #[cfg(test)]
             pub(crate) fn collect(fields: &'a Fields) -> Self {
-                /// Each name's length and packed first 8 bytes, as constants the match
-                /// below can switch on: a few integer compares per entry instead of a
-                /// `memcmp` per candidate name of the same length.
-                #[allow(non_upper_case_globals)]
-                mod words {
-                    use crate::format::kv_names::packed_const;
-                    $( pub(super) const $slot: (usize, u64) = ($name.len(), packed_const($name)); )*
-                }
                 let mut known = KnownFields::default();
                 for (name, value) in fields.iter_stored() {
-                    // Cheap reject first: every known name is 2 to 9 bytes long.
-                    if !(2..=9).contains(&name.len()) {
-                        continue;
-                    }
-                    // Length and first 8 bytes tell names of up to 8 bytes apart; a longer
-                    // one (`eventtime`) is compared in full.
-                    match (name.len(), packed(name.as_bytes())) {
-                        $( words::$slot if $name.len() <= 8 || name == $name => {
-                            known.$slot = Some(value)
-                        } )*
+                    match name {
+                        $( $name => known.$slot = Some(value), )*
                         _ => {}
                     }
                 }
@@ -114,18 +125,67 @@ known_keys! {
     PROTO => "PROTO",
 }
 
+// One bit per known key must fit `KnownPositions::present`.
+const _: () = assert!(KNOWN_NAMES.len() <= 64);
+
+/// Marks a `kv_names` index that is not a known key.
+const NOT_KNOWN: u8 = u8::MAX;
+
+/// For each `kv_names` index, the number of the known key of that name, or [`NOT_KNOWN`].
+/// Built at compile time; a known key missing from `kv_names` fails the build.
+static KNOWN_OF_NAME: [u8; NAME_COUNT] = {
+    let mut known = [NOT_KNOWN; NAME_COUNT];
+    let mut slot = 0;
+    while slot < KNOWN_NAMES.len() {
+        known[index_of_const(KNOWN_NAMES[slot])] = slot as u8;
+        slot += 1;
+    }
+    known
+};
+
+/// Where in `fields` each known key's entry is: what the pair store notes as it stores pairs
+/// under `kv_names`' names, for [`KnownFields::at`].
+#[derive(Debug, Clone)]
+pub(crate) struct KnownPositions {
+    /// Bit `i` set: known key number `i` is at `positions[i]`.
+    present: u64,
+    positions: [u32; KNOWN_NAMES.len()],
+}
+
+impl KnownPositions {
+    /// No known key noted.
+    pub(crate) fn new() -> Self {
+        KnownPositions {
+            present: 0,
+            positions: [0; KNOWN_NAMES.len()],
+        }
+    }
+
+    /// Notes that the name with `kv_names` index `name_index` has its entry at `position`
+    /// (the first time only: an entry keeps its position, a repeated key collects its values
+    /// there).
+    #[inline]
+    pub(crate) fn note(&mut self, name_index: usize, position: usize) {
+        let Some(&slot) = KNOWN_OF_NAME.get(name_index) else {
+            return;
+        };
+        if slot == NOT_KNOWN || self.present & (1 << slot) != 0 {
+            return;
+        }
+        // Positions past 4 G entries cannot happen (each entry is 96 bytes); should one, the
+        // key reads as absent rather than as another entry.
+        let Ok(position) = u32::try_from(position) else {
+            return;
+        };
+        self.present |= 1 << slot;
+        self.positions[usize::from(slot)] = position;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn every_name_is_two_to_nine_bytes() {
-        // `collect` skips other lengths without matching.
-        assert!(KnownFields::NAMES
-            .iter()
-            .all(|name| (2..=9).contains(&name.len())));
-    }
 
     fn name() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -150,8 +210,9 @@ mod tests {
     }
 
     proptest! {
-        /// The one-pass collection sees exactly what a lookup by name sees, for every known
-        /// name, whatever else the map holds and in whatever order.
+        /// The one-pass collection and the read at noted positions see exactly what a lookup
+        /// by name sees, for every known name, whatever else the map holds and in whatever
+        /// order.
         #[test]
         fn collect_matches_lookup_by_name(
             entries in proptest::collection::vec((name(), value()), 0..40)
@@ -161,8 +222,16 @@ mod tests {
                 fields.insert(name.into(), value);
             }
             let known = KnownFields::collect(&fields);
+            let mut positions = KnownPositions::new();
+            for (position, key) in fields.keys().enumerate() {
+                if let Some(index) = crate::format::kv_names::static_index(key) {
+                    positions.note(index, position);
+                }
+            }
+            let at_positions = KnownFields::at(&fields, &positions);
             for name in KnownFields::NAMES {
                 prop_assert_eq!(known.get(name), fields.get_stored(name), "{}", name);
+                prop_assert_eq!(at_positions.get(name), fields.get_stored(name), "{}", name);
             }
         }
     }

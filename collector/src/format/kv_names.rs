@@ -6,6 +6,8 @@
 //! Any other key is copied as before; the list only saves allocations, it never changes
 //! what is stored.
 
+use crate::fields::key_bit;
+
 /// The common names (any order; lengths 2 to [`MAX_NAME_LEN`]).
 const NAMES: [&str; 120] = [
     "CE",
@@ -144,6 +146,45 @@ pub(crate) fn name_at(index: usize) -> Option<&'static str> {
     NAMES.get(index).copied()
 }
 
+/// The common name `NAMES[index]` with its `fields` filter bit ([`key_bit`], computed at
+/// compile time): a pair stored under a known name does not compute it again (~12
+/// instructions a pair, ~17 pairs a netfilter line).
+#[inline]
+pub(crate) fn name_and_bit_at(index: usize) -> Option<(&'static str, u64)> {
+    Some((*NAMES.get(index)?, *KEY_BITS.get(index)?))
+}
+
+/// The index of `name` among the common names, at compile time: a name that is not one of
+/// them fails the build (for tables keyed by index, such as `kv_known`'s).
+pub(crate) const fn index_of_const(name: &str) -> usize {
+    let mut index = 0;
+    while index < NAMES.len() {
+        let (listed, wanted) = (NAMES[index].as_bytes(), name.as_bytes());
+        if listed.len() == wanted.len() {
+            let mut at = 0;
+            while at < listed.len() && listed[at] == wanted[at] {
+                at += 1;
+            }
+            if at == listed.len() {
+                return index;
+            }
+        }
+        index += 1;
+    }
+    panic!("not one of kv_names' common names")
+}
+
+/// Each name's [`key_bit`].
+static KEY_BITS: [u64; NAMES.len()] = {
+    let mut bits = [0u64; NAMES.len()];
+    let mut index = 0;
+    while index < NAMES.len() {
+        bits[index] = key_bit(NAMES[index]);
+        index += 1;
+    }
+    bits
+};
+
 /// How many common names there are: [`static_index`] answers below this.
 pub(crate) const NAME_COUNT: usize = NAMES.len();
 
@@ -157,30 +198,17 @@ pub(crate) fn static_index(key: &str) -> Option<usize> {
 /// [`static_index`] of a key held as bytes (the key=value tokenizer's keys).
 #[inline]
 pub(crate) fn static_index_of_bytes(bytes: &[u8]) -> Option<usize> {
-    // One multiply and (nearly always) one probe of an open-addressing table built at compile
-    // time, instead of a scan of a length bucket: this runs once per pair, and the scan (up
-    // to 32 compares for netfilter's three-letter names) was ~7% of a netfilter line.
+    // One multiply and one look at a table built at compile time, instead of a scan of a
+    // length bucket: this runs once per pair, and the scan (up to 32 compares for netfilter's
+    // three-letter names) was ~7% of a netfilter line.
     if !(2..=MAX_NAME_LEN).contains(&bytes.len()) {
         return None;
     }
     let word = packed(bytes);
-    let mut slot = slot_of(word, bytes.len());
-    // The table is at most a quarter full, so a free slot ends every probe sequence; the bound
-    // only keeps the loop finite whatever the table holds.
-    for _ in 0..SLOT_COUNT {
-        let index = usize::from(SLOTS[slot]).checked_sub(1)?;
-        let (name_word, name) = ENTRIES.get(index)?;
-        // Names of up to 8 bytes are told apart by their packed word and length; longer ones
-        // (whose word is only their first 8 bytes) are compared in full.
-        if *name_word == word
-            && name.len() == bytes.len()
-            && (bytes.len() <= 8 || name.as_bytes() == bytes)
-        {
-            return Some(index);
-        }
-        slot = (slot + 1) & (SLOT_COUNT - 1);
-    }
-    None
+    let index = home_index(word, bytes.len())?;
+    // Names of up to 8 bytes are told apart by their packed word and length; longer ones
+    // (whose word is only their first 8 bytes) are compared in full.
+    (bytes.len() <= 8 || NAMES.get(index)?.as_bytes() == bytes).then_some(index)
 }
 
 /// [`static_index_of_bytes`] of a key of `length` bytes (2 to 8) given as its [`packed`] word:
@@ -191,28 +219,30 @@ pub(crate) fn static_index_of_packed(word: u64, length: usize) -> Option<usize> 
     if !(2..=8).contains(&length) {
         return None;
     }
-    let mut slot = slot_of(word, length);
-    for _ in 0..SLOT_COUNT {
-        let index = usize::from(SLOTS[slot]).checked_sub(1)?;
-        let (name_word, name) = ENTRIES.get(index)?;
-        if *name_word == word && name.len() == length {
-            return Some(index);
-        }
-        slot = (slot + 1) & (SLOT_COUNT - 1);
+    home_index(word, length)
+}
+
+/// The index of the name whose packed word (its first 8 bytes) and length these are, when
+/// there is one: every name has a home slot of its own ([`HOMES`]), so the one slot says.
+#[inline(always)]
+fn home_index(word: u64, length: usize) -> Option<usize> {
+    let home = HOMES.get(slot_of(word, length))?;
+    if home.word == word && usize::from(home.length) == length {
+        usize::from(home.index).checked_sub(1)
+    } else {
+        None
     }
-    None
 }
 
 /// Slots of the open-addressing table (a power of two, at least four times the names).
 const SLOT_COUNT: usize = 1024;
 
 /// The multiplier of [`slot_of`]: one under which every name has a home slot of its own, so a
-/// known name is found at the first probe. With collisions (10 of the 120 names under the
-/// golden-ratio multiplier in 512 slots) the probe loop's exit was mispredicted on the pairs
-/// that collided, ~8% of a netfilter line's tokenizer samples. A name added to [`NAMES`] may
-/// collide again: lookups stay right (the table probes on), and the test
-/// `every_name_has_its_own_home_slot` says to search a new multiplier (odd 64-bit numbers at
-/// random until no two names share a slot; a few thousand tries for 120 names in 1,024).
+/// lookup looks at one slot and never probes on. (With probing, the loop's exit was mispredicted
+/// on the names that collided, ~8% of a netfilter line's tokenizer samples.) A name added to
+/// [`NAMES`] that shares a slot fails the build ([`HOMES`]): then search a new multiplier (odd
+/// 64-bit numbers at random until no two names share a slot; a few thousand tries for 120
+/// names in 1,024).
 const SLOT_MULTIPLIER: u64 = 0x1dfd_0b39_5ea5_16cd;
 
 /// The home slot of a packed word and length.
@@ -257,33 +287,43 @@ pub(crate) const fn packed_const(name: &str) -> u64 {
     word
 }
 
-/// Every name with its packed word.
-static ENTRIES: [(u64, &str); NAMES.len()] = {
-    let mut entries = [(0u64, ""); NAMES.len()];
-    let mut index = 0;
-    while index < NAMES.len() {
-        entries[index] = (packed_const(NAMES[index]), NAMES[index]);
-        index += 1;
-    }
-    entries
-};
+/// A slot of [`HOMES`]: the packed word and length of the name at home there, and its index
+/// plus one (0: a free slot, whose length, 0, matches no key).
+#[derive(Clone, Copy)]
+struct Home {
+    word: u64,
+    length: u8,
+    index: u8,
+}
 
-/// The table: 0 for a free slot, else 1 + the name's index in [`ENTRIES`]; linear probing.
-static SLOTS: [u8; SLOT_COUNT] = {
+/// The table of home slots, word and length in the slot itself, so a lookup is one load after
+/// the multiply (a table of indices into a list of names was two loads in a row, and their
+/// latency was ~15% of a netfilter line's tokenizer samples). 16 KiB, of which a device's
+/// lines touch the few dozen slots of their own names.
+static HOMES: [Home; SLOT_COUNT] = {
     assert!(NAMES.len() * 4 <= SLOT_COUNT && NAMES.len() < 255);
-    let mut slots = [0u8; SLOT_COUNT];
+    let mut homes = [Home {
+        word: 0,
+        length: 0,
+        index: 0,
+    }; SLOT_COUNT];
     let mut index = 0;
     while index < NAMES.len() {
         let name = NAMES[index];
         assert!(name.len() >= 2 && name.len() <= MAX_NAME_LEN);
-        let mut slot = slot_of(packed_const(name), name.len());
-        while slots[slot] != 0 {
-            slot = (slot + 1) & (SLOT_COUNT - 1);
-        }
-        slots[slot] = (index + 1) as u8;
+        let slot = slot_of(packed_const(name), name.len());
+        assert!(
+            homes[slot].index == 0,
+            "two names share a home slot: search a new SLOT_MULTIPLIER"
+        );
+        homes[slot] = Home {
+            word: packed_const(name),
+            length: name.len() as u8,
+            index: (index + 1) as u8,
+        };
         index += 1;
     }
-    slots
+    homes
 };
 
 #[cfg(test)]
@@ -441,23 +481,21 @@ mod tests {
         table.sort_unstable();
         table.dedup();
         assert_eq!(table, listed);
-        for (word, name) in &ENTRIES {
-            assert_eq!(*word, packed(name.as_bytes()), "{name}");
-        }
     }
 
-    /// Every name sits in its home slot (see `SLOT_MULTIPLIER` for what to do when a new name
-    /// makes this fail: lookups are still right, only slower).
+    /// Every name sits in its home slot, its word the packed name (the build fails when two
+    /// names share a slot; see `SLOT_MULTIPLIER`).
     #[test]
-    fn every_name_has_its_own_home_slot() {
-        for (index, (word, name)) in ENTRIES.iter().enumerate() {
-            let home = slot_of(*word, name.len());
-            assert_eq!(
-                usize::from(SLOTS[home]),
-                index + 1,
-                "{name} shares its home slot: search a new SLOT_MULTIPLIER"
-            );
+    fn every_name_sits_in_its_home_slot() {
+        for (index, name) in super::NAMES.iter().enumerate() {
+            let word = packed(name.as_bytes());
+            let home = HOMES[slot_of(word, name.len())];
+            assert_eq!(home.word, word, "{name}");
+            assert_eq!(usize::from(home.length), name.len(), "{name}");
+            assert_eq!(usize::from(home.index), index + 1, "{name}");
         }
+        let used = HOMES.iter().filter(|home| home.index != 0).count();
+        assert_eq!(used, super::NAMES.len());
     }
 
     proptest::proptest! {

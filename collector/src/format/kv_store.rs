@@ -15,8 +15,9 @@ use serde_json::Value;
 
 use crate::event::Fields;
 use crate::fields::{Entry, TextSource};
+use crate::format::kv_known::KnownPositions;
 use crate::format::kv_names::{
-    name_at, static_index, static_index_of_bytes, static_name, NAME_COUNT,
+    name_and_bit_at, name_at, static_index, static_index_of_bytes, static_name, NAME_COUNT,
 };
 
 // One bit per known name must fit the bitset.
@@ -30,6 +31,8 @@ pub(crate) struct PairStore<'f, 's> {
     source: TextSource<'s>,
     /// Bit `i` set: `fields` holds the known name with index `i` (`kv_names::static_index`).
     present: u128,
+    /// Where the entries of `kv_known`'s keys are.
+    known: KnownPositions,
 }
 
 impl<'f, 's> PairStore<'f, 's> {
@@ -38,24 +41,40 @@ impl<'f, 's> PairStore<'f, 's> {
     /// (the syslog envelope's and the prefix's entries, a handful). Everything stored into
     /// `fields` from now on until the store is dropped must go through the store.
     pub(crate) fn new(fields: &'f mut Fields, source: &'s str) -> Self {
-        let present = fields
+        let mut present = 0u128;
+        let mut known = KnownPositions::new();
+        for (position, index) in fields
             .keys()
-            .filter_map(static_index)
-            .fold(0u128, |present, index| present | 1 << index);
+            .enumerate()
+            .filter_map(|(position, key)| Some((position, static_index(key)?)))
+        {
+            present |= 1 << index;
+            known.note(index, position);
+        }
         let source = fields.text_source(source);
         PairStore {
             fields,
             source,
             present,
+            known,
         }
     }
 
-    /// Marks the known name `index` as present; true when it was absent before.
+    /// Where the entries of `kv_known`'s keys are, once every pair is stored.
+    pub(crate) fn into_known_positions(self) -> KnownPositions {
+        self.known
+    }
+
+    /// Marks the known name `index` as present, its entry about to be pushed (the next
+    /// position); true when it was absent before.
     #[inline]
     fn newly_present(&mut self, index: usize) -> bool {
         let bit = 1u128 << index;
         let absent = self.present & bit == 0;
-        self.present |= bit;
+        if absent {
+            self.present |= bit;
+            self.known.note(index, self.fields.len());
+        }
         absent
     }
 
@@ -97,14 +116,18 @@ impl<'f, 's> PairStore<'f, 's> {
     /// `known` is the key's index among the common names when the tokenizer has found it.
     #[inline]
     pub(crate) fn span_pair(&mut self, key: &[u8], known: Option<usize>, value: Range<usize>) {
-        let name = match known {
-            Some(index) => self.newly_present(index).then(|| name_at(index)).flatten(),
-            None => self.newly_present_name(key),
+        let index = match known {
+            Some(index) => Some(index),
+            None => static_index_of_bytes(key),
         };
+        let name = index
+            .filter(|index| self.newly_present(*index))
+            .and_then(name_and_bit_at);
         match name {
-            Some(name) => self
-                .fields
-                .push_absent_span(Cow::Borrowed(name), &self.source, value),
+            Some((name, bit)) => {
+                self.fields
+                    .push_absent_span(Cow::Borrowed(name), bit, &self.source, value)
+            }
             None => {
                 let text = self.source.text(value);
                 // Key bytes are ASCII (the tokenizer's key class), so this never replaces a
