@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::fields::Fields;
 
+/// Text of a short core field (a host name, an address, a program or user name): up to 24
+/// bytes are held inline, so setting one does not allocate. It reads as a `&str` (`Deref`),
+/// compares with `&str` and `String`, and serializes as a JSON string.
+pub type ShortText = compact_str::CompactString;
+
 /// One normalized event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -290,6 +295,12 @@ impl AsCoreValue for String {
     }
 }
 
+impl AsCoreValue for ShortText {
+    fn as_core_value(&self) -> CoreValue<'_> {
+        CoreValue::Text(self)
+    }
+}
+
 impl AsCoreValue for Cow<'static, str> {
     fn as_core_value(&self) -> CoreValue<'_> {
         CoreValue::Text(self)
@@ -317,6 +328,15 @@ impl FromCoreValue for String {
     fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
         match value {
             CoreValue::Text(text) => Some(text.to_owned()),
+            CoreValue::Number(_) => None,
+        }
+    }
+}
+
+impl FromCoreValue for ShortText {
+    fn from_core_value(value: CoreValue<'_>) -> Option<Self> {
+        match value {
+            CoreValue::Text(text) => Some(ShortText::from(text)),
             CoreValue::Number(_) => None,
         }
     }
@@ -422,19 +442,19 @@ core_fields! {
     /// Human-readable message (the syslog MSG part, the Windows rendered message, …).
     message: String => "message",
     /// The host that produced the event.
-    host_name: String => "host.name",
+    host_name: ShortText => "host.name",
     /// Source address of a connection or login.
-    source_ip: String => "source.ip",
+    source_ip: ShortText => "source.ip",
     /// Source port.
     source_port: u16 => "source.port",
     /// Destination address.
-    destination_ip: String => "destination.ip",
+    destination_ip: ShortText => "destination.ip",
     /// Destination port.
     destination_port: u16 => "destination.port",
     /// The user concerned.
-    user_name: String => "user.name",
+    user_name: ShortText => "user.name",
     /// Program name (syslog APP-NAME/TAG, image base name).
-    process_name: String => "process.name",
+    process_name: ShortText => "process.name",
     /// Process id.
     process_pid: u32 => "process.pid",
     /// Full path of the process executable.

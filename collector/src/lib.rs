@@ -46,7 +46,9 @@ pub mod tls;
 pub use buffer::{BufferConfig, BufferStats, DiskBuffer, Offset, SyncPolicy, WhenFull};
 pub use config::CollectorConfig;
 pub use error::CollectorError;
-pub use event::{CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError};
+pub use event::{
+    CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError, ShortText,
+};
 pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use lines::Lines;
 pub use parse::{parse_record, parser_failures, Decoder, DecoderStats, InputFormat, ParseContext};

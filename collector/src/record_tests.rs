@@ -305,7 +305,7 @@ proptest! {
         event.source.sequence = sequence;
         event.raw = raw;
         event.core.message = message;
-        event.core.user_name = user;
+        event.core.user_name = user.map(Into::into);
         event.core.source_port = port;
         event.core.process_pid = pid;
         event.fields.insert(key.into(), serde_json::Value::String(value));

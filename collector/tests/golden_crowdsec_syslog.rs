@@ -93,7 +93,7 @@ fn ours(event: &Event, kind: &str, key: &str) -> Option<Option<String>> {
             .map(str::to_owned)
     };
     Some(match (kind, key) {
-        ("Parsed", "program") => event.core.process_name.clone(),
+        ("Parsed", "program") => event.core.process_name.as_deref().map(str::to_owned),
         ("Parsed", "pid") => event
             .core
             .process_pid
@@ -101,9 +101,13 @@ fn ours(event: &Event, kind: &str, key: &str) -> Option<Option<String>> {
             .or_else(|| text("syslog.procid")),
         ("Parsed", "message") => event.core.message.clone(),
         ("Parsed", "timestamp") => text("syslog.timestamp").map(|time| squeeze(&time)),
-        ("Meta", "machine") => event.core.host_name.clone(),
-        ("Parsed", "sshd_client_ip") | ("Meta", "source_ip") => event.core.source_ip.clone(),
-        ("Parsed", "sshd_invalid_user") | ("Meta", "target_user") => event.core.user_name.clone(),
+        ("Meta", "machine") => event.core.host_name.as_deref().map(str::to_owned),
+        ("Parsed", "sshd_client_ip") | ("Meta", "source_ip") => {
+            event.core.source_ip.as_deref().map(str::to_owned)
+        }
+        ("Parsed", "sshd_invalid_user") | ("Meta", "target_user") => {
+            event.core.user_name.as_deref().map(str::to_owned)
+        }
         _ => return None,
     })
 }

@@ -64,12 +64,12 @@ fn check_valid(event: &Event, expected: &Value) -> Vec<String> {
     }
     check(
         "hostname",
-        event.core.host_name.clone(),
+        event.core.host_name.as_deref().map(str::to_owned),
         expected_text("hostname"),
     );
     check(
         "appname",
-        event.core.process_name.clone(),
+        event.core.process_name.as_deref().map(str::to_owned),
         expected_text("appname"),
     );
     check("procid", procid(event), expected_text("procid"));
@@ -253,10 +253,14 @@ fn syslog_loose_cases() {
         }
         let event = parse_record(input.as_bytes(), InputFormat::Auto, &context, 1);
         let expect = |field: &str| expected_option(expected_text, field);
-        let ours_appname = event.core.process_name.clone();
+        let ours_appname = event.core.process_name.as_deref().map(str::to_owned);
         let ours_procid = procid(&event);
         let comparisons = [
-            ("hostname", event.core.host_name.clone(), expect("hostname")),
+            (
+                "hostname",
+                event.core.host_name.as_deref().map(str::to_owned),
+                expect("hostname"),
+            ),
             ("appname", ours_appname, expect("appname")),
             ("procid", ours_procid, expect("procid")),
             (

@@ -79,13 +79,14 @@ impl Entities {
     /// The entities of an event: host, user and source address (destination when no source).
     pub fn of(event: &Event) -> Self {
         Entities {
-            host: event.core.host_name.clone(),
-            user: event.core.user_name.clone(),
+            host: event.core.host_name.as_deref().map(str::to_owned),
+            user: event.core.user_name.as_deref().map(str::to_owned),
             ip: event
                 .core
                 .source_ip
-                .clone()
-                .or_else(|| event.core.destination_ip.clone()),
+                .as_deref()
+                .or(event.core.destination_ip.as_deref())
+                .map(str::to_owned),
         }
     }
 }

@@ -40,7 +40,7 @@ proptest! {
         }
         event.fields.insert(extra_name.into(), serde_json::json!([values.first(), {"nested": values.last()}]));
         event.fields.insert("dns".into(), serde_json::json!({"question": {"name": values.last()}, "answers": values}));
-        event.core.source_ip = values.first().cloned();
+        event.core.source_ip = values.first().map(|value| value.as_str().into());
         event.core.url_original = values.last().cloned();
         for options in [MatchOptions::default(), MatchOptions { scan_all_fields_for_addresses: false }] {
             let alerts = set.alerts(&event, &options);

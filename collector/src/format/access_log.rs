@@ -390,8 +390,8 @@ fn record_fields(line: &AccessLine<'_>, event: &mut Event) {
     core.source_ip = line
         .clientip
         .filter(|client| client.parse::<std::net::IpAddr>().is_ok())
-        .map(str::to_owned);
-    core.user_name = line.auth.filter(|auth| *auth != "-").map(str::to_owned);
+        .map(Into::into);
+    core.user_name = line.auth.filter(|auth| *auth != "-").map(Into::into);
     if let Some((method, target, _)) = request {
         core.http_request_method = Some(method.to_owned());
         core.url_original = Some(target.to_owned());

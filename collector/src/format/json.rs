@@ -15,7 +15,7 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::event::{Event, Format};
+use crate::event::{Event, Format, ShortText};
 use crate::fields::{key_bit, Fields};
 use crate::format::{winevent, FormatError};
 use crate::parse::{mark_unknown, new_event, new_event_from, part_id, InputFormat, ParseContext};
@@ -300,16 +300,17 @@ pub fn fill_core(document: &Fields, context: &ParseContext, event: &mut Event) {
     let filter = NameFilter::of(document);
     let lookup = |name: &Name| lookup(document, &filter, name);
     let text = |names: &[Name]| first_text(names, lookup);
+    let short_text = |names: &[Name]| first_short_text(names, lookup);
     let number = |names: &[Name]| names.iter().find_map(|name| lookup(name).and_then(as_u64));
     let core = &mut event.core;
     core.message = text(MESSAGE);
-    core.host_name = text(HOST_NAME);
-    core.source_ip = text(SOURCE_IP);
+    core.host_name = short_text(HOST_NAME);
+    core.source_ip = short_text(SOURCE_IP);
     core.source_port = number(SOURCE_PORT).and_then(|port| u16::try_from(port).ok());
-    core.destination_ip = text(DESTINATION_IP);
+    core.destination_ip = short_text(DESTINATION_IP);
     core.destination_port = number(DESTINATION_PORT).and_then(|port| u16::try_from(port).ok());
-    core.user_name = text(USER_NAME);
-    core.process_name = text(PROCESS_NAME);
+    core.user_name = short_text(USER_NAME);
+    core.process_name = short_text(PROCESS_NAME);
     core.process_pid = number(PROCESS_PID).and_then(|pid| u32::try_from(pid).ok());
     core.process_executable = text(PROCESS_EXECUTABLE);
     core.process_command_line = text(PROCESS_COMMAND_LINE);
@@ -379,6 +380,19 @@ fn first_text<'a>(names: &[Name], lookup: impl Fn(&Name) -> Option<&'a Value>) -
     names.iter().find_map(|name| match lookup(name)? {
         Value::String(text) if !text.is_empty() => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    })
+}
+
+/// [`first_text`] for a short core field ([`ShortText`]), copied from the document's text
+/// straight into it (no `String` made first).
+fn first_short_text<'a>(
+    names: &[Name],
+    lookup: impl Fn(&Name) -> Option<&'a Value>,
+) -> Option<ShortText> {
+    names.iter().find_map(|name| match lookup(name)? {
+        Value::String(text) if !text.is_empty() => Some(ShortText::from(text.as_str())),
+        Value::Number(number) => Some(compact_str::ToCompactString::to_compact_string(number)),
         _ => None,
     })
 }

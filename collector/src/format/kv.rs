@@ -44,7 +44,7 @@ use std::ops::Range;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde_json::Value;
 
-use crate::event::{Event, Fields, Format, LogSource};
+use crate::event::{Event, Fields, Format, LogSource, ShortText};
 use crate::fields::StoredValue;
 use crate::format::kv_known::{KnownFields, KnownPositions};
 use crate::format::kv_names;
@@ -505,12 +505,12 @@ fn first_of<'a>(values: &[Option<StoredValue<'a>>]) -> Option<&'a str> {
 }
 
 /// The first of `values` whose text is an IP address.
-fn first_ip(values: &[Option<StoredValue<'_>>]) -> Option<String> {
+fn first_ip(values: &[Option<StoredValue<'_>>]) -> Option<ShortText> {
     values
         .iter()
         .filter_map(|value| text_of(*value))
         .find(|value| is_ip_address(value))
-        .map(str::to_owned)
+        .map(ShortText::from)
 }
 
 /// Whether `text` parses as an `IpAddr`: exactly `text.parse::<IpAddr>().is_ok()`, with IPv4
@@ -621,7 +621,7 @@ fn map_core_fields(
     if let Some(user) = first_of(&[known.user, known.usrName, known.dstuser, known.srcuser])
         .filter(|user| !is_placeholder(user))
     {
-        core.user_name = Some(user.to_owned());
+        core.user_name = Some(user.into());
     }
     if let Some(action) = first_of(&[known.action, known.act]) {
         core.event_action = Some(action.to_owned().into());
@@ -644,7 +644,7 @@ fn map_core_fields(
         core.message = Some(text.to_owned());
     }
     if let Some(device) = first_of(&[known.devname]) {
-        core.host_name = Some(device.to_owned());
+        core.host_name = Some(device.into());
     }
     if let Some(time) = device_time(&known, context) {
         event.timestamp = time;
@@ -1580,7 +1580,7 @@ mod tests {
         if let Some(user) = first_of(&get(&["user", "usrName", "dstuser", "srcuser"]))
             .filter(|user| !is_placeholder(user))
         {
-            core.user_name = Some(user.to_owned());
+            core.user_name = Some(user.into());
         }
         if let Some(action) = first_of(&get(&["action", "act"])) {
             core.event_action = Some(action.to_owned().into());
@@ -1603,7 +1603,7 @@ mod tests {
             core.message = Some(text.to_owned());
         }
         if let Some(device) = text_field(fields, "devname").filter(|device| !device.is_empty()) {
-            core.host_name = Some(device.to_owned());
+            core.host_name = Some(device.into());
         }
         // The reference fills the slots by name lookups, not by the one-pass collection.
         let known = KnownFields {

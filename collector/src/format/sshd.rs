@@ -36,9 +36,9 @@ pub fn enrich(message: &str, event: &mut Event) {
                 // formatting the address again.
                 let canonical = address.to_canonical();
                 event.core.source_ip = Some(if canonical == address {
-                    text.to_owned()
+                    text.into()
                 } else {
-                    canonical.to_string()
+                    compact_str::ToCompactString::to_compact_string(&canonical)
                 });
                 address_found = true;
                 port_expected = true;
@@ -55,7 +55,7 @@ pub fn enrich(message: &str, event: &mut Event) {
         previous = word;
     }
     if let Some(user) = user {
-        event.core.user_name = Some(user.to_owned());
+        event.core.user_name = Some(user.into());
     }
     if let Some((action, outcome)) = classify(message) {
         event.core.event_action = Some(action.into());
@@ -199,9 +199,9 @@ mod reference {
                     // formatting the address again.
                     let canonical = address.to_canonical();
                     event.core.source_ip = Some(if canonical == address {
-                        text.to_owned()
+                        text.into()
                     } else {
-                        canonical.to_string()
+                        compact_str::ToCompactString::to_compact_string(&canonical)
                     });
                     address_found = true;
                     port_expected = true;
@@ -214,7 +214,7 @@ mod reference {
             previous = word;
         }
         if let Some(user) = user {
-            event.core.user_name = Some(user.to_owned());
+            event.core.user_name = Some(user.into());
         }
         if let Some((action, outcome)) = super::classify(message) {
             event.core.event_action = Some(action.into());

@@ -98,14 +98,14 @@ pub fn record_priority(event: &mut Event, priority: u8) {
 
 /// Stores the host name as `host.name`.
 pub fn record_hostname(event: &mut Event, hostname: &str) {
-    event.core.host_name = Some(hostname.to_owned());
+    event.core.host_name = Some(hostname.into());
 }
 
 /// Stores the program as `process.name` and the process id as `process.pid`, or as
 /// `syslog.procid` when it is not a number (RFC 5424 allows any token).
 pub fn record_program(event: &mut Event, appname: Option<&str>, procid: Option<&str>) {
     if let Some(appname) = appname {
-        event.core.process_name = Some(appname.to_owned());
+        event.core.process_name = Some(appname.into());
     }
     if let Some(procid) = procid {
         match procid.parse() {

@@ -417,13 +417,13 @@ fn fill_windows_core(system: &System, event_id: u64, fields: &Fields, event: &mu
     let core = &mut event.core;
     core.event_code = Some(event_id.to_string());
     if let Some(computer) = &system.computer {
-        core.host_name = Some(computer.clone());
+        core.host_name = Some(computer.as_str().into());
     }
     if core.message.is_none() {
         core.message = first(&["Message"]);
     }
     if let Some(executable) = first(&["Image", "NewProcessName", "ProcessName"]) {
-        core.process_name = Some(base_name(&executable).to_owned());
+        core.process_name = Some(base_name(&executable).into());
         core.process_executable = Some(executable);
     }
     if let Some(command_line) = first(&["CommandLine"]) {
@@ -442,16 +442,16 @@ fn fill_windows_core(system: &System, event_id: u64, fields: &Fields, event: &mu
         core.process_pid = Some(pid);
     }
     if let Some(user) = first(&["TargetUserName", "SubjectUserName", "User", "AccountName"]) {
-        core.user_name = Some(user);
+        core.user_name = Some(user.into());
     }
     if let Some(address) = first(&["IpAddress", "SourceIp", "SourceAddress", "ClientAddress"]) {
-        core.source_ip = Some(address);
+        core.source_ip = Some(address.into());
     }
     if let Some(port) = first_port(fields, &["IpPort", "SourcePort"]) {
         core.source_port = Some(port);
     }
     if let Some(address) = first(&["DestinationIp", "DestAddress"]) {
-        core.destination_ip = Some(address);
+        core.destination_ip = Some(address.into());
     }
     if let Some(port) = first_port(fields, &["DestinationPort", "DestPort"]) {
         core.destination_port = Some(port);

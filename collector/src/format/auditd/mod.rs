@@ -257,20 +257,20 @@ fn fill_core(records: &[AuditRecord], primary: &AuditRecord, fields: &Fields, ev
         .map(str::to_owned);
     core.process_name = text(fields, "comm")
         .filter(|comm| !is_unset(comm))
-        .map(str::to_owned)
+        .map(Into::into)
         .or_else(|| {
             let exe = core.process_executable.as_deref()?;
             exe.rsplit('/')
                 .next()
                 .filter(|name| !name.is_empty())
-                .map(str::to_owned)
+                .map(Into::into)
         });
     core.process_pid = text(fields, "pid").and_then(|pid| pid.parse().ok());
     core.process_command_line = command_line(records, fields);
     core.user_name = ["acct", "AUID", "UID", "auid", "uid"]
         .iter()
         .find_map(|key| text(fields, key).filter(|value| !is_unset(value)))
-        .map(str::to_owned);
+        .map(Into::into);
     core.event_code = Some(primary.record_type.clone());
     core.event_action = Some(
         text(fields, "SYSCALL")
@@ -279,10 +279,14 @@ fn fill_core(records: &[AuditRecord], primary: &AuditRecord, fields: &Fields, ev
             .into(),
     );
     core.event_outcome = outcome(fields).map(|outcome| outcome.to_owned().into());
-    core.host_name = primary.node.clone().or_else(|| primary.syslog_host.clone());
+    core.host_name = primary
+        .node
+        .as_deref()
+        .or(primary.syslog_host.as_deref())
+        .map(Into::into);
     core.source_ip = text(fields, "addr")
         .and_then(|addr| addr.parse::<IpAddr>().ok())
-        .map(|addr| addr.to_string());
+        .map(|addr| compact_str::ToCompactString::to_compact_string(&addr));
 }
 
 /// The EXECVE arguments joined with spaces, else the decoded `proctitle`, else a userspace
