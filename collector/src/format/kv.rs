@@ -353,7 +353,21 @@ fn parse_pairs(
 
 /// Adds one token to `fields`: a pair (a repeated key collects its values in an array), or a
 /// flag word (`SYN`, `DF`; `true`, or its parenthesized argument), kept once.
+///
+/// Inlined into the tokenizer's loop, so that a pair (nearly every token) goes to the store
+/// with no `Token` made and matched and no call of its own (~20 instructions a pair); the
+/// other tokens go out of line ([`insert_other_token`]), keeping the loop small.
+#[inline(always)]
 fn insert_token(store: &mut PairStore<'_, '_>, token: Token<'_>) {
+    match token {
+        Token::Pair(key, known, value) => store.span_pair(key, known, value),
+        other => insert_other_token(store, other),
+    }
+}
+
+/// [`insert_token`] of an escaped pair or a flag word.
+#[inline(never)]
+fn insert_other_token(store: &mut PairStore<'_, '_>, token: Token<'_>) {
     match token {
         Token::Pair(key, known, value) => store.span_pair(key, known, value),
         Token::Escaped(key, value) => store.text_pair(&String::from_utf8_lossy(key), &value),
