@@ -30,6 +30,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use hashbrown::HashTable;
@@ -104,23 +105,39 @@ impl Slot {
     /// The slot as a `Value`, building (and keeping) a text slot's `Value::String` the first
     /// time.
     #[inline]
-    fn value<'a>(&'a self, text: &'a str) -> &'a Value {
+    fn value<'a>(&'a self, text: &'a str, built: &AtomicBool) -> &'a Value {
         match self {
             Slot::Value(value) => value,
-            Slot::Text { .. } => self.text_value(text),
+            Slot::Text { .. } => self.text_value(text, built),
         }
     }
 
     /// [`Slot::value`] of a text slot. Out of line: readers that want a `Value` mostly read
     /// value slots (the JSON formats look up ~40 names a record), and the `OnceLock` set-up
-    /// inlined into each lookup cost them ~2% (BENCHMARKS.md "Parsing").
+    /// inlined into each lookup cost them ~2% (BENCHMARKS.md "Parsing"). `built` is the
+    /// map's [`Fields::built_values`]: set when a `Value` is built, which the slot then owns.
     #[cold]
     #[inline(never)]
-    fn text_value<'a>(&'a self, text: &'a str) -> &'a Value {
+    fn text_value<'a>(&'a self, text: &'a str, built: &AtomicBool) -> &'a Value {
         match self {
             Slot::Value(value) => value,
-            Slot::Text { start, len, value } => value
-                .get_or_init(|| Box::new(Value::String(text_at(text, *start, *len).to_owned()))),
+            Slot::Text { start, len, value } => value.get_or_init(|| {
+                built.store(true, Ordering::Relaxed);
+                Box::new(Value::String(text_at(text, *start, *len).to_owned()))
+            }),
+        }
+    }
+
+    /// True when the slot owns no memory: a text span whose `Value` was never built, or a
+    /// null, a boolean or a number (the syslog header's priority) unless serde_json's
+    /// numbers own memory (its `arbitrary_precision` feature, which any crate may turn on).
+    #[inline(always)]
+    fn owns_nothing(&self) -> bool {
+        match self {
+            Slot::Text { value, .. } => value.get().is_none(),
+            Slot::Value(Value::Null | Value::Bool(_)) => true,
+            Slot::Value(Value::Number(_)) => !std::mem::needs_drop::<serde_json::Number>(),
+            Slot::Value(_) => false,
         }
     }
 
@@ -276,7 +293,6 @@ impl Serialize for StoredValue<'_> {
 }
 
 /// The event's parsed key/values in insertion order (see the module docs).
-#[derive(Clone, Default)]
 pub struct Fields {
     entries: Vec<(Key, Slot)>,
     /// The text of the [`Slot::Text`] values, end to end. It only grows: the text of a value
@@ -291,6 +307,46 @@ pub struct Fields {
     /// linear scan. Removals leave bits set (a stale bit only costs the scan); only
     /// [`Fields::clear`] resets them.
     key_bits: u64,
+    /// True while no entry owns memory of its own: every key `'static` and every value a text
+    /// span whose `Value` was never built (nor `built_values` set). Dropping such a map frees
+    /// the entries' block without visiting them: a key=value line's ~20 entries cost ~400
+    /// instructions to visit one by one, for nothing to free. Made false by any entry that
+    /// owns something and by any change of a value in place; true again after
+    /// [`Fields::clear`].
+    owns_nothing: bool,
+    /// Set when a text slot's `Value` was built through `&self` ([`Slot::text_value`]), after
+    /// which that slot owns it.
+    built_values: AtomicBool,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::with_capacity(0)
+    }
+}
+
+impl Clone for Fields {
+    fn clone(&self) -> Self {
+        Fields {
+            entries: self.entries.clone(),
+            text: self.text.clone(),
+            index: self.index.clone(),
+            key_bits: self.key_bits,
+            owns_nothing: self.owns_nothing,
+            built_values: AtomicBool::new(self.built_values.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        if self.owns_nothing && !*self.built_values.get_mut() {
+            // The entries own nothing: a `Drain` of all of them, forgotten, leaves the `Vec`
+            // empty without dropping any (safe: nothing is freed twice, and nothing they own
+            // is left behind), and the `Vec` then frees only its block.
+            std::mem::forget(self.entries.drain(..));
+        }
+    }
 }
 
 /// The bit of [`Fields::key_bits`] for `key`, from its length and its first and last bytes
@@ -405,6 +461,8 @@ impl Fields {
             text: String::new(),
             index: None,
             key_bits: 0,
+            owns_nothing: true,
+            built_values: AtomicBool::new(false),
         }
     }
 
@@ -466,6 +524,8 @@ impl Fields {
         self.text.clear();
         self.index = None;
         self.key_bits = 0;
+        self.owns_nothing = true;
+        *self.built_values.get_mut() = false;
     }
 
     /// The position of `key`, if present.
@@ -495,6 +555,7 @@ impl Fields {
 
     /// The value at `position` (which must be in range), mutable.
     fn value_at_mut(&mut self, position: usize) -> &mut Value {
+        self.owns_nothing = false;
         let text = &self.text;
         self.entries[position].1.value_mut(text)
     }
@@ -504,7 +565,7 @@ impl Fields {
         let position = self.position(key)?;
         match self.entries.get(position) {
             Some((_, Slot::Value(value))) => Some(value),
-            Some((_, slot)) => Some(slot.text_value(&self.text)),
+            Some((_, slot)) => Some(slot.text_value(&self.text, &self.built_values)),
             None => None,
         }
     }
@@ -516,7 +577,7 @@ impl Fields {
         let position = self.position_with_bit(key, bit)?;
         match self.entries.get(position) {
             Some((_, Slot::Value(value))) => Some(value),
-            Some((_, slot)) => Some(slot.text_value(&self.text)),
+            Some((_, slot)) => Some(slot.text_value(&self.text, &self.built_values)),
             None => None,
         }
     }
@@ -545,6 +606,7 @@ impl Fields {
     /// The value of `key`, mutable.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let position = self.position(key)?;
+        self.owns_nothing = false;
         let text = &self.text;
         self.entries
             .get_mut(position)
@@ -556,7 +618,7 @@ impl Fields {
         let position = self.position(key)?;
         self.entries
             .get(position)
-            .map(|(key, slot)| (&**key, slot.value(&self.text)))
+            .map(|(key, slot)| (&**key, slot.value(&self.text, &self.built_values)))
     }
 
     /// True when `key` is present.
@@ -576,6 +638,7 @@ impl Fields {
     fn push_new_with_bit(&mut self, key: Key, bit: u64, slot: Slot) -> usize {
         let position = self.entries.len();
         self.key_bits |= bit;
+        self.owns_nothing &= matches!(key, Cow::Borrowed(_)) && slot.owns_nothing();
         self.entries.push((key, slot));
         self.index_pushed();
         position
@@ -621,6 +684,7 @@ impl Fields {
         let bit = key_bit(&key);
         match self.position_with_bit(&key, bit) {
             Some(position) => {
+                self.owns_nothing &= slot.owns_nothing();
                 let text = &self.text;
                 self.entries
                     .get_mut(position)
@@ -730,6 +794,7 @@ impl Fields {
     #[inline(always)]
     fn push_new_span(&mut self, key: Key, bit: u64, start: u32, len: u32) {
         self.key_bits |= bit;
+        self.owns_nothing &= matches!(key, Cow::Borrowed(_));
         // `resize_with` calls the closure exactly once here, so the key is always there.
         let mut key = Some(key);
         self.entries.resize_with(self.entries.len() + 1, || {
@@ -800,6 +865,7 @@ impl Fields {
                     NewValue::Text(text) => Value::String(text.to_owned()),
                     NewValue::Json(value) => value,
                 };
+                self.owns_nothing = false;
                 let text = &self.text;
                 if let Some((_, existing)) = self.entries.get_mut(position) {
                     match existing.value_mut(text) {
@@ -870,6 +936,7 @@ impl Fields {
         Iter {
             entries: self.entries.iter(),
             text: &self.text,
+            built: &self.built_values,
         }
     }
 
@@ -904,6 +971,7 @@ impl Fields {
 
     /// The entries in order, values mutable.
     pub fn iter_mut(&mut self) -> IterMut<'_> {
+        self.owns_nothing = false;
         IterMut {
             entries: self.entries.iter_mut(),
             text: &self.text,
@@ -1016,7 +1084,7 @@ impl<'a> OccupiedEntry<'a> {
     pub fn get(&self) -> &Value {
         self.fields.entries[self.position]
             .1
-            .value(&self.fields.text)
+            .value(&self.fields.text, &self.fields.built_values)
     }
 
     /// The value, mutable.
@@ -1039,16 +1107,17 @@ impl<'a> OccupiedEntry<'a> {
 pub struct Iter<'a> {
     entries: std::slice::Iter<'a, (Key, Slot)>,
     text: &'a str,
+    built: &'a AtomicBool,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a Value);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let text = self.text;
+        let (text, built) = (self.text, self.built);
         self.entries
             .next()
-            .map(|(key, slot)| (&**key, slot.value(text)))
+            .map(|(key, slot)| (&**key, slot.value(text, built)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1058,10 +1127,10 @@ impl<'a> Iterator for Iter<'a> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        let text = self.text;
+        let (text, built) = (self.text, self.built);
         self.entries
             .next_back()
-            .map(|(key, slot)| (&**key, slot.value(text)))
+            .map(|(key, slot)| (&**key, slot.value(text, built)))
     }
 }
 
@@ -1121,10 +1190,12 @@ impl IntoIterator for Fields {
     type Item = (Key, Value);
     type IntoIter = IntoIter;
 
-    fn into_iter(self) -> Self::IntoIter {
+    fn into_iter(mut self) -> Self::IntoIter {
+        // Taken rather than moved out: `Fields` has a `Drop` of its own. What is left (an
+        // empty map) owns nothing.
         IntoIter {
-            entries: self.entries.into_iter(),
-            text: self.text,
+            entries: std::mem::take(&mut self.entries).into_iter(),
+            text: std::mem::take(&mut self.text),
         }
     }
 }
@@ -1186,10 +1257,12 @@ impl From<Map<String, Value>> for Fields {
         let index = (entries.len() > INDEX_THRESHOLD).then(|| Box::new(HashIndex::build(&entries)));
         let key_bits = entries.iter().fold(0, |bits, (key, _)| bits | key_bit(key));
         Fields {
+            owns_nothing: entries.is_empty(),
             entries,
             text: String::new(),
             index,
             key_bits,
+            built_values: AtomicBool::new(false),
         }
     }
 }
@@ -1465,6 +1538,115 @@ mod tests {
         *fields.entry("SYN").or_insert(json!(false)) = json!("set");
         assert_eq!(fields.get("SYN"), Some(&json!("set")));
         assert_eq!(fields["nope"], Value::Null);
+    }
+
+    impl Fields {
+        /// What `Drop` relies on: when the map says its entries own nothing, none does.
+        fn owns_nothing_is_true(&self) -> bool {
+            let claims_nothing = self.owns_nothing && !self.built_values.load(Ordering::Relaxed);
+            !claims_nothing
+                || self
+                    .entries
+                    .iter()
+                    .all(|(key, slot)| matches!(key, Cow::Borrowed(_)) && slot.owns_nothing())
+        }
+    }
+
+    /// Keys parsers store as `'static` names, and one that comes from the record.
+    const STATIC_KEYS: [&str; 4] = ["SRC", "DST", "syslog.facility", "action"];
+
+    proptest! {
+        /// Whatever is done to a map, it never says its entries own nothing while one owns
+        /// something: `Drop` would leave that behind (text spans under `'static` names, what
+        /// the key=value reader stores, are the only entries that own nothing).
+        #[test]
+        fn a_map_that_owns_something_says_so(
+            ops in proptest::collection::vec((0u8..12, 0usize..5, "[a-z]{0,3}"), 0..60)
+        ) {
+            let line = "SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP";
+            let mut fields = Fields::new();
+            for (op, key_index, text) in ops {
+                let key: Key = match STATIC_KEYS.get(key_index) {
+                    Some(name) => Cow::Borrowed(*name),
+                    None => Cow::Owned(text.clone()),
+                };
+                let present = fields.contains_key(&key);
+                match op {
+                    0 if !present => {
+                        let source = fields.text_source(line);
+                        fields.push_absent_span(key.clone(), key_bit(&key), &source, 4..12);
+                    }
+                    1 if !present => {
+                        let source = fields.text_source(line);
+                        fields.push_absent_text_from(key, &line[17..25], Some(&source));
+                    }
+                    2 => {
+                        fields.insert_text(key, &text);
+                    }
+                    3 => {
+                        fields.insert(key, json!(text));
+                    }
+                    4 => {
+                        let _ = fields.get(&key);
+                    }
+                    5 => {
+                        if let Some(value) = fields.get_mut(&key) {
+                            *value = json!([value.take()]);
+                        }
+                    }
+                    6 => {
+                        let source = fields.text_source(line);
+                        fields.insert_repeatable_text_from(&key, &line[0..3], |_| None, Some(&source));
+                    }
+                    7 => {
+                        fields.remove(&key);
+                    }
+                    8 => {
+                        let _ = fields.entry(&key).or_insert(json!(1));
+                    }
+                    9 => {
+                        for (_, value) in fields.iter_mut() {
+                            let _ = value.take();
+                        }
+                    }
+                    10 => {
+                        let _ = fields.iter().count();
+                        let _ = fields.clone();
+                    }
+                    11 => fields.clear(),
+                    _ => {}
+                }
+                prop_assert!(fields.owns_nothing_is_true());
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_value_line_owns_nothing() {
+        // What the key=value reader stores: spans of its text under `'static` names. Drop
+        // then skips the entries.
+        let line = "SRC=10.0.0.1 DST=10.0.0.2";
+        let mut fields = Fields::new();
+        let source = fields.text_source(line);
+        fields.push_absent_span(Cow::Borrowed("SRC"), key_bit("SRC"), &source, 4..12);
+        fields.push_absent_span(Cow::Borrowed("DST"), key_bit("DST"), &source, 17..25);
+        assert!(fields.owns_nothing);
+        assert_eq!(fields.get_str("DST"), Some("10.0.0.2"));
+        assert!(
+            fields.owns_nothing,
+            "a read of the stored text builds nothing"
+        );
+        assert_eq!(fields.get("SRC"), Some(&json!("10.0.0.1")));
+        assert!(
+            fields.built_values.load(Ordering::Relaxed),
+            "a `Value` was built"
+        );
+        fields.clear();
+        assert!(fields.owns_nothing && !fields.built_values.load(Ordering::Relaxed));
+        fields.insert_text("user".into(), "an");
+        assert!(fields.owns_nothing, "a 'static name over a text span");
+        fields.insert(Cow::Owned("from-the-record".into()), json!(1));
+        assert!(!fields.owns_nothing);
     }
 
     fn operations() -> impl Strategy<Value = Vec<(u8, String, i64)>> {
