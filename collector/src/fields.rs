@@ -638,10 +638,25 @@ impl Fields {
     fn push_new_with_bit(&mut self, key: Key, bit: u64, slot: Slot) -> usize {
         let position = self.entries.len();
         self.key_bits |= bit;
-        self.owns_nothing &= matches!(key, Cow::Borrowed(_)) && slot.owns_nothing();
         self.entries.push((key, slot));
+        self.note_last_entry();
         self.index_pushed();
         position
+    }
+
+    /// After a push: [`Fields::owns_nothing`] made false if the new entry owns something.
+    /// Tested first: once false (say at a JSON document's first entry) it stays so, and the
+    /// entries after need not be looked at. The entry is read where it was stored, not as the
+    /// argument it was: the key's words, just written to the stack one by one and read back
+    /// as one, waited on a failed store-to-load forward (~15% of an access log's inserts).
+    #[inline(always)]
+    fn note_last_entry(&mut self) {
+        if self.owns_nothing {
+            self.owns_nothing = self
+                .entries
+                .last()
+                .is_some_and(|(key, slot)| matches!(key, Cow::Borrowed(_)) && slot.owns_nothing());
+        }
     }
 
     /// After a push: the hash index told of the new entry, when there is one or should be.
@@ -794,6 +809,7 @@ impl Fields {
     #[inline(always)]
     fn push_new_span(&mut self, key: Key, bit: u64, start: u32, len: u32) {
         self.key_bits |= bit;
+        // (The key=value reader's keys are `'static` at the call: this folds away there.)
         self.owns_nothing &= matches!(key, Cow::Borrowed(_));
         // `resize_with` calls the closure exactly once here, so the key is always there.
         let mut key = Some(key);
