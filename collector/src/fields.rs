@@ -590,6 +590,11 @@ impl Fields {
             .map(|(_, slot)| slot.stored(&self.text))
     }
 
+    /// The key of the entry at `position` (in insertion order), if there is one.
+    pub(crate) fn key_at(&self, position: usize) -> Option<&str> {
+        self.entries.get(position).map(|(key, _)| &**key)
+    }
+
     /// The value of the entry at `position` (in insertion order) as stored, if there is one.
     pub(crate) fn stored_at(&self, position: usize) -> Option<StoredValue<'_>> {
         self.entries
@@ -1577,7 +1582,7 @@ mod tests {
         /// the key=value reader stores, are the only entries that own nothing).
         #[test]
         fn a_map_that_owns_something_says_so(
-            ops in proptest::collection::vec((0u8..12, 0usize..5, "[a-z]{0,3}"), 0..60)
+            ops in proptest::collection::vec((0u8..20, 0usize..5, "[a-z]{0,3}"), 0..60)
         ) {
             let line = "SRC=10.0.0.1 DST=10.0.0.2 PROTO=TCP";
             let mut fields = Fields::new();
@@ -1630,6 +1635,37 @@ mod tests {
                         let _ = fields.clone();
                     }
                     11 => fields.clear(),
+                    // Values that own nothing, in place of whatever was there.
+                    12 => {
+                        fields.insert(key, json!(text.len()));
+                    }
+                    13 => {
+                        fields.insert(key, if text.is_empty() { Value::Null } else { json!(true) });
+                    }
+                    14 => match fields.entry(&key) {
+                        Entry::Vacant(vacant) => {
+                            vacant.insert_static("SRC", json!(text));
+                        }
+                        Entry::Occupied(mut occupied) => {
+                            occupied.insert(json!(text));
+                        }
+                    },
+                    15 => {
+                        fields.shift_remove(&key);
+                    }
+                    16 => {
+                        fields.extend([(key, json!(text))]);
+                    }
+                    17 => {
+                        fields = Fields::from(fields.to_map());
+                    }
+                    18 => {
+                        let text = serde_json::to_string(&fields).unwrap_or_default();
+                        fields = serde_json::from_str(&text).unwrap_or_default();
+                    }
+                    19 => {
+                        let _ = fields.remove_entry(&key);
+                    }
                     _ => {}
                 }
                 prop_assert!(fields.owns_nothing_is_true());

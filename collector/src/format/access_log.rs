@@ -326,8 +326,10 @@ fn record_fields(line: &AccessLine<'_>, event: &mut Event) {
     let raw_len = event.raw_len();
     let fields = &mut event.fields;
     // Text values in the map's one text buffer (`Fields::insert_text`) rather than a
-    // `Value::String` each: one allocation per line instead of one per value.
-    fields.reserve_text(raw_len);
+    // `Value::String` each. Several values are stored under two names (`clientip` and
+    // `c-ip`, the request's parts), so the buffer gets room for two copies of the line: one
+    // allocation for nearly every line (a longer one grows it once).
+    fields.reserve_text(raw_len.saturating_mul(2));
     let mut put = |names: &[&'static str], value: &str| {
         for name in names {
             fields.insert_text((*name).into(), value);

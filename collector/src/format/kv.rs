@@ -1568,7 +1568,7 @@ mod tests {
     }
 
     /// `map_core_fields` as it was before `KnownFields`: one lookup by name per key. Kept to
-    /// check the one-pass version against.
+    /// check the version that reads the known keys at their noted positions against.
     fn reference_map_core_fields(text: &str, context: &ParseContext, event: &mut Event) {
         let fields = &event.fields;
         // Through `get`, which builds each `Value`: the stored text is not what is checked.
@@ -1619,7 +1619,7 @@ mod tests {
         if let Some(device) = text_field(fields, "devname").filter(|device| !device.is_empty()) {
             core.host_name = Some(device.into());
         }
-        // The reference fills the slots by name lookups, not by the one-pass collection.
+        // The reference fills the slots by name lookups, not from noted positions.
         let known = KnownFields {
             date: fields.get("date").map(StoredValue::Json),
             time: fields.get("time").map(StoredValue::Json),
@@ -1688,7 +1688,7 @@ mod tests {
         // values.
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
 
-        /// The one-pass `map_core_fields` sets exactly what the lookup-by-name version set:
+        /// `map_core_fields` from noted positions sets exactly what the lookup-by-name version set:
         /// core fields, timestamp and logsource, whatever the fields and the envelope's message.
         #[test]
         fn core_fields_match_lookup_by_name(

@@ -48,8 +48,9 @@ macro_rules! known_keys {
                 let mut known = KnownFields::default();
                 $(
                     if positions.present & (1 << Known::$slot as u64) != 0 {
-                        known.$slot = fields
-                            .stored_at(positions.positions[Known::$slot as usize] as usize);
+                        let position = positions.positions[Known::$slot as usize] as usize;
+                        debug_assert_eq!(fields.key_at(position), Some($name), "a noted position");
+                        known.$slot = fields.stored_at(position);
                     }
                 )*
                 known

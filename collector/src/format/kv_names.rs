@@ -234,7 +234,8 @@ fn home_index(word: u64, length: usize) -> Option<usize> {
     }
 }
 
-/// Slots of the open-addressing table (a power of two, at least four times the names).
+/// Slots of the table of home slots (a power of two; room enough that a multiplier giving
+/// every name a slot of its own is quick to find: at least four times the names).
 const SLOT_COUNT: usize = 1024;
 
 /// The multiplier of [`slot_of`]: one under which every name has a home slot of its own, so a
