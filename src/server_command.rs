@@ -1,5 +1,5 @@
 //! `citysoc server`: run the server collectors forward to, and manage what it trusts
-//! (`server token create`, `server collectors list|revoke`).
+//! (`server token create`, `server collectors list|revoke|forget-head-signing`).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -121,6 +121,19 @@ enum CollectorsCommand {
         /// The collector id (see `collectors list`).
         id: String,
     },
+    /// Take a collector's requests without a head signature again (after a downgrade).
+    ///
+    /// Once a collector has signed its requests' headers, the server refuses its unsigned
+    /// ones (a sender without its key could otherwise take its places). Run this after
+    /// downgrading the collector on purpose to a version older than head signatures. Its
+    /// next signed request turns the check back on. Takes effect on a running server at once.
+    ForgetHeadSigning {
+        /// Data directory of the server.
+        #[arg(long)]
+        data: PathBuf,
+        /// The collector id (see `collectors list`).
+        id: String,
+    },
 }
 
 /// Runs `citysoc server …`.
@@ -195,6 +208,15 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 }
             }
             out.flush()?;
+            Ok(())
+        }
+        Some(ServerCommand::Collectors(CollectorsCommand::ForgetHeadSigning { data, id })) => {
+            let registry = existing_registry(&data)?;
+            let record = registry.forget_head_signing(&id)?;
+            eprintln!(
+                "citysoc server: collector {} ({}, agency {}) may send requests without a head signature again, until it next sends one",
+                record.id, record.name, record.agency
+            );
             Ok(())
         }
         Some(ServerCommand::Collectors(CollectorsCommand::Revoke { data, id })) => {

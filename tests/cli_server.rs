@@ -196,6 +196,36 @@ async fn tokens_enrollment_heartbeats_listing_revocation_and_sigterm() {
     assert_eq!(json[0]["last_heartbeat"]["uptime_seconds"], 5400);
     assert!(json[0].get("key").is_none(), "keys are never listed");
 
+    // A collector downgraded on purpose below head signatures: the admin lets its unsigned
+    // requests in again (its signed heartbeat above made the server expect them signed).
+    assert!(json[0]["head_signed_since"].is_string(), "{json}");
+    let forgot = citysoc(&[
+        "server",
+        "collectors",
+        "forget-head-signing",
+        "--data",
+        &data_arg,
+        &id,
+    ]);
+    assert!(forgot.status.success(), "{}", text(&forgot.stderr));
+    assert!(
+        text(&forgot.stderr).contains(&id),
+        "{}",
+        text(&forgot.stderr)
+    );
+    let listed = citysoc(&[
+        "server",
+        "collectors",
+        "list",
+        "--data",
+        &data_arg,
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).unwrap_or_else(|error| panic!("{error}"));
+    assert!(json[0]["head_signed_since"].is_null(), "{json}");
+
     // Revocation takes effect on the running server at once.
     let revoked = citysoc(&["server", "collectors", "revoke", "--data", &data_arg, &id]);
     assert!(revoked.status.success(), "{}", text(&revoked.stderr));

@@ -118,7 +118,7 @@ impl Rejected {
                 "this server requires x-citysoc-head-signature on every collector's requests (--require-head-signatures), and this request for collector `{id}` has none: it is not from that collector, or the collector is older than head signatures (upgrade it)"
             ),
             false => format!(
-                "collector `{id}` signs its requests' headers, and this request has no x-citysoc-head-signature: it is not from that collector, or the collector was downgraded (upgrade it again)"
+                "collector `{id}` signs its requests' headers, and this request has no x-citysoc-head-signature: it is not from that collector, or the collector was downgraded (upgrade it again; for a downgrade on purpose, `citysoc server collectors forget-head-signing --data DIR {id}` takes its unsigned requests again)"
             ),
         };
         Self::new(StatusCode::UNAUTHORIZED, "missing_head_signature", message)

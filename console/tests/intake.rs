@@ -1055,6 +1055,44 @@ async fn a_collector_that_signs_its_headers_cannot_have_its_places_taken() {
     assert_eq!(record(&older.id).head_signed_since, None);
 }
 
+/// A collector downgraded on purpose below head signatures: once the admin makes the server
+/// forget that it signed them (`citysoc server collectors forget-head-signing`), its unsigned
+/// requests are taken again, and its next signed request turns the check back on.
+#[tokio::test]
+async fn a_forgotten_head_signing_takes_unsigned_requests_until_the_next_signed_one() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    let unsigned = |sequence: u64, name: &str| {
+        collector.request_without_head_signature(
+            &server,
+            INTAKE_PATH,
+            sequence,
+            now_ms(),
+            batch(&events(name, 1)),
+        )
+    };
+    let response = collector
+        .send(&server, INTAKE_PATH, 1, batch(&events("signed-1", 1)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = unsigned(2, "unsigned-refused").send().await.unwrap();
+    expect_rejection(response, 401, "missing_head_signature").await;
+
+    let record = server.registry.forget_head_signing(&collector.id).unwrap();
+    assert_eq!(record.head_signed_since, None);
+    let response = unsigned(2, "unsigned-taken").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    let response = collector
+        .send(&server, INTAKE_PATH, 3, batch(&events("signed-3", 1)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = unsigned(4, "unsigned-refused-again").send().await.unwrap();
+    expect_rejection(response, 401, "missing_head_signature").await;
+    assert_eq!(server.stored_count(), 3);
+    assert!(server.registry.forget_head_signing("c-nobody").is_err());
+}
+
 /// A server started with `require_head_signatures` (`citysoc server
 /// --require-head-signatures`) refuses a request without a head signature from a collector
 /// that has never sent one (a forged request for any collector id goes no further than its

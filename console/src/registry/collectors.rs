@@ -249,6 +249,25 @@ impl Registry {
             .ok_or_else(|| ConsoleError::UnknownCollector(id.to_owned()))
     }
 
+    /// Takes a collector's requests without a head signature again: for a collector an admin
+    /// downgraded on purpose to a version older than head signatures, which the server would
+    /// otherwise refuse from the moment its first signed request was seen. Its next signed
+    /// request turns the check back on.
+    pub fn forget_head_signing(&self, id: &str) -> Result<CollectorRecord, ConsoleError> {
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE collectors SET head_signed_since = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map_err(|source| self.error(source))?;
+        if changed == 0 {
+            return Err(ConsoleError::UnknownCollector(id.to_owned()));
+        }
+        self.collector(id)?
+            .ok_or_else(|| ConsoleError::UnknownCollector(id.to_owned()))
+    }
+
     pub(crate) fn state(&self, id: &str) -> Result<Option<CollectorState>, ConsoleError> {
         self.lock()
             .query_row(
