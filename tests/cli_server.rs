@@ -25,6 +25,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `citysoc server collectors list --format json` of the server data directory `data`.
+fn collectors_json(data: &str) -> serde_json::Value {
+    let listed = citysoc(&[
+        "server",
+        "collectors",
+        "list",
+        "--data",
+        data,
+        "--format",
+        "json",
+    ]);
+    serde_json::from_slice(&listed.stdout).unwrap_or_else(|error| panic!("{error}"))
+}
+
 /// Starts the server on a free loopback port; returns it and its base URL.
 fn start_server(data: &Path) -> (Child, String) {
     start_server_with(data, &[])
@@ -180,17 +194,7 @@ async fn tokens_enrollment_heartbeats_listing_revocation_and_sigterm() {
     ] {
         assert!(row.contains(expected), "{expected} missing from {row}");
     }
-    let listed = citysoc(&[
-        "server",
-        "collectors",
-        "list",
-        "--data",
-        &data_arg,
-        "--format",
-        "json",
-    ]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&listed.stdout).unwrap_or_else(|error| panic!("{error}"));
+    let json = collectors_json(&data_arg);
     assert_eq!(json[0]["id"], id.as_str());
     assert_eq!(json[0]["agency"], "quan-1");
     assert_eq!(json[0]["last_heartbeat"]["uptime_seconds"], 5400);
@@ -213,17 +217,7 @@ async fn tokens_enrollment_heartbeats_listing_revocation_and_sigterm() {
         "{}",
         text(&forgot.stderr)
     );
-    let listed = citysoc(&[
-        "server",
-        "collectors",
-        "list",
-        "--data",
-        &data_arg,
-        "--format",
-        "json",
-    ]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&listed.stdout).unwrap_or_else(|error| panic!("{error}"));
+    let json = collectors_json(&data_arg);
     assert!(json[0]["head_signed_since"].is_null(), "{json}");
 
     // Revocation takes effect on the running server at once.

@@ -307,8 +307,9 @@ pub struct Fields {
     /// linear scan. Removals leave bits set (a stale bit only costs the scan); only
     /// [`Fields::clear`] resets them.
     key_bits: u64,
-    /// True while no entry owns memory of its own: every key `'static` and every value a text
-    /// span whose `Value` was never built (nor `built_values` set). Dropping such a map frees
+    /// True while no entry owns memory of its own: every key `'static` and every value a
+    /// null, a boolean, a number or a text span whose `Value` was never built (nor
+    /// `built_values` set). Dropping such a map frees
     /// the entries' block without visiting them: a key=value line's ~20 entries cost ~400
     /// instructions to visit one by one, for nothing to free. Made false by any entry that
     /// owns something and by any change of a value in place; true again after
@@ -1578,8 +1579,9 @@ mod tests {
 
     proptest! {
         /// Whatever is done to a map, it never says its entries own nothing while one owns
-        /// something: `Drop` would leave that behind (text spans under `'static` names, what
-        /// the key=value reader stores, are the only entries that own nothing).
+        /// something: `Drop` would leave that behind (only entries under `'static` names whose
+        /// values are text spans, numbers, booleans or nulls own nothing: what the key=value
+        /// reader stores).
         #[test]
         fn a_map_that_owns_something_says_so(
             ops in proptest::collection::vec((0u8..20, 0usize..5, "[a-z]{0,3}"), 0..60)

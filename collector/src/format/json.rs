@@ -299,8 +299,8 @@ const TIMESTAMP: &[Name] = &[key("@timestamp"), key("timestamp"), key("time"), k
 pub fn fill_core(document: &Fields, context: &ParseContext, event: &mut Event) {
     let filter = NameFilter::of(document);
     let lookup = |name: &Name| lookup(document, &filter, name);
-    let text = |names: &[Name]| first_text(names, lookup);
-    let short_text = |names: &[Name]| first_short_text(names, lookup);
+    let text = |names: &[Name]| first_text::<String>(names, lookup);
+    let short_text = |names: &[Name]| first_text::<ShortText>(names, lookup);
     let number = |names: &[Name]| names.iter().find_map(|name| lookup(name).and_then(as_u64));
     let core = &mut event.core;
     core.message = text(MESSAGE);
@@ -375,24 +375,15 @@ fn walk<'a>(document: &'a Fields, name: &Name) -> Option<&'a Value> {
 }
 
 /// The first of `names` holding a non-empty string or a number (objects and arrays do not
-/// count: `"user": {"id": 1}` is not a user name).
-fn first_text<'a>(names: &[Name], lookup: impl Fn(&Name) -> Option<&'a Value>) -> Option<String> {
-    names.iter().find_map(|name| match lookup(name)? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    })
-}
-
-/// [`first_text`] for a short core field ([`ShortText`]), copied from the document's text
-/// straight into it (no `String` made first).
-fn first_short_text<'a>(
+/// count: `"user": {"id": 1}` is not a user name), as a `String` or, for a short core field,
+/// a [`ShortText`] made from the document's text directly.
+fn first_text<'a, T: From<&'a str> + From<String>>(
     names: &[Name],
     lookup: impl Fn(&Name) -> Option<&'a Value>,
-) -> Option<ShortText> {
+) -> Option<T> {
     names.iter().find_map(|name| match lookup(name)? {
-        Value::String(text) if !text.is_empty() => Some(ShortText::from(text.as_str())),
-        Value::Number(number) => Some(compact_str::ToCompactString::to_compact_string(number)),
+        Value::String(text) if !text.is_empty() => Some(T::from(text.as_str())),
+        Value::Number(number) => Some(T::from(number.to_string())),
         _ => None,
     })
 }

@@ -1704,12 +1704,7 @@ mod tests {
             }
             let mut expected = event.clone();
             reference_map_core_fields("k=v", &context, &mut expected);
-            let mut positions = KnownPositions::new();
-            for (position, key) in event.fields.keys().enumerate() {
-                if let Some(index) = crate::format::kv_names::static_index(key) {
-                    positions.note(index, position);
-                }
-            }
+            let positions = KnownPositions::scan(&event.fields);
             map_core_fields("k=v", &context, &mut event, &positions);
             proptest::prop_assert_eq!(event, expected);
         }

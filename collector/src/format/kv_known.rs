@@ -162,6 +162,19 @@ impl KnownPositions {
         }
     }
 
+    /// The positions of the known keys `fields` holds, found by a scan of its keys (what the
+    /// pair store notes as it goes; for tests that fill `fields` themselves).
+    #[cfg(test)]
+    pub(crate) fn scan(fields: &Fields) -> Self {
+        let mut positions = KnownPositions::new();
+        for (position, key) in fields.keys().enumerate() {
+            if let Some(index) = crate::format::kv_names::static_index(key) {
+                positions.note(index, position);
+            }
+        }
+        positions
+    }
+
     /// Notes that the name with `kv_names` index `name_index` has its entry at `position`
     /// (the first time only: an entry keeps its position, a repeated key collects its values
     /// there).
@@ -223,13 +236,7 @@ mod tests {
                 fields.insert(name.into(), value);
             }
             let known = KnownFields::collect(&fields);
-            let mut positions = KnownPositions::new();
-            for (position, key) in fields.keys().enumerate() {
-                if let Some(index) = crate::format::kv_names::static_index(key) {
-                    positions.note(index, position);
-                }
-            }
-            let at_positions = KnownFields::at(&fields, &positions);
+            let at_positions = KnownFields::at(&fields, &KnownPositions::scan(&fields));
             for name in KnownFields::NAMES {
                 prop_assert_eq!(known.get(name), fields.get_stored(name), "{}", name);
                 prop_assert_eq!(at_positions.get(name), fields.get_stored(name), "{}", name);
