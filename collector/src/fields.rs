@@ -509,6 +509,12 @@ impl Fields {
             .unwrap_or(0)
     }
 
+    /// Bytes the map's own blocks hold (the entries' and the text buffer's capacity; not
+    /// what values own apart from those): what keeping an emptied map for reuse keeps.
+    pub fn block_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<(Key, Slot)>() + self.text.capacity()
+    }
+
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -519,8 +525,13 @@ impl Fields {
         self.entries.is_empty()
     }
 
-    /// Removes every entry.
+    /// Removes every entry, keeping the entries' block and the text buffer for what comes
+    /// next.
     pub fn clear(&mut self) {
+        if self.owns_nothing && !*self.built_values.get_mut() {
+            // As in `drop`: nothing to free in the entries, so they are not visited.
+            std::mem::forget(self.entries.drain(..));
+        }
         self.entries.clear();
         self.text.clear();
         self.index = None;

@@ -51,7 +51,10 @@ pub use event::{
 };
 pub use forward::{Forwarder, ForwarderConfig, ForwarderStats, ForwarderStatsSnapshot};
 pub use lines::Lines;
-pub use parse::{parse_record, parser_failures, Decoder, DecoderStats, InputFormat, ParseContext};
+pub use parse::{
+    parse_record, parse_record_into, parser_failures, Decoder, DecoderStats, InputFormat,
+    ParseContext,
+};
 pub use service::RunningCollector;
 pub use sink::{BufferSink, EventSink, NdjsonFileSink, TeeSink};
 pub use sources::CollectorIdentity;

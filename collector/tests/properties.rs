@@ -2,7 +2,10 @@
 //! the record's bytes, and framing never loses or merges records.
 
 use citysoc_collector::framing::{split_all, FrameKind, Framer, Framing};
-use citysoc_collector::{parse_record, Decoder, Format, InputFormat, ParseContext};
+use citysoc_collector::record::encode_within_ceiling;
+use citysoc_collector::{
+    parse_record, parse_record_into, Decoder, Event, Format, InputFormat, ParseContext,
+};
 use proptest::prelude::*;
 
 const ALL_FORMATS: &[InputFormat] = &[
@@ -47,8 +50,97 @@ fn record_bytes() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Whole records as devices write them (they fill many fields, core fields and structured
+/// data, which a reused event must not carry over), or [`record_bytes`].
+fn whole_or_random_record() -> impl Strategy<Value = Vec<u8>> {
+    let whole = prop::sample::select(vec![
+        "<86>May 14 09:46:40 web-18 sshd[41960]: Accepted publickey for www-data from 10.14.51.98 port 15652 ssh2: ED25519 SHA256:RNL2EDLbdDZ1c5jAU2rjTbrNLwMtshF6PwKluYIFdlK",
+        "<85>1 2024-05-14T09:46:40.146413Z web-21.prod.example.com sudo 43254 SUDO [meta sequenceId=\"2\"][origin ip=\"10.29.73.68\"] carol : TTY=pts/1 ; PWD=/home/carol ; USER=root ; COMMAND=/usr/bin/journalctl -u sshd",
+        "<133>May 14 09:46:40 fw-edge-06 filterlog[52209]: action=pass rule=1000298 proto=ICMP src=45.185.112.36 dst=10.31.46.194 spt=4111 dpt=8080 in=wan0 out=lan1 len=264 ttl=51",
+        "<4>Jun 12 06:25:01 gw kernel: [123.456] IN=eth0 OUT= MAC=00:11 SRC=203.0.113.9 DST=10.0.0.5 LEN=60 PROTO=TCP SPT=4444 DPT=22 SYN",
+        "CEF:0|Fortinet|FortiGate|7.0|13|traffic|3|src=10.1.1.1 dst=8.8.8.8 spt=5353 dpt=53 suser=alice act=accept",
+        "LEEF:2.0|Lancope|StealthWatch|1.0|41|^|src=10.0.1.8^dst=10.0.0.5^sev=5^cat=Scan",
+        "{\"@timestamp\":\"2024-05-14T09:46:40Z\",\"message\":\"x\",\"host\":{\"name\":\"pc-7\"},\"user\":{\"name\":\"bob\"},\"tags\":[1,2]}",
+        "{\"EventID\":4625,\"Channel\":\"Security\",\"Computer\":\"dc1\",\"TargetUserName\":\"admin\",\"IpAddress\":\"10.2.3.4\"}",
+        "type=SYSCALL msg=audit(1170021493.977:293): arch=c000003e syscall=59 success=yes exe=\"/bin/sh\" uid=0",
+        "127.0.0.1 - frank [28/Dec/2019:16:49:07 +0000] \"GET /admin HTTP/1.1\" 403 512 \"-\" \"curl/8.0\"",
+        "date=2019-05-10 time=11:37:47 devname=fw1 logid=0000000013 srcip=10.1.1.1 dstip=8.8.8.8 action=deny",
+        "",
+        "\u{feff}<13>1 2024-01-01T00:00:00Z h a - - - x",
+    ]);
+    prop_oneof![
+        whole.prop_map(|line| line.as_bytes().to_vec()),
+        record_bytes(),
+        // Not UTF-8: kept as base64, and the reused event's text must go.
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(|mut bytes| {
+            bytes.insert(0, 0xff);
+            bytes
+        }),
+    ]
+}
+
+/// An event as the sink and the server see it: its JSON and its compact record.
+fn as_written(event: &mut Event) -> (String, Vec<u8>) {
+    let json = serde_json::to_string(&*event).unwrap_or_else(|error| panic!("{error}"));
+    let mut record = Vec::new();
+    encode_within_ceiling(event, &mut record).unwrap_or_else(|error| panic!("{error}"));
+    (json, record)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// An event parsed again for another record (what a decoder does with the events a source
+    /// hands back) is exactly the event a fresh parse of that record gives: nothing of the
+    /// previous record stays, in the event, its JSON or its compact record.
+    #[test]
+    fn a_reused_event_is_a_fresh_event(
+        previous in whole_or_random_record(),
+        next in whole_or_random_record(),
+        previous_format in prop::sample::select(ALL_FORMATS),
+        next_format in prop::sample::select(ALL_FORMATS),
+    ) {
+        let context = ParseContext::new("tcp").with_agency("quan-1").with_collector("col-1").with_address("10.0.0.9:514");
+        let mut reused = parse_record(&previous, previous_format, &context, 3);
+        // Every value built from its text, as a reader asking for them leaves them.
+        let _built = reused.fields.values().count();
+        parse_record_into(&next, next_format, &context, 4, &mut reused);
+        let mut fresh = parse_record(&next, next_format, &context, 4);
+        prop_assert_eq!(&reused, &fresh);
+        prop_assert_eq!(as_written(&mut reused), as_written(&mut fresh));
+    }
+
+    /// A decoder whose events are handed back after every few records gives out the same
+    /// events as one whose events are all kept.
+    #[test]
+    fn a_recycling_decoder_gives_the_same_events(
+        records in prop::collection::vec(whole_or_random_record(), 1..40),
+        every in 1usize..6,
+        input_format in prop::sample::select(ALL_FORMATS),
+    ) {
+        let context = ParseContext::new("tcp").with_collector("col-1");
+        let mut kept = Vec::new();
+        let mut decoder = Decoder::new(input_format, context.clone());
+        for record in &records {
+            decoder.decode(record, &mut kept);
+        }
+        decoder.finish(&mut kept);
+        let mut written = Vec::new();
+        let mut recycling = Decoder::new(input_format, context);
+        let mut events = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            recycling.decode(record, &mut events);
+            if index % every == 0 {
+                written.extend(events.iter_mut().map(as_written));
+                recycling.recycle(&mut events);
+                prop_assert!(events.is_empty());
+            }
+        }
+        recycling.finish(&mut events);
+        written.extend(events.iter_mut().map(as_written));
+        let expected: Vec<_> = kept.iter_mut().map(as_written).collect();
+        prop_assert_eq!(written, expected);
+    }
 
     #[test]
     fn every_parser_returns_and_keeps_the_exact_bytes(bytes in record_bytes()) {

@@ -133,6 +133,7 @@ impl Reading {
             at_end,
             &mut events,
             metrics,
+            |_, _| {},
         );
         self.buffer.drain(..framed.consumed);
         self.consumed += framed.consumed as u64;

@@ -608,6 +608,7 @@ async fn deliver(
             }
         }
         source.encode_into(&mut events, &mut pending);
+        decoder.recycle(&mut events);
         pending_records += chunk.len();
         // A million records decode for a second or more: the runtime's workers are shared
         // with every other source (UDP datagrams not read in time are lost in the kernel).
@@ -620,6 +621,7 @@ async fn deliver(
     }
     decoder.finish(&mut events);
     source.encode_into(&mut events, &mut pending);
+    events.clear();
     if pending.is_empty() && pending_records == 0 {
         return Ok(sent_events);
     }

@@ -69,8 +69,11 @@ fn encoded_size_guess(event: &Event) -> usize {
 /// [`encoded_size_guess`] of a record of `raw_len` bytes not yet parsed (an HTTP request's
 /// lines, before they are decoded).
 pub(crate) fn record_size_guess(raw_len: usize) -> usize {
-    raw_len.saturating_mul(2).saturating_add(192)
+    raw_len.saturating_mul(2).saturating_add(RECORD_FIXED_GUESS)
 }
+
+/// The fixed parts of [`record_size_guess`]: id, times, agency, collector, address.
+pub(crate) const RECORD_FIXED_GUESS: usize = 192;
 
 /// Who reads the records: stamped on every event, never taken from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +129,8 @@ impl SourceRuntime {
         }
     }
 
-    /// Serializes events (draining `events`) as the sink wants them, counting the unparsed ones.
+    /// Serializes events (emptying `events`) as the sink wants them, counting the unparsed
+    /// ones.
     pub fn encode(&self, events: &mut Vec<Event>) -> Lines {
         // Every event of a read goes into one buffer (one allocation and no copy per event;
         // see `lines.rs`), sized so that it seldom grows: growing copies all of it.
@@ -137,11 +141,15 @@ impl SourceRuntime {
             .saturating_add(SERIALIZER_HEADROOM);
         let mut lines = self.pipeline.batch_buffer(events.len(), guess);
         self.encode_into(events, &mut lines);
+        events.clear();
         lines.release_spare_room();
         lines
     }
 
-    /// [`SourceRuntime::encode`] appending to `lines` (a request decoded in chunks, `http.rs`).
+    /// [`SourceRuntime::encode`] appending to `lines` (a stream's events a few at a time, a
+    /// request decoded in chunks), reading the events in place: `events` still holds them
+    /// after (an event longer than a frame replaced by its pieces), for the caller to hand
+    /// back to its decoder ([`Decoder::recycle`]) or drop.
     pub fn encode_into(&self, events: &mut Vec<Event>, lines: &mut Lines) {
         if events.iter().any(|event| event.raw_len() > MAX_MAX_FRAME) {
             // No event may be longer than a frame (`framing::MAX_MAX_FRAME`), or its record
@@ -178,7 +186,6 @@ impl SourceRuntime {
         }
         // Read in place above, not moved out one by one: an `Event` is several hundred bytes,
         // and the moves were 1.5% of the collector's time in a profile under load.
-        events.clear();
         if unparsed > 0 {
             self.metrics.add_unparsed(unparsed);
         }
@@ -209,7 +216,6 @@ pub(crate) struct Framed {
     pub inside_fragmented_record: bool,
 }
 
-/// Cuts every frame out of `buffer` and decodes it, counting records and fragments.
 /// The next connection, or `None` once `shutdown` is cancelled. A failed accept is counted
 /// and retried after a pause: it is typically the process being out of file descriptors, and
 /// the pause gives open connections time to close.
@@ -234,6 +240,15 @@ pub(crate) async fn accept(
     }
 }
 
+/// A stream source encodes its events this many at a time while it decodes a read
+/// ([`decode_frames`]'s `on_events`), and hands them back to its decoder to parse the next
+/// records into: a read's ~300 events parsed first and encoded after were out of the cache by
+/// the time they were encoded, and each was allocated and freed.
+pub(crate) const ENCODE_EVERY: usize = 16;
+
+/// Cuts every frame out of `buffer` and decodes it, counting records and fragments. Whenever
+/// `events` holds [`ENCODE_EVERY`] or more, `on_events` gets them with the decoder: it may
+/// take them (encode them and [`Decoder::recycle`] them) or leave them for the caller.
 pub(crate) fn decode_frames(
     framer: &mut Framer,
     decoder: &mut Decoder,
@@ -241,6 +256,7 @@ pub(crate) fn decode_frames(
     at_eof: bool,
     events: &mut Vec<Event>,
     metrics: &SourceMetrics,
+    mut on_events: impl FnMut(&mut Decoder, &mut Vec<Event>),
 ) -> Framed {
     let mut consumed = 0;
     let mut records = 0;
@@ -261,6 +277,9 @@ pub(crate) fn decode_frames(
             inside_fragmented_record = frame.kind == FrameKind::Fragment;
         }
         decoder.decode_frame(&frame, events);
+        if events.len() >= ENCODE_EVERY {
+            on_events(decoder, events);
+        }
         if frame.missing > 0 {
             metrics.add_drops(DropReason::FrameTruncated, 1);
         }
@@ -299,6 +318,7 @@ mod frame_tests {
             true,
             &mut events,
             &metrics,
+            |_, _| {},
         );
         decoder.finish(&mut events);
         (events, metrics, decoder)

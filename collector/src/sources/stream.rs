@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{decode_frames, SourceRuntime, QUIET_CLOSE, QUIET_CLOSE_MID_RECORD};
 use crate::framing::{Framer, Framing};
+use crate::lines::Lines;
 use crate::metrics::SourceErrorKind;
 
 /// How much is read from a socket at a time (at most: a read is one batch in the pipeline).
@@ -86,10 +87,14 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
                 at_eof = true;
             }
         }
+        // The read's events go into one batch, encoded a few at a time as they are decoded
+        // (`ENCODE_EVERY`); the batch is made when the first ones are ready.
+        let mut lines: Option<Lines> = None;
         if quiet {
             decoder.close_quiet(&mut events);
         } else {
             decoder.set_received_at(chrono::Utc::now());
+            let (guess_lines, guess_bytes) = batch_size_guess(&buffer);
             let framed = decode_frames(
                 &mut framer,
                 &mut decoder,
@@ -97,6 +102,13 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
                 at_eof,
                 &mut events,
                 &source.metrics,
+                |decoder, events| {
+                    let lines = lines.get_or_insert_with(|| {
+                        source.pipeline.batch_buffer(guess_lines, guess_bytes)
+                    });
+                    source.encode_into(events, lines);
+                    decoder.recycle(events);
+                },
             );
             buffer.drain(..framed.consumed);
             if at_eof {
@@ -111,12 +123,39 @@ pub(crate) async fn read_stream<R: AsyncRead + Unpin>(
             held.set(0);
         }
         if !events.is_empty() {
-            let lines = source.encode(&mut events);
+            match lines.as_mut() {
+                Some(lines) => {
+                    source.encode_into(&mut events, lines);
+                    decoder.recycle(&mut events);
+                }
+                None => lines = Some(source.encode(&mut events)),
+            }
+        }
+        if let Some(mut lines) = lines {
+            lines.release_spare_room();
             if source.pipeline.send(source.index, lines).await.is_err() {
                 return;
             }
         }
     }
+}
+
+/// Lines and bytes to make room for in the batch of a read of `buffer`, before its records
+/// are decoded: about one record per newline (at least one per 256 bytes, for octet-counted
+/// records without newlines) and `record_size_guess` for each. The batch is made before its
+/// events exist, and growing it later would copy it whole; what is left over is given back
+/// (`Lines::release_spare_room`).
+fn batch_size_guess(buffer: &[u8]) -> (usize, usize) {
+    let records = memchr::memchr_iter(b'\n', buffer)
+        .count()
+        .max(buffer.len() / 256)
+        .max(1);
+    let bytes = buffer
+        .len()
+        .saturating_mul(2)
+        .saturating_add(records.saturating_mul(super::RECORD_FIXED_GUESS))
+        .saturating_add(super::SERIALIZER_HEADROOM);
+    (records, bytes)
 }
 
 /// The most bytes a source's connections may hold together in open multi-line documents
@@ -148,5 +187,31 @@ impl HeldShare<'_> {
 impl Drop for HeldShare<'_> {
     fn drop(&mut self) {
         self.set(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_size_guess;
+    use crate::sources::{RECORD_FIXED_GUESS, SERIALIZER_HEADROOM};
+
+    #[test]
+    fn a_batch_is_sized_for_a_record_a_line() {
+        let read = "<13>Jan  1 00:00:00 h app: x\n".repeat(100);
+        let (lines, bytes) = batch_size_guess(read.as_bytes());
+        assert_eq!(lines, 100);
+        assert_eq!(
+            bytes,
+            2 * read.len() + 100 * RECORD_FIXED_GUESS + SERIALIZER_HEADROOM
+        );
+    }
+
+    #[test]
+    fn octet_counted_records_without_newlines_still_get_room() {
+        let read = "300 ".to_owned() + &"x".repeat(300);
+        let read = read.repeat(40);
+        let (lines, _) = batch_size_guess(read.as_bytes());
+        assert_eq!(lines, read.len() / 256);
+        assert_eq!(batch_size_guess(b"").0, 1);
     }
 }
