@@ -67,8 +67,29 @@ enum Slot {
     Text {
         start: u32,
         len: u32,
+        kind: TextKind,
         value: OnceLock<Box<Value>>,
     },
+}
+
+/// What a text slot's text stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TextKind {
+    /// A string: the text itself.
+    Plain,
+    /// RFC 5424 structured data as the sender wrote it, which stands for its object
+    /// ([`crate::structured_data`]).
+    StructuredData,
+}
+
+impl TextKind {
+    /// The `Value` a text of this kind stands for.
+    fn value_of(self, text: &str) -> Value {
+        match self {
+            TextKind::Plain => Value::String(text.to_owned()),
+            TextKind::StructuredData => crate::structured_data::to_value(text),
+        }
+    }
 }
 
 /// A value on its way into the map: text is copied into the buffer only if it gets a slot of
@@ -98,6 +119,7 @@ impl Slot {
         Slot::Text {
             start,
             len,
+            kind: TextKind::Plain,
             value: OnceLock::new(),
         }
     }
@@ -121,9 +143,14 @@ impl Slot {
     fn text_value<'a>(&'a self, text: &'a str, built: &AtomicBool) -> &'a Value {
         match self {
             Slot::Value(value) => value,
-            Slot::Text { start, len, value } => value.get_or_init(|| {
+            Slot::Text {
+                start,
+                len,
+                kind,
+                value,
+            } => value.get_or_init(|| {
                 built.store(true, Ordering::Relaxed);
-                Box::new(Value::String(text_at(text, *start, *len).to_owned()))
+                Box::new(kind.value_of(text_at(text, *start, *len)))
             }),
         }
     }
@@ -163,10 +190,14 @@ impl Slot {
     fn into_value(self, text: &str) -> Value {
         match self {
             Slot::Value(value) => value,
-            Slot::Text { start, len, value } => value.into_inner().map_or_else(
-                || Value::String(text_at(text, start, len).to_owned()),
-                |value| *value,
-            ),
+            Slot::Text {
+                start,
+                len,
+                kind,
+                value,
+            } => value
+                .into_inner()
+                .map_or_else(|| kind.value_of(text_at(text, start, len)), |value| *value),
         }
     }
 
@@ -175,7 +206,18 @@ impl Slot {
     fn stored<'a>(&'a self, text: &'a str) -> StoredValue<'a> {
         match self {
             Slot::Value(value) => StoredValue::Json(value),
-            Slot::Text { start, len, .. } => StoredValue::Text(text_at(text, *start, *len)),
+            Slot::Text {
+                start,
+                len,
+                kind: TextKind::Plain,
+                ..
+            } => StoredValue::Text(text_at(text, *start, *len)),
+            Slot::Text {
+                start,
+                len,
+                kind: TextKind::StructuredData,
+                ..
+            } => StoredValue::StructuredData(text_at(text, *start, *len)),
         }
     }
 }
@@ -230,6 +272,9 @@ impl<'s> TextSource<'s> {
 pub enum StoredValue<'a> {
     /// Text stored as text: a JSON string.
     Text(&'a str),
+    /// RFC 5424 structured data as the sender wrote it: the object it stands for
+    /// ([`crate::structured_data`]).
+    StructuredData(&'a str),
     /// Any JSON value.
     Json(&'a Value),
 }
@@ -240,6 +285,7 @@ impl<'a> StoredValue<'a> {
     pub fn as_str(self) -> Option<&'a str> {
         match self {
             StoredValue::Text(text) => Some(text),
+            StoredValue::StructuredData(_) => None,
             StoredValue::Json(value) => value.as_str(),
         }
     }
@@ -249,6 +295,7 @@ impl<'a> StoredValue<'a> {
     pub fn to_value(self) -> Value {
         match self {
             StoredValue::Text(text) => Value::String(text.to_owned()),
+            StoredValue::StructuredData(text) => crate::structured_data::to_value(text),
             StoredValue::Json(value) => value.clone(),
         }
     }
@@ -258,6 +305,9 @@ impl PartialEq for StoredValue<'_> {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (StoredValue::Json(left), StoredValue::Json(right)) => left == right,
+            (StoredValue::StructuredData(_), _) | (_, StoredValue::StructuredData(_)) => {
+                self.to_value() == other.to_value()
+            }
             (left, right) => match (left.as_str(), right.as_str()) {
                 (Some(left), Some(right)) => left == right,
                 _ => false,
@@ -277,6 +327,9 @@ impl fmt::Debug for StoredValue<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoredValue::Text(text) => formatter.debug_tuple("String").field(text).finish(),
+            StoredValue::StructuredData(text) => {
+                crate::structured_data::to_value(text).fmt(formatter)
+            }
             StoredValue::Json(value) => value.fmt(formatter),
         }
     }
@@ -287,6 +340,10 @@ impl Serialize for StoredValue<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             StoredValue::Text(text) => serializer.serialize_str(text),
+            // Off the collector's path to its buffer (JSON goes to the archive and the CLI).
+            StoredValue::StructuredData(text) => {
+                crate::structured_data::to_value(text).serialize(serializer)
+            }
             StoredValue::Json(value) => value.serialize(serializer),
         }
     }
@@ -503,6 +560,10 @@ impl Fields {
             .iter()
             .map(|(_, slot)| match slot {
                 Slot::Value(value) => value_depth(value),
+                Slot::Text {
+                    kind: TextKind::StructuredData,
+                    ..
+                } => crate::structured_data::DEPTH,
                 Slot::Text { .. } => 0,
             })
             .max()
@@ -706,6 +767,19 @@ impl Fields {
     /// [`Fields::insert`] of a string value, kept in the text buffer (see the module docs).
     pub fn insert_text(&mut self, key: Key, text: &str) -> Option<Value> {
         let slot = self.store_text(text);
+        self.insert_slot(key, slot)
+    }
+
+    /// [`Fields::insert`] of the object an RFC 5424 structured data section stands for, kept
+    /// as its text until someone asks for it as a `Value` ([`crate::structured_data`]).
+    /// `section` must be text [`crate::structured_data::checked_end`] accepted.
+    pub(crate) fn insert_structured_data(&mut self, key: Key, section: &str) -> Option<Value> {
+        let mut slot = self.store_text(section);
+        match &mut slot {
+            Slot::Text { kind, .. } => *kind = TextKind::StructuredData,
+            // Too long for a span: stored built.
+            Slot::Value(value) => *value = crate::structured_data::to_value(section),
+        }
         self.insert_slot(key, slot)
     }
 
@@ -983,6 +1057,19 @@ impl Fields {
         for (key, slot) in &self.entries {
             match slot {
                 Slot::Value(value @ (Value::Array(_) | Value::Object(_))) => nested(key, value),
+                Slot::Text {
+                    start,
+                    len,
+                    kind: TextKind::StructuredData,
+                    ..
+                } => {
+                    let (more_values, more_path_bytes) = crate::structured_data::flat_cost(
+                        key.len(),
+                        text_at(&self.text, *start, *len),
+                    );
+                    values = values.saturating_add(more_values);
+                    path_bytes = path_bytes.saturating_add(more_path_bytes);
+                }
                 // Neither sum can overflow: each term is a key held in memory, or 2.
                 _ => {
                     values += 2;
@@ -1035,9 +1122,9 @@ impl Fields {
             .map(|(key, slot)| {
                 let value = match slot {
                     Slot::Value(value) => value.clone(),
-                    Slot::Text { start, len, .. } => {
-                        Value::String(text_at(&self.text, *start, *len).to_owned())
-                    }
+                    Slot::Text {
+                        start, len, kind, ..
+                    } => kind.value_of(text_at(&self.text, *start, *len)),
                 };
                 (key.to_string(), value)
             })

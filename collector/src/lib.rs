@@ -40,6 +40,7 @@ pub mod record;
 mod service;
 pub mod sink;
 pub mod sources;
+mod structured_data;
 pub mod timestamp;
 pub mod tls;
 

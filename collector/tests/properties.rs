@@ -110,6 +110,57 @@ proptest! {
         prop_assert_eq!(as_written(&mut reused), as_written(&mut fresh));
     }
 
+    /// Structured data kept as its text is written, counted and measured exactly as the
+    /// object it stands for: the event's JSON, its compact record (what the server reads), the
+    /// batch cost the ceiling checks and the depth.
+    #[test]
+    fn structured_data_kept_as_text_is_written_as_its_object(
+        elements in prop::collection::vec(
+            (
+                prop::sample::select(vec!["meta", "origin", "exampleSDID@32473", "timeQuality"]),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec!["ip", "sequenceId", "iut", "eventSource", "tzKnown", "x"]),
+                        "[a-zé0-9 .=\\[]{0,12}",
+                        any::<bool>(),
+                    ),
+                    0..4,
+                ),
+            ),
+            1..4,
+        ),
+        message in prop::sample::select(vec!["", " hello", " a=1 b=2"]),
+    ) {
+        let section: String = elements
+            .iter()
+            .map(|(id, params)| {
+                let params: String = params
+                    .iter()
+                    .map(|(name, value, escaped)| {
+                        let value = if *escaped { format!("\\\"{value}\\]\\\\") } else { value.clone() };
+                        format!(" {name}=\"{value}\"")
+                    })
+                    .collect();
+                format!("[{id}{params}]")
+            })
+            .collect();
+        let line = format!("<165>1 2026-11-22T10:00:00Z host app 12 ID1 {section}{message}");
+        let context = ParseContext::new("tcp").with_collector("col-1");
+        for input_format in [InputFormat::Auto, InputFormat::Rfc5424] {
+            let mut kept = parse_record(line.as_bytes(), input_format, &context, 1);
+            let mut built = kept.clone();
+            // A value slot from here on: what the parser stored before it kept text.
+            let _ = built.fields.get_mut("structured_data");
+            prop_assert_eq!(&kept, &built);
+            prop_assert_eq!(kept.fields.depth(), built.fields.depth());
+            prop_assert_eq!(
+                citysoc_collector::record::fields_cost(&kept.fields),
+                citysoc_collector::record::fields_cost(&built.fields)
+            );
+            prop_assert_eq!(as_written(&mut kept), as_written(&mut built));
+        }
+    }
+
     /// A decoder whose events are handed back after every few records gives out the same
     /// events as one whose events are all kept.
     #[test]

@@ -501,7 +501,7 @@ fn text_of(value: Option<StoredValue<'_>>) -> Option<&str> {
         StoredValue::Text(text) => Some(text),
         StoredValue::Json(Value::String(text)) => Some(text),
         StoredValue::Json(Value::Array(values)) => values.first()?.as_str(),
-        StoredValue::Json(_) => None,
+        StoredValue::StructuredData(_) | StoredValue::Json(_) => None,
     }
 }
 

@@ -107,6 +107,14 @@ pub fn parse_lenient(
     parse_with(text, context, event, Strictness::Lenient)
 }
 
+/// A record's structured data as it is stored.
+enum StructuredData<'a> {
+    /// A section kept as its text.
+    Text(&'a str),
+    /// Parsed (empty for `-`).
+    Object(Map<String, Value>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strictness {
     Strict,
@@ -138,21 +146,39 @@ fn parse_with(
     let msgid = cursor.header_field(32, EXPECTED_MSGID)?;
     cursor.expect_space(EXPECTED_MSGID)?;
     let structured_data_start = cursor.position;
-    let parsed_data =
-        parse_structured_data(&mut cursor, strictness).and_then(|elements| match cursor.peek() {
-            None => Ok((elements, None)),
-            Some(b' ') => Ok((elements, Some(cursor.position + 1))),
-            Some(_) => Err(FormatError::new(PARSING_ERROR, cursor.position)),
-        });
-    let (structured_data, message_start) = match (parsed_data, strictness) {
-        (Ok(parsed), _) => parsed,
-        (Err(error), Strictness::Strict) => return Err(error),
-        (Err(error), Strictness::Lenient) => {
-            event.fields.insert(
-                "syslog.structured_data_error".into(),
-                Value::from(format!("{} at byte {}", error.message, error.offset)),
-            );
-            (Map::new(), Some(structured_data_start))
+    // Most sections are kept as their text (`crate::structured_data`), which a reading under
+    // either strictness would turn into the same object; the rest are parsed into it here.
+    let kept_as_text = crate::structured_data::checked_end(text, structured_data_start)
+        .filter(|end| matches!(text.as_bytes().get(*end), None | Some(b' ')));
+    let (structured_data, message_start) = match kept_as_text {
+        Some(end) => (
+            StructuredData::Text(&text[structured_data_start..end]),
+            (end < text.len()).then_some(end + 1),
+        ),
+        None => {
+            let parsed_data = parse_structured_data(&mut cursor, strictness).and_then(|elements| {
+                match cursor.peek() {
+                    None => Ok((elements, None)),
+                    Some(b' ') => Ok((elements, Some(cursor.position + 1))),
+                    Some(_) => Err(FormatError::new(PARSING_ERROR, cursor.position)),
+                }
+            });
+            match (parsed_data, strictness) {
+                (Ok((elements, message_start)), _) => {
+                    (StructuredData::Object(elements), message_start)
+                }
+                (Err(error), Strictness::Strict) => return Err(error),
+                (Err(error), Strictness::Lenient) => {
+                    event.fields.insert(
+                        "syslog.structured_data_error".into(),
+                        Value::from(format!("{} at byte {}", error.message, error.offset)),
+                    );
+                    (
+                        StructuredData::Object(Map::new()),
+                        Some(structured_data_start),
+                    )
+                }
+            }
         }
     };
 
@@ -179,10 +205,18 @@ fn parse_with(
     if let Some(msgid) = msgid {
         event.fields.insert_text("syslog.msgid".into(), msgid);
     }
-    if !structured_data.is_empty() {
-        event
-            .fields
-            .insert("structured_data".into(), Value::Object(structured_data));
+    match structured_data {
+        StructuredData::Text(section) => {
+            event
+                .fields
+                .insert_structured_data("structured_data".into(), section);
+        }
+        StructuredData::Object(elements) if !elements.is_empty() => {
+            event
+                .fields
+                .insert("structured_data".into(), Value::Object(elements));
+        }
+        StructuredData::Object(_) => {}
     }
     if let Some(start) = message_start {
         let message = &text[start..];
@@ -505,6 +539,85 @@ fn sd_value(cursor: &mut Cursor<'_>) -> Result<String, FormatError> {
                 _ => return Err(FormatError::new(EXPECTED_ESCAPE, position + 1)),
             },
             Some(_) => position += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod structured_data_as_text {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Sections from the characters that matter to its syntax, and some that do not.
+    fn sections() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "[", "]", " ", "=", "\"", "\\", "a", "b", "x", "é", "[a", "[b", " x=\"", " y=\"",
+            "\"]", "\\\"", "\\]", "\\\\", "\\n", "1",
+        ]);
+        let random = prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat());
+        // `[id( name="value")*]+`, names from a few so that some repeat.
+        let name = prop::sample::select(vec!["a", "b", "meta", "x@1", "origin"]);
+        let value = prop::collection::vec(
+            prop::sample::select(vec!["v", "é", "\\\"", "\\\\", "\\]", " ", "=", "["]),
+            0..5,
+        )
+        .prop_map(|pieces| pieces.concat());
+        let param = (name.clone(), value).prop_map(|(name, value)| format!(" {name}=\"{value}\""));
+        let element = (name, prop::collection::vec(param, 0..4))
+            .prop_map(|(id, params)| format!("[{id}{}]", params.concat()));
+        let well_formed = (
+            prop::collection::vec(element, 1..4),
+            prop::sample::select(vec!["", " msg", "x"]),
+        )
+            .prop_map(|(elements, after)| elements.concat() + after);
+        prop_oneof![random, well_formed]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        /// A section kept as its text stands for exactly the object the strict reader builds
+        /// from it, ends where that reader ends, and is one the reader accepts.
+        #[test]
+        fn a_section_kept_as_text_is_the_object_the_reader_builds(text in sections()) {
+            let Some(end) = crate::structured_data::checked_end(&text, 0) else {
+                return Ok(());
+            };
+            let mut cursor = Cursor { text: &text, position: 0 };
+            let parsed = parse_structured_data(&mut cursor, Strictness::Strict);
+            prop_assert_eq!(
+                parsed.as_ref().ok().map(|elements| Value::Object(elements.clone())),
+                Some(crate::structured_data::to_value(&text[..end])),
+                "{}", text
+            );
+            prop_assert_eq!(cursor.position, end);
+            let mut lenient = Cursor { text: &text, position: 0 };
+            prop_assert_eq!(parse_structured_data(&mut lenient, Strictness::Lenient).ok(), parsed.ok());
+        }
+    }
+
+    /// Sections well-formed by construction (the generator above seldom makes long ones).
+    #[test]
+    fn typical_sections_are_kept_as_text() {
+        for section in [
+            r#"[meta sequenceId="2"][origin ip="10.29.73.68"]"#,
+            r#"[exampleSDID@32473 iut="3" eventSource="App\"li\]cation" eventID="1011"]"#,
+            "[timeQuality tzKnown=\"1\" isSynced=\"1\" syncAccuracy=\"60000\"]",
+        ] {
+            assert_eq!(
+                crate::structured_data::checked_end(section, 0),
+                Some(section.len())
+            );
+            let mut cursor = Cursor {
+                text: section,
+                position: 0,
+            };
+            let parsed = parse_structured_data(&mut cursor, Strictness::Strict)
+                .unwrap_or_else(|error| panic!("{error:?}"));
+            assert_eq!(
+                crate::structured_data::to_value(section),
+                Value::Object(parsed)
+            );
         }
     }
 }

@@ -97,6 +97,7 @@ pub(super) fn put_fields(out: &mut Vec<u8>, fields: &Fields) -> Result<(), NotBi
         put_key(out, key);
         match value {
             StoredValue::Text(text) => put_string(out, text),
+            StoredValue::StructuredData(section) => put_structured_data(out, section),
             StoredValue::Json(value) => put_value(out, value, 0)?,
         }
     }
@@ -122,6 +123,24 @@ fn put_key(out: &mut Vec<u8>, key: &str) {
         None => {
             put_varint(out, ((key.len() as u64) << 1) | 1);
             out.extend_from_slice(key.as_bytes());
+        }
+    }
+}
+
+/// The object an RFC 5424 structured data section stands for, written from its text: the
+/// same bytes [`put_value`] writes for the object (`{"id": {"name": "value"}}`), which the
+/// reader builds.
+fn put_structured_data(out: &mut Vec<u8>, section: &str) {
+    let elements = crate::structured_data::elements(section);
+    out.push(OBJECT);
+    put_varint(out, elements.clone().count() as u64);
+    for (id, params) in elements {
+        put_key(out, id);
+        out.push(OBJECT);
+        put_varint(out, params.clone().count() as u64);
+        for (name, value) in params {
+            put_key(out, name);
+            put_string(out, &value);
         }
     }
 }
