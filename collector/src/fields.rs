@@ -26,6 +26,9 @@
 //! - a parser that stores many values cut from one text (a key=value message) copies that
 //!   text into the buffer once ([`Fields::text_source`]); a value that is a slice of it is
 //!   then stored as a span of that copy, with no copy of its own.
+//! - RFC 5424 structured data is stored the same way, as the section's text, and stands for
+//!   the object it describes ([`crate::structured_data`]): built when asked for, written to
+//!   the compact record and counted for the batch ceiling from the text.
 
 use std::borrow::Cow;
 use std::fmt;
