@@ -76,16 +76,20 @@ pub(crate) fn checked_end(text: &str, start: usize) -> Option<usize> {
 /// `"` (what the RFC 5424 reader's `sd_name` takes).
 fn name_at(text: &str, start: usize) -> Option<&str> {
     let bytes = text.as_bytes();
-    let length = bytes
-        .get(start..)?
-        .iter()
-        .take(MAX_NAME + 1)
-        .take_while(|byte| (33..=126).contains(*byte) && !matches!(byte, b'=' | b']' | b'"'))
-        .count();
-    if length == 0 || length > MAX_NAME {
+    let mut end = start;
+    while let Some(byte) = bytes.get(end) {
+        if !(33..=126).contains(byte) || matches!(byte, b'=' | b']' | b'"') {
+            break;
+        }
+        end += 1;
+        if end - start > MAX_NAME {
+            return None;
+        }
+    }
+    if end == start {
         return None;
     }
-    text.get(start..start + length)
+    text.get(start..end)
 }
 
 /// The position of the quote that ends the PARAM-VALUE starting at `start`: `\"`, `\\` and

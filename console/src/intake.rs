@@ -69,10 +69,7 @@ fn process(app: &AppState, request: &Authenticated) -> Result<IntakeAck, Rejecte
         )));
     }
     if sequence < last {
-        return Err(Rejected::replayed_batch(
-            format!("batch {sequence} is older than batch {last}, already acknowledged"),
-            last,
-        ));
+        return Err(Rejected::batch_already_acknowledged(sequence, last));
     }
     let resent = sequence == last;
     let gap = (sequence > last.saturating_add(1)).then(|| (last.saturating_add(1), sequence - 1));

@@ -138,6 +138,14 @@ impl Rejected {
         }
     }
 
+    /// 409 `replay`: batch `sequence` is older than `last`, the collector's last acknowledged.
+    pub fn batch_already_acknowledged(sequence: u64, last: u64) -> Self {
+        Self::replayed_batch(
+            format!("batch {sequence} is older than batch {last}, already acknowledged"),
+            last,
+        )
+    }
+
     /// 400: the batch is not zstd NDJSON of events; nothing of it was stored.
     pub fn bad_body(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_body", message)

@@ -6,7 +6,9 @@
 //! body's before the collector's lock is taken, so a sender without the key can neither hold
 //! the places where bodies are read, nor make the server hold bodies for it, nor queue ahead of
 //! the real collector. Requests without a head signature (collectors older than it) are taken
-//! from a collector until it first sends one, and refused from then on.
+//! from a collector until it first sends one, and refused from then on. A head-signed batch
+//! older than the collector's last acknowledged one is refused from its headers too (409
+//! `replay`, no place taken, no body read); the same check runs again under the lock.
 
 use std::time::Duration;
 
@@ -145,6 +147,8 @@ struct Claimed {
     /// The body length the head signature covers, when the headers carried one that matched
     /// one of `keys`.
     head_signed_length: Option<u64>,
+    /// The collector's last acknowledged batch when the request arrived.
+    last_acknowledged: u64,
 }
 
 /// The collector id header (400 when missing).
@@ -186,6 +190,20 @@ pub(crate) async fn authenticate(
         let (id, headers) = (id.clone(), headers.clone());
         blocking(app, move |app| claim(app, &id, &headers, path, Utc::now())).await?
     };
+    // A head-signed batch older than the last acknowledged one (a captured request replayed
+    // within the clock's window, a collector that lost its numbering) is refused from its
+    // headers, which the head signature covers: it takes no place and its body is not read.
+    // Checked again under the collector's lock once a body is read (`intake::process`): the
+    // number only grows, so a stale read here only lets a request through to that check.
+    if kind == RequestKind::Batch
+        && claimed.head_signed_length.is_some()
+        && claimed.signed.sequence < claimed.last_acknowledged
+    {
+        return Err(Rejected::batch_already_acknowledged(
+            claimed.signed.sequence,
+            claimed.last_acknowledged,
+        ));
+    }
     let place = app.collector_place(kind, &id).ok_or_else(Rejected::busy)?;
     let permit = app
         .places(kind)
@@ -303,6 +321,7 @@ fn claim(
         signature,
         keys,
         head_signed_length: head_signed,
+        last_acknowledged: state.last_sequence_acked,
     })
 }
 

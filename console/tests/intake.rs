@@ -1093,6 +1093,82 @@ async fn a_forgotten_head_signing_takes_unsigned_requests_until_the_next_signed_
     assert!(server.registry.forget_head_signing("c-nobody").is_err());
 }
 
+/// A head-signed batch older than the last acknowledged one (a captured request replayed
+/// within the clock's window) is refused from its headers: it takes no place (the collector's
+/// places all held, it still gets its 409 and not a 503) and the server answers without waiting
+/// for the body it announced.
+#[tokio::test]
+async fn an_old_head_signed_batch_is_refused_before_it_takes_a_place() {
+    let server = TestServer::start().await;
+    let collector = server.enroll("quan-1").await;
+    for sequence in 1..=2u64 {
+        let body = batch(&events(&format!("b{sequence}"), 3));
+        let response = collector.send(&server, INTAKE_PATH, sequence, body).await;
+        assert_eq!(response.status(), 200);
+    }
+    let length = 1 << 20;
+    let signed_head = |sequence: u64, time_ms: i64| {
+        let signed = Signed {
+            collector: collector.id.clone(),
+            sequence,
+            time_ms,
+        };
+        let signature = protocol::sign_head(&collector.key, INTAKE_PATH, &signed, length as u64);
+        format!("{HEADER_HEAD_SIGNATURE}: {signature}\r\n")
+    };
+    // Batch 3 announced four times and never sent: the collector's four places are held.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let time_ms = now_ms();
+        let head = signed_head(3, time_ms);
+        held.push(
+            stalled_request_with(
+                &server,
+                INTAKE_PATH,
+                &collector.id,
+                (3, time_ms),
+                "AAAA",
+                length,
+                &head,
+            )
+            .await,
+        );
+    }
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 4).await,
+        4
+    );
+    let time_ms = now_ms();
+    let head = signed_head(1, time_ms);
+    let mut replayed = stalled_request_with(
+        &server,
+        INTAKE_PATH,
+        &collector.id,
+        (1, time_ms),
+        "AAAA",
+        length,
+        &head,
+    )
+    .await;
+    assert_eq!(status_of(&mut replayed).await, 409);
+    let text = server.metrics_text().await;
+    assert_eq!(metric(&text, &rejected_metric("intake", "replay")), 1);
+    assert_eq!(metric(&text, &rejected_metric("intake", "busy")), 0);
+    drop(held);
+    assert_eq!(
+        gauge_reaches(&server, "citysoc_signed_requests_in_progress", 0).await,
+        0
+    );
+    assert_eq!(server.stored_count(), 6);
+    // The last batch sent again (its acknowledgement lost) is still acknowledged.
+    let response = collector
+        .send(&server, INTAKE_PATH, 2, batch(&events("b2", 3)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let ack: IntakeAck = response.json().await.unwrap();
+    assert_eq!((ack.stored, ack.duplicates), (0, 3));
+}
+
 /// A server started with `require_head_signatures` (`citysoc server
 /// --require-head-signatures`) refuses a request without a head signature from a collector
 /// that has never sent one (a forged request for any collector id goes no further than its

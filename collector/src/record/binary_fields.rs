@@ -129,18 +129,47 @@ fn put_key(out: &mut Vec<u8>, key: &str) {
 
 /// The object an RFC 5424 structured data section stands for, written from its text: the
 /// same bytes [`put_value`] writes for the object (`{"id": {"name": "value"}}`), which the
-/// reader builds.
+/// reader builds. In one walk of the text: a count is written as one byte and filled in after
+/// (a section kept as text has at most 16 elements of at most 16 parameters,
+/// `structured_data::checked_end`; a larger count would be written again with its full
+/// varint).
 fn put_structured_data(out: &mut Vec<u8>, section: &str) {
-    let elements = crate::structured_data::elements(section);
     out.push(OBJECT);
-    put_varint(out, elements.clone().count() as u64);
-    for (id, params) in elements {
+    let elements_at = out.len();
+    out.push(0);
+    let mut element_count = 0u64;
+    for (id, params) in crate::structured_data::elements(section) {
+        element_count += 1;
         put_key(out, id);
         out.push(OBJECT);
-        put_varint(out, params.clone().count() as u64);
+        let params_at = out.len();
+        out.push(0);
+        let mut param_count = 0u64;
         for (name, value) in params {
+            param_count += 1;
             put_key(out, name);
             put_string(out, &value);
+        }
+        fill_count(out, params_at, param_count);
+    }
+    fill_count(out, elements_at, element_count);
+}
+
+/// Writes `count` at `at`, where one byte was left for it: in that byte when it fits one
+/// (below 128), else as its full varint with the bytes after it moved along.
+fn fill_count(out: &mut Vec<u8>, at: usize, count: u64) {
+    match u8::try_from(count) {
+        Ok(small) if small < 0x80 => {
+            if let Some(byte) = out.get_mut(at) {
+                *byte = small;
+            }
+        }
+        _ => {
+            let mut varint = Vec::new();
+            put_varint(&mut varint, count);
+            if at < out.len() {
+                out.splice(at..at + 1, varint);
+            }
         }
     }
 }
@@ -302,4 +331,19 @@ fn check_depth(depth: usize, at: usize) -> Result<(), CollectorError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_count;
+
+    #[test]
+    fn a_count_fills_its_byte_or_grows_into_a_varint() {
+        let mut out = vec![7, 0, 9];
+        fill_count(&mut out, 1, 127);
+        assert_eq!(out, [7, 127, 9]);
+        let mut out = vec![7, 0, 9];
+        fill_count(&mut out, 1, 300);
+        assert_eq!(out, [7, 0xac, 0x02, 9]);
+    }
 }
