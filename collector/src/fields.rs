@@ -573,6 +573,12 @@ impl Fields {
             .unwrap_or(0)
     }
 
+    /// True when no entry owns memory of its own (see the field `owns_nothing`): the map
+    /// holds only its blocks ([`Fields::block_bytes`]).
+    pub fn owns_nothing(&self) -> bool {
+        self.owns_nothing && !self.built_values.load(Ordering::Relaxed)
+    }
+
     /// Bytes the map's own blocks hold (the entries' and the text buffer's capacity; not
     /// what values own apart from those): what keeping an emptied map for reuse keeps.
     pub fn block_bytes(&self) -> usize {

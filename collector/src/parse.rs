@@ -15,7 +15,9 @@ use chrono_tz::Tz;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::CollectorError;
-use crate::event::{CoreFields, Event, EventSource, Fields, Format, LogSource, ParseError};
+use crate::event::{
+    CoreFields, CoreValue, Event, EventSource, Fields, Format, LogSource, ParseError,
+};
 use crate::format::{self, FormatError};
 use crate::framing::{Frame, FrameKind};
 
@@ -749,6 +751,9 @@ pub struct Decoder {
     /// are parsed into: their id, raw text and fields keep their memory, so a record costs
     /// fewer allocations and lands in memory still in the cache.
     spare: Vec<Event>,
+    /// True while a record is parsed into the last event of `out` (a spare pushed there
+    /// first): should the parser panic, [`Decoder::guard`] takes that half-made event back out.
+    parsing_in_place: bool,
 }
 
 /// The most events a decoder keeps for reuse: a source hands back a few at a time
@@ -761,11 +766,28 @@ pub const MAX_SPARE_EVENTS: usize = 32;
 /// would otherwise leave its buffers in each of them).
 pub const MAX_SPARE_EVENT_BYTES: usize = 16 << 10;
 
-/// True when `event` is worth keeping for reuse ([`MAX_SPARE_EVENT_BYTES`]).
+/// True when `event` is worth keeping for reuse: its fields own no memory beyond their blocks
+/// (text spans, numbers, known names: what the syslog and key=value readers store; a JSON
+/// document's values or an audit group's owned names are not counted by size, and such
+/// events are not the ones later records are parsed into anyway), and what it holds is at most
+/// [`MAX_SPARE_EVENT_BYTES`].
 fn worth_reusing(event: &Event) -> bool {
+    if !event.fields.owns_nothing() {
+        return false;
+    }
     let raw = event.raw.as_ref().map_or(0, String::capacity);
     let base64 = event.raw_base64.as_ref().map_or(0, String::capacity);
-    raw + base64 + event.fields.block_bytes() <= MAX_SPARE_EVENT_BYTES
+    let mut core = 0;
+    event.core.visit(|_, value| {
+        if let CoreValue::Text(text) = value {
+            core += text.len();
+        }
+    });
+    let error = event
+        .parse_error
+        .as_ref()
+        .map_or(0, |error| error.message.len());
+    raw + base64 + event.fields.block_bytes() + core + error <= MAX_SPARE_EVENT_BYTES
 }
 
 /// What a decoder has seen, for summaries and metrics.
@@ -855,6 +877,7 @@ impl Decoder {
             fragment_index: 0,
             json_cut: 0,
             spare: Vec::new(),
+            parsing_in_place: false,
         }
     }
 
@@ -944,6 +967,12 @@ impl Decoder {
         let Err(payload) = outcome else {
             return;
         };
+        if std::mem::take(&mut self.parsing_in_place) {
+            // The half-made event of the record the parser stopped on: the record comes out
+            // below as the unknown event that says so (as when a fresh event was being built
+            // and was lost with the panic).
+            out.pop();
+        }
         self.stats.parser_failures += 1;
         PARSER_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.next_sequence = sequence.saturating_add(1);
@@ -1074,7 +1103,9 @@ impl Decoder {
             Some(spare) => {
                 out.push(spare);
                 if let Some(event) = out.last_mut() {
+                    self.parsing_in_place = true;
                     parse_record_into(record, self.input_format, &self.context, sequence, event);
+                    self.parsing_in_place = false;
                 }
             }
             None => out.push(parse_record(
@@ -1527,12 +1558,69 @@ mod recycle_tests {
         decoder.recycle(&mut events);
         assert!(events.is_empty());
         assert_eq!(decoder.spare.len(), MAX_SPARE_EVENTS);
-        // Full: what comes back next is dropped.
+        // Two records take two spares; the three events handed back then (one spare's worth
+        // too many) leave the pool at its bound, the extra one dropped.
         decoder.decode(b"<13>Jan  1 00:00:00 h app: one more", &mut events);
-        assert_eq!(decoder.spare.len(), MAX_SPARE_EVENTS - 1);
         decoder.decode(b"<13>Jan  1 00:00:00 h app: and another", &mut events);
+        assert_eq!(decoder.spare.len(), MAX_SPARE_EVENTS - 2);
+        events.push(events[0].clone());
         decoder.recycle(&mut events);
+        assert!(events.is_empty());
         assert_eq!(decoder.spare.len(), MAX_SPARE_EVENTS);
+    }
+
+    /// The events of the lines the collector mostly reads own nothing beyond their blocks, so
+    /// they are kept; a JSON document's event (whose values own memory the size check does not
+    /// see) is not.
+    #[test]
+    fn syslog_and_key_value_events_are_kept_and_json_ones_are_not() {
+        let mut decoder = decoder();
+        let mut events = Vec::new();
+        for line in [
+            "<86>May 14 09:46:40 web-18 sshd[41960]: Accepted publickey for www-data from 10.14.51.98 port 15652 ssh2",
+            "<133>May 14 09:46:40 fw-edge-06 filterlog[52209]: action=pass rule=1000298 proto=ICMP src=45.185.112.36 dst=10.31.46.194 spt=4111",
+            "<85>1 2024-05-14T09:46:40.146413Z web-21 sudo 43254 SUDO [meta sequenceId=\"2\"][origin ip=\"10.29.73.68\"] carol : TTY=pts/1",
+            "<4>Jun 12 06:25:01 gw kernel: IN=eth0 OUT= SRC=203.0.113.9 DST=10.0.0.5 LEN=60 PROTO=TCP SPT=4444 DPT=22",
+            "{\"message\":\"x\",\"nested\":{\"a\":[1,2,3]}}",
+        ] {
+            decoder.decode(line.as_bytes(), &mut events);
+        }
+        assert_eq!(events.len(), 5);
+        decoder.recycle(&mut events);
+        assert_eq!(decoder.spare.len(), 4);
+        assert!(decoder
+            .spare
+            .iter()
+            .all(|event| event.format != crate::event::Format::Json));
+    }
+
+    /// A parser that panics on a record parsed into a spare leaves no half-made event behind:
+    /// the record comes out once, as the unknown event that says a parser stopped on it.
+    #[test]
+    fn a_panic_while_parsing_into_a_spare_leaves_one_event() {
+        let mut decoder = decoder();
+        let mut events = Vec::new();
+        decoder.decode(b"<13>Jan  1 00:00:00 h app: one", &mut events);
+        decoder.recycle(&mut events);
+        decoder.guard(
+            b"<13>Jan  1 00:00:00 h app: two",
+            0,
+            &mut events,
+            |decoder, record, missing, out| {
+                decoder.decode_record(record, missing, out);
+                assert!(!decoder.parsing_in_place);
+                // As if the parser had stopped inside `parse_record_into`.
+                decoder.parsing_in_place = true;
+                panic!("a parser bug");
+            },
+        );
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].format, crate::event::Format::Unknown);
+        assert_eq!(
+            events[0].raw.as_deref(),
+            Some("<13>Jan  1 00:00:00 h app: two")
+        );
+        assert!(!decoder.parsing_in_place);
     }
 
     #[test]

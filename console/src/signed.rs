@@ -195,9 +195,10 @@ pub(crate) async fn authenticate(
     // headers, which the head signature covers: it takes no place and its body is not read.
     // Checked again under the collector's lock once a body is read (`intake::process`): the
     // number only grows, so a stale read here only lets a request through to that check.
+    // (Batch 0 is out of range, which `intake::process` answers with a 400 of its own.)
     if kind == RequestKind::Batch
         && claimed.head_signed_length.is_some()
-        && claimed.signed.sequence < claimed.last_acknowledged
+        && (1..claimed.last_acknowledged).contains(&claimed.signed.sequence)
     {
         return Err(Rejected::batch_already_acknowledged(
             claimed.signed.sequence,

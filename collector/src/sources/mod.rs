@@ -305,6 +305,65 @@ mod frame_tests {
     use crate::framing::Framing;
     use crate::parse::InputFormat;
 
+    /// The events of a read written a few at a time as they are decoded, and handed back to
+    /// the decoder to parse later records into (what a stream source does), are the events
+    /// decoding the whole read at once gives, in the same order.
+    #[test]
+    fn events_written_as_they_are_decoded_are_the_events_of_the_whole_read() {
+        let wire: String = (0..50)
+            .map(|index| match index % 4 {
+                0 => format!("<86>May 14 09:46:40 web-{index} sshd[4196]: Failed password for root from 10.1.2.{index} port 22 ssh2\n"),
+                1 => format!("<133>May 14 09:46:40 fw filterlog[5]: action=pass src=45.1.1.{index} dst=10.0.0.1 spt={index}\n"),
+                2 => format!("<85>1 2024-05-14T09:46:40Z h{index} sudo 4 SUDO [meta sequenceId=\"{index}\"] carol : TTY=pts/1\n"),
+                _ => format!("{{\"message\":\"agent {index}\"}}\n"),
+            })
+            .collect();
+        // One context for both readings: its receive time is in every event.
+        let context = ParseContext::new("tcp");
+        let written = |encode_as_decoded: bool| {
+            let mut framer = Framer::new(Framing::Newline, 1024);
+            let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
+            let metrics = SourceMetrics::new("tcp-test", "tcp");
+            let mut events = Vec::new();
+            let mut written = Vec::new();
+            decode_frames(
+                &mut framer,
+                &mut decoder,
+                wire.as_bytes(),
+                true,
+                &mut events,
+                &metrics,
+                |decoder, events| {
+                    if encode_as_decoded {
+                        written.extend(
+                            events
+                                .iter()
+                                .map(|event| serde_json::to_string(event).unwrap_or_default()),
+                        );
+                        decoder.recycle(events);
+                    }
+                },
+            );
+            decoder.finish(&mut events);
+            written.extend(
+                events
+                    .iter()
+                    .map(|event| serde_json::to_string(event).unwrap_or_default()),
+            );
+            written
+        };
+        let as_decoded = written(true);
+        let at_once = written(false);
+        assert_eq!(as_decoded.len(), 50);
+        let first_difference = as_decoded.iter().zip(&at_once).position(|(a, b)| a != b);
+        assert_eq!(
+            first_difference,
+            None,
+            "{:?}",
+            first_difference.map(|at| (&as_decoded[at], &at_once[at]))
+        );
+    }
+
     /// Decodes `wire` as one octet-counted TCP stream that the peer closed, and finishes it.
     fn decode_closed(format: InputFormat, wire: &str) -> (Vec<Event>, SourceMetrics, Decoder) {
         let mut framer = Framer::new(Framing::OctetCounting, 1024);
