@@ -760,8 +760,8 @@ pub struct Decoder {
 /// (`sources::ENCODE_EVERY`).
 pub const MAX_SPARE_EVENTS: usize = 32;
 
-/// An event handed back is kept for reuse only when its raw text and its fields' blocks
-/// hold at most this many bytes together: a spare event keeps its memory while it waits, and
+/// An event handed back is kept for reuse only when its raw text, its fields' blocks, its
+/// core fields' text and its parse error hold at most this many bytes together: a spare event keeps its memory while it waits, and
 /// a decoder's spares must stay small whatever records passed through it (a 64 KiB line
 /// would otherwise leave its buffers in each of them).
 pub const MAX_SPARE_EVENT_BYTES: usize = 16 << 10;

@@ -31,21 +31,15 @@ const MAX_NAME: usize = 32;
 pub(crate) fn checked_end(text: &str, start: usize) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut position = start;
-    let mut ids: [&str; MAX_ITEMS] = [""; MAX_ITEMS];
-    let mut id_count = 0;
+    let mut ids = Distinct::default();
     if bytes.get(position) != Some(&b'[') {
         return None;
     }
     while bytes.get(position) == Some(&b'[') {
         let id = name_at(text, position + 1)?;
-        if id_count == MAX_ITEMS || ids[..id_count].contains(&id) {
-            return None;
-        }
-        ids[id_count] = id;
-        id_count += 1;
+        ids.add(id)?;
         position += 1 + id.len();
-        let mut names: [&str; MAX_ITEMS] = [""; MAX_ITEMS];
-        let mut name_count = 0;
+        let mut names = Distinct::default();
         loop {
             match bytes.get(position)? {
                 b']' => {
@@ -54,11 +48,7 @@ pub(crate) fn checked_end(text: &str, start: usize) -> Option<usize> {
                 }
                 b' ' => {
                     let name = name_at(text, position + 1)?;
-                    if name_count == MAX_ITEMS || names[..name_count].contains(&name) {
-                        return None;
-                    }
-                    names[name_count] = name;
-                    name_count += 1;
+                    names.add(name)?;
                     position += 1 + name.len();
                     if bytes.get(position..position + 2)? != b"=\"" {
                         return None;
@@ -70,6 +60,25 @@ pub(crate) fn checked_end(text: &str, start: usize) -> Option<usize> {
         }
     }
     Some(position)
+}
+
+/// Up to [`MAX_ITEMS`] names, each different from the others.
+#[derive(Default)]
+struct Distinct<'a> {
+    names: [&'a str; MAX_ITEMS],
+    count: usize,
+}
+
+impl<'a> Distinct<'a> {
+    /// Adds `name`; `None` when it is there already or the list is full.
+    fn add(&mut self, name: &'a str) -> Option<()> {
+        if self.count == MAX_ITEMS || self.names[..self.count].contains(&name) {
+            return None;
+        }
+        self.names[self.count] = name;
+        self.count += 1;
+        Some(())
+    }
 }
 
 /// The SD-NAME at `start`: 1 to 32 printable US-ASCII characters except `=`, space, `]` and
@@ -152,7 +161,8 @@ impl<'a> Iterator for Elements<'a> {
     }
 }
 
-/// The parameters of one element: each name with its value, unescaped.
+/// The parameters of one element: each name with its value as written (escapes in it:
+/// [`unescaped`] gives the value itself; counting or skipping values needs no copy).
 #[derive(Clone)]
 pub(crate) struct Params<'a> {
     text: &'a str,
@@ -160,7 +170,7 @@ pub(crate) struct Params<'a> {
 }
 
 impl<'a> Iterator for Params<'a> {
-    type Item = (&'a str, Cow<'a, str>);
+    type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
         let bytes = self.text.as_bytes();
@@ -171,13 +181,13 @@ impl<'a> Iterator for Params<'a> {
         let value_start = self.position + 1 + name.len() + 2;
         let end = value_end(bytes, value_start)?;
         self.position = end + 1;
-        let written = self.text.get(value_start..end)?;
-        Some((name, unescaped(written)))
+        Some((name, self.text.get(value_start..end)?))
     }
 }
 
-/// A value as written, without the backslashes of its escapes.
-fn unescaped(written: &str) -> Cow<'_, str> {
+/// A value as written, without the backslashes of its escapes (in a section [`checked_end`]
+/// accepted, each is before `"`, `\` or `]`).
+pub(crate) fn unescaped(written: &str) -> Cow<'_, str> {
     if !written.contains('\\') {
         return Cow::Borrowed(written);
     }
@@ -197,7 +207,12 @@ pub(crate) fn to_value(text: &str) -> Value {
     let mut object = Map::new();
     for (id, params) in elements(text) {
         let members: Map<String, Value> = params
-            .map(|(name, value)| (name.to_owned(), Value::String(value.into_owned())))
+            .map(|(name, written)| {
+                (
+                    name.to_owned(),
+                    Value::String(unescaped(written).into_owned()),
+                )
+            })
             .collect();
         object.insert(id.to_owned(), Value::Object(members));
     }

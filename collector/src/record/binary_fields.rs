@@ -145,10 +145,10 @@ fn put_structured_data(out: &mut Vec<u8>, section: &str) {
         let params_at = out.len();
         out.push(0);
         let mut param_count = 0u64;
-        for (name, value) in params {
+        for (name, written) in params {
             param_count += 1;
             put_key(out, name);
-            put_string(out, &value);
+            put_string(out, &crate::structured_data::unescaped(written));
         }
         fill_count(out, params_at, param_count);
     }

@@ -320,6 +320,7 @@ mod frame_tests {
             .collect();
         // One context for both readings: its receive time is in every event.
         let context = ParseContext::new("tcp");
+        let json = |event: &Event| serde_json::to_string(event).unwrap_or_default();
         let written = |encode_as_decoded: bool| {
             let mut framer = Framer::new(Framing::Newline, 1024);
             let mut decoder = Decoder::new(InputFormat::Auto, context.clone());
@@ -335,21 +336,13 @@ mod frame_tests {
                 &metrics,
                 |decoder, events| {
                     if encode_as_decoded {
-                        written.extend(
-                            events
-                                .iter()
-                                .map(|event| serde_json::to_string(event).unwrap_or_default()),
-                        );
+                        written.extend(events.iter().map(json));
                         decoder.recycle(events);
                     }
                 },
             );
             decoder.finish(&mut events);
-            written.extend(
-                events
-                    .iter()
-                    .map(|event| serde_json::to_string(event).unwrap_or_default()),
-            );
+            written.extend(events.iter().map(json));
             written
         };
         let as_decoded = written(true);
